@@ -1,0 +1,85 @@
+// Summarizes a V8 .cpuprofile (node --cpu-prof): self time per function and per area of the code.
+
+/** Where a call frame's code lives, for the per-area summary. */
+function area(url, functionName, root) {
+  if (!url) {
+    if (functionName === '(garbage collector)') return 'V8 garbage collector';
+    if (functionName === '(idle)') return 'idle (waiting for I/O)';
+    if (functionName === '(program)') return 'V8/native (program)';
+    return `native: ${functionName || '(anonymous)'}`;
+  }
+  if (url.startsWith('node:')) return `node internals (${url.split('/')[1] ?? url})`;
+  const path = url.replace(/^file:\/\//, '').replace(root, '');
+  const nm = path.lastIndexOf('node_modules/');
+  if (nm >= 0) {
+    const rest = path.slice(nm + 'node_modules/'.length).split('/');
+    return `dependency ${rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]}`;
+  }
+  const m = path.match(/packages\/(\w+)\/dist\/src\/(\w+)/);
+  if (m) return `writ ${m[1]}: ${m[2]}/`;
+  return path;
+}
+
+/**
+ * Self time per function and per area. `window` ([from, to], monotonic microseconds, the clock of
+ * `process.hrtime`) keeps only the samples taken then, e.g. the timed phase of a load run.
+ */
+export function summarizeCpuProfile(profile, root, window = [0, Number.POSITIVE_INFINITY]) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfMicros = new Map();
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0;
+    t += delta;
+    if (t < window[0] || t > window[1]) continue;
+    const id = profile.samples[i];
+    selfMicros.set(id, (selfMicros.get(id) ?? 0) + delta);
+  }
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const whereOf = (f) =>
+    f.url ? `${f.url.replace(/^file:\/\//, '').replace(root, '')}:${f.lineNumber + 1}` : '';
+  // Inclusive time of Writ's own functions: a sample counts once for every distinct function on its stack.
+  const inclusive = new Map();
+  for (const [id, us] of selfMicros) {
+    const seen = new Set();
+    for (let n = id; n !== undefined; n = parent.get(n)) {
+      const f = byId.get(n).callFrame;
+      if (!f.url.includes('/packages/')) continue;
+      const key = `${f.functionName || '(anonymous)'}  ${whereOf(f)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + us);
+    }
+  }
+  const fns = new Map();
+  const areas = new Map();
+  let total = 0;
+  for (const [id, us] of selfMicros) {
+    const { callFrame: f } = byId.get(id);
+    total += us;
+    const where = whereOf(f);
+    const key = `${f.functionName}|${where}`;
+    const row = fns.get(key) ?? { name: f.functionName || '(anonymous)', where, micros: 0 };
+    row.micros += us;
+    fns.set(key, row);
+    const a = area(f.url, f.functionName, root);
+    areas.set(a, (areas.get(a) ?? 0) + us);
+  }
+  const percent = (us) => (100 * us) / total;
+  return {
+    totalSeconds: total / 1e6,
+    top: [...fns.values()]
+      .sort((a, b) => b.micros - a.micros)
+      .slice(0, 40)
+      .map((r) => ({ ...r, percent: percent(r.micros) })),
+    inclusive: [...inclusive.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 30)
+      .map(([fn, us]) => ({ fn, percent: percent(us) })),
+    areas: [...areas.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 25)
+      .map(([a, us]) => ({ area: a, percent: percent(us) })),
+  };
+}

@@ -1,0 +1,262 @@
+import { createPrivateKey, type JsonWebKey, type KeyObject, randomBytes } from 'node:crypto';
+import { createDpopProof, type DpopKey, generateDpopKey } from '../dpop/create-proof.js';
+import { encodeBase64url } from '../jose/base64url.js';
+import { signCompactJws } from '../jose/jws.js';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '../wire/grants.js';
+
+export interface WorkloadClientOptions {
+  /** The Writ server's issuer URL. */
+  issuer: string;
+  /** The workload's SPIFFE ID. */
+  clientId: string;
+  /** The workload's private JWK (EC P-256 or Ed25519), used for private_key_jwt. */
+  privateJwk: JsonWebKey & { kid?: string; alg?: string };
+  /** The DPoP key tokens are bound to; generated when absent. */
+  dpopKey?: DpopKey;
+  fetch?: typeof fetch;
+  /** Seconds since the epoch; injected by tests. */
+  now?: () => number;
+}
+
+export interface TokenRequest {
+  audience: string;
+  scope?: string;
+  taskId?: string;
+  ttl?: number;
+}
+
+export class WritClientError extends Error {
+  readonly status: number;
+  readonly error: string;
+  constructor(status: number, error: string, description: string) {
+    super(`${status} ${error}: ${description}`);
+    this.name = 'WritClientError';
+    this.status = status;
+    this.error = error;
+  }
+}
+
+/**
+ * A workload's client for Writ: private_key_jwt assertions, DPoP-bound tokens (following
+ * `use_dpop_nonce`), a token cache that renews before expiry, tasks, and a `fetch` that adds
+ * `Authorization: DPoP` and a proof to each call.
+ */
+export class WorkloadClient {
+  readonly dpopKey: DpopKey;
+  readonly #o: WorkloadClientOptions;
+  readonly #key: KeyObject;
+  readonly #alg: 'ES256' | 'EdDSA';
+  readonly #header: string;
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, { token: string; exp: number; lifetime: number }>();
+  #nonce: string | undefined;
+  #tokenEndpoint: string | undefined;
+
+  constructor(o: WorkloadClientOptions) {
+    this.#o = { ...o, issuer: o.issuer.replace(/\/+$/, '') };
+    this.#key = createPrivateKey({ key: o.privateJwk, format: 'jwk' });
+    this.#alg = this.#key.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256';
+    this.#header = encodeBase64url(
+      JSON.stringify({ alg: this.#alg, ...(o.privateJwk.kid ? { kid: o.privateJwk.kid } : {}) }),
+    );
+    this.dpopKey = o.dpopKey ?? generateDpopKey();
+    this.#fetch = o.fetch ?? fetch;
+    this.#now = o.now ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  /** A fresh client assertion (RFC 7523): 60 s, single-use `jti`, `aud` = the issuer. */
+  assertion(): string {
+    const now = this.#now();
+    const claims = {
+      iss: this.#o.clientId,
+      sub: this.#o.clientId,
+      aud: this.#o.issuer,
+      iat: now,
+      exp: now + 60,
+      jti: randomBytes(16).toString('base64url'),
+    };
+    return signCompactJws(this.#alg, this.#key, this.#header, JSON.stringify(claims));
+  }
+
+  /** Client-authentication form fields for any Writ endpoint. */
+  clientAuth(): Record<string, string> {
+    return {
+      client_id: this.#o.clientId,
+      client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+      client_assertion: this.assertion(),
+    };
+  }
+
+  /** A DPoP-bound token for the audience, from the cache while it has more than a third of its life left. */
+  async token(r: TokenRequest): Promise<string> {
+    const key = `${r.audience}\n${r.scope ?? ''}\n${r.taskId ?? ''}`;
+    const cached = this.#cache.get(key);
+    if (cached && cached.exp - this.#now() > cached.lifetime / 3) return cached.token;
+    const res = await this.requestToken(r);
+    this.#cache.set(key, {
+      token: res.access_token,
+      exp: this.#now() + res.expires_in,
+      lifetime: res.expires_in,
+    });
+    return res.access_token;
+  }
+
+  /** Always asks the server (a renewal when `taskId` already has tokens). */
+  async requestToken(r: TokenRequest): Promise<TokenResponse> {
+    const endpoint = await this.#endpoint();
+    return (await this.#postWithDpop(endpoint, {
+      grant_type: GrantType.clientCredentials,
+      ...this.clientAuth(),
+      resource: r.audience,
+      ...(r.scope ? { scope: r.scope } : {}),
+      ...(r.taskId ? { task_id: r.taskId } : {}),
+      ...(r.ttl ? { ttl: String(r.ttl) } : {}),
+    })) as unknown as TokenResponse;
+  }
+
+  async openTask(
+    purpose: string,
+    o: { duration?: number; lease?: number; labels?: Record<string, string> } = {},
+  ): Promise<{ id: string; deadline: number }> {
+    return (await this.#post(`${this.#o.issuer}/v1/tasks`, {
+      ...this.clientAuth(),
+      purpose,
+      ...(o.duration ? { duration: String(o.duration) } : {}),
+      ...(o.lease ? { lease: String(o.lease) } : {}),
+      ...(o.labels ? { labels: JSON.stringify(o.labels) } : {}),
+    })) as { id: string; deadline: number };
+  }
+
+  /** Renews the lease of a task opened with `lease`, proving its owner is alive. */
+  async heartbeat(id: string, lease: number): Promise<{ lease_until: number }> {
+    return (await this.#post(`${this.#o.issuer}/v1/tasks/${encodeURIComponent(id)}/heartbeat`, {
+      ...this.clientAuth(),
+      lease: String(lease),
+    })) as {
+      lease_until: number;
+    };
+  }
+
+  async closeTask(id: string, reason = 'done'): Promise<void> {
+    await this.#post(`${this.#o.issuer}/v1/tasks/${encodeURIComponent(id)}/close`, {
+      ...this.clientAuth(),
+      reason,
+    });
+    for (const k of this.#cache.keys()) if (k.endsWith(`\n${id}`)) this.#cache.delete(k);
+  }
+
+  /**
+   * Runs `fn` inside a task; the task is closed (and its tokens revoked) when `fn` settles, whether it
+   * resolves or throws.
+   */
+  async withTask<T>(
+    purpose: string,
+    fn: (task: { id: string; token: (r: Omit<TokenRequest, 'taskId'>) => Promise<string> }) => Promise<T>,
+    o: { duration?: number; labels?: Record<string, string> } = {},
+  ): Promise<T> {
+    const task = await this.openTask(purpose, o);
+    try {
+      return await fn({ id: task.id, token: (r) => this.token({ ...r, taskId: task.id }) });
+    } finally {
+      await this.closeTask(task.id, 'withTask settled');
+    }
+  }
+
+  /** `fetch` with `Authorization: DPoP` and a proof; retries once when the API asks for a DPoP nonce. */
+  async fetch(
+    url: string,
+    init: RequestInit & { audience: string; scope?: string; taskId?: string },
+  ): Promise<Response> {
+    const token = await this.token({
+      audience: init.audience,
+      ...(init.scope ? { scope: init.scope } : {}),
+      ...(init.taskId ? { taskId: init.taskId } : {}),
+    });
+    const method = (init.method ?? 'GET').toUpperCase();
+    let nonce: string | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const headers = new Headers(init.headers);
+      headers.set('authorization', `DPoP ${token}`);
+      headers.set(
+        'dpop',
+        createDpopProof(this.dpopKey, {
+          method,
+          url,
+          accessToken: token,
+          nowSeconds: this.#now(),
+          ...(nonce ? { nonce } : {}),
+        }),
+      );
+      const res = await this.#fetch(url, { ...init, method, headers });
+      const fresh = res.headers.get('dpop-nonce');
+      if (
+        res.status === 401 &&
+        attempt === 0 &&
+        fresh &&
+        /use_dpop_nonce/.test(res.headers.get('www-authenticate') ?? '')
+      ) {
+        nonce = fresh;
+        continue;
+      }
+      return res;
+    }
+  }
+
+  async #endpoint(): Promise<string> {
+    if (!this.#tokenEndpoint) {
+      const res = await this.#fetch(`${this.#o.issuer}/.well-known/oauth-authorization-server`);
+      if (!res.ok)
+        throw new WritClientError(res.status, 'metadata_unavailable', 'cannot read the server metadata');
+      this.#tokenEndpoint = ((await res.json()) as { token_endpoint: string }).token_endpoint;
+    }
+    return this.#tokenEndpoint;
+  }
+
+  async #postWithDpop(url: string, form: Record<string, string>): Promise<Record<string, unknown>> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.#fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          dpop: createDpopProof(this.dpopKey, {
+            method: 'POST',
+            url,
+            nowSeconds: this.#now(),
+            ...(this.#nonce ? { nonce: this.#nonce } : {}),
+          }),
+        },
+        body: new URLSearchParams(form).toString(),
+      });
+      const fresh = res.headers.get('dpop-nonce');
+      if (fresh) this.#nonce = fresh;
+      const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+      if (res.ok) return body;
+      if (body['error'] === 'use_dpop_nonce' && attempt === 0 && fresh) {
+        form = { ...form, client_assertion: this.assertion() };
+        continue;
+      }
+      throw new WritClientError(
+        res.status,
+        String(body['error'] ?? 'error'),
+        String(body['error_description'] ?? ''),
+      );
+    }
+  }
+
+  async #post(url: string, form: Record<string, string>): Promise<Record<string, unknown>> {
+    const res = await this.#fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+    if (!res.ok)
+      throw new WritClientError(
+        res.status,
+        String(body['error'] ?? 'error'),
+        String(body['error_description'] ?? ''),
+      );
+    return body;
+  }
+}

@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { isPlainObject, parseBoundedJson } from '../jose/json.js';
+import { importPublicJwk, isVerifyAlgorithm, type VerifyAlgorithm } from '../jose/jwk.js';
+import { decodeCompactJws, verifySignature } from '../jose/jws.js';
+import { DpopError } from './errors.js';
+import { normalizeHtu } from './htu.js';
+
+export const DPOP_TYP = 'dpop+jwt';
+
+export interface DpopVerifyOptions {
+  /** Every value of the request's `DPoP` header (check 1: there must be exactly one). */
+  headerValues: readonly string[];
+  method: string;
+  /** The URI the request was sent to, as the server knows it (its public base + path). */
+  url: string;
+  /** Allow-list of proof algorithms (asymmetric only). */
+  algorithms: readonly VerifyAlgorithm[];
+  nowSeconds: number;
+  /** Accept proofs with `iat` within this many seconds of now, either way (check 11). */
+  iatWindow: number;
+  /** When a token is presented with the proof: `ath` must be its hash (check 12). */
+  accessToken?: string;
+  /** `cnf.jkt` of the presented token: the proof key must have this thumbprint (check 12). */
+  expectedJkt?: string;
+  /** Server nonce policy (check 10): undefined = no nonce required; else a predicate over the claim. */
+  nonce?: (value: string | undefined) => boolean;
+  /** Records the proof `jti`; false if already seen within the window (replay). */
+  consumeJti: (jti: string, expiresAtSeconds: number) => boolean | Promise<boolean>;
+  maxBytes?: number;
+}
+
+export interface VerifiedDpopProof {
+  /** RFC 7638 thumbprint of the proof key: what `cnf.jkt` binds to. */
+  jkt: string;
+  jti: string;
+  iat: number;
+}
+
+/** `ath`: base64url SHA-256 of the ASCII access token (RFC 9449 §4.2). */
+export const accessTokenHash = (token: string): string =>
+  createHash('sha256').update(token, 'ascii').digest('base64url');
+
+/**
+ * Verifies a DPoP proof with every check of RFC 9449 §4.3, in order, plus single use of `jti`.
+ * Throws DpopError naming the failed check; `use_dpop_nonce` when the nonce is missing or stale.
+ */
+export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpopProof> {
+  // 1. exactly one DPoP header field
+  if (o.headerValues.length !== 1)
+    throw new DpopError('single_header', 'exactly one DPoP header is required');
+  const proof = o.headerValues[0]!;
+  // 2. a single well-formed JWT
+  if (proof.includes(',') || /\s/.test(proof))
+    throw new DpopError('well_formed', 'DPoP header must hold a single JWT');
+  let jws: ReturnType<typeof decodeCompactJws>;
+  try {
+    jws = decodeCompactJws(proof, o.maxBytes ?? 4096);
+  } catch (err) {
+    throw new DpopError('well_formed', `DPoP proof is not a compact JWS: ${(err as Error).message}`);
+  }
+  let claims: unknown;
+  try {
+    claims = parseBoundedJson(jws.payload.toString('utf8'), 4);
+  } catch {
+    throw new DpopError('well_formed', 'DPoP proof payload is not JSON');
+  }
+  if (!isPlainObject(claims)) throw new DpopError('well_formed', 'DPoP proof payload is not a JSON object');
+  const { header } = jws;
+  // 3. required header parameters and claims
+  const jwk = header['jwk'];
+  const { jti, htm, htu, iat } = claims as Record<string, unknown>;
+  if (
+    !isPlainObject(jwk) ||
+    typeof jti !== 'string' ||
+    jti.length === 0 ||
+    jti.length > 256 ||
+    typeof htm !== 'string' ||
+    typeof htu !== 'string' ||
+    typeof iat !== 'number' ||
+    !Number.isFinite(iat) ||
+    (o.accessToken !== undefined && typeof claims['ath'] !== 'string')
+  ) {
+    throw new DpopError('required_claims', 'DPoP proof lacks jwk, jti, htm, htu, iat or ath');
+  }
+  // 4. typ
+  if (header.typ !== DPOP_TYP) throw new DpopError('typ', 'DPoP proof typ must be dpop+jwt');
+  // 5. asymmetric, allowed algorithm
+  const alg = header.alg;
+  if (!isVerifyAlgorithm(alg) || !o.algorithms.includes(alg))
+    throw new DpopError('alg', 'DPoP proof algorithm is not allowed');
+  if (header['crit'] !== undefined) throw new DpopError('well_formed', 'no crit extension is supported');
+  // 7. the jwk must be public (checked before use)
+  let key: ReturnType<typeof importPublicJwk>;
+  try {
+    key = importPublicJwk(jwk);
+  } catch (err) {
+    const isPrivate = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk);
+    throw new DpopError(
+      isPrivate ? 'private_key' : 'signature',
+      `DPoP proof jwk is not acceptable: ${(err as Error).message}`,
+    );
+  }
+  if (!key.algorithms.includes(alg)) throw new DpopError('alg', 'DPoP proof algorithm does not fit its key');
+  // 6. signature with the embedded key
+  if (!verifySignature(alg, key.key, jws.signingInput, jws.signature))
+    throw new DpopError('signature', 'DPoP proof signature is invalid');
+  // 8. htm
+  if (htm !== o.method.toUpperCase())
+    throw new DpopError('htm', 'DPoP proof htm does not match the request method');
+  // 9. htu, ignoring query and fragment
+  const want = normalizeHtu(o.url);
+  if (want === undefined || normalizeHtu(htu) !== want)
+    throw new DpopError('htu', 'DPoP proof htu does not match the request URI');
+  // 10. nonce
+  if (o.nonce) {
+    const n = claims['nonce'];
+    if (!o.nonce(typeof n === 'string' ? n : undefined))
+      throw new DpopError('nonce', 'a fresh DPoP nonce is required', 'use_dpop_nonce');
+  }
+  // 11. iat window
+  if (Math.abs(iat - o.nowSeconds) > o.iatWindow)
+    throw new DpopError('iat', 'DPoP proof iat is outside the acceptable window');
+  // 12. ath and key binding of a presented token
+  if (o.accessToken !== undefined && claims['ath'] !== accessTokenHash(o.accessToken)) {
+    throw new DpopError('ath', 'DPoP proof ath does not match the access token');
+  }
+  if (o.expectedJkt !== undefined && key.thumbprint !== o.expectedJkt) {
+    throw new DpopError('jkt', 'DPoP proof key does not match the token binding (cnf.jkt)');
+  }
+  // single use within the window
+  if (!(await o.consumeJti(`${key.thumbprint}:${jti}`, iat + o.iatWindow)))
+    throw new DpopError('replay', 'DPoP proof jti was already used');
+  return { jkt: key.thumbprint, jti, iat };
+}

@@ -1,0 +1,68 @@
+import type { VerificationKey } from '../jose/jwk.js';
+import { JwsError, parseClaims, verifyCompactJws } from '../jose/jws.js';
+import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '../wire/claims.js';
+
+/** Why a token was refused; `reason` is stable and machine-readable. */
+export class TokenError extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.name = 'TokenError';
+    this.reason = reason;
+  }
+}
+
+export interface AccessTokenCheck {
+  keys: readonly VerificationKey[];
+  issuer: string;
+  /** When set, `aud` must equal it (Writ tokens carry exactly one audience). */
+  audience?: string;
+  nowSeconds: number;
+  /** Leeway on `exp` and `nbf`, seconds; keep it small. */
+  leeway: number;
+  maxBytes: number;
+}
+
+/**
+ * Verifies a Writ access token (RFC 9068, RFC 8725): signature by one of `keys` with ES256 or EdDSA,
+ * `typ: at+jwt`, `iss`, optional `aud`, `exp`/`nbf` with bounded leeway and the claim shapes Writ issues.
+ * Revocation and holder binding are the caller's next checks.
+ */
+export function verifyAccessTokenJwt(
+  token: string,
+  c: AccessTokenCheck,
+): { claims: AccessTokenClaims; kid: string } {
+  let jws: ReturnType<typeof verifyCompactJws>;
+  try {
+    jws = verifyCompactJws(token, { algorithms: ['ES256', 'EdDSA'], keys: c.keys, maxBytes: c.maxBytes });
+  } catch (err) {
+    if (err instanceof JwsError) throw new TokenError(err.reason, 'token is invalid');
+    throw err;
+  }
+  if (jws.header.typ !== ACCESS_TOKEN_TYP) throw new TokenError('typ', 'token is not an access token (typ)');
+  let claims: Record<string, unknown>;
+  try {
+    claims = parseClaims(jws.payload);
+  } catch {
+    throw new TokenError('malformed', 'token claims are not a JSON object');
+  }
+  if (claims['iss'] !== c.issuer) throw new TokenError('iss', 'token issuer is not trusted');
+  for (const k of ['sub', 'aud', 'client_id', 'scope', 'jti', 'cls'] as const) {
+    if (typeof claims[k] !== 'string')
+      throw new TokenError(`claim_${k}`, `token claim ${k} is missing or malformed`);
+  }
+  for (const k of ['iat', 'nbf', 'exp'] as const) {
+    if (typeof claims[k] !== 'number' || !Number.isFinite(claims[k]))
+      throw new TokenError(`claim_${k}`, `token claim ${k} is missing or malformed`);
+  }
+  const cnf = claims['cnf'];
+  if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)))
+    throw new TokenError('claim_cnf', 'token cnf is malformed');
+  if (c.audience !== undefined && claims['aud'] !== c.audience)
+    throw new TokenError('aud', 'token is not for this audience');
+  if ((claims['exp'] as number) <= c.nowSeconds - c.leeway)
+    throw new TokenError('expired', 'token has expired');
+  if ((claims['nbf'] as number) > c.nowSeconds + c.leeway)
+    throw new TokenError('nbf', 'token is not yet valid');
+  return { claims: claims as unknown as AccessTokenClaims, kid: jws.key.kid ?? '' };
+}

@@ -1,0 +1,97 @@
+import { DpopError } from '../dpop/errors.js';
+import { verifyDpopProof } from '../dpop/verify-proof.js';
+import type { VerifyAlgorithm } from '../jose/jwk.js';
+import type { AccessTokenClaims } from '../wire/claims.js';
+
+/** The parts of an HTTP request a resource server checks. */
+export interface PresentedRequest {
+  authorization: string | undefined;
+  /** Every DPoP header value. */
+  dpop: readonly string[];
+  method: string;
+  url: string;
+}
+
+/** A refusal at a resource server, as RFC 6750 / RFC 9449 §7.1 describe it. */
+export class RequestRefusal extends Error {
+  readonly code: 'invalid_request' | 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce';
+  readonly reason: string;
+  constructor(code: RequestRefusal['code'], reason: string, message: string) {
+    super(message);
+    this.name = 'RequestRefusal';
+    this.code = code;
+    this.reason = reason;
+  }
+
+  /** The `WWW-Authenticate` challenge to send with a 401. */
+  challenge(algs: readonly string[] = ['ES256', 'EdDSA']): string {
+    return `DPoP error="${this.code}", error_description="${this.message.replace(/"/g, "'")}", algs="${algs.join(' ')}"`;
+  }
+}
+
+/** Splits `Authorization: DPoP <token>` or `Bearer <token>`; refuses anything else. */
+export function presentedToken(authorization: string | undefined): {
+  scheme: 'DPoP' | 'Bearer';
+  token: string;
+} {
+  const m = /^(DPoP|Bearer) ([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization?.trim() ?? '');
+  if (!m)
+    throw new RequestRefusal(
+      'invalid_request',
+      'no_token',
+      'an access token is required (Authorization: DPoP …)',
+    );
+  return { scheme: m[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer', token: m[2]! };
+}
+
+export interface BindingCheck {
+  algorithms: readonly VerifyAlgorithm[];
+  nowSeconds: number;
+  iatWindow: number;
+  nonce?: (value: string | undefined) => boolean;
+  consumeJti: (key: string, expiresAtSeconds: number) => boolean | Promise<boolean>;
+}
+
+/**
+ * Holder binding at the resource server (RFC 9449 §7): a token with `cnf.jkt` must come with the DPoP
+ * scheme and a proof by that key over this request and this token; a DPoP-bound token sent as Bearer is
+ * refused, and so is the DPoP scheme with an unbound token.
+ */
+export async function checkHolderBinding(
+  req: PresentedRequest,
+  presented: { scheme: 'DPoP' | 'Bearer'; token: string },
+  claims: Pick<AccessTokenClaims, 'cnf'>,
+  c: BindingCheck,
+): Promise<void> {
+  const jkt = claims.cnf?.jkt;
+  if (jkt === undefined) {
+    if (claims.cnf?.['x5t#S256'] !== undefined)
+      throw new RequestRefusal('invalid_token', 'mtls_bound', 'certificate-bound tokens need mTLS');
+    if (presented.scheme === 'DPoP')
+      throw new RequestRefusal('invalid_token', 'not_dpop_bound', 'the token is not DPoP-bound');
+    return;
+  }
+  if (presented.scheme !== 'DPoP')
+    throw new RequestRefusal(
+      'invalid_token',
+      'dpop_bound_as_bearer',
+      'a DPoP-bound token must be sent with the DPoP scheme',
+    );
+  try {
+    await verifyDpopProof({
+      headerValues: req.dpop,
+      method: req.method,
+      url: req.url,
+      algorithms: c.algorithms,
+      nowSeconds: c.nowSeconds,
+      iatWindow: c.iatWindow,
+      accessToken: presented.token,
+      expectedJkt: jkt,
+      consumeJti: c.consumeJti,
+      ...(c.nonce ? { nonce: c.nonce } : {}),
+    });
+  } catch (err) {
+    if (err instanceof DpopError) throw new RequestRefusal(err.code, `dpop_${err.check}`, err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,40 @@
+/** Claim names of a Writ access token (RFC 9068 profile plus Writ's own `cls`, `tid`, `cnf`, `act`). */
+export const Claim = {
+  issuer: 'iss',
+  subject: 'sub',
+  audience: 'aud',
+  clientId: 'client_id',
+  scope: 'scope',
+  issuedAt: 'iat',
+  notBefore: 'nbf',
+  expiresAt: 'exp',
+  tokenId: 'jti',
+  tokenClass: 'cls',
+  taskId: 'tid',
+  confirmation: 'cnf',
+  actor: 'act',
+} as const;
+
+/** The JOSE `typ` of a Writ access token (RFC 9068 §2.1). */
+export const ACCESS_TOKEN_TYP = 'at+jwt';
+
+/** The claims every Writ access token carries. `aud` is always exactly one audience. */
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string;
+  client_id: string;
+  scope: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  jti: string;
+  cls: string;
+  tid?: string;
+  cnf?: { jkt?: string; 'x5t#S256'?: string };
+  act?: { sub: string; act?: AccessTokenClaims['act'] };
+}
+
+/** Signing algorithms Writ itself signs with. ES256 is the default. */
+export const SIGNING_ALGORITHMS = ['ES256', 'EdDSA'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];

@@ -1,0 +1,4 @@
+export * from './claims.js';
+export * from './errors.js';
+export * from './grants.js';
+export * from './revocation.js';

@@ -1,0 +1,103 @@
+import type { ConfigBundle } from '../config/config-dir.js';
+import { type ConfigChange, diffConfig } from '../config/diff.js';
+import type { WritContext } from '../context.js';
+import { revoke, syncRevocations } from '../revocation/revoke.js';
+import type { Store, WorkloadState } from '../store/store.js';
+
+/** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
+export async function currentConfig(store: Store): Promise<ConfigBundle> {
+  const [workloads, classes, operators] = await Promise.all([
+    store.listWorkloads(),
+    store.listClasses(),
+    store.listOperators(),
+  ]);
+  return {
+    classes,
+    operators,
+    workloads: workloads.map(({ state: _s, updatedAt: _u, ...w }) => w),
+  };
+}
+
+/**
+ * Applies a validated config bundle: writes what changed, revokes the tokens of removed workloads and
+ * classes, and audits the diff, all in one transaction. `dryRun` only computes the diff.
+ */
+export async function applyConfig(
+  ctx: WritContext,
+  bundle: ConfigBundle,
+  actor: string,
+  dryRun: boolean,
+): Promise<ConfigChange[]> {
+  const changes = diffConfig(await currentConfig(ctx.store), bundle);
+  if (dryRun || changes.length === 0) return changes;
+  const now = ctx.clock.now();
+  const event = await ctx.store.transaction(async (tx) => {
+    for (const c of changes) {
+      if (c.kind === 'class') {
+        if (c.op === 'remove') {
+          await tx.deleteClass(c.name);
+          await revoke(
+            ctx,
+            { kind: 'cls', value: c.name, issuedBefore: null, reason: 'class removed by config', actor },
+            tx,
+          );
+        } else await tx.putClass(bundle.classes.find((x) => x.name === c.name)!);
+      } else if (c.kind === 'workload') {
+        if (c.op === 'remove') {
+          await tx.deleteWorkload(c.name);
+          await revoke(
+            ctx,
+            { kind: 'sub', value: c.name, issuedBefore: null, reason: 'workload removed by config', actor },
+            tx,
+          );
+        } else await tx.putWorkload(bundle.workloads.find((x) => x.id === c.name)!, now);
+      } else if (c.op === 'remove') await tx.deleteOperator(c.name);
+      else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
+    }
+    return ctx.audit.append({ type: 'config.applied', outcome: 'success', actor, data: { changes } }, tx);
+  });
+  ctx.audit.noteCommitted(event);
+  await syncRevocations(ctx);
+  await ctx.registry.reload();
+  return changes;
+}
+
+/**
+ * Disables, enables or quarantines a workload. Leaving `active` also revokes every token it holds.
+ */
+export async function setWorkloadState(
+  ctx: WritContext,
+  id: string,
+  state: WorkloadState,
+  actor: string,
+  reason: string,
+): Promise<boolean> {
+  const now = ctx.clock.now();
+  const result = await ctx.store.transaction(async (tx) => {
+    const existing = await tx.getWorkload(id);
+    if (!existing) return undefined;
+    await tx.setWorkloadState(id, state, now);
+    if (state !== 'active')
+      await revoke(
+        ctx,
+        { kind: 'sub', value: id, issuedBefore: null, reason: `workload ${state}: ${reason}`, actor },
+        tx,
+      );
+    await ctx.events.append(tx, 'workload.state', { id, state });
+    return ctx.audit.append(
+      {
+        type: `workload.${state === 'active' ? 'enabled' : state}`,
+        outcome: 'success',
+        actor,
+        subject: id,
+        data: { from: existing.state, to: state, reason },
+      },
+      tx,
+    );
+  });
+  if (!result) return false;
+  ctx.audit.noteCommitted(result);
+  await syncRevocations(ctx);
+  await ctx.registry.reload();
+  return true;
+}

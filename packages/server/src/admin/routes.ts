@@ -1,0 +1,223 @@
+import { REVOCATION_KINDS } from '@writ/sdk/wire';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { verifyAuditChain } from '../audit/verify.js';
+import { validateConfig } from '../config/config-dir.js';
+import { formatDiff } from '../config/diff.js';
+import { Paths, type WritContext } from '../context.js';
+import { ConfigError, invalidRequest, notFound } from '../errors.js';
+import { info } from '../http/request.js';
+import { auditRefusal } from '../oauth/refusal.js';
+import { revoke } from '../revocation/revoke.js';
+import { taskView } from '../tasks/routes.js';
+import { closeTask, openTask } from '../tasks/tasks.js';
+import { authenticateAdmin } from './admin-auth.js';
+import { applyConfig, setWorkloadState } from './operations.js';
+
+/** The admin API under `/admin/v1`: every route requires an admin token from an operator key. */
+const revocationBody = z
+  .object({
+    kind: z.enum(REVOCATION_KINDS),
+    value: z.string().min(1).max(2048),
+    issued_before: z.number().int().nonnegative().optional(),
+    reason: z.string().min(1).max(500).default('revoked by operator'),
+  })
+  .strict();
+
+const applyBody = z
+  .object({
+    documents: z
+      .array(
+        z
+          .object({
+            kind: z.enum(['class', 'workload', 'operator']),
+            file: z.string().max(512),
+            index: z.number().int().min(0),
+            doc: z.unknown(),
+          })
+          .strict(),
+      )
+      .max(10_000),
+    dry_run: z.boolean().default(false),
+  })
+  .strict();
+
+const openTaskBody = z
+  .object({
+    workload: z.string().min(1).max(2048),
+    purpose: z.string().min(1).max(200),
+    duration: z.number().int().positive().max(10_000_000).optional(),
+    labels: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), z.string().max(256)).optional(),
+  })
+  .strict();
+
+const stateBody = z.object({ reason: z.string().min(1).max(500).default('by operator') }).strict();
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): void {
+  app.register(
+    async (admin) => {
+      admin.decorateRequest('operator', '');
+      admin.addHook('preHandler', async (req) => {
+        try {
+          const { operator } = await authenticateAdmin(ctx, req.headers.authorization);
+          (req as FastifyRequest & { operator: string }).operator = operator;
+        } catch (err) {
+          throw await auditRefusal(ctx, 'admin', err, info(req), { path: req.url.slice(0, 128) });
+        }
+      });
+      const op = (req: FastifyRequest) => (req as FastifyRequest & { operator: string }).operator;
+      const body = <T extends z.ZodType>(schema: T, req: FastifyRequest): z.output<T> => {
+        const r = schema.safeParse(req.body ?? {});
+        if (!r.success) {
+          const i = r.error.issues[0]!;
+          throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`);
+        }
+        return r.data;
+      };
+
+      admin.get('/workloads', async () => ({
+        workloads: ctx.registry
+          .workloads()
+          .map(({ verificationKeys: _k, ...w }) => ({ ...w, jwks: w.jwks.length })),
+      }));
+      admin.get<{ Params: { id: string } }>('/workloads/:id', async (req) => {
+        const w = ctx.registry.workload(req.params.id);
+        if (!w) throw notFound('no such workload');
+        const { verificationKeys: _k, ...rest } = w;
+        return rest;
+      });
+      for (const [verb, state] of [
+        ['disable', 'disabled'],
+        ['enable', 'active'],
+        ['quarantine', 'quarantined'],
+      ] as const) {
+        admin.post<{ Params: { id: string } }>(`/workloads/:id/${verb}`, async (req) => {
+          const { reason } = body(stateBody, req);
+          if (!(await setWorkloadState(ctx, req.params.id, state, op(req), reason)))
+            throw notFound('no such workload');
+          return { id: req.params.id, state };
+        });
+      }
+      admin.get<{ Querystring: Record<string, string | undefined> }>('/tasks', async (req) => {
+        const q = req.query;
+        const tasks = await ctx.store.listTasks({
+          ...(q['workload'] ? { workload: q['workload'].slice(0, 2048) } : {}),
+          ...(q['state'] === 'open' ? { open: true } : q['state'] === 'closed' ? { open: false } : {}),
+          limit: Math.min(Number(q['limit']) || 100, 1000),
+        });
+        return { tasks: tasks.map(taskView) };
+      });
+      admin.get<{ Params: { id: string } }>('/tasks/:id', async (req) => {
+        const task = await ctx.store.getTask(req.params.id);
+        if (!task) throw notFound('no such task');
+        const tokens = await ctx.store.tokensForTask(task.id, 1000);
+        return {
+          ...taskView(task),
+          tokens: tokens.map((t) => ({
+            jti: t.jti,
+            aud: t.aud,
+            scope: t.scope,
+            iat: t.iat,
+            exp: t.exp,
+            revoked: ctx.revocations.match({ ...t, client_id: t.clientId }) !== undefined,
+          })),
+        };
+      });
+      admin.post('/tasks', async (req, reply) => {
+        const b = body(openTaskBody, req);
+        const workload = ctx.registry.workload(b.workload);
+        if (!workload) throw notFound('no such workload');
+        const task = await openTask(ctx, {
+          workload,
+          purpose: b.purpose,
+          duration: b.duration,
+          labels: b.labels ?? {},
+          openedBy: op(req),
+        });
+        return reply.code(201).send(taskView(task));
+      });
+      admin.post<{ Params: { id: string } }>('/tasks/:id/close', async (req) => {
+        const { reason } = body(stateBody, req);
+        const task = await ctx.store.getTask(req.params.id);
+        if (!task) throw notFound('no such task');
+        const closed = await closeTask(ctx, task.id, reason, op(req));
+        return { id: task.id, closed: true, already_closed: !closed };
+      });
+      admin.get('/classes', async () => ({ classes: ctx.registry.classes() }));
+      admin.get<{ Params: { name: string } }>('/classes/:name', async (req) => {
+        const c = ctx.registry.tokenClass(req.params.name);
+        if (!c) throw notFound('no such class');
+        return {
+          ...c,
+          workloads: ctx.registry
+            .workloads()
+            .filter((w) => w.classes.includes(c.name))
+            .map((w) => w.id),
+        };
+      });
+      admin.post('/config', async (req) => {
+        const { documents, dry_run } = body(applyBody, req);
+        let bundle: ReturnType<typeof validateConfig>;
+        try {
+          bundle = validateConfig(documents, ctx.settings.tokens.maxLifetime);
+        } catch (err) {
+          if (err instanceof ConfigError) throw invalidRequest(err.message);
+          throw err;
+        }
+        const changes = await applyConfig(ctx, bundle, op(req), dry_run);
+        return { applied: !dry_run && changes.length > 0, changes, diff: formatDiff(changes) };
+      });
+      admin.post('/revocations', async (req, reply) => {
+        const b = body(revocationBody, req);
+        const r = await revoke(ctx, {
+          kind: b.kind,
+          value: b.value,
+          issuedBefore: b.issued_before ?? null,
+          reason: b.reason,
+          actor: op(req),
+        });
+        return reply.code(201).send(r);
+      });
+      admin.get('/revocations', async () => ({
+        revocations: await ctx.store.listRevocations(0, ctx.clock.now()),
+      }));
+      admin.get('/keys', async () => ({ active: ctx.keys.activeKid(), keys: ctx.keys.list() }));
+      admin.post('/keys/rotate', async (req) => {
+        const result = await ctx.keys.rotate();
+        await ctx.store.transaction(async (tx) => {
+          await ctx.events.append(tx, 'keys.rotated', { ...result });
+          await ctx.audit.append(
+            { type: 'keys.rotated', outcome: 'success', actor: op(req), data: result },
+            tx,
+          );
+        });
+        ctx.events.notify();
+        return result;
+      });
+      admin.get<{ Querystring: Record<string, string | undefined> }>('/audit', async (req) => {
+        const q = req.query;
+        const num = (v: string | undefined, name: string) => {
+          if (v === undefined) return undefined;
+          if (!/^\d{1,16}$/.test(v)) throw invalidRequest(`${name} must be a non-negative integer`);
+          return Number(v);
+        };
+        const events = await ctx.store.queryAudit({
+          limit: Math.min(num(q['limit'], 'limit') ?? 100, 1000),
+          order: q['order'] === 'desc' ? 'desc' : 'asc',
+          ...(q['after'] !== undefined ? { afterSeq: num(q['after'], 'after')! } : {}),
+          ...(q['workload'] ? { workload: q['workload'].slice(0, 2048) } : {}),
+          ...(q['jti'] ? { jti: q['jti'].slice(0, 256) } : {}),
+          ...(q['type'] ? { type: q['type'].slice(0, 128) } : {}),
+          ...(q['since'] !== undefined ? { since: num(q['since'], 'since')! } : {}),
+          ...(q['until'] !== undefined ? { until: num(q['until'], 'until')! } : {}),
+        });
+        return { events };
+      });
+      admin.post('/audit/verify', async () => {
+        await ctx.audit.checkpoint();
+        return verifyAuditChain(ctx.store);
+      });
+    },
+    { prefix: Paths.admin },
+  );
+}

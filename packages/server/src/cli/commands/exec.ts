@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkloadClient } from '@writ/sdk/client';
+import { CliError, readPrivateKeyFile } from '../client.js';
+
+export interface ExecOptions {
+  server: string;
+  clientId: string;
+  key: string;
+  audience: string;
+  scope?: string;
+  taskPurpose?: string;
+  duration?: string;
+  label?: string[];
+  lease: number;
+  log: (line: string) => void;
+}
+
+/**
+ * `writ exec -- cmd args…`: opens a task, gets a DPoP-bound token for it, runs the command with the
+ * token and DPoP key in its environment, renews the token before it expires, keeps the task's lease
+ * alive, and closes the task when the command exits — whatever the exit code or signal — so every
+ * token of the task is revoked. Exits with the command's status (128 + signal number when killed).
+ */
+export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
+  if (argv.length === 0) throw new CliError('give the command to run after --');
+  const labels: Record<string, string> = {};
+  for (const l of o.label ?? []) {
+    const eq = l.indexOf('=');
+    if (eq <= 0) throw new CliError(`--label must be name=value, got ${JSON.stringify(l)}`);
+    labels[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  const duration = o.duration === undefined ? undefined : Number(o.duration);
+  if (duration !== undefined && !(Number.isInteger(duration) && duration > 0))
+    throw new CliError('--duration must be seconds');
+
+  const meta = await fetch(`${o.server.replace(/\/+$/, '')}/.well-known/oauth-authorization-server`).catch(
+    (err: Error) => {
+      throw new CliError(`cannot reach ${o.server}: ${err.message}`);
+    },
+  );
+  if (!meta.ok) throw new CliError(`metadata: HTTP ${meta.status}`);
+  const { issuer } = (await meta.json()) as { issuer: string };
+  const session = new WorkloadClient({ issuer, clientId: o.clientId, privateJwk: readPrivateKeyFile(o.key) });
+  const dpop = session.dpopKey;
+  const task = await session.openTask(o.taskPurpose ?? `writ exec ${argv[0]}`, {
+    lease: o.lease,
+    labels,
+    ...(duration ? { duration } : {}),
+  });
+  const taskId = task.id;
+  const dir = mkdtempSync(join(tmpdir(), 'writ-exec-'));
+  const tokenFile = join(dir, 'token');
+  const keyFile = join(dir, 'dpop.jwk');
+  let closed = false;
+  const close = async (reason: string) => {
+    if (closed) return;
+    closed = true;
+    try {
+      await session.closeTask(taskId, reason);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  try {
+    writeFileSync(keyFile, JSON.stringify({ ...dpop.privateKey.export({ format: 'jwk' }), alg: dpop.alg }), {
+      mode: 0o600,
+    });
+    const write = (token: string) => {
+      writeFileSync(`${tokenFile}.tmp`, token, { mode: 0o600 });
+      renameSync(`${tokenFile}.tmp`, tokenFile);
+    };
+    const tokenRequest = { audience: o.audience, taskId, ...(o.scope ? { scope: o.scope } : {}) };
+    let current = await session.requestToken(tokenRequest);
+    write(current.access_token);
+    o.log(`writ exec: task ${taskId} open; token expires in ${current.expires_in}s`);
+
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        WRIT_ACCESS_TOKEN: current.access_token,
+        WRIT_TOKEN_FILE: tokenFile,
+        WRIT_DPOP_KEY_FILE: keyFile,
+        WRIT_TASK_ID: taskId,
+        WRIT_URL: o.server,
+      },
+    });
+
+    // Renew at two thirds of each token's life; keep the lease alive at a third of its length.
+    let renewTimer: NodeJS.Timeout | undefined;
+    const scheduleRenewal = (lifetime: number) => {
+      renewTimer = setTimeout(
+        async () => {
+          try {
+            current = await session.requestToken(tokenRequest);
+            write(current.access_token);
+            scheduleRenewal(current.expires_in);
+          } catch (err) {
+            o.log(
+              `writ exec: renewal refused, the command keeps its current token: ${(err as Error).message}`,
+            );
+          }
+        },
+        Math.max(1, Math.floor((lifetime * 2) / 3)) * 1000,
+      );
+    };
+    scheduleRenewal(current.expires_in);
+    const heartbeat = setInterval(
+      () =>
+        session
+          .heartbeat(taskId, o.lease)
+          .catch((err: Error) => o.log(`writ exec: heartbeat failed: ${err.message}`)),
+      Math.max(1, Math.floor(o.lease / 3)) * 1000,
+    );
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+
+    const status = await new Promise<number>((resolve) => {
+      child.on('error', (err) => {
+        o.log(`writ exec: cannot run ${argv[0]}: ${err.message}`);
+        resolve(127);
+      });
+      child.on('exit', (code, signal) => {
+        const signals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+        resolve(code ?? 128 + (signal ? (signals[signal] ?? 1) : 1));
+      });
+    });
+    clearTimeout(renewTimer);
+    clearInterval(heartbeat);
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+    await close(`command exited with status ${status}`);
+    o.log(`writ exec: task ${taskId} closed; its tokens are revoked`);
+    return status;
+  } catch (err) {
+    await close('writ exec failed').catch(() => undefined);
+    throw err;
+  }
+}

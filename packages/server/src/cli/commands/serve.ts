@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { loadConfigDir } from '../../config/config-dir.js';
+import { resolveSettings } from '../../config/settings.js';
+import { dataPaths } from '../../data-dir.js';
+import { loadKek } from '../../keys/kek.js';
+import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
+import { createWrit } from '../../writ.js';
+import { initDataDir } from './init.js';
+
+export interface ServeOptions {
+  dataDir: string;
+  config?: string;
+  host?: string;
+  port?: string;
+  issuer?: string;
+}
+
+/** `writ serve`: the control plane on the embedded store. First start initialises the data directory. */
+export async function serve(opts: ServeOptions): Promise<void> {
+  const p = dataPaths(opts.dataDir);
+  if (!existsSync(p.database)) {
+    const init = initDataDir(opts.dataDir, 'admin');
+    for (const c of init.created) process.stderr.write(`writ: created ${c}\n`);
+  }
+  const configDir = opts.config ?? p.config;
+  const loaded = existsSync(configDir) ? loadConfigDir(configDir) : undefined;
+  const settings = resolveSettings(loaded?.settings, process.env, {
+    ...(opts.host !== undefined ? { 'listen.host': opts.host } : {}),
+    ...(opts.port !== undefined ? { 'listen.port': opts.port } : {}),
+    ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
+  });
+  // Validate again with the resolved ceiling on token lifetimes.
+  const config = existsSync(configDir) ? loadConfigDir(configDir, settings.tokens.maxLifetime) : undefined;
+  const kek = loadKek(process.env, p.kek);
+  const writ = await createWrit({
+    settings,
+    store: openSqliteStore({ path: p.database }),
+    kek,
+    ...(config ? { config } : {}),
+  });
+  const address = await writ.listen();
+  writ.ctx.logger.info(
+    {
+      address,
+      issuer: settings.issuer,
+      store: p.database,
+      config: config ? configDir : null,
+      kek: kek.source,
+      kid: writ.ctx.keys.activeKid(),
+    },
+    'writ is serving',
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    writ.ctx.logger.info({ signal }, 'shutting down');
+    writ.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        writ.ctx.logger.error({ err: (err as Error).message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

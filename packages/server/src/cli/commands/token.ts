@@ -1,0 +1,123 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { createDpopProof, type DpopKey, dpopKeyFrom, generateDpopKey } from '@writ/sdk/dpop';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
+import { createRemoteJWKSet, type JWK, jwtVerify } from 'jose';
+import { type AdminClient, CliError, postForm, readPrivateKeyFile, signAssertion } from '../client.js';
+
+interface Metadata {
+  issuer: string;
+  token_endpoint: string;
+  jwks_uri: string;
+}
+
+async function metadata(server: string): Promise<Metadata> {
+  const res = await fetch(`${server.replace(/\/+$/, '')}/.well-known/oauth-authorization-server`);
+  if (!res.ok) throw new Error(`metadata: HTTP ${res.status}`);
+  return (await res.json()) as Metadata;
+}
+
+/**
+ * `writ token get`: client_credentials with private_key_jwt and a DPoP proof, the way any workload would
+ * do it. The DPoP key is read from `dpopKey` (created 0600 if missing) or is ephemeral.
+ */
+export async function getToken(
+  server: string,
+  o: {
+    clientId: string;
+    key: string;
+    audience: string;
+    scope?: string;
+    ttl?: string;
+    dpopKey?: string;
+    bearer?: boolean;
+  },
+): Promise<Record<string, unknown>> {
+  const meta = await metadata(server);
+  const jwk = readPrivateKeyFile<JWK>(o.key);
+  const assertion = await signAssertion(jwk, o.clientId, meta.issuer);
+  const form = {
+    grant_type: GrantType.clientCredentials,
+    client_id: o.clientId,
+    client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+    client_assertion: assertion,
+    resource: o.audience,
+    ...(o.scope ? { scope: o.scope } : {}),
+    ...(o.ttl ? { ttl: o.ttl } : {}),
+  };
+  if (o.bearer) return (await postForm(meta.token_endpoint, form)) as Record<string, unknown>;
+  const key = loadOrCreateDpopKey(o.dpopKey);
+  const res = await postFormWithDpop(meta.token_endpoint, form, key);
+  return { ...res, dpop_jkt: key.jkt, ...(o.dpopKey ? { dpop_key: o.dpopKey } : {}) };
+}
+
+/** Reads a DPoP private JWK file, or creates one (0600); without a file, an ephemeral key. */
+export function loadOrCreateDpopKey(file: string | undefined): DpopKey {
+  if (file === undefined) return generateDpopKey();
+  if (!existsSync(file)) {
+    const key = generateDpopKey();
+    const jwk = key.privateKey.export({ format: 'jwk' });
+    writeFileSync(file, `${JSON.stringify({ ...jwk, alg: key.alg }, null, 2)}\n`, {
+      mode: 0o600,
+      flag: 'wx',
+    });
+    return key;
+  }
+  const jwk = readPrivateKeyFile<JWK & { alg?: string }>(file);
+  const alg = jwk.alg === 'EdDSA' ? 'EdDSA' : 'ES256';
+  const privateKey = createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
+  return dpopKeyFrom(
+    privateKey,
+    createPublicKey(privateKey).export({ format: 'jwk' }) as Record<string, string>,
+    alg,
+  );
+}
+
+/** POSTs a form with a DPoP proof, retrying once with the server's nonce (RFC 9449 §8). */
+export async function postFormWithDpop(
+  url: string,
+  form: Record<string, string>,
+  key: DpopKey,
+): Promise<Record<string, unknown>> {
+  let nonce: string | undefined;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        dpop: createDpopProof(key, { method: 'POST', url, ...(nonce ? { nonce } : {}) }),
+      },
+      body: new URLSearchParams(form).toString(),
+    });
+    const body = (await res.json()) as Record<string, unknown>;
+    if (res.ok) return body;
+    const fresh = res.headers.get('dpop-nonce');
+    if (body['error'] === 'use_dpop_nonce' && fresh && attempt === 0) {
+      nonce = fresh;
+      continue;
+    }
+    throw new CliError(`${res.status} ${String(body['error'])}: ${String(body['error_description'] ?? '')}`);
+  }
+  throw new CliError('the server kept asking for a new DPoP nonce');
+}
+
+/** `writ token verify`: what a resource server does, with `jose` against the published JWKS. */
+export async function verifyToken(
+  server: string,
+  token: string,
+  audience: string | undefined,
+): Promise<Record<string, unknown>> {
+  const meta = await metadata(server);
+  const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(meta.jwks_uri)), {
+    issuer: meta.issuer,
+    typ: 'at+jwt',
+    algorithms: ['ES256', 'EdDSA'],
+    ...(audience ? { audience } : {}),
+  });
+  return { header: protectedHeader, claims: payload };
+}
+
+/** `writ token introspect`: RFC 7662 as an operator. */
+export async function introspect(client: AdminClient, token: string): Promise<Record<string, unknown>> {
+  return client.postForm('/oauth2/introspect', { token });
+}

@@ -1,0 +1,266 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
+import type { Operator, TokenClass, Workload } from '../store/store.js';
+import { classFileSchema, operatorFileSchema, workloadFileSchema } from './schema.js';
+
+/** The declarative part of Writ's configuration: what `writ apply` applies. */
+export interface ConfigBundle {
+  classes: TokenClass[];
+  workloads: Workload[];
+  operators: Operator[];
+}
+
+export interface LoadedConfigDir extends ConfigBundle {
+  settings: { name: string; values: Record<string, unknown> } | undefined;
+}
+
+const MAX_FILE_BYTES = 1_048_576;
+const EXTENSIONS = /\.(ya?ml|json)$/;
+
+/** One document of a config directory, as read from disk (`jwks_file` already inlined as `jwks`). */
+export interface RawDocument {
+  kind: 'class' | 'workload' | 'operator';
+  file: string;
+  index: number;
+  doc: unknown;
+}
+
+/** A config directory as read from disk, before validation: what `writ apply` sends to the server. */
+export interface RawConfig {
+  settings?: { name: string; values: Record<string, unknown> } | undefined;
+  documents: RawDocument[];
+}
+
+const KIND_DIRS = [
+  ['class', 'classes'],
+  ['workload', 'workloads'],
+  ['operator', 'operators'],
+] as const;
+
+/**
+ * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`. Each file may hold
+ * one or several YAML documents (or one JSON object). Key files named by `jwks_file` are inlined.
+ */
+export function readConfigDir(dir: string): RawConfig {
+  const root = resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory())
+    throw new ConfigError(dir, '', 'is not a directory');
+  const show = (file: string) => relative(process.cwd(), file) || file;
+
+  let settings: RawConfig['settings'];
+  for (const candidate of ['settings.yaml', 'settings.yml', 'settings.json']) {
+    const file = join(root, candidate);
+    if (!existsSync(file)) continue;
+    const docs = readDocuments(file, show(file));
+    if (docs.length > 1) throw new ConfigError(show(file), '', 'must hold a single document');
+    const values = docs[0] ?? {};
+    if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+      throw new ConfigError(show(file), '', 'must be a mapping of settings');
+    }
+    settings = { name: show(file), values: values as Record<string, unknown> };
+  }
+  const documents: RawDocument[] = [];
+  for (const [kind, sub] of KIND_DIRS) {
+    const d = join(root, sub);
+    if (!existsSync(d)) continue;
+    for (const f of readdirSync(d)
+      .filter((f) => EXTENSIONS.test(f))
+      .sort()) {
+      const file = join(d, f);
+      for (const [index, doc] of readDocuments(file, show(file)).entries()) {
+        documents.push({
+          kind,
+          file: show(file),
+          index,
+          doc: inlineJwksFile(doc, file, docName(show(file), index)),
+        });
+      }
+    }
+  }
+  return { settings, documents };
+}
+
+/** Reads and validates a config directory. */
+export function loadConfigDir(dir: string, maxTokenLifetime?: number): LoadedConfigDir {
+  const raw = readConfigDir(dir);
+  return { settings: raw.settings, ...validateConfig(raw.documents, maxTokenLifetime) };
+}
+
+/**
+ * Validates config documents as a whole (schemas, then references between them). Errors name the file
+ * and the field. The server runs this again on what `writ apply` sends.
+ */
+export function validateConfig(documents: readonly RawDocument[], maxTokenLifetime?: number): ConfigBundle {
+  if (documents.length > 10_000) throw new ConfigError('(bundle)', '', 'more than 10000 documents');
+  const of = (kind: RawDocument['kind']) => documents.filter((d) => d.kind === kind);
+
+  const classes: TokenClass[] = [];
+  const classFiles = new Map<string, string>();
+  for (const { file, doc, index } of of('class')) {
+    const c = parse(classFileSchema, doc, file, index);
+    const where = docName(file, index);
+    if (classFiles.has(c.name))
+      throw new ConfigError(where, 'name', `class "${c.name}" is also defined in ${classFiles.get(c.name)}`);
+    if (c.name === 'admin') throw new ConfigError(where, 'name', '"admin" is reserved for operator sessions');
+    classFiles.set(c.name, where);
+    const defaultTtl = c.default_ttl ?? Math.min(c.max_ttl, 300);
+    if (defaultTtl > c.max_ttl) throw new ConfigError(where, 'default_ttl', 'must not exceed max_ttl');
+    if (maxTokenLifetime !== undefined && c.max_ttl > maxTokenLifetime) {
+      throw new ConfigError(
+        where,
+        'max_ttl',
+        `exceeds the server ceiling tokens.max_lifetime (${maxTokenLifetime}s)`,
+      );
+    }
+    const defaultScopes = c.default_scopes ?? [];
+    const unknown = defaultScopes.find((s) => !c.scopes.includes(s));
+    if (unknown) throw new ConfigError(where, 'default_scopes', `"${unknown}" is not in scopes`);
+    const renewalMaxLifetime = c.renewal?.max_lifetime ?? Math.max(3600, c.max_ttl);
+    if (renewalMaxLifetime < c.max_ttl)
+      throw new ConfigError(where, 'renewal.max_lifetime', 'must be at least max_ttl');
+    const tc: TokenClass = {
+      name: c.name,
+      maxTtl: c.max_ttl,
+      defaultTtl,
+      audiences: [...new Set(c.audiences)],
+      scopes: [...new Set(c.scopes)],
+      defaultScopes,
+      binding: c.binding,
+      renewalMaxLifetime,
+      delegationActors: [...new Set(c.delegation?.actors ?? [])],
+    };
+    if (c.description !== undefined) tc.description = c.description;
+    if (c.legacy_client_secret) tc.legacyClientSecret = c.legacy_client_secret;
+    classes.push(tc);
+  }
+
+  const workloads: Workload[] = [];
+  const workloadFiles = new Map<string, string>();
+  for (const { file, doc, index } of of('workload')) {
+    const w = parse(workloadFileSchema, doc, file, index);
+    const where = docName(file, index);
+    if (workloadFiles.has(w.id))
+      throw new ConfigError(where, 'id', `workload "${w.id}" is also defined in ${workloadFiles.get(w.id)}`);
+    workloadFiles.set(w.id, where);
+    for (const [i, cls] of w.classes.entries()) {
+      if (!classFiles.has(cls)) throw new ConfigError(where, `classes.${i}`, `unknown class "${cls}"`);
+    }
+    const jwks = checkedKeys(w, where);
+    if (w.client_secret_sha256) {
+      const allows = w.classes.some((cls) => classes.find((c) => c.name === cls)?.legacyClientSecret);
+      if (!allows) {
+        throw new ConfigError(
+          where,
+          'client_secret_sha256',
+          'a client secret needs a class with a legacy_client_secret exception',
+        );
+      }
+    }
+    if (jwks.length === 0 && !w.client_secret_sha256) {
+      throw new ConfigError(
+        where,
+        'jwks',
+        'a workload needs at least one registered key (or a legacy client secret)',
+      );
+    }
+    const workload: Workload = {
+      id: w.id,
+      owner: w.owner,
+      environment: w.environment,
+      attributes: w.attributes ?? {},
+      classes: [...new Set(w.classes)],
+      jwks,
+    };
+    if (w.description !== undefined) workload.description = w.description;
+    if (w.client_secret_sha256) workload.secretSha256 = w.client_secret_sha256;
+    workloads.push(workload);
+  }
+
+  const operators: Operator[] = [];
+  for (const { file, doc, index } of of('operator')) {
+    const o = parse(operatorFileSchema, doc, file, index);
+    const where = docName(file, index);
+    if (operators.some((x) => x.name === o.name))
+      throw new ConfigError(where, 'name', `operator "${o.name}" is defined twice`);
+    const jwks = checkedKeys(o, where);
+    if (jwks.length === 0) throw new ConfigError(where, 'jwks', 'an operator needs at least one public key');
+    operators.push({ name: o.name, jwks });
+  }
+
+  return { classes, workloads, operators };
+}
+
+function docName(file: string, index: number): string {
+  return index === 0 ? file : `${file} (document ${index + 1})`;
+}
+
+function inlineJwksFile(doc: unknown, file: string, where: string): unknown {
+  if (typeof doc !== 'object' || doc === null || !('jwks_file' in doc)) return doc;
+  const { jwks_file: ref, ...rest } = doc as Record<string, unknown>;
+  if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, 'jwks_file', 'must be a path');
+  if ('jwks' in rest) throw new ConfigError(where, 'jwks_file', 'give either jwks or jwks_file, not both');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(resolve(dirname(file), ref), 'utf8'));
+  } catch (err) {
+    throw new ConfigError(where, 'jwks_file', `cannot read ${ref}: ${(err as Error).message}`);
+  }
+  const keys = (parsed as { keys?: unknown })?.keys;
+  return { ...rest, jwks: { keys: Array.isArray(keys) ? keys : [parsed] } };
+}
+
+function checkedKeys(
+  spec: { jwks?: { keys: Record<string, unknown>[] } | undefined },
+  where: string,
+): PublicJwk[] {
+  return (spec.jwks?.keys ?? []).map((k, i) => {
+    try {
+      importPublicJwk(k);
+    } catch (err) {
+      throw new ConfigError(where, `jwks.keys.${i}`, (err as JwkError).message);
+    }
+    return k as unknown as PublicJwk;
+  });
+}
+
+function readDocuments(file: string, shown: string): unknown[] {
+  const size = statSync(file).size;
+  if (size > MAX_FILE_BYTES) throw new ConfigError(shown, '', `is larger than ${MAX_FILE_BYTES} bytes`);
+  const text = readFileSync(file, 'utf8');
+  if (file.endsWith('.json')) {
+    try {
+      return [JSON.parse(text)];
+    } catch (err) {
+      throw new ConfigError(shown, '', `invalid JSON: ${(err as Error).message}`);
+    }
+  }
+  const docs = parseAllDocuments(text);
+  const list = Array.isArray(docs) ? docs : [docs];
+  const out: unknown[] = [];
+  for (const d of list) {
+    if (d.errors.length > 0) {
+      const e = d.errors[0]!;
+      const line = e.linePos?.[0];
+      throw new ConfigError(shown, line ? `line ${line.line}` : '', e.message.split('\n')[0]!);
+    }
+    const value = d.toJS({ maxAliasCount: 50 });
+    if (value !== null && value !== undefined) out.push(value);
+  }
+  return out;
+}
+
+function parse<S extends z.ZodType>(schema: S, doc: unknown, file: string, index: number): z.output<S> {
+  const r = schema.safeParse(doc);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const field = issue.path.map(String).join('.');
+  const message =
+    issue.code === 'unrecognized_keys'
+      ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
+      : issue.message;
+  throw new ConfigError(docName(file, index), field, message);
+}

@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { spiffeIdProblem } from './spiffe.js';
+
+/** Schemas of the config-as-code files. Field names on disk are snake_case. */
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const s = parseDuration(v);
+  if (s === undefined || s <= 0) {
+    ctx.addIssue({ code: 'custom', message: 'must be a positive duration such as 30s, 15m or 1h' });
+    return z.NEVER;
+  }
+  return s;
+});
+
+const name = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9._-]{0,62}$/,
+    'must be 1-63 lowercase letters, digits, ".", "-" or "_", starting with a letter or digit',
+  );
+
+const scope = z
+  .string()
+  .regex(
+    /^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/,
+    'must be a scope token (RFC 6749 §3.3), at most 128 characters',
+  );
+
+const audience = z
+  .string()
+  .min(1)
+  .max(512)
+  .refine((v) => {
+    try {
+      return new URL(v).hash === '';
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute URI without a fragment (RFC 8707 §2)');
+
+export const classFileSchema = z
+  .object({
+    name,
+    description: z.string().max(1000).optional(),
+    max_ttl: duration,
+    default_ttl: duration.optional(),
+    audiences: z.array(audience).min(1).max(100),
+    scopes: z.array(scope).min(1).max(200),
+    default_scopes: z.array(scope).max(200).optional(),
+    binding: z.enum(['dpop', 'bearer']).default('dpop'),
+    renewal: z.object({ max_lifetime: duration }).strict().optional(),
+    delegation: z
+      .object({
+        actors: z
+          .array(
+            z.string().superRefine((v, ctx) => {
+              const problem = spiffeIdProblem(v);
+              if (problem) ctx.addIssue({ code: 'custom', message: `SPIFFE ID ${problem}` });
+            }),
+          )
+          .max(100),
+      })
+      .strict()
+      .optional(),
+    legacy_client_secret: z
+      .object({
+        justification: z.string().min(10).max(1000),
+        owner: z.string().min(1).max(200),
+        expires: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const attributeValue = z.union([z.string().max(512), z.number(), z.boolean()]);
+
+export const workloadFileSchema = z
+  .object({
+    id: z.string().superRefine((v, ctx) => {
+      const problem = spiffeIdProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: `SPIFFE ID ${problem}` });
+    }),
+    owner: z.string().min(1).max(200),
+    environment: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be a short lowercase name such as dev, staging or prod'),
+    description: z.string().max(1000).optional(),
+    attributes: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), attributeValue).optional(),
+    classes: z.array(name).min(1).max(50),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).max(10) }).optional(),
+    client_secret_sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the secret')
+      .optional(),
+  })
+  .strict();
+
+export const operatorFileSchema = z
+  .object({
+    name,
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
+  })
+  .strict();
+
+export type ClassFile = z.infer<typeof classFileSchema>;
+export type WorkloadFile = z.infer<typeof workloadFileSchema>;
+export type OperatorFile = z.infer<typeof operatorFileSchema>;

@@ -1,0 +1,358 @@
+import { ConfigError } from '../errors.js';
+import { VERIFY_ALGORITHMS, type VerifyAlgorithm } from '../jose/jwk.js';
+import { formatDuration, parseDuration } from './duration.js';
+
+/**
+ * Every server setting, its default, its environment variable and what it does. This table is the
+ * configuration reference: `writ config reference` prints it and the README's copy is checked against it.
+ */
+type Kind = 'string' | 'url' | 'integer' | 'duration' | 'enum' | 'list' | 'boolean';
+interface Setting {
+  kind: Kind;
+  default: string | number | boolean | readonly string[];
+  env?: string;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  doc: string;
+}
+
+export const SETTINGS_REFERENCE = {
+  issuer: {
+    kind: 'url',
+    default: '',
+    env: 'WRIT_ISSUER',
+    doc: 'Issuer identifier (`iss`) and base URL of every endpoint. Empty: `http://<listen.host>:<listen.port>`.',
+  },
+  'listen.host': {
+    kind: 'string',
+    default: '127.0.0.1',
+    env: 'WRIT_HOST',
+    doc: 'Address the HTTP server binds to.',
+  },
+  'listen.port': {
+    kind: 'integer',
+    default: 8080,
+    env: 'WRIT_PORT',
+    min: 0,
+    max: 65535,
+    doc: 'TCP port (0 picks a free one).',
+  },
+  'signing.algorithm': {
+    kind: 'enum',
+    default: 'ES256',
+    values: ['ES256', 'EdDSA'],
+    env: 'WRIT_SIGNING_ALG',
+    doc: 'Algorithm of newly generated signing keys. Existing keys keep theirs until rotated out.',
+  },
+  'tokens.max_lifetime': {
+    kind: 'duration',
+    default: 3600,
+    min: 60,
+    max: 86_400,
+    doc: 'Ceiling on every class `max_ttl`. Retired signing keys stay published this long after rotation.',
+  },
+  'client_assertion.max_lifetime': {
+    kind: 'duration',
+    default: 300,
+    min: 30,
+    max: 600,
+    doc: 'A `private_key_jwt` assertion may expire at most this far in the future, and its `iat` may be at most this old.',
+  },
+  'client_assertion.clock_skew': {
+    kind: 'duration',
+    default: 30,
+    max: 120,
+    doc: 'Leeway applied to `exp`, `nbf` and `iat` of client assertions.',
+  },
+  'client_assertion.algorithms': {
+    kind: 'list',
+    default: ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS256'],
+    values: VERIFY_ALGORITHMS,
+    doc: 'Allow-list of client assertion algorithms. `none` and HMAC algorithms can never be enabled.',
+  },
+  'dpop.require_nonce': {
+    kind: 'boolean',
+    default: true,
+    doc: 'Require a server-issued nonce in DPoP proofs at the token endpoint (RFC 9449 §8): pre-made proofs are useless.',
+  },
+  'dpop.nonce_lifetime': {
+    kind: 'duration',
+    default: 300,
+    min: 10,
+    max: 3600,
+    doc: 'A DPoP nonce is valid for this period and the next; a new one is sent in every `DPoP-Nonce` header.',
+  },
+  'dpop.iat_window': {
+    kind: 'duration',
+    default: 60,
+    min: 5,
+    max: 600,
+    doc: 'A DPoP proof is accepted when its `iat` is within this many seconds of the server clock; its `jti` is remembered as long.',
+  },
+  'dpop.algorithms': {
+    kind: 'list',
+    default: ['ES256', 'EdDSA', 'ES384', 'PS256'],
+    values: VERIFY_ALGORITHMS,
+    doc: 'Allow-list of DPoP proof algorithms (asymmetric only).',
+  },
+  'events.heartbeat': {
+    kind: 'duration',
+    default: 5,
+    min: 1,
+    max: 60,
+    doc: 'A comment line is sent on every event stream this often, so verifiers can tell a silent stream from a quiet one.',
+  },
+  'events.retention': {
+    kind: 'duration',
+    default: 86_400,
+    min: 60,
+    max: 2_592_000,
+    doc: 'How long the event log keeps events; a verifier further behind gets a snapshot first.',
+  },
+  'tasks.sweep_interval': {
+    kind: 'duration',
+    default: 1,
+    min: 1,
+    max: 60,
+    doc: 'How often the server closes tasks past their deadline or lease (and revokes their tokens).',
+  },
+  'limits.body_bytes': {
+    kind: 'integer',
+    default: 16_384,
+    min: 1024,
+    max: 1_048_576,
+    doc: 'Largest request body accepted.',
+  },
+  'limits.header_bytes': {
+    kind: 'integer',
+    default: 16_384,
+    min: 4096,
+    max: 65_536,
+    doc: 'Largest total size of request headers.',
+  },
+  'limits.token_bytes': {
+    kind: 'integer',
+    default: 8192,
+    min: 1024,
+    max: 65_536,
+    doc: 'Largest JWT accepted anywhere (assertions, tokens to introspect).',
+  },
+  'limits.json_depth': {
+    kind: 'integer',
+    default: 16,
+    min: 2,
+    max: 64,
+    doc: 'Deepest nesting accepted in JSON bodies.',
+  },
+  'limits.client_rate': {
+    kind: 'integer',
+    default: 200,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Token requests per second allowed per client (token bucket refill).',
+  },
+  'limits.client_burst': {
+    kind: 'integer',
+    default: 400,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Token bucket size per client.',
+  },
+  'audit.checkpoint_every': {
+    kind: 'integer',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Sign a checkpoint of the audit chain after this many events.',
+  },
+  'audit.checkpoint_interval': {
+    kind: 'duration',
+    default: 60,
+    min: 1,
+    max: 86_400,
+    doc: 'Sign a checkpoint at least this often while events arrive.',
+  },
+  'admin.session_ttl': {
+    kind: 'duration',
+    default: 300,
+    min: 30,
+    max: 3600,
+    doc: 'Lifetime of an admin token obtained with an operator key.',
+  },
+  'log.level': {
+    kind: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    env: 'WRIT_LOG_LEVEL',
+    doc: 'Log level of the structured (JSON) log.',
+  },
+} as const satisfies Record<string, Setting>;
+
+export interface Settings {
+  issuer: string;
+  listen: { host: string; port: number };
+  signing: { algorithm: 'ES256' | 'EdDSA' };
+  tokens: { maxLifetime: number };
+  clientAssertion: { maxLifetime: number; clockSkew: number; algorithms: VerifyAlgorithm[] };
+  tasks: { sweepInterval: number };
+  events: { heartbeat: number; retention: number };
+  dpop: { requireNonce: boolean; nonceLifetime: number; iatWindow: number; algorithms: VerifyAlgorithm[] };
+  limits: {
+    bodyBytes: number;
+    headerBytes: number;
+    tokenBytes: number;
+    jsonDepth: number;
+    clientRate: number;
+    clientBurst: number;
+  };
+  audit: { checkpointEvery: number; checkpointInterval: number };
+  admin: { sessionTtl: number };
+  log: { level: string };
+}
+
+type Path = keyof typeof SETTINGS_REFERENCE;
+
+/**
+ * Resolves settings: defaults, then `settings.yaml` values, then environment variables, then overrides
+ * (CLI flags). Every value is validated; errors name the file and the field.
+ */
+export function resolveSettings(
+  file: { name: string; values: Record<string, unknown> } | undefined,
+  env: NodeJS.ProcessEnv,
+  overrides: Partial<Record<Path, unknown>> = {},
+): Settings {
+  const flat = file ? flatten(file.values) : {};
+  const known = new Set(Object.keys(SETTINGS_REFERENCE));
+  for (const key of Object.keys(flat)) {
+    if (!known.has(key))
+      throw new ConfigError(file!.name, key, 'unknown setting (see `writ config reference`)');
+  }
+  const value = <P extends Path>(path: P): unknown => {
+    const s: Setting = SETTINGS_REFERENCE[path];
+    if (overrides[path] !== undefined) return check(path, s, overrides[path], 'command line');
+    if (s.env && env[s.env] !== undefined && env[s.env] !== '')
+      return check(path, s, env[s.env], `environment ${s.env}`);
+    if (flat[path] !== undefined) return check(path, s, flat[path], file!.name);
+    return s.default;
+  };
+  const host = value('listen.host') as string;
+  const port = value('listen.port') as number;
+  const issuer = (
+    (value('issuer') as string) || `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  ).replace(/\/+$/, '');
+  return {
+    issuer,
+    listen: { host, port },
+    signing: { algorithm: value('signing.algorithm') as 'ES256' | 'EdDSA' },
+    tokens: { maxLifetime: value('tokens.max_lifetime') as number },
+    clientAssertion: {
+      maxLifetime: value('client_assertion.max_lifetime') as number,
+      clockSkew: value('client_assertion.clock_skew') as number,
+      algorithms: [...(value('client_assertion.algorithms') as VerifyAlgorithm[])],
+    },
+    tasks: { sweepInterval: value('tasks.sweep_interval') as number },
+    events: {
+      heartbeat: value('events.heartbeat') as number,
+      retention: value('events.retention') as number,
+    },
+    dpop: {
+      requireNonce: value('dpop.require_nonce') as boolean,
+      nonceLifetime: value('dpop.nonce_lifetime') as number,
+      iatWindow: value('dpop.iat_window') as number,
+      algorithms: [...(value('dpop.algorithms') as VerifyAlgorithm[])],
+    },
+    limits: {
+      bodyBytes: value('limits.body_bytes') as number,
+      headerBytes: value('limits.header_bytes') as number,
+      tokenBytes: value('limits.token_bytes') as number,
+      jsonDepth: value('limits.json_depth') as number,
+      clientRate: value('limits.client_rate') as number,
+      clientBurst: value('limits.client_burst') as number,
+    },
+    audit: {
+      checkpointEvery: value('audit.checkpoint_every') as number,
+      checkpointInterval: value('audit.checkpoint_interval') as number,
+    },
+    admin: { sessionTtl: value('admin.session_ttl') as number },
+    log: { level: value('log.level') as string },
+  };
+}
+
+function flatten(values: Record<string, unknown>, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v))
+      Object.assign(out, flatten(v as Record<string, unknown>, path));
+    else out[path] = v;
+  }
+  return out;
+}
+
+function check(path: string, s: Setting, raw: unknown, where: string): unknown {
+  const fail = (reason: string): never => {
+    throw new ConfigError(where, path, reason);
+  };
+  switch (s.kind) {
+    case 'string':
+      if (typeof raw !== 'string' || raw === '') fail('must be a non-empty string');
+      return raw;
+    case 'url': {
+      if (typeof raw !== 'string') return fail('must be a URL');
+      let u: URL;
+      try {
+        u = new URL(raw);
+      } catch {
+        return fail('must be an absolute URL');
+      }
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') fail('must be an http or https URL');
+      if (u.search || u.hash) fail('must have no query or fragment (RFC 8414 §2)');
+      return raw;
+    }
+    case 'integer': {
+      const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isInteger(n)) return fail('must be an integer');
+      if (s.min !== undefined && n < s.min) fail(`must be at least ${s.min}`);
+      if (s.max !== undefined && n > s.max) fail(`must be at most ${s.max}`);
+      return n;
+    }
+    case 'duration': {
+      const n = parseDuration(raw);
+      if (n === undefined) return fail('must be a duration such as 30s, 15m or 1h');
+      if (s.min !== undefined && n < s.min) fail(`must be at least ${formatDuration(s.min)}`);
+      if (s.max !== undefined && n > s.max) fail(`must be at most ${formatDuration(s.max)}`);
+      return n;
+    }
+    case 'boolean':
+      if (raw === true || raw === 'true') return true;
+      if (raw === false || raw === 'false') return false;
+      return fail('must be true or false');
+    case 'enum':
+      if (typeof raw !== 'string' || !s.values!.includes(raw)) fail(`must be one of ${s.values!.join(', ')}`);
+      return raw;
+    case 'list': {
+      const list = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : raw;
+      if (!Array.isArray(list) || list.length === 0) return fail('must be a non-empty list');
+      for (const item of list)
+        if (!s.values!.includes(item)) fail(`${JSON.stringify(item)} is not one of ${s.values!.join(', ')}`);
+      return list;
+    }
+  }
+}
+
+/** The configuration reference as a Markdown table (generated from `SETTINGS_REFERENCE`). */
+export function settingsReferenceMarkdown(): string {
+  const rows = Object.entries(SETTINGS_REFERENCE).map(([path, s]: [string, Setting]) => {
+    const def =
+      s.kind === 'duration'
+        ? formatDuration(s.default as number)
+        : Array.isArray(s.default)
+          ? s.default.join(', ')
+          : s.default === ''
+            ? '(derived)'
+            : String(s.default);
+    return `| \`${path}\` | ${s.kind === 'enum' ? s.values!.join(' \\| ') : s.kind} | \`${def}\` | ${s.env ? `\`${s.env}\`` : ''} | ${s.doc} |`;
+  });
+  return ['| setting | type | default | env | what it does |', '|---|---|---|---|---|', ...rows].join('\n');
+}

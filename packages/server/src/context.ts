@@ -1,0 +1,56 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { AuditLog } from './audit/audit-log.js';
+import type { Clock } from './clock.js';
+import type { Settings } from './config/settings.js';
+import type { DpopNonces } from './dpop/nonces.js';
+import type { EventLog } from './events/event-log.js';
+import type { Metrics } from './http/metrics.js';
+import type { KeyManager } from './keys/key-manager.js';
+import type { RateLimiter } from './oauth/rate-limit.js';
+import type { Registry } from './registry/registry.js';
+import type { RevocationSet } from './revocation/revocation-set.js';
+import type { Store } from './store/store.js';
+
+/** Everything a request handler may use; built once by the composition root (`createWrit`). */
+export interface WritContext {
+  settings: Settings;
+  store: Store;
+  clock: Clock;
+  keys: KeyManager;
+  registry: Registry;
+  revocations: RevocationSet;
+  audit: AuditLog;
+  metrics: Metrics;
+  rateLimiter: RateLimiter;
+  dpopNonces: DpopNonces;
+  events: EventLog;
+  /** Open event-stream responses, ended at shutdown. */
+  streams: Set<ServerResponse>;
+  logger: Logger;
+}
+
+/** What the HTTP layer knows about the caller. */
+export interface RequestInfo {
+  ip: string;
+  userAgent: string | undefined;
+  authorization: string | undefined;
+  /** Every value of the `DPoP` header, in order. */
+  dpop: string[];
+}
+
+/** Endpoint paths, relative to the issuer. */
+export const Paths = {
+  metadata: '/.well-known/oauth-authorization-server',
+  jwks: '/.well-known/jwks.json',
+  token: '/oauth2/token',
+  introspect: '/oauth2/introspect',
+  revoke: '/oauth2/revoke',
+  tasks: '/v1/tasks',
+  events: '/v1/events',
+  adminToken: '/admin/v1/token',
+  admin: '/admin/v1',
+} as const;
+
+/** The audience of admin tokens. */
+export const adminAudience = (issuer: string): string => `${issuer}/admin`;

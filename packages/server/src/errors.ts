@@ -1,0 +1,67 @@
+import { type OAuthErrorBody, type OAuthErrorCode, OAuthErrorStatus } from '@writ/sdk/wire';
+
+/**
+ * An RFC 6749 style refusal. `description` is safe to send to the client: it never holds a secret,
+ * a token or data the caller did not send. `detail` is for the audit log only.
+ */
+export class OAuthError extends Error {
+  readonly code: OAuthErrorCode;
+  readonly status: number;
+  readonly detail: Record<string, unknown> | undefined;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    code: OAuthErrorCode,
+    description: string,
+    options: { detail?: Record<string, unknown>; headers?: Record<string, string>; status?: number } = {},
+  ) {
+    super(description);
+    this.name = 'OAuthError';
+    this.code = code;
+    this.status = options.status ?? OAuthErrorStatus[code];
+    this.detail = options.detail;
+    this.headers = options.headers ?? {};
+  }
+
+  toBody(): OAuthErrorBody {
+    return { error: this.code, error_description: this.message };
+  }
+}
+
+type Factory = (description: string, detail?: Record<string, unknown>) => OAuthError;
+const factory =
+  (code: OAuthErrorCode): Factory =>
+  (description, detail) =>
+    new OAuthError(code, description, detail ? { detail } : {});
+
+export const invalidRequest = factory('invalid_request');
+export const invalidClient = factory('invalid_client');
+export const invalidGrant = factory('invalid_grant');
+export const unauthorizedClient = factory('unauthorized_client');
+export const unsupportedGrantType = factory('unsupported_grant_type');
+export const invalidScope = factory('invalid_scope');
+export const invalidTarget = factory('invalid_target');
+export const invalidToken = factory('invalid_token');
+export const accessDenied = factory('access_denied');
+export const notFound = factory('not_found');
+export const temporarilyUnavailable = factory('temporarily_unavailable');
+
+/** Raised by stores when the database cannot be reached or refuses a write; mapped to 503. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** A configuration file that does not validate: names the file and the field. */
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly field: string;
+  constructor(file: string, field: string, reason: string) {
+    super(`${file}: ${field ? `${field}: ` : ''}${reason}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.field = field;
+  }
+}

@@ -1,0 +1,117 @@
+import type { Clock } from '../clock.js';
+import type { Store, StreamEvent } from '../store/store.js';
+
+export type EventListener = (e: StreamEvent) => void;
+
+/**
+ * The event log port: durable (rows in the store, written in the transaction that made the change),
+ * ordered by seq, resumable. `notify()` after a commit wakes subscribers; notifications only wake — the
+ * log is the truth, so a lost wake-up is repaired by the next one or by the periodic poll.
+ */
+export interface EventLog {
+  append(tx: Store, type: string, data: Record<string, unknown>): Promise<StreamEvent>;
+  notify(): void;
+  /** Delivers every event after `fromSeq`, in order, then new ones as they commit. */
+  subscribe(fromSeq: number, listener: EventListener): () => void;
+  read(afterSeq: number, limit: number): Promise<StreamEvent[]>;
+  bounds(): Promise<{ first: number; last: number }>;
+  close(): void;
+}
+
+interface Subscriber {
+  next: number;
+  listener: EventListener;
+  catchingUp: boolean;
+}
+
+/**
+ * The embedded event log: the store's events table plus an in-process pump. The pump reads each new
+ * batch once into a bounded window of recent events and fans it out; a subscriber that starts behind
+ * reads the store until it reaches the window, then joins the fan-out without a gap (single-threaded
+ * hand-off).
+ */
+export function createEventLog(
+  store: Store,
+  clock: Clock,
+  options: { pollMs?: number; onError?: (err: unknown) => void } = {},
+): EventLog {
+  const subscribers = new Set<Subscriber>();
+  const WINDOW = 10_000;
+  let recent: StreamEvent[] = [];
+  let delivered = -1;
+  let pumping: Promise<void> | undefined;
+  let again = false;
+
+  /** Delivers from the window if it reaches back to `s.next`; false when the subscriber must read the store. */
+  const fromWindow = (s: Subscriber): boolean => {
+    const first = recent[0];
+    if (first !== undefined && first.seq > s.next) return false;
+    for (const e of recent) {
+      if (e.seq >= s.next) {
+        s.listener(e);
+        s.next = e.seq + 1;
+      }
+    }
+    return true;
+  };
+
+  const catchUp = async (s: Subscriber) => {
+    if (delivered < 0) delivered = (await store.eventBounds()).last;
+    while (subscribers.has(s)) {
+      if (s.next > delivered || fromWindow(s)) break;
+      const page = await store.readEvents(s.next - 1, 1000);
+      for (const e of page) {
+        if (e.seq > delivered) break;
+        s.listener(e);
+        s.next = e.seq + 1;
+      }
+      if (page.length === 0) break;
+    }
+    s.catchingUp = false;
+  };
+
+  const pump = async () => {
+    do {
+      again = false;
+      if (delivered < 0) delivered = (await store.eventBounds()).last;
+      const events = await store.readEvents(delivered, 1000);
+      if (events.length === 0) continue;
+      recent.push(...events);
+      if (recent.length > WINDOW) recent = recent.slice(recent.length - WINDOW);
+      delivered = events[events.length - 1]!.seq;
+      for (const s of subscribers) if (!s.catchingUp) fromWindow(s);
+      if (events.length === 1000) again = true;
+    } while (again);
+  };
+
+  const log: EventLog = {
+    append: (tx, type, data) => tx.appendEvent({ ts: clock.now(), type, data }),
+    notify() {
+      if (pumping) {
+        again = true;
+        return;
+      }
+      pumping = pump()
+        .catch((err: unknown) => options.onError?.(err))
+        .finally(() => {
+          pumping = undefined;
+        });
+    },
+    subscribe(fromSeq, listener) {
+      const s: Subscriber = { next: fromSeq + 1, listener, catchingUp: true };
+      subscribers.add(s);
+      catchUp(s).catch((err: unknown) => options.onError?.(err));
+      return () => subscribers.delete(s);
+    },
+    read: (afterSeq, limit) => store.readEvents(afterSeq, limit),
+    bounds: () => store.eventBounds(),
+    close() {
+      clearInterval(timer);
+      subscribers.clear();
+    },
+  };
+  // A periodic look at the log repairs any wake-up that was lost (another process appended, say).
+  const timer = setInterval(() => log.notify(), options.pollMs ?? 1000);
+  timer.unref();
+  return log;
+}

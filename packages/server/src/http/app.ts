@@ -1,0 +1,228 @@
+import { createServer } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { handleAdminToken } from '../admin/admin-auth.js';
+import { registerAdminRoutes } from '../admin/routes.js';
+import { Paths, type WritContext } from '../context.js';
+import { invalidRequest, notFound, OAuthError } from '../errors.js';
+import { registerEventRoutes } from '../events/routes.js';
+import { parseBoundedJson } from '../jose/json.js';
+import { handleIntrospection } from '../oauth/introspection.js';
+import { AUDITED, auditRefusal } from '../oauth/refusal.js';
+import { handleRevocation } from '../oauth/revocation-endpoint.js';
+import { handleTokenRequest } from '../oauth/token-endpoint.js';
+import { registerTaskRoutes } from '../tasks/routes.js';
+import { parseForm } from './form.js';
+import { formBody, info } from './request.js';
+
+const FORM = 'application/x-www-form-urlencoded';
+const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
+
+/** Builds the HTTP interface over a Writ context. Tests call `app.inject()`; `writ serve` listens. */
+export function buildApp(ctx: WritContext): FastifyInstance {
+  const { limits } = ctx.settings;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: limits.bodyBytes,
+    trustProxy: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    serverFactory: (handler) =>
+      createServer(
+        {
+          maxHeaderSize: limits.headerBytes,
+          requestTimeout: 30_000,
+          headersTimeout: 10_000,
+          keepAliveTimeout: 65_000,
+        },
+        handler,
+      ),
+    clientErrorHandler: (err, socket) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      const tooLarge = code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({
+        error: 'invalid_request',
+        error_description: tooLarge ? 'request headers are too large' : 'malformed HTTP request',
+      });
+      if (socket.writable) {
+        socket.end(
+          `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      }
+      const ip = socket.remoteAddress ?? 'unknown';
+      ctx.metrics.refusals.inc({ endpoint: 'http', error: 'invalid_request' });
+      ctx.audit
+        .append({
+          type: 'http.refused',
+          outcome: 'refused',
+          actor: 'anonymous',
+          data: { error: 'invalid_request', reason: code ?? 'client_error', ip },
+        })
+        .catch((e: unknown) =>
+          ctx.logger.error({ err: (e as Error).message }, 'could not audit a refused connection'),
+        );
+    },
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(FORM, { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseForm(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseBoundedJson(body as string, limits.jsonDepth));
+    } catch (err) {
+      done(
+        invalidRequest(`request body is not acceptable JSON: ${(err as Error).message.slice(0, 80)}`),
+        undefined,
+      );
+    }
+  });
+
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.requestDuration.observe(
+      { route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const err = await auditRefusal(ctx, 'http', notFound('no such endpoint'), info(req), {
+      path: req.url.slice(0, 128),
+    });
+    sendError(reply, err as OAuthError);
+  });
+
+  app.setErrorHandler(async (error, req, reply) => {
+    if (error instanceof OAuthError && (error as unknown as Record<symbol, unknown>)[AUDITED])
+      return sendError(reply, error);
+    const mapped = mapFrameworkError(error);
+    // Refusals by the admin API are admin events, attributed to the operator once authenticated.
+    const admin = req.url.startsWith(`${Paths.admin}/`);
+    const operator = (req as { operator?: string }).operator;
+    const audited = (await auditRefusal(ctx, admin ? 'admin' : 'http', mapped, info(req), {
+      path: req.url.slice(0, 128),
+      ...(admin && operator ? { client_id: operator } : {}),
+    })) as OAuthError;
+    return sendError(reply, audited);
+  });
+
+  registerOAuthRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
+  registerTaskRoutes(app, ctx);
+  registerEventRoutes(app, ctx);
+  return app;
+}
+
+function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await ctx.store.ping();
+      ctx.keys.activeKid();
+      return { status: 'ready' };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable', reason: 'store unreachable' });
+    }
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+
+  app.get(Paths.metadata, async (_req, reply) => {
+    const iss = ctx.settings.issuer;
+    const legacy = ctx.registry.classes().some((c) => c.legacyClientSecret);
+    const methods = ['private_key_jwt', ...(legacy ? ['client_secret_basic', 'client_secret_post'] : [])];
+    reply.header('cache-control', 'public, max-age=300');
+    return {
+      issuer: iss,
+      token_endpoint: `${iss}${Paths.token}`,
+      jwks_uri: `${iss}${Paths.jwks}`,
+      introspection_endpoint: `${iss}${Paths.introspect}`,
+      revocation_endpoint: `${iss}${Paths.revoke}`,
+      grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+      response_types_supported: [],
+      token_endpoint_auth_methods_supported: methods,
+      token_endpoint_auth_signing_alg_values_supported: ctx.settings.clientAssertion.algorithms,
+      introspection_endpoint_auth_methods_supported: methods,
+      introspection_endpoint_auth_signing_alg_values_supported: ctx.settings.clientAssertion.algorithms,
+      revocation_endpoint_auth_methods_supported: methods,
+      revocation_endpoint_auth_signing_alg_values_supported: ctx.settings.clientAssertion.algorithms,
+      scopes_supported: [...new Set(ctx.registry.classes().flatMap((c) => c.scopes))].sort(),
+      access_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
+      dpop_signing_alg_values_supported: ctx.settings.dpop.algorithms,
+      // Classes whose tokens are bearer tokens: registered exceptions to holder binding.
+      writ_bearer_token_classes: ctx.registry
+        .classes()
+        .filter((c) => c.binding === 'bearer')
+        .map((c) => c.name)
+        .sort(),
+    };
+  });
+  app.get(Paths.jwks, async (_req, reply) => {
+    reply.header('cache-control', 'public, max-age=60');
+    reply.header('content-type', 'application/jwk-set+json');
+    return ctx.keys.publicJwks();
+  });
+
+  app.post(Paths.token, async (req, reply) => {
+    const params = formBody(req);
+    const res = await handleTokenRequest(ctx, params, info(req));
+    reply.headers({ ...NO_STORE, 'dpop-nonce': ctx.dpopNonces.current() });
+    return res;
+  });
+  app.post(Paths.introspect, async (req, reply) => {
+    const res = await handleIntrospection(ctx, formBody(req), info(req));
+    reply.headers(NO_STORE);
+    return res;
+  });
+  app.post(Paths.revoke, async (req, reply) => {
+    await handleRevocation(ctx, formBody(req), info(req));
+    reply.headers(NO_STORE);
+    return reply.code(200).send();
+  });
+  app.post(Paths.adminToken, async (req, reply) => {
+    const res = await handleAdminToken(ctx, formBody(req), info(req));
+    reply.headers(NO_STORE);
+    return res;
+  });
+}
+
+function sendError(reply: FastifyReply, err: OAuthError): FastifyReply {
+  return reply
+    .code(err.status)
+    .headers({ ...NO_STORE, ...err.headers })
+    .type('application/json')
+    .send(err.toBody());
+}
+
+function mapFrameworkError(error: unknown): unknown {
+  if (error instanceof OAuthError) return error;
+  const e = error as { code?: string; statusCode?: number; message?: string };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new OAuthError('invalid_request', 'request body is too large', {
+        status: 413,
+        detail: { reason: 'body_too_large' },
+      });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new OAuthError('invalid_request', 'unsupported content type', {
+        status: 415,
+        detail: { reason: 'media_type' },
+      });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return invalidRequest('malformed request body', { reason: e.code });
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return invalidRequest('malformed request', { reason: e.code ?? 'bad_request' });
+  }
+  return error;
+}

@@ -1,0 +1,31 @@
+import { invalidRequest } from '../errors.js';
+
+/** Parameters of an `application/x-www-form-urlencoded` body; each name maps to every value it was sent with. */
+export type FormParams = Map<string, string[]>;
+
+const MAX_PARAMS = 64;
+
+export function parseForm(body: string): FormParams {
+  const params: FormParams = new Map();
+  let count = 0;
+  for (const [k, v] of new URLSearchParams(body)) {
+    if (++count > MAX_PARAMS) throw invalidRequest(`too many parameters (at most ${MAX_PARAMS})`);
+    const list = params.get(k);
+    if (list) list.push(v);
+    else params.set(k, [v]);
+  }
+  return params;
+}
+
+/**
+ * One parameter that may be sent at most once (RFC 6749 §3.2: parameters MUST NOT be repeated).
+ * Empty values count as absent (RFC 6749 §3.1).
+ */
+export function single(params: FormParams, name: string, maxLength = 2048): string | undefined {
+  const values = params.get(name);
+  if (!values) return undefined;
+  if (values.length > 1) throw invalidRequest(`parameter "${name}" is repeated`);
+  const v = values[0]!;
+  if (v.length > maxLength) throw invalidRequest(`parameter "${name}" is too long`);
+  return v === '' ? undefined : v;
+}

@@ -1,0 +1,49 @@
+import { Counter, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics, on a registry of their own (several servers can live in one test process). */
+export interface Metrics {
+  registry: Registry;
+  issued: Counter<'class' | 'grant_type'>;
+  refusals: Counter<'endpoint' | 'error'>;
+  requestDuration: Histogram<'route' | 'method' | 'status'>;
+  issuanceDuration: Histogram<never>;
+  revocations: Counter<'kind'>;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  return {
+    registry,
+    issued: new Counter({
+      name: 'writ_tokens_issued_total',
+      help: 'Access tokens issued, by class and grant type.',
+      labelNames: ['class', 'grant_type'],
+      registers: [registry],
+    }),
+    refusals: new Counter({
+      name: 'writ_refusals_total',
+      help: 'Refused requests, by endpoint and OAuth error code.',
+      labelNames: ['endpoint', 'error'],
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'writ_http_request_duration_seconds',
+      help: 'HTTP request latency, by route, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    issuanceDuration: new Histogram({
+      name: 'writ_issuance_duration_seconds',
+      help: 'Time to decide, sign, record and audit one token.',
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers: [registry],
+    }),
+    revocations: new Counter({
+      name: 'writ_revocations_total',
+      help: 'Revocations stored, by predicate kind.',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,162 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { SigningAlgorithm } from '@writ/sdk/wire';
+import type { Clock } from '../clock.js';
+import { encodeBase64url } from '../jose/base64url.js';
+import { jwkThumbprint, type PublicJwk, type VerificationKey } from '../jose/jwk.js';
+import { signCompactJws } from '../jose/jws.js';
+import type { KeyRecord, Store } from '../store/store.js';
+import type { KeyEncryptionKey } from './kek.js';
+
+/**
+ * Signing keys. Private halves are sealed with the KEK in the store and opened only here; nothing
+ * outside this module can read them. Lifecycle: `next` (published, not signing) → `active` (signing) →
+ * `retired` (published until its last token has expired) → gone.
+ */
+export interface KeyManager {
+  /** Signs a JWS with the active key; `typ` goes into the protected header. */
+  signJwt(typ: string, claims: Record<string, unknown>): { jws: string; kid: string };
+  /** Public keys to publish: next, active and not-yet-expired retired keys. */
+  publicJwks(): { keys: PublicJwk[] };
+  /** Keys that can verify Writ's own tokens (same set as published). */
+  verificationKeys(): VerificationKey[];
+  activeKid(): string;
+  /** Promotes `next` to active, retires the old active key, generates a new `next`. */
+  rotate(): Promise<{ activated: string; retired: string; next: string }>;
+  /** Re-reads keys from the store (another node or process may have rotated). */
+  reload(): Promise<void>;
+  list(): Array<Omit<KeyRecord, 'sealedPrivateKey'>>;
+}
+
+interface LoadedKey {
+  record: KeyRecord;
+  privateKey: KeyObject;
+  encodedHeaders: Map<string, string>;
+  verification: VerificationKey;
+}
+
+export interface KeyManagerOptions {
+  store: Pick<Store, 'listKeys' | 'putKey' | 'transaction'>;
+  kek: KeyEncryptionKey;
+  clock: Clock;
+  algorithm: SigningAlgorithm;
+  /** The longest any token can live (seconds): how long a retired key stays published. */
+  maxTokenLifetime: number;
+}
+
+export async function createKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
+  const { store, kek, clock } = options;
+  let keys: LoadedKey[] = [];
+  let active: LoadedKey | undefined;
+
+  const load = async () => {
+    const records = await store.listKeys();
+    const now = clock.now();
+    keys = records
+      .filter((r) => r.state !== 'retired' || (r.notAfter ?? 0) > now)
+      .map((record) => loadKey(record, kek));
+    active = keys.find((k) => k.record.state === 'active');
+  };
+
+  await load();
+  if (!active) {
+    // First start: an active key and the next one, both published from the beginning.
+    await store.transaction(async (tx) => {
+      const existing = await tx.listKeys();
+      if (existing.some((k) => k.state === 'active')) return;
+      await tx.putKey({
+        ...generateKey(options.algorithm, kek, clock.now()),
+        state: 'active',
+        activatedAt: clock.now(),
+      });
+      await tx.putKey(generateKey(options.algorithm, kek, clock.now()));
+    });
+    await load();
+  }
+  if (!active) throw new Error('no active signing key after initialisation');
+
+  return {
+    signJwt(typ, claims) {
+      const k = active!;
+      let header = k.encodedHeaders.get(typ);
+      if (header === undefined) {
+        header = encodeBase64url(JSON.stringify({ alg: k.record.alg, typ, kid: k.record.kid }));
+        k.encodedHeaders.set(typ, header);
+      }
+      return {
+        jws: signCompactJws(k.record.alg, k.privateKey, header, JSON.stringify(claims)),
+        kid: k.record.kid,
+      };
+    },
+    publicJwks() {
+      const now = clock.now();
+      return {
+        keys: keys
+          .filter((k) => k.record.state !== 'retired' || (k.record.notAfter ?? 0) > now)
+          .map((k) => k.record.publicJwk),
+      };
+    },
+    verificationKeys() {
+      const now = clock.now();
+      return keys
+        .filter((k) => k.record.state !== 'retired' || (k.record.notAfter ?? 0) > now)
+        .map((k) => k.verification);
+    },
+    activeKid: () => active!.record.kid,
+    async rotate() {
+      const result = await store.transaction(async (tx) => {
+        const now = clock.now();
+        const all = await tx.listKeys();
+        const current = all.find((k) => k.state === 'active');
+        const next = all.find((k) => k.state === 'next');
+        if (!current || !next) throw new Error('key store has no active or next key');
+        const fresh = generateKey(options.algorithm, kek, now);
+        await tx.putKey({
+          ...current,
+          state: 'retired',
+          retiredAt: now,
+          notAfter: now + options.maxTokenLifetime * 1000,
+        });
+        await tx.putKey({ ...next, state: 'active', activatedAt: now });
+        await tx.putKey(fresh);
+        return { activated: next.kid, retired: current.kid, next: fresh.kid };
+      });
+      await load();
+      return result;
+    },
+    reload: load,
+    list: () => keys.map(({ record: { sealedPrivateKey: _s, ...rest } }) => rest),
+  };
+}
+
+function generateKey(alg: SigningAlgorithm, kek: KeyEncryptionKey, now: number): KeyRecord {
+  const { privateKey, publicKey } =
+    alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
+  const kid = jwkThumbprint(jwk);
+  const publicJwk = { ...jwk, kid, alg, use: 'sig' } as PublicJwk;
+  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+  return {
+    kid,
+    alg,
+    publicJwk,
+    sealedPrivateKey: kek.seal(pkcs8, `writ-signing-key:${kid}`),
+    state: 'next',
+    createdAt: now,
+    activatedAt: null,
+    retiredAt: null,
+    notAfter: null,
+  };
+}
+
+function loadKey(record: KeyRecord, kek: KeyEncryptionKey): LoadedKey {
+  const der = kek.open(record.sealedPrivateKey, `writ-signing-key:${record.kid}`);
+  const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  der.fill(0);
+  const publicKey = createPublicKey(privateKey);
+  return {
+    record,
+    privateKey,
+    encodedHeaders: new Map(),
+    verification: { kid: record.kid, key: publicKey, algorithms: [record.alg], thumbprint: record.kid },
+  };
+}

@@ -1,0 +1,117 @@
+import { ClientAuthMethod, type ClientAuthMethodValue } from '@writ/sdk/wire';
+import { invalidClient, invalidRequest, OAuthError, unauthorizedClient } from '../../errors.js';
+import type { FormParams } from '../../http/form.js';
+import { single } from '../../http/form.js';
+import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
+import { parseBasicAuthorization, secretMatches } from './client-secret.js';
+import { type AssertionRules, peekAssertionIssuer, verifyClientAssertion } from './private-key-jwt.js';
+
+export interface AuthenticatedClient {
+  workload: ResolvedWorkload;
+  method: ClientAuthMethodValue;
+  /** For `private_key_jwt`: the assertion `jti` to consume, and until when. */
+  replay?: { jti: string; until: number };
+  /** A legacy secret was used under this class's exception. */
+  legacyClasses?: string[];
+}
+
+/**
+ * Authenticates the client of a token, introspection or revocation request (RFC 6749 §2.3), using
+ * exactly one method. Client secrets are accepted only for workloads in a class that registers the
+ * exception, and only while the exception has not expired.
+ */
+export function authenticateClient(
+  params: FormParams,
+  authorization: string | undefined,
+  registry: Registry,
+  rules: AssertionRules,
+): AuthenticatedClient {
+  const assertion = single(params, 'client_assertion', rules.maxBytes);
+  const postSecret = single(params, 'client_secret', 512);
+  const basic = authorization?.toLowerCase().startsWith('basic ') ? authorization : undefined;
+  const methods = [assertion, postSecret, basic].filter((m) => m !== undefined).length;
+  if (methods > 1) throw invalidRequest('use exactly one client authentication method');
+  const paramClientId = single(params, 'client_id', 2048);
+
+  if (assertion !== undefined) {
+    const clientId = paramClientId ?? peekAssertionIssuer(assertion);
+    const workload = clientId === undefined ? undefined : registry.workload(clientId);
+    if (!workload)
+      throw invalidClient('client authentication failed', { reason: 'unknown_client', client_id: clientId });
+    const a = verifyClientAssertion(
+      assertion,
+      single(params, 'client_assertion_type', 256),
+      workload.id,
+      workload.verificationKeys,
+      rules,
+    );
+    ensureActive(workload);
+    return { workload, method: ClientAuthMethod.privateKeyJwt, replay: { jti: a.jti, until: a.replayUntil } };
+  }
+
+  if (postSecret !== undefined || basic !== undefined) {
+    let clientId: string | undefined;
+    let secret: string;
+    let method: ClientAuthMethodValue;
+    if (basic !== undefined) {
+      const parsed = parseBasicAuthorization(basic);
+      if (!parsed) throw invalidClient('malformed Basic authorization', { reason: 'malformed_basic' });
+      if (paramClientId !== undefined && paramClientId !== parsed.clientId)
+        throw invalidRequest('client_id does not match');
+      ({ clientId, secret } = parsed);
+      method = ClientAuthMethod.clientSecretBasic;
+    } else {
+      clientId = paramClientId;
+      secret = postSecret!;
+      method = ClientAuthMethod.clientSecretPost;
+    }
+    const workload = clientId === undefined ? undefined : registry.workload(clientId);
+    // Compare even for unknown clients so the timing does not reveal which client ids exist.
+    const matches = secretMatches(secret, workload?.secretSha256 ?? '0'.repeat(64));
+    if (!workload?.secretSha256 || !matches) {
+      throw invalidClientWithChallenge(
+        'client authentication failed',
+        { reason: workload ? 'bad_secret' : 'unknown_client', client_id: clientId },
+        basic !== undefined,
+      );
+    }
+    const legacyClasses = workload.classes.filter((c) => {
+      const exception = registry.tokenClass(c)?.legacyClientSecret;
+      return exception !== undefined && Date.parse(`${exception.expires}T23:59:59Z`) >= rules.nowMs;
+    });
+    if (legacyClasses.length === 0) {
+      throw unauthorizedClient(
+        'client secrets are not allowed for this client (no unexpired legacy exception)',
+        {
+          reason: 'legacy_exception_missing_or_expired',
+        },
+      );
+    }
+    ensureActive(workload);
+    return { workload, method, legacyClasses };
+  }
+
+  throw invalidClient('client authentication is required', {
+    reason: 'no_client_auth',
+    client_id: paramClientId,
+  });
+}
+
+function ensureActive(w: ResolvedWorkload): void {
+  if (w.state !== 'active')
+    throw unauthorizedClient(`workload is ${w.state}`, { reason: `workload_${w.state}` });
+}
+
+/** invalid_client after Basic authentication carries the challenge (RFC 6749 §5.2). */
+function invalidClientWithChallenge(
+  description: string,
+  detail: Record<string, unknown>,
+  basic: boolean,
+): OAuthError {
+  return basic
+    ? new OAuthError('invalid_client', description, {
+        detail,
+        headers: { 'www-authenticate': 'Basic realm="writ"' },
+      })
+    : invalidClient(description, detail);
+}

@@ -1,0 +1,61 @@
+import { GrantType } from '@writ/sdk/wire';
+import { Paths } from '../../context.js';
+import { checkTokenEndpointDpop } from '../../dpop/check.js';
+import { OAuthError } from '../../errors.js';
+import { single } from '../../http/form.js';
+import { taskForIssuance } from '../../tasks/tasks.js';
+import { assertionRules } from '../assertion-rules.js';
+import { parseScope, selectClass } from '../class-selection.js';
+import { authenticateClient } from '../client-auth/authenticate.js';
+import { issueAccessToken } from '../issue.js';
+import { requestedAudience, requestedTtl } from '../request-params.js';
+import type { Grant } from './grant.js';
+
+/** RFC 6749 §4.4: a workload authenticates and asks for a token for one audience. */
+export const clientCredentials: Grant = {
+  grantType: GrantType.clientCredentials,
+  async handle(ctx, params, req) {
+    const client = authenticateClient(params, req.authorization, ctx.registry, assertionRules(ctx));
+    const wait = ctx.rateLimiter.take(client.workload.id);
+    if (wait > 0) {
+      throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
+        status: 429,
+        headers: { 'retry-after': String(wait) },
+        detail: { reason: 'rate_limited' },
+      });
+    }
+    const audience = requestedAudience(params);
+    const requested = parseScope(single(params, 'scope', 4096));
+    const { tokenClass, scopes } = selectClass(
+      client.legacyClasses ?? client.workload.classes,
+      ctx.registry,
+      audience,
+      requested,
+    );
+    const taskId = single(params, 'task_id', 128);
+    const task =
+      taskId === undefined
+        ? undefined
+        : await taskForIssuance(ctx, taskId, client.workload.id, tokenClass.renewalMaxLifetime);
+    const dpop = await checkTokenEndpointDpop(ctx, req, Paths.token, tokenClass.binding === 'dpop');
+    return issueAccessToken(
+      ctx,
+      {
+        grantType: GrantType.clientCredentials,
+        workloadId: client.workload.id,
+        tokenClass: tokenClass.name,
+        audience,
+        scopes,
+        ttl: requestedTtl(params, tokenClass),
+        authMethod: client.method,
+        replay: client.replay,
+        legacyException: client.legacyClasses ? tokenClass.name : undefined,
+        dpop,
+        tid: task?.task.id,
+        notAfter: task?.notAfter,
+        renewal: task?.renewal,
+      },
+      req,
+    );
+  },
+};

@@ -1,0 +1,124 @@
+import { type AccessTokenClaims, GrantType, TokenType } from '@writ/sdk/wire';
+import { Paths } from '../../context.js';
+import { checkTokenEndpointDpop } from '../../dpop/check.js';
+import {
+  invalidGrant,
+  invalidRequest,
+  invalidScope,
+  invalidTarget,
+  type OAuthError,
+  unauthorizedClient,
+} from '../../errors.js';
+import { type FormParams, single } from '../../http/form.js';
+import { verifyAccessToken } from '../../tokens/access-token.js';
+import { assertionRules } from '../assertion-rules.js';
+import { parseScope } from '../class-selection.js';
+import { authenticateClient } from '../client-auth/authenticate.js';
+import { issueAccessToken } from '../issue.js';
+import { requestedTtl } from '../request-params.js';
+import type { Grant } from './grant.js';
+
+/**
+ * RFC 8693 token exchange: the holder of a Writ access token trades it for a narrower one — scope a
+ * subset, an audience the subject's class allows, `exp` no later, the same `tid`, bound to the new
+ * holder. When another workload acts (the authenticated client differs from the subject), the subject's
+ * class must list it in `delegation.actors`, and the new token records the chain in `act`.
+ */
+export const tokenExchange: Grant = {
+  grantType: GrantType.tokenExchange,
+  async handle(ctx, params, req) {
+    const client = authenticateClient(params, req.authorization, ctx.registry, assertionRules(ctx));
+    const subjectToken = single(params, 'subject_token', ctx.settings.limits.tokenBytes);
+    if (subjectToken === undefined) throw invalidRequest('subject_token is required');
+    const subjectType = single(params, 'subject_token_type', 256);
+    if (subjectType !== TokenType.accessToken) {
+      throw invalidRequest(
+        'subject_token_type must be urn:ietf:params:oauth:token-type:access_token for a Writ token',
+      );
+    }
+    const requestedType = single(params, 'requested_token_type', 256);
+    if (requestedType !== undefined && requestedType !== TokenType.accessToken) {
+      throw invalidRequest('only access tokens can be requested');
+    }
+    if (params.has('actor_token'))
+      throw invalidRequest('actor_token is not supported: the authenticated client is the actor');
+
+    let subject: AccessTokenClaims;
+    let kid: string;
+    try {
+      ({ claims: subject, kid } = verifyAccessToken(subjectToken, {
+        keys: ctx.keys.verificationKeys(),
+        issuer: ctx.settings.issuer,
+        nowMs: ctx.clock.now(),
+        leeway: 0,
+        maxBytes: ctx.settings.limits.tokenBytes,
+      }));
+    } catch (err) {
+      throw invalidGrant('subject_token is not an active token issued here', {
+        reason: (err as OAuthError).detail?.['reason'],
+      });
+    }
+    if (subject.cls === 'admin') throw invalidGrant('admin tokens cannot be exchanged');
+    if (ctx.revocations.match({ ...subject, kid }))
+      throw invalidGrant('subject_token has been revoked', { reason: 'revoked' });
+    const subjectWorkload = ctx.registry.workload(subject.sub);
+    if (!subjectWorkload || subjectWorkload.state !== 'active')
+      throw invalidGrant('the subject workload is not active');
+    const cls = ctx.registry.tokenClass(subject.cls);
+    if (!cls) throw invalidGrant('the subject token class no longer exists');
+
+    const actor = client.workload.id;
+    const act = actingChain(subject, actor);
+    if (act !== undefined && !cls.delegationActors.includes(actor)) {
+      throw unauthorizedClient('this client may not act for the subject (class delegation.actors)', {
+        actor,
+      });
+    }
+    const audience = exchangeAudience(params, subject.aud);
+    if (!cls.audiences.includes(audience))
+      throw invalidTarget('the audience is not allowed for the subject token class');
+    const granted = subject.scope.split(' ');
+    const scopes = parseScope(single(params, 'scope', 4096)) ?? granted;
+    if (!scopes.every((s) => granted.includes(s)))
+      throw invalidScope('an exchanged token cannot widen the scope of the subject token');
+
+    const dpop = await checkTokenEndpointDpop(ctx, req, Paths.token, cls.binding === 'dpop');
+    return issueAccessToken(
+      ctx,
+      {
+        grantType: GrantType.tokenExchange,
+        workloadId: subject.sub,
+        clientId: actor,
+        tokenClass: cls.name,
+        audience,
+        scopes,
+        ttl: requestedTtl(params, cls),
+        authMethod: client.method,
+        replay: client.replay,
+        dpop,
+        tid: subject.tid,
+        notAfter: subject.exp,
+        act,
+        subjectJti: subject.jti,
+        issuedTokenType: TokenType.accessToken,
+      },
+      req,
+    );
+  },
+};
+
+/**
+ * The `act` claim of the new token: none when the subject's own workload narrows its token (or the
+ * current actor narrows its delegated token); otherwise the actor wraps the existing chain.
+ */
+function actingChain(subject: AccessTokenClaims, actor: string): AccessTokenClaims['act'] {
+  const currentHolder = subject.act?.sub ?? subject.sub;
+  if (actor === currentHolder) return subject.act;
+  return subject.act ? { sub: actor, act: subject.act } : { sub: actor };
+}
+
+function exchangeAudience(params: FormParams, fallback: string): string {
+  const values = [...new Set([...(params.get('resource') ?? []), ...(params.get('audience') ?? [])])];
+  if (values.length > 1) throw invalidTarget('exactly one audience per token');
+  return values[0] ?? fallback;
+}

@@ -1,0 +1,125 @@
+import { DpopError } from '@writ/sdk/dpop';
+import type { AccessTokenClaims, ClientAuthMethodValue, TokenResponse } from '@writ/sdk/wire';
+import type { RequestInfo, WritContext } from '../context.js';
+import { type DpopBinding, dpopError } from '../dpop/check.js';
+import { invalidClient, OAuthError } from '../errors.js';
+import type { AuditEvent } from '../store/store.js';
+import { signAccessToken, tokenFingerprint } from '../tokens/access-token.js';
+
+export interface IssueRequest {
+  grantType: string;
+  /** The token's `sub`. */
+  workloadId: string;
+  /** The token's `client_id` when another workload holds it (token exchange); default `workloadId`. */
+  clientId?: string;
+  /** The `jti` of the token this one was exchanged from. */
+  subjectJti?: string;
+  tokenClass: string;
+  audience: string;
+  scopes: string[];
+  ttl: number;
+  authMethod: ClientAuthMethodValue;
+  replay?: { jti: string; until: number } | undefined;
+  legacyException?: string | undefined;
+  tid?: string | undefined;
+  /** The holder's verified DPoP proof; its `jti` is consumed with the issuance. */
+  dpop?: DpopBinding | undefined;
+  act?: AccessTokenClaims['act'];
+  /** An upper bound on `exp` (seconds): a task's end, or the subject token's `exp` in an exchange. */
+  notAfter?: number | undefined;
+  issuedTokenType?: string;
+  /** A later token in the same task: a renewal. */
+  renewal?: boolean | undefined;
+}
+
+/**
+ * The end of every grant: sign, then in one transaction consume the assertion `jti`, record the token
+ * and append its audit event. No audit, no token: if the transaction fails, the signed token is dropped.
+ */
+export async function issueAccessToken(
+  ctx: WritContext,
+  r: IssueRequest,
+  req: RequestInfo,
+): Promise<TokenResponse> {
+  const started = process.hrtime.bigint();
+  const now = ctx.clock.now();
+  const nowS = Math.floor(now / 1000);
+  const ttl = r.notAfter === undefined ? r.ttl : Math.min(r.ttl, r.notAfter - nowS);
+  if (ttl <= 0) throw new OAuthError('invalid_grant', 'the task or subject token has ended');
+  const { token, claims, kid } = signAccessToken(ctx.keys, {
+    issuer: ctx.settings.issuer,
+    subject: r.workloadId,
+    clientId: r.clientId ?? r.workloadId,
+    audience: r.audience,
+    scope: r.scopes.join(' '),
+    tokenClass: r.tokenClass,
+    ttl,
+    nowMs: now,
+    ...(r.tid !== undefined ? { tid: r.tid } : {}),
+    ...(r.dpop ? { jkt: r.dpop.jkt } : {}),
+    ...(r.act ? { act: r.act } : {}),
+  });
+  const fingerprint = tokenFingerprint(token);
+  const event: AuditEvent = await ctx.store.transaction(async (tx) => {
+    if (r.replay && !(await tx.consume(`assertion:${claims.client_id}`, r.replay.jti, r.replay.until, now))) {
+      throw invalidClient('client assertion has already been used', { reason: 'replay' });
+    }
+    if (r.dpop && !(await tx.consume('dpop', r.dpop.replayKey, r.dpop.replayUntil, now))) {
+      throw dpopError(ctx, new DpopError('replay', 'DPoP proof jti was already used'));
+    }
+    await tx.recordToken({
+      jti: claims.jti,
+      sub: claims.sub,
+      clientId: claims.client_id,
+      cls: claims.cls,
+      aud: claims.aud,
+      scope: claims.scope,
+      kid,
+      iat: claims.iat,
+      exp: claims.exp,
+      fingerprint,
+      ...(claims.tid !== undefined ? { tid: claims.tid } : {}),
+    });
+    return ctx.audit.append(
+      {
+        type: 'token.issued',
+        outcome: 'success',
+        actor: claims.client_id,
+        subject: r.workloadId,
+        jti: claims.jti,
+        data: {
+          grant_type: r.grantType,
+          auth_method: r.authMethod,
+          cls: claims.cls,
+          aud: claims.aud,
+          scope: claims.scope,
+          iat: claims.iat,
+          exp: claims.exp,
+          kid,
+          fingerprint,
+          binding: r.dpop ? 'dpop' : 'bearer',
+          ...(r.tid !== undefined ? { tid: r.tid, renewal: r.renewal ?? false } : {}),
+          ...(r.act ? { act: r.act } : {}),
+          ...(r.subjectJti ? { subject_jti: r.subjectJti } : {}),
+          ip: req.ip,
+          ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
+        },
+      },
+      tx,
+    );
+  });
+  ctx.audit.noteCommitted(event);
+  ctx.metrics.issued.inc({ class: claims.cls, grant_type: r.grantType });
+  ctx.logger.debug(
+    { sub: claims.sub, cls: claims.cls, aud: claims.aud, jti: claims.jti, exp: claims.exp },
+    'issued',
+  );
+  ctx.metrics.issuanceDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  return {
+    access_token: token,
+    token_type: r.dpop ? 'DPoP' : 'Bearer',
+    expires_in: ttl,
+    scope: claims.scope,
+    ...(r.issuedTokenType ? { issued_token_type: r.issuedTokenType } : {}),
+  };
+}

@@ -1,0 +1,64 @@
+import type { RequestInfo, WritContext } from '../context.js';
+import { OAuthError, StoreUnavailableError, temporarilyUnavailable } from '../errors.js';
+
+/** Marks errors already written to the audit log, so the HTTP error handler does not write them twice. */
+export const AUDITED = Symbol('writ.audited');
+
+/**
+ * Audits a refusal and returns the error to send. Store failures become 503 `temporarily_unavailable`;
+ * unexpected errors become 500 `server_error` with nothing of the cause in the response.
+ */
+export async function auditRefusal(
+  ctx: WritContext,
+  endpoint: string,
+  err: unknown,
+  req: RequestInfo,
+  context: Record<string, unknown>,
+): Promise<unknown> {
+  let error: OAuthError;
+  if (err instanceof OAuthError) error = err;
+  else if (err instanceof StoreUnavailableError) {
+    ctx.logger.error({ err: err.message, endpoint }, 'store unavailable; refusing');
+    error = temporarilyUnavailable('the service cannot record this request right now; retry later');
+  } else {
+    ctx.logger.error({ err, endpoint }, 'unexpected error');
+    error = new OAuthError('server_error', 'internal error');
+  }
+  ctx.metrics.refusals.inc({ endpoint, error: error.code });
+  ctx.logger.info(
+    { endpoint, error: error.code, status: error.status, reason: error.detail?.['reason'], ip: req.ip },
+    'refused',
+  );
+  const actor = typeof context['client_id'] === 'string' ? (context['client_id'] as string) : 'anonymous';
+  try {
+    await ctx.audit.append({
+      type: `${endpoint}.refused`,
+      outcome: 'refused',
+      actor,
+      data: {
+        error: error.code,
+        description: error.message,
+        ...clean(error.detail),
+        ...clean(context),
+        ip: req.ip,
+        status: error.status,
+      },
+    });
+  } catch (auditErr) {
+    ctx.logger.error({ err: (auditErr as Error).message }, 'could not audit a refusal');
+    if (error.status < 500)
+      error = temporarilyUnavailable('the service cannot record this request right now; retry later');
+  }
+  Object.defineProperty(error, AUDITED, { value: true });
+  return error;
+}
+
+function clean(o: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!o) return out;
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined) continue;
+    out[k] = typeof v === 'string' ? v.slice(0, 256) : v;
+  }
+  return out;
+}

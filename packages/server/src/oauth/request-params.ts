@@ -1,0 +1,33 @@
+import { invalidRequest, invalidTarget } from '../errors.js';
+import { type FormParams, single } from '../http/form.js';
+import type { TokenClass } from '../store/store.js';
+
+/**
+ * The one audience of the token: from `resource` (RFC 8707, an absolute URI without fragment) or
+ * `audience` (RFC 8693). Several different values are refused: one token, one audience.
+ */
+export function requestedAudience(params: FormParams): string {
+  const resources = params.get('resource') ?? [];
+  if (resources.length > 10) throw invalidTarget('too many resource parameters');
+  for (const r of resources) {
+    let ok = false;
+    try {
+      const u = new URL(r);
+      ok = u.hash === '' && r.length <= 512;
+    } catch {}
+    if (!ok) throw invalidTarget('resource must be an absolute URI without a fragment (RFC 8707)');
+  }
+  const audience = single(params, 'audience', 512);
+  const all = [...new Set([...resources, ...(audience !== undefined ? [audience] : [])])];
+  if (all.length === 0) throw invalidTarget('a resource or audience parameter is required');
+  if (all.length > 1) throw invalidTarget('exactly one audience per token: send one resource or audience');
+  return all[0]!;
+}
+
+/** TTL in seconds: the `ttl` parameter (a Writ extension) clamped to the class maximum, else the default. */
+export function requestedTtl(params: FormParams, cls: TokenClass): number {
+  const raw = single(params, 'ttl', 16);
+  if (raw === undefined) return cls.defaultTtl;
+  if (!/^[1-9]\d{0,8}$/.test(raw)) throw invalidRequest('ttl must be a positive number of seconds');
+  return Math.min(Number(raw), cls.maxTtl);
+}

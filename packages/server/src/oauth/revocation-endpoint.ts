@@ -1,0 +1,47 @@
+import { Paths, type RequestInfo, type WritContext } from '../context.js';
+import { invalidRequest, OAuthError } from '../errors.js';
+import { type FormParams, single } from '../http/form.js';
+import { revoke } from '../revocation/revoke.js';
+import { verifyAccessToken } from '../tokens/access-token.js';
+import { authenticateCaller } from './introspection.js';
+import { auditRefusal } from './refusal.js';
+
+/**
+ * `POST /oauth2/revoke` (RFC 7009). A client revokes a token issued to it; invalid or expired tokens
+ * are answered with 200 as the RFC requires. Operators may revoke any token.
+ */
+export async function handleRevocation(
+  ctx: WritContext,
+  params: FormParams,
+  req: RequestInfo,
+): Promise<void> {
+  try {
+    const caller = await authenticateCaller(ctx, params, req, Paths.revoke);
+    const token = single(params, 'token', ctx.settings.limits.tokenBytes);
+    if (token === undefined) throw invalidRequest('token is required');
+    let claims: ReturnType<typeof verifyAccessToken>['claims'];
+    try {
+      ({ claims } = verifyAccessToken(token, {
+        keys: ctx.keys.verificationKeys(),
+        issuer: ctx.settings.issuer,
+        nowMs: ctx.clock.now(),
+        leeway: 0,
+        maxBytes: ctx.settings.limits.tokenBytes,
+      }));
+    } catch {
+      return;
+    }
+    if (claims.client_id !== caller && !caller.startsWith('operator:')) {
+      throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+    }
+    await revoke(ctx, {
+      kind: 'jti',
+      value: claims.jti,
+      issuedBefore: null,
+      reason: 'RFC 7009 revocation',
+      actor: caller,
+    });
+  } catch (err) {
+    throw await auditRefusal(ctx, 'revocation', err, req, { client_id: params.get('client_id')?.[0] });
+  }
+}

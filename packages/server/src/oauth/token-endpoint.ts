@@ -1,0 +1,38 @@
+import type { TokenResponse } from '@writ/sdk/wire';
+import type { RequestInfo, WritContext } from '../context.js';
+import { invalidRequest, unsupportedGrantType } from '../errors.js';
+import { type FormParams, single } from '../http/form.js';
+import { clientCredentials } from './grants/client-credentials.js';
+import type { Grant } from './grants/grant.js';
+import { tokenExchange } from './grants/token-exchange.js';
+import { auditRefusal } from './refusal.js';
+
+/** Grants the token endpoint serves. Adding a grant is adding a module to this list. */
+export const GRANTS: ReadonlyMap<string, Grant> = new Map(
+  [clientCredentials, tokenExchange].map((g) => [g.grantType, g]),
+);
+
+/** `POST /oauth2/token` (RFC 6749 §3.2). Every refusal is audited before it is returned. */
+export async function handleTokenRequest(
+  ctx: WritContext,
+  params: FormParams,
+  req: RequestInfo,
+): Promise<TokenResponse> {
+  let grantType: string | undefined;
+  try {
+    grantType = single(params, 'grant_type', 256);
+    if (grantType === undefined) throw invalidRequest('grant_type is required');
+    const grant = GRANTS.get(grantType);
+    if (!grant) throw unsupportedGrantType('this grant type is not supported');
+    return await grant.handle(ctx, params, req);
+  } catch (err) {
+    throw await auditRefusal(ctx, 'token', err, req, {
+      grant_type: grantType?.slice(0, 128),
+      client_id: claimedClient(params),
+    });
+  }
+}
+
+function claimedClient(params: FormParams): string | undefined {
+  return params.get('client_id')?.[0]?.slice(0, 256);
+}

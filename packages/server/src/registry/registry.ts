@@ -1,0 +1,63 @@
+import { importPublicJwk, type VerificationKey } from '../jose/jwk.js';
+import type { Operator, Store, TokenClass, WorkloadRecord } from '../store/store.js';
+
+/** A workload as the hot path needs it: its record plus keys already imported. */
+export interface ResolvedWorkload extends WorkloadRecord {
+  verificationKeys: VerificationKey[];
+}
+
+export interface ResolvedOperator extends Operator {
+  verificationKeys: VerificationKey[];
+}
+
+/**
+ * The in-memory view of workloads, classes and operators that the token endpoint reads. The store is
+ * the truth; `reload()` rebuilds the view after `writ apply` or a state change.
+ */
+export class Registry {
+  #workloads = new Map<string, ResolvedWorkload>();
+  #classes = new Map<string, TokenClass>();
+  #operators = new Map<string, ResolvedOperator>();
+  readonly #store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators'>;
+
+  constructor(store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators'>) {
+    this.#store = store;
+  }
+
+  async reload(): Promise<void> {
+    const [workloads, classes, operators] = await Promise.all([
+      this.#store.listWorkloads(),
+      this.#store.listClasses(),
+      this.#store.listOperators(),
+    ]);
+    this.#workloads = new Map(
+      workloads.map((w) => [w.id, { ...w, verificationKeys: w.jwks.map((k) => importPublicJwk(k)) }]),
+    );
+    this.#classes = new Map(classes.map((c) => [c.name, c]));
+    this.#operators = new Map(
+      operators.map((o) => [o.name, { ...o, verificationKeys: o.jwks.map((k) => importPublicJwk(k)) }]),
+    );
+  }
+
+  workload(id: string): ResolvedWorkload | undefined {
+    return this.#workloads.get(id);
+  }
+  tokenClass(name: string): TokenClass | undefined {
+    return this.#classes.get(name);
+  }
+  operator(name: string): ResolvedOperator | undefined {
+    return this.#operators.get(name);
+  }
+  workloads(): ResolvedWorkload[] {
+    return [...this.#workloads.values()];
+  }
+  classes(): TokenClass[] {
+    return [...this.#classes.values()];
+  }
+  /** The longest `max_ttl` of any class, in seconds. */
+  longestTtl(): number {
+    let max = 0;
+    for (const c of this.#classes.values()) max = Math.max(max, c.maxTtl);
+    return max;
+  }
+}

@@ -1,0 +1,73 @@
+import type { Revocation, RevocationKind } from '@writ/sdk/wire';
+import { seconds } from '../clock.js';
+import type { WritContext } from '../context.js';
+import type { Store } from '../store/store.js';
+
+export interface RevokeRequest {
+  kind: RevocationKind;
+  value: string;
+  /** Seconds since the epoch; tokens issued at or before it are revoked. Null: every token with that value. */
+  issuedBefore: number | null;
+  reason: string;
+  actor: string;
+}
+
+/** Kinds that, left open-ended, would also block tokens issued later; they default to "issued before now". */
+const DEFAULTS_TO_NOW: ReadonlySet<RevocationKind> = new Set(['sub', 'client_id', 'cls', 'kid']);
+
+/**
+ * Stores a revocation and its audit event in one transaction (inside `tx` when given), then applies it
+ * to the in-memory set so introspection refuses the tokens at once.
+ */
+export async function revoke(ctx: WritContext, r: RevokeRequest, tx?: Store): Promise<Revocation> {
+  const now = ctx.clock.now();
+  const issuedBefore = r.issuedBefore ?? (DEFAULTS_TO_NOW.has(r.kind) ? seconds(now) : null);
+  const expiresAt = Math.max(now, (issuedBefore ?? 0) * 1000) + ctx.settings.tokens.maxLifetime * 1000;
+  const work = async (t: Store) => {
+    const stored = await t.addRevocation({
+      kind: r.kind,
+      value: r.value,
+      issued_before: issuedBefore,
+      created_at: now,
+      reason: r.reason,
+      actor: r.actor,
+      expires_at: expiresAt,
+    });
+    await ctx.events.append(t, 'revocation', { revocation: stored });
+    const event = await ctx.audit.append(
+      {
+        type: 'revocation.created',
+        outcome: 'success',
+        actor: r.actor,
+        subject: r.kind === 'sub' || r.kind === 'client_id' ? r.value : undefined,
+        jti: r.kind === 'jti' ? r.value : undefined,
+        data: {
+          seq: stored.seq,
+          kind: r.kind,
+          value: r.value,
+          issued_before: issuedBefore,
+          reason: r.reason,
+        },
+      },
+      t,
+    );
+    return { stored, event };
+  };
+  const { stored, event } = tx ? await work(tx) : await ctx.store.transaction(work);
+  if (!tx) {
+    ctx.audit.noteCommitted(event);
+    ctx.revocations.apply(stored);
+    ctx.events.notify();
+  }
+  ctx.metrics.revocations.inc({ kind: r.kind });
+  return stored;
+}
+
+/** Loads revocations stored after the set's sequence number (at start, or after a transaction). */
+export async function syncRevocations(
+  ctx: Pick<WritContext, 'store' | 'clock' | 'revocations'>,
+): Promise<number> {
+  const fresh = await ctx.store.listRevocations(ctx.revocations.seq, ctx.clock.now());
+  for (const r of fresh) ctx.revocations.apply(r);
+  return fresh.length;
+}

@@ -1,0 +1,104 @@
+/** Forward-only schema migrations for the embedded store; `PRAGMA user_version` records the last applied. */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE workloads (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'active',
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE classes (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+  CREATE TABLE operators (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+  CREATE TABLE replay (
+    scope TEXT NOT NULL,
+    id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, id)
+  ) WITHOUT ROWID;
+  CREATE INDEX replay_expiry ON replay (expires_at);
+  CREATE TABLE tokens (
+    jti TEXT PRIMARY KEY,
+    sub TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    cls TEXT NOT NULL,
+    aud TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    tid TEXT,
+    iat INTEGER NOT NULL,
+    exp INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL
+  );
+  CREATE INDEX tokens_exp ON tokens (exp);
+  CREATE INDEX tokens_sub ON tokens (sub);
+  CREATE TABLE revocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    issued_before INTEGER,
+    created_at INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    alg TEXT NOT NULL,
+    public_jwk TEXT NOT NULL,
+    sealed_private_key BLOB NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    activated_at INTEGER,
+    retired_at INTEGER,
+    not_after INTEGER
+  );
+  CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    subject TEXT,
+    jti TEXT,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE INDEX audit_jti ON audit_events (jti) WHERE jti IS NOT NULL;
+  CREATE INDEX audit_actor ON audit_events (actor, seq);
+  CREATE INDEX audit_subject ON audit_events (subject, seq) WHERE subject IS NOT NULL;
+  CREATE INDEX audit_ts ON audit_events (ts);
+  CREATE TABLE audit_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    kid TEXT NOT NULL,
+    jws TEXT NOT NULL
+  );
+  `,
+  `
+  CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    workload TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    opened_by TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    lease_until INTEGER,
+    closed_at INTEGER,
+    close_reason TEXT
+  );
+  CREATE INDEX tasks_workload ON tasks (workload, opened_at);
+  CREATE INDEX tasks_open_deadline ON tasks (deadline) WHERE closed_at IS NULL;
+  CREATE INDEX tokens_tid ON tokens (tid) WHERE tid IS NOT NULL;
+  `,
+  `
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+  );
+  `,
+];

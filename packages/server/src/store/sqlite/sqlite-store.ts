@@ -1,0 +1,553 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Revocation, RevocationKind } from '@writ/sdk/wire';
+import Database from 'better-sqlite3';
+import { chainHash, GENESIS_HASH } from '../../audit/chain.js';
+import { StoreUnavailableError } from '../../errors.js';
+import type {
+  AuditCheckpoint,
+  AuditDraft,
+  AuditEvent,
+  AuditQuery,
+  IssuedToken,
+  KeyRecord,
+  NewRevocation,
+  Operator,
+  Store,
+  StreamEvent,
+  Task,
+  TokenClass,
+  Workload,
+  WorkloadRecord,
+  WorkloadState,
+} from '../store.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+type Row = Record<string, unknown>;
+
+export interface SqliteStoreOptions {
+  /** Database file, or ':memory:'. */
+  path: string;
+  readonly?: boolean;
+}
+
+/**
+ * The embedded store: better-sqlite3 in WAL mode. One connection; every operation is serialized through
+ * a promise queue so an open transaction never sees another request's statements.
+ */
+export function openSqliteStore(options: SqliteStoreOptions): Store {
+  if (options.path !== ':memory:' && !options.readonly) mkdirSync(dirname(options.path), { recursive: true });
+  const db = new Database(options.path, {
+    readonly: options.readonly ?? false,
+    fileMustExist: options.readonly ?? false,
+  });
+  if (!options.readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 2000');
+    migrate(db);
+  }
+  return new SqliteStore(db);
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #ops: SqliteOps;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#ops = new SqliteOps(db);
+  }
+
+  #run<T>(fn: () => T | Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next.catch((err: unknown) => {
+      throw translate(err);
+    });
+  }
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return this.#run(async () => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.#ops);
+        this.#db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  listWorkloads = () => this.#run(() => this.#ops.listWorkloads());
+  getWorkload = (id: string) => this.#run(() => this.#ops.getWorkload(id));
+  putWorkload = (w: Workload, now: number) => this.#run(() => this.#ops.putWorkload(w, now));
+  deleteWorkload = (id: string) => this.#run(() => this.#ops.deleteWorkload(id));
+  setWorkloadState = (id: string, s: WorkloadState, now: number) =>
+    this.#run(() => this.#ops.setWorkloadState(id, s, now));
+  listClasses = () => this.#run(() => this.#ops.listClasses());
+  putClass = (c: TokenClass) => this.#run(() => this.#ops.putClass(c));
+  deleteClass = (name: string) => this.#run(() => this.#ops.deleteClass(name));
+  listOperators = () => this.#run(() => this.#ops.listOperators());
+  putOperator = (o: Operator) => this.#run(() => this.#ops.putOperator(o));
+  deleteOperator = (name: string) => this.#run(() => this.#ops.deleteOperator(name));
+  consume = (scope: string, id: string, exp: number, now: number) =>
+    this.#run(() => this.#ops.consume(scope, id, exp, now));
+  recordToken = (t: IssuedToken) => this.#run(() => this.#ops.recordToken(t));
+  getToken = (jti: string) => this.#run(() => this.#ops.getToken(jti));
+  tokensForTask = (tid: string, limit: number) => this.#run(() => this.#ops.tokensForTask(tid, limit));
+  createTask = (t: Task) => this.#run(() => this.#ops.createTask(t));
+  getTask = (id: string) => this.#run(() => this.#ops.getTask(id));
+  closeTask = (id: string, at: number, reason: string) =>
+    this.#run(() => this.#ops.closeTask(id, at, reason));
+  renewTaskLease = (id: string, until: number) => this.#run(() => this.#ops.renewTaskLease(id, until));
+  listTasks = (q: { workload?: string; open?: boolean; limit: number }) =>
+    this.#run(() => this.#ops.listTasks(q));
+  dueTasks = (now: number, limit: number) => this.#run(() => this.#ops.dueTasks(now, limit));
+  addRevocation = (r: NewRevocation) => this.#run(() => this.#ops.addRevocation(r));
+  listRevocations = (after: number, now: number) => this.#run(() => this.#ops.listRevocations(after, now));
+  listKeys = () => this.#run(() => this.#ops.listKeys());
+  putKey = (k: KeyRecord) => this.#run(() => this.#ops.putKey(k));
+  appendAudit = (e: AuditDraft) => this.#run(() => this.#ops.appendAudit(e));
+  queryAudit = (q: AuditQuery) => this.#run(() => this.#ops.queryAudit(q));
+  scanAudit = (after: number, limit: number) => this.#run(() => this.#ops.scanAudit(after, limit));
+  auditHead = () => this.#run(() => this.#ops.auditHead());
+  addCheckpoint = (c: AuditCheckpoint) => this.#run(() => this.#ops.addCheckpoint(c));
+  listCheckpoints = () => this.#run(() => this.#ops.listCheckpoints());
+  appendEvent = (e: Omit<StreamEvent, 'seq'>) => this.#run(() => this.#ops.appendEvent(e));
+  readEvents = (after: number, limit: number) => this.#run(() => this.#ops.readEvents(after, limit));
+  eventBounds = () => this.#run(() => this.#ops.eventBounds());
+  trimEvents = (beforeTs: number) => this.#run(() => this.#ops.trimEvents(beforeTs));
+  prune = (now: number) => this.#run(() => this.#ops.prune(now));
+  ping = () => this.#run(() => this.#ops.ping());
+  close = () =>
+    this.#run(() => {
+      this.#db.close();
+    });
+}
+
+function translate(err: unknown): unknown {
+  if (
+    err instanceof Database.SqliteError ||
+    (err instanceof TypeError && /database connection is not open/.test(err.message))
+  ) {
+    return new StoreUnavailableError(`embedded store: ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}
+
+/** The statements themselves; synchronous, used directly inside a transaction. */
+class SqliteOps implements Store {
+  readonly #db: Database.Database;
+  readonly #s: Record<string, Database.Statement>;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    const p = (sql: string) => db.prepare(sql);
+    this.#s = {
+      consume: p(
+        `INSERT INTO replay (scope, id, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE replay.expires_at <= ?`,
+      ),
+      recordToken: p(
+        `INSERT INTO tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint)
+         VALUES (@jti, @sub, @clientId, @cls, @aud, @scope, @kid, @tid, @iat, @exp, @fingerprint)`,
+      ),
+      getToken: p('SELECT * FROM tokens WHERE jti = ?'),
+      head: p('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
+      appendAudit: p(
+        `INSERT INTO audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      getWorkload: p('SELECT * FROM workloads WHERE id = ?'),
+    };
+  }
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    // Already inside a transaction: run in it (the outer one commits or rolls back).
+    return fn(this);
+  }
+
+  async listWorkloads(): Promise<WorkloadRecord[]> {
+    return this.#db
+      .prepare('SELECT * FROM workloads ORDER BY id')
+      .all()
+      .map((r) => toWorkload(r as Row));
+  }
+  async getWorkload(id: string): Promise<WorkloadRecord | undefined> {
+    const r = this.#s['getWorkload']!.get(id) as Row | undefined;
+    return r ? toWorkload(r) : undefined;
+  }
+  async putWorkload(w: Workload, now: number): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO workloads (id, spec, state, updated_at) VALUES (?, ?, 'active', ?)
+         ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+      )
+      .run(w.id, JSON.stringify(w), now);
+  }
+  async deleteWorkload(id: string): Promise<void> {
+    this.#db.prepare('DELETE FROM workloads WHERE id = ?').run(id);
+  }
+  async setWorkloadState(id: string, state: WorkloadState, now: number): Promise<boolean> {
+    return (
+      this.#db.prepare('UPDATE workloads SET state = ?, updated_at = ? WHERE id = ?').run(state, now, id)
+        .changes === 1
+    );
+  }
+
+  async listClasses(): Promise<TokenClass[]> {
+    return this.#db
+      .prepare('SELECT spec FROM classes ORDER BY name')
+      .all()
+      .map((r) => JSON.parse((r as Row)['spec'] as string) as TokenClass);
+  }
+  async putClass(c: TokenClass): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO classes (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
+      )
+      .run(c.name, JSON.stringify(c));
+  }
+  async deleteClass(name: string): Promise<void> {
+    this.#db.prepare('DELETE FROM classes WHERE name = ?').run(name);
+  }
+
+  async listOperators(): Promise<Operator[]> {
+    return this.#db
+      .prepare('SELECT spec FROM operators ORDER BY name')
+      .all()
+      .map((r) => JSON.parse((r as Row)['spec'] as string) as Operator);
+  }
+  async putOperator(o: Operator): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO operators (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
+      )
+      .run(o.name, JSON.stringify(o));
+  }
+  async deleteOperator(name: string): Promise<void> {
+    this.#db.prepare('DELETE FROM operators WHERE name = ?').run(name);
+  }
+
+  async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.#s['consume']!.run(scope, id, expiresAt, now).changes === 1;
+  }
+
+  async recordToken(t: IssuedToken): Promise<void> {
+    this.#s['recordToken']!.run({ ...t, tid: t.tid ?? null });
+  }
+  async getToken(jti: string): Promise<IssuedToken | undefined> {
+    const r = this.#s['getToken']!.get(jti) as Row | undefined;
+    return r ? toToken(r) : undefined;
+  }
+  async tokensForTask(tid: string, limit: number): Promise<IssuedToken[]> {
+    return this.#db
+      .prepare('SELECT * FROM tokens WHERE tid = ? ORDER BY iat, jti LIMIT ?')
+      .all(tid, limit)
+      .map((r) => toToken(r as Row));
+  }
+
+  async createTask(t: Task): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO tasks (id, workload, purpose, labels, opened_by, opened_at, deadline, lease_until, closed_at, close_reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        t.id,
+        t.workload,
+        t.purpose,
+        JSON.stringify(t.labels),
+        t.openedBy,
+        t.openedAt,
+        t.deadline,
+        t.leaseUntil,
+        t.closedAt,
+        t.closeReason,
+      );
+  }
+  async getTask(id: string): Promise<Task | undefined> {
+    const r = this.#db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    return r ? toTask(r) : undefined;
+  }
+  async closeTask(id: string, at: number, reason: string): Promise<boolean> {
+    return (
+      this.#db
+        .prepare('UPDATE tasks SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL')
+        .run(at, reason, id).changes === 1
+    );
+  }
+  async renewTaskLease(id: string, until: number): Promise<boolean> {
+    return (
+      this.#db.prepare('UPDATE tasks SET lease_until = ? WHERE id = ? AND closed_at IS NULL').run(until, id)
+        .changes === 1
+    );
+  }
+  async listTasks(q: { workload?: string; open?: boolean; limit: number }): Promise<Task[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.workload !== undefined) {
+      where.push('workload = ?');
+      args.push(q.workload);
+    }
+    if (q.open !== undefined) where.push(q.open ? 'closed_at IS NULL' : 'closed_at IS NOT NULL');
+    return this.#db
+      .prepare(
+        `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY opened_at DESC LIMIT ?`,
+      )
+      .all(...args, q.limit)
+      .map((r) => toTask(r as Row));
+  }
+  async dueTasks(now: number, limit: number): Promise<Task[]> {
+    return this.#db
+      .prepare(
+        `SELECT * FROM tasks WHERE closed_at IS NULL AND (deadline <= ? OR (lease_until IS NOT NULL AND lease_until <= ?))
+         ORDER BY deadline LIMIT ?`,
+      )
+      .all(now, now, limit)
+      .map((r) => toTask(r as Row));
+  }
+
+  async addRevocation(r: NewRevocation): Promise<Revocation> {
+    const info = this.#db
+      .prepare(
+        `INSERT INTO revocations (kind, value, issued_before, created_at, reason, actor, expires_at)
+         VALUES (@kind, @value, @issued_before, @created_at, @reason, @actor, @expires_at)`,
+      )
+      .run(r);
+    return {
+      seq: Number(info.lastInsertRowid),
+      kind: r.kind,
+      value: r.value,
+      issued_before: r.issued_before,
+      created_at: r.created_at,
+      reason: r.reason,
+    };
+  }
+  async listRevocations(afterSeq: number, now: number): Promise<Revocation[]> {
+    return this.#db
+      .prepare('SELECT * FROM revocations WHERE seq > ? AND expires_at > ? ORDER BY seq')
+      .all(afterSeq, now)
+      .map((row) => {
+        const r = row as Row;
+        return {
+          seq: r['seq'] as number,
+          kind: r['kind'] as RevocationKind,
+          value: r['value'] as string,
+          issued_before: (r['issued_before'] as number | null) ?? null,
+          created_at: r['created_at'] as number,
+          reason: r['reason'] as string,
+        };
+      });
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    return this.#db
+      .prepare('SELECT * FROM signing_keys ORDER BY created_at')
+      .all()
+      .map((row) => {
+        const r = row as Row;
+        return {
+          kid: r['kid'] as string,
+          alg: r['alg'] as KeyRecord['alg'],
+          publicJwk: JSON.parse(r['public_jwk'] as string),
+          sealedPrivateKey: r['sealed_private_key'] as Buffer,
+          state: r['state'] as KeyRecord['state'],
+          createdAt: r['created_at'] as number,
+          activatedAt: (r['activated_at'] as number | null) ?? null,
+          retiredAt: (r['retired_at'] as number | null) ?? null,
+          notAfter: (r['not_after'] as number | null) ?? null,
+        };
+      });
+  }
+  async putKey(k: KeyRecord): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private_key, state, created_at, activated_at, retired_at, not_after)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (kid) DO UPDATE SET state = excluded.state, activated_at = excluded.activated_at,
+           retired_at = excluded.retired_at, not_after = excluded.not_after`,
+      )
+      .run(
+        k.kid,
+        k.alg,
+        JSON.stringify(k.publicJwk),
+        k.sealedPrivateKey,
+        k.state,
+        k.createdAt,
+        k.activatedAt,
+        k.retiredAt,
+        k.notAfter,
+      );
+  }
+
+  async appendAudit(e: AuditDraft): Promise<AuditEvent> {
+    const head = this.#s['head']!.get() as { seq: number; hash: string } | undefined;
+    const seq = (head?.seq ?? 0) + 1;
+    const prevHash = head?.hash ?? GENESIS_HASH;
+    const hash = chainHash(prevHash, seq, e);
+    this.#s['appendAudit']!.run(
+      seq,
+      e.ts,
+      e.type,
+      e.outcome,
+      e.actor,
+      e.subject ?? null,
+      e.jti ?? null,
+      JSON.stringify(e.data),
+      prevHash,
+      hash,
+    );
+    return { ...e, seq, prevHash, hash };
+  }
+  async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
+    const filters: Array<[unknown, string, unknown[]]> = [
+      [q.afterSeq, 'seq > ?', [q.afterSeq]],
+      [q.workload, '(actor = ? OR subject = ?)', [q.workload, q.workload]],
+      [q.jti, 'jti = ?', [q.jti]],
+      [q.type, 'type = ?', [q.type]],
+      [q.since, 'ts >= ?', [q.since]],
+      [q.until, 'ts < ?', [q.until]],
+    ];
+    const active = filters.filter(([v]) => v !== undefined);
+    const where = active.map(([, sql]) => sql);
+    const args = active.flatMap(([, , a]) => a);
+    const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`;
+    return this.#db
+      .prepare(sql)
+      .all(...args, q.limit)
+      .map((r) => toAuditEvent(r as Row));
+  }
+  async scanAudit(afterSeq: number, limit: number): Promise<AuditEvent[]> {
+    return this.#db
+      .prepare('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, limit)
+      .map((r) => toAuditEvent(r as Row));
+  }
+  async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
+    return this.#s['head']!.get() as { seq: number; hash: string } | undefined;
+  }
+  async addCheckpoint(c: AuditCheckpoint): Promise<void> {
+    this.#db
+      .prepare('INSERT OR IGNORE INTO audit_checkpoints (seq, hash, ts, kid, jws) VALUES (?, ?, ?, ?, ?)')
+      .run(c.seq, c.hash, c.ts, c.kid, c.jws);
+  }
+  async listCheckpoints(): Promise<AuditCheckpoint[]> {
+    return this.#db.prepare('SELECT * FROM audit_checkpoints ORDER BY seq').all() as AuditCheckpoint[];
+  }
+
+  async appendEvent(e: Omit<StreamEvent, 'seq'>): Promise<StreamEvent> {
+    const info = this.#db
+      .prepare('INSERT INTO events (ts, type, data) VALUES (?, ?, ?)')
+      .run(e.ts, e.type, JSON.stringify(e.data));
+    return { ...e, seq: Number(info.lastInsertRowid) };
+  }
+  async readEvents(afterSeq: number, limit: number): Promise<StreamEvent[]> {
+    return this.#db
+      .prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, limit)
+      .map((row) => {
+        const r = row as Row;
+        return {
+          seq: r['seq'] as number,
+          ts: r['ts'] as number,
+          type: r['type'] as string,
+          data: JSON.parse(r['data'] as string),
+        };
+      });
+  }
+  async eventBounds(): Promise<{ first: number; last: number }> {
+    const r = this.#db.prepare('SELECT MIN(seq) AS first, MAX(seq) AS last FROM events').get() as {
+      first: number | null;
+      last: number | null;
+    };
+    return { first: r.first ?? 0, last: r.last ?? 0 };
+  }
+  async trimEvents(beforeTs: number): Promise<number> {
+    // Keep the newest event so the sequence never restarts (AUTOINCREMENT also guarantees it).
+    return this.#db
+      .prepare('DELETE FROM events WHERE ts < ? AND seq < (SELECT MAX(seq) FROM events)')
+      .run(beforeTs).changes;
+  }
+
+  async prune(now: number): Promise<number> {
+    const nowS = Math.floor(now / 1000);
+    const a = this.#db.prepare('DELETE FROM replay WHERE expires_at <= ?').run(now).changes;
+    const b = this.#db.prepare('DELETE FROM tokens WHERE exp <= ?').run(nowS - 86_400).changes;
+    return a + b;
+  }
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+  async close(): Promise<void> {
+    this.#db.close();
+  }
+}
+
+function toToken(r: Row): IssuedToken {
+  const t: IssuedToken = {
+    jti: r['jti'] as string,
+    sub: r['sub'] as string,
+    clientId: r['client_id'] as string,
+    cls: r['cls'] as string,
+    aud: r['aud'] as string,
+    scope: r['scope'] as string,
+    kid: r['kid'] as string,
+    iat: r['iat'] as number,
+    exp: r['exp'] as number,
+    fingerprint: r['fingerprint'] as string,
+  };
+  if (r['tid'] !== null) t.tid = r['tid'] as string;
+  return t;
+}
+
+function toTask(r: Row): Task {
+  return {
+    id: r['id'] as string,
+    workload: r['workload'] as string,
+    purpose: r['purpose'] as string,
+    labels: JSON.parse(r['labels'] as string) as Record<string, string>,
+    openedBy: r['opened_by'] as string,
+    openedAt: r['opened_at'] as number,
+    deadline: r['deadline'] as number,
+    leaseUntil: (r['lease_until'] as number | null) ?? null,
+    closedAt: (r['closed_at'] as number | null) ?? null,
+    closeReason: (r['close_reason'] as string | null) ?? null,
+  };
+}
+
+function toWorkload(r: Row): WorkloadRecord {
+  const spec = JSON.parse(r['spec'] as string) as Workload;
+  return { ...spec, state: r['state'] as WorkloadState, updatedAt: r['updated_at'] as number };
+}
+
+function toAuditEvent(r: Row): AuditEvent {
+  const e: AuditEvent = {
+    seq: r['seq'] as number,
+    ts: r['ts'] as number,
+    type: r['type'] as string,
+    outcome: r['outcome'] as AuditEvent['outcome'],
+    actor: r['actor'] as string,
+    data: JSON.parse(r['data'] as string) as Record<string, unknown>,
+    prevHash: r['prev_hash'] as string,
+    hash: r['hash'] as string,
+  };
+  if (r['subject'] !== null) e.subject = r['subject'] as string;
+  if (r['jti'] !== null) e.jti = r['jti'] as string;
+  return e;
+}

@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import type { WritContext } from '../context.js';
+import { invalidGrant, invalidRequest } from '../errors.js';
+import type { ResolvedWorkload } from '../registry/registry.js';
+import { revoke, syncRevocations } from '../revocation/revoke.js';
+import type { Task } from '../store/store.js';
+
+export interface OpenTaskRequest {
+  workload: ResolvedWorkload;
+  purpose: string;
+  /** Seconds the work is expected to take; capped by the workload's classes. */
+  duration?: number | undefined;
+  /** Seconds: when set, the task closes unless renewed this often (the owning process is alive). */
+  lease?: number | undefined;
+  labels: Record<string, string>;
+  openedBy: string;
+}
+
+const LABEL_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+/** Validates task labels sent as a JSON object of strings (CI run id, job name, ticket…). */
+export function parseLabels(raw: string | undefined): Record<string, string> {
+  if (raw === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw invalidRequest('labels must be a JSON object of strings');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw invalidRequest('labels must be a JSON object of strings');
+  const entries = Object.entries(parsed);
+  if (entries.length > 16) throw invalidRequest('at most 16 labels');
+  for (const [k, v] of entries) {
+    if (!LABEL_KEY.test(k) || typeof v !== 'string' || v.length > 256) {
+      throw invalidRequest('labels must map short names to strings of at most 256 characters');
+    }
+  }
+  return parsed as Record<string, string>;
+}
+
+/** The longest a task of this workload may stay open: the largest `renewal.max_lifetime` of its classes. */
+export function taskCeiling(ctx: WritContext, w: ResolvedWorkload): number {
+  let max = 0;
+  for (const c of w.classes) max = Math.max(max, ctx.registry.tokenClass(c)?.renewalMaxLifetime ?? 0);
+  return max;
+}
+
+/** Opens a task and audits it. Its deadline is `duration` (default: the ceiling), capped by the classes. */
+export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Task> {
+  const purpose = r.purpose.trim();
+  if (purpose.length === 0 || purpose.length > 200)
+    throw invalidRequest('purpose is required (at most 200 characters)');
+  const ceiling = taskCeiling(ctx, r.workload);
+  if (ceiling === 0) throw invalidRequest('the workload has no token class');
+  const duration = Math.min(r.duration ?? ceiling, ceiling);
+  const now = ctx.clock.now();
+  const task: Task = {
+    id: `task_${randomBytes(12).toString('base64url')}`,
+    workload: r.workload.id,
+    purpose,
+    labels: r.labels,
+    openedBy: r.openedBy,
+    openedAt: now,
+    deadline: now + duration * 1000,
+    leaseUntil: r.lease === undefined ? null : now + r.lease * 1000,
+    closedAt: null,
+    closeReason: null,
+  };
+  const event = await ctx.store.transaction(async (tx) => {
+    await tx.createTask(task);
+    return ctx.audit.append(
+      {
+        type: 'task.opened',
+        outcome: 'success',
+        actor: r.openedBy,
+        subject: r.workload.id,
+        data: { tid: task.id, purpose, labels: task.labels, deadline: task.deadline, lease: r.lease ?? null },
+      },
+      tx,
+    );
+  });
+  ctx.audit.noteCommitted(event);
+  return task;
+}
+
+/**
+ * Closes a task and revokes every token issued for it with one `tid` revocation, atomically.
+ * Returns false when the task was already closed (closing twice is harmless).
+ */
+export async function closeTask(
+  ctx: WritContext,
+  id: string,
+  reason: string,
+  actor: string,
+): Promise<boolean> {
+  const now = ctx.clock.now();
+  const event = await ctx.store.transaction(async (tx) => {
+    const task = await tx.getTask(id);
+    if (!task || !(await tx.closeTask(id, now, reason))) return undefined;
+    await revoke(
+      ctx,
+      { kind: 'tid', value: id, issuedBefore: null, reason: `task closed: ${reason}`, actor },
+      tx,
+    );
+    return ctx.audit.append(
+      {
+        type: 'task.closed',
+        outcome: 'success',
+        actor,
+        subject: task.workload,
+        data: { tid: id, reason, opened_at: task.openedAt },
+      },
+      tx,
+    );
+  });
+  if (!event) return false;
+  ctx.audit.noteCommitted(event);
+  await syncRevocations(ctx);
+  return true;
+}
+
+/** Closes every open task past its deadline or lease. Run by the server on a timer. */
+export async function sweepTasks(ctx: WritContext): Promise<number> {
+  const now = ctx.clock.now();
+  let closed = 0;
+  for (const t of await ctx.store.dueTasks(now, 500)) {
+    const reason = t.deadline <= now ? 'deadline reached' : 'lease expired (owner stopped renewing)';
+    if (await closeTask(ctx, t.id, reason, 'system')) closed++;
+  }
+  return closed;
+}
+
+/**
+ * The task a token request names, checked: it exists, belongs to the workload and is open. Returns
+ * the latest `exp` (seconds) a token for it may have under `renewalMaxLifetime`.
+ */
+export async function taskForIssuance(
+  ctx: WritContext,
+  taskId: string,
+  workloadId: string,
+  renewalMaxLifetime: number,
+): Promise<{ task: Task; notAfter: number; renewal: boolean }> {
+  const task = await ctx.store.getTask(taskId);
+  if (!task || task.workload !== workloadId) throw invalidGrant('unknown task');
+  const now = ctx.clock.now();
+  if (task.closedAt !== null) throw invalidGrant('the task is closed');
+  if (task.deadline <= now || (task.leaseUntil !== null && task.leaseUntil <= now))
+    throw invalidGrant('the task has ended');
+  const end = Math.min(task.deadline, task.openedAt + renewalMaxLifetime * 1000);
+  const notAfter = Math.floor(end / 1000);
+  if (notAfter <= Math.floor(now / 1000))
+    throw invalidGrant('the task has reached the class maximum lifetime; open a new task');
+  const renewal = (await ctx.store.tokensForTask(taskId, 1)).length > 0;
+  return { task, notAfter, renewal };
+}

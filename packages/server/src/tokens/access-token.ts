@@ -1,0 +1,86 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { TokenError, verifyAccessTokenJwt } from '@writ/sdk/verifier';
+import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '@writ/sdk/wire';
+import { seconds } from '../clock.js';
+import { invalidToken } from '../errors.js';
+import type { VerificationKey } from '../jose/jwk.js';
+import type { KeyManager } from '../keys/key-manager.js';
+
+/** A fresh token id: 128 random bits, base64url. */
+export const newTokenId = (): string => randomBytes(16).toString('base64url');
+
+/** SHA-256 fingerprint of a serialized token: what logs and the audit record instead of the token. */
+export const tokenFingerprint = (token: string): string =>
+  createHash('sha256').update(token).digest('base64url');
+
+export interface AccessTokenRequest {
+  issuer: string;
+  subject: string;
+  clientId: string;
+  audience: string;
+  scope: string;
+  tokenClass: string;
+  ttl: number;
+  nowMs: number;
+  tid?: string;
+  /** RFC 7638 thumbprint of the holder's DPoP key (`cnf.jkt`). */
+  jkt?: string;
+  /** RFC 8693 §4.1 delegation chain. */
+  act?: AccessTokenClaims['act'];
+}
+
+/** Builds and signs an RFC 9068 access token (`typ: at+jwt`). */
+export function signAccessToken(
+  keys: KeyManager,
+  r: AccessTokenRequest,
+): { token: string; claims: AccessTokenClaims; kid: string } {
+  const iat = seconds(r.nowMs);
+  const claims: AccessTokenClaims = {
+    iss: r.issuer,
+    sub: r.subject,
+    aud: r.audience,
+    client_id: r.clientId,
+    scope: r.scope,
+    iat,
+    nbf: iat,
+    exp: iat + r.ttl,
+    jti: newTokenId(),
+    cls: r.tokenClass,
+  };
+  if (r.tid !== undefined) claims.tid = r.tid;
+  if (r.jkt !== undefined) claims.cnf = { jkt: r.jkt };
+  if (r.act !== undefined) claims.act = r.act;
+  const { jws, kid } = keys.signJwt(ACCESS_TOKEN_TYP, claims as unknown as Record<string, unknown>);
+  return { token: jws, claims, kid };
+}
+
+export interface VerifiedAccessToken {
+  claims: AccessTokenClaims;
+  kid: string;
+}
+
+/**
+ * Verifies a Writ access token (the SDK's check) and maps refusals to `invalid_token`. Audience and
+ * revocation are the caller's to check.
+ */
+export function verifyAccessToken(
+  token: string,
+  opts: { keys: readonly VerificationKey[]; issuer: string; nowMs: number; leeway: number; maxBytes: number },
+): VerifiedAccessToken {
+  try {
+    return verifyAccessTokenJwt(token, {
+      keys: opts.keys,
+      issuer: opts.issuer,
+      nowSeconds: seconds(opts.nowMs),
+      leeway: opts.leeway,
+      maxBytes: opts.maxBytes,
+    });
+  } catch (err) {
+    if (err instanceof TokenError) {
+      throw invalidToken(err.reason === 'expired' ? 'token has expired' : 'token is invalid', {
+        reason: err.reason,
+      });
+    }
+    throw err;
+  }
+}

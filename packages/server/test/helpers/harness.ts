@@ -1,0 +1,329 @@
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
+import pino from 'pino';
+import type { Clock } from '../../src/clock.js';
+import { type RawDocument, validateConfig } from '../../src/config/config-dir.js';
+import { resolveSettings, type Settings } from '../../src/config/settings.js';
+import { encodeBase64url } from '../../src/jose/base64url.js';
+import { jwkThumbprint } from '../../src/jose/jwk.js';
+import { kekFromBytes } from '../../src/keys/kek.js';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
+import { createWrit, type Writ } from '../../src/writ.js';
+
+/** A key pair for tests, with its public JWK. */
+export interface TestKey {
+  privateKey: KeyObject;
+  publicJwk: Record<string, string>;
+  alg: 'ES256' | 'EdDSA';
+  kid: string;
+}
+
+export function testKey(alg: 'ES256' | 'EdDSA' = 'ES256'): TestKey {
+  const { privateKey, publicKey } =
+    alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+  const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
+  const kid = jwkThumbprint(jwk);
+  return { privateKey, publicJwk: { ...jwk, kid, alg }, alg, kid };
+}
+
+/** Signs arbitrary header and claims (for negative tests the header may lie). */
+export function signJwt(
+  key: TestKey,
+  claims: Record<string, unknown>,
+  header: Record<string, unknown> = {},
+): string {
+  const h = encodeBase64url(JSON.stringify({ alg: key.alg, kid: key.kid, ...header }));
+  const p = encodeBase64url(JSON.stringify(claims));
+  const input = `${h}.${p}`;
+  const sig =
+    key.alg === 'ES256'
+      ? sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
+      : sign(null, Buffer.from(input), key.privateKey);
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+export const WORKLOAD = 'spiffe://test.writ/reports/exporter';
+export const OTHER_WORKLOAD = 'spiffe://test.writ/billing/job';
+export const LEGACY_WORKLOAD = 'spiffe://test.writ/legacy/cron';
+export const LEGACY_SECRET = 'legacy-secret-0123456789abcdef';
+export const AUDIENCE = 'https://reports.test.writ';
+export const OTHER_AUDIENCE = 'https://billing.test.writ';
+
+export interface Harness {
+  writ: Writ;
+  settings: Settings;
+  store: Store;
+  dir: string;
+  issuer: string;
+  workloadKey: TestKey;
+  otherKey: TestKey;
+  operatorKey: TestKey;
+  /** A fresh valid client assertion for `clientId`, with claim overrides. */
+  assertion(opts?: {
+    clientId?: string;
+    key?: TestKey;
+    claims?: Record<string, unknown>;
+    header?: Record<string, unknown>;
+  }): string;
+  /** POST a form to a path in-process; returns status, parsed body and headers. */
+  post(
+    path: string,
+    form: Record<string, string | string[]>,
+    headers?: Record<string, string>,
+  ): Promise<Reply>;
+  /** client_credentials for WORKLOAD with a fresh assertion, plus extra form fields. */
+  requestToken(
+    extra?: Record<string, string | string[]>,
+    opts?: Parameters<Harness['assertion']>[0],
+  ): Promise<Reply>;
+  adminToken(): Promise<string>;
+  admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Reply>;
+  auditEvents(type?: string): Promise<import('../../src/store/store.js').AuditEvent[]>;
+  close(): Promise<void>;
+}
+
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Record<string, string | string[] | number | undefined>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function configDocuments(
+  keys: { workload: TestKey; other: TestKey; operator: TestKey },
+  extra: RawDocument[] = [],
+): RawDocument[] {
+  const doc = (kind: RawDocument['kind'], d: unknown, i: number): RawDocument => ({
+    kind,
+    file: `${kind}-${i}.yaml`,
+    index: 0,
+    doc: d,
+  });
+  return [
+    doc(
+      'class',
+      {
+        name: 'reports-read',
+        max_ttl: '15m',
+        default_ttl: '5m',
+        audiences: [AUDIENCE],
+        scopes: ['reports:read', 'reports:export'],
+        binding: 'bearer',
+        default_scopes: ['reports:read'],
+      },
+      1,
+    ),
+    doc(
+      'class',
+      {
+        name: 'billing-write',
+        max_ttl: '10m',
+        audiences: [OTHER_AUDIENCE],
+        scopes: ['billing:write'],
+        binding: 'bearer',
+      },
+      2,
+    ),
+    doc(
+      'class',
+      {
+        name: 'legacy-cron',
+        binding: 'bearer',
+        max_ttl: '5m',
+        audiences: [AUDIENCE],
+        scopes: ['reports:read'],
+        legacy_client_secret: {
+          justification: 'vendor cron cannot sign JWTs yet',
+          owner: 'team-reports',
+          expires: '2099-12-31',
+        },
+      },
+      3,
+    ),
+    doc(
+      'workload',
+      {
+        id: WORKLOAD,
+        owner: 'team-reports',
+        environment: 'prod',
+        classes: ['reports-read'],
+        jwks: { keys: [keys.workload.publicJwk] },
+      },
+      1,
+    ),
+    doc(
+      'workload',
+      {
+        id: OTHER_WORKLOAD,
+        owner: 'team-billing',
+        environment: 'prod',
+        classes: ['billing-write'],
+        jwks: { keys: [keys.other.publicJwk] },
+      },
+      2,
+    ),
+    doc(
+      'workload',
+      {
+        id: LEGACY_WORKLOAD,
+        owner: 'team-reports',
+        environment: 'prod',
+        classes: ['legacy-cron'],
+        client_secret_sha256: sha256hex(LEGACY_SECRET),
+      },
+      3,
+    ),
+    doc('operator', { name: 'ops', jwks: { keys: [keys.operator.publicJwk] } }, 1),
+    ...extra,
+  ];
+}
+
+function sha256hex(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/** Starts a Writ on a real SQLite file in a temp dir, with a real KEK and real keys. */
+export async function startHarness(
+  opts: {
+    clock?: Clock;
+    settings?: Record<string, unknown>;
+    extraDocs?: RawDocument[];
+    listen?: boolean;
+    logger?: import('pino').Logger;
+  } = {},
+): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'writ-test-'));
+  const port = opts.listen ? await freePort() : 8080;
+  const settings = resolveSettings(
+    undefined,
+    {},
+    { 'listen.port': port, 'log.level': 'silent', ...opts.settings },
+  );
+  const store = openSqliteStore({ path: join(dir, 'writ.db') });
+  const workloadKey = testKey();
+  const otherKey = testKey('EdDSA');
+  const operatorKey = testKey();
+  const config = validateConfig(
+    configDocuments({ workload: workloadKey, other: otherKey, operator: operatorKey }, opts.extraDocs),
+    settings.tokens.maxLifetime,
+  );
+  const writ = await createWrit({
+    settings,
+    store,
+    kek: kekFromBytes(randomBytes(32), 'test'),
+    config,
+    logger: opts.logger ?? pino({ level: 'silent' }),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
+  if (opts.listen) await writ.listen();
+  const clock = writ.ctx.clock;
+  const issuer = settings.issuer;
+
+  const h: Harness = {
+    writ,
+    settings,
+    store,
+    dir,
+    issuer,
+    workloadKey,
+    otherKey,
+    operatorKey,
+    assertion(o = {}) {
+      const clientId = o.clientId ?? WORKLOAD;
+      const now = Math.floor(clock.now() / 1000);
+      return signJwt(
+        o.key ?? workloadKey,
+        {
+          iss: clientId,
+          sub: clientId,
+          aud: issuer,
+          iat: now,
+          exp: now + 60,
+          jti: randomBytes(12).toString('base64url'),
+          ...o.claims,
+        },
+        o.header,
+      );
+    },
+    async post(path, form, headers = {}) {
+      const body = new URLSearchParams();
+      for (const [k, v] of Object.entries(form))
+        for (const x of Array.isArray(v) ? v : [v]) body.append(k, x);
+      const res = await writ.app.inject({
+        method: 'POST',
+        url: path,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        payload: body.toString(),
+      });
+      return {
+        status: res.statusCode,
+        body: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : {},
+        headers: res.headers,
+      };
+    },
+    async requestToken(extra = {}, o = {}) {
+      return h.post('/oauth2/token', {
+        grant_type: GrantType.clientCredentials,
+        client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+        client_assertion: h.assertion(o),
+        resource: AUDIENCE,
+        ...extra,
+      });
+    },
+    async adminToken() {
+      const now = Math.floor(clock.now() / 1000);
+      const assertion = signJwt(operatorKey, {
+        iss: 'ops',
+        sub: 'ops',
+        aud: issuer,
+        iat: now,
+        exp: now + 60,
+        jti: randomBytes(12).toString('base64url'),
+      });
+      const r = await h.post('/admin/v1/token', { grant_type: GrantType.jwtBearer, assertion });
+      if (r.status !== 200) throw new Error(`admin token: ${JSON.stringify(r.body)}`);
+      return r.body['access_token'] as string;
+    },
+    async admin(method, path, body) {
+      const token = await h.adminToken();
+      const res = await writ.app.inject({
+        method,
+        url: `/admin/v1${path}`,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+      });
+      return {
+        status: res.statusCode,
+        body: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : {},
+        headers: res.headers,
+      };
+    },
+    async auditEvents(type) {
+      return store.queryAudit({ limit: 100_000, ...(type ? { type } : {}) });
+    },
+    async close() {
+      await writ.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AuditEvent } from '../../src/store/store.js';
+import type { Harness, Reply } from './harness.js';
+
+/** What a refusal must leave untouched: issued-token audit events and rows of the tokens table. */
+export interface IssuanceState {
+  issuedEvents: number;
+  tokenRows: number;
+  /** The last audit sequence number; refusal events are looked for after it. */
+  lastSeq: number;
+}
+
+/** Rows in the tokens table, read through a second (read-only) connection to the harness database. */
+export function tokenRows(h: Harness): number {
+  const db = new Database(join(h.dir, 'writ.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM tokens').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+export async function issuanceState(h: Harness): Promise<IssuanceState> {
+  const [last] = await h.store.queryAudit({ limit: 1, order: 'desc' });
+  return {
+    issuedEvents: (await h.auditEvents('token.issued')).length,
+    tokenRows: tokenRows(h),
+    lastSeq: last?.seq ?? 0,
+  };
+}
+
+/** Audit events of `type` appended after `afterSeq`. */
+export async function eventsSince(h: Harness, afterSeq: number, type: string): Promise<AuditEvent[]> {
+  return h.store.queryAudit({ afterSeq, type, limit: 1000 });
+}
+
+export interface ExpectedRefusal {
+  status: number;
+  error: string;
+  /** Audit event type of the refusal; default `token.refused`. */
+  event?: string;
+  /** `data.reason` the audit event must carry, where the code alone does not say which check refused. */
+  reason?: string;
+}
+
+/**
+ * Sends a request that must be refused and checks the whole contract: RFC 6749 error code and status,
+ * nothing issued or recorded, and exactly one refusal audited with that code. Returns the reply and event.
+ */
+export async function expectRefusal(
+  h: Harness,
+  send: () => Promise<Reply>,
+  expected: ExpectedRefusal,
+): Promise<{ reply: Reply; event: AuditEvent }> {
+  const before = await issuanceState(h);
+  const reply = await send();
+  assert.equal(reply.status, expected.status, `status; body ${JSON.stringify(reply.body)}`);
+  assert.equal(reply.body['error'], expected.error, `error code; body ${JSON.stringify(reply.body)}`);
+  assert.equal(typeof reply.body['error_description'], 'string');
+  assert.equal(reply.body['access_token'], undefined, 'no token in a refusal');
+  const after = await issuanceState(h);
+  assert.equal(after.issuedEvents, before.issuedEvents, 'no token.issued event');
+  assert.equal(after.tokenRows, before.tokenRows, 'no token recorded');
+  const events = await eventsSince(h, before.lastSeq, expected.event ?? 'token.refused');
+  assert.equal(events.length, 1, `exactly one ${expected.event ?? 'token.refused'} event`);
+  const event = events[0]!;
+  assert.equal(event.outcome, 'refused');
+  assert.equal(event.data['error'], expected.error);
+  assert.equal(event.data['status'], expected.status);
+  if (expected.reason !== undefined) assert.equal(event.data['reason'], expected.reason, 'refusal reason');
+  return { reply, event };
+}
+
+/** Decodes a JWT's header and payload without verifying (tests inspect what they were given). */
+export function decodeJwt(token: string): {
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+} {
+  const [h, p] = token.split('.');
+  const part = (s: string | undefined) =>
+    JSON.parse(Buffer.from(s ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  return { header: part(h), claims: part(p) };
+}
