@@ -381,7 +381,12 @@ describe('checkHolderBinding (RFC 9449 §7, at a resource server)', () => {
   it('refuses a proof made for another token (ath), a missing proof, and another method', async () => {
     const auth = `DPoP ${TOKEN}`;
     await refusedWith(
-      checkHolderBinding(request(auth, [proofFor(key, 'other.token.here')]), presentedToken(auth), bound, check()),
+      checkHolderBinding(
+        request(auth, [proofFor(key, 'other.token.here')]),
+        presentedToken(auth),
+        bound,
+        check(),
+      ),
       'invalid_dpop_proof',
       'dpop_ath',
     );

@@ -59,12 +59,14 @@ describe('DPoP at the token endpoint (RFC 9449 §4.3, §5, §8)', () => {
   const clientKey = testKey();
   const holder = generateDpopKey();
   let h: Harness;
-  const form = (extra: Record<string, string> = {}) => () => ({
-    grant_type: 'client_credentials',
-    ...clientAuth(h, CLIENT, clientKey),
-    resource: API,
-    ...extra,
-  });
+  const form =
+    (extra: Record<string, string> = {}) =>
+    () => ({
+      grant_type: 'client_credentials',
+      ...clientAuth(h, CLIENT, clientKey),
+      resource: API,
+      ...extra,
+    });
   const nonce = () => serverNonce(h, CLIENT, clientKey, API);
   const proof = async (mutate?: (p: ProofParts) => void, key: DpopKey = holder, htu = TOKEN_URL) => {
     const p = proofParts(key, { htu, iat: nowSeconds(h), nonce: await nonce() });
@@ -121,77 +123,138 @@ describe('DPoP at the token endpoint (RFC 9449 §4.3, §5, §8)', () => {
   // Each case breaks one part of a proof that the "accepts" test below shows is otherwise valid; the
   // audit names the §4.3 check that refused it.
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const cases: Array<{ name: string; dpop: () => Promise<string | string[]>; check: string; error?: string }> =
-    [
-      { name: '1 two DPoP header fields', dpop: async () => [await proof(), await proof()], check: 'single_header' },
-      { name: '2 not a JWT', dpop: async () => 'not-a-jwt', check: 'well_formed' },
-      { name: '2 two JWTs in one field', dpop: async () => `${await proof()}, ${await proof()}`, check: 'well_formed' },
-      ...(['jti', 'htm', 'htu', 'iat'] as const).map((claim) => ({
-        name: `3 no ${claim}`,
-        dpop: () => proof((p) => delete p.claims[claim]),
-        check: 'required_claims',
-      })),
-      { name: '3 no jwk', dpop: () => proof((p) => delete p.header['jwk']), check: 'required_claims' },
-      { name: '4 typ JWT', dpop: () => proof((p) => void (p.header['typ'] = 'JWT')), check: 'typ' },
-      { name: '4 no typ', dpop: () => proof((p) => delete p.header['typ']), check: 'typ' },
-      {
-        name: '5 alg none',
-        dpop: async () => {
-          const p = proofParts(holder, { htu: TOKEN_URL, iat: nowSeconds(h), nonce: await nonce() });
-          p.header['alg'] = 'none';
-          return `${b64json(p.header)}.${b64json(p.claims)}.AAAA`;
-        },
-        check: 'alg',
+  const cases: Array<{
+    name: string;
+    dpop: () => Promise<string | string[]>;
+    check: string;
+    error?: string;
+  }> = [
+    {
+      name: '1 two DPoP header fields',
+      dpop: async () => [await proof(), await proof()],
+      check: 'single_header',
+    },
+    { name: '2 not a JWT', dpop: async () => 'not-a-jwt', check: 'well_formed' },
+    {
+      name: '2 two JWTs in one field',
+      dpop: async () => `${await proof()}, ${await proof()}`,
+      check: 'well_formed',
+    },
+    ...(['jti', 'htm', 'htu', 'iat'] as const).map((claim) => ({
+      name: `3 no ${claim}`,
+      dpop: () => proof((p) => delete p.claims[claim]),
+      check: 'required_claims',
+    })),
+    { name: '3 no jwk', dpop: () => proof((p) => delete p.header['jwk']), check: 'required_claims' },
+    {
+      name: '4 typ JWT',
+      dpop: () =>
+        proof((p) => {
+          p.header['typ'] = 'JWT';
+        }),
+      check: 'typ',
+    },
+    { name: '4 no typ', dpop: () => proof((p) => delete p.header['typ']), check: 'typ' },
+    {
+      name: '5 alg none',
+      dpop: async () => {
+        const p = proofParts(holder, { htu: TOKEN_URL, iat: nowSeconds(h), nonce: await nonce() });
+        p.header['alg'] = 'none';
+        return `${b64json(p.header)}.${b64json(p.claims)}.AAAA`;
       },
-      {
-        name: '5 alg HS256',
-        dpop: async () => {
-          const p = proofParts(holder, { htu: TOKEN_URL, iat: nowSeconds(h), nonce: await nonce() });
-          p.header['alg'] = 'HS256';
-          const input = `${b64json(p.header)}.${b64json(p.claims)}`;
-          return `${input}.${createHmac('sha256', 'k').update(input).digest('base64url')}`;
-        },
-        check: 'alg',
+      check: 'alg',
+    },
+    {
+      name: '5 alg HS256',
+      dpop: async () => {
+        const p = proofParts(holder, { htu: TOKEN_URL, iat: nowSeconds(h), nonce: await nonce() });
+        p.header['alg'] = 'HS256';
+        const input = `${b64json(p.header)}.${b64json(p.claims)}`;
+        return `${input}.${createHmac('sha256', 'k').update(input).digest('base64url')}`;
       },
-      {
-        name: '5 alg RS256 (asymmetric, validly signed, not in dpop.algorithms)',
-        dpop: async () => {
-          const p = proofParts(holder, { htu: TOKEN_URL, iat: nowSeconds(h), nonce: await nonce() });
-          p.header = { typ: 'dpop+jwt', alg: 'RS256', jwk: rsa.publicKey.export({ format: 'jwk' }) };
-          const input = `${b64json(p.header)}.${b64json(p.claims)}`;
-          return `${input}.${sign('sha256', Buffer.from(input), rsa.privateKey).toString('base64url')}`;
-        },
-        check: 'alg',
+      check: 'alg',
+    },
+    {
+      name: '5 alg RS256 (asymmetric, validly signed, not in dpop.algorithms)',
+      dpop: async () => {
+        const p = proofParts(holder, { htu: TOKEN_URL, iat: nowSeconds(h), nonce: await nonce() });
+        p.header = { typ: 'dpop+jwt', alg: 'RS256', jwk: rsa.publicKey.export({ format: 'jwk' }) };
+        const input = `${b64json(p.header)}.${b64json(p.claims)}`;
+        return `${input}.${sign('sha256', Buffer.from(input), rsa.privateKey).toString('base64url')}`;
       },
-      {
-        name: '6 bad signature',
-        dpop: () => proof((p) => void (p.header['jwk'] = generateDpopKey().publicJwk)),
-        check: 'signature',
-      },
-      {
-        name: '7 private key in jwk',
-        dpop: () => proof((p) => void (p.header['jwk'] = holder.privateKey.export({ format: 'jwk' }))),
-        check: 'private_key',
-      },
-      { name: '8 htm GET', dpop: () => proof((p) => void (p.claims['htm'] = 'GET')), check: 'htm' },
-      { name: '9 htu of another endpoint', dpop: () => proof(undefined, holder, `${ISSUER}/oauth2/revoke`), check: 'htu' },
-      { name: '9 htu of another host', dpop: () => proof(undefined, holder, 'https://evil.test/oauth2/token'), check: 'htu' },
-      { name: '9 htu with http', dpop: () => proof(undefined, holder, 'http://writ.test/oauth2/token'), check: 'htu' },
-      {
-        name: '10 no nonce',
-        dpop: () => proof((p) => delete p.claims['nonce']),
-        check: 'nonce',
-        error: 'use_dpop_nonce',
-      },
-      {
-        name: '10 made-up nonce',
-        dpop: () => proof((p) => void (p.claims['nonce'] = 'abc.def')),
-        check: 'nonce',
-        error: 'use_dpop_nonce',
-      },
-      { name: '11 iat too old', dpop: () => proof((p) => void (p.claims['iat'] = nowSeconds(h) - 61)), check: 'iat' },
-      { name: '11 iat in the future', dpop: () => proof((p) => void (p.claims['iat'] = nowSeconds(h) + 61)), check: 'iat' },
-    ];
+      check: 'alg',
+    },
+    {
+      name: '6 bad signature',
+      dpop: () =>
+        proof((p) => {
+          p.header['jwk'] = generateDpopKey().publicJwk;
+        }),
+      check: 'signature',
+    },
+    {
+      name: '7 private key in jwk',
+      dpop: () =>
+        proof((p) => {
+          p.header['jwk'] = holder.privateKey.export({ format: 'jwk' });
+        }),
+      check: 'private_key',
+    },
+    {
+      name: '8 htm GET',
+      dpop: () =>
+        proof((p) => {
+          p.claims['htm'] = 'GET';
+        }),
+      check: 'htm',
+    },
+    {
+      name: '9 htu of another endpoint',
+      dpop: () => proof(undefined, holder, `${ISSUER}/oauth2/revoke`),
+      check: 'htu',
+    },
+    {
+      name: '9 htu of another host',
+      dpop: () => proof(undefined, holder, 'https://evil.test/oauth2/token'),
+      check: 'htu',
+    },
+    {
+      name: '9 htu with http',
+      dpop: () => proof(undefined, holder, 'http://writ.test/oauth2/token'),
+      check: 'htu',
+    },
+    {
+      name: '10 no nonce',
+      dpop: () => proof((p) => delete p.claims['nonce']),
+      check: 'nonce',
+      error: 'use_dpop_nonce',
+    },
+    {
+      name: '10 made-up nonce',
+      dpop: () =>
+        proof((p) => {
+          p.claims['nonce'] = 'abc.def';
+        }),
+      check: 'nonce',
+      error: 'use_dpop_nonce',
+    },
+    {
+      name: '11 iat too old',
+      dpop: () =>
+        proof((p) => {
+          p.claims['iat'] = nowSeconds(h) - 61;
+        }),
+      check: 'iat',
+    },
+    {
+      name: '11 iat in the future',
+      dpop: () =>
+        proof((p) => {
+          p.claims['iat'] = nowSeconds(h) + 61;
+        }),
+      check: 'iat',
+    },
+  ];
   for (const c of cases) {
     it(`refuses check ${c.name} with ${c.error ?? 'invalid_dpop_proof'} and issues nothing`, async () => {
       const dpop = await c.dpop();
@@ -285,7 +348,12 @@ describe('DPoP at the token endpoint (RFC 9449 §4.3, §5, §8)', () => {
       url: `${API}/reports`,
     });
     const proofBy = (key: DpopKey, t = token) =>
-      createDpopProof(key, { method: 'GET', url: `${API}/reports`, accessToken: t, nowSeconds: nowSeconds(h) });
+      createDpopProof(key, {
+        method: 'GET',
+        url: `${API}/reports`,
+        accessToken: t,
+        nowSeconds: nowSeconds(h),
+      });
     const refusedWith = async (p: Promise<void>, reason: string) =>
       assert.rejects(p, (err: unknown) => err instanceof RequestRefusal && err.reason === reason);
 
@@ -312,11 +380,21 @@ describe('DPoP at the token endpoint (RFC 9449 §4.3, §5, §8)', () => {
       );
       const dpop = `DPoP ${token}`;
       await refusedWith(
-        checkHolderBinding(request(dpop, [proofBy(generateDpopKey())]), presentedToken(dpop), claims, check()),
+        checkHolderBinding(
+          request(dpop, [proofBy(generateDpopKey())]),
+          presentedToken(dpop),
+          claims,
+          check(),
+        ),
         'dpop_jkt',
       );
       await refusedWith(
-        checkHolderBinding(request(dpop, [proofBy(holder, `${token}x`)]), presentedToken(dpop), claims, check()),
+        checkHolderBinding(
+          request(dpop, [proofBy(holder, `${token}x`)]),
+          presentedToken(dpop),
+          claims,
+          check(),
+        ),
         'dpop_ath',
       );
       await checkHolderBinding(request(dpop, [proofBy(holder)]), presentedToken(dpop), claims, check());
@@ -335,7 +413,12 @@ describe('DPoP at the token endpoint (RFC 9449 §4.3, §5, §8)', () => {
       );
       const dpop = `DPoP ${token}`;
       await refusedWith(
-        checkHolderBinding(request(dpop, [proofBy(generateDpopKey())]), presentedToken(dpop), claims, check()),
+        checkHolderBinding(
+          request(dpop, [proofBy(generateDpopKey())]),
+          presentedToken(dpop),
+          claims,
+          check(),
+        ),
         'dpop_jkt',
       );
       await checkHolderBinding(request(dpop, [proofBy(holder)]), presentedToken(dpop), claims, check());
@@ -519,7 +602,10 @@ describe('DPoP over real HTTP', () => {
 });
 
 /** Sends bytes as they are and parses the HTTP/1.1 response (status and JSON body). */
-function rawRequest(port: number, request: string): Promise<{ status: number; body: Record<string, unknown> }> {
+function rawRequest(
+  port: number,
+  request: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];

@@ -213,7 +213,20 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
     const opened = (await h.auditEvents('task.opened')).length;
     const child = spawn(
       process.execPath,
-      [MAIN, '--server', h.issuer, 'exec', '--client-id', WORKLOAD, '--key', loose, '--audience', API, '--', 'true'],
+      [
+        MAIN,
+        '--server',
+        h.issuer,
+        'exec',
+        '--client-id',
+        WORKLOAD,
+        '--key',
+        loose,
+        '--audience',
+        API,
+        '--',
+        'true',
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';

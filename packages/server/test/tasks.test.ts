@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { generateDpopKey } from '@writ/sdk/dpop';
 import { WorkloadClient } from '@writ/sdk/client';
+import { generateDpopKey } from '@writ/sdk/dpop';
 import { fakeClock } from '../src/clock.js';
 import {
   classDoc,
@@ -187,10 +187,7 @@ describe('tasks: opened, token-bound, closed with every token', () => {
     assert.equal(view['state'], 'closed');
     assert.equal(view['close_reason'], 'build finished');
     const tokens = view['tokens'] as Array<Record<string, unknown>>;
-    assert.deepEqual(
-      tokens.map((t) => t['jti']).sort(),
-      inA.map((t) => decodeClaims(t)['jti']).sort(),
-    );
+    assert.deepEqual(tokens.map((t) => t['jti']).sort(), inA.map((t) => decodeClaims(t)['jti']).sort());
     assert.ok(tokens.every((t) => t['revoked'] === true));
     const viewB = ok(await h.admin('GET', `/tasks/${b}`));
     assert.equal(viewB['state'], 'open');
@@ -303,7 +300,9 @@ describe('renewal limits', () => {
     const refused = await worker.token(id);
     assert.ok(refused.status === 400 || refused.status === 401, JSON.stringify(refused.body));
     assert.equal(refused.body['access_token'], undefined);
-    assert.ok(['invalid_client', 'invalid_grant', 'unauthorized_client'].includes(refused.body['error'] as string));
+    assert.ok(
+      ['invalid_client', 'invalid_grant', 'unauthorized_client'].includes(refused.body['error'] as string),
+    );
     assert.equal(await count(h, 'token.issued'), issued);
     assert.deepEqual(await introspect(h, token), { active: false });
   });

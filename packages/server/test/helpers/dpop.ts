@@ -134,7 +134,10 @@ export async function serverNonce(
   resource: string,
 ): Promise<string> {
   const dpopKey = generateDpopKey();
-  const proof = signProof(dpopKey, proofParts(dpopKey, { htu: `${h.issuer}/oauth2/token`, iat: nowSeconds(h) }));
+  const proof = signProof(
+    dpopKey,
+    proofParts(dpopKey, { htu: `${h.issuer}/oauth2/token`, iat: nowSeconds(h) }),
+  );
   const r = await injectForm(
     h,
     '/oauth2/token',
@@ -157,7 +160,11 @@ export function decodeClaims(token: string): Record<string, unknown> {
 
 /** RFC 7662 introspection as an operator. */
 export async function introspect(h: Harness, token: string): Promise<Record<string, unknown>> {
-  const r = await h.post('/oauth2/introspect', { token }, { authorization: `Bearer ${await h.adminToken()}` });
+  const r = await h.post(
+    '/oauth2/introspect',
+    { token },
+    { authorization: `Bearer ${await h.adminToken()}` },
+  );
   if (r.status !== 200) throw new Error(`introspection: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
@@ -182,7 +189,10 @@ export async function count(h: Harness, type: string): Promise<number> {
 /** The newest audit event of a type. */
 export async function lastEvent(h: Harness, type: string): Promise<AuditEvent> {
   const events = await h.auditEvents(type);
-  const last = events.reduce<AuditEvent | undefined>((a, e) => (a === undefined || e.seq > a.seq ? e : a), undefined);
+  const last = events.reduce<AuditEvent | undefined>(
+    (a, e) => (a === undefined || e.seq > a.seq ? e : a),
+    undefined,
+  );
   if (!last) throw new Error(`no ${type} event`);
   return last;
 }
@@ -199,5 +209,9 @@ export async function httpForm(
     body: new URLSearchParams(form).toString(),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: res.headers };
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    headers: res.headers,
+  };
 }

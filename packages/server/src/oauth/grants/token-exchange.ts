@@ -62,8 +62,7 @@ export const tokenExchange: Grant = {
     if (ctx.revocations.match({ ...subject, kid }))
       throw invalidGrant('subject_token has been revoked', { reason: 'revoked' });
     const subjectWorkload = ctx.registry.workload(subject.sub);
-    if (!subjectWorkload || subjectWorkload.state !== 'active')
-      throw invalidGrant('the subject workload is not active');
+    if (subjectWorkload?.state !== 'active') throw invalidGrant('the subject workload is not active');
     const cls = ctx.registry.tokenClass(subject.cls);
     if (!cls) throw invalidGrant('the subject token class no longer exists');
 
