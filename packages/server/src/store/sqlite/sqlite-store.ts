@@ -1,9 +1,20 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Revocation, RevocationKind } from '@writ/sdk/wire';
+import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
-import { chainHash, GENESIS_HASH } from '../../audit/chain.js';
+import { linkAuditEvent } from '../../audit/chain.js';
 import { StoreUnavailableError } from '../../errors.js';
+import {
+  type Row,
+  toAuditEvent,
+  toCheckpoint,
+  toKeyRecord,
+  toRevocation,
+  toStreamEvent,
+  toTask,
+  toToken,
+  toWorkload,
+} from '../rows.js';
 import type {
   AuditCheckpoint,
   AuditDraft,
@@ -22,8 +33,6 @@ import type {
   WorkloadState,
 } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
-
-type Row = Record<string, unknown>;
 
 export interface SqliteStoreOptions {
   /** Database file, or ':memory:'. */
@@ -50,14 +59,29 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   return new SqliteStore(db);
 }
 
-function migrate(db: Database.Database): void {
+/** Applies pending migrations to the store file (creating it); returns the versions applied. */
+export function migrateSqliteStore(path: string): number[] {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    return migrate(db);
+  } finally {
+    db.close();
+  }
+}
+
+function migrate(db: Database.Database): number[] {
+  const applied: number[] = [];
   const current = db.pragma('user_version', { simple: true }) as number;
   for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
     db.transaction(() => {
       db.exec(SQLITE_MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
     })();
+    applied.push(v + 1);
   }
+  return applied;
 }
 
 class SqliteStore implements Store {
@@ -342,37 +366,14 @@ class SqliteOps implements Store {
     return this.#db
       .prepare('SELECT * FROM revocations WHERE seq > ? AND expires_at > ? ORDER BY seq')
       .all(afterSeq, now)
-      .map((row) => {
-        const r = row as Row;
-        return {
-          seq: r['seq'] as number,
-          kind: r['kind'] as RevocationKind,
-          value: r['value'] as string,
-          issued_before: (r['issued_before'] as number | null) ?? null,
-          created_at: r['created_at'] as number,
-          reason: r['reason'] as string,
-        };
-      });
+      .map((r) => toRevocation(r as Row));
   }
 
   async listKeys(): Promise<KeyRecord[]> {
     return this.#db
       .prepare('SELECT * FROM signing_keys ORDER BY created_at')
       .all()
-      .map((row) => {
-        const r = row as Row;
-        return {
-          kid: r['kid'] as string,
-          alg: r['alg'] as KeyRecord['alg'],
-          publicJwk: JSON.parse(r['public_jwk'] as string),
-          sealedPrivateKey: r['sealed_private_key'] as Buffer,
-          state: r['state'] as KeyRecord['state'],
-          createdAt: r['created_at'] as number,
-          activatedAt: (r['activated_at'] as number | null) ?? null,
-          retiredAt: (r['retired_at'] as number | null) ?? null,
-          notAfter: (r['not_after'] as number | null) ?? null,
-        };
-      });
+      .map((r) => toKeyRecord(r as Row));
   }
   async putKey(k: KeyRecord): Promise<void> {
     this.#db
@@ -396,12 +397,9 @@ class SqliteOps implements Store {
   }
 
   async appendAudit(e: AuditDraft): Promise<AuditEvent> {
-    const head = this.#s['head']!.get() as { seq: number; hash: string } | undefined;
-    const seq = (head?.seq ?? 0) + 1;
-    const prevHash = head?.hash ?? GENESIS_HASH;
-    const hash = chainHash(prevHash, seq, e);
+    const event = linkAuditEvent(this.#s['head']!.get() as { seq: number; hash: string } | undefined, e);
     this.#s['appendAudit']!.run(
-      seq,
+      event.seq,
       e.ts,
       e.type,
       e.outcome,
@@ -409,10 +407,10 @@ class SqliteOps implements Store {
       e.subject ?? null,
       e.jti ?? null,
       JSON.stringify(e.data),
-      prevHash,
-      hash,
+      event.prevHash,
+      event.hash,
     );
-    return { ...e, seq, prevHash, hash };
+    return event;
   }
   async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const filters: Array<[unknown, string, unknown[]]> = [
@@ -448,7 +446,10 @@ class SqliteOps implements Store {
       .run(c.seq, c.hash, c.ts, c.kid, c.jws);
   }
   async listCheckpoints(): Promise<AuditCheckpoint[]> {
-    return this.#db.prepare('SELECT * FROM audit_checkpoints ORDER BY seq').all() as AuditCheckpoint[];
+    return this.#db
+      .prepare('SELECT * FROM audit_checkpoints ORDER BY seq')
+      .all()
+      .map((r) => toCheckpoint(r as Row));
   }
 
   async appendEvent(e: Omit<StreamEvent, 'seq'>): Promise<StreamEvent> {
@@ -461,15 +462,7 @@ class SqliteOps implements Store {
     return this.#db
       .prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
       .all(afterSeq, limit)
-      .map((row) => {
-        const r = row as Row;
-        return {
-          seq: r['seq'] as number,
-          ts: r['ts'] as number,
-          type: r['type'] as string,
-          data: JSON.parse(r['data'] as string),
-        };
-      });
+      .map((r) => toStreamEvent(r as Row));
   }
   async eventBounds(): Promise<{ first: number; last: number }> {
     const r = this.#db.prepare('SELECT MIN(seq) AS first, MAX(seq) AS last FROM events').get() as {
@@ -497,57 +490,4 @@ class SqliteOps implements Store {
   async close(): Promise<void> {
     this.#db.close();
   }
-}
-
-function toToken(r: Row): IssuedToken {
-  const t: IssuedToken = {
-    jti: r['jti'] as string,
-    sub: r['sub'] as string,
-    clientId: r['client_id'] as string,
-    cls: r['cls'] as string,
-    aud: r['aud'] as string,
-    scope: r['scope'] as string,
-    kid: r['kid'] as string,
-    iat: r['iat'] as number,
-    exp: r['exp'] as number,
-    fingerprint: r['fingerprint'] as string,
-  };
-  if (r['tid'] !== null) t.tid = r['tid'] as string;
-  return t;
-}
-
-function toTask(r: Row): Task {
-  return {
-    id: r['id'] as string,
-    workload: r['workload'] as string,
-    purpose: r['purpose'] as string,
-    labels: JSON.parse(r['labels'] as string) as Record<string, string>,
-    openedBy: r['opened_by'] as string,
-    openedAt: r['opened_at'] as number,
-    deadline: r['deadline'] as number,
-    leaseUntil: (r['lease_until'] as number | null) ?? null,
-    closedAt: (r['closed_at'] as number | null) ?? null,
-    closeReason: (r['close_reason'] as string | null) ?? null,
-  };
-}
-
-function toWorkload(r: Row): WorkloadRecord {
-  const spec = JSON.parse(r['spec'] as string) as Workload;
-  return { ...spec, state: r['state'] as WorkloadState, updatedAt: r['updated_at'] as number };
-}
-
-function toAuditEvent(r: Row): AuditEvent {
-  const e: AuditEvent = {
-    seq: r['seq'] as number,
-    ts: r['ts'] as number,
-    type: r['type'] as string,
-    outcome: r['outcome'] as AuditEvent['outcome'],
-    actor: r['actor'] as string,
-    data: JSON.parse(r['data'] as string) as Record<string, unknown>,
-    prevHash: r['prev_hash'] as string,
-    hash: r['hash'] as string,
-  };
-  if (r['subject'] !== null) e.subject = r['subject'] as string;
-  if (r['jti'] !== null) e.jti = r['jti'] as string;
-  return e;
 }

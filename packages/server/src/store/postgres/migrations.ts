@@ -1,0 +1,194 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+
+export interface PostgresMigration {
+  version: number;
+  name: string;
+  /** Runs with `search_path` set to the store's schema. */
+  sql: string;
+}
+
+/**
+ * Forward-only schema migrations for the PostgreSQL store, recorded in `writ_migrations`. Never edit an
+ * applied migration: add the next version. Columns mirror the SQLite schema (JSON as text, so audit data
+ * hashes the same after a round trip); times are BIGINT milliseconds or seconds as in the Store types.
+ */
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+    CREATE TABLE workloads (
+      id TEXT PRIMARY KEY,
+      spec TEXT NOT NULL,
+      state TEXT NOT NULL DEFAULT 'active',
+      updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE classes (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+    CREATE TABLE operators (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+    CREATE TABLE replay (
+      scope TEXT NOT NULL,
+      id TEXT NOT NULL,
+      expires_at BIGINT NOT NULL,
+      PRIMARY KEY (scope, id)
+    );
+    CREATE INDEX replay_expiry ON replay (expires_at);
+    CREATE TABLE tokens (
+      jti TEXT PRIMARY KEY,
+      sub TEXT NOT NULL,
+      client_id TEXT NOT NULL,
+      cls TEXT NOT NULL,
+      aud TEXT NOT NULL,
+      scope TEXT NOT NULL,
+      kid TEXT NOT NULL,
+      tid TEXT,
+      iat BIGINT NOT NULL,
+      exp BIGINT NOT NULL,
+      fingerprint TEXT NOT NULL
+    );
+    CREATE INDEX tokens_exp ON tokens (exp);
+    CREATE INDEX tokens_sub ON tokens (sub);
+    CREATE INDEX tokens_tid ON tokens (tid) WHERE tid IS NOT NULL;
+    CREATE TABLE tasks (
+      id TEXT PRIMARY KEY,
+      workload TEXT NOT NULL,
+      purpose TEXT NOT NULL,
+      labels TEXT NOT NULL,
+      opened_by TEXT NOT NULL,
+      opened_at BIGINT NOT NULL,
+      deadline BIGINT NOT NULL,
+      lease_until BIGINT,
+      closed_at BIGINT,
+      close_reason TEXT
+    );
+    CREATE INDEX tasks_workload ON tasks (workload, opened_at);
+    CREATE INDEX tasks_open_deadline ON tasks (deadline) WHERE closed_at IS NULL;
+    CREATE TABLE revocations (
+      seq BIGINT PRIMARY KEY,
+      kind TEXT NOT NULL,
+      value TEXT NOT NULL,
+      issued_before BIGINT,
+      created_at BIGINT NOT NULL,
+      reason TEXT NOT NULL,
+      actor TEXT NOT NULL,
+      expires_at BIGINT NOT NULL
+    );
+    CREATE TABLE signing_keys (
+      kid TEXT PRIMARY KEY,
+      alg TEXT NOT NULL,
+      public_jwk TEXT NOT NULL,
+      sealed_private_key BYTEA NOT NULL,
+      state TEXT NOT NULL,
+      created_at BIGINT NOT NULL,
+      activated_at BIGINT,
+      retired_at BIGINT,
+      not_after BIGINT
+    );
+    CREATE TABLE audit_events (
+      seq BIGINT PRIMARY KEY,
+      ts BIGINT NOT NULL,
+      type TEXT NOT NULL,
+      outcome TEXT NOT NULL,
+      actor TEXT NOT NULL,
+      subject TEXT,
+      jti TEXT,
+      data TEXT NOT NULL,
+      prev_hash TEXT NOT NULL,
+      hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_jti ON audit_events (jti) WHERE jti IS NOT NULL;
+    CREATE INDEX audit_actor ON audit_events (actor, seq);
+    CREATE INDEX audit_subject ON audit_events (subject, seq) WHERE subject IS NOT NULL;
+    CREATE INDEX audit_ts ON audit_events (ts);
+    CREATE TABLE audit_checkpoints (
+      seq BIGINT PRIMARY KEY,
+      hash TEXT NOT NULL,
+      ts BIGINT NOT NULL,
+      kid TEXT NOT NULL,
+      jws TEXT NOT NULL
+    );
+    CREATE TABLE events (
+      seq BIGINT PRIMARY KEY,
+      ts BIGINT NOT NULL,
+      type TEXT NOT NULL,
+      data TEXT NOT NULL
+    );
+    -- One row, locked by every transaction before it writes (the cluster's BEGIN IMMEDIATE): appends to
+    -- the audit chain, the event log and the revocation list are serialized, so a sequence number is
+    -- only handed out after the previous one has committed and readers never see a gap close later.
+    -- The counters never go back, like SQLite's AUTOINCREMENT (a rollback returns the number unused).
+    CREATE TABLE write_head (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      revocation_seq BIGINT NOT NULL,
+      event_seq BIGINT NOT NULL
+    );
+    INSERT INTO write_head (id, revocation_seq, event_seq) VALUES (1, 0, 0);
+    `,
+  },
+];
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** The schema name, checked so it can be spliced into SQL as a quoted identifier. */
+export function quoteSchema(schema: string): string {
+  if (!SCHEMA_NAME.test(schema))
+    throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(schema)} (lower case, digits, _)`);
+  return `"${schema}"`;
+}
+
+/** A 64-bit advisory lock key of this schema's migrations (advisory locks are per database). */
+function migrationLockKey(schema: string): string {
+  return createHash('sha256').update(`writ:migrate:${schema}`).digest().readBigInt64BE(0).toString();
+}
+
+/**
+ * Applies pending migrations in one transaction under an advisory lock, so nodes starting together
+ * wait for the first and then find nothing left to do. Returns the migrations this call applied.
+ */
+export async function migratePostgres(client: pg.ClientBase, schema: string): Promise<PostgresMigration[]> {
+  const s = quoteSchema(schema);
+  const applied: PostgresMigration[] = [];
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [migrationLockKey(schema)]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+    await client.query(`SET LOCAL search_path TO ${s}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS writ_migrations (
+         version INTEGER PRIMARY KEY,
+         name TEXT NOT NULL,
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+       )`,
+    );
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM writ_migrations')).rows.map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of POSTGRES_MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO writ_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Versions this build knows that the schema has not applied yet (all of them when it does not exist). */
+export async function pendingPostgresMigrations(client: pg.ClientBase, schema: string): Promise<number[]> {
+  const table = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [
+    `${quoteSchema(schema)}.writ_migrations`,
+  ]);
+  if (table.rows[0]?.t == null) return POSTGRES_MIGRATIONS.map((m) => m.version);
+  const done = new Set(
+    (
+      await client.query<{ version: number }>(`SELECT version FROM ${quoteSchema(schema)}.writ_migrations`)
+    ).rows.map((r) => r.version),
+  );
+  return POSTGRES_MIGRATIONS.filter((m) => !done.has(m.version)).map((m) => m.version);
+}

@@ -1,0 +1,511 @@
+import type { Revocation } from '@writ/sdk/wire';
+import pg from 'pg';
+import { linkAuditEvent } from '../../audit/chain.js';
+import { StoreUnavailableError } from '../../errors.js';
+import {
+  type Row,
+  toAuditEvent,
+  toCheckpoint,
+  toKeyRecord,
+  toRevocation,
+  toStreamEvent,
+  toTask,
+  toToken,
+  toWorkload,
+} from '../rows.js';
+import type {
+  AuditCheckpoint,
+  AuditDraft,
+  AuditEvent,
+  AuditQuery,
+  IssuedToken,
+  KeyRecord,
+  NewRevocation,
+  Operator,
+  Store,
+  StreamEvent,
+  Task,
+  TokenClass,
+  Workload,
+  WorkloadRecord,
+  WorkloadState,
+} from '../store.js';
+import {
+  migratePostgres,
+  type PostgresMigration,
+  pendingPostgresMigrations,
+  quoteSchema,
+} from './migrations.js';
+
+export interface PostgresStoreOptions {
+  /** Schema holding Writ's tables; created by the first migration. Default `public`. */
+  schema?: string;
+  /** Connections in the pool. Default 10. */
+  maxConnections?: number;
+  /** Apply pending migrations when opening (default). With false, opening fails until `writ migrate` ran. */
+  migrate?: boolean;
+  /** Read-only sessions and no migrations (`writ audit verify`). */
+  readonly?: boolean;
+  /** Milliseconds to wait for a connection before the store counts as unavailable. Default 5000. */
+  connectTimeoutMs?: number;
+  /** Milliseconds a statement may wait for a lock (the write lock included). Default 10000. */
+  lockTimeoutMs?: number;
+  /** Errors of idle pooled connections (the database restarted, say); the pool replaces them. */
+  onError?: (err: Error) => void;
+}
+
+// BIGINT columns hold milliseconds and sequence numbers, all far below 2^53: return numbers, as SQLite does.
+const TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+function createPool(url: string, o: PostgresStoreOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: o.maxConnections ?? 10,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 5000,
+    lock_timeout: o.lockTimeoutMs ?? 10_000,
+    // A node that dies holding the write lock must not stall the others for long.
+    idle_in_transaction_session_timeout: 60_000,
+    application_name: 'writ',
+    types: TYPES,
+    ...(o.readonly ? { options: '-c default_transaction_read_only=on' } : {}),
+  });
+  pool.on('error', (err) => o.onError?.(err));
+  return pool;
+}
+
+/**
+ * Opens the cluster store: a `pg` pool on `url`, migrated to this build's schema unless told otherwise.
+ *
+ * @example const store = await openPostgresStore('postgres://writ@db/writ', { schema: 'writ' });
+ */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const schema = options.schema ?? 'public';
+  const sql = statements(quoteSchema(schema));
+  const pool = createPool(url, options);
+  try {
+    const client = await pool.connect();
+    try {
+      if (options.readonly) {
+        // Nothing to check: a missing table shows up as an unavailable store on first use.
+      } else if (options.migrate === false) {
+        const pending = await pendingPostgresMigrations(client, schema);
+        if (pending.length)
+          throw new StoreUnavailableError(
+            `postgres store: schema ${schema} lacks migrations ${pending.join(', ')} (run \`writ migrate\`)`,
+          );
+      } else {
+        await migratePostgres(client, schema);
+      }
+    } finally {
+      client.release();
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw unavailable(err);
+  }
+  return new PostgresStore(pool, sql, options.readonly ?? false);
+}
+
+/** `writ migrate`: applies pending migrations and returns them. */
+export async function migratePostgresStore(
+  url: string,
+  options: Pick<PostgresStoreOptions, 'schema' | 'connectTimeoutMs'> = {},
+): Promise<PostgresMigration[]> {
+  const pool = createPool(url, { ...options, maxConnections: 1 });
+  try {
+    const client = await pool.connect();
+    try {
+      return await migratePostgres(client, options.schema ?? 'public');
+    } finally {
+      client.release();
+    }
+  } catch (err) {
+    throw unavailable(err);
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+function unavailable(err: unknown): unknown {
+  if (err instanceof StoreUnavailableError) return err;
+  return new StoreUnavailableError(`postgres store: ${(err as Error).message ?? String(err)}`, {
+    cause: err,
+  });
+}
+
+/** The fixed statements, with the schema spliced in once. */
+function statements(s: string) {
+  return {
+    s,
+    lock: `SELECT 1 FROM ${s}.write_head WHERE id = 1 FOR UPDATE`,
+    nextRevocationSeq: `UPDATE ${s}.write_head SET revocation_seq = revocation_seq + 1 WHERE id = 1 RETURNING revocation_seq AS seq`,
+    nextEventSeq: `UPDATE ${s}.write_head SET event_seq = event_seq + 1 WHERE id = 1 RETURNING event_seq AS seq`,
+    listWorkloads: `SELECT * FROM ${s}.workloads ORDER BY id`,
+    getWorkload: `SELECT * FROM ${s}.workloads WHERE id = $1`,
+    putWorkload: `INSERT INTO ${s}.workloads (id, spec, state, updated_at) VALUES ($1, $2, 'active', $3)
+      ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+    deleteWorkload: `DELETE FROM ${s}.workloads WHERE id = $1`,
+    setWorkloadState: `UPDATE ${s}.workloads SET state = $1, updated_at = $2 WHERE id = $3`,
+    listClasses: `SELECT spec FROM ${s}.classes ORDER BY name`,
+    putClass: `INSERT INTO ${s}.classes (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`,
+    deleteClass: `DELETE FROM ${s}.classes WHERE name = $1`,
+    listOperators: `SELECT spec FROM ${s}.operators ORDER BY name`,
+    putOperator: `INSERT INTO ${s}.operators (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`,
+    deleteOperator: `DELETE FROM ${s}.operators WHERE name = $1`,
+    // One statement: concurrent first uses of an id conflict on the key, and the loser sees the winner's row.
+    consume: `INSERT INTO ${s}.replay AS r (scope, id, expires_at) VALUES ($1, $2, $3)
+      ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= $4`,
+    recordToken: `INSERT INTO ${s}.tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    getToken: `SELECT * FROM ${s}.tokens WHERE jti = $1`,
+    tokensForTask: `SELECT * FROM ${s}.tokens WHERE tid = $1 ORDER BY iat, jti LIMIT $2`,
+    createTask: `INSERT INTO ${s}.tasks (id, workload, purpose, labels, opened_by, opened_at, deadline, lease_until, closed_at, close_reason)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    getTask: `SELECT * FROM ${s}.tasks WHERE id = $1`,
+    closeTask: `UPDATE ${s}.tasks SET closed_at = $1, close_reason = $2 WHERE id = $3 AND closed_at IS NULL`,
+    renewTaskLease: `UPDATE ${s}.tasks SET lease_until = $1 WHERE id = $2 AND closed_at IS NULL`,
+    dueTasks: `SELECT * FROM ${s}.tasks WHERE closed_at IS NULL AND (deadline <= $1 OR (lease_until IS NOT NULL AND lease_until <= $1))
+      ORDER BY deadline LIMIT $2`,
+    addRevocation: `INSERT INTO ${s}.revocations (seq, kind, value, issued_before, created_at, reason, actor, expires_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > $2 ORDER BY seq`,
+    listKeys: `SELECT * FROM ${s}.signing_keys ORDER BY created_at`,
+    putKey: `INSERT INTO ${s}.signing_keys (kid, alg, public_jwk, sealed_private_key, state, created_at, activated_at, retired_at, not_after)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+      ON CONFLICT (kid) DO UPDATE SET state = excluded.state, activated_at = excluded.activated_at,
+        retired_at = excluded.retired_at, not_after = excluded.not_after`,
+    auditHead: `SELECT seq, hash FROM ${s}.audit_events ORDER BY seq DESC LIMIT 1`,
+    appendAudit: `INSERT INTO ${s}.audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    scanAudit: `SELECT * FROM ${s}.audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+    addCheckpoint: `INSERT INTO ${s}.audit_checkpoints (seq, hash, ts, kid, jws) VALUES ($1, $2, $3, $4, $5)
+      ON CONFLICT (seq) DO NOTHING`,
+    listCheckpoints: `SELECT * FROM ${s}.audit_checkpoints ORDER BY seq`,
+    appendEvent: `INSERT INTO ${s}.events (seq, ts, type, data) VALUES ($1, $2, $3, $4)`,
+    readEvents: `SELECT * FROM ${s}.events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+    eventBounds: `SELECT MIN(seq) AS first, MAX(seq) AS last FROM ${s}.events`,
+    // Keep the newest event so the log's bounds never go back (the counter in write_head guarantees it too).
+    trimEvents: `DELETE FROM ${s}.events WHERE ts < $1 AND seq < (SELECT MAX(seq) FROM ${s}.events)`,
+    pruneReplay: `DELETE FROM ${s}.replay WHERE expires_at <= $1`,
+    pruneTokens: `DELETE FROM ${s}.tokens WHERE exp <= $1`,
+  };
+}
+type Statements = ReturnType<typeof statements>;
+
+/**
+ * The cluster store. Outside a transaction each call runs on any pooled connection. `transaction` holds
+ * one connection from BEGIN to COMMIT and first locks the `write_head` row, like SQLite's BEGIN IMMEDIATE:
+ * transactions of every node are serialized, which the audit chain and the gap-free sequences need, and
+ * a read-then-write inside a callback cannot race another node's. Calls that must append atomically
+ * (audit, events, revocations) open such a transaction themselves when called outside one.
+ */
+class PostgresStore implements Store {
+  readonly #pool: pg.Pool;
+  readonly #sql: Statements;
+  readonly #readonly: boolean;
+  /** Set on the store a transaction callback receives. */
+  readonly #client: pg.PoolClient | undefined;
+  #ended = false;
+
+  constructor(pool: pg.Pool, sql: Statements, readonly: boolean, client?: pg.PoolClient) {
+    this.#pool = pool;
+    this.#sql = sql;
+    this.#readonly = readonly;
+    this.#client = client;
+  }
+
+  async #query(text: string, values: unknown[] = []): Promise<pg.QueryResult<Row>> {
+    if (this.#ended) throw new Error('the transaction this store belonged to has ended');
+    try {
+      return await (this.#client ?? this.#pool).query<Row>(text, values);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async #rows(text: string, values: unknown[] = []): Promise<Row[]> {
+    return (await this.#query(text, values)).rows;
+  }
+
+  async #changes(text: string, values: unknown[] = []): Promise<number> {
+    return (await this.#query(text, values)).rowCount ?? 0;
+  }
+
+  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    // Already inside a transaction: run in it (the outer one commits or rolls back).
+    if (this.#client) return fn(this);
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const tx = new PostgresStore(this.#pool, this.#sql, this.#readonly, client);
+    let broken: Error | undefined;
+    try {
+      await tx.#query('BEGIN');
+      if (!this.#readonly) await tx.#query(this.#sql.lock);
+      const result = await fn(tx);
+      await tx.#query('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackErr) {
+        broken = rollbackErr as Error; // the connection is unusable: the pool drops it
+      }
+      throw err;
+    } finally {
+      tx.#ended = true;
+      client.release(broken);
+    }
+  }
+
+  async listWorkloads(): Promise<WorkloadRecord[]> {
+    return (await this.#rows(this.#sql.listWorkloads)).map(toWorkload);
+  }
+  async getWorkload(id: string): Promise<WorkloadRecord | undefined> {
+    const r = (await this.#rows(this.#sql.getWorkload, [id]))[0];
+    return r ? toWorkload(r) : undefined;
+  }
+  async putWorkload(w: Workload, now: number): Promise<void> {
+    await this.#query(this.#sql.putWorkload, [w.id, JSON.stringify(w), now]);
+  }
+  async deleteWorkload(id: string): Promise<void> {
+    await this.#query(this.#sql.deleteWorkload, [id]);
+  }
+  async setWorkloadState(id: string, state: WorkloadState, now: number): Promise<boolean> {
+    return (await this.#changes(this.#sql.setWorkloadState, [state, now, id])) === 1;
+  }
+
+  async listClasses(): Promise<TokenClass[]> {
+    return (await this.#rows(this.#sql.listClasses)).map(
+      (r) => JSON.parse(r['spec'] as string) as TokenClass,
+    );
+  }
+  async putClass(c: TokenClass): Promise<void> {
+    await this.#query(this.#sql.putClass, [c.name, JSON.stringify(c)]);
+  }
+  async deleteClass(name: string): Promise<void> {
+    await this.#query(this.#sql.deleteClass, [name]);
+  }
+
+  async listOperators(): Promise<Operator[]> {
+    return (await this.#rows(this.#sql.listOperators)).map(
+      (r) => JSON.parse(r['spec'] as string) as Operator,
+    );
+  }
+  async putOperator(o: Operator): Promise<void> {
+    await this.#query(this.#sql.putOperator, [o.name, JSON.stringify(o)]);
+  }
+  async deleteOperator(name: string): Promise<void> {
+    await this.#query(this.#sql.deleteOperator, [name]);
+  }
+
+  async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
+    return (await this.#changes(this.#sql.consume, [scope, id, expiresAt, now])) === 1;
+  }
+
+  async recordToken(t: IssuedToken): Promise<void> {
+    await this.#query(this.#sql.recordToken, [
+      t.jti,
+      t.sub,
+      t.clientId,
+      t.cls,
+      t.aud,
+      t.scope,
+      t.kid,
+      t.tid ?? null,
+      t.iat,
+      t.exp,
+      t.fingerprint,
+    ]);
+  }
+  async getToken(jti: string): Promise<IssuedToken | undefined> {
+    const r = (await this.#rows(this.#sql.getToken, [jti]))[0];
+    return r ? toToken(r) : undefined;
+  }
+  async tokensForTask(tid: string, limit: number): Promise<IssuedToken[]> {
+    return (await this.#rows(this.#sql.tokensForTask, [tid, limit])).map(toToken);
+  }
+
+  async createTask(t: Task): Promise<void> {
+    await this.#query(this.#sql.createTask, [
+      t.id,
+      t.workload,
+      t.purpose,
+      JSON.stringify(t.labels),
+      t.openedBy,
+      t.openedAt,
+      t.deadline,
+      t.leaseUntil,
+      t.closedAt,
+      t.closeReason,
+    ]);
+  }
+  async getTask(id: string): Promise<Task | undefined> {
+    const r = (await this.#rows(this.#sql.getTask, [id]))[0];
+    return r ? toTask(r) : undefined;
+  }
+  async closeTask(id: string, at: number, reason: string): Promise<boolean> {
+    return (await this.#changes(this.#sql.closeTask, [at, reason, id])) === 1;
+  }
+  async renewTaskLease(id: string, until: number): Promise<boolean> {
+    return (await this.#changes(this.#sql.renewTaskLease, [until, id])) === 1;
+  }
+  async listTasks(q: { workload?: string; open?: boolean; limit: number }): Promise<Task[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.workload !== undefined) {
+      args.push(q.workload);
+      where.push(`workload = $${args.length}`);
+    }
+    if (q.open !== undefined) where.push(q.open ? 'closed_at IS NULL' : 'closed_at IS NOT NULL');
+    args.push(q.limit);
+    return (
+      await this.#rows(
+        `SELECT * FROM ${this.#sql.s}.tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY opened_at DESC LIMIT $${args.length}`,
+        args,
+      )
+    ).map(toTask);
+  }
+  async dueTasks(now: number, limit: number): Promise<Task[]> {
+    return (await this.#rows(this.#sql.dueTasks, [now, limit])).map(toTask);
+  }
+
+  async addRevocation(r: NewRevocation): Promise<Revocation> {
+    if (!this.#client) return this.transaction((tx) => tx.addRevocation(r));
+    const seq = (await this.#rows(this.#sql.nextRevocationSeq))[0]!['seq'] as number;
+    await this.#query(this.#sql.addRevocation, [
+      seq,
+      r.kind,
+      r.value,
+      r.issued_before,
+      r.created_at,
+      r.reason,
+      r.actor,
+      r.expires_at,
+    ]);
+    return {
+      seq,
+      kind: r.kind,
+      value: r.value,
+      issued_before: r.issued_before,
+      created_at: r.created_at,
+      reason: r.reason,
+    };
+  }
+  async listRevocations(afterSeq: number, now: number): Promise<Revocation[]> {
+    return (await this.#rows(this.#sql.listRevocations, [afterSeq, now])).map(toRevocation);
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    return (await this.#rows(this.#sql.listKeys)).map(toKeyRecord);
+  }
+  async putKey(k: KeyRecord): Promise<void> {
+    await this.#query(this.#sql.putKey, [
+      k.kid,
+      k.alg,
+      JSON.stringify(k.publicJwk),
+      k.sealedPrivateKey,
+      k.state,
+      k.createdAt,
+      k.activatedAt,
+      k.retiredAt,
+      k.notAfter,
+    ]);
+  }
+
+  async appendAudit(e: AuditDraft): Promise<AuditEvent> {
+    if (!this.#client) return this.transaction((tx) => tx.appendAudit(e));
+    // The transaction holds the write lock: the head cannot move until it commits.
+    const head = (await this.#rows(this.#sql.auditHead))[0] as { seq: number; hash: string } | undefined;
+    const event = linkAuditEvent(head, e);
+    await this.#query(this.#sql.appendAudit, [
+      event.seq,
+      e.ts,
+      e.type,
+      e.outcome,
+      e.actor,
+      e.subject ?? null,
+      e.jti ?? null,
+      JSON.stringify(e.data),
+      event.prevHash,
+      event.hash,
+    ]);
+    return event;
+  }
+  async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (value: unknown, sql: (p: string) => string) => {
+      if (value === undefined) return;
+      args.push(value);
+      where.push(sql(`$${args.length}`));
+    };
+    add(q.afterSeq, (p) => `seq > ${p}`);
+    add(q.workload, (p) => `(actor = ${p} OR subject = ${p})`);
+    add(q.jti, (p) => `jti = ${p}`);
+    add(q.type, (p) => `type = ${p}`);
+    add(q.since, (p) => `ts >= ${p}`);
+    add(q.until, (p) => `ts < ${p}`);
+    args.push(q.limit);
+    return (
+      await this.#rows(
+        `SELECT * FROM ${this.#sql.s}.audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT $${args.length}`,
+        args,
+      )
+    ).map(toAuditEvent);
+  }
+  async scanAudit(afterSeq: number, limit: number): Promise<AuditEvent[]> {
+    return (await this.#rows(this.#sql.scanAudit, [afterSeq, limit])).map(toAuditEvent);
+  }
+  async auditHead(): Promise<{ seq: number; hash: string } | undefined> {
+    const r = (await this.#rows(this.#sql.auditHead))[0];
+    return r ? { seq: r['seq'] as number, hash: r['hash'] as string } : undefined;
+  }
+  async addCheckpoint(c: AuditCheckpoint): Promise<void> {
+    await this.#query(this.#sql.addCheckpoint, [c.seq, c.hash, c.ts, c.kid, c.jws]);
+  }
+  async listCheckpoints(): Promise<AuditCheckpoint[]> {
+    return (await this.#rows(this.#sql.listCheckpoints)).map(toCheckpoint);
+  }
+
+  async appendEvent(e: Omit<StreamEvent, 'seq'>): Promise<StreamEvent> {
+    if (!this.#client) return this.transaction((tx) => tx.appendEvent(e));
+    // Numbered under the write lock, so seq N+1 cannot commit before N: a reader never skips one.
+    const seq = (await this.#rows(this.#sql.nextEventSeq))[0]!['seq'] as number;
+    await this.#query(this.#sql.appendEvent, [seq, e.ts, e.type, JSON.stringify(e.data)]);
+    return { ...e, seq };
+  }
+  async readEvents(afterSeq: number, limit: number): Promise<StreamEvent[]> {
+    return (await this.#rows(this.#sql.readEvents, [afterSeq, limit])).map(toStreamEvent);
+  }
+  async eventBounds(): Promise<{ first: number; last: number }> {
+    const r = (await this.#rows(this.#sql.eventBounds))[0]!;
+    return { first: (r['first'] as number | null) ?? 0, last: (r['last'] as number | null) ?? 0 };
+  }
+  async trimEvents(beforeTs: number): Promise<number> {
+    return this.#changes(this.#sql.trimEvents, [beforeTs]);
+  }
+
+  async prune(now: number): Promise<number> {
+    const a = await this.#changes(this.#sql.pruneReplay, [now]);
+    const b = await this.#changes(this.#sql.pruneTokens, [Math.floor(now / 1000) - 86_400]);
+    return a + b;
+  }
+  async ping(): Promise<void> {
+    await this.#query('SELECT 1');
+  }
+  async close(): Promise<void> {
+    if (this.#client) throw new Error('close the store, not the transaction');
+    if (!this.#pool.ended) await this.#pool.end();
+  }
+}

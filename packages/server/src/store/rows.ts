@@ -1,0 +1,116 @@
+import type { Revocation, RevocationKind } from '@writ/sdk/wire';
+import type {
+  AuditCheckpoint,
+  AuditEvent,
+  IssuedToken,
+  KeyRecord,
+  StreamEvent,
+  Task,
+  Workload,
+  WorkloadRecord,
+  WorkloadState,
+} from './store.js';
+
+/**
+ * Rows to domain records, shared by every SQL adapter: the tables have the same columns everywhere,
+ * JSON is kept as text (so audit data hashes the same after a round trip) and integers come back as
+ * JavaScript numbers.
+ */
+export type Row = Record<string, unknown>;
+
+export function toWorkload(r: Row): WorkloadRecord {
+  const spec = JSON.parse(r['spec'] as string) as Workload;
+  return { ...spec, state: r['state'] as WorkloadState, updatedAt: r['updated_at'] as number };
+}
+
+export function toToken(r: Row): IssuedToken {
+  const t: IssuedToken = {
+    jti: r['jti'] as string,
+    sub: r['sub'] as string,
+    clientId: r['client_id'] as string,
+    cls: r['cls'] as string,
+    aud: r['aud'] as string,
+    scope: r['scope'] as string,
+    kid: r['kid'] as string,
+    iat: r['iat'] as number,
+    exp: r['exp'] as number,
+    fingerprint: r['fingerprint'] as string,
+  };
+  if (r['tid'] !== null) t.tid = r['tid'] as string;
+  return t;
+}
+
+export function toTask(r: Row): Task {
+  return {
+    id: r['id'] as string,
+    workload: r['workload'] as string,
+    purpose: r['purpose'] as string,
+    labels: JSON.parse(r['labels'] as string) as Record<string, string>,
+    openedBy: r['opened_by'] as string,
+    openedAt: r['opened_at'] as number,
+    deadline: r['deadline'] as number,
+    leaseUntil: (r['lease_until'] as number | null) ?? null,
+    closedAt: (r['closed_at'] as number | null) ?? null,
+    closeReason: (r['close_reason'] as string | null) ?? null,
+  };
+}
+
+export function toRevocation(r: Row): Revocation {
+  return {
+    seq: r['seq'] as number,
+    kind: r['kind'] as RevocationKind,
+    value: r['value'] as string,
+    issued_before: (r['issued_before'] as number | null) ?? null,
+    created_at: r['created_at'] as number,
+    reason: r['reason'] as string,
+  };
+}
+
+export function toKeyRecord(r: Row): KeyRecord {
+  return {
+    kid: r['kid'] as string,
+    alg: r['alg'] as KeyRecord['alg'],
+    publicJwk: JSON.parse(r['public_jwk'] as string),
+    sealedPrivateKey: r['sealed_private_key'] as Buffer,
+    state: r['state'] as KeyRecord['state'],
+    createdAt: r['created_at'] as number,
+    activatedAt: (r['activated_at'] as number | null) ?? null,
+    retiredAt: (r['retired_at'] as number | null) ?? null,
+    notAfter: (r['not_after'] as number | null) ?? null,
+  };
+}
+
+export function toAuditEvent(r: Row): AuditEvent {
+  const e: AuditEvent = {
+    seq: r['seq'] as number,
+    ts: r['ts'] as number,
+    type: r['type'] as string,
+    outcome: r['outcome'] as AuditEvent['outcome'],
+    actor: r['actor'] as string,
+    data: JSON.parse(r['data'] as string) as Record<string, unknown>,
+    prevHash: r['prev_hash'] as string,
+    hash: r['hash'] as string,
+  };
+  if (r['subject'] !== null) e.subject = r['subject'] as string;
+  if (r['jti'] !== null) e.jti = r['jti'] as string;
+  return e;
+}
+
+export function toCheckpoint(r: Row): AuditCheckpoint {
+  return {
+    seq: r['seq'] as number,
+    hash: r['hash'] as string,
+    ts: r['ts'] as number,
+    kid: r['kid'] as string,
+    jws: r['jws'] as string,
+  };
+}
+
+export function toStreamEvent(r: Row): StreamEvent {
+  return {
+    seq: r['seq'] as number,
+    ts: r['ts'] as number,
+    type: r['type'] as string,
+    data: JSON.parse(r['data'] as string) as Record<string, unknown>,
+  };
+}

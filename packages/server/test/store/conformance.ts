@@ -1,0 +1,806 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { REVOCATION_KINDS } from '@writ/sdk/wire';
+import { chainHash, GENESIS_HASH } from '../../src/audit/chain.js';
+import { verifyAuditChain } from '../../src/audit/verify.js';
+import { StoreUnavailableError } from '../../src/errors.js';
+import type {
+  AuditDraft,
+  IssuedToken,
+  KeyRecord,
+  NewRevocation,
+  Operator,
+  Store,
+  Task,
+  TokenClass,
+  Workload,
+} from '../../src/store/store.js';
+
+/** A store under test, on a database of its own. */
+export interface StoreUnderTest {
+  store: Store;
+  /** Another instance on the same database, as a second node (or process) would open it. */
+  openPeer(): Promise<Store>;
+  /** Closes the store and every peer, and removes the database. */
+  close(): Promise<void>;
+}
+
+const NOW = 1_700_000_000_000;
+const NOW_S = NOW / 1000;
+
+function workload(id: string, extra: Partial<Workload> = {}): Workload {
+  return {
+    id,
+    owner: 'team-payments',
+    environment: 'prod',
+    attributes: { region: 'eu-west-1', tier: 2, public: false },
+    classes: ['reports-read'],
+    jwks: [{ kty: 'EC', crv: 'P-256', x: 'x-coordinate', y: 'y-coordinate', kid: 'wk1' }],
+    ...extra,
+  };
+}
+
+function tokenClass(name: string, extra: Partial<TokenClass> = {}): TokenClass {
+  return {
+    name,
+    maxTtl: 900,
+    defaultTtl: 300,
+    audiences: ['https://reports.test'],
+    scopes: ['reports:read', 'reports:export'],
+    defaultScopes: ['reports:read'],
+    binding: 'dpop',
+    renewalMaxLifetime: 3600,
+    delegationActors: [],
+    ...extra,
+  };
+}
+
+function token(jti: string, extra: Partial<IssuedToken> = {}): IssuedToken {
+  return {
+    jti,
+    sub: 'spiffe://test/w',
+    clientId: 'spiffe://test/w',
+    cls: 'reports-read',
+    aud: 'https://reports.test',
+    scope: 'reports:read',
+    kid: 'kid-1',
+    iat: NOW_S,
+    exp: NOW_S + 300,
+    fingerprint: `fp-${jti}`,
+    ...extra,
+  };
+}
+
+function task(id: string, extra: Partial<Task> = {}): Task {
+  return {
+    id,
+    workload: 'spiffe://test/w',
+    purpose: 'deploy build 42',
+    labels: { ci_run: '1234', job: 'deploy' },
+    openedBy: 'spiffe://test/w',
+    openedAt: NOW,
+    deadline: NOW + 60_000,
+    leaseUntil: null,
+    closedAt: null,
+    closeReason: null,
+    ...extra,
+  };
+}
+
+function revocation(extra: Partial<NewRevocation> = {}): NewRevocation {
+  return {
+    kind: 'jti',
+    value: 'some-jti',
+    issued_before: null,
+    created_at: NOW,
+    reason: 'leaked in a log',
+    actor: 'operator:admin',
+    expires_at: NOW + 3_600_000,
+    ...extra,
+  };
+}
+
+function key(kid: string, extra: Partial<KeyRecord> = {}): KeyRecord {
+  return {
+    kid,
+    alg: 'ES256',
+    publicJwk: { kty: 'EC', crv: 'P-256', x: `x-${kid}`, y: `y-${kid}`, kid, alg: 'ES256', use: 'sig' },
+    sealedPrivateKey: randomBytes(97),
+    state: 'next',
+    createdAt: NOW,
+    activatedAt: null,
+    retiredAt: null,
+    notAfter: null,
+    ...extra,
+  };
+}
+
+function draft(i: number, extra: Partial<AuditDraft> = {}): AuditDraft {
+  return {
+    ts: NOW + i,
+    type: 'token.issued',
+    outcome: 'success',
+    actor: 'spiffe://test/w',
+    data: { n: i, nested: { b: [1, 'two', null], a: 'ünïcødé ✓' } },
+    ...extra,
+  };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const yieldMacrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Writers commit numbered entries in concurrent transactions on one instance, each doing a different
+ * amount of work after taking its number; a reader on another instance follows by sequence number the
+ * whole time. A number must never become visible before every lower one: a follower that moved past a
+ * gap would never see the entry that fills it.
+ */
+async function followWhileWriting(
+  writer: Store,
+  reader: Store,
+  writes: number,
+  append: (tx: Store, i: number) => Promise<number>,
+  readAfter: (s: Store, afterSeq: number) => Promise<number[]>,
+): Promise<void> {
+  let writing = true;
+  const seen: number[] = [];
+  const follow = (async () => {
+    let after = 0;
+    for (;;) {
+      const last = !writing;
+      const seqs = await readAfter(reader, after);
+      for (const seq of seqs) {
+        assert.equal(
+          seq,
+          after + 1,
+          `the reader saw ${seq} right after ${after}: a lower number committed later`,
+        );
+        after = seq;
+        seen.push(seq);
+      }
+      if (last && seqs.length === 0) return;
+      if (seqs.length === 0) await yieldMacrotask();
+    }
+  })();
+  follow.catch(() => undefined); // awaited below; keeps an early failure from counting as unhandled
+  const numbers = await Promise.all(
+    range(1, writes).map((i) =>
+      writer.transaction(async (tx) => {
+        const seq = await append(tx, i);
+        for (let k = 0; k < (i * 7) % 5; k++) await tx.getWorkload('spiffe://test/none');
+        return seq;
+      }),
+    ),
+  );
+  writing = false;
+  await follow;
+  assert.deepEqual(
+    [...numbers].sort((a, b) => a - b),
+    range(1, writes),
+  );
+  assert.deepEqual(seen, range(1, writes));
+}
+
+/**
+ * The store contract, written once. Every adapter (and any fake another test uses) runs it:
+ * `runStoreConformance('sqlite', async () => ({ store, openPeer, close }))`.
+ */
+export function runStoreConformance(name: string, open: () => Promise<StoreUnderTest>): void {
+  const withStore = async (fn: (t: StoreUnderTest) => Promise<void>) => {
+    const t = await open();
+    try {
+      await fn(t);
+    } finally {
+      await t.close();
+    }
+  };
+
+  describe(`store conformance: ${name}`, () => {
+    describe('workloads, classes, operators', () => {
+      it('stores, lists, updates and deletes workloads; a re-put keeps the state', () =>
+        withStore(async ({ store }) => {
+          const a = workload('spiffe://test/a', {
+            secretSha256: 'ab'.repeat(32),
+            description: 'the a service',
+          });
+          const b = workload('spiffe://test/b');
+          await store.putWorkload(b, NOW);
+          await store.putWorkload(a, NOW);
+          assert.deepEqual(await store.getWorkload(a.id), { ...a, state: 'active', updatedAt: NOW });
+          assert.deepEqual(await store.getWorkload(b.id), { ...b, state: 'active', updatedAt: NOW });
+          assert.equal(await store.getWorkload('spiffe://test/none'), undefined);
+          assert.deepEqual(
+            (await store.listWorkloads()).map((w) => w.id),
+            [a.id, b.id],
+          );
+
+          assert.equal(await store.setWorkloadState(a.id, 'quarantined', NOW + 1), true);
+          assert.equal(await store.setWorkloadState('spiffe://test/none', 'disabled', NOW + 1), false);
+          await store.putWorkload({ ...a, owner: 'team-new' }, NOW + 2);
+          assert.deepEqual(await store.getWorkload(a.id), {
+            ...a,
+            owner: 'team-new',
+            state: 'quarantined',
+            updatedAt: NOW + 2,
+          });
+
+          await store.deleteWorkload(b.id);
+          await store.deleteWorkload('spiffe://test/none');
+          assert.equal(await store.getWorkload(b.id), undefined);
+          assert.deepEqual(
+            (await store.listWorkloads()).map((w) => w.id),
+            [a.id],
+          );
+        }));
+
+      it('stores, lists, replaces and deletes token classes', () =>
+        withStore(async ({ store }) => {
+          const legacy = tokenClass('legacy', {
+            description: 'old batch jobs',
+            binding: 'bearer',
+            legacyClientSecret: { justification: 'vendor tool', owner: 'ops', expires: '2030-01-01' },
+            delegationActors: ['spiffe://test/gateway'],
+          });
+          await store.putClass(tokenClass('reports'));
+          await store.putClass(legacy);
+          assert.deepEqual(await store.listClasses(), [legacy, tokenClass('reports')]);
+          await store.putClass(tokenClass('reports', { maxTtl: 60, defaultTtl: 30 }));
+          await store.deleteClass('legacy');
+          await store.deleteClass('none');
+          assert.deepEqual(await store.listClasses(), [
+            tokenClass('reports', { maxTtl: 60, defaultTtl: 30 }),
+          ]);
+        }));
+
+      it('stores, lists, replaces and deletes operators', () =>
+        withStore(async ({ store }) => {
+          const alice: Operator = { name: 'alice', jwks: [{ kty: 'OKP', crv: 'Ed25519', x: 'alice-x' }] };
+          const bob: Operator = { name: 'bob', jwks: [] };
+          await store.putOperator(bob);
+          await store.putOperator(alice);
+          assert.deepEqual(await store.listOperators(), [alice, bob]);
+          await store.putOperator({ ...bob, jwks: alice.jwks });
+          await store.deleteOperator('alice');
+          assert.deepEqual(await store.listOperators(), [{ ...bob, jwks: alice.jwks }]);
+        }));
+    });
+
+    describe('consume (replay cache)', () => {
+      it('is true on first use and false on a repeat; scopes are independent', () =>
+        withStore(async ({ store }) => {
+          assert.equal(await store.consume('dpop', 'id-1', NOW + 60_000, NOW), true);
+          assert.equal(await store.consume('dpop', 'id-1', NOW + 60_000, NOW + 1), false);
+          assert.equal(await store.consume('assertion:a', 'id-1', NOW + 60_000, NOW + 1), true);
+          assert.equal(await store.consume('dpop', 'id-2', NOW + 60_000, NOW + 1), true);
+        }));
+
+      it('remembers an id until its expiry, then accepts it once more', () =>
+        withStore(async ({ store }) => {
+          assert.equal(await store.consume('dpop', 'id', NOW + 1000, NOW), true);
+          assert.equal(await store.consume('dpop', 'id', NOW + 9000, NOW + 999), false);
+          assert.equal(await store.consume('dpop', 'id', NOW + 5000, NOW + 1000), true);
+          // The second use set a new expiry.
+          assert.equal(await store.consume('dpop', 'id', NOW + 9000, NOW + 4999), false);
+          assert.equal(await store.consume('dpop', 'id', NOW + 9000, NOW + 5000), true);
+        }));
+
+      it('50 concurrent uses of one id from two instances: exactly one wins', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          const results = await Promise.all(
+            range(1, 50).map((i) => (i % 2 ? store : peer).consume('dpop', 'contested', NOW + 60_000, NOW)),
+          );
+          assert.equal(results.filter(Boolean).length, 1);
+        }));
+
+      it('50 concurrent reuses of an expired id from two instances: exactly one wins', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          assert.equal(await store.consume('dpop', 'old', NOW + 10, NOW), true);
+          const results = await Promise.all(
+            range(1, 50).map((i) => (i % 2 ? store : peer).consume('dpop', 'old', NOW + 60_000, NOW + 20)),
+          );
+          assert.equal(results.filter(Boolean).length, 1);
+        }));
+    });
+
+    describe('tokens', () => {
+      it('records and reads tokens; lists a task’s tokens oldest first', () =>
+        withStore(async ({ store }) => {
+          const plain = token('jti-plain');
+          const late = token('jti-b', { tid: 'task-1', iat: NOW_S + 5 });
+          const early = token('jti-z', { tid: 'task-1', iat: NOW_S + 1 });
+          const sameTime = token('jti-a', { tid: 'task-1', iat: NOW_S + 5 });
+          for (const t of [plain, late, early, sameTime, token('jti-other', { tid: 'task-2' })])
+            await store.recordToken(t);
+          const got = await store.getToken('jti-plain');
+          assert.deepEqual(got, plain);
+          assert.equal('tid' in got!, false);
+          assert.deepEqual(await store.getToken('jti-b'), late);
+          assert.equal(await store.getToken('jti-none'), undefined);
+          assert.deepEqual(await store.tokensForTask('task-1', 10), [early, sameTime, late]);
+          assert.deepEqual(await store.tokensForTask('task-1', 2), [early, sameTime]);
+          assert.deepEqual(await store.tokensForTask('task-none', 10), []);
+        }));
+
+      it('refuses a second record with the same jti', () =>
+        withStore(async ({ store }) => {
+          await store.recordToken(token('jti-1'));
+          await assert.rejects(store.recordToken(token('jti-1', { sub: 'someone else' })));
+          assert.deepEqual(await store.getToken('jti-1'), token('jti-1'));
+        }));
+
+      it('prune drops expired replay entries and tokens a day past expiry', () =>
+        withStore(async ({ store }) => {
+          await store.consume('dpop', 'past', NOW - 1, NOW - 10);
+          await store.consume('dpop', 'now', NOW, NOW - 10);
+          await store.consume('dpop', 'future', NOW + 1, NOW - 10);
+          await store.recordToken(token('t-old', { exp: NOW_S - 86_401 }));
+          await store.recordToken(token('t-day', { exp: NOW_S - 86_400 }));
+          await store.recordToken(token('t-recent', { exp: NOW_S - 86_399 }));
+          await store.recordToken(token('t-live', { exp: NOW_S + 60 }));
+          assert.equal(await store.prune(NOW), 4);
+          assert.equal(await store.getToken('t-old'), undefined);
+          assert.equal(await store.getToken('t-day'), undefined);
+          assert.ok(await store.getToken('t-recent'));
+          assert.ok(await store.getToken('t-live'));
+          // The pruned entries are gone (usable again); the live one is still remembered.
+          assert.equal(await store.consume('dpop', 'future', NOW + 9, NOW - 5), false);
+          assert.equal(await store.consume('dpop', 'past', NOW + 9, NOW - 20), true);
+          assert.equal(await store.prune(NOW), 0);
+        }));
+    });
+
+    describe('tasks', () => {
+      it('creates and reads a task; closing twice: the second close is refused and changes nothing', () =>
+        withStore(async ({ store }) => {
+          const t = task('task-1');
+          await store.createTask(t);
+          assert.deepEqual(await store.getTask('task-1'), t);
+          assert.equal(await store.getTask('task-none'), undefined);
+          assert.equal(await store.closeTask('task-1', NOW + 10, 'finished'), true);
+          assert.equal(await store.closeTask('task-1', NOW + 20, 'again'), false);
+          assert.equal(await store.closeTask('task-none', NOW + 20, 'unknown'), false);
+          assert.deepEqual(await store.getTask('task-1'), {
+            ...t,
+            closedAt: NOW + 10,
+            closeReason: 'finished',
+          });
+          await assert.rejects(store.createTask(task('task-1')));
+        }));
+
+      it('renews the lease of an open task only', () =>
+        withStore(async ({ store }) => {
+          await store.createTask(task('open', { leaseUntil: NOW + 30_000 }));
+          await store.createTask(task('closed', { leaseUntil: NOW + 30_000 }));
+          await store.closeTask('closed', NOW + 1, 'done');
+          assert.equal(await store.renewTaskLease('open', NOW + 60_000), true);
+          assert.equal(await store.renewTaskLease('closed', NOW + 60_000), false);
+          assert.equal(await store.renewTaskLease('none', NOW + 60_000), false);
+          assert.equal((await store.getTask('open'))!.leaseUntil, NOW + 60_000);
+          assert.equal((await store.getTask('closed'))!.leaseUntil, NOW + 30_000);
+        }));
+
+      it('lists tasks newest first, by workload and by state', () =>
+        withStore(async ({ store }) => {
+          await store.createTask(task('t1', { openedAt: NOW + 1 }));
+          await store.createTask(task('t2', { openedAt: NOW + 3, workload: 'spiffe://test/other' }));
+          await store.createTask(task('t3', { openedAt: NOW + 2 }));
+          await store.closeTask('t3', NOW + 5, 'done');
+          const ids = (ts: Task[]) => ts.map((t) => t.id);
+          assert.deepEqual(ids(await store.listTasks({ limit: 10 })), ['t2', 't3', 't1']);
+          assert.deepEqual(ids(await store.listTasks({ limit: 2 })), ['t2', 't3']);
+          assert.deepEqual(ids(await store.listTasks({ workload: 'spiffe://test/w', limit: 10 })), [
+            't3',
+            't1',
+          ]);
+          assert.deepEqual(ids(await store.listTasks({ open: true, limit: 10 })), ['t2', 't1']);
+          assert.deepEqual(ids(await store.listTasks({ open: false, limit: 10 })), ['t3']);
+          assert.deepEqual(
+            ids(await store.listTasks({ workload: 'spiffe://test/w', open: true, limit: 10 })),
+            ['t1'],
+          );
+        }));
+
+      it('dueTasks: open tasks past their deadline or lease, earliest deadline first', () =>
+        withStore(async ({ store }) => {
+          await store.createTask(task('deadline-passed', { deadline: NOW - 10 }));
+          await store.createTask(task('lease-lapsed', { deadline: NOW + 1000, leaseUntil: NOW - 1 }));
+          await store.createTask(task('deadline-now', { deadline: NOW }));
+          await store.createTask(task('lease-now', { deadline: NOW + 2000, leaseUntil: NOW }));
+          await store.createTask(task('not-due', { deadline: NOW + 1000 }));
+          await store.createTask(task('lease-held', { deadline: NOW + 1000, leaseUntil: NOW + 1 }));
+          await store.createTask(task('closed', { deadline: NOW - 100 }));
+          await store.closeTask('closed', NOW - 50, 'done');
+          const ids = (ts: Task[]) => ts.map((t) => t.id);
+          assert.deepEqual(ids(await store.dueTasks(NOW, 10)), [
+            'deadline-passed',
+            'deadline-now',
+            'lease-lapsed',
+            'lease-now',
+          ]);
+          assert.deepEqual(ids(await store.dueTasks(NOW, 2)), ['deadline-passed', 'deadline-now']);
+          assert.deepEqual(ids(await store.dueTasks(NOW - 1000, 10)), []);
+        }));
+    });
+
+    describe('revocations', () => {
+      it('numbers revocations of every kind in order and lists them after a sequence number', () =>
+        withStore(async ({ store }) => {
+          const stored = [];
+          for (const [i, kind] of REVOCATION_KINDS.entries()) {
+            const r = revocation({
+              kind,
+              value: `${kind}-value`,
+              issued_before: i % 2 ? NOW_S - i : null,
+              created_at: NOW + i,
+              reason: `reason ${i}`,
+              expires_at: NOW + 1000 * (i + 1),
+            });
+            const got = await store.addRevocation(r);
+            assert.deepEqual(got, {
+              seq: i + 1,
+              kind,
+              value: r.value,
+              issued_before: r.issued_before,
+              created_at: r.created_at,
+              reason: r.reason,
+            });
+            stored.push(got);
+          }
+          assert.deepEqual(await store.listRevocations(0, NOW), stored);
+          assert.deepEqual(await store.listRevocations(3, NOW), stored.slice(3));
+          assert.deepEqual(await store.listRevocations(REVOCATION_KINDS.length, NOW), []);
+          // Only revocations that can still match a live token: expires_at after now (the boundary excluded).
+          assert.deepEqual(await store.listRevocations(0, NOW + 2000), stored.slice(2));
+          assert.deepEqual(await store.listRevocations(3, NOW + 2000), stored.slice(3));
+          assert.deepEqual(await store.listRevocations(0, NOW + 1000 * REVOCATION_KINDS.length), []);
+        }));
+
+      it('concurrent revocations from two instances get distinct numbers with no gap', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          const got = await Promise.all(
+            range(1, 40).map((i) => (i % 2 ? store : peer).addRevocation(revocation({ value: `jti-${i}` }))),
+          );
+          assert.deepEqual(
+            got.map((r) => r.seq).sort((a, b) => a - b),
+            range(1, 40),
+          );
+          const listed = await peer.listRevocations(0, NOW);
+          assert.deepEqual(
+            listed.map((r) => r.seq),
+            range(1, 40),
+          );
+          assert.deepEqual(new Set(listed.map((r) => r.value)), new Set(range(1, 40).map((i) => `jti-${i}`)));
+        }));
+
+      it('a follower never sees a revocation number before a lower one has committed', () =>
+        withStore(async ({ store, openPeer }) =>
+          followWhileWriting(
+            store,
+            await openPeer(),
+            30,
+            async (tx, i) => (await tx.addRevocation(revocation({ value: `jti-${i}` }))).seq,
+            async (s, after) => (await s.listRevocations(after, NOW)).map((r) => r.seq),
+          ),
+        ));
+    });
+
+    describe('keys', () => {
+      it('stores keys oldest first; an update changes the lifecycle, never the key material', () =>
+        withStore(async ({ store }) => {
+          const active = key('k-active', { state: 'active', createdAt: NOW + 1, activatedAt: NOW + 1 });
+          const next = key('k-next', { createdAt: NOW + 2 });
+          const old = key('k-old', { alg: 'EdDSA', createdAt: NOW });
+          await store.putKey(active);
+          await store.putKey(next);
+          await store.putKey(old);
+          assert.deepEqual(await store.listKeys(), [old, active, next]);
+          assert.ok(Buffer.isBuffer((await store.listKeys())[0]!.sealedPrivateKey));
+
+          const retired = {
+            ...active,
+            state: 'retired' as const,
+            retiredAt: NOW + 10,
+            notAfter: NOW + 3_600_000,
+          };
+          await store.putKey({
+            ...retired,
+            publicJwk: { kty: 'EC', x: 'swapped' },
+            sealedPrivateKey: randomBytes(8),
+          });
+          await store.putKey({ ...next, state: 'active', activatedAt: NOW + 10 });
+          assert.deepEqual(await store.listKeys(), [
+            old,
+            retired,
+            { ...next, state: 'active', activatedAt: NOW + 10 },
+          ]);
+        }));
+    });
+
+    describe('audit', () => {
+      it('appends a hash chain from the genesis hash that the verifier accepts', () =>
+        withStore(async ({ store }) => {
+          assert.equal(await store.auditHead(), undefined);
+          const drafts = [
+            draft(1, { subject: 'spiffe://test/s', jti: 'jti-1' }),
+            draft(2, { type: 'token.refused', outcome: 'refused', data: {} }),
+            draft(3, { outcome: 'failure', actor: 'operator:admin', subject: 'spiffe://test/w' }),
+          ];
+          const events = [];
+          for (const d of drafts) events.push(await store.appendAudit(d));
+          assert.deepEqual(
+            events.map((e) => e.seq),
+            [1, 2, 3],
+          );
+          assert.equal(events[0]!.prevHash, GENESIS_HASH);
+          for (const [i, e] of events.entries()) {
+            if (i > 0) assert.equal(e.prevHash, events[i - 1]!.hash);
+            assert.equal(e.hash, chainHash(e.prevHash, e.seq, drafts[i]!));
+          }
+          assert.deepEqual(await store.auditHead(), { seq: 3, hash: events[2]!.hash });
+          assert.deepEqual(await store.scanAudit(0, 10), events);
+          assert.deepEqual(await store.scanAudit(0, 2), events.slice(0, 2));
+          assert.deepEqual(await store.scanAudit(2, 10), events.slice(2));
+          assert.equal('jti' in (await store.scanAudit(1, 1))[0]!, false);
+          assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 3, checkpoints: 0 });
+        }));
+
+      it('queries by sequence, workload, jti, type and time, in either order', () =>
+        withStore(async ({ store }) => {
+          const a = 'spiffe://test/a';
+          const b = 'spiffe://test/b';
+          await store.appendAudit(draft(10, { actor: a, jti: 'j1' }));
+          await store.appendAudit(
+            draft(20, { actor: 'operator:admin', subject: a, type: 'workload.quarantined' }),
+          );
+          await store.appendAudit(
+            draft(30, { actor: b, jti: 'j2', type: 'token.refused', outcome: 'refused' }),
+          );
+          await store.appendAudit(draft(40, { actor: b, subject: b, jti: 'j1' }));
+          const seqs = async (q: Parameters<Store['queryAudit']>[0]) =>
+            (await store.queryAudit(q)).map((e) => e.seq);
+          assert.deepEqual(await seqs({ limit: 10 }), [1, 2, 3, 4]);
+          assert.deepEqual(await seqs({ limit: 2, order: 'desc' }), [4, 3]);
+          assert.deepEqual(await seqs({ afterSeq: 2, limit: 10 }), [3, 4]);
+          assert.deepEqual(await seqs({ workload: a, limit: 10 }), [1, 2]);
+          assert.deepEqual(await seqs({ workload: b, limit: 10 }), [3, 4]);
+          assert.deepEqual(await seqs({ jti: 'j1', limit: 10 }), [1, 4]);
+          assert.deepEqual(await seqs({ type: 'token.refused', limit: 10 }), [3]);
+          assert.deepEqual(await seqs({ since: NOW + 20, until: NOW + 40, limit: 10 }), [2, 3]);
+          assert.deepEqual(await seqs({ workload: b, jti: 'j1', order: 'desc', limit: 10 }), [4]);
+          assert.deepEqual(await seqs({ workload: 'spiffe://test/none', limit: 10 }), []);
+          const [second] = await store.queryAudit({ afterSeq: 1, limit: 1 });
+          assert.deepEqual(second, (await store.scanAudit(1, 1))[0]);
+        }));
+
+      it('keeps the first checkpoint at a sequence number and lists them in order', () =>
+        withStore(async ({ store }) => {
+          const c2 = { seq: 2, hash: 'h2', ts: NOW + 2, kid: 'k', jws: 'jws-2' };
+          const c1 = { seq: 1, hash: 'h1', ts: NOW + 1, kid: 'k', jws: 'jws-1' };
+          await store.addCheckpoint(c2);
+          await store.addCheckpoint({ ...c2, hash: 'forged', jws: 'forged' });
+          await store.addCheckpoint(c1);
+          assert.deepEqual(await store.listCheckpoints(), [c1, c2]);
+        }));
+
+      it('concurrent appends from two instances form one chain: no fork, no gap', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          const appended = await Promise.all(
+            range(1, 60).map((i) => (i % 2 ? store : peer).appendAudit(draft(i, { actor: `node-${i % 2}` }))),
+          );
+          assert.deepEqual(
+            appended.map((e) => e.seq).sort((a, b) => a - b),
+            range(1, 60),
+          );
+          assert.equal(
+            new Set(appended.map((e) => e.prevHash)).size,
+            60,
+            'two events share a parent: a fork',
+          );
+          assert.deepEqual(await verifyAuditChain(peer), { ok: true, events: 60, checkpoints: 0 });
+          assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 60, checkpoints: 0 });
+        }));
+
+      it('concurrent transactions append one chain, and a follower never sees a gap', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          await followWhileWriting(
+            store,
+            peer,
+            30,
+            async (tx, i) => (await tx.appendAudit(draft(i))).seq,
+            async (s, after) => (await s.scanAudit(after, 1000)).map((e) => e.seq),
+          );
+          assert.deepEqual(await verifyAuditChain(peer), { ok: true, events: 30, checkpoints: 0 });
+        }));
+    });
+
+    describe('event log', () => {
+      it('appends in order and reads from any sequence number', () =>
+        withStore(async ({ store }) => {
+          assert.deepEqual(await store.eventBounds(), { first: 0, last: 0 });
+          assert.deepEqual(await store.readEvents(0, 10), []);
+          const events = [];
+          for (const i of range(0, 4))
+            events.push(await store.appendEvent({ ts: NOW + i, type: 'revocation', data: { i, tag: 'ü' } }));
+          assert.deepEqual(
+            events.map((e) => e.seq),
+            [1, 2, 3, 4, 5],
+          );
+          assert.deepEqual(events[0], { seq: 1, ts: NOW, type: 'revocation', data: { i: 0, tag: 'ü' } });
+          assert.deepEqual(await store.readEvents(0, 10), events);
+          assert.deepEqual(await store.readEvents(2, 2), events.slice(2, 4));
+          assert.deepEqual(await store.readEvents(5, 10), []);
+          assert.deepEqual(await store.eventBounds(), { first: 1, last: 5 });
+        }));
+
+      it('trims old events but keeps the newest, and numbering never restarts', () =>
+        withStore(async ({ store }) => {
+          for (const i of range(0, 4))
+            await store.appendEvent({ ts: NOW + i, type: 'key.rotated', data: {} });
+          assert.equal(await store.trimEvents(NOW + 3), 3);
+          assert.deepEqual(await store.eventBounds(), { first: 4, last: 5 });
+          assert.deepEqual(
+            (await store.readEvents(0, 10)).map((e) => e.seq),
+            [4, 5],
+          );
+          assert.equal(await store.trimEvents(NOW + 1_000_000), 1);
+          assert.deepEqual(await store.eventBounds(), { first: 5, last: 5 });
+          assert.equal((await store.appendEvent({ ts: NOW + 9, type: 'key.rotated', data: {} })).seq, 6);
+        }));
+
+      it('concurrent appends from two instances: one order, no gaps, nothing lost', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          const appended = await Promise.all(
+            range(1, 50).map((i) =>
+              (i % 2 ? store : peer).appendEvent({ ts: NOW, type: 'test', data: { i } }),
+            ),
+          );
+          assert.deepEqual(
+            appended.map((e) => e.seq).sort((a, b) => a - b),
+            range(1, 50),
+          );
+          const read = await store.readEvents(0, 1000);
+          assert.deepEqual(
+            read.map((e) => e.seq),
+            range(1, 50),
+          );
+          assert.deepEqual(
+            read.map((e) => e.data['i']).sort((a, b) => Number(a) - Number(b)),
+            range(1, 50),
+          );
+          assert.deepEqual(await peer.eventBounds(), { first: 1, last: 50 });
+        }));
+
+      it('a follower never sees event N+1 before event N has committed', () =>
+        withStore(async ({ store, openPeer }) =>
+          followWhileWriting(
+            store,
+            await openPeer(),
+            40,
+            async (tx, i) => (await tx.appendEvent({ ts: NOW, type: 'test', data: { i } })).seq,
+            async (s, after) => (await s.readEvents(after, 1000)).map((e) => e.seq),
+          ),
+        ));
+    });
+
+    describe('transactions', () => {
+      it('commits every write of the callback and returns its result', () =>
+        withStore(async ({ store, openPeer }) => {
+          const result = await store.transaction(async (tx) => {
+            await tx.putWorkload(workload('spiffe://test/a'), NOW);
+            const r = await tx.addRevocation(revocation());
+            const e = await tx.appendAudit(draft(1));
+            return { rev: r.seq, audit: e.seq };
+          });
+          assert.deepEqual(result, { rev: 1, audit: 1 });
+          const peer = await openPeer();
+          assert.ok(await peer.getWorkload('spiffe://test/a'));
+          assert.equal((await peer.listRevocations(0, NOW)).length, 1);
+          assert.deepEqual(await verifyAuditChain(peer), { ok: true, events: 1, checkpoints: 0 });
+        }));
+
+      it('a throwing callback rolls everything back; its error passes through; numbering resumes with no gap', () =>
+        withStore(async ({ store }) => {
+          await store.putWorkload(workload('spiffe://test/kept'), NOW);
+          await store.createTask(task('kept-task'));
+          await store.addRevocation(revocation({ value: 'before' }));
+          await store.appendAudit(draft(1));
+          await store.appendEvent({ ts: NOW, type: 'before', data: {} });
+          const boom = new Error('boom');
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.putWorkload(workload('spiffe://test/new'), NOW);
+              assert.equal(await tx.setWorkloadState('spiffe://test/kept', 'quarantined', NOW), true);
+              await tx.deleteWorkload('spiffe://test/kept');
+              await tx.putClass(tokenClass('c'));
+              await tx.putOperator({ name: 'op', jwks: [] });
+              assert.equal(await tx.consume('dpop', 'rolled-back', NOW + 60_000, NOW), true);
+              await tx.recordToken(token('jti-rolled-back', { tid: 'kept-task' }));
+              await tx.createTask(task('new-task'));
+              assert.equal(await tx.closeTask('kept-task', NOW, 'rolled back'), true);
+              assert.equal((await tx.addRevocation(revocation({ value: 'during' }))).seq, 2);
+              await tx.putKey(key('k'));
+              assert.equal((await tx.appendAudit(draft(2))).seq, 2);
+              assert.equal((await tx.appendEvent({ ts: NOW, type: 'during', data: {} })).seq, 2);
+              await tx.addCheckpoint({ seq: 2, hash: 'h', ts: NOW, kid: 'k', jws: 'j' });
+              throw boom;
+            }),
+            (err) => err === boom,
+          );
+          assert.equal(await store.getWorkload('spiffe://test/new'), undefined);
+          assert.equal((await store.getWorkload('spiffe://test/kept'))?.state, 'active');
+          assert.deepEqual(await store.listClasses(), []);
+          assert.deepEqual(await store.listOperators(), []);
+          assert.equal(await store.consume('dpop', 'rolled-back', NOW + 60_000, NOW), true);
+          assert.equal(await store.getToken('jti-rolled-back'), undefined);
+          assert.equal(await store.getTask('new-task'), undefined);
+          assert.equal((await store.getTask('kept-task'))?.closedAt, null);
+          assert.deepEqual(
+            (await store.listRevocations(0, NOW)).map((r) => r.value),
+            ['before'],
+          );
+          assert.deepEqual(await store.listKeys(), []);
+          assert.equal((await store.auditHead())?.seq, 1);
+          assert.deepEqual(await store.eventBounds(), { first: 1, last: 1 });
+          assert.deepEqual(await store.listCheckpoints(), []);
+
+          assert.equal((await store.addRevocation(revocation({ value: 'after' }))).seq, 2);
+          assert.equal((await store.appendAudit(draft(3))).seq, 2);
+          assert.equal((await store.appendEvent({ ts: NOW, type: 'after', data: {} })).seq, 2);
+          assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 2, checkpoints: 0 });
+        }));
+
+      it('the callback reads its own writes; another instance sees none of them before the commit', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          await store.transaction(async (tx) => {
+            await tx.putWorkload(workload('spiffe://test/a'), NOW);
+            await tx.appendEvent({ ts: NOW, type: 'workload.changed', data: {} });
+            assert.ok(await tx.getWorkload('spiffe://test/a'));
+            assert.equal((await tx.readEvents(0, 10)).length, 1);
+            assert.equal(await peer.getWorkload('spiffe://test/a'), undefined);
+            assert.deepEqual(await peer.readEvents(0, 10), []);
+          });
+          assert.ok(await peer.getWorkload('spiffe://test/a'));
+          assert.equal((await peer.readEvents(0, 10)).length, 1);
+        }));
+
+      it('a nested transaction runs inside the outer one and rolls back with it', () =>
+        withStore(async ({ store }) => {
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.transaction(async (inner) => {
+                await inner.putWorkload(workload('spiffe://test/inner'), NOW);
+                await inner.appendAudit(draft(1));
+              });
+              assert.ok(await tx.getWorkload('spiffe://test/inner'));
+              throw new Error('outer fails');
+            }),
+            /outer fails/,
+          );
+          assert.equal(await store.getWorkload('spiffe://test/inner'), undefined);
+          assert.equal(await store.auditHead(), undefined);
+        }));
+    });
+
+    describe('availability', () => {
+      it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>
+        withStore(async ({ store }) => {
+          await store.ping();
+          await store.close();
+          await assert.rejects(store.ping(), StoreUnavailableError);
+          await assert.rejects(store.appendAudit(draft(1)), StoreUnavailableError);
+          await assert.rejects(
+            store.transaction(async (tx) => tx.getWorkload('x')),
+            StoreUnavailableError,
+          );
+        }));
+    });
+  });
+}
