@@ -7,6 +7,8 @@
 //
 //   npm run bench                      (from the repository root; installs bench/ dependencies first)
 //   node bench/issuance.mjs --rounds 5 --seconds 5 --connections 32 --open-seconds 6 [--profile]
+//   node bench/issuance.mjs --dpop     DPoP-bound issuance (RFC 9449, server nonce) against its raw bound,
+//                                      two ES256 verifies (assertion, proof) + one sign; Writ only.
 //
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
@@ -55,6 +57,7 @@ const { values: opts } = parseArgs({
     'open-seconds': { type: 'string', default: '6' },
     sweep: { type: 'string', default: '8,32,128' },
     profile: { type: 'boolean', default: false },
+    dpop: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
   },
 });
@@ -64,6 +67,7 @@ const WARMUP_SECONDS = bounded('warmup-seconds', 0.2, 10);
 const CONNECTIONS = bounded('connections', 1, 512);
 const CLIENTS = bounded('clients', 1, 1000);
 const OPEN_SECONDS = bounded('open-seconds', 2, 60);
+const DPOP = opts.dpop;
 const SWEEP = opts.sweep
   .split(',')
   .filter(Boolean)
@@ -177,8 +181,8 @@ async function startWrit({ profileDir } = {}) {
       `default_ttl: ${TOKEN_TTL}s`,
       `audiences: [${AUDIENCE}]`,
       `scopes: [${SCOPES.join(', ')}]`,
-      // Bearer, like the peer's tokens: the request carries one client assertion and no DPoP proof.
-      'binding: bearer',
+      // Plain run: bearer, like the peer's tokens (one client assertion, no proof). --dpop: bound tokens.
+      `binding: ${DPOP ? 'dpop' : 'bearer'}`,
       '',
     ].join('\n'),
   );
@@ -265,7 +269,7 @@ async function withServer(start, fn) {
 
 // ---- measurements --------------------------------------------------------------------------------
 function rawBound() {
-  return runJsonChild(SERVER_CORE, 'raw-bound.mjs', { seconds: 3, warmupSeconds: 0.5 }, 60_000);
+  return runJsonChild(SERVER_CORE, 'raw-bound.mjs', { seconds: 3, warmupSeconds: 0.5, dpop: DPOP }, 60_000);
 }
 
 /** Peak throughput, closed loop. `ceiling` (req/s) sizes the pre-built requests: nothing beats it. */
@@ -275,6 +279,7 @@ async function peak(server, { connections, seconds, ceiling }) {
     'loadgen.mjs',
     {
       mode: 'closed',
+      dpop: DPOP,
       origin: server.origin,
       path: server.path,
       audienceOfAssertion: server.audienceOfAssertion,
@@ -298,6 +303,7 @@ async function halfPeak(server, rate) {
     'loadgen.mjs',
     {
       mode: 'open',
+      dpop: DPOP,
       origin: server.origin,
       path: server.path,
       audienceOfAssertion: server.audienceOfAssertion,
@@ -332,7 +338,11 @@ function describeToken(name, token) {
   if (issued[name] || !token) return;
   const { header, payload } = decodeJwt(token);
   const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
-  const same = header.alg === 'ES256' && aud.includes(AUDIENCE) && payload.exp - payload.iat === TOKEN_TTL;
+  const same =
+    header.alg === 'ES256' &&
+    aud.includes(AUDIENCE) &&
+    payload.exp - payload.iat === TOKEN_TTL &&
+    (name !== 'writ' || DPOP === (typeof payload.cnf?.jkt === 'string'));
   if (!same) throw new Error(`${name} issued an unexpected token: ${JSON.stringify({ header, payload })}`);
   issued[name] = { header, claims: Object.keys(payload).sort(), bytes: token.length };
 }
@@ -349,10 +359,12 @@ function describePeak(name, r) {
 const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const pct = (x) => `${fmt(x * 100)}%`;
 
-const SIDES = [
-  ['writ', 'Writ', startWrit],
-  ['peer', 'oidc-provider', startPeer],
-];
+const SIDES = DPOP
+  ? [['writ', 'Writ', startWrit]]
+  : [
+      ['writ', 'Writ', startWrit],
+      ['peer', 'oidc-provider', startPeer],
+    ];
 
 function describeHalf(name, h) {
   return (
@@ -403,7 +415,7 @@ async function main() {
       });
     }
     describeToken('writ', r.writ.sampleToken);
-    describeToken('oidc-provider', r.peer.sampleToken);
+    if (!DPOP) describeToken('oidc-provider', r.peer.sampleToken);
     rounds.push(r);
     console.log(
       `round ${i + 1}/${ROUNDS}: raw bound ${fmt(raw.pairsPerSec)} pairs/s (sign ${fmt(raw.signPerSec)}/s, ` +
@@ -421,7 +433,7 @@ async function main() {
     verify: med((r) => r.raw.verifyPerSec),
     rawMicros: med((r) => 1e6 / r.raw.pairsPerSec),
     rawRatio: med((r) => r.writ.throughput / r.raw.pairsPerSec),
-    peerRatio: med((r) => r.writ.throughput / r.peer.throughput),
+    peerRatio: DPOP ? Number.NaN : med((r) => r.writ.throughput / r.peer.throughput),
   };
   for (const [key] of SIDES) {
     medians[key] = {
@@ -486,9 +498,18 @@ async function main() {
   const p = medians.peer;
   const table = [
     ['', 'peak req/s', 'CPU µs/req', 'p50 @ half', 'p99 @ half', 'ratio', 'target', 'met'],
-    ['raw bound: ES256 verify + sign', fmt(medians.raw), fmt(medians.rawMicros), '', '', '', '', ''],
     [
-      'Writ (SQLite, audit)',
+      DPOP ? 'raw bound: 2 ES256 verifies + sign' : 'raw bound: ES256 verify + sign',
+      fmt(medians.raw),
+      fmt(medians.rawMicros),
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
+    [
+      DPOP ? 'Writ DPoP (SQLite, audit)' : 'Writ (SQLite, audit)',
       fmt(w.throughput),
       fmt(w.cpuMicrosPerRequest),
       `${fmt(w.halfP50Ms, 2)} ms`,
@@ -497,7 +518,9 @@ async function main() {
       '≥ 0.5',
       medians.rawRatio >= 0.5 ? 'yes' : 'NO',
     ],
-    [
+  ];
+  if (!DPOP)
+    table.push([
       'oidc-provider (memory)',
       fmt(p.throughput),
       fmt(p.cpuMicrosPerRequest),
@@ -506,8 +529,7 @@ async function main() {
       `Writ ${fmt(medians.peerRatio, 2)}×`,
       '≥ 1.5',
       medians.peerRatio >= 1.5 ? 'yes' : 'NO',
-    ],
-  ];
+    ]);
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   console.log(
     `\n=== Issuance: medians of ${ROUNDS} rounds (ratios: medians of the per-round ratios; ` +
@@ -523,7 +545,10 @@ async function main() {
 
   const resultsDir = join(BENCH, 'results');
   mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `issuance-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const file = join(
+    resultsDir,
+    `issuance${DPOP ? '-dpop' : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+  );
   const strip = (x) => ({
     ...x,
     sampleToken: undefined,
@@ -534,9 +559,9 @@ async function main() {
     `${JSON.stringify(
       {
         machine: { cores: cpus().length, model: cpus()[0].model, node: process.version, peerVersion },
-        settings: { ROUNDS, SECONDS, WARMUP_SECONDS, CONNECTIONS, CLIENTS, OPEN_SECONDS, TOKEN_TTL },
+        settings: { ROUNDS, SECONDS, WARMUP_SECONDS, CONNECTIONS, CLIENTS, OPEN_SECONDS, TOKEN_TTL, DPOP },
         medians,
-        rounds: rounds.map((r) => ({ raw: r.raw, writ: strip(r.writ), peer: strip(r.peer) })),
+        rounds: rounds.map((r) => ({ raw: r.raw, writ: strip(r.writ), peer: r.peer && strip(r.peer) })),
         sweep,
         profile,
         issued,

@@ -43,9 +43,13 @@ const CLOCK_TICKS = 100;
 
 const stats = { ok: 0, failed: 0, firstError: undefined, sampleToken: undefined };
 
-async function send(body) {
+async function send(item) {
   try {
-    const res = await pool.request({ origin, path, method: 'POST', headers, body });
+    const res = await pool.request(
+      typeof item === 'string'
+        ? { origin, path, method: 'POST', headers, body: item }
+        : { origin, path, method: 'POST', headers: { ...headers, dpop: item.dpop }, body: item.body },
+    );
     const text = await res.body.text();
     if (res.statusCode === 200) {
       stats.ok++;
@@ -168,6 +172,36 @@ function openLoop(bodies, rate) {
   });
 }
 
+/**
+ * DPoP: the server's current nonce, asked for the RFC 9449 §8 way (a proof without one is answered with
+ * `use_dpop_nonce` and a `DPoP-Nonce` header). Every pre-built proof then carries it.
+ */
+async function dpopOptions() {
+  if (!cfg.dpop) return undefined;
+  const htu = `${origin}${path}`;
+  const [probe] = tokenRequestBodies({
+    clients,
+    audienceOfAssertion,
+    count: 1,
+    prefix: 'nonce',
+    dpop: { htu },
+  });
+  const res = await pool.request({
+    origin,
+    path,
+    method: 'POST',
+    headers: { ...headers, dpop: probe.dpop },
+    body: probe.body,
+  });
+  const text = await res.body.text();
+  if (res.statusCode === 200) return { htu };
+  const nonce = res.headers['dpop-nonce'];
+  if (res.statusCode !== 400 || typeof nonce !== 'string')
+    throw new Error(`loadgen: no DPoP nonce from the server (HTTP ${res.statusCode}: ${text.slice(0, 200)})`);
+  return { htu, nonce };
+}
+const dpop = await dpopOptions();
+
 const pregenStart = performance.now();
 let result;
 if (cfg.mode === 'closed') {
@@ -180,6 +214,7 @@ if (cfg.mode === 'closed') {
     audienceOfAssertion,
     count: cfg.warmupRequests,
     prefix: 'warm',
+    dpop,
   });
   let pregenSeconds = (performance.now() - pregenStart) / 1000;
   const w = await closedLoop(warm, cfg.warmupSeconds, false);
@@ -188,7 +223,7 @@ if (cfg.mode === 'closed') {
   stats.ok = 0;
   const count = Math.min(cfg.maxRequests, Math.max(2000, Math.ceil(2.5 * warmRate * cfg.seconds)));
   const t0 = performance.now();
-  const bodies = tokenRequestBodies({ clients, audienceOfAssertion, count, prefix: 'peak' });
+  const bodies = tokenRequestBodies({ clients, audienceOfAssertion, count, prefix: 'peak', dpop });
   pregenSeconds += (performance.now() - t0) / 1000;
   const r = await closedLoop(bodies, cfg.seconds, true);
   result = { mode: 'closed', connections: cfg.connections, pregenSeconds, warmFailed, warmRate, ...r };
@@ -202,8 +237,9 @@ if (cfg.mode === 'closed') {
     audienceOfAssertion,
     count: Math.round(cfg.rate * cfg.warmupSeconds),
     prefix: 'warm',
+    dpop,
   });
-  const bodies = tokenRequestBodies({ clients, audienceOfAssertion, count, prefix: 'open' });
+  const bodies = tokenRequestBodies({ clients, audienceOfAssertion, count, prefix: 'open', dpop });
   const pregenSeconds = (performance.now() - pregenStart) / 1000;
   await openLoop(warm, cfg.rate);
   const warmFailed = stats.failed;

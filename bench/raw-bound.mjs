@@ -1,10 +1,12 @@
 // The physical bound of issuance: one ES256 verify (the client assertion) + one ES256 sign (the access
-// token) per request, with node:crypto KeyObjects on one thread. Started pinned to the server's core.
-// Prints one JSON line: { pairsPerSec, signPerSec, verifyPerSec }.
+// token) per request, with node:crypto KeyObjects on one thread; with `dpop: true`, a second ES256
+// verify (the DPoP proof) per request. Started pinned to the server's core.
+// Prints one JSON line: { pairsPerSec, signPerSec, verifyPerSec } (pairsPerSec: requests per second
+// at the bound, whichever the mode).
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { AUDIENCE, benchClients, childConfig, es256KeyPair, TOKEN_TTL } from './lib/common.mjs';
 
-const { seconds = 3, warmupSeconds = 0.5 } = childConfig();
+const { seconds = 3, warmupSeconds = 0.5, dpop = false } = childConfig();
 
 // Inputs the same size as the real ones: an assertion as the load generator makes it, a token's claims.
 const [client] = benchClients(1);
@@ -40,10 +42,31 @@ const tokenInput = Buffer.from(
   })}`,
 );
 
+// A DPoP proof as the load generator makes it, verified with the key its header carries.
+const proofKeys = es256KeyPair();
+const proofKey = createPublicKey({ key: proofKeys.publicJwk, format: 'jwk' });
+const proofInput = Buffer.from(
+  `${enc({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty: 'EC', crv: 'P-256', x: proofKeys.publicJwk.x, y: proofKeys.publicJwk.y } })}.${enc(
+    {
+      jti: 'raw-bound-proof-0123456789',
+      htm: 'POST',
+      htu: 'http://127.0.0.1:65535/oauth2/token',
+      iat: now,
+      nonce: 'AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg',
+    },
+  )}`,
+);
+const proofSig = sign('sha256', proofInput, {
+  key: createPrivateKey({ key: proofKeys.privateJwk, format: 'jwk' }),
+  dsaEncoding: 'ieee-p1363',
+});
+
 const ops = {
   pair: () => {
     if (!verify('sha256', assertionInput, { key: assertionKey, dsaEncoding: 'ieee-p1363' }, assertionSig))
       throw new Error('raw bound: verify failed');
+    if (dpop && !verify('sha256', proofInput, { key: proofKey, dsaEncoding: 'ieee-p1363' }, proofSig))
+      throw new Error('raw bound: proof verify failed');
     sign('sha256', tokenInput, { key: signingKey, dsaEncoding: 'ieee-p1363' });
   },
   sign: () => sign('sha256', tokenInput, { key: signingKey, dsaEncoding: 'ieee-p1363' }),

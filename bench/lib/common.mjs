@@ -50,14 +50,21 @@ export function es256Signer(privateJwk) {
 }
 
 /**
- * `count` form bodies for client_credentials with private_key_jwt, each with its own single-use
- * assertion (unique `jti`), round-robin over the clients. Made before the timed phase.
+ * `count` token requests for client_credentials with private_key_jwt, each with its own single-use
+ * assertion (unique `jti`), round-robin over the clients. Made before the timed phase. Without `dpop`
+ * each request is a form body (string); with `dpop: { htu, nonce }` it is `{ body, dpop }`, the DPoP
+ * proof made with the client's own proof key (RFC 9449), carrying the server's nonce.
  */
-export function tokenRequestBodies({ clients, audienceOfAssertion, count, prefix }) {
-  const signers = clients.map((c) => ({ clientId: c.clientId, sign: es256Signer(c.privateJwk) }));
+export function tokenRequestBodies({ clients, audienceOfAssertion, count, prefix, dpop }) {
+  if (dpop) for (const c of clients) c.dpopKey ??= es256KeyPair();
+  const signers = clients.map((c) => ({
+    clientId: c.clientId,
+    sign: es256Signer(c.privateJwk),
+    prove: dpop ? dpopSigner(c.dpopKey) : undefined,
+  }));
   const run = `${prefix}-${randomBytes(6).toString('base64url')}`;
   const now = Math.floor(Date.now() / 1000);
-  const bodies = new Array(count);
+  const items = new Array(count);
   for (let i = 0; i < count; i++) {
     const s = signers[i % signers.length];
     const assertion = s.sign({
@@ -68,7 +75,7 @@ export function tokenRequestBodies({ clients, audienceOfAssertion, count, prefix
       exp: now + 240,
       jti: `${run}-${i}`,
     });
-    bodies[i] = new URLSearchParams({
+    const body = new URLSearchParams({
       grant_type: 'client_credentials',
       client_id: s.clientId,
       client_assertion_type: ASSERTION_TYPE,
@@ -76,8 +83,32 @@ export function tokenRequestBodies({ clients, audienceOfAssertion, count, prefix
       resource: AUDIENCE,
       scope: REQUESTED_SCOPE,
     }).toString();
+    items[i] = dpop
+      ? {
+          body,
+          dpop: s.prove({
+            jti: `${run}-p${i}`,
+            htm: 'POST',
+            htu: dpop.htu,
+            iat: now,
+            ...(dpop.nonce ? { nonce: dpop.nonce } : {}),
+          }),
+        }
+      : body;
   }
-  return bodies;
+  return items;
+}
+
+/** Returns a signer of DPoP proofs (`typ: dpop+jwt`, public `jwk` in the header) for a key pair. */
+export function dpopSigner({ privateJwk, publicJwk }) {
+  const key = createPrivateKey({ key: privateJwk, format: 'jwk' });
+  const { kty, crv, x, y } = publicJwk;
+  const header = b64u(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } }));
+  return (claims) => {
+    const input = `${header}.${b64u(JSON.stringify(claims))}`;
+    const sig = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+    return `${input}.${sig.toString('base64url')}`;
+  };
 }
 
 /** A free TCP port on loopback. */

@@ -101,4 +101,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     data TEXT NOT NULL
   );
   `,
+  // Issuance writes one token row and one audit row per request; indexes keyed by workload put every
+  // concurrent request on a different page and multiplied the pages each commit writes. Queries by
+  // workload scan the log newest-first instead (bounded by their limit); lookups by jti stay indexed.
+  `
+  DROP INDEX audit_actor;
+  DROP INDEX audit_subject;
+  DROP INDEX tokens_sub;
+  `,
 ];
