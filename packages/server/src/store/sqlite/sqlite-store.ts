@@ -54,6 +54,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 2000');
+    // Random keys (jti) spread index writes over many pages: keep them in memory rather than re-read them.
+    db.pragma('cache_size = -65536');
     migrate(db);
   }
   return new SqliteStore(db);
@@ -84,14 +86,28 @@ function migrate(db: Database.Database): number[] {
   return applied;
 }
 
+interface PendingTx {
+  fn: (tx: Store) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #ops: SqliteOps;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Transactions waiting for the next group commit. */
+  #batch: PendingTx[] | undefined;
+  readonly #savepoint: Database.Statement;
+  readonly #release: Database.Statement;
+  readonly #rollbackTo: Database.Statement;
 
   constructor(db: Database.Database) {
     this.#db = db;
     this.#ops = new SqliteOps(db);
+    this.#savepoint = db.prepare('SAVEPOINT writ_tx');
+    this.#release = db.prepare('RELEASE writ_tx');
+    this.#rollbackTo = db.prepare('ROLLBACK TO writ_tx');
   }
 
   #run<T>(fn: () => T | Promise<T>): Promise<T> {
@@ -102,17 +118,62 @@ class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Group commit: transactions that arrive while the connection is busy run together inside one SQLite
+   * transaction, each in its own savepoint (a failing one rolls back alone), and all settle after the one
+   * COMMIT. No caller learns of success before its writes are committed.
+   */
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
-    return this.#run(async () => {
-      this.#db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = await fn(this.#ops);
-        this.#db.exec('COMMIT');
-        return result;
-      } catch (err) {
-        if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
-        throw err;
+    return new Promise<T>((resolve, reject) => {
+      const entry: PendingTx = { fn, resolve: resolve as (v: unknown) => void, reject };
+      if (this.#batch) {
+        this.#batch.push(entry);
+        return;
       }
+      const batch: PendingTx[] = [entry];
+      this.#batch = batch;
+      // Wait for the rest of this turn of the event loop: requests read in the same I/O phase join the batch.
+      setImmediate(() => {
+        this.#run(() => this.#commitBatch(batch)).catch(() => undefined);
+      });
+    });
+  }
+
+  async #commitBatch(batch: PendingTx[]): Promise<void> {
+    if (this.#batch === batch) this.#batch = undefined;
+    const db = this.#db;
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      for (const e of batch) e.reject(translate(err));
+      return;
+    }
+    for (const e of batch) {
+      this.#savepoint.run();
+      try {
+        const value = await e.fn(this.#ops);
+        this.#release.run();
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        if (db.inTransaction) {
+          this.#rollbackTo.run();
+          this.#release.run();
+        }
+        outcomes.push({ ok: false, error: translate(error) });
+      }
+    }
+    try {
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      for (const e of batch) e.reject(translate(err));
+      return;
+    }
+    batch.forEach((e, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) e.resolve(o.value);
+      else e.reject(o.error);
     });
   }
 
