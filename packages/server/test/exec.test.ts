@@ -85,7 +85,7 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
       stderr += c.toString();
     });
     const done = new Promise<Run>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         // Let stderr drain before reporting.
@@ -101,7 +101,7 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
     run.then((r) => {
       exited = r;
     });
-    for (let i = 0; i < 400 && !existsSync(file); i++) {
+    for (let i = 0; i < 1600 && !existsSync(file); i++) {
       if (exited) assert.fail(`writ exec exited early: ${JSON.stringify(exited)}`);
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -234,7 +234,7 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
       stderr += c.toString();
     });
     const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
       child.on('exit', (c) => {
         clearTimeout(timer);
         resolve(c);
