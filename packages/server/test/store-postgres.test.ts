@@ -1,32 +1,83 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { describe } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
-import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
+import { StoreUnavailableError } from '../src/errors.js';
+import { POSTGRES_MIGRATIONS } from '../src/store/postgres/migrations.js';
+import { migratePostgresStore, openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import type { Store } from '../src/store/store.js';
 import { runStoreConformance } from './store/conformance.js';
 
 const url = process.env['WRIT_TEST_POSTGRES_URL'];
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
-/** Drops a test schema and everything in it. */
-export async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
+async function sql<R extends pg.QueryResultRow>(databaseUrl: string, text: string): Promise<R[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    return (await client.query<R>(text)).rows;
   } finally {
     await client.end();
   }
 }
 
+const freshSchema = () => `writ_test_${randomBytes(6).toString('hex')}`;
+const dropSchema = (databaseUrl: string, schema: string) =>
+  sql(databaseUrl, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+
+/** Runs `fn` with a database of its own (its `public` schema is what the CLI uses), dropped afterwards. */
+async function withDatabase(base: string, fn: (databaseUrl: string) => Promise<void>): Promise<void> {
+  const name = freshSchema();
+  await sql(base, `CREATE DATABASE ${name}`);
+  try {
+    const u = new URL(base);
+    u.pathname = `/${name}`;
+    await fn(u.toString());
+  } finally {
+    await sql(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  }
+}
+
+/** Resolves with the first output line matching `re`; rejects if the process exits first. */
+function lineMatching(child: ChildProcess, output: { text: string }, re: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let pending = '';
+    const onData = (chunk: Buffer) => {
+      output.text += chunk.toString();
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      const hit = lines.find((l) => re.test(l));
+      if (hit !== undefined) {
+        child.off('exit', onExit);
+        resolve(hit);
+      }
+    };
+    const onExit = (code: number | null) =>
+      reject(new Error(`exited (${code}) before ${re}:\n${output.text}`));
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output.text += chunk.toString();
+    });
+    child.once('exit', onExit);
+  });
+}
+
 if (url === undefined || url === '') {
-  console.log(
-    'store-postgres: skipped: WRIT_TEST_POSTGRES_URL is not set (CI sets it to a throwaway database)',
-  );
-  describe('store conformance: postgres', { skip: 'WRIT_TEST_POSTGRES_URL is not set' }, () => {});
+  const reason = 'WRIT_TEST_POSTGRES_URL is not set';
+  console.log(`store-postgres: skipped: ${reason} (CI sets it to a throwaway database)`);
+  describe('store conformance: postgres', { skip: reason }, () => {});
+  describe('postgres store: migrations and wiring', { skip: reason }, () => {});
 } else {
   // Each case gets a fresh schema, dropped at the end; a peer is a second pool, as a second node has.
   runStoreConformance('postgres', async () => {
-    const schema = `writ_test_${randomBytes(6).toString('hex')}`;
+    const schema = freshSchema();
     const stores: Store[] = [await openPostgresStore(url, { schema })];
     return {
       store: stores[0]!,
@@ -41,4 +92,142 @@ if (url === undefined || url === '') {
       },
     };
   });
+
+  describe('postgres store: migrations and wiring', () => {
+    it('nodes opening a new schema together all start, and each migration is applied once', async () => {
+      const schema = freshSchema();
+      try {
+        const stores = await Promise.all(
+          range(8).map(() => openPostgresStore(url, { schema, maxConnections: 2 })),
+        );
+        await Promise.all(stores.map((s) => s.ping()));
+        await Promise.all(stores.map((s) => s.close()));
+        const rows = await sql<{ version: number }>(
+          url,
+          `SELECT version FROM "${schema}".writ_migrations ORDER BY 1`,
+        );
+        assert.deepEqual(
+          rows.map((r) => r.version),
+          POSTGRES_MIGRATIONS.map((m) => m.version),
+        );
+      } finally {
+        await dropSchema(url, schema);
+      }
+    });
+
+    it('migrating applies what is pending and reports it; a second run finds nothing', async () => {
+      const schema = freshSchema();
+      try {
+        const first = await migratePostgresStore(url, { schema });
+        assert.deepEqual(
+          first.map((m) => m.version),
+          POSTGRES_MIGRATIONS.map((m) => m.version),
+        );
+        assert.deepEqual(await migratePostgresStore(url, { schema }), []);
+      } finally {
+        await dropSchema(url, schema);
+      }
+    });
+
+    it('with migrate: false an unmigrated schema is refused, naming `writ migrate`', async () => {
+      const schema = freshSchema();
+      try {
+        await assert.rejects(
+          openPostgresStore(url, { schema, migrate: false }),
+          (err: unknown) => err instanceof StoreUnavailableError && /writ migrate/.test(err.message),
+        );
+        await migratePostgresStore(url, { schema });
+        const store = await openPostgresStore(url, { schema, migrate: false });
+        await store.ping();
+        await store.close();
+      } finally {
+        await dropSchema(url, schema);
+      }
+    });
+
+    it('an unreachable database is a StoreUnavailableError, and the message holds no password', async () => {
+      await assert.rejects(
+        openPostgresStore('postgres://writ:hunter2@127.0.0.1:1/writ'),
+        (err: unknown) => err instanceof StoreUnavailableError && !err.message.includes('hunter2'),
+      );
+    });
+
+    it('refuses a schema name that is not a plain lower-case identifier', async () => {
+      for (const schema of ['Writ', 'a"; DROP TABLE x; --', '', '1abc'])
+        await assert.rejects(openPostgresStore(url, { schema }), /invalid PostgreSQL schema name/);
+    });
+
+    it('writ migrate, then two writ serve nodes on one database: one key set, the URL masked everywhere', () =>
+      withDatabase(url, async (databaseUrl) => {
+        const u = new URL(databaseUrl);
+        // Trust authentication ignores a password; it is there to prove it is never printed.
+        if (!u.password) u.password = 'not-printed-pw';
+        const storeUrl = u.toString();
+        const secret = decodeURIComponent(u.password);
+
+        const migrated = await promisify(execFile)(process.execPath, [MAIN, 'migrate', '--store', storeUrl]);
+        assert.match(migrated.stdout, /applied to postgres:\/\/.*:\*\*\*@/);
+        assert.match(migrated.stdout, /migration 1: initial schema/);
+        assert.doesNotMatch(migrated.stdout + migrated.stderr, new RegExp(secret));
+
+        const dirs = range(2).map(() => mkdtempSync(join(tmpdir(), 'writ-pg-node-')));
+        const kek = randomBytes(32).toString('base64');
+        const nodes = dirs.map((dir) =>
+          spawn(process.execPath, [MAIN, '--data-dir', dir, 'serve', '--port', '0', '--store', storeUrl], {
+            env: { ...process.env, WRIT_KEK: kek, WRIT_STORE: '' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          }),
+        );
+        const outputs = nodes.map(() => ({ text: '' }));
+        try {
+          const serving = await Promise.all(
+            nodes.map((n, i) => lineMatching(n, outputs[i]!, /writ is serving/)),
+          );
+          for (const line of serving) {
+            const log = JSON.parse(line) as { store: string; address: string; kid: string };
+            assert.equal(log.store, storeUrl.replace(`:${u.password}@`, ':***@'));
+            const ready = await fetch(`${log.address}/readyz`);
+            assert.equal(ready.status, 200);
+          }
+          const kids = serving.map((l) => (JSON.parse(l) as { kid: string }).kid);
+          assert.equal(kids[0], kids[1], 'both nodes sign with the same key');
+          const keys = await sql<{ state: string }>(
+            databaseUrl,
+            'SELECT state FROM signing_keys ORDER BY state',
+          );
+          assert.deepEqual(
+            keys.map((k) => k.state),
+            ['active', 'next'],
+            'nodes starting together created one key set',
+          );
+        } finally {
+          await Promise.all(
+            nodes.map(
+              (n) =>
+                new Promise<void>((resolve) => {
+                  if (n.exitCode !== null || n.signalCode !== null) return resolve();
+                  n.once('exit', () => resolve());
+                  n.kill('SIGTERM');
+                }),
+            ),
+          );
+          for (const d of dirs) rmSync(d, { recursive: true, force: true });
+        }
+        for (const o of outputs) assert.doesNotMatch(o.text, new RegExp(secret));
+
+        // Both nodes audited their start on one chain, which the offline verifier reads read-only.
+        const verified = await promisify(execFile)(process.execPath, [
+          MAIN,
+          'audit',
+          'verify',
+          '--store',
+          storeUrl,
+        ]);
+        assert.match(verified.stdout, /^audit chain OK: [1-9]\d* events/);
+      }));
+  });
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }

@@ -11,8 +11,10 @@ import { dpopProof } from './commands/dpop-proof.js';
 import { exec } from './commands/exec.js';
 import { initDataDir } from './commands/init.js';
 import { keygen } from './commands/keygen.js';
+import { migrate } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
 import { getToken, introspect, verifyToken } from './commands/token.js';
+import { storeFromOptions } from './store-option.js';
 
 function out(v: unknown): void {
   process.stdout.write(`${typeof v === 'string' ? v : JSON.stringify(v, null, 2)}\n`);
@@ -48,15 +50,31 @@ program
     out(`config directory: ${r.config}\noperator key:     ${r.operatorKey}`);
   });
 
+const STORE_HELP =
+  '`sqlite` (<data-dir>/writ.db) or a postgres:// URL (default: WRIT_STORE, settings.yaml, sqlite)';
+
 program
   .command('serve')
-  .description('run the server on the embedded store (initialises the data directory on first start)')
+  .description('run the server (initialises the data directory on first start)')
   .option('--config <dir>', 'config directory applied at start (default: <data-dir>/config)')
   .option('--host <host>', 'listen address')
   .option('--port <port>', 'listen port')
   .option('--issuer <url>', 'issuer URL')
-  .action((o: { config?: string; host?: string; port?: string; issuer?: string }) =>
+  .option('--store <store>', STORE_HELP)
+  .action((o: { config?: string; host?: string; port?: string; issuer?: string; store?: string }) =>
     serve({ dataDir: globals().dataDir, ...o }),
+  );
+
+program
+  .command('migrate')
+  .description('apply pending schema migrations to the store and print them (serve also does this at start)')
+  .option('--store <store>', STORE_HELP)
+  .option(
+    '--config <dir>',
+    'config directory whose settings.yaml may name the store (default: <data-dir>/config)',
+  )
+  .action(async (o: { store?: string; config?: string }) =>
+    out(await migrate(storeFromOptions({ dataDir: globals().dataDir, ...o }))),
   );
 
 program
@@ -164,8 +182,13 @@ const audit = program.command('audit').description('the tamper-evident audit log
 audit
   .command('verify')
   .description('verify the hash chain and signed checkpoints, reading the store directly (read-only)')
-  .action(async () => {
-    const r = await verifyOffline(globals().dataDir);
+  .option('--store <store>', STORE_HELP)
+  .option(
+    '--config <dir>',
+    'config directory whose settings.yaml may name the store (default: <data-dir>/config)',
+  )
+  .action(async (o: { store?: string; config?: string }) => {
+    const r = await verifyOffline(storeFromOptions({ dataDir: globals().dataDir, ...o }));
     out(r.text);
     if (!r.ok) process.exitCode = 2;
   });

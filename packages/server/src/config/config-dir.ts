@@ -50,19 +50,7 @@ export function readConfigDir(dir: string): RawConfig {
   if (!existsSync(root) || !statSync(root).isDirectory())
     throw new ConfigError(dir, '', 'is not a directory');
   const show = (file: string) => relative(process.cwd(), file) || file;
-
-  let settings: RawConfig['settings'];
-  for (const candidate of ['settings.yaml', 'settings.yml', 'settings.json']) {
-    const file = join(root, candidate);
-    if (!existsSync(file)) continue;
-    const docs = readDocuments(file, show(file));
-    if (docs.length > 1) throw new ConfigError(show(file), '', 'must hold a single document');
-    const values = docs[0] ?? {};
-    if (typeof values !== 'object' || values === null || Array.isArray(values)) {
-      throw new ConfigError(show(file), '', 'must be a mapping of settings');
-    }
-    settings = { name: show(file), values: values as Record<string, unknown> };
-  }
+  const settings = readSettingsFile(root);
   const documents: RawDocument[] = [];
   for (const [kind, sub] of KIND_DIRS) {
     const d = join(root, sub);
@@ -82,6 +70,25 @@ export function readConfigDir(dir: string): RawConfig {
     }
   }
   return { settings, documents };
+}
+
+/** Reads only `settings.yaml` (or `.yml`, `.json`) of a config directory; undefined when there is none. */
+export function readSettingsFile(dir: string): RawConfig['settings'] {
+  const root = resolve(dir);
+  const show = (file: string) => relative(process.cwd(), file) || file;
+  let settings: RawConfig['settings'];
+  for (const candidate of ['settings.yaml', 'settings.yml', 'settings.json']) {
+    const file = join(root, candidate);
+    if (!existsSync(file)) continue;
+    const docs = readDocuments(file, show(file));
+    if (docs.length > 1) throw new ConfigError(show(file), '', 'must hold a single document');
+    const values = docs[0] ?? {};
+    if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+      throw new ConfigError(show(file), '', 'must be a mapping of settings');
+    }
+    settings = { name: show(file), values: values as Record<string, unknown> };
+  }
+  return settings;
 }
 
 /** Reads and validates a config directory. */

@@ -6,7 +6,7 @@ import { formatDuration, parseDuration } from './duration.js';
  * Every server setting, its default, its environment variable and what it does. This table is the
  * configuration reference: `writ config reference` prints it and the README's copy is checked against it.
  */
-type Kind = 'string' | 'url' | 'integer' | 'duration' | 'enum' | 'list' | 'boolean';
+type Kind = 'string' | 'url' | 'integer' | 'duration' | 'enum' | 'list' | 'boolean' | 'store';
 interface Setting {
   kind: Kind;
   default: string | number | boolean | readonly string[];
@@ -37,6 +37,12 @@ export const SETTINGS_REFERENCE = {
     min: 0,
     max: 65535,
     doc: 'TCP port (0 picks a free one).',
+  },
+  store: {
+    kind: 'store',
+    default: 'sqlite',
+    env: 'WRIT_STORE',
+    doc: 'Where Writ keeps its state. `sqlite`: the embedded file `<data-dir>/writ.db`, for one node. A `postgres://` or `postgresql://` URL: a PostgreSQL database several nodes share (tables in its `public` schema, migrated at start or by `writ migrate`). Logged with the password masked.',
   },
   'signing.algorithm': {
     kind: 'enum',
@@ -192,6 +198,8 @@ export const SETTINGS_REFERENCE = {
 export interface Settings {
   issuer: string;
   listen: { host: string; port: number };
+  /** `sqlite` or a PostgreSQL URL (may hold a password: never log it, see `describeStore`). */
+  store: string;
   signing: { algorithm: 'ES256' | 'EdDSA' };
   tokens: { maxLifetime: number };
   clientAssertion: { maxLifetime: number; clockSkew: number; algorithms: VerifyAlgorithm[] };
@@ -244,6 +252,7 @@ export function resolveSettings(
   return {
     issuer,
     listen: { host, port },
+    store: value('store') as string,
     signing: { algorithm: value('signing.algorithm') as 'ES256' | 'EdDSA' },
     tokens: { maxLifetime: value('tokens.max_lifetime') as number },
     clientAssertion: {
@@ -324,6 +333,18 @@ function check(path: string, s: Setting, raw: unknown, where: string): unknown {
       if (s.max !== undefined && n > s.max) fail(`must be at most ${formatDuration(s.max)}`);
       return n;
     }
+    case 'store': {
+      // The value may carry a password: reasons never repeat it.
+      if (raw === 'sqlite') return raw;
+      if (typeof raw !== 'string' || !/^postgres(ql)?:\/\//i.test(raw))
+        return fail('must be `sqlite` or a postgres:// (postgresql://) URL');
+      try {
+        new URL(raw);
+      } catch {
+        fail('is not a valid URL');
+      }
+      return raw;
+    }
     case 'boolean':
       if (raw === true || raw === 'true') return true;
       if (raw === false || raw === 'false') return false;
@@ -352,7 +373,8 @@ export function settingsReferenceMarkdown(): string {
           : s.default === ''
             ? '(derived)'
             : String(s.default);
-    return `| \`${path}\` | ${s.kind === 'enum' ? s.values!.join(' \\| ') : s.kind} | \`${def}\` | ${s.env ? `\`${s.env}\`` : ''} | ${s.doc} |`;
+    const type = s.kind === 'enum' ? s.values!.join(' \\| ') : s.kind === 'store' ? 'sqlite \\| url' : s.kind;
+    return `| \`${path}\` | ${type} | \`${def}\` | ${s.env ? `\`${s.env}\`` : ''} | ${s.doc} |`;
   });
   return ['| setting | type | default | env | what it does |', '|---|---|---|---|---|', ...rows].join('\n');
 }

@@ -771,6 +771,23 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.equal((await peer.readEvents(0, 10)).length, 1);
         }));
 
+      it('concurrent read-then-write transactions are serialized: ten first starts create one active key', () =>
+        withStore(async ({ store }) => {
+          // What the key manager does on first start; on a shared database several nodes do it at once.
+          // First let a pooled store open a connection per transaction, so the ten below start together.
+          await Promise.all(range(1, 10).map(() => store.transaction((tx) => tx.listKeys())));
+          await Promise.all(
+            range(1, 10).map((i) =>
+              store.transaction(async (tx) => {
+                if ((await tx.listKeys()).some((k) => k.state === 'active')) return;
+                await tx.getWorkload('spiffe://test/none');
+                await tx.putKey(key(`k-${i}`, { state: 'active', activatedAt: NOW }));
+              }),
+            ),
+          );
+          assert.equal((await store.listKeys()).filter((k) => k.state === 'active').length, 1);
+        }));
+
       it('a nested transaction runs inside the outer one and rolls back with it', () =>
         withStore(async ({ store }) => {
           await assert.rejects(

@@ -1,15 +1,14 @@
 import { existsSync } from 'node:fs';
 import { verifyAuditChain } from '../../audit/verify.js';
-import { dataPaths } from '../../data-dir.js';
-import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
+import { describeStore, openStore, type StoreLocation } from '../../store/open-store.js';
 import type { AuditEvent } from '../../store/store.js';
 import { type AdminClient, CliError } from '../client.js';
 
 /** `writ audit verify`: reads the store directly (read-only) so a tampered server cannot vouch for itself. */
-export async function verifyOffline(dataDir: string): Promise<{ ok: boolean; text: string }> {
-  const file = dataPaths(dataDir).database;
-  if (!existsSync(file)) throw new CliError(`no store at ${file} (pass --data-dir)`);
-  const store = openSqliteStore({ path: file, readonly: true });
+export async function verifyOffline(location: StoreLocation): Promise<{ ok: boolean; text: string }> {
+  if (location.kind === 'sqlite' && !existsSync(location.path))
+    throw new CliError(`no store at ${describeStore(location)} (pass --data-dir or --store)`);
+  const store = await openStore(location, { readonly: true });
   try {
     const r = await verifyAuditChain(store);
     return r.ok

@@ -3,7 +3,7 @@ import { loadConfigDir } from '../../config/config-dir.js';
 import { resolveSettings } from '../../config/settings.js';
 import { dataPaths } from '../../data-dir.js';
 import { loadKek } from '../../keys/kek.js';
-import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
+import { describeStore, isPostgresUrl, openStore, storeLocation } from '../../store/open-store.js';
 import { createWrit } from '../../writ.js';
 import { initDataDir } from './init.js';
 
@@ -13,12 +13,16 @@ export interface ServeOptions {
   host?: string;
   port?: string;
   issuer?: string;
+  /** `sqlite` or a PostgreSQL URL; overrides WRIT_STORE and settings.yaml. */
+  store?: string;
 }
 
-/** `writ serve`: the control plane on the embedded store. First start initialises the data directory. */
+/** `writ serve`: the control plane on its store. First start initialises the data directory. */
 export async function serve(opts: ServeOptions): Promise<void> {
   const p = dataPaths(opts.dataDir);
-  if (!existsSync(p.database)) {
+  // First start: no store file in the data directory, or (PostgreSQL) no config directory in it.
+  const shared = isPostgresUrl(opts.store ?? process.env['WRIT_STORE'] ?? '');
+  if (!existsSync(shared ? p.config : p.database)) {
     const init = initDataDir(opts.dataDir, 'admin');
     for (const c of init.created) process.stderr.write(`writ: created ${c}\n`);
   }
@@ -28,22 +32,34 @@ export async function serve(opts: ServeOptions): Promise<void> {
     ...(opts.host !== undefined ? { 'listen.host': opts.host } : {}),
     ...(opts.port !== undefined ? { 'listen.port': opts.port } : {}),
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
+    ...(opts.store !== undefined ? { store: opts.store } : {}),
   });
   // Validate again with the resolved ceiling on token lifetimes.
   const config = existsSync(configDir) ? loadConfigDir(configDir, settings.tokens.maxLifetime) : undefined;
   const kek = loadKek(process.env, p.kek);
+  const location = storeLocation(settings.store, opts.dataDir);
+  // Until the logger exists, errors of idle pooled connections go to stderr.
+  let storeError = (err: Error): void => {
+    process.stderr.write(`writ: store connection: ${err.message}\n`);
+  };
+  const store = await openStore(location, { onError: (err) => storeError(err) });
   const writ = await createWrit({
     settings,
-    store: openSqliteStore({ path: p.database }),
+    store,
     kek,
     ...(config ? { config } : {}),
+  }).catch(async (err: unknown) => {
+    await store.close().catch(() => undefined);
+    throw err;
   });
+  storeError = (err) =>
+    writ.ctx.logger.warn({ err: err.message }, 'store connection lost; the pool reconnects');
   const address = await writ.listen();
   writ.ctx.logger.info(
     {
       address,
       issuer: settings.issuer,
-      store: p.database,
+      store: describeStore(location),
       config: config ? configDir : null,
       kek: kek.source,
       kid: writ.ctx.keys.activeKid(),

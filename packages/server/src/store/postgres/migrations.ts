@@ -150,6 +150,8 @@ export async function migratePostgres(client: pg.ClientBase, schema: string): Pr
   const applied: PostgresMigration[] = [];
   await client.query('BEGIN');
   try {
+    // Another node may be migrating: wait for it longer than for an ordinary lock.
+    await client.query(`SET LOCAL lock_timeout = '5min'`);
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [migrationLockKey(schema)]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
     await client.query(`SET LOCAL search_path TO ${s}`);
