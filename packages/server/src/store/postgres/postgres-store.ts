@@ -248,8 +248,8 @@ class PostgresStore implements Store {
     const tx = new PostgresStore(this.#pool, this.#sql, this.#readonly, client);
     let broken: Error | undefined;
     try {
-      await tx.#query('BEGIN');
-      if (!this.#readonly) await tx.#query(this.#sql.lock);
+      // One round trip: BEGIN and the write lock travel together (simple protocol, no parameters).
+      await tx.#query(this.#readonly ? 'BEGIN' : `BEGIN; ${this.#sql.lock}`);
       const result = await fn(tx);
       await tx.#query('COMMIT');
       return result;
