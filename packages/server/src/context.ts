@@ -8,6 +8,7 @@ import type { EventLog } from './events/event-log.js';
 import type { Metrics } from './http/metrics.js';
 import type { KeyManager } from './keys/key-manager.js';
 import type { RateLimiter } from './oauth/rate-limit.js';
+import type { PolicyEngine } from './policy/engine.js';
 import type { Registry } from './registry/registry.js';
 import type { RevocationSet } from './revocation/revocation-set.js';
 import type { Store } from './store/store.js';
@@ -25,6 +26,8 @@ export interface WritContext {
   rateLimiter: RateLimiter;
   dpopNonces: DpopNonces;
   events: EventLog;
+  /** Cedar decisions at issuance and for the AuthZEN endpoint. */
+  policy: PolicyEngine;
   /** Open event-stream responses, ended at shutdown. */
   streams: Set<ServerResponse>;
   logger: Logger;
@@ -50,6 +53,7 @@ export const Paths = {
   events: '/v1/events',
   adminToken: '/admin/v1/token',
   admin: '/admin/v1',
+  access: '/access/v1',
 } as const;
 
 /** The audience of admin tokens. */

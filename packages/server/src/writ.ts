@@ -13,6 +13,8 @@ import { createMetrics } from './http/metrics.js';
 import type { KeyEncryptionKey } from './keys/kek.js';
 import { createKeyManager } from './keys/key-manager.js';
 import { RateLimiter } from './oauth/rate-limit.js';
+import type { PolicySources } from './policy/compile.js';
+import { openPolicyEngine, recordStartupPolicy } from './policy/operations.js';
 import { Registry } from './registry/registry.js';
 import { RevocationSet } from './revocation/revocation-set.js';
 import { syncRevocations } from './revocation/revoke.js';
@@ -27,6 +29,8 @@ export interface WritOptions {
   logger?: Logger;
   /** Config applied at start (audited as a diff, actor `startup`). */
   config?: ConfigBundle;
+  /** The config directory's `policies/` loaded at start; without it, the built-in set (docs/policy.md). */
+  policies?: PolicySources | undefined;
 }
 
 export interface Writ {
@@ -76,6 +80,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
   });
   const registry = new Registry(store);
   await registry.reload();
+  const policy = await openPolicyEngine(store, options.policies);
   const ctx: WritContext = {
     settings,
     store,
@@ -92,8 +97,10 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     }),
     streams: new Set(),
     logger,
+    policy: policy.engine,
   };
   await syncRevocations(ctx);
+  await recordStartupPolicy(ctx, policy.last);
   if (options.config) {
     const changes = await applyConfig(ctx, options.config, 'startup', false);
     if (changes.length > 0) logger.info({ changes: changes.length }, 'configuration applied at start');

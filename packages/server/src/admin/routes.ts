@@ -8,6 +8,9 @@ import { Paths, type WritContext } from '../context.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
 import { info } from '../http/request.js';
 import { auditRefusal } from '../oauth/refusal.js';
+import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
+import { PolicyLoadError } from '../policy/compile.js';
+import { applyPolicies, compileSources } from '../policy/operations.js';
 import { revoke } from '../revocation/revoke.js';
 import { taskView } from '../tasks/routes.js';
 import { closeTask, openTask } from '../tasks/tasks.js';
@@ -38,6 +41,7 @@ const applyBody = z
           .strict(),
       )
       .max(10_000),
+    policies: policiesBody,
     dry_run: z.boolean().default(false),
   })
   .strict();
@@ -156,7 +160,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         };
       });
       admin.post('/config', async (req) => {
-        const { documents, dry_run } = body(applyBody, req);
+        const { documents, policies, dry_run } = body(applyBody, req);
         let bundle: ReturnType<typeof validateConfig>;
         try {
           bundle = validateConfig(documents, ctx.settings.tokens.maxLifetime);
@@ -164,8 +168,25 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
           if (err instanceof ConfigError) throw invalidRequest(err.message);
           throw err;
         }
+        // An invalid policy set refuses the whole apply, before anything changes.
+        const sources = toSources(policies);
+        if (sources !== undefined) {
+          try {
+            compileSources(sources ?? undefined);
+          } catch (err) {
+            if (err instanceof PolicyLoadError) throw policyRefusal(err);
+            throw err;
+          }
+        }
         const changes = await applyConfig(ctx, bundle, op(req), dry_run);
-        return { applied: !dry_run && changes.length > 0, changes, diff: formatDiff(changes) };
+        const policy =
+          sources === undefined ? undefined : await applyPolicies(ctx, sources, op(req), dry_run);
+        return {
+          applied: !dry_run && (changes.length > 0 || policy?.changed === true),
+          changes,
+          diff: formatDiff(changes),
+          ...(policy ? { policy } : {}),
+        };
       });
       admin.post('/revocations', async (req, reply) => {
         const b = body(revocationBody, req);
@@ -213,6 +234,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         });
         return { events };
       });
+      registerPolicyAdminRoutes(admin, ctx, op, body);
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();
         return verifyAuditChain(ctx.store);

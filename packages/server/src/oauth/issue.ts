@@ -3,6 +3,7 @@ import type { AccessTokenClaims, ClientAuthMethodValue, TokenResponse } from '@w
 import type { RequestInfo, WritContext } from '../context.js';
 import { type DpopBinding, dpopError } from '../dpop/check.js';
 import { invalidClient, OAuthError } from '../errors.js';
+import { decideIssuance } from '../policy/issuance.js';
 import type { AuditEvent } from '../store/store.js';
 import { signAccessToken, tokenFingerprint } from '../tokens/access-token.js';
 
@@ -30,6 +31,8 @@ export interface IssueRequest {
   issuedTokenType?: string;
   /** A later token in the same task: a renewal. */
   renewal?: boolean | undefined;
+  /** The task's purpose, when the grant already has the task (policy context). */
+  purpose?: string | undefined;
 }
 
 /**
@@ -46,6 +49,7 @@ export async function issueAccessToken(
   const nowS = Math.floor(now / 1000);
   const ttl = r.notAfter === undefined ? r.ttl : Math.min(r.ttl, r.notAfter - nowS);
   if (ttl <= 0) throw new OAuthError('invalid_grant', 'the task or subject token has ended');
+  const policy = await decideIssuance(ctx, r, req);
   const { token, claims, kid } = signAccessToken(ctx.keys, {
     issuer: ctx.settings.issuer,
     subject: r.workloadId,
@@ -102,6 +106,7 @@ export async function issueAccessToken(
           ...(r.act ? { act: r.act } : {}),
           ...(r.subjectJti ? { subject_jti: r.subjectJti } : {}),
           ip: req.ip,
+          policy,
           ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
         },
       },

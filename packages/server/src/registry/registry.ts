@@ -18,6 +18,7 @@ export class Registry {
   #workloads = new Map<string, ResolvedWorkload>();
   #classes = new Map<string, TokenClass>();
   #operators = new Map<string, ResolvedOperator>();
+  #generation = 0;
   readonly #store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators'>;
 
   constructor(store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators'>) {
@@ -37,6 +38,12 @@ export class Registry {
     this.#operators = new Map(
       operators.map((o) => [o.name, { ...o, verificationKeys: o.jwks.map((k) => importPublicJwk(k)) }]),
     );
+    this.#generation++;
+  }
+
+  /** Grows with every reload: decisions cached before a reload carry an older generation. */
+  get generation(): number {
+    return this.#generation;
   }
 
   workload(id: string): ResolvedWorkload | undefined {

@@ -1,18 +1,36 @@
 import { readConfigDir, validateConfig } from '../../config/config-dir.js';
 import type { ConfigChange } from '../../config/diff.js';
+import { compilePolicies } from '../../policy/compile.js';
+import type { PolicyVersion } from '../../policy/engine.js';
+import { readPolicyDir } from '../../policy/policy-dir.js';
 import type { AdminClient } from '../client.js';
 
-/** `writ apply DIR`: validates locally (file and field named on error), then applies on the server and prints the diff. */
+/**
+ * `writ apply DIR`: validates locally (file and field, or policy file and line, named on error), then
+ * applies on the server and prints the diff. Without `policies/` the server returns to its built-in set.
+ */
 export async function apply(client: AdminClient, dir: string, dryRun: boolean): Promise<string> {
   const raw = readConfigDir(dir);
   validateConfig(raw.documents);
-  const res = await client.post<{ applied: boolean; changes: ConfigChange[]; diff: string }>('/config', {
+  const policies = readPolicyDir(dir) ?? null;
+  if (policies) compilePolicies(policies);
+  const res = await client.post<{
+    applied: boolean;
+    changes: ConfigChange[];
+    diff: string;
+    policy?: { version: PolicyVersion; changed: boolean; warnings: string[] };
+  }>('/config', {
     documents: raw.documents,
+    policies,
     dry_run: dryRun,
   });
   const note = raw.settings
     ? '\n(settings.yaml is read by `writ serve` at start; restart to change settings)'
     : '';
-  if (res.changes.length === 0) return `no changes${note}`;
-  return `${res.diff}\n${dryRun ? `${res.changes.length} change(s) not applied (dry run)` : `applied ${res.changes.length} change(s)`}${note}`;
+  const p = res.policy;
+  const policyLine = !p
+    ? ''
+    : `\n${p.changed ? (dryRun ? 'policy set would become' : 'policy set now') : 'policy set unchanged:'} ${p.version.id} (${p.version.builtIn ? 'built-in' : `${p.version.policies} policies`})${p.warnings.map((w) => `\nwarning: ${w}`).join('')}`;
+  if (res.changes.length === 0) return `no changes${policyLine}${note}`;
+  return `${res.diff}\n${dryRun ? `${res.changes.length} change(s) not applied (dry run)` : `applied ${res.changes.length} change(s)`}${policyLine}${note}`;
 }

@@ -3,6 +3,7 @@ import { loadConfigDir } from '../../config/config-dir.js';
 import { resolveSettings } from '../../config/settings.js';
 import { dataPaths } from '../../data-dir.js';
 import { loadKek } from '../../keys/kek.js';
+import { readPolicyDir } from '../../policy/policy-dir.js';
 import { describeStore, isPostgresUrl, openStore, storeLocation } from '../../store/open-store.js';
 import { createWrit } from '../../writ.js';
 import { initDataDir } from './init.js';
@@ -47,7 +48,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     settings,
     store,
     kek,
-    ...(config ? { config } : {}),
+    ...(config ? { config, policies: readPolicyDir(configDir) } : {}),
   }).catch(async (err: unknown) => {
     await store.close().catch(() => undefined);
     throw err;

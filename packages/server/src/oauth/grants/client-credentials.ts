@@ -54,6 +54,7 @@ export const clientCredentials: Grant = {
         tid: task?.task.id,
         notAfter: task?.notAfter,
         renewal: task?.renewal,
+        purpose: task?.task.purpose,
       },
       req,
     );

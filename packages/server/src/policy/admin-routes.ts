@@ -1,0 +1,78 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { WritContext } from '../context.js';
+import { invalidRequest, notFound } from '../errors.js';
+import type { PolicyLoadError, PolicySources } from './compile.js';
+import { updateResource } from './operations.js';
+import { resourceSchema } from './policy-dir.js';
+import { isPrintable } from './request.js';
+
+/** The `policies` member of `POST /admin/v1/config`: `null` means "no policies/ directory". */
+export const policiesBody = z
+  .object({
+    files: z
+      .array(z.object({ file: z.string().min(1).max(512), text: z.string().max(1_048_576) }).strict())
+      .max(1000),
+    resources: z.array(resourceSchema).max(100_000).default([]),
+  })
+  .strict()
+  .nullable()
+  .optional();
+
+const resourceBody = resourceSchema.omit({ id: true });
+
+/** A policy set that does not load, as the admin API refuses it: 400 naming file, line and reason. */
+export function policyRefusal(err: PolicyLoadError) {
+  return invalidRequest(err.message, {
+    reason: 'invalid_policy',
+    file: err.file,
+    ...(err.line !== undefined ? { line: err.line } : {}),
+  });
+}
+
+export function toSources(p: z.output<typeof policiesBody>): PolicySources | null | undefined {
+  if (p === undefined || p === null) return p;
+  return { files: p.files, resources: p.resources.map((r) => ({ ...r })) };
+}
+
+/**
+ * Policy routes of the admin API: the running version, the resource catalogue and its updates. `op`
+ * names the authenticated operator; `body` validates a JSON body.
+ */
+export function registerPolicyAdminRoutes(
+  admin: FastifyInstance,
+  ctx: WritContext,
+  op: (req: FastifyRequest) => string,
+  body: <T extends z.ZodType>(schema: T, req: FastifyRequest) => z.output<T>,
+): void {
+  admin.get('/policy', async () => ({
+    version: ctx.policy.version,
+    warnings: ctx.policy.set.warnings,
+    policies: ctx.policy.set.policies.map((p) => ({
+      id: p.id,
+      effect: p.effect,
+      file: p.file,
+      line: p.line,
+    })),
+    stats: ctx.policy.stats,
+  }));
+  admin.get('/resources', async () => ({ resources: ctx.policy.resources() }));
+  admin.get<{ Params: { id: string } }>('/resources/:id', async (req) => ctx.policy.resource(req.params.id));
+  admin.put<{ Params: { id: string } }>('/resources/:id', async (req) => {
+    const id = resourceId(req.params.id);
+    const b = body(resourceBody, req);
+    return updateResource(ctx, id, { id, ...b }, op(req));
+  });
+  admin.delete<{ Params: { id: string } }>('/resources/:id', async (req) => {
+    const id = resourceId(req.params.id);
+    if (!ctx.policy.resources().some((r) => r.id === id && r.source === 'admin'))
+      throw notFound('no attributes were set for this resource through the admin API');
+    return updateResource(ctx, id, undefined, op(req));
+  });
+}
+
+function resourceId(id: string): string {
+  if (id.length === 0 || id.length > 512 || !isPrintable(id))
+    throw invalidRequest('the resource id must be 1-512 printable characters');
+  return id;
+}
