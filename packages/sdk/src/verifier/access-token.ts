@@ -31,7 +31,7 @@ export interface AccessTokenCheck {
 export function verifyAccessTokenJwt(
   token: string,
   c: AccessTokenCheck,
-): { claims: AccessTokenClaims; kid: string } {
+): { claims: AccessTokenClaims; kid: string; key: VerificationKey } {
   let jws: ReturnType<typeof verifyCompactJws>;
   try {
     jws = verifyCompactJws(token, { algorithms: ['ES256', 'EdDSA'], keys: c.keys, maxBytes: c.maxBytes });
@@ -64,5 +64,5 @@ export function verifyAccessTokenJwt(
     throw new TokenError('expired', 'token has expired');
   if ((claims['nbf'] as number) > c.nowSeconds + c.leeway)
     throw new TokenError('nbf', 'token is not yet valid');
-  return { claims: claims as unknown as AccessTokenClaims, kid: jws.key.kid ?? '' };
+  return { claims: claims as unknown as AccessTokenClaims, kid: jws.key.kid ?? '', key: jws.key };
 }

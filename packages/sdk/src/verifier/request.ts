@@ -12,21 +12,45 @@ export interface PresentedRequest {
   url: string;
 }
 
-/** A refusal at a resource server, as RFC 6750 / RFC 9449 §7.1 describe it. */
+/** A refusal at a resource server, as RFC 6750 §3.1 and RFC 9449 §7.1 describe it. */
 export class RequestRefusal extends Error {
-  readonly code: 'invalid_request' | 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce';
+  readonly code:
+    | 'invalid_request'
+    | 'invalid_token'
+    | 'invalid_dpop_proof'
+    | 'use_dpop_nonce'
+    | 'insufficient_scope';
   readonly reason: string;
-  constructor(code: RequestRefusal['code'], reason: string, message: string) {
+  /** With `use_dpop_nonce`: the nonce to send in the `DPoP-Nonce` response header (RFC 9449 §9). */
+  readonly dpopNonce: string | undefined;
+  constructor(code: RequestRefusal['code'], reason: string, message: string, o: { dpopNonce?: string } = {}) {
     super(message);
     this.name = 'RequestRefusal';
     this.code = code;
     this.reason = reason;
+    this.dpopNonce = o.dpopNonce;
+  }
+
+  /** `error_description` safe for a quoted-string: RFC 6750 §3 characters only, and short. */
+  get description(): string {
+    return safeDescription(this.message);
   }
 
   /** The `WWW-Authenticate` challenge to send with a 401. */
   challenge(algs: readonly string[] = ['ES256', 'EdDSA']): string {
-    return `DPoP error="${this.code}", error_description="${this.message.replace(/"/g, "'")}", algs="${algs.join(' ')}"`;
+    return `DPoP error="${this.code}", error_description="${this.description}", algs="${algs.join(' ')}"`;
   }
+}
+
+/**
+ * Text for an `error_description` (RFC 6750 §3: %x20-21 / %x23-5B / %x5D-7E, so no quote, backslash
+ * or control character can end the quoted-string or the header), at most 200 characters.
+ */
+export function safeDescription(text: string): string {
+  return text
+    .replace(/"/g, "'")
+    .replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '')
+    .slice(0, 200);
 }
 
 /** Splits `Authorization: DPoP <token>` or `Bearer <token>`; refuses anything else. */
@@ -39,7 +63,7 @@ export function presentedToken(authorization: string | undefined): {
     throw new RequestRefusal(
       'invalid_request',
       'no_token',
-      'an access token is required (Authorization: DPoP …)',
+      'an access token is required (Authorization: DPoP or Bearer)',
     );
   return { scheme: m[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer', token: m[2]! };
 }

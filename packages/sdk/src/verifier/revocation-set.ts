@@ -11,13 +11,21 @@ export interface RevocableToken {
   kid: string;
 }
 
+interface Entry {
+  /** Tokens with `iat` at or before this (seconds) are revoked; +Infinity for every token. */
+  bound: number;
+  /** When the entry may be forgotten (ms); +Infinity when the revocation did not say. */
+  expiresAt: number;
+}
+
 /**
  * The set of revocations in force, indexed by kind and value. A token is revoked when any predicate
  * matches: `issued_before === null` matches every token with that value, otherwise tokens whose
- * `iat` is at or before it. Lookups are O(number of kinds).
+ * `iat` is at or before it. Lookups are O(number of kinds). Entries whose `expires_at` has passed can
+ * no longer match a live token; `prune` drops them so the set stays as small as what is in force.
  */
 export class RevocationSet {
-  readonly #byKind = new Map<RevocationKind, Map<string, number>>();
+  readonly #byKind = new Map<RevocationKind, Map<string, Entry>>();
   #seq = 0;
 
   /** Highest sequence number applied. */
@@ -42,7 +50,18 @@ export class RevocationSet {
       this.#byKind.set(r.kind, values);
     }
     const bound = r.issued_before ?? Number.POSITIVE_INFINITY;
-    values.set(r.value, Math.max(values.get(r.value) ?? Number.NEGATIVE_INFINITY, bound));
+    const expiresAt =
+      typeof r.expires_at === 'number' && Number.isFinite(r.expires_at)
+        ? r.expires_at
+        : Number.POSITIVE_INFINITY;
+    const had = values.get(r.value);
+    // Two revocations of one value merge into their union: the later bound and the later expiry.
+    values.set(
+      r.value,
+      had
+        ? { bound: Math.max(had.bound, bound), expiresAt: Math.max(had.expiresAt, expiresAt) }
+        : { bound, expiresAt },
+    );
   }
 
   /** The kind of the first predicate that revokes `t`, or undefined if none does. */
@@ -51,10 +70,25 @@ export class RevocationSet {
     for (const [kind, values] of this.#byKind) {
       const value = kind === 'tid' ? t.tid : t[kind];
       if (value === undefined) continue;
-      const bound = values.get(value);
-      if (bound !== undefined && t.iat <= bound) return kind;
+      const entry = values.get(value);
+      if (entry !== undefined && t.iat <= entry.bound) return kind;
     }
     return undefined;
+  }
+
+  /** Forgets revocations whose `expires_at` is at or before `nowMs`; returns how many. */
+  prune(nowMs: number): number {
+    let dropped = 0;
+    for (const [kind, values] of this.#byKind) {
+      for (const [value, entry] of values) {
+        if (entry.expiresAt <= nowMs) {
+          values.delete(value);
+          dropped++;
+        }
+      }
+      if (values.size === 0) this.#byKind.delete(kind);
+    }
+    return dropped;
   }
 
   get size(): number {

@@ -7,11 +7,17 @@ export interface SseMessage {
 
 /**
  * Incremental SSE parser: feed it text chunks, it calls back per complete event and per comment line.
- * Bounded: a single event larger than `maxEventBytes` is dropped and reported as an error.
+ * Bounded: an event (its data plus the unfinished line) larger than `maxEventBytes` throws. Each chunk
+ * is scanned once, so a large event (a snapshot) arriving in many chunks costs linear time.
  */
 export class SseParser {
-  #buffer = '';
+  /** The unfinished line, as the chunks it came in (joined once the line ends). */
+  #pending: string[] = [];
+  #pendingSize = 0;
+  /** The previous chunk ended with CR: a LF opening this one belongs to it. */
+  #afterCr = false;
   #event: { id?: string; event?: string; data: string[] } = { data: [] };
+  #eventSize = 0;
   readonly #onMessage: (m: SseMessage) => void;
   readonly #onComment: () => void;
   readonly #max: number;
@@ -23,16 +29,29 @@ export class SseParser {
   }
 
   push(chunk: string): void {
-    this.#buffer += chunk;
-    if (this.#buffer.length > this.#max) throw new Error('event stream message too large');
-    let nl = this.#buffer.search(/\r\n|\r|\n/);
-    while (nl >= 0) {
-      const line = this.#buffer.slice(0, nl);
-      const sepLen = this.#buffer.startsWith('\r\n', nl) ? 2 : 1;
-      this.#buffer = this.#buffer.slice(nl + sepLen);
+    if (chunk.length === 0) return;
+    let start = 0;
+    if (this.#afterCr && chunk.charCodeAt(0) === 10) start = 1;
+    this.#afterCr = false;
+    for (let i = start; i < chunk.length; i++) {
+      const c = chunk.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      const tail = chunk.slice(start, i);
+      const line = this.#pending.length === 0 ? tail : this.#pending.join('') + tail;
+      this.#pending = [];
+      this.#pendingSize = 0;
       this.#line(line);
-      nl = this.#buffer.search(/\r\n|\r|\n/);
+      if (c === 13) {
+        if (i + 1 === chunk.length) this.#afterCr = true;
+        else if (chunk.charCodeAt(i + 1) === 10) i++;
+      }
+      start = i + 1;
     }
+    if (start < chunk.length) {
+      this.#pending.push(chunk.slice(start));
+      this.#pendingSize += chunk.length - start;
+    }
+    if (this.#eventSize + this.#pendingSize > this.#max) throw new Error('event stream message too large');
   }
 
   #line(line: string): void {
@@ -43,6 +62,7 @@ export class SseParser {
         this.#onMessage(m);
       }
       this.#event = { data: [] };
+      this.#eventSize = 0;
       return;
     }
     if (line.startsWith(':')) {
@@ -52,8 +72,11 @@ export class SseParser {
     const colon = line.indexOf(':');
     const field = colon < 0 ? line : line.slice(0, colon);
     const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'data') this.#event.data.push(value);
-    else if (field === 'event') this.#event.event = value;
+    if (field === 'data') {
+      this.#event.data.push(value);
+      this.#eventSize += value.length + 1;
+      if (this.#eventSize > this.#max) throw new Error('event stream message too large');
+    } else if (field === 'event') this.#event.event = value;
     else if (field === 'id' && !value.includes('\0')) this.#event.id = value;
   }
 }

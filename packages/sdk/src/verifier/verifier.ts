@@ -5,7 +5,8 @@ import { importPublicJwk, type VerificationKey, type VerifyAlgorithm } from '../
 import type { AccessTokenClaims } from '../wire/claims.js';
 import type { Revocation } from '../wire/revocation.js';
 import { TokenError, verifyAccessTokenJwt } from './access-token.js';
-import { ReplayCache } from './replay-cache.js';
+import type { DpopNonceSource } from './dpop-nonces.js';
+import { ReplayCache, type ReplayStore } from './replay-cache.js';
 import { checkHolderBinding, type PresentedRequest, presentedToken, RequestRefusal } from './request.js';
 import { RevocationSet } from './revocation-set.js';
 import { SseParser } from './sse.js';
@@ -25,9 +26,20 @@ export interface VerifierOptions {
   jwksCooldownMs?: number;
   dpopAlgorithms?: VerifyAlgorithm[];
   dpopIatWindow?: number;
+  /** Require a server nonce in DPoP proofs (RFC 9449 §9); refusals then carry a fresh one. */
+  dpopNonces?: DpopNonceSource;
+  /** Where DPoP proof `jti`s are recorded. Default: an in-memory ReplayCache of 100 000 entries. */
+  replay?: ReplayStore;
   /** Verified tokens remembered (by hash) so repeat presentations skip the signature check. */
   cacheSize?: number;
   maxTokenBytes?: number;
+  /** Largest event taken from the stream; the snapshot holds every revocation in force. Default 16 MiB. */
+  maxEventBytes?: number;
+  /**
+   * Drop and reopen the stream when nothing (not even a heartbeat) arrived for this long (ms), so a
+   * connection that died silently is noticed. Default two thirds of `stalenessMs`.
+   */
+  streamIdleMs?: number;
   fetch?: typeof fetch;
   /** Milliseconds; injected by tests. */
   now?: () => number;
@@ -39,43 +51,70 @@ export interface VerifiedRequest {
   cached: boolean;
 }
 
+export interface VerifierStatus {
+  /** A stream response is open (it may still be catching up). */
+  connected: boolean;
+  /** The open stream has delivered everything up to the server's head as it opened. */
+  synced: boolean;
+  /** Past the staleness bound: every token is refused (or introspected). */
+  stale: boolean;
+  /** When the stream last proved the revocation set current (ms, the verifier's clock). */
+  lastHeardMs: number;
+  revocations: number;
+  lastEventId: string | undefined;
+  keys: number;
+  /** Stream connections opened so far. */
+  connections: number;
+}
+
 export interface Verifier {
   /** Resolves once keys and the first revocation snapshot are in. */
   ready(): Promise<void>;
   verify(req: PresentedRequest): Promise<VerifiedRequest>;
   /** State for health checks and metrics. */
-  status(): {
-    connected: boolean;
-    lastHeardMs: number;
-    revocations: number;
-    lastEventId: string | undefined;
-    keys: number;
-  };
+  status(): VerifierStatus;
   close(): void;
+}
+
+interface CachedToken {
+  claims: AccessTokenClaims;
+  kid: string;
+  /** Thumbprint of the key that verified it: a hit needs that key still published. */
+  thumbprint: string;
 }
 
 /**
  * A verifier for a resource server: verifies Writ tokens locally against cached JWKS, refuses revoked
  * ones from the set it follows over the event stream, checks DPoP binding, and fails closed when the
  * stream goes silent past its staleness bound.
+ *
+ * The set counts as current only once a (re)opened stream has caught up to the server's head; until
+ * then the last time it was current still decides staleness, so a verifier that was cut off past its
+ * bound keeps refusing until it has heard every revocation it missed.
  */
 export function createVerifier(o: VerifierOptions): Verifier {
   const issuer = o.issuer.replace(/\/+$/, '');
   const now = o.now ?? Date.now;
   const doFetch = o.fetch ?? fetch;
   const staleness = o.stalenessMs ?? 15_000;
+  const idleLimit = o.streamIdleMs ?? Math.max(1000, Math.floor((staleness * 2) / 3));
   const cooldown = o.jwksCooldownMs ?? 30_000;
+  const leeway = o.leewaySeconds ?? 5;
   const revocations = new RevocationSet();
-  const replay = new ReplayCache();
-  const cache = new Map<string, { claims: AccessTokenClaims; kid: string }>();
+  const replay = o.replay ?? new ReplayCache();
+  const cache = new Map<string, CachedToken>();
   const cacheSize = o.cacheSize ?? 10_000;
   let keys: VerificationKey[] = [];
   let lastJwksFetch = Number.NEGATIVE_INFINITY;
   let lastHeard = Number.NEGATIVE_INFINITY;
+  let lastPrune = Number.NEGATIVE_INFINITY;
   let lastEventId: string | undefined;
   let connected = false;
+  let synced = false;
+  let connections = 0;
   let closed = false;
   let abort: AbortController | undefined;
+  let wake: (() => void) | undefined;
   let resolveReady!: () => void;
   const readyPromise = new Promise<void>((r) => {
     resolveReady = r;
@@ -95,10 +134,27 @@ export function createVerifier(o: VerifierOptions): Verifier {
     });
   };
 
+  /** The stream of one connection: `head` tells how far the catch-up goes. */
+  let head: number | undefined;
+  const markSynced = () => {
+    if (!synced && head !== undefined && lastEventId !== undefined && Number(lastEventId) >= head)
+      synced = true;
+  };
+
   const onEvent = (type: string, data: Record<string, unknown>) => {
-    if (type === 'snapshot') {
+    if (type === 'head') {
+      head = typeof data['head'] === 'number' ? data['head'] : Number.POSITIVE_INFINITY;
+    } else if (type === 'snapshot') {
       revocations.reset((data['revocations'] as Revocation[]) ?? [], 0);
-      resolveReady();
+      // The snapshot is the whole state as of its id: the stream is current from here on.
+      synced = true;
+      const kids = Array.isArray(data['keys']) ? (data['keys'] as unknown[]) : [];
+      const missing = kids.some((kid) => !keys.some((k) => k.kid === kid));
+      if (missing)
+        refreshKeys()
+          .catch(() => undefined)
+          .finally(resolveReady);
+      else resolveReady();
     } else if (type === 'revocation') {
       revocations.apply(data['revocation'] as Revocation);
     } else if (type === 'keys.rotated') {
@@ -107,45 +163,117 @@ export function createVerifier(o: VerifierOptions): Verifier {
   };
 
   const eventsUrl = `${issuer}/v1/events`;
+  let streamToken: { token: string; type: string; renewAt: number } | undefined;
+  /** The token for the stream; a fresh one after the server refused or ended the last (revoked, expired). */
+  const streamCredential = async (fresh: boolean) => {
+    if (fresh || !streamToken || now() >= streamToken.renewAt) {
+      const r = await o.client.requestToken({ audience: eventsUrl });
+      streamToken = {
+        token: r.access_token,
+        type: r.token_type,
+        renewAt: now() + (r.expires_in * 1000 * 2) / 3,
+      };
+    }
+    return streamToken;
+  };
+
+  let lastActivity = now();
+  const watchdog = setInterval(
+    () => {
+      if (now() - lastActivity > idleLimit) abort?.abort(new Error('event stream idle'));
+    },
+    Math.min(1000, Math.max(50, Math.floor(idleLimit / 4))),
+  );
+  watchdog.unref();
+
   const connect = async () => {
     let backoff = 250;
+    let fresh = false;
     while (!closed) {
-      abort = new AbortController();
+      const attempt = new AbortController();
+      abort = attempt;
+      lastActivity = now();
+      const aborted = new Promise<never>((_, reject) => {
+        attempt.signal.addEventListener('abort', () => reject(attempt.signal.reason), { once: true });
+      });
+      aborted.catch(() => undefined);
       try {
-        const token = await o.client.token({ audience: eventsUrl });
+        const cred = await Promise.race([streamCredential(fresh), aborted]);
+        fresh = false;
+        const dpop = cred.type.toLowerCase() === 'dpop';
         const res = await doFetch(eventsUrl, {
           headers: {
-            authorization: `DPoP ${token}`,
-            dpop: createDpopProof(o.client.dpopKey, { method: 'GET', url: eventsUrl, accessToken: token }),
+            authorization: `${dpop ? 'DPoP' : 'Bearer'} ${cred.token}`,
+            ...(dpop
+              ? {
+                  dpop: createDpopProof(o.client.dpopKey, {
+                    method: 'GET',
+                    url: eventsUrl,
+                    accessToken: cred.token,
+                    nowSeconds: Math.floor(now() / 1000),
+                  }),
+                }
+              : {}),
             accept: 'text/event-stream',
             ...(lastEventId !== undefined ? { 'last-event-id': lastEventId } : {}),
           },
-          signal: abort.signal,
+          signal: attempt.signal,
         });
-        if (!res.ok || !res.body) throw new Error(`event stream: HTTP ${res.status}`);
+        if (res.status === 401 || res.status === 403) fresh = true;
+        if (!res.ok || !res.body) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new Error(`event stream: HTTP ${res.status}`);
+        }
         connected = true;
-        backoff = 250;
-        lastHeard = now();
+        connections++;
+        synced = false;
+        head = undefined;
+        lastActivity = now();
+        const heard = () => {
+          lastActivity = now();
+          if (synced) {
+            lastHeard = now();
+            backoff = 250;
+          }
+        };
         const parser = new SseParser(
           (m) => {
-            lastHeard = now();
+            const data = JSON.parse(m.data) as Record<string, unknown>;
             if (m.id !== undefined) lastEventId = m.id;
-            onEvent(m.event, JSON.parse(m.data) as Record<string, unknown>);
+            onEvent(m.event, data);
+            markSynced();
+            heard();
           },
           () => {
-            lastHeard = now();
+            // A server that announces no head: its first heartbeat follows the catch-up.
+            if (head === undefined) synced = true;
+            heard();
           },
+          o.maxEventBytes ?? 16 * 1024 * 1024,
         );
         const decoder = new TextDecoder();
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          lastActivity = now();
           parser.push(decoder.decode(chunk, { stream: true }));
+        }
+        // The server ended the stream: the token expired or was revoked. Come back with a fresh one.
+        fresh = true;
       } catch {
         // reconnect below
       } finally {
         connected = false;
+        synced = false;
+        attempt.abort();
       }
       if (closed) break;
-      await new Promise((r) => setTimeout(r, backoff));
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, backoff);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      wake = undefined;
       backoff = Math.min(backoff * 2, 5000);
     }
   };
@@ -170,13 +298,18 @@ export function createVerifier(o: VerifierOptions): Verifier {
     const hash = createHash('sha256').update(token).digest('base64url');
     const hit = cache.get(hash);
     const nowS = Math.floor(now() / 1000);
-    const leeway = o.leewaySeconds ?? 5;
     if (hit) {
+      // Everything time- or key-dependent is checked again; only the signature is not.
       if (hit.claims.exp <= nowS - leeway) {
         cache.delete(hash);
         throw new RequestRefusal('invalid_token', 'expired', 'token has expired');
       }
-      return { ...hit, cached: true };
+      if (hit.claims.nbf > nowS + leeway)
+        throw new RequestRefusal('invalid_token', 'nbf', 'token is not yet valid');
+      if (keys.some((k) => k.thumbprint === hit.thumbprint))
+        return { claims: hit.claims, kid: hit.kid, cached: true };
+      // Its key is no longer published: verify from scratch (and refuse unless the key is back).
+      cache.delete(hash);
     }
     const check = {
       issuer,
@@ -185,7 +318,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       leeway,
       maxBytes: o.maxTokenBytes ?? 8192,
     };
-    let verified: { claims: AccessTokenClaims; kid: string };
+    let verified: ReturnType<typeof verifyAccessTokenJwt>;
     try {
       verified = verifyAccessTokenJwt(token, { ...check, keys });
     } catch (err) {
@@ -199,9 +332,11 @@ export function createVerifier(o: VerifierOptions): Verifier {
       }
     }
     if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-    cache.set(hash, verified);
-    return { ...verified, cached: false };
+    cache.set(hash, { claims: verified.claims, kid: verified.kid, thumbprint: verified.key.thumbprint });
+    return { claims: verified.claims, kid: verified.kid, cached: false };
   };
+
+  const isStale = () => now() - lastHeard > staleness;
 
   const verifier: Verifier = {
     ready: () => readyPromise,
@@ -209,7 +344,12 @@ export function createVerifier(o: VerifierOptions): Verifier {
       const presented = presentedToken(req.authorization);
       let claims: AccessTokenClaims;
       let cached = false;
-      if (now() - lastHeard > staleness) {
+      if (now() - lastPrune > 60_000) {
+        lastPrune = now();
+        // Kept for the leeway past `expires_at`: a token is accepted that long after its `exp`.
+        revocations.prune(now() - (leeway + 1) * 1000);
+      }
+      if (isStale()) {
         if (o.onStale !== 'introspect')
           throw new RequestRefusal(
             'invalid_token',
@@ -225,24 +365,37 @@ export function createVerifier(o: VerifierOptions): Verifier {
           throw new RequestRefusal('invalid_token', 'revoked', 'token has been revoked');
       }
       const nowS = Math.floor(now() / 1000);
-      await checkHolderBinding(req, presented, claims, {
-        algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
-        nowSeconds: nowS,
-        iatWindow: o.dpopIatWindow ?? 60,
-        consumeJti: (key, exp) => replay.consume(key, exp, nowS),
-      });
+      const nonces = o.dpopNonces;
+      try {
+        await checkHolderBinding(req, presented, claims, {
+          algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
+          nowSeconds: nowS,
+          iatWindow: o.dpopIatWindow ?? 60,
+          consumeJti: (key, exp) => replay.consume(key, exp, nowS),
+          ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
+        });
+      } catch (err) {
+        if (nonces && err instanceof RequestRefusal && err.code === 'use_dpop_nonce')
+          throw new RequestRefusal(err.code, err.reason, err.message, { dpopNonce: nonces.current() });
+        throw err;
+      }
       return { claims, cached };
     },
     status: () => ({
       connected,
+      synced,
+      stale: isStale(),
       lastHeardMs: lastHeard,
       revocations: revocations.size,
       lastEventId,
       keys: keys.length,
+      connections,
     }),
     close() {
       closed = true;
+      clearInterval(watchdog);
       abort?.abort();
+      wake?.();
     },
   };
 

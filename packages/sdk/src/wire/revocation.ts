@@ -13,4 +13,9 @@ export interface Revocation {
   issued_before: number | null;
   created_at: number;
   reason: string;
+  /**
+   * Milliseconds since the epoch after which no token the revocation matches can still be valid, so
+   * holders of the set may forget it. Absent from servers that predate it: kept until the next snapshot.
+   */
+  expires_at?: number;
 }

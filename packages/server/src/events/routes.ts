@@ -21,7 +21,8 @@ export const eventsAudience = (issuer: string): string => `${issuer}${Paths.even
  * `GET /v1/events`: Server-Sent Events of the event log for verifiers (which are workloads: they present
  * a Writ token for the events audience, DPoP-bound when their class says so). Resumes after
  * `Last-Event-ID`; a verifier that is new or further behind than the log keeps gets a `snapshot` of the
- * revocations in force first. Comment heartbeats let it detect a silent stream.
+ * revocations in force first. A `head` event (no id) opens every stream with the last seq at that moment.
+ * Comment heartbeats let it detect a silent stream.
  */
 export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get(Paths.events, async (req, reply) => {
@@ -46,6 +47,9 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       'x-accel-buffering': 'no',
     });
     res.write('retry: 2000\n\n');
+    // The log's head as this stream opens: a resuming verifier is in sync once it has seen this id (the
+    // catch-up comes first), and until then must not take the open stream for fresh state.
+    res.write(`event: head\ndata: ${JSON.stringify({ head: bounds.last })}\n\n`);
     let from = resumeFrom ?? bounds.last;
     if (needsSnapshot) {
       const revocations = await ctx.store.listRevocations(0, ctx.clock.now());

@@ -63,6 +63,7 @@ export function toRevocation(r: Row): Revocation {
     issued_before: (r['issued_before'] as number | null) ?? null,
     created_at: r['created_at'] as number,
     reason: r['reason'] as string,
+    expires_at: r['expires_at'] as number,
   };
 }
 

@@ -156,7 +156,23 @@ export interface AuditCheckpoint {
   jws: string;
 }
 
+/**
+ * What a store that several nodes share offers beyond the Store contract. Absent on the embedded store,
+ * whose only writer is this process.
+ */
+export interface StoreCluster {
+  /**
+   * Calls `wake` soon after any node commits an event, and again after each reconnection (a notification
+   * sent while disconnected is lost). Notifications only wake: the reader reads the log, which is the
+   * truth. Returns a function that stops watching.
+   */
+  watchEvents(wake: () => void, onError?: (err: Error) => void): () => Promise<void>;
+}
+
 export interface Store {
+  /** Present when several nodes may share this store (PostgreSQL); node state then follows its event log. */
+  readonly cluster?: StoreCluster | undefined;
+
   /** Runs `fn` atomically. The callback gets a store bound to the transaction; it never sees a driver. */
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
 
@@ -176,6 +192,11 @@ export interface Store {
 
   /** Records a one-time use of `id` in `scope`; true on first use, false if still remembered. Atomic. */
   consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean>;
+  /**
+   * Takes one request from the token bucket `key` (refilled at `ratePerSecond` up to `burst`, full when
+   * new); returns 0 when allowed, else the whole seconds until one is. Atomic across every instance.
+   */
+  rateLimit(key: string, ratePerSecond: number, burst: number, now: number): Promise<number>;
 
   recordToken(t: IssuedToken): Promise<void>;
   getToken(jti: string): Promise<IssuedToken | undefined>;
@@ -218,7 +239,7 @@ export interface Store {
   /** Drops events before `ts`; a verifier further behind gets a snapshot first. */
   trimEvents(beforeTs: number): Promise<number>;
 
-  /** Deletes expired replay entries and tokens; returns rows removed. */
+  /** Deletes expired replay entries and tokens, and rate buckets that have refilled; returns rows removed. */
   prune(now: number): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;

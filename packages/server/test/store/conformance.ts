@@ -446,6 +446,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
               issued_before: r.issued_before,
               created_at: r.created_at,
               reason: r.reason,
+              expires_at: r.expires_at,
             });
             stored.push(got);
           }

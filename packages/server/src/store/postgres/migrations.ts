@@ -125,6 +125,22 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     INSERT INTO write_head (id, revocation_seq, event_seq) VALUES (1, 0, 0);
     `,
   },
+  {
+    version: 2,
+    name: 'rate buckets shared by the nodes',
+    // Unlogged: a bucket is worth nothing after a crash (it starts full again), and skipping the WAL keeps
+    // the one write per token request cheap. Rows never take the write lock of write_head.
+    sql: `
+    CREATE UNLOGGED TABLE rate_buckets (
+      key TEXT PRIMARY KEY,
+      tokens DOUBLE PRECISION NOT NULL,
+      at BIGINT NOT NULL,
+      full_at BIGINT NOT NULL,
+      granted BOOLEAN NOT NULL
+    );
+    CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -399,6 +399,7 @@ class PostgresStore implements Store {
       issued_before: r.issued_before,
       created_at: r.created_at,
       reason: r.reason,
+      expires_at: r.expires_at,
     };
   }
   async listRevocations(afterSeq: number, now: number): Promise<Revocation[]> {

@@ -109,4 +109,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   DROP INDEX audit_subject;
   DROP INDEX tokens_sub;
   `,
+  // Token buckets for rate limits held in the store (one process keeps them in memory instead).
+  `
+  CREATE TABLE rate_buckets (
+    key TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    at INTEGER NOT NULL,
+    full_at INTEGER NOT NULL,
+    granted INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
+  `,
 ];

@@ -1,0 +1,104 @@
+import type { AccessTokenClaims } from '../../wire/claims.js';
+import { type PresentedRequest, presentedToken, RequestRefusal } from '../request.js';
+import type { Verifier } from '../verifier.js';
+import { type Refusal, refusal } from './refusal.js';
+
+/** Options every framework adapter takes. */
+export interface WritMiddlewareOptions {
+  /**
+   * This API's public origin, and path prefix if any, as clients address it (`https://api.example.com`).
+   * DPoP proofs are checked against it plus the request path. Default: the request's own scheme and
+   * Host header; set it behind a proxy or gateway.
+   */
+  baseUrl?: string;
+  /** Scopes every request must carry, all of them; 403 `insufficient_scope` otherwise. */
+  scopes?: readonly string[];
+  /** Accept tokens that are not DPoP-bound (classes with `binding: bearer`). Default true. */
+  bearer?: boolean;
+  /** DPoP algorithms announced in the challenge (`algs`). Default ES256 EdDSA ES384 PS256, as the verifier. */
+  algs?: readonly string[];
+  realm?: string;
+}
+
+/** What a request presents, before the framework-specific parts are read. */
+export interface HttpRequestParts {
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  /** Every DPoP header line as received (a joined `a, b` counts as two). */
+  dpop: readonly string[];
+}
+
+export type Decision =
+  | { ok: true; claims: AccessTokenClaims; cached: boolean }
+  | { ok: false; refusal: Refusal };
+
+/**
+ * Runs the verifier on one request and says what to answer: the claims, or a refusal with its status,
+ * `WWW-Authenticate` challenges (RFC 6750 §3, RFC 9449 §7.1) and body. Errors that are not refusals
+ * (a verifier bug, an introspection endpoint down) are thrown for the framework to handle.
+ */
+export async function decide(
+  verifier: Verifier,
+  parts: HttpRequestParts,
+  o: WritMiddlewareOptions,
+): Promise<Decision> {
+  const authorization = parts.authorization?.trim();
+  // RFC 6750 §3.1: a request without credentials gets the challenge and no error code.
+  if (!authorization) return { ok: false, refusal: refusal(undefined, undefined, o) };
+  let scheme: 'DPoP' | 'Bearer' | undefined;
+  try {
+    scheme = presentedToken(authorization).scheme;
+    const dpop = parts.dpop
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
+    // RFC 9449 §4.3 check 1, whatever the token: two proofs are never acceptable.
+    if (dpop.length > 1)
+      throw new RequestRefusal(
+        'invalid_dpop_proof',
+        'dpop_single_header',
+        'exactly one DPoP header is allowed',
+      );
+    const presented: PresentedRequest = {
+      authorization,
+      dpop,
+      method: parts.method.toUpperCase(),
+      url: parts.url,
+    };
+    const { claims, cached } = await verifier.verify(presented);
+    if (o.bearer === false && claims.cnf?.jkt === undefined)
+      throw new RequestRefusal(
+        'invalid_token',
+        'bearer_not_allowed',
+        'this API accepts DPoP-bound tokens only',
+      );
+    const missing = missingScopes(claims.scope, o.scopes);
+    if (missing.length > 0)
+      throw new RequestRefusal(
+        'insufficient_scope',
+        'insufficient_scope',
+        'the token lacks a scope this request needs',
+      );
+    return { ok: true, claims, cached };
+  } catch (err) {
+    if (err instanceof RequestRefusal) return { ok: false, refusal: refusal(err, scheme, o) };
+    throw err;
+  }
+}
+
+function missingScopes(granted: string, required: readonly string[] | undefined): string[] {
+  if (!required || required.length === 0) return [];
+  const have = new Set(granted.split(' '));
+  return required.filter((s) => !have.has(s));
+}
+
+/** The URL a proof's `htu` must name: `baseUrl` + path when configured, else scheme://host + path. */
+export function requestUrl(
+  o: Pick<WritMiddlewareOptions, 'baseUrl'>,
+  r: { protocol: string; host: string | undefined; path: string },
+): string {
+  const path = r.path.startsWith('/') ? r.path : `/${r.path}`;
+  if (o.baseUrl) return `${o.baseUrl.replace(/\/+$/, '')}${path}`;
+  return `${r.protocol}://${r.host ?? 'invalid.host'}${path}`;
+}

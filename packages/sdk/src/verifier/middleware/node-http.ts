@@ -1,0 +1,69 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { AccessTokenClaims } from '../../wire/claims.js';
+import type { Verifier } from '../verifier.js';
+import { decide, type HttpRequestParts, requestUrl, type WritMiddlewareOptions } from './decide.js';
+import type { Refusal } from './refusal.js';
+
+/** The parts of a node:http request the verifier checks; Express and Fastify requests are one too. */
+export function nodeRequestParts(
+  req: IncomingMessage,
+  o: WritMiddlewareOptions,
+  at: { protocol?: string; host?: string | undefined; path?: string } = {},
+): HttpRequestParts {
+  const encrypted = (req.socket as TLSSocket | undefined)?.encrypted === true;
+  return {
+    method: req.method ?? 'GET',
+    url: requestUrl(o, {
+      protocol: at.protocol ?? (encrypted ? 'https' : 'http'),
+      host: at.host ?? req.headers.host,
+      path: at.path ?? req.url ?? '/',
+    }),
+    authorization: req.headers.authorization,
+    // headersDistinct keeps each DPoP line apart (req.headers would join two into one).
+    dpop:
+      req.headersDistinct?.['dpop'] ??
+      (req.headers['dpop'] !== undefined ? [String(req.headers['dpop'])] : []),
+  };
+}
+
+/** Writes a refusal on a node:http response. */
+export function sendRefusal(res: ServerResponse, r: Refusal): void {
+  res.writeHead(r.status, r.headers);
+  res.end(JSON.stringify(r.body));
+}
+
+/**
+ * For a plain node:http server: verifies the request and resolves to its claims, or answers the
+ * refusal itself (401/400/403/503 with `WWW-Authenticate`) and resolves to undefined.
+ *
+ * @example
+ * const auth = writNodeHttp(verifier, { baseUrl: 'https://api.example.com' });
+ * createServer(async (req, res) => {
+ *   const claims = await auth(req, res);
+ *   if (!claims) return;
+ *   res.end(`hello ${claims.sub}`);
+ * });
+ */
+export function writNodeHttp(
+  verifier: Verifier,
+  o: WritMiddlewareOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => Promise<AccessTokenClaims | undefined> {
+  return async (req, res) => {
+    let d: Awaited<ReturnType<typeof decide>>;
+    try {
+      d = await decide(verifier, nodeRequestParts(req, o), o);
+    } catch {
+      // Not a refusal: the verifier could not decide. Fail closed.
+      sendRefusal(res, {
+        status: 500,
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+        body: { error: 'server_error', error_description: 'the token could not be verified' },
+      });
+      return undefined;
+    }
+    if (d.ok) return d.claims;
+    sendRefusal(res, d.refusal);
+    return undefined;
+  };
+}

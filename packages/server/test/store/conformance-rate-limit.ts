@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Store } from '../../src/store/store.js';
+
+/** Store contract cases for rate buckets (`rateLimit`); part of `runStoreConformance`. */
+
+const NOW = 1_700_000_000_000;
+
+interface Harness {
+  store: Store;
+  openPeer(): Promise<Store>;
+}
+
+const takes = async (store: Store, key: string, n: number, rate: number, burst: number, now: number) => {
+  const waits: number[] = [];
+  for (let i = 0; i < n; i++) waits.push(await store.rateLimit(key, rate, burst, now));
+  return waits;
+};
+
+export function rateLimitConformanceCases(withStore: (fn: (t: Harness) => Promise<void>) => Promise<void>) {
+  describe('rate buckets', () => {
+    it('a new bucket allows `burst` requests, then refuses with the whole seconds until the next', () =>
+      withStore(async ({ store }) => {
+        assert.deepEqual(await takes(store, 'client:a', 4, 2, 3, NOW), [0, 0, 0, 1]);
+        // Empty at 0.5 requests per second: two seconds until the next one.
+        assert.deepEqual(await takes(store, 'client:slow', 3, 0.5, 2, NOW), [0, 0, 2]);
+      }));
+
+    it('refills at the rate, never above the burst; buckets are independent', () =>
+      withStore(async ({ store }) => {
+        assert.deepEqual(await takes(store, 'client:a', 3, 1, 2, NOW), [0, 0, 1]);
+        assert.deepEqual(await takes(store, 'client:b', 1, 1, 2, NOW), [0]);
+        assert.deepEqual(await takes(store, 'client:a', 2, 1, 2, NOW + 1000), [0, 1]);
+        // A long pause refills to the burst, not beyond it.
+        assert.deepEqual(await takes(store, 'client:a', 3, 1, 2, NOW + 3_600_000), [0, 0, 1]);
+      }));
+
+    it('a node whose clock is behind the bucket gets no refill from it', () =>
+      withStore(async ({ store, openPeer }) => {
+        const peer = await openPeer();
+        assert.deepEqual(await takes(store, 'client:a', 2, 1, 2, NOW + 5000), [0, 0]);
+        assert.deepEqual(await takes(peer, 'client:a', 1, 1, 2, NOW), [1]);
+        assert.deepEqual(await takes(peer, 'client:a', 2, 1, 2, NOW + 6000), [0, 1]);
+      }));
+
+    it('40 concurrent requests from two instances: exactly `burst` pass', () =>
+      withStore(async ({ store, openPeer }) => {
+        const peer = await openPeer();
+        const waits = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => (i % 2 ? store : peer).rateLimit('client:c', 1, 10, NOW)),
+        );
+        assert.equal(waits.filter((w) => w === 0).length, 10);
+        assert.ok(waits.every((w) => w === 0 || w === 1));
+      }));
+
+    it('prune drops a bucket once it has refilled; the next request finds it full', () =>
+      withStore(async ({ store }) => {
+        assert.deepEqual(await takes(store, 'client:a', 2, 1, 2, NOW), [0, 0]);
+        assert.equal(await store.prune(NOW + 999), 0);
+        assert.equal(await store.prune(NOW + 2001), 1);
+        assert.deepEqual(await takes(store, 'client:a', 3, 1, 2, NOW + 2001), [0, 0, 1]);
+      }));
+  });
+}
