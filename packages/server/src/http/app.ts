@@ -10,6 +10,7 @@ import { handleIntrospection } from '../oauth/introspection.js';
 import { AUDITED, auditRefusal } from '../oauth/refusal.js';
 import { handleRevocation } from '../oauth/revocation-endpoint.js';
 import { handleTokenRequest } from '../oauth/token-endpoint.js';
+import { registerAuthzenRoutes } from '../policy/authzen.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { parseForm } from './form.js';
 import { formBody, info } from './request.js';
@@ -117,6 +118,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerAdminRoutes(app, ctx);
   registerTaskRoutes(app, ctx);
   registerEventRoutes(app, ctx);
+  registerAuthzenRoutes(app, ctx);
   return app;
 }
 
@@ -164,6 +166,8 @@ function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
         .filter((c) => c.binding === 'bearer')
         .map((c) => c.name)
         .sort(),
+      // True while no policies/ directory is loaded: issuance is limited by the classes alone.
+      writ_policy_built_in: ctx.policy.version.builtIn,
     };
   });
   app.get(Paths.jwks, async (_req, reply) => {
