@@ -5,4 +5,5 @@ export * from './replay-cache.js';
 export * from './request.js';
 export * from './revocation-set.js';
 export * from './sse.js';
+export * from './usage.js';
 export * from './verifier.js';

@@ -10,6 +10,7 @@ import { ReplayCache, type ReplayStore } from './replay-cache.js';
 import { checkHolderBinding, type PresentedRequest, presentedToken, RequestRefusal } from './request.js';
 import { RevocationSet } from './revocation-set.js';
 import { SseParser } from './sse.js';
+import type { UsageRecord, UsageReporter, UseContext } from './usage.js';
 
 export interface VerifierOptions {
   issuer: string;
@@ -43,6 +44,8 @@ export interface VerifierOptions {
   fetch?: typeof fetch;
   /** Milliseconds; injected by tests. */
   now?: () => number;
+  /** Reports every use (allowed or denied) to the server; see `UsageReporter`. */
+  usage?: UsageReporter;
 }
 
 export interface VerifiedRequest {
@@ -70,7 +73,8 @@ export interface VerifierStatus {
 export interface Verifier {
   /** Resolves once keys and the first revocation snapshot are in. */
   ready(): Promise<void>;
-  verify(req: PresentedRequest): Promise<VerifiedRequest>;
+  /** With a `usage` reporter each call is recorded once; the `UseContext` fields say where it came from. */
+  verify(req: PresentedRequest & UseContext): Promise<VerifiedRequest>;
   /** State for health checks and metrics. */
   status(): VerifierStatus;
   close(): void;
@@ -338,48 +342,71 @@ export function createVerifier(o: VerifierOptions): Verifier {
 
   const isStale = () => now() - lastHeard > staleness;
 
+  /** Verifies one request; `seen` learns the claims once the token itself is verified. */
+  const verifyRequest = async (
+    req: PresentedRequest & UseContext,
+    seen?: (claims: AccessTokenClaims) => void,
+  ): Promise<VerifiedRequest> => {
+    const presented = presentedToken(req.authorization);
+    let claims: AccessTokenClaims;
+    let cached = false;
+    if (now() - lastPrune > 60_000) {
+      lastPrune = now();
+      // Kept for the leeway past `expires_at`: a token is accepted that long after its `exp`.
+      revocations.prune(now() - (leeway + 1) * 1000);
+    }
+    if (isStale()) {
+      if (o.onStale !== 'introspect')
+        throw new RequestRefusal(
+          'invalid_token',
+          'stale',
+          'revocation state is stale; refusing until the stream resumes',
+        );
+      claims = await introspect(presented.token);
+      seen?.(claims);
+    } else {
+      const v = await verifyToken(presented.token);
+      claims = v.claims;
+      cached = v.cached;
+      seen?.(claims);
+      if (revocations.match({ ...claims, kid: v.kid }))
+        throw new RequestRefusal('invalid_token', 'revoked', 'token has been revoked');
+    }
+    const nowS = Math.floor(now() / 1000);
+    const nonces = o.dpopNonces;
+    try {
+      await checkHolderBinding(req, presented, claims, {
+        algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
+        nowSeconds: nowS,
+        iatWindow: o.dpopIatWindow ?? 60,
+        consumeJti: (key, exp) => replay.consume(key, exp, nowS),
+        ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
+      });
+    } catch (err) {
+      if (nonces && err instanceof RequestRefusal && err.code === 'use_dpop_nonce')
+        throw new RequestRefusal(err.code, err.reason, err.message, { dpopNonce: nonces.current() });
+      throw err;
+    }
+    req.check?.(claims);
+    return { claims, cached };
+  };
+
   const verifier: Verifier = {
     ready: () => readyPromise,
     async verify(req) {
-      const presented = presentedToken(req.authorization);
-      let claims: AccessTokenClaims;
-      let cached = false;
-      if (now() - lastPrune > 60_000) {
-        lastPrune = now();
-        // Kept for the leeway past `expires_at`: a token is accepted that long after its `exp`.
-        revocations.prune(now() - (leeway + 1) * 1000);
-      }
-      if (isStale()) {
-        if (o.onStale !== 'introspect')
-          throw new RequestRefusal(
-            'invalid_token',
-            'stale',
-            'revocation state is stale; refusing until the stream resumes',
-          );
-        claims = await introspect(presented.token);
-      } else {
-        const v = await verifyToken(presented.token);
-        claims = v.claims;
-        cached = v.cached;
-        if (revocations.match({ ...claims, kid: v.kid }))
-          throw new RequestRefusal('invalid_token', 'revoked', 'token has been revoked');
-      }
-      const nowS = Math.floor(now() / 1000);
-      const nonces = o.dpopNonces;
+      const usage = o.usage;
+      if (!usage) return verifyRequest(req);
+      let known: AccessTokenClaims | undefined;
       try {
-        await checkHolderBinding(req, presented, claims, {
-          algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
-          nowSeconds: nowS,
-          iatWindow: o.dpopIatWindow ?? 60,
-          consumeJti: (key, exp) => replay.consume(key, exp, nowS),
-          ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
+        const result = await verifyRequest(req, (c) => {
+          known = c;
         });
+        usage.record(useOf(req, result.claims, 'allow', undefined, now()));
+        return result;
       } catch (err) {
-        if (nonces && err instanceof RequestRefusal && err.code === 'use_dpop_nonce')
-          throw new RequestRefusal(err.code, err.reason, err.message, { dpopNonce: nonces.current() });
+        if (err instanceof RequestRefusal) usage.record(useOf(req, known, 'deny', err.reason, now()));
         throw err;
       }
-      return { claims, cached };
     },
     status: () => ({
       connected,
@@ -405,6 +432,33 @@ export function createVerifier(o: VerifierOptions): Verifier {
       connect().catch(() => undefined);
     });
   return verifier;
+}
+
+/** The usage record of one verification: claims only once the token's signature has been verified. */
+function useOf(
+  req: PresentedRequest & UseContext,
+  claims: AccessTokenClaims | undefined,
+  decision: 'allow' | 'deny',
+  reason: string | undefined,
+  time: number,
+): UsageRecord {
+  let path = req.url;
+  try {
+    path = new URL(req.url).pathname;
+  } catch {
+    // not absolute: keep as given
+  }
+  return {
+    jti: claims?.jti ?? '',
+    sub: claims?.sub ?? '',
+    tid: claims?.tid,
+    operation: req.operation ?? `${req.method.toUpperCase()} ${path}`,
+    source: req.source ?? 'unknown',
+    userAgent: req.userAgent,
+    decision,
+    reason,
+    time,
+  };
 }
 
 function toRefusal(err: unknown): RequestRefusal {

@@ -16,6 +16,7 @@ import { serve } from './commands/serve.js';
 import { getToken, introspect, verifyToken } from './commands/token.js';
 import { storeFromOptions } from './store-option.js';
 
+import { formatTrace, trace } from './commands/trace.js';
 function out(v: unknown): void {
   process.stdout.write(`${typeof v === 'string' ? v : JSON.stringify(v, null, 2)}\n`);
 }
@@ -214,6 +215,14 @@ audit
   });
 
 program
+audit
+  .command('trace <jti>')
+  .description('one token: issued, then used (where, how often, allowed or denied), then revoked')
+  .option('--json', 'print JSON')
+  .action(async (jti: string, o: { json?: boolean }) => {
+    const t = await trace(admin(), jti);
+    out(o.json ? t : formatTrace(t));
+  });
   .command('keygen')
   .description('create a key pair for a workload (private JWK written 0600; public JWK printed)')
   .requiredOption('--out <file>', 'where to write the private key')

@@ -186,6 +186,62 @@ export const SETTINGS_REFERENCE = {
     max: 3600,
     doc: 'Lifetime of an admin token obtained with an operator key.',
   },
+  'usage.body_bytes': {
+    kind: 'integer',
+    default: 262_144,
+    min: 1024,
+    max: 4_194_304,
+    doc: 'Largest usage report a verifier may send to `POST /v1/usage`.',
+  },
+  'usage.batch_records': {
+    kind: 'integer',
+    default: 1000,
+    min: 1,
+    max: 10_000,
+    doc: 'Most records in one usage report.',
+  },
+  'usage.retention': {
+    kind: 'duration',
+    default: 2_592_000,
+    min: 3600,
+    max: 31_536_000,
+    doc: 'Usage aggregates are kept this long after a token was last reported used; older reports are refused.',
+  },
+  'ssf.max_queued': {
+    kind: 'integer',
+    default: 10_000,
+    min: 10,
+    max: 1_000_000,
+    doc: 'Security Event Tokens held per Shared Signals stream awaiting delivery; past it the oldest are dropped (counted and audited).',
+  },
+  'ssf.max_streams': {
+    kind: 'integer',
+    default: 100,
+    min: 1,
+    max: 10_000,
+    doc: 'Most Shared Signals streams the transmitter keeps.',
+  },
+  'ssf.push_timeout': {
+    kind: 'duration',
+    default: 10,
+    min: 1,
+    max: 120,
+    doc: 'How long a push to a receiver (RFC 8935) may take before it counts as failed and is retried.',
+  },
+  'ssf.push_retry_max': {
+    kind: 'duration',
+    default: 300,
+    min: 1,
+    max: 86_400,
+    doc: 'Longest wait between retries of a failed push; the wait doubles from 1s up to this.',
+  },
+  'ssf.poll_wait': {
+    kind: 'duration',
+    default: 15,
+    min: 1,
+    max: 120,
+    doc: 'Longest a poll request (RFC 8936) without `returnImmediately` waits for a SET before answering empty.',
+  },
   'log.level': {
     kind: 'enum',
     default: 'info',
@@ -216,6 +272,8 @@ export interface Settings {
   };
   audit: { checkpointEvery: number; checkpointInterval: number };
   admin: { sessionTtl: number };
+  usage: { bodyBytes: number; batchRecords: number; retention: number };
+  ssf: { maxQueued: number; maxStreams: number; pushTimeout: number; pushRetryMax: number; pollWait: number };
   log: { level: string };
 }
 
@@ -284,6 +342,18 @@ export function resolveSettings(
       checkpointInterval: value('audit.checkpoint_interval') as number,
     },
     admin: { sessionTtl: value('admin.session_ttl') as number },
+    usage: {
+      bodyBytes: value('usage.body_bytes') as number,
+      batchRecords: value('usage.batch_records') as number,
+      retention: value('usage.retention') as number,
+    },
+    ssf: {
+      maxQueued: value('ssf.max_queued') as number,
+      maxStreams: value('ssf.max_streams') as number,
+      pushTimeout: value('ssf.push_timeout') as number,
+      pushRetryMax: value('ssf.push_retry_max') as number,
+      pollWait: value('ssf.poll_wait') as number,
+    },
     log: { level: value('log.level') as string },
   };
 }

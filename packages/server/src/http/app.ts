@@ -12,6 +12,7 @@ import { handleRevocation } from '../oauth/revocation-endpoint.js';
 import { handleTokenRequest } from '../oauth/token-endpoint.js';
 import { registerAuthzenRoutes } from '../policy/authzen.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
+import { registerUsageRoutes } from '../usage/routes.js';
 import { parseForm } from './form.js';
 import { formBody, info } from './request.js';
 
@@ -121,6 +122,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerAuthzenRoutes(app, ctx);
   return app;
 }
+  registerUsageRoutes(app, ctx);
 
 function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get('/healthz', async () => ({ status: 'ok' }));

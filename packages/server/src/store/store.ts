@@ -169,6 +169,73 @@ export interface StoreCluster {
   watchEvents(wake: () => void, onError?: (err: Error) => void): () => Promise<void>;
 }
 
+/**
+ * One kind of use of one token as verifiers report it, counted: the key is (jti, operation, source,
+ * decision, reason); `count`, `firstSeen` and `lastSeen` aggregate every report of it.
+ */
+export interface UsageAggregate {
+  jti: string;
+  sub: string;
+  tid: string | null;
+  /** Method and route, e.g. `GET /reports/:id`. */
+  operation: string;
+  /** The caller's address as the verifier saw it. */
+  source: string;
+  decision: 'allow' | 'deny';
+  /** Why the use was denied (`revoked`, `expired`, …); empty when allowed. */
+  reason: string;
+  /** The verifier workload that reported the latest use. */
+  reporter: string;
+  userAgent: string | null;
+  count: number;
+  /** Milliseconds. */
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export type SsfStreamStatus = 'enabled' | 'paused' | 'disabled';
+
+/** A Shared Signals (SSF 1.0) event stream to one receiver. */
+export interface SsfStream {
+  id: string;
+  /** Who manages it: `operator:<name>`, or the receiver workload that created it. */
+  owner: string;
+  /** The SETs' `aud`: the receiver. */
+  aud: string[];
+  /** `urn:ietf:rfc:8935` (push) or `urn:ietf:rfc:8936` (poll). */
+  deliveryMethod: string;
+  /** Push: the receiver's endpoint. Poll: the transmitter's endpoint for this stream. */
+  endpointUrl: string;
+  /** Push: the `Authorization` header value to send, sealed with the key-encryption key. */
+  sealedAuthorization: Buffer | null;
+  eventsRequested: string[];
+  description: string | null;
+  status: SsfStreamStatus;
+  statusReason: string | null;
+  /** The event log's last seq when the stream was created: only later events are delivered. */
+  fromSeq: number;
+  /** Milliseconds. */
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A Security Event Token waiting for delivery on a stream (signed when sent, so key rotation never strands it). */
+export interface QueuedSet {
+  streamId: string;
+  jti: string;
+  /** The event-log seq that caused it; null for verification and stream-updated events. */
+  eventSeq: number | null;
+  /** The SET claims. */
+  payload: Record<string, unknown>;
+  /** Milliseconds. */
+  createdAt: number;
+  /** Push attempts made so far. */
+  attempts: number;
+  /** Milliseconds: a push is not tried before this time. */
+  nextAttemptAt: number;
+  lastError: string | null;
+}
+
 export interface Store {
   /** Present when several nodes may share this store (PostgreSQL); node state then follows its event log. */
   readonly cluster?: StoreCluster | undefined;
@@ -238,6 +305,46 @@ export interface Store {
   eventBounds(): Promise<{ first: number; last: number }>;
   /** Drops events before `ts`; a verifier further behind gets a snapshot first. */
   trimEvents(beforeTs: number): Promise<number>;
+
+  /** Merges counted uses into the usage aggregate (count added, first/last seen widened). */
+  addUsage(rows: UsageAggregate[]): Promise<void>;
+  /** The usage aggregate of one token, earliest first seen first. */
+  usageForToken(jti: string, limit: number): Promise<UsageAggregate[]>;
+  /** Drops aggregates last seen before `beforeMs`; returns rows removed. */
+  pruneUsage(beforeMs: number): Promise<number>;
+
+  /** Creates or replaces a stream. */
+  putSsfStream(s: SsfStream): Promise<void>;
+  getSsfStream(id: string): Promise<SsfStream | undefined>;
+  /** Streams, oldest first; only those of `owner` when given. */
+  listSsfStreams(owner?: string): Promise<SsfStream[]>;
+  /** Deletes a stream and everything queued on it; false if it is unknown. */
+  deleteSsfStream(id: string): Promise<boolean>;
+  /**
+   * Queues SETs; one already queued with the same (stream, jti) is left alone, so several nodes may
+   * queue the same event. A stream holding more than `maxPerStream` loses its oldest SETs; returns how
+   * many each stream lost.
+   */
+  enqueueSsfSets(
+    sets: Array<Omit<QueuedSet, 'attempts' | 'lastError'>>,
+    maxPerStream: number,
+  ): Promise<Array<{ streamId: string; dropped: number }>>;
+  /** Queued SETs of a stream, oldest first. */
+  pendingSsfSets(streamId: string, limit: number): Promise<QueuedSet[]>;
+  /** Removes delivered (or acknowledged) SETs; returns how many were queued. */
+  ackSsfSets(streamId: string, jtis: string[]): Promise<number>;
+  /**
+   * Claims the oldest SET of a stream for one push attempt if it is due at `now`: counts the attempt and
+   * holds it until `leaseUntil`, so no other node pushes it meanwhile. Atomic.
+   */
+  claimSsfSet(streamId: string, now: number, leaseUntil: number): Promise<QueuedSet | undefined>;
+  /** After a failed push: try again at `nextAttemptAt`. */
+  deferSsfSet(streamId: string, jti: string, nextAttemptAt: number, lastError: string): Promise<void>;
+
+  /** How far a named follower of the event log (the SSF transmitter, say) has got; undefined if never. */
+  followerPosition(name: string): Promise<number | undefined>;
+  /** Moves a follower forward to `seq` (never back). */
+  setFollowerPosition(name: string, seq: number): Promise<void>;
 
   /** Deletes expired replay entries and tokens, and rate buckets that have refilled; returns rows removed. */
   prune(now: number): Promise<number>;

@@ -16,6 +16,8 @@ import type {
   TokenClass,
   Workload,
 } from '../../src/store/store.js';
+import { rateLimitConformanceCases } from './conformance-rate-limit.js';
+import { signalConformanceCases } from './conformance-signals.js';
 
 /** A store under test, on a database of its own. */
 export interface StoreUnderTest {
@@ -809,6 +811,8 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
 
     describe('availability', () => {
       it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>
+    signalConformanceCases(withStore);
+
         withStore(async ({ store }) => {
           await store.ping();
           await store.close();

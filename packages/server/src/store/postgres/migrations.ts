@@ -141,6 +141,52 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
     `,
   },
+  {
+    version: 3,
+    name: 'usage aggregates, shared signals streams, event-log followers',
+    sql: `
+    CREATE TABLE token_usage (
+      jti TEXT NOT NULL,
+      operation TEXT NOT NULL,
+      source TEXT NOT NULL,
+      decision TEXT NOT NULL,
+      reason TEXT NOT NULL,
+      sub TEXT NOT NULL,
+      tid TEXT,
+      reporter TEXT NOT NULL,
+      user_agent TEXT,
+      count BIGINT NOT NULL,
+      first_seen BIGINT NOT NULL,
+      last_seen BIGINT NOT NULL,
+      PRIMARY KEY (jti, operation, source, decision, reason)
+    );
+    CREATE INDEX token_usage_last_seen ON token_usage (last_seen);
+    CREATE TABLE ssf_streams (
+      id TEXT PRIMARY KEY,
+      owner TEXT NOT NULL,
+      spec TEXT NOT NULL,
+      sealed_authorization BYTEA,
+      status TEXT NOT NULL,
+      status_reason TEXT,
+      created_at BIGINT NOT NULL,
+      updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE ssf_sets (
+      id BIGSERIAL PRIMARY KEY,
+      stream_id TEXT NOT NULL,
+      jti TEXT NOT NULL,
+      event_seq BIGINT,
+      payload TEXT NOT NULL,
+      created_at BIGINT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      next_attempt_at BIGINT NOT NULL,
+      last_error TEXT,
+      UNIQUE (stream_id, jti)
+    );
+    CREATE INDEX ssf_sets_stream ON ssf_sets (stream_id, id);
+    CREATE TABLE event_followers (name TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

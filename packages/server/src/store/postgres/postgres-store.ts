@@ -23,11 +23,14 @@ import type {
   NewRevocation,
   Operator,
   Store,
+  QueuedSet,
+  SsfStream,
   StreamEvent,
   Task,
   TokenClass,
   Workload,
   WorkloadRecord,
+  UsageAggregate,
   WorkloadState,
 } from '../store.js';
 import {
@@ -39,6 +42,7 @@ import {
 
 export interface PostgresStoreOptions {
   /** Schema holding Writ's tables; created by the first migration. Default `public`. */
+import { PostgresSignalOps } from './signal-ops.js';
   schema?: string;
   /** Connections in the pool. Default 10. */
   maxConnections?: number;
@@ -267,6 +271,7 @@ class PostgresStore implements Store {
   }
 
   async listWorkloads(): Promise<WorkloadRecord[]> {
+  #signalOps: PostgresSignalOps | undefined;
     return (await this.#rows(this.#sql.listWorkloads)).map(toWorkload);
   }
   async getWorkload(id: string): Promise<WorkloadRecord | undefined> {
@@ -510,3 +515,53 @@ class PostgresStore implements Store {
     if (!this.#pool.ended) await this.#pool.end();
   }
 }
+  get #signals(): PostgresSignalOps {
+    this.#signalOps ??= new PostgresSignalOps(this.#sql.s, (text, values) => this.#query(text, values));
+    return this.#signalOps;
+  }
+  addUsage(rows: UsageAggregate[]): Promise<void> {
+    return this.#signals.addUsage(rows);
+  }
+  usageForToken(jti: string, limit: number): Promise<UsageAggregate[]> {
+    return this.#signals.usageForToken(jti, limit);
+  }
+  pruneUsage(beforeMs: number): Promise<number> {
+    return this.#signals.pruneUsage(beforeMs);
+  }
+  putSsfStream(st: SsfStream): Promise<void> {
+    return this.#signals.putSsfStream(st);
+  }
+  getSsfStream(id: string): Promise<SsfStream | undefined> {
+    return this.#signals.getSsfStream(id);
+  }
+  listSsfStreams(owner?: string): Promise<SsfStream[]> {
+    return this.#signals.listSsfStreams(owner);
+  }
+  deleteSsfStream(id: string): Promise<boolean> {
+    return this.#signals.deleteSsfStream(id);
+  }
+  enqueueSsfSets(
+    sets: Array<Omit<QueuedSet, 'attempts' | 'lastError'>>,
+    maxPerStream: number,
+  ): Promise<Array<{ streamId: string; dropped: number }>> {
+    return this.#signals.enqueueSsfSets(sets, maxPerStream);
+  }
+  pendingSsfSets(streamId: string, limit: number): Promise<QueuedSet[]> {
+    return this.#signals.pendingSsfSets(streamId, limit);
+  }
+  ackSsfSets(streamId: string, jtis: string[]): Promise<number> {
+    return this.#signals.ackSsfSets(streamId, jtis);
+  }
+  claimSsfSet(streamId: string, now: number, leaseUntil: number): Promise<QueuedSet | undefined> {
+    return this.#signals.claimSsfSet(streamId, now, leaseUntil);
+  }
+  deferSsfSet(streamId: string, jti: string, nextAttemptAt: number, lastError: string): Promise<void> {
+    return this.#signals.deferSsfSet(streamId, jti, nextAttemptAt, lastError);
+  }
+  followerPosition(name: string): Promise<number | undefined> {
+    return this.#signals.followerPosition(name);
+  }
+  setFollowerPosition(name: string, seq: number): Promise<void> {
+    return this.#signals.setFollowerPosition(name, seq);
+  }
+

@@ -120,4 +120,48 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
   `,
+  // Usage reports from verifiers, aggregated per token and kind of use; Shared Signals streams, their
+  // queues of SETs, and the positions of event-log followers (the SSF transmitter).
+  `
+  CREATE TABLE token_usage (
+    jti TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    source TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    tid TEXT,
+    reporter TEXT NOT NULL,
+    user_agent TEXT,
+    count INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (jti, operation, source, decision, reason)
+  ) WITHOUT ROWID;
+  CREATE INDEX token_usage_last_seen ON token_usage (last_seen);
+  CREATE TABLE ssf_streams (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    sealed_authorization BLOB,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE ssf_sets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    event_seq INTEGER,
+    payload TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    UNIQUE (stream_id, jti)
+  );
+  CREATE INDEX ssf_sets_stream ON ssf_sets (stream_id, id);
+  CREATE TABLE event_followers (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+  `,
 ];

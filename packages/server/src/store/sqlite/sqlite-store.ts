@@ -24,15 +24,19 @@ import type {
   KeyRecord,
   NewRevocation,
   Operator,
+  QueuedSet,
+  SsfStream,
   Store,
   StreamEvent,
   Task,
   TokenClass,
+  UsageAggregate,
   Workload,
   WorkloadRecord,
   WorkloadState,
 } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { SqliteSignalOps } from './signal-ops.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or ':memory:'. */
@@ -218,6 +222,25 @@ class SqliteStore implements Store {
   trimEvents = (beforeTs: number) => this.#run(() => this.#ops.trimEvents(beforeTs));
   prune = (now: number) => this.#run(() => this.#ops.prune(now));
   ping = () => this.#run(() => this.#ops.ping());
+  addUsage = (rows: UsageAggregate[]) => this.#run(() => this.#ops.addUsage(rows));
+  usageForToken = (jti: string, limit: number) => this.#run(() => this.#ops.usageForToken(jti, limit));
+  pruneUsage = (beforeMs: number) => this.#run(() => this.#ops.pruneUsage(beforeMs));
+  putSsfStream = (st: SsfStream) => this.#run(() => this.#ops.putSsfStream(st));
+  getSsfStream = (id: string) => this.#run(() => this.#ops.getSsfStream(id));
+  listSsfStreams = (owner?: string) => this.#run(() => this.#ops.listSsfStreams(owner));
+  deleteSsfStream = (id: string) => this.#run(() => this.#ops.deleteSsfStream(id));
+  enqueueSsfSets = (sets: Array<Omit<QueuedSet, 'attempts' | 'lastError'>>, max: number) =>
+    this.#run(() => this.#ops.enqueueSsfSets(sets, max));
+  pendingSsfSets = (streamId: string, limit: number) =>
+    this.#run(() => this.#ops.pendingSsfSets(streamId, limit));
+  ackSsfSets = (streamId: string, jtis: string[]) => this.#run(() => this.#ops.ackSsfSets(streamId, jtis));
+  claimSsfSet = (streamId: string, now: number, leaseUntil: number) =>
+    this.#run(() => this.#ops.claimSsfSet(streamId, now, leaseUntil));
+  deferSsfSet = (streamId: string, jti: string, at: number, error: string) =>
+    this.#run(() => this.#ops.deferSsfSet(streamId, jti, at, error));
+  followerPosition = (name: string) => this.#run(() => this.#ops.followerPosition(name));
+  setFollowerPosition = (name: string, seq: number) =>
+    this.#run(() => this.#ops.setFollowerPosition(name, seq));
   close = () =>
     this.#run(() => {
       this.#db.close();
@@ -252,10 +275,12 @@ class SqliteOps implements Store {
          VALUES (@jti, @sub, @clientId, @cls, @aud, @scope, @kid, @tid, @iat, @exp, @fingerprint)`,
       ),
       getToken: p('SELECT * FROM tokens WHERE jti = ?'),
+  readonly #signals: SqliteSignalOps;
       head: p('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
       appendAudit: p(
         `INSERT INTO audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    this.#signals = new SqliteSignalOps(db);
       ),
       getWorkload: p('SELECT * FROM workloads WHERE id = ?'),
     };
@@ -553,3 +578,49 @@ class SqliteOps implements Store {
     this.#db.close();
   }
 }
+  async addUsage(rows: UsageAggregate[]): Promise<void> {
+    this.#signals.addUsage(rows);
+  }
+  async usageForToken(jti: string, limit: number): Promise<UsageAggregate[]> {
+    return this.#signals.usageForToken(jti, limit);
+  }
+  async pruneUsage(beforeMs: number): Promise<number> {
+    return this.#signals.pruneUsage(beforeMs);
+  }
+  async putSsfStream(st: SsfStream): Promise<void> {
+    this.#signals.putSsfStream(st);
+  }
+  async getSsfStream(id: string): Promise<SsfStream | undefined> {
+    return this.#signals.getSsfStream(id);
+  }
+  async listSsfStreams(owner?: string): Promise<SsfStream[]> {
+    return this.#signals.listSsfStreams(owner);
+  }
+  async deleteSsfStream(id: string): Promise<boolean> {
+    return this.#signals.deleteSsfStream(id);
+  }
+  async enqueueSsfSets(
+    sets: Array<Omit<QueuedSet, 'attempts' | 'lastError'>>,
+    maxPerStream: number,
+  ): Promise<Array<{ streamId: string; dropped: number }>> {
+    return this.#signals.enqueueSsfSets(sets, maxPerStream);
+  }
+  async pendingSsfSets(streamId: string, limit: number): Promise<QueuedSet[]> {
+    return this.#signals.pendingSsfSets(streamId, limit);
+  }
+  async ackSsfSets(streamId: string, jtis: string[]): Promise<number> {
+    return this.#signals.ackSsfSets(streamId, jtis);
+  }
+  async claimSsfSet(streamId: string, now: number, leaseUntil: number): Promise<QueuedSet | undefined> {
+    return this.#signals.claimSsfSet(streamId, now, leaseUntil);
+  }
+  async deferSsfSet(streamId: string, jti: string, nextAttemptAt: number, lastError: string): Promise<void> {
+    this.#signals.deferSsfSet(streamId, jti, nextAttemptAt, lastError);
+  }
+  async followerPosition(name: string): Promise<number | undefined> {
+    return this.#signals.followerPosition(name);
+  }
+  async setFollowerPosition(name: string, seq: number): Promise<void> {
+    this.#signals.setFollowerPosition(name, seq);
+  }
+

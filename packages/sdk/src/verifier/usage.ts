@@ -1,0 +1,315 @@
+import type { WorkloadClient } from '../client/workload-client.js';
+import type { AccessTokenClaims } from '../wire/claims.js';
+
+/** One use of a token at a resource server, as a verifier reports it. */
+export interface UsageRecord {
+  /** The token's `jti`; empty for a denial of a token whose claims could not be trusted. */
+  jti: string;
+  sub: string;
+  tid?: string | undefined;
+  /** Method and route, e.g. `GET /reports/:id` (a route pattern, not the raw path: ids multiply). */
+  operation: string;
+  /** The caller's address. */
+  source: string;
+  userAgent?: string | undefined;
+  decision: 'allow' | 'deny';
+  /** Why it was denied (`revoked`, `expired`, `dpop_replay`, …). */
+  reason?: string | undefined;
+  /** Milliseconds since the epoch; default now. */
+  time?: number;
+}
+
+/** What a request tells a verifier beyond the token: where the use came from and what it called. */
+export interface UseContext {
+  /** Method and route; default `METHOD /path` of the request URL. */
+  operation?: string;
+  source?: string;
+  userAgent?: string;
+  /**
+   * The caller's own checks on the verified claims (scopes, say), run before the use is recorded so the
+   * report carries the final decision; throw a `RequestRefusal` to deny.
+   */
+  check?: (claims: AccessTokenClaims) => void;
+}
+
+export interface UsageReporterOptions {
+  /** The Writ server's issuer URL; reports go to `<issuer>/v1/usage`. */
+  issuer: string;
+  /** The verifier's own workload client: reports are authenticated with its DPoP-bound token. */
+  client: Pick<WorkloadClient, 'fetch'>;
+  /** Records held while waiting to be sent; when full the oldest is dropped (and counted). Default 10,000. */
+  maxBuffer?: number;
+  /** Records per report. Default 500 (the server accepts up to `usage.batch_records`). */
+  batchSize?: number;
+  /** A report is sent this often while records wait (ms), and as soon as a batch is full. Default 1000. */
+  flushIntervalMs?: number;
+  /** Retry waits double from this (ms) after a failed report. Default 500. */
+  minBackoffMs?: number;
+  /** ...up to this (ms). Default 30,000. */
+  maxBackoffMs?: number;
+  /** `close()` tries to send what is left for at most this long (ms). Default 5000. */
+  closeTimeoutMs?: number;
+  /** Milliseconds; injected by tests. */
+  now?: () => number;
+  /** Called when a report fails (it is retried) or is refused (it is dropped). */
+  onError?: (err: Error) => void;
+}
+
+export interface UsageReporterStats {
+  /** Records waiting to be sent. */
+  buffered: number;
+  /** Records lost: dropped oldest-first from a full buffer, in reports the server refused, or left at close. */
+  dropped: number;
+  /** Records the server accepted. */
+  sent: number;
+  /** Reports that failed and were retried. */
+  failures: number;
+}
+
+/** Thrown by `flush()` when a report could not be delivered; its records stay buffered for a retry. */
+export class UsageReportError extends Error {
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.name = 'UsageReportError';
+    this.status = status;
+  }
+}
+
+/** A FIFO with O(1) shift, for the record buffer. */
+class Queue<T> {
+  #items: T[] = [];
+  #head = 0;
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+  push(x: T): void {
+    this.#items.push(x);
+  }
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const x = this.#items[this.#head++];
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return x;
+  }
+  take(n: number): T[] {
+    const out = this.#items.slice(this.#head, this.#head + n);
+    this.#head += out.length;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    }
+    return out;
+  }
+  /** Puts items back at the front, in order. */
+  unshiftAll(xs: T[]): void {
+    this.#items = [...xs, ...this.#items.slice(this.#head)];
+    this.#head = 0;
+  }
+}
+
+interface WireRecord {
+  jti: string;
+  sub: string;
+  tid?: string;
+  operation: string;
+  source: string;
+  user_agent?: string;
+  decision: 'allow' | 'deny';
+  reason?: string;
+  time: number;
+}
+
+/**
+ * Ships usage records to the Writ server in batches, off the request path: `record()` only buffers.
+ * A full buffer drops its oldest record and counts it; a failed report is retried with exponential
+ * backoff (the records keep their place at the front); a refused report (400, 413) is dropped and
+ * counted; the count of dropped records travels with the next report. `close()` flushes.
+ *
+ * @example
+ * const usage = new UsageReporter({ issuer, client });
+ * usage.record({ jti, sub, operation: 'GET /reports/:id', source: req.socket.remoteAddress, decision: 'allow' });
+ */
+export class UsageReporter {
+  readonly #o: Required<Omit<UsageReporterOptions, 'onError'>> & Pick<UsageReporterOptions, 'onError'>;
+  readonly #url: string;
+  readonly #buffer = new Queue<WireRecord>();
+  readonly #timer: ReturnType<typeof setInterval>;
+  #dropped = 0;
+  /** Dropped records the server has not been told about yet. */
+  #droppedUnreported = 0;
+  #sent = 0;
+  #failures = 0;
+  #backoff = 0;
+  #retryAt = 0;
+  #closed = false;
+  #lock: Promise<unknown> = Promise.resolve();
+  #kick: ReturnType<typeof setImmediate> | undefined;
+
+  constructor(o: UsageReporterOptions) {
+    this.#o = {
+      maxBuffer: 10_000,
+      batchSize: 500,
+      flushIntervalMs: 1000,
+      minBackoffMs: 500,
+      maxBackoffMs: 30_000,
+      closeTimeoutMs: 5000,
+      now: Date.now,
+      ...o,
+    };
+    if (this.#o.maxBuffer < 1 || this.#o.batchSize < 1)
+      throw new RangeError('maxBuffer and batchSize must be ≥ 1');
+    this.#url = `${o.issuer.replace(/\/+$/, '')}/v1/usage`;
+    this.#timer = setInterval(() => this.#background(), this.#o.flushIntervalMs);
+    this.#timer.unref?.();
+  }
+
+  /** Buffers one use; never blocks and never throws. */
+  record(r: UsageRecord): void {
+    if (this.#closed) {
+      this.#drop(1);
+      return;
+    }
+    const w: WireRecord = {
+      jti: r.jti,
+      sub: r.sub,
+      operation: r.operation.slice(0, 512),
+      source: r.source.slice(0, 128) || 'unknown',
+      decision: r.decision,
+      time: Math.floor(r.time ?? this.#o.now()),
+    };
+    if (r.tid) w.tid = r.tid;
+    if (r.userAgent) w.user_agent = r.userAgent.slice(0, 512);
+    if (r.decision === 'deny')
+      w.reason = (r.reason || 'denied').replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128);
+    this.#buffer.push(w);
+    if (this.#buffer.length > this.#o.maxBuffer) {
+      this.#buffer.shift();
+      this.#drop(1);
+    }
+    if (this.#buffer.length >= this.#o.batchSize && this.#kick === undefined) {
+      this.#kick = setImmediate(() => {
+        this.#kick = undefined;
+        this.#background();
+      });
+    }
+  }
+
+  /**
+   * Sends everything buffered now, ignoring any backoff. Resolves when the server has accepted it all;
+   * rejects with `UsageReportError` when a report fails (its records stay buffered for a retry).
+   */
+  flush(): Promise<void> {
+    return this.#exclusive(() => this.#drain(true));
+  }
+
+  /** Stops the timer and sends what is left (for at most `closeTimeoutMs`); what cannot be sent is dropped. */
+  async close(): Promise<UsageReporterStats> {
+    if (!this.#closed) {
+      this.#closed = true;
+      clearInterval(this.#timer);
+      if (this.#kick !== undefined) clearImmediate(this.#kick);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.flush().catch((err: unknown) => this.#o.onError?.(err as Error)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, this.#o.closeTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      const left = this.#buffer.take(this.#buffer.length).length;
+      if (left > 0) this.#drop(left);
+    }
+    return this.stats();
+  }
+
+  stats(): UsageReporterStats {
+    return {
+      buffered: this.#buffer.length,
+      dropped: this.#dropped,
+      sent: this.#sent,
+      failures: this.#failures,
+    };
+  }
+
+  #drop(n: number): void {
+    this.#dropped += n;
+    this.#droppedUnreported += n;
+  }
+
+  #background(): void {
+    if (this.#buffer.length === 0 || this.#o.now() < this.#retryAt) return;
+    this.#exclusive(() => this.#drain(false)).catch((err: unknown) => this.#o.onError?.(err as Error));
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  async #drain(force: boolean): Promise<void> {
+    while (this.#buffer.length > 0) {
+      if (!force && this.#o.now() < this.#retryAt) return;
+      const error = await this.#sendBatch();
+      if (error) {
+        if (force) throw error;
+        this.#o.onError?.(error);
+        return;
+      }
+    }
+  }
+
+  /** Sends one batch; returns the error of a failed (retryable) report, undefined otherwise. */
+  async #sendBatch(): Promise<UsageReportError | undefined> {
+    const batch = this.#buffer.take(this.#o.batchSize);
+    const dropped = this.#droppedUnreported;
+    let error: UsageReportError;
+    try {
+      const res = await this.#o.client.fetch(this.#url, {
+        method: 'POST',
+        audience: this.#url,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ records: batch, dropped }),
+      });
+      const text = await res.text().catch(() => '');
+      if (res.ok) {
+        this.#sent += batch.length;
+        this.#droppedUnreported -= dropped;
+        this.#backoff = 0;
+        this.#retryAt = 0;
+        return undefined;
+      }
+      error = new UsageReportError(
+        `usage report refused: HTTP ${res.status} ${text.slice(0, 200)}`,
+        res.status,
+      );
+      // The server will never take this report as it is: drop it, count it, go on with the rest.
+      if (res.status === 400 || res.status === 413 || res.status === 415) {
+        this.#drop(batch.length);
+        this.#o.onError?.(error);
+        return undefined;
+      }
+    } catch (err) {
+      error = new UsageReportError(`usage report failed: ${(err as Error).message}`);
+    }
+    // Retryable (network, 401 while a token is renewed, 429, 5xx): the batch goes back to the front.
+    this.#failures++;
+    this.#buffer.unshiftAll(batch);
+    const excess = this.#buffer.length - this.#o.maxBuffer;
+    if (excess > 0) {
+      this.#buffer.take(excess);
+      this.#drop(excess);
+    }
+    this.#backoff = Math.min(
+      this.#o.maxBackoffMs,
+      this.#backoff === 0 ? this.#o.minBackoffMs : this.#backoff * 2,
+    );
+    // Full jitter on the upper half, so verifiers that failed together do not retry together.
+    this.#retryAt = this.#o.now() + this.#backoff * (0.5 + Math.random() / 2);
+    return error;
+  }
+}

@@ -1,0 +1,62 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authenticateAdmin } from '../admin/admin-auth.js';
+import { Paths, type WritContext } from '../context.js';
+import { invalidRequest } from '../errors.js';
+import { info } from '../http/request.js';
+import { auditRefusal } from '../oauth/refusal.js';
+import { authenticateResourceCaller } from '../oauth/resource-token.js';
+import { ingestUsageReport } from './ingest.js';
+import { traceToken } from './trace.js';
+
+export const USAGE_PATH = '/v1/usage';
+
+/** The audience a verifier's token must carry to report usage. */
+export const usageAudience = (issuer: string): string => `${issuer}${USAGE_PATH}`;
+
+/**
+ * `POST /v1/usage`: verifiers (workloads with a Writ token for the usage audience, DPoP-bound when
+ * their class says so) report batches of uses; they are aggregated per token in the store.
+ * `GET /admin/v1/audit/trace/:jti`: one token's issuance, uses and revocations (`writ audit trace`).
+ */
+export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): void {
+  app.post(USAGE_PATH, { bodyLimit: ctx.settings.usage.bodyBytes }, async (req, reply) => {
+    let reporter: string | undefined;
+    try {
+      reporter = (await authenticateResourceCaller(ctx, req, usageAudience(ctx.settings.issuer))).clientId;
+      if (!req.headers['content-type']?.toLowerCase().startsWith('application/json'))
+        throw invalidRequest('the report must be application/json', { reason: 'media_type' });
+      const result = await ingestUsageReport(ctx, reporter, req.body, req.ip);
+      reply.header('cache-control', 'no-store');
+      return reply.code(202).send(result);
+    } catch (err) {
+      throw await auditRefusal(ctx, 'usage', err, info(req), { client_id: reporter });
+    }
+  });
+
+  app.get<{ Params: { jti: string } }>(
+    `${Paths.admin}/audit/trace/:jti`,
+    async (req: FastifyRequest<{ Params: { jti: string } }>) => {
+      let operator: string | undefined;
+      try {
+        operator = (await authenticateAdmin(ctx, req.headers.authorization)).operator;
+        const jti = req.params.jti;
+        if (jti.length === 0 || jti.length > 256) throw invalidRequest('jti must be 1 to 256 characters');
+        return await traceToken(ctx, jti);
+      } catch (err) {
+        throw await auditRefusal(ctx, 'admin', err, info(req), {
+          path: req.url.slice(0, 128),
+          ...(operator ? { client_id: operator } : {}),
+        });
+      }
+    },
+  );
+
+  // Aggregates of tokens nobody has used for the retention period go; reports that old are refused.
+  const prune = setInterval(() => {
+    ctx.store
+      .pruneUsage(ctx.clock.now() - ctx.settings.usage.retention * 1000)
+      .catch((err: unknown) => ctx.logger.error({ err: (err as Error).message }, 'usage prune failed'));
+  }, 3_600_000);
+  prune.unref();
+  app.addHook('onClose', async () => clearInterval(prune));
+}
