@@ -2,6 +2,7 @@
 import { REVOCATION_KINDS, type RevocationKind } from '@writ/sdk/wire';
 import { Command, Option } from 'commander';
 import { settingsReferenceMarkdown } from '../config/settings.js';
+import { writSchema } from '../policy/cedar.js';
 import { DEFAULT_DATA_DIR, dataPaths } from '../data-dir.js';
 import { ConfigError } from '../errors.js';
 import { AdminClient, CliError } from './client.js';
@@ -12,6 +13,7 @@ import { exec } from './commands/exec.js';
 import { initDataDir } from './commands/init.js';
 import { keygen } from './commands/keygen.js';
 import { migrate } from './commands/migrate.js';
+import { formatExplanation, policyExplain, policyTest, policyValidate } from './commands/policy.js';
 import { serve } from './commands/serve.js';
 import { getToken, introspect, verifyToken } from './commands/token.js';
 import { storeFromOptions } from './store-option.js';
@@ -356,6 +358,35 @@ tasks
   .action(async (id: string, o: { reason?: string }) =>
     out(await admin().post(`/tasks/${encodeURIComponent(id)}/close`, o.reason ? { reason: o.reason } : {})),
   );
+
+const policy = program
+  .command('policy')
+  .description('Cedar policies of a config directory, checked offline (docs/policy.md)');
+policy
+  .command('test <dir>')
+  .description('run policy test cases (default <dir>/policies/tests/); exits 1 on any mismatch')
+  .option('--cases <path>', 'a case file or a directory of case files')
+  .action((dir: string, o: { cases?: string }) => {
+    const r = policyTest(dir, o.cases);
+    out(r.text);
+    if (!r.ok) process.exitCode = 1;
+  });
+policy
+  .command('explain <dir> <request>')
+  .description('why each request in a case file is allowed or denied: determining policies, errors')
+  .option('--name <name>', 'only the case with this name')
+  .action((dir: string, request: string, o: { name?: string }) => {
+    const explained = policyExplain(dir, request, o.name);
+    out(explained.map((e) => formatExplanation(e.explanation, e.name)).join('\n\n'));
+  });
+policy
+  .command('validate <dir>')
+  .description('compile and validate the policies against the schema; print the version and warnings')
+  .action((dir: string) => out(policyValidate(dir)));
+policy
+  .command('schema')
+  .description('print the Cedar schema policies are validated against')
+  .action(() => out(writSchema()));
 
 program
   .command('config')
