@@ -1,0 +1,145 @@
+// A Writ server for a benchmark: `writ init` on a fresh data dir, classes, workloads and settings
+// written into its config directory, then `writ serve` on a free loopback port, pinned to a core.
+// Also the two clients a benchmark needs besides the SDK: an operator's admin session and a plain
+// (unbound, no DPoP) client_credentials request.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ASSERTION_TYPE, es256Signer, freePort } from './common.mjs';
+import { pinned, stopChild, tempDir, waitReady } from './processes.mjs';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const WRIT_CLI = join(ROOT, 'packages/server/dist/src/cli/main.js');
+
+/**
+ * Starts `writ serve` pinned to `core`. `classes(issuer)` returns class documents (the issuer is only
+ * known once the port is), `workloads` workload documents, `settings` a nested settings object.
+ * Returns { origin, issuer, pid, logFile, operatorKeyFile, stop }.
+ */
+export async function startWritServer({ core, classes, workloads, settings = {}, env = {} }) {
+  const dir = tempDir('writ-bench-');
+  const data = join(dir, 'data');
+  const init = spawnSync(process.execPath, [WRIT_CLI, '--data-dir', data, 'init'], { encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`writ init failed: ${init.stderr}`);
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const config = join(data, 'config');
+  // JSON is YAML.
+  writeFileSync(join(config, 'settings.yaml'), `${JSON.stringify(settings)}\n`);
+  for (const c of classes(origin))
+    writeFileSync(join(config, 'classes', `${c.name}.yaml`), `${JSON.stringify(c)}\n`);
+  for (const [i, w] of workloads.entries())
+    writeFileSync(join(config, 'workloads', `w-${i}.yaml`), `${JSON.stringify(w)}\n`);
+  const logFile = join(dir, 'server.log');
+  const log = openSync(logFile, 'a');
+  const child = pinned(core, [WRIT_CLI, '--data-dir', data, 'serve', '--port', String(port)], {
+    stdio: ['ignore', log, log],
+    env: { ...process.env, NODE_ENV: 'production', ...env },
+  });
+  closeSync(log);
+  await waitReady(`${origin}/readyz`, child, logFile);
+  return {
+    origin,
+    issuer: origin,
+    pid: child.pid,
+    logFile,
+    operatorKeyFile: join(data, 'operator.jwk'),
+    stop: () => stopChild(child),
+  };
+}
+
+/** The tail of a server log, for error messages. */
+export const logTail = (server, n = 2000) => readFileSync(server.logFile, 'utf8').slice(-n);
+
+/**
+ * An operator's admin session (`POST /admin/v1/token`, jwt-bearer grant with an assertion signed by the
+ * operator key `writ init` wrote), renewed when half its lifetime is gone.
+ */
+export function adminSession(issuer, operatorKeyFile) {
+  const { operator, key } = JSON.parse(readFileSync(operatorKeyFile, 'utf8'));
+  const sign = es256Signer(key);
+  let session;
+  const token = async () => {
+    if (session && Date.now() < session.renewAt) return session.token;
+    const now = Math.floor(Date.now() / 1000);
+    const assertion = sign({
+      iss: operator,
+      sub: operator,
+      aud: issuer,
+      iat: now,
+      exp: now + 60,
+      jti: randomBytes(16).toString('base64url'),
+    });
+    const res = await fetch(`${issuer}/admin/v1/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }),
+    });
+    const body = await res.json();
+    if (!res.ok) throw new Error(`admin token: HTTP ${res.status} ${JSON.stringify(body)}`);
+    session = { token: body.access_token, renewAt: Date.now() + (body.expires_in * 1000) / 2 };
+    return session.token;
+  };
+  /** `POST /admin/v1<path>` with a JSON body; resolves with the answer once it is read. */
+  const post = async (path, json) => {
+    const authorization = `Bearer ${await token()}`;
+    const res = await fetch(`${issuer}/admin/v1${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization },
+      body: JSON.stringify(json),
+    });
+    const body = await res.json();
+    if (!res.ok) throw new Error(`admin ${path}: HTTP ${res.status} ${JSON.stringify(body)}`);
+    return body;
+  };
+  return {
+    token,
+    post,
+    /** `POST /admin/v1/revocations`: resolves with the stored revocation once the response is read. */
+    revoke: (revocation) => post('/revocations', revocation),
+  };
+}
+
+/**
+ * A client_credentials token with private_key_jwt and no DPoP proof: a bearer token when the class
+ * allows it. `client` is { clientId, privateJwk }.
+ */
+export async function bearerToken(issuer, client, { resource, scope }) {
+  const now = Math.floor(Date.now() / 1000);
+  const assertion = es256Signer(client.privateJwk)({
+    iss: client.clientId,
+    sub: client.clientId,
+    aud: issuer,
+    iat: now,
+    exp: now + 60,
+    jti: randomBytes(16).toString('base64url'),
+  });
+  const res = await fetch(`${issuer}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: client.clientId,
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: assertion,
+      resource,
+      scope,
+    }),
+  });
+  const body = await res.json();
+  if (!res.ok) throw new Error(`token request: HTTP ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** A workload document for the config directory. */
+export function workloadDoc(client, classes) {
+  return {
+    id: client.clientId,
+    owner: 'team-bench',
+    environment: 'bench',
+    classes,
+    jwks: { keys: [client.publicJwk] },
+  };
+}
