@@ -15,7 +15,7 @@ import {
   WORKLOAD,
 } from './helpers/harness.js';
 import { expectRefusal } from './helpers/refusals.js';
-import { loadWycheproof, type WycheproofFile, type WycheproofGroup } from './helpers/vectors.js';
+import { countTests, type WycheproofFile, type WycheproofGroup, withVectors } from './helpers/vectors.js';
 
 /**
  * Wycheproof vectors through the exact JWS check client assertions go through: `verifyCompactJws` with
@@ -58,18 +58,6 @@ function tryImport(jwk: unknown): VerificationKey | undefined {
 }
 
 const hasPrivateMaterial = (jwk: Record<string, unknown>) => 'k' in jwk || 'd' in jwk;
-const countTests = (file: WycheproofFile) => file.testGroups.reduce((n, g) => n + g.tests.length, 0);
-
-/** Runs `body` with the vector file, or registers one skipped test that says why it is missing. */
-function withVectors(name: string, body: (file: WycheproofFile) => void): void {
-  const loaded = loadWycheproof(name);
-  if ('skip' in loaded) {
-    console.log(`${name}: skipped: ${loaded.skip}`);
-    it(name, { skip: loaded.skip }, () => {});
-    return;
-  }
-  body(loaded.file);
-}
 
 describe('Wycheproof json_web_signature_test.json (client assertion JWS check)', () => {
   withVectors('json_web_signature_test.json', (file) => {

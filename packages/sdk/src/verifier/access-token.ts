@@ -1,6 +1,6 @@
 import type { VerificationKey } from '../jose/jwk.js';
 import { JwsError, parseClaims, verifyCompactJws } from '../jose/jws.js';
-import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '../wire/claims.js';
+import type { AccessTokenClaims } from '../wire/claims.js';
 
 /** Why a token was refused; `reason` is stable and machine-readable. */
 export class TokenError extends Error {
@@ -11,6 +11,9 @@ export class TokenError extends Error {
     this.reason = reason;
   }
 }
+
+/** `typ` values of an access token (RFC 9068 §4): `at+jwt` with or without `application/`. */
+const ACCEPTED_TYP = /^(application\/)?at\+jwt$/i;
 
 export interface AccessTokenCheck {
   keys: readonly VerificationKey[];
@@ -39,7 +42,10 @@ export function verifyAccessTokenJwt(
     if (err instanceof JwsError) throw new TokenError(err.reason, 'token is invalid');
     throw err;
   }
-  if (jws.header.typ !== ACCESS_TOKEN_TYP) throw new TokenError('typ', 'token is not an access token (typ)');
+  // RFC 9068 §4: "at+jwt" or "application/at+jwt", compared case-insensitively as media types are.
+  const typ = jws.header.typ;
+  if (typeof typ !== 'string' || !ACCEPTED_TYP.test(typ))
+    throw new TokenError('typ', 'token is not an access token (typ)');
   let claims: Record<string, unknown>;
   try {
     claims = parseClaims(jws.payload);

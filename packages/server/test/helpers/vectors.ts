@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -45,4 +46,18 @@ export function loadWycheproof(name: string): { file: WycheproofFile } | { skip:
   const path = join(dir, 'wycheproof', name);
   if (!existsSync(path)) return { skip: `Wycheproof vectors not found at ${path} (set WRIT_VECTORS_DIR)` };
   return { file: JSON.parse(readFileSync(path, 'utf8')) as WycheproofFile };
+}
+
+export const countTests = (file: WycheproofFile): number =>
+  file.testGroups.reduce((n, g) => n + g.tests.length, 0);
+
+/** Runs `body` with the vector file, or registers one skipped test that says why it is missing. */
+export function withVectors(name: string, body: (file: WycheproofFile) => void): void {
+  const loaded = loadWycheproof(name);
+  if ('skip' in loaded) {
+    console.log(`${name}: skipped: ${loaded.skip}`);
+    it(name, { skip: loaded.skip }, () => {});
+    return;
+  }
+  body(loaded.file);
 }

@@ -27,6 +27,9 @@ export interface HttpRequestParts {
   authorization: string | undefined;
   /** Every DPoP header line as received (a joined `a, b` counts as two). */
   dpop: readonly string[];
+  /** For usage reports: the peer address and User-Agent, when the framework knows them. */
+  source?: string | undefined;
+  userAgent?: string | undefined;
 }
 
 export type Decision =
@@ -66,20 +69,26 @@ export async function decide(
       method: parts.method.toUpperCase(),
       url: parts.url,
     };
-    const { claims, cached } = await verifier.verify(presented);
-    if (o.bearer === false && claims.cnf?.jkt === undefined)
-      throw new RequestRefusal(
-        'invalid_token',
-        'bearer_not_allowed',
-        'this API accepts DPoP-bound tokens only',
-      );
-    const missing = missingScopes(claims.scope, o.scopes);
-    if (missing.length > 0)
-      throw new RequestRefusal(
-        'insufficient_scope',
-        'insufficient_scope',
-        'the token lacks a scope this request needs',
-      );
+    const { claims, cached } = await verifier.verify({
+      ...presented,
+      ...(parts.source !== undefined ? { source: parts.source } : {}),
+      ...(parts.userAgent !== undefined ? { userAgent: parts.userAgent } : {}),
+      // Inside verify(), so a usage report carries the final decision.
+      check: (c) => {
+        if (o.bearer === false && c.cnf?.jkt === undefined)
+          throw new RequestRefusal(
+            'invalid_token',
+            'bearer_not_allowed',
+            'this API accepts DPoP-bound tokens only',
+          );
+        if (missingScopes(c.scope, o.scopes).length > 0)
+          throw new RequestRefusal(
+            'insufficient_scope',
+            'insufficient_scope',
+            'the token lacks a scope this request needs',
+          );
+      },
+    });
     return { ok: true, claims, cached };
   } catch (err) {
     if (err instanceof RequestRefusal) return { ok: false, refusal: refusal(err, scheme, o) };

@@ -32,6 +32,7 @@ export function writHono(
         authorization: raw.headers.get('authorization') ?? undefined,
         // Fetch joins repeated headers with ", ": decide() splits them again, so two proofs stay two.
         dpop: raw.headers.has('dpop') ? [raw.headers.get('dpop') ?? ''] : [],
+        userAgent: raw.headers.get('user-agent') ?? undefined,
       },
       o,
     );

@@ -24,6 +24,8 @@ export function nodeRequestParts(
     dpop:
       req.headersDistinct?.['dpop'] ??
       (req.headers['dpop'] !== undefined ? [String(req.headers['dpop'])] : []),
+    source: req.socket?.remoteAddress,
+    userAgent: req.headers['user-agent'],
   };
 }
 
