@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { WorkloadClient } from '@writ/sdk/client';
-import { createVerifier, RequestRefusal } from '@writ/sdk/verifier';
+import { createVerifier, writNodeHttp } from '@writ/sdk/verifier';
 
 const { values: a } = parseArgs({
   options: {
@@ -28,26 +28,15 @@ const client = new WorkloadClient({
 });
 const verifier = createVerifier({ issuer: a.issuer, audience: a.audience, client });
 
+// Proofs are checked against the URL clients use: this API's audience plus the request path.
+const authenticate = writNodeHttp(verifier, { baseUrl: a.audience });
+
 const server = createServer(async (req, res) => {
-  const url = `${a.audience.replace(/\/+$/, '')}${req.url}`;
-  try {
-    const dpop = req.headersDistinct.dpop ?? [];
-    const { claims } = await verifier.verify({
-      authorization: req.headers.authorization,
-      dpop,
-      method: req.method ?? 'GET',
-      url,
-    });
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ ok: true, sub: claims.sub, scope: claims.scope, tid: claims.tid ?? null }));
-  } catch (err) {
-    if (!(err instanceof RequestRefusal)) throw err;
-    res.writeHead(err.code === 'invalid_request' ? 400 : 401, {
-      'www-authenticate': err.challenge(),
-      'content-type': 'application/json',
-    });
-    res.end(JSON.stringify({ error: err.code, error_description: err.message }));
-  }
+  // On refusal it has already answered (401/400/403 with WWW-Authenticate, or 503 while stale).
+  const claims = await authenticate(req, res);
+  if (!claims) return;
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ ok: true, sub: claims.sub, scope: claims.scope, tid: claims.tid ?? null }));
 });
 await verifier.ready();
 server.listen(Number(a.port), '127.0.0.1', () =>

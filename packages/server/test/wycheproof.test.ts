@@ -15,7 +15,7 @@ import {
   WORKLOAD,
 } from './helpers/harness.js';
 import { expectRefusal } from './helpers/refusals.js';
-import { countTests, type WycheproofFile, type WycheproofGroup, withVectors } from './helpers/vectors.js';
+import { countTests, type WycheproofGroup, withVectors } from './helpers/vectors.js';
 
 /**
  * Wycheproof vectors through the exact JWS check client assertions go through: `verifyCompactJws` with
