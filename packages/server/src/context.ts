@@ -6,6 +6,7 @@ import type { Settings } from './config/settings.js';
 import type { DpopNonces } from './dpop/nonces.js';
 import type { EventLog } from './events/event-log.js';
 import type { Metrics } from './http/metrics.js';
+import type { KeyEncryptionKey } from './keys/kek.js';
 import type { KeyManager } from './keys/key-manager.js';
 import type { RateLimiter } from './oauth/rate-limit.js';
 import type { PolicyEngine } from './policy/engine.js';
@@ -25,6 +26,11 @@ export interface WritContext {
   metrics: Metrics;
   rateLimiter: RateLimiter;
   dpopNonces: DpopNonces;
+  /**
+   * Seals secrets Writ keeps for others (a Shared Signals receiver's push credential) at rest, under a
+   * key derived from the KEK: it cannot open signing keys.
+   */
+  secrets: Pick<KeyEncryptionKey, 'seal' | 'open'>;
   events: EventLog;
   /** Cedar decisions at issuance and for the AuthZEN endpoint. */
   policy: PolicyEngine;

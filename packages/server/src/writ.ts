@@ -10,7 +10,7 @@ import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
 import { buildApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
-import type { KeyEncryptionKey } from './keys/kek.js';
+import { type KeyEncryptionKey, kekFromBytes } from './keys/kek.js';
 import { createKeyManager } from './keys/key-manager.js';
 import { RateLimiter } from './oauth/rate-limit.js';
 import type { PolicySources } from './policy/compile.js';
@@ -99,6 +99,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     logger,
     policy: policy.engine,
   };
+    secrets: kekFromBytes(options.kek.derive('secrets'), 'derived'),
   await syncRevocations(ctx);
   await recordStartupPolicy(ctx, policy.last);
   if (options.config) {

@@ -32,6 +32,9 @@ export async function applyConfig(
   if (dryRun || changes.length === 0) return changes;
   const now = ctx.clock.now();
   const event = await ctx.store.transaction(async (tx) => {
+    // A workload's keys (or legacy secret) appearing, changing or going: Shared Signals receivers hear it.
+    for (const c of changes.filter(isCredentialChange))
+      await ctx.events.append(tx, 'workload.credentials', { id: c.name, change: CREDENTIAL_CHANGE[c.op] });
     for (const c of changes) {
       if (c.kind === 'class') {
         if (c.op === 'remove') {
@@ -65,6 +68,15 @@ export async function applyConfig(
 /**
  * Disables, enables or quarantines a workload. Leaving `active` also revokes every token it holds.
  */
+const CREDENTIAL_CHANGE = { add: 'create', change: 'update', remove: 'delete' } as const;
+
+function isCredentialChange(c: ConfigChange): boolean {
+  return (
+    c.kind === 'workload' &&
+    (c.op !== 'change' || (c.fields ?? []).some((f) => f === 'jwks' || f === 'secretSha256'))
+  );
+}
+
 export async function setWorkloadState(
   ctx: WritContext,
   id: string,

@@ -11,6 +11,7 @@ import { AUDITED, auditRefusal } from '../oauth/refusal.js';
 import { handleRevocation } from '../oauth/revocation-endpoint.js';
 import { handleTokenRequest } from '../oauth/token-endpoint.js';
 import { registerAuthzenRoutes } from '../policy/authzen.js';
+import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { parseForm } from './form.js';
@@ -122,6 +123,8 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerAuthzenRoutes(app, ctx);
   return app;
 }
+  registerUsageRoutes(app, ctx);
+  registerSsfRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
 
 function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {

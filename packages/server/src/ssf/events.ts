@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import type { Revocation } from '@writ/sdk/wire';
+import type { StreamEvent } from '../store/store.js';
+import { EventType, type SubjectId } from './vocabulary.js';
+
+/** One CAEP event an event-log entry stands for, before it is addressed to a stream. */
+export interface SecurityEvent {
+  type: string;
+  subId: SubjectId;
+  /** The event object under `events[type]`. */
+  body: Record<string, unknown>;
+}
+
+/**
+ * The CAEP events an entry of Writ's event log stands for (none for entries receivers have no use for):
+ *
+ * - `revocation` → `session-revoked`: the subject names what the predicate covers (`jwt_id` for one
+ *   token, a complex subject with `session` for a task, `iss_sub` for a workload, `application` for a
+ *   client, `group` for a token class, an opaque key id for a signing key).
+ * - `workload.state` → `token-claims-change` with `claims.workload_state` (a disabled or quarantined
+ *   workload's tokens are also revoked: that arrives as its own `session-revoked`).
+ * - `keys.rotated` → `credential-change` of the transmitter's signing key; `workload.credentials` →
+ *   `credential-change` of a workload's registered keys (`credential_type` `jwk`: CAEP 1.0 allows a type
+ *   both sides agree on beyond its list).
+ *
+ * Members Writ adds beyond CAEP's are named by URN, as SSF 1.0 §4.2.3 allows.
+ */
+export function securityEvents(e: StreamEvent, issuer: string): SecurityEvent[] {
+  const at = Math.floor(e.ts / 1000);
+  switch (e.type) {
+    case 'revocation': {
+      const r = e.data['revocation'] as Revocation | undefined;
+      if (!r) return [];
+      return [
+        {
+          type: EventType.sessionRevoked,
+          subId: revokedSubject(r, issuer),
+          body: {
+            event_timestamp: Math.floor(r.created_at / 1000),
+            reason_admin: { en: r.reason },
+            'urn:writ:revocation': {
+              seq: r.seq,
+              kind: r.kind,
+              value: r.value,
+              issued_before: r.issued_before,
+            },
+          },
+        },
+      ];
+    }
+    case 'workload.state': {
+      const id = e.data['id'];
+      const state = e.data['state'];
+      if (typeof id !== 'string' || typeof state !== 'string') return [];
+      return [
+        {
+          type: EventType.tokenClaimsChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: id },
+          body: { event_timestamp: at, initiating_entity: 'admin', claims: { workload_state: state } },
+        },
+      ];
+    }
+    case 'keys.rotated':
+      return [
+        {
+          type: EventType.credentialChange,
+          subId: { format: 'uri', uri: issuer },
+          body: {
+            event_timestamp: at,
+            initiating_entity: 'admin',
+            credential_type: 'jwk',
+            change_type: 'update',
+            friendly_name: `signing key ${String(e.data['activated'] ?? '')}`,
+            'urn:writ:keys': {
+              activated: e.data['activated'],
+              retired: e.data['retired'],
+              next: e.data['next'],
+            },
+          },
+        },
+      ];
+    case 'workload.credentials': {
+      const id = e.data['id'];
+      const change = e.data['change'];
+      if (typeof id !== 'string' || !['create', 'update', 'delete'].includes(String(change))) return [];
+      return [
+        {
+          type: EventType.credentialChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: id },
+          body: {
+            event_timestamp: at,
+            initiating_entity: 'admin',
+            credential_type: 'jwk',
+            change_type: change,
+            friendly_name: 'workload keys',
+          },
+        },
+      ];
+    }
+    default:
+      return [];
+  }
+}
+
+function revokedSubject(r: Revocation, issuer: string): SubjectId {
+  switch (r.kind) {
+    case 'jti':
+      return { format: 'jwt_id', iss: issuer, jti: r.value };
+    case 'tid':
+      return { format: 'complex', session: { format: 'opaque', id: r.value } };
+    case 'sub':
+      return { format: 'iss_sub', iss: issuer, sub: r.value };
+    case 'client_id':
+      return { format: 'complex', application: { format: 'uri', uri: r.value } };
+    case 'cls':
+      return { format: 'complex', group: { format: 'opaque', id: r.value } };
+    case 'kid':
+      return { format: 'opaque', id: r.value };
+  }
+}
+
+/**
+ * The `jti` of the SET carrying event `index` of log entry `seq` on a stream: the same on every node,
+ * so two nodes queueing one event queue it once.
+ */
+export function setId(streamId: string, seq: number, index: number): string {
+  return createHash('sha256').update(`${streamId}\n${seq}\n${index}`).digest('base64url').slice(0, 32);
+}
+
+/** The claims of a SET (RFC 8417 §2.2, SSF 1.0 §4.1): no `sub`, no `exp`; `aud` is the stream's receiver. */
+export function setClaims(o: {
+  issuer: string;
+  jti: string;
+  aud: string[];
+  iat: number;
+  txn?: string;
+  event: SecurityEvent;
+}): Record<string, unknown> {
+  return {
+    iss: o.issuer,
+    jti: o.jti,
+    iat: o.iat,
+    aud: o.aud.length === 1 ? o.aud[0] : o.aud,
+    ...(o.txn !== undefined ? { txn: o.txn } : {}),
+    sub_id: o.event.subId,
+    events: { [o.event.type]: o.event.body },
+  };
+}

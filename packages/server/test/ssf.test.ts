@@ -1,0 +1,574 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WorkloadClient } from '@writ/sdk/client';
+import pino from 'pino';
+import { validateConfig } from '../src/config/config-dir.js';
+import { resolveSettings } from '../src/config/settings.js';
+import { kekFromBytes } from '../src/keys/kek.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { createWrit, type Writ } from '../src/writ.js';
+import { classDoc, decodeClaims, workloadDoc } from './helpers/dpop.js';
+import {
+  configDocuments,
+  freePort,
+  type Harness,
+  OTHER_WORKLOAD,
+  signJwt,
+  startHarness,
+  type TestKey,
+  testKey,
+  WORKLOAD,
+} from './helpers/harness.js';
+import { type PushReceiver, setValidator, startPushReceiver, until } from './helpers/ssf-receiver.js';
+
+const RECEIVER = 'spiffe://test.writ/siem/receiver';
+const STRANGER = 'spiffe://test.writ/siem/other';
+const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
+const SESSION_REVOKED = `${CAEP}session-revoked`;
+const CREDENTIAL_CHANGE = `${CAEP}credential-change`;
+const TOKEN_CLAIMS_CHANGE = `${CAEP}token-claims-change`;
+const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
+const PUSH = 'urn:ietf:rfc:8935';
+const POLL = 'urn:ietf:rfc:8936';
+
+const privateJwk = (k: TestKey) => ({ ...k.privateKey.export({ format: 'jwk' }), kid: k.kid, alg: k.alg });
+const receiverDocs = (issuer: string, keys: TestKey[]) => [
+  classDoc({ name: 'ssf-receiver', audiences: [`${issuer}/ssf`], scopes: ['ssf'], default_scopes: ['ssf'] }),
+  workloadDoc(RECEIVER, keys[0]!, ['ssf-receiver']),
+  workloadDoc(STRANGER, keys[1]!, ['ssf-receiver']),
+];
+
+/** A Writ listening on a port chosen up front, so the receiver class can name its audience. */
+async function listeningHarness(extra: (issuer: string) => ReturnType<typeof receiverDocs>, settings = {}) {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const h = await startHarness({
+    listen: true,
+    settings: { 'listen.port': port, ...settings },
+    extraDocs: extra(issuer),
+  });
+  return { h, issuer };
+}
+
+async function json(res: Response): Promise<Record<string, unknown>> {
+  const text = await res.text();
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+describe('shared signals: transmitter metadata and push delivery (RFC 8935)', () => {
+  const keys = [testKey(), testKey()];
+  let h: Harness;
+  let issuer: string;
+  let receiver: PushReceiver;
+  let validate: ReturnType<typeof setValidator>;
+  let admin: (method: string, path: string, body?: unknown) => Promise<Response>;
+
+  before(async () => {
+    ({ h, issuer } = await listeningHarness((i) => receiverDocs(i, keys)));
+    receiver = await startPushReceiver();
+    validate = setValidator(issuer);
+    admin = async (method, path, body) =>
+      fetch(`${issuer}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${await h.adminToken()}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+  });
+  after(async () => {
+    await h.close();
+    await receiver.close();
+  });
+
+  const token = async () => {
+    const r = await h.requestToken();
+    assert.equal(r.status, 200);
+    return r.body['access_token'] as string;
+  };
+
+  it('publishes /.well-known/ssf-configuration', async () => {
+    const res = await fetch(`${issuer}/.well-known/ssf-configuration`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+    const meta = await json(res);
+    assert.equal(meta['issuer'], issuer);
+    assert.equal(meta['spec_version'], '1_0');
+    assert.equal(meta['jwks_uri'], `${issuer}/.well-known/jwks.json`);
+    assert.deepEqual(meta['delivery_methods_supported'], [PUSH, POLL]);
+    assert.equal(meta['configuration_endpoint'], `${issuer}/ssf/stream`);
+    assert.equal(meta['status_endpoint'], `${issuer}/ssf/status`);
+    assert.equal(meta['verification_endpoint'], `${issuer}/ssf/verify`);
+    assert.equal((await fetch(meta['jwks_uri'] as string)).status, 200);
+  });
+
+  it('pushes signed SETs for revocations, workload state and key changes, with the stream’s authorization header', async () => {
+    const created = await admin('POST', '/ssf/stream', {
+      aud: 'https://receiver.test.writ',
+      delivery: {
+        method: PUSH,
+        endpoint_url: receiver.url,
+        authorization_header: 'Bearer receiver-secret-123',
+      },
+      events_requested: [SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, 'urn:example:unknown'],
+      description: 'SIEM',
+    });
+    assert.equal(created.status, 201);
+    const stream = await json(created);
+    assert.equal(stream['iss'], issuer);
+    assert.equal(stream['aud'], 'https://receiver.test.writ');
+    assert.deepEqual(stream['delivery'], { method: PUSH, endpoint_url: receiver.url });
+    assert.deepEqual(stream['events_delivered'], [SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE]);
+    const streamId = stream['stream_id'] as string;
+    const audit = (await h.auditEvents('ssf.stream.created')).at(-1)!;
+    assert.equal(audit.actor, 'operator:ops');
+    assert.doesNotMatch(JSON.stringify(audit.data), /receiver-secret/, 'the push credential is not audited');
+
+    // Verification (SSF 1.0 §8.1.4): the receiver's state comes back in a SET on the stream.
+    assert.equal((await admin('POST', '/ssf/verify', { stream_id: streamId, state: 'st-1' })).status, 204);
+    assert.equal((await admin('POST', '/ssf/verify', { stream_id: streamId })).status, 429);
+    await until('the verification SET', () => receiver.accepted().length >= 1);
+    const verification = await validate(receiver.accepted()[0]!, 'https://receiver.test.writ');
+    assert.equal(verification.type, VERIFICATION);
+    assert.deepEqual(verification.body, { state: 'st-1' });
+    assert.deepEqual(verification.payload.sub_id, { format: 'opaque', id: streamId });
+
+    const jti = decodeClaims(await token())['jti'] as string;
+    assert.equal(
+      (await admin('POST', '/admin/v1/revocations', { kind: 'jti', value: jti, reason: 'leaked' })).status,
+      201,
+    );
+    assert.equal(
+      (await admin('POST', `/admin/v1/workloads/${encodeURIComponent(OTHER_WORKLOAD)}/disable`, {})).status,
+      200,
+    );
+    assert.equal((await admin('POST', '/admin/v1/keys/rotate', {})).status, 200);
+
+    // jti revocation, the disable's sub revocation and state change, the key rotation.
+    await until('five SETs', () => receiver.accepted().length >= 5);
+    for (const r of receiver.received) {
+      assert.equal(r.authorization, 'Bearer receiver-secret-123');
+      assert.equal(r.contentType, 'application/secevent+jwt');
+    }
+    const sets = await Promise.all(
+      receiver
+        .accepted()
+        .slice(1)
+        .map((s) => validate(s, 'https://receiver.test.writ')),
+    );
+    const byType = (t: string) => sets.filter((s) => s.type === t);
+    const [one, workload] = byType(SESSION_REVOKED);
+    assert.deepEqual(one!.payload.sub_id, { format: 'jwt_id', iss: issuer, jti });
+    assert.deepEqual(one!.body['reason_admin'], { en: 'leaked' });
+    assert.deepEqual(workload!.payload.sub_id, { format: 'iss_sub', iss: issuer, sub: OTHER_WORKLOAD });
+    const [claims] = byType(TOKEN_CLAIMS_CHANGE);
+    assert.deepEqual(claims!.payload.sub_id, { format: 'iss_sub', iss: issuer, sub: OTHER_WORKLOAD });
+    assert.deepEqual(claims!.body['claims'], { workload_state: 'disabled' });
+    const [rotated] = byType(CREDENTIAL_CHANGE);
+    assert.deepEqual(rotated!.payload.sub_id, { format: 'uri', uri: issuer });
+    assert.equal(rotated!.body['change_type'], 'update');
+    // Each SET names the log entry that caused it; SETs of one cause share it.
+    assert.equal(workload!.payload['txn'] === claims!.payload['txn'], false);
+    assert.equal(new Set(sets.map((s) => s.payload.jti)).size, sets.length);
+  });
+
+  it('retries a failed push with backoff, in order; a SET the receiver rejects is dropped and audited', async () => {
+    // A receiver of its own: its answers are planned one by one.
+    const flaky = await startPushReceiver();
+    try {
+      await retries(flaky);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  async function retries(flaky: PushReceiver): Promise<void> {
+    const created = await admin('POST', '/ssf/stream', {
+      aud: 'https://retry.test.writ',
+      delivery: { method: PUSH, endpoint_url: flaky.url },
+      events_requested: [SESSION_REVOKED],
+    });
+    const streamId = (await json(created))['stream_id'] as string;
+    const mine = () => flaky.received;
+    const receiver = flaky;
+    receiver.plan.push(400); // the first SET: rejected
+    const rejected = decodeClaims(await token())['jti'] as string;
+    await admin('POST', '/admin/v1/revocations', { kind: 'jti', value: rejected });
+    await until('the rejection', () => mine().length >= 1);
+    receiver.plan.push(503, 503); // the next SET: twice unavailable
+    const retried = decodeClaims(await token())['jti'] as string;
+    await admin('POST', '/admin/v1/revocations', { kind: 'jti', value: retried });
+    await until('the third attempt', () => mine().filter((r) => r.status === 202).length >= 1);
+
+    const attempts = mine().map((r) => [
+      (decodeClaims(r.set)['sub_id'] as Record<string, unknown>)['jti'],
+      r.status,
+    ]);
+    assert.deepEqual(attempts, [
+      [rejected, 400],
+      [retried, 503],
+      [retried, 503],
+      [retried, 202],
+    ]);
+    const audit = (await h.auditEvents('ssf.set.rejected')).at(-1)!;
+    assert.equal(audit.data['stream_id'], streamId);
+    assert.equal(audit.data['err'], 'invalid_audience');
+    // The retried SET was the same SET each time (same jti), re-signed per attempt.
+    const jtis = mine()
+      .slice(1)
+      .map((r) => decodeClaims(r.set)['jti']);
+    assert.equal(new Set(jtis).size, 1);
+  }
+
+  it('refuses push endpoints it must not send to', async () => {
+    for (const endpoint_url of ['http://receiver.example.com/events', 'ftp://127.0.0.1/x', 'not a url']) {
+      const res = await admin('POST', '/ssf/stream', { aud: 'x', delivery: { method: PUSH, endpoint_url } });
+      assert.equal(res.status, 400, endpoint_url);
+    }
+    const res = await admin('POST', '/ssf/stream', {
+      aud: 'x',
+      delivery: { method: 'urn:example:carrier-pigeon' },
+    });
+    assert.equal(res.status, 400);
+  });
+});
+
+describe('shared signals: poll delivery (RFC 8936) and stream management by a receiver workload', () => {
+  const keys = [testKey(), testKey()];
+  let h: Harness;
+  let issuer: string;
+  let client: WorkloadClient;
+  let stranger: WorkloadClient;
+  let validate: ReturnType<typeof setValidator>;
+  let streamId: string;
+  let pollUrl: string;
+
+  before(async () => {
+    ({ h, issuer } = await listeningHarness((i) => receiverDocs(i, keys), { 'ssf.poll_wait': '20s' }));
+    client = new WorkloadClient({ issuer, clientId: RECEIVER, privateJwk: privateJwk(keys[0]!) });
+    stranger = new WorkloadClient({ issuer, clientId: STRANGER, privateJwk: privateJwk(keys[1]!) });
+    validate = setValidator(issuer);
+  });
+  after(() => h.close());
+
+  /** A management or poll call as the receiver workload: its DPoP-bound token for `<issuer>/ssf`. */
+  const call = (c: WorkloadClient, method: string, path: string, body?: unknown) =>
+    c.fetch(`${issuer}${path}`, {
+      method,
+      audience: `${issuer}/ssf`,
+      ...(body !== undefined
+        ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
+        : {}),
+    });
+  const poll = async (body: Record<string, unknown>) => {
+    const res = await call(client, 'POST', new URL(pollUrl).pathname, body);
+    assert.equal(res.status, 200);
+    return (await json(res)) as { sets: Record<string, string>; moreAvailable: boolean };
+  };
+  const revokeOne = async () => {
+    const r = await h.requestToken();
+    const jti = decodeClaims(r.body['access_token'] as string)['jti'] as string;
+    assert.equal((await h.admin('POST', '/revocations', { kind: 'jti', value: jti })).status, 201);
+    return jti;
+  };
+  const revokedJti = async (set: string) => {
+    const v = await validate(set, RECEIVER);
+    assert.equal(v.type, SESSION_REVOKED);
+    return v.payload.sub_id['jti'];
+  };
+
+  it('a receiver creates its own poll stream; its SETs are addressed to it', async () => {
+    const res = await call(client, 'POST', '/ssf/stream', { events_requested: [SESSION_REVOKED] });
+    assert.equal(res.status, 201);
+    const s = await json(res);
+    streamId = s['stream_id'] as string;
+    pollUrl = (s['delivery'] as Record<string, string>)['endpoint_url']!;
+    assert.deepEqual(s['delivery'], { method: POLL, endpoint_url: `${issuer}/ssf/poll/${streamId}` });
+    assert.equal(s['aud'], RECEIVER);
+    assert.equal((await h.auditEvents('ssf.stream.created')).at(-1)!.actor, RECEIVER);
+    // A receiver cannot address SETs to someone else.
+    assert.equal((await call(client, 'POST', '/ssf/stream', { aud: 'https://elsewhere' })).status, 400);
+  });
+
+  it('polls SETs, acknowledges them, and never gets an acknowledged one again', async () => {
+    const revoked = [await revokeOne(), await revokeOne(), await revokeOne()];
+    await until('three queued SETs', async () => (await h.store.pendingSsfSets(streamId, 10)).length === 3);
+
+    const first = await poll({ maxEvents: 2, returnImmediately: true });
+    assert.equal(Object.keys(first.sets).length, 2);
+    assert.equal(first.moreAvailable, true);
+    const firstJtis = await Promise.all(Object.values(first.sets).map(revokedJti));
+    assert.deepEqual(firstJtis, revoked.slice(0, 2), 'oldest first');
+    for (const [jti, set] of Object.entries(first.sets)) assert.equal(decodeClaims(set)['jti'], jti);
+
+    // Not acknowledged yet: the same two come again.
+    const again = await poll({ maxEvents: 2, returnImmediately: true });
+    assert.deepEqual(Object.keys(again.sets), Object.keys(first.sets));
+
+    const second = await poll({ ack: Object.keys(first.sets), maxEvents: 10, returnImmediately: true });
+    assert.equal(second.moreAvailable, false);
+    assert.deepEqual(await Promise.all(Object.values(second.sets).map(revokedJti)), [revoked[2]]);
+    for (const jti of Object.keys(first.sets)) assert.equal(jti in second.sets, false);
+
+    const third = await poll({ ack: Object.keys(second.sets), returnImmediately: true });
+    assert.deepEqual(third.sets, {});
+  });
+
+  it('a long poll answers as soon as a SET is queued', async () => {
+    const waiting = poll({ maxEvents: 5 });
+    // The poll is waiting (nothing is queued); the revocation it is waiting for happens now.
+    const jti = await revokeOne();
+    const got = await waiting;
+    assert.deepEqual(await Promise.all(Object.values(got.sets).map(revokedJti)), [jti]);
+    await poll({ ack: Object.keys(got.sets), maxEvents: 0 });
+    assert.deepEqual(await h.store.pendingSsfSets(streamId, 10), []);
+  });
+
+  it('setErrs removes a SET the receiver could not use and audits its error', async () => {
+    await revokeOne();
+    await until('a queued SET', async () => (await h.store.pendingSsfSets(streamId, 10)).length === 1);
+    const got = await poll({ returnImmediately: true });
+    const [jti] = Object.keys(got.sets);
+    const after = await poll({
+      setErrs: { [jti!]: { err: 'invalid_key', description: 'cannot verify' } },
+      returnImmediately: true,
+    });
+    assert.deepEqual(after.sets, {});
+    const audit = (await h.auditEvents('ssf.set.errors')).at(-1)!;
+    assert.equal(audit.actor, RECEIVER);
+    assert.deepEqual(audit.data['errors'], { [jti!]: 'invalid_key' });
+  });
+
+  it('pausing holds SETs, enabling releases them, disabling drops them', async () => {
+    const status = async (s: string) => {
+      const res = await call(client, 'POST', '/ssf/status', {
+        stream_id: streamId,
+        status: s,
+        reason: `test ${s}`,
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await json(res), { stream_id: streamId, status: s, reason: `test ${s}` });
+    };
+    await status('paused');
+    const held = await revokeOne();
+    await until('a held SET', async () => (await h.store.pendingSsfSets(streamId, 10)).length === 1);
+    assert.deepEqual((await poll({ returnImmediately: true })).sets, {});
+    const read = await call(client, 'GET', `/ssf/status?stream_id=${streamId}`);
+    assert.equal(((await json(read)) as Record<string, unknown>)['status'], 'paused');
+
+    await status('enabled');
+    const released = await poll({ returnImmediately: true });
+    assert.deepEqual(await Promise.all(Object.values(released.sets).map(revokedJti)), [held]);
+
+    await status('disabled');
+    assert.deepEqual(await h.store.pendingSsfSets(streamId, 10), [], 'nothing is held for a disabled stream');
+    await revokeOne();
+    await status('enabled');
+    assert.deepEqual((await poll({ returnImmediately: true })).sets, {}, 'events while disabled are gone');
+  });
+
+  it('reads, updates, replaces and deletes the stream; another receiver cannot see or touch it', async () => {
+    const read = await call(client, 'GET', `/ssf/stream?stream_id=${streamId}`);
+    assert.equal(read.status, 200);
+    const config = await json(read);
+    assert.equal(config['stream_id'], streamId);
+
+    const list = await call(client, 'GET', '/ssf/stream');
+    assert.deepEqual(
+      ((await list.json()) as Array<Record<string, unknown>>).map((s) => s['stream_id']),
+      [streamId],
+    );
+
+    const patched = await call(client, 'PATCH', '/ssf/stream', { stream_id: streamId, description: 'SOC' });
+    assert.equal(patched.status, 200);
+    const p = await json(patched);
+    assert.equal(p['description'], 'SOC');
+    assert.deepEqual(p['events_requested'], [SESSION_REVOKED], 'what PATCH does not name stays');
+
+    // Transmitter-supplied properties may be echoed only as they are.
+    const wrong = await call(client, 'PATCH', '/ssf/stream', { stream_id: streamId, iss: 'https://evil' });
+    assert.equal(wrong.status, 400);
+
+    const replaced = await call(client, 'PUT', '/ssf/stream', {
+      stream_id: streamId,
+      ...{ events_requested: [TOKEN_CLAIMS_CHANGE] },
+    });
+    const r = await json(replaced);
+    assert.equal(replaced.status, 200);
+    assert.equal(r['description'], undefined, 'what PUT leaves out is deleted');
+    assert.deepEqual(r['events_delivered'], [TOKEN_CLAIMS_CHANGE]);
+
+    for (const [method, path, body] of [
+      ['GET', `/ssf/stream?stream_id=${streamId}`, undefined],
+      ['PATCH', '/ssf/stream', { stream_id: streamId, description: 'mine now' }],
+      ['DELETE', `/ssf/stream?stream_id=${streamId}`, undefined],
+      ['GET', `/ssf/status?stream_id=${streamId}`, undefined],
+      ['POST', `/ssf/poll/${streamId}`, { returnImmediately: true }],
+    ] as const) {
+      const res = await call(stranger, method, path, body);
+      assert.equal(res.status, 404, `${method} ${path} by another receiver`);
+    }
+    const strangerList = await call(stranger, 'GET', '/ssf/stream');
+    assert.deepEqual(await strangerList.json(), []);
+
+    const deleted = await call(client, 'DELETE', `/ssf/stream?stream_id=${streamId}`);
+    assert.equal(deleted.status, 204);
+    assert.equal((await call(client, 'GET', `/ssf/stream?stream_id=${streamId}`)).status, 404);
+    assert.equal((await h.auditEvents('ssf.stream.deleted')).at(-1)!.actor, RECEIVER);
+  });
+
+  it('refuses and audits unauthenticated or wrongly authenticated calls, changing nothing', async () => {
+    const before = (await h.auditEvents('ssf.refused')).length;
+    const streams = (await h.store.listSsfStreams()).length;
+    const url = (p: string) => `${issuer}${p}`;
+    const create = JSON.stringify({ delivery: { method: POLL } });
+    const json = { 'content-type': 'application/json' };
+    const apiToken = (await h.requestToken()).body['access_token'] as string;
+    const ssfToken = await client.token({ audience: `${issuer}/ssf` });
+    const attempts: Array<[string, RequestInit]> = [
+      ['/ssf/stream', { method: 'POST', headers: json, body: create }],
+      ['/ssf/stream', { method: 'GET' }],
+      ['/ssf/status?stream_id=x', { method: 'GET' }],
+      ['/ssf/verify', { method: 'POST', headers: json, body: '{"stream_id":"x"}' }],
+      ['/ssf/poll/x', { method: 'POST', headers: json, body: '{}' }],
+      // A token for another audience.
+      [
+        '/ssf/stream',
+        { method: 'POST', headers: { ...json, authorization: `Bearer ${apiToken}` }, body: create },
+      ],
+      // The receiver's own DPoP-bound token without its proof.
+      [
+        '/ssf/stream',
+        { method: 'POST', headers: { ...json, authorization: `DPoP ${ssfToken}` }, body: create },
+      ],
+      // A forged admin token.
+      [
+        '/ssf/stream',
+        {
+          method: 'GET',
+          headers: {
+            authorization: `Bearer ${apiToken.split('.')[0]}.${Buffer.from(JSON.stringify({ aud: `${issuer}/admin` })).toString('base64url')}.x`,
+          },
+        },
+      ],
+    ];
+    for (const [path, init] of attempts) {
+      const res = await fetch(url(path), init);
+      assert.equal(res.status, 401, `${init.method} ${path}`);
+      assert.ok(res.headers.get('www-authenticate'), 'a challenge comes with the 401');
+    }
+    const refused = (await h.auditEvents('ssf.refused')).slice(before);
+    assert.equal(refused.length, attempts.length);
+    assert.ok(refused.every((e) => e.outcome === 'refused' && e.data['status'] === 401));
+    assert.equal((await h.store.listSsfStreams()).length, streams);
+  });
+});
+
+describe('shared signals: nothing is lost across a restart', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'writ-ssf-restart-'));
+  const kek = kekFromBytes(randomBytes(32), 'test');
+  const keys = { workload: testKey(), other: testKey('EdDSA'), operator: testKey() };
+  let port: number;
+  let receiver: PushReceiver;
+  after(async () => {
+    await receiver?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const start = async (): Promise<Writ> => {
+    const settings = resolveSettings(undefined, {}, { 'listen.port': port, 'log.level': 'silent' });
+    const writ = await createWrit({
+      settings,
+      store: openSqliteStore({ path: join(dir, 'writ.db') }),
+      kek,
+      config: validateConfig(configDocuments(keys), settings.tokens.maxLifetime),
+      logger: pino({ level: 'silent' }),
+    });
+    await writ.listen();
+    return writ;
+  };
+
+  it('queued SETs and events appended while the transmitter was down are delivered after it restarts', async () => {
+    port = await freePort();
+    receiver = await startPushReceiver();
+    const issuer = `http://127.0.0.1:${port}`;
+    let writ = await start();
+    const validate = setValidator(issuer);
+
+    // An operator creates the stream; the receiver is down (503) for now.
+    const now = Math.floor(Date.now() / 1000);
+    const assertion = signJwt(keys.operator, {
+      iss: 'ops',
+      sub: 'ops',
+      aud: issuer,
+      iat: now,
+      exp: now + 60,
+      jti: randomBytes(12).toString('base64url'),
+    });
+    const session = await fetch(`${issuer}/admin/v1/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }),
+    });
+    const adminToken = ((await session.json()) as { access_token: string }).access_token;
+    const res = await fetch(`${issuer}/ssf/stream`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        aud: 'https://receiver.test.writ',
+        delivery: { method: PUSH, endpoint_url: receiver.url },
+      }),
+    });
+    assert.equal(res.status, 201);
+    receiver.plan.push(...Array.from({ length: 100 }, () => 503));
+    const revoke = await fetch(`${issuer}/admin/v1/revocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'sub', value: WORKLOAD, reason: 'before the restart' }),
+    });
+    assert.equal(revoke.status, 201);
+    await until('a failed push', () => receiver.received.length >= 1);
+    await writ.close();
+
+    // Meanwhile another node (here: the store opened directly) revokes more; this node hears it later.
+    const other = openSqliteStore({ path: join(dir, 'writ.db') });
+    await other.transaction(async (tx) => {
+      const r = await tx.addRevocation({
+        kind: 'client_id',
+        value: OTHER_WORKLOAD,
+        issued_before: Math.floor(Date.now() / 1000),
+        created_at: Date.now(),
+        reason: 'while it was down',
+        actor: 'operator:ops',
+        expires_at: Date.now() + 3_600_000,
+      });
+      await tx.appendEvent({ ts: Date.now(), type: 'revocation', data: { revocation: r } });
+    });
+    await other.close();
+
+    receiver.plan.length = 0; // the receiver is back
+    writ = await start();
+    try {
+      await until('both SETs', () => receiver.accepted().length >= 2);
+      const sets = await Promise.all(
+        receiver.accepted().map((s) => validate(s, 'https://receiver.test.writ')),
+      );
+      assert.deepEqual(
+        sets.map((s) => s.body['reason_admin']),
+        [{ en: 'before the restart' }, { en: 'while it was down' }],
+        'delivered once each, in order',
+      );
+      assert.deepEqual(sets[1]!.payload.sub_id, {
+        format: 'complex',
+        application: { format: 'uri', uri: OTHER_WORKLOAD },
+      });
+    } finally {
+      await writ.close();
+    }
+  });
+});
