@@ -220,3 +220,72 @@ describe('a connected verifier refuses tokens revoked by each predicate and keep
     });
   }
 });
+
+describe('a connected verifier forgets revocations that can no longer match a live token', () => {
+  const key = testKey();
+  let w: VerifierWorld;
+
+  beforeEach(async () => {
+    w = await startVerifierWorld({
+      docs: () => [
+        classDoc({
+          name: 'vr-expiry',
+          binding: 'bearer',
+          audiences: [API],
+          scopes: ['jobs:run'],
+          default_scopes: ['jobs:run'],
+        }),
+        workloadDoc(OWNER, key, ['vr-expiry']),
+      ],
+    });
+  });
+  afterEach(() => w.close());
+
+  const issue = async () => {
+    const r = await httpForm(`${w.issuer}/oauth2/token`, {
+      grant_type: GrantType.clientCredentials,
+      ...clientAuth(w.h, OWNER, key),
+      resource: API,
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body['access_token'] as string;
+  };
+  const check = (t: string) => outcome(w.verifier, presenting(t, { url: `${API}/jobs` }));
+
+  it('drops a revocation after its expires_at (plus leeway), when the tokens it matched have expired', async () => {
+    const revoked = await issue();
+    const r = await w.h.admin('POST', '/revocations', { kind: 'jti', value: jti(revoked) });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const expiresAt = r.body['expires_at'] as number;
+    assert.ok(
+      expiresAt >= (decodeJwt(revoked).claims['exp'] as number) * 1000,
+      'outlives the token it matches',
+    );
+    await eventually('the revocation', async () => ((await check(revoked)) === 'revoked' ? true : undefined));
+    assert.equal(w.verifier.status().revocations, 1);
+
+    // Just before expires_at + leeway it is kept; past it, the next verification drops it.
+    w.clock.set(expiresAt + 5000);
+    await eventually(
+      'a current stream after the jump',
+      () => (w.verifier.status().stale ? undefined : true),
+      {
+        attempts: 1200,
+      },
+    );
+    const fresh = await issue();
+    assert.equal(await check(fresh), `ok:${jti(fresh)}`);
+    assert.equal(w.verifier.status().revocations, 1, 'kept through the leeway');
+    w.clock.advance(61_000);
+    await eventually(
+      'a current stream after the jump',
+      () => (w.verifier.status().stale ? undefined : true),
+      {
+        attempts: 1200,
+      },
+    );
+    assert.equal(await check(fresh), `ok:${jti(fresh)}`);
+    assert.equal(w.verifier.status().revocations, 0);
+    assert.equal(await check(revoked), 'expired');
+  });
+});
