@@ -92,6 +92,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     metrics: createMetrics(),
     rateLimiter: new RateLimiter(settings.limits.clientRate, settings.limits.clientBurst, clock),
     dpopNonces: new DpopNonces(options.kek.derive('dpop-nonce'), settings.dpop.nonceLifetime, clock),
+    secrets: kekFromBytes(options.kek.derive('secrets'), 'derived'),
     events: createEventLog(store, clock, {
       onError: (err) => logger.error({ err: (err as Error).message }, 'event log read failed'),
     }),
@@ -99,7 +100,6 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     logger,
     policy: policy.engine,
   };
-    secrets: kekFromBytes(options.kek.derive('secrets'), 'derived'),
   await syncRevocations(ctx);
   await recordStartupPolicy(ctx, policy.last);
   if (options.config) {

@@ -16,9 +16,9 @@ import { migrate } from './commands/migrate.js';
 import { formatExplanation, policyExplain, policyTest, policyValidate } from './commands/policy.js';
 import { serve } from './commands/serve.js';
 import { getToken, introspect, verifyToken } from './commands/token.js';
+import { formatTrace, trace } from './commands/trace.js';
 import { storeFromOptions } from './store-option.js';
 
-import { formatTrace, trace } from './commands/trace.js';
 function out(v: unknown): void {
   process.stdout.write(`${typeof v === 'string' ? v : JSON.stringify(v, null, 2)}\n`);
 }

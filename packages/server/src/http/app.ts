@@ -121,11 +121,10 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerTaskRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerAuthzenRoutes(app, ctx);
-  return app;
-}
   registerUsageRoutes(app, ctx);
   registerSsfRoutes(app, ctx);
-  registerUsageRoutes(app, ctx);
+  return app;
+}
 
 function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -28,9 +28,9 @@ import type {
   StreamEvent,
   Task,
   TokenClass,
+  UsageAggregate,
   Workload,
   WorkloadRecord,
-  UsageAggregate,
   WorkloadState,
 } from '../store.js';
 import {
@@ -39,10 +39,10 @@ import {
   pendingPostgresMigrations,
   quoteSchema,
 } from './migrations.js';
+import { PostgresSignalOps } from './signal-ops.js';
 
 export interface PostgresStoreOptions {
   /** Schema holding Writ's tables; created by the first migration. Default `public`. */
-import { PostgresSignalOps } from './signal-ops.js';
   schema?: string;
   /** Connections in the pool. Default 10. */
   maxConnections?: number;
@@ -215,6 +215,7 @@ class PostgresStore implements Store {
   /** Set on the store a transaction callback receives. */
   readonly #client: pg.PoolClient | undefined;
   #ended = false;
+  #signalOps: PostgresSignalOps | undefined;
 
   constructor(pool: pg.Pool, sql: Statements, readonly: boolean, client?: pg.PoolClient) {
     this.#pool = pool;
@@ -271,7 +272,6 @@ class PostgresStore implements Store {
   }
 
   async listWorkloads(): Promise<WorkloadRecord[]> {
-  #signalOps: PostgresSignalOps | undefined;
     return (await this.#rows(this.#sql.listWorkloads)).map(toWorkload);
   }
   async getWorkload(id: string): Promise<WorkloadRecord | undefined> {

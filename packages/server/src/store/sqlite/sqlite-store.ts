@@ -261,10 +261,12 @@ function translate(err: unknown): unknown {
 class SqliteOps implements Store {
   readonly #db: Database.Database;
   readonly #s: Record<string, Database.Statement>;
+  readonly #signals: SqliteSignalOps;
 
   constructor(db: Database.Database) {
     this.#db = db;
     const p = (sql: string) => db.prepare(sql);
+    this.#signals = new SqliteSignalOps(db);
     this.#s = {
       consume: p(
         `INSERT INTO replay (scope, id, expires_at) VALUES (?, ?, ?)
@@ -275,12 +277,10 @@ class SqliteOps implements Store {
          VALUES (@jti, @sub, @clientId, @cls, @aud, @scope, @kid, @tid, @iat, @exp, @fingerprint)`,
       ),
       getToken: p('SELECT * FROM tokens WHERE jti = ?'),
-  readonly #signals: SqliteSignalOps;
       head: p('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
       appendAudit: p(
         `INSERT INTO audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    this.#signals = new SqliteSignalOps(db);
       ),
       getWorkload: p('SELECT * FROM workloads WHERE id = ?'),
     };
