@@ -215,8 +215,6 @@ audit
     const events = await query(admin(), o as Record<string, string>);
     out(o['json'] ? events : events.map(formatEvent).join('\n') || '(no events)');
   });
-
-program
 audit
   .command('trace <jti>')
   .description('one token: issued, then used (where, how often, allowed or denied), then revoked')
@@ -225,6 +223,8 @@ audit
     const t = await trace(admin(), jti);
     out(o.json ? t : formatTrace(t));
   });
+
+program
   .command('keygen')
   .description('create a key pair for a workload (private JWK written 0600; public JWK printed)')
   .requiredOption('--out <file>', 'where to write the private key')

@@ -809,10 +809,10 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
         }));
     });
 
-    describe('availability', () => {
-      it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>
     signalConformanceCases(withStore);
 
+    describe('availability', () => {
+      it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>
         withStore(async ({ store }) => {
           await store.ping();
           await store.close();

@@ -22,9 +22,9 @@ import type {
   KeyRecord,
   NewRevocation,
   Operator,
-  Store,
   QueuedSet,
   SsfStream,
+  Store,
   StreamEvent,
   Task,
   TokenClass,
@@ -502,19 +502,6 @@ class PostgresStore implements Store {
     return this.#changes(this.#sql.trimEvents, [beforeTs]);
   }
 
-  async prune(now: number): Promise<number> {
-    const a = await this.#changes(this.#sql.pruneReplay, [now]);
-    const b = await this.#changes(this.#sql.pruneTokens, [Math.floor(now / 1000) - 86_400]);
-    return a + b;
-  }
-  async ping(): Promise<void> {
-    await this.#query('SELECT 1');
-  }
-  async close(): Promise<void> {
-    if (this.#client) throw new Error('close the store, not the transaction');
-    if (!this.#pool.ended) await this.#pool.end();
-  }
-}
   get #signals(): PostgresSignalOps {
     this.#signalOps ??= new PostgresSignalOps(this.#sql.s, (text, values) => this.#query(text, values));
     return this.#signalOps;
@@ -565,3 +552,16 @@ class PostgresStore implements Store {
     return this.#signals.setFollowerPosition(name, seq);
   }
 
+  async prune(now: number): Promise<number> {
+    const a = await this.#changes(this.#sql.pruneReplay, [now]);
+    const b = await this.#changes(this.#sql.pruneTokens, [Math.floor(now / 1000) - 86_400]);
+    return a + b;
+  }
+  async ping(): Promise<void> {
+    await this.#query('SELECT 1');
+  }
+  async close(): Promise<void> {
+    if (this.#client) throw new Error('close the store, not the transaction');
+    if (!this.#pool.ended) await this.#pool.end();
+  }
+}

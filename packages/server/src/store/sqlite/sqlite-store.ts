@@ -220,8 +220,6 @@ class SqliteStore implements Store {
   readEvents = (after: number, limit: number) => this.#run(() => this.#ops.readEvents(after, limit));
   eventBounds = () => this.#run(() => this.#ops.eventBounds());
   trimEvents = (beforeTs: number) => this.#run(() => this.#ops.trimEvents(beforeTs));
-  prune = (now: number) => this.#run(() => this.#ops.prune(now));
-  ping = () => this.#run(() => this.#ops.ping());
   addUsage = (rows: UsageAggregate[]) => this.#run(() => this.#ops.addUsage(rows));
   usageForToken = (jti: string, limit: number) => this.#run(() => this.#ops.usageForToken(jti, limit));
   pruneUsage = (beforeMs: number) => this.#run(() => this.#ops.pruneUsage(beforeMs));
@@ -241,6 +239,8 @@ class SqliteStore implements Store {
   followerPosition = (name: string) => this.#run(() => this.#ops.followerPosition(name));
   setFollowerPosition = (name: string, seq: number) =>
     this.#run(() => this.#ops.setFollowerPosition(name, seq));
+  prune = (now: number) => this.#run(() => this.#ops.prune(now));
+  ping = () => this.#run(() => this.#ops.ping());
   close = () =>
     this.#run(() => {
       this.#db.close();
@@ -565,19 +565,6 @@ class SqliteOps implements Store {
       .run(beforeTs).changes;
   }
 
-  async prune(now: number): Promise<number> {
-    const nowS = Math.floor(now / 1000);
-    const a = this.#db.prepare('DELETE FROM replay WHERE expires_at <= ?').run(now).changes;
-    const b = this.#db.prepare('DELETE FROM tokens WHERE exp <= ?').run(nowS - 86_400).changes;
-    return a + b;
-  }
-  async ping(): Promise<void> {
-    this.#db.prepare('SELECT 1').get();
-  }
-  async close(): Promise<void> {
-    this.#db.close();
-  }
-}
   async addUsage(rows: UsageAggregate[]): Promise<void> {
     this.#signals.addUsage(rows);
   }
@@ -624,3 +611,16 @@ class SqliteOps implements Store {
     this.#signals.setFollowerPosition(name, seq);
   }
 
+  async prune(now: number): Promise<number> {
+    const nowS = Math.floor(now / 1000);
+    const a = this.#db.prepare('DELETE FROM replay WHERE expires_at <= ?').run(now).changes;
+    const b = this.#db.prepare('DELETE FROM tokens WHERE exp <= ?').run(nowS - 86_400).changes;
+    return a + b;
+  }
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+  }
+  async close(): Promise<void> {
+    this.#db.close();
+  }
+}
