@@ -429,6 +429,30 @@ describe('verifier middleware', () => {
     });
   }
 
+  it('enforces scopes even with a verifier that does not run the `check` it is given', async () => {
+    const unchecked: Verifier = {
+      ...w.verifier,
+      verify: ({ check: _ignored, ...req }) => w.verifier.verify(req),
+    };
+    const auth = writNodeHttp(unchecked, { scopes: ['reports:write'] });
+    let calls = 0;
+    const server = createServer(async (req, res) => {
+      if (!(await auth(req, res))) return;
+      calls++;
+      res.end('{}');
+    });
+    const port = await listen(server);
+    try {
+      const url = `http://127.0.0.1:${port}/admin/1`;
+      const t = await token();
+      const res = await fetch(url, { headers: { authorization: `DPoP ${t}`, dpop: proof(t, url) } });
+      assert.equal(res.status, 403);
+      assert.equal(calls, 0);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
   it('writFastify is a preHandler hook on its own, too', async () => {
     const app = Fastify();
     app.decorateRequest('writ', null);

@@ -69,26 +69,29 @@ export async function decide(
       method: parts.method.toUpperCase(),
       url: parts.url,
     };
+    const check = (c: AccessTokenClaims) => {
+      if (o.bearer === false && c.cnf?.jkt === undefined)
+        throw new RequestRefusal(
+          'invalid_token',
+          'bearer_not_allowed',
+          'this API accepts DPoP-bound tokens only',
+        );
+      if (missingScopes(c.scope, o.scopes).length > 0)
+        throw new RequestRefusal(
+          'insufficient_scope',
+          'insufficient_scope',
+          'the token lacks a scope this request needs',
+        );
+    };
     const { claims, cached } = await verifier.verify({
       ...presented,
       ...(parts.source !== undefined ? { source: parts.source } : {}),
       ...(parts.userAgent !== undefined ? { userAgent: parts.userAgent } : {}),
       // Inside verify(), so a usage report carries the final decision.
-      check: (c) => {
-        if (o.bearer === false && c.cnf?.jkt === undefined)
-          throw new RequestRefusal(
-            'invalid_token',
-            'bearer_not_allowed',
-            'this API accepts DPoP-bound tokens only',
-          );
-        if (missingScopes(c.scope, o.scopes).length > 0)
-          throw new RequestRefusal(
-            'insufficient_scope',
-            'insufficient_scope',
-            'the token lacks a scope this request needs',
-          );
-      },
+      check,
     });
+    // Again here: a Verifier of another make may not run `check`, and these checks must not be skipped.
+    check(claims);
     return { ok: true, claims, cached };
   } catch (err) {
     if (err instanceof RequestRefusal) return { ok: false, refusal: refusal(err, scheme, o) };
