@@ -85,6 +85,26 @@ export function importPublicJwk(input: unknown): VerificationKey {
     }
     algorithms = [jwk['alg']];
   }
+  const { key, thumbprint } = publicKeyFor(canonical);
+  const kid = jwk['kid'];
+  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)) {
+    throw new JwkError('"kid" must be a non-empty string of at most 256 characters');
+  }
+  return { kid, key, algorithms, thumbprint };
+}
+
+/**
+ * Imported keys by their canonical members. A DPoP holder signs every proof with the same key, and
+ * building a KeyObject costs about as much as a verification: reuse it. Only keys that passed every
+ * check are remembered; the cache is bounded (oldest entry out first).
+ */
+const importedKeys = new Map<string, { key: KeyObject; thumbprint: string }>();
+const IMPORTED_KEYS_MAX = 1024;
+
+function publicKeyFor(canonical: Record<string, string>): { key: KeyObject; thumbprint: string } {
+  const id = JSON.stringify(canonical);
+  const hit = importedKeys.get(id);
+  if (hit) return hit;
   let key: KeyObject;
   try {
     key = createPublicKey({ key: canonical, format: 'jwk' });
@@ -98,11 +118,13 @@ export function importPublicJwk(input: unknown): VerificationKey {
     const weak = weakRsaKeyReason(Buffer.from(n ?? '', 'base64url'), Buffer.from(e ?? '', 'base64url'));
     if (weak) throw new JwkError(weak);
   }
-  const kid = jwk['kid'];
-  if (kid !== undefined && (typeof kid !== 'string' || kid.length === 0 || kid.length > 256)) {
-    throw new JwkError('"kid" must be a non-empty string of at most 256 characters');
+  const imported = { key, thumbprint: jwkThumbprint(canonical) };
+  if (id.length <= 4096) {
+    if (importedKeys.size >= IMPORTED_KEYS_MAX)
+      importedKeys.delete(importedKeys.keys().next().value as string);
+    importedKeys.set(id, imported);
   }
-  return { kid, key, algorithms, thumbprint: jwkThumbprint(canonical) };
+  return imported;
 }
 
 function str(jwk: Record<string, unknown>, member: string): string {
