@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
 import type * as CedarModule from '@cedar-policy/cedar-wasm/nodejs';
+
+// Node 20's V8 aborts the process (Deoptimizer::DoComputeBuiltinContinuation, "unreachable code") when
+// optimised code that inlined a JS-to-Wasm call into Cedar is deoptimised lazily: seen when a second
+// policy set is loaded after decisions ran hot (bench/policy.mjs). Not inlining those calls avoids it;
+// the cost is lost in the noise of a Cedar call. Set before the module is instantiated.
+setFlagsFromString('--no-turbo-inline-js-wasm-calls');
 
 /**
  * The Cedar WebAssembly build for Node. Its `nodejs` entry is CommonJS that instantiates the module

@@ -116,12 +116,20 @@ export function compilePolicies(sources: PolicySources, builtIn = false): Compil
       const at = w.error.sourceLocations?.[0]?.start;
       warnings.push(`${file}${at !== undefined ? `:${lineAt(text, at)}` : ''}: ${w.error.message}`);
     }
-    // Cedar returns the parts sorted by their generated ids (policy0, policy1, policy10, ...): put them
-    // back in source order, which is the order the validator numbered them in.
-    const located = parts.policies.map((p, i) => ({ p, at: text.indexOf(p), i }));
-    located.sort((a, b) => (a.at < 0 || b.at < 0 ? a.i - b.i : a.at - b.at));
-    for (const [n, { p, at }] of located.entries()) {
-      const line = at < 0 ? undefined : lineAt(text, Buffer.byteLength(text.slice(0, at)));
+    // Cedar returns the parts sorted by their generated ids as strings (policy0, policy1, policy10, ...,
+    // policy2): undo that to get source order, then find each part after the previous one.
+    const generated = parts.policies.map((_, i) => `policy${i}`).sort();
+    const inSourceOrder: string[] = [];
+    for (const [k, p] of parts.policies.entries()) inSourceOrder[Number(generated[k]!.slice(6))] = p;
+    let cursor = 0;
+    let line = 1;
+    for (let n = 0; n < inSourceOrder.length; n++) {
+      const p = inSourceOrder[n]!;
+      const at = text.indexOf(p, cursor);
+      if (at >= 0) {
+        for (let c = cursor; c < at; c++) if (text.charCodeAt(c) === 10) line++;
+        cursor = at;
+      }
       const json = cedar.policyToJson(p);
       if (json.type === 'failure') throw fromCedarError(file, text, json.errors[0]);
       const annotated = json.json.annotations?.['id'];
@@ -135,11 +143,11 @@ export function compilePolicies(sources: PolicySources, builtIn = false): Compil
       const previous = ids.get(id);
       if (previous !== undefined)
         throw new PolicyLoadError(file, line, `policy id "${id}" is also used in ${previous}`);
-      ids.set(id, `${file}${line !== undefined ? `:${line}` : ''}`);
+      ids.set(id, `${file}:${line}`);
       policies.push({
         id,
         file,
-        line: line ?? 0,
+        line,
         effect: json.json.effect,
         text: p,
         principal: head(json.json.principal),
@@ -199,7 +207,11 @@ function head(c: PolicyJson['principal'] | PolicyJson['action']): HeadConstraint
     case '==':
       return 'slot' in x ? { op: 'all' } : { op: 'eq', entity: entityRef(x['entity']) };
     case 'in':
-      if ('entities' in x) return { op: 'in', entities: (x['entities'] as unknown[]).map(entityRef) };
+      if ('entities' in x) {
+        const entities: EntityRef[] = [];
+        for (const e of x['entities'] as unknown[]) entities.push(entityRef(e));
+        return { op: 'in', entities };
+      }
       return 'slot' in x ? { op: 'all' } : { op: 'in', entities: [entityRef(x['entity'])] };
     case 'is': {
       const inner = x['in'] as { entity?: unknown } | undefined;
@@ -236,7 +248,7 @@ function contextFields(policy: PolicyJson): ReadonlySet<string> | 'all' {
       if (attr !== undefined) fields.add(attr);
       return;
     }
-    for (const v of Object.values(o)) walk(v);
+    for (const k in o) walk(o[k]);
   };
   walk(policy.conditions);
   return all ? 'all' : fields;

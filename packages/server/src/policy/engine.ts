@@ -1,4 +1,4 @@
-import { cedar, type EntityJson } from './cedar.js';
+import { cedar, type EntityJson, type EntityUidJson } from './cedar.js';
 import {
   type CompiledPolicy,
   type CompiledPolicySet,
@@ -6,7 +6,13 @@ import {
   DEFAULT_POLICY_SOURCES,
   type ResourceSpec,
 } from './compile.js';
-import { cedarContext, type DecisionRequest, type PolicyContext } from './request.js';
+import {
+  ACTIONS,
+  cedarContext,
+  type DecisionRequest,
+  type PolicyAction,
+  type PolicyContext,
+} from './request.js';
 import { actionGroups, PolicyIndex } from './slice.js';
 
 /** A loaded policy set's identity: a counter that grows with every accepted set, and its content hash. */
@@ -60,6 +66,9 @@ interface Slice {
 }
 
 const MAX_SLICES = 20_000;
+const ACTION_PARENTS = Object.fromEntries(
+  ACTIONS.map((a) => [a, actionGroups(a).map((id) => ({ type: 'Action', id }))]),
+) as Record<PolicyAction, EntityUidJson[]>;
 let instances = 0;
 
 /**
@@ -184,8 +193,12 @@ export class PolicyEngine {
     const slice = this.#slice(req);
     let cacheKey: string | undefined;
     if (this.#caching) {
-      const fields =
-        slice.fields === 'all' ? req.context : slice.fields.map((f) => req.context[f as keyof PolicyContext]);
+      let fields: unknown = req.context;
+      if (slice.fields !== 'all') {
+        const read: unknown[] = [];
+        for (const f of slice.fields) read.push(req.context[f as keyof PolicyContext]);
+        fields = read;
+      }
       cacheKey = JSON.stringify([
         this.#generation,
         req.action,
@@ -293,7 +306,7 @@ export class PolicyEngine {
       {
         uid: { type: 'Action', id: req.action },
         attrs: {},
-        parents: actionGroups(req.action).map((id) => ({ type: 'Action', id })),
+        parents: ACTION_PARENTS[req.action],
       },
     ];
     const answer = cedar.statefulIsAuthorized({
@@ -314,20 +327,18 @@ export class PolicyEngine {
       };
     }
     const { decision, diagnostics } = answer.response;
-    const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message.slice(0, 300)}`);
-    // Cedar skips a policy that errors; a forbid that could not be evaluated must not let a request through.
-    const failedForbid = diagnostics.errors.some((e) => this.#byId.get(e.policyId)?.effect === 'forbid');
-    if (decision === 'allow' && failedForbid) {
-      return {
-        decision: 'deny',
-        reasons: diagnostics.errors
-          .map((e) => e.policyId)
-          .filter((id) => this.#byId.get(id)?.effect === 'forbid'),
-        errors,
-        policyVersion,
-        cached: false,
-      };
+    const errors: string[] = [];
+    const failedForbids: string[] = [];
+    for (const e of diagnostics.errors) {
+      errors.push(`${e.policyId}: ${e.error.message.slice(0, 300)}`);
+      if (this.#byId.get(e.policyId)?.effect === 'forbid') failedForbids.push(e.policyId);
     }
-    return { decision, reasons: [...diagnostics.reason].sort(), errors, policyVersion, cached: false };
+    // Cedar skips a policy that errors; a forbid that could not be evaluated must not let a request through.
+    if (decision === 'allow' && failedForbids.length > 0) {
+      return { decision: 'deny', reasons: failedForbids, errors, policyVersion, cached: false };
+    }
+    const reasons = diagnostics.reason.slice();
+    reasons.sort();
+    return { decision, reasons, errors, policyVersion, cached: false };
   }
 }
