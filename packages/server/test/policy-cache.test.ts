@@ -10,7 +10,7 @@ import {
   type PolicyAction,
 } from '../src/policy/request.js';
 import { rawDoc } from './helpers/dpop.js';
-import { AUDIENCE, type Harness, startHarness, testKey, WORKLOAD } from './helpers/harness.js';
+import { AUDIENCE, type Harness, startHarness, testKey } from './helpers/harness.js';
 import { applyPolicies, putResource } from './helpers/policy.js';
 
 /** A deterministic pseudo-random sequence, so a failing run can be repeated. */

@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pino from 'pino';
+import { fakeClock } from '../src/clock.js';
+import { validateConfig } from '../src/config/config-dir.js';
+import { resolveSettings } from '../src/config/settings.js';
+import { kekFromBytes } from '../src/keys/kek.js';
+import { readPolicyDir } from '../src/policy/policy-dir.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { createWrit } from '../src/writ.js';
+import { configDocuments, type Harness, startHarness, testKey } from './helpers/harness.js';
+import { adminJson, policyVersion, putResource } from './helpers/policy.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CASES = fileURLToPath(new URL('../../test/policy-cases', import.meta.url));
+
+describe('writ apply with policies/, over real HTTP', () => {
+  let h: Harness;
+  let dir: string;
+  let keyFile: string;
+  before(async () => {
+    h = await startHarness({ listen: true });
+    dir = mkdtempSync(join(tmpdir(), 'writ-policy-apply-'));
+    keyFile = join(dir, 'operator.jwk');
+    const key = h.operatorKey;
+    writeFileSync(
+      keyFile,
+      JSON.stringify({
+        operator: 'ops',
+        key: { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, alg: key.alg },
+      }),
+      { mode: 0o600 },
+    );
+    // The harness's own configuration as a config directory, plus the repo's policy set.
+    const config = join(dir, 'config');
+    const docs = configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey });
+    for (const [i, d] of docs.entries()) {
+      const sub = { class: 'classes', workload: 'workloads', operator: 'operators' }[d.kind];
+      mkdirSync(join(config, sub), { recursive: true });
+      writeFileSync(join(config, sub, `${i}.json`), JSON.stringify(d.doc));
+    }
+    cpSync(join(CASES, 'policies'), join(config, 'policies'), { recursive: true });
+  });
+  after(async () => {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const writ = async (args: string[]) => {
+    try {
+      const r = await promisify(execFile)(
+        process.execPath,
+        [MAIN, '--server', h.issuer, '--operator-key', keyFile, ...args],
+        { timeout: 30_000 },
+      );
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return {
+        code: typeof e.code === 'number' ? e.code : -1,
+        stdout: e.stdout ?? '',
+        stderr: e.stderr ?? '',
+      };
+    }
+  };
+
+  it('applies the policy set and reports its version; the server then decides with it', async () => {
+    const before = await policyVersion(h);
+    const r = await writ(['apply', join(dir, 'config')]);
+    assert.equal(r.code, 0, r.stderr);
+    const after = await policyVersion(h);
+    assert.notEqual(after, before);
+    assert.match(r.stdout, new RegExp(`policy set now ${after} \\(12 policies\\)`));
+    // The harness workload is prod and asks from 127.0.0.1: outside the prod network of the set.
+    const denied = await h.requestToken();
+    assert.equal(denied.status, 400);
+    assert.equal(denied.body['error'], 'access_denied');
+    const again = await writ(['apply', join(dir, 'config')]);
+    assert.match(again.stdout, new RegExp(`policy set unchanged: ${after}`));
+  });
+
+  it('refuses a broken set before sending it, naming file and line, and the server keeps its version', async () => {
+    const running = await policyVersion(h);
+    writeFileSync(
+      join(dir, 'config', 'policies', 'zz-broken.cedar'),
+      'permit (principal, action, resource)\nwhen { context.purpose == 3 };\n',
+    );
+    const r = await writ(['apply', join(dir, 'config')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /policies\/zz-broken\.cedar:2: /);
+    assert.equal(await policyVersion(h), running);
+    assert.equal((await h.requestToken()).status, 400, 'still deciding with the running set');
+    rmSync(join(dir, 'config', 'policies', 'zz-broken.cedar'));
+  });
+});
+
+describe('policy state across a restart', () => {
+  it('continues the version counter and keeps resource attributes set through the admin API', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'writ-policy-restart-'));
+    const kekBytes = randomBytes(32);
+    const clock = fakeClock(Date.UTC(2026, 4, 6, 10));
+    const keys = { workload: testKey(), other: testKey('EdDSA'), operator: testKey() };
+    const settings = resolveSettings(undefined, {}, { 'log.level': 'silent' });
+    const policies = readPolicyDir(CASES)!;
+    const start = async () =>
+      createWrit({
+        settings,
+        store: openSqliteStore({ path: join(dir, 'writ.db') }),
+        kek: kekFromBytes(kekBytes, 'test'),
+        clock,
+        logger: pino({ level: 'silent' }),
+        config: validateConfig(configDocuments(keys), settings.tokens.maxLifetime),
+        policies,
+      });
+    try {
+      const first = await start();
+      const v1 = first.ctx.policy.version;
+      await first.ctx.audit.append({
+        type: 'resource.updated',
+        outcome: 'success',
+        actor: 'operator:ops',
+        data: {
+          id: 'https://reports.acme.test',
+          sensitivity: 'restricted',
+          environment: 'prod',
+          owner: 'team-x',
+        },
+      });
+      await first.close();
+
+      const second = await start();
+      try {
+        assert.equal(second.ctx.policy.version.id, v1.id, 'the same set keeps its version across a restart');
+        assert.equal(second.ctx.policy.resource('https://reports.acme.test').owner, 'team-x');
+        const loaded = await second.ctx.store.queryAudit({ type: 'policy.loaded', limit: 10 });
+        assert.equal(loaded.length, 1, 'an unchanged set is not recorded again');
+      } finally {
+        await second.close();
+      }
+      const third = await createWrit({
+        settings,
+        store: openSqliteStore({ path: join(dir, 'writ.db') }),
+        kek: kekFromBytes(kekBytes, 'test'),
+        clock,
+        logger: pino({ level: 'silent' }),
+      });
+      try {
+        assert.equal(third.ctx.policy.version.builtIn, true);
+        assert.equal(
+          third.ctx.policy.version.counter,
+          v1.counter + 1,
+          'the counter continues from the audit log',
+        );
+      } finally {
+        await third.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a PUT through the admin API is what the next process replays', async () => {
+    const h = await startHarness();
+    try {
+      const r = await putResource(h, {
+        id: 'https://x.test',
+        sensitivity: 'restricted',
+        environment: 'prod',
+        owner: 'o',
+      });
+      assert.equal(r.status, 200);
+      const events = await h.auditEvents('resource.updated');
+      assert.deepEqual(events[0]!.data, {
+        id: 'https://x.test',
+        sensitivity: 'restricted',
+        environment: 'prod',
+        owner: 'o',
+      });
+      const list = await adminJson(h, 'GET', '/resources');
+      assert.deepEqual(list.body['resources'], [
+        { id: 'https://x.test', sensitivity: 'restricted', environment: 'prod', owner: 'o', source: 'admin' },
+      ]);
+      const bad = await adminJson(h, 'PUT', `/resources/${encodeURIComponent('https://y.test')}`, {
+        sensitivity: 'Top Secret',
+      });
+      assert.equal(bad.status, 400);
+      const missing = await adminJson(h, 'DELETE', `/resources/${encodeURIComponent('https://y.test')}`);
+      assert.equal(missing.status, 404);
+    } finally {
+      await h.close();
+    }
+  });
+});
