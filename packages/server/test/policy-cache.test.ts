@@ -51,6 +51,9 @@ describe('slicing gives the same decisions as the whole set', () => {
         ` when { context.risk > ${Math.floor(rnd() * 100)} }`,
         ` when { resource.sensitivity == "${pick(['internal', 'restricted'])}" }`,
         ' when { context.source_ip.isInRange(ip("10.0.0.0/8")) }',
+        ' when { principal is Workload && principal.hasTag("team") && principal.getTag("team") == "blue" }',
+        ' when { principal is Workload && principal.owner == resource.owner }',
+        ' when { context has purpose && context.purpose == "audit" }',
       ]);
       text.push(`${effect} (${principal}, ${action}, ${resource})${cond};`);
     }
@@ -65,21 +68,27 @@ describe('slicing gives the same decisions as the whole set', () => {
     });
     const sliced = new PolicyEngine({ set });
     const whole = new PolicyEngine({ set, slicing: false });
-    const requests: DecisionRequest[] = Array.from({ length: 400 }, () => ({
-      principal: {
-        type: 'Workload',
-        id: pick(workloads),
-        attrs: { owner: 'o', environment: 'prod', state: 'active', classes: [] },
-        tags: {},
-        version: '1',
-      },
-      action: pick(actions),
-      resource: pick(apis),
-      context: buildContext(Date.UTC(2026, 0, 1, Math.floor(rnd() * 24)), {
-        risk: Math.floor(rnd() * 100),
-        source_ip: rnd() < 0.5 ? '10.1.2.3' : '192.0.2.1',
-      }),
-    }));
+    const requests: DecisionRequest[] = Array.from({ length: 400 }, () => {
+      const owner = pick(['o', 'p']);
+      const tags: Record<string, string> = rnd() < 0.5 ? { team: pick(['blue', 'red']) } : {};
+      return {
+        principal: {
+          type: 'Workload',
+          id: pick(workloads),
+          attrs: { owner, environment: 'prod', state: 'active', classes: [] },
+          tags,
+          // The entity version changes with the entity data, as the registry generation does.
+          version: JSON.stringify([owner, tags]),
+        },
+        action: pick(actions),
+        resource: pick(apis),
+        context: buildContext(Date.UTC(2026, 0, 1, Math.floor(rnd() * 24)), {
+          risk: Math.floor(rnd() * 100),
+          source_ip: rnd() < 0.5 ? '10.1.2.3' : '192.0.2.1',
+          purpose: pick(['audit', 'sync']),
+        }),
+      };
+    });
     let allowed = 0;
     for (const req of requests) {
       const a = sliced.decide(req);

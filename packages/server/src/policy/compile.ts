@@ -43,8 +43,8 @@ export interface CompiledPolicy {
   principal: HeadConstraint;
   action: HeadConstraint;
   resource: HeadConstraint;
-  /** Top-level context attributes the policy reads; `all` when it uses `context` as a whole. */
-  contextFields: ReadonlySet<string> | 'all';
+  /** The context fields and entity attributes the policy's conditions read. */
+  reads: PolicyReads;
 }
 
 export interface CompiledPolicySet {
@@ -153,7 +153,7 @@ export function compilePolicies(sources: PolicySources, builtIn = false): Compil
         principal: head(json.json.principal),
         action: head(json.json.action),
         resource: head(json.json.resource),
-        contextFields: contextFields(json.json),
+        reads: readsOf(json.json),
       });
       if (policies.length > MAX_POLICIES)
         throw new PolicyLoadError(file, line, `more than ${MAX_POLICIES} policies`);
@@ -226,30 +226,64 @@ function head(c: PolicyJson['principal'] | PolicyJson['action']): HeadConstraint
   }
 }
 
-/** The top-level `context` attributes a policy reads (`context.x`, `context has x`). */
-function contextFields(policy: PolicyJson): ReadonlySet<string> | 'all' {
-  const fields = new Set<string>();
-  let all = false;
-  const isContext = (n: unknown) => (n as { Var?: string } | null)?.Var === 'context';
-  const walk = (n: unknown): void => {
-    if (all || n === null || typeof n !== 'object') return;
+/** What a policy reads: context fields, principal and resource attributes (`#tags`: the principal's tags). */
+export interface PolicyReads {
+  context: ReadonlySet<string> | 'all';
+  principal: ReadonlySet<string> | 'all';
+  resource: ReadonlySet<string> | 'all';
+}
+
+/** Where a bare `principal`/`resource`/`context` may appear without its whole data being needed. */
+const NEEDS_NO_DATA = new Set(['==', '!=', 'in', 'is']);
+const STRUCTURAL = new Set(['left', 'right', 'arg', 'if', 'then', 'else']);
+
+/**
+ * The data a policy's conditions read: `context.x`/`context has x`, `principal.x`, `resource.x`, and
+ * `principal.hasTag/getTag`. A variable used any other way (inside a record or set literal, say) counts
+ * as reading all of it, so the engine never leaves out data a policy could reach.
+ */
+function readsOf(policy: PolicyJson): PolicyReads {
+  const sets = { context: new Set<string>(), principal: new Set<string>(), resource: new Set<string>() };
+  const all = { context: false, principal: false, resource: false };
+  type Var = keyof typeof sets;
+  const varOf = (n: unknown): Var | undefined => {
+    const v = (n as { Var?: string } | null)?.Var;
+    return v === 'context' || v === 'principal' || v === 'resource' ? v : undefined;
+  };
+  const walk = (n: unknown, op: string): void => {
+    if (n === null || typeof n !== 'object') return;
     if (Array.isArray(n)) {
-      for (const x of n) walk(x);
+      for (const x of n) walk(x, op);
       return;
     }
     const o = n as Record<string, unknown>;
-    if (isContext(o)) {
-      all = true;
+    if ('Value' in o || 'Slot' in o) return;
+    const v = varOf(o);
+    if (v) {
+      if (v === 'context' || !NEEDS_NO_DATA.has(op)) all[v] = true;
       return;
     }
-    const access = (o['.'] ?? o['has']) as { left?: unknown; attr?: string | string[] } | undefined;
-    if (access && isContext(access.left)) {
-      const attr = Array.isArray(access.attr) ? access.attr[0] : access.attr;
-      if (attr !== undefined) fields.add(attr);
-      return;
+    for (const k in o) {
+      const child = o[k] as { left?: unknown; attr?: string | string[] } | undefined;
+      if (k === '.' || k === 'has' || k === 'hasTag' || k === 'getTag') {
+        const target = varOf(child?.left);
+        if (target) {
+          if (k === 'hasTag' || k === 'getTag') sets[target].add('#tags');
+          else {
+            const attr = Array.isArray(child?.attr) ? child.attr[0] : child?.attr;
+            if (attr !== undefined) sets[target].add(attr);
+          }
+          walk((child as { right?: unknown }).right, k);
+          continue;
+        }
+      }
+      walk(o[k], STRUCTURAL.has(k) ? op : k);
     }
-    for (const k in o) walk(o[k]);
   };
-  walk(policy.conditions);
-  return all ? 'all' : fields;
+  walk(policy.conditions, 'when');
+  return {
+    context: all.context ? 'all' : sets.context,
+    principal: all.principal ? 'all' : sets.principal,
+    resource: all.resource ? 'all' : sets.resource,
+  };
 }

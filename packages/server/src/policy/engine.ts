@@ -62,7 +62,37 @@ interface Slice {
   /** Cedar's preparsed set id; undefined when no policy can apply (deny without a call). */
   setId: string | undefined;
   policies: CompiledPolicy[];
+  /** Context fields the slice reads (sorted): the cache key holds their values, Cedar gets only them. */
   fields: string[] | 'all';
+  /** Principal and resource attributes the slice reads (`#tags`: the principal's tags). */
+  principal: ReadonlySet<string> | 'all';
+  resource: ReadonlySet<string> | 'all';
+}
+
+const ALL_READS = { fields: 'all', principal: 'all', resource: 'all' } as const;
+
+function union(
+  policies: readonly CompiledPolicy[],
+  pick: (p: CompiledPolicy) => ReadonlySet<string> | 'all',
+): Set<string> | 'all' {
+  const out = new Set<string>();
+  for (const p of policies) {
+    const r = pick(p);
+    if (r === 'all') return 'all';
+    for (const x of r) out.add(x);
+  }
+  return out;
+}
+
+/** Only what the policies read: Cedar's cost grows with the data handed to it. */
+function only<T extends Record<string, unknown>>(
+  data: T,
+  keys: ReadonlySet<string> | 'all',
+): Record<string, unknown> {
+  if (keys === 'all') return data;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (k in data) out[k] = data[k];
+  return out;
 }
 
 const MAX_SLICES = 20_000;
@@ -215,7 +245,7 @@ export class PolicyEngine {
         return { ...hit, cached: true };
       }
     }
-    const decision = this.#evaluate(req, slice.setId);
+    const decision = this.#evaluate(req, slice);
     if (cacheKey !== undefined) {
       if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
       this.#cache.set(cacheKey, decision);
@@ -226,7 +256,7 @@ export class PolicyEngine {
   /** Why a request is allowed or denied: the slice, the determining policies and any errors. */
   explain(req: DecisionRequest): Explanation {
     const slice = this.#slice(req);
-    const d = this.#evaluate(req, slice.setId);
+    const d = this.#evaluate(req, slice);
     const src = (p: CompiledPolicy) => ({ id: p.id, effect: p.effect, file: p.file, line: p.line });
     return {
       ...d,
@@ -248,7 +278,7 @@ export class PolicyEngine {
 
   #slice(req: DecisionRequest): Slice {
     if (!this.#slicing) {
-      return { setId: `${this.#prefix}.all`, policies: this.#set.policies, fields: 'all' };
+      return { setId: `${this.#prefix}.all`, policies: this.#set.policies, ...ALL_READS };
     }
     const sliceKey = JSON.stringify([req.action, req.principal.type, req.principal.id, req.resource]);
     const known = this.#slices.get(sliceKey);
@@ -272,35 +302,39 @@ export class PolicyEngine {
         this.#sets.set(idsKey, setId);
       }
     }
-    let fields: Set<string> | 'all' = new Set();
-    for (const p of policies) {
-      if (p.contextFields === 'all') {
-        fields = 'all';
-        break;
-      }
-      for (const f of p.contextFields) fields.add(f);
-    }
-    const slice: Slice = { setId, policies, fields: fields === 'all' ? 'all' : [...fields].sort() };
+    const fields = union(policies, (p) => p.reads.context);
+    const slice: Slice = {
+      setId,
+      policies,
+      fields: fields === 'all' ? 'all' : [...fields].sort(),
+      principal: union(policies, (p) => p.reads.principal),
+      resource: union(policies, (p) => p.reads.resource),
+    };
     this.#slices.set(sliceKey, slice);
     return slice;
   }
 
-  #evaluate(req: DecisionRequest, setId: string | undefined): Decision {
+  #evaluate(req: DecisionRequest, slice: Slice): Decision {
     const policyVersion = this.#version.id;
+    const setId = slice.setId;
     if (setId === undefined)
       return { decision: 'deny', reasons: [], errors: [], policyVersion, cached: false };
     this.stats.evaluations++;
     const r = this.resource(req.resource);
+    const tags = slice.principal === 'all' || slice.principal.has('#tags');
     const entities: EntityJson[] = [
       {
         uid: { type: req.principal.type, id: req.principal.id },
-        attrs: req.principal.attrs,
+        attrs: only(req.principal.attrs, slice.principal) as EntityJson['attrs'],
         parents: [],
-        ...(req.principal.tags ? { tags: req.principal.tags } : {}),
+        ...(tags && req.principal.tags ? { tags: req.principal.tags } : {}),
       },
       {
         uid: { type: 'Api', id: req.resource },
-        attrs: { sensitivity: r.sensitivity, environment: r.environment, owner: r.owner },
+        attrs: only(
+          { sensitivity: r.sensitivity, environment: r.environment, owner: r.owner },
+          slice.resource,
+        ) as EntityJson['attrs'],
         parents: [],
       },
       {
@@ -313,7 +347,7 @@ export class PolicyEngine {
       principal: { type: req.principal.type, id: req.principal.id },
       action: { type: 'Action', id: req.action },
       resource: { type: 'Api', id: req.resource },
-      context: cedarContext(req.context),
+      context: cedarContext(req.context, slice.fields),
       preparsedPolicySetId: setId,
       entities,
     });

@@ -119,9 +119,18 @@ export function humanPrincipal(id: string, roles: string[], mfa: boolean): Polic
   };
 }
 
-/** The context as Cedar JSON (the address becomes an `ipaddr` extension value). */
-export function cedarContext(c: PolicyContext): Record<string, CedarValueJson> {
-  return { ...c, scopes: c.scopes, source_ip: { __extn: { fn: 'ip', arg: c.source_ip } } };
+/** The context as Cedar JSON (the address becomes an `ipaddr` extension value), only `fields` when given. */
+export function cedarContext(
+  c: PolicyContext,
+  fields: readonly string[] | 'all' = 'all',
+): Record<string, CedarValueJson> {
+  const out: Record<string, CedarValueJson> = {};
+  const keys = fields === 'all' ? (Object.keys(c) as Array<keyof PolicyContext>) : fields;
+  for (const k of keys) {
+    if (k === 'source_ip') out[k] = { __extn: { fn: 'ip', arg: c.source_ip } };
+    else if (k in c) out[k] = c[k as keyof PolicyContext] as CedarValueJson;
+  }
+  return out;
 }
 
 /** No control characters (ids of principals and resources end up in audit events and cache keys). */
