@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { generateDpopKey } from '@writ/sdk/dpop';
 import { GrantType } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
-import { classDoc, clientAuth, rawDoc } from './helpers/dpop.js';
+import {
+  classDoc,
+  clientAuth,
+  dpopTokenRequest,
+  nowSeconds,
+  proofParts,
+  rawDoc,
+  signProof,
+} from './helpers/dpop.js';
 import {
   AUDIENCE,
   type Harness,
@@ -16,6 +25,7 @@ import {
 import { adminJson, applyPolicies, policyVersion, putResource } from './helpers/policy.js';
 
 const GATEWAY = 'spiffe://test.writ/edge/gateway';
+const BOUND_GATEWAY = 'spiffe://test.writ/edge/bound-gateway';
 const ISSUER = 'https://writ.test';
 
 const POLICIES = `
@@ -45,7 +55,22 @@ forbid(principal, action in Action::"request", resource) when { context.risk >= 
 describe('AuthZEN access evaluation API', () => {
   const clock = fakeClock(Date.UTC(2026, 4, 6, 10));
   const gatewayKey: TestKey = testKey();
+  const boundKey: TestKey = testKey();
   const docs = [
+    classDoc({
+      name: 'pdp-dpop',
+      audiences: [`${ISSUER}/access/v1`],
+      scopes: ['pdp'],
+      default_scopes: ['pdp'],
+      binding: 'dpop',
+    }),
+    rawDoc('workload', {
+      id: BOUND_GATEWAY,
+      owner: 'team-edge',
+      environment: 'prod',
+      classes: ['pdp-dpop'],
+      jwks: { keys: [boundKey.publicJwk] },
+    }),
     classDoc({
       name: 'pdp',
       audiences: [`${ISSUER}/access/v1`],
@@ -141,6 +166,39 @@ describe('AuthZEN access evaluation API', () => {
     const admin = await call('evaluation', body, { authorization: `Bearer ${await h.adminToken()}` });
     assert.equal(admin.status, 200);
     assert.equal(admin.body['decision'], true);
+  });
+
+  it('accepts a DPoP-bound PDP token only with a fresh proof for the endpoint', async () => {
+    const holder = generateDpopKey('ES256');
+    const t = await dpopTokenRequest(
+      h,
+      () => ({
+        grant_type: GrantType.clientCredentials,
+        ...clientAuth(h, BOUND_GATEWAY, boundKey),
+        resource: `${ISSUER}/access/v1`,
+      }),
+      holder,
+    );
+    assert.equal(t.status, 200, JSON.stringify(t.body));
+    const token = t.body['access_token'] as string;
+    const body = { subject: user('alice', ['viewer']), action: { name: 'read' }, resource: api(AUDIENCE) };
+    const proof = signProof(
+      holder,
+      proofParts(holder, { htu: `${ISSUER}/access/v1/evaluation`, iat: nowSeconds(h), accessToken: token }),
+    );
+    const ok = await call('evaluation', body, { authorization: `DPoP ${token}`, dpop: proof });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body['decision'], true);
+    const replay = await call('evaluation', body, { authorization: `DPoP ${token}`, dpop: proof });
+    assert.equal(replay.status, 401);
+    const asBearer = await call('evaluation', body, { authorization: `Bearer ${token}` });
+    assert.equal(asBearer.status, 401);
+    const otherPath = signProof(
+      holder,
+      proofParts(holder, { htu: `${ISSUER}/access/v1/evaluations`, iat: nowSeconds(h), accessToken: token }),
+    );
+    const wrongHtu = await call('evaluation', body, { authorization: `DPoP ${token}`, dpop: otherPath });
+    assert.equal(wrongHtu.status, 401);
   });
 
   it('answers the spec shapes: a boolean decision and an optional context object', async () => {
