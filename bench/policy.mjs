@@ -10,6 +10,8 @@
 // meets repeats the way a resource server does (the same caller asking about the same API again).
 //
 //   npm run build && node bench/policy.mjs [--sizes 10,100,1000,10000] [--seconds 1] [--rounds 3]
+//   node bench/policy.mjs --issuance [--seconds 3]   token endpoint in-process (app.inject, embedded
+//       store, audit on): the built-in policy set against a 1,000-policy set that decides every token
 //
 // Figures are medians over rounds; the machine is shared, so read ratios, not absolutes.
 import { fileURLToPath } from 'node:url';
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     pool: { type: 'string', default: '2000' },
     json: { type: 'boolean', default: false },
+    issuance: { type: 'boolean', default: false },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
@@ -136,6 +139,10 @@ function measure(engine, pool, fill) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+if (values.issuance) {
+  await issuance();
+  process.exit(0);
+}
 const results = [];
 for (const n of sizes) {
   const built = policySet(n);
@@ -182,4 +189,138 @@ if (values.json) {
     `(allowed share: ${results.map((r) => `${r.policies}: ${r['sliced allowed']}`).join(', ')}; decisions differing between unsliced and sliced+cached on 300 requests: ${results.map((r) => r.mismatches).join(', ')})`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/**
+ * Tokens per second through the whole token endpoint (client_credentials, private_key_jwt, bearer
+ * class, audit on, embedded store), sequential, once with the built-in set and once with a 1,000-policy
+ * set in which the workload's own policies, environment separation, network and risk rules apply.
+ */
+async function issuance() {
+  const { createHash, generateKeyPairSync, randomBytes, sign } = await import('node:crypto');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const pino = (await import(`${root}node_modules/pino/pino.js`)).default;
+  const { resolveSettings } = await import(`${root}packages/server/dist/src/config/settings.js`);
+  const { validateConfig } = await import(`${root}packages/server/dist/src/config/config-dir.js`);
+  const { kekFromBytes } = await import(`${root}packages/server/dist/src/keys/kek.js`);
+  const { openSqliteStore } = await import(`${root}packages/server/dist/src/store/sqlite/sqlite-store.js`);
+  const { createWrit } = await import(`${root}packages/server/dist/src/writ.js`);
+  const WORKLOAD = 'spiffe://bench/w0';
+  const AUD = 'https://api0.bench';
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const kid = createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url');
+  const docs = [
+    {
+      kind: 'class',
+      file: 'c.yaml',
+      index: 0,
+      doc: {
+        name: 'bench',
+        max_ttl: '5m',
+        audiences: [AUD],
+        scopes: ['read'],
+        default_scopes: ['read'],
+        binding: 'bearer',
+      },
+    },
+    {
+      kind: 'workload',
+      file: 'w.yaml',
+      index: 0,
+      doc: {
+        id: WORKLOAD,
+        owner: 'team0',
+        environment: 'prod',
+        classes: ['bench'],
+        jwks: { keys: [{ ...jwk, kid, alg: 'ES256' }] },
+      },
+    },
+  ];
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const rates = {};
+  for (const [name, sources] of [
+    ['built-in set', undefined],
+    [
+      '1,000 policies',
+      {
+        files: [
+          {
+            file: 'policies/bench.cedar',
+            text: policySet(1000)
+              .set.policies.map((p) => p.text)
+              .concat(
+                `@id("w0-issue")\npermit (principal == Workload::"${WORKLOAD}", action in Action::"token", resource == Api::"${AUD}");`,
+              )
+              .join('\n'),
+          },
+        ],
+        resources: [{ id: AUD, sensitivity: 'internal', environment: 'prod', owner: 'team0' }],
+      },
+    ],
+  ]) {
+    const dir = mkdtempSync(join(tmpdir(), 'writ-bench-policy-'));
+    const settings = resolveSettings(
+      undefined,
+      {},
+      { 'log.level': 'silent', 'limits.client_rate': 1e6, 'limits.client_burst': 1e6 },
+    );
+    const writ = await createWrit({
+      settings,
+      store: openSqliteStore({ path: join(dir, 'writ.db') }),
+      kek: kekFromBytes(randomBytes(32), 'bench'),
+      logger: pino({ level: 'silent' }),
+      config: validateConfig(docs, settings.tokens.maxLifetime),
+      policies: sources,
+    });
+    const request = async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${b64({ alg: 'ES256', kid })}.${b64({ iss: WORKLOAD, sub: WORKLOAD, aud: settings.issuer, iat: now, exp: now + 60, jti: randomBytes(12).toString('base64url') })}`;
+      const sig = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString(
+        'base64url',
+      );
+      const res = await writ.app.inject({
+        method: 'POST',
+        url: '/oauth2/token',
+        remoteAddress: '10.20.0.9',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: `${input}.${sig}`,
+          resource: AUD,
+        }).toString(),
+      });
+      if (res.statusCode !== 200) throw new Error(`${name}: ${res.statusCode} ${res.body}`);
+    };
+    try {
+      for (let i = 0; i < 200; i++) await request();
+      const samples = [];
+      for (let r = 0; r < rounds; r++) {
+        const end = performance.now() + seconds * 1000;
+        let n = 0;
+        while (performance.now() < end) {
+          await request();
+          n++;
+        }
+        samples.push(n / seconds);
+      }
+      rates[name] = Math.round(median(samples));
+    } finally {
+      await writ.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const [off, on] = Object.values(rates);
+  process.stdout.write(
+    `Issuance through the token endpoint, in-process, sequential (median of ${rounds} x ${seconds}s)\n` +
+      Object.entries(rates)
+        .map(([k, v]) => `  ${k.padEnd(16)} ${v} tokens/s`)
+        .join('\n') +
+      `\n  ratio ${(on / off).toFixed(2)}\n`,
+  );
 }
