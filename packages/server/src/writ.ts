@@ -8,11 +8,12 @@ import type { Settings } from './config/settings.js';
 import type { WritContext } from './context.js';
 import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
+import { followEventLog } from './events/node-follower.js';
 import { buildApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { type KeyEncryptionKey, kekFromBytes } from './keys/kek.js';
 import { createKeyManager } from './keys/key-manager.js';
-import { RateLimiter } from './oauth/rate-limit.js';
+import { MemoryRateLimiter, StoreRateLimiter } from './oauth/rate-limit.js';
 import type { PolicySources } from './policy/compile.js';
 import { openPolicyEngine, recordStartupPolicy } from './policy/operations.js';
 import { Registry } from './registry/registry.js';
@@ -63,6 +64,9 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
         censor: '[redacted]',
       },
     });
+  // The log's head before any state is loaded: the node follows the log from here, so a change another
+  // node makes while this one starts is applied after the load rather than missed.
+  const head = (await store.eventBounds()).last;
   const keys = await createKeyManager({
     store,
     kek: options.kek,
@@ -90,7 +94,10 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     revocations: new RevocationSet(),
     audit,
     metrics: createMetrics(),
-    rateLimiter: new RateLimiter(settings.limits.clientRate, settings.limits.clientBurst, clock),
+    // Several nodes share one budget per client through the store; one node keeps it in memory.
+    rateLimiter: store.cluster
+      ? new StoreRateLimiter(store, settings.limits.clientRate, settings.limits.clientBurst, clock)
+      : new MemoryRateLimiter(settings.limits.clientRate, settings.limits.clientBurst, clock),
     dpopNonces: new DpopNonces(options.kek.derive('dpop-nonce'), settings.dpop.nonceLifetime, clock),
     secrets: kekFromBytes(options.kek.derive('secrets'), 'derived'),
     events: createEventLog(store, clock, {
@@ -102,10 +109,22 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
   };
   await syncRevocations(ctx);
   await recordStartupPolicy(ctx, policy.last);
+  const follower = followEventLog(ctx, head);
+  // Other nodes' events: PostgreSQL notifications wake the log reader at once; the event log's periodic
+  // read covers a notification that was lost. The embedded store has no other writer to hear.
+  const stopWatching = store.cluster?.watchEvents(
+    () => ctx.events.notify(),
+    (err) => logger.warn({ err: err.message }, 'event notifications interrupted; reconnecting'),
+  );
   if (options.config) {
     const changes = await applyConfig(ctx, options.config, 'startup', false);
     if (changes.length > 0) logger.info({ changes: changes.length }, 'configuration applied at start');
   }
+  // Nodes starting together: another may have applied the config (or rotated keys) after this one
+  // loaded its state. Serve once the log up to now is applied.
+  ctx.events.notify();
+  if (!(await follower.reach((await store.eventBounds()).last, 10_000)))
+    logger.warn('starting before the event log was applied; the node catches up as it serves');
   const app = buildApp(ctx);
   const timers = [
     setInterval(
@@ -140,6 +159,8 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       if (closed) return;
       closed = true;
       for (const t of timers) clearInterval(t);
+      follower.close();
+      await stopWatching?.();
       ctx.events.close();
       for (const res of ctx.streams) res.end();
       await app.close();

@@ -57,17 +57,17 @@ export async function applyConfig(
       } else if (c.op === 'remove') await tx.deleteOperator(c.name);
       else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
     }
+    // Other nodes reload their registry on this event; verifiers following the stream ignore it.
+    await ctx.events.append(tx, 'config.applied', { changes: changes.length });
     return ctx.audit.append({ type: 'config.applied', outcome: 'success', actor, data: { changes } }, tx);
   });
   ctx.audit.noteCommitted(event);
+  ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
   return changes;
 }
 
-/**
- * Disables, enables or quarantines a workload. Leaving `active` also revokes every token it holds.
- */
 const CREDENTIAL_CHANGE = { add: 'create', change: 'update', remove: 'delete' } as const;
 
 function isCredentialChange(c: ConfigChange): boolean {
@@ -77,6 +77,9 @@ function isCredentialChange(c: ConfigChange): boolean {
   );
 }
 
+/**
+ * Disables, enables or quarantines a workload. Leaving `active` also revokes every token it holds.
+ */
 export async function setWorkloadState(
   ctx: WritContext,
   id: string,
@@ -109,6 +112,7 @@ export async function setWorkloadState(
   });
   if (!result) return false;
   ctx.audit.noteCommitted(result);
+  ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
   return true;

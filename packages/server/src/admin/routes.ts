@@ -204,11 +204,11 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       }));
       admin.get('/keys', async () => ({ active: ctx.keys.activeKid(), keys: ctx.keys.list() }));
       admin.post('/keys/rotate', async (req) => {
-        const result = await ctx.keys.rotate();
-        await ctx.store.transaction(async (tx) => {
-          await ctx.events.append(tx, 'keys.rotated', { ...result });
+        // One transaction: the rotation, the event every node reloads its keys on, and the audit event.
+        const result = await ctx.keys.rotate(async (tx, rotation) => {
+          await ctx.events.append(tx, 'keys.rotated', { ...rotation });
           await ctx.audit.append(
-            { type: 'keys.rotated', outcome: 'success', actor: op(req), data: result },
+            { type: 'keys.rotated', outcome: 'success', actor: op(req), data: { ...rotation } },
             tx,
           );
         });

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.js';
 import type { Store, StreamEvent } from '../store/store.js';
 
@@ -15,6 +16,11 @@ export interface EventLog {
   subscribe(fromSeq: number, listener: EventListener): () => void;
   read(afterSeq: number, limit: number): Promise<StreamEvent[]>;
   bounds(): Promise<{ first: number; last: number }>;
+  /**
+   * Milliseconds since this process last read the log from the store (it does so every poll interval).
+   * A node that cannot read it does not know what other nodes appended, so it must not vouch for it.
+   */
+  sinceLastRead(): number;
   close(): void;
 }
 
@@ -41,11 +47,15 @@ export function createEventLog(
   let delivered = -1;
   let pumping: Promise<void> | undefined;
   let again = false;
+  // Elapsed time, not a date: a test's clock jumping ahead must not look like an outage.
+  let readAt = performance.now();
 
   /** Delivers from the window if it reaches back to `s.next`; false when the subscriber must read the store. */
   const fromWindow = (s: Subscriber): boolean => {
+    if (s.next > delivered) return true;
     const first = recent[0];
-    if (first !== undefined && first.seq > s.next) return false;
+    // An empty window (nothing pumped since this process started) holds none of what the subscriber lacks.
+    if (first === undefined || first.seq > s.next) return false;
     for (const e of recent) {
       if (e.seq >= s.next) {
         s.listener(e);
@@ -75,6 +85,7 @@ export function createEventLog(
       again = false;
       if (delivered < 0) delivered = (await store.eventBounds()).last;
       const events = await store.readEvents(delivered, 1000);
+      readAt = performance.now();
       if (events.length === 0) continue;
       recent.push(...events);
       if (recent.length > WINDOW) recent = recent.slice(recent.length - WINDOW);
@@ -105,6 +116,7 @@ export function createEventLog(
     },
     read: (afterSeq, limit) => store.readEvents(afterSeq, limit),
     bounds: () => store.eventBounds(),
+    sinceLastRead: () => performance.now() - readAt,
     close() {
       clearInterval(timer);
       subscribers.clear();

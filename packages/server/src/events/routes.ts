@@ -14,6 +14,9 @@ import { info } from '../http/request.js';
 import { auditRefusal } from '../oauth/refusal.js';
 import type { StreamEvent } from '../store/store.js';
 
+/** How recently this node must have read the event log to keep a stream open (it reads it every second). */
+const LOG_CURRENT_MS = 3000;
+
 /** The audience a verifier's token must carry to follow the event stream. */
 export const eventsAudience = (issuer: string): string => `${issuer}${Paths.events}`;
 
@@ -37,6 +40,16 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     const bounds = await ctx.events.bounds();
     const needsSnapshot =
       resumeFrom === undefined || resumeFrom < bounds.first - 1 || resumeFrom > bounds.last;
+    const from = needsSnapshot ? bounds.last : resumeFrom;
+    // Everything that needs the store happens before the stream opens: a store that fails here is an
+    // ordinary 503, not a stream left open with nothing behind it.
+    const revocations = needsSnapshot ? await ctx.store.listRevocations(0, ctx.clock.now()) : [];
+    await ctx.audit.append({
+      type: 'events.subscribed',
+      outcome: 'success',
+      actor: subscriber.clientId,
+      data: { from, snapshot: needsSnapshot, ip: req.ip },
+    });
 
     reply.hijack();
     const res = reply.raw;
@@ -50,10 +63,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     // The log's head as this stream opens: a resuming verifier is in sync once it has seen this id (the
     // catch-up comes first), and until then must not take the open stream for fresh state.
     res.write(`event: head\ndata: ${JSON.stringify({ head: bounds.last })}\n\n`);
-    let from = resumeFrom ?? bounds.last;
     if (needsSnapshot) {
-      const revocations = await ctx.store.listRevocations(0, ctx.clock.now());
-      from = bounds.last;
       res.write(
         frame({
           seq: bounds.last,
@@ -68,10 +78,16 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       res.write(frame(e));
       if (e.type === 'revocation' && ctx.revocations.match(subscriber.token)) res.end();
     });
-    const heartbeat = setInterval(
-      () => res.write(`: heartbeat ${ctx.clock.now()}\n\n`),
-      ctx.settings.events.heartbeat * 1000,
-    );
+    const heartbeat = setInterval(() => {
+      // A heartbeat says "nothing you missed". A node that cannot read the log (its store is unreachable)
+      // cannot say that: it ends the stream, and the verifier reconnects (to a node that can) or goes
+      // stale and fails closed, rather than hearing heartbeats while other nodes' revocations pass it by.
+      if (ctx.events.sinceLastRead() > LOG_CURRENT_MS) {
+        res.end();
+        return;
+      }
+      res.write(`: heartbeat ${ctx.clock.now()}\n\n`);
+    }, ctx.settings.events.heartbeat * 1000);
     const expiry = setTimeout(() => res.end(), Math.max(0, subscriber.token.exp * 1000 - ctx.clock.now()));
     const stop = () => {
       clearInterval(heartbeat);
@@ -81,12 +97,6 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     res.on('close', stop);
     ctx.streams.add(res);
     res.on('close', () => ctx.streams.delete(res));
-    await ctx.audit.append({
-      type: 'events.subscribed',
-      outcome: 'success',
-      actor: subscriber.clientId,
-      data: { from, snapshot: needsSnapshot, ip: req.ip },
-    });
   });
 }
 

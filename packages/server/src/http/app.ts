@@ -18,6 +18,8 @@ import { parseForm } from './form.js';
 import { formBody, info } from './request.js';
 
 const FORM = 'application/x-www-form-urlencoded';
+/** How long `/readyz` waits for the store before it reports it unreachable. */
+const READY_TIMEOUT_MS = 2000;
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
 /** Builds the HTTP interface over a Writ context. Tests call `app.inject()`; `writ serve` listens. */
@@ -128,14 +130,26 @@ export function buildApp(ctx: WritContext): FastifyInstance {
 
 function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // Per node: a load balancer takes a node out while its store is unreachable. Answered within a bound
+  // even when the store does not answer at all (a cut link), so the check itself never hangs.
   app.get('/readyz', async (_req, reply) => {
-    try {
-      await ctx.store.ping();
-      ctx.keys.activeKid();
-      return { status: 'ready' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', reason: 'store unreachable' });
-    }
+    reply.header('cache-control', 'no-store');
+    let timer: NodeJS.Timeout | undefined;
+    const reachable = await Promise.race([
+      ctx.store.ping().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (!reachable)
+      return reply
+        .code(503)
+        .send({ status: 'unavailable', store: 'unreachable', reason: 'store unreachable' });
+    ctx.keys.activeKid();
+    return { status: 'ready', store: 'reachable' };
   });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', ctx.metrics.registry.contentType);

@@ -20,11 +20,20 @@ export interface KeyManager {
   /** Keys that can verify Writ's own tokens (same set as published). */
   verificationKeys(): VerificationKey[];
   activeKid(): string;
-  /** Promotes `next` to active, retires the old active key, generates a new `next`. */
-  rotate(): Promise<{ activated: string; retired: string; next: string }>;
+  /**
+   * Promotes `next` to active, retires the old active key, generates a new `next`. `within` runs in the
+   * same transaction (the event that makes other nodes reload, its audit event): all of it or nothing.
+   */
+  rotate(within?: (tx: Store, rotation: KeyRotation) => Promise<void>): Promise<KeyRotation>;
   /** Re-reads keys from the store (another node or process may have rotated). */
   reload(): Promise<void>;
   list(): Array<Omit<KeyRecord, 'sealedPrivateKey'>>;
+}
+
+export interface KeyRotation {
+  activated: string;
+  retired: string;
+  next: string;
 }
 
 interface LoadedKey {
@@ -102,7 +111,9 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
         .map((k) => k.verification);
     },
     activeKid: () => active!.record.kid,
-    async rotate() {
+    async rotate(within) {
+      // The store serializes transactions: two nodes rotating at once make two rotations in a row, each
+      // promoting the key the other published as next, never two active keys.
       const result = await store.transaction(async (tx) => {
         const now = clock.now();
         const all = await tx.listKeys();
@@ -118,7 +129,9 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
         });
         await tx.putKey({ ...next, state: 'active', activatedAt: now });
         await tx.putKey(fresh);
-        return { activated: next.kid, retired: current.kid, next: fresh.kid };
+        const rotation = { activated: next.kid, retired: current.kid, next: fresh.kid };
+        await within?.(tx, rotation);
+        return rotation;
       });
       await load();
       return result;

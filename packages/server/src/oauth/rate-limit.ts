@@ -1,7 +1,14 @@
 import type { Clock } from '../clock.js';
+import type { Store } from '../store/store.js';
 
-/** Token buckets per client, refilled continuously. Bounded: idle buckets are dropped. */
-export class RateLimiter {
+/** Per-client request budgets at the token endpoint: token buckets, refilled continuously. */
+export interface RateLimiter {
+  /** Takes one request from `key`'s bucket; 0 when allowed, else the whole seconds to wait. */
+  take(key: string): number | Promise<number>;
+}
+
+/** Buckets in this process's memory: the limiter of a single node. Bounded: idle buckets are dropped. */
+export class MemoryRateLimiter implements RateLimiter {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
   readonly #rate: number;
   readonly #burst: number;
@@ -13,7 +20,6 @@ export class RateLimiter {
     this.#clock = clock;
   }
 
-  /** Takes one token; returns 0 when allowed, else the seconds to wait. */
   take(key: string): number {
     const now = this.#clock.now();
     let b = this.#buckets.get(key);
@@ -32,5 +38,28 @@ export class RateLimiter {
   #sweep(now: number): void {
     for (const [k, b] of this.#buckets)
       if (now - b.at > (this.#burst / this.#rate) * 1000) this.#buckets.delete(k);
+  }
+}
+
+/**
+ * Buckets in the store, shared by every node on it: a client spreading its requests over N nodes gets
+ * the budget once, not N times. One statement per request (no write lock); the store's `prune` drops
+ * buckets that have refilled. When the store is unreachable the request fails as unavailable.
+ */
+export class StoreRateLimiter implements RateLimiter {
+  readonly #store: Pick<Store, 'rateLimit'>;
+  readonly #rate: number;
+  readonly #burst: number;
+  readonly #clock: Clock;
+
+  constructor(store: Pick<Store, 'rateLimit'>, ratePerSecond: number, burst: number, clock: Clock) {
+    this.#store = store;
+    this.#rate = ratePerSecond;
+    this.#burst = burst;
+    this.#clock = clock;
+  }
+
+  take(key: string): Promise<number> {
+    return this.#store.rateLimit(`client:${key}`, this.#rate, this.#burst, this.#clock.now());
   }
 }

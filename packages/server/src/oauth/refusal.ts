@@ -30,6 +30,12 @@ export async function auditRefusal(
     'refused',
   );
   const actor = typeof context['client_id'] === 'string' ? (context['client_id'] as string) : 'anonymous';
+  // The audit log lives in the store that just failed: trying again would only double the wait for the
+  // 503 (a cut link answers nothing until a timeout). The refusal is in the service log above.
+  if (err instanceof StoreUnavailableError) {
+    Object.defineProperty(error, AUDITED, { value: true });
+    return error;
+  }
   try {
     await ctx.audit.append({
       type: `${endpoint}.refused`,

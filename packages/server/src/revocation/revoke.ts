@@ -16,8 +16,9 @@ export interface RevokeRequest {
 const DEFAULTS_TO_NOW: ReadonlySet<RevocationKind> = new Set(['sub', 'client_id', 'cls', 'kid']);
 
 /**
- * Stores a revocation and its audit event in one transaction (inside `tx` when given), then applies it
- * to the in-memory set so introspection refuses the tokens at once.
+ * Stores a revocation and its audit event in one transaction (inside `tx` when given), then brings the
+ * in-memory set up to the store so introspection on this node refuses the tokens at once. Other nodes
+ * apply it from the event log.
  */
 export async function revoke(ctx: WritContext, r: RevokeRequest, tx?: Store): Promise<Revocation> {
   const now = ctx.clock.now();
@@ -56,8 +57,13 @@ export async function revoke(ctx: WritContext, r: RevokeRequest, tx?: Store): Pr
   const { stored, event } = tx ? await work(tx) : await ctx.store.transaction(work);
   if (!tx) {
     ctx.audit.noteCommitted(event);
-    ctx.revocations.apply(stored);
     ctx.events.notify();
+    // Not `apply(stored)`: the set takes revocations in sequence order only, and another node's lower
+    // one may not have reached this node yet. Reading from the set's position brings both, in order.
+    // Should the read fail, the revocation is stored all the same and the event log brings it.
+    await syncRevocations(ctx).catch((err: unknown) =>
+      ctx.logger.warn({ err: (err as Error).message }, 'revocation stored; applying it from the log later'),
+    );
   }
   ctx.metrics.revocations.inc({ kind: r.kind });
   return stored;

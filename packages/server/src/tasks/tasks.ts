@@ -116,6 +116,7 @@ export async function closeTask(
   });
   if (!event) return false;
   ctx.audit.noteCommitted(event);
+  ctx.events.notify();
   await syncRevocations(ctx);
   return true;
 }

@@ -307,6 +307,8 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
         }));
     });
 
+    rateLimitConformanceCases(withStore);
+
     describe('tokens', () => {
       it('records and reads tokens; lists a task’s tokens oldest first', () =>
         withStore(async ({ store }) => {

@@ -16,7 +16,7 @@ export const clientCredentials: Grant = {
   grantType: GrantType.clientCredentials,
   async handle(ctx, params, req) {
     const client = authenticateClient(params, req.authorization, ctx.registry, assertionRules(ctx));
-    const wait = ctx.rateLimiter.take(client.workload.id);
+    const wait = await ctx.rateLimiter.take(client.workload.id);
     if (wait > 0) {
       throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
         status: 429,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Revocation } from '@writ/sdk/wire';
 import pg from 'pg';
 import { linkAuditEvent } from '../../audit/chain.js';
@@ -25,6 +26,7 @@ import type {
   QueuedSet,
   SsfStream,
   Store,
+  StoreCluster,
   StreamEvent,
   Task,
   TokenClass,
@@ -33,6 +35,7 @@ import type {
   WorkloadRecord,
   WorkloadState,
 } from '../store.js';
+import { watchEventNotifications } from './event-notifications.js';
 import {
   migratePostgres,
   type PostgresMigration,
@@ -50,10 +53,16 @@ export interface PostgresStoreOptions {
   migrate?: boolean;
   /** Read-only sessions and no migrations (`writ audit verify`). */
   readonly?: boolean;
-  /** Milliseconds to wait for a connection before the store counts as unavailable. Default 5000. */
+  /** Milliseconds to wait for a connection before the store counts as unavailable. Default 3000. */
   connectTimeoutMs?: number;
-  /** Milliseconds a statement may wait for a lock (the write lock included). Default 10000. */
+  /** Milliseconds a statement may wait for a lock (the write lock included). Default 3000. */
   lockTimeoutMs?: number;
+  /**
+   * Milliseconds to wait for any answer from the database before the call fails as unavailable and the
+   * connection is dropped (a cut or stalled link otherwise hangs until TCP gives up). Default 6000; 0 for
+   * none. Longer than `lockTimeoutMs`, so waiting for the write lock ends with the lock timeout first.
+   */
+  queryTimeoutMs?: number;
   /** Errors of idle pooled connections (the database restarted, say); the pool replaces them. */
   onError?: (err: Error) => void;
 }
@@ -67,13 +76,19 @@ const TYPES = {
 };
 
 function createPool(url: string, o: PostgresStoreOptions): pg.Pool {
+  const queryTimeout = o.queryTimeoutMs ?? 6000;
   const pool = new pg.Pool({
     connectionString: url,
     max: o.maxConnections ?? 10,
-    connectionTimeoutMillis: o.connectTimeoutMs ?? 5000,
-    lock_timeout: o.lockTimeoutMs ?? 10_000,
-    // A node that dies holding the write lock must not stall the others for long.
-    idle_in_transaction_session_timeout: 60_000,
+    connectionTimeoutMillis: o.connectTimeoutMs ?? 3000,
+    lock_timeout: o.lockTimeoutMs ?? 3000,
+    ...(queryTimeout > 0 ? { query_timeout: queryTimeout } : {}),
+    // Notice a peer that vanished without closing the connection (a cut link, a killed host).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // A node that dies or is cut off holding the write lock must not stall the others for long; no
+    // transaction of Writ waits between its statements (signing happens before BEGIN).
+    idle_in_transaction_session_timeout: 5000,
     application_name: 'writ',
     types: TYPES,
     ...(o.readonly ? { options: '-c default_transaction_read_only=on' } : {}),
@@ -89,10 +104,11 @@ function createPool(url: string, o: PostgresStoreOptions): pg.Pool {
  */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
   const schema = options.schema ?? 'public';
-  const sql = statements(quoteSchema(schema));
-  const pool = createPool(url, options);
+  const sql = statements(quoteSchema(schema), eventChannel(schema));
+  // Migrations wait for each other (nodes starting together) longer than any query may: their own pool.
+  const setup = createPool(url, { ...options, maxConnections: 1, queryTimeoutMs: 0 });
   try {
-    const client = await pool.connect();
+    const client = await setup.connect();
     try {
       if (options.readonly) {
         // Nothing to check: a missing table shows up as an unavailable store on first use.
@@ -109,10 +125,22 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       client.release();
     }
   } catch (err) {
-    await pool.end().catch(() => undefined);
     throw unavailable(err);
+  } finally {
+    await setup.end().catch(() => undefined);
   }
-  return new PostgresStore(pool, sql, options.readonly ?? false);
+  const pool = createPool(url, options);
+  const cluster: StoreCluster = {
+    watchEvents: (wake, onError) =>
+      watchEventNotifications({
+        url,
+        channel: sql.channel,
+        connectTimeoutMs: options.connectTimeoutMs ?? 3000,
+        wake,
+        ...(onError ? { onError } : {}),
+      }),
+  };
+  return new PostgresStore(pool, sql, options.readonly ?? false, cluster);
 }
 
 /** `writ migrate`: applies pending migrations and returns them. */
@@ -120,7 +148,7 @@ export async function migratePostgresStore(
   url: string,
   options: Pick<PostgresStoreOptions, 'schema' | 'connectTimeoutMs'> = {},
 ): Promise<PostgresMigration[]> {
-  const pool = createPool(url, { ...options, maxConnections: 1 });
+  const pool = createPool(url, { ...options, maxConnections: 1, queryTimeoutMs: 0 });
   try {
     const client = await pool.connect();
     try {
@@ -135,6 +163,11 @@ export async function migratePostgresStore(
   }
 }
 
+/** An error the server sent (it has an SQLSTATE): the connection itself is fine. */
+function isDatabaseError(err: unknown): boolean {
+  return err instanceof pg.DatabaseError;
+}
+
 function unavailable(err: unknown): unknown {
   if (err instanceof StoreUnavailableError) return err;
   return new StoreUnavailableError(`postgres store: ${(err as Error).message ?? String(err)}`, {
@@ -142,10 +175,20 @@ function unavailable(err: unknown): unknown {
   });
 }
 
+/** The LISTEN/NOTIFY channel of a schema's event log (channel names are identifiers of at most 63 bytes). */
+function eventChannel(schema: string): string {
+  return `writ_events_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
+}
+
+/** A bucket's level at `$4` (ms): what it held, refilled at `$2`/s since it was last touched, capped at `$3`. */
+const BUCKET_LEVEL = 'LEAST($3::float8, b.tokens + GREATEST(0, $4::bigint - b.at) * $2::float8 / 1000)';
+const BUCKET_AFTER = `(CASE WHEN ${BUCKET_LEVEL} >= 1 THEN ${BUCKET_LEVEL} - 1 ELSE ${BUCKET_LEVEL} END)`;
+
 /** The fixed statements, with the schema spliced in once. */
-function statements(s: string) {
+function statements(s: string, channel: string) {
   return {
     s,
+    channel,
     lock: `SELECT 1 FROM ${s}.write_head WHERE id = 1 FOR UPDATE`,
     nextRevocationSeq: `UPDATE ${s}.write_head SET revocation_seq = revocation_seq + 1 WHERE id = 1 RETURNING revocation_seq AS seq`,
     nextEventSeq: `UPDATE ${s}.write_head SET event_seq = event_seq + 1 WHERE id = 1 RETURNING event_seq AS seq`,
@@ -190,13 +233,25 @@ function statements(s: string) {
     addCheckpoint: `INSERT INTO ${s}.audit_checkpoints (seq, hash, ts, kid, jws) VALUES ($1, $2, $3, $4, $5)
       ON CONFLICT (seq) DO NOTHING`,
     listCheckpoints: `SELECT * FROM ${s}.audit_checkpoints ORDER BY seq`,
-    appendEvent: `INSERT INTO ${s}.events (seq, ts, type, data) VALUES ($1, $2, $3, $4)`,
+    // The notification travels with the insert and is delivered when (and only if) the transaction commits.
+    appendEvent: `WITH e AS (INSERT INTO ${s}.events (seq, ts, type, data) VALUES ($1, $2, $3, $4) RETURNING seq)
+      SELECT pg_notify('${channel}', seq::text) FROM e`,
     readEvents: `SELECT * FROM ${s}.events WHERE seq > $1 ORDER BY seq LIMIT $2`,
     eventBounds: `SELECT MIN(seq) AS first, MAX(seq) AS last FROM ${s}.events`,
     // Keep the newest event so the log's bounds never go back (the counter in write_head guarantees it too).
     trimEvents: `DELETE FROM ${s}.events WHERE ts < $1 AND seq < (SELECT MAX(seq) FROM ${s}.events)`,
     pruneReplay: `DELETE FROM ${s}.replay WHERE expires_at <= $1`,
     pruneTokens: `DELETE FROM ${s}.tokens WHERE exp <= $1`,
+    pruneBuckets: `DELETE FROM ${s}.rate_buckets WHERE full_at <= $1`,
+    // One statement, so concurrent requests of every node queue on the bucket's row, not on write_head.
+    rateLimit: `INSERT INTO ${s}.rate_buckets AS b (key, tokens, at, full_at, granted)
+      VALUES ($1, $3::float8 - 1, $4::bigint, $4::bigint + ceil(1000 / $2::float8)::bigint, true)
+      ON CONFLICT (key) DO UPDATE SET
+        tokens = ${BUCKET_AFTER},
+        at = GREATEST(b.at, $4::bigint),
+        full_at = GREATEST(b.at, $4::bigint) + ceil(($3::float8 - ${BUCKET_AFTER}) * 1000 / $2::float8)::bigint,
+        granted = ${BUCKET_LEVEL} >= 1
+      RETURNING tokens, granted`,
   };
 }
 type Statements = ReturnType<typeof statements>;
@@ -214,13 +269,21 @@ class PostgresStore implements Store {
   readonly #readonly: boolean;
   /** Set on the store a transaction callback receives. */
   readonly #client: pg.PoolClient | undefined;
+  readonly cluster: StoreCluster;
   #ended = false;
   #signalOps: PostgresSignalOps | undefined;
 
-  constructor(pool: pg.Pool, sql: Statements, readonly: boolean, client?: pg.PoolClient) {
+  constructor(
+    pool: pg.Pool,
+    sql: Statements,
+    readonly: boolean,
+    cluster: StoreCluster,
+    client?: pg.PoolClient,
+  ) {
     this.#pool = pool;
     this.#sql = sql;
     this.#readonly = readonly;
+    this.cluster = cluster;
     this.#client = client;
   }
 
@@ -250,8 +313,14 @@ class PostgresStore implements Store {
     } catch (err) {
       throw unavailable(err);
     }
-    const tx = new PostgresStore(this.#pool, this.#sql, this.#readonly, client);
+    const tx = new PostgresStore(this.#pool, this.#sql, this.#readonly, this.cluster, client);
     let broken: Error | undefined;
+    // A checked-out client reports a dropped link as an 'error' event when no statement is running
+    // (between two of them): without a listener that would end the process.
+    const onError = (err: Error) => {
+      broken ??= err;
+    };
+    client.on('error', onError);
     try {
       // One round trip: BEGIN and the write lock travel together (simple protocol, no parameters).
       await tx.#query(this.#readonly ? 'BEGIN' : `BEGIN; ${this.#sql.lock}`);
@@ -259,6 +328,12 @@ class PostgresStore implements Store {
       await tx.#query('COMMIT');
       return result;
     } catch (err) {
+      if (err instanceof StoreUnavailableError && !isDatabaseError(err.cause)) {
+        // The link failed or went silent: a ROLLBACK would wait behind the unanswered statement. Dropping
+        // the connection ends the transaction on the server (nothing of it was committed).
+        broken = err;
+        throw err;
+      }
       try {
         await client.query('ROLLBACK');
       } catch (rollbackErr) {
@@ -267,6 +342,7 @@ class PostgresStore implements Store {
       throw err;
     } finally {
       tx.#ended = true;
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -314,6 +390,12 @@ class PostgresStore implements Store {
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
     return (await this.#changes(this.#sql.consume, [scope, id, expiresAt, now])) === 1;
+  }
+
+  async rateLimit(key: string, ratePerSecond: number, burst: number, now: number): Promise<number> {
+    const r = (await this.#rows(this.#sql.rateLimit, [key, ratePerSecond, Math.max(1, burst), now]))[0]!;
+    if (r['granted'] === true) return 0;
+    return Math.max(1, Math.ceil((1 - (r['tokens'] as number)) / ratePerSecond));
   }
 
   async recordToken(t: IssuedToken): Promise<void> {
@@ -555,7 +637,8 @@ class PostgresStore implements Store {
   async prune(now: number): Promise<number> {
     const a = await this.#changes(this.#sql.pruneReplay, [now]);
     const b = await this.#changes(this.#sql.pruneTokens, [Math.floor(now / 1000) - 86_400]);
-    return a + b;
+    const c = await this.#changes(this.#sql.pruneBuckets, [now]);
+    return a + b + c;
   }
   async ping(): Promise<void> {
     await this.#query('SELECT 1');

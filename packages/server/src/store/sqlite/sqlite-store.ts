@@ -195,6 +195,8 @@ class SqliteStore implements Store {
   deleteOperator = (name: string) => this.#run(() => this.#ops.deleteOperator(name));
   consume = (scope: string, id: string, exp: number, now: number) =>
     this.#run(() => this.#ops.consume(scope, id, exp, now));
+  rateLimit = (key: string, rate: number, burst: number, now: number) =>
+    this.#run(() => this.#ops.rateLimit(key, rate, burst, now));
   recordToken = (t: IssuedToken) => this.#run(() => this.#ops.recordToken(t));
   getToken = (jti: string) => this.#run(() => this.#ops.getToken(jti));
   tokensForTask = (tid: string, limit: number) => this.#run(() => this.#ops.tokensForTask(tid, limit));
@@ -256,6 +258,18 @@ function translate(err: unknown): unknown {
   }
   return err;
 }
+
+/** A bucket's level at @now (ms): what it held, refilled at @rate/s since last touched, capped at @burst. */
+const BUCKET_LEVEL = 'min(@burst, b.tokens + max(0, @now - b.at) * @rate / 1000.0)';
+const BUCKET_AFTER = `(CASE WHEN ${BUCKET_LEVEL} >= 1 THEN ${BUCKET_LEVEL} - 1 ELSE ${BUCKET_LEVEL} END)`;
+const RATE_LIMIT = `INSERT INTO rate_buckets AS b (key, tokens, at, full_at, granted)
+  VALUES (@key, @burst - 1, @now, @now + CAST(1000 / @rate AS INTEGER) + 1, 1)
+  ON CONFLICT (key) DO UPDATE SET
+    tokens = ${BUCKET_AFTER},
+    at = max(b.at, @now),
+    full_at = max(b.at, @now) + CAST((@burst - ${BUCKET_AFTER}) * 1000 / @rate AS INTEGER) + 1,
+    granted = ${BUCKET_LEVEL} >= 1
+  RETURNING tokens, granted`;
 
 /** The statements themselves; synchronous, used directly inside a transaction. */
 class SqliteOps implements Store {
@@ -355,6 +369,13 @@ class SqliteOps implements Store {
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
     return this.#s['consume']!.run(scope, id, expiresAt, now).changes === 1;
+  }
+  async rateLimit(key: string, ratePerSecond: number, burst: number, now: number): Promise<number> {
+    // Prepared on first use: a read-only store opened on an older file never needs the table.
+    this.#s['rateLimit'] ??= this.#db.prepare(RATE_LIMIT);
+    const r = this.#s['rateLimit'].get({ key, rate: ratePerSecond, burst: Math.max(1, burst), now }) as Row;
+    if (r['granted'] === 1) return 0;
+    return Math.max(1, Math.ceil((1 - (r['tokens'] as number)) / ratePerSecond));
   }
 
   async recordToken(t: IssuedToken): Promise<void> {
@@ -615,7 +636,8 @@ class SqliteOps implements Store {
     const nowS = Math.floor(now / 1000);
     const a = this.#db.prepare('DELETE FROM replay WHERE expires_at <= ?').run(now).changes;
     const b = this.#db.prepare('DELETE FROM tokens WHERE exp <= ?').run(nowS - 86_400).changes;
-    return a + b;
+    const c = this.#db.prepare('DELETE FROM rate_buckets WHERE full_at <= ?').run(now).changes;
+    return a + b + c;
   }
   async ping(): Promise<void> {
     this.#db.prepare('SELECT 1').get();

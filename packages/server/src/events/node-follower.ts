@@ -1,0 +1,144 @@
+import type { Revocation } from '@writ/sdk/wire';
+import type { WritContext } from '../context.js';
+import type { StreamEvent } from '../store/store.js';
+
+/** What a node reloads when another node (or this one) changed it; each event names one. */
+const RELOADS: Readonly<Record<string, 'keys' | 'registry'>> = {
+  'keys.rotated': 'keys',
+  'workload.state': 'registry',
+  'config.applied': 'registry',
+};
+
+export interface NodeFollower {
+  /** The seq of the last event applied to this node's state. */
+  position(): number;
+  /** True while a reload that an event asked for has not succeeded yet (the store is unreachable, say). */
+  behind(): boolean;
+  /**
+   * Resolves once every event up to `seq` is applied (reloads included), or after `timeoutMs` with
+   * false. A starting node waits for this so it serves what the log says, not what it loaded earlier.
+   */
+  reach(seq: number, timeoutMs: number): Promise<boolean>;
+  close(): void;
+}
+
+type FollowerContext = Pick<
+  WritContext,
+  'events' | 'store' | 'clock' | 'revocations' | 'keys' | 'registry' | 'logger'
+>;
+
+/**
+ * Keeps this node's in-memory state in step with the event log that every node appends to: each
+ * revocation goes into the revocation set, a key rotation reloads the signing keys, a workload or
+ * configuration change reloads the registry, in log order. The log is the truth: a node that missed
+ * part of it (trimmed while the node was cut off) rebuilds everything from the store instead.
+ *
+ * `from` is the log's last seq read before the node loaded its state, so nothing between is missed
+ * (applying an event twice is harmless: revocations are idempotent by seq, reloads by nature).
+ */
+export function followEventLog(ctx: FollowerContext, from: number): NodeFollower {
+  let next = from + 1;
+  const pending = { rebuild: false, keys: false, registry: false };
+  let running: Promise<void> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let closed = false;
+  const waiters = new Set<{ seq: number; done: (ok: boolean) => void }>();
+  const settled = () => !running && !pending.rebuild && !pending.keys && !pending.registry;
+  const wakeWaiters = () => {
+    if (!settled()) return;
+    for (const w of waiters) if (next - 1 >= w.seq) w.done(true);
+  };
+
+  const work = async () => {
+    while (!closed && (pending.rebuild || pending.keys || pending.registry)) {
+      if (pending.rebuild) {
+        pending.rebuild = false;
+        pending.keys = true;
+        pending.registry = true;
+        try {
+          ctx.revocations.reset(await ctx.store.listRevocations(0, ctx.clock.now()), 0);
+        } catch (err) {
+          pending.rebuild = true;
+          throw err;
+        }
+      }
+      for (const part of ['keys', 'registry'] as const) {
+        if (!pending[part]) continue;
+        pending[part] = false;
+        try {
+          await ctx[part].reload();
+        } catch (err) {
+          pending[part] = true;
+          throw err;
+        }
+      }
+    }
+  };
+
+  const schedule = () => {
+    if (running || closed) return;
+    running = work()
+      .catch((err: unknown) => {
+        ctx.logger.warn({ err: (err as Error).message }, 'could not apply the event log; retrying');
+        clearTimeout(retry);
+        retry = setTimeout(schedule, 1000);
+        retry.unref();
+      })
+      .finally(() => {
+        running = undefined;
+        wakeWaiters();
+      });
+  };
+
+  const apply = (e: StreamEvent) => {
+    if (e.seq < next) return;
+    if (e.seq > next) {
+      // Events this node never read were trimmed: rebuild rather than apply a later one over the gap.
+      ctx.logger.warn({ expected: next, got: e.seq }, 'event log gap; rebuilding node state from the store');
+      pending.rebuild = true;
+    } else if (e.type === 'revocation' && !pending.rebuild) {
+      ctx.revocations.apply(e.data['revocation'] as Revocation);
+    }
+    next = e.seq + 1;
+    const reload = RELOADS[e.type];
+    if (reload) pending[reload] = true;
+    if (pending.rebuild || pending.keys || pending.registry) schedule();
+    wakeWaiters();
+  };
+
+  const unsubscribe = ctx.events.subscribe(from, (e) => {
+    try {
+      apply(e);
+    } catch (err) {
+      ctx.logger.error({ err: (err as Error).message, seq: e.seq }, 'could not apply an event');
+      pending.rebuild = true;
+      schedule();
+    }
+  });
+
+  return {
+    position: () => next - 1,
+    behind: () => pending.rebuild || pending.keys || pending.registry,
+    reach(seq, timeoutMs) {
+      if (settled() && next - 1 >= seq) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => w.done(false), timeoutMs);
+        const w = {
+          seq,
+          done: (ok: boolean) => {
+            clearTimeout(timer);
+            waiters.delete(w);
+            resolve(ok);
+          },
+        };
+        waiters.add(w);
+      });
+    },
+    close() {
+      closed = true;
+      for (const w of waiters) w.done(false);
+      clearTimeout(retry);
+      unsubscribe();
+    },
+  };
+}

@@ -1,0 +1,465 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
+import pg from 'pg';
+import { signJwt, type TestKey } from './harness.js';
+
+/**
+ * Test helpers for Writ as several `writ serve` processes on one PostgreSQL database: fresh databases,
+ * nodes, a TCP proxy that can cut a node's link to PostgreSQL for real, and plain HTTP clients.
+ */
+
+export const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const POSTGRES_URL = process.env['WRIT_TEST_POSTGRES_URL'] ?? '';
+
+/** Runs one statement on its own connection. */
+export async function sql<R extends pg.QueryResultRow>(
+  databaseUrl: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** A database of its own (its `public` schema is what `writ serve --store <url>` uses), and its removal. */
+export async function freshDatabase(base: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `writ_test_${randomBytes(6).toString('hex')}`;
+  await sql(base, `CREATE DATABASE ${name}`);
+  const u = new URL(base);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop: async () => {
+      await sql(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+/** Polls `check` until it returns something other than undefined; fails after `attempts` tries. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  o: { attempts?: number; everyMs?: number } = {},
+): Promise<T> {
+  const attempts = o.attempts ?? 400;
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+      last = undefined;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, o.everyMs ?? 50));
+  }
+  throw new Error(`gave up waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+/**
+ * A TCP proxy in front of PostgreSQL. `cut('refuse')` closes the listener and every connection
+ * (connections are refused); `cut('stall')` keeps everything open but forwards nothing, like a link that
+ * went silent; `restore()` forwards again (on the same port).
+ */
+export interface LinkProxy {
+  port: number;
+  /** The database URL with host and port replaced by the proxy's. */
+  url(databaseUrl: string): string;
+  cut(mode: 'refuse' | 'stall'): Promise<void>;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startProxy(target: { host: string; port: number }): Promise<LinkProxy> {
+  const pairs = new Set<{ client: Socket; upstream: Socket }>();
+  /** Connections accepted while stalled: held open, never answered. */
+  const held = new Set<Socket>();
+  let mode: 'open' | 'refuse' | 'stall' = 'open';
+  let server: Server;
+
+  const onConnection = (client: Socket) => {
+    if (mode === 'stall') {
+      // Accept and say nothing: the client's connect succeeds, its startup message goes unanswered.
+      held.add(client);
+      client.on('error', () => undefined).on('close', () => held.delete(client));
+      client.pause();
+      return;
+    }
+    const upstream = netConnect(target.port, target.host);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  };
+  const listen = (port: number) =>
+    new Promise<number>((resolve, reject) => {
+      server = createServer(onConnection);
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+    });
+  const port = await listen(0);
+
+  return {
+    port,
+    url(databaseUrl) {
+      const u = new URL(databaseUrl);
+      u.hostname = '127.0.0.1';
+      u.port = String(port);
+      return u.toString();
+    },
+    async cut(how) {
+      mode = how;
+      if (how === 'refuse') {
+        // Stop accepting first; `close` completes once the connections it still has are gone.
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const p of pairs) {
+          p.client.destroy();
+          p.upstream.destroy();
+        }
+        pairs.clear();
+        for (const c of held) c.destroy();
+        held.clear();
+        await closed;
+      } else {
+        for (const p of pairs) {
+          p.client.unpipe(p.upstream);
+          p.upstream.unpipe(p.client);
+          p.client.pause();
+          p.upstream.pause();
+        }
+      }
+    },
+    async restore() {
+      const was = mode;
+      mode = 'open';
+      if (was === 'refuse') {
+        // The port was free a moment ago; retry briefly should the system hand it out meanwhile.
+        await eventually('the proxy port to be free again', () => listen(port).then(() => true), {
+          attempts: 100,
+        });
+      } else {
+        // Stalled connections stay dead, as after a real partition: their peers have timed out.
+        for (const p of pairs) {
+          p.client.destroy();
+          p.upstream.destroy();
+        }
+        pairs.clear();
+        for (const c of held) c.destroy();
+        held.clear();
+      }
+    },
+    async close() {
+      mode = 'refuse';
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      pairs.clear();
+      for (const c of held) c.destroy();
+      held.clear();
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The configuration every node applies at start (one directory, shared, like one Git checkout). */
+export interface ClusterConfig {
+  dir: string;
+  issuer: string;
+  operatorKey: TestKey;
+}
+
+/** Writes classes, workloads (id → key) and the operator into a fresh config directory. */
+export function writeClusterConfig(o: {
+  issuer: string;
+  operatorKey: TestKey;
+  classes: Array<Record<string, unknown>>;
+  workloads: Array<{ id: string; key: TestKey; classes: string[] }>;
+  settings?: Record<string, unknown>;
+}): ClusterConfig {
+  const dir = mkdtempSync(join(tmpdir(), 'writ-cluster-config-'));
+  for (const sub of ['classes', 'workloads', 'operators']) mkdirSync(join(dir, sub));
+  // JSON is YAML.
+  writeFileSync(join(dir, 'settings.yaml'), `${JSON.stringify(o.settings ?? {})}\n`);
+  for (const c of o.classes)
+    writeFileSync(join(dir, 'classes', `${String(c['name'])}.yaml`), `${JSON.stringify(c)}\n`);
+  o.workloads.forEach((w, i) => {
+    const doc = {
+      id: w.id,
+      owner: 'team-cluster',
+      environment: 'test',
+      classes: w.classes,
+      jwks: { keys: [w.key.publicJwk] },
+    };
+    writeFileSync(join(dir, 'workloads', `w-${i}.yaml`), `${JSON.stringify(doc)}\n`);
+  });
+  writeFileSync(
+    join(dir, 'operators', 'ops.yaml'),
+    `${JSON.stringify({ name: 'ops', jwks: { keys: [o.operatorKey.publicJwk] } })}\n`,
+  );
+  return { dir, issuer: o.issuer, operatorKey: o.operatorKey };
+}
+
+/** One `writ serve` process. */
+export interface WritNode {
+  name: string;
+  /** Where this node listens (the issuer is shared by every node, like a load balancer's name). */
+  origin: string;
+  child: ChildProcess;
+  output: { text: string };
+  /** SIGTERM, then SIGKILL after a bound; resolves once the process has exited. */
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+/** Starts `writ serve` on `storeUrl` with the shared KEK and config; resolves once it is serving. */
+export async function startNode(o: {
+  name: string;
+  storeUrl: string;
+  kek: string;
+  config: ClusterConfig;
+  env?: Record<string, string>;
+}): Promise<WritNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), `writ-${o.name}-`));
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      '--data-dir',
+      dataDir,
+      'serve',
+      '--port',
+      '0',
+      '--store',
+      o.storeUrl,
+      '--config',
+      o.config.dir,
+      '--issuer',
+      o.config.issuer,
+    ],
+    {
+      env: { ...process.env, WRIT_KEK: o.kek, WRIT_STORE: '', WRIT_LOG_LEVEL: 'info', ...o.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const output = { text: '' };
+  // Should the test process end first (a failure, a timeout), the node must not outlive it.
+  const orphaned = () => child.kill('SIGKILL');
+  process.once('exit', orphaned);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.off('exit', orphaned);
+      resolve();
+    }),
+  );
+  const serving = await new Promise<string>((resolve, reject) => {
+    let pending = '';
+    const timer = setTimeout(() => reject(new Error(`${o.name} did not start:\n${output.text}`)), 60_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output.text += chunk.toString();
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      const hit = lines.find((l) => l.includes('writ is serving'));
+      if (hit) {
+        clearTimeout(timer);
+        resolve(hit);
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output.text += chunk.toString();
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${o.name} exited (${code ?? signal}) before serving:\n${output.text}`));
+    });
+  });
+  const origin = (JSON.parse(serving) as { address: string }).address;
+  const done = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      const hard = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(hard);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return {
+    name: o.name,
+    origin,
+    child,
+    output,
+    stop: () => done('SIGTERM'),
+    kill: () => done('SIGKILL'),
+  };
+}
+
+/** `writ audit verify --store <url>`: the offline verifier reads the chain read-only. */
+export async function verifyAuditOffline(storeUrl: string): Promise<string> {
+  const r = await promisify(execFile)(process.execPath, [MAIN, 'audit', 'verify', '--store', storeUrl], {
+    env: { ...process.env, WRIT_STORE: '' },
+  });
+  return r.stdout;
+}
+
+/** The answer to one HTTP request: status and parsed JSON (or text) body. */
+export interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Headers;
+}
+
+/** Every request is bounded: a node that hangs fails the test instead of stalling it. */
+export const REQUEST_BOUND_MS = 30_000;
+
+async function answer(res: Response): Promise<Answer> {
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    body = { text };
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+export async function postForm(
+  origin: string,
+  path: string,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  const res = await fetch(`${origin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(form).toString(),
+    signal: AbortSignal.timeout(REQUEST_BOUND_MS),
+  });
+  return answer(res);
+}
+
+export async function getJson(origin: string, path: string, headers: Record<string, string> = {}) {
+  return answer(await fetch(`${origin}${path}`, { headers, signal: AbortSignal.timeout(REQUEST_BOUND_MS) }));
+}
+
+/** A private_key_jwt client assertion for `clientId`, audience the shared issuer. */
+export function clientAssertion(issuer: string, clientId: string, key: TestKey): string {
+  const now = Math.floor(Date.now() / 1000);
+  return signJwt(key, {
+    iss: clientId,
+    sub: clientId,
+    aud: issuer,
+    iat: now,
+    exp: now + 60,
+    jti: randomBytes(12).toString('base64url'),
+  });
+}
+
+export function clientAuthForm(issuer: string, clientId: string, key: TestKey): Record<string, string> {
+  return {
+    client_id: clientId,
+    client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+    client_assertion: clientAssertion(issuer, clientId, key),
+  };
+}
+
+/** client_credentials (bearer class) at `node`. */
+export function requestToken(
+  node: { origin: string },
+  issuer: string,
+  client: { id: string; key: TestKey },
+  resource: string,
+): Promise<Answer> {
+  return postForm(node.origin, '/oauth2/token', {
+    grant_type: GrantType.clientCredentials,
+    resource,
+    ...clientAuthForm(issuer, client.id, client.key),
+  });
+}
+
+/** RFC 7662 introspection at `node`, authenticated as `client`; the `active` member. */
+export async function introspect(
+  node: { origin: string },
+  issuer: string,
+  client: { id: string; key: TestKey },
+  token: string,
+): Promise<Answer> {
+  return postForm(node.origin, '/oauth2/introspect', {
+    token,
+    ...clientAuthForm(issuer, client.id, client.key),
+  });
+}
+
+/** An admin session at `node` (jwt-bearer grant with the operator key); `call` sends JSON. */
+export function adminClient(node: { origin: string }, config: ClusterConfig) {
+  const token = async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const assertion = signJwt(config.operatorKey, {
+      iss: 'ops',
+      sub: 'ops',
+      aud: config.issuer,
+      iat: now,
+      exp: now + 60,
+      jti: randomBytes(12).toString('base64url'),
+    });
+    const r = await postForm(node.origin, '/admin/v1/token', { grant_type: GrantType.jwtBearer, assertion });
+    if (r.status !== 200) throw Object.assign(new Error(`admin token: ${r.status}`), { answer: r });
+    return r.body['access_token'] as string;
+  };
+  return {
+    token,
+    async call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Answer> {
+      const authorization = `Bearer ${await token()}`;
+      const res = await fetch(`${node.origin}/admin/v1${path}`, {
+        method,
+        headers: {
+          authorization,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(REQUEST_BOUND_MS),
+      });
+      return answer(res);
+    },
+  };
+}
+
+/** A fetch that sends requests for the shared issuer to one node, as a load balancer would. */
+export function routedFetch(issuer: string, node: { origin: string }): typeof fetch {
+  return ((input: string | URL | Request, init?: RequestInit) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const routed = url.startsWith(issuer) ? `${node.origin}${url.slice(issuer.length)}` : url;
+    return fetch(routed, init);
+  }) as typeof fetch;
+}
+
+/** The payload of a compact JWS, and its header. */
+export function decodeJwt(token: string): {
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+} {
+  const [h, p] = token.split('.');
+  return {
+    header: JSON.parse(Buffer.from(h!, 'base64url').toString()) as Record<string, unknown>,
+    claims: JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>,
+  };
+}
