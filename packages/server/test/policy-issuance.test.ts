@@ -73,6 +73,7 @@ describe('policy decisions at issuance, exchange and renewal', () => {
   });
 
   it('a dev workload cannot get a prod audience; the refusal is access_denied with version and policy in audit', async () => {
+    const builtIn = await policyVersion(h);
     const applied = await applyPolicies(
       h,
       { files: [{ file: 'policies/base.cedar', text: BASELINE }], resources: [PROD_REPORTS] },
@@ -84,6 +85,8 @@ describe('policy decisions at issuance, exchange and renewal', () => {
     assert.equal(loaded.data['version'], version);
     assert.equal(loaded.data['policies'], 2);
     assert.equal(loaded.actor, 'operator:ops');
+    assert.equal(loaded.data['previous'], builtIn);
+    assert.equal(Number(version.split('-')[0]), Number(builtIn.split('-')[0]) + 1);
 
     const denied = await devToken();
     assert.equal(denied.status, 400);

@@ -56,7 +56,7 @@ export async function openPolicyEngine(
   return { engine, last };
 }
 
-function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: PolicyVersion, actor: string) {
+function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: string | null, actor: string) {
   return {
     type: 'policy.loaded',
     outcome: 'success' as const,
@@ -70,7 +70,7 @@ function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: PolicyV
       files: [...new Set(set.policies.map((p) => p.file))],
       resources: set.resources.length,
       warnings: set.warnings.slice(0, 20),
-      previous: previous.id,
+      previous,
     },
   };
 }
@@ -82,7 +82,8 @@ export async function recordStartupPolicy(
 ): Promise<void> {
   const v = ctx.policy.version;
   if (last && last.counter === v.counter && last.hash === v.hash) return;
-  await ctx.audit.append(loadedEvent(v, ctx.policy.set, v, 'startup'));
+  const previous = last ? `${last.counter}-${last.hash.slice(0, 12)}` : null;
+  await ctx.audit.append(loadedEvent(v, ctx.policy.set, previous, 'startup'));
 }
 
 /**
@@ -102,7 +103,7 @@ export async function applyPolicies(
   const next = ctx.policy.preview(set);
   const changed = next.hash !== previous.hash;
   if (dryRun || !changed) return { version: changed ? next : previous, changed, warnings: set.warnings };
-  await ctx.audit.append(loadedEvent(next, set, previous, actor));
+  await ctx.audit.append(loadedEvent(next, set, previous.id, actor));
   ctx.policy.load(set);
   ctx.logger.info({ version: next.id, policies: next.policies }, 'policy set loaded');
   return { version: next, changed, warnings: set.warnings };
