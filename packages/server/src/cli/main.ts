@@ -2,9 +2,9 @@
 import { REVOCATION_KINDS, type RevocationKind } from '@writ/sdk/wire';
 import { Command, Option } from 'commander';
 import { settingsReferenceMarkdown } from '../config/settings.js';
-import { writSchema } from '../policy/cedar.js';
 import { DEFAULT_DATA_DIR, dataPaths } from '../data-dir.js';
 import { ConfigError } from '../errors.js';
+import { writSchema } from '../policy/cedar.js';
 import { AdminClient, CliError } from './client.js';
 import { apply } from './commands/apply.js';
 import { formatEvent, query, tail, verifyOffline } from './commands/audit.js';
