@@ -154,9 +154,9 @@ export async function startPushReceiver(port = 0): Promise<PushReceiver> {
   };
 }
 
-/** Polls `probe` (bounded: 300 × 25 ms) until it is true. */
+/** Polls `probe` (bounded: 600 × 25 ms) until it is true. */
 export async function until(what: string, probe: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 600; i++) {
     if (await probe()) return;
     await new Promise((r) => setTimeout(r, 25));
   }
