@@ -258,10 +258,16 @@ type Statements = ReturnType<typeof statements>;
 
 /**
  * The cluster store. Outside a transaction each call runs on any pooled connection. `transaction` holds
- * one connection from BEGIN to COMMIT and first locks the `write_head` row, like SQLite's BEGIN IMMEDIATE:
- * transactions of every node are serialized, which the audit chain and the gap-free sequences need, and
- * a read-then-write inside a callback cannot race another node's. Calls that must append atomically
- * (audit, events, revocations) open such a transaction themselves when called outside one.
+ * one connection from BEGIN to COMMIT and locks the `write_head` row before its first statement, like
+ * SQLite's BEGIN IMMEDIATE: transactions of every node are serialized, which the audit chain and the
+ * gap-free sequences need, and a read-then-write inside a callback cannot race another node's. Calls
+ * that must append atomically (audit, events, revocations) open such a transaction themselves when called
+ * outside one.
+ *
+ * The exception: statements that are atomic on their own and read nothing another transaction decides
+ * on (`consume`, `recordToken`, `rateLimit`) run before the lock when they come first. Issuance (replay
+ * checks, token record, then the audit append) so holds the cluster-wide lock for the append and the
+ * commit only, not for every round trip of the transaction.
  */
 class PostgresStore implements Store {
   readonly #pool: pg.Pool;
@@ -271,6 +277,9 @@ class PostgresStore implements Store {
   readonly #client: pg.PoolClient | undefined;
   readonly cluster: StoreCluster;
   #ended = false;
+  /** In a transaction: BEGIN has been sent; the write lock has been asked for. */
+  #begun = false;
+  #locked = false;
   #signalOps: PostgresSignalOps | undefined;
 
   constructor(
@@ -287,21 +296,37 @@ class PostgresStore implements Store {
     this.#client = client;
   }
 
-  async #query(text: string, values: unknown[] = []): Promise<pg.QueryResult<Row>> {
+  /** `lockFree`: may run in a transaction before the write lock (see the class comment). */
+  async #query(text: string, values: unknown[] = [], lockFree = false): Promise<pg.QueryResult<Row>> {
     if (this.#ended) throw new Error('the transaction this store belonged to has ended');
     try {
+      if (this.#client) await this.#enter(!lockFree && !this.#readonly);
       return await (this.#client ?? this.#pool).query<Row>(text, values);
     } catch (err) {
       throw unavailable(err);
     }
   }
 
-  async #rows(text: string, values: unknown[] = []): Promise<Row[]> {
-    return (await this.#query(text, values)).rows;
+  /** In a transaction: BEGIN before the first statement, the write lock before the first that needs it. */
+  async #enter(lock: boolean): Promise<void> {
+    const client = this.#client!;
+    if (!this.#begun) {
+      this.#begun = true;
+      this.#locked = lock;
+      // One round trip: BEGIN and the write lock travel together (simple protocol, no parameters).
+      await client.query(lock ? `BEGIN; ${this.#sql.lock}` : 'BEGIN');
+    } else if (lock && !this.#locked) {
+      this.#locked = true;
+      await client.query(this.#sql.lock);
+    }
   }
 
-  async #changes(text: string, values: unknown[] = []): Promise<number> {
-    return (await this.#query(text, values)).rowCount ?? 0;
+  async #rows(text: string, values: unknown[] = [], lockFree = false): Promise<Row[]> {
+    return (await this.#query(text, values, lockFree)).rows;
+  }
+
+  async #changes(text: string, values: unknown[] = [], lockFree = false): Promise<number> {
+    return (await this.#query(text, values, lockFree)).rowCount ?? 0;
   }
 
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -322,10 +347,9 @@ class PostgresStore implements Store {
     };
     client.on('error', onError);
     try {
-      // One round trip: BEGIN and the write lock travel together (simple protocol, no parameters).
-      await tx.#query(this.#readonly ? 'BEGIN' : `BEGIN; ${this.#sql.lock}`);
       const result = await fn(tx);
-      await tx.#query('COMMIT');
+      // A callback that ran no statement opened nothing.
+      if (tx.#begun) await tx.#query('COMMIT', [], true);
       return result;
     } catch (err) {
       if (err instanceof StoreUnavailableError && !isDatabaseError(err.cause)) {
@@ -335,7 +359,7 @@ class PostgresStore implements Store {
         throw err;
       }
       try {
-        await client.query('ROLLBACK');
+        if (tx.#begun) await client.query('ROLLBACK');
       } catch (rollbackErr) {
         broken = rollbackErr as Error; // the connection is unusable: the pool drops it
       }
@@ -389,29 +413,23 @@ class PostgresStore implements Store {
   }
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
-    return (await this.#changes(this.#sql.consume, [scope, id, expiresAt, now])) === 1;
+    return (await this.#changes(this.#sql.consume, [scope, id, expiresAt, now], true)) === 1;
   }
 
   async rateLimit(key: string, ratePerSecond: number, burst: number, now: number): Promise<number> {
-    const r = (await this.#rows(this.#sql.rateLimit, [key, ratePerSecond, Math.max(1, burst), now]))[0]!;
+    const r = (
+      await this.#rows(this.#sql.rateLimit, [key, ratePerSecond, Math.max(1, burst), now], true)
+    )[0]!;
     if (r['granted'] === true) return 0;
     return Math.max(1, Math.ceil((1 - (r['tokens'] as number)) / ratePerSecond));
   }
 
   async recordToken(t: IssuedToken): Promise<void> {
-    await this.#query(this.#sql.recordToken, [
-      t.jti,
-      t.sub,
-      t.clientId,
-      t.cls,
-      t.aud,
-      t.scope,
-      t.kid,
-      t.tid ?? null,
-      t.iat,
-      t.exp,
-      t.fingerprint,
-    ]);
+    await this.#query(
+      this.#sql.recordToken,
+      [t.jti, t.sub, t.clientId, t.cls, t.aud, t.scope, t.kid, t.tid ?? null, t.iat, t.exp, t.fingerprint],
+      true,
+    );
   }
   async getToken(jti: string): Promise<IssuedToken | undefined> {
     const r = (await this.#rows(this.#sql.getToken, [jti]))[0];

@@ -1,0 +1,543 @@
+// Cluster benchmark: token issuance (client_credentials, private_key_jwt ES256 assertions, ES256 JWT
+// access tokens, audit on) by Writ on PostgreSQL with one node and with three nodes (one database, one
+// WRIT_KEK, requests spread round-robin over the nodes as a load balancer would), beside one node on the
+// embedded SQLite store, all in the same run; then cross-node revocation propagation: event streams
+// spread over the three nodes, revocations made on one node, and the time until each stream has each.
+//
+//   node bench/cluster.mjs [--postgres URL] [--rounds 3] [--seconds 5] [--connections 32]
+//                          [--streams 1000] [--revocations 20] [--no-build]
+//
+// The PostgreSQL URL defaults to WRIT_TEST_POSTGRES_URL; each scenario gets a database of its own,
+// dropped afterwards. Nothing is pinned with taskset: three nodes, PostgreSQL and the load generator
+// share the machine's cores (two here), and pinning would only choose which of them starve. The figures
+// are for the whole machine; the output records how many cores it has. Every loop is bounded, every
+// address is loopback, every child process is ended and every temp directory removed on exit.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Pool } from 'undici';
+import {
+  ASSERTION_TYPE,
+  AUDIENCE,
+  benchClients,
+  es256KeyPair,
+  es256Signer,
+  freePort,
+  median,
+  quantile,
+  REQUESTED_SCOPE,
+  SCOPES,
+  TOKEN_TTL,
+} from './lib/common.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH, '..');
+const WRIT_CLI = join(ROOT, 'packages/server/dist/src/cli/main.js');
+const ISSUER = 'http://writ.bench.cluster';
+const EVENTS = `${ISSUER}/v1/events`;
+
+if (process.argv[2] === '--generator') await generator(JSON.parse(process.argv[3]));
+else await main();
+
+// ---- the load generator (a child process) ---------------------------------------------------------
+
+/** Closed loop: `connections` workers spread over `origins`, each sending its next request when answered. */
+async function generator(cfg) {
+  const signers = cfg.clients.map((c) => ({ id: c.clientId, sign: es256Signer(c.privateJwk) }));
+  const now = Math.floor(Date.now() / 1000);
+  const bodies = Array.from({ length: cfg.requests }, (_, i) => {
+    const s = signers[i % signers.length];
+    return new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: s.id,
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: s.sign({
+        iss: s.id,
+        sub: s.id,
+        aud: ISSUER,
+        iat: now,
+        exp: now + 240,
+        jti: `${cfg.run}-${i}`,
+      }),
+      resource: AUDIENCE,
+      scope: REQUESTED_SCOPE,
+    }).toString();
+  });
+  const pools = cfg.origins.map(
+    (origin) => new Pool(origin, { connections: Math.ceil(cfg.connections / cfg.origins.length) }),
+  );
+  const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+  const latencies = new Float64Array(bodies.length);
+  let next = 0;
+  let ok = 0;
+  let failed = 0;
+  let firstError;
+  const start = performance.now();
+  const deadline = start + cfg.seconds * 1000;
+  const worker = async (w) => {
+    const pool = pools[w % pools.length];
+    while (next < bodies.length && performance.now() < deadline) {
+      const body = bodies[next++];
+      const t0 = performance.now();
+      try {
+        const res = await pool.request({ path: '/oauth2/token', method: 'POST', headers, body });
+        const text = await res.body.text();
+        if (res.statusCode === 200) latencies[ok++] = performance.now() - t0;
+        else {
+          failed++;
+          firstError ??= `HTTP ${res.statusCode}: ${text.slice(0, 200)}`;
+        }
+      } catch (err) {
+        failed++;
+        firstError ??= String(err?.message ?? err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: cfg.connections }, (_, w) => worker(w)));
+  const seconds = (performance.now() - start) / 1000;
+  await Promise.all(pools.map((p) => p.close()));
+  const sorted = latencies.subarray(0, ok).sort();
+  process.stdout.write(
+    `${JSON.stringify({
+      ok,
+      failed,
+      firstError,
+      seconds,
+      exhausted: next >= bodies.length,
+      rate: ok / seconds,
+      p50Ms: quantile(sorted, 0.5),
+      p99Ms: quantile(sorted, 0.99),
+    })}\n`,
+  );
+}
+
+// ---- the run ---------------------------------------------------------------------------------------
+
+async function main() {
+  const { values: opts } = parseArgs({
+    options: {
+      postgres: { type: 'string', default: process.env.WRIT_TEST_POSTGRES_URL ?? '' },
+      rounds: { type: 'string', default: '3' },
+      seconds: { type: 'string', default: '5' },
+      connections: { type: 'string', default: '32' },
+      clients: { type: 'string', default: '64' },
+      streams: { type: 'string', default: '1000' },
+      revocations: { type: 'string', default: '20' },
+      'no-build': { type: 'boolean', default: false },
+    },
+  });
+  const bounded = (name, min, max) => {
+    const v = Number(opts[name]);
+    if (!Number.isFinite(v) || v < min || v > max) throw new Error(`--${name} must be in [${min}, ${max}]`);
+    return v;
+  };
+  const ROUNDS = bounded('rounds', 1, 10);
+  const SECONDS = bounded('seconds', 1, 30);
+  const CONNECTIONS = bounded('connections', 1, 512);
+  const CLIENTS = bounded('clients', 1, 1000);
+  const STREAMS = bounded('streams', 0, 5000);
+  const REVOCATIONS = bounded('revocations', 1, 200);
+  if (!/^postgres(ql)?:\/\//.test(opts.postgres))
+    throw new Error('pass --postgres postgres://… (or set WRIT_TEST_POSTGRES_URL)');
+  const pgHost = new URL(opts.postgres).hostname;
+  if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(pgHost))
+    throw new Error(`refusing a non-loopback PostgreSQL (${pgHost})`);
+
+  const children = new Set();
+  const cleanups = [];
+  const cleanup = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const f of cleanups.splice(0)) f();
+  };
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.on(sig, () => {
+      process.stderr.write(`\ncluster bench: ${sig}, stopping\n`);
+      process.exit(130);
+    });
+
+  if (!opts['no-build']) {
+    const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+    if (b.status !== 0) throw new Error(`build failed:\n${b.stdout}${b.stderr}`);
+  }
+
+  const clients = benchClients(CLIENTS);
+  const verifier = { clientId: 'spiffe://bench.writ/verifier', ...es256KeyPair() };
+  const operator = es256KeyPair();
+  const work = mkdtempSync(join(tmpdir(), 'writ-cluster-bench-'));
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  const configDir = writeConfig(join(work, 'config'), clients, verifier, operator);
+  const kek = randomBytes(32).toString('base64');
+
+  /** `writ serve` on `store`, sharing the config and the KEK; resolves once /readyz answers 200. */
+  const startNode = async (name, store) => {
+    const data = join(work, `data-${name}-${Date.now()}`);
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        WRIT_CLI,
+        '--data-dir',
+        data,
+        'serve',
+        '--port',
+        String(port),
+        '--store',
+        store,
+        '--config',
+        configDir,
+        '--issuer',
+        ISSUER,
+      ],
+      {
+        env: {
+          ...process.env,
+          WRIT_KEK: kek,
+          WRIT_STORE: '',
+          WRIT_LOG_LEVEL: 'warn',
+          NODE_ENV: 'production',
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    children.add(child);
+    let log = '';
+    child.stderr.on('data', (d) => {
+      log = (log + d).slice(-4000);
+    });
+    const origin = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`node ${name} exited:\n${log}`);
+      if (Date.now() > deadline) throw new Error(`node ${name} not ready:\n${log}`);
+      const ready = await fetch(`${origin}/readyz`, { signal: AbortSignal.timeout(2000) }).catch(
+        () => undefined,
+      );
+      if (ready?.ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      origin,
+      pid: child.pid,
+      stop: async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        const hard = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(hard);
+        children.delete(child);
+      },
+    };
+  };
+
+  /** A database of its own for one scenario. */
+  const freshDatabase = async () => {
+    const name = `writ_bench_${Math.random().toString(16).slice(2, 10)}`;
+    await sql(opts.postgres, `CREATE DATABASE ${name}`);
+    const u = new URL(opts.postgres);
+    u.pathname = `/${name}`;
+    const drop = () => sql(opts.postgres, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    return { url: u.toString(), drop };
+  };
+
+  /** One closed-loop measurement in a child process against `origins`. */
+  const measure = async (origins, seconds, run) => {
+    const cfg = {
+      origins,
+      seconds,
+      run,
+      connections: CONNECTIONS,
+      // Enough pre-built requests for 20k tokens/s; the result says if they ran out.
+      requests: Math.ceil(seconds * 20_000),
+      clients: clients.map((c) => ({ clientId: c.clientId, privateJwk: c.privateJwk })),
+    };
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--generator', JSON.stringify(cfg)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: BENCH,
+      },
+    );
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 120) * 1000);
+    const [code] = await once(child, 'exit');
+    clearTimeout(timer);
+    children.delete(child);
+    if (code !== 0) throw new Error(`generator failed (${code}):\n${err.slice(-2000)}`);
+    return JSON.parse(out.trim().split('\n').pop());
+  };
+
+  const scenario = async (label, nodes) => {
+    const origins = nodes.map((n) => n.origin);
+    await measure(origins, 1.5, `${label}-warmup`);
+    const rounds = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const m = await measure(origins, SECONDS, `${label}-${r}`);
+      if (m.failed > 0) throw new Error(`${label}: ${m.failed} requests failed; first: ${m.firstError}`);
+      rounds.push(m);
+      process.stderr.write(
+        `  ${label} round ${r + 1}: ${m.rate.toFixed(0)} tokens/s, p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms${m.exhausted ? ' (requests ran out)' : ''}\n`,
+      );
+    }
+    return {
+      label,
+      nodes: nodes.length,
+      tokensPerSecond: median(rounds.map((m) => m.rate)),
+      p50Ms: median(rounds.map((m) => m.p50Ms)),
+      p99Ms: median(rounds.map((m) => m.p99Ms)),
+      rounds,
+    };
+  };
+
+  const results = {
+    when: new Date().toISOString(),
+    cores: cpus().length,
+    cpu: cpus()[0]?.model,
+    node: process.version,
+  };
+  process.stderr.write(
+    `cluster bench: ${results.cores} cores (${results.cpu}), ${CONNECTIONS} connections\n`,
+  );
+
+  // 1. One node on the embedded store.
+  {
+    const node = await startNode('sqlite', 'sqlite');
+    try {
+      results.sqlite1 = await scenario('sqlite, 1 node', [node]);
+    } finally {
+      await node.stop();
+    }
+  }
+  // 2. One node, then 3. three nodes, on PostgreSQL (a database each).
+  for (const n of [1, 3]) {
+    const db = await freshDatabase();
+    const nodes = [];
+    try {
+      // The first node migrates the new database; the others find it done.
+      nodes.push(await startNode('pg-0', db.url));
+      nodes.push(
+        ...(await Promise.all(Array.from({ length: n - 1 }, (_, i) => startNode(`pg-${i + 1}`, db.url)))),
+      );
+      results[`postgres${n}`] = await scenario(`postgres, ${n} node${n > 1 ? 's' : ''}`, nodes);
+      if (n === 3 && STREAMS > 0)
+        results.propagation = await propagation(nodes, STREAMS, REVOCATIONS, verifier, operator);
+    } finally {
+      await Promise.all(nodes.map((x) => x.stop()));
+      await db.drop();
+    }
+  }
+
+  const row = (r) =>
+    `| ${r.label} | ${r.tokensPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`;
+  const lines = [
+    `Issuance, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s (median), ${results.cores} cores shared by everything:`,
+    '| store, nodes | tokens/s | p50 ms | p99 ms |',
+    '|---|---|---|---|',
+    row(results.sqlite1),
+    row(results.postgres1),
+    row(results.postgres3),
+  ];
+  if (results.propagation) {
+    const p = results.propagation;
+    lines.push(
+      '',
+      `Revocation propagation, ${p.streams} streams over 3 nodes (${p.perNode.join(' / ')}), ${p.revocations} revocations on node 0:`,
+      `p50 ${p.p50Ms.toFixed(1)} ms, p99 ${p.p99Ms.toFixed(1)} ms, max ${p.maxMs.toFixed(1)} ms, missed ${p.missed} (from sending the revocation to the stream reading it)`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const dir = join(BENCH, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `cluster-${results.when.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stderr.write(`results: ${file}\n`);
+  cleanup();
+}
+
+/**
+ * `streams` event streams (a verifier's DPoP-bound token, a fresh proof each) spread round-robin over
+ * the nodes; `revocations` revocations made one after another on node 0; for each stream and each
+ * revocation, the time from sending the revocation to the stream reading it.
+ */
+async function propagation(nodes, streams, revocations, verifier, operator) {
+  const { WorkloadClient } = await import(join(ROOT, 'packages/sdk/dist/src/client/index.js'));
+  const { createDpopProof } = await import(join(ROOT, 'packages/sdk/dist/src/dpop/index.js'));
+  const routed = (origin) => (input, init) => {
+    const url = String(input instanceof Request ? input.url : input);
+    return fetch(url.startsWith(ISSUER) ? origin + url.slice(ISSUER.length) : url, init);
+  };
+  const wc = new WorkloadClient({
+    issuer: ISSUER,
+    clientId: verifier.clientId,
+    privateJwk: verifier.privateJwk,
+    fetch: routed(nodes[0].origin),
+  });
+  const token = await wc.token({ audience: EVENTS });
+  const seen = new Map(); // revocation value -> arrival times (performance.now())
+  const aborts = [];
+  const perNode = nodes.map(() => 0);
+  const open = async (i) => {
+    const node = nodes[i % nodes.length];
+    perNode[i % nodes.length]++;
+    const abort = new AbortController();
+    aborts.push(abort);
+    const res = await fetch(`${node.origin}/v1/events`, {
+      headers: {
+        authorization: `DPoP ${token}`,
+        dpop: createDpopProof(wc.dpopKey, { method: 'GET', url: EVENTS, accessToken: token }),
+      },
+      signal: abort.signal,
+    });
+    if (res.status !== 200) throw new Error(`stream ${i}: HTTP ${res.status} ${await res.text()}`);
+    let snapshot;
+    const ready = new Promise((r) => {
+      snapshot = r;
+    });
+    (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of res.body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let cut = buffer.indexOf('\n\n');
+        while (cut >= 0) {
+          const frame = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          if (frame.includes('event: snapshot')) snapshot();
+          else if (frame.includes('event: revocation')) {
+            const data = JSON.parse(frame.slice(frame.indexOf('data: ') + 6));
+            const at = performance.now();
+            const list = seen.get(data.revocation.value);
+            if (list) list.push(at);
+          }
+          cut = buffer.indexOf('\n\n');
+        }
+      }
+    })().catch(() => undefined);
+    await ready;
+  };
+  // Open in batches so the nodes' accept queues and the verifier's token endpoint are not flooded.
+  for (let i = 0; i < streams; i += 50)
+    await Promise.all(Array.from({ length: Math.min(50, streams - i) }, (_, k) => open(i + k)));
+
+  const adminToken = await operatorToken(nodes[0].origin, operator);
+  const latencies = [];
+  let missed = 0;
+  for (let r = 0; r < revocations; r++) {
+    const value = `bench-${r}-${Math.random().toString(36).slice(2)}`;
+    seen.set(value, []);
+    const t0 = performance.now();
+    const res = await fetch(`${nodes[0].origin}/admin/v1/revocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'jti', value, reason: 'propagation bench' }),
+    });
+    if (res.status !== 201) throw new Error(`revoke: HTTP ${res.status} ${await res.text()}`);
+    const deadline = performance.now() + 10_000;
+    while (seen.get(value).length < streams && performance.now() < deadline)
+      await new Promise((x) => setTimeout(x, 5));
+    const arrivals = seen.get(value);
+    missed += streams - arrivals.length;
+    for (const at of arrivals) latencies.push(at - t0);
+    await new Promise((x) => setTimeout(x, 100));
+  }
+  for (const a of aborts) a.abort();
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    streams,
+    perNode,
+    revocations,
+    missed,
+    p50Ms: quantile(sorted, 0.5),
+    p99Ms: quantile(sorted, 0.99),
+    maxMs: sorted.length ? sorted[sorted.length - 1] : Number.NaN,
+  };
+}
+
+/** An admin token from the operator key (jwt-bearer grant). */
+async function operatorToken(origin, operator) {
+  const now = Math.floor(Date.now() / 1000);
+  const assertion = es256Signer(operator.privateJwk)({
+    iss: 'bench',
+    sub: 'bench',
+    aud: ISSUER,
+    iat: now,
+    exp: now + 60,
+    jti: Math.random().toString(36).slice(2),
+  });
+  const res = await fetch(`${origin}/admin/v1/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }),
+  });
+  const body = await res.json();
+  if (!res.ok) throw new Error(`admin token: HTTP ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** Classes, workloads, the verifier and the operator, as every node applies them at start. */
+function writeConfig(dir, clients, verifier, operator) {
+  for (const sub of ['classes', 'workloads', 'operators']) mkdirSync(join(dir, sub), { recursive: true });
+  const json = (file, v) => writeFileSync(join(dir, file), `${JSON.stringify(v)}\n`);
+  // Rate limits out of the way: this measures issuance, not the limiter's refusals.
+  json('settings.yaml', { limits: { client_rate: 1_000_000, client_burst: 1_000_000 } });
+  json('classes/bench.yaml', {
+    name: 'bench',
+    max_ttl: `${TOKEN_TTL}s`,
+    default_ttl: `${TOKEN_TTL}s`,
+    audiences: [AUDIENCE],
+    scopes: SCOPES,
+    binding: 'bearer',
+  });
+  json('classes/verifier.yaml', {
+    name: 'verifier',
+    max_ttl: '10m',
+    default_ttl: '10m',
+    audiences: [EVENTS],
+    scopes: ['events:read'],
+    default_scopes: ['events:read'],
+  });
+  for (const [i, c] of clients.entries())
+    json(`workloads/client-${i}.yaml`, {
+      id: c.clientId,
+      owner: 'team-bench',
+      environment: 'bench',
+      classes: ['bench'],
+      jwks: { keys: [c.publicJwk] },
+    });
+  json('workloads/verifier.yaml', {
+    id: verifier.clientId,
+    owner: 'team-bench',
+    environment: 'bench',
+    classes: ['verifier'],
+    jwks: { keys: [verifier.publicJwk] },
+  });
+  json('operators/bench.yaml', { name: 'bench', jwks: { keys: [operator.publicJwk] } });
+  return dir;
+}
+
+async function sql(url, text) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
