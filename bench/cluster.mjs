@@ -325,6 +325,19 @@ async function main() {
       await node.stop();
     }
   }
+  // The store alone, no HTTP: an issuance's transaction (replay check, token record, audit append).
+  {
+    const db = await freshDatabase();
+    try {
+      results.storeOnly = await storeOnly(db.url);
+      for (const r of results.storeOnly)
+        process.stderr.write(
+          `  postgres store alone, ${r.concurrency} at once: ${r.perSecond.toFixed(0)} transactions/s\n`,
+        );
+    } finally {
+      await db.drop();
+    }
+  }
   // 2. One node, then 3. three nodes, on PostgreSQL (a database each).
   for (const n of [1, 3]) {
     const db = await freshDatabase();
@@ -354,6 +367,12 @@ async function main() {
     row(results.postgres1),
     row(results.postgres3),
   ];
+  lines.push(
+    '',
+    `The PostgreSQL store alone (an issuance's transaction, no HTTP): ${results.storeOnly
+      .map((r) => `${r.perSecond.toFixed(0)}/s with ${r.concurrency} at once`)
+      .join(', ')}`,
+  );
   if (results.propagation) {
     const p = results.propagation;
     lines.push(
@@ -468,6 +487,60 @@ async function propagation(nodes, streams, revocations, verifier, operator) {
     p99Ms: quantile(sorted, 0.99),
     maxMs: sorted.length ? sorted[sorted.length - 1] : Number.NaN,
   };
+}
+
+/**
+ * Transactions per second of the PostgreSQL store by itself, as issuance uses it (consume the assertion
+ * jti, record the token, append the audit event, commit), one at a time and several at once.
+ */
+async function storeOnly(databaseUrl) {
+  const { openPostgresStore } = await import(
+    join(ROOT, 'packages/server/dist/src/store/postgres/postgres-store.js')
+  );
+  const store = await openPostgresStore(databaseUrl);
+  const now = Date.now();
+  const out = [];
+  try {
+    for (const concurrency of [1, 8, 32]) {
+      let n = 0;
+      const start = performance.now();
+      const end = start + 4000;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (performance.now() < end) {
+            const id = `${concurrency}-${n++}`;
+            await store.transaction(async (tx) => {
+              await tx.consume('assertion:bench', id, now + 60_000, now);
+              await tx.recordToken({
+                jti: id,
+                sub: 'bench',
+                clientId: 'bench',
+                cls: 'bench',
+                aud: AUDIENCE,
+                scope: REQUESTED_SCOPE,
+                kid: 'bench',
+                iat: Math.floor(now / 1000),
+                exp: Math.floor(now / 1000) + TOKEN_TTL,
+                fingerprint: id,
+              });
+              await tx.appendAudit({
+                ts: now,
+                type: 'token.issued',
+                outcome: 'success',
+                actor: 'bench',
+                jti: id,
+                data: {},
+              });
+            });
+          }
+        }),
+      );
+      out.push({ concurrency, perSecond: n / ((performance.now() - start) / 1000) });
+    }
+  } finally {
+    await store.close();
+  }
+  return out;
 }
 
 /** An admin token from the operator key (jwt-bearer grant). */
