@@ -117,10 +117,11 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
   it('hands the command its token, DPoP key and task; revokes the token by the time it returns; exit code kept', async () => {
     const run = writExec(
       [
-        'cp "$WRIT_TOKEN_FILE" "$OUT/token.tmp" && mv "$OUT/token.tmp" "$OUT/token"',
+        // The token file is moved in last: once it exists, everything else is written.
         'printf %s "$WRIT_TASK_ID" > "$OUT/tid"',
         'printf %s "$WRIT_DPOP_KEY_FILE" > "$OUT/keyfile"',
         'printf %s "$WRIT_TOKEN_FILE" > "$OUT/tokenfile"',
+        'cp "$WRIT_TOKEN_FILE" "$OUT/token.tmp" && mv "$OUT/token.tmp" "$OUT/token"',
         'i=0; while [ ! -f "$OUT/release" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done',
         'exit 3',
       ].join('\n'),
@@ -175,7 +176,7 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
     const run = writExec(
       [
         'cp "$WRIT_TOKEN_FILE" "$OUT/token"',
-        `"${process.execPath}" "$WRIT_MAIN" dpop proof --method GET --url '${API}/items?page=2' > "$OUT/proof"`,
+        `"${process.execPath}" "$WRIT_MAIN" dpop proof --method GET --url '${API}/items?page=2' > "$OUT/proof.tmp" && mv "$OUT/proof.tmp" "$OUT/proof"`,
       ].join('\n'),
     );
     const r = await run.done;
