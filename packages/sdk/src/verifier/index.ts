@@ -1,6 +1,7 @@
 export * from './access-token.js';
 export * from './dpop-nonces.js';
 export * from './middleware/index.js';
+export * from './policy-bundle.js';
 export * from './replay-cache.js';
 export * from './request.js';
 export * from './revocation-set.js';

@@ -8,6 +8,7 @@ import { TokenError, verifyAccessTokenJwt } from './access-token.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
 import { ReplayCache, type ReplayStore } from './replay-cache.js';
 import { checkHolderBinding, type PresentedRequest, presentedToken, RequestRefusal } from './request.js';
+import { createLocalPolicy, type LocalPolicy, type LocalPolicyOptions } from './policy-bundle.js';
 import { RevocationSet } from './revocation-set.js';
 import { SseParser } from './sse.js';
 import type { UsageRecord, UsageReporter, UseContext } from './usage.js';
@@ -46,6 +47,12 @@ export interface VerifierOptions {
   now?: () => number;
   /** Reports every use (allowed or denied) to the server; see `UsageReporter`. */
   usage?: UsageReporter;
+  /**
+   * Decide request-time policy locally from the server's signed policy bundle (needs the optional peer
+   * dependency `@cedar-policy/cedar-wasm`): `verify` then refuses what policy denies (403
+   * `insufficient_scope`), and `policy` answers other questions. See docs/policy.md.
+   */
+  policy?: LocalPolicyOptions;
 }
 
 export interface VerifiedRequest {
@@ -77,6 +84,8 @@ export interface Verifier {
   verify(req: PresentedRequest & UseContext): Promise<VerifiedRequest>;
   /** State for health checks and metrics. */
   status(): VerifierStatus;
+  /** Local request-time policy, when the `policy` option is set. */
+  policy?: LocalPolicy;
   close(): void;
 }
 
@@ -146,6 +155,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
   };
 
   const onEvent = (type: string, data: Record<string, unknown>) => {
+    localPolicy?.onEvent(type, data);
     if (type === 'head') {
       head = typeof data['head'] === 'number' ? data['head'] : Number.POSITIVE_INFINITY;
     } else if (type === 'snapshot') {
@@ -180,6 +190,36 @@ export function createVerifier(o: VerifierOptions): Verifier {
     }
     return streamToken;
   };
+
+  const localPolicy =
+    o.policy &&
+    createLocalPolicy(o.policy, {
+      issuer,
+      audience: o.audience,
+      fetch: doFetch,
+      now,
+      keys: () => keys,
+      refreshKeys,
+      // The bundle is fetched with the stream's own token (same audience, same holder key).
+      authorize: async (url, fresh) => {
+        const cred = await streamCredential(fresh);
+        const dpop = cred.type.toLowerCase() === 'dpop';
+        return {
+          authorization: `${dpop ? 'DPoP' : 'Bearer'} ${cred.token}`,
+          ...(dpop
+            ? {
+                dpop: createDpopProof(o.client.dpopKey, {
+                  method: 'GET',
+                  url,
+                  accessToken: cred.token,
+                  nowSeconds: Math.floor(now() / 1000),
+                }),
+              }
+            : {}),
+        };
+      },
+      stale: () => isStale(),
+    });
 
   let lastActivity = now();
   const watchdog = setInterval(
@@ -388,6 +428,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       throw err;
     }
     req.check?.(claims);
+    if (localPolicy) await localPolicy.enforce(req, claims);
     return { claims, cached };
   };
 
@@ -418,8 +459,10 @@ export function createVerifier(o: VerifierOptions): Verifier {
       keys: keys.length,
       connections,
     }),
+    ...(localPolicy ? { policy: localPolicy } : {}),
     close() {
       closed = true;
+      localPolicy?.close();
       clearInterval(watchdog);
       abort?.abort();
       wake?.();

@@ -1,4 +1,5 @@
 export * from './claims.js';
 export * from './errors.js';
 export * from './grants.js';
+export * from './policy-bundle.js';
 export * from './revocation.js';

@@ -1,6 +1,7 @@
 import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
+import { announceBundle } from '../policy/bundle.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
 import type { Store, WorkloadState } from '../store/store.js';
 
@@ -65,6 +66,7 @@ export async function applyConfig(
   ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
+  await announceBundle(ctx);
   return changes;
 }
 
@@ -115,5 +117,6 @@ export async function setWorkloadState(
   ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
+  await announceBundle(ctx);
   return true;
 }

@@ -104,9 +104,15 @@ function frame(e: StreamEvent): string {
   return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...e.data, seq: e.seq, ts: e.ts })}\n\n`;
 }
 
-async function authenticateStreamClient(
+/**
+ * Authenticates a verifier as the event stream does: a Writ token for the events audience, not revoked,
+ * DPoP-bound when its class says so, the proof over `url` (the stream itself by default). Throws a
+ * 401 `OAuthError`.
+ */
+export async function authenticateStreamClient(
   ctx: WritContext,
   req: FastifyRequest,
+  url = `${ctx.settings.issuer}${Paths.events}`,
 ): Promise<{ clientId: string; token: RevocableToken & { exp: number } }> {
   const fail = (err: unknown): never => {
     if (err instanceof RequestRefusal) {
@@ -142,7 +148,7 @@ async function authenticateStreamClient(
         authorization: req.headers.authorization,
         dpop: info(req).dpop,
         method: 'GET',
-        url: `${ctx.settings.issuer}${Paths.events}`,
+        url,
       },
       presented,
       claims,

@@ -11,6 +11,7 @@ import { AUDITED, auditRefusal } from '../oauth/refusal.js';
 import { handleRevocation } from '../oauth/revocation-endpoint.js';
 import { handleTokenRequest } from '../oauth/token-endpoint.js';
 import { registerAuthzenRoutes } from '../policy/authzen.js';
+import { registerPolicyBundleRoutes } from '../policy/bundle.js';
 import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
@@ -123,6 +124,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerTaskRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerAuthzenRoutes(app, ctx);
+  registerPolicyBundleRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
   registerSsfRoutes(app, ctx);
   return app;

@@ -217,6 +217,16 @@ export class PolicyEngine {
     return (this.#overrides.get(id) ?? this.#described.get(id))?.version ?? 0;
   }
 
+  /** The entity version of one API's attributes: changes whenever they change. */
+  resourceVersion(id: string): number {
+    return this.#resourceVersion(id);
+  }
+
+  /** Grows with every change of any API's attributes (a load or an admin-API update). */
+  get resourceGeneration(): number {
+    return this.#resourceSeq;
+  }
+
   /** `decide({principal, action, resource, context}) → {decision, reasons, policyVersion}`. */
   decide(req: DecisionRequest): Decision {
     this.stats.decisions++;

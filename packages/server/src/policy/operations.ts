@@ -8,6 +8,7 @@ import {
   type PolicySources,
   type ResourceSpec,
 } from './compile.js';
+import { announceBundle } from './bundle.js';
 import { PolicyEngine, type PolicyEngineOptions, type PolicyVersion } from './engine.js';
 
 /** Compiles what a config directory holds; `undefined` (no `policies/`) is the built-in set. */
@@ -106,6 +107,7 @@ export async function applyPolicies(
   await ctx.audit.append(loadedEvent(next, set, previous.id, actor));
   ctx.policy.load(set);
   ctx.logger.info({ version: next.id, policies: next.policies }, 'policy set loaded');
+  await announceBundle(ctx);
   return { version: next, changed, warnings: set.warnings };
 }
 
@@ -123,6 +125,7 @@ export async function updateResource(
     data: spec ? { ...spec } : { id, cleared: true },
   });
   ctx.policy.setResource(id, spec);
+  await announceBundle(ctx);
   return ctx.policy.resource(id);
 }
 

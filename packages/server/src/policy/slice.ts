@@ -30,7 +30,8 @@ export function headMatches(c: HeadConstraint, uid: EntityRef): boolean {
   }
 }
 
-function actionMatches(c: HeadConstraint, a: PolicyAction): boolean {
+/** Whether an action head constraint can hold for action `a` (directly or through its group). */
+export function actionMatches(c: HeadConstraint, a: PolicyAction): boolean {
   if (c.op === 'all' || c.op === 'is') return true;
   const ids = c.op === 'eq' ? [c.entity.id] : c.entities.map((e) => e.id);
   return ids.some((id) => id === a || ACTION_GROUPS[a].includes(id));

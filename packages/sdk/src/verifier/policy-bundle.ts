@@ -1,0 +1,614 @@
+import { isIP } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import type { VerificationKey } from '../jose/jwk.js';
+import { JwsError, parseClaims, verifyCompactJws } from '../jose/jws.js';
+import type { AccessTokenClaims } from '../wire/claims.js';
+import {
+  type BundleWorkload,
+  POLICY_BUNDLE_EVENT,
+  POLICY_BUNDLE_PATH,
+  POLICY_BUNDLE_TYP,
+  type PolicyBundleClaims,
+} from '../wire/policy-bundle.js';
+import { type PresentedRequest, RequestRefusal } from './request.js';
+import type { UseContext } from './usage.js';
+
+/** Operations decided at request time (Writ's schema: `Action::"request"`). */
+export const REQUEST_ACTIONS = ['read', 'write', 'export', 'delete'] as const;
+export type RequestAction = (typeof REQUEST_ACTIONS)[number];
+
+/** Why a bundle was refused or a decision could not be made; `reason` is stable. */
+export class PolicyBundleError extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.name = 'PolicyBundleError';
+    this.reason = reason;
+  }
+}
+
+/** The context record of Writ's schema, as the verifier fills it (unknown values are "" or 0). */
+export interface LocalPolicyContext {
+  source_ip: string;
+  environment: string;
+  task_id: string;
+  purpose: string;
+  attestation: string;
+  binding: string;
+  risk: number;
+  scopes: string[];
+  token_class: string;
+  client_id: string;
+}
+
+export interface LocalPolicyOptions {
+  /** The action a request is. Default: GET, HEAD and OPTIONS `read`, DELETE `delete`, anything else `write`. */
+  action?: (req: PresentedRequest & UseContext, claims: AccessTokenClaims) => RequestAction;
+  /** What the resource server knows beyond the token (purpose, risk, environment...). */
+  context?: (req: PresentedRequest & UseContext, claims: AccessTokenClaims) => Partial<LocalPolicyContext>;
+  /** Decisions kept, at most (default 10 000). */
+  cacheSize?: number;
+  /** Largest bundle accepted (default 8 MiB). */
+  maxBundleBytes?: number;
+  /**
+   * After the stream announced a newer bundle, how long a decision waits for it before denying (ms,
+   * default 5000). No decision is made under a bundle older than one announced.
+   */
+  waitMs?: number;
+  /** Loads Cedar. Default: `import('@cedar-policy/cedar-wasm/nodejs')`, an optional peer dependency. */
+  cedar?: () => Promise<CedarApi>;
+}
+
+export interface LocalDecisionRequest {
+  principal: { type: 'Workload'; id: string } | { type: 'Human'; id: string; roles: string[]; mfa: boolean };
+  action: RequestAction;
+  context?: Partial<LocalPolicyContext>;
+}
+
+export interface LocalDecision {
+  decision: 'allow' | 'deny';
+  /** The determining policies: satisfied permits on allow, satisfied (or failing) forbids on deny. */
+  reasons: string[];
+  errors: string[];
+  /** Set when the policies were not asked: `no_bundle`, `unknown_workload`, `workload_disabled`... */
+  refusal?: string;
+  /** The bundle the decision was made under. */
+  version: number | undefined;
+  policyVersion: string | undefined;
+  cached: boolean;
+}
+
+export interface LocalPolicyStatus {
+  /** The version in force, undefined until a valid bundle is loaded. */
+  version: number | undefined;
+  policyVersion: string | undefined;
+  /** The highest version the stream announced. */
+  announced: number;
+  /** Why the last fetched bundle was refused or could not be fetched. */
+  lastError: string | undefined;
+  /** Bundles refused so far (bad signature, wrong typ, issuer or audience, older version...). */
+  refused: number;
+}
+
+/** Request-time policy decided in the verifier from the signed bundle. */
+export interface LocalPolicy {
+  /** Resolves with the version in force once a bundle of at least `version` is loaded (any, without it). */
+  loaded(version?: number): Promise<number>;
+  decide(req: LocalDecisionRequest): Promise<LocalDecision>;
+  /** Fetches the bundle now (it is fetched on its own when the stream opens or announces one). */
+  refresh(): Promise<void>;
+  status(): LocalPolicyStatus;
+}
+
+/** The few Cedar functions the verifier calls (`@cedar-policy/cedar-wasm`). */
+export interface CedarApi {
+  preparsePolicySet(
+    id: string,
+    policies: { staticPolicies: Record<string, string> },
+  ): { type: 'success' } | { type: 'failure'; errors: Array<{ message: string }> };
+  statefulIsAuthorized(call: {
+    principal: { type: string; id: string };
+    action: { type: string; id: string };
+    resource: { type: string; id: string };
+    context: Record<string, unknown>;
+    preparsedPolicySetId: string;
+    entities: unknown[];
+  }):
+    | { type: 'failure'; errors: Array<{ message: string }> }
+    | {
+        type: 'success';
+        response: {
+          decision: 'allow' | 'deny';
+          diagnostics: { reason: string[]; errors: Array<{ policyId: string; error: { message: string } }> };
+        };
+      };
+}
+
+const CEDAR_MODULE = '@cedar-policy/cedar-wasm/nodejs';
+
+/** Cedar, loaded on first use: the verifier stays small for those who do not decide policy locally. */
+export async function loadCedar(): Promise<CedarApi> {
+  // As on the server: Node 20's V8 can abort when a JS-to-Wasm call inlined into optimised code is
+  // deoptimised lazily; not inlining those calls avoids it. Set before the module is instantiated.
+  setFlagsFromString('--no-turbo-inline-js-wasm-calls');
+  try {
+    const m = (await import(CEDAR_MODULE)) as { default?: CedarApi } & CedarApi;
+    return typeof m.statefulIsAuthorized === 'function' ? m : (m.default as CedarApi);
+  } catch (err) {
+    throw new PolicyBundleError(
+      'cedar_missing',
+      `local policy needs the optional peer dependency @cedar-policy/cedar-wasm (npm install @cedar-policy/cedar-wasm): ${(err as Error).message}`,
+    );
+  }
+}
+
+export interface BundleCheck {
+  keys: readonly VerificationKey[];
+  issuer: string;
+  audience: string;
+  maxBytes: number;
+  /** The version held: an older bundle is refused. */
+  held?: number | undefined;
+}
+
+/**
+ * Verifies a policy bundle JWS: signature by one of the server's published keys (ES256 or EdDSA; `none`
+ * and HMAC cannot pass), `typ: writ-policy-bundle+jwt`, `iss`, `aud` this API, the payload's shape,
+ * and a version no lower than the one held.
+ */
+export function verifyPolicyBundle(jws: string, c: BundleCheck): PolicyBundleClaims {
+  let verified: ReturnType<typeof verifyCompactJws>;
+  try {
+    verified = verifyCompactJws(jws, { algorithms: ['ES256', 'EdDSA'], keys: c.keys, maxBytes: c.maxBytes });
+  } catch (err) {
+    if (err instanceof JwsError) throw new PolicyBundleError(err.reason, `policy bundle: ${err.message}`);
+    throw err;
+  }
+  const typ = verified.header.typ;
+  if (typeof typ !== 'string' || typ.toLowerCase() !== POLICY_BUNDLE_TYP)
+    throw new PolicyBundleError('typ', 'policy bundle: not a policy bundle (typ)');
+  let b: Record<string, unknown>;
+  try {
+    b = parseClaims(verified.payload, 10);
+  } catch {
+    throw new PolicyBundleError('malformed', 'policy bundle: payload is not a JSON object');
+  }
+  if (b['iss'] !== c.issuer) throw new PolicyBundleError('iss', 'policy bundle: issuer is not trusted');
+  if (b['aud'] !== c.audience) throw new PolicyBundleError('aud', 'policy bundle: for another API');
+  const version = b['version'];
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+    throw new PolicyBundleError('malformed', 'policy bundle: version is malformed');
+  if (c.held !== undefined && version < c.held)
+    throw new PolicyBundleError('older', 'policy bundle: older than the one held');
+  const shapeOk =
+    typeof b['iat'] === 'number' &&
+    typeof b['policy_version'] === 'string' &&
+    typeof b['built_in'] === 'boolean' &&
+    typeof b['schema'] === 'string' &&
+    Array.isArray(b['policies']) &&
+    (b['policies'] as unknown[]).every(
+      (p) =>
+        isRecord(p) &&
+        typeof p['id'] === 'string' &&
+        (p['effect'] === 'permit' || p['effect'] === 'forbid') &&
+        typeof p['text'] === 'string',
+    ) &&
+    (b['context_reads'] === 'all' ||
+      (Array.isArray(b['context_reads']) &&
+        (b['context_reads'] as unknown[]).every((f) => typeof f === 'string'))) &&
+    isRecord(b['resource']) &&
+    b['resource']['id'] === c.audience &&
+    ['sensitivity', 'environment', 'owner'].every(
+      (k) => typeof (b['resource'] as Record<string, unknown>)[k] === 'string',
+    ) &&
+    Array.isArray(b['workloads']) &&
+    (b['workloads'] as unknown[]).every(
+      (w) =>
+        isRecord(w) &&
+        ['id', 'owner', 'environment', 'state'].every((k) => typeof w[k] === 'string') &&
+        Array.isArray(w['classes']) &&
+        (w['classes'] as unknown[]).every((x) => typeof x === 'string') &&
+        isRecord(w['tags']) &&
+        Object.values(w['tags']).every((x) => typeof x === 'string'),
+    );
+  if (!shapeOk) throw new PolicyBundleError('malformed', 'policy bundle: payload is malformed');
+  return b as unknown as PolicyBundleClaims;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** What `createLocalPolicy` needs from the verifier it belongs to. */
+export interface LocalPolicyDeps {
+  issuer: string;
+  audience: string;
+  fetch: typeof fetch;
+  now: () => number;
+  keys: () => readonly VerificationKey[];
+  refreshKeys: () => Promise<void>;
+  /** `Authorization` and `DPoP` headers for a GET of `url`, with a fresh token when `fresh`. */
+  authorize: (url: string, fresh: boolean) => Promise<Record<string, string>>;
+  /** True while the verifier's revocation stream is past its staleness bound. */
+  stale: () => boolean;
+}
+
+interface Loaded {
+  claims: PolicyBundleClaims;
+  setId: string | undefined;
+  effects: Map<string, 'permit' | 'forbid'>;
+  workloads: Map<string, BundleWorkload>;
+}
+
+let instances = 0;
+
+/**
+ * The local policy of one verifier: fetches the signed bundle for its API when the stream opens and
+ * whenever it announces a newer version, refuses any bundle that does not verify, and decides with
+ * Cedar. No valid bundle, no allow.
+ */
+export function createLocalPolicy(
+  o: LocalPolicyOptions,
+  d: LocalPolicyDeps,
+): LocalPolicy & {
+  onEvent(type: string, data: Record<string, unknown>): void;
+  enforce(req: PresentedRequest & UseContext, claims: AccessTokenClaims): Promise<void>;
+  close(): void;
+} {
+  const prefix = `writ-sdk${++instances}`;
+  const url = `${d.issuer}${POLICY_BUNDLE_PATH}`;
+  const maxBytes = o.maxBundleBytes ?? 8 * 1024 * 1024;
+  const cacheSize = o.cacheSize ?? 10_000;
+  const waitMs = o.waitMs ?? 5000;
+  const cache = new Map<string, LocalDecision>();
+  let cedar: Promise<CedarApi> | undefined;
+  let current: Loaded | undefined;
+  let announced = 0;
+  let lastError: string | undefined;
+  let refused = 0;
+  let closed = false;
+  let fetching: Promise<void> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let backoff = 250;
+  const waiters = new Set<{ version: number; done: (v: number) => void; fail: (e: Error) => void }>();
+
+  const getCedar = () => {
+    cedar ??= (o.cedar ?? loadCedar)();
+    return cedar;
+  };
+
+  const wake = () => {
+    for (const w of waiters) {
+      if (current && current.claims.version >= w.version) {
+        waiters.delete(w);
+        w.done(current.claims.version);
+      }
+    }
+  };
+
+  const load = async (jws: string) => {
+    const check = { issuer: d.issuer, audience: d.audience, maxBytes, held: current?.claims.version };
+    let claims: PolicyBundleClaims;
+    try {
+      claims = verifyPolicyBundle(jws, { ...check, keys: d.keys() });
+    } catch (err) {
+      // Signed by a key published since the JWKS was read (a rotation): look once more.
+      if (!(err instanceof PolicyBundleError) || err.reason !== 'no_key') throw err;
+      await d.refreshKeys();
+      claims = verifyPolicyBundle(jws, { ...check, keys: d.keys() });
+    }
+    if (current && claims.version === current.claims.version) return;
+    const api = await getCedar();
+    let setId: string | undefined;
+    if (claims.policies.length > 0) {
+      setId = `${prefix}.${claims.version}`;
+      const r = api.preparsePolicySet(setId, {
+        staticPolicies: Object.fromEntries(claims.policies.map((p) => [p.id, p.text])),
+      });
+      if (r.type === 'failure')
+        throw new PolicyBundleError(
+          'policies',
+          `policy bundle: ${r.errors[0]?.message ?? 'policies do not parse'}`,
+        );
+    }
+    // A newer bundle may have been loaded while Cedar was parsing this one.
+    if (current && claims.version <= current.claims.version) return;
+    current = {
+      claims,
+      setId,
+      effects: new Map(claims.policies.map((p) => [p.id, p.effect])),
+      workloads: new Map(claims.workloads.map((w) => [w.id, w])),
+    };
+    cache.clear();
+    wake();
+  };
+
+  const fetchOnce = async () => {
+    let res: Response | undefined;
+    for (const fresh of [false, true]) {
+      res = await d.fetch(`${url}?audience=${encodeURIComponent(d.audience)}`, {
+        headers: { ...(await d.authorize(url, fresh)), accept: 'application/jwt' },
+      });
+      if (res.status !== 401) break;
+      await res.body?.cancel().catch(() => undefined);
+    }
+    if (!res || !res.ok) {
+      await res?.body?.cancel().catch(() => undefined);
+      throw new PolicyBundleError('http', `policy bundle: HTTP ${res?.status ?? 'error'}`);
+    }
+    const length = Number(res.headers.get('content-length') ?? 0);
+    if (length > maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new PolicyBundleError('too_large', `policy bundle: larger than ${maxBytes} bytes`);
+    }
+    await load((await res.text()).trim());
+  };
+
+  /** Fetches until a bundle at least as new as the announced one is in force; backs off on failure. */
+  const refresh = (): Promise<void> => {
+    if (closed) return Promise.resolve();
+    if (retry) {
+      clearTimeout(retry);
+      retry = undefined;
+    }
+    fetching ??= fetchOnce()
+      .then(
+        () => {
+          lastError = undefined;
+          if (current && current.claims.version >= announced) backoff = 250;
+        },
+        (err: unknown) => {
+          if (err instanceof PolicyBundleError && err.reason !== 'http' && err.reason !== 'cedar_missing')
+            refused++;
+          lastError = err instanceof Error ? err.message : String(err);
+          if (err instanceof PolicyBundleError && err.reason === 'cedar_missing')
+            for (const w of waiters) {
+              waiters.delete(w);
+              w.fail(err);
+            }
+        },
+      )
+      .finally(() => {
+        fetching = undefined;
+        // Refused, unreachable, or older than announced (the server was still applying): try again.
+        const behind = !current || current.claims.version < announced;
+        if (behind && !closed) {
+          retry = setTimeout(() => {
+            retry = undefined;
+            refresh().catch(() => undefined);
+          }, backoff);
+          retry.unref();
+          backoff = Math.min(backoff * 2, 5000);
+        }
+      });
+    return fetching;
+  };
+
+  const loaded = (version = 1): Promise<number> => {
+    if (current && current.claims.version >= version) return Promise.resolve(current.claims.version);
+    return new Promise<number>((done, fail) => {
+      waiters.add({ version, done, fail });
+    });
+  };
+
+  const deny = (refusal: string, errors: string[] = []): LocalDecision => ({
+    decision: 'deny',
+    reasons: [],
+    errors,
+    refusal,
+    version: current?.claims.version,
+    policyVersion: current?.claims.policy_version,
+    cached: false,
+  });
+
+  /** Waits (bounded) for a bundle announced but not yet loaded: no decision under an outdated one. */
+  const upToDate = async (): Promise<boolean> => {
+    if (current && current.claims.version >= announced) return true;
+    if (!current && announced === 0 && fetching === undefined) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      loaded(Math.max(announced, 1)).then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), waitMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    return ok && current !== undefined && current.claims.version >= announced;
+  };
+
+  const decide = async (req: LocalDecisionRequest): Promise<LocalDecision> => {
+    // A missing Cedar is a deployment error, not a denial: it throws for the operator to see.
+    const api = await getCedar();
+    if (d.stale()) return deny('stale');
+    if (!(await upToDate())) return deny(current ? 'bundle_outdated' : 'no_bundle');
+    const b = current!;
+    if (!(REQUEST_ACTIONS as readonly string[]).includes(req.action)) return deny('unknown_action');
+    let principal: {
+      uid: { type: string; id: string };
+      attrs: Record<string, unknown>;
+      tags?: Record<string, string>;
+    };
+    let environment = '';
+    if (req.principal.type === 'Workload') {
+      const w = b.workloads.get(req.principal.id);
+      if (!w) return deny('unknown_workload');
+      if (w.state !== 'active') return deny(`workload_${w.state}`);
+      principal = {
+        uid: { type: 'Workload', id: w.id },
+        attrs: { owner: w.owner, environment: w.environment, state: w.state, classes: w.classes },
+        tags: w.tags,
+      };
+      environment = w.environment;
+    } else {
+      const roles = [...new Set(req.principal.roles)].sort();
+      principal = { uid: { type: 'Human', id: req.principal.id }, attrs: { roles, mfa: req.principal.mfa } };
+    }
+    const context = buildContext(d.now(), {
+      ...req.context,
+      environment: req.context?.environment || environment || b.claims.resource.environment,
+    });
+    const reads = b.claims.context_reads;
+    const key = JSON.stringify([
+      b.claims.version,
+      req.principal.type,
+      req.principal.id,
+      req.principal.type === 'Human' ? principal.attrs : null,
+      req.action,
+      reads === 'all' ? context : reads.map((f) => context[f]),
+    ]);
+    const hit = cache.get(key);
+    if (hit) return { ...hit, cached: true };
+    const decision = evaluate(api, b, principal, req.action, context);
+    if (decision.version === b.claims.version && current === b) {
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+      cache.set(key, decision);
+    }
+    return decision;
+  };
+
+  const evaluate = (
+    api: CedarApi,
+    b: Loaded,
+    principal: {
+      uid: { type: string; id: string };
+      attrs: Record<string, unknown>;
+      tags?: Record<string, string>;
+    },
+    action: RequestAction,
+    context: Record<string, unknown>,
+  ): LocalDecision => {
+    const base = { version: b.claims.version, policyVersion: b.claims.policy_version, cached: false };
+    if (b.setId === undefined) return { decision: 'deny', reasons: [], errors: [], ...base };
+    const r = b.claims.resource;
+    const answer = api.statefulIsAuthorized({
+      principal: principal.uid,
+      action: { type: 'Action', id: action },
+      resource: { type: 'Api', id: d.audience },
+      context: { ...context, source_ip: { __extn: { fn: 'ip', arg: context['source_ip'] } } },
+      preparsedPolicySetId: b.setId,
+      entities: [
+        {
+          uid: principal.uid,
+          attrs: principal.attrs,
+          parents: [],
+          ...(principal.tags ? { tags: principal.tags } : {}),
+        },
+        {
+          uid: { type: 'Api', id: d.audience },
+          attrs: { sensitivity: r.sensitivity, environment: r.environment, owner: r.owner },
+          parents: [],
+        },
+        { uid: { type: 'Action', id: action }, attrs: {}, parents: [{ type: 'Action', id: 'request' }] },
+      ],
+    });
+    if (answer.type === 'failure')
+      return {
+        decision: 'deny',
+        reasons: [],
+        errors: answer.errors.map((e) => e.message.slice(0, 300)),
+        ...base,
+      };
+    const { decision, diagnostics } = answer.response;
+    const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message.slice(0, 300)}`);
+    // Cedar skips a policy that errors; a forbid that could not be evaluated must not let a request through.
+    const failedForbids = diagnostics.errors
+      .filter((e) => b.effects.get(e.policyId) === 'forbid')
+      .map((e) => e.policyId);
+    if (decision === 'allow' && failedForbids.length > 0)
+      return { decision: 'deny', reasons: failedForbids.sort(), errors, ...base };
+    return { decision, reasons: [...diagnostics.reason].sort(), errors, ...base };
+  };
+
+  return {
+    loaded,
+    decide,
+    refresh,
+    status: () => ({
+      version: current?.claims.version,
+      policyVersion: current?.claims.policy_version,
+      announced,
+      lastError,
+      refused,
+    }),
+    onEvent(type, data) {
+      if (type === 'head' || type === 'snapshot') {
+        // A (re)opened stream: whatever was announced while it was down, the bundle now is current.
+        refresh().catch(() => undefined);
+      } else if (type === POLICY_BUNDLE_EVENT) {
+        const v = data['version'];
+        if (typeof v === 'number' && Number.isSafeInteger(v) && v > announced) announced = v;
+        if (!current || current.claims.version < announced) refresh().catch(() => undefined);
+      }
+    },
+    async enforce(req, claims) {
+      const action = o.action ? o.action(req, claims) : defaultAction(req.method);
+      const binding = claims.cnf?.jkt ? 'dpop' : claims.cnf?.['x5t#S256'] ? 'mtls' : 'bearer';
+      const given: Partial<LocalPolicyContext> = {
+        scopes: claims.scope.split(' ').filter((s) => s !== ''),
+        token_class: claims.cls,
+        task_id: claims.tid ?? '',
+        client_id: claims.client_id,
+        binding,
+        ...(req.source !== undefined && isIP(stripMapped(req.source)) !== 0 ? { source_ip: req.source } : {}),
+        ...o.context?.(req, claims),
+      };
+      const r = await decide({ principal: { type: 'Workload', id: claims.sub }, action, context: given });
+      if (r.decision !== 'allow') {
+        if (r.refusal === 'stale')
+          throw new RequestRefusal(
+            'invalid_token',
+            'stale',
+            'revocation state is stale; refusing until the stream resumes',
+          );
+        throw new RequestRefusal(
+          'insufficient_scope',
+          r.refusal ? `policy_${r.refusal}` : 'policy_denied',
+          'the request is not allowed by policy',
+        );
+      }
+    },
+    close() {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      for (const w of waiters) w.fail(new PolicyBundleError('closed', 'the verifier is closed'));
+      waiters.clear();
+    },
+  };
+}
+
+function defaultAction(method: string): RequestAction {
+  const m = method.toUpperCase();
+  if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') return 'read';
+  if (m === 'DELETE') return 'delete';
+  return 'write';
+}
+
+function stripMapped(ip: string): string {
+  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+}
+
+/** The full context record: time from the verifier's clock (UTC), everything not given "" or 0. */
+function buildContext(nowMs: number, given: Partial<LocalPolicyContext>): Record<string, unknown> {
+  const t = new Date(nowMs);
+  const ip = stripMapped(given.source_ip ?? '0.0.0.0');
+  const risk = given.risk ?? 0;
+  return {
+    now: Math.floor(nowMs / 1000),
+    hour: t.getUTCHours(),
+    weekday: t.getUTCDay(),
+    environment: given.environment ?? '',
+    task_id: given.task_id ?? '',
+    purpose: given.purpose ?? '',
+    attestation: given.attestation ?? '',
+    binding: given.binding ?? '',
+    // A risk outside 0-100 is a PEP bug; read it as the highest risk rather than as none.
+    risk: Number.isInteger(risk) && risk >= 0 && risk <= 100 ? risk : 100,
+    scopes: [...(given.scopes ?? [])],
+    token_class: given.token_class ?? '',
+    grant_type: '',
+    client_id: given.client_id ?? '',
+    source_ip: isIP(ip) !== 0 ? ip : '0.0.0.0',
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The policy bundle: what a resource server needs to decide request-time policy locally, signed by the
+ * server's token key. Served at `GET /v1/policy/bundle?audience=<API>` as a compact JWS with this `typ`;
+ * a `policy.bundle` event on the event stream announces each new version.
+ */
+export const POLICY_BUNDLE_TYP = 'writ-policy-bundle+jwt';
+export const POLICY_BUNDLE_PATH = '/v1/policy/bundle';
+/** The stream event announcing a new bundle version (`data.version`). */
+export const POLICY_BUNDLE_EVENT = 'policy.bundle';
+
+/** One Cedar policy of the bundle, as the server accepted it. */
+export interface BundlePolicy {
+  id: string;
+  effect: 'permit' | 'forbid';
+  text: string;
+}
+
+/** The API the bundle is for, as policies see it (`Api` entity). */
+export interface BundleResource {
+  id: string;
+  sensitivity: string;
+  environment: string;
+  owner: string;
+  /** Grows whenever the attributes change (a `PUT /admin/v1/resources/{id}`). */
+  version: number;
+}
+
+/** A workload that may hold tokens for the API (`Workload` entity): registry attributes, config tags. */
+export interface BundleWorkload {
+  id: string;
+  owner: string;
+  environment: string;
+  state: string;
+  classes: string[];
+  tags: Record<string, string>;
+}
+
+/** The payload of a policy bundle JWS. */
+export interface PolicyBundleClaims {
+  iss: string;
+  /** The API (audience URI) the bundle is for. */
+  aud: string;
+  iat: number;
+  /**
+   * Grows with every change of what any bundle holds (policies, resource attributes, the registry);
+   * a verifier never goes back to a lower one.
+   */
+  version: number;
+  /** The policy set's version (`<counter>-<hash>`), as `GET /admin/v1/policy` shows it. */
+  policy_version: string;
+  /** True while the server runs its built-in set (no request-time permit: everything is denied). */
+  built_in: boolean;
+  /** Writ's Cedar schema. */
+  schema: string;
+  /** The policies whose scope can match a request action on this API (the others cannot apply). */
+  policies: BundlePolicy[];
+  /** Context fields the policies read (sorted), or `all`: decisions are cached on these values. */
+  context_reads: string[] | 'all';
+  resource: BundleResource;
+  /** Workloads whose token classes allow this audience. Any other principal is denied. */
+  workloads: BundleWorkload[];
+}

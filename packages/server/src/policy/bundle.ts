@@ -1,0 +1,158 @@
+import {
+  type BundleWorkload,
+  POLICY_BUNDLE_EVENT,
+  POLICY_BUNDLE_PATH,
+  POLICY_BUNDLE_TYP,
+  type PolicyBundleClaims,
+} from '@writ/sdk/wire';
+import type { FastifyInstance } from 'fastify';
+import { seconds } from '../clock.js';
+import type { WritContext } from '../context.js';
+import { invalidRequest } from '../errors.js';
+import { authenticateStreamClient } from '../events/routes.js';
+import { info } from '../http/request.js';
+import { auditRefusal } from '../oauth/refusal.js';
+import { writSchema } from './cedar.js';
+import type { PolicyEngine } from './engine.js';
+import { isPrintable, REQUEST_ACTIONS } from './request.js';
+import { actionMatches, headMatches } from './slice.js';
+
+type BundleContext = Pick<WritContext, 'policy' | 'registry' | 'clock'>;
+
+/** Per engine: what the last version was given for, and what was last announced on the stream. */
+const versions = new WeakMap<PolicyEngine, { key: string; version: number; announced: number }>();
+
+/**
+ * The bundle version now: it grows whenever the policy set, any resource's attributes or the registry
+ * changed since it was last asked for. Read after a change has taken effect, so a bundle built under
+ * a version always holds that version's content. Starts at the clock's milliseconds, so a restarted
+ * server never hands out a version lower than one it gave before.
+ */
+export function bundleVersion(ctx: BundleContext): number {
+  const key = JSON.stringify([ctx.policy.version.id, ctx.policy.resourceGeneration, ctx.registry.generation]);
+  const known = versions.get(ctx.policy);
+  if (known && known.key === key) return known.version;
+  const version = Math.max((known?.version ?? 0) + 1, ctx.clock.now());
+  versions.set(ctx.policy, { key, version, announced: known?.announced ?? 0 });
+  return version;
+}
+
+/**
+ * Tells verifiers on the event stream that the bundle changed (a `policy.bundle` event with the new
+ * version), once the change is in effect. Nothing is appended when the version did not move. Never
+ * throws: the change already took effect, and a verifier that missed the announcement fetches the
+ * bundle again whenever its stream reopens (a store that cannot take the event ends the streams too).
+ */
+export async function announceBundle(ctx: WritContext): Promise<void> {
+  const version = bundleVersion(ctx);
+  const state = versions.get(ctx.policy)!;
+  if (state.announced >= version) return;
+  const before = state.announced;
+  state.announced = version;
+  try {
+    await ctx.store.transaction(async (tx) => {
+      await ctx.events.append(tx, POLICY_BUNDLE_EVENT, { version, policy_version: ctx.policy.version.id });
+    });
+    ctx.events.notify();
+  } catch (err) {
+    state.announced = before;
+    ctx.logger.error({ err: (err as Error).message, version }, 'could not announce the policy bundle');
+  }
+}
+
+/**
+ * The bundle for one API: the policies whose scope can match a request action on it (a policy whose
+ * head cannot match is never satisfied, so leaving it out changes no decision), its attributes, and
+ * the workloads whose classes may get tokens for it.
+ */
+export function buildBundle(ctx: BundleContext, issuer: string, audience: string): PolicyBundleClaims {
+  const version = bundleVersion(ctx);
+  const api = { type: 'Api', id: audience };
+  const policies = ctx.policy.set.policies.filter(
+    (p) => headMatches(p.resource, api) && REQUEST_ACTIONS.some((a) => actionMatches(p.action, a)),
+  );
+  const reads = new Set<string>();
+  let all = false;
+  for (const p of policies) {
+    if (p.reads.context === 'all') all = true;
+    else for (const f of p.reads.context) reads.add(f);
+  }
+  const classes = new Set(
+    ctx.registry
+      .classes()
+      .filter((c) => c.audiences.includes(audience))
+      .map((c) => c.name),
+  );
+  const workloads: BundleWorkload[] = ctx.registry
+    .workloads()
+    .filter((w) => w.classes.some((c) => classes.has(c)))
+    .map((w) => ({
+      id: w.id,
+      owner: w.owner,
+      environment: w.environment,
+      state: w.state,
+      classes: [...w.classes],
+      tags: Object.fromEntries(Object.entries(w.attributes).map(([k, v]) => [k, String(v)])),
+    }))
+    .sort((a, b) => (a.id < b.id ? -1 : 1));
+  const r = ctx.policy.resource(audience);
+  return {
+    iss: issuer,
+    aud: audience,
+    iat: seconds(ctx.clock.now()),
+    version,
+    policy_version: ctx.policy.version.id,
+    built_in: ctx.policy.version.builtIn,
+    schema: writSchema(),
+    policies: policies.map((p) => ({ id: p.id, effect: p.effect, text: p.text })),
+    context_reads: all ? 'all' : [...reads].sort(),
+    resource: {
+      id: audience,
+      sensitivity: r.sensitivity,
+      environment: r.environment,
+      owner: r.owner,
+      version: ctx.policy.resourceVersion(audience),
+    },
+    workloads,
+  };
+}
+
+/**
+ * `GET /v1/policy/bundle?audience=<API>`: the signed bundle for one API, for verifiers deciding
+ * request-time policy locally. Verifiers authenticate as they do for the event stream (a token for the
+ * events audience, DPoP-bound when their class says so); the response is the compact JWS.
+ */
+export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContext): void {
+  const url = `${ctx.settings.issuer}${POLICY_BUNDLE_PATH}`;
+  app.get<{ Querystring: { audience?: unknown } }>(POLICY_BUNDLE_PATH, async (req, reply) => {
+    let clientId: string;
+    const audience = req.query.audience;
+    try {
+      ({ clientId } = await authenticateStreamClient(ctx, req, url));
+      if (
+        typeof audience !== 'string' ||
+        audience.length === 0 ||
+        audience.length > 512 ||
+        !isPrintable(audience)
+      )
+        throw invalidRequest('audience must be the API (audience URI) the bundle is for');
+    } catch (err) {
+      throw await auditRefusal(ctx, 'policy_bundle', err, info(req), {});
+    }
+    const bundle = buildBundle(ctx, ctx.settings.issuer, audience);
+    await ctx.audit.append({
+      type: 'policy.bundle.served',
+      outcome: 'success',
+      actor: clientId,
+      data: {
+        audience,
+        version: bundle.version,
+        policy_version: bundle.policy_version,
+        policies: bundle.policies.length,
+      },
+    });
+    const { jws } = ctx.keys.signJwt(POLICY_BUNDLE_TYP, bundle as unknown as Record<string, unknown>);
+    reply.headers({ 'content-type': 'application/jwt', 'cache-control': 'no-store' });
+    return jws;
+  });
+}
