@@ -332,7 +332,7 @@ export function createLocalPolicy(
       if (res.status !== 401) break;
       await res.body?.cancel().catch(() => undefined);
     }
-    if (!res || !res.ok) {
+    if (!res?.ok) {
       await res?.body?.cancel().catch(() => undefined);
       throw new PolicyBundleError('http', `policy bundle: HTTP ${res?.status ?? 'error'}`);
     }

@@ -1,6 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { WritContext } from '../context.js';
 import type { Store } from '../store/store.js';
+import { announceBundle } from './bundle.js';
 import {
   type CompiledPolicySet,
   compilePolicies,
@@ -8,7 +9,6 @@ import {
   type PolicySources,
   type ResourceSpec,
 } from './compile.js';
-import { announceBundle } from './bundle.js';
 import { PolicyEngine, type PolicyEngineOptions, type PolicyVersion } from './engine.js';
 
 /** Compiles what a config directory holds; `undefined` (no `policies/`) is the built-in set. */
