@@ -281,6 +281,53 @@ describe('policy bundle: request-time policy in the verifier', () => {
     assert.equal(await outcome(late), 'allow');
   });
 
+  it('a decision made after an announcement waits for that bundle; one it cannot get denies', async () => {
+    let gate: Promise<void> | undefined;
+    let open!: () => void;
+    const v = makeVerifier({
+      policy: { waitMs: 20_000 },
+      fetch: async (input, init) => {
+        if (gate && new URL(String(input)).pathname === POLICY_BUNDLE_PATH) await gate;
+        return fetch(input, init);
+      },
+    });
+    let failing = false;
+    const impatient = makeVerifier({
+      policy: { waitMs: 1 },
+      fetch: async (input, init) => {
+        if (failing && new URL(String(input)).pathname === POLICY_BUNDLE_PATH)
+          return new Response('', { status: 503 });
+        return fetch(input, init);
+      },
+    });
+    await Promise.all([ready(v), ready(impatient)]);
+    const held = await v.policy!.loaded();
+    await impatient.policy!.loaded(held);
+    assert.equal(await outcome(v), 'allow');
+    assert.equal(await outcome(impatient), 'allow');
+
+    gate = new Promise<void>((r) => {
+      open = r;
+    });
+    failing = true;
+    const put = await putResource(h, { ...RESOURCES[0]!, sensitivity: 'restricted' });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const announced = (x: Verifier) => (x.policy!.status().announced > held ? true : undefined);
+    await eventually('the announcement', () => announced(v));
+    await eventually('the announcement', () => announced(impatient));
+    // The bundle is held back: this decision cannot be made under the old one, so it waits for it.
+    const pending = outcome(v);
+    open();
+    assert.equal(await pending, 'insufficient_scope:policy_denied');
+    // This one cannot get the announced bundle at all: it denies rather than use the old one.
+    assert.equal(await outcome(impatient), 'insufficient_scope:policy_bundle_outdated');
+
+    const back = await putResource(h, RESOURCES[0]!);
+    assert.equal(back.status, 200, JSON.stringify(back.body));
+    await newerThan(v, v.policy!.status().version!);
+    assert.equal(await outcome(v), 'allow');
+  });
+
   describe('refuses bundles that do not verify', () => {
     const genuine = () => {
       const [header, payload, signature] = served!.split('.') as [string, string, string];
