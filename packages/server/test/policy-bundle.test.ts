@@ -401,6 +401,14 @@ describe('policy bundle: request-time policy in the verifier', () => {
       });
     }
 
+    it('a bundle larger than the verifier takes', async () => {
+      const v = makeVerifier({ policy: { maxBundleBytes: 256 } });
+      await ready(v);
+      await eventually('the bundle refused', () => (v.policy!.status().refused > 0 ? true : undefined));
+      assert.match(v.policy!.status().lastError ?? '', /larger than 256 bytes/);
+      assert.equal(await outcome(v), 'insufficient_scope:policy_no_bundle');
+    });
+
     it('an older bundle than the one held', async () => {
       const keys = await serverKeys(h);
       const g = genuine();

@@ -336,12 +336,7 @@ export function createLocalPolicy(
       await res?.body?.cancel().catch(() => undefined);
       throw new PolicyBundleError('http', `policy bundle: HTTP ${res?.status ?? 'error'}`);
     }
-    const length = Number(res.headers.get('content-length') ?? 0);
-    if (length > maxBytes) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new PolicyBundleError('too_large', `policy bundle: larger than ${maxBytes} bytes`);
-    }
-    await load((await res.text()).trim());
+    await load((await boundedText(res, maxBytes)).trim());
   };
 
   /** Fetches until a bundle at least as new as the announced one is in force; backs off on failure. */
@@ -405,16 +400,25 @@ export function createLocalPolicy(
   const upToDate = async (): Promise<boolean> => {
     if (current && current.claims.version >= announced) return true;
     if (!current && announced === 0 && fetching === undefined) return false;
-    let timer: NodeJS.Timeout | undefined;
-    const ok = await Promise.race([
-      loaded(Math.max(announced, 1)).then(
-        () => true,
-        () => false,
-      ),
-      new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), waitMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const ok = await new Promise<boolean>((resolve) => {
+      const w = {
+        version: Math.max(announced, 1),
+        done: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+        fail: () => {
+          clearTimeout(timer);
+          resolve(false);
+        },
+      };
+      // Given up on: the waiter goes, so requests during a long outage do not pile up waiters.
+      const timer = setTimeout(() => {
+        waiters.delete(w);
+        resolve(false);
+      }, waitMs);
+      waiters.add(w);
+    });
     return ok && current !== undefined && current.claims.version >= announced;
   };
 
@@ -576,6 +580,27 @@ export function createLocalPolicy(
       waiters.clear();
     },
   };
+}
+
+/** The body as text, refusing (and no longer reading) one longer than `max` bytes. */
+async function boundedText(res: Response, max: number): Promise<string> {
+  const tooLarge = () => new PolicyBundleError('too_large', `policy bundle: larger than ${max} bytes`);
+  if (Number(res.headers.get('content-length') ?? 0) > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > max) {
+      await res.body.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function defaultAction(method: string): RequestAction {
