@@ -5,6 +5,7 @@ import type { Clock } from './clock.js';
 import type { Settings } from './config/settings.js';
 import type { DpopNonces } from './dpop/nonces.js';
 import type { EventLog } from './events/event-log.js';
+import type { FederationTrust } from './federation/trust.js';
 import type { Metrics } from './http/metrics.js';
 import type { KeyEncryptionKey } from './keys/kek.js';
 import type { KeyManager } from './keys/key-manager.js';
@@ -34,6 +35,8 @@ export interface WritContext {
   events: EventLog;
   /** Cedar decisions at issuance and for the AuthZEN endpoint. */
   policy: PolicyEngine;
+  /** Trusted outside issuers (workload federation): compiled claim rules and JWKS caches. */
+  federation: FederationTrust;
   /** Open event-stream responses, ended at shutdown. */
   streams: Set<ServerResponse>;
   logger: Logger;

@@ -9,6 +9,7 @@ import type { WritContext } from './context.js';
 import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
 import { followEventLog } from './events/node-follower.js';
+import { FederationTrust } from './federation/trust.js';
 import { buildApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { type KeyEncryptionKey, kekFromBytes } from './keys/kek.js';
@@ -103,6 +104,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     events: createEventLog(store, clock, {
       onError: (err) => logger.error({ err: (err as Error).message }, 'event log read failed'),
     }),
+    federation: new FederationTrust({ clock }),
     streams: new Set(),
     logger,
     policy: policy.engine,

@@ -42,7 +42,9 @@ describe('writ apply with policies/, over real HTTP', () => {
     const config = join(dir, 'config');
     const docs = configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey });
     for (const [i, d] of docs.entries()) {
-      const sub = { class: 'classes', workload: 'workloads', operator: 'operators' }[d.kind];
+      const sub = { class: 'classes', workload: 'workloads', operator: 'operators', issuer: 'issuers' }[
+        d.kind
+      ];
       mkdirSync(join(config, sub), { recursive: true });
       writeFileSync(join(config, sub, `${i}.json`), JSON.stringify(d.doc));
     }

@@ -7,14 +7,16 @@ import type { Store, WorkloadState } from '../store/store.js';
 
 /** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
 export async function currentConfig(store: Store): Promise<ConfigBundle> {
-  const [workloads, classes, operators] = await Promise.all([
+  const [workloads, classes, operators, issuers] = await Promise.all([
     store.listWorkloads(),
     store.listClasses(),
     store.listOperators(),
+    store.listIssuers(),
   ]);
   return {
     classes,
     operators,
+    issuers,
     workloads: workloads.map(({ state: _s, updatedAt: _u, ...w }) => w),
   };
 }
@@ -55,6 +57,9 @@ export async function applyConfig(
             tx,
           );
         } else await tx.putWorkload(bundle.workloads.find((x) => x.id === c.name)!, now);
+      } else if (c.kind === 'issuer') {
+        if (c.op === 'remove') await tx.deleteIssuer(c.name);
+        else await tx.putIssuer(bundle.issuers.find((x) => x.name === c.name)!);
       } else if (c.op === 'remove') await tx.deleteOperator(c.name);
       else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
     }

@@ -33,7 +33,7 @@ const applyBody = z
       .array(
         z
           .object({
-            kind: z.enum(['class', 'workload', 'operator']),
+            kind: z.enum(['class', 'workload', 'operator', 'issuer']),
             file: z.string().max(512),
             index: z.number().int().min(0),
             doc: z.unknown(),

@@ -3,15 +3,18 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { buildIssuer } from '../federation/issuer-config.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
-import type { Operator, TokenClass, Workload } from '../store/store.js';
-import { classFileSchema, operatorFileSchema, workloadFileSchema } from './schema.js';
+import type { Operator, TokenClass, TrustedIssuer, Workload } from '../store/store.js';
+import { classFileSchema, issuerFileSchema, operatorFileSchema, workloadFileSchema } from './schema.js';
 
 /** The declarative part of Writ's configuration: what `writ apply` applies. */
 export interface ConfigBundle {
   classes: TokenClass[];
   workloads: Workload[];
   operators: Operator[];
+  /** Trusted outside issuers (`issuers/`): workload federation. */
+  issuers: TrustedIssuer[];
 }
 
 export interface LoadedConfigDir extends ConfigBundle {
@@ -23,7 +26,7 @@ const EXTENSIONS = /\.(ya?ml|json)$/;
 
 /** One document of a config directory, as read from disk (`jwks_file` already inlined as `jwks`). */
 export interface RawDocument {
-  kind: 'class' | 'workload' | 'operator';
+  kind: 'class' | 'workload' | 'operator' | 'issuer';
   file: string;
   index: number;
   doc: unknown;
@@ -39,10 +42,11 @@ const KIND_DIRS = [
   ['class', 'classes'],
   ['workload', 'workloads'],
   ['operator', 'operators'],
+  ['issuer', 'issuers'],
 ] as const;
 
 /**
- * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`. Each file may hold
+ * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`. Each file may hold
  * one or several YAML documents (or one JSON object). Key files named by `jwks_file` are inlined.
  */
 export function readConfigDir(dir: string): RawConfig {
@@ -145,6 +149,20 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
     classes.push(tc);
   }
 
+  const issuers: TrustedIssuer[] = [];
+  for (const { file, doc, index } of of('issuer')) {
+    const where = docName(file, index);
+    const i = buildIssuer(parse(issuerFileSchema, doc, file, index), where);
+    const twin = issuers.find((x) => x.name === i.name || x.issuer === i.issuer);
+    if (twin)
+      throw new ConfigError(
+        where,
+        twin.name === i.name ? 'name' : 'issuer',
+        `issuer "${twin.name}" is defined twice`,
+      );
+    issuers.push(i);
+  }
+
   const workloads: Workload[] = [];
   const workloadFiles = new Map<string, string>();
   for (const { file, doc, index } of of('workload')) {
@@ -157,6 +175,10 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
       if (!classFiles.has(cls)) throw new ConfigError(where, `classes.${i}`, `unknown class "${cls}"`);
     }
     const jwks = checkedKeys(w, where);
+    for (const [i, name] of (w.federation ?? []).entries()) {
+      if (!issuers.some((x) => x.name === name))
+        throw new ConfigError(where, `federation.${i}`, `unknown issuer "${name}"`);
+    }
     if (w.client_secret_sha256) {
       const allows = w.classes.some((cls) => classes.find((c) => c.name === cls)?.legacyClientSecret);
       if (!allows) {
@@ -167,7 +189,7 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
         );
       }
     }
-    if (jwks.length === 0 && !w.client_secret_sha256) {
+    if (jwks.length === 0 && !w.federation?.length && !w.client_secret_sha256) {
       throw new ConfigError(
         where,
         'jwks',
@@ -184,6 +206,7 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
     };
     if (w.description !== undefined) workload.description = w.description;
     if (w.client_secret_sha256) workload.secretSha256 = w.client_secret_sha256;
+    if (w.federation?.length) workload.federation = [...new Set(w.federation)];
     workloads.push(workload);
   }
 
@@ -198,7 +221,7 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
     operators.push({ name: o.name, jwks });
   }
 
-  return { classes, workloads, operators };
+  return { classes, workloads, operators, issuers };
 }
 
 function docName(file: string, index: number): string {

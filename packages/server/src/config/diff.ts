@@ -3,7 +3,7 @@ import type { ConfigBundle } from './config-dir.js';
 
 export interface ConfigChange {
   op: 'add' | 'change' | 'remove';
-  kind: 'class' | 'workload' | 'operator';
+  kind: 'class' | 'workload' | 'operator' | 'issuer';
   name: string;
   /** Top-level fields that differ, for `change`. */
   fields?: string[];
@@ -15,6 +15,7 @@ export function diffConfig(current: ConfigBundle, next: ConfigBundle): ConfigCha
     ...diffList('class', current.classes, next.classes, (c) => c.name),
     ...diffList('workload', current.workloads, next.workloads, (w) => w.id),
     ...diffList('operator', current.operators, next.operators, (o) => o.name),
+    ...diffList('issuer', current.issuers ?? [], next.issuers ?? [], (i) => i.name),
   ];
 }
 

@@ -94,6 +94,7 @@ export const workloadFileSchema = z
       .string()
       .regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the secret')
       .optional(),
+    federation: z.array(name).max(20).optional(),
   })
   .strict();
 
@@ -104,6 +105,65 @@ export const operatorFileSchema = z
   })
   .strict();
 
+/** Asymmetric JWS algorithms an outside issuer may use (RFC 8725 §3.1: never `none` or HMAC). */
+export const FEDERATION_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+
+const url = z
+  .string()
+  .max(512)
+  .refine((v) => URL.canParse(v), 'must be an absolute URL');
+
+/** `issuers/*.yaml`: an outside OIDC issuer whose tokens prove workload identity (docs/federation.md). */
+export const issuerFileSchema = z
+  .object({
+    name,
+    description: z.string().max(1000).optional(),
+    preset: z.enum(['github-actions', 'gitlab-ci', 'kubernetes', 'spire']).optional(),
+    issuer: url.optional(),
+    jwks_uri: url.optional(),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
+    audience: z
+      .union([z.string().min(1).max(512), z.array(z.string().min(1).max(512)).min(1).max(10)])
+      .optional(),
+    algorithms: z.array(z.enum(FEDERATION_ALGORITHMS)).min(1).optional(),
+    max_token_age: duration.optional(),
+    clock_skew: z.union([z.string(), z.number()]).optional(),
+    jwks_cooldown: duration.optional(),
+    jwks_max_age: duration.optional(),
+    trust_domain: z
+      .string()
+      .regex(/^[a-z0-9._-]{1,255}$/, 'must be a SPIFFE trust domain such as example.org')
+      .optional(),
+    condition: z.string().optional(),
+    subject: z.string().optional(),
+    attributes: z.record(z.string(), z.string()).optional(),
+    task: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            purpose: z.string().optional(),
+            labels: z.record(z.string(), z.string()),
+          })
+          .strict(),
+      ])
+      .optional(),
+  })
+  .strict();
+
+export type IssuerFile = z.infer<typeof issuerFileSchema>;
 export type ClassFile = z.infer<typeof classFileSchema>;
 export type WorkloadFile = z.infer<typeof workloadFileSchema>;
 export type OperatorFile = z.infer<typeof operatorFileSchema>;

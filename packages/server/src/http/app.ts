@@ -169,7 +169,11 @@ function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
       jwks_uri: `${iss}${Paths.jwks}`,
       introspection_endpoint: `${iss}${Paths.introspect}`,
       revocation_endpoint: `${iss}${Paths.revoke}`,
-      grant_types_supported: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'],
+      grant_types_supported: [
+        'client_credentials',
+        'urn:ietf:params:oauth:grant-type:token-exchange',
+        'urn:ietf:params:oauth:grant-type:jwt-bearer',
+      ],
       response_types_supported: [],
       token_endpoint_auth_methods_supported: methods,
       token_endpoint_auth_signing_alg_values_supported: ctx.settings.clientAssertion.algorithms,

@@ -3,6 +3,8 @@ import type { AccessTokenClaims, ClientAuthMethodValue, TokenResponse } from '@w
 import type { RequestInfo, WritContext } from '../context.js';
 import { type DpopBinding, dpopError } from '../dpop/check.js';
 import { invalidClient, OAuthError } from '../errors.js';
+import type { FederatedIdentity } from '../federation/attest.js';
+import { bindToFirstHolder, federationAudit } from '../federation/replay.js';
 import { decideIssuance } from '../policy/issuance.js';
 import type { AuditEvent } from '../store/store.js';
 import { signAccessToken, tokenFingerprint } from '../tokens/access-token.js';
@@ -19,7 +21,8 @@ export interface IssueRequest {
   audience: string;
   scopes: string[];
   ttl: number;
-  authMethod: ClientAuthMethodValue;
+  /** How the workload proved itself; `federation:<issuer>` for a token from a trusted issuer. */
+  authMethod: ClientAuthMethodValue | `federation:${string}`;
   replay?: { jti: string; until: number } | undefined;
   legacyException?: string | undefined;
   tid?: string | undefined;
@@ -33,6 +36,8 @@ export interface IssueRequest {
   renewal?: boolean | undefined;
   /** The task's purpose, when the grant already has the task (policy context). */
   purpose?: string | undefined;
+  /** The federation token that proved the identity: bound to its first holder with the issuance. */
+  federation?: FederatedIdentity | undefined;
 }
 
 /**
@@ -71,6 +76,7 @@ export async function issueAccessToken(
     if (r.dpop && !(await tx.consume('dpop', r.dpop.replayKey, r.dpop.replayUntil, now))) {
       throw dpopError(ctx, new DpopError('replay', 'DPoP proof jti was already used'));
     }
+    const federationUse = r.federation && (await bindToFirstHolder(tx, r.federation, r.dpop?.jkt, now));
     await tx.recordToken({
       jti: claims.jti,
       sub: claims.sub,
@@ -105,6 +111,9 @@ export async function issueAccessToken(
           ...(r.tid !== undefined ? { tid: r.tid, renewal: r.renewal ?? false } : {}),
           ...(r.act ? { act: r.act } : {}),
           ...(r.subjectJti ? { subject_jti: r.subjectJti } : {}),
+          ...(r.federation && federationUse
+            ? { federation: federationAudit(r.federation, federationUse) }
+            : {}),
           ip: req.ip,
           policy,
           ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),

@@ -4,12 +4,13 @@ import { invalidRequest, unsupportedGrantType } from '../errors.js';
 import { type FormParams, single } from '../http/form.js';
 import { clientCredentials } from './grants/client-credentials.js';
 import type { Grant } from './grants/grant.js';
+import { jwtBearer } from './grants/jwt-bearer.js';
 import { tokenExchange } from './grants/token-exchange.js';
 import { auditRefusal } from './refusal.js';
 
 /** Grants the token endpoint serves. Adding a grant is adding a module to this list. */
 export const GRANTS: ReadonlyMap<string, Grant> = new Map(
-  [clientCredentials, tokenExchange].map((g) => [g.grantType, g]),
+  [clientCredentials, tokenExchange, jwtBearer].map((g) => [g.grantType, g]),
 );
 
 /** `POST /oauth2/token` (RFC 6749 §3.2). Every refusal is audited before it is returned. */

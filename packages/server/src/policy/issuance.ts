@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { GrantType } from '@writ/sdk/wire';
 import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
+import { federationContext } from '../federation/presets.js';
 import type { IssueRequest } from '../oauth/issue.js';
 import { countDecision } from './operations.js';
 import { buildContext, type TokenAction, workloadPrincipal } from './request.js';
@@ -44,6 +45,7 @@ export async function decideIssuance(
           token_class: r.tokenClass,
           grant_type: r.grantType,
           client_id: r.clientId ?? r.workloadId,
+          federation: federationContext(r.federation),
         }),
       })
     : undefined;

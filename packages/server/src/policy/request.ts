@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { federationContext } from '../federation/presets.js';
 import type { WorkloadRecord } from '../store/store.js';
 import type { CedarValueJson } from './cedar.js';
 
@@ -37,6 +38,8 @@ export interface PolicyContext {
   token_class: string;
   grant_type: string;
   client_id: string;
+  /** The trusted issuer's name, the outside token's `sub` and mapped attributes (docs/federation.md). */
+  federation: Record<string, string>;
 }
 
 export interface DecisionRequest {
@@ -83,6 +86,7 @@ export function buildContext(nowMs: number, given: Partial<PolicyContext> = {}):
     token_class: '',
     grant_type: '',
     client_id: '',
+    federation: federationContext(),
     ...given,
     source_ip: ip,
     risk,

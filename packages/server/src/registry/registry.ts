@@ -1,5 +1,5 @@
 import { importPublicJwk, type VerificationKey } from '../jose/jwk.js';
-import type { Operator, Store, TokenClass, WorkloadRecord } from '../store/store.js';
+import type { Operator, Store, TokenClass, TrustedIssuer, WorkloadRecord } from '../store/store.js';
 
 /** A workload as the hot path needs it: its record plus keys already imported. */
 export interface ResolvedWorkload extends WorkloadRecord {
@@ -18,19 +18,22 @@ export class Registry {
   #workloads = new Map<string, ResolvedWorkload>();
   #classes = new Map<string, TokenClass>();
   #operators = new Map<string, ResolvedOperator>();
+  #issuers: readonly TrustedIssuer[] = [];
   #generation = 0;
-  readonly #store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators'>;
+  readonly #store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators' | 'listIssuers'>;
 
-  constructor(store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators'>) {
+  constructor(store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators' | 'listIssuers'>) {
     this.#store = store;
   }
 
   async reload(): Promise<void> {
-    const [workloads, classes, operators] = await Promise.all([
+    const [workloads, classes, operators, issuers] = await Promise.all([
       this.#store.listWorkloads(),
       this.#store.listClasses(),
       this.#store.listOperators(),
+      this.#store.listIssuers(),
     ]);
+    this.#issuers = issuers;
     this.#workloads = new Map(
       workloads.map((w) => [w.id, { ...w, verificationKeys: w.jwks.map((k) => importPublicJwk(k)) }]),
     );
@@ -54,6 +57,10 @@ export class Registry {
   }
   operator(name: string): ResolvedOperator | undefined {
     return this.#operators.get(name);
+  }
+  /** Trusted outside issuers; the same array until the next reload. */
+  issuers(): readonly TrustedIssuer[] {
+    return this.#issuers;
   }
   workloads(): ResolvedWorkload[] {
     return [...this.#workloads.values()];

@@ -16,6 +16,8 @@ export interface Workload {
   jwks: PublicJwk[];
   /** SHA-256 (hex) of a legacy client secret; only honoured when a class marks the exception. */
   secretSha256?: string;
+  /** Trusted issuers (config `issuers/`) whose tokens may prove this workload's identity. */
+  federation?: string[];
   description?: string;
 }
 
@@ -48,6 +50,41 @@ export interface TokenClass {
 export interface Operator {
   name: string;
   jwks: PublicJwk[];
+}
+
+/**
+ * An outside OIDC issuer (GitHub Actions, GitLab CI, Kubernetes, SPIRE…) whose signed tokens prove what
+ * a workload is (config `issuers/`, presets already expanded). Claim rules are CEL expressions.
+ */
+export interface TrustedIssuer {
+  name: string;
+  description?: string;
+  preset?: string;
+  /** The exact `iss` its tokens carry. */
+  issuer: string;
+  /** Where its signing keys are published; absent when `jwks` holds them (air-gapped). */
+  jwksUri?: string;
+  /** Static public keys (from `jwks_file`). */
+  jwks?: Record<string, unknown>[];
+  /** `aud` must include one of these. */
+  audiences: string[];
+  algorithms: string[];
+  /** Seconds: a token whose `iat` is older is refused. */
+  maxTokenAge: number;
+  /** Seconds of leeway on `exp`, `nbf` and `iat`. */
+  clockSkew: number;
+  /** Seconds between two fetches of the JWKS caused by an unknown `kid`. */
+  jwksCooldown: number;
+  /** Seconds a fetched JWKS is used before it is fetched again. */
+  jwksMaxAge: number;
+  /** CEL over `claims`: must be true. */
+  condition: string;
+  /** CEL over `claims`: the workload's SPIFFE ID. */
+  subject: string;
+  /** Name → CEL over `claims`: attributes for policy and audit. */
+  attributes: Record<string, string>;
+  /** When set, each CI run (these labels, all non-empty) gets its own task. */
+  task?: { purpose: string; labels: Record<string, string> };
 }
 
 /** One unit of work; tokens issued for it carry its id as `tid` and die when it closes. */
@@ -256,6 +293,10 @@ export interface Store {
   listOperators(): Promise<Operator[]>;
   putOperator(o: Operator): Promise<void>;
   deleteOperator(name: string): Promise<void>;
+
+  listIssuers(): Promise<TrustedIssuer[]>;
+  putIssuer(i: TrustedIssuer): Promise<void>;
+  deleteIssuer(name: string): Promise<void>;
 
   /** Records a one-time use of `id` in `scope`; true on first use, false if still remembered. Atomic. */
   consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean>;

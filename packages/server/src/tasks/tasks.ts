@@ -14,6 +14,8 @@ export interface OpenTaskRequest {
   lease?: number | undefined;
   labels: Record<string, string>;
   openedBy: string;
+  /** A fixed id (a CI run's task, derived from the run); default random. */
+  id?: string | undefined;
 }
 
 const LABEL_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -56,7 +58,7 @@ export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Ta
   const duration = Math.min(r.duration ?? ceiling, ceiling);
   const now = ctx.clock.now();
   const task: Task = {
-    id: `task_${randomBytes(12).toString('base64url')}`,
+    id: r.id ?? `task_${randomBytes(12).toString('base64url')}`,
     workload: r.workload.id,
     purpose,
     labels: r.labels,

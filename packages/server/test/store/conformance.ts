@@ -14,6 +14,7 @@ import type {
   Store,
   Task,
   TokenClass,
+  TrustedIssuer,
   Workload,
 } from '../../src/store/store.js';
 import { rateLimitConformanceCases } from './conformance-rate-limit.js';
@@ -265,6 +266,42 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           await store.putOperator({ ...bob, jwks: alice.jwks });
           await store.deleteOperator('alice');
           assert.deepEqual(await store.listOperators(), [{ ...bob, jwks: alice.jwks }]);
+        }));
+
+      it('stores, lists, replaces and deletes trusted issuers', () =>
+        withStore(async ({ store }) => {
+          const gh: TrustedIssuer = {
+            name: 'github',
+            preset: 'github-actions',
+            issuer: 'https://token.actions.githubusercontent.com',
+            jwksUri: 'https://token.actions.githubusercontent.com/.well-known/jwks',
+            audiences: ['https://writ.example'],
+            algorithms: ['RS256'],
+            maxTokenAge: 600,
+            clockSkew: 30,
+            jwksCooldown: 30,
+            jwksMaxAge: 600,
+            condition: 'true',
+            subject: "'spiffe://example.org/ci/' + claims.repository",
+            attributes: { repository: 'claims.repository' },
+            task: { purpose: "'run'", labels: { run_id: 'claims.run_id' } },
+          };
+          const k8s: TrustedIssuer = {
+            ...gh,
+            name: 'cluster',
+            issuer: 'https://k8s.example',
+            jwks: [{ kty: 'OKP', crv: 'Ed25519', x: 'k-x' }],
+            attributes: {},
+          };
+          delete (k8s as Partial<TrustedIssuer>).jwksUri;
+          delete (k8s as Partial<TrustedIssuer>).task;
+          await store.putIssuer(k8s);
+          await store.putIssuer(gh);
+          assert.deepEqual(await store.listIssuers(), [k8s, gh]);
+          await store.putIssuer({ ...gh, maxTokenAge: 300 });
+          await store.deleteIssuer('cluster');
+          await store.deleteIssuer('none');
+          assert.deepEqual(await store.listIssuers(), [{ ...gh, maxTokenAge: 300 }]);
         }));
     });
 

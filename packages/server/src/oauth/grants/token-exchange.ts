@@ -16,6 +16,7 @@ import { parseScope } from '../class-selection.js';
 import { authenticateClient } from '../client-auth/authenticate.js';
 import { issueAccessToken } from '../issue.js';
 import { requestedTtl } from '../request-params.js';
+import { issueForFederatedToken } from './federated.js';
 import type { Grant } from './grant.js';
 
 /**
@@ -23,17 +24,31 @@ import type { Grant } from './grant.js';
  * subset, an audience the subject's class allows, `exp` no later, the same `tid`, bound to the new
  * holder. When another workload acts (the authenticated client differs from the subject), the subject's
  * class must list it in `delegation.actors`, and the new token records the chain in `act`.
+ *
+ * With `subject_token_type` `…:jwt` or `…:id_token`, the subject token is a federation token from a
+ * trusted outside issuer instead: it proves the workload's identity as in the jwt-bearer grant.
  */
 export const tokenExchange: Grant = {
   grantType: GrantType.tokenExchange,
   async handle(ctx, params, req) {
+    const federationType = single(params, 'subject_token_type', 256);
+    if (federationType === TokenType.jwt || federationType === TokenType.idToken) {
+      const token = single(params, 'subject_token', ctx.settings.limits.tokenBytes);
+      if (token === undefined) throw invalidRequest('subject_token is required');
+      const requested = single(params, 'requested_token_type', 256);
+      if (requested !== undefined && requested !== TokenType.accessToken)
+        throw invalidRequest('only access tokens can be requested');
+      if (params.has('actor_token'))
+        throw invalidRequest('actor_token is not supported with a federation token');
+      return issueForFederatedToken(ctx, params, req, token, GrantType.tokenExchange, TokenType.accessToken);
+    }
     const client = authenticateClient(params, req.authorization, ctx.registry, assertionRules(ctx));
     const subjectToken = single(params, 'subject_token', ctx.settings.limits.tokenBytes);
     if (subjectToken === undefined) throw invalidRequest('subject_token is required');
     const subjectType = single(params, 'subject_token_type', 256);
     if (subjectType !== TokenType.accessToken) {
       throw invalidRequest(
-        'subject_token_type must be urn:ietf:params:oauth:token-type:access_token for a Writ token',
+        'subject_token_type must be …:access_token (a Writ token), or …:jwt or …:id_token (a federation token)',
       );
     }
     const requestedType = single(params, 'requested_token_type', 256);

@@ -187,6 +187,13 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TABLE event_followers (name TEXT PRIMARY KEY, seq BIGINT NOT NULL);
     `,
   },
+  {
+    version: 4,
+    name: 'trusted outside issuers (workload federation)',
+    sql: `
+    CREATE TABLE issuers (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -30,6 +30,7 @@ import type {
   StreamEvent,
   Task,
   TokenClass,
+  TrustedIssuer,
   UsageAggregate,
   Workload,
   WorkloadRecord,
@@ -204,6 +205,9 @@ function statements(s: string, channel: string) {
     listOperators: `SELECT spec FROM ${s}.operators ORDER BY name`,
     putOperator: `INSERT INTO ${s}.operators (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`,
     deleteOperator: `DELETE FROM ${s}.operators WHERE name = $1`,
+    listIssuers: `SELECT spec FROM ${s}.issuers ORDER BY name`,
+    putIssuer: `INSERT INTO ${s}.issuers (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`,
+    deleteIssuer: `DELETE FROM ${s}.issuers WHERE name = $1`,
     // One statement: concurrent first uses of an id conflict on the key, and the loser sees the winner's row.
     consume: `INSERT INTO ${s}.replay AS r (scope, id, expires_at) VALUES ($1, $2, $3)
       ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= $4`,
@@ -410,6 +414,18 @@ class PostgresStore implements Store {
   }
   async deleteOperator(name: string): Promise<void> {
     await this.#query(this.#sql.deleteOperator, [name]);
+  }
+
+  async listIssuers(): Promise<TrustedIssuer[]> {
+    return (await this.#rows(this.#sql.listIssuers)).map(
+      (r) => JSON.parse(r['spec'] as string) as TrustedIssuer,
+    );
+  }
+  async putIssuer(i: TrustedIssuer): Promise<void> {
+    await this.#query(this.#sql.putIssuer, [i.name, JSON.stringify(i)]);
+  }
+  async deleteIssuer(name: string): Promise<void> {
+    await this.#query(this.#sql.deleteIssuer, [name]);
   }
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {

@@ -164,4 +164,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX ssf_sets_stream ON ssf_sets (stream_id, id);
   CREATE TABLE event_followers (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
   `,
+  // Trusted outside issuers (config `issuers/`): workload federation.
+  `
+  CREATE TABLE issuers (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
+  `,
 ];

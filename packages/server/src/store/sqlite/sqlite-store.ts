@@ -30,6 +30,7 @@ import type {
   StreamEvent,
   Task,
   TokenClass,
+  TrustedIssuer,
   UsageAggregate,
   Workload,
   WorkloadRecord,
@@ -193,6 +194,9 @@ class SqliteStore implements Store {
   listOperators = () => this.#run(() => this.#ops.listOperators());
   putOperator = (o: Operator) => this.#run(() => this.#ops.putOperator(o));
   deleteOperator = (name: string) => this.#run(() => this.#ops.deleteOperator(name));
+  listIssuers = () => this.#run(() => this.#ops.listIssuers());
+  putIssuer = (i: TrustedIssuer) => this.#run(() => this.#ops.putIssuer(i));
+  deleteIssuer = (name: string) => this.#run(() => this.#ops.deleteIssuer(name));
   consume = (scope: string, id: string, exp: number, now: number) =>
     this.#run(() => this.#ops.consume(scope, id, exp, now));
   rateLimit = (key: string, rate: number, burst: number, now: number) =>
@@ -365,6 +369,23 @@ class SqliteOps implements Store {
   }
   async deleteOperator(name: string): Promise<void> {
     this.#db.prepare('DELETE FROM operators WHERE name = ?').run(name);
+  }
+
+  async listIssuers(): Promise<TrustedIssuer[]> {
+    return this.#db
+      .prepare('SELECT spec FROM issuers ORDER BY name')
+      .all()
+      .map((r) => JSON.parse((r as Row)['spec'] as string) as TrustedIssuer);
+  }
+  async putIssuer(i: TrustedIssuer): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO issuers (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
+      )
+      .run(i.name, JSON.stringify(i));
+  }
+  async deleteIssuer(name: string): Promise<void> {
+    this.#db.prepare('DELETE FROM issuers WHERE name = ?').run(name);
   }
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
