@@ -9,6 +9,8 @@ import type { FederationTrust } from './federation/trust.js';
 import type { Metrics } from './http/metrics.js';
 import type { KeyEncryptionKey } from './keys/kek.js';
 import type { KeyManager } from './keys/key-manager.js';
+import type { PresentedCertificate } from './mtls/certificate.js';
+import type { ClientCertificateTrust, ServerTls } from './mtls/trust.js';
 import type { RateLimiter } from './oauth/rate-limit.js';
 import type { PolicyEngine } from './policy/engine.js';
 import type { Registry } from './registry/registry.js';
@@ -37,6 +39,8 @@ export interface WritContext {
   policy: PolicyEngine;
   /** Trusted outside issuers (workload federation): compiled claim rules and JWKS caches. */
   federation: FederationTrust;
+  /** mTLS (RFC 8705): what client certificates are trusted, and the server's own TLS material. */
+  mtls: { trust: ClientCertificateTrust; server: ServerTls | undefined };
   /** Open event-stream responses, ended at shutdown. */
   streams: Set<ServerResponse>;
   logger: Logger;
@@ -49,6 +53,10 @@ export interface RequestInfo {
   authorization: string | undefined;
   /** Every value of the `DPoP` header, in order. */
   dpop: string[];
+  /** The client certificate of the mTLS connection, or the one a trusted proxy forwarded (RFC 8705). */
+  clientCertificate?: PresentedCertificate | undefined;
+  /** A forwarded-certificate header that was not believed, and why (audited when it was all there was). */
+  ignoredForwardedCertificate?: string | undefined;
 }
 
 /** Endpoint paths, relative to the issuer. */

@@ -14,6 +14,7 @@ import { buildApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { type KeyEncryptionKey, kekFromBytes } from './keys/kek.js';
 import { createKeyManager } from './keys/key-manager.js';
+import { loadTlsSettings } from './mtls/trust.js';
 import { MemoryRateLimiter, StoreRateLimiter } from './oauth/rate-limit.js';
 import type { PolicySources } from './policy/compile.js';
 import { openPolicyEngine, recordStartupPolicy } from './policy/operations.js';
@@ -104,6 +105,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     events: createEventLog(store, clock, {
       onError: (err) => logger.error({ err: (err as Error).message }, 'event log read failed'),
     }),
+    mtls: loadTlsSettings(settings.tls),
     federation: new FederationTrust({ clock }),
     streams: new Set(),
     logger,

@@ -1,4 +1,5 @@
 export * from './access-token.js';
+export * from './certificate-binding.js';
 export * from './dpop-nonces.js';
 export * from './middleware/index.js';
 export * from './policy-bundle.js';

@@ -2,6 +2,7 @@ import { DpopError } from '../dpop/errors.js';
 import { verifyDpopProof } from '../dpop/verify-proof.js';
 import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
+import { type ClientCertificateInput, checkCertificateBinding } from './certificate-binding.js';
 
 /** The parts of an HTTP request a resource server checks. */
 export interface PresentedRequest {
@@ -10,6 +11,8 @@ export interface PresentedRequest {
   dpop: readonly string[];
   method: string;
   url: string;
+  /** The client certificate of the TLS connection, for certificate-bound tokens (RFC 8705 §3). */
+  clientCertificate?: ClientCertificateInput | undefined;
 }
 
 /** A refusal at a resource server, as RFC 6750 §3.1 and RFC 9449 §7.1 describe it. */
@@ -79,7 +82,8 @@ export interface BindingCheck {
 /**
  * Holder binding at the resource server (RFC 9449 §7): a token with `cnf.jkt` must come with the DPoP
  * scheme and a proof by that key over this request and this token; a DPoP-bound token sent as Bearer is
- * refused, and so is the DPoP scheme with an unbound token.
+ * refused, and so is the DPoP scheme with an unbound token. A token with `cnf.x5t#S256` (RFC 8705 §3)
+ * must come over a connection whose client certificate has that thumbprint.
  */
 export async function checkHolderBinding(
   req: PresentedRequest,
@@ -88,9 +92,9 @@ export async function checkHolderBinding(
   c: BindingCheck,
 ): Promise<void> {
   const jkt = claims.cnf?.jkt;
+  const x5t = claims.cnf?.['x5t#S256'];
+  if (x5t !== undefined) checkCertificateBinding(x5t, req.clientCertificate);
   if (jkt === undefined) {
-    if (claims.cnf?.['x5t#S256'] !== undefined)
-      throw new RequestRefusal('invalid_token', 'mtls_bound', 'certificate-bound tokens need mTLS');
     if (presented.scheme === 'DPoP')
       throw new RequestRefusal('invalid_token', 'not_dpop_bound', 'the token is not DPoP-bound');
     return;

@@ -21,6 +21,10 @@ export const ClientAuthMethod = {
   privateKeyJwt: 'private_key_jwt',
   clientSecretBasic: 'client_secret_basic',
   clientSecretPost: 'client_secret_post',
+  /** RFC 8705 §2.1: a CA-issued client certificate (a SPIFFE X.509-SVID, or a subject DN / SAN rule). */
+  tlsClientAuth: 'tls_client_auth',
+  /** RFC 8705 §2.2: a self-signed client certificate the workload registered. */
+  selfSignedTlsClientAuth: 'self_signed_tls_client_auth',
 } as const;
 export type ClientAuthMethodValue = (typeof ClientAuthMethod)[keyof typeof ClientAuthMethod];
 

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { buildIssuer } from '../federation/issuer-config.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
+import { tlsRegistration } from '../mtls/registration.js';
 import type { Operator, TokenClass, TrustedIssuer, Workload } from '../store/store.js';
 import { classFileSchema, issuerFileSchema, operatorFileSchema, workloadFileSchema } from './schema.js';
 
@@ -68,7 +69,11 @@ export function readConfigDir(dir: string): RawConfig {
           kind,
           file: show(file),
           index,
-          doc: inlineJwksFile(doc, file, docName(show(file), index)),
+          doc: inlineCertificatesFile(
+            inlineJwksFile(doc, file, docName(show(file), index)),
+            file,
+            docName(show(file), index),
+          ),
         });
       }
     }
@@ -179,6 +184,15 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
       if (!issuers.some((x) => x.name === name))
         throw new ConfigError(where, `federation.${i}`, `unknown issuer "${name}"`);
     }
+    const tls = tlsRegistration(w, where);
+    const mtlsClass = w.classes.find((cls) => classes.find((c) => c.name === cls)?.binding === 'mtls');
+    if (mtlsClass && !tls.tlsClientAuth && !tls.tlsCertificates) {
+      throw new ConfigError(
+        where,
+        'tls_client_auth',
+        `class "${mtlsClass}" binds tokens to a client certificate: register tls_client_auth or self_signed_certificates`,
+      );
+    }
     if (w.client_secret_sha256) {
       const allows = w.classes.some((cls) => classes.find((c) => c.name === cls)?.legacyClientSecret);
       if (!allows) {
@@ -189,11 +203,17 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
         );
       }
     }
-    if (jwks.length === 0 && !w.federation?.length && !w.client_secret_sha256) {
+    if (
+      jwks.length === 0 &&
+      !w.federation?.length &&
+      !w.client_secret_sha256 &&
+      !tls.tlsClientAuth &&
+      !tls.tlsCertificates
+    ) {
       throw new ConfigError(
         where,
         'jwks',
-        'a workload needs at least one registered key (or a legacy client secret)',
+        'a workload needs at least one registered key, client certificate rule (or a legacy client secret)',
       );
     }
     const workload: Workload = {
@@ -207,6 +227,8 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
     if (w.description !== undefined) workload.description = w.description;
     if (w.client_secret_sha256) workload.secretSha256 = w.client_secret_sha256;
     if (w.federation?.length) workload.federation = [...new Set(w.federation)];
+    if (tls.tlsClientAuth) workload.tlsClientAuth = tls.tlsClientAuth;
+    if (tls.tlsCertificates) workload.tlsCertificates = tls.tlsCertificates;
     workloads.push(workload);
   }
 
@@ -241,6 +263,26 @@ function inlineJwksFile(doc: unknown, file: string, where: string): unknown {
   }
   const keys = (parsed as { keys?: unknown })?.keys;
   return { ...rest, jwks: { keys: Array.isArray(keys) ? keys : [parsed] } };
+}
+
+/** `self_signed_certificates_file`: a PEM file (one or more certificates) beside the workload file. */
+function inlineCertificatesFile(doc: unknown, file: string, where: string): unknown {
+  if (typeof doc !== 'object' || doc === null || !('self_signed_certificates_file' in doc)) return doc;
+  const { self_signed_certificates_file: ref, ...rest } = doc as Record<string, unknown>;
+  if (typeof ref !== 'string' || ref === '')
+    throw new ConfigError(where, 'self_signed_certificates_file', 'must be a path');
+  let pem: string;
+  try {
+    pem = readFileSync(resolve(dirname(file), ref), 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      where,
+      'self_signed_certificates_file',
+      `cannot read ${ref}: ${(err as Error).message}`,
+    );
+  }
+  const listed = Array.isArray(rest['self_signed_certificates']) ? rest['self_signed_certificates'] : [];
+  return { ...rest, self_signed_certificates: [...listed, pem] };
 }
 
 function checkedKeys(

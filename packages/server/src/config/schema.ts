@@ -48,7 +48,7 @@ export const classFileSchema = z
     audiences: z.array(audience).min(1).max(100),
     scopes: z.array(scope).min(1).max(200),
     default_scopes: z.array(scope).max(200).optional(),
-    binding: z.enum(['dpop', 'bearer']).default('dpop'),
+    binding: z.enum(['dpop', 'mtls', 'bearer']).default('dpop'),
     renewal: z.object({ max_lifetime: duration }).strict().optional(),
     delegation: z
       .object({
@@ -74,6 +74,21 @@ export const classFileSchema = z
   })
   .strict();
 
+/** RFC 8705 §2.1.2: exactly one way to match a CA-issued certificate to the workload. */
+const tlsClientAuth = z
+  .object({
+    x509_svid: z.literal(true).optional(),
+    subject_dn: z.string().min(1).max(1024).optional(),
+    san_dns: z.string().min(1).max(253).optional(),
+    san_uri: z.string().min(1).max(2048).optional(),
+    san_ip: z.string().min(1).max(64).optional(),
+    san_email: z.string().min(1).max(320).optional(),
+  })
+  .strict()
+  .refine((o) => Object.values(o).filter((v) => v !== undefined).length === 1, {
+    message: 'give exactly one of x509_svid, subject_dn, san_dns, san_uri, san_ip, san_email',
+  });
+
 const attributeValue = z.union([z.string().max(512), z.number(), z.boolean()]);
 
 export const workloadFileSchema = z
@@ -95,6 +110,8 @@ export const workloadFileSchema = z
       .regex(/^[0-9a-f]{64}$/, 'must be the lowercase hex SHA-256 of the secret')
       .optional(),
     federation: z.array(name).max(20).optional(),
+    tls_client_auth: tlsClientAuth.optional(),
+    self_signed_certificates: z.array(z.string().min(1).max(65_536)).max(10).optional(),
   })
   .strict();
 

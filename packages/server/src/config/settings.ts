@@ -6,7 +6,7 @@ import { formatDuration, parseDuration } from './duration.js';
  * Every server setting, its default, its environment variable and what it does. This table is the
  * configuration reference: `writ config reference` prints it and the README's copy is checked against it.
  */
-type Kind = 'string' | 'url' | 'integer' | 'duration' | 'enum' | 'list' | 'boolean' | 'store';
+type Kind = 'string' | 'url' | 'integer' | 'duration' | 'enum' | 'list' | 'strings' | 'boolean' | 'store';
 interface Setting {
   kind: Kind;
   default: string | number | boolean | readonly string[];
@@ -14,6 +14,8 @@ interface Setting {
   values?: readonly string[];
   min?: number;
   max?: number;
+  /** How the reference shows the default, when the value itself says nothing (an empty path). */
+  shown?: string;
   doc: string;
 }
 
@@ -22,7 +24,7 @@ export const SETTINGS_REFERENCE = {
     kind: 'url',
     default: '',
     env: 'WRIT_ISSUER',
-    doc: 'Issuer identifier (`iss`) and base URL of every endpoint. Empty: `http://<listen.host>:<listen.port>`.',
+    doc: 'Issuer identifier (`iss`) and base URL of every endpoint. Empty: `http://<listen.host>:<listen.port>` (`https://` with `tls.cert_file`).',
   },
   'listen.host': {
     kind: 'string',
@@ -242,6 +244,44 @@ export const SETTINGS_REFERENCE = {
     max: 120,
     doc: 'Longest a poll request (RFC 8936) without `returnImmediately` waits for a SET before answering empty.',
   },
+  'tls.cert_file': {
+    kind: 'string',
+    default: '',
+    shown: '(none)',
+    env: 'WRIT_TLS_CERT_FILE',
+    doc: 'PEM certificate chain of the server. With `tls.key_file` Writ serves HTTPS and requests (but does not require) client certificates for mTLS client authentication (RFC 8705); without, plain HTTP.',
+  },
+  'tls.key_file': {
+    kind: 'string',
+    default: '',
+    shown: '(none)',
+    env: 'WRIT_TLS_KEY_FILE',
+    doc: 'PEM private key of the server certificate.',
+  },
+  'tls.client_ca_files': {
+    kind: 'strings',
+    default: [],
+    shown: '(none)',
+    doc: 'PEM files of the CAs trusted for `tls_client_auth` of workloads registered by subject DN or SAN. A certificate must chain to one of them; nothing else is trusted.',
+  },
+  'tls.spiffe_bundles': {
+    kind: 'strings',
+    default: [],
+    shown: '(none)',
+    doc: "X.509 trust bundles per SPIFFE trust domain, as `<trust-domain>=<PEM file>`. An X.509-SVID authenticates a workload registered with `tls_client_auth: {x509_svid: true}` only when it chains to the bundle of that workload's own trust domain.",
+  },
+  'tls.forwarded_cert_header': {
+    kind: 'string',
+    default: '',
+    shown: '(none)',
+    doc: 'Header in which a TLS-terminating proxy forwards the client certificate (URL-encoded PEM as nginx `$ssl_client_escaped_cert`, base64 DER, or Envoy `x-forwarded-client-cert` with `Cert=`). Honoured only from `tls.trusted_proxies`; from any other address it is ignored and audited.',
+  },
+  'tls.trusted_proxies': {
+    kind: 'strings',
+    default: [],
+    shown: '(none)',
+    doc: 'Addresses or CIDRs (`10.0.0.0/8`, `::1`) of the proxies whose forwarded-certificate header is believed.',
+  },
   'log.level': {
     kind: 'enum',
     default: 'info',
@@ -274,6 +314,14 @@ export interface Settings {
   admin: { sessionTtl: number };
   usage: { bodyBytes: number; batchRecords: number; retention: number };
   ssf: { maxQueued: number; maxStreams: number; pushTimeout: number; pushRetryMax: number; pollWait: number };
+  tls: {
+    certFile: string;
+    keyFile: string;
+    clientCaFiles: string[];
+    spiffeBundles: string[];
+    forwardedCertHeader: string;
+    trustedProxies: string[];
+  };
   log: { level: string };
 }
 
@@ -304,8 +352,10 @@ export function resolveSettings(
   };
   const host = value('listen.host') as string;
   const port = value('listen.port') as number;
+  const tlsCert = value('tls.cert_file') as string;
+  const scheme = tlsCert ? 'https' : 'http';
   const issuer = (
-    (value('issuer') as string) || `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+    (value('issuer') as string) || `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`
   ).replace(/\/+$/, '');
   return {
     issuer,
@@ -353,6 +403,14 @@ export function resolveSettings(
       pushTimeout: value('ssf.push_timeout') as number,
       pushRetryMax: value('ssf.push_retry_max') as number,
       pollWait: value('ssf.poll_wait') as number,
+    },
+    tls: {
+      certFile: tlsCert,
+      keyFile: value('tls.key_file') as string,
+      clientCaFiles: [...(value('tls.client_ca_files') as string[])],
+      spiffeBundles: [...(value('tls.spiffe_bundles') as string[])],
+      forwardedCertHeader: value('tls.forwarded_cert_header') as string,
+      trustedProxies: [...(value('tls.trusted_proxies') as string[])],
     },
     log: { level: value('log.level') as string },
   };
@@ -429,6 +487,12 @@ function check(path: string, s: Setting, raw: unknown, where: string): unknown {
         if (!s.values!.includes(item)) fail(`${JSON.stringify(item)} is not one of ${s.values!.join(', ')}`);
       return list;
     }
+    case 'strings': {
+      const list = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : raw;
+      if (!Array.isArray(list) || list.some((x) => typeof x !== 'string' || x === '' || x.length > 4096))
+        return fail('must be a list of non-empty strings');
+      return list;
+    }
   }
 }
 
@@ -436,13 +500,15 @@ function check(path: string, s: Setting, raw: unknown, where: string): unknown {
 export function settingsReferenceMarkdown(): string {
   const rows = Object.entries(SETTINGS_REFERENCE).map(([path, s]: [string, Setting]) => {
     const def =
-      s.kind === 'duration'
-        ? formatDuration(s.default as number)
-        : Array.isArray(s.default)
-          ? s.default.join(', ')
-          : s.default === ''
-            ? '(derived)'
-            : String(s.default);
+      s.shown !== undefined
+        ? s.shown
+        : s.kind === 'duration'
+          ? formatDuration(s.default as number)
+          : Array.isArray(s.default)
+            ? s.default.join(', ')
+            : s.default === ''
+              ? '(derived)'
+              : String(s.default);
     const type = s.kind === 'enum' ? s.values!.join(' \\| ') : s.kind === 'store' ? 'sqlite \\| url' : s.kind;
     return `| \`${path}\` | ${type} | \`${def}\` | ${s.env ? `\`${s.env}\`` : ''} | ${s.doc} |`;
   });

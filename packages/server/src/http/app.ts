@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { handleAdminToken } from '../admin/admin-auth.js';
 import { registerAdminRoutes } from '../admin/routes.js';
@@ -15,6 +16,7 @@ import { registerPolicyBundleRoutes } from '../policy/bundle.js';
 import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
+import { sightCertificate } from './client-certificate.js';
 import { parseForm } from './form.js';
 import { formBody, info } from './request.js';
 
@@ -32,16 +34,29 @@ export function buildApp(ctx: WritContext): FastifyInstance {
     trustProxy: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    serverFactory: (handler) =>
-      createServer(
+    serverFactory: (handler) => {
+      const http = {
+        maxHeaderSize: limits.headerBytes,
+        requestTimeout: 30_000,
+        headersTimeout: 10_000,
+        keepAliveTimeout: 65_000,
+      };
+      const tls = ctx.mtls.server;
+      if (!tls) return createServer(http, handler);
+      // RFC 8705: ask every client for a certificate but let those without one (or with one no CA
+      // vouches for) in; whether a certificate authenticates anyone is decided per workload.
+      return createHttpsServer(
         {
-          maxHeaderSize: limits.headerBytes,
-          requestTimeout: 30_000,
-          headersTimeout: 10_000,
-          keepAliveTimeout: 65_000,
+          ...http,
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.ca.length > 0 ? { ca: tls.ca.map((c) => c.toString()) } : {}),
+          requestCert: true,
+          rejectUnauthorized: false,
         },
         handler,
-      ),
+      );
+    },
     clientErrorHandler: (err, socket) => {
       const code = (err as NodeJS.ErrnoException).code;
       const tooLarge = code === 'HPE_HEADER_OVERFLOW';
@@ -88,6 +103,10 @@ export function buildApp(ctx: WritContext): FastifyInstance {
     }
   });
 
+  if (ctx.mtls.trust.enabled)
+    app.addHook('onRequest', async (req) => {
+      sightCertificate(req, ctx.mtls.trust);
+    });
   app.addHook('onSend', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
   });
@@ -161,7 +180,12 @@ function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get(Paths.metadata, async (_req, reply) => {
     const iss = ctx.settings.issuer;
     const legacy = ctx.registry.classes().some((c) => c.legacyClientSecret);
-    const methods = ['private_key_jwt', ...(legacy ? ['client_secret_basic', 'client_secret_post'] : [])];
+    const mtls = ctx.mtls.trust.enabled;
+    const methods = [
+      'private_key_jwt',
+      ...(mtls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
+      ...(legacy ? ['client_secret_basic', 'client_secret_post'] : []),
+    ];
     reply.header('cache-control', 'public, max-age=300');
     return {
       issuer: iss,
@@ -184,6 +208,8 @@ function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
       scopes_supported: [...new Set(ctx.registry.classes().flatMap((c) => c.scopes))].sort(),
       access_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
       dpop_signing_alg_values_supported: ctx.settings.dpop.algorithms,
+      // RFC 8705 §3.3: tokens of `binding: mtls` classes are bound to the client certificate.
+      ...(mtls ? { tls_client_certificate_bound_access_tokens: true } : {}),
       // Classes whose tokens are bearer tokens: registered exceptions to holder binding.
       writ_bearer_token_classes: ctx.registry
         .classes()

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { RequestInfo } from '../context.js';
 import { invalidRequest } from '../errors.js';
+import { recordedSighting } from './client-certificate.js';
 import type { FormParams } from './form.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -11,11 +12,14 @@ export function formBody(req: FastifyRequest): FormParams {
 }
 
 export function info(req: FastifyRequest): RequestInfo {
+  const certificate = recordedSighting(req);
   return {
     ip: req.ip,
     userAgent: req.headers['user-agent']?.slice(0, 256),
     authorization: req.headers.authorization,
     dpop: headerValues(req, 'dpop'),
+    ...(certificate.certificate ? { clientCertificate: certificate.certificate } : {}),
+    ...(certificate.ignoredForwarded ? { ignoredForwardedCertificate: certificate.ignoredForwarded } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import { type FormParams, single } from '../http/form.js';
 import { tokenFingerprint, verifyAccessToken } from '../tokens/access-token.js';
 import { assertionRules } from './assertion-rules.js';
 import { authenticateClient } from './client-auth/authenticate.js';
+import { certificateInput } from './client-auth/tls-client-auth.js';
 import { auditRefusal } from './refusal.js';
 
 /**
@@ -21,7 +22,13 @@ export async function authenticateCaller(
   if (req.authorization?.toLowerCase().startsWith('bearer ')) {
     return (await authenticateAdmin(ctx, req.authorization)).operator;
   }
-  const client = authenticateClient(params, req.authorization, ctx.registry, assertionRules(ctx, endpoint));
+  const client = authenticateClient(
+    params,
+    req.authorization,
+    ctx.registry,
+    assertionRules(ctx, endpoint),
+    certificateInput(ctx, req),
+  );
   if (client.replay) {
     const fresh = await ctx.store.consume(
       `assertion:${client.workload.id}`,

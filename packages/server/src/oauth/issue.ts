@@ -28,6 +28,8 @@ export interface IssueRequest {
   tid?: string | undefined;
   /** The holder's verified DPoP proof; its `jti` is consumed with the issuance. */
   dpop?: DpopBinding | undefined;
+  /** RFC 8705 §3.1: `x5t#S256` of the client certificate the token is bound to. */
+  x5t?: string | undefined;
   act?: AccessTokenClaims['act'];
   /** An upper bound on `exp` (seconds): a task's end, or the subject token's `exp` in an exchange. */
   notAfter?: number | undefined;
@@ -66,6 +68,7 @@ export async function issueAccessToken(
     nowMs: now,
     ...(r.tid !== undefined ? { tid: r.tid } : {}),
     ...(r.dpop ? { jkt: r.dpop.jkt } : {}),
+    ...(r.x5t !== undefined ? { x5t: r.x5t } : {}),
     ...(r.act ? { act: r.act } : {}),
   });
   const fingerprint = tokenFingerprint(token);
@@ -107,7 +110,8 @@ export async function issueAccessToken(
           exp: claims.exp,
           kid,
           fingerprint,
-          binding: r.dpop ? 'dpop' : 'bearer',
+          binding: r.dpop ? 'dpop' : r.x5t !== undefined ? 'mtls' : 'bearer',
+          ...(r.x5t !== undefined ? { x5t: r.x5t } : {}),
           ...(r.tid !== undefined ? { tid: r.tid, renewal: r.renewal ?? false } : {}),
           ...(r.act ? { act: r.act } : {}),
           ...(r.subjectJti ? { subject_jti: r.subjectJti } : {}),

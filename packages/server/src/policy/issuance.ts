@@ -40,7 +40,7 @@ export async function decideIssuance(
           task_id: r.tid ?? '',
           purpose,
           attestation: r.authMethod,
-          binding: r.dpop ? 'dpop' : 'bearer',
+          binding: r.dpop ? 'dpop' : r.x5t !== undefined ? 'mtls' : 'bearer',
           scopes: r.scopes,
           token_class: r.tokenClass,
           grant_type: r.grantType,

@@ -16,9 +16,23 @@ export interface Workload {
   jwks: PublicJwk[];
   /** SHA-256 (hex) of a legacy client secret; only honoured when a class marks the exception. */
   secretSha256?: string;
+  description?: string;
+  /** RFC 8705 §2.1: how a CA-issued client certificate is matched to this workload. */
+  tlsClientAuth?: TlsClientAuthRule;
+  /** RFC 8705 §2.2: `x5t#S256` thumbprints of the self-signed certificates it registered. */
+  tlsCertificates?: string[];
   /** Trusted issuers (config `issuers/`) whose tokens may prove this workload's identity. */
   federation?: string[];
-  description?: string;
+}
+
+/**
+ * A `tls_client_auth` registration (RFC 8705 §2.1.2): exactly one rule. `x509_svid`: a SPIFFE
+ * X.509-SVID whose URI SAN is the workload's own id, chaining to its trust domain's bundle.
+ */
+export interface TlsClientAuthRule {
+  rule: 'x509_svid' | 'subject_dn' | 'san_dns' | 'san_uri' | 'san_ip' | 'san_email';
+  /** The expected value; for `x509_svid` the workload id. */
+  value: string;
 }
 
 export interface WorkloadRecord extends Workload {
@@ -39,8 +53,11 @@ export interface TokenClass {
   defaultScopes: string[];
   /** A registered exception: workloads of this class may authenticate with a client secret. */
   legacyClientSecret?: { justification: string; owner: string; expires: string };
-  /** Holder binding of issued tokens: `dpop` (default) or `bearer` (an exception, flagged in audit). */
-  binding: 'dpop' | 'bearer';
+  /**
+   * Holder binding of issued tokens: `dpop` (default), `mtls` (bound to the client certificate the
+   * workload authenticated with, RFC 8705 §3) or `bearer` (an exception, flagged in audit).
+   */
+  binding: 'dpop' | 'mtls' | 'bearer';
   /** Seconds: a task of this class, and every token renewed in it, ends at most this long after it opened. */
   renewalMaxLifetime: number;
   /** Workloads that may act for workloads of this class through token exchange (RFC 8693 `act`). */

@@ -43,6 +43,8 @@ export interface AccessTokenRequest {
   tid?: string;
   /** RFC 7638 thumbprint of the holder's DPoP key (`cnf.jkt`). */
   jkt?: string;
+  /** RFC 8705 §3.1 SHA-256 thumbprint of the holder's client certificate (`cnf.x5t#S256`). */
+  x5t?: string;
   /** RFC 8693 §4.1 delegation chain. */
   act?: AccessTokenClaims['act'];
 }
@@ -66,7 +68,11 @@ export function signAccessToken(
     cls: r.tokenClass,
   };
   if (r.tid !== undefined) claims.tid = r.tid;
-  if (r.jkt !== undefined) claims.cnf = { jkt: r.jkt };
+  if (r.jkt !== undefined || r.x5t !== undefined)
+    claims.cnf = {
+      ...(r.jkt !== undefined ? { jkt: r.jkt } : {}),
+      ...(r.x5t !== undefined ? { 'x5t#S256': r.x5t } : {}),
+    };
   if (r.act !== undefined) claims.act = r.act;
   const { jws, kid } = keys.signJwt(ACCESS_TOKEN_TYP, claims as unknown as Record<string, unknown>);
   return { token: jws, claims, kid };

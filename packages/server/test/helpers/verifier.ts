@@ -265,6 +265,8 @@ export async function startVerifierWorld(
   o: {
     docs?: (issuer: string) => RawDocument[];
     verifier?: Partial<Omit<VerifierOptions, 'issuer' | 'client' | 'fetch'>>;
+    /** Server settings beyond the defaults (by reference path). */
+    settings?: Record<string, unknown>;
   } = {},
 ): Promise<VerifierWorld> {
   const clock = fakeClock(Date.now());
@@ -274,7 +276,7 @@ export async function startVerifierWorld(
   const h = await startHarness({
     clock,
     listen: true,
-    settings: { 'listen.port': port, 'events.heartbeat': 1 },
+    settings: { 'listen.port': port, 'events.heartbeat': 1, ...o.settings },
     extraDocs: [
       // The verifier's own class: tokens for the event stream, DPoP-bound (the default binding).
       classDoc({

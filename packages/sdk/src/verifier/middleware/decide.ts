@@ -1,4 +1,5 @@
 import type { AccessTokenClaims } from '../../wire/claims.js';
+import type { ClientCertificateInput } from '../certificate-binding.js';
 import { type PresentedRequest, presentedToken, RequestRefusal } from '../request.js';
 import type { Verifier } from '../verifier.js';
 import { type Refusal, refusal } from './refusal.js';
@@ -13,7 +14,10 @@ export interface WritMiddlewareOptions {
   baseUrl?: string;
   /** Scopes every request must carry, all of them; 403 `insufficient_scope` otherwise. */
   scopes?: readonly string[];
-  /** Accept tokens that are not DPoP-bound (classes with `binding: bearer`). Default true. */
+  /**
+   * Accept tokens sent with the Bearer scheme. Default true. With false only holder-bound tokens pass:
+   * DPoP-bound, or bound to the client certificate of this connection (`binding: mtls`).
+   */
   bearer?: boolean;
   /** DPoP algorithms announced in the challenge (`algs`). Default ES256 EdDSA ES384 PS256, as the verifier. */
   algs?: readonly string[];
@@ -30,6 +34,8 @@ export interface HttpRequestParts {
   /** For usage reports: the peer address and User-Agent, when the framework knows them. */
   source?: string | undefined;
   userAgent?: string | undefined;
+  /** The peer certificate of a mutual-TLS connection, for certificate-bound tokens (RFC 8705 §3). */
+  clientCertificate?: ClientCertificateInput | undefined;
 }
 
 export type Decision =
@@ -68,9 +74,10 @@ export async function decide(
       dpop,
       method: parts.method.toUpperCase(),
       url: parts.url,
+      ...(parts.clientCertificate !== undefined ? { clientCertificate: parts.clientCertificate } : {}),
     };
     const check = (c: AccessTokenClaims) => {
-      if (o.bearer === false && c.cnf?.jkt === undefined)
+      if (o.bearer === false && c.cnf?.jkt === undefined && c.cnf?.['x5t#S256'] === undefined)
         throw new RequestRefusal(
           'invalid_token',
           'bearer_not_allowed',

@@ -1,9 +1,13 @@
+import type { TLSSocket } from 'node:tls';
 import type { Verifier } from '../verifier.js';
 import { decide, requestUrl, type WritMiddlewareOptions } from './decide.js';
+import { peerCertificate } from './node-http.js';
 
 /** What the Hono middleware reads of a context: a Hono `Context` is one. */
 export interface HonoLikeContext {
   req: { raw: Request };
+  /** On @hono/node-server: the node request, whose TLS socket carries the client certificate. */
+  env?: unknown;
 }
 
 /**
@@ -33,6 +37,7 @@ export function writHono(
         // Fetch joins repeated headers with ", ": decide() splits them again, so two proofs stay two.
         dpop: raw.headers.has('dpop') ? [raw.headers.get('dpop') ?? ''] : [],
         userAgent: raw.headers.get('user-agent') ?? undefined,
+        ...nodeIncomingCertificate(c.env),
       },
       o,
     );
@@ -46,4 +51,10 @@ export function writHono(
     await next();
     return undefined;
   };
+}
+
+/** `c.env.incoming.socket` of @hono/node-server, when it is a TLS socket. */
+function nodeIncomingCertificate(env: unknown): ReturnType<typeof peerCertificate> {
+  const socket = (env as { incoming?: { socket?: TLSSocket } } | undefined)?.incoming?.socket;
+  return socket?.encrypted === true ? peerCertificate(socket) : {};
 }

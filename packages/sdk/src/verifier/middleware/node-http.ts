@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AccessTokenClaims } from '../../wire/claims.js';
@@ -26,7 +27,18 @@ export function nodeRequestParts(
       (req.headers['dpop'] !== undefined ? [String(req.headers['dpop'])] : []),
     source: req.socket?.remoteAddress,
     userAgent: req.headers['user-agent'],
+    ...(encrypted ? peerCertificate(req.socket as TLSSocket) : {}),
   };
+}
+
+/** The client certificate of a mutual-TLS connection (RFC 8705 §3), when the client sent one. */
+export function peerCertificate(socket: TLSSocket): { clientCertificate?: X509Certificate } {
+  try {
+    const cert = socket.getPeerX509Certificate?.();
+    return cert ? { clientCertificate: cert } : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Writes a refusal on a node:http response. */

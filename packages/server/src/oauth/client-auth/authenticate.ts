@@ -5,6 +5,7 @@ import { single } from '../../http/form.js';
 import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
 import { parseBasicAuthorization, secretMatches } from './client-secret.js';
 import { type AssertionRules, peekAssertionIssuer, verifyClientAssertion } from './private-key-jwt.js';
+import { authenticateCertificate, type CertificateAuthInput } from './tls-client-auth.js';
 
 export interface AuthenticatedClient {
   workload: ResolvedWorkload;
@@ -13,18 +14,22 @@ export interface AuthenticatedClient {
   replay?: { jti: string; until: number };
   /** A legacy secret was used under this class's exception. */
   legacyClasses?: string[];
+  /** mTLS (RFC 8705): the `x5t#S256` of the certificate the client authenticated with. */
+  certificate?: { thumbprint: string; source: 'tls' | 'forwarded' };
 }
 
 /**
  * Authenticates the client of a token, introspection or revocation request (RFC 6749 §2.3), using
  * exactly one method. Client secrets are accepted only for workloads in a class that registers the
- * exception, and only while the exception has not expired.
+ * exception, and only while the exception has not expired. A client certificate (RFC 8705) is the
+ * method only when no other credential is sent: then `client_id` names the workload it must match.
  */
 export function authenticateClient(
   params: FormParams,
   authorization: string | undefined,
   registry: Registry,
   rules: AssertionRules,
+  certificate?: CertificateAuthInput,
 ): AuthenticatedClient {
   const assertion = single(params, 'client_assertion', rules.maxBytes);
   const postSecret = single(params, 'client_secret', 512);
@@ -89,6 +94,26 @@ export function authenticateClient(
     }
     ensureActive(workload);
     return { workload, method, legacyClasses };
+  }
+
+  if (certificate?.presented) {
+    const workload = paramClientId === undefined ? undefined : registry.workload(paramClientId);
+    if (!workload)
+      throw invalidClient('client authentication failed', {
+        reason: paramClientId === undefined ? 'mtls_client_id_required' : 'unknown_client',
+        client_id: paramClientId,
+      });
+    const c = authenticateCertificate(workload, certificate.presented, certificate.trust, rules.nowMs);
+    ensureActive(workload);
+    return { workload, method: c.method, certificate: { thumbprint: c.thumbprint, source: c.source } };
+  }
+
+  // A forwarded certificate from an address that is not a trusted proxy is no credential at all.
+  if (certificate?.ignoredForwarded) {
+    throw invalidClient('client authentication is required', {
+      reason: certificate.ignoredForwarded,
+      client_id: paramClientId,
+    });
   }
 
   throw invalidClient('client authentication is required', {

@@ -7,6 +7,7 @@ import { taskForIssuance } from '../../tasks/tasks.js';
 import { assertionRules } from '../assertion-rules.js';
 import { parseScope, selectClass } from '../class-selection.js';
 import { authenticateClient } from '../client-auth/authenticate.js';
+import { certificateBinding, certificateInput } from '../client-auth/tls-client-auth.js';
 import { issueAccessToken } from '../issue.js';
 import { requestedAudience, requestedTtl } from '../request-params.js';
 import type { Grant } from './grant.js';
@@ -15,7 +16,13 @@ import type { Grant } from './grant.js';
 export const clientCredentials: Grant = {
   grantType: GrantType.clientCredentials,
   async handle(ctx, params, req) {
-    const client = authenticateClient(params, req.authorization, ctx.registry, assertionRules(ctx));
+    const client = authenticateClient(
+      params,
+      req.authorization,
+      ctx.registry,
+      assertionRules(ctx),
+      certificateInput(ctx, req),
+    );
     const wait = await ctx.rateLimiter.take(client.workload.id);
     if (wait > 0) {
       throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
@@ -37,6 +44,7 @@ export const clientCredentials: Grant = {
       taskId === undefined
         ? undefined
         : await taskForIssuance(ctx, taskId, client.workload.id, tokenClass.renewalMaxLifetime);
+    const x5t = certificateBinding(tokenClass, client);
     const dpop = await checkTokenEndpointDpop(ctx, req, Paths.token, tokenClass.binding === 'dpop');
     return issueAccessToken(
       ctx,
@@ -51,6 +59,7 @@ export const clientCredentials: Grant = {
         replay: client.replay,
         legacyException: client.legacyClasses ? tokenClass.name : undefined,
         dpop,
+        ...(x5t !== undefined ? { x5t } : {}),
         tid: task?.task.id,
         notAfter: task?.notAfter,
         renewal: task?.renewal,

@@ -1,0 +1,371 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
+import { fakeClock } from '../src/clock.js';
+import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
+import { classDoc, count, decodeClaims, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
+import { AUDIENCE, freePort, type Harness, startHarness, testKey } from './helpers/harness.js';
+
+const API = 'https://api.mtls.test';
+const SVID = 'spiffe://test.writ/mtls/svid';
+const OTHER_SVID = 'spiffe://test.writ/mtls/other';
+const SELF_SIGNED = 'spiffe://test.writ/mtls/self-signed';
+const BY_DN = 'spiffe://test.writ/mtls/by-dn';
+const PROXY = '10.20.30.40';
+const DAY = 86_400_000;
+
+interface HttpsReply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** POST a form over real HTTPS, presenting `client` as the TLS client certificate (or none). */
+function httpsForm(
+  port: number,
+  serverCa: TestCertificate,
+  form: Record<string, string>,
+  client?: TestCertificate,
+  headers: Record<string, string> = {},
+): Promise<HttpsReply> {
+  const body = new URLSearchParams(form).toString();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/oauth2/token',
+        method: 'POST',
+        ca: serverCa.pem,
+        ...(client ? { cert: client.pem, key: client.key } : {}),
+        agent: false,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-length': String(Buffer.byteLength(body)),
+          ...headers,
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
+  skip: hasOpenssl() ? false : 'the openssl CLI is not installed',
+}, () => {
+  const clock = fakeClock(Date.now());
+  // Set once the certificates exist: openssl dates them from the moment it makes them.
+  let start = clock.now();
+  const svidKey = testKey();
+  let dir: string;
+  let h: Harness;
+  let port: number;
+  const c = {} as Record<
+    | 'serverCa'
+    | 'server'
+    | 'spiffeCa'
+    | 'corpCa'
+    | 'evilCa'
+    | 'svid'
+    | 'otherSvid'
+    | 'evilSvid'
+    | 'noEku'
+    | 'selfSigned'
+    | 'unregistered'
+    | 'byDn',
+    TestCertificate
+  >;
+  const form = (clientId: string, extra: Record<string, string> = {}) => ({
+    grant_type: 'client_credentials',
+    client_id: clientId,
+    resource: API,
+    ...extra,
+  });
+  const send = (clientId: string, cert?: TestCertificate, headers: Record<string, string> = {}) =>
+    httpsForm(port, c.serverCa, form(clientId), cert, headers);
+
+  /** Asserts a refusal: the status and error, a `token.refused` event with `reason`, nothing issued. */
+  const refused = async (
+    r: () => Promise<HttpsReply>,
+    reason: string,
+    o: { status?: number; error?: string } = {},
+  ) => {
+    const issuedBefore = await count(h, 'token.issued');
+    const refusedBefore = await count(h, 'token.refused');
+    const reply = await r();
+    assert.equal(reply.status, o.status ?? 401, JSON.stringify(reply.body));
+    assert.equal(reply.body['error'], o.error ?? 'invalid_client');
+    assert.equal(reply.body['access_token'], undefined);
+    assert.equal(await count(h, 'token.issued'), issuedBefore, 'nothing issued');
+    assert.equal(await count(h, 'token.refused'), refusedBefore + 1, 'the refusal is audited');
+    const ev = await lastEvent(h, 'token.refused');
+    assert.equal(ev.outcome, 'refused');
+    assert.equal(ev.data['reason'], reason);
+    return ev;
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'writ-mtls-'));
+    c.serverCa = makeCa(dir, 'server-ca');
+    c.server = makeLeaf(dir, 'server', c.serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
+    c.spiffeCa = makeCa(dir, 'spiffe-ca', '/O=SPIFFE/CN=test.writ');
+    c.corpCa = makeCa(dir, 'corp-ca', '/O=Writ Test/CN=Corp CA');
+    c.evilCa = makeCa(dir, 'evil-ca', '/O=SPIFFE/CN=test.writ');
+    c.svid = makeLeaf(dir, 'svid', c.spiffeCa, { subject: '/O=SPIFFE', san: `URI:${SVID}` });
+    c.otherSvid = makeLeaf(dir, 'other-svid', c.spiffeCa, { subject: '/O=SPIFFE', san: `URI:${OTHER_SVID}` });
+    c.evilSvid = makeLeaf(dir, 'evil-svid', c.evilCa, { subject: '/O=SPIFFE', san: `URI:${SVID}` });
+    c.noEku = makeLeaf(dir, 'no-eku', c.spiffeCa, {
+      subject: '/O=SPIFFE',
+      san: `URI:${SVID}`,
+      eku: 'serverAuth',
+    });
+    c.selfSigned = makeLeaf(dir, 'self-signed', undefined, { subject: '/CN=self-signed client' });
+    c.unregistered = makeLeaf(dir, 'unregistered', undefined, { subject: '/CN=self-signed client' });
+    c.byDn = makeLeaf(dir, 'by-dn', c.corpCa, { subject: '/O=Writ Test/OU=Reports, Exports/CN=exporter' });
+    start = Date.now() + 60_000;
+    clock.set(start);
+    port = await freePort();
+    h = await startHarness({
+      clock,
+      listen: true,
+      settings: {
+        'listen.port': port,
+        'tls.cert_file': c.server.certFile,
+        'tls.key_file': c.server.keyFile,
+        'tls.spiffe_bundles': [`test.writ=${c.spiffeCa.certFile}`],
+        'tls.client_ca_files': [c.corpCa.certFile],
+        'tls.forwarded_cert_header': 'x-ssl-client-cert',
+        'tls.trusted_proxies': [`${PROXY}/32`],
+      },
+      extraDocs: [
+        classDoc({
+          name: 'api-mtls',
+          audiences: [API],
+          scopes: ['api:read'],
+          default_scopes: ['api:read'],
+          binding: 'mtls',
+        }),
+        rawDoc('workload', {
+          id: SVID,
+          owner: 'team-mtls',
+          environment: 'prod',
+          classes: ['api-mtls'],
+          tls_client_auth: { x509_svid: true },
+          jwks: { keys: [svidKey.publicJwk] },
+        }),
+        rawDoc('workload', {
+          id: OTHER_SVID,
+          owner: 'team-mtls',
+          environment: 'prod',
+          classes: ['api-mtls'],
+          tls_client_auth: { x509_svid: true },
+        }),
+        rawDoc('workload', {
+          id: SELF_SIGNED,
+          owner: 'team-mtls',
+          environment: 'prod',
+          classes: ['api-mtls'],
+          self_signed_certificates: [c.selfSigned.pem],
+        }),
+        rawDoc('workload', {
+          id: BY_DN,
+          owner: 'team-mtls',
+          environment: 'prod',
+          classes: ['api-mtls'],
+          tls_client_auth: { subject_dn: 'CN=exporter,OU=Reports\\, Exports,O=Writ Test' },
+        }),
+      ],
+    });
+  });
+  after(async () => {
+    await h?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves HTTPS and announces the methods and certificate-bound tokens (RFC 8414, RFC 8705 §3.3)', async () => {
+    assert.ok(h.issuer.startsWith('https://'), h.issuer);
+    const res = await h.writ.app.inject({ method: 'GET', url: '/.well-known/oauth-authorization-server' });
+    const meta = JSON.parse(res.body) as Record<string, unknown>;
+    const methods = meta['token_endpoint_auth_methods_supported'] as string[];
+    assert.ok(methods.includes('tls_client_auth'));
+    assert.ok(methods.includes('self_signed_tls_client_auth'));
+    assert.ok(methods.includes('private_key_jwt'));
+    assert.equal(meta['tls_client_certificate_bound_access_tokens'], true);
+  });
+
+  it('issues a certificate-bound token to a SPIFFE X.509-SVID (tls_client_auth)', async () => {
+    const r = await send(SVID, c.svid);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body['token_type'], 'Bearer');
+    const claims = decodeClaims(r.body['access_token'] as string);
+    assert.equal(claims['sub'], SVID);
+    assert.deepEqual(claims['cnf'], { 'x5t#S256': x5tS256(c.svid.pem) });
+    const ev = await lastEvent(h, 'token.issued');
+    assert.equal(ev.jti, claims['jti']);
+    assert.equal(ev.data['auth_method'], 'tls_client_auth');
+    assert.equal(ev.data['binding'], 'mtls');
+    assert.equal(ev.data['x5t'], x5tS256(c.svid.pem));
+    const intro = await introspect(h, r.body['access_token'] as string);
+    assert.equal(intro['active'], true);
+    assert.equal(intro['token_type'], 'Bearer');
+    assert.deepEqual(intro['cnf'], { 'x5t#S256': x5tS256(c.svid.pem) });
+  });
+
+  it('issues to a registered self-signed certificate (self_signed_tls_client_auth)', async () => {
+    const r = await send(SELF_SIGNED, c.selfSigned);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const claims = decodeClaims(r.body['access_token'] as string);
+    assert.deepEqual(claims['cnf'], { 'x5t#S256': x5tS256(c.selfSigned.pem) });
+    assert.equal((await lastEvent(h, 'token.issued')).data['auth_method'], 'self_signed_tls_client_auth');
+  });
+
+  it('issues to a CA-issued certificate matching the registered subject DN (RFC 4514)', async () => {
+    const r = await send(BY_DN, c.byDn);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(decodeClaims(r.body['access_token'] as string)['cnf'], {
+      'x5t#S256': x5tS256(c.byDn.pem),
+    });
+  });
+
+  it('still serves clients without a certificate (private_key_jwt, bearer class)', async () => {
+    const r = await httpsForm(port, c.serverCa, {
+      grant_type: 'client_credentials',
+      client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+      client_assertion: h.assertion(),
+      resource: AUDIENCE,
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(decodeClaims(r.body['access_token'] as string)['cnf'], undefined);
+  });
+
+  it('refuses a certificate from a CA that is not configured, though TLS let it in', async () => {
+    await refused(() => send(SVID, c.evilSvid), 'certificate_untrusted');
+  });
+
+  it('refuses a CA certificate used for a workload matched by subject DN (wrong CA for the rule)', async () => {
+    // The SVID CA vouches for SPIFFE IDs of its own trust domain only, not for subject DN rules.
+    await refused(() => send(BY_DN, c.svid), 'certificate_untrusted');
+  });
+
+  it('refuses an expired certificate and one not yet valid, judged by the injected clock', async () => {
+    clock.set(start + 2 * DAY);
+    try {
+      await refused(() => send(SVID, c.svid), 'certificate_expired');
+    } finally {
+      clock.set(start);
+    }
+    clock.set(start - DAY);
+    try {
+      await refused(() => send(SVID, c.svid), 'certificate_not_yet_valid');
+    } finally {
+      clock.set(start);
+    }
+  });
+
+  it('refuses a certificate without the clientAuth extended key usage', async () => {
+    await refused(() => send(SVID, c.noEku), 'certificate_eku');
+  });
+
+  it('refuses an X.509-SVID whose URI SAN is another workload', async () => {
+    const ev = await refused(() => send(SVID, c.otherSvid), 'certificate_identity_mismatch');
+    assert.deepEqual(ev.data['presented_uri_san'], [OTHER_SVID]);
+    assert.equal(ev.data['client_id'], SVID);
+  });
+
+  it('refuses a self-signed certificate the workload did not register', async () => {
+    await refused(() => send(SELF_SIGNED, c.unregistered), 'certificate_not_registered');
+  });
+
+  it('refuses a certificate-bound class to a client that did not authenticate with its certificate', async () => {
+    await refused(
+      () =>
+        httpsForm(port, c.serverCa, {
+          ...form(SVID),
+          client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+          client_assertion: h.assertion({ clientId: SVID, key: svidKey }),
+        }),
+      'mtls_binding_required',
+      { error: 'unauthorized_client', status: 400 },
+    );
+  });
+
+  it('refuses a certificate without client_id, and a request with neither certificate nor credential', async () => {
+    await refused(
+      () => httpsForm(port, c.serverCa, { grant_type: 'client_credentials', resource: API }, c.svid),
+      'mtls_client_id_required',
+    );
+    await refused(() => send(SVID), 'no_client_auth');
+  });
+
+  describe('behind a TLS-terminating proxy', () => {
+    const forwarded = (clientId: string, cert: TestCertificate, remoteAddress: string) =>
+      h.writ.app
+        .inject({
+          method: 'POST',
+          url: '/oauth2/token',
+          remoteAddress,
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            'x-ssl-client-cert': encodeURIComponent(cert.pem),
+          },
+          payload: new URLSearchParams(form(clientId)).toString(),
+        })
+        .then((res) => ({ status: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> }));
+
+    it('honours the forwarded certificate from a listed proxy address', async () => {
+      const r = await forwarded(SVID, c.svid, PROXY);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.deepEqual(decodeClaims(r.body['access_token'] as string)['cnf'], {
+        'x5t#S256': x5tS256(c.svid.pem),
+      });
+    });
+
+    it('ignores the same header from any other address and refuses the request, saying why', async () => {
+      const ev = await refused(
+        () => forwarded(SVID, c.svid, '10.20.30.41'),
+        'forwarded_certificate_untrusted_source',
+      );
+      assert.equal(ev.data['ip'], '10.20.30.41');
+    });
+
+    it('ignores a spoofed header on a direct TLS connection too: the handshake certificate decides', async () => {
+      // A client with the OTHER SVID sends a header claiming the SVID of SVID: the header is not believed.
+      await refused(
+        () => send(SVID, c.otherSvid, { 'x-ssl-client-cert': encodeURIComponent(c.svid.pem) }),
+        'certificate_identity_mismatch',
+      );
+    });
+
+    it('refuses a forwarded certificate that is not a certificate', async () => {
+      const res = await h.writ.app.inject({
+        method: 'POST',
+        url: '/oauth2/token',
+        remoteAddress: PROXY,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-ssl-client-cert': 'not%20a%20cert',
+        },
+        payload: new URLSearchParams(form(SVID)).toString(),
+      });
+      assert.equal(res.statusCode, 401);
+      assert.equal((await lastEvent(h, 'token.refused')).data['reason'], 'forwarded_certificate_malformed');
+    });
+  });
+});

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { certificateThumbprint, type PresentedRequest, writNodeHttp } from '@writ/sdk/verifier';
+import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
+import { classDoc, decodeClaims, rawDoc } from './helpers/dpop.js';
+import { API, outcome, startVerifierWorld, type VerifierWorld } from './helpers/verifier.js';
+
+const HOLDER = 'spiffe://test.writ/mtls/holder';
+
+/** GET over real HTTPS to the resource server, presenting `client` as TLS client certificate (or none). */
+function get(
+  port: number,
+  ca: TestCertificate,
+  token: string,
+  client?: TestCertificate,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/reports',
+        ca: ca.pem,
+        agent: false,
+        ...(client ? { cert: client.pem, key: client.key } : {}),
+        headers: { authorization: `Bearer ${token}` },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          text += c;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('verifier: certificate-bound tokens (RFC 8705 §3)', {
+  skip: hasOpenssl() ? false : 'the openssl CLI is not installed',
+}, () => {
+  let dir: string;
+  let w: VerifierWorld;
+  let holder: TestCertificate;
+  let stranger: TestCertificate;
+  let serverCa: TestCertificate;
+  let token: string;
+  let api: Server;
+  let apiPort: number;
+  const presenting = (cert: PresentedRequest['clientCertificate']): PresentedRequest => ({
+    authorization: `Bearer ${token}`,
+    dpop: [],
+    method: 'GET',
+    url: `${API}/reports`,
+    ...(cert !== undefined ? { clientCertificate: cert } : {}),
+  });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'writ-mtls-verifier-'));
+    holder = makeLeaf(dir, 'holder', undefined, { subject: '/CN=holder' });
+    stranger = makeLeaf(dir, 'stranger', undefined, { subject: '/CN=holder' });
+    serverCa = makeCa(dir, 'api-ca');
+    const apiCert = makeLeaf(dir, 'api', serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
+    // Writ behind a TLS-terminating proxy on this host: the certificate comes in a header.
+    w = await startVerifierWorld({
+      settings: { 'tls.forwarded_cert_header': 'x-ssl-client-cert', 'tls.trusted_proxies': ['127.0.0.1'] },
+      docs: () => [
+        classDoc({
+          name: 'api-mtls',
+          audiences: [API],
+          scopes: ['reports:read'],
+          default_scopes: ['reports:read'],
+          binding: 'mtls',
+        }),
+        rawDoc('workload', {
+          id: HOLDER,
+          owner: 'team-mtls',
+          environment: 'prod',
+          classes: ['api-mtls'],
+          self_signed_certificates: [holder.pem],
+        }),
+      ],
+    });
+    const r = await w.h.post(
+      '/oauth2/token',
+      { grant_type: 'client_credentials', client_id: HOLDER, resource: API },
+      { 'x-ssl-client-cert': encodeURIComponent(holder.pem) },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    token = r.body['access_token'] as string;
+    assert.deepEqual(decodeClaims(token)['cnf'], { 'x5t#S256': x5tS256(holder.pem) });
+
+    const auth = writNodeHttp(w.verifier, { baseUrl: API });
+    api = createServer(
+      { cert: apiCert.pem, key: apiCert.key, requestCert: true, rejectUnauthorized: false },
+      async (req, res) => {
+        const claims = await auth(req, res);
+        if (!claims) return;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ sub: claims.sub }));
+      },
+    );
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    apiPort = (api.address() as { port: number }).port;
+  });
+  after(async () => {
+    if (api) await new Promise((r) => api.close(r));
+    await w?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts the token with the certificate it is bound to, as PEM, DER or X509Certificate', async () => {
+    assert.equal(certificateThumbprint(holder.pem), x5tS256(holder.pem));
+    for (const cert of [holder.pem, new X509Certificate(holder.pem).raw, new X509Certificate(holder.pem)]) {
+      assert.match(await outcome(w.verifier, presenting(cert)), /^ok:/);
+    }
+  });
+
+  it('refuses it without a certificate, and with another certificate', async () => {
+    assert.equal(await outcome(w.verifier, presenting(undefined)), 'mtls_certificate_missing');
+    assert.equal(await outcome(w.verifier, presenting(stranger.pem)), 'mtls_certificate_mismatch');
+  });
+
+  it('node:http middleware takes the certificate from the TLS connection', async () => {
+    const ok = await get(apiPort, serverCa, token, holder);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body['sub'], HOLDER);
+    const other = await get(apiPort, serverCa, token, stranger);
+    assert.equal(other.status, 401);
+    assert.equal(other.body['error'], 'invalid_token');
+    const none = await get(apiPort, serverCa, token);
+    assert.equal(none.status, 401);
+    assert.equal(none.body['error'], 'invalid_token');
+  });
+});
