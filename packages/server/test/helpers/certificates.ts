@@ -63,7 +63,18 @@ export function makeCa(dir: string, name: string, subject = `/CN=${name}`, days 
   return finish(dir, name);
 }
 
+/** An intermediate CA issued by `ca`. */
+export function makeIntermediate(dir: string, name: string, ca: TestCertificate): TestCertificate {
+  return makeLeaf(dir, name, ca, {
+    basicConstraints: 'critical,CA:TRUE',
+    keyUsage: 'critical,keyCertSign,cRLSign',
+    eku: null,
+  });
+}
+
 export interface LeafOptions {
+  /** `basicConstraints` value. Default `critical,CA:FALSE`. */
+  basicConstraints?: string;
   subject?: string;
   /** `subjectAltName` value, e.g. `URI:spiffe://td/w` or `IP:127.0.0.1`. */
   san?: string;
@@ -82,7 +93,7 @@ export function makeLeaf(
   o: LeafOptions = {},
 ): TestCertificate {
   const ext = [
-    'basicConstraints=critical,CA:FALSE',
+    `basicConstraints=${o.basicConstraints ?? 'critical,CA:FALSE'}`,
     ...(o.keyUsage === null ? [] : [`keyUsage=${o.keyUsage ?? 'critical,digitalSignature'}`]),
     ...(o.eku === null ? [] : [`extendedKeyUsage=${o.eku ?? 'clientAuth'}`]),
     ...(o.san ? [`subjectAltName=${o.san}`] : []),
