@@ -13,6 +13,7 @@ import {
 import { POLICY_BUNDLE_PATH, POLICY_BUNDLE_TYP, type PolicyBundleClaims } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import type { RawDocument } from '../src/config/config-dir.js';
+import { buildContext } from '../src/policy/request.js';
 import { classDoc, rawDoc, serverKeys, workloadDoc } from './helpers/dpop.js';
 import {
   AUDIENCE,
@@ -45,6 +46,12 @@ when { principal.owner == resource.owner };
 @id("restricted-closed")
 forbid(principal, action in Action::"request", resource)
 when { resource.sensitivity == "restricted" };
+
+// Reads a context field the verifier itself does not know: it must still be in its context record
+// (from the bundle's defaults), or this forbid would fail to evaluate and deny everything.
+@id("no-untrusted-ci")
+forbid(principal, action in Action::"request", resource)
+when { context.federation.issuer == "untrusted-ci" };
 
 @id("billing-writes")
 permit(principal is Workload, action == Action::"write", resource == Api::"https://billing.test.writ");
@@ -192,7 +199,16 @@ describe('policy bundle: request-time policy in the verifier', () => {
     assert.equal(b.iss, issuer);
     assert.equal(b.aud, AUDIENCE);
     // The billing-only policy and the token policy cannot apply to a request on this API.
-    assert.deepEqual(b.policies.map((p) => p.id).sort(), ['owner-reads', 'restricted-closed']);
+    assert.deepEqual(b.policies.map((p) => p.id).sort(), [
+      'no-untrusted-ci',
+      'owner-reads',
+      'restricted-closed',
+    ]);
+    // With the time and the address the verifier fills, the defaults are the server's whole record.
+    assert.deepEqual(
+      [...Object.keys(b.context_defaults), 'now', 'hour', 'weekday', 'source_ip'].sort(),
+      Object.keys(buildContext(clock.now())).sort(),
+    );
     assert.deepEqual(
       { ...b.resource, version: 0 },
       { ...RESOURCES[0], version: 0 },

@@ -196,6 +196,7 @@ export function verifyPolicyBundle(jws: string, c: BundleCheck): PolicyBundleCla
     (b['context_reads'] === 'all' ||
       (Array.isArray(b['context_reads']) &&
         (b['context_reads'] as unknown[]).every((f) => typeof f === 'string'))) &&
+    isRecord(b['context_defaults']) &&
     isRecord(b['resource']) &&
     b['resource']['id'] === c.audience &&
     ['sensitivity', 'environment', 'owner'].every(
@@ -449,7 +450,7 @@ export function createLocalPolicy(
       const roles = [...new Set(req.principal.roles)].sort();
       principal = { uid: { type: 'Human', id: req.principal.id }, attrs: { roles, mfa: req.principal.mfa } };
     }
-    const context = buildContext(d.now(), {
+    const context = buildContext(d.now(), b.claims.context_defaults, {
       ...req.context,
       environment: req.context?.environment || environment || b.claims.resource.environment,
     });
@@ -614,12 +615,20 @@ function stripMapped(ip: string): string {
   return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
 }
 
-/** The full context record: time from the verifier's clock (UTC), everything not given "" or 0. */
-function buildContext(nowMs: number, given: Partial<LocalPolicyContext>): Record<string, unknown> {
+/**
+ * The full context record: the bundle's defaults (every field of the schema's record), time from the
+ * verifier's clock (UTC), then what the verifier and the resource server know.
+ */
+function buildContext(
+  nowMs: number,
+  defaults: Record<string, unknown>,
+  given: Partial<LocalPolicyContext>,
+): Record<string, unknown> {
   const t = new Date(nowMs);
   const ip = stripMapped(given.source_ip ?? '0.0.0.0');
   const risk = given.risk ?? 0;
   return {
+    ...defaults,
     now: Math.floor(nowMs / 1000),
     hour: t.getUTCHours(),
     weekday: t.getUTCDay(),

@@ -56,6 +56,12 @@ export interface PolicyBundleClaims {
   policies: BundlePolicy[];
   /** Context fields the policies read (sorted), or `all`: decisions are cached on these values. */
   context_reads: string[] | 'all';
+  /**
+   * What the server's context record holds when nothing is known (`""`, `0`, records of `""`), for
+   * every field but the time and the source address: the verifier starts from it, so a field added to
+   * the schema is present in its decisions too.
+   */
+  context_defaults: Record<string, unknown>;
   resource: BundleResource;
   /** Workloads whose token classes allow this audience. Any other principal is denied. */
   workloads: BundleWorkload[];

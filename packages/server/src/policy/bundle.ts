@@ -14,7 +14,7 @@ import { info } from '../http/request.js';
 import { auditRefusal } from '../oauth/refusal.js';
 import { writSchema } from './cedar.js';
 import type { PolicyEngine } from './engine.js';
-import { isPrintable, REQUEST_ACTIONS } from './request.js';
+import { buildContext, isPrintable, REQUEST_ACTIONS } from './request.js';
 import { actionMatches, headMatches } from './slice.js';
 
 type BundleContext = Pick<WritContext, 'policy' | 'registry' | 'clock'>;
@@ -96,6 +96,7 @@ export function buildBundle(ctx: BundleContext, issuer: string, audience: string
     }))
     .sort((a, b) => (a.id < b.id ? -1 : 1));
   const r = ctx.policy.resource(audience);
+  const { now: _n, hour: _h, weekday: _w, source_ip: _s, ...defaults } = buildContext(ctx.clock.now());
   return {
     iss: issuer,
     aud: audience,
@@ -106,6 +107,7 @@ export function buildBundle(ctx: BundleContext, issuer: string, audience: string
     schema: writSchema(),
     policies: policies.map((p) => ({ id: p.id, effect: p.effect, text: p.text })),
     context_reads: all ? 'all' : [...reads].sort(),
+    context_defaults: defaults,
     resource: {
       id: audience,
       sensitivity: r.sensitivity,
