@@ -157,7 +157,9 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     ctx,
     app,
     async listen() {
-      return app.listen({ host: settings.listen.host, port: settings.listen.port });
+      const address = await app.listen({ host: settings.listen.host, port: settings.listen.port });
+      // Fastify names the scheme from its own options; the TLS server is Writ's (see buildApp).
+      return ctx.mtls.server ? address.replace(/^http:/, 'https:') : address;
     },
     async close() {
       if (closed) return;

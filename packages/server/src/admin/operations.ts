@@ -80,7 +80,10 @@ const CREDENTIAL_CHANGE = { add: 'create', change: 'update', remove: 'delete' } 
 function isCredentialChange(c: ConfigChange): boolean {
   return (
     c.kind === 'workload' &&
-    (c.op !== 'change' || (c.fields ?? []).some((f) => f === 'jwks' || f === 'secretSha256'))
+    (c.op !== 'change' ||
+      (c.fields ?? []).some(
+        (f) => f === 'jwks' || f === 'secretSha256' || f === 'tlsClientAuth' || f === 'tlsCertificates',
+      ))
   );
 }
 

@@ -56,6 +56,15 @@ export async function issueAccessToken(
   const nowS = Math.floor(now / 1000);
   const ttl = r.notAfter === undefined ? r.ttl : Math.min(r.ttl, r.notAfter - nowS);
   if (ttl <= 0) throw new OAuthError('invalid_grant', 'the task or subject token has ended');
+  // Whatever the grant: a class that binds to a client certificate never yields an unbound token.
+  if (r.x5t === undefined && ctx.registry.tokenClass(r.tokenClass)?.binding === 'mtls')
+    throw new OAuthError(
+      'unauthorized_client',
+      `class ${r.tokenClass} binds tokens to a client certificate`,
+      {
+        detail: { reason: 'mtls_binding_required' },
+      },
+    );
   const policy = await decideIssuance(ctx, r, req);
   const { token, claims, kid } = signAccessToken(ctx.keys, {
     issuer: ctx.settings.issuer,
