@@ -1,1 +1,2 @@
+export * from './ambient.js';
 export * from './workload-client.js';

@@ -3,14 +3,20 @@ import { createDpopProof, type DpopKey, generateDpopKey } from '../dpop/create-p
 import { encodeBase64url } from '../jose/base64url.js';
 import { signCompactJws } from '../jose/jws.js';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '../wire/grants.js';
+import type { FederationTokenSource } from './ambient.js';
 
 export interface WorkloadClientOptions {
   /** The Writ server's issuer URL. */
   issuer: string;
-  /** The workload's SPIFFE ID. */
-  clientId: string;
+  /** The workload's SPIFFE ID (optional with `federationToken`: the server maps the token to it). */
+  clientId?: string;
   /** The workload's private JWK (EC P-256 or Ed25519), used for private_key_jwt. */
-  privateJwk: JsonWebKey & { kid?: string; alg?: string };
+  privateJwk?: JsonWebKey & { kid?: string; alg?: string };
+  /**
+   * Instead of a key: a token from a trusted outside issuer (see `detectAmbientIdentity`), sent with
+   * the jwt-bearer grant and fetched anew for every token request. Tasks then come from the CI run.
+   */
+  federationToken?: FederationTokenSource;
   /** The DPoP key tokens are bound to; generated when absent. */
   dpopKey?: DpopKey;
   fetch?: typeof fetch;
@@ -44,7 +50,7 @@ export class WritClientError extends Error {
 export class WorkloadClient {
   readonly dpopKey: DpopKey;
   readonly #o: WorkloadClientOptions;
-  readonly #key: KeyObject;
+  readonly #key: KeyObject | undefined;
   readonly #alg: 'ES256' | 'EdDSA';
   readonly #header: string;
   readonly #fetch: typeof fetch;
@@ -55,10 +61,12 @@ export class WorkloadClient {
 
   constructor(o: WorkloadClientOptions) {
     this.#o = { ...o, issuer: o.issuer.replace(/\/+$/, '') };
-    this.#key = createPrivateKey({ key: o.privateJwk, format: 'jwk' });
-    this.#alg = this.#key.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256';
+    if (!o.privateJwk && !o.federationToken)
+      throw new TypeError('give privateJwk (private_key_jwt) or federationToken (workload federation)');
+    this.#key = o.privateJwk ? createPrivateKey({ key: o.privateJwk, format: 'jwk' }) : undefined;
+    this.#alg = this.#key?.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256';
     this.#header = encodeBase64url(
-      JSON.stringify({ alg: this.#alg, ...(o.privateJwk.kid ? { kid: o.privateJwk.kid } : {}) }),
+      JSON.stringify({ alg: this.#alg, ...(o.privateJwk?.kid ? { kid: o.privateJwk.kid } : {}) }),
     );
     this.dpopKey = o.dpopKey ?? generateDpopKey();
     this.#fetch = o.fetch ?? fetch;
@@ -67,6 +75,8 @@ export class WorkloadClient {
 
   /** A fresh client assertion (RFC 7523): 60 s, single-use `jti`, `aud` = the issuer. */
   assertion(): string {
+    if (!this.#key || !this.#o.clientId)
+      throw new TypeError('a federated client has no key: it authenticates with its federation token only');
     const now = this.#now();
     const claims = {
       iss: this.#o.clientId,
@@ -81,10 +91,11 @@ export class WorkloadClient {
 
   /** Client-authentication form fields for any Writ endpoint. */
   clientAuth(): Record<string, string> {
+    const assertion = this.assertion();
     return {
-      client_id: this.#o.clientId,
+      client_id: this.#o.clientId as string,
       client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
-      client_assertion: this.assertion(),
+      client_assertion: assertion,
     };
   }
 
@@ -105,9 +116,11 @@ export class WorkloadClient {
   /** Always asks the server (a renewal when `taskId` already has tokens). */
   async requestToken(r: TokenRequest): Promise<TokenResponse> {
     const endpoint = await this.#endpoint();
+    const proof = this.#o.federationToken
+      ? { grant_type: GrantType.jwtBearer, assertion: await this.#o.federationToken() }
+      : { grant_type: GrantType.clientCredentials, ...this.clientAuth() };
     return (await this.#postWithDpop(endpoint, {
-      grant_type: GrantType.clientCredentials,
-      ...this.clientAuth(),
+      ...proof,
       resource: r.audience,
       ...(r.scope ? { scope: r.scope } : {}),
       ...(r.taskId ? { task_id: r.taskId } : {}),
@@ -233,7 +246,7 @@ export class WorkloadClient {
       const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
       if (res.ok) return body;
       if (body['error'] === 'use_dpop_nonce' && attempt === 0 && fresh) {
-        form = { ...form, client_assertion: this.assertion() };
+        if (form['client_assertion']) form = { ...form, client_assertion: this.assertion() };
         continue;
       }
       throw new WritClientError(

@@ -276,8 +276,13 @@ token
 program
   .command('exec')
   .description('run a command with a task-bound, DPoP-bound token that is revoked when the command exits')
-  .requiredOption('--client-id <spiffe-id>', 'the workload')
-  .requiredOption('--key <file>', "the workload's private JWK")
+  .option('--client-id <spiffe-id>', 'the workload (required with --key)')
+  .option('--key <file>', "the workload's private JWK; without it, the ambient identity (federation)")
+  .option(
+    '--federation-token-file <file>',
+    'a federation token file, re-read on each renewal (default: GitHub Actions OIDC, then /var/run/secrets/tokens/writ-token)',
+  )
+  .option('--federation-audience <aud>', 'the aud to ask the outside issuer for (default: the Writ issuer)')
   .requiredOption('--audience <uri>', 'the API the command calls')
   .option('--scope <scopes>', 'space-separated scopes')
   .option('--task-purpose <text>', 'why the task runs (audited)')
@@ -289,8 +294,10 @@ program
     const status = await exec(
       {
         server: globals().server,
-        clientId: o['clientId'] as string,
-        key: o['key'] as string,
+        clientId: o['clientId'] as string | undefined,
+        key: o['key'] as string | undefined,
+        federationTokenFile: o['federationTokenFile'] as string | undefined,
+        federationAudience: o['federationAudience'] as string | undefined,
         audience: o['audience'] as string,
         ...(o['scope'] ? { scope: o['scope'] as string } : {}),
         ...(o['taskPurpose'] ? { taskPurpose: o['taskPurpose'] as string } : {}),

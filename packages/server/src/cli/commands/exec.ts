@@ -2,13 +2,20 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WorkloadClient } from '@writ/sdk/client';
+import { detectAmbientIdentity, WorkloadClient } from '@writ/sdk/client';
 import { CliError, readPrivateKeyFile } from '../client.js';
 
 export interface ExecOptions {
   server: string;
-  clientId: string;
-  key: string;
+  /** With `key`: the workload. With federation: optional, the server maps the token to the workload. */
+  clientId?: string | undefined;
+  /** The workload's private JWK file; without it, the ambient identity (workload federation). */
+  key?: string | undefined;
+  /** A federation token file (a Kubernetes projected token, a JWT-SVID), re-read on every renewal. */
+  federationTokenFile?: string | undefined;
+  /** The `aud` to ask the outside issuer for; default the Writ issuer URL. */
+  federationAudience?: string | undefined;
+  env?: Record<string, string | undefined>;
   audience: string;
   scope?: string;
   taskPurpose?: string;
@@ -23,6 +30,11 @@ export interface ExecOptions {
  * token and DPoP key in its environment, renews the token before it expires, keeps the task's lease
  * alive, and closes the task when the command exits — whatever the exit code or signal — so every
  * token of the task is revoked. Exits with the command's status (128 + signal number when killed).
+ *
+ * Without `--key` it uses the ambient identity (GitHub Actions OIDC, a projected token file, a
+ * JWT-SVID): the jwt-bearer grant with a federation token fetched or re-read for every renewal. The
+ * task is then the CI run's, opened by the server, shared by the run's jobs and closed at its deadline
+ * or by an operator; writ exec neither opens nor closes it.
  */
 export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
   if (argv.length === 0) throw new CliError('give the command to run after --');
@@ -43,14 +55,38 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
   );
   if (!meta.ok) throw new CliError(`metadata: HTTP ${meta.status}`);
   const { issuer } = (await meta.json()) as { issuer: string };
-  const session = new WorkloadClient({ issuer, clientId: o.clientId, privateJwk: readPrivateKeyFile(o.key) });
+  const federated = o.key === undefined;
+  let session: WorkloadClient;
+  if (federated) {
+    const ambient = detectAmbientIdentity({
+      audience: o.federationAudience ?? issuer,
+      tokenFile: o.federationTokenFile,
+      ...(o.env ? { env: o.env } : {}),
+    });
+    if (!ambient)
+      throw new CliError(
+        'no --key and no ambient identity (GitHub Actions OIDC, --federation-token-file, WRIT_FEDERATION_TOKEN)',
+      );
+    o.log(`writ exec: proving the workload with ${ambient.kind}`);
+    session = new WorkloadClient({
+      issuer,
+      ...(o.clientId ? { clientId: o.clientId } : {}),
+      federationToken: ambient.token,
+    });
+  } else {
+    if (!o.clientId) throw new CliError('--client-id is required with --key');
+    session = new WorkloadClient({ issuer, clientId: o.clientId, privateJwk: readPrivateKeyFile(o.key!) });
+  }
   const dpop = session.dpopKey;
-  const task = await session.openTask(o.taskPurpose ?? `writ exec ${argv[0]}`, {
-    lease: o.lease,
-    labels,
-    ...(duration ? { duration } : {}),
-  });
-  const taskId = task.id;
+  let taskId: string | undefined;
+  if (!federated) {
+    const task = await session.openTask(o.taskPurpose ?? `writ exec ${argv[0]}`, {
+      lease: o.lease,
+      labels,
+      ...(duration ? { duration } : {}),
+    });
+    taskId = task.id;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'writ-exec-'));
   const tokenFile = join(dir, 'token');
   const keyFile = join(dir, 'dpop.jwk');
@@ -59,7 +95,7 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     if (closed) return;
     closed = true;
     try {
-      await session.closeTask(taskId, reason);
+      if (!federated && taskId) await session.closeTask(taskId, reason);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -73,10 +109,18 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
       writeFileSync(`${tokenFile}.tmp`, token, { mode: 0o600 });
       renameSync(`${tokenFile}.tmp`, tokenFile);
     };
-    const tokenRequest = { audience: o.audience, taskId, ...(o.scope ? { scope: o.scope } : {}) };
+    const tokenRequest = {
+      audience: o.audience,
+      ...(taskId ? { taskId } : {}),
+      ...(o.scope ? { scope: o.scope } : {}),
+    };
     let current = await session.requestToken(tokenRequest);
     write(current.access_token);
-    o.log(`writ exec: task ${taskId} open; token expires in ${current.expires_in}s`);
+    // A federated token carries the CI run's task, when the issuer maps one.
+    taskId ??= tokenTask(current.access_token);
+    o.log(
+      `writ exec: ${taskId ? `task ${taskId} open` : 'no task'}; token expires in ${current.expires_in}s`,
+    );
 
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: 'inherit',
@@ -85,7 +129,7 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
         WRIT_ACCESS_TOKEN: current.access_token,
         WRIT_TOKEN_FILE: tokenFile,
         WRIT_DPOP_KEY_FILE: keyFile,
-        WRIT_TASK_ID: taskId,
+        ...(taskId ? { WRIT_TASK_ID: taskId } : {}),
         WRIT_URL: o.server,
       },
     });
@@ -110,10 +154,12 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     };
     scheduleRenewal(current.expires_in);
     const heartbeat = setInterval(
-      () =>
+      () => {
+        if (federated || !taskId) return;
         session
           .heartbeat(taskId, o.lease)
-          .catch((err: Error) => o.log(`writ exec: heartbeat failed: ${err.message}`)),
+          .catch((err: Error) => o.log(`writ exec: heartbeat failed: ${err.message}`));
+      },
       Math.max(1, Math.floor(o.lease / 3)) * 1000,
     );
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
@@ -135,10 +181,22 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     process.off('SIGINT', forward);
     process.off('SIGTERM', forward);
     await close(`command exited with status ${status}`);
-    o.log(`writ exec: task ${taskId} closed; its tokens are revoked`);
+    if (!federated) o.log(`writ exec: task ${taskId} closed; its tokens are revoked`);
     return status;
   } catch (err) {
     await close('writ exec failed').catch(() => undefined);
     throw err;
+  }
+}
+
+/** The `tid` of an access token (read, not verified: the server just issued it to us). */
+function tokenTask(token: string): string | undefined {
+  try {
+    const tid = (
+      JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { tid?: unknown }
+    ).tid;
+    return typeof tid === 'string' ? tid : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { detectAmbientIdentity, tokenFromFile, WorkloadClient, WritClientError } from '@writ/sdk/client';
+import { classDoc, decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
+import { type Harness, startHarness } from './helpers/harness.js';
+import { githubClaims, kubernetesClaims, type LocalIssuer, startLocalIssuer } from './helpers/oidc-issuer.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const DEPLOY = 'https://deploy.ambient.test';
+const GH = 'spiffe://test.writ/github/acme/deployer';
+const K8S = 'spiffe://test.writ/ns/payments/sa/ledger';
+const REQUEST_TOKEN = 'actions-runtime-request-token';
+
+describe('ambient identity: no key file in CI or in a pod', () => {
+  let h: Harness;
+  let github: LocalIssuer;
+  let cluster: LocalIssuer;
+  let actions: Server;
+  let actionsUrl: string;
+  const asked: Array<{ audience: string | null; authorization: string | undefined }> = [];
+  let dir: string;
+
+  before(async () => {
+    [github, cluster] = await Promise.all([startLocalIssuer('RS256'), startLocalIssuer('ES256')]);
+    // Imitates the runner's ID token request endpoint: GET <url>&audience=…, `Authorization: bearer`.
+    actions = createServer((req, res) => {
+      const u = new URL(req.url ?? '/', 'http://x');
+      asked.push({ audience: u.searchParams.get('audience'), authorization: req.headers.authorization });
+      if (
+        u.pathname !== '/_apis/pipelines/idtoken' ||
+        req.headers.authorization !== `bearer ${REQUEST_TOKEN}`
+      ) {
+        res.writeHead(401).end();
+        return;
+      }
+      const now = Math.floor(Date.now() / 1000);
+      github
+        .mint({ ...githubClaims(now, { runId: '31337' }), aud: u.searchParams.get('audience') })
+        .then((value) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ count: 1, value }));
+        });
+    });
+    await new Promise<void>((r) => actions.listen(0, '127.0.0.1', r));
+    actionsUrl = `http://127.0.0.1:${(actions.address() as { port: number }).port}/_apis/pipelines/idtoken?api-version=2.0`;
+    h = await startHarness({ listen: true });
+    const applied = await h.admin('POST', '/config', {
+      documents: [
+        ...(await import('./helpers/harness.js')).configDocuments({
+          workload: h.workloadKey,
+          other: h.otherKey,
+          operator: h.operatorKey,
+        }),
+        classDoc({
+          name: 'ci',
+          audiences: [DEPLOY],
+          scopes: ['deploy:read'],
+          default_scopes: ['deploy:read'],
+        }),
+        rawDoc('issuer', {
+          name: 'github',
+          preset: 'github-actions',
+          issuer: github.url,
+          jwks_uri: github.jwksUri,
+          audience: h.issuer,
+          trust_domain: 'test.writ',
+        }),
+        rawDoc('issuer', {
+          name: 'cluster',
+          preset: 'kubernetes',
+          issuer: cluster.url,
+          jwks_uri: cluster.jwksUri,
+          audience: h.issuer,
+          trust_domain: 'test.writ',
+        }),
+        rawDoc('workload', {
+          id: GH,
+          owner: 'ci',
+          environment: 'prod',
+          classes: ['ci'],
+          federation: ['github'],
+        }),
+        rawDoc('workload', {
+          id: K8S,
+          owner: 'pay',
+          environment: 'prod',
+          classes: ['ci'],
+          federation: ['cluster'],
+        }),
+      ],
+      policies: null,
+      dry_run: false,
+    });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    dir = mkdtempSync(join(tmpdir(), 'writ-ambient-'));
+  });
+  after(async () => {
+    await h.close();
+    await Promise.all([github.close(), cluster.close()]);
+    actions.closeAllConnections();
+    await new Promise((r) => actions.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const actionsEnv = () => ({
+    ACTIONS_ID_TOKEN_REQUEST_URL: actionsUrl,
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: REQUEST_TOKEN,
+  });
+
+  it('the SDK detects GitHub Actions, asks for an ID token with &audience=, and gets DPoP-bound Writ tokens', async () => {
+    const ambient = detectAmbientIdentity({
+      audience: h.issuer,
+      env: actionsEnv(),
+      defaultTokenFile: join(dir, 'none'),
+    });
+    assert.equal(ambient?.kind, 'github-actions');
+    const client = new WorkloadClient({ issuer: h.issuer, federationToken: ambient!.token });
+    const before = asked.length;
+    const first = await client.requestToken({ audience: DEPLOY });
+    const second = await client.requestToken({ audience: DEPLOY });
+    assert.equal(first.token_type, 'DPoP');
+    const a = decodeClaims(first.access_token);
+    assert.equal(a['sub'], GH);
+    assert.equal(typeof a['tid'], 'string');
+    assert.equal(decodeClaims(second.access_token)['tid'], a['tid'], 'one run, one task');
+    // A fresh ID token per request, asked for the Writ audience with the runner's request token.
+    const mine = asked.slice(before);
+    assert.equal(mine.length, 2);
+    for (const q of mine) {
+      assert.equal(q.audience, h.issuer);
+      assert.equal(q.authorization, `bearer ${REQUEST_TOKEN}`);
+    }
+    assert.throws(() => client.clientAuth(), /federated client has no key/);
+  });
+
+  it('a wrong runner request token fails on the client, nothing reaches Writ', async () => {
+    const ambient = detectAmbientIdentity({
+      audience: h.issuer,
+      env: { ...actionsEnv(), ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'wrong' },
+    });
+    const client = new WorkloadClient({ issuer: h.issuer, federationToken: ambient!.token });
+    await assert.rejects(client.requestToken({ audience: DEPLOY }), /HTTP 401/);
+  });
+
+  it('a projected token file is re-read on every renewal (the kubelet rotates it)', async () => {
+    const file = join(dir, 'writ-token');
+    const now = () => Math.floor(Date.now() / 1000);
+    writeFileSync(file, await cluster.mint({ ...kubernetesClaims(now(), cluster.url), aud: [h.issuer] }));
+    const ambient = detectAmbientIdentity({ audience: h.issuer, env: {}, defaultTokenFile: file });
+    assert.equal(ambient?.kind, `file:${file}`);
+    const client = new WorkloadClient({ issuer: h.issuer, federationToken: ambient!.token });
+    const a = await client.requestToken({ audience: DEPLOY });
+    assert.equal(decodeClaims(a.access_token)['sub'], K8S);
+    const fingerprints = async () =>
+      (await h.auditEvents('token.issued'))
+        .filter((e) => e.subject === K8S)
+        .map((e) => (e.data['federation'] as { fingerprint: string }).fingerprint);
+    writeFileSync(file, await cluster.mint({ ...kubernetesClaims(now(), cluster.url), aud: [h.issuer] }));
+    await client.requestToken({ audience: DEPLOY });
+    const seen = await fingerprints();
+    assert.equal(seen.length, 2);
+    assert.notEqual(seen[0], seen[1], 'the rotated token was read');
+    writeFileSync(file, 'not a token');
+    await assert.rejects(tokenFromFile(file)(), /does not hold a compact JWT/);
+    await assert.rejects(client.requestToken({ audience: DEPLOY }), (e) => !(e instanceof WritClientError));
+  });
+
+  it('writ exec --audience A -- cmd needs no key file under GitHub Actions', async () => {
+    const out = mkdtempSync(join(dir, 'exec-'));
+    const child = spawn(
+      process.execPath,
+      [
+        MAIN,
+        '--server',
+        h.issuer,
+        'exec',
+        '--audience',
+        DEPLOY,
+        '--',
+        'sh',
+        '-c',
+        'printf %s "$WRIT_TASK_ID" > "$OUT/tid" && cp "$WRIT_TOKEN_FILE" "$OUT/token"',
+      ],
+      { env: { ...process.env, ...actionsEnv(), OUT: out }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /proving the workload with github-actions/);
+    const token = readFileSync(join(out, 'token'), 'utf8');
+    const live = await introspect(h, token);
+    assert.equal(live['active'], true);
+    assert.equal(live['sub'], GH);
+    assert.equal(live['tid'], readFileSync(join(out, 'tid'), 'utf8'));
+  });
+});
