@@ -43,6 +43,10 @@ permit(principal is Workload, action in Action::"token", resource);
 permit(principal is Workload, action == Action::"read", resource)
 when { principal.owner == resource.owner };
 
+@id("viewers-read")
+permit(principal is Human, action == Action::"read", resource)
+when { principal.roles.contains("viewer") && principal.mfa };
+
 @id("restricted-closed")
 forbid(principal, action in Action::"request", resource)
 when { resource.sensitivity == "restricted" };
@@ -190,6 +194,15 @@ describe('policy bundle: request-time policy in the verifier', () => {
       action: 'read',
     });
     assert.deepEqual([stranger.decision, stranger.refusal], ['deny', 'unknown_workload']);
+    // People, with what the resource server vouches for about them.
+    const person = (roles: string[], mfa: boolean) =>
+      verifier.policy!.decide({
+        principal: { type: 'Human', id: 'alice@test.writ', roles, mfa },
+        action: 'read',
+      });
+    assert.deepEqual((await person(['viewer'], true)).reasons, ['viewers-read']);
+    assert.equal((await person(['viewer'], false)).decision, 'deny');
+    assert.equal((await person(['analyst'], true)).decision, 'deny');
   });
 
   it('holds only what applies to its API, signed with the server key and its own typ', () => {
@@ -203,6 +216,7 @@ describe('policy bundle: request-time policy in the verifier', () => {
       'no-untrusted-ci',
       'owner-reads',
       'restricted-closed',
+      'viewers-read',
     ]);
     // With the time and the address the verifier fills, the defaults are the server's whole record.
     assert.deepEqual(
