@@ -43,6 +43,9 @@ permit(principal is Workload, action in Action::"token", resource);
 permit(principal is Workload, action == Action::"read", resource)
 when { principal.owner == resource.owner };
 
+@id("writer-exports")
+permit(principal == Workload::"spiffe://test.writ/reports/writer", action == Action::"export", resource);
+
 @id("viewers-read")
 permit(principal is Human, action == Action::"read", resource)
 when { principal.roles.contains("viewer") && principal.mfa };
@@ -194,6 +197,11 @@ describe('policy bundle: request-time policy in the verifier', () => {
       action: 'read',
     });
     assert.deepEqual([stranger.decision, stranger.refusal], ['deny', 'unknown_workload']);
+    // A policy pinned to one workload applies to it alone (the verifier hands Cedar only its slice).
+    const exporting = (id: string) =>
+      verifier.policy!.decide({ principal: { type: 'Workload', id }, action: 'export' });
+    assert.deepEqual((await exporting(WRITER)).reasons, ['writer-exports']);
+    assert.equal((await exporting(WORKLOAD)).decision, 'deny');
     // People, with what the resource server vouches for about them.
     const person = (roles: string[], mfa: boolean) =>
       verifier.policy!.decide({
@@ -217,6 +225,7 @@ describe('policy bundle: request-time policy in the verifier', () => {
       'owner-reads',
       'restricted-closed',
       'viewers-read',
+      'writer-exports',
     ]);
     // With the time and the address the verifier fills, the defaults are the server's whole record.
     assert.deepEqual(

@@ -4,6 +4,8 @@ import type { VerificationKey } from '../jose/jwk.js';
 import { JwsError, parseClaims, verifyCompactJws } from '../jose/jws.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import {
+  type BundlePolicy,
+  type BundlePrincipalScope,
   type BundleWorkload,
   POLICY_BUNDLE_EVENT,
   POLICY_BUNDLE_PATH,
@@ -191,7 +193,10 @@ export function verifyPolicyBundle(jws: string, c: BundleCheck): PolicyBundleCla
         isRecord(p) &&
         typeof p['id'] === 'string' &&
         (p['effect'] === 'permit' || p['effect'] === 'forbid') &&
-        typeof p['text'] === 'string',
+        typeof p['text'] === 'string' &&
+        isScope(p['principal']) &&
+        Array.isArray(p['actions']) &&
+        (p['actions'] as unknown[]).every((a) => typeof a === 'string'),
     ) &&
     (b['context_reads'] === 'all' ||
       (Array.isArray(b['context_reads']) &&
@@ -220,6 +225,43 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+function isEntityRef(v: unknown): boolean {
+  return isRecord(v) && typeof v['type'] === 'string' && typeof v['id'] === 'string';
+}
+
+function isScope(v: unknown): v is BundlePrincipalScope {
+  if (!isRecord(v)) return false;
+  switch (v['op']) {
+    case 'all':
+      return true;
+    case 'eq':
+      return isEntityRef(v['entity']);
+    case 'in':
+      return Array.isArray(v['entities']) && (v['entities'] as unknown[]).every(isEntityRef);
+    case 'is':
+      return typeof v['type'] === 'string' && (v['entity'] === undefined || isEntityRef(v['entity']));
+    default:
+      return false;
+  }
+}
+
+/** Whether a principal scope can hold for `uid` (Writ's principals have no parents, so `in` is `==`). */
+function scopeMatches(c: BundlePrincipalScope, uid: { type: string; id: string }): boolean {
+  switch (c.op) {
+    case 'all':
+      return true;
+    case 'eq':
+      return c.entity.type === uid.type && c.entity.id === uid.id;
+    case 'in':
+      return c.entities.some((e) => e.type === uid.type && e.id === uid.id);
+    case 'is':
+      return c.type === uid.type && (!c.entity || (c.entity.type === uid.type && c.entity.id === uid.id));
+  }
+}
+
+/** Distinct slices kept per bundle; past it they are parsed again (Cedar's ids are reused, not leaked). */
+const MAX_SLICES = 10_000;
+
 /** What `createLocalPolicy` needs from the verifier it belongs to. */
 export interface LocalPolicyDeps {
   issuer: string;
@@ -236,9 +278,12 @@ export interface LocalPolicyDeps {
 
 interface Loaded {
   claims: PolicyBundleClaims;
-  setId: string | undefined;
   effects: Map<string, 'permit' | 'forbid'>;
   workloads: Map<string, BundleWorkload>;
+  /** (principal, action) → Cedar's preparsed set of the policies that can apply; undefined: none can. */
+  slices: Map<string, string | undefined>;
+  /** Policy indices → preparsed set id: principals with the same slice share one set. */
+  sets: Map<string, string>;
 }
 
 let instances = 0;
@@ -300,10 +345,9 @@ export function createLocalPolicy(
     }
     if (current && claims.version === current.claims.version) return;
     const api = await getCedar();
-    let setId: string | undefined;
     if (claims.policies.length > 0) {
-      setId = `${prefix}.${claims.version}`;
-      const r = api.preparsePolicySet(setId, {
+      // The whole set once, so a bundle Cedar cannot parse is refused now, not at some decision.
+      const r = api.preparsePolicySet(`${prefix}.all`, {
         staticPolicies: Object.fromEntries(claims.policies.map((p) => [p.id, p.text])),
       });
       if (r.type === 'failure')
@@ -316,9 +360,10 @@ export function createLocalPolicy(
     if (current && claims.version <= current.claims.version) return;
     current = {
       claims,
-      setId,
       effects: new Map(claims.policies.map((p) => [p.id, p.effect])),
       workloads: new Map(claims.workloads.map((w) => [w.id, w])),
+      slices: new Map(),
+      sets: new Map(),
     };
     cache.clear();
     wake();
@@ -473,6 +518,52 @@ export function createLocalPolicy(
     return decision;
   };
 
+  /**
+   * Cedar's set for the policies whose scope can match this principal and action: one whose scope
+   * cannot is never satisfied, so leaving it out changes no decision, and Cedar's cost grows with
+   * what it is handed.
+   */
+  const slice = (
+    api: CedarApi,
+    b: Loaded,
+    uid: { type: string; id: string },
+    action: RequestAction,
+  ): string | undefined => {
+    const sliceKey = JSON.stringify([uid.type, uid.id, action]);
+    if (b.slices.has(sliceKey)) return b.slices.get(sliceKey);
+    if (b.slices.size >= MAX_SLICES) {
+      b.slices.clear();
+      b.sets.clear();
+    }
+    const picked: BundlePolicy[] = [];
+    const indices: number[] = [];
+    for (const [i, p] of b.claims.policies.entries()) {
+      if (p.actions.includes(action) && scopeMatches(p.principal, uid)) {
+        picked.push(p);
+        indices.push(i);
+      }
+    }
+    let setId: string | undefined;
+    if (picked.length > 0) {
+      const idsKey = indices.join(',');
+      setId = b.sets.get(idsKey);
+      if (setId === undefined) {
+        setId = `${prefix}.s${b.sets.size}`;
+        const r = api.preparsePolicySet(setId, {
+          staticPolicies: Object.fromEntries(picked.map((p) => [p.id, p.text])),
+        });
+        if (r.type === 'failure')
+          throw new PolicyBundleError(
+            'policies',
+            `policy bundle: ${r.errors[0]?.message ?? 'policies do not parse'}`,
+          );
+        b.sets.set(idsKey, setId);
+      }
+    }
+    b.slices.set(sliceKey, setId);
+    return setId;
+  };
+
   const evaluate = (
     api: CedarApi,
     b: Loaded,
@@ -485,14 +576,15 @@ export function createLocalPolicy(
     context: Record<string, unknown>,
   ): LocalDecision => {
     const base = { version: b.claims.version, policyVersion: b.claims.policy_version, cached: false };
-    if (b.setId === undefined) return { decision: 'deny', reasons: [], errors: [], ...base };
+    const setId = slice(api, b, principal.uid, action);
+    if (setId === undefined) return { decision: 'deny', reasons: [], errors: [], ...base };
     const r = b.claims.resource;
     const answer = api.statefulIsAuthorized({
       principal: principal.uid,
       action: { type: 'Action', id: action },
       resource: { type: 'Api', id: d.audience },
       context: { ...context, source_ip: { __extn: { fn: 'ip', arg: context['source_ip'] } } },
-      preparsedPolicySetId: b.setId,
+      preparsedPolicySetId: setId,
       entities: [
         {
           uid: principal.uid,

@@ -8,11 +8,27 @@ export const POLICY_BUNDLE_PATH = '/v1/policy/bundle';
 /** The stream event announcing a new bundle version (`data.version`). */
 export const POLICY_BUNDLE_EVENT = 'policy.bundle';
 
+/** An entity named in a policy's scope. */
+export interface BundleEntityRef {
+  type: string;
+  id: string;
+}
+
+/** A policy's principal scope, reduced to what slicing needs (`in` is `==`: Writ's entities have no parents). */
+export type BundlePrincipalScope =
+  | { op: 'all' }
+  | { op: 'eq'; entity: BundleEntityRef }
+  | { op: 'in'; entities: BundleEntityRef[] }
+  | { op: 'is'; type: string; entity?: BundleEntityRef };
+
 /** One Cedar policy of the bundle, as the server accepted it. */
 export interface BundlePolicy {
   id: string;
   effect: 'permit' | 'forbid';
   text: string;
+  /** Who it can apply to, and for which request actions: the verifier hands Cedar only those that can. */
+  principal: BundlePrincipalScope;
+  actions: string[];
 }
 
 /** The API the bundle is for, as policies see it (`Api` entity). */

@@ -105,7 +105,13 @@ export function buildBundle(ctx: BundleContext, issuer: string, audience: string
     policy_version: ctx.policy.version.id,
     built_in: ctx.policy.version.builtIn,
     schema: writSchema(),
-    policies: policies.map((p) => ({ id: p.id, effect: p.effect, text: p.text })),
+    policies: policies.map((p) => ({
+      id: p.id,
+      effect: p.effect,
+      text: p.text,
+      principal: p.principal,
+      actions: REQUEST_ACTIONS.filter((a) => actionMatches(p.action, a)),
+    })),
     context_reads: all ? 'all' : [...reads].sort(),
     context_defaults: defaults,
     resource: {
