@@ -6,7 +6,7 @@ import type { AccessTokenClaims } from '../wire/claims.js';
 import type { Revocation } from '../wire/revocation.js';
 import { TokenError, verifyAccessTokenJwt } from './access-token.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
-import { createLocalPolicy, type LocalPolicy, type LocalPolicyOptions } from './policy-bundle.js';
+import { createLocalPolicy, type LocalPolicy, type LocalPolicyOptions } from './local-policy.js';
 import { ReplayCache, type ReplayStore } from './replay-cache.js';
 import { checkHolderBinding, type PresentedRequest, presentedToken, RequestRefusal } from './request.js';
 import { RevocationSet } from './revocation-set.js';
