@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { createDpopProof } from '@writ/sdk/dpop';
 import {
   createVerifier,
   decide,
@@ -528,5 +529,40 @@ describe('policy bundle: request-time policy in the verifier', () => {
       headers: { authorization: `Bearer ${token}` },
     });
     assert.equal(wrongAudience.statusCode, 401);
+    // A verifier's own token (DPoP-bound, for the events audience), the proof over the bundle's URL.
+    const client = workloadClient(issuer, VERIFIER_ID, verifierKey, { nowMs: clock.now });
+    const t = await client.requestToken({ audience: `${issuer}/v1/events` });
+    const get = (query: string) =>
+      h.writ.app.inject({
+        method: 'GET',
+        url: `${POLICY_BUNDLE_PATH}${query}`,
+        headers: {
+          authorization: `DPoP ${t.access_token}`,
+          dpop: createDpopProof(client.dpopKey, {
+            method: 'GET',
+            url: `${issuer}${POLICY_BUNDLE_PATH}`,
+            accessToken: t.access_token,
+            nowSeconds: Math.floor(clock.now() / 1000),
+          }),
+        },
+      });
+    const noAudience = await get('');
+    assert.equal(noAudience.statusCode, 400);
+    assert.equal(JSON.parse(noAudience.body).error, 'invalid_request');
+    const served = await h.auditEvents('policy.bundle.served');
+    const ok = await get(`?audience=${encodeURIComponent(AUDIENCE)}`);
+    assert.equal(ok.statusCode, 200);
+    assert.match(String(ok.headers['content-type']), /^application\/jwt/);
+    assert.equal(ok.headers['cache-control'], 'no-store');
+    const b = verifyPolicyBundle(ok.body, {
+      keys: await serverKeys(h),
+      issuer,
+      audience: AUDIENCE,
+      maxBytes: 1 << 20,
+    });
+    assert.equal(b.version, verifier.policy!.status().version);
+    const after = await h.auditEvents('policy.bundle.served');
+    assert.equal(after.length, served.length + 1);
+    assert.equal(after.at(-1)!.actor, VERIFIER_ID);
   });
 });
