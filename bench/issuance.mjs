@@ -1,7 +1,9 @@
 // Issuance benchmark: Writ's token endpoint (client_credentials, private_key_jwt with ES256 assertions,
 // ES256 JWT access tokens, audit on) over keep-alive HTTP on loopback, compared in the same run with
 //   - the raw bound: one ES256 verify + one ES256 sign per request with node:crypto on one thread, and
-//   - the peer: oidc-provider configured for the same grant, client auth, token format and TTL.
+//   - the peer: oidc-provider configured for the same grant, client auth, token format and TTL, and
+//   - the HTTP floor (floor-server.mjs): node:http doing only the verify(s) and the sign, no store,
+//     no audit — the ceiling of any server on this stack, to read the raw-bound ratio against.
 // Every server and the raw bound run pinned to core 0 (`taskset -c 0`); the load generator runs in its
 // own process pinned to core 1. Each measurement is repeated for several rounds and the medians reported.
 //
@@ -258,6 +260,38 @@ async function startPeer({ profileDir } = {}) {
   };
 }
 
+/** The HTTP floor (floor-server.mjs): node:http and the crypto alone, no store, no audit. */
+async function startFloor({ profileDir } = {}) {
+  const dir = tempDir('floor-bench-');
+  const port = await freePort();
+  const logFile = join(dir, 'server.log');
+  const log = openSync(logFile, 'a');
+  const config = {
+    port,
+    clients: clients.map((c) => ({ clientId: c.clientId, publicJwk: c.publicJwk })),
+    signingJwk: peerSigningKey,
+    dpop: DPOP,
+  };
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = pinned(SERVER_CORE, [...nodeArgs, join(BENCH, 'floor-server.mjs'), JSON.stringify(config)], {
+    stdio: ['ignore', log, log],
+    cwd: BENCH,
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  closeSync(log);
+  const origin = `http://127.0.0.1:${port}`;
+  await waitReady(`${origin}/`, child, logFile);
+  return {
+    name: 'floor',
+    origin,
+    path: '/token',
+    audienceOfAssertion: origin,
+    logFile,
+    pid: child.pid,
+    stop: () => stopChild(child),
+  };
+}
+
 async function withServer(start, fn) {
   const server = await start();
   try {
@@ -360,10 +394,14 @@ const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const pct = (x) => `${fmt(x * 100)}%`;
 
 const SIDES = DPOP
-  ? [['writ', 'Writ', startWrit]]
+  ? [
+      ['writ', 'Writ', startWrit],
+      ['floor', 'HTTP floor', startFloor],
+    ]
   : [
       ['writ', 'Writ', startWrit],
       ['peer', 'oidc-provider', startPeer],
+      ['floor', 'HTTP floor', startFloor],
     ];
 
 function describeHalf(name, h) {
@@ -416,6 +454,7 @@ async function main() {
     }
     describeToken('writ', r.writ.sampleToken);
     if (!DPOP) describeToken('oidc-provider', r.peer.sampleToken);
+    describeToken('floor', r.floor.sampleToken);
     rounds.push(r);
     console.log(
       `round ${i + 1}/${ROUNDS}: raw bound ${fmt(raw.pairsPerSec)} pairs/s (sign ${fmt(raw.signPerSec)}/s, ` +
@@ -434,6 +473,8 @@ async function main() {
     rawMicros: med((r) => 1e6 / r.raw.pairsPerSec),
     rawRatio: med((r) => r.writ.throughput / r.raw.pairsPerSec),
     peerRatio: DPOP ? Number.NaN : med((r) => r.writ.throughput / r.peer.throughput),
+    floorRawRatio: med((r) => r.floor.throughput / r.raw.pairsPerSec),
+    writFloorRatio: med((r) => r.writ.throughput / r.floor.throughput),
   };
   for (const [key] of SIDES) {
     medians[key] = {
@@ -530,6 +571,17 @@ async function main() {
       '≥ 1.5',
       medians.peerRatio >= 1.5 ? 'yes' : 'NO',
     ]);
+  const f = medians.floor;
+  table.push([
+    'HTTP floor (node:http + crypto only)',
+    fmt(f.throughput),
+    fmt(f.cpuMicrosPerRequest),
+    `${fmt(f.halfP50Ms, 2)} ms`,
+    `${fmt(f.halfP99Ms, 2)} ms`,
+    `${fmt(medians.floorRawRatio, 2)} of raw`,
+    '',
+    '',
+  ]);
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   console.log(
     `\n=== Issuance: medians of ${ROUNDS} rounds (ratios: medians of the per-round ratios; ` +
@@ -539,6 +591,10 @@ async function main() {
   console.log(
     `load generator: at most ${pct(generatorCpuMax)} of its core in any peak run; connection sweep ` +
       sweep.map((x) => `${x.connections}c ${fmt(x.throughput)}/s`).join(', '),
+  );
+  console.log(
+    `Writ ÷ HTTP floor: ${fmt(medians.writFloorRatio, 2)} (the floor verifies and signs over node:http and ` +
+      'does nothing else: no store, replay cache, audit, policy, limits or logs)',
   );
   console.log(`tokens checked: ${JSON.stringify(issued)}`);
   console.log(`took ${fmt((Date.now() - started) / 1000)} s`);

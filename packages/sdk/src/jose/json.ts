@@ -1,18 +1,21 @@
-/** Parses JSON and refuses objects nested deeper than `maxDepth` (bounded input, RFC 8725 §3.11 spirit). */
+/** Parses JSON and refuses values nested deeper than `maxDepth` (bounded input, RFC 8725 §3.11 spirit). */
 export function parseBoundedJson(text: string, maxDepth: number): unknown {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > maxDepth) throw new SyntaxError(`JSON nested deeper than ${maxDepth}`);
-    } else if (c === 0x7d || c === 0x5d) depth--;
+  // V8's JSON parser is iterative, so deep input cannot exhaust the stack; the walk below stops at the
+  // first container past the bound, and costs little for the flat objects tokens and requests carry.
+  const value: unknown = JSON.parse(text);
+  if (!withinDepth(value, maxDepth)) throw new SyntaxError(`JSON nested deeper than ${maxDepth}`);
+  return value;
+}
+
+function withinDepth(value: unknown, left: number): boolean {
+  if (typeof value !== 'object' || value === null) return true;
+  if (left === 0) return false;
+  if (Array.isArray(value)) {
+    for (const v of value) if (!withinDepth(v, left - 1)) return false;
+    return true;
   }
-  return JSON.parse(text);
+  for (const k in value) if (!withinDepth((value as Record<string, unknown>)[k], left - 1)) return false;
+  return true;
 }
 
 export const isPlainObject = (v: unknown): v is Record<string, unknown> =>
