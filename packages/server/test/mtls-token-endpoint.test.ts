@@ -30,6 +30,7 @@ function httpsForm(
   form: Record<string, string>,
   client?: TestCertificate,
   headers: Record<string, string> = {},
+  path = '/oauth2/token',
 ): Promise<HttpsReply> {
   const body = new URLSearchParams(form).toString();
   return new Promise((resolve, reject) => {
@@ -37,7 +38,7 @@ function httpsForm(
       {
         host: '127.0.0.1',
         port,
-        path: '/oauth2/token',
+        path,
         method: 'POST',
         ca: serverCa.pem,
         ...(client ? { cert: client.pem, key: client.key } : {}),
@@ -226,6 +227,27 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     assert.equal(intro['active'], true);
     assert.equal(intro['token_type'], 'Bearer');
     assert.deepEqual(intro['cnf'], { 'x5t#S256': x5tS256(c.svid.pem) });
+  });
+
+  it('authenticates introspection callers by certificate too (RFC 7662 with RFC 8705)', async () => {
+    const issued = await send(SVID, c.svid);
+    const token = issued.body['access_token'] as string;
+    const r = await httpsForm(port, c.serverCa, { client_id: SVID, token }, c.svid, {}, '/oauth2/introspect');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body['active'], true);
+    assert.deepEqual(r.body['cnf'], { 'x5t#S256': x5tS256(c.svid.pem) });
+    assert.equal((await lastEvent(h, 'token.introspected')).actor, SVID);
+    const bad = await httpsForm(
+      port,
+      c.serverCa,
+      { client_id: SVID, token },
+      c.evilSvid,
+      {},
+      '/oauth2/introspect',
+    );
+    assert.equal(bad.status, 401);
+    assert.equal(bad.body['error'], 'invalid_client');
+    assert.equal((await lastEvent(h, 'introspection.refused')).data['reason'], 'certificate_untrusted');
   });
 
   it('issues to a registered self-signed certificate (self_signed_tls_client_auth)', async () => {

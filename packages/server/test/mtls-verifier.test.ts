@@ -5,12 +5,107 @@ import { createServer, request, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { certificateThumbprint, type PresentedRequest, writNodeHttp } from '@writ/sdk/verifier';
+import {
+  certificateThumbprint,
+  type PresentedRequest,
+  type Verifier,
+  writExpress,
+  writFastify,
+  writHono,
+  writNodeHttp,
+} from '@writ/sdk/verifier';
+import type { AccessTokenClaims } from '@writ/sdk/wire';
+import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
 import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
 import { classDoc, decodeClaims, rawDoc } from './helpers/dpop.js';
 import { API, outcome, startVerifierWorld, type VerifierWorld } from './helpers/verifier.js';
 
 const HOLDER = 'spiffe://test.writ/mtls/holder';
+
+type Tls = { cert: string; key: string; requestCert: true; rejectUnauthorized: false };
+type Running = { port: number; close: () => Promise<void> };
+
+async function listening(server: Server): Promise<Running> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** One resource server per framework, each over HTTPS asking for client certificates: GET /reports. */
+const FRAMEWORKS: [string, (v: Verifier, tls: Tls) => Promise<Running>][] = [
+  [
+    'node:http',
+    (v, tls) => {
+      const auth = writNodeHttp(v, { baseUrl: API });
+      return listening(
+        createServer(tls, async (req, res) => {
+          const claims = await auth(req, res);
+          if (!claims) return;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ sub: claims.sub }));
+        }),
+      );
+    },
+  ],
+  [
+    'Express',
+    (v, tls) => {
+      const app = express();
+      app.get('/reports', writExpress(v, { baseUrl: API }), (_req, res) => {
+        res.json({ sub: (res.locals['writ'] as AccessTokenClaims).sub });
+      });
+      return listening(createServer(tls, app));
+    },
+  ],
+  [
+    'Fastify',
+    async (v, tls) => {
+      const app = Fastify({ https: tls });
+      app.decorateRequest('writ', null);
+      app.addHook('preHandler', writFastify(v, { baseUrl: API }));
+      app.get('/reports', async (req) => ({ sub: (req as unknown as { writ: AccessTokenClaims }).writ.sub }));
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      return {
+        port: (app.server.address() as { port: number }).port,
+        close: async () => {
+          app.server.closeAllConnections();
+          await app.close();
+        },
+      };
+    },
+  ],
+  [
+    'Hono (a node bridge passing env.incoming, as @hono/node-server does)',
+    (v, tls) => {
+      const app = new Hono();
+      app.use('/reports', writHono(v, { baseUrl: API }));
+      app.get('/reports', (c) =>
+        c.json({ sub: (c as unknown as { get(k: string): AccessTokenClaims }).get('writ').sub }),
+      );
+      return listening(
+        createServer(tls, async (req, res) => {
+          const headers = new Headers();
+          for (const [k, values] of Object.entries(req.headersDistinct))
+            for (const x of values ?? []) headers.append(k, x);
+          const response = await app.fetch(
+            new Request(`https://${req.headers.host}${req.url}`, { method: req.method!, headers }),
+            { incoming: req },
+          );
+          res.writeHead(response.status, Object.fromEntries(response.headers));
+          res.end(Buffer.from(await response.arrayBuffer()));
+        }),
+      );
+    },
+  ],
+];
 
 /** GET over real HTTPS to the resource server, presenting `client` as TLS client certificate (or none). */
 function get(
@@ -55,8 +150,7 @@ describe('verifier: certificate-bound tokens (RFC 8705 §3)', {
   let stranger: TestCertificate;
   let serverCa: TestCertificate;
   let token: string;
-  let api: Server;
-  let apiPort: number;
+  let apiTls: Tls;
   const presenting = (cert: PresentedRequest['clientCertificate']): PresentedRequest => ({
     authorization: `Bearer ${token}`,
     dpop: [],
@@ -99,22 +193,9 @@ describe('verifier: certificate-bound tokens (RFC 8705 §3)', {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     token = r.body['access_token'] as string;
     assert.deepEqual(decodeClaims(token)['cnf'], { 'x5t#S256': x5tS256(holder.pem) });
-
-    const auth = writNodeHttp(w.verifier, { baseUrl: API });
-    api = createServer(
-      { cert: apiCert.pem, key: apiCert.key, requestCert: true, rejectUnauthorized: false },
-      async (req, res) => {
-        const claims = await auth(req, res);
-        if (!claims) return;
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ sub: claims.sub }));
-      },
-    );
-    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-    apiPort = (api.address() as { port: number }).port;
+    apiTls = { cert: apiCert.pem, key: apiCert.key, requestCert: true, rejectUnauthorized: false };
   });
   after(async () => {
-    if (api) await new Promise((r) => api.close(r));
     await w?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -131,15 +212,24 @@ describe('verifier: certificate-bound tokens (RFC 8705 §3)', {
     assert.equal(await outcome(w.verifier, presenting(stranger.pem)), 'mtls_certificate_mismatch');
   });
 
-  it('node:http middleware takes the certificate from the TLS connection', async () => {
-    const ok = await get(apiPort, serverCa, token, holder);
-    assert.equal(ok.status, 200, JSON.stringify(ok.body));
-    assert.equal(ok.body['sub'], HOLDER);
-    const other = await get(apiPort, serverCa, token, stranger);
-    assert.equal(other.status, 401);
-    assert.equal(other.body['error'], 'invalid_token');
-    const none = await get(apiPort, serverCa, token);
-    assert.equal(none.status, 401);
-    assert.equal(none.body['error'], 'invalid_token');
-  });
+  for (const [name, start] of FRAMEWORKS) {
+    it(`${name} middleware takes the certificate from the TLS connection`, async () => {
+      const api = await start(w.verifier, apiTls);
+      try {
+        const ok = await get(api.port, serverCa, token, holder);
+        assert.equal(ok.status, 200, JSON.stringify(ok.body));
+        assert.equal(ok.body['sub'], HOLDER);
+        const other = await get(api.port, serverCa, token, stranger);
+        assert.equal(other.status, 401);
+        assert.equal(other.body['error'], 'invalid_token');
+        assert.match(String(other.body['error_description']), /another client certificate/);
+        const none = await get(api.port, serverCa, token);
+        assert.equal(none.status, 401);
+        assert.equal(none.body['error'], 'invalid_token');
+        assert.match(String(none.body['error_description']), /present it over mutual TLS/);
+      } finally {
+        await api.close();
+      }
+    });
+  }
 });
