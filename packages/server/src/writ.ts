@@ -1,3 +1,4 @@
+import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { applyConfig } from './admin/operations.js';
@@ -14,6 +15,7 @@ import { buildApp } from './http/app.js';
 import { createMetrics } from './http/metrics.js';
 import { type KeyEncryptionKey, kekFromBytes } from './keys/kek.js';
 import { createKeyManager } from './keys/key-manager.js';
+import { reloadTls, tlsFilesStamp } from './mtls/reload.js';
 import { loadTlsSettings } from './mtls/trust.js';
 import { MemoryRateLimiter, StoreRateLimiter } from './oauth/rate-limit.js';
 import type { PolicySources } from './policy/compile.js';
@@ -23,6 +25,9 @@ import { RevocationSet } from './revocation/revocation-set.js';
 import { syncRevocations } from './revocation/revoke.js';
 import type { Store } from './store/store.js';
 import { sweepTasks } from './tasks/tasks.js';
+
+/** How often the TLS files are checked for a change (a stat each, no read unless one changed). */
+const TLS_WATCH_MS = 30_000;
 
 export interface WritOptions {
   settings: Settings;
@@ -150,6 +155,18 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       settings.tasks.sweepInterval * 1000,
     ),
   ];
+  // Certificates get renewed and SPIRE rotates trust bundles: TLS files are re-read when they change.
+  let tlsStamp = tlsFilesStamp(settings.tls);
+  timers.push(
+    setInterval(() => {
+      const next = tlsFilesStamp(settings.tls);
+      if (next === tlsStamp) return;
+      tlsStamp = next;
+      reloadTls(ctx, ctx.mtls.server ? (app.server as unknown as HttpsServer) : undefined).catch(
+        (e: unknown) => logger.error({ err: (e as Error).message }, 'TLS reload failed'),
+      );
+    }, TLS_WATCH_MS),
+  );
   for (const t of timers) t.unref();
 
   let closed = false;

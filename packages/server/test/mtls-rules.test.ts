@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import { validateConfig } from '../src/config/config-dir.js';
 import { ConfigError } from '../src/errors.js';
+import { reloadTls } from '../src/mtls/reload.js';
 import { parseDistinguishedName, sameName } from '../src/mtls/x509-extensions.js';
 import {
   hasOpenssl,
@@ -104,6 +105,8 @@ describe('mTLS rules: chains, SAN rules, key usage, trust domains', {
     const server = makeLeaf(dir, 'server', serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
     const root = makeCa(dir, 'spiffe-root', '/O=SPIFFE/CN=test.writ root');
     const otherRoot = makeCa(dir, 'other-root', '/O=SPIFFE/CN=other.writ root');
+    certs['root'] = root;
+    certs['otherRoot'] = otherRoot;
     const corp = makeCa(dir, 'corp', '/O=Corp/CN=Corp CA');
     certs['intermediate'] = makeIntermediate(dir, 'spiffe-intermediate', root);
     certs['chained'] = makeLeaf(dir, 'chained', certs['intermediate'], {
@@ -235,6 +238,22 @@ describe('mTLS rules: chains, SAN rules, key usage, trust domains', {
     );
     const ok = validateConfig([...base, w({ self_signed_certificates: [certs['dns']!.pem] })]);
     assert.deepEqual(ok.workloads[0]!.tlsCertificates, [x5tS256(certs['dns']!.pem)]);
+  });
+
+  it('reloads rotated trust bundles; a bundle that does not load leaves the old one in force', async () => {
+    const server = h.writ.app.server as unknown as import('node:https').Server;
+    // other.writ rotates to a CA that did sign the foreign SVID.
+    writeFileSync(certs['otherRoot']!.certFile, certs['root']!.pem);
+    assert.equal(await reloadTls(h.writ.ctx, server), true);
+    assert.deepEqual((await lastEvent(h, 'tls.reloaded')).data['spiffe_trust_domains'], [
+      'other.writ',
+      'test.writ',
+    ]);
+    assert.equal((await tokenFor(FOREIGN, as(certs['foreign']!))).status, 200);
+    writeFileSync(certs['otherRoot']!.certFile, 'not a bundle');
+    assert.equal(await reloadTls(h.writ.ctx, server), false);
+    assert.match(String((await lastEvent(h, 'tls.reload_failed')).data['reason']), /no certificate/);
+    assert.equal((await tokenFor(FOREIGN, as(certs['foreign']!))).status, 200);
   });
 
   it('parses RFC 4514 names: order, escapes, multi-valued RDNs, hex pairs', () => {
