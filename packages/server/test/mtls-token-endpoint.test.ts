@@ -229,6 +229,30 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     assert.deepEqual(intro['cnf'], { 'x5t#S256': x5tS256(c.svid.pem) });
   });
 
+  it('exchanges a certificate-bound token only for a client presenting its certificate (RFC 8693)', async () => {
+    const subject = (await send(SVID, c.svid)).body['access_token'] as string;
+    const exchange = {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: subject,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    };
+    const r = await httpsForm(port, c.serverCa, { ...exchange, client_id: SVID }, c.svid);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(decodeClaims(r.body['access_token'] as string)['cnf'], {
+      'x5t#S256': x5tS256(c.svid.pem),
+    });
+    await refused(
+      () =>
+        httpsForm(port, c.serverCa, {
+          ...exchange,
+          client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+          client_assertion: h.assertion({ clientId: SVID, key: svidKey }),
+        }),
+      'mtls_binding_required',
+      { error: 'unauthorized_client', status: 400 },
+    );
+  });
+
   it('authenticates introspection callers by certificate too (RFC 7662 with RFC 8705)', async () => {
     const issued = await send(SVID, c.svid);
     const token = issued.body['access_token'] as string;

@@ -14,6 +14,7 @@ import { verifyAccessToken } from '../../tokens/access-token.js';
 import { assertionRules } from '../assertion-rules.js';
 import { parseScope } from '../class-selection.js';
 import { authenticateClient } from '../client-auth/authenticate.js';
+import { certificateBinding, certificateInput } from '../client-auth/tls-client-auth.js';
 import { issueAccessToken } from '../issue.js';
 import { requestedTtl } from '../request-params.js';
 import { issueForFederatedToken } from './federated.js';
@@ -42,7 +43,13 @@ export const tokenExchange: Grant = {
         throw invalidRequest('actor_token is not supported with a federation token');
       return issueForFederatedToken(ctx, params, req, token, GrantType.tokenExchange, TokenType.accessToken);
     }
-    const client = authenticateClient(params, req.authorization, ctx.registry, assertionRules(ctx));
+    const client = authenticateClient(
+      params,
+      req.authorization,
+      ctx.registry,
+      assertionRules(ctx),
+      certificateInput(ctx, req),
+    );
     const subjectToken = single(params, 'subject_token', ctx.settings.limits.tokenBytes);
     if (subjectToken === undefined) throw invalidRequest('subject_token is required');
     const subjectType = single(params, 'subject_token_type', 256);
@@ -96,6 +103,8 @@ export const tokenExchange: Grant = {
     if (!scopes.every((s) => granted.includes(s)))
       throw invalidScope('an exchanged token cannot widen the scope of the subject token');
 
+    // RFC 8705 §3: the new token is bound to the certificate its holder, the actor, authenticated with.
+    const x5t = certificateBinding(cls, client);
     const dpop = await checkTokenEndpointDpop(ctx, req, Paths.token, cls.binding === 'dpop');
     return issueAccessToken(
       ctx,
@@ -110,6 +119,7 @@ export const tokenExchange: Grant = {
         authMethod: client.method,
         replay: client.replay,
         dpop,
+        ...(x5t !== undefined ? { x5t } : {}),
         tid: subject.tid,
         notAfter: subject.exp,
         act,
