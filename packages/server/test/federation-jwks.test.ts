@@ -56,6 +56,28 @@ describe('issuer JWKS cache', () => {
     assert.equal(f.calls(), 3, 'past max age');
   });
 
+  it('never uses a set past its max age: a failed refetch refuses, and is retried only after the cooldown', async () => {
+    const clock = fakeClock();
+    let up = true;
+    const f = countingFetch(() => (up ? json({ keys: [jwk] }) : new Response('', { status: 503 })));
+    const jwks = new RemoteJwks('https://issuer.example/jwks', {
+      clock,
+      cooldownMs: 30_000,
+      maxAgeMs: 600_000,
+      fetch: f.fetch,
+    });
+    await jwks.resolve({ alg: 'ES256', kid: 'k1' });
+    up = false;
+    clock.advance(600_000);
+    await assert.rejects(jwks.resolve({ alg: 'ES256', kid: 'k1' }), JwksUnavailableError);
+    await assert.rejects(jwks.resolve({ alg: 'ES256', kid: 'k1' }), JwksUnavailableError);
+    assert.equal(f.calls(), 2, 'the failed fetch is not retried within the cooldown');
+    up = true;
+    clock.advance(30_000);
+    await jwks.resolve({ alg: 'ES256', kid: 'k1' });
+    assert.equal(f.calls(), 3);
+  });
+
   it('fails closed on a bad answer: not 200, too large, not JSON, no keys; keys it must not use are dropped', async () => {
     const cases: Array<() => Response> = [
       () => new Response('{}', { status: 500 }),

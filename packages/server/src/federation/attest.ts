@@ -101,7 +101,11 @@ export async function attestFederatedToken(ctx: WritContext, token: string): Pro
     jti: jti?.slice(0, 256),
     fingerprint: v.fingerprint,
     exp,
-    replay: { key, until: (exp + issuer.spec.clockSkew) * 1000 },
+    // Past `iat + max_token_age` the token is refused anyway: no need to remember it longer.
+    replay: {
+      key,
+      until: (Math.min(exp, (claims.iat as number) + issuer.spec.maxTokenAge) + issuer.spec.clockSkew) * 1000,
+    },
   };
 }
 

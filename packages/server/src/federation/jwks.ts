@@ -44,7 +44,10 @@ export class RemoteJwks implements IssuerKeys {
   readonly #uri: string;
   readonly #o: RemoteJwksOptions;
   #set: KeyResolver | undefined;
-  #fetchedAt = Number.NEGATIVE_INFINITY;
+  /** When the current set was fetched. */
+  #setAt = Number.NEGATIVE_INFINITY;
+  /** When a fetch was last tried, successful or not: the cooldown counts from here. */
+  #triedAt = Number.NEGATIVE_INFINITY;
   #inflight: Promise<KeyResolver> | undefined;
 
   constructor(uri: string, o: RemoteJwksOptions) {
@@ -54,7 +57,13 @@ export class RemoteJwks implements IssuerKeys {
 
   async resolve(header: JWSHeaderParameters): Promise<ResolvedKey> {
     let set = this.#set;
-    if (!set || this.#o.clock.now() - this.#fetchedAt >= this.#o.maxAgeMs) set = await this.#refresh();
+    if (!set || this.#o.clock.now() - this.#setAt >= this.#o.maxAgeMs) {
+      // No set, or one past its age: never used. A fetch that just failed is not retried before the
+      // cooldown, so an unreachable JWKS is not hammered.
+      if (!this.#inflight && this.#o.clock.now() - this.#triedAt < this.#o.cooldownMs)
+        throw new JwksUnavailableError('the JWKS could not be fetched; retrying after the cooldown');
+      set = await this.#refresh();
+    }
     try {
       return await set(header);
     } catch (err) {
@@ -62,7 +71,7 @@ export class RemoteJwks implements IssuerKeys {
       // Another caller refreshed meanwhile: try its set before deciding to fetch.
       if (this.#set && this.#set !== set) return this.#set(header);
       if (this.#inflight) return (await this.#inflight)(header);
-      if (this.#o.clock.now() - this.#fetchedAt < this.#o.cooldownMs) throw err;
+      if (this.#o.clock.now() - this.#triedAt < this.#o.cooldownMs) throw err;
       return (await this.#refresh())(header);
     }
   }
@@ -75,8 +84,7 @@ export class RemoteJwks implements IssuerKeys {
   }
 
   async #fetch(): Promise<KeyResolver> {
-    // The attempt counts for the cooldown even when it fails: an unreachable JWKS is not hammered.
-    this.#fetchedAt = this.#o.clock.now();
+    this.#triedAt = this.#o.clock.now();
     const maxBytes = this.#o.maxBytes ?? 65_536;
     let body: string;
     try {
@@ -99,7 +107,7 @@ export class RemoteJwks implements IssuerKeys {
     if (!Array.isArray(keys) || keys.length > 100)
       throw new JwksUnavailableError('the JWKS has no keys array (or more than 100 keys)');
     this.#set = createLocalJWKSet({ keys: usableKeys(keys) } as JSONWebKeySet);
-    this.#fetchedAt = this.#o.clock.now();
+    this.#setAt = this.#o.clock.now();
     return this.#set;
   }
 }
