@@ -8,6 +8,8 @@ import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import { validateConfig } from '../src/config/config-dir.js';
 import { ConfigError } from '../src/errors.js';
+import { parseForwardedCertificate } from '../src/http/client-certificate.js';
+import { certificateThumbprint } from '../src/mtls/certificate.js';
 import { reloadTls } from '../src/mtls/reload.js';
 import { parseDistinguishedName, sameName } from '../src/mtls/x509-extensions.js';
 import {
@@ -254,6 +256,32 @@ describe('mTLS rules: chains, SAN rules, key usage, trust domains', {
     assert.equal(await reloadTls(h.writ.ctx, server), false);
     assert.match(String((await lastEvent(h, 'tls.reload_failed')).data['reason']), /no certificate/);
     assert.equal((await tokenFor(FOREIGN, as(certs['foreign']!))).status, 200);
+  });
+
+  it('reads forwarded certificates as proxies send them', () => {
+    const pem = certs['dns']!.pem;
+    const want = x5tS256(pem);
+    const leaf = (v: string) => {
+      const c = parseForwardedCertificate(v);
+      return c ? certificateThumbprint(c.leaf) : undefined;
+    };
+    assert.equal(leaf(encodeURIComponent(pem)), want, 'URL-encoded PEM (nginx $ssl_client_escaped_cert)');
+    assert.equal(leaf(pem.replace(/\n/g, ' ')), want, 'PEM with its line breaks as spaces');
+    assert.equal(leaf(certs['dns']!.x509.raw.toString('base64')), want, 'base64 DER');
+    const xfcc = (p: string) => `By=spiffe://test.writ/proxy;Hash=00;Cert="${encodeURIComponent(p)}";URI=`;
+    assert.equal(leaf(`${xfcc(certs['ip']!.pem)},${xfcc(pem)}`), want, 'Envoy XFCC: the last element');
+    const chain = parseForwardedCertificate(
+      encodeURIComponent(certs['chained']!.pem + certs['intermediate']!.pem),
+    );
+    assert.equal(chain?.intermediates.length, 1);
+    for (const junk of [
+      '',
+      'garbage',
+      '%E0%A4%A',
+      'Cert="x"',
+      '-----BEGIN CERTIFICATE-----AAAA-----END CERTIFICATE-----',
+    ])
+      assert.equal(parseForwardedCertificate(junk), undefined, junk);
   });
 
   it('parses RFC 4514 names: order, escapes, multi-valued RDNs, hex pairs', () => {

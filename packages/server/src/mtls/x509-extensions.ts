@@ -30,7 +30,7 @@ function readTlv(buf: Uint8Array, at: number, limit: number): Tlv {
   let start = at + 2;
   if (len & 0x80) {
     const n = len & 0x7f;
-    if (n === 0 || n > 4) throw new DerError('bad length');
+    if (n === 0 || n > 4 || start + n > limit) throw new DerError('bad length');
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + buf[start + i]!;
     start += n;

@@ -80,7 +80,8 @@ export function authenticateCertificate(
   // A CA-issued client certificate must say it is one: an end entity, for client authentication.
   if (leaf.ca) throw refuse('certificate_is_ca', audit);
   if (eku === undefined) throw refuse('certificate_eku', audit);
-  if (rule.rule === 'x509_svid' && !facts.keyUsage?.digitalSignature)
+  // X.509-SVID §4.3: a leaf SVID has digitalSignature and must not sign certificates or CRLs.
+  if (rule.rule === 'x509_svid' && (!facts.keyUsage?.digitalSignature || facts.keyUsage.keyCertSign))
     throw refuse('certificate_key_usage', audit);
   const mismatch = identityProblem(rule, facts);
   if (mismatch) throw refuse('certificate_identity_mismatch', { ...audit, ...mismatch });
