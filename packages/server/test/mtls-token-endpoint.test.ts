@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
+import Database from 'better-sqlite3';
 import { fakeClock } from '../src/clock.js';
 import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
 import { classDoc, count, decodeClaims, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
@@ -109,17 +110,29 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     o: { status?: number; error?: string } = {},
   ) => {
     const issuedBefore = await count(h, 'token.issued');
+    const storedBefore = storedTokens();
     const refusedBefore = await count(h, 'token.refused');
     const reply = await r();
     assert.equal(reply.status, o.status ?? 401, JSON.stringify(reply.body));
     assert.equal(reply.body['error'], o.error ?? 'invalid_client');
     assert.equal(reply.body['access_token'], undefined);
     assert.equal(await count(h, 'token.issued'), issuedBefore, 'nothing issued');
+    assert.equal(storedTokens(), storedBefore, 'no token recorded in the store');
     assert.equal(await count(h, 'token.refused'), refusedBefore + 1, 'the refusal is audited');
     const ev = await lastEvent(h, 'token.refused');
     assert.equal(ev.outcome, 'refused');
     assert.equal(ev.data['reason'], reason);
     return ev;
+  };
+
+  /** Token records in the harness's SQLite file, read through a connection of its own. */
+  const storedTokens = (): number => {
+    const db = new Database(join(h.dir, 'writ.db'), { readonly: true });
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM tokens').get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
   };
 
   before(async () => {
@@ -220,6 +233,7 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     assert.deepEqual(claims['cnf'], { 'x5t#S256': x5tS256(c.svid.pem) });
     const ev = await lastEvent(h, 'token.issued');
     assert.equal(ev.jti, claims['jti']);
+    assert.equal((await h.store.getToken(claims['jti'] as string))?.sub, SVID);
     assert.equal(ev.data['auth_method'], 'tls_client_auth');
     assert.equal(ev.data['binding'], 'mtls');
     assert.equal(ev.data['x5t'], x5tS256(c.svid.pem));
