@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { WorkloadClient } from '../client/workload-client.js';
 import { createDpopProof } from '../dpop/create-proof.js';
 import { importPublicJwk, type VerificationKey, type VerifyAlgorithm } from '../jose/jwk.js';
@@ -339,13 +339,13 @@ export function createVerifier(o: VerifierOptions): Verifier {
   const verifyToken = async (
     token: string,
   ): Promise<{ claims: AccessTokenClaims; kid: string; cached: boolean }> => {
-    const hash = createHash('sha256').update(token).digest('base64url');
-    const hit = cache.get(hash);
+    const digest = hash('sha256', token, 'base64url');
+    const hit = cache.get(digest);
     const nowS = Math.floor(now() / 1000);
     if (hit) {
       // Everything time- or key-dependent is checked again; only the signature is not.
       if (hit.claims.exp <= nowS - leeway) {
-        cache.delete(hash);
+        cache.delete(digest);
         throw new RequestRefusal('invalid_token', 'expired', 'token has expired');
       }
       if (hit.claims.nbf > nowS + leeway)
@@ -353,7 +353,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       if (keys.some((k) => k.thumbprint === hit.thumbprint))
         return { claims: hit.claims, kid: hit.kid, cached: true };
       // Its key is no longer published: verify from scratch (and refuse unless the key is back).
-      cache.delete(hash);
+      cache.delete(digest);
     }
     const check = {
       issuer,
@@ -376,7 +376,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       }
     }
     if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-    cache.set(hash, { claims: verified.claims, kid: verified.kid, thumbprint: verified.key.thumbprint });
+    cache.set(digest, { claims: verified.claims, kid: verified.kid, thumbprint: verified.key.thumbprint });
     return { claims: verified.claims, kid: verified.kid, cached: false };
   };
 
