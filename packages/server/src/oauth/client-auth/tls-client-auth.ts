@@ -88,9 +88,12 @@ export function authenticateCertificate(
   return { method: ClientAuthMethod.tlsClientAuth, thumbprint, source: presented.source };
 }
 
-/** Extended key usage OIDs, or undefined when the extension is absent (node reports that as undefined). */
+/**
+ * Extended key usage OIDs, or undefined when the extension is absent. Node 20 calls them `keyUsage`;
+ * later versions add `extKeyUsage` for the same list.
+ */
 function extendedKeyUsage(cert: X509Certificate): string[] | undefined {
-  const k = cert.keyUsage as string[] | undefined;
+  const k = (cert as X509Certificate & { extKeyUsage?: string[] }).extKeyUsage ?? cert.keyUsage;
   return Array.isArray(k) ? k : undefined;
 }
 
