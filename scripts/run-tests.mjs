@@ -25,5 +25,25 @@ if (files.length === 0) {
 }
 const filter = process.argv[2];
 const selected = filter ? files.filter((f) => f.includes(filter)) : files;
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...selected], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const run = (list, env = process.env) =>
+  spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...list], { stdio: 'inherit', env })
+    .status ?? 1;
+let status = run(selected);
+
+// The HTTP suite a second time on the PostgreSQL store (each harness in a schema of its own). Tests that
+// already run on PostgreSQL (store conformance, clusters) are not repeated.
+const pgUrl = process.env.WRIT_TEST_POSTGRES_URL;
+const again = selected.filter(
+  (f) =>
+    f.startsWith('packages/server/') &&
+    !/(^|\/)(store-|cluster-|federation-cluster)/.test(f.split('/').pop()),
+);
+if (process.env.WRIT_TEST_STORE === undefined && again.length > 0) {
+  if (!pgUrl) {
+    console.log('# skipping the PostgreSQL pass of the HTTP suite: WRIT_TEST_POSTGRES_URL is unset');
+  } else {
+    console.log(`# the HTTP suite again on the PostgreSQL store (${again.length} files)`);
+    status = run(again, { ...process.env, WRIT_TEST_STORE: 'postgres' }) || status;
+  }
+}
+process.exit(status);

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
-import Database from 'better-sqlite3';
 import { fakeClock } from '../src/clock.js';
 import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
 import { classDoc, count, decodeClaims, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
@@ -110,14 +109,14 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     o: { status?: number; error?: string } = {},
   ) => {
     const issuedBefore = await count(h, 'token.issued');
-    const storedBefore = storedTokens();
+    const storedBefore = await storedTokens();
     const refusedBefore = await count(h, 'token.refused');
     const reply = await r();
     assert.equal(reply.status, o.status ?? 401, JSON.stringify(reply.body));
     assert.equal(reply.body['error'], o.error ?? 'invalid_client');
     assert.equal(reply.body['access_token'], undefined);
     assert.equal(await count(h, 'token.issued'), issuedBefore, 'nothing issued');
-    assert.equal(storedTokens(), storedBefore, 'no token recorded in the store');
+    assert.equal(await storedTokens(), storedBefore, 'no token recorded in the store');
     assert.equal(await count(h, 'token.refused'), refusedBefore + 1, 'the refusal is audited');
     const ev = await lastEvent(h, 'token.refused');
     assert.equal(ev.outcome, 'refused');
@@ -125,15 +124,8 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     return ev;
   };
 
-  /** Token records in the harness's SQLite file, read through a connection of its own. */
-  const storedTokens = (): number => {
-    const db = new Database(join(h.dir, 'writ.db'), { readonly: true });
-    try {
-      return (db.prepare('SELECT count(*) AS n FROM tokens').get() as { n: number }).n;
-    } finally {
-      db.close();
-    }
-  };
+  /** Token records in the harness's store, counted through a connection of its own. */
+  const storedTokens = (): Promise<number> => h.countRows('tokens');
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'writ-mtls-'));

@@ -96,7 +96,7 @@ describe('interop: oauth4webapi client, jose verifier', () => {
     assert.equal(issued.length, 1);
     assert.equal(issued[0]!.jti, payload.jti);
     assert.equal(issued[0]!.data['auth_method'], 'private_key_jwt');
-    assert.equal(tokenRows(h), 1);
+    assert.equal(await tokenRows(h), 1);
   });
 
   it('jose refuses the token for another audience and under another typ', async () => {

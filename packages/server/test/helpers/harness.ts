@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import pino from 'pino';
 import type { Clock } from '../../src/clock.js';
 import { type RawDocument, validateConfig } from '../../src/config/config-dir.js';
@@ -11,6 +13,7 @@ import { resolveSettings, type Settings } from '../../src/config/settings.js';
 import { encodeBase64url } from '../../src/jose/base64url.js';
 import { jwkThumbprint } from '../../src/jose/jwk.js';
 import { kekFromBytes } from '../../src/keys/kek.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { createWrit, type Writ } from '../../src/writ.js';
@@ -84,6 +87,8 @@ export interface Harness {
   adminToken(): Promise<string>;
   admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Reply>;
   auditEvents(type?: string): Promise<import('../../src/store/store.js').AuditEvent[]>;
+  /** Rows of one store table, counted through a second connection (what a refusal must not add). */
+  countRows(table: 'tokens' | 'revocations' | 'tasks'): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -198,7 +203,64 @@ function sha256hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-/** Starts a Writ on a real SQLite file in a temp dir, with a real KEK and real keys. */
+/**
+ * The store every harness runs on: the embedded SQLite file by default; with WRIT_TEST_STORE=postgres,
+ * a fresh schema of its own in the database at WRIT_TEST_POSTGRES_URL (dropped on close), so the whole
+ * HTTP suite can run once on each store.
+ */
+export const TEST_STORE: 'sqlite' | 'postgres' =
+  process.env['WRIT_TEST_STORE'] === 'postgres' ? 'postgres' : 'sqlite';
+
+/** `{ skip }` for cases that reach into the SQLite file itself (with the reason printed under PostgreSQL). */
+export const sqliteFileOnly = {
+  skip:
+    TEST_STORE === 'postgres'
+      ? 'edits the embedded SQLite file directly (the chain check is the same code on both stores; PostgreSQL chain integrity is in the store conformance suite, its faults in cluster-faults)'
+      : false,
+} as const;
+
+interface HarnessStore {
+  store: Store;
+  count: (table: string) => Promise<number>;
+  drop: () => Promise<void>;
+}
+
+async function openHarnessStore(dir: string): Promise<HarnessStore> {
+  if (TEST_STORE === 'sqlite') {
+    const path = join(dir, 'writ.db');
+    const count = async (table: string) => {
+      const db = new Database(path, { readonly: true, fileMustExist: true });
+      try {
+        return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    return { store: openSqliteStore({ path }), count, drop: async () => {} };
+  }
+  const url = process.env['WRIT_TEST_POSTGRES_URL'];
+  if (!url) throw new Error('WRIT_TEST_STORE=postgres needs WRIT_TEST_POSTGRES_URL');
+  const schema = `writ_h_${randomBytes(6).toString('hex')}`;
+  const store = await openPostgresStore(url, { schema, maxConnections: 4 });
+  const sql = async (text: string): Promise<pg.QueryResult> => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return await c.query(text);
+    } finally {
+      await c.end();
+    }
+  };
+  return {
+    store,
+    count: async (table) => Number((await sql(`SELECT count(*) AS n FROM "${schema}".${table}`)).rows[0].n),
+    drop: async () => {
+      await sql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    },
+  };
+}
+
+/** Starts a Writ on a real store (see TEST_STORE) in a temp dir, with a real KEK and real keys. */
 export async function startHarness(
   opts: {
     clock?: Clock;
@@ -215,7 +277,7 @@ export async function startHarness(
     {},
     { 'listen.port': port, 'log.level': 'silent', ...opts.settings },
   );
-  const store = openSqliteStore({ path: join(dir, 'writ.db') });
+  const { store, count, drop } = await openHarnessStore(dir);
   const workloadKey = testKey();
   const otherKey = testKey('EdDSA');
   const operatorKey = testKey();
@@ -320,8 +382,10 @@ export async function startHarness(
     async auditEvents(type) {
       return store.queryAudit({ limit: 100_000, ...(type ? { type } : {}) });
     },
+    countRows: (table) => count(table),
     async close() {
       await writ.close();
+      await drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

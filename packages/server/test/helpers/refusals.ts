@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type { AuditEvent } from '../../src/store/store.js';
 import type { Harness, Reply } from './harness.js';
 
@@ -12,21 +10,16 @@ export interface IssuanceState {
   lastSeq: number;
 }
 
-/** Rows in the tokens table, read through a second (read-only) connection to the harness database. */
-export function tokenRows(h: Harness): number {
-  const db = new Database(join(h.dir, 'writ.db'), { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM tokens').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+/** Rows in the tokens table, read through a second connection to the harness database. */
+export function tokenRows(h: Harness): Promise<number> {
+  return h.countRows('tokens');
 }
 
 export async function issuanceState(h: Harness): Promise<IssuanceState> {
   const [last] = await h.store.queryAudit({ limit: 1, order: 'desc' });
   return {
     issuedEvents: (await h.auditEvents('token.issued')).length,
-    tokenRows: tokenRows(h),
+    tokenRows: await tokenRows(h),
     lastSeq: last?.seq ?? 0,
   };
 }
