@@ -19,7 +19,8 @@ import { reloadTls, tlsFilesStamp } from './mtls/reload.js';
 import { loadTlsSettings } from './mtls/trust.js';
 import { MemoryRateLimiter, StoreRateLimiter } from './oauth/rate-limit.js';
 import type { PolicySources } from './policy/compile.js';
-import { openPolicyEngine, recordStartupPolicy } from './policy/operations.js';
+import { PolicyEngine } from './policy/engine.js';
+import { startPolicy } from './policy/operations.js';
 import { Registry } from './registry/registry.js';
 import { RevocationSet } from './revocation/revocation-set.js';
 import { syncRevocations } from './revocation/revoke.js';
@@ -37,7 +38,11 @@ export interface WritOptions {
   logger?: Logger;
   /** Config applied at start (audited as a diff, actor `startup`). */
   config?: ConfigBundle;
-  /** The config directory's `policies/` loaded at start; without it, the built-in set (docs/policy.md). */
+  /**
+   * The config directory's `policies/` (undefined: it has none, the built-in set). With `config` or
+   * `policies` given, the directory's set is applied at start when it changed since a directory was last
+   * applied; without either, the store's set is used (docs/policy.md, "In a cluster").
+   */
   policies?: PolicySources | undefined;
 }
 
@@ -91,7 +96,6 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
   });
   const registry = new Registry(store);
   await registry.reload();
-  const policy = await openPolicyEngine(store, options.policies);
   const ctx: WritContext = {
     settings,
     store,
@@ -114,10 +118,16 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     federation: new FederationTrust({ clock }),
     streams: new Set(),
     logger,
-    policy: policy.engine,
+    // The built-in set until the stored one is loaded, below, before anything is served.
+    policy: new PolicyEngine(),
   };
   await syncRevocations(ctx);
-  await recordStartupPolicy(ctx, policy.last);
+  await startPolicy(
+    ctx,
+    options.policies,
+    options.config !== undefined || options.policies !== undefined,
+    head,
+  );
   const follower = followEventLog(ctx, head);
   // Other nodes' events: PostgreSQL notifications wake the log reader at once; the event log's periodic
   // read covers a notification that was lost. The embedded store has no other writer to hear.

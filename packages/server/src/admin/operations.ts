@@ -1,7 +1,7 @@
 import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
-import { announceBundle } from '../policy/bundle.js';
+import { announceBundle, noteBundleChange } from '../policy/bundle.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
 import type { Store, WorkloadState } from '../store/store.js';
 
@@ -64,14 +64,21 @@ export async function applyConfig(
       else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
     }
     // Other nodes reload their registry on this event; verifiers following the stream ignore it.
-    await ctx.events.append(tx, 'config.applied', { changes: changes.length });
-    return ctx.audit.append({ type: 'config.applied', outcome: 'success', actor, data: { changes } }, tx);
+    const change = await ctx.events.append(tx, 'config.applied', { changes: changes.length });
+    await announceBundle(ctx, tx, change.seq);
+    return {
+      seq: change.seq,
+      audited: await ctx.audit.append(
+        { type: 'config.applied', outcome: 'success', actor, data: { changes } },
+        tx,
+      ),
+    };
   });
-  ctx.audit.noteCommitted(event);
+  ctx.audit.noteCommitted(event.audited);
   ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
-  await announceBundle(ctx);
+  noteBundleChange(ctx.policy, event.seq);
   return changes;
 }
 
@@ -108,8 +115,9 @@ export async function setWorkloadState(
         { kind: 'sub', value: id, issuedBefore: null, reason: `workload ${state}: ${reason}`, actor },
         tx,
       );
-    await ctx.events.append(tx, 'workload.state', { id, state });
-    return ctx.audit.append(
+    const change = await ctx.events.append(tx, 'workload.state', { id, state });
+    await announceBundle(ctx, tx, change.seq);
+    const audited = await ctx.audit.append(
       {
         type: `workload.${state === 'active' ? 'enabled' : state}`,
         outcome: 'success',
@@ -119,12 +127,13 @@ export async function setWorkloadState(
       },
       tx,
     );
+    return { seq: change.seq, audited };
   });
   if (!result) return false;
-  ctx.audit.noteCommitted(result);
+  ctx.audit.noteCommitted(result.audited);
   ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
-  await announceBundle(ctx);
+  noteBundleChange(ctx.policy, result.seq);
   return true;
 }

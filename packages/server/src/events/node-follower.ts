@@ -1,13 +1,21 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
+import { noteBundleChange } from '../policy/bundle.js';
+import { POLICY_CHANGED_EVENT, reloadPolicy } from '../policy/operations.js';
 import type { StreamEvent } from '../store/store.js';
 
+type Part = 'keys' | 'registry' | 'policy';
+
 /** What a node reloads when another node (or this one) changed it; each event names one. */
-const RELOADS: Readonly<Record<string, 'keys' | 'registry'>> = {
+const RELOADS: Readonly<Record<string, Part>> = {
   'keys.rotated': 'keys',
   'workload.state': 'registry',
   'config.applied': 'registry',
+  [POLICY_CHANGED_EVENT]: 'policy',
 };
+
+/** Changes that are in verifiers' policy bundles: their seq is the bundle version (policy/bundle.ts). */
+const BUNDLE_PARTS: ReadonlySet<Part> = new Set(['registry', 'policy']);
 
 export interface NodeFollower {
   /** The seq of the last event applied to this node's state. */
@@ -24,37 +32,45 @@ export interface NodeFollower {
 
 type FollowerContext = Pick<
   WritContext,
-  'events' | 'store' | 'clock' | 'revocations' | 'keys' | 'registry' | 'logger'
+  'events' | 'store' | 'clock' | 'revocations' | 'keys' | 'registry' | 'policy' | 'logger'
 >;
 
 /**
  * Keeps this node's in-memory state in step with the event log that every node appends to: each
  * revocation goes into the revocation set, a key rotation reloads the signing keys, a workload or
- * configuration change reloads the registry, in log order. The log is the truth: a node that missed
- * part of it (trimmed while the node was cut off) rebuilds everything from the store instead.
+ * configuration change reloads the registry, a policy change (set or API attributes) reloads the policy
+ * engine from the store, in log order. Once every reload asked for has succeeded, the bundle version
+ * moves to the last registry or policy change. The log is the truth: a node that missed part of it
+ * (trimmed while the node was cut off) rebuilds everything from the store instead.
  *
  * `from` is the log's last seq read before the node loaded its state, so nothing between is missed
  * (applying an event twice is harmless: revocations are idempotent by seq, reloads by nature).
  */
 export function followEventLog(ctx: FollowerContext, from: number): NodeFollower {
   let next = from + 1;
-  const pending = { rebuild: false, keys: false, registry: false };
+  const pending = { rebuild: false, keys: false, registry: false, policy: false };
+  /** The seq of the last event received that changes policy bundles. */
+  let bundleSeq = 0;
+  const reloading = () => pending.rebuild || pending.keys || pending.registry || pending.policy;
+  const reloadPart = (part: Part): Promise<void> =>
+    part === 'policy' ? reloadPolicy(ctx) : ctx[part].reload();
   let running: Promise<void> | undefined;
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
   const waiters = new Set<{ seq: number; done: (ok: boolean) => void }>();
-  const settled = () => !running && !pending.rebuild && !pending.keys && !pending.registry;
+  const settled = () => !running && !reloading();
   const wakeWaiters = () => {
     if (!settled()) return;
     for (const w of waiters) if (next - 1 >= w.seq) w.done(true);
   };
 
   const work = async () => {
-    while (!closed && (pending.rebuild || pending.keys || pending.registry)) {
+    while (!closed && reloading()) {
       if (pending.rebuild) {
         pending.rebuild = false;
         pending.keys = true;
         pending.registry = true;
+        pending.policy = true;
         try {
           ctx.revocations.reset(await ctx.store.listRevocations(0, ctx.clock.now()), 0);
         } catch (err) {
@@ -62,17 +78,20 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
           throw err;
         }
       }
-      for (const part of ['keys', 'registry'] as const) {
+      for (const part of ['keys', 'registry', 'policy'] as const) {
         if (!pending[part]) continue;
         pending[part] = false;
         try {
-          await ctx[part].reload();
+          await reloadPart(part);
         } catch (err) {
           pending[part] = true;
           throw err;
         }
       }
     }
+    // Nothing is pending: every reload asked for started after its event arrived, so what this node
+    // holds is at least as new as every change received.
+    if (!closed) noteBundleChange(ctx.policy, bundleSeq);
   };
 
   const schedule = () => {
@@ -96,13 +115,17 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
       // Events this node never read were trimmed: rebuild rather than apply a later one over the gap.
       ctx.logger.warn({ expected: next, got: e.seq }, 'event log gap; rebuilding node state from the store');
       pending.rebuild = true;
+      bundleSeq = e.seq;
     } else if (e.type === 'revocation' && !pending.rebuild) {
       ctx.revocations.apply(e.data['revocation'] as Revocation);
     }
     next = e.seq + 1;
     const reload = RELOADS[e.type];
-    if (reload) pending[reload] = true;
-    if (pending.rebuild || pending.keys || pending.registry) schedule();
+    if (reload) {
+      pending[reload] = true;
+      if (BUNDLE_PARTS.has(reload)) bundleSeq = e.seq;
+    }
+    if (reloading()) schedule();
     wakeWaiters();
   };
 
@@ -118,7 +141,7 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
 
   return {
     position: () => next - 1,
-    behind: () => pending.rebuild || pending.keys || pending.registry,
+    behind: reloading,
     reach(seq, timeoutMs) {
       if (settled() && next - 1 >= seq) return Promise.resolve(true);
       return new Promise<boolean>((resolve) => {

@@ -12,6 +12,7 @@ import { invalidRequest } from '../errors.js';
 import { authenticateStreamClient } from '../events/routes.js';
 import { info } from '../http/request.js';
 import { auditRefusal } from '../oauth/refusal.js';
+import type { Store } from '../store/store.js';
 import { writSchema } from './cedar.js';
 import type { PolicyEngine } from './engine.js';
 import { buildContext, isPrintable, REQUEST_ACTIONS } from './request.js';
@@ -19,45 +20,61 @@ import { actionMatches, headMatches } from './slice.js';
 
 type BundleContext = Pick<WritContext, 'policy' | 'registry' | 'clock'>;
 
-/** Per engine: what the last version was given for, and what was last announced on the stream. */
-const versions = new WeakMap<PolicyEngine, { key: string; version: number; announced: number }>();
-
 /**
- * The bundle version now: it grows whenever the policy set, any resource's attributes or the registry
- * changed since it was last asked for. Read after a change has taken effect, so a bundle built under
- * a version always holds that version's content. Starts at the clock's milliseconds, so a restarted
- * server never hands out a version lower than one it gave before.
+ * Per engine: the base of bundle versions (from the stored policy set, the same on every node) and the
+ * event-log seq of the last change of the policy set, an API's attributes or the registry that is in
+ * effect on this node (for a node started since, the log's head when it started).
  */
-export function bundleVersion(ctx: BundleContext): number {
-  const key = JSON.stringify([ctx.policy.version.id, ctx.policy.resourceGeneration, ctx.registry.generation]);
-  const known = versions.get(ctx.policy);
-  if (known && known.key === key) return known.version;
-  const version = Math.max((known?.version ?? 0) + 1, ctx.clock.now());
-  versions.set(ctx.policy, { key, version, announced: known?.announced ?? 0 });
-  return version;
+const positions = new WeakMap<PolicyEngine, { epoch: number; seq: number }>();
+
+/** Called at start, once the stored policy set is loaded: versions are `epoch + seq` from here on. */
+export function setBundleBase(engine: PolicyEngine, epoch: number, seq: number): void {
+  positions.set(engine, { epoch, seq });
+}
+
+/** The change logged at `seq` is in effect on this node (its own, or another node's it has reloaded). */
+export function noteBundleChange(engine: PolicyEngine, seq: number): void {
+  const p = positions.get(engine);
+  if (p && seq > p.seq) p.seq = seq;
+}
+
+function position(ctx: Pick<WritContext, 'policy' | 'clock'>): { epoch: number; seq: number } {
+  let p = positions.get(ctx.policy);
+  if (!p) {
+    // An engine started without a stored set (a test's own context): versions from the clock.
+    p = { epoch: ctx.clock.now(), seq: 0 };
+    positions.set(ctx.policy, p);
+  }
+  return p;
 }
 
 /**
- * Tells verifiers on the event stream that the bundle changed (a `policy.bundle` event with the new
- * version), once the change is in effect. Nothing is appended when the version did not move. Never
- * throws: the change already took effect, and a verifier that missed the announcement fetches the
- * bundle again whenever its stream reopens (a store that cannot take the event ends the streams too).
+ * The bundle version now: the event-log seq of the last change in effect on this node, plus the base
+ * every node reads from the store. Every node that has applied a change gives the same version for it,
+ * so a verifier may fetch from any node; the base (the clock's milliseconds when the store first held a
+ * policy set) keeps versions above those handed out before versions followed the log.
  */
-export async function announceBundle(ctx: WritContext): Promise<void> {
-  const version = bundleVersion(ctx);
-  const state = versions.get(ctx.policy)!;
-  if (state.announced >= version) return;
-  const before = state.announced;
-  state.announced = version;
-  try {
-    await ctx.store.transaction(async (tx) => {
-      await ctx.events.append(tx, POLICY_BUNDLE_EVENT, { version, policy_version: ctx.policy.version.id });
-    });
-    ctx.events.notify();
-  } catch (err) {
-    state.announced = before;
-    ctx.logger.error({ err: (err as Error).message, version }, 'could not announce the policy bundle');
-  }
+export function bundleVersion(ctx: Pick<WritContext, 'policy' | 'clock'>): number {
+  const p = position(ctx);
+  return p.epoch + p.seq;
+}
+
+/**
+ * Tells verifiers on the event stream that the bundle changes with the change logged at `changeSeq`:
+ * a `policy.bundle` event with its version, appended in the transaction that made the change. A
+ * verifier that fetches before the node it asks has applied the change gets the older version and
+ * fetches again (the SDK retries until it holds the version announced).
+ */
+export async function announceBundle(
+  ctx: Pick<WritContext, 'policy' | 'clock' | 'events'>,
+  tx: Store,
+  changeSeq: number,
+  policyVersion = ctx.policy.version.id,
+): Promise<void> {
+  await ctx.events.append(tx, POLICY_BUNDLE_EVENT, {
+    version: position(ctx).epoch + changeSeq,
+    policy_version: policyVersion,
+  });
 }
 
 /**

@@ -150,8 +150,8 @@ export class PolicyEngine {
    * Makes `set` the running set. Returns its version; the counter grows only when the content differs
    * from the last counted set. Resource attributes set through the admin API stay in force.
    */
-  load(set: CompiledPolicySet): PolicyVersion {
-    this.#version = this.preview(set);
+  load(set: CompiledPolicySet, counter?: number): PolicyVersion {
+    this.#version = this.preview(set, counter);
     this.#counter = this.#version.counter;
     this.#countedHash = set.hash;
     this.#set = set;
@@ -167,9 +167,12 @@ export class PolicyEngine {
     return this.#version;
   }
 
-  /** The version `set` would get if it were loaded now. */
-  preview(set: CompiledPolicySet): PolicyVersion {
-    const counter = set.hash === this.#countedHash ? this.#counter : this.#counter + 1;
+  /**
+   * The version `set` would get if it were loaded now; `counter` given, the version it has (the stored
+   * set's, which another node may have counted).
+   */
+  preview(set: CompiledPolicySet, given?: number): PolicyVersion {
+    const counter = given ?? (set.hash === this.#countedHash ? this.#counter : this.#counter + 1);
     return {
       id: `${counter}-${set.hash.slice(0, 12)}`,
       counter,
@@ -192,6 +195,25 @@ export class PolicyEngine {
       if (described) this.#described.set(id, { spec: described.spec, version });
     }
     return version;
+  }
+
+  /**
+   * Makes `specs` the admin-API attributes of every API (as the store holds them): those that changed
+   * get a new entity version, those that are gone fall back to the description.
+   */
+  replaceResources(specs: readonly ResourceSpec[]): void {
+    const next = new Map(specs.map((s) => [s.id, s]));
+    for (const id of [...this.#overrides.keys()]) if (!next.has(id)) this.setResource(id, undefined);
+    for (const [id, spec] of next) {
+      const held = this.#overrides.get(id)?.spec;
+      if (
+        !held ||
+        held.sensitivity !== spec.sensitivity ||
+        held.environment !== spec.environment ||
+        held.owner !== spec.owner
+      )
+        this.setResource(id, spec);
+    }
   }
 
   resource(id: string): ResourceSpec {

@@ -1,7 +1,8 @@
+import { POLICY_BUNDLE_EVENT } from '@writ/sdk/wire';
 import { Counter, type Registry } from 'prom-client';
 import type { WritContext } from '../context.js';
-import type { Store } from '../store/store.js';
-import { announceBundle } from './bundle.js';
+import type { Store, StoredPolicySet } from '../store/store.js';
+import { announceBundle, noteBundleChange, setBundleBase } from './bundle.js';
 import {
   type CompiledPolicySet,
   compilePolicies,
@@ -9,53 +10,43 @@ import {
   type PolicySources,
   type ResourceSpec,
 } from './compile.js';
-import { PolicyEngine, type PolicyEngineOptions, type PolicyVersion } from './engine.js';
+import type { PolicyEngine, PolicyVersion } from './engine.js';
+
+/** Appended when the stored policy set or an API's attributes change: every node reloads them. */
+export const POLICY_CHANGED_EVENT = 'policy.changed';
 
 /** Compiles what a config directory holds; `undefined` (no `policies/`) is the built-in set. */
 export function compileSources(sources: PolicySources | undefined): CompiledPolicySet {
   return sources ? compilePolicies(sources) : compilePolicies(DEFAULT_POLICY_SOURCES, true);
 }
 
+type PolicyContext = Pick<WritContext, 'store' | 'clock' | 'audit' | 'events' | 'policy' | 'logger'>;
+
 /**
- * Builds the engine at start: `sources` (or the built-in set), the version counter continued from the
- * last `policy.loaded` event, and the resource attributes set through the admin API replayed from the
- * audit log (`resource.updated` events, oldest first).
+ * Local changes and reloads from the store take turns on one node: a reload that read the store before
+ * a local change committed must not be applied after it (it would bring the old set back for a moment).
  */
-export async function openPolicyEngine(
-  store: Pick<Store, 'queryAudit'>,
-  sources: PolicySources | undefined,
-  options: Omit<PolicyEngineOptions, 'set' | 'last'> = {},
-): Promise<{ engine: PolicyEngine; last: { counter: number; hash: string } | undefined }> {
-  const set = compileSources(sources);
-  const [lastEvent] = await store.queryAudit({ type: 'policy.loaded', order: 'desc', limit: 1 });
-  const last =
-    lastEvent && typeof lastEvent.data['counter'] === 'number' && typeof lastEvent.data['hash'] === 'string'
-      ? { counter: lastEvent.data['counter'], hash: lastEvent.data['hash'] }
-      : undefined;
-  const engine = new PolicyEngine({ ...options, set, last });
-  let after = 0;
-  for (;;) {
-    const page = await store.queryAudit({ type: 'resource.updated', afterSeq: after, limit: 1000 });
-    for (const e of page) {
-      const d = e.data as Partial<ResourceSpec> & { id?: string; cleared?: boolean };
-      if (typeof d.id !== 'string') continue;
-      engine.setResource(
-        d.id,
-        d.cleared
-          ? undefined
-          : {
-              id: d.id,
-              sensitivity: String(d.sensitivity ?? 'unrated'),
-              environment: String(d.environment ?? ''),
-              owner: String(d.owner ?? ''),
-            },
-      );
-    }
-    if (page.length < 1000) break;
-    after = page[page.length - 1]!.seq;
-  }
-  return { engine, last };
+const turns = new WeakMap<PolicyEngine, Promise<unknown>>();
+function inTurn<T>(engine: PolicyEngine, fn: () => Promise<T>): Promise<T> {
+  const next = (turns.get(engine) ?? Promise.resolve()).then(fn, fn);
+  turns.set(
+    engine,
+    next.catch(() => undefined),
+  );
+  return next;
 }
+
+function versionOf(set: CompiledPolicySet, counter: number): PolicyVersion {
+  return {
+    id: `${counter}-${set.hash.slice(0, 12)}`,
+    counter,
+    hash: set.hash,
+    builtIn: set.builtIn,
+    policies: set.policies.length,
+  };
+}
+
+const storedId = (p: { counter: number; hash: string }) => `${p.counter}-${p.hash.slice(0, 12)}`;
 
 function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: string | null, actor: string) {
   return {
@@ -76,57 +67,236 @@ function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: string 
   };
 }
 
-/** Records the version chosen at start when it differs from the last one recorded. */
-export async function recordStartupPolicy(
-  ctx: WritContext,
-  last: { counter: number; hash: string } | undefined,
+/**
+ * What a store written by an earlier build says about policy (it kept none in tables): the version
+ * counter of the last `policy.loaded` event and the admin-API attributes replayed from `resource.updated`
+ * events, oldest first.
+ */
+async function policyFromAudit(store: Pick<Store, 'queryAudit'>) {
+  const [lastEvent] = await store.queryAudit({ type: 'policy.loaded', order: 'desc', limit: 1 });
+  const last =
+    lastEvent && typeof lastEvent.data['counter'] === 'number' && typeof lastEvent.data['hash'] === 'string'
+      ? { counter: lastEvent.data['counter'], hash: lastEvent.data['hash'] }
+      : undefined;
+  const resources = new Map<string, ResourceSpec>();
+  let after = 0;
+  for (;;) {
+    const page = await store.queryAudit({ type: 'resource.updated', afterSeq: after, limit: 1000 });
+    for (const e of page) {
+      const d = e.data as Partial<ResourceSpec> & { id?: string; cleared?: boolean };
+      if (typeof d.id !== 'string') continue;
+      if (d.cleared) resources.delete(d.id);
+      else
+        resources.set(d.id, {
+          id: d.id,
+          sensitivity: String(d.sensitivity ?? 'unrated'),
+          environment: String(d.environment ?? ''),
+          owner: String(d.owner ?? ''),
+        });
+    }
+    if (page.length < 1000) break;
+    after = page[page.length - 1]!.seq;
+  }
+  return { last, resources: [...resources.values()] };
+}
+
+/**
+ * Loads the running policy set at start; `head` is the event log's last seq read before any state was
+ * loaded. The store's set is the truth, shared by every node (docs/policy.md, "In a cluster"):
+ *
+ * - a store without one (a new store, or one an earlier build wrote) gets the config directory's set, or
+ *   the built-in set, with the counter continued from the audit log and the admin-API attributes replayed
+ *   from it;
+ * - `configDir` true (a config directory was given): its set is applied when it differs from the set last
+ *   applied from a config directory at start, as `writ apply` would (audited `policy.loaded` by `startup`,
+ *   announced to every node); an unchanged directory leaves the stored set, which may be newer (applied
+ *   through the admin API), alone;
+ * - otherwise the stored set is used as it is.
+ */
+export async function startPolicy(
+  ctx: PolicyContext,
+  sources: PolicySources | undefined,
+  configDir: boolean,
+  head: number,
 ): Promise<void> {
-  const v = ctx.policy.version;
-  if (last && last.counter === v.counter && last.hash === v.hash) return;
-  const previous = last ? `${last.counter}-${last.hash.slice(0, 12)}` : null;
-  await ctx.audit.append(loadedEvent(v, ctx.policy.set, previous, 'startup'));
+  const fromDir = configDir ? compileSources(sources) : undefined;
+  const legacy = (await ctx.store.getPolicySet()) ? undefined : await policyFromAudit(ctx.store);
+  const now = ctx.clock.now();
+  const result = await ctx.store.transaction(async (tx) => {
+    const stored = await tx.getPolicySet();
+    if (!stored) {
+      // Another node may have stored one since the read above: then this branch is not taken.
+      const { last, resources } = legacy ?? (await policyFromAudit(tx));
+      const set = fromDir ?? compileSources(undefined);
+      const counter = last && last.hash === set.hash ? last.counter : (last?.counter ?? 0) + 1;
+      const record: StoredPolicySet = {
+        sources: fromDir ? (sources ?? null) : null,
+        counter,
+        hash: set.hash,
+        configHash: fromDir ? set.hash : null,
+        bundleEpoch: now,
+        updatedAt: now,
+      };
+      await tx.putPolicySet(record);
+      for (const r of resources) await tx.putResourceAttributes(r);
+      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { version: storedId(record) });
+      const audited =
+        last && last.counter === counter && last.hash === set.hash
+          ? undefined
+          : await ctx.audit.append(
+              loadedEvent(versionOf(set, counter), set, last ? storedId(last) : null, 'startup'),
+              tx,
+            );
+      return { record, set, seq: change.seq, audited };
+    }
+    if (fromDir && fromDir.hash !== stored.configHash) {
+      const changed = fromDir.hash !== stored.hash;
+      const record: StoredPolicySet = {
+        ...stored,
+        configHash: fromDir.hash,
+        updatedAt: now,
+        ...(changed ? { sources: sources ?? null, counter: stored.counter + 1, hash: fromDir.hash } : {}),
+      };
+      await tx.putPolicySet(record);
+      if (!changed) return { record, set: fromDir, seq: undefined, audited: undefined };
+      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { version: storedId(record) });
+      const version = versionOf(fromDir, record.counter);
+      await ctx.events.append(tx, POLICY_BUNDLE_EVENT, {
+        version: stored.bundleEpoch + change.seq,
+        policy_version: version.id,
+      });
+      const audited = await ctx.audit.append(loadedEvent(version, fromDir, storedId(stored), 'startup'), tx);
+      return { record, set: fromDir, seq: change.seq, audited };
+    }
+    return { record: stored, set: undefined, seq: undefined, audited: undefined };
+  });
+  if (result.audited) ctx.audit.noteCommitted(result.audited);
+  if (result.seq !== undefined) ctx.events.notify();
+  let set = result.set;
+  if (!set) {
+    try {
+      set = compileSources(result.record.sources ?? undefined);
+    } catch (err) {
+      throw new Error(
+        `the stored policy set ${storedId(result.record)} does not load: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  ctx.policy.load(set, result.record.counter);
+  ctx.policy.replaceResources(await ctx.store.listResourceAttributes());
+  setBundleBase(ctx.policy, result.record.bundleEpoch, Math.max(head, result.seq ?? 0));
+}
+
+/**
+ * Makes this node's engine what the store holds: the set (when another node applied a newer one) and the
+ * admin-API attributes. The node follower calls it on `policy.changed`.
+ */
+export function reloadPolicy(ctx: Pick<WritContext, 'store' | 'policy' | 'logger'>): Promise<void> {
+  return inTurn(ctx.policy, async () => {
+    const [stored, resources] = await Promise.all([
+      ctx.store.getPolicySet(),
+      ctx.store.listResourceAttributes(),
+    ]);
+    const running = ctx.policy.version;
+    // Counters only grow in the store: a lower one is a read older than what this node already runs.
+    if (
+      stored &&
+      (stored.counter > running.counter ||
+        (stored.counter === running.counter && stored.hash !== running.hash))
+    ) {
+      const v = ctx.policy.load(compileSources(stored.sources ?? undefined), stored.counter);
+      ctx.logger.info({ version: v.id, policies: v.policies }, 'policy set loaded from the store');
+    }
+    ctx.policy.replaceResources(resources);
+  });
 }
 
 /**
  * Replaces the running policy set (`null`: the built-in set) after compiling and validating it; an
- * invalid set throws `PolicyLoadError` and the running set stays. No audit, no change: the
- * `policy.loaded` event is written before the set takes effect. A set equal to the running one changes
- * nothing.
+ * invalid set throws `PolicyLoadError` and the running set stays. No audit, no change: the stored set,
+ * the `policy.loaded` event and the `policy.changed` event every node follows are written in one
+ * transaction, before the set takes effect here. A set equal to the stored one changes nothing.
  */
 export async function applyPolicies(
-  ctx: WritContext,
+  ctx: PolicyContext,
   sources: PolicySources | null,
   actor: string,
   dryRun: boolean,
 ): Promise<{ version: PolicyVersion; changed: boolean; warnings: string[] }> {
   const set = compileSources(sources ?? undefined);
-  const previous = ctx.policy.version;
-  const next = ctx.policy.preview(set);
-  const changed = next.hash !== previous.hash;
-  if (dryRun || !changed) return { version: changed ? next : previous, changed, warnings: set.warnings };
-  await ctx.audit.append(loadedEvent(next, set, previous.id, actor));
-  ctx.policy.load(set);
-  ctx.logger.info({ version: next.id, policies: next.policies }, 'policy set loaded');
-  await announceBundle(ctx);
-  return { version: next, changed, warnings: set.warnings };
+  if (dryRun) {
+    const next = ctx.policy.preview(set);
+    const changed = next.hash !== ctx.policy.version.hash;
+    return { version: changed ? next : ctx.policy.version, changed, warnings: set.warnings };
+  }
+  return inTurn(ctx.policy, async () => {
+    const now = ctx.clock.now();
+    const r = await ctx.store.transaction(async (tx) => {
+      const stored = await tx.getPolicySet();
+      const previous = stored ?? { ...ctx.policy.version, configHash: null, bundleEpoch: now };
+      if (set.hash === previous.hash) return { version: versionOf(set, previous.counter), seq: undefined };
+      const version = versionOf(set, previous.counter + 1);
+      await tx.putPolicySet({
+        sources: sources ?? null,
+        counter: version.counter,
+        hash: set.hash,
+        configHash: previous.configHash,
+        bundleEpoch: previous.bundleEpoch,
+        updatedAt: now,
+      });
+      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { version: version.id });
+      await announceBundle(ctx, tx, change.seq, version.id);
+      const audited = await ctx.audit.append(loadedEvent(version, set, storedId(previous), actor), tx);
+      return { version, seq: change.seq, audited };
+    });
+    if (r.seq === undefined) {
+      // The store holds this set already; a node that has not reloaded it yet takes it now.
+      if (ctx.policy.version.hash !== set.hash) ctx.policy.load(set, r.version.counter);
+      return { version: r.version, changed: false, warnings: set.warnings };
+    }
+    ctx.audit.noteCommitted(r.audited!);
+    ctx.events.notify();
+    ctx.policy.load(set, r.version.counter);
+    noteBundleChange(ctx.policy, r.seq);
+    ctx.logger.info({ version: r.version.id, policies: r.version.policies }, 'policy set loaded');
+    return { version: r.version, changed: true, warnings: set.warnings };
+  });
 }
 
-/** Sets or clears (`spec` undefined) the attributes of one API through the admin API; audited first. */
+/**
+ * Sets or clears (`spec` undefined) the attributes of one API through the admin API: stored, audited
+ * (`resource.updated`) and logged for every node in one transaction, then in effect here.
+ */
 export async function updateResource(
-  ctx: WritContext,
+  ctx: PolicyContext,
   id: string,
   spec: ResourceSpec | undefined,
   actor: string,
 ): Promise<ResourceSpec> {
-  await ctx.audit.append({
-    type: 'resource.updated',
-    outcome: 'success',
-    actor,
-    data: spec ? { ...spec } : { id, cleared: true },
+  return inTurn(ctx.policy, async () => {
+    const r = await ctx.store.transaction(async (tx) => {
+      if (spec) await tx.putResourceAttributes({ ...spec });
+      else await tx.deleteResourceAttributes(id);
+      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { resource: id });
+      await announceBundle(ctx, tx, change.seq);
+      const audited = await ctx.audit.append(
+        {
+          type: 'resource.updated',
+          outcome: 'success',
+          actor,
+          data: spec ? { ...spec } : { id, cleared: true },
+        },
+        tx,
+      );
+      return { seq: change.seq, audited };
+    });
+    ctx.audit.noteCommitted(r.audited);
+    ctx.events.notify();
+    ctx.policy.setResource(id, spec);
+    noteBundleChange(ctx.policy, r.seq);
+    return ctx.policy.resource(id);
   });
-  ctx.policy.setResource(id, spec);
-  await announceBundle(ctx);
-  return ctx.policy.resource(id);
 }
 
 const counters = new WeakMap<Registry, Counter<'endpoint' | 'action' | 'decision'>>();

@@ -104,6 +104,31 @@ export interface TrustedIssuer {
   task?: { purpose: string; labels: Record<string, string> };
 }
 
+/** Attributes of one API (a token audience) as policies see it. */
+export interface StoredResource {
+  id: string;
+  sensitivity: string;
+  environment: string;
+  owner: string;
+}
+
+/**
+ * The running policy set, shared by every node: the sources it was compiled from (`null`: the built-in
+ * set), its version, and the base of the policy bundle versions verifiers see.
+ */
+export interface StoredPolicySet {
+  sources: { files: Array<{ file: string; text: string }>; resources: StoredResource[] } | null;
+  counter: number;
+  /** SHA-256 (hex) of the compiled set (see docs/policy.md, Versions). */
+  hash: string;
+  /** Hash of the set last applied from a config directory at start; null when none was. */
+  configHash: string | null;
+  /** Milliseconds: bundle versions are this plus an event-log seq (fixed when the store first held a set). */
+  bundleEpoch: number;
+  /** Milliseconds. */
+  updatedAt: number;
+}
+
 /** One unit of work; tokens issued for it carry its id as `tid` and die when it closes. */
 export interface Task {
   id: string;
@@ -314,6 +339,16 @@ export interface Store {
   listIssuers(): Promise<TrustedIssuer[]>;
   putIssuer(i: TrustedIssuer): Promise<void>;
   deleteIssuer(name: string): Promise<void>;
+
+  /** The running policy set; undefined before a node first stored one. */
+  getPolicySet(): Promise<StoredPolicySet | undefined>;
+  /** Replaces the running policy set. */
+  putPolicySet(p: StoredPolicySet): Promise<void>;
+  /** Attributes of APIs set through the admin API (they override `resources.yaml`), by id. */
+  listResourceAttributes(): Promise<StoredResource[]>;
+  putResourceAttributes(r: StoredResource): Promise<void>;
+  /** False if none were set for `id`. */
+  deleteResourceAttributes(id: string): Promise<boolean>;
 
   /** Records a one-time use of `id` in `scope`; true on first use, false if still remembered. Atomic. */
   consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean>;

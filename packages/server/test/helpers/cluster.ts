@@ -427,7 +427,7 @@ export function adminClient(node: { origin: string }, config: ClusterConfig) {
   };
   return {
     token,
-    async call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Answer> {
+    async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
       const authorization = `Bearer ${await token()}`;
       const res = await fetch(`${node.origin}/admin/v1${path}`, {
         method,

@@ -12,6 +12,7 @@ import type {
   NewRevocation,
   Operator,
   Store,
+  StoredPolicySet,
   Task,
   TokenClass,
   TrustedIssuer,
@@ -302,6 +303,72 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           await store.deleteIssuer('cluster');
           await store.deleteIssuer('none');
           assert.deepEqual(await store.listIssuers(), [{ ...gh, maxTokenAge: 300 }]);
+        }));
+    });
+
+    describe('policy set and resource attributes', () => {
+      const set = (extra: Partial<StoredPolicySet> = {}): StoredPolicySet => ({
+        sources: {
+          files: [{ file: 'policies/a.cedar', text: 'permit (principal, action, resource);\n' }],
+          resources: [{ id: 'https://api.test', sensitivity: 'internal', environment: 'prod', owner: 'o' }],
+        },
+        counter: 3,
+        hash: 'ab'.repeat(32),
+        configHash: null,
+        bundleEpoch: NOW,
+        updatedAt: NOW,
+        ...extra,
+      });
+
+      it('is absent on a new store', () =>
+        withStore(async ({ store }) => {
+          assert.equal(await store.getPolicySet(), undefined);
+          assert.deepEqual(await store.listResourceAttributes(), []);
+        }));
+
+      it('round-trips the set, replaces it, and a peer reads what was stored', () =>
+        withStore(async ({ store, openPeer }) => {
+          await store.putPolicySet(set());
+          assert.deepEqual(await store.getPolicySet(), set());
+          const next = set({ sources: null, counter: 4, hash: 'cd'.repeat(32), configHash: 'ef'.repeat(32) });
+          await store.putPolicySet(next);
+          assert.deepEqual(await store.getPolicySet(), next);
+          const peer = await openPeer();
+          assert.deepEqual(await peer.getPolicySet(), next);
+        }));
+
+      it('stores, lists (by id), replaces and deletes resource attributes', () =>
+        withStore(async ({ store }) => {
+          const b = { id: 'https://b.test', sensitivity: 'restricted', environment: 'prod', owner: 'team-b' };
+          const a = { id: 'https://a.test', sensitivity: 'public', environment: '', owner: '' };
+          await store.putResourceAttributes(b);
+          await store.putResourceAttributes(a);
+          assert.deepEqual(await store.listResourceAttributes(), [a, b]);
+          await store.putResourceAttributes({ ...b, owner: 'team-c' });
+          assert.equal(await store.deleteResourceAttributes('https://a.test'), true);
+          assert.equal(await store.deleteResourceAttributes('https://a.test'), false);
+          assert.deepEqual(await store.listResourceAttributes(), [{ ...b, owner: 'team-c' }]);
+        }));
+
+      it('writes inside a transaction only when it commits', () =>
+        withStore(async ({ store }) => {
+          await store.putPolicySet(set());
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.putPolicySet(set({ counter: 9 }));
+              await tx.putResourceAttributes({
+                id: 'https://x.test',
+                sensitivity: 'public',
+                environment: '',
+                owner: '',
+              });
+              assert.equal((await tx.getPolicySet())?.counter, 9);
+              throw new Error('abort');
+            }),
+            /abort/,
+          );
+          assert.equal((await store.getPolicySet())?.counter, 3);
+          assert.deepEqual(await store.listResourceAttributes(), []);
         }));
     });
 

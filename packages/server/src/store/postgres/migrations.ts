@@ -194,6 +194,14 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TABLE issuers (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
     `,
   },
+  {
+    version: 5,
+    name: 'the running policy set and admin-API resource attributes',
+    sql: `
+    CREATE TABLE policy_set (id INTEGER PRIMARY KEY CHECK (id = 1), spec TEXT NOT NULL);
+    CREATE TABLE resource_attributes (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

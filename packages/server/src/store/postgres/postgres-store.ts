@@ -27,6 +27,8 @@ import type {
   SsfStream,
   Store,
   StoreCluster,
+  StoredPolicySet,
+  StoredResource,
   StreamEvent,
   Task,
   TokenClass,
@@ -208,6 +210,11 @@ function statements(s: string, channel: string) {
     listIssuers: `SELECT spec FROM ${s}.issuers ORDER BY name`,
     putIssuer: `INSERT INTO ${s}.issuers (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`,
     deleteIssuer: `DELETE FROM ${s}.issuers WHERE name = $1`,
+    getPolicySet: `SELECT spec FROM ${s}.policy_set WHERE id = 1`,
+    putPolicySet: `INSERT INTO ${s}.policy_set (id, spec) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec`,
+    listResourceAttributes: `SELECT spec FROM ${s}.resource_attributes ORDER BY id`,
+    putResourceAttributes: `INSERT INTO ${s}.resource_attributes (id, spec) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec`,
+    deleteResourceAttributes: `DELETE FROM ${s}.resource_attributes WHERE id = $1`,
     // One statement: concurrent first uses of an id conflict on the key, and the loser sees the winner's row.
     consume: `INSERT INTO ${s}.replay AS r (scope, id, expires_at) VALUES ($1, $2, $3)
       ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= $4`,
@@ -426,6 +433,25 @@ class PostgresStore implements Store {
   }
   async deleteIssuer(name: string): Promise<void> {
     await this.#query(this.#sql.deleteIssuer, [name]);
+  }
+
+  async getPolicySet(): Promise<StoredPolicySet | undefined> {
+    const r = (await this.#rows(this.#sql.getPolicySet))[0];
+    return r ? (JSON.parse(r['spec'] as string) as StoredPolicySet) : undefined;
+  }
+  async putPolicySet(p: StoredPolicySet): Promise<void> {
+    await this.#query(this.#sql.putPolicySet, [JSON.stringify(p)]);
+  }
+  async listResourceAttributes(): Promise<StoredResource[]> {
+    return (await this.#rows(this.#sql.listResourceAttributes)).map(
+      (r) => JSON.parse(r['spec'] as string) as StoredResource,
+    );
+  }
+  async putResourceAttributes(r: StoredResource): Promise<void> {
+    await this.#query(this.#sql.putResourceAttributes, [r.id, JSON.stringify(r)]);
+  }
+  async deleteResourceAttributes(id: string): Promise<boolean> {
+    return (await this.#changes(this.#sql.deleteResourceAttributes, [id])) === 1;
   }
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {

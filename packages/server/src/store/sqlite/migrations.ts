@@ -168,4 +168,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE issuers (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
   `,
+  // The running policy set (one row) and the API attributes set through the admin API, shared by nodes.
+  `
+  CREATE TABLE policy_set (id INTEGER PRIMARY KEY CHECK (id = 1), spec TEXT NOT NULL);
+  CREATE TABLE resource_attributes (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+  `,
 ];

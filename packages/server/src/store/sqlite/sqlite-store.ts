@@ -27,6 +27,8 @@ import type {
   QueuedSet,
   SsfStream,
   Store,
+  StoredPolicySet,
+  StoredResource,
   StreamEvent,
   Task,
   TokenClass,
@@ -197,6 +199,11 @@ class SqliteStore implements Store {
   listIssuers = () => this.#run(() => this.#ops.listIssuers());
   putIssuer = (i: TrustedIssuer) => this.#run(() => this.#ops.putIssuer(i));
   deleteIssuer = (name: string) => this.#run(() => this.#ops.deleteIssuer(name));
+  getPolicySet = () => this.#run(() => this.#ops.getPolicySet());
+  putPolicySet = (p: StoredPolicySet) => this.#run(() => this.#ops.putPolicySet(p));
+  listResourceAttributes = () => this.#run(() => this.#ops.listResourceAttributes());
+  putResourceAttributes = (r: StoredResource) => this.#run(() => this.#ops.putResourceAttributes(r));
+  deleteResourceAttributes = (id: string) => this.#run(() => this.#ops.deleteResourceAttributes(id));
   consume = (scope: string, id: string, exp: number, now: number) =>
     this.#run(() => this.#ops.consume(scope, id, exp, now));
   rateLimit = (key: string, rate: number, burst: number, now: number) =>
@@ -386,6 +393,34 @@ class SqliteOps implements Store {
   }
   async deleteIssuer(name: string): Promise<void> {
     this.#db.prepare('DELETE FROM issuers WHERE name = ?').run(name);
+  }
+
+  async getPolicySet(): Promise<StoredPolicySet | undefined> {
+    const r = this.#db.prepare('SELECT spec FROM policy_set WHERE id = 1').get() as Row | undefined;
+    return r ? (JSON.parse(r['spec'] as string) as StoredPolicySet) : undefined;
+  }
+  async putPolicySet(p: StoredPolicySet): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO policy_set (id, spec) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
+      )
+      .run(JSON.stringify(p));
+  }
+  async listResourceAttributes(): Promise<StoredResource[]> {
+    return this.#db
+      .prepare('SELECT spec FROM resource_attributes ORDER BY id')
+      .all()
+      .map((r) => JSON.parse((r as Row)['spec'] as string) as StoredResource);
+  }
+  async putResourceAttributes(r: StoredResource): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO resource_attributes (id, spec) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
+      )
+      .run(r.id, JSON.stringify(r));
+  }
+  async deleteResourceAttributes(id: string): Promise<boolean> {
+    return this.#db.prepare('DELETE FROM resource_attributes WHERE id = ?').run(id).changes === 1;
   }
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
