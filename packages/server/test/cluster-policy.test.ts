@@ -15,6 +15,7 @@ import {
   requestToken,
   routedFetch,
   startNode,
+  startProxy,
   type WritNode,
   writeClusterConfig,
 } from './helpers/cluster.js';
@@ -261,6 +262,39 @@ if (POSTGRES_URL === '') {
       assert.equal(await authzen(late), RATED.read);
       for (const n of nodes)
         assert.equal(await policyVersionAt(n), applied, `${n.name} still runs the applied set`);
+    });
+
+    it('a node cut off from PostgreSQL while the set changed decides with the new set once it is back', {
+      timeout: TEST_BOUND_MS,
+    }, async () => {
+      const pg = new URL(POSTGRES_URL);
+      const proxy = await startProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
+      let cut: WritNode | undefined;
+      try {
+        cut = await startNode({ name: 'e', storeUrl: proxy.url(db.url), kek, config });
+        nodes.push(cut);
+        await decidesAt(cut, RATED, 'with the API rated internal');
+        await proxy.cut('refuse');
+        const r = await admin(node(0)).call('DELETE', `/resources/${encodeURIComponent(API)}`);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        await decidesAt(node(0), APPLIED, 'with the API unrated again');
+        await proxy.restore();
+        await decidesAt(cut, APPLIED, 'with the API unrated again, after the link is back');
+        const back = await admin(node(0)).call('PUT', `/resources/${encodeURIComponent(API)}`, {
+          sensitivity: 'internal',
+          environment: 'test',
+          owner: 'team-cluster',
+        });
+        assert.equal(back.status, 200, JSON.stringify(back.body));
+        for (const n of nodes) await decidesAt(n, RATED, 'with the API rated internal again');
+      } finally {
+        await proxy.restore().catch(() => undefined);
+        if (cut) {
+          nodes.splice(nodes.indexOf(cut), 1);
+          await cut.stop();
+        }
+        await proxy.close();
+      }
     });
 
     it('an invalid set applied on node A is refused, and every node keeps the previous version', {
