@@ -361,10 +361,11 @@ export function createVerifier(o: VerifierOptions): Verifier {
       nowSeconds: nowS,
       leeway,
       maxBytes: o.maxTokenBytes ?? 8192,
+      keys,
     };
     let verified: ReturnType<typeof verifyAccessTokenJwt>;
     try {
-      verified = verifyAccessTokenJwt(token, { ...check, keys });
+      verified = verifyAccessTokenJwt(token, check);
     } catch (err) {
       if (!(err instanceof TokenError) || err.reason !== 'no_key' || now() - lastJwksFetch < cooldown)
         throw toRefusal(err);
@@ -413,19 +414,22 @@ export function createVerifier(o: VerifierOptions): Verifier {
         throw new RequestRefusal('invalid_token', 'revoked', 'token has been revoked');
     }
     const nowS = Math.floor(now() / 1000);
-    const nonces = o.dpopNonces;
-    try {
-      await checkHolderBinding(req, presented, claims, {
-        algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
-        nowSeconds: nowS,
-        iatWindow: o.dpopIatWindow ?? 60,
-        consumeJti: (key, exp) => replay.consume(key, exp, nowS),
-        ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
-      });
-    } catch (err) {
-      if (nonces && err instanceof RequestRefusal && err.code === 'use_dpop_nonce')
-        throw new RequestRefusal(err.code, err.reason, err.message, { dpopNonce: nonces.current() });
-      throw err;
+    // An unbound token presented as Bearer has no binding to check: skip building the proof check.
+    if (claims.cnf !== undefined || presented.scheme !== 'Bearer') {
+      const nonces = o.dpopNonces;
+      try {
+        await checkHolderBinding(req, presented, claims, {
+          algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
+          nowSeconds: nowS,
+          iatWindow: o.dpopIatWindow ?? 60,
+          consumeJti: (key, exp) => replay.consume(key, exp, nowS),
+          ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
+        });
+      } catch (err) {
+        if (nonces && err instanceof RequestRefusal && err.code === 'use_dpop_nonce')
+          throw new RequestRefusal(err.code, err.reason, err.message, { dpopNonce: nonces.current() });
+        throw err;
+      }
     }
     req.check?.(claims);
     if (localPolicy) await localPolicy.enforce(req, claims);
