@@ -154,6 +154,34 @@ describe('trusted issuers as configuration', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a jwks_file beside the issuer file, in issuers/, is read as keys and not as an issuer', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'writ-issuers-'));
+    try {
+      mkdirSync(join(dir, 'issuers'));
+      const bundle = {
+        keys: [
+          { kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', use: 'jwt-svid' },
+        ],
+      };
+      writeFileSync(join(dir, 'issuers', 'bundle.json'), JSON.stringify(bundle));
+      writeFileSync(
+        join(dir, 'issuers', 'spire.yaml'),
+        'name: spire\npreset: spire\nissuer: https://spire.example\njwks_file: bundle.json\naudience: https://writ.test\n',
+      );
+      const loaded = loadConfigDir(dir);
+      assert.deepEqual(
+        loaded.issuers.map((i) => i.name),
+        ['spire'],
+      );
+      assert.equal(loaded.issuers[0]?.jwks?.length, 1);
+      // A JSON file in issuers/ that nothing names is still an issuer document, and must be valid.
+      writeFileSync(join(dir, 'issuers', 'stray.json'), JSON.stringify(bundle));
+      assert.throws(() => loadConfigDir(dir), /stray\.json/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('issuers through writ apply, and federation attributes in policy', () => {

@@ -60,11 +60,25 @@ export function readConfigDir(dir: string): RawConfig {
   for (const [kind, sub] of KIND_DIRS) {
     const d = join(root, sub);
     if (!existsSync(d)) continue;
-    for (const f of readdirSync(d)
+    const read = readdirSync(d)
       .filter((f) => EXTENSIONS.test(f))
-      .sort()) {
-      const file = join(d, f);
-      for (const [index, doc] of readDocuments(file, show(file)).entries()) {
+      .sort()
+      .map((f) => {
+        const file = join(d, f);
+        return { file, docs: readDocuments(file, show(file)) };
+      });
+    // A key file named by `jwks_file` may sit beside the files that name it: it is data, not config.
+    const referenced = new Set(
+      read.flatMap(({ file, docs }) =>
+        docs.flatMap((doc) => {
+          const ref = (doc as { jwks_file?: unknown } | null)?.jwks_file;
+          return typeof ref === 'string' && ref !== '' ? [resolve(dirname(file), ref)] : [];
+        }),
+      ),
+    );
+    for (const { file, docs } of read) {
+      if (referenced.has(resolve(file))) continue;
+      for (const [index, doc] of docs.entries()) {
         documents.push({
           kind,
           file: show(file),
