@@ -225,34 +225,25 @@ async function startWrit({ profileDir } = {}) {
   };
 }
 
-/** oidc-provider configured for the same grant, auth, token format and TTL. */
-async function startPeer({ profileDir } = {}) {
-  const dir = tempDir('oidc-provider-bench-');
+/** A benchmark server script of bench/ (one JSON config argument), pinned to the server core. */
+async function startScript({ name, script, path, readyPath, config, profileDir }) {
+  const dir = tempDir(`${name}-bench-`);
   const port = await freePort();
   const logFile = join(dir, 'server.log');
   const log = openSync(logFile, 'a');
-  const config = {
-    port,
-    clients: clients.map((c) => ({ clientId: c.clientId, publicJwk: c.publicJwk })),
-    signingJwk: peerSigningKey,
-  };
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = pinned(
-    SERVER_CORE,
-    [...nodeArgs, join(BENCH, 'oidc-provider-server.mjs'), JSON.stringify(config)],
-    {
-      stdio: ['ignore', log, log],
-      cwd: BENCH,
-      env: { ...process.env, NODE_ENV: 'production' },
-    },
-  );
+  const child = pinned(SERVER_CORE, [...nodeArgs, join(BENCH, script), JSON.stringify({ port, ...config })], {
+    stdio: ['ignore', log, log],
+    cwd: BENCH,
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
   closeSync(log);
   const origin = `http://127.0.0.1:${port}`;
-  await waitReady(`${origin}/.well-known/openid-configuration`, child, logFile);
+  await waitReady(`${origin}${readyPath}`, child, logFile);
   return {
-    name: 'oidc-provider',
+    name,
     origin,
-    path: '/token',
+    path,
     audienceOfAssertion: origin,
     logFile,
     pid: child.pid,
@@ -260,36 +251,30 @@ async function startPeer({ profileDir } = {}) {
   };
 }
 
-/** The HTTP floor (floor-server.mjs): node:http and the crypto alone, no store, no audit. */
-async function startFloor({ profileDir } = {}) {
-  const dir = tempDir('floor-bench-');
-  const port = await freePort();
-  const logFile = join(dir, 'server.log');
-  const log = openSync(logFile, 'a');
-  const config = {
-    port,
-    clients: clients.map((c) => ({ clientId: c.clientId, publicJwk: c.publicJwk })),
-    signingJwk: peerSigningKey,
-    dpop: DPOP,
-  };
-  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = pinned(SERVER_CORE, [...nodeArgs, join(BENCH, 'floor-server.mjs'), JSON.stringify(config)], {
-    stdio: ['ignore', log, log],
-    cwd: BENCH,
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
-  closeSync(log);
-  const origin = `http://127.0.0.1:${port}`;
-  await waitReady(`${origin}/`, child, logFile);
-  return {
-    name: 'floor',
-    origin,
+const peerClients = () => clients.map((c) => ({ clientId: c.clientId, publicJwk: c.publicJwk }));
+
+/** oidc-provider configured for the same grant, auth, token format and TTL. */
+function startPeer({ profileDir } = {}) {
+  return startScript({
+    name: 'oidc-provider',
+    script: 'oidc-provider-server.mjs',
     path: '/token',
-    audienceOfAssertion: origin,
-    logFile,
-    pid: child.pid,
-    stop: () => stopChild(child),
-  };
+    readyPath: '/.well-known/openid-configuration',
+    config: { clients: peerClients(), signingJwk: peerSigningKey },
+    profileDir,
+  });
+}
+
+/** The HTTP floor (floor-server.mjs): node:http and the crypto alone, no store, no audit. */
+function startFloor({ profileDir } = {}) {
+  return startScript({
+    name: 'floor',
+    script: 'floor-server.mjs',
+    path: '/token',
+    readyPath: '/',
+    config: { clients: peerClients(), signingJwk: peerSigningKey, dpop: DPOP },
+    profileDir,
+  });
 }
 
 async function withServer(start, fn) {

@@ -3,7 +3,16 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
-import { AUDIENCE, type Harness, type Reply, startHarness } from './helpers/harness.js';
+import { fakeClock } from '../src/clock.js';
+import {
+  AUDIENCE,
+  type Harness,
+  OTHER_AUDIENCE,
+  OTHER_WORKLOAD,
+  type Reply,
+  startHarness,
+  WORKLOAD,
+} from './helpers/harness.js';
 import { eventsSince, expectRefusal, issuanceState } from './helpers/refusals.js';
 
 /** Sends raw bytes over a socket and returns everything the server wrote before closing. */
@@ -194,5 +203,35 @@ describe('request bounds and malformed input', () => {
         }),
       { status: 401, error: 'invalid_token', event: 'admin.refused' },
     );
+  });
+});
+
+describe('request rate per client', () => {
+  const clock = fakeClock(Date.UTC(2026, 5, 1, 12));
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ clock, settings: { 'limits.client_rate': 1, 'limits.client_burst': 2 } });
+  });
+  after(() => h.close());
+
+  it('past its bucket a client gets 429 temporarily_unavailable with Retry-After, audited, nothing issued; it refills with time', async () => {
+    for (let i = 0; i < 2; i++)
+      assert.equal((await h.requestToken()).status, 200, `request ${i + 1} of the burst`);
+    const { reply, event } = await expectRefusal(h, () => h.requestToken(), {
+      status: 429,
+      error: 'temporarily_unavailable',
+      reason: 'rate_limited',
+    });
+    assert.equal(reply.headers['retry-after'], '1');
+    assert.equal(event.actor, WORKLOAD, 'the refusal names the authenticated client');
+    assert.equal(event.data['client_id'], WORKLOAD);
+    // Another client has a bucket of its own.
+    const other = await h.requestToken(
+      { resource: OTHER_AUDIENCE, scope: 'billing:write' },
+      { clientId: OTHER_WORKLOAD, key: h.otherKey },
+    );
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    clock.advance(1000);
+    assert.equal((await h.requestToken()).status, 200, 'one token per second comes back');
   });
 });

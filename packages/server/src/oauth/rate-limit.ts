@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { OAuthError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
 /** Per-client request budgets at the token endpoint: token buckets, refilled continuously. */
@@ -61,5 +62,17 @@ export class StoreRateLimiter implements RateLimiter {
 
   take(key: string): Promise<number> {
     return this.#store.rateLimit(`client:${key}`, this.#rate, this.#burst, this.#clock.now());
+  }
+}
+
+/** Takes one token request of `workloadId` from the limiter; refuses with 429 and `Retry-After` past it. */
+export async function takeTokenRequest(limiter: RateLimiter, workloadId: string): Promise<void> {
+  const wait = await limiter.take(workloadId);
+  if (wait > 0) {
+    throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
+      status: 429,
+      headers: { 'retry-after': String(wait) },
+      detail: { reason: 'rate_limited', client_id: workloadId },
+    });
   }
 }

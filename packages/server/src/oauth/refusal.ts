@@ -29,7 +29,10 @@ export async function auditRefusal(
     { endpoint, error: error.code, status: error.status, reason: error.detail?.['reason'], ip: req.ip },
     'refused',
   );
-  const actor = typeof context['client_id'] === 'string' ? (context['client_id'] as string) : 'anonymous';
+  // The client the request named, or failing that the one the refusing check identified (a client
+  // refused after authenticating, by the rate limit say, is named by the check).
+  const named = context['client_id'] ?? error.detail?.['client_id'];
+  const actor = typeof named === 'string' ? named : 'anonymous';
   // The audit log lives in the store that just failed: trying again would only double the wait for the
   // 503 (a cut link answers nothing until a timeout). The refusal is in the service log above.
   if (err instanceof StoreUnavailableError) {

@@ -1,7 +1,6 @@
 import { GrantType } from '@writ/sdk/wire';
 import { Paths } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
-import { OAuthError } from '../../errors.js';
 import { single } from '../../http/form.js';
 import { taskForIssuance } from '../../tasks/tasks.js';
 import { assertionRules } from '../assertion-rules.js';
@@ -9,6 +8,7 @@ import { parseScope, selectClass } from '../class-selection.js';
 import { authenticateClient } from '../client-auth/authenticate.js';
 import { certificateBinding, certificateInput } from '../client-auth/tls-client-auth.js';
 import { issueAccessToken } from '../issue.js';
+import { takeTokenRequest } from '../rate-limit.js';
 import { requestedAudience, requestedTtl } from '../request-params.js';
 import type { Grant } from './grant.js';
 
@@ -23,14 +23,7 @@ export const clientCredentials: Grant = {
       assertionRules(ctx),
       certificateInput(ctx, req),
     );
-    const wait = await ctx.rateLimiter.take(client.workload.id);
-    if (wait > 0) {
-      throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
-        status: 429,
-        headers: { 'retry-after': String(wait) },
-        detail: { reason: 'rate_limited' },
-      });
-    }
+    await takeTokenRequest(ctx.rateLimiter, client.workload.id);
     const audience = requestedAudience(params);
     const requested = parseScope(single(params, 'scope', 4096));
     const { tokenClass, scopes } = selectClass(

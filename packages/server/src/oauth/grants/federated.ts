@@ -10,6 +10,7 @@ import type { Task } from '../../store/store.js';
 import { openTask, taskCeiling, taskForIssuance } from '../../tasks/tasks.js';
 import { parseScope, selectClass } from '../class-selection.js';
 import { issueAccessToken } from '../issue.js';
+import { takeTokenRequest } from '../rate-limit.js';
 import { requestedAudience, requestedTtl } from '../request-params.js';
 
 /**
@@ -35,14 +36,7 @@ export async function issueForFederatedToken(
     throw unauthorizedClient('client_id is not the workload the federation token maps to', {
       reason: 'client_id_mismatch',
     });
-  const wait = await ctx.rateLimiter.take(workload.id);
-  if (wait > 0) {
-    throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
-      status: 429,
-      headers: { 'retry-after': String(wait) },
-      detail: { reason: 'rate_limited' },
-    });
-  }
+  await takeTokenRequest(ctx.rateLimiter, workload.id);
   const audience = requestedAudience(params);
   const { tokenClass, scopes } = selectClass(
     workload.classes,
