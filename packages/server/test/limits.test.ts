@@ -224,7 +224,7 @@ describe('request rate per client', () => {
     });
     assert.equal(reply.headers['retry-after'], '1');
     assert.equal(event.actor, WORKLOAD, 'the refusal names the authenticated client');
-    assert.equal(event.data['client_id'], WORKLOAD);
+    assert.equal(event.data['workload'], WORKLOAD);
     // Another client has a bucket of its own.
     const other = await h.requestToken(
       { resource: OTHER_AUDIENCE, scope: 'billing:write' },

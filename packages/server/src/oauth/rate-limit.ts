@@ -72,7 +72,7 @@ export async function takeTokenRequest(limiter: RateLimiter, workloadId: string)
     throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
       status: 429,
       headers: { 'retry-after': String(wait) },
-      detail: { reason: 'rate_limited', client_id: workloadId },
+      detail: { reason: 'rate_limited', workload: workloadId },
     });
   }
 }

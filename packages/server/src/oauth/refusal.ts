@@ -29,9 +29,9 @@ export async function auditRefusal(
     { endpoint, error: error.code, status: error.status, reason: error.detail?.['reason'], ip: req.ip },
     'refused',
   );
-  // The client the request named, or failing that the one the refusing check identified (a client
-  // refused after authenticating, by the rate limit say, is named by the check).
-  const named = context['client_id'] ?? error.detail?.['client_id'];
+  // The client the request named, or failing that the workload a check refused after authenticating
+  // it (the rate limit, say): `detail.workload` is only ever an authenticated identity.
+  const named = context['client_id'] ?? error.detail?.['workload'];
   const actor = typeof named === 'string' ? named : 'anonymous';
   // The audit log lives in the store that just failed: trying again would only double the wait for the
   // 503 (a cut link answers nothing until a timeout). The refusal is in the service log above.
