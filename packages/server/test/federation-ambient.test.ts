@@ -171,7 +171,7 @@ describe('ambient identity: no key file in CI or in a pod', () => {
     await assert.rejects(client.requestToken({ audience: DEPLOY }), (e) => !(e instanceof WritClientError));
   });
 
-  it('writ exec --audience A -- cmd needs no key file under GitHub Actions', async () => {
+  it('writ exec --audience A -- cmd needs no key file under GitHub Actions; its token dies with the command', async () => {
     const out = mkdtempSync(join(dir, 'exec-'));
     const child = spawn(
       process.execPath,
@@ -203,9 +203,13 @@ describe('ambient identity: no key file in CI or in a pod', () => {
     assert.equal(code, 0, stderr);
     assert.match(stderr, /proving the workload with github-actions/);
     const token = readFileSync(join(out, 'token'), 'utf8');
-    const live = await introspect(h, token);
-    assert.equal(live['active'], true);
-    assert.equal(live['sub'], GH);
-    assert.equal(live['tid'], readFileSync(join(out, 'tid'), 'utf8'));
+    const claims = decodeClaims(token);
+    assert.equal(claims['sub'], GH);
+    assert.equal(claims['tid'], readFileSync(join(out, 'tid'), 'utf8'));
+    // writ exec opened its own task and closed it when the command exited: the token died with it.
+    assert.deepEqual(await introspect(h, token), { active: false });
+    const task = await h.store.getTask(claims['tid'] as string);
+    assert.notEqual(task?.closedAt, null);
+    assert.equal(task?.labels['ci_run_id'], '31337');
   });
 });

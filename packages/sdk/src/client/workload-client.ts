@@ -14,7 +14,8 @@ export interface WorkloadClientOptions {
   privateJwk?: JsonWebKey & { kid?: string; alg?: string };
   /**
    * Instead of a key: a token from a trusted outside issuer (see `detectAmbientIdentity`), sent with
-   * the jwt-bearer grant and fetched anew for every token request. Tasks then come from the CI run.
+   * the jwt-bearer grant to the token endpoint and as the `client_assertion` to the task endpoints,
+   * fetched (or re-read) anew for every call.
    */
   federationToken?: FederationTokenSource;
   /** The DPoP key tokens are bound to; generated when absent. */
@@ -89,7 +90,20 @@ export class WorkloadClient {
     return signCompactJws(this.#alg, this.#key, this.#header, JSON.stringify(claims));
   }
 
-  /** Client-authentication form fields for any Writ endpoint. */
+  /**
+   * Client authentication for the task endpoints: a fresh `private_key_jwt` assertion, or the platform
+   * token (fetched or re-read now) as a jwt-bearer `client_assertion` for a federated client.
+   */
+  async taskAuth(): Promise<Record<string, string>> {
+    if (!this.#o.federationToken) return this.clientAuth();
+    return {
+      ...(this.#o.clientId ? { client_id: this.#o.clientId } : {}),
+      client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+      client_assertion: await this.#o.federationToken(),
+    };
+  }
+
+  /** Client-authentication form fields (private_key_jwt) for any Writ endpoint. */
   clientAuth(): Record<string, string> {
     const assertion = this.assertion();
     return {
@@ -133,7 +147,7 @@ export class WorkloadClient {
     o: { duration?: number; lease?: number; labels?: Record<string, string> } = {},
   ): Promise<{ id: string; deadline: number }> {
     return (await this.#post(`${this.#o.issuer}/v1/tasks`, {
-      ...this.clientAuth(),
+      ...(await this.taskAuth()),
       purpose,
       ...(o.duration ? { duration: String(o.duration) } : {}),
       ...(o.lease ? { lease: String(o.lease) } : {}),
@@ -144,7 +158,7 @@ export class WorkloadClient {
   /** Renews the lease of a task opened with `lease`, proving its owner is alive. */
   async heartbeat(id: string, lease: number): Promise<{ lease_until: number }> {
     return (await this.#post(`${this.#o.issuer}/v1/tasks/${encodeURIComponent(id)}/heartbeat`, {
-      ...this.clientAuth(),
+      ...(await this.taskAuth()),
       lease: String(lease),
     })) as {
       lease_until: number;
@@ -153,7 +167,7 @@ export class WorkloadClient {
 
   async closeTask(id: string, reason = 'done'): Promise<void> {
     await this.#post(`${this.#o.issuer}/v1/tasks/${encodeURIComponent(id)}/close`, {
-      ...this.clientAuth(),
+      ...(await this.taskAuth()),
       reason,
     });
     for (const k of this.#cache.keys()) if (k.endsWith(`\n${id}`)) this.#cache.delete(k);

@@ -1,7 +1,9 @@
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { Paths, type WritContext } from '../context.js';
-import { notFound, OAuthError } from '../errors.js';
-import { single } from '../http/form.js';
+import { invalidClient, invalidRequest, notFound, OAuthError } from '../errors.js';
+import { attestFederatedToken, type FederatedIdentity } from '../federation/attest.js';
+import { type FormParams, single } from '../http/form.js';
 import { formBody, info } from '../http/request.js';
 import { assertionRules } from '../oauth/assertion-rules.js';
 import { authenticateClient } from '../oauth/client-auth/authenticate.js';
@@ -17,11 +19,16 @@ const seconds = (v: string | undefined, name: string): number | undefined => {
 
 /**
  * Task endpoints for workloads (client authentication as at the token endpoint, assertion `aud` = the
- * issuer or the endpoint URL): open, close, and renew the lease that proves the owner is alive.
+ * issuer or the endpoint URL): open, close, and renew the lease that proves the owner is alive. A
+ * federated workload authenticates with its platform token as the `client_assertion` (RFC 7523 §2.2
+ * form, checked by `attestFederatedToken`); it may then only touch tasks opened the same way for the
+ * same issuer (and, for a CI run, the same run).
  */
 export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void {
   const authenticate = async (req: Parameters<typeof formBody>[0], path: string) => {
     const params = formBody(req);
+    const federation = await authenticateFederated(ctx, params, req.headers.authorization);
+    if (federation) return { client: { workload: federation.workload }, params, federation };
     const client = authenticateClient(
       params,
       req.headers.authorization,
@@ -40,7 +47,14 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
           detail: { reason: 'replay' },
         });
     }
-    return { client, params };
+    return { client, params, federation: undefined };
+  };
+  /** The task, when this caller may act on it: its workload's, and for a federated caller, its issuer's. */
+  const ownTask = async (id: string, workloadId: string, federation: FederatedIdentity | undefined) => {
+    const task = await ctx.store.getTask(id);
+    if (!task || task.workload !== workloadId) throw notFound('no such task');
+    if (federation && !federatedTaskMatches(task.labels, federation)) throw notFound('no such task');
+    return task;
   };
   const guard = async <T>(req: Parameters<typeof formBody>[0], fn: () => Promise<T>): Promise<T> => {
     try {
@@ -54,14 +68,24 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
 
   app.post(Paths.tasks, async (req, reply) =>
     guard(req, async () => {
-      const { client, params } = await authenticate(req, Paths.tasks);
+      const { client, params, federation } = await authenticate(req, Paths.tasks);
+      const labels = parseLabels(single(params, 'labels', 8192));
       const task = await openTask(ctx, {
         workload: client.workload,
         purpose: single(params, 'purpose', 512) ?? '',
         duration: seconds(single(params, 'duration', 16), 'duration'),
         lease: seconds(single(params, 'lease', 16), 'lease'),
-        labels: parseLabels(single(params, 'labels', 8192)),
+        // The labels the platform token proves (issuer, CI run) win over any the caller sent.
+        labels: federation ? { ...labels, ...federatedLabels(federation) } : labels,
         openedBy: client.workload.id,
+        ...(federation
+          ? {
+              auditData: {
+                auth_method: `federation:${federation.issuer}`,
+                federation: federationSummary(federation),
+              },
+            }
+          : {}),
       });
       return reply.code(201).send(taskView(task));
     }),
@@ -69,9 +93,8 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
 
   app.post<{ Params: { id: string } }>(`${Paths.tasks}/:id/close`, async (req) =>
     guard(req, async () => {
-      const { client } = await authenticate(req, `${Paths.tasks}/${req.params.id}/close`);
-      const task = await ctx.store.getTask(req.params.id);
-      if (!task || task.workload !== client.workload.id) throw notFound('no such task');
+      const { client, federation } = await authenticate(req, `${Paths.tasks}/${req.params.id}/close`);
+      const task = await ownTask(req.params.id, client.workload.id, federation);
       const closed = await closeTask(
         ctx,
         task.id,
@@ -84,9 +107,11 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
 
   app.post<{ Params: { id: string } }>(`${Paths.tasks}/:id/heartbeat`, async (req) =>
     guard(req, async () => {
-      const { client, params } = await authenticate(req, `${Paths.tasks}/${req.params.id}/heartbeat`);
-      const task = await ctx.store.getTask(req.params.id);
-      if (!task || task.workload !== client.workload.id) throw notFound('no such task');
+      const { client, params, federation } = await authenticate(
+        req,
+        `${Paths.tasks}/${req.params.id}/heartbeat`,
+      );
+      const task = await ownTask(req.params.id, client.workload.id, federation);
       const lease = seconds(single(params, 'lease', 16), 'lease') ?? 30;
       const until = Math.min(ctx.clock.now() + lease * 1000, task.deadline);
       if (!(await ctx.store.renewTaskLease(task.id, until)))
@@ -94,6 +119,86 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
       return { id: task.id, lease_until: until };
     }),
   );
+}
+
+/**
+ * Client authentication with a platform token (workload federation) at the task endpoints:
+ * `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and a
+ * `client_assertion` whose `iss` is a trusted issuer (a `private_key_jwt` assertion's `iss` is the
+ * workload's SPIFFE ID, so the two never mix up). Verified by `attestFederatedToken` exactly as at the
+ * token endpoint, but the first-holder binding is neither consulted nor consumed: these calls carry no
+ * DPoP key, and binding a token here would lock the workload out of its own token request. Undefined
+ * when the request uses another method.
+ */
+async function authenticateFederated(
+  ctx: WritContext,
+  params: FormParams,
+  authorization: string | undefined,
+): Promise<FederatedIdentity | undefined> {
+  const assertion = single(params, 'client_assertion', ctx.settings.limits.tokenBytes);
+  if (assertion === undefined) return undefined;
+  const iss = peekIssuer(assertion);
+  if (iss === undefined) return undefined;
+  const trusted = ctx.federation.issuer(ctx.registry.issuers(), iss) !== undefined;
+  if (!trusted && iss.startsWith('spiffe://')) return undefined;
+  if (params.has('client_secret') || authorization !== undefined)
+    throw invalidRequest('use exactly one client authentication method');
+  if (single(params, 'client_assertion_type', 256) !== CLIENT_ASSERTION_TYPE_JWT_BEARER)
+    throw invalidClient('client_assertion_type must be jwt-bearer', { reason: 'assertion_type' });
+  let identity: FederatedIdentity;
+  try {
+    identity = await attestFederatedToken(ctx, assertion);
+  } catch (err) {
+    // The token is the client's credential here: a refused one is a failed client authentication.
+    if (err instanceof OAuthError && err.code === 'invalid_grant')
+      throw new OAuthError('invalid_client', err.message, {
+        detail: { ...err.detail, auth_method: 'federation' },
+      });
+    throw err;
+  }
+  const clientId = single(params, 'client_id', 2048);
+  if (clientId !== undefined && clientId !== identity.workload.id)
+    throw invalidClient('client_id is not the workload the federation token maps to', {
+      reason: 'client_id_mismatch',
+      federation_issuer: identity.issuer,
+      fingerprint: identity.fingerprint,
+    });
+  return identity;
+}
+
+/** The `iss` of a compact JWT, unverified (only to choose the authentication method). */
+function peekIssuer(jwt: string): string | undefined {
+  const parts = jwt.split('.');
+  if (parts.length !== 3 || parts[1]!.length > 16_384) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as unknown;
+    const iss =
+      typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>)['iss'] : undefined;
+    return typeof iss === 'string' ? iss : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a federated task open is labelled with: `federation=<issuer>` plus the CI run's labels. */
+function federatedLabels(f: FederatedIdentity): Record<string, string> {
+  return f.run ? { ...f.run.labels } : { federation: f.issuer };
+}
+
+/** A federated caller may act only on tasks its issuer (and its CI run, when it has one) opened. */
+function federatedTaskMatches(labels: Record<string, string>, f: FederatedIdentity): boolean {
+  return Object.entries(federatedLabels(f)).every(([k, v]) => labels[k] === v);
+}
+
+/** The platform token in a task event: never the token, only its fingerprint and identifying claims. */
+function federationSummary(f: FederatedIdentity): Record<string, unknown> {
+  return {
+    issuer: f.issuer,
+    token_sub: f.tokenSubject,
+    ...(f.jti !== undefined ? { jti: f.jti } : {}),
+    fingerprint: f.fingerprint,
+    attributes: f.attributes,
+  };
 }
 
 export function taskView(t: import('../store/store.js').Task): Record<string, unknown> {

@@ -16,6 +16,8 @@ export interface OpenTaskRequest {
   openedBy: string;
   /** A fixed id (a CI run's task, derived from the run); default random. */
   id?: string | undefined;
+  /** More for the `task.opened` event (how the opener authenticated, the federation token's summary). */
+  auditData?: Record<string, unknown> | undefined;
 }
 
 const LABEL_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -77,7 +79,14 @@ export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Ta
         outcome: 'success',
         actor: r.openedBy,
         subject: r.workload.id,
-        data: { tid: task.id, purpose, labels: task.labels, deadline: task.deadline, lease: r.lease ?? null },
+        data: {
+          ...r.auditData,
+          tid: task.id,
+          purpose,
+          labels: task.labels,
+          deadline: task.deadline,
+          lease: r.lease ?? null,
+        },
       },
       tx,
     );

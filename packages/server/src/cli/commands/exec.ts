@@ -32,9 +32,10 @@ export interface ExecOptions {
  * token of the task is revoked. Exits with the command's status (128 + signal number when killed).
  *
  * Without `--key` it uses the ambient identity (GitHub Actions OIDC, a projected token file, a
- * JWT-SVID): the jwt-bearer grant with a federation token fetched or re-read for every renewal. The
- * task is then the CI run's, opened by the server, shared by the run's jobs and closed at its deadline
- * or by an operator; writ exec neither opens nor closes it.
+ * JWT-SVID): the platform token, fetched or re-read for every call, authenticates the task calls and
+ * is traded with the jwt-bearer grant for each token. The task is opened, kept alive and closed exactly
+ * as with a key file (the server labels it with the issuer and the CI run). When the task cannot be
+ * opened, the command does not run.
  */
 export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
   if (argv.length === 0) throw new CliError('give the command to run after --');
@@ -78,15 +79,17 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     session = new WorkloadClient({ issuer, clientId: o.clientId, privateJwk: readPrivateKeyFile(o.key!) });
   }
   const dpop = session.dpopKey;
-  let taskId: string | undefined;
-  if (!federated) {
-    const task = await session.openTask(o.taskPurpose ?? `writ exec ${argv[0]}`, {
+  // Fail closed: no task, no command.
+  const task = await session
+    .openTask(o.taskPurpose ?? `writ exec ${argv[0]}`, {
       lease: o.lease,
       labels,
       ...(duration ? { duration } : {}),
+    })
+    .catch((err: Error) => {
+      throw new CliError(`cannot open a task, the command is not run: ${err.message}`);
     });
-    taskId = task.id;
-  }
+  const taskId = task.id;
   const dir = mkdtempSync(join(tmpdir(), 'writ-exec-'));
   const tokenFile = join(dir, 'token');
   const keyFile = join(dir, 'dpop.jwk');
@@ -95,7 +98,7 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     if (closed) return;
     closed = true;
     try {
-      if (!federated && taskId) await session.closeTask(taskId, reason);
+      await session.closeTask(taskId, reason);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -109,18 +112,10 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
       writeFileSync(`${tokenFile}.tmp`, token, { mode: 0o600 });
       renameSync(`${tokenFile}.tmp`, tokenFile);
     };
-    const tokenRequest = {
-      audience: o.audience,
-      ...(taskId ? { taskId } : {}),
-      ...(o.scope ? { scope: o.scope } : {}),
-    };
+    const tokenRequest = { audience: o.audience, taskId, ...(o.scope ? { scope: o.scope } : {}) };
     let current = await session.requestToken(tokenRequest);
     write(current.access_token);
-    // A federated token carries the CI run's task, when the issuer maps one.
-    taskId ??= tokenTask(current.access_token);
-    o.log(
-      `writ exec: ${taskId ? `task ${taskId} open` : 'no task'}; token expires in ${current.expires_in}s`,
-    );
+    o.log(`writ exec: task ${taskId} open; token expires in ${current.expires_in}s`);
 
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: 'inherit',
@@ -129,7 +124,7 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
         WRIT_ACCESS_TOKEN: current.access_token,
         WRIT_TOKEN_FILE: tokenFile,
         WRIT_DPOP_KEY_FILE: keyFile,
-        ...(taskId ? { WRIT_TASK_ID: taskId } : {}),
+        WRIT_TASK_ID: taskId,
         WRIT_URL: o.server,
       },
     });
@@ -155,7 +150,6 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     scheduleRenewal(current.expires_in);
     const heartbeat = setInterval(
       () => {
-        if (federated || !taskId) return;
         session
           .heartbeat(taskId, o.lease)
           .catch((err: Error) => o.log(`writ exec: heartbeat failed: ${err.message}`));
@@ -181,22 +175,10 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     process.off('SIGINT', forward);
     process.off('SIGTERM', forward);
     await close(`command exited with status ${status}`);
-    if (!federated) o.log(`writ exec: task ${taskId} closed; its tokens are revoked`);
+    o.log(`writ exec: task ${taskId} closed; its tokens are revoked`);
     return status;
   } catch (err) {
     await close('writ exec failed').catch(() => undefined);
     throw err;
-  }
-}
-
-/** The `tid` of an access token (read, not verified: the server just issued it to us). */
-function tokenTask(token: string): string | undefined {
-  try {
-    const tid = (
-      JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { tid?: unknown }
-    ).tid;
-    return typeof tid === 'string' ? tid : undefined;
-  } catch {
-    return undefined;
   }
 }
