@@ -19,6 +19,7 @@ const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid: signingJwk.kid, t
 );
 const NONCE = randomBytes(32).toString('base64url');
 const MAX_BODY = 16 * 1024;
+const holders = new Map();
 
 const parseJws = (jws) => {
   const [h, p, s] = jws.split('.');
@@ -53,11 +54,19 @@ function handle(body, req, res) {
     if (proof.claims.nonce !== NONCE)
       return answer(res, 400, { error: 'use_dpop_nonce' }, { 'dpop-nonce': NONCE });
     const { kty, crv, x, y } = proof.header.jwk;
-    if (!verifies(createPublicKey({ key: { kty, crv, x, y }, format: 'jwk' }), proof))
-      return answer(res, 400, { error: 'invalid_dpop_proof' });
-    cnf = {
-      jkt: createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url'),
-    };
+    // Holders come back: keep each imported key and its thumbprint, as Writ does (bounded).
+    const id = `${x}.${y}`;
+    let holder = holders.get(id);
+    if (!holder) {
+      if (holders.size >= 10_000) holders.clear();
+      holder = {
+        key: createPublicKey({ key: { kty, crv, x, y }, format: 'jwk' }),
+        jkt: createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url'),
+      };
+      holders.set(id, holder);
+    }
+    if (!verifies(holder.key, proof)) return answer(res, 400, { error: 'invalid_dpop_proof' });
+    cnf = { jkt: holder.jkt };
   }
   const now = Math.floor(Date.now() / 1000);
   const claims = {
