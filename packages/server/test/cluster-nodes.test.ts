@@ -16,6 +16,7 @@ import pg from 'pg';
 import {
   adminClient,
   type ClusterConfig,
+  clusterClasses,
   decodeJwt,
   eventually,
   freshDatabase,
@@ -74,25 +75,7 @@ if (POSTGRES_URL === '') {
         operatorKey: testKey(),
         // A small budget per client, so that a limit held per node (three times the budget) shows.
         settings: { limits: { client_rate: 1, client_burst: 20 }, events: { heartbeat: 1 } },
-        classes: [
-          {
-            name: 'items',
-            max_ttl: '10m',
-            default_ttl: '5m',
-            binding: 'bearer',
-            audiences: [API],
-            scopes: ['items:read'],
-            default_scopes: ['items:read'],
-          },
-          {
-            name: 'verifier',
-            max_ttl: '10m',
-            default_ttl: '5m',
-            audiences: [EVENTS],
-            scopes: ['events:read'],
-            default_scopes: ['events:read'],
-          },
-        ],
+        classes: clusterClasses(API, EVENTS),
         workloads: [
           ...[reader, checker, limited, ...load].map((c) => ({ ...c, classes: ['items'] })),
           { ...watcher, classes: ['verifier'] },

@@ -8,6 +8,7 @@ import { readConfigDir } from '../src/config/config-dir.js';
 import {
   adminClient,
   type ClusterConfig,
+  clusterClasses,
   eventually,
   freshDatabase,
   POSTGRES_URL,
@@ -72,25 +73,7 @@ if (POSTGRES_URL === '') {
         issuer: ISSUER,
         operatorKey: testKey(),
         settings: { events: { heartbeat: 1 } },
-        classes: [
-          {
-            name: 'items',
-            max_ttl: '10m',
-            default_ttl: '5m',
-            binding: 'bearer',
-            audiences: [API],
-            scopes: ['items:read'],
-            default_scopes: ['items:read'],
-          },
-          {
-            name: 'verifier',
-            max_ttl: '10m',
-            default_ttl: '5m',
-            audiences: [EVENTS],
-            scopes: ['events:read'],
-            default_scopes: ['events:read'],
-          },
-        ],
+        classes: clusterClasses(API, EVENTS),
         workloads: [
           { ...reader, classes: ['items'] },
           { ...watcher, classes: ['verifier'] },

@@ -182,6 +182,28 @@ export async function startProxy(target: { host: string; port: number }): Promis
 }
 
 /** The configuration every node applies at start (one directory, shared, like one Git checkout). */
+/** The token classes the cluster tests share: `items` (bearer tokens for the API) and `verifier` (event streams). */
+export function clusterClasses(api: string, events: string): Record<string, unknown>[] {
+  const common = { max_ttl: '10m', default_ttl: '5m' };
+  return [
+    {
+      name: 'items',
+      ...common,
+      binding: 'bearer',
+      audiences: [api],
+      scopes: ['items:read'],
+      default_scopes: ['items:read'],
+    },
+    {
+      name: 'verifier',
+      ...common,
+      audiences: [events],
+      scopes: ['events:read'],
+      default_scopes: ['events:read'],
+    },
+  ];
+}
+
 export interface ClusterConfig {
   dir: string;
   issuer: string;
