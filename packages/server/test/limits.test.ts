@@ -234,4 +234,28 @@ describe('request rate per client', () => {
     clock.advance(1000);
     assert.equal((await h.requestToken()).status, 200, 'one token per second comes back');
   });
+
+  it('opening tasks draws on the same budget (429, audited, no task); closing a task never does', async () => {
+    clock.advance(10_000); // a full bucket again
+    const auth = () => ({
+      client_id: WORKLOAD,
+      client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+      client_assertion: h.assertion(),
+    });
+    const open = () => h.post('/v1/tasks', { ...auth(), purpose: 'rate test' });
+    const first = await open();
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assert.equal((await h.requestToken()).status, 200);
+    const tasksBefore = await h.countRows('tasks');
+    const refused = await open();
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body['error'], 'temporarily_unavailable');
+    assert.equal(await h.countRows('tasks'), tasksBefore, 'no task opened');
+    const [event] = await h.store.queryAudit({ type: 'task.refused', order: 'desc', limit: 1 });
+    assert.equal(event?.data['reason'], 'rate_limited');
+    assert.equal(event?.actor, WORKLOAD);
+    // Over its limit, the client can still close its task (and so revoke its tokens).
+    const closed = await h.post(`/v1/tasks/${String(first.body['id'])}/close`, { ...auth(), reason: 'done' });
+    assert.equal(closed.status, 200, JSON.stringify(closed.body));
+  });
 });

@@ -158,7 +158,7 @@ export const SETTINGS_REFERENCE = {
     default: 200,
     min: 1,
     max: 1_000_000,
-    doc: 'Token requests per second allowed per client (token bucket refill); on PostgreSQL one bucket per client is shared by every node.',
+    doc: 'Token requests and task opens per second allowed per client (token bucket refill; closing a task is never limited); on PostgreSQL one bucket per client is shared by every node.',
   },
   'limits.client_burst': {
     kind: 'integer',

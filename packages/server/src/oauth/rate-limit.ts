@@ -65,11 +65,18 @@ export class StoreRateLimiter implements RateLimiter {
   }
 }
 
-/** Takes one token request of `workloadId` from the limiter; refuses with 429 and `Retry-After` past it. */
-export async function takeTokenRequest(limiter: RateLimiter, workloadId: string): Promise<void> {
+/**
+ * Takes one request of `workloadId` from its bucket (token requests and task opens share it); refuses
+ * with 429 and `Retry-After` past it.
+ */
+export async function takeTokenRequest(
+  limiter: RateLimiter,
+  workloadId: string,
+  what = 'token requests',
+): Promise<void> {
   const wait = await limiter.take(workloadId);
   if (wait > 0) {
-    throw new OAuthError('temporarily_unavailable', 'too many token requests for this client', {
+    throw new OAuthError('temporarily_unavailable', `too many ${what} for this client`, {
       status: 429,
       headers: { 'retry-after': String(wait) },
       detail: { reason: 'rate_limited', workload: workloadId },

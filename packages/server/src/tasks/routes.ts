@@ -7,6 +7,7 @@ import { type FormParams, single } from '../http/form.js';
 import { formBody, info } from '../http/request.js';
 import { assertionRules } from '../oauth/assertion-rules.js';
 import { authenticateClient } from '../oauth/client-auth/authenticate.js';
+import { takeTokenRequest } from '../oauth/rate-limit.js';
 import { auditRefusal } from '../oauth/refusal.js';
 import { closeTask, openTask, parseLabels } from './tasks.js';
 
@@ -69,6 +70,9 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
   app.post(Paths.tasks, async (req, reply) =>
     guard(req, async () => {
       const { client, params, federation } = await authenticate(req, Paths.tasks);
+      // Opening tasks draws on the client's request budget; heartbeats and closes never do, so a
+      // client over its limit can still end its work (and its tokens).
+      await takeTokenRequest(ctx.rateLimiter, client.workload.id, 'task opens');
       const labels = parseLabels(single(params, 'labels', 8192));
       const task = await openTask(ctx, {
         workload: client.workload,
