@@ -1,2 +1,3 @@
 export * from './ambient.js';
+export * from './tls-fetch.js';
 export * from './workload-client.js';

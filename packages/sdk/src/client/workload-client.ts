@@ -4,6 +4,7 @@ import { encodeBase64url } from '../jose/base64url.js';
 import { signCompactJws } from '../jose/jws.js';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '../wire/grants.js';
 import type { FederationTokenSource } from './ambient.js';
+import { type ClientTls, tlsFetch } from './tls-fetch.js';
 
 export interface WorkloadClientOptions {
   /** The Writ server's issuer URL. */
@@ -18,6 +19,20 @@ export interface WorkloadClientOptions {
    * fetched (or re-read) anew for every call.
    */
   federationToken?: FederationTokenSource;
+  /**
+   * Mutual TLS (RFC 8705): the client authenticates with this certificate (`tls_client_auth` or
+   * `self_signed_tls_client_auth`: `client_id` and no assertion) at the token and task endpoints, and
+   * presents it to the APIs its `fetch` calls. Every call then goes over node:https with this
+   * certificate; the `fetch` option is not used. Needs `clientId`; excludes `privateJwk` and
+   * `federationToken`.
+   */
+  tls?: ClientTls;
+  /**
+   * Whether token requests carry a DPoP proof. Default true, except with `tls`: then false, so tokens of
+   * `binding: mtls` classes come back bound to the certificate alone (`token_type: Bearer`). Set true
+   * with `tls` for `binding: dpop` classes (mTLS authenticates the client, DPoP binds the token).
+   */
+  dpop?: boolean;
   /** The DPoP key tokens are bound to; generated when absent. */
   dpopKey?: DpopKey;
   fetch?: typeof fetch;
@@ -56,22 +71,40 @@ export class WorkloadClient {
   readonly #header: string;
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
-  readonly #cache = new Map<string, { token: string; exp: number; lifetime: number }>();
+  readonly #closeTls: (() => void) | undefined;
+  readonly #dpop: boolean;
+  readonly #cache = new Map<string, { token: string; type: string; exp: number; lifetime: number }>();
   #nonce: string | undefined;
   #tokenEndpoint: string | undefined;
 
   constructor(o: WorkloadClientOptions) {
     this.#o = { ...o, issuer: o.issuer.replace(/\/+$/, '') };
-    if (!o.privateJwk && !o.federationToken)
-      throw new TypeError('give privateJwk (private_key_jwt) or federationToken (workload federation)');
+    if ([o.privateJwk, o.federationToken, o.tls].filter((x) => x !== undefined).length !== 1)
+      throw new TypeError(
+        'give one of privateJwk (private_key_jwt), federationToken (workload federation) or tls (mTLS)',
+      );
+    if (o.tls && !o.clientId) throw new TypeError('a client authenticating with tls needs its clientId');
     this.#key = o.privateJwk ? createPrivateKey({ key: o.privateJwk, format: 'jwk' }) : undefined;
     this.#alg = this.#key?.asymmetricKeyType === 'ed25519' ? 'EdDSA' : 'ES256';
     this.#header = encodeBase64url(
       JSON.stringify({ alg: this.#alg, ...(o.privateJwk?.kid ? { kid: o.privateJwk.kid } : {}) }),
     );
     this.dpopKey = o.dpopKey ?? generateDpopKey();
-    this.#fetch = o.fetch ?? fetch;
+    if (o.tls) {
+      const t = tlsFetch(o.tls);
+      this.#fetch = t.fetch;
+      this.#closeTls = t.close;
+    } else {
+      this.#fetch = o.fetch ?? fetch;
+      this.#closeTls = undefined;
+    }
+    this.#dpop = o.dpop ?? !o.tls;
     this.#now = o.now ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  /** Closes the TLS connections kept alive for a `tls` client (a no-op otherwise). */
+  close(): void {
+    this.#closeTls?.();
   }
 
   /** A fresh client assertion (RFC 7523): 60 s, single-use `jti`, `aud` = the issuer. */
@@ -95,6 +128,7 @@ export class WorkloadClient {
    * token (fetched or re-read now) as a jwt-bearer `client_assertion` for a federated client.
    */
   async taskAuth(): Promise<Record<string, string>> {
+    if (this.#o.tls) return { client_id: this.#o.clientId as string };
     if (!this.#o.federationToken) return this.clientAuth();
     return {
       ...(this.#o.clientId ? { client_id: this.#o.clientId } : {}),
@@ -113,26 +147,34 @@ export class WorkloadClient {
     };
   }
 
-  /** A DPoP-bound token for the audience, from the cache while it has more than a third of its life left. */
+  /** A holder-bound token for the audience, from the cache while it has more than a third of its life left. */
   async token(r: TokenRequest): Promise<string> {
+    return (await this.#cachedToken(r)).token;
+  }
+
+  async #cachedToken(r: TokenRequest): Promise<{ token: string; type: string }> {
     const key = `${r.audience}\n${r.scope ?? ''}\n${r.taskId ?? ''}`;
     const cached = this.#cache.get(key);
-    if (cached && cached.exp - this.#now() > cached.lifetime / 3) return cached.token;
+    if (cached && cached.exp - this.#now() > cached.lifetime / 3) return cached;
     const res = await this.requestToken(r);
-    this.#cache.set(key, {
+    const entry = {
       token: res.access_token,
+      type: res.token_type,
       exp: this.#now() + res.expires_in,
       lifetime: res.expires_in,
-    });
-    return res.access_token;
+    };
+    this.#cache.set(key, entry);
+    return entry;
   }
 
   /** Always asks the server (a renewal when `taskId` already has tokens). */
   async requestToken(r: TokenRequest): Promise<TokenResponse> {
     const endpoint = await this.#endpoint();
-    const proof = this.#o.federationToken
-      ? { grant_type: GrantType.jwtBearer, assertion: await this.#o.federationToken() }
-      : { grant_type: GrantType.clientCredentials, ...this.clientAuth() };
+    const proof = this.#o.tls
+      ? { grant_type: GrantType.clientCredentials, client_id: this.#o.clientId as string }
+      : this.#o.federationToken
+        ? { grant_type: GrantType.jwtBearer, assertion: await this.#o.federationToken() }
+        : { grant_type: GrantType.clientCredentials, ...this.clientAuth() };
     return (await this.#postWithDpop(endpoint, {
       ...proof,
       resource: r.audience,
@@ -190,17 +232,27 @@ export class WorkloadClient {
     }
   }
 
-  /** `fetch` with `Authorization: DPoP` and a proof; retries once when the API asks for a DPoP nonce. */
+  /**
+   * `fetch` with `Authorization: DPoP` and a proof (retried once when the API asks for a DPoP nonce); for
+   * a certificate-bound token (`token_type: Bearer` from a `tls` client), `Authorization: Bearer` over a
+   * TLS connection presenting the client certificate (RFC 8705 §3).
+   */
   async fetch(
     url: string,
     init: RequestInit & { audience: string; scope?: string; taskId?: string },
   ): Promise<Response> {
-    const token = await this.token({
+    const { token, type } = await this.#cachedToken({
       audience: init.audience,
       ...(init.scope ? { scope: init.scope } : {}),
       ...(init.taskId ? { taskId: init.taskId } : {}),
     });
+    const { audience: _a, scope: _s, taskId: _t, ...rest } = init;
     const method = (init.method ?? 'GET').toUpperCase();
+    if (type.toLowerCase() !== 'dpop') {
+      const headers = new Headers(init.headers);
+      headers.set('authorization', `Bearer ${token}`);
+      return this.#fetch(url, { ...rest, method, headers });
+    }
     let nonce: string | undefined;
     for (let attempt = 0; ; attempt++) {
       const headers = new Headers(init.headers);
@@ -215,7 +267,7 @@ export class WorkloadClient {
           ...(nonce ? { nonce } : {}),
         }),
       );
-      const res = await this.#fetch(url, { ...init, method, headers });
+      const res = await this.#fetch(url, { ...rest, method, headers });
       const fresh = res.headers.get('dpop-nonce');
       if (
         res.status === 401 &&
@@ -246,12 +298,16 @@ export class WorkloadClient {
         method: 'POST',
         headers: {
           'content-type': 'application/x-www-form-urlencoded',
-          dpop: createDpopProof(this.dpopKey, {
-            method: 'POST',
-            url,
-            nowSeconds: this.#now(),
-            ...(this.#nonce ? { nonce: this.#nonce } : {}),
-          }),
+          ...(this.#dpop
+            ? {
+                dpop: createDpopProof(this.dpopKey, {
+                  method: 'POST',
+                  url,
+                  nowSeconds: this.#now(),
+                  ...(this.#nonce ? { nonce: this.#nonce } : {}),
+                }),
+              }
+            : {}),
         },
         body: new URLSearchParams(form).toString(),
       });

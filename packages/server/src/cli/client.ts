@@ -34,6 +34,42 @@ export function readPrivateKeyFile<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
 }
 
+/** A PEM private key file (a TLS client key), refused like a key file when group or others can read it. */
+export function readPrivatePemFile(file: string): string {
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    throw new CliError(`cannot read key file ${file}`);
+  }
+  if ((mode & 0o077) !== 0)
+    throw new CliError(`${file} is readable by group or others; run: chmod 600 ${file}`);
+  return readFileSync(file, 'utf8');
+}
+
+/** The client certificate of `--tls-cert`/`--tls-key` (`--tls-ca`: the server's CA), or undefined. */
+export function readClientTls(o: {
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  tlsCa?: string | undefined;
+}): { cert: string; key: string; ca?: string } | undefined {
+  if (o.tlsCert === undefined && o.tlsKey === undefined) {
+    if (o.tlsCa !== undefined) throw new CliError('--tls-ca goes with --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (o.tlsCert === undefined || o.tlsKey === undefined)
+    throw new CliError('give both --tls-cert and --tls-key');
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      throw new CliError(`cannot read ${f}`);
+    }
+  };
+  const key = readPrivatePemFile(o.tlsKey);
+  return { cert: read(o.tlsCert), key, ...(o.tlsCa !== undefined ? { ca: read(o.tlsCa) } : {}) };
+}
+
 /** Signs a short-lived assertion (RFC 7523) with a private JWK. */
 export async function signAssertion(
   jwk: JWK,

@@ -234,22 +234,31 @@ program
 const token = program.command('token').description('get, verify and introspect access tokens');
 token
   .command('get')
-  .description('client_credentials with private_key_jwt, as a workload')
+  .description('client_credentials with private_key_jwt (or mTLS), as a workload')
   .requiredOption('--client-id <spiffe-id>', 'the workload')
-  .requiredOption('--key <file>', "the workload's private JWK")
+  .option('--key <file>', "the workload's private JWK (private_key_jwt)")
+  .option(
+    '--tls-cert <file>',
+    'instead of --key: client certificate (PEM) for mTLS (tls_client_auth, RFC 8705)',
+  )
+  .option('--tls-key <file>', 'the private key of --tls-cert (PEM; refused if group or others can read it)')
+  .option('--tls-ca <file>', "the server's CA (PEM) when it is not publicly trusted")
   .requiredOption('--audience <uri>', 'the one audience (RFC 8707 resource)')
   .option('--scope <scopes>', 'space-separated scopes')
   .option('--ttl <seconds>', 'requested lifetime (clamped to the class max)')
   .option(
     '--dpop-key <file>',
-    'DPoP private key to bind the token to (created 0600 if missing; default: ephemeral)',
+    'DPoP private key to bind the token to (created 0600 if missing; default: ephemeral; with --tls-cert: no DPoP proof unless given)',
   )
   .option('--bearer', 'send no DPoP proof (only classes with binding: bearer accept this)')
   .option('--raw', 'print only the access token')
   .action(
     async (o: {
       clientId: string;
-      key: string;
+      key?: string;
+      tlsCert?: string;
+      tlsKey?: string;
+      tlsCa?: string;
       audience: string;
       scope?: string;
       ttl?: string;
@@ -276,13 +285,20 @@ token
 program
   .command('exec')
   .description('run a command with a task-bound, DPoP-bound token that is revoked when the command exits')
-  .option('--client-id <spiffe-id>', 'the workload (required with --key)')
+  .option('--client-id <spiffe-id>', 'the workload (required with --key and --tls-cert)')
   .option('--key <file>', "the workload's private JWK; without it, the ambient identity (federation)")
   .option(
     '--federation-token-file <file>',
     'a federation token file, re-read on each renewal (default: GitHub Actions OIDC, then /var/run/secrets/tokens/writ-token)',
   )
   .option('--federation-audience <aud>', 'the aud to ask the outside issuer for (default: the Writ issuer)')
+  .option(
+    '--tls-cert <file>',
+    'instead of --key: client certificate (PEM) for mTLS; the command gets WRIT_CLIENT_CERT_FILE, WRIT_CLIENT_KEY_FILE (and WRIT_CLIENT_CA_FILE)',
+  )
+  .option('--tls-key <file>', 'the private key of --tls-cert (PEM; refused if group or others can read it)')
+  .option('--tls-ca <file>', "the server's CA (PEM) when it is not publicly trusted")
+  .option('--dpop', 'with --tls-cert: also send DPoP proofs (for binding: dpop classes)')
   .requiredOption('--audience <uri>', 'the API the command calls')
   .option('--scope <scopes>', 'space-separated scopes')
   .option('--task-purpose <text>', 'why the task runs (audited)')
@@ -298,6 +314,10 @@ program
         key: o['key'] as string | undefined,
         federationTokenFile: o['federationTokenFile'] as string | undefined,
         federationAudience: o['federationAudience'] as string | undefined,
+        tlsCert: o['tlsCert'] as string | undefined,
+        tlsKey: o['tlsKey'] as string | undefined,
+        tlsCa: o['tlsCa'] as string | undefined,
+        dpop: (o['dpop'] as unknown) === true,
         audience: o['audience'] as string,
         ...(o['scope'] ? { scope: o['scope'] as string } : {}),
         ...(o['taskPurpose'] ? { taskPurpose: o['taskPurpose'] as string } : {}),

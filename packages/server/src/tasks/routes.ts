@@ -7,6 +7,7 @@ import { type FormParams, single } from '../http/form.js';
 import { formBody, info } from '../http/request.js';
 import { assertionRules } from '../oauth/assertion-rules.js';
 import { authenticateClient } from '../oauth/client-auth/authenticate.js';
+import { certificateInput } from '../oauth/client-auth/tls-client-auth.js';
 import { takeTokenRequest } from '../oauth/rate-limit.js';
 import { auditRefusal } from '../oauth/refusal.js';
 import { closeTask, openTask, parseLabels } from './tasks.js';
@@ -19,7 +20,7 @@ const seconds = (v: string | undefined, name: string): number | undefined => {
 };
 
 /**
- * Task endpoints for workloads (client authentication as at the token endpoint, assertion `aud` = the
+ * Task endpoints for workloads (client authentication as at the token endpoint, mTLS included; assertion `aud` = the
  * issuer or the endpoint URL): open, close, and renew the lease that proves the owner is alive. A
  * federated workload authenticates with its platform token as the `client_assertion` (RFC 7523 §2.2
  * form, checked by `attestFederatedToken`); it may then only touch tasks opened the same way for the
@@ -35,6 +36,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
       req.headers.authorization,
       ctx.registry,
       assertionRules(ctx, path),
+      certificateInput(ctx, info(req)),
     );
     if (client.replay) {
       const fresh = await ctx.store.consume(

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { detectAmbientIdentity, WorkloadClient } from '@writ/sdk/client';
-import { CliError, readPrivateKeyFile } from '../client.js';
+import { join, resolve } from 'node:path';
+import { detectAmbientIdentity, tlsFetch, WorkloadClient } from '@writ/sdk/client';
+import { CliError, readClientTls, readPrivateKeyFile } from '../client.js';
 
 export interface ExecOptions {
   server: string;
@@ -11,6 +11,12 @@ export interface ExecOptions {
   clientId?: string | undefined;
   /** The workload's private JWK file; without it, the ambient identity (workload federation). */
   key?: string | undefined;
+  /** mTLS (RFC 8705) instead of a key: the client certificate, its key (0600) and the server's CA. */
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  tlsCa?: string | undefined;
+  /** With the certificate: also bind tokens with DPoP (for `binding: dpop` classes). */
+  dpop?: boolean | undefined;
   /** A federation token file (a Kubernetes projected token, a JWT-SVID), re-read on every renewal. */
   federationTokenFile?: string | undefined;
   /** The `aud` to ask the outside issuer for; default the Writ issuer URL. */
@@ -36,6 +42,11 @@ export interface ExecOptions {
  * is traded with the jwt-bearer grant for each token. The task is opened, kept alive and closed exactly
  * as with a key file (the server labels it with the issuer and the CI run). When the task cannot be
  * opened, the command does not run.
+ *
+ * With `--tls-cert`/`--tls-key` (instead of `--key`) it authenticates with the client certificate over
+ * mutual TLS (RFC 8705); tokens of `binding: mtls` classes are bound to that certificate, and the
+ * command gets the certificate paths (`WRIT_CLIENT_CERT_FILE`, `WRIT_CLIENT_KEY_FILE`,
+ * `WRIT_CLIENT_CA_FILE`) to present it, e.g. `curl --cert`.
  */
 export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
   if (argv.length === 0) throw new CliError('give the command to run after --');
@@ -49,16 +60,28 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
   if (duration !== undefined && !(Number.isInteger(duration) && duration > 0))
     throw new CliError('--duration must be seconds');
 
-  const meta = await fetch(`${o.server.replace(/\/+$/, '')}/.well-known/oauth-authorization-server`).catch(
-    (err: Error) => {
-      throw new CliError(`cannot reach ${o.server}: ${err.message}`);
-    },
-  );
-  if (!meta.ok) throw new CliError(`metadata: HTTP ${meta.status}`);
-  const { issuer } = (await meta.json()) as { issuer: string };
-  const federated = o.key === undefined;
+  const tls = readClientTls(o);
+  if (tls && o.key !== undefined) throw new CliError('give --key or --tls-cert/--tls-key, not both');
+  const metaFetch = tls ? tlsFetch(tls) : { fetch, close: () => undefined };
+  let issuer: string;
+  try {
+    const meta = await metaFetch
+      .fetch(`${o.server.replace(/\/+$/, '')}/.well-known/oauth-authorization-server`)
+      .catch((err: Error) => {
+        throw new CliError(`cannot reach ${o.server}: ${err.message}`);
+      });
+    if (!meta.ok) throw new CliError(`metadata: HTTP ${meta.status}`);
+    issuer = ((await meta.json()) as { issuer: string }).issuer;
+  } finally {
+    metaFetch.close();
+  }
+  const federated = o.key === undefined && tls === undefined;
   let session: WorkloadClient;
-  if (federated) {
+  if (tls) {
+    if (!o.clientId) throw new CliError('--client-id is required with --tls-cert');
+    o.log('writ exec: proving the workload with its client certificate (mTLS)');
+    session = new WorkloadClient({ issuer, clientId: o.clientId, tls, dpop: o.dpop === true });
+  } else if (federated) {
     const ambient = detectAmbientIdentity({
       audience: o.federationAudience ?? issuer,
       tokenFile: o.federationTokenFile,
@@ -87,6 +110,7 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
       ...(duration ? { duration } : {}),
     })
     .catch((err: Error) => {
+      session.close();
       throw new CliError(`cannot open a task, the command is not run: ${err.message}`);
     });
   const taskId = task.id;
@@ -100,6 +124,7 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     try {
       await session.closeTask(taskId, reason);
     } finally {
+      session.close();
       rmSync(dir, { recursive: true, force: true });
     }
   };
@@ -126,6 +151,14 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
         WRIT_DPOP_KEY_FILE: keyFile,
         WRIT_TASK_ID: taskId,
         WRIT_URL: o.server,
+        WRIT_TOKEN_TYPE: current.token_type,
+        ...(tls
+          ? {
+              WRIT_CLIENT_CERT_FILE: resolve(o.tlsCert!),
+              WRIT_CLIENT_KEY_FILE: resolve(o.tlsKey!),
+              ...(o.tlsCa ? { WRIT_CLIENT_CA_FILE: resolve(o.tlsCa) } : {}),
+            }
+          : {}),
       },
     });
 

@@ -1,9 +1,17 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
+import { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof, type DpopKey, dpopKeyFrom, generateDpopKey } from '@writ/sdk/dpop';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
 import { createRemoteJWKSet, type JWK, jwtVerify } from 'jose';
-import { type AdminClient, CliError, postForm, readPrivateKeyFile, signAssertion } from '../client.js';
+import {
+  type AdminClient,
+  CliError,
+  postForm,
+  readClientTls,
+  readPrivateKeyFile,
+  signAssertion,
+} from '../client.js';
 
 interface Metadata {
   issuer: string;
@@ -19,13 +27,18 @@ async function metadata(server: string): Promise<Metadata> {
 
 /**
  * `writ token get`: client_credentials with private_key_jwt and a DPoP proof, the way any workload would
- * do it. The DPoP key is read from `dpopKey` (created 0600 if missing) or is ephemeral.
+ * do it. The DPoP key is read from `dpopKey` (created 0600 if missing) or is ephemeral. With
+ * `tlsCert`/`tlsKey` instead of `key`: tls_client_auth over mutual TLS (RFC 8705), and a DPoP proof only
+ * with `dpopKey` (so a `binding: mtls` class returns a token bound to the certificate alone).
  */
 export async function getToken(
   server: string,
   o: {
     clientId: string;
-    key: string;
+    key?: string | undefined;
+    tlsCert?: string | undefined;
+    tlsKey?: string | undefined;
+    tlsCa?: string | undefined;
     audience: string;
     scope?: string;
     ttl?: string;
@@ -33,6 +46,37 @@ export async function getToken(
     bearer?: boolean;
   },
 ): Promise<Record<string, unknown>> {
+  const tls = readClientTls(o);
+  if (tls) {
+    if (o.key !== undefined) throw new CliError('give --key or --tls-cert/--tls-key, not both');
+    if (o.bearer && o.dpopKey) throw new CliError('--bearer sends no DPoP proof: leave out --dpop-key');
+    // tls_client_auth: client_id and the certificate; a DPoP proof only with --dpop-key.
+    const dpopKey = o.dpopKey !== undefined ? loadOrCreateDpopKey(o.dpopKey) : undefined;
+    const client = new WorkloadClient({
+      issuer: server,
+      clientId: o.clientId,
+      tls,
+      dpop: dpopKey !== undefined,
+      ...(dpopKey ? { dpopKey } : {}),
+    });
+    try {
+      const ttl = o.ttl === undefined ? undefined : Number(o.ttl);
+      const res = (await client
+        .requestToken({
+          audience: o.audience,
+          ...(o.scope ? { scope: o.scope } : {}),
+          ...(ttl ? { ttl } : {}),
+        })
+        .catch((err: Error) => {
+          throw new CliError(err.message);
+        })) as unknown as Record<string, unknown>;
+      return dpopKey ? { ...res, dpop_jkt: dpopKey.jkt, dpop_key: o.dpopKey } : res;
+    } finally {
+      client.close();
+    }
+  }
+  if (o.key === undefined)
+    throw new CliError('give --key (private_key_jwt) or --tls-cert and --tls-key (mTLS)');
   const meta = await metadata(server);
   const jwk = readPrivateKeyFile<JWK>(o.key);
   const assertion = await signAssertion(jwk, o.clientId, meta.issuer);
