@@ -91,13 +91,45 @@ export function githubActionsToken(o: {
       redirect: 'error',
       signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
     });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`GitHub Actions ID token request: HTTP ${res.status}`);
-    if (text.length > MAX_TOKEN_BYTES * 2) throw new Error('GitHub Actions ID token response is too large');
-    const value = (JSON.parse(text) as { value?: unknown }).value;
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new Error(`GitHub Actions ID token request: HTTP ${res.status}`);
+    }
+    const text = await boundedText(res, MAX_TOKEN_BYTES * 2);
+    if (text === undefined) throw new Error('GitHub Actions ID token response is too large');
+    let value: unknown;
+    try {
+      value = (JSON.parse(text) as { value?: unknown } | null)?.value;
+    } catch {
+      // Never the parser's message: it quotes the body, which may hold the token.
+      throw new Error('GitHub Actions ID token response is not JSON');
+    }
     if (typeof value !== 'string') throw new Error('GitHub Actions ID token response has no value');
     return checkedToken(value, 'the GitHub Actions ID token');
   };
+}
+
+/** The body as text, or undefined (and no longer read) once it passes `max` bytes. */
+async function boundedText(res: Response, max: number): Promise<string | undefined> {
+  if (Number(res.headers.get('content-length') ?? 0) > max) {
+    await res.body?.cancel().catch(() => undefined);
+    return undefined;
+  }
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function checkedToken(raw: string, what: string): string {
