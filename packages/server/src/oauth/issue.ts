@@ -60,10 +60,8 @@ export async function issueAccessToken(
   if (r.x5t === undefined && ctx.registry.tokenClass(r.tokenClass)?.binding === 'mtls')
     throw new OAuthError(
       'unauthorized_client',
-      `class ${r.tokenClass} binds tokens to a client certificate`,
-      {
-        detail: { reason: 'mtls_binding_required' },
-      },
+      `class ${r.tokenClass} binds tokens to a client certificate: authenticate with tls_client_auth or self_signed_tls_client_auth`,
+      { detail: { reason: 'mtls_binding_required' } },
     );
   const policy = await decideIssuance(ctx, r, req);
   const { token, claims, kid } = signAccessToken(ctx.keys, {

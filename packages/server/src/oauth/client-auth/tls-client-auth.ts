@@ -1,7 +1,7 @@
 import { timingSafeEqual, type X509Certificate } from 'node:crypto';
 import { ClientAuthMethod, type ClientAuthMethodValue } from '@writ/sdk/wire';
 import type { RequestInfo, WritContext } from '../../context.js';
-import { invalidClient, type OAuthError, unauthorizedClient } from '../../errors.js';
+import { invalidClient, type OAuthError } from '../../errors.js';
 import {
   CLIENT_AUTH_EKU,
   certificateThumbprint,
@@ -161,19 +161,13 @@ export function certificateInput(
 }
 
 /**
- * RFC 8705 §3: the `x5t#S256` a token of `cls` is bound to. A `binding: mtls` class binds to the
- * certificate the client authenticated with, and refuses clients that authenticated otherwise; other
- * classes bind as they always do (undefined here).
+ * RFC 8705 §3: the `x5t#S256` a token of `cls` is bound to: the certificate the client authenticated
+ * with, for a `binding: mtls` class; undefined otherwise. A `binding: mtls` class with no certificate
+ * is refused by `issueAccessToken`, the one check every grant passes through.
  */
 export function certificateBinding(
-  cls: Pick<TokenClass, 'name' | 'binding'>,
+  cls: Pick<TokenClass, 'binding'>,
   client: { certificate?: { thumbprint: string } | undefined },
 ): string | undefined {
-  if (cls.binding !== 'mtls') return undefined;
-  if (!client.certificate)
-    throw unauthorizedClient(
-      `class ${cls.name} binds tokens to a client certificate: authenticate with tls_client_auth or self_signed_tls_client_auth`,
-      { reason: 'mtls_binding_required' },
-    );
-  return client.certificate.thumbprint;
+  return cls.binding === 'mtls' ? client.certificate?.thumbprint : undefined;
 }
