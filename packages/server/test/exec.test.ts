@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DpopError, verifyDpopProof } from '@writ/sdk/dpop';
+import { runWrit } from './helpers/cli.js';
 import { classDoc, decodeClaims, introspect, workloadDoc } from './helpers/dpop.js';
 import { type Harness, startHarness, testKey } from './helpers/harness.js';
 
@@ -55,10 +55,9 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
   /** Runs `writ exec … -- sh -c script` with OUT pointing at a fresh directory; bounded by a timeout. */
   function writExec(script: string, extra: string[] = []): { out: string; done: Promise<Run> } {
     const outDir = mkdtempSync(join(dir, `out-${++n}-`));
-    const child = spawn(
-      process.execPath,
+    const done: Promise<Run> = runWrit(
+      MAIN,
       [
-        MAIN,
         '--server',
         h.issuer,
         'exec',
@@ -78,20 +77,8 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
         '-c',
         script,
       ],
-      { env: { ...process.env, OUT: outDir, WRIT_MAIN: MAIN }, stdio: ['ignore', 'ignore', 'pipe'] },
+      { env: { ...process.env, OUT: outDir, WRIT_MAIN: MAIN } },
     );
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const done = new Promise<Run>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        // Let stderr drain before reporting.
-        setImmediate(() => resolve({ code, signal, stderr }));
-      });
-    });
     return { out: outDir, done };
   }
 
@@ -212,35 +199,19 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
     const loose = join(dir, 'loose.jwk');
     writeFileSync(loose, readFileSync(keyFile), { mode: 0o644 });
     const opened = (await h.auditEvents('task.opened')).length;
-    const child = spawn(
-      process.execPath,
-      [
-        MAIN,
-        '--server',
-        h.issuer,
-        'exec',
-        '--client-id',
-        WORKLOAD,
-        '--key',
-        loose,
-        '--audience',
-        API,
-        '--',
-        'true',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    const { code, stderr } = await runWrit(MAIN, [
+      '--server',
+      h.issuer,
+      'exec',
+      '--client-id',
+      WORKLOAD,
+      '--key',
+      loose,
+      '--audience',
+      API,
+      '--',
+      'true',
+    ]);
     assert.equal(code, 1);
     assert.match(stderr, /chmod 600/);
     assert.equal((await h.auditEvents('task.opened')).length, opened);

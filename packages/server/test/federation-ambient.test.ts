@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -7,7 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { detectAmbientIdentity, tokenFromFile, WorkloadClient, WritClientError } from '@writ/sdk/client';
-import { classDoc, decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
+import { runWrit } from './helpers/cli.js';
+import { decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
+import { ciClassDoc, localIssuerDoc } from './helpers/federation.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 import { githubClaims, kubernetesClaims, type LocalIssuer, startLocalIssuer } from './helpers/oidc-issuer.js';
 
@@ -57,28 +58,9 @@ describe('ambient identity: no key file in CI or in a pod', () => {
           other: h.otherKey,
           operator: h.operatorKey,
         }),
-        classDoc({
-          name: 'ci',
-          audiences: [DEPLOY],
-          scopes: ['deploy:read'],
-          default_scopes: ['deploy:read'],
-        }),
-        rawDoc('issuer', {
-          name: 'github',
-          preset: 'github-actions',
-          issuer: github.url,
-          jwks_uri: github.jwksUri,
-          audience: h.issuer,
-          trust_domain: 'test.writ',
-        }),
-        rawDoc('issuer', {
-          name: 'cluster',
-          preset: 'kubernetes',
-          issuer: cluster.url,
-          jwks_uri: cluster.jwksUri,
-          audience: h.issuer,
-          trust_domain: 'test.writ',
-        }),
+        ciClassDoc(DEPLOY),
+        localIssuerDoc('github', 'github-actions', github, h.issuer),
+        localIssuerDoc('cluster', 'kubernetes', cluster, h.issuer),
         rawDoc('workload', {
           id: GH,
           owner: 'ci',
@@ -173,10 +155,9 @@ describe('ambient identity: no key file in CI or in a pod', () => {
 
   it('writ exec --audience A -- cmd needs no key file under GitHub Actions; its token dies with the command', async () => {
     const out = mkdtempSync(join(dir, 'exec-'));
-    const child = spawn(
-      process.execPath,
+    const { code, stderr } = await runWrit(
+      MAIN,
       [
-        MAIN,
         '--server',
         h.issuer,
         'exec',
@@ -187,19 +168,8 @@ describe('ambient identity: no key file in CI or in a pod', () => {
         '-c',
         'printf %s "$WRIT_TASK_ID" > "$OUT/tid" && cp "$WRIT_TOKEN_FILE" "$OUT/token"',
       ],
-      { env: { ...process.env, ...actionsEnv(), OUT: out }, stdio: ['ignore', 'ignore', 'pipe'] },
+      { env: { ...process.env, ...actionsEnv(), OUT: out } },
     );
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
     assert.equal(code, 0, stderr);
     assert.match(stderr, /proving the workload with github-actions/);
     const token = readFileSync(join(out, 'token'), 'utf8');

@@ -12,6 +12,7 @@ import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
 import { eventually, freshDatabase, POSTGRES_URL } from './helpers/cluster.js';
 import { classDoc, decodeClaims, proofParts, rawDoc, signProof } from './helpers/dpop.js';
+import { localIssuerDoc } from './helpers/federation.js';
 import { githubClaims, type LocalIssuer, startLocalIssuer } from './helpers/oidc-issuer.js';
 
 const DEPLOY = 'https://deploy.cluster.test';
@@ -52,14 +53,7 @@ if (POSTGRES_URL === '') {
     it('an issuer applied on one node is trusted by the other, and its replay binding is shared', async () => {
       const bundle = validateConfig([
         classDoc({ name: 'ci', audiences: [DEPLOY], scopes: ['d'], default_scopes: ['d'] }),
-        rawDoc('issuer', {
-          name: 'github',
-          preset: 'github-actions',
-          issuer: github.url,
-          jwks_uri: github.jwksUri,
-          audience: 'https://writ.test',
-          trust_domain: 'test.writ',
-        }),
+        localIssuerDoc('github', 'github-actions', github, 'https://writ.test'),
         rawDoc('workload', {
           id: GH,
           owner: 'ci',

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -9,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { tokenFromFile, WorkloadClient } from '@writ/sdk/client';
 import { generateDpopKey } from '@writ/sdk/dpop';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
-import { classDoc, decodeClaims, dpopTokenRequest, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
+import { runWrit } from './helpers/cli.js';
+import { decodeClaims, dpopTokenRequest, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
+import { ciClassDoc, localIssuerDoc } from './helpers/federation.js';
 import { configDocuments, type Harness, startHarness } from './helpers/harness.js';
 import { githubClaims, kubernetesClaims, type LocalIssuer, startLocalIssuer } from './helpers/oidc-issuer.js';
 
@@ -63,28 +64,9 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
     const applied = await h.admin('POST', '/config', {
       documents: [
         ...configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }),
-        classDoc({
-          name: 'ci',
-          audiences: [DEPLOY],
-          scopes: ['deploy:read'],
-          default_scopes: ['deploy:read'],
-        }),
-        rawDoc('issuer', {
-          name: 'github',
-          preset: 'github-actions',
-          issuer: github.url,
-          jwks_uri: github.jwksUri,
-          audience: h.issuer,
-          trust_domain: 'test.writ',
-        }),
-        rawDoc('issuer', {
-          name: 'cluster',
-          preset: 'kubernetes',
-          issuer: cluster.url,
-          jwks_uri: cluster.jwksUri,
-          audience: h.issuer,
-          trust_domain: 'test.writ',
-        }),
+        ciClassDoc(DEPLOY),
+        localIssuerDoc('github', 'github-actions', github, h.issuer),
+        localIssuerDoc('cluster', 'kubernetes', cluster, h.issuer),
         ...[
           [GH, ['github']],
           [K8S, ['cluster']],
@@ -118,9 +100,9 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
   /** `writ exec --audience DEPLOY [extra] -- sh -c script` with no key file; OUT is a fresh directory. */
   function writExec(script: string, extra: string[], env: Record<string, string>) {
     const out = mkdtempSync(join(dir, `out-${++n}-`));
-    const child = spawn(
-      process.execPath,
-      [MAIN, '--server', h.issuer, 'exec', '--audience', DEPLOY, ...extra, '--', 'sh', '-c', script],
+    const done: Promise<Run> = runWrit(
+      MAIN,
+      ['--server', h.issuer, 'exec', '--audience', DEPLOY, ...extra, '--', 'sh', '-c', script],
       {
         env: {
           ...process.env,
@@ -132,20 +114,8 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
           ...env,
           OUT: out,
         },
-        stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const done = new Promise<Run>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        setImmediate(() => resolve({ code, stderr }));
-      });
-    });
     return { out, done };
   }
 

@@ -16,6 +16,7 @@ import {
   lastEvent,
   rawDoc,
 } from './helpers/dpop.js';
+import { localIssuerDoc } from './helpers/federation.js';
 import { type Harness, type Reply, startHarness } from './helpers/harness.js';
 import {
   githubClaims,
@@ -66,32 +67,11 @@ describe('workload federation from trusted OIDC issuers', () => {
           default_scopes: ['deploy:read'],
           renewal: { max_lifetime: '2h' },
         }),
-        rawDoc('issuer', {
-          name: 'github',
-          preset: 'github-actions',
-          issuer: github.url,
-          jwks_uri: github.jwksUri,
-          audience: WRIT,
-          trust_domain: 'test.writ',
+        localIssuerDoc('github', 'github-actions', github, WRIT, {
           condition: 'claims.repository_owner == "acme" && claims.ref == "refs/heads/main"',
         }),
-        rawDoc('issuer', {
-          name: 'gitlab',
-          preset: 'gitlab-ci',
-          issuer: gitlab.url,
-          jwks_uri: gitlab.jwksUri,
-          audience: WRIT,
-          trust_domain: 'test.writ',
-        }),
-        rawDoc('issuer', {
-          name: 'cluster',
-          preset: 'kubernetes',
-          issuer: cluster.url,
-          jwks_uri: cluster.jwksUri,
-          audience: [WRIT],
-          trust_domain: 'test.writ',
-          max_token_age: '2h',
-        }),
+        localIssuerDoc('gitlab', 'gitlab-ci', gitlab, WRIT),
+        localIssuerDoc('cluster', 'kubernetes', cluster, [WRIT], { max_token_age: '2h' }),
         // Air-gapped: the SPIRE bundle's keys are in the config, never fetched.
         rawDoc('issuer', {
           name: 'spire',

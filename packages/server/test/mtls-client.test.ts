@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { type ClientTls, tlsFetch, WorkloadClient } from '@writ/sdk/client';
 import { createVerifier, type Verifier, writNodeHttp } from '@writ/sdk/verifier';
 import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
+import { runWrit } from './helpers/cli.js';
 import { classDoc, decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
 import { freePort, type Harness, startHarness } from './helpers/harness.js';
 
@@ -209,10 +209,9 @@ describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
   });
 
   it('`writ token get --tls-cert --tls-key --tls-ca` prints a certificate-bound token', async () => {
-    const child = spawn(
-      process.execPath,
+    const { code, stdout, stderr } = await runWrit(
+      MAIN,
       [
-        MAIN,
         '--server',
         h.issuer,
         'token',
@@ -229,23 +228,8 @@ describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
         '--audience',
         API,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdout: true },
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        setImmediate(() => resolve(c));
-      });
-    });
     assert.equal(code, 0, stderr);
     const claims = decodeClaims(stdout.trim());
     assert.equal(claims['sub'], SVID);
@@ -254,10 +238,9 @@ describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
 
   /** `writ exec --tls-cert/--tls-key … -- sh -c script`, bounded by a timeout. */
   function writExec(keyFile: string, script: string, out: string): Promise<Run> {
-    const child = spawn(
-      process.execPath,
+    return runWrit(
+      MAIN,
       [
-        MAIN,
         '--server',
         h.issuer,
         'exec',
@@ -276,19 +259,8 @@ describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
         '-c',
         script,
       ],
-      { env: { ...process.env, OUT: out }, stdio: ['ignore', 'ignore', 'pipe'] },
+      { env: { ...process.env, OUT: out } },
     );
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    return new Promise<Run>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        setImmediate(() => resolve({ code, stderr }));
-      });
-    });
   }
 
   it('`writ exec --tls-cert --tls-key` runs the command with a certificate-bound token, revoked when it exits', async () => {

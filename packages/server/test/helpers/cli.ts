@@ -1,0 +1,40 @@
+// Runs the `writ` CLI as a child process, the way an operator would, for the exec/token-get tests.
+import { spawn } from 'node:child_process';
+
+/** What a `writ` child left behind. */
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Spawns `node <main> ...args`, collects stderr (and stdout when `stdout` is set), and resolves once the
+ * child exits (killed after 60 s), letting its pipes drain first.
+ */
+export function runWrit(
+  main: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; stdout?: boolean } = {},
+): Promise<CliRun> {
+  const child = spawn(process.execPath, [main, ...args], {
+    ...(options.env ? { env: options.env } : {}),
+    stdio: ['ignore', options.stdout ? 'pipe' : 'ignore', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  return new Promise<CliRun>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      setImmediate(() => resolve({ code, signal, stdout, stderr }));
+    });
+  });
+}
