@@ -1,16 +1,24 @@
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type ClientTls, tlsFetch, WorkloadClient } from '@writ/sdk/client';
 import { createVerifier, type Verifier, writNodeHttp } from '@writ/sdk/verifier';
-import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
+import {
+  hasOpenssl,
+  makeCa,
+  makeLeaf,
+  makeLocalhostServer,
+  type TestCertificate,
+  x5tS256,
+} from './helpers/certificates.js';
 import { runWrit } from './helpers/cli.js';
 import { classDoc, decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
 import { freePort, type Harness, startHarness } from './helpers/harness.js';
+import { type HttpsReply, httpsJson } from './helpers/https.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const API = 'https://api.mtls-client.test';
@@ -23,34 +31,14 @@ interface Run {
 }
 
 /** GET over HTTPS presenting no client certificate, as a thief holding only the token would. */
-function getWithoutCertificate(
-  port: number,
-  ca: TestCertificate,
-  token: string,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/reports',
-        ca: ca.pem,
-        agent: false,
-        headers: { authorization: `Bearer ${token}` },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          text += c;
-        });
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end();
+function getWithoutCertificate(port: number, ca: TestCertificate, token: string): Promise<HttpsReply> {
+  return httpsJson({
+    host: '127.0.0.1',
+    port,
+    path: '/reports',
+    ca: ca.pem,
+    agent: false,
+    headers: { authorization: `Bearer ${token}` },
   });
 }
 
@@ -72,7 +60,7 @@ describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'writ-mtls-client-'));
     serverCa = makeCa(dir, 'server-ca');
-    const server = makeLeaf(dir, 'server', serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
+    const server = makeLocalhostServer(dir, 'server', serverCa);
     const spiffeCa = makeCa(dir, 'spiffe-ca', '/O=SPIFFE/CN=test.writ');
     svid = makeLeaf(dir, 'svid', spiffeCa, { subject: '/O=SPIFFE', san: `URI:${SVID}` });
     verifierSvid = makeLeaf(dir, 'verifier-svid', spiffeCa, { subject: '/O=SPIFFE', san: `URI:${VERIFIER}` });
@@ -140,7 +128,7 @@ describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
         timer = setTimeout(() => reject(new Error('the verifier did not get its snapshot')), 20_000);
       }),
     ]).finally(() => clearTimeout(timer));
-    const apiCert = makeLeaf(dir, 'api', serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
+    const apiCert = makeLocalhostServer(dir, 'api', serverCa);
     const auth = writNodeHttp(verifier, { baseUrl: API });
     api = createServer(
       { cert: apiCert.pem, key: apiCert.key, requestCert: true, rejectUnauthorized: false },

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,11 +16,13 @@ import {
   makeCa,
   makeIntermediate,
   makeLeaf,
+  makeLocalhostServer,
   type TestCertificate,
   x5tS256,
 } from './helpers/certificates.js';
 import { classDoc, count, decodeClaims, lastEvent, rawDoc } from './helpers/dpop.js';
 import { freePort, type Harness, startHarness, testKey } from './helpers/harness.js';
+import { type HttpsReply, httpsJson } from './helpers/https.js';
 
 const API = 'https://api.mtls-rules.test';
 const CHAINED = 'spiffe://test.writ/mtls/chained';
@@ -34,34 +35,20 @@ function post(
   ca: TestCertificate,
   form: Record<string, string>,
   client?: { cert: string; key: string },
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const body = new URLSearchParams(form).toString();
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/oauth2/token',
-        method: 'POST',
-        ca: ca.pem,
-        agent: false,
-        ...(client ?? {}),
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          text += c;
-        });
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+): Promise<HttpsReply> {
+  return httpsJson(
+    {
+      host: '127.0.0.1',
+      port,
+      path: '/oauth2/token',
+      method: 'POST',
+      ca: ca.pem,
+      agent: false,
+      ...(client ?? {}),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    },
+    new URLSearchParams(form).toString(),
+  );
 }
 
 describe('mTLS rules: chains, SAN rules, key usage, trust domains', {
@@ -104,7 +91,7 @@ describe('mTLS rules: chains, SAN rules, key usage, trust domains', {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'writ-mtls-rules-'));
     serverCa = makeCa(dir, 'server-ca');
-    const server = makeLeaf(dir, 'server', serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
+    const server = makeLocalhostServer(dir, 'server', serverCa);
     const root = makeCa(dir, 'spiffe-root', '/O=SPIFFE/CN=test.writ root');
     const otherRoot = makeCa(dir, 'other-root', '/O=SPIFFE/CN=other.writ root');
     certs['root'] = root;

@@ -1,14 +1,21 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
-import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
+import {
+  hasOpenssl,
+  makeCa,
+  makeLeaf,
+  makeLocalhostServer,
+  type TestCertificate,
+  x5tS256,
+} from './helpers/certificates.js';
 import { classDoc, count, decodeClaims, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
 import { AUDIENCE, freePort, type Harness, startHarness, testKey } from './helpers/harness.js';
+import { type HttpsReply, httpsJson } from './helpers/https.js';
 
 const API = 'https://api.mtls.test';
 const SVID = 'spiffe://test.writ/mtls/svid';
@@ -17,11 +24,6 @@ const SELF_SIGNED = 'spiffe://test.writ/mtls/self-signed';
 const BY_DN = 'spiffe://test.writ/mtls/by-dn';
 const PROXY = '10.20.30.40';
 const DAY = 86_400_000;
-
-interface HttpsReply {
-  status: number;
-  body: Record<string, unknown>;
-}
 
 /** POST a form over real HTTPS, presenting `client` as the TLS client certificate (or none). */
 function httpsForm(
@@ -33,39 +35,23 @@ function httpsForm(
   path = '/oauth2/token',
 ): Promise<HttpsReply> {
   const body = new URLSearchParams(form).toString();
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'POST',
-        ca: serverCa.pem,
-        ...(client ? { cert: client.pem, key: client.key } : {}),
-        agent: false,
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'content-length': String(Buffer.byteLength(body)),
-          ...headers,
-        },
+  return httpsJson(
+    {
+      host: '127.0.0.1',
+      port,
+      path,
+      method: 'POST',
+      ca: serverCa.pem,
+      ...(client ? { cert: client.pem, key: client.key } : {}),
+      agent: false,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'content-length': String(Buffer.byteLength(body)),
+        ...headers,
       },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          text += c;
-        });
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+    },
+    body,
+  );
 }
 
 describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
@@ -130,7 +116,7 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'writ-mtls-'));
     c.serverCa = makeCa(dir, 'server-ca');
-    c.server = makeLeaf(dir, 'server', c.serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
+    c.server = makeLocalhostServer(dir, 'server', c.serverCa);
     c.spiffeCa = makeCa(dir, 'spiffe-ca', '/O=SPIFFE/CN=test.writ');
     c.corpCa = makeCa(dir, 'corp-ca', '/O=Writ Test/CN=Corp CA');
     c.evilCa = makeCa(dir, 'evil-ca', '/O=SPIFFE/CN=test.writ');

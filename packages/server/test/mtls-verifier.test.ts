@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:https';
+import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,8 +18,16 @@ import type { AccessTokenClaims } from '@writ/sdk/wire';
 import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
-import { hasOpenssl, makeCa, makeLeaf, type TestCertificate, x5tS256 } from './helpers/certificates.js';
+import {
+  hasOpenssl,
+  makeCa,
+  makeLeaf,
+  makeLocalhostServer,
+  type TestCertificate,
+  x5tS256,
+} from './helpers/certificates.js';
 import { classDoc, decodeClaims, rawDoc } from './helpers/dpop.js';
+import { type HttpsReply, httpsJson } from './helpers/https.js';
 import { API, outcome, startVerifierWorld, type VerifierWorld } from './helpers/verifier.js';
 
 const HOLDER = 'spiffe://test.writ/mtls/holder';
@@ -113,31 +121,15 @@ function get(
   ca: TestCertificate,
   token: string,
   client?: TestCertificate,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/reports',
-        ca: ca.pem,
-        agent: false,
-        ...(client ? { cert: client.pem, key: client.key } : {}),
-        headers: { authorization: `Bearer ${token}` },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          text += c;
-        });
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end();
+): Promise<HttpsReply> {
+  return httpsJson({
+    host: '127.0.0.1',
+    port,
+    path: '/reports',
+    ca: ca.pem,
+    agent: false,
+    ...(client ? { cert: client.pem, key: client.key } : {}),
+    headers: { authorization: `Bearer ${token}` },
   });
 }
 
@@ -164,7 +156,7 @@ describe('verifier: certificate-bound tokens (RFC 8705 §3)', {
     holder = makeLeaf(dir, 'holder', undefined, { subject: '/CN=holder' });
     stranger = makeLeaf(dir, 'stranger', undefined, { subject: '/CN=holder' });
     serverCa = makeCa(dir, 'api-ca');
-    const apiCert = makeLeaf(dir, 'api', serverCa, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
+    const apiCert = makeLocalhostServer(dir, 'api', serverCa);
     // Writ behind a TLS-terminating proxy on this host: the certificate comes in a header.
     w = await startVerifierWorld({
       settings: { 'tls.forwarded_cert_header': 'x-ssl-client-cert', 'tls.trusted_proxies': ['127.0.0.1'] },

@@ -30,6 +30,9 @@ const openssl = (args: string[]): void => {
   execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 };
 
+/** `openssl req` arguments for a fresh, unencrypted P-256 key. */
+const NEW_P256_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+
 function finish(dir: string, name: string): TestCertificate {
   const certFile = join(dir, `${name}.pem`);
   const keyFile = join(dir, `${name}.key`);
@@ -42,11 +45,7 @@ export function makeCa(dir: string, name: string, subject = `/CN=${name}`, days 
   openssl([
     'req',
     '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
+    ...NEW_P256_KEY,
     '-keyout',
     join(dir, `${name}.key`),
     '-out',
@@ -61,6 +60,11 @@ export function makeCa(dir: string, name: string, subject = `/CN=${name}`, days 
     'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   return finish(dir, name);
+}
+
+/** A TLS server certificate for 127.0.0.1 issued by `ca`. */
+export function makeLocalhostServer(dir: string, name: string, ca: TestCertificate): TestCertificate {
+  return makeLeaf(dir, name, ca, { san: 'IP:127.0.0.1', eku: 'serverAuth' });
 }
 
 /** An intermediate CA issued by `ca`. */
@@ -108,11 +112,7 @@ export function makeLeaf(
     openssl([
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
+      ...NEW_P256_KEY,
       '-keyout',
       keyFile,
       '-out',
@@ -129,21 +129,7 @@ export function makeLeaf(
     return finish(dir, name);
   }
   const csr = join(dir, `${name}.csr`);
-  openssl([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    keyFile,
-    '-out',
-    csr,
-    '-subj',
-    subject,
-  ]);
+  openssl(['req', '-new', ...NEW_P256_KEY, '-keyout', keyFile, '-out', csr, '-subj', subject]);
   openssl([
     'x509',
     '-req',
