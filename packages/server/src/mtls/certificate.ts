@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 
 /** A client certificate as it reached Writ (RFC 8705): leaf first, then what the client sent along. */
 export interface PresentedCertificate {
@@ -12,9 +12,8 @@ export interface PresentedCertificate {
 export const CLIENT_AUTH_EKU = '1.3.6.1.5.5.7.3.2';
 const MAX_CHAIN = 8;
 
-/** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the DER certificate. */
-export const certificateThumbprint = (cert: X509Certificate): string =>
-  createHash('sha256').update(cert.raw).digest('base64url');
+/** RFC 8705 §3.1 `x5t#S256`: the one definition, shared with the verifier SDK. */
+export { certificateThumbprint } from '@writ/sdk/verifier';
 
 /** Every certificate in a PEM text, in order (at most eight); throws when one does not parse. */
 export function certificatesFromPem(pem: string): X509Certificate[] {

@@ -1,3 +1,4 @@
+import { scopeMatches } from '@writ/sdk/verifier';
 import type { CompiledPolicy, EntityRef, HeadConstraint } from './compile.js';
 import { ACTIONS, type PolicyAction } from './request.js';
 
@@ -16,19 +17,12 @@ export const actionGroups = (a: PolicyAction): readonly string[] => ACTION_GROUP
 
 const key = (e: EntityRef) => `${e.type}::${e.id}`;
 
-/** Whether a head constraint can hold for `uid`. Writ's principals and APIs have no parents, so `in` is `==`. */
-export function headMatches(c: HeadConstraint, uid: EntityRef): boolean {
-  switch (c.op) {
-    case 'all':
-      return true;
-    case 'eq':
-      return c.entity.type === uid.type && c.entity.id === uid.id;
-    case 'in':
-      return c.entities.some((e) => e.type === uid.type && e.id === uid.id);
-    case 'is':
-      return c.type === uid.type && (!c.entity || (c.entity.type === uid.type && c.entity.id === uid.id));
-  }
-}
+/**
+ * Whether a head constraint can hold for `uid`. Writ's principals and APIs have no parents, so `in` is
+ * `==`. The same function decides which policies go into a verifier's bundle and which a verifier
+ * evaluates, so server and SDK slice alike.
+ */
+export const headMatches: (c: HeadConstraint, uid: EntityRef) => boolean = scopeMatches;
 
 /** Whether an action head constraint can hold for action `a` (directly or through its group). */
 export function actionMatches(c: HeadConstraint, a: PolicyAction): boolean {
