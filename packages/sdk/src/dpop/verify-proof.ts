@@ -40,6 +40,17 @@ export interface VerifiedDpopProof {
 export const accessTokenHash = (token: string): string =>
   createHash('sha256').update(token, 'ascii').digest('base64url');
 
+// The token endpoint verifies every proof against the same URL: remember the last one normalised.
+let lastUrl: string | undefined;
+let lastNormalized: string | undefined;
+function normalizedRequestUrl(url: string): string | undefined {
+  if (url !== lastUrl) {
+    lastNormalized = normalizeHtu(url);
+    lastUrl = url;
+  }
+  return lastNormalized;
+}
+
 /**
  * Verifies a DPoP proof with every check of RFC 9449 §4.3, in order, plus single use of `jti`.
  * Throws DpopError naming the failed check; `use_dpop_nonce` when the nonce is missing or stale.
@@ -107,9 +118,10 @@ export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpo
   // 8. htm
   if (htm !== o.method.toUpperCase())
     throw new DpopError('htm', 'DPoP proof htm does not match the request method');
-  // 9. htu, ignoring query and fragment
-  const want = normalizeHtu(o.url);
-  if (want === undefined || normalizeHtu(htu) !== want)
+  // 9. htu, ignoring query and fragment (a proof naming the URL exactly as the request did needs
+  // no second parse; the request's own URL is normalised once per distinct URL in a row)
+  const want = normalizedRequestUrl(o.url);
+  if (want === undefined || (htu !== o.url && normalizeHtu(htu) !== want))
     throw new DpopError('htu', 'DPoP proof htu does not match the request URI');
   // 10. nonce
   if (o.nonce) {
