@@ -222,7 +222,16 @@ export function parseDistinguishedName(dn: string): string[][] | undefined {
   return rdns.reverse().map((rdn) => rdn.map((a) => a.split('\u0000').join('=')));
 }
 
-/** Two names in RDN form are the same name: types compared case-insensitively, values exactly. */
+/**
+ * Two names in RDN form are the same name: types compared case-insensitively, values exactly,
+ * attribute by attribute (never joined: a value holding `+` must not pass for a multi-valued RDN).
+ */
 export function sameName(a: string[][], b: string[][]): boolean {
-  return a.length === b.length && a.every((rdn, i) => rdn.join('+') === b[i]!.join('+'));
+  return (
+    a.length === b.length &&
+    a.every((rdn, i) => {
+      const other = b[i]!;
+      return rdn.length === other.length && rdn.every((atv, j) => atv === other[j]);
+    })
+  );
 }
