@@ -101,6 +101,19 @@ describe('trusted issuers as configuration', () => {
     }
   });
 
+  it('a condition cannot break out of the parentheses it is ANDed into with the preset check', () => {
+    for (const condition of ['true) || (true', 'false) || true || (false']) {
+      const e = configError([issuerDoc({ condition })]);
+      assert.equal(e.field, 'condition', e.message);
+      assert.match(e.message, /CEL syntax error/);
+    }
+    const [gh] = validateConfig([
+      ciClass,
+      issuerDoc({ condition: '(claims.ref == "refs/heads/main")' }),
+    ]).issuers;
+    assert.match(gh!.condition, /^\(.+\) && \(\(claims\.ref == "refs\/heads\/main"\)\)$/);
+  });
+
   it('refuses symmetric algorithms and keys, a plain-http JWKS off loopback, and a missing subject', () => {
     assert.equal(configError([issuerDoc({ algorithms: ['HS256'] })]).field, 'algorithms.0');
     assert.equal(

@@ -43,6 +43,9 @@ export function buildIssuer(f: IssuerFile, where: string): TrustedIssuer {
   if (jwksMaxAge < jwksCooldown) throw fail('jwks_max_age', 'must be at least jwks_cooldown');
 
   const presetCondition = preset?.condition;
+  // The file's condition must be a whole expression by itself: `a) || (b` would otherwise close the
+  // preset's parenthesis and OR past its check.
+  if (presetCondition && f.condition) compile(f.condition, 'condition', fail);
   const condition =
     presetCondition && f.condition
       ? `(${presetCondition}) && (${f.condition})`
