@@ -2,14 +2,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof } from '@writ/sdk/dpop';
 import { createVerifier, RequestRefusal, type Verifier } from '@writ/sdk/verifier';
 import {
   adminClient,
+  type ClusterClient,
   type ClusterConfig,
   clientAssertion,
   clusterClasses,
+  clusterClient,
   decodeJwt,
   eventually,
   freshDatabase,
@@ -25,9 +26,10 @@ import {
   startProxy,
   verifyAuditOffline,
   type WritNode,
+  workloadClientAt,
   writeClusterConfig,
 } from './helpers/cluster.js';
-import { type TestKey, testKey } from './helpers/harness.js';
+import { testKey } from './helpers/harness.js';
 
 /**
  * Faults with PostgreSQL for real: a TCP proxy between a node and the database whose connections are
@@ -39,11 +41,7 @@ const ISSUER = 'http://writ.faults.test';
 const EVENTS = `${ISSUER}/v1/events`;
 const API = 'https://items.faults.test';
 
-interface Client {
-  id: string;
-  key: TestKey;
-}
-const client = (name: string): Client => ({ id: `spiffe://faults.test/${name}`, key: testKey() });
+const client = (name: string): ClusterClient => clusterClient('faults.test', name);
 
 /** Answers and failures of requests sent while faults happen; nothing may hang. */
 interface Tally {
@@ -119,7 +117,7 @@ if (POSTGRES_URL === '') {
       for (const c of cleanups) await c().catch(() => undefined);
     });
 
-    const tokenAt = async (n: WritNode, c: Client = load[0]!) => {
+    const tokenAt = async (n: WritNode, c: ClusterClient = load[0]!) => {
       const r = await requestToken(n, ISSUER, c, API);
       assert.equal(r.status, 200, `${n.name}: ${JSON.stringify(r.body)}`);
       return r.body['access_token'] as string;
@@ -134,17 +132,7 @@ if (POSTGRES_URL === '') {
       assert.equal(a.status, 503, `${what}: ${a.status} ${JSON.stringify(a.body)}`);
       assert.equal(a.body['error'], 'temporarily_unavailable', what);
     };
-    const watcherClient = (n: WritNode) =>
-      new WorkloadClient({
-        issuer: ISSUER,
-        clientId: watcher.id,
-        privateJwk: {
-          ...watcher.key.privateKey.export({ format: 'jwk' }),
-          kid: watcher.key.kid,
-          alg: watcher.key.alg,
-        },
-        fetch: routedFetch(ISSUER, n),
-      });
+    const watcherClient = (n: WritNode) => workloadClientAt(ISSUER, watcher, n);
     const bearer = (token: string) => ({
       authorization: `Bearer ${token}`,
       dpop: [],

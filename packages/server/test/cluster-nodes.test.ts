@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof } from '@writ/sdk/dpop';
 import { importPublicJwk } from '@writ/sdk/jose';
 import {
@@ -15,8 +14,10 @@ import {
 import pg from 'pg';
 import {
   adminClient,
+  type ClusterClient,
   type ClusterConfig,
   clusterClasses,
+  clusterClient,
   decodeJwt,
   eventually,
   freshDatabase,
@@ -29,9 +30,10 @@ import {
   startNode,
   verifyAuditOffline,
   type WritNode,
+  workloadClientAt,
   writeClusterConfig,
 } from './helpers/cluster.js';
-import { type TestKey, testKey } from './helpers/harness.js';
+import { testKey } from './helpers/harness.js';
 
 /**
  * Three `writ serve` processes on one PostgreSQL database with one WRIT_KEK, as behind a load balancer:
@@ -42,11 +44,7 @@ const ISSUER = 'http://writ.cluster.test';
 const EVENTS = `${ISSUER}/v1/events`;
 const API = 'https://items.cluster.test';
 
-interface Client {
-  id: string;
-  key: TestKey;
-}
-const client = (name: string): Client => ({ id: `spiffe://cluster.test/${name}`, key: testKey() });
+const client = (name: string): ClusterClient => clusterClient('cluster.test', name);
 
 /** A test that has not finished by then has hung: fail it (and clean up) rather than wait forever. */
 const TEST_BOUND_MS = 180_000;
@@ -97,7 +95,7 @@ if (POSTGRES_URL === '') {
     });
 
     const node = (i: number) => nodes[i]!;
-    const tokenAt = async (n: WritNode, c: Client): Promise<string> => {
+    const tokenAt = async (n: WritNode, c: ClusterClient): Promise<string> => {
       const r = await requestToken(n, ISSUER, c, API);
       assert.equal(r.status, 200, `${n.name}: ${JSON.stringify(r.body)}`);
       return r.body['access_token'] as string;
@@ -123,17 +121,7 @@ if (POSTGRES_URL === '') {
       });
 
     /** A workload client whose requests for the issuer all go to `n`. */
-    const watcherClient = (n: WritNode) =>
-      new WorkloadClient({
-        issuer: ISSUER,
-        clientId: watcher.id,
-        privateJwk: {
-          ...watcher.key.privateKey.export({ format: 'jwk' }),
-          kid: watcher.key.kid,
-          alg: watcher.key.alg,
-        },
-        fetch: routedFetch(ISSUER, n),
-      });
+    const watcherClient = (n: WritNode) => workloadClientAt(ISSUER, watcher, n);
 
     /** The raw event stream of node `n`, as a verifier without the SDK would read it. */
     const rawStream = async (n: WritNode) => {

@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { WorkloadClient } from '@writ/sdk/client';
 import { createVerifier, type Verifier } from '@writ/sdk/verifier';
 import { readConfigDir } from '../src/config/config-dir.js';
 import {
   adminClient,
+  type ClusterClient,
   type ClusterConfig,
   clusterClasses,
+  clusterClient,
   eventually,
   freshDatabase,
   POSTGRES_URL,
@@ -18,9 +19,10 @@ import {
   startNode,
   startProxy,
   type WritNode,
+  workloadClientAt,
   writeClusterConfig,
 } from './helpers/cluster.js';
-import { type TestKey, testKey } from './helpers/harness.js';
+import { testKey } from './helpers/harness.js';
 
 /**
  * Policy in a cluster: three `writ serve` processes on one PostgreSQL database. A policy set or an
@@ -47,11 +49,7 @@ const TEST_BOUND_MS = 180_000;
 /** Polls of a node's decision before a test gives up (50 ms apart): bounded by count, not by time. */
 const POLLS = 400;
 
-interface Client {
-  id: string;
-  key: TestKey;
-}
-const client = (name: string): Client => ({ id: `spiffe://policy-cluster.test/${name}`, key: testKey() });
+const client = (name: string): ClusterClient => clusterClient('policy-cluster.test', name);
 
 if (POSTGRES_URL === '') {
   const reason = 'WRIT_TEST_POSTGRES_URL is not set';
@@ -141,16 +139,7 @@ if (POSTGRES_URL === '') {
       const v = createVerifier({
         issuer: ISSUER,
         audience: API,
-        client: new WorkloadClient({
-          issuer: ISSUER,
-          clientId: watcher.id,
-          privateJwk: {
-            ...watcher.key.privateKey.export({ format: 'jwk' }),
-            kid: watcher.key.kid,
-            alg: watcher.key.alg,
-          },
-          fetch: fetchAtNode,
-        }),
+        client: workloadClientAt(ISSUER, watcher, n),
         fetch: fetchAtNode,
         stalenessMs: 60_000,
         policy: {},

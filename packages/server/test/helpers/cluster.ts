@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { WorkloadClient } from '@writ/sdk/client';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
 import pg from 'pg';
-import { signJwt, type TestKey } from './harness.js';
+import { signJwt, type TestKey, testKey } from './harness.js';
 
 /**
  * Test helpers for Writ as several `writ serve` processes on one PostgreSQL database: fresh databases,
@@ -484,4 +485,26 @@ export function decodeJwt(token: string): {
     header: JSON.parse(Buffer.from(h!, 'base64url').toString()) as Record<string, unknown>,
     claims: JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>,
   };
+}
+
+/** A workload the cluster tests register: its client id and a fresh signing key. */
+export interface ClusterClient {
+  id: string;
+  key: TestKey;
+}
+
+/** `spiffe://<trustDomain>/<name>` with a key of its own. */
+export const clusterClient = (trustDomain: string, name: string): ClusterClient => ({
+  id: `spiffe://${trustDomain}/${name}`,
+  key: testKey(),
+});
+
+/** An SDK workload client authenticating as `c`, whose requests for `issuer` all go to `node`. */
+export function workloadClientAt(issuer: string, c: ClusterClient, node: { origin: string }): WorkloadClient {
+  return new WorkloadClient({
+    issuer,
+    clientId: c.id,
+    privateJwk: { ...c.key.privateKey.export({ format: 'jwk' }), kid: c.key.kid, alg: c.key.alg },
+    fetch: routedFetch(issuer, node),
+  });
 }
