@@ -18,7 +18,7 @@ import {
 import { runWrit } from './helpers/cli.js';
 import { classDoc, decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
 import { freePort, type Harness, startHarness } from './helpers/harness.js';
-import { type HttpsReply, httpsJson } from './helpers/https.js';
+import { bearerGet } from './helpers/https.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const API = 'https://api.mtls-client.test';
@@ -28,18 +28,6 @@ const VERIFIER = 'spiffe://test.writ/mtls-client/verifier';
 interface Run {
   code: number | null;
   stderr: string;
-}
-
-/** GET over HTTPS presenting no client certificate, as a thief holding only the token would. */
-function getWithoutCertificate(port: number, ca: TestCertificate, token: string): Promise<HttpsReply> {
-  return httpsJson({
-    host: '127.0.0.1',
-    port,
-    path: '/reports',
-    ca: ca.pem,
-    agent: false,
-    headers: { authorization: `Bearer ${token}` },
-  });
 }
 
 describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
@@ -172,7 +160,8 @@ describe('the SDK client and the CLI over mutual TLS (RFC 8705)', {
 
       // The same token from a client without the certificate: refused.
       const token = await client.token({ audience: API });
-      const stolen = await getWithoutCertificate(apiPort, serverCa, token);
+      // Presenting no client certificate, as a thief holding only the token would.
+      const stolen = await bearerGet(apiPort, serverCa, '/reports', token);
       assert.equal(stolen.status, 401);
       assert.equal(stolen.body['error'], 'invalid_token');
       assert.match(String(stolen.body['error_description']), /present it over mutual TLS/);

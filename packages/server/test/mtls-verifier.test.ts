@@ -27,7 +27,7 @@ import {
   x5tS256,
 } from './helpers/certificates.js';
 import { classDoc, decodeClaims, rawDoc } from './helpers/dpop.js';
-import { type HttpsReply, httpsJson } from './helpers/https.js';
+import { bearerGet } from './helpers/https.js';
 import { API, outcome, startVerifierWorld, type VerifierWorld } from './helpers/verifier.js';
 
 const HOLDER = 'spiffe://test.writ/mtls/holder';
@@ -115,23 +115,9 @@ const FRAMEWORKS: [string, (v: Verifier, tls: Tls) => Promise<Running>][] = [
   ],
 ];
 
-/** GET over real HTTPS to the resource server, presenting `client` as TLS client certificate (or none). */
-function get(
-  port: number,
-  ca: TestCertificate,
-  token: string,
-  client?: TestCertificate,
-): Promise<HttpsReply> {
-  return httpsJson({
-    host: '127.0.0.1',
-    port,
-    path: '/reports',
-    ca: ca.pem,
-    agent: false,
-    ...(client ? { cert: client.pem, key: client.key } : {}),
-    headers: { authorization: `Bearer ${token}` },
-  });
-}
+/** GET /reports over real HTTPS to the resource server, presenting `client` as TLS client certificate (or none). */
+const get = (port: number, ca: TestCertificate, token: string, client?: TestCertificate) =>
+  bearerGet(port, ca, '/reports', token, client);
 
 describe('verifier: certificate-bound tokens (RFC 8705 §3)', {
   skip: hasOpenssl() ? false : 'the openssl CLI is not installed',
