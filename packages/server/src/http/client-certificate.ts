@@ -34,7 +34,12 @@ export function sightCertificate(req: FastifyRequest, trust: ClientCertificateTr
     const c = parseForwardedCertificate(values[0]!);
     s = c ? { certificate: c } : { ignoredForwarded: 'forwarded_certificate_malformed' };
   }
-  if (!s.certificate) {
+  // A header a trusted proxy sent but that was not taken (repeated, malformed) is no credential, and
+  // the proxy's own connection certificate must not stand in for the client's.
+  const refusedFromProxy =
+    s.ignoredForwarded === 'forwarded_certificate_repeated' ||
+    s.ignoredForwarded === 'forwarded_certificate_malformed';
+  if (!s.certificate && !refusedFromProxy) {
     const tls = handshakeCertificate(req.raw.socket);
     if (tls) s.certificate = tls;
   }
