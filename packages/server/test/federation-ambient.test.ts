@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +9,14 @@ import { runWrit } from './helpers/cli.js';
 import { decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
 import { ciClassDoc, localIssuerDoc } from './helpers/federation.js';
 import { type Harness, startHarness } from './helpers/harness.js';
-import { githubClaims, kubernetesClaims, type LocalIssuer, startLocalIssuer } from './helpers/oidc-issuer.js';
+import {
+  type ActionsEndpoint,
+  githubClaims,
+  kubernetesClaims,
+  type LocalIssuer,
+  startActionsEndpoint,
+  startLocalIssuer,
+} from './helpers/oidc-issuer.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const DEPLOY = 'https://deploy.ambient.test';
@@ -22,34 +28,20 @@ describe('ambient identity: no key file in CI or in a pod', () => {
   let h: Harness;
   let github: LocalIssuer;
   let cluster: LocalIssuer;
-  let actions: Server;
+  let actions: ActionsEndpoint;
   let actionsUrl: string;
   const asked: Array<{ audience: string | null; authorization: string | undefined }> = [];
   let dir: string;
 
   before(async () => {
     [github, cluster] = await Promise.all([startLocalIssuer('RS256'), startLocalIssuer('ES256')]);
-    // Imitates the runner's ID token request endpoint: GET <url>&audience=…, `Authorization: bearer`.
-    actions = createServer((req, res) => {
-      const u = new URL(req.url ?? '/', 'http://x');
-      asked.push({ audience: u.searchParams.get('audience'), authorization: req.headers.authorization });
-      if (
-        u.pathname !== '/_apis/pipelines/idtoken' ||
-        req.headers.authorization !== `bearer ${REQUEST_TOKEN}`
-      ) {
-        res.writeHead(401).end();
-        return;
-      }
-      const now = Math.floor(Date.now() / 1000);
-      github
-        .mint({ ...githubClaims(now, { runId: '31337' }), aud: u.searchParams.get('audience') })
-        .then((value) => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ count: 1, value }));
-        });
+    actions = await startActionsEndpoint(github, {
+      requestToken: REQUEST_TOKEN,
+      claims: () => githubClaims(Math.floor(Date.now() / 1000), { runId: '31337' }),
+      checkPath: true,
+      onRequest: (a) => asked.push(a),
     });
-    await new Promise<void>((r) => actions.listen(0, '127.0.0.1', r));
-    actionsUrl = `http://127.0.0.1:${(actions.address() as { port: number }).port}/_apis/pipelines/idtoken?api-version=2.0`;
+    actionsUrl = actions.url;
     h = await startHarness({ listen: true });
     const applied = await h.admin('POST', '/config', {
       documents: [
@@ -85,8 +77,7 @@ describe('ambient identity: no key file in CI or in a pod', () => {
   after(async () => {
     await h.close();
     await Promise.all([github.close(), cluster.close()]);
-    actions.closeAllConnections();
-    await new Promise((r) => actions.close(r));
+    await actions.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +11,14 @@ import { runWrit } from './helpers/cli.js';
 import { decodeClaims, dpopTokenRequest, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
 import { ciClassDoc, localIssuerDoc } from './helpers/federation.js';
 import { configDocuments, type Harness, startHarness } from './helpers/harness.js';
-import { githubClaims, kubernetesClaims, type LocalIssuer, startLocalIssuer } from './helpers/oidc-issuer.js';
+import {
+  type ActionsEndpoint,
+  githubClaims,
+  kubernetesClaims,
+  type LocalIssuer,
+  startActionsEndpoint,
+  startLocalIssuer,
+} from './helpers/oidc-issuer.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const DEPLOY = 'https://deploy.fedexec.test';
@@ -32,7 +38,7 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
   let github: LocalIssuer;
   let cluster: LocalIssuer;
   let rogue: LocalIssuer;
-  let actions: Server;
+  let actions: ActionsEndpoint;
   let actionsUrl: string;
   let dir: string;
   let n = 0;
@@ -44,22 +50,11 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
       startLocalIssuer('ES256'),
       startLocalIssuer('RS256'),
     ]);
-    // The runner's ID token request endpoint: GET <url>&audience=…, `Authorization: bearer`.
-    actions = createServer((req, res) => {
-      const u = new URL(req.url ?? '/', 'http://x');
-      if (req.headers.authorization !== `bearer ${REQUEST_TOKEN}`) {
-        res.writeHead(401).end();
-        return;
-      }
-      github
-        .mint({ ...githubClaims(now(), { runId: RUN_ID }), aud: u.searchParams.get('audience') })
-        .then((value) => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ count: 1, value }));
-        });
+    actions = await startActionsEndpoint(github, {
+      requestToken: REQUEST_TOKEN,
+      claims: () => githubClaims(now(), { runId: RUN_ID }),
     });
-    await new Promise<void>((r) => actions.listen(0, '127.0.0.1', r));
-    actionsUrl = `http://127.0.0.1:${(actions.address() as { port: number }).port}/_apis/pipelines/idtoken?api-version=2.0`;
+    actionsUrl = actions.url;
     h = await startHarness({ listen: true });
     const applied = await h.admin('POST', '/config', {
       documents: [
@@ -85,8 +80,7 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
   after(async () => {
     await h.close();
     await Promise.all([github.close(), cluster.close(), rogue.close()]);
-    actions.closeAllConnections();
-    await new Promise((r) => actions.close(r));
+    await actions.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -160,3 +160,49 @@ export function kubernetesClaims(now: number, iss: string, ns = 'payments', sa =
 export function spireClaims(now: number, spiffeId: string) {
   return { sub: spiffeId, aud: ['https://writ.test'], exp: now + 300, iat: now };
 }
+
+/** A stand-in for the GitHub Actions runner's ID token request endpoint. */
+export interface ActionsEndpoint {
+  /** The ACTIONS_ID_TOKEN_REQUEST_URL to give the workload. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Imitates the runner's ID token request endpoint: GET <url>&audience=…, `Authorization: bearer
+ * <requestToken>`; answers with a token `github` mints for `claims()` and the audience asked for.
+ * `onRequest` sees every request; with `checkPath`, a path other than the runner's is refused too.
+ */
+export async function startActionsEndpoint(
+  github: LocalIssuer,
+  o: {
+    requestToken: string;
+    claims: () => Record<string, unknown>;
+    checkPath?: boolean;
+    onRequest?: (asked: { audience: string | null; authorization: string | undefined }) => void;
+  },
+): Promise<ActionsEndpoint> {
+  const server = createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    o.onRequest?.({ audience: u.searchParams.get('audience'), authorization: req.headers.authorization });
+    if (
+      (o.checkPath && u.pathname !== '/_apis/pipelines/idtoken') ||
+      req.headers.authorization !== `bearer ${o.requestToken}`
+    ) {
+      res.writeHead(401).end();
+      return;
+    }
+    github.mint({ ...o.claims(), aud: u.searchParams.get('audience') }).then((value) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ count: 1, value }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/_apis/pipelines/idtoken?api-version=2.0`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
