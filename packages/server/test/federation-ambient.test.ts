@@ -8,7 +8,7 @@ import { detectAmbientIdentity, tokenFromFile, WorkloadClient, WritClientError }
 import { runWrit } from './helpers/cli.js';
 import { decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
 import { ciClassDoc, localIssuerDoc } from './helpers/federation.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { configDocuments, type Harness, startHarness } from './helpers/harness.js';
 import {
   type ActionsEndpoint,
   githubClaims,
@@ -45,11 +45,7 @@ describe('ambient identity: no key file in CI or in a pod', () => {
     h = await startHarness({ listen: true });
     const applied = await h.admin('POST', '/config', {
       documents: [
-        ...(await import('./helpers/harness.js')).configDocuments({
-          workload: h.workloadKey,
-          other: h.otherKey,
-          operator: h.operatorKey,
-        }),
+        ...configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }),
         ciClassDoc(DEPLOY),
         localIssuerDoc('github', 'github-actions', github, h.issuer),
         localIssuerDoc('cluster', 'kubernetes', cluster, h.issuer),
