@@ -63,6 +63,12 @@ describe('sightCertificate: a refused forwarded header from a trusted proxy is n
     assert.equal(repeated.certificate, undefined);
   });
 
+  it("a request from a trusted proxy with no header has no certificate: the proxy's own never stands in", () => {
+    const s = sightCertificate(request('10.0.0.1', ['user-agent', 'test'], proxyCert), trust);
+    assert.equal(s.certificate, undefined);
+    assert.equal(s.ignoredForwarded, undefined);
+  });
+
   it('a header from an untrusted address is ignored: the connection certificate is the credential', () => {
     const s = sightCertificate(
       request('192.0.2.7', ['x-client-cert', encodeURIComponent(proxyCert.pem)], clientCert),

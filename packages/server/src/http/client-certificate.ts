@@ -26,20 +26,17 @@ export function sightCertificate(req: FastifyRequest, trust: ClientCertificateTr
   let s: CertificateSighting = {};
   const header = trust.forwardedHeader;
   const values = header === undefined ? [] : headerValues(req, header);
-  if (values.length > 0 && !isTrustedProxy(trust, req.socket?.remoteAddress)) {
-    s.ignoredForwarded = 'forwarded_certificate_untrusted_source';
-  } else if (values.length > 1) {
-    s.ignoredForwarded = 'forwarded_certificate_repeated';
-  } else if (values.length === 1) {
-    const c = parseForwardedCertificate(values[0]!);
-    s = c ? { certificate: c } : { ignoredForwarded: 'forwarded_certificate_malformed' };
-  }
-  // A header a trusted proxy sent but that was not taken (repeated, malformed) is no credential, and
-  // the proxy's own connection certificate must not stand in for the client's.
-  const refusedFromProxy =
-    s.ignoredForwarded === 'forwarded_certificate_repeated' ||
-    s.ignoredForwarded === 'forwarded_certificate_malformed';
-  if (!s.certificate && !refusedFromProxy) {
+  // A request from a trusted TLS-terminating proxy carries its client's certificate in the header or
+  // not at all: the connection's own certificate is the proxy's and never stands in for the client's.
+  const fromProxy = header !== undefined && isTrustedProxy(trust, req.socket?.remoteAddress);
+  if (fromProxy) {
+    if (values.length > 1) s.ignoredForwarded = 'forwarded_certificate_repeated';
+    else if (values.length === 1) {
+      const c = parseForwardedCertificate(values[0]!);
+      s = c ? { certificate: c } : { ignoredForwarded: 'forwarded_certificate_malformed' };
+    }
+  } else {
+    if (values.length > 0) s.ignoredForwarded = 'forwarded_certificate_untrusted_source';
     const tls = handshakeCertificate(req.raw.socket);
     if (tls) s.certificate = tls;
   }
