@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseForwardedCertificate } from '../src/http/client-certificate.js';
 import { chainProblem, type PresentedCertificate } from '../src/mtls/certificate.js';
+import { parseForwardedCertificate } from '../src/request/client-certificate.js';
 import {
   hasOpenssl,
   makeCa,

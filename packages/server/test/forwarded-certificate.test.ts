@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyRequest } from 'fastify';
-import { sightCertificate } from '../src/http/client-certificate.js';
 import type { ClientCertificateTrust } from '../src/mtls/trust.js';
+import { sightCertificate } from '../src/request/client-certificate.js';
 import { hasOpenssl, makeLeaf, type TestCertificate } from './helpers/certificates.js';
 
 describe('sightCertificate: a refused forwarded header from a trusted proxy is no credential', {

@@ -7,10 +7,10 @@ import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import { validateConfig } from '../src/config/config-dir.js';
 import { ConfigError } from '../src/errors.js';
-import { parseForwardedCertificate } from '../src/http/client-certificate.js';
 import { certificateThumbprint } from '../src/mtls/certificate.js';
 import { reloadTls } from '../src/mtls/reload.js';
 import { parseDistinguishedName, sameName } from '../src/mtls/x509-extensions.js';
+import { parseForwardedCertificate } from '../src/request/client-certificate.js';
 import {
   hasOpenssl,
   makeCa,

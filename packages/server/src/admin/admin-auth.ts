@@ -1,10 +1,10 @@
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '@writ/sdk/wire';
+import { auditRefusal } from '../audit/refusal.js';
 import { adminAudience, Paths, type RequestInfo, type WritContext } from '../context.js';
 import { invalidClient, invalidRequest, OAuthError, unsupportedGrantType } from '../errors.js';
-import { type FormParams, single } from '../http/form.js';
 import { assertionRules } from '../oauth/assertion-rules.js';
 import { peekAssertionIssuer, verifyClientAssertion } from '../oauth/client-auth/private-key-jwt.js';
-import { auditRefusal } from '../oauth/refusal.js';
+import { type FormParams, single } from '../request/form.js';
 import { signAccessToken, verifyAccessToken } from '../tokens/access-token.js';
 
 /** Operators appear as `operator:<name>` in tokens and audit events. */

@@ -1,23 +1,26 @@
 import { REVOCATION_KINDS } from '@writ/sdk/wire';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { auditRefusal } from '../audit/refusal.js';
 import { verifyAuditChain } from '../audit/verify.js';
 import { validateConfig } from '../config/config-dir.js';
 import { formatDiff } from '../config/diff.js';
 import { Paths, type WritContext } from '../context.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
-import { info } from '../http/request.js';
-import { auditRefusal } from '../oauth/refusal.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
 import { PolicyLoadError } from '../policy/compile.js';
 import { applyPolicies, compileSources } from '../policy/operations.js';
+import { formBody } from '../request/form.js';
+import { info } from '../request/info.js';
 import { revoke } from '../revocation/revoke.js';
 import { taskView } from '../tasks/routes.js';
 import { closeTask, openTask } from '../tasks/tasks.js';
-import { authenticateAdmin } from './admin-auth.js';
+import { authenticateAdmin, handleAdminToken } from './admin-auth.js';
 import { applyConfig, setWorkloadState } from './operations.js';
 
 /** The admin API under `/admin/v1`: every route requires an admin token from an operator key. */
+const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
+
 const revocationBody = z
   .object({
     kind: z.enum(REVOCATION_KINDS),
@@ -58,6 +61,12 @@ const openTaskBody = z
 const stateBody = z.object({ reason: z.string().min(1).max(500).default('by operator') }).strict();
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): void {
+  // Outside the authenticated scope below: this is where an operator gets the token it asks for.
+  app.post(Paths.adminToken, async (req, reply) => {
+    const res = await handleAdminToken(ctx, formBody(req), info(req));
+    reply.headers(NO_STORE);
+    return res;
+  });
   app.register(
     async (admin) => {
       admin.decorateRequest('operator', '');

@@ -7,11 +7,11 @@ import {
   verifyAccessTokenJwt,
 } from '@writ/sdk/verifier';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { auditRefusal } from '../audit/refusal.js';
 import { seconds } from '../clock.js';
 import { Paths, type WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
-import { info } from '../http/request.js';
-import { auditRefusal } from '../oauth/refusal.js';
+import { info } from '../request/info.js';
 import type { StreamEvent } from '../store/store.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */

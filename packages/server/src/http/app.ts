@@ -1,28 +1,24 @@
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { handleAdminToken } from '../admin/admin-auth.js';
 import { registerAdminRoutes } from '../admin/routes.js';
+import { AUDITED, auditRefusal } from '../audit/refusal.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { registerEventRoutes } from '../events/routes.js';
 import { parseBoundedJson } from '../jose/json.js';
-import { handleIntrospection } from '../oauth/introspection.js';
-import { AUDITED, auditRefusal } from '../oauth/refusal.js';
-import { handleRevocation } from '../oauth/revocation-endpoint.js';
-import { handleTokenRequest } from '../oauth/token-endpoint.js';
+import { registerOAuthRoutes } from '../oauth/routes.js';
 import { registerAuthzenRoutes } from '../policy/authzen.js';
 import { registerPolicyBundleRoutes } from '../policy/bundle.js';
+import { sightCertificate } from '../request/client-certificate.js';
+import { parseForm } from '../request/form.js';
+import { info } from '../request/info.js';
 import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
-import { sightCertificate } from './client-certificate.js';
-import { parseForm } from './form.js';
-import { formBody, info } from './request.js';
+import { registerProbeRoutes } from './probes.js';
 
 const FORM = 'application/x-www-form-urlencoded';
-/** How long `/readyz` waits for the store before it reports it unreachable. */
-const READY_TIMEOUT_MS = 2000;
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
 /** Builds the HTTP interface over a Writ context. Tests call `app.inject()`; `writ serve` listens. */
@@ -138,6 +134,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
     return sendError(reply, audited);
   });
 
+  registerProbeRoutes(app, ctx);
   registerOAuthRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   registerTaskRoutes(app, ctx);
@@ -147,106 +144,6 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerUsageRoutes(app, ctx);
   registerSsfRoutes(app, ctx);
   return app;
-}
-
-function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  // Per node: a load balancer takes a node out while its store is unreachable. Answered within a bound
-  // even when the store does not answer at all (a cut link), so the check itself never hangs.
-  app.get('/readyz', async (_req, reply) => {
-    reply.header('cache-control', 'no-store');
-    let timer: NodeJS.Timeout | undefined;
-    const reachable = await Promise.race([
-      ctx.store.ping().then(
-        () => true,
-        () => false,
-      ),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    if (!reachable)
-      return reply
-        .code(503)
-        .send({ status: 'unavailable', store: 'unreachable', reason: 'store unreachable' });
-    ctx.keys.activeKid();
-    return { status: 'ready', store: 'reachable' };
-  });
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', ctx.metrics.registry.contentType);
-    return ctx.metrics.registry.metrics();
-  });
-
-  app.get(Paths.metadata, async (_req, reply) => {
-    const iss = ctx.settings.issuer;
-    const legacy = ctx.registry.classes().some((c) => c.legacyClientSecret);
-    const mtls = ctx.mtls.trust.enabled;
-    const methods = [
-      'private_key_jwt',
-      ...(mtls ? ['tls_client_auth', 'self_signed_tls_client_auth'] : []),
-      ...(legacy ? ['client_secret_basic', 'client_secret_post'] : []),
-    ];
-    reply.header('cache-control', 'public, max-age=300');
-    return {
-      issuer: iss,
-      token_endpoint: `${iss}${Paths.token}`,
-      jwks_uri: `${iss}${Paths.jwks}`,
-      introspection_endpoint: `${iss}${Paths.introspect}`,
-      revocation_endpoint: `${iss}${Paths.revoke}`,
-      grant_types_supported: [
-        'client_credentials',
-        'urn:ietf:params:oauth:grant-type:token-exchange',
-        'urn:ietf:params:oauth:grant-type:jwt-bearer',
-      ],
-      response_types_supported: [],
-      token_endpoint_auth_methods_supported: methods,
-      token_endpoint_auth_signing_alg_values_supported: ctx.settings.clientAssertion.algorithms,
-      introspection_endpoint_auth_methods_supported: methods,
-      introspection_endpoint_auth_signing_alg_values_supported: ctx.settings.clientAssertion.algorithms,
-      revocation_endpoint_auth_methods_supported: methods,
-      revocation_endpoint_auth_signing_alg_values_supported: ctx.settings.clientAssertion.algorithms,
-      scopes_supported: [...new Set(ctx.registry.classes().flatMap((c) => c.scopes))].sort(),
-      access_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
-      dpop_signing_alg_values_supported: ctx.settings.dpop.algorithms,
-      // RFC 8705 §3.3: tokens of `binding: mtls` classes are bound to the client certificate.
-      ...(mtls ? { tls_client_certificate_bound_access_tokens: true } : {}),
-      // Classes whose tokens are bearer tokens: registered exceptions to holder binding.
-      writ_bearer_token_classes: ctx.registry
-        .classes()
-        .filter((c) => c.binding === 'bearer')
-        .map((c) => c.name)
-        .sort(),
-      // True while no policies/ directory is loaded: issuance is limited by the classes alone.
-      writ_policy_built_in: ctx.policy.version.builtIn,
-    };
-  });
-  app.get(Paths.jwks, async (_req, reply) => {
-    reply.header('cache-control', 'public, max-age=60');
-    reply.header('content-type', 'application/jwk-set+json');
-    return ctx.keys.publicJwks();
-  });
-
-  app.post(Paths.token, async (req, reply) => {
-    const params = formBody(req);
-    const res = await handleTokenRequest(ctx, params, info(req));
-    reply.headers({ ...NO_STORE, 'dpop-nonce': ctx.dpopNonces.current() });
-    return res;
-  });
-  app.post(Paths.introspect, async (req, reply) => {
-    const res = await handleIntrospection(ctx, formBody(req), info(req));
-    reply.headers(NO_STORE);
-    return res;
-  });
-  app.post(Paths.revoke, async (req, reply) => {
-    await handleRevocation(ctx, formBody(req), info(req));
-    reply.headers(NO_STORE);
-    return reply.code(200).send();
-  });
-  app.post(Paths.adminToken, async (req, reply) => {
-    const res = await handleAdminToken(ctx, formBody(req), info(req));
-    reply.headers(NO_STORE);
-    return res;
-  });
 }
 
 function sendError(reply: FastifyReply, err: OAuthError): FastifyReply {

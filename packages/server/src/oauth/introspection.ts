@@ -1,13 +1,13 @@
 import type { IntrospectionResponse } from '@writ/sdk/wire';
 import { authenticateAdmin } from '../admin/admin-auth.js';
+import { auditRefusal } from '../audit/refusal.js';
 import { Paths, type RequestInfo, type WritContext } from '../context.js';
 import { invalidRequest, OAuthError } from '../errors.js';
-import { type FormParams, single } from '../http/form.js';
+import { type FormParams, single } from '../request/form.js';
 import { tokenFingerprint, verifyAccessToken } from '../tokens/access-token.js';
 import { assertionRules } from './assertion-rules.js';
 import { authenticateClient } from './client-auth/authenticate.js';
 import { certificateInput } from './client-auth/tls-client-auth.js';
-import { auditRefusal } from './refusal.js';
 
 /**
  * Authenticates the caller of introspection or revocation: a workload (client authentication, its

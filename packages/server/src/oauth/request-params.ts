@@ -1,5 +1,5 @@
 import { invalidRequest, invalidTarget } from '../errors.js';
-import { type FormParams, single } from '../http/form.js';
+import { type FormParams, single } from '../request/form.js';
 import type { TokenClass } from '../store/store.js';
 
 /**

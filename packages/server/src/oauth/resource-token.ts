@@ -10,7 +10,7 @@ import type { FastifyRequest } from 'fastify';
 import { seconds } from '../clock.js';
 import type { WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
-import { info } from '../http/request.js';
+import { info } from '../request/info.js';
 
 /** A workload calling one of Writ's own resource endpoints with a Writ access token. */
 export interface ResourceCaller {

@@ -1,10 +1,10 @@
+import { auditRefusal } from '../audit/refusal.js';
 import { Paths, type RequestInfo, type WritContext } from '../context.js';
 import { invalidRequest, OAuthError } from '../errors.js';
-import { type FormParams, single } from '../http/form.js';
+import { type FormParams, single } from '../request/form.js';
 import { revoke } from '../revocation/revoke.js';
 import { verifyAccessToken } from '../tokens/access-token.js';
 import { authenticateCaller } from './introspection.js';
-import { auditRefusal } from './refusal.js';
 
 /**
  * `POST /oauth2/revoke` (RFC 7009). A client revokes a token issued to it; invalid or expired tokens

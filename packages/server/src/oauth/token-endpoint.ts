@@ -1,12 +1,12 @@
 import type { TokenResponse } from '@writ/sdk/wire';
+import { auditRefusal } from '../audit/refusal.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { invalidRequest, unsupportedGrantType } from '../errors.js';
-import { type FormParams, single } from '../http/form.js';
+import { type FormParams, single } from '../request/form.js';
 import { clientCredentials } from './grants/client-credentials.js';
 import type { Grant } from './grants/grant.js';
 import { jwtBearer } from './grants/jwt-bearer.js';
 import { tokenExchange } from './grants/token-exchange.js';
-import { auditRefusal } from './refusal.js';
 
 /** Grants the token endpoint serves. Adding a grant is adding a module to this list. */
 export const GRANTS: ReadonlyMap<string, Grant> = new Map(

@@ -8,11 +8,11 @@ import {
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authenticateAdmin } from '../admin/admin-auth.js';
+import { auditRefusal } from '../audit/refusal.js';
 import { seconds } from '../clock.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest, OAuthError } from '../errors.js';
-import { info } from '../http/request.js';
-import { auditRefusal } from '../oauth/refusal.js';
+import { info } from '../request/info.js';
 import type { Decision } from './engine.js';
 import { countDecision } from './operations.js';
 import {

@@ -6,12 +6,12 @@ import {
   type PolicyBundleClaims,
 } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
+import { auditRefusal } from '../audit/refusal.js';
 import { seconds } from '../clock.js';
 import type { WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { authenticateStreamClient } from '../events/routes.js';
-import { info } from '../http/request.js';
-import { auditRefusal } from '../oauth/refusal.js';
+import { info } from '../request/info.js';
 import type { Store } from '../store/store.js';
 import { writSchema } from './cedar.js';
 import type { PolicyEngine } from './engine.js';

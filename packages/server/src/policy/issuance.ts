@@ -2,10 +2,38 @@ import { isIP } from 'node:net';
 import { GrantType } from '@writ/sdk/wire';
 import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
+import type { FederatedIdentity } from '../federation/attest.js';
 import { federationContext } from '../federation/presets.js';
-import type { IssueRequest } from '../oauth/issue.js';
 import { countDecision } from './operations.js';
 import { buildContext, type TokenAction, workloadPrincipal } from './request.js';
+
+/**
+ * What policy asks about an issuance, exchange or renewal: who, for which resource and class, how the
+ * caller proved itself and how the token is bound. The token endpoint's issue request carries all of it.
+ */
+export interface IssuanceQuestion {
+  grantType: string;
+  /** The workload the token is for (its `sub`). */
+  workloadId: string;
+  /** The caller when another workload holds the token (token exchange); default `workloadId`. */
+  clientId?: string | undefined;
+  tokenClass: string;
+  audience: string;
+  scopes: string[];
+  /** How the workload proved itself; `federation:<issuer>` for a token from a trusted issuer. */
+  authMethod: string;
+  tid?: string | undefined;
+  /** Whether the token is bound to a DPoP key (its proof was checked before this question). */
+  dpop?: object | undefined;
+  /** `x5t#S256` of the client certificate the token is bound to. */
+  x5t?: string | undefined;
+  /** A later token in the same task. */
+  renewal?: boolean | undefined;
+  /** The task's purpose, when the grant already has the task; else it is read from the task. */
+  purpose?: string | undefined;
+  /** The federation token that proved the identity, whose claims policy may read. */
+  federation?: FederatedIdentity | undefined;
+}
 
 /** What the audit event of an issuance records about its policy decision. */
 export interface IssuanceDecision {
@@ -22,7 +50,7 @@ export interface IssuanceDecision {
  */
 export async function decideIssuance(
   ctx: WritContext,
-  r: IssueRequest,
+  r: IssuanceQuestion,
   req: RequestInfo,
 ): Promise<IssuanceDecision> {
   const action: TokenAction =

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { auditRefusal } from '../audit/refusal.js';
 import type { WritContext } from '../context.js';
 import { accessDenied, invalidRequest, notFound, OAuthError } from '../errors.js';
-import { info } from '../http/request.js';
-import { auditRefusal } from '../oauth/refusal.js';
+import { info } from '../request/info.js';
 import type { AuditDraft, SsfStream, Store } from '../store/store.js';
 import { authenticateSsfCaller } from './auth.js';
 import {

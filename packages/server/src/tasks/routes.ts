@@ -1,15 +1,15 @@
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
+import { auditRefusal } from '../audit/refusal.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidClient, invalidRequest, notFound, OAuthError } from '../errors.js';
 import { attestFederatedToken, type FederatedIdentity } from '../federation/attest.js';
-import { type FormParams, single } from '../http/form.js';
-import { formBody, info } from '../http/request.js';
 import { assertionRules } from '../oauth/assertion-rules.js';
 import { authenticateClient } from '../oauth/client-auth/authenticate.js';
 import { certificateInput } from '../oauth/client-auth/tls-client-auth.js';
-import { takeTokenRequest } from '../oauth/rate-limit.js';
-import { auditRefusal } from '../oauth/refusal.js';
+import { takeTokenRequest } from '../rate-limit/rate-limit.js';
+import { type FormParams, formBody, single } from '../request/form.js';
+import { info } from '../request/info.js';
 import { closeTask, openTask, parseLabels } from './tasks.js';
 
 const seconds = (v: string | undefined, name: string): number | undefined => {

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authenticateAdmin } from '../admin/admin-auth.js';
+import { auditRefusal } from '../audit/refusal.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
-import { info } from '../http/request.js';
-import { auditRefusal } from '../oauth/refusal.js';
 import { authenticateResourceCaller } from '../oauth/resource-token.js';
+import { info } from '../request/info.js';
 import { ingestUsageReport } from './ingest.js';
 import { traceToken } from './trace.js';
 

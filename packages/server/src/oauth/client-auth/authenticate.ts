@@ -1,8 +1,8 @@
 import { ClientAuthMethod, type ClientAuthMethodValue } from '@writ/sdk/wire';
 import { invalidClient, invalidRequest, OAuthError, unauthorizedClient } from '../../errors.js';
-import type { FormParams } from '../../http/form.js';
-import { single } from '../../http/form.js';
 import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
+import type { FormParams } from '../../request/form.js';
+import { single } from '../../request/form.js';
 import { parseBasicAuthorization, secretMatches } from './client-secret.js';
 import { type AssertionRules, peekAssertionIssuer, verifyClientAssertion } from './private-key-jwt.js';
 import { authenticateCertificate, type CertificateAuthInput } from './tls-client-auth.js';

@@ -1,14 +1,14 @@
 import { GrantType } from '@writ/sdk/wire';
 import { Paths } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
-import { single } from '../../http/form.js';
+import { takeTokenRequest } from '../../rate-limit/rate-limit.js';
+import { single } from '../../request/form.js';
 import { taskForIssuance } from '../../tasks/tasks.js';
 import { assertionRules } from '../assertion-rules.js';
 import { parseScope, selectClass } from '../class-selection.js';
 import { authenticateClient } from '../client-auth/authenticate.js';
 import { certificateBinding, certificateInput } from '../client-auth/tls-client-auth.js';
 import { issueAccessToken } from '../issue.js';
-import { takeTokenRequest } from '../rate-limit.js';
 import { requestedAudience, requestedTtl } from '../request-params.js';
 import type { Grant } from './grant.js';
 

@@ -4,13 +4,13 @@ import { Paths, type RequestInfo, type WritContext } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
 import { invalidRequest, OAuthError, unauthorizedClient } from '../../errors.js';
 import { attestFederatedToken, type FederatedIdentity } from '../../federation/attest.js';
-import { type FormParams, single } from '../../http/form.js';
 import { canonicalJson } from '../../jose/json.js';
+import { takeTokenRequest } from '../../rate-limit/rate-limit.js';
+import { type FormParams, single } from '../../request/form.js';
 import type { Task } from '../../store/store.js';
 import { openTask, taskCeiling, taskForIssuance } from '../../tasks/tasks.js';
 import { parseScope, selectClass } from '../class-selection.js';
 import { issueAccessToken } from '../issue.js';
-import { takeTokenRequest } from '../rate-limit.js';
 import { requestedAudience, requestedTtl } from '../request-params.js';
 
 /**

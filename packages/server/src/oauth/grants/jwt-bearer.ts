@@ -1,6 +1,6 @@
 import { GrantType } from '@writ/sdk/wire';
 import { invalidRequest } from '../../errors.js';
-import { single } from '../../http/form.js';
+import { single } from '../../request/form.js';
 import { issueForFederatedToken } from './federated.js';
 import type { Grant } from './grant.js';
 

@@ -9,7 +9,7 @@ import {
   type OAuthError,
   unauthorizedClient,
 } from '../../errors.js';
-import { type FormParams, single } from '../../http/form.js';
+import { type FormParams, single } from '../../request/form.js';
 import { verifyAccessToken } from '../../tokens/access-token.js';
 import { assertionRules } from '../assertion-rules.js';
 import { parseScope } from '../class-selection.js';

@@ -1,16 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { RequestInfo } from '../context.js';
-import { invalidRequest } from '../errors.js';
 import { recordedSighting } from './client-certificate.js';
-import type { FormParams } from './form.js';
 
-const FORM = 'application/x-www-form-urlencoded';
-
-export function formBody(req: FastifyRequest): FormParams {
-  if (!(req.body instanceof Map)) throw invalidRequest(`the body must be ${FORM}`);
-  return req.body as FormParams;
-}
-
+/** What the checks and the audit log read of a request: its source, headers and client certificate. */
 export function info(req: FastifyRequest): RequestInfo {
   const certificate = recordedSighting(req);
   return {

@@ -1,8 +1,10 @@
+import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
 
 /** Parameters of an `application/x-www-form-urlencoded` body; each name maps to every value it was sent with. */
 export type FormParams = Map<string, string[]>;
 
+const FORM = 'application/x-www-form-urlencoded';
 const MAX_PARAMS = 64;
 
 export function parseForm(body: string): FormParams {
@@ -28,4 +30,10 @@ export function single(params: FormParams, name: string, maxLength = 2048): stri
   const v = values[0]!;
   if (v.length > maxLength) throw invalidRequest(`parameter "${name}" is too long`);
   return v === '' ? undefined : v;
+}
+
+/** The parsed form body of a request (the content-type parser built it); any other body is refused. */
+export function formBody(req: FastifyRequest): FormParams {
+  if (!(req.body instanceof Map)) throw invalidRequest(`the body must be ${FORM}`);
+  return req.body as FormParams;
 }

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, posix, relative, sep } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+// The folders of packages/server/src are layers: `http/` assembles the app on top, the domains
+// (oauth, policy, tasks, …) sit under it, and what reads a request (`request/`) sits under them.
+// This test reads the import statements and fails when an import runs back up and closes a loop
+// between folders. Files at the top of src/ (context, errors, clock, the composition root) are the
+// shared kernel and not a layer of their own, so they are left out.
+
+const src = join(dirname(fileURLToPath(import.meta.url)), '../../src');
+
+/** Pairs of folders that must never import each other, directly or through other folders. */
+const APART: readonly [string, string][] = [
+  ['oauth', 'policy'],
+  ['events', 'policy'],
+  ['oauth', 'admin'],
+  ['oauth', 'tasks'],
+];
+
+/**
+ * Imports that still close a loop only because caller authentication lives in `oauth/` and `admin/`;
+ * they go away with the `auth/` module. Each must still exist, so the list shrinks as they do.
+ */
+const CALLER_AUTHENTICATION = new Set([
+  'admin/admin-auth.ts -> oauth/assertion-rules.ts',
+  'admin/admin-auth.ts -> oauth/client-auth/private-key-jwt.ts',
+  'oauth/introspection.ts -> admin/admin-auth.ts',
+  'tasks/routes.ts -> oauth/assertion-rules.ts',
+  'tasks/routes.ts -> oauth/client-auth/authenticate.ts',
+  'tasks/routes.ts -> oauth/client-auth/tls-client-auth.ts',
+]);
+
+interface Edge {
+  from: string;
+  to: string;
+  file: string;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+const folderOf = (file: string): string | undefined => {
+  const parts = file.split('/');
+  return parts.length > 1 ? parts[0] : undefined;
+};
+
+/** Every import (static, re-export or dynamic) from one folder of src/ into another. */
+function folderImports(): Edge[] {
+  const edges: Edge[] = [];
+  for (const abs of sourceFiles(src)) {
+    const file = relative(src, abs).split(sep).join('/');
+    const text = readFileSync(abs, 'utf8');
+    for (const m of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      const target = posix.normalize(posix.join(posix.dirname(file), m[1]!)).replace(/\.js$/, '.ts');
+      const from = folderOf(file);
+      const to = folderOf(target);
+      if (from && to && from !== to) edges.push({ from, to, file: `${file} -> ${target}` });
+    }
+  }
+  return edges;
+}
+
+/** The folders `start` reaches through imports, with one file-level chain for each. */
+function reach(edges: Edge[], start: string): Map<string, string[]> {
+  const paths = new Map<string, string[]>([[start, []]]);
+  const queue = [start];
+  while (queue.length > 0) {
+    const at = queue.shift()!;
+    for (const e of edges) {
+      if (e.from !== at || paths.has(e.to)) continue;
+      paths.set(e.to, [...paths.get(at)!, e.file]);
+      queue.push(e.to);
+    }
+  }
+  return paths;
+}
+
+describe('layers of packages/server/src', () => {
+  const all = folderImports();
+  const edges = all.filter((e) => !CALLER_AUTHENTICATION.has(e.file));
+
+  it('reads the imports it judges', () => {
+    assert.ok(all.some((e) => e.file === 'http/app.ts -> oauth/routes.ts'));
+    assert.ok(all.some((e) => e.file.startsWith('oauth/') && e.to === 'request'));
+  });
+
+  it('lets no folder import http/, which only assembles the app', () => {
+    const up = edges.filter((e) => e.to === 'http').map((e) => e.file);
+    assert.deepEqual(up, [], 'http/ is the top layer: move what these need below the domains');
+  });
+
+  for (const [a, b] of APART) {
+    it(`keeps ${a}/ and ${b}/ out of a loop`, () => {
+      const there = reach(edges, a).get(b);
+      const back = reach(edges, b).get(a);
+      if (there === undefined || back === undefined) return;
+      assert.fail(`${a}/ and ${b}/ import each other:\n  ${[...there, ...back].join('\n  ')}`);
+    });
+  }
+
+  it('keeps the caller-authentication exceptions only while they exist', () => {
+    const files = new Set(all.map((e) => e.file));
+    const gone = [...CALLER_AUTHENTICATION].filter((f) => !files.has(f));
+    assert.deepEqual(gone, [], 'these imports are gone: drop them from CALLER_AUTHENTICATION');
+  });
+});
