@@ -18,3 +18,11 @@ export function storeFromOptions(o: {
   const settings = resolveSettings(file, process.env, o.store !== undefined ? { store: o.store } : {});
   return storeLocation(settings.store, o.dataDir);
 }
+
+/** The help of `--store` wherever a command opens the store. */
+export const STORE_OPTION_HELP =
+  '`sqlite` (<data-dir>/writ.db) or a postgres:// URL (default: WRIT_STORE, settings.yaml, sqlite)';
+
+/** The help of `--config` where the config directory only serves to find the store. */
+export const STORE_CONFIG_OPTION_HELP =
+  'config directory whose settings.yaml may name the store (default: <data-dir>/config)';

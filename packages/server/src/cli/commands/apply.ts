@@ -1,9 +1,11 @@
+import type { Command } from 'commander';
 import { readConfigDir, validateConfig } from '../../config/config-dir.js';
 import type { ConfigChange } from '../../config/diff.js';
 import { compilePolicies } from '../../policy/compile.js';
 import type { PolicyVersion } from '../../policy/engine.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
 import type { AdminClient } from '../client.js';
+import type { CommandContext } from '../command-context.js';
 
 /**
  * `writ apply DIR`: validates locally (file and field, or policy file and line, named on error), then
@@ -33,4 +35,14 @@ export async function apply(client: AdminClient, dir: string, dryRun: boolean): 
     : `\n${p.changed ? (dryRun ? 'policy set would become' : 'policy set now') : 'policy set unchanged:'} ${p.version.id} (${p.version.builtIn ? 'built-in' : `${p.version.policies} policies`})${p.warnings.map((w) => `\nwarning: ${w}`).join('')}`;
   if (res.changes.length === 0) return `no changes${policyLine}${note}`;
   return `${res.diff}\n${dryRun ? `${res.changes.length} change(s) not applied (dry run)` : `applied ${res.changes.length} change(s)`}${policyLine}${note}`;
+}
+
+export function registerApply(program: Command, cli: CommandContext): void {
+  program
+    .command('apply <dir>')
+    .description('validate a config directory and apply it (prints the diff; audited)')
+    .option('--dry-run', 'show the diff without applying')
+    .action(async (dir: string, o: { dryRun?: boolean }) =>
+      cli.out(await apply(cli.admin(), dir, o.dryRun ?? false)),
+    );
 }

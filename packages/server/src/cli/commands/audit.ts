@@ -1,8 +1,12 @@
 import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
 import { verifyAuditChain } from '../../audit/verify.js';
 import { describeStore, openStore, type StoreLocation } from '../../store/open-store.js';
 import type { AuditEvent } from '../../store/store.js';
+import type { TokenTrace } from '../../usage/trace.js';
 import { type AdminClient, CliError } from '../client.js';
+import type { CommandContext } from '../command-context.js';
+import { STORE_CONFIG_OPTION_HELP, STORE_OPTION_HELP, storeFromOptions } from '../store-option.js';
 
 /** `writ audit verify`: reads the store directly (read-only) so a tampered server cannot vouch for itself. */
 export async function verifyOffline(location: StoreLocation): Promise<{ ok: boolean; text: string }> {
@@ -77,4 +81,73 @@ export async function tail(
     for (const e of fresh) print(formatEvent(e));
     after = fresh.at(-1)?.seq ?? after;
   }
+}
+
+/** `writ audit trace JTI`: asks the admin API for one token's trace. */
+export async function trace(client: AdminClient, jti: string): Promise<TokenTrace> {
+  return client.get<TokenTrace>(`/audit/trace/${encodeURIComponent(jti)}`);
+}
+
+/** The trace as a person reads it: the token, then issued → used → revoked in time order. */
+export function formatTrace(t: TokenTrace): string {
+  const lines: string[] = [];
+  const tok = t.token;
+  lines.push(`token ${t.jti}`);
+  if (tok)
+    lines.push(
+      `  sub=${tok.sub} aud=${tok.aud} cls=${tok.cls} scope="${tok.scope}"${tok.tid ? ` tid=${tok.tid}` : ''}`,
+      `  iat=${iso(tok.iat * 1000)} exp=${iso(tok.exp * 1000)}`,
+    );
+  lines.push(
+    `  uses: ${t.totals.allow} allowed, ${t.totals.deny} denied` +
+      (t.revocations.length
+        ? `; revoked (${t.revocations.map((r) => `${r.kind}#${r.seq}`).join(', ')})`
+        : ''),
+  );
+  for (const e of t.timeline) lines.push(`${iso(e.at)}  ${e.what.padEnd(7)} ${e.detail}`);
+  return lines.join('\n');
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function registerAudit(program: Command, cli: CommandContext): void {
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit
+    .command('verify')
+    .description('verify the hash chain and signed checkpoints, reading the store directly (read-only)')
+    .option('--store <store>', STORE_OPTION_HELP)
+    .option('--config <dir>', STORE_CONFIG_OPTION_HELP)
+    .action(async (o: { store?: string; config?: string }) => {
+      const r = await verifyOffline(storeFromOptions({ dataDir: cli.globals().dataDir, ...o }));
+      cli.out(r.text);
+      if (!r.ok) process.exitCode = 2;
+    });
+  audit
+    .command('tail')
+    .option('-n <count>', 'events to show', '20')
+    .option('-f, --follow', 'keep printing new events')
+    .action(async (o: { n: string; follow?: boolean }) =>
+      tail(cli.admin(), Math.min(Number(o.n) || 20, 1000), o.follow ?? false, cli.out),
+    );
+  audit
+    .command('query')
+    .option('--workload <id>', 'events where the workload is actor or subject')
+    .option('--jti <jti>', 'events about one token')
+    .option('--type <type>', 'event type, e.g. token.issued')
+    .option('--since <time>', 'ISO time or epoch milliseconds')
+    .option('--until <time>', 'ISO time or epoch milliseconds')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--json', 'print JSON')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const events = await query(cli.admin(), o as Record<string, string>);
+      cli.out(o['json'] ? events : events.map(formatEvent).join('\n') || '(no events)');
+    });
+  audit
+    .command('trace <jti>')
+    .description('one token: issued, then used (where, how often, allowed or denied), then revoked')
+    .option('--json', 'print JSON')
+    .action(async (jti: string, o: { json?: boolean }) => {
+      const t = await trace(cli.admin(), jti);
+      cli.out(o.json ? t : formatTrace(t));
+    });
 }

@@ -3,7 +3,9 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { detectAmbientIdentity, tlsFetch, WorkloadClient } from '@writ/sdk/client';
+import type { Command } from 'commander';
 import { CliError, readClientTls, readPrivateKeyFile } from '../client.js';
+import type { CommandContext } from '../command-context.js';
 
 export interface ExecOptions {
   server: string;
@@ -214,4 +216,55 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     await close('writ exec failed').catch(() => undefined);
     throw err;
   }
+}
+
+export function registerExec(program: Command, cli: CommandContext): void {
+  program
+    .command('exec')
+    .description('run a command with a task-bound, DPoP-bound token that is revoked when the command exits')
+    .option('--client-id <spiffe-id>', 'the workload (required with --key and --tls-cert)')
+    .option('--key <file>', "the workload's private JWK; without it, the ambient identity (federation)")
+    .option(
+      '--federation-token-file <file>',
+      'a federation token file, re-read on each renewal (default: GitHub Actions OIDC, then /var/run/secrets/tokens/writ-token)',
+    )
+    .option('--federation-audience <aud>', 'the aud to ask the outside issuer for (default: the Writ issuer)')
+    .option(
+      '--tls-cert <file>',
+      'instead of --key: client certificate (PEM) for mTLS; the command gets WRIT_CLIENT_CERT_FILE, WRIT_CLIENT_KEY_FILE (and WRIT_CLIENT_CA_FILE)',
+    )
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM; refused if group or others can read it)')
+    .option('--tls-ca <file>', "the server's CA (PEM) when it is not publicly trusted")
+    .option('--dpop', 'with --tls-cert: also send DPoP proofs (for binding: dpop classes)')
+    .requiredOption('--audience <uri>', 'the API the command calls')
+    .option('--scope <scopes>', 'space-separated scopes')
+    .option('--task-purpose <text>', 'why the task runs (audited)')
+    .option('--duration <seconds>', 'expected duration (capped by the class)')
+    .option('--label <name=value...>', 'task labels, e.g. ci_run=1234 job=deploy')
+    .option('--lease <seconds>', 'the task closes if writ exec stops renewing it this long', '30')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .action(async (command: string[], o: Record<string, string | string[] | undefined>) => {
+      const status = await exec(
+        {
+          server: cli.globals().server,
+          clientId: o['clientId'] as string | undefined,
+          key: o['key'] as string | undefined,
+          federationTokenFile: o['federationTokenFile'] as string | undefined,
+          federationAudience: o['federationAudience'] as string | undefined,
+          tlsCert: o['tlsCert'] as string | undefined,
+          tlsKey: o['tlsKey'] as string | undefined,
+          tlsCa: o['tlsCa'] as string | undefined,
+          dpop: (o['dpop'] as unknown) === true,
+          audience: o['audience'] as string,
+          ...(o['scope'] ? { scope: o['scope'] as string } : {}),
+          ...(o['taskPurpose'] ? { taskPurpose: o['taskPurpose'] as string } : {}),
+          ...(o['duration'] ? { duration: o['duration'] as string } : {}),
+          ...(o['label'] ? { label: o['label'] as string[] } : {}),
+          lease: Math.max(3, Number(o['lease']) || 30),
+          log: (line) => process.stderr.write(`${line}\n`),
+        },
+        command,
+      );
+      process.exitCode = status;
+    });
 }

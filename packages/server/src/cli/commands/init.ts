@@ -1,9 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { dataPaths } from '../../data-dir.js';
 import { jwkThumbprint } from '../../jose/jwk.js';
 import { loadKek } from '../../keys/kek.js';
+import type { CommandContext } from '../command-context.js';
 
 export interface InitResult {
   created: string[];
@@ -78,4 +80,16 @@ export function initDataDir(dataDir: string, operator: string): InitResult {
     created.push(p.operatorKey, operatorFile);
   }
   return { created, operatorKey: p.operatorKey, config: p.config };
+}
+
+export function registerInit(program: Command, cli: CommandContext): void {
+  program
+    .command('init')
+    .description('create a data directory: key-encryption key, operator key pair, starter config')
+    .option('--operator <name>', 'operator name', 'admin')
+    .action((o: { operator: string }) => {
+      const r = initDataDir(cli.globals().dataDir, o.operator);
+      cli.out(r.created.length ? r.created.map((c) => `created ${c}`).join('\n') : 'already initialised');
+      cli.out(`config directory: ${r.config}\noperator key:     ${r.operatorKey}`);
+    });
 }

@@ -1,6 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { type Command, Option } from 'commander';
 import { jwkThumbprint } from '../../jose/jwk.js';
+import type { CommandContext } from '../command-context.js';
 
 /** `writ keygen`: a key pair for a workload's `private_key_jwt`. The private JWK goes to a 0600 file. */
 export function keygen(out: string, alg: 'ES256' | 'EdDSA'): Record<string, string> {
@@ -11,4 +13,13 @@ export function keygen(out: string, alg: 'ES256' | 'EdDSA'): Record<string, stri
   const priv = { ...(privateKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg };
   writeFileSync(out, `${JSON.stringify(priv, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   return { ...pub, kid, alg, use: 'sig' };
+}
+
+export function registerKeygen(program: Command, cli: CommandContext): void {
+  program
+    .command('keygen')
+    .description('create a key pair for a workload (private JWK written 0600; public JWK printed)')
+    .requiredOption('--out <file>', 'where to write the private key')
+    .addOption(new Option('--alg <alg>', 'algorithm').choices(['ES256', 'EdDSA']).default('ES256'))
+    .action((o: { out: string; alg: 'ES256' | 'EdDSA' }) => cli.out(keygen(o.out, o.alg)));
 }

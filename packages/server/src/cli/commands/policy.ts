@@ -1,8 +1,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { loadConfigDir } from '../../config/config-dir.js';
+import { writSchema } from '../../policy/cedar.js';
 import { compilePolicies, type PolicySources, type ResourceSpec } from '../../policy/compile.js';
 import { type Decision, type Explanation, PolicyEngine } from '../../policy/engine.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
@@ -14,6 +16,7 @@ import {
   type PolicyContext,
 } from '../../policy/request.js';
 import { CliError } from '../client.js';
+import type { CommandContext } from '../command-context.js';
 
 /**
  * `writ policy test|explain|validate`: the running set's rules checked offline against a config
@@ -298,4 +301,35 @@ export function policyValidate(dir: string): string {
     `valid: ${set.policies.length} policies in ${new Set(set.policies.map((p) => p.file)).size} file(s), ${set.resources.length} resource(s); version ${engine.version.id}`,
     ...set.warnings.map((w) => `warning: ${w}`),
   ].join('\n');
+}
+
+export function registerPolicy(program: Command, cli: CommandContext): void {
+  const policy = program
+    .command('policy')
+    .description('Cedar policies of a config directory, checked offline (docs/policy.md)');
+  policy
+    .command('test <dir>')
+    .description('run policy test cases (default <dir>/policies/tests/); exits 1 on any mismatch')
+    .option('--cases <path>', 'a case file or a directory of case files')
+    .action((dir: string, o: { cases?: string }) => {
+      const r = policyTest(dir, o.cases);
+      cli.out(r.text);
+      if (!r.ok) process.exitCode = 1;
+    });
+  policy
+    .command('explain <dir> <request>')
+    .description('why each request in a case file is allowed or denied: determining policies, errors')
+    .option('--name <name>', 'only the case with this name')
+    .action((dir: string, request: string, o: { name?: string }) => {
+      const explained = policyExplain(dir, request, o.name);
+      cli.out(explained.map((e) => formatExplanation(e.explanation, e.name)).join('\n\n'));
+    });
+  policy
+    .command('validate <dir>')
+    .description('compile and validate the policies against the schema; print the version and warnings')
+    .action((dir: string) => cli.out(policyValidate(dir)));
+  policy
+    .command('schema')
+    .description('print the Cedar schema policies are validated against')
+    .action(() => cli.out(writSchema()));
 }

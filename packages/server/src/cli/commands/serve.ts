@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
 import { loadConfigDir } from '../../config/config-dir.js';
 import { resolveSettings } from '../../config/settings.js';
 import { dataPaths } from '../../data-dir.js';
@@ -6,6 +7,8 @@ import { loadKek } from '../../keys/kek.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
 import { describeStore, isPostgresUrl, openStore, storeLocation } from '../../store/open-store.js';
 import { createWrit } from '../../writ.js';
+import type { CommandContext } from '../command-context.js';
+import { STORE_OPTION_HELP } from '../store-option.js';
 import { initDataDir } from './init.js';
 
 export interface ServeOptions {
@@ -82,4 +85,18 @@ export async function serve(opts: ServeOptions): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+export function registerServe(program: Command, cli: CommandContext): void {
+  program
+    .command('serve')
+    .description('run the server (initialises the data directory on first start)')
+    .option('--config <dir>', 'config directory applied at start (default: <data-dir>/config)')
+    .option('--host <host>', 'listen address')
+    .option('--port <port>', 'listen port')
+    .option('--issuer <url>', 'issuer URL')
+    .option('--store <store>', STORE_OPTION_HELP)
+    .action((o: { config?: string; host?: string; port?: string; issuer?: string; store?: string }) =>
+      serve({ dataDir: cli.globals().dataDir, ...o }),
+    );
 }

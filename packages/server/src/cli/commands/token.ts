@@ -3,6 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof, type DpopKey, dpopKeyFrom, generateDpopKey } from '@writ/sdk/dpop';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
+import type { Command } from 'commander';
 import { createRemoteJWKSet, type JWK, jwtVerify } from 'jose';
 import {
   type AdminClient,
@@ -12,6 +13,7 @@ import {
   readPrivateKeyFile,
   signAssertion,
 } from '../client.js';
+import type { CommandContext } from '../command-context.js';
 
 interface Metadata {
   issuer: string;
@@ -164,4 +166,57 @@ export async function verifyToken(
 /** `writ token introspect`: RFC 7662 as an operator. */
 export async function introspect(client: AdminClient, token: string): Promise<Record<string, unknown>> {
   return client.postForm('/oauth2/introspect', { token });
+}
+
+export function registerToken(program: Command, cli: CommandContext): void {
+  const token = program.command('token').description('get, verify and introspect access tokens');
+  token
+    .command('get')
+    .description('client_credentials with private_key_jwt (or mTLS), as a workload')
+    .requiredOption('--client-id <spiffe-id>', 'the workload')
+    .option('--key <file>', "the workload's private JWK (private_key_jwt)")
+    .option(
+      '--tls-cert <file>',
+      'instead of --key: client certificate (PEM) for mTLS (tls_client_auth, RFC 8705)',
+    )
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM; refused if group or others can read it)')
+    .option('--tls-ca <file>', "the server's CA (PEM) when it is not publicly trusted")
+    .requiredOption('--audience <uri>', 'the one audience (RFC 8707 resource)')
+    .option('--scope <scopes>', 'space-separated scopes')
+    .option('--ttl <seconds>', 'requested lifetime (clamped to the class max)')
+    .option(
+      '--dpop-key <file>',
+      'DPoP private key to bind the token to (created 0600 if missing; default: ephemeral; with --tls-cert: no DPoP proof unless given)',
+    )
+    .option('--bearer', 'send no DPoP proof (only classes with binding: bearer accept this)')
+    .option('--raw', 'print only the access token')
+    .action(
+      async (o: {
+        clientId: string;
+        key?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsCa?: string;
+        audience: string;
+        scope?: string;
+        ttl?: string;
+        dpopKey?: string;
+        bearer?: boolean;
+        raw?: boolean;
+      }) => {
+        const r = await getToken(cli.globals().server, o);
+        cli.out(o.raw ? String(r['access_token']) : r);
+      },
+    );
+  token
+    .command('verify <token>')
+    .description('verify a token against the published JWKS (as a resource server would)')
+    .option('--audience <uri>', 'expected audience')
+    .action(async (t: string, o: { audience?: string }) =>
+      cli.out(await verifyToken(cli.globals().server, t, o.audience)),
+    );
+  token
+    .command('introspect <token>')
+    .description('RFC 7662 introspection, as an operator')
+    .action(async (t: string) => cli.out(await introspect(cli.admin(), t)));
 }

@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import type { CommandContext } from '../command-context.js';
+
+/** `writ classes list|show`: the token classes in force, through the admin API. */
+export function registerClasses(program: Command, cli: CommandContext): void {
+  const classes = program.command('classes').description('token classes');
+  classes.command('list').action(async () => {
+    const r = await cli.admin().get<{
+      classes: Array<{ name: string; maxTtl: number; audiences: string[]; scopes: string[] }>;
+    }>('/classes');
+    cli.out(
+      r.classes
+        .map(
+          (c) =>
+            `${c.name}  max_ttl=${c.maxTtl}s audiences=${c.audiences.join(',')} scopes=${c.scopes.join(',')}`,
+        )
+        .join('\n') || '(none)',
+    );
+  });
+  classes
+    .command('show <name>')
+    .action(async (name: string) => cli.out(await cli.admin().get(`/classes/${encodeURIComponent(name)}`)));
+}
