@@ -58,7 +58,12 @@ interface App {
   close(): Promise<void>;
 }
 
-type AppFactory = (routes: RouteSpec[]) => Promise<App>;
+/**
+ * Builds an app listening on 127.0.0.1, its routes made for its own origin (the middleware's
+ * `baseUrl`). Express and Fastify trust proxy headers, as behind a gateway: even then the request's
+ * Host and X-Forwarded-* headers must not decide which URL a DPoP proof is checked against.
+ */
+type AppFactory = (routes: (origin: string) => RouteSpec[]) => Promise<App>;
 
 const listen = async (server: Server): Promise<number> => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -77,7 +82,7 @@ const FRAMEWORKS: [string, AppFactory][] = [
     'node:http',
     async (routes) => {
       let calls = 0;
-      const auth = new Map(routes.map((r) => [r.name, writNodeHttp(r.verifier, r.options)]));
+      let auth = new Map<string, ReturnType<typeof writNodeHttp>>();
       const server = createServer(async (req, res) => {
         const name = req.url?.split('/')[1] as RouteSpec['name'];
         const claims = await auth.get(name)!(req, res);
@@ -86,40 +91,55 @@ const FRAMEWORKS: [string, AppFactory][] = [
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body(claims)));
       });
       const port = await listen(server);
+      const origin = `http://127.0.0.1:${port}`;
+      auth = new Map(routes(origin).map((r) => [r.name, writNodeHttp(r.verifier, r.options)]));
       return {
-        url: (route, id) => `http://127.0.0.1:${port}/${route}/${id}`,
+        url: (route, id) => `${origin}/${route}/${id}`,
         calls: () => calls,
         close: () => closeServer(server),
       };
     },
   ],
   [
-    'Express (mounted under /api)',
+    'Express (mounted under /api, trust proxy on)',
     async (routes) => {
       let calls = 0;
       const app = express();
+      app.set('trust proxy', true);
+      const server = createServer(app);
+      const port = await listen(server);
+      const origin = `http://127.0.0.1:${port}`;
       const router = express.Router();
-      for (const r of routes)
+      for (const r of routes(origin))
         router.get(`/${r.name}/:id`, writExpress(r.verifier, r.options), (_req, res) => {
           calls++;
           res.json(body(res.locals['writ'] as AccessTokenClaims));
         });
       app.use('/api', router);
-      const server = createServer(app);
-      const port = await listen(server);
       return {
-        url: (route, id) => `http://127.0.0.1:${port}/api/${route}/${id}`,
+        url: (route, id) => `${origin}/api/${route}/${id}`,
         calls: () => calls,
         close: () => closeServer(server),
       };
     },
   ],
   [
-    'Fastify (plugin per route scope)',
+    'Fastify (plugin per route scope, trustProxy on)',
     async (routes) => {
       let calls = 0;
-      const app = Fastify();
-      for (const r of routes)
+      // The server listens first, so the routes know their origin; Fastify serves on it.
+      let handle: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
+      const server = createServer((req, res) => handle(req, res));
+      const port = await listen(server);
+      const origin = `http://127.0.0.1:${port}`;
+      const app = Fastify({
+        trustProxy: true,
+        serverFactory: (h) => {
+          handle = h;
+          return server;
+        },
+      });
+      for (const r of routes(origin))
         app.register(async (scope) => {
           await scope.register(writFastifyPlugin, { verifier: r.verifier, ...r.options });
           scope.get(`/${r.name}/:id`, async (req) => {
@@ -127,13 +147,12 @@ const FRAMEWORKS: [string, AppFactory][] = [
             return body(req.writ!);
           });
         });
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      const port = (app.server.address() as { port: number }).port;
+      await app.ready();
       return {
-        url: (route, id) => `http://127.0.0.1:${port}/${route}/${id}`,
+        url: (route, id) => `${origin}/${route}/${id}`,
         calls: () => calls,
         close: async () => {
-          app.server.closeAllConnections();
+          await closeServer(server);
           await app.close();
         },
       };
@@ -144,17 +163,18 @@ const FRAMEWORKS: [string, AppFactory][] = [
     async (routes) => {
       let calls = 0;
       const app = new Hono();
-      for (const r of routes) {
+      const server = createServer((req, res) => void bridge(app.fetch, req, res));
+      const port = await listen(server);
+      const origin = `http://127.0.0.1:${port}`;
+      for (const r of routes(origin)) {
         app.use(`/${r.name}/*`, writHono(r.verifier, r.options));
         app.get(`/${r.name}/:id`, (c) => {
           calls++;
           return c.json(body((c as unknown as { get(k: string): AccessTokenClaims }).get('writ')));
         });
       }
-      const server = createServer((req, res) => void bridge(app.fetch, req, res));
-      const port = await listen(server);
       return {
-        url: (route, id) => `http://127.0.0.1:${port}/${route}/${id}`,
+        url: (route, id) => `${origin}/${route}/${id}`,
         calls: () => calls,
         close: () => closeServer(server),
       };
@@ -191,8 +211,15 @@ function challenges(res: Response): Map<string, string> {
   return new Map(all.map((c) => [c.split(' ')[0]!, c]));
 }
 
-/** A GET with two DPoP header lines, over a raw socket (fetch would join them into one). */
-function rawGet(url: string, headers: [string, string][]): Promise<{ status: number; head: string }> {
+/**
+ * A GET over a raw socket, for what fetch would not send: two DPoP header lines (fetch joins them), a
+ * Host header of the caller's choosing (`host`).
+ */
+function rawGet(
+  url: string,
+  headers: [string, string][],
+  host?: string,
+): Promise<{ status: number; head: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(u.port), u.hostname);
@@ -207,7 +234,7 @@ function rawGet(url: string, headers: [string, string][]): Promise<{ status: num
     });
     const lines = [
       `GET ${u.pathname}${u.search} HTTP/1.1`,
-      `Host: ${u.host}`,
+      `Host: ${host ?? u.host}`,
       ...headers.map(([k, v]) => `${k}: ${v}`),
     ];
     socket.write(`${lines.join('\r\n')}\r\nConnection: close\r\n\r\n`);
@@ -219,7 +246,7 @@ describe('verifier middleware', () => {
   const legacyKey = testKey('EdDSA');
   let w: VerifierWorld;
   let client: WorkloadClient;
-  let routes: RouteSpec[];
+  let routes: (origin: string) => RouteSpec[];
 
   before(async () => {
     w = await startVerifierWorld({
@@ -243,11 +270,11 @@ describe('verifier middleware', () => {
     });
     client = workloadClient(w.issuer, CLIENT, clientKey, { nowMs: w.clock.now });
     const nonceVerifier = await w.spawnVerifier({ dpopNonces: new DpopNonces({ now: w.clock.now }) });
-    routes = [
-      { name: 'reports', verifier: w.verifier, options: { realm: 'reports' } },
-      { name: 'admin', verifier: w.verifier, options: { scopes: ['reports:write'] } },
-      { name: 'strict', verifier: w.verifier, options: { bearer: false, algs: ['ES256'] } },
-      { name: 'nonce', verifier: nonceVerifier, options: {} },
+    routes = (baseUrl) => [
+      { name: 'reports', verifier: w.verifier, options: { baseUrl, realm: 'reports' } },
+      { name: 'admin', verifier: w.verifier, options: { baseUrl, scopes: ['reports:write'] } },
+      { name: 'strict', verifier: w.verifier, options: { baseUrl, bearer: false, algs: ['ES256'] } },
+      { name: 'nonce', verifier: nonceVerifier, options: { baseUrl } },
     ];
   });
   after(() => w.close());
@@ -366,6 +393,46 @@ describe('verifier middleware', () => {
         assert.equal(ok.status, 200, ok.head);
       });
 
+      it('a proof made for another site is refused, whatever Host and X-Forwarded-* the request claims', async () => {
+        const t = await token();
+        const real = app.url('reports', '5');
+        const path = new URL(real).pathname;
+        const attempts: { proofFor: string; host?: string; headers: [string, string][] }[] = [
+          // The Host header names the attacker's site; so does the proof.
+          { proofFor: `http://evil.example${path}`, host: 'evil.example', headers: [] },
+          // Forwarded headers, which Express and Fastify here believe (trust proxy).
+          {
+            proofFor: `https://evil.example${path}`,
+            headers: [
+              ['X-Forwarded-Host', 'evil.example'],
+              ['X-Forwarded-Proto', 'https'],
+            ],
+          },
+        ];
+        const before = app.calls();
+        for (const a of attempts) {
+          const r = await rawGet(
+            real,
+            [['Authorization', `DPoP ${t}`], ['DPoP', proof(t, a.proofFor)], ...a.headers],
+            a.host,
+          );
+          assert.equal(r.status, 401, `${a.proofFor}: ${r.head}`);
+          assert.match(r.head, /www-authenticate: DPoP realm="reports", error="invalid_dpop_proof"/i);
+        }
+        assert.equal(app.calls(), before, 'no handler ran');
+        // A proof for this API's own URL passes, whatever the headers say.
+        const ok = await rawGet(
+          real,
+          [
+            ['Authorization', `DPoP ${t}`],
+            ['DPoP', proof(t, real)],
+            ['X-Forwarded-Host', 'evil.example'],
+          ],
+          'evil.example',
+        );
+        assert.equal(ok.status, 200, ok.head);
+      });
+
       it('a token without a required scope: 403 insufficient_scope naming the scope; with it, 200', async () => {
         const url = app.url('admin', '1');
         const t = await token();
@@ -434,14 +501,15 @@ describe('verifier middleware', () => {
       ...w.verifier,
       verify: ({ check: _ignored, ...req }) => w.verifier.verify(req),
     };
-    const auth = writNodeHttp(unchecked, { scopes: ['reports:write'] });
+    let auth: ReturnType<typeof writNodeHttp> | undefined;
     let calls = 0;
     const server = createServer(async (req, res) => {
-      if (!(await auth(req, res))) return;
+      if (!(await auth!(req, res))) return;
       calls++;
       res.end('{}');
     });
     const port = await listen(server);
+    auth = writNodeHttp(unchecked, { baseUrl: `http://127.0.0.1:${port}`, scopes: ['reports:write'] });
     try {
       const url = `http://127.0.0.1:${port}/admin/1`;
       const t = await token();
@@ -453,10 +521,85 @@ describe('verifier middleware', () => {
     }
   });
 
+  it('every middleware refuses to be built without a usable baseUrl (TypeError naming it)', async () => {
+    const makers: [string, (o: unknown) => unknown][] = [
+      ['writNodeHttp', (o) => writNodeHttp(w.verifier, o as WritMiddlewareOptions)],
+      ['writExpress', (o) => writExpress(w.verifier, o as WritMiddlewareOptions)],
+      ['writFastify', (o) => writFastify(w.verifier, o as WritMiddlewareOptions)],
+      ['writHono', (o) => writHono(w.verifier, o as WritMiddlewareOptions)],
+    ];
+    const bad = [
+      undefined,
+      {},
+      { scopes: ['reports:read'] },
+      { baseUrl: '' },
+      { baseUrl: [] },
+      { baseUrl: '/reports' },
+      { baseUrl: 'api.example.com' },
+      { baseUrl: 'ftp://api.example.com' },
+      { baseUrl: 'https://user:pass@api.example.com' },
+      { baseUrl: 'https://api.example.com/?tenant=a' },
+      { baseUrl: ['https://api.example.com', 42] },
+    ];
+    for (const [name, make] of makers)
+      for (const o of bad)
+        assert.throws(
+          () => make(o),
+          (e: unknown) => e instanceof TypeError && /baseUrl/.test(e.message),
+          `${name} with ${JSON.stringify(o)}`,
+        );
+    // The Fastify plugin: registration fails, so the app does not start.
+    const app = Fastify();
+    app.register(writFastifyPlugin, { verifier: w.verifier } as unknown as WritMiddlewareOptions & {
+      verifier: Verifier;
+    });
+    await assert.rejects(async () => {
+      await app.ready();
+    }, /baseUrl/);
+    await app.close().catch(() => {});
+  });
+
+  it('several base URLs: the Host header picks one of them, never another', async () => {
+    let auth: ReturnType<typeof writNodeHttp> | undefined;
+    let calls = 0;
+    const server = createServer(async (req, res) => {
+      if (!(await auth!(req, res))) return;
+      calls++;
+      res.end('{}');
+    });
+    const port = await listen(server);
+    const origin = `http://127.0.0.1:${port}`;
+    auth = writNodeHttp(w.verifier, { baseUrl: [origin, 'https://reports.example.test/v1'] });
+    try {
+      const t = await token();
+      const send = (proofFor: string, host: string) =>
+        rawGet(
+          `${origin}/r/1`,
+          [
+            ['Authorization', `DPoP ${t}`],
+            ['DPoP', proof(t, proofFor)],
+          ],
+          host,
+        );
+      // Named by its other name (as a gateway that keeps Host would send it): that URL, prefix included.
+      assert.equal((await send('https://reports.example.test/v1/r/1', 'reports.example.test')).status, 200);
+      assert.equal(
+        (await send('https://reports.example.test:443/v1/r/1', 'reports.example.test:443')).status,
+        200,
+      );
+      // A Host that names neither: the first base URL, not the request's word.
+      assert.equal((await send('http://evil.example/r/1', 'evil.example')).status, 401);
+      assert.equal((await send(`${origin}/r/1`, 'evil.example')).status, 200);
+      assert.equal(calls, 3);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
   it('writFastify is a preHandler hook on its own, too', async () => {
     const app = Fastify();
     app.decorateRequest('writ', null);
-    app.addHook('preHandler', writFastify(w.verifier));
+    app.addHook('preHandler', writFastify(w.verifier, { baseUrl: 'http://localhost' }));
     let calls = 0;
     app.get('/x', async (req) => {
       calls++;

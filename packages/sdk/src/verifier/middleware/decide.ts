@@ -7,11 +7,13 @@ import { type Refusal, refusal } from './refusal.js';
 /** Options every framework adapter takes. */
 export interface WritMiddlewareOptions {
   /**
-   * This API's public origin, and path prefix if any, as clients address it (`https://api.example.com`).
-   * DPoP proofs are checked against it plus the request path. Default: the request's own scheme and
-   * Host header; set it behind a proxy or gateway.
+   * Required: this API's public URL as clients address it, origin and path prefix if any
+   * (`https://api.example.com`, `https://example.com/api`). DPoP proofs (`htu`) are checked against it
+   * plus the request path. It is never taken from the request: Host and X-Forwarded-* headers are the
+   * client's word. An API reached by several names lists them all; the request's host then picks one of
+   * them (the first when it names none).
    */
-  baseUrl?: string;
+  baseUrl: string | readonly string[];
   /** Scopes every request must carry, all of them; 403 `insufficient_scope` otherwise. */
   scopes?: readonly string[];
   /**
@@ -23,6 +25,9 @@ export interface WritMiddlewareOptions {
   algs?: readonly string[];
   realm?: string;
 }
+
+/** What decide() and the refusal answer need: everything but where the API is (the URL is in the parts). */
+export type DecideOptions = Omit<WritMiddlewareOptions, 'baseUrl'>;
 
 /** What a request presents, before the framework-specific parts are read. */
 export interface HttpRequestParts {
@@ -50,7 +55,7 @@ export type Decision =
 export async function decide(
   verifier: Verifier,
   parts: HttpRequestParts,
-  o: WritMiddlewareOptions,
+  o: DecideOptions,
 ): Promise<Decision> {
   const authorization = parts.authorization?.trim();
   // RFC 6750 §3.1: a request without credentials gets the challenge and no error code.
@@ -110,14 +115,4 @@ function missingScopes(granted: string, required: readonly string[] | undefined)
   if (!required || required.length === 0) return [];
   const have = new Set(granted.split(' '));
   return required.filter((s) => !have.has(s));
-}
-
-/** The URL a proof's `htu` must name: `baseUrl` + path when configured, else scheme://host + path. */
-export function requestUrl(
-  o: Pick<WritMiddlewareOptions, 'baseUrl'>,
-  r: { protocol: string; host: string | undefined; path: string },
-): string {
-  const path = r.path.startsWith('/') ? r.path : `/${r.path}`;
-  if (o.baseUrl) return `${o.baseUrl.replace(/\/+$/, '')}${path}`;
-  return `${r.protocol}://${r.host ?? 'invalid.host'}${path}`;
 }

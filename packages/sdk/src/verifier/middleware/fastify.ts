@@ -3,12 +3,12 @@ import type { AccessTokenClaims } from '../../wire/claims.js';
 import type { Verifier } from '../verifier.js';
 import { decide, type WritMiddlewareOptions } from './decide.js';
 import { nodeRequestParts } from './node-http.js';
+import { PublicBaseUrl } from './public-url.js';
 
 /** What the Fastify hook reads of a request: a `FastifyRequest` is one. */
 export interface FastifyLikeRequest {
   raw: IncomingMessage;
   url: string;
-  protocol?: string;
   host?: string;
   writ?: AccessTokenClaims | null;
 }
@@ -22,18 +22,20 @@ export interface FastifyLikeReply {
 
 /**
  * A Fastify `preHandler` hook: verified claims go to `request.writ` (decorate it, or use
- * `writFastifyPlugin`); a refused request is answered here and reaches no handler.
+ * `writFastifyPlugin`); a refused request is answered here and reaches no handler. The URL is `baseUrl`
+ * plus `request.url`; with several base URLs, `request.host` (Fastify's `trustProxy` applies) picks one.
  * To type it: `declare module 'fastify' { interface FastifyRequest { writ: AccessTokenClaims | null } }`.
  *
- * @example app.addHook('preHandler', writFastify(verifier, { scopes: ['reports:read'] }));
+ * @example
+ * app.addHook('preHandler', writFastify(verifier, { baseUrl: 'https://api.example.com', scopes: ['reports:read'] }));
  */
 export function writFastify(
   verifier: Verifier,
-  o: WritMiddlewareOptions = {},
+  o: WritMiddlewareOptions,
 ): (request: FastifyLikeRequest, reply: FastifyLikeReply) => Promise<unknown> {
+  const base = PublicBaseUrl.from(o?.baseUrl);
   return async (request, reply) => {
-    const parts = nodeRequestParts(request.raw, o, {
-      ...(request.protocol !== undefined ? { protocol: request.protocol } : {}),
+    const parts = nodeRequestParts(request.raw, base, {
       host: request.host ?? request.raw.headers.host,
       path: request.url,
     });
@@ -64,7 +66,7 @@ export interface FastifyLikeInstance {
  *
  * @example
  * app.register(async (api) => {
- *   await api.register(writFastifyPlugin, { verifier });
+ *   await api.register(writFastifyPlugin, { verifier, baseUrl: 'https://api.example.com' });
  *   api.get('/reports', async (req) => ({ sub: req.writ?.sub }));
  * });
  */
@@ -74,8 +76,9 @@ export const writFastifyPlugin = Object.assign(
     opts: WritMiddlewareOptions & { verifier: Verifier },
   ): Promise<void> => {
     const { verifier, ...o } = opts;
+    const hook = writFastify(verifier, o); // first: a bad baseUrl fails the registration, not a request
     instance.decorateRequest('writ', null);
-    instance.addHook('preHandler', writFastify(verifier, o));
+    instance.addHook('preHandler', hook);
   },
   { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'writ' },
 );

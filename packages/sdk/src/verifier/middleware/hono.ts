@@ -1,7 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import type { Verifier } from '../verifier.js';
-import { decide, requestUrl, type WritMiddlewareOptions } from './decide.js';
+import { decide, type WritMiddlewareOptions } from './decide.js';
 import { peerCertificate } from './node-http.js';
+import { PublicBaseUrl } from './public-url.js';
 
 /** What the Hono middleware reads of a context: a Hono `Context` is one. */
 export interface HonoLikeContext {
@@ -12,15 +13,17 @@ export interface HonoLikeContext {
 
 /**
  * Hono middleware: verified claims go to `c.get('writ')`; a refused request gets its answer as the
- * response and reaches no handler. The URL is the one the adapter gives Hono unless `baseUrl` is set.
+ * response and reaches no handler. The URL is `baseUrl` plus the path of the request's URL; the host
+ * of that URL (which adapters build from the Host header) only picks among several base URLs.
  * To type `c.get('writ')`: `declare module 'hono' { interface ContextVariableMap { writ: AccessTokenClaims } }`.
  *
- * @example app.use('/reports/*', writHono(verifier, { scopes: ['reports:read'] }));
+ * @example app.use('/reports/*', writHono(verifier, { baseUrl: 'https://api.example.com', scopes: ['reports:read'] }));
  */
 export function writHono(
   verifier: Verifier,
-  o: WritMiddlewareOptions = {},
+  o: WritMiddlewareOptions,
 ): (c: HonoLikeContext, next: () => Promise<void>) => Promise<Response | undefined> {
+  const base = PublicBaseUrl.from(o?.baseUrl);
   return async (c, next) => {
     const raw = c.req.raw;
     const url = new URL(raw.url);
@@ -28,11 +31,7 @@ export function writHono(
       verifier,
       {
         method: raw.method,
-        url: requestUrl(o, {
-          protocol: url.protocol.slice(0, -1),
-          host: url.host,
-          path: url.pathname + url.search,
-        }),
+        url: base.urlOf(url.pathname + url.search, url.host),
         authorization: raw.headers.get('authorization') ?? undefined,
         // Fetch joins repeated headers with ", ": decide() splits them again, so two proofs stay two.
         dpop: raw.headers.has('dpop') ? [raw.headers.get('dpop') ?? ''] : [],

@@ -3,23 +3,24 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AccessTokenClaims } from '../../wire/claims.js';
 import type { Verifier } from '../verifier.js';
-import { decide, type HttpRequestParts, requestUrl, type WritMiddlewareOptions } from './decide.js';
+import { decide, type HttpRequestParts, type WritMiddlewareOptions } from './decide.js';
+import { PublicBaseUrl } from './public-url.js';
 import type { Refusal } from './refusal.js';
 
-/** The parts of a node:http request the verifier checks; Express and Fastify requests are one too. */
+/**
+ * The parts of a node:http request the verifier checks; Express and Fastify requests are one too. The
+ * URL is `base` plus the request path (`at.path`, else `req.url`); `at.host`, else the Host header, only
+ * picks among the configured base URLs.
+ */
 export function nodeRequestParts(
   req: IncomingMessage,
-  o: WritMiddlewareOptions,
-  at: { protocol?: string; host?: string | undefined; path?: string } = {},
+  base: PublicBaseUrl,
+  at: { host?: string | undefined; path?: string } = {},
 ): HttpRequestParts {
   const encrypted = (req.socket as TLSSocket | undefined)?.encrypted === true;
   return {
     method: req.method ?? 'GET',
-    url: requestUrl(o, {
-      protocol: at.protocol ?? (encrypted ? 'https' : 'http'),
-      host: at.host ?? req.headers.host,
-      path: at.path ?? req.url ?? '/',
-    }),
+    url: base.urlOf(at.path ?? req.url ?? '/', at.host ?? req.headers.host),
     authorization: req.headers.authorization,
     // headersDistinct keeps each DPoP line apart (req.headers would join two into one).
     dpop:
@@ -61,12 +62,13 @@ export function sendRefusal(res: ServerResponse, r: Refusal): void {
  */
 export function writNodeHttp(
   verifier: Verifier,
-  o: WritMiddlewareOptions = {},
+  o: WritMiddlewareOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<AccessTokenClaims | undefined> {
+  const base = PublicBaseUrl.from(o?.baseUrl);
   return async (req, res) => {
     let d: Awaited<ReturnType<typeof decide>>;
     try {
-      d = await decide(verifier, nodeRequestParts(req, o), o);
+      d = await decide(verifier, nodeRequestParts(req, base), o);
     } catch {
       // Not a refusal: the verifier could not decide. Fail closed.
       sendRefusal(res, {

@@ -1,5 +1,5 @@
 import { type RequestRefusal, safeDescription } from '../request.js';
-import type { WritMiddlewareOptions } from './decide.js';
+import type { DecideOptions } from './decide.js';
 
 /** An HTTP answer to a refused request, for any framework to send as it is. */
 export interface Refusal {
@@ -21,7 +21,7 @@ export const DEFAULT_ALGS: readonly string[] = ['ES256', 'EdDSA', 'ES384', 'PS25
 export function refusal(
   err: RequestRefusal | undefined,
   scheme: 'DPoP' | 'Bearer' | undefined,
-  o: WritMiddlewareOptions,
+  o: DecideOptions,
 ): Refusal {
   const json = { 'content-type': 'application/json', 'cache-control': 'no-store' };
   if (err?.reason === 'stale')
