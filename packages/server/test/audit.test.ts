@@ -5,9 +5,9 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
+import type { AuditDraft } from '../src/audit/audit-event.js';
 import { chainHash } from '../src/audit/chain.js';
 import { verifyAuditChain } from '../src/audit/verify.js';
-import type { AuditDraft } from '../src/store/store.js';
 import { type Harness, sqliteFileOnly, startHarness } from './helpers/harness.js';
 import { issuanceState } from './helpers/refusals.js';
 

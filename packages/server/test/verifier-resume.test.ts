@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { GrantType } from '@writ/sdk/wire';
-import type { AuditEvent } from '../src/store/store.js';
+import type { AuditEvent } from '../src/audit/audit-event.js';
 import { classDoc, clientAuth, decodeClaims, httpForm, workloadDoc } from './helpers/dpop.js';
 import { testKey } from './helpers/harness.js';
 import {

@@ -2,8 +2,9 @@ import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
 import { announceBundle, noteBundleChange } from '../policy/bundle.js';
+import type { WorkloadState } from '../registry/workload.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
-import type { Store, WorkloadState } from '../store/store.js';
+import type { Store } from '../store/store.js';
 
 /** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
 export async function currentConfig(store: Store): Promise<ConfigBundle> {

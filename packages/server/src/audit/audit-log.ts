@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { KeyManager } from '../keys/key-manager.js';
-import type { AuditDraft, AuditEvent, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { AuditDraft, AuditEvent } from './audit-event.js';
 
 /** Checkpoint JWS `typ`. */
 export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jwt';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../jose/json.js';
-import type { AuditDraft, AuditEvent } from '../store/store.js';
+import type { AuditDraft, AuditEvent } from './audit-event.js';
 
 /** The hash the chain starts from. */
 export const GENESIS_HASH = '0'.repeat(64);

@@ -1,8 +1,8 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
+import type { StreamEvent } from '../events/stream-event.js';
 import { noteBundleChange } from '../policy/bundle.js';
 import { POLICY_CHANGED_EVENT, reloadPolicy } from '../policy/operations.js';
-import type { StreamEvent } from '../store/store.js';
 
 type Part = 'keys' | 'registry' | 'policy';
 

@@ -4,9 +4,12 @@ import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { buildIssuer } from '../federation/issuer-config.js';
+import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
 import { tlsRegistration } from '../mtls/registration.js';
-import type { Operator, TokenClass, TrustedIssuer, Workload } from '../store/store.js';
+import type { Operator } from '../registry/operator.js';
+import type { TokenClass } from '../registry/token-class.js';
+import type { Workload } from '../registry/workload.js';
 import { classFileSchema, issuerFileSchema, operatorFileSchema, workloadFileSchema } from './schema.js';
 
 /** The declarative part of Writ's configuration: what `writ apply` applies. */

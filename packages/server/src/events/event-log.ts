@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.js';
-import type { Store, StreamEvent } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { StreamEvent } from './stream-event.js';
 
 export type EventListener = (e: StreamEvent) => void;
 

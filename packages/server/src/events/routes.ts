@@ -12,7 +12,7 @@ import { seconds } from '../clock.js';
 import { Paths, type WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import { info } from '../request/info.js';
-import type { StreamEvent } from '../store/store.js';
+import type { StreamEvent } from './stream-event.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;

@@ -2,9 +2,9 @@ import { createPublicKey } from 'node:crypto';
 import { parseDuration } from '../config/duration.js';
 import type { IssuerFile } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import type { TrustedIssuer } from '../store/store.js';
 import { compileClaimRule } from './cel.js';
 import { FEDERATION_ATTRIBUTES, PRESETS } from './presets.js';
+import type { TrustedIssuer } from './trusted-issuer.js';
 
 const LABEL_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);

@@ -1,8 +1,8 @@
 import type { Clock } from '../clock.js';
 import { canonicalJson } from '../jose/json.js';
-import type { TrustedIssuer } from '../store/store.js';
 import { type ClaimProgram, compileClaimRule } from './cel.js';
 import { type IssuerKeys, RemoteJwks, staticKeys } from './jwks.js';
+import type { TrustedIssuer } from './trusted-issuer.js';
 
 /** A trusted issuer ready for the hot path: rules compiled, keys (and their cache) attached. */
 export interface CompiledIssuer {

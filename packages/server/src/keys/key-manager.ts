@@ -4,8 +4,9 @@ import type { Clock } from '../clock.js';
 import { encodeBase64url } from '../jose/base64url.js';
 import { jwkThumbprint, type PublicJwk, type VerificationKey } from '../jose/jwk.js';
 import { signCompactJws } from '../jose/jws.js';
-import type { KeyRecord, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import type { KeyEncryptionKey } from './kek.js';
+import type { KeyRecord } from './key-record.js';
 
 /**
  * Signing keys. Private halves are sealed with the KEK in the store and opened only here; nothing

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { WorkloadFile } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import type { TlsClientAuthRule } from '../store/store.js';
+import type { TlsClientAuthRule } from '../registry/workload.js';
 import { certificatesFromPem, certificateThumbprint } from './certificate.js';
 import { canonicalIp, parseDistinguishedName } from './x509-extensions.js';
 

@@ -1,6 +1,6 @@
 import { invalidScope, invalidTarget } from '../errors.js';
 import type { Registry } from '../registry/registry.js';
-import type { TokenClass } from '../store/store.js';
+import type { TokenClass } from '../registry/token-class.js';
 
 export interface Grantable {
   tokenClass: TokenClass;

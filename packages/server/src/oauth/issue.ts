@@ -1,12 +1,12 @@
 import { DpopError } from '@writ/sdk/dpop';
 import type { AccessTokenClaims, ClientAuthMethodValue, TokenResponse } from '@writ/sdk/wire';
+import type { AuditEvent } from '../audit/audit-event.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { type DpopBinding, dpopError } from '../dpop/check.js';
 import { invalidClient, OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
 import { bindToFirstHolder, federationAudit } from '../federation/replay.js';
 import { decideIssuance } from '../policy/issuance.js';
-import type { AuditEvent } from '../store/store.js';
 import { signAccessToken, tokenFingerprint } from '../tokens/access-token.js';
 
 export interface IssueRequest {

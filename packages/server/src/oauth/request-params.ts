@@ -1,6 +1,6 @@
 import { invalidRequest, invalidTarget } from '../errors.js';
+import type { TokenClass } from '../registry/token-class.js';
 import { type FormParams, single } from '../request/form.js';
-import type { TokenClass } from '../store/store.js';
 
 /**
  * The one audience of the token: from `resource` (RFC 8707, an absolute URI without fragment) or

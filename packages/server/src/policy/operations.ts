@@ -1,7 +1,7 @@
 import { POLICY_BUNDLE_EVENT } from '@writ/sdk/wire';
 import { Counter, type Registry } from 'prom-client';
 import type { WritContext } from '../context.js';
-import type { Store, StoredPolicySet } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { announceBundle, noteBundleChange, setBundleBase } from './bundle.js';
 import {
   type CompiledPolicySet,
@@ -11,6 +11,7 @@ import {
   type ResourceSpec,
 } from './compile.js';
 import type { PolicyEngine, PolicyVersion } from './engine.js';
+import type { StoredPolicySet } from './policy-set.js';
 
 /** Appended when the stored policy set or an API's attributes change: every node reloads them. */
 export const POLICY_CHANGED_EVENT = 'policy.changed';

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { federationContext } from '../federation/presets.js';
-import type { WorkloadRecord } from '../store/store.js';
+import type { WorkloadRecord } from '../registry/workload.js';
 import type { CedarValueJson } from './cedar.js';
 
 /** Actions Writ decides at the token endpoint. */

@@ -1,5 +1,9 @@
+import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import { importPublicJwk, type VerificationKey } from '../jose/jwk.js';
-import type { Operator, Store, TokenClass, TrustedIssuer, WorkloadRecord } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { Operator } from './operator.js';
+import type { TokenClass } from './token-class.js';
+import type { WorkloadRecord } from './workload.js';
 
 /** A workload as the hot path needs it: its record plus keys already imported. */
 export interface ResolvedWorkload extends WorkloadRecord {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Revocation } from '@writ/sdk/wire';
-import type { StreamEvent } from '../store/store.js';
+import type { StreamEvent } from '../events/stream-event.js';
 import { EventType, type SubjectId } from './vocabulary.js';
 
 /** One CAEP event an event-log entry stands for, before it is addressed to a stream. */

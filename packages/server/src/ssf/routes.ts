@@ -1,10 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditDraft } from '../audit/audit-event.js';
 import { auditRefusal } from '../audit/refusal.js';
 import type { WritContext } from '../context.js';
 import { accessDenied, invalidRequest, notFound, OAuthError } from '../errors.js';
 import { info } from '../request/info.js';
-import type { AuditDraft, SsfStream, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { authenticateSsfCaller } from './auth.js';
+import type { SsfStream } from './stream-record.js';
 import {
   eventsDelivered,
   MIN_VERIFICATION_INTERVAL,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
-import type { SsfStream } from '../store/store.js';
+import type { SsfStream } from './stream-record.js';
 import { DeliveryMethod, EVENTS_SUPPORTED, SsfPaths } from './vocabulary.js';
 
 /** Who is managing streams: an operator (any stream) or a receiver workload (its own streams only). */

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import type { AuditEvent } from '../audit/audit-event.js';
 import { seconds } from '../clock.js';
 import type { WritContext } from '../context.js';
-import type { AuditEvent, QueuedSet, SsfStream, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { securityEvents, setClaims, setId } from './events.js';
 import { pushSet } from './push.js';
+import type { QueuedSet, SsfStream } from './stream-record.js';
 import { eventsDelivered, pushAuthorization } from './streams.js';
 import { DeliveryMethod, EventType, SET_TYP } from './vocabulary.js';
 

@@ -1,15 +1,10 @@
 import type { Revocation, RevocationKind } from '@writ/sdk/wire';
-import type {
-  AuditCheckpoint,
-  AuditEvent,
-  IssuedToken,
-  KeyRecord,
-  StreamEvent,
-  Task,
-  Workload,
-  WorkloadRecord,
-  WorkloadState,
-} from './store.js';
+import type { AuditCheckpoint, AuditEvent } from '../audit/audit-event.js';
+import type { StreamEvent } from '../events/stream-event.js';
+import type { KeyRecord } from '../keys/key-record.js';
+import type { Workload, WorkloadRecord, WorkloadState } from '../registry/workload.js';
+import type { Task } from '../tasks/task.js';
+import type { IssuedToken } from '../tokens/issued-token.js';
 
 /**
  * Rows to domain records, shared by every SQL adapter: the tables have the same columns everywhere,

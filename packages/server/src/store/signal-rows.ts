@@ -1,5 +1,6 @@
+import type { QueuedSet, SsfStream, SsfStreamStatus } from '../ssf/stream-record.js';
+import type { UsageAggregate } from '../usage/usage-aggregate.js';
 import type { Row } from './rows.js';
-import type { QueuedSet, SsfStream, SsfStreamStatus, UsageAggregate } from './store.js';
 
 /** Rows of the usage and Shared Signals tables to domain records, shared by every SQL adapter. */
 

@@ -10,6 +10,7 @@ import { certificateInput } from '../oauth/client-auth/tls-client-auth.js';
 import { takeTokenRequest } from '../rate-limit/rate-limit.js';
 import { type FormParams, formBody, single } from '../request/form.js';
 import { info } from '../request/info.js';
+import type { Task } from './task.js';
 import { closeTask, openTask, parseLabels } from './tasks.js';
 
 const seconds = (v: string | undefined, name: string): number | undefined => {
@@ -207,7 +208,7 @@ function federationSummary(f: FederatedIdentity): Record<string, unknown> {
   };
 }
 
-export function taskView(t: import('../store/store.js').Task): Record<string, unknown> {
+export function taskView(t: Task): Record<string, unknown> {
   return {
     id: t.id,
     workload: t.workload,

@@ -3,7 +3,7 @@ import type { WritContext } from '../context.js';
 import { invalidGrant, invalidRequest } from '../errors.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
-import type { Task } from '../store/store.js';
+import type { Task } from './task.js';
 
 export interface OpenTaskRequest {
   workload: ResolvedWorkload;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
-import type { UsageAggregate } from '../store/store.js';
+import type { UsageAggregate } from './usage-aggregate.js';
 
 /** One use as a verifier reports it (the wire shape of `POST /v1/usage`; the SDK's `UsageRecord`). */
 const record = z

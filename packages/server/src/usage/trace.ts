@@ -1,7 +1,9 @@
 import type { Revocation } from '@writ/sdk/wire';
+import type { AuditEvent } from '../audit/audit-event.js';
 import type { WritContext } from '../context.js';
 import { notFound } from '../errors.js';
-import type { AuditEvent, IssuedToken, UsageAggregate } from '../store/store.js';
+import type { IssuedToken } from '../tokens/issued-token.js';
+import type { UsageAggregate } from './usage-aggregate.js';
 
 /** One token's life: issued → used (where, how often, decisions) → revoked. */
 export interface TokenTrace {

@@ -2,8 +2,8 @@ import { randomBytes, sign } from 'node:crypto';
 import { accessTokenHash, type DpopKey, generateDpopKey } from '@writ/sdk/dpop';
 import { importPublicJwk, type VerificationKey } from '@writ/sdk/jose';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
+import type { AuditEvent } from '../../src/audit/audit-event.js';
 import type { RawDocument } from '../../src/config/config-dir.js';
-import type { AuditEvent } from '../../src/store/store.js';
 import { type Harness, type Reply, signJwt, type TestKey } from './harness.js';
 
 /** Test helpers for DPoP-bound flows: config documents, hand-made proofs, and a client's nonce dance. */

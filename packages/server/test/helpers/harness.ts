@@ -86,7 +86,7 @@ export interface Harness {
   ): Promise<Reply>;
   adminToken(): Promise<string>;
   admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Reply>;
-  auditEvents(type?: string): Promise<import('../../src/store/store.js').AuditEvent[]>;
+  auditEvents(type?: string): Promise<import('../../src/audit/audit-event.js').AuditEvent[]>;
   /** Rows of one store table, counted through a second connection (what a refusal must not add). */
   countRows(table: 'tokens' | 'revocations' | 'tasks'): Promise<number>;
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { AuditEvent } from '../../src/store/store.js';
+import type { AuditEvent } from '../../src/audit/audit-event.js';
 import type { Harness, Reply } from './harness.js';
 
 /** What a refusal must leave untouched: issued-token audit events and rows of the tokens table. */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { QueuedSet, SsfStream, Store, UsageAggregate } from '../../src/store/store.js';
+import type { QueuedSet, SsfStream } from '../../src/ssf/stream-record.js';
+import type { Store } from '../../src/store/store.js';
+import type { UsageAggregate } from '../../src/usage/usage-aggregate.js';
 
 /**
  * Store contract cases for usage aggregates, Shared Signals streams and their SET queues, and

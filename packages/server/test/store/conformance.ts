@@ -2,22 +2,20 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { REVOCATION_KINDS } from '@writ/sdk/wire';
+import type { AuditDraft } from '../../src/audit/audit-event.js';
 import { chainHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import { verifyAuditChain } from '../../src/audit/verify.js';
 import { StoreUnavailableError } from '../../src/errors.js';
-import type {
-  AuditDraft,
-  IssuedToken,
-  KeyRecord,
-  NewRevocation,
-  Operator,
-  Store,
-  StoredPolicySet,
-  Task,
-  TokenClass,
-  TrustedIssuer,
-  Workload,
-} from '../../src/store/store.js';
+import type { TrustedIssuer } from '../../src/federation/trusted-issuer.js';
+import type { KeyRecord } from '../../src/keys/key-record.js';
+import type { StoredPolicySet } from '../../src/policy/policy-set.js';
+import type { Operator } from '../../src/registry/operator.js';
+import type { TokenClass } from '../../src/registry/token-class.js';
+import type { Workload } from '../../src/registry/workload.js';
+import type { NewRevocation } from '../../src/revocation/new-revocation.js';
+import type { Store } from '../../src/store/store.js';
+import type { Task } from '../../src/tasks/task.js';
+import type { IssuedToken } from '../../src/tokens/issued-token.js';
 import { rateLimitConformanceCases } from './conformance-rate-limit.js';
 import { signalConformanceCases } from './conformance-signals.js';
 

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { AuditEvent } from '../../audit/audit-event.js';
 import { verifyAuditChain } from '../../audit/verify.js';
 import { describeStore, openStore, type StoreLocation } from '../../store/open-store.js';
-import type { AuditEvent } from '../../store/store.js';
 import type { TokenTrace } from '../../usage/trace.js';
 import { type AdminClient, CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';

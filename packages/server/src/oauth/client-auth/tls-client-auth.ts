@@ -17,7 +17,8 @@ import {
   parseDistinguishedName,
   sameName,
 } from '../../mtls/x509-extensions.js';
-import type { TlsClientAuthRule, TokenClass, WorkloadRecord } from '../../store/store.js';
+import type { TokenClass } from '../../registry/token-class.js';
+import type { TlsClientAuthRule, WorkloadRecord } from '../../registry/workload.js';
 
 /** What authentication by certificate needs from the request and the server. */
 export interface CertificateAuthInput {

@@ -7,7 +7,7 @@ import { attestFederatedToken, type FederatedIdentity } from '../../federation/a
 import { canonicalJson } from '../../jose/json.js';
 import { takeTokenRequest } from '../../rate-limit/rate-limit.js';
 import { type FormParams, single } from '../../request/form.js';
-import type { Task } from '../../store/store.js';
+import type { Task } from '../../tasks/task.js';
 import { openTask, taskCeiling, taskForIssuance } from '../../tasks/tasks.js';
 import { parseScope, selectClass } from '../class-selection.js';
 import { issueAccessToken } from '../issue.js';

@@ -1,7 +1,8 @@
 import type pg from 'pg';
+import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
+import type { UsageAggregate } from '../../usage/usage-aggregate.js';
 import type { Row } from '../rows.js';
 import { streamSpec, toQueuedSet, toSsfStream, toUsageAggregate } from '../signal-rows.js';
-import type { QueuedSet, SsfStream, UsageAggregate } from '../store.js';
 
 type Query = (text: string, values?: unknown[]) => Promise<pg.QueryResult<Row>>;
 

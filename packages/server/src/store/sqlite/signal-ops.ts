@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
+import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
+import type { UsageAggregate } from '../../usage/usage-aggregate.js';
 import type { Row } from '../rows.js';
 import { streamSpec, toQueuedSet, toSsfStream, toUsageAggregate } from '../signal-rows.js';
-import type { QueuedSet, SsfStream, UsageAggregate } from '../store.js';
 
 /**
  * The embedded store's statements for usage aggregates, Shared Signals streams and their queues, and

@@ -2,8 +2,21 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
+import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
 import { linkAuditEvent } from '../../audit/chain.js';
 import { StoreUnavailableError } from '../../errors.js';
+import type { StreamEvent } from '../../events/stream-event.js';
+import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
+import type { KeyRecord } from '../../keys/key-record.js';
+import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
+import type { Operator } from '../../registry/operator.js';
+import type { TokenClass } from '../../registry/token-class.js';
+import type { Workload, WorkloadRecord, WorkloadState } from '../../registry/workload.js';
+import type { NewRevocation } from '../../revocation/new-revocation.js';
+import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
+import type { Task } from '../../tasks/task.js';
+import type { IssuedToken } from '../../tokens/issued-token.js';
+import type { UsageAggregate } from '../../usage/usage-aggregate.js';
 import {
   type Row,
   toAuditEvent,
@@ -15,29 +28,7 @@ import {
   toToken,
   toWorkload,
 } from '../rows.js';
-import type {
-  AuditCheckpoint,
-  AuditDraft,
-  AuditEvent,
-  AuditQuery,
-  IssuedToken,
-  KeyRecord,
-  NewRevocation,
-  Operator,
-  QueuedSet,
-  SsfStream,
-  Store,
-  StoredPolicySet,
-  StoredResource,
-  StreamEvent,
-  Task,
-  TokenClass,
-  TrustedIssuer,
-  UsageAggregate,
-  Workload,
-  WorkloadRecord,
-  WorkloadState,
-} from '../store.js';
+import type { Store } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteSignalOps } from './signal-ops.js';
 
