@@ -8,6 +8,7 @@ export interface Metrics {
   requestDuration: Histogram<'route' | 'method' | 'status'>;
   issuanceDuration: Histogram<never>;
   revocations: Counter<'kind'>;
+  policyDecisions: Counter<'endpoint' | 'action' | 'decision'>;
 }
 
 export function createMetrics(): Metrics {
@@ -43,6 +44,12 @@ export function createMetrics(): Metrics {
       name: 'writ_revocations_total',
       help: 'Revocations stored, by predicate kind.',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    policyDecisions: new Counter({
+      name: 'writ_policy_decisions_total',
+      help: 'Policy decisions, by endpoint, action and decision.',
+      labelNames: ['endpoint', 'action', 'decision'],
       registers: [registry],
     }),
   };

@@ -1,7 +1,7 @@
 import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
-import { announceBundle, noteBundleChange } from '../policy/bundle.js';
+import { announceBundle } from '../policy/bundle.js';
 import type { WorkloadState } from '../registry/workload.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
 import type { Store } from '../store/store.js';
@@ -79,7 +79,7 @@ export async function applyConfig(
   ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
-  noteBundleChange(ctx.policy, event.seq);
+  ctx.policy.bundle.noteChange(event.seq);
   return changes;
 }
 
@@ -135,6 +135,6 @@ export async function setWorkloadState(
   ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
-  noteBundleChange(ctx.policy, result.seq);
+  ctx.policy.bundle.noteChange(result.seq);
   return true;
 }

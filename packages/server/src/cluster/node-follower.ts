@@ -1,7 +1,6 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
 import type { StreamEvent } from '../events/stream-event.js';
-import { noteBundleChange } from '../policy/bundle.js';
 import { POLICY_CHANGED_EVENT, reloadPolicy } from '../policy/operations.js';
 
 type Part = 'keys' | 'registry' | 'policy';
@@ -91,7 +90,7 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
     }
     // Nothing is pending: every reload asked for started after its event arrived, so what this node
     // holds is at least as new as every change received.
-    if (!closed) noteBundleChange(ctx.policy, bundleSeq);
+    if (!closed) ctx.policy.bundle.noteChange(bundleSeq);
   };
 
   const schedule = () => {

@@ -14,7 +14,6 @@ import { Paths, type WritContext } from '../context.js';
 import { invalidRequest, OAuthError } from '../errors.js';
 import { info } from '../request/info.js';
 import type { Decision } from './engine.js';
-import { countDecision } from './operations.js';
 import {
   buildContext,
   type DecisionRequest,
@@ -167,7 +166,7 @@ export function evaluate(ctx: WritContext, input: EvaluationInput): EvaluationRe
     if (err instanceof PolicyInputError) throw invalidRequest(`context: ${err.message}`);
     throw err;
   }
-  countDecision(ctx.metrics.registry, 'authzen', name, d.decision);
+  ctx.metrics.policyDecisions.inc({ endpoint: 'authzen', action: name, decision: d.decision });
   return {
     decision: d.decision === 'allow',
     context: {

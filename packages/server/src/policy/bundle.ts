@@ -14,39 +14,10 @@ import { authenticateStreamClient } from '../events/routes.js';
 import { info } from '../request/info.js';
 import type { Store } from '../store/store.js';
 import { writSchema } from './cedar.js';
-import type { PolicyEngine } from './engine.js';
 import { buildContext, isPrintable, REQUEST_ACTIONS } from './request.js';
 import { actionMatches, headMatches } from './slice.js';
 
 type BundleContext = Pick<WritContext, 'policy' | 'registry' | 'clock'>;
-
-/**
- * Per engine: the base of bundle versions (from the stored policy set, the same on every node) and the
- * event-log seq of the last change of the policy set, an API's attributes or the registry that is in
- * effect on this node (for a node started since, the log's head when it started).
- */
-const positions = new WeakMap<PolicyEngine, { epoch: number; seq: number }>();
-
-/** Called at start, once the stored policy set is loaded: versions are `epoch + seq` from here on. */
-export function setBundleBase(engine: PolicyEngine, epoch: number, seq: number): void {
-  positions.set(engine, { epoch, seq });
-}
-
-/** The change logged at `seq` is in effect on this node (its own, or another node's it has reloaded). */
-export function noteBundleChange(engine: PolicyEngine, seq: number): void {
-  const p = positions.get(engine);
-  if (p && seq > p.seq) p.seq = seq;
-}
-
-function position(ctx: Pick<WritContext, 'policy' | 'clock'>): { epoch: number; seq: number } {
-  let p = positions.get(ctx.policy);
-  if (!p) {
-    // An engine started without a stored set (a test's own context): versions from the clock.
-    p = { epoch: ctx.clock.now(), seq: 0 };
-    positions.set(ctx.policy, p);
-  }
-  return p;
-}
 
 /**
  * The bundle version now: the event-log seq of the last change in effect on this node, plus the base
@@ -55,8 +26,7 @@ function position(ctx: Pick<WritContext, 'policy' | 'clock'>): { epoch: number; 
  * policy set) keeps versions above those handed out before versions followed the log.
  */
 export function bundleVersion(ctx: Pick<WritContext, 'policy' | 'clock'>): number {
-  const p = position(ctx);
-  return p.epoch + p.seq;
+  return ctx.policy.bundle.version(ctx.clock.now());
 }
 
 /**
@@ -72,7 +42,7 @@ export async function announceBundle(
   policyVersion = ctx.policy.version.id,
 ): Promise<void> {
   await ctx.events.append(tx, POLICY_BUNDLE_EVENT, {
-    version: position(ctx).epoch + changeSeq,
+    version: ctx.policy.bundle.epoch(ctx.clock.now()) + changeSeq,
     policy_version: policyVersion,
   });
 }

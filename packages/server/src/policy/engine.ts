@@ -1,3 +1,4 @@
+import { BundlePosition } from './bundle-position.js';
 import { cedar, type EntityJson, type EntityUidJson } from './cedar.js';
 import {
   type CompiledPolicy,
@@ -128,6 +129,10 @@ export class PolicyEngine {
   #sets = new Map<string, string>();
   #cache = new Map<string, Decision>();
   readonly stats = { decisions: 0, cacheHits: 0, evaluations: 0 };
+  /** The version of the bundle verifiers fetch of what this engine runs (policy/bundle.ts). */
+  readonly bundle = new BundlePosition();
+  /** The last change to this engine queued by `takeTurn`. */
+  #turn: Promise<unknown> = Promise.resolve();
 
   constructor(options: PolicyEngineOptions = {}) {
     this.#slicing = options.slicing ?? true;
@@ -144,6 +149,17 @@ export class PolicyEngine {
   /** The running set. */
   get set(): CompiledPolicySet {
     return this.#set;
+  }
+
+  /**
+   * Runs `change` once the changes queued before it have settled. Local changes and reloads from the
+   * store take turns on one node: a reload that read the store before a local change committed must
+   * not be applied after it (it would bring the old set back for a moment).
+   */
+  takeTurn<T>(change: () => Promise<T>): Promise<T> {
+    const next = this.#turn.then(change, change);
+    this.#turn = next.catch(() => undefined);
+    return next;
   }
 
   /**

@@ -4,7 +4,6 @@ import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
 import { federationContext } from '../federation/presets.js';
-import { countDecision } from './operations.js';
 import { buildContext, type TokenAction, workloadPrincipal } from './request.js';
 
 /**
@@ -77,7 +76,7 @@ export async function decideIssuance(
         }),
       })
     : undefined;
-  countDecision(ctx.metrics.registry, 'token', action, d?.decision ?? 'deny');
+  ctx.metrics.policyDecisions.inc({ endpoint: 'token', action, decision: d?.decision ?? 'deny' });
   if (d?.decision !== 'allow') {
     throw new OAuthError('access_denied', 'the request is not allowed by policy', {
       status: 400,

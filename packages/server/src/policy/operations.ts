@@ -1,8 +1,7 @@
 import { POLICY_BUNDLE_EVENT } from '@writ/sdk/wire';
-import { Counter, type Registry } from 'prom-client';
 import type { WritContext } from '../context.js';
 import type { Store } from '../store/store.js';
-import { announceBundle, noteBundleChange, setBundleBase } from './bundle.js';
+import { announceBundle } from './bundle.js';
 import {
   type CompiledPolicySet,
   compilePolicies,
@@ -10,7 +9,7 @@ import {
   type PolicySources,
   type ResourceSpec,
 } from './compile.js';
-import type { PolicyEngine, PolicyVersion } from './engine.js';
+import type { PolicyVersion } from './engine.js';
 import type { StoredPolicySet } from './policy-set.js';
 
 /** Appended when the stored policy set or an API's attributes change: every node reloads them. */
@@ -22,20 +21,6 @@ export function compileSources(sources: PolicySources | undefined): CompiledPoli
 }
 
 type PolicyContext = Pick<WritContext, 'store' | 'clock' | 'audit' | 'events' | 'policy' | 'logger'>;
-
-/**
- * Local changes and reloads from the store take turns on one node: a reload that read the store before
- * a local change committed must not be applied after it (it would bring the old set back for a moment).
- */
-const turns = new WeakMap<PolicyEngine, Promise<unknown>>();
-function inTurn<T>(engine: PolicyEngine, fn: () => Promise<T>): Promise<T> {
-  const next = (turns.get(engine) ?? Promise.resolve()).then(fn, fn);
-  turns.set(
-    engine,
-    next.catch(() => undefined),
-  );
-  return next;
-}
 
 function versionOf(set: CompiledPolicySet, counter: number): PolicyVersion {
   return {
@@ -186,7 +171,7 @@ export async function startPolicy(
   }
   ctx.policy.load(set, result.record.counter);
   ctx.policy.replaceResources(await ctx.store.listResourceAttributes());
-  setBundleBase(ctx.policy, result.record.bundleEpoch, Math.max(head, result.seq ?? 0));
+  ctx.policy.bundle.setBase(result.record.bundleEpoch, Math.max(head, result.seq ?? 0));
 }
 
 /**
@@ -194,7 +179,7 @@ export async function startPolicy(
  * admin-API attributes. The node follower calls it on `policy.changed`.
  */
 export function reloadPolicy(ctx: Pick<WritContext, 'store' | 'policy' | 'logger'>): Promise<void> {
-  return inTurn(ctx.policy, async () => {
+  return ctx.policy.takeTurn(async () => {
     const [stored, resources] = await Promise.all([
       ctx.store.getPolicySet(),
       ctx.store.listResourceAttributes(),
@@ -231,7 +216,7 @@ export async function applyPolicies(
     const changed = next.hash !== ctx.policy.version.hash;
     return { version: changed ? next : ctx.policy.version, changed, warnings: set.warnings };
   }
-  return inTurn(ctx.policy, async () => {
+  return ctx.policy.takeTurn(async () => {
     const now = ctx.clock.now();
     const r = await ctx.store.transaction(async (tx) => {
       const stored = await tx.getPolicySet();
@@ -259,7 +244,7 @@ export async function applyPolicies(
     ctx.audit.noteCommitted(r.audited!);
     ctx.events.notify();
     ctx.policy.load(set, r.version.counter);
-    noteBundleChange(ctx.policy, r.seq);
+    ctx.policy.bundle.noteChange(r.seq);
     ctx.logger.info({ version: r.version.id, policies: r.version.policies }, 'policy set loaded');
     return { version: r.version, changed: true, warnings: set.warnings };
   });
@@ -275,7 +260,7 @@ export async function updateResource(
   spec: ResourceSpec | undefined,
   actor: string,
 ): Promise<ResourceSpec> {
-  return inTurn(ctx.policy, async () => {
+  return ctx.policy.takeTurn(async () => {
     const r = await ctx.store.transaction(async (tx) => {
       if (spec) await tx.putResourceAttributes({ ...spec });
       else await tx.deleteResourceAttributes(id);
@@ -295,29 +280,7 @@ export async function updateResource(
     ctx.audit.noteCommitted(r.audited);
     ctx.events.notify();
     ctx.policy.setResource(id, spec);
-    noteBundleChange(ctx.policy, r.seq);
+    ctx.policy.bundle.noteChange(r.seq);
     return ctx.policy.resource(id);
   });
-}
-
-const counters = new WeakMap<Registry, Counter<'endpoint' | 'action' | 'decision'>>();
-
-/** `writ_policy_decisions_total{endpoint, action, decision}` on the server's metrics registry. */
-export function countDecision(
-  registry: Registry,
-  endpoint: 'token' | 'authzen',
-  action: string,
-  decision: 'allow' | 'deny',
-): void {
-  let c = counters.get(registry);
-  if (!c) {
-    c = new Counter({
-      name: 'writ_policy_decisions_total',
-      help: 'Policy decisions, by endpoint, action and decision.',
-      labelNames: ['endpoint', 'action', 'decision'],
-      registers: [registry],
-    });
-    counters.set(registry, c);
-  }
-  c.inc({ endpoint, action, decision });
 }
