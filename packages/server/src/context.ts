@@ -49,6 +49,9 @@ export interface WritContext {
 /** What the HTTP layer knows about the caller. */
 export interface RequestInfo {
   ip: string;
+  method: string;
+  /** The request path without its query: what a DPoP proof's `htu` names, after the issuer. */
+  path: string;
   userAgent: string | undefined;
   authorization: string | undefined;
   /** Every value of the `DPoP` header, in order. */
@@ -75,3 +78,6 @@ export const Paths = {
 
 /** The audience of admin tokens. */
 export const adminAudience = (issuer: string): string => `${issuer}/admin`;
+
+/** The audience a verifier's token must carry to follow the event stream and fetch policy bundles. */
+export const eventsAudience = (issuer: string): string => `${issuer}${Paths.events}`;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { GrantType } from '@writ/sdk/wire';
+import { parseBasicAuthorization, secretMatches } from '../src/auth/client/client-secret.js';
 import type { RawDocument } from '../src/config/config-dir.js';
-import { parseBasicAuthorization, secretMatches } from '../src/oauth/client-auth/client-secret.js';
 import {
   AUDIENCE,
   type Harness,

@@ -1,15 +1,12 @@
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '@writ/sdk/wire';
 import { auditRefusal } from '../audit/refusal.js';
+import { ADMIN_CLASS, operatorSubject } from '../auth/admin.js';
+import { assertionRules } from '../auth/client/assertion-rules.js';
+import { peekAssertionIssuer, verifyClientAssertion } from '../auth/client/private-key-jwt.js';
 import { adminAudience, Paths, type RequestInfo, type WritContext } from '../context.js';
-import { invalidClient, invalidRequest, OAuthError, unsupportedGrantType } from '../errors.js';
-import { assertionRules } from '../oauth/assertion-rules.js';
-import { peekAssertionIssuer, verifyClientAssertion } from '../oauth/client-auth/private-key-jwt.js';
+import { invalidClient, invalidRequest, unsupportedGrantType } from '../errors.js';
 import { type FormParams, single } from '../request/form.js';
-import { signAccessToken, verifyAccessToken } from '../tokens/access-token.js';
-
-/** Operators appear as `operator:<name>` in tokens and audit events. */
-export const operatorSubject = (name: string): string => `operator:${name}`;
-const ADMIN_CLASS = 'admin';
+import { signAccessToken } from '../tokens/access-token.js';
 
 /**
  * `POST /admin/v1/token`: an operator trades a short-lived assertion signed with its key pair
@@ -76,56 +73,4 @@ export async function handleAdminToken(
       client_id: name ? operatorSubject(name) : undefined,
     });
   }
-}
-
-/** Verifies an admin bearer token: Writ's signature, admin audience and class, not revoked, operator still registered. */
-export async function authenticateAdmin(
-  ctx: WritContext,
-  authorization: string | undefined,
-): Promise<{ operator: string; jti: string }> {
-  const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
-  const challenge = (error: string) => ({
-    'www-authenticate': `Bearer realm="writ-admin", error="${error}"`,
-  });
-  if (!m)
-    throw new OAuthError('invalid_token', 'an admin bearer token is required', {
-      headers: { 'www-authenticate': 'Bearer realm="writ-admin"' },
-      detail: { reason: 'missing' },
-    });
-  let verified: ReturnType<typeof verifyAccessToken>;
-  try {
-    verified = verifyAccessToken(m[1]!, {
-      keys: ctx.keys.verificationKeys(),
-      issuer: ctx.settings.issuer,
-      nowMs: ctx.clock.now(),
-      leeway: 0,
-      maxBytes: ctx.settings.limits.tokenBytes,
-    });
-  } catch (err) {
-    const e = err as OAuthError;
-    throw new OAuthError('invalid_token', e.message, {
-      headers: challenge('invalid_token'),
-      ...(e.detail ? { detail: e.detail } : {}),
-    });
-  }
-  const { claims, kid } = verified;
-  const name = claims.sub.startsWith('operator:') ? claims.sub.slice('operator:'.length) : undefined;
-  if (
-    claims.aud !== adminAudience(ctx.settings.issuer) ||
-    claims.cls !== ADMIN_CLASS ||
-    !name ||
-    !ctx.registry.operator(name)
-  ) {
-    throw new OAuthError('invalid_token', 'not an admin token', {
-      headers: challenge('invalid_token'),
-      detail: { reason: 'not_admin' },
-    });
-  }
-  if (ctx.revocations.match({ ...claims, kid })) {
-    throw new OAuthError('invalid_token', 'token has been revoked', {
-      headers: challenge('invalid_token'),
-      detail: { reason: 'revoked' },
-    });
-  }
-  return { operator: claims.sub, jti: claims.jti };
 }

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
 import { verifyAuditChain } from '../audit/verify.js';
+import { authenticateAdmin } from '../auth/admin.js';
 import { validateConfig } from '../config/config-dir.js';
 import { formatDiff } from '../config/diff.js';
 import { Paths, type WritContext } from '../context.js';
@@ -15,7 +16,7 @@ import { info } from '../request/info.js';
 import { revoke } from '../revocation/revoke.js';
 import { taskView } from '../tasks/routes.js';
 import { closeTask, openTask } from '../tasks/tasks.js';
-import { authenticateAdmin, handleAdminToken } from './admin-auth.js';
+import { handleAdminToken } from './admin-auth.js';
 import { applyConfig, setWorkloadState } from './operations.js';
 
 /** The admin API under `/admin/v1`: every route requires an admin token from an operator key. */
@@ -72,7 +73,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       admin.decorateRequest('operator', '');
       admin.addHook('preHandler', async (req) => {
         try {
-          const { operator } = await authenticateAdmin(ctx, req.headers.authorization);
+          const { operator } = await authenticateAdmin(ctx, info(req));
           (req as FastifyRequest & { operator: string }).operator = operator;
         } catch (err) {
           throw await auditRefusal(ctx, 'admin', err, info(req), { path: req.url.slice(0, 128) });

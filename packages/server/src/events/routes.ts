@@ -1,24 +1,12 @@
-import {
-  checkHolderBinding,
-  presentedToken,
-  RequestRefusal,
-  type RevocableToken,
-  TokenError,
-  verifyAccessTokenJwt,
-} from '@writ/sdk/verifier';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
-import { seconds } from '../clock.js';
-import { Paths, type WritContext } from '../context.js';
-import { OAuthError } from '../errors.js';
+import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
+import { eventsAudience, Paths, type WritContext } from '../context.js';
 import { info } from '../request/info.js';
 import type { StreamEvent } from './stream-event.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
-
-/** The audience a verifier's token must carry to follow the event stream. */
-export const eventsAudience = (issuer: string): string => `${issuer}${Paths.events}`;
 
 /**
  * `GET /v1/events`: Server-Sent Events of the event log for verifiers (which are workloads: they present
@@ -29,9 +17,9 @@ export const eventsAudience = (issuer: string): string => `${issuer}${Paths.even
  */
 export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get(Paths.events, async (req, reply) => {
-    let subscriber: Awaited<ReturnType<typeof authenticateStreamClient>>;
+    let subscriber: TokenBearer;
     try {
-      subscriber = await authenticateStreamClient(ctx, req);
+      subscriber = await authenticateBearer(ctx, info(req), eventsAudience(ctx.settings.issuer));
     } catch (err) {
       throw await auditRefusal(ctx, 'events', err, info(req), {});
     }
@@ -102,65 +90,4 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
 
 function frame(e: StreamEvent): string {
   return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...e.data, seq: e.seq, ts: e.ts })}\n\n`;
-}
-
-/**
- * Authenticates a verifier as the event stream does: a Writ token for the events audience, not revoked,
- * DPoP-bound when its class says so, the proof over `url` (the stream itself by default). Throws a
- * 401 `OAuthError`.
- */
-export async function authenticateStreamClient(
-  ctx: WritContext,
-  req: FastifyRequest,
-  url = `${ctx.settings.issuer}${Paths.events}`,
-): Promise<{ clientId: string; token: RevocableToken & { exp: number } }> {
-  const fail = (err: unknown): never => {
-    if (err instanceof RequestRefusal) {
-      throw new OAuthError(err.code === 'invalid_request' ? 'invalid_token' : err.code, err.message, {
-        status: 401,
-        headers: { 'www-authenticate': err.challenge(ctx.settings.dpop.algorithms) },
-        detail: { reason: err.reason },
-      });
-    }
-    if (err instanceof TokenError) {
-      throw new OAuthError('invalid_token', err.message, {
-        status: 401,
-        headers: { 'www-authenticate': 'DPoP error="invalid_token"' },
-        detail: { reason: err.reason },
-      });
-    }
-    throw err;
-  };
-  try {
-    const presented = presentedToken(req.headers.authorization);
-    const now = seconds(ctx.clock.now());
-    const { claims, kid } = verifyAccessTokenJwt(presented.token, {
-      keys: ctx.keys.verificationKeys(),
-      issuer: ctx.settings.issuer,
-      audience: eventsAudience(ctx.settings.issuer),
-      nowSeconds: now,
-      leeway: 5,
-      maxBytes: ctx.settings.limits.tokenBytes,
-    });
-    if (ctx.revocations.match({ ...claims, kid })) throw new TokenError('revoked', 'token has been revoked');
-    await checkHolderBinding(
-      {
-        authorization: req.headers.authorization,
-        dpop: info(req).dpop,
-        method: 'GET',
-        url,
-      },
-      presented,
-      claims,
-      {
-        algorithms: ctx.settings.dpop.algorithms,
-        nowSeconds: now,
-        iatWindow: ctx.settings.dpop.iatWindow,
-        consumeJti: (key, exp) => ctx.store.consume('dpop', key, exp * 1000, ctx.clock.now()),
-      },
-    );
-    return { clientId: claims.client_id, token: { ...claims, kid } };
-  } catch (err) {
-    return fail(err);
-  }
 }

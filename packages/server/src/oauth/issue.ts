@@ -1,9 +1,10 @@
 import { DpopError } from '@writ/sdk/dpop';
 import type { AccessTokenClaims, ClientAuthMethodValue, TokenResponse } from '@writ/sdk/wire';
 import type { AuditEvent } from '../audit/audit-event.js';
+import { consumeAssertion } from '../auth/client.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { type DpopBinding, dpopError } from '../dpop/check.js';
-import { invalidClient, OAuthError } from '../errors.js';
+import { OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
 import { bindToFirstHolder, federationAudit } from '../federation/replay.js';
 import { decideIssuance } from '../policy/issuance.js';
@@ -80,9 +81,7 @@ export async function issueAccessToken(
   });
   const fingerprint = tokenFingerprint(token);
   const event: AuditEvent = await ctx.store.transaction(async (tx) => {
-    if (r.replay && !(await tx.consume(`assertion:${claims.client_id}`, r.replay.jti, r.replay.until, now))) {
-      throw invalidClient('client assertion has already been used', { reason: 'replay' });
-    }
+    if (r.replay) await consumeAssertion(tx, claims.client_id, r.replay, now);
     if (r.dpop && !(await tx.consume('dpop', r.dpop.replayKey, r.dpop.replayUntil, now))) {
       throw dpopError(ctx, new DpopError('replay', 'DPoP proof jti was already used'));
     }

@@ -1,10 +1,10 @@
 import { auditRefusal } from '../audit/refusal.js';
+import { authenticateClientOrOperator } from '../auth/client.js';
 import { Paths, type RequestInfo, type WritContext } from '../context.js';
 import { invalidRequest, OAuthError } from '../errors.js';
 import { type FormParams, single } from '../request/form.js';
 import { revoke } from '../revocation/revoke.js';
-import { verifyAccessToken } from '../tokens/access-token.js';
-import { authenticateCaller } from './introspection.js';
+import { verifyIssuedToken } from '../tokens/access-token.js';
 
 /**
  * `POST /oauth2/revoke` (RFC 7009). A client revokes a token issued to it; invalid or expired tokens
@@ -16,18 +16,12 @@ export async function handleRevocation(
   req: RequestInfo,
 ): Promise<void> {
   try {
-    const caller = await authenticateCaller(ctx, params, req, Paths.revoke);
+    const caller = await authenticateClientOrOperator(ctx, params, req, Paths.revoke);
     const token = single(params, 'token', ctx.settings.limits.tokenBytes);
     if (token === undefined) throw invalidRequest('token is required');
-    let claims: ReturnType<typeof verifyAccessToken>['claims'];
+    let claims: ReturnType<typeof verifyIssuedToken>['claims'];
     try {
-      ({ claims } = verifyAccessToken(token, {
-        keys: ctx.keys.verificationKeys(),
-        issuer: ctx.settings.issuer,
-        nowMs: ctx.clock.now(),
-        leeway: 0,
-        maxBytes: ctx.settings.limits.tokenBytes,
-      }));
+      ({ claims } = verifyIssuedToken(ctx, token));
     } catch {
       return;
     }

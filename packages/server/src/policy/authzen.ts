@@ -1,17 +1,9 @@
-import {
-  checkHolderBinding,
-  presentedToken,
-  RequestRefusal,
-  TokenError,
-  verifyAccessTokenJwt,
-} from '@writ/sdk/verifier';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { authenticateAdmin } from '../admin/admin-auth.js';
 import { auditRefusal } from '../audit/refusal.js';
-import { seconds } from '../clock.js';
+import { authenticateOperatorOrBearer } from '../auth/admin.js';
 import { Paths, type WritContext } from '../context.js';
-import { invalidRequest, OAuthError } from '../errors.js';
+import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
 import type { Decision } from './engine.js';
 import {
@@ -214,7 +206,9 @@ export function registerAuthzenRoutes(app: FastifyInstance, ctx: WritContext): v
   ): Promise<unknown> => {
     let caller: string | undefined;
     try {
-      caller = await authenticatePdpCaller(ctx, req, path);
+      // The caller of the PDP: an operator with an admin token, or a workload (a resource server)
+      // presenting a Writ token for `<issuer>/access/v1`, DPoP-bound when its class says so.
+      caller = (await authenticateOperatorOrBearer(ctx, info(req), accessAudience(ctx.settings.issuer))).id;
       const requestId = req.headers['x-request-id'];
       if (typeof requestId === 'string' && requestId.length <= 128 && isPrintable(requestId))
         reply.header('x-request-id', requestId);
@@ -274,60 +268,4 @@ function parse<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
     throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`);
   }
   return r.data;
-}
-
-/**
- * The caller of the PDP: an operator with an admin token, or a workload (a resource server) presenting
- * a Writ access token for the audience `<issuer>/access/v1`, DPoP-bound when its class says so.
- */
-async function authenticatePdpCaller(ctx: WritContext, req: FastifyRequest, path: string): Promise<string> {
-  const authorization = req.headers.authorization;
-  if (/^Bearer /i.test(authorization?.trim() ?? '')) {
-    try {
-      return (await authenticateAdmin(ctx, authorization)).operator;
-    } catch (err) {
-      if (!(err instanceof OAuthError) || err.detail?.['reason'] !== 'not_admin') throw err;
-    }
-  }
-  const now = seconds(ctx.clock.now());
-  try {
-    const presented = presentedToken(authorization);
-    const { claims, kid } = verifyAccessTokenJwt(presented.token, {
-      keys: ctx.keys.verificationKeys(),
-      issuer: ctx.settings.issuer,
-      audience: accessAudience(ctx.settings.issuer),
-      nowSeconds: now,
-      leeway: 5,
-      maxBytes: ctx.settings.limits.tokenBytes,
-    });
-    if (ctx.revocations.match({ ...claims, kid })) throw new TokenError('revoked', 'token has been revoked');
-    await checkHolderBinding(
-      { authorization, dpop: info(req).dpop, method: 'POST', url: `${ctx.settings.issuer}${path}` },
-      presented,
-      claims,
-      {
-        algorithms: ctx.settings.dpop.algorithms,
-        nowSeconds: now,
-        iatWindow: ctx.settings.dpop.iatWindow,
-        consumeJti: (key, exp) => ctx.store.consume('dpop', key, exp * 1000, ctx.clock.now()),
-      },
-    );
-    return claims.client_id;
-  } catch (err) {
-    if (err instanceof RequestRefusal) {
-      throw new OAuthError(err.code === 'invalid_request' ? 'invalid_token' : err.code, err.message, {
-        status: 401,
-        headers: { 'www-authenticate': err.challenge(ctx.settings.dpop.algorithms) },
-        detail: { reason: err.reason },
-      });
-    }
-    if (err instanceof TokenError) {
-      throw new OAuthError('invalid_token', err.message, {
-        status: 401,
-        headers: { 'www-authenticate': 'Bearer error="invalid_token", DPoP error="invalid_token"' },
-        detail: { reason: err.reason },
-      });
-    }
-    throw err;
-  }
 }

@@ -7,10 +7,10 @@ import {
 } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
+import { authenticateBearer } from '../auth/bearer.js';
 import { seconds } from '../clock.js';
-import type { WritContext } from '../context.js';
+import { eventsAudience, type WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
-import { authenticateStreamClient } from '../events/routes.js';
 import { info } from '../request/info.js';
 import type { Store } from '../store/store.js';
 import { writSchema } from './cedar.js';
@@ -118,12 +118,11 @@ export function buildBundle(ctx: BundleContext, issuer: string, audience: string
  * events audience, DPoP-bound when their class says so); the response is the compact JWS.
  */
 export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContext): void {
-  const url = `${ctx.settings.issuer}${POLICY_BUNDLE_PATH}`;
   app.get<{ Querystring: { audience?: unknown } }>(POLICY_BUNDLE_PATH, async (req, reply) => {
     let clientId: string;
     const audience = req.query.audience;
     try {
-      ({ clientId } = await authenticateStreamClient(ctx, req, url));
+      ({ clientId } = await authenticateBearer(ctx, info(req), eventsAudience(ctx.settings.issuer)));
       if (
         typeof audience !== 'string' ||
         audience.length === 0 ||

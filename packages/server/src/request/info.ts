@@ -7,6 +7,8 @@ export function info(req: FastifyRequest): RequestInfo {
   const certificate = recordedSighting(req);
   return {
     ip: req.ip,
+    method: req.method,
+    path: req.url.split('?')[0] ?? req.url,
     userAgent: req.headers['user-agent']?.slice(0, 256),
     authorization: req.headers.authorization,
     dpop: headerValues(req, 'dpop'),

@@ -61,7 +61,7 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
     async (req: R, reply: FastifyReply) => {
       let caller: SsfCaller | undefined;
       try {
-        caller = await authenticateSsfCaller(ctx, req);
+        caller = await authenticateSsfCaller(ctx, info(req));
         reply.headers(NO_STORE);
         return await fn(req, reply, caller);
       } catch (err) {

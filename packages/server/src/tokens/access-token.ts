@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { TokenError, verifyAccessTokenJwt } from '@writ/sdk/verifier';
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '@writ/sdk/wire';
 import { seconds } from '../clock.js';
+import type { WritContext } from '../context.js';
 import { invalidToken } from '../errors.js';
 import type { VerificationKey } from '../jose/jwk.js';
 import type { KeyManager } from '../keys/key-manager.js';
@@ -84,19 +85,27 @@ export interface VerifiedAccessToken {
 }
 
 /**
- * Verifies a Writ access token (the SDK's check) and maps refusals to `invalid_token`. Audience and
- * revocation are the caller's to check.
+ * Leeway on `exp` and `nbf`, in seconds, wherever Writ verifies a token it issued: none. Writ checks
+ * its own tokens against its own clock (nodes of a cluster keep theirs in sync), so a token is never
+ * accepted past its `exp`, at any endpoint: the resource endpoints, introspection, revocation, token
+ * exchange and the admin API agree on which tokens are live.
+ */
+export const TOKEN_LEEWAY = 0;
+
+/**
+ * Verifies a Writ access token (the SDK's check, with `TOKEN_LEEWAY`) and maps refusals to
+ * `invalid_token`. Audience and revocation are the caller's to check.
  */
 export function verifyAccessToken(
   token: string,
-  opts: { keys: readonly VerificationKey[]; issuer: string; nowMs: number; leeway: number; maxBytes: number },
+  opts: { keys: readonly VerificationKey[]; issuer: string; nowMs: number; maxBytes: number },
 ): VerifiedAccessToken {
   try {
     return verifyAccessTokenJwt(token, {
       keys: opts.keys,
       issuer: opts.issuer,
       nowSeconds: seconds(opts.nowMs),
-      leeway: opts.leeway,
+      leeway: TOKEN_LEEWAY,
       maxBytes: opts.maxBytes,
     });
   } catch (err) {
@@ -107,4 +116,20 @@ export function verifyAccessToken(
     }
     throw err;
   }
+}
+
+/**
+ * Verifies a token this Writ issued, handed to it as data (introspection, revocation, the subject of a
+ * token exchange): `verifyAccessToken` with this node's keys, issuer, clock and token size limit.
+ */
+export function verifyIssuedToken(
+  ctx: Pick<WritContext, 'keys' | 'settings' | 'clock'>,
+  token: string,
+): VerifiedAccessToken {
+  return verifyAccessToken(token, {
+    keys: ctx.keys.verificationKeys(),
+    issuer: ctx.settings.issuer,
+    nowMs: ctx.clock.now(),
+    maxBytes: ctx.settings.limits.tokenBytes,
+  });
 }

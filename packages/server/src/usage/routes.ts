@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { authenticateAdmin } from '../admin/admin-auth.js';
 import { auditRefusal } from '../audit/refusal.js';
+import { authenticateAdmin } from '../auth/admin.js';
+import { authenticateBearer } from '../auth/bearer.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
-import { authenticateResourceCaller } from '../oauth/resource-token.js';
 import { info } from '../request/info.js';
 import { ingestUsageReport } from './ingest.js';
 import { traceToken } from './trace.js';
@@ -22,7 +22,7 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
   app.post(USAGE_PATH, { bodyLimit: ctx.settings.usage.bodyBytes }, async (req, reply) => {
     let reporter: string | undefined;
     try {
-      reporter = (await authenticateResourceCaller(ctx, req, usageAudience(ctx.settings.issuer))).clientId;
+      reporter = (await authenticateBearer(ctx, info(req), usageAudience(ctx.settings.issuer))).clientId;
       if (!req.headers['content-type']?.toLowerCase().startsWith('application/json'))
         throw invalidRequest('the report must be application/json', { reason: 'media_type' });
       const result = await ingestUsageReport(ctx, reporter, req.body, req.ip);
@@ -38,7 +38,7 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
     async (req: FastifyRequest<{ Params: { jti: string } }>) => {
       let operator: string | undefined;
       try {
-        operator = (await authenticateAdmin(ctx, req.headers.authorization)).operator;
+        operator = (await authenticateAdmin(ctx, info(req))).operator;
         const jti = req.params.jti;
         if (jti.length === 0 || jti.length > 256) throw invalidRequest('jti must be 1 to 256 characters');
         return await traceToken(ctx, jti);

@@ -1,13 +1,12 @@
 import { GrantType } from '@writ/sdk/wire';
+import { certificateBinding } from '../../auth/client/tls-client-auth.js';
+import { authenticateClient } from '../../auth/client.js';
 import { Paths } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
 import { takeTokenRequest } from '../../rate-limit/rate-limit.js';
 import { single } from '../../request/form.js';
 import { taskForIssuance } from '../../tasks/tasks.js';
-import { assertionRules } from '../assertion-rules.js';
 import { parseScope, selectClass } from '../class-selection.js';
-import { authenticateClient } from '../client-auth/authenticate.js';
-import { certificateBinding, certificateInput } from '../client-auth/tls-client-auth.js';
 import { issueAccessToken } from '../issue.js';
 import { requestedAudience, requestedTtl } from '../request-params.js';
 import type { Grant } from './grant.js';
@@ -16,13 +15,10 @@ import type { Grant } from './grant.js';
 export const clientCredentials: Grant = {
   grantType: GrantType.clientCredentials,
   async handle(ctx, params, req) {
-    const client = authenticateClient(
-      params,
-      req.authorization,
-      ctx.registry,
-      assertionRules(ctx),
-      certificateInput(ctx, req),
-    );
+    const client = await authenticateClient(ctx, params, req, {
+      endpoint: Paths.token,
+      consume: 'with_issuance',
+    });
     await takeTokenRequest(ctx.rateLimiter, client.workload.id);
     const audience = requestedAudience(params);
     const requested = parseScope(single(params, 'scope', 4096));

@@ -1,4 +1,6 @@
 import { type AccessTokenClaims, GrantType, TokenType } from '@writ/sdk/wire';
+import { certificateBinding } from '../../auth/client/tls-client-auth.js';
+import { authenticateClient } from '../../auth/client.js';
 import { Paths } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
 import {
@@ -10,11 +12,8 @@ import {
   unauthorizedClient,
 } from '../../errors.js';
 import { type FormParams, single } from '../../request/form.js';
-import { verifyAccessToken } from '../../tokens/access-token.js';
-import { assertionRules } from '../assertion-rules.js';
+import { verifyIssuedToken } from '../../tokens/access-token.js';
 import { parseScope } from '../class-selection.js';
-import { authenticateClient } from '../client-auth/authenticate.js';
-import { certificateBinding, certificateInput } from '../client-auth/tls-client-auth.js';
 import { issueAccessToken } from '../issue.js';
 import { requestedTtl } from '../request-params.js';
 import { issueForFederatedToken } from './federated.js';
@@ -43,13 +42,10 @@ export const tokenExchange: Grant = {
         throw invalidRequest('actor_token is not supported with a federation token');
       return issueForFederatedToken(ctx, params, req, token, GrantType.tokenExchange, TokenType.accessToken);
     }
-    const client = authenticateClient(
-      params,
-      req.authorization,
-      ctx.registry,
-      assertionRules(ctx),
-      certificateInput(ctx, req),
-    );
+    const client = await authenticateClient(ctx, params, req, {
+      endpoint: Paths.token,
+      consume: 'with_issuance',
+    });
     const subjectToken = single(params, 'subject_token', ctx.settings.limits.tokenBytes);
     if (subjectToken === undefined) throw invalidRequest('subject_token is required');
     const subjectType = single(params, 'subject_token_type', 256);
@@ -68,13 +64,7 @@ export const tokenExchange: Grant = {
     let subject: AccessTokenClaims;
     let kid: string;
     try {
-      ({ claims: subject, kid } = verifyAccessToken(subjectToken, {
-        keys: ctx.keys.verificationKeys(),
-        issuer: ctx.settings.issuer,
-        nowMs: ctx.clock.now(),
-        leeway: 0,
-        maxBytes: ctx.settings.limits.tokenBytes,
-      }));
+      ({ claims: subject, kid } = verifyIssuedToken(ctx, subjectToken));
     } catch (err) {
       throw invalidGrant('subject_token is not an active token issued here', {
         reason: (err as OAuthError).detail?.['reason'],

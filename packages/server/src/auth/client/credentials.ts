@@ -7,7 +7,7 @@ import { parseBasicAuthorization, secretMatches } from './client-secret.js';
 import { type AssertionRules, peekAssertionIssuer, verifyClientAssertion } from './private-key-jwt.js';
 import { authenticateCertificate, type CertificateAuthInput } from './tls-client-auth.js';
 
-export interface AuthenticatedClient {
+export interface ClientCredentials {
   workload: ResolvedWorkload;
   method: ClientAuthMethodValue;
   /** For `private_key_jwt`: the assertion `jti` to consume, and until when. */
@@ -24,13 +24,13 @@ export interface AuthenticatedClient {
  * exception, and only while the exception has not expired. A client certificate (RFC 8705) is the
  * method only when no other credential is sent: then `client_id` names the workload it must match.
  */
-export function authenticateClient(
+export function verifyClientCredentials(
   params: FormParams,
   authorization: string | undefined,
   registry: Registry,
   rules: AssertionRules,
   certificate?: CertificateAuthInput,
-): AuthenticatedClient {
+): ClientCredentials {
   const assertion = single(params, 'client_assertion', rules.maxBytes);
   const postSecret = single(params, 'client_secret', 512);
   const basic = authorization?.toLowerCase().startsWith('basic ') ? authorization : undefined;

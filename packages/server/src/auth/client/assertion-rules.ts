@@ -1,5 +1,5 @@
-import { Paths, type WritContext } from '../context.js';
-import type { AssertionRules } from './client-auth/private-key-jwt.js';
+import { Paths, type WritContext } from '../../context.js';
+import type { AssertionRules } from './private-key-jwt.js';
 
 /** Rules for client assertions sent to any of Writ's endpoints: `aud` is the issuer or that endpoint. */
 export function assertionRules(ctx: WritContext, endpoint: string = Paths.token): AssertionRules {

@@ -1,0 +1,44 @@
+import { TokenError } from '@writ/sdk/verifier';
+import { adminAudience, type RequestInfo, type WritContext } from '../context.js';
+import { authenticateBearer, claimedAudience } from './bearer.js';
+import { tokenRefusal } from './challenge.js';
+
+/** Operators appear as `operator:<name>` in tokens and audit events. */
+export const operatorSubject = (name: string): string => `operator:${name}`;
+/** The token class of admin tokens (`POST /admin/v1/token`). */
+export const ADMIN_CLASS = 'admin';
+
+/**
+ * Authenticates an operator: a Writ token for the admin audience, checked as every Writ token is
+ * (`authenticateBearer`), of the admin class and held by an operator still registered. Refusals are
+ * the same 401 challenge as at every other endpoint.
+ */
+export async function authenticateAdmin(
+  ctx: WritContext,
+  req: RequestInfo,
+): Promise<{ operator: string; jti: string }> {
+  const { claims } = await authenticateBearer(ctx, req, adminAudience(ctx.settings.issuer));
+  const name = claims.sub.startsWith('operator:') ? claims.sub.slice('operator:'.length) : undefined;
+  if (claims.cls !== ADMIN_CLASS || !name || !ctx.registry.operator(name)) {
+    const presented = /^Bearer /i.test(req.authorization ?? '') ? 'Bearer' : 'DPoP';
+    throw tokenRefusal(ctx, new TokenError('not_admin', 'not an admin token'), presented, true);
+  }
+  return { operator: claims.sub, jti: claims.jti };
+}
+
+/** Who called an endpoint that serves operators and workloads alike (Shared Signals, AuthZEN). */
+export type OperatorOrWorkload = { kind: 'operator'; id: string } | { kind: 'workload'; id: string };
+
+/**
+ * An operator's admin token or a workload's Writ token for `audience`: the audience the token claims
+ * picks which check applies, and that check verifies it fully.
+ */
+export async function authenticateOperatorOrBearer(
+  ctx: WritContext,
+  req: RequestInfo,
+  audience: string,
+): Promise<OperatorOrWorkload> {
+  if (claimedAudience(req.authorization) === adminAudience(ctx.settings.issuer))
+    return { kind: 'operator', id: (await authenticateAdmin(ctx, req)).operator };
+  return { kind: 'workload', id: (await authenticateBearer(ctx, req, audience)).clientId };
+}

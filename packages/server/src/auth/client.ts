@@ -1,0 +1,86 @@
+import type { ClientAuthMethodValue } from '@writ/sdk/wire';
+import type { RequestInfo, WritContext } from '../context.js';
+import { invalidClient } from '../errors.js';
+import type { FederatedIdentity } from '../federation/attest.js';
+import type { FormParams } from '../request/form.js';
+import type { Store } from '../store/store.js';
+import { authenticateAdmin } from './admin.js';
+import { assertionRules } from './client/assertion-rules.js';
+import { type ClientCredentials, verifyClientCredentials } from './client/credentials.js';
+import { authenticateFederatedClient } from './client/federation.js';
+import { certificateInput } from './client/tls-client-auth.js';
+
+/** A workload that authenticated as an OAuth client (RFC 6749 §2.3). */
+export interface AuthenticatedClient extends Omit<ClientCredentials, 'method'> {
+  method: ClientAuthMethodValue | `federation:${string}`;
+  /** Set when the workload authenticated with a platform token from a trusted issuer. */
+  federation?: FederatedIdentity;
+}
+
+export interface ClientAuthOptions {
+  /** The endpoint's path: a client assertion's `aud` is the issuer or this endpoint's URL. */
+  endpoint: string;
+  /** Accept a platform token from a trusted issuer as the `client_assertion` (the task endpoints). */
+  federation?: boolean;
+  /**
+   * When the assertion's `jti` is spent: `now`, before the endpoint does anything; or `with_issuance`,
+   * by the token endpoint, in the transaction that records the token (`consumeAssertion`), so the
+   * replay check costs no round trip of its own.
+   */
+  consume: 'now' | 'with_issuance';
+}
+
+/**
+ * Authenticates the client of any Writ endpoint that takes client authentication (token,
+ * introspection, revocation, tasks) with exactly one method: `private_key_jwt` (RFC 7523), mTLS
+ * (RFC 8705), a platform token where `federation` allows it, or a legacy secret under an unexpired
+ * class exception. Throws `invalid_client` / `unauthorized_client`; the caller audits the refusal.
+ */
+export async function authenticateClient(
+  ctx: WritContext,
+  params: FormParams,
+  req: RequestInfo,
+  o: ClientAuthOptions,
+): Promise<AuthenticatedClient> {
+  if (o.federation) {
+    const federation = await authenticateFederatedClient(ctx, params, req.authorization);
+    if (federation)
+      return { workload: federation.workload, method: `federation:${federation.issuer}`, federation };
+  }
+  const client = verifyClientCredentials(
+    params,
+    req.authorization,
+    ctx.registry,
+    assertionRules(ctx, o.endpoint),
+    certificateInput(ctx, req),
+  );
+  if (client.replay && o.consume === 'now')
+    await consumeAssertion(ctx.store, client.workload.id, client.replay, ctx.clock.now());
+  return client;
+}
+
+/** Spends a client assertion's `jti` (RFC 7523 §3 item 7): a second use is `invalid_client`. */
+export async function consumeAssertion(
+  store: Pick<Store, 'consume'>,
+  clientId: string,
+  replay: { jti: string; until: number },
+  nowMs: number,
+): Promise<void> {
+  if (!(await store.consume(`assertion:${clientId}`, replay.jti, replay.until, nowMs)))
+    throw invalidClient('client assertion has already been used', { reason: 'replay' });
+}
+
+/**
+ * The caller of introspection or revocation: an operator with an admin token (`Authorization: Bearer`),
+ * or else a workload authenticating as a client. Returns the caller's id (`operator:<name>` or the
+ * workload's SPIFFE ID).
+ */
+export async function authenticateClientOrOperator(
+  ctx: WritContext,
+  params: FormParams,
+  req: RequestInfo,
+  endpoint: string,
+): Promise<string> {
+  if (/^Bearer /i.test(req.authorization ?? '')) return (await authenticateAdmin(ctx, req)).operator;
+  return (await authenticateClient(ctx, params, req, { endpoint, consume: 'now' })).workload.id;
+}
