@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AuditLog } from './audit/audit-log.js';
 import type { Clock } from './clock.js';
+import type { ClockSkew } from './cluster/clock-skew.js';
 import type { Settings } from './config/settings.js';
 import type { DpopNonces } from './dpop/nonces.js';
 import type { EventLog } from './events/event-log.js';
@@ -22,6 +23,8 @@ export interface WritContext {
   settings: Settings;
   store: Store;
   clock: Clock;
+  /** This node's clock against the database's; past the bound the node issues nothing. */
+  clockSkew: ClockSkew;
   keys: KeyManager;
   registry: Registry;
   revocations: RevocationSet;

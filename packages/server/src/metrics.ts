@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Prometheus metrics, on a registry of their own (several servers can live in one test process). */
 export interface Metrics {
@@ -9,6 +9,7 @@ export interface Metrics {
   issuanceDuration: Histogram<never>;
   revocations: Counter<'kind'>;
   policyDecisions: Counter<'endpoint' | 'action' | 'decision'>;
+  clockSkew: Gauge<never>;
 }
 
 export function createMetrics(): Metrics {
@@ -50,6 +51,11 @@ export function createMetrics(): Metrics {
       name: 'writ_policy_decisions_total',
       help: 'Policy decisions, by endpoint, action and decision.',
       labelNames: ['endpoint', 'action', 'decision'],
+      registers: [registry],
+    }),
+    clockSkew: new Gauge({
+      name: 'writ_clock_skew_seconds',
+      help: "This node's clock minus the database server's, as last measured (PostgreSQL store only).",
       registers: [registry],
     }),
   };

@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { applyConfig } from './admin/operations.js';
 import { createAuditLog } from './audit/audit-log.js';
 import { type Clock, systemClock } from './clock.js';
+import { ClockSkew, SKEW_CHECK_MS } from './cluster/clock-skew.js';
 import { followEventLog } from './cluster/node-follower.js';
 import type { ConfigBundle } from './config/config-dir.js';
 import type { Settings } from './config/settings.js';
@@ -96,15 +97,38 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
   });
   const registry = new Registry(store);
   await registry.reload();
+  const metrics = createMetrics();
+  const clockSkew = new ClockSkew({
+    cluster: store.cluster,
+    clock,
+    maxSkew: settings.cluster.maxClockSkew,
+    onMeasure: (ms) => metrics.clockSkew.set(ms / 1000),
+  });
+  let refusing = false;
+  const measureSkew = () =>
+    clockSkew
+      .measure()
+      .then(() => {
+        const refusal = clockSkew.refusal();
+        if (refusal && !refusing)
+          logger.error({ clock: clockSkew.report() }, `not issuing tokens: ${refusal}`);
+        if (!refusal && refusing)
+          logger.info({ clock: clockSkew.report() }, 'clock within bound; issuing again');
+        refusing = refusal !== undefined;
+      })
+      .catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'could not measure the clock skew'));
+  // Before anything is served: a node whose clock is off must not issue its first token.
+  await measureSkew();
   const ctx: WritContext = {
     settings,
     store,
     clock,
+    clockSkew,
     keys,
     registry,
     revocations: new RevocationSet(),
     audit,
-    metrics: createMetrics(),
+    metrics,
     // Several nodes share one budget per client through the store; one node keeps it in memory.
     rateLimiter: store.cluster
       ? new StoreRateLimiter(store, settings.limits.clientRate, settings.limits.clientBurst, clock)
@@ -164,6 +188,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
         ),
       settings.tasks.sweepInterval * 1000,
     ),
+    setInterval(measureSkew, SKEW_CHECK_MS),
   ];
   // Certificates get renewed and SPIRE rotates trust bundles: TLS files are re-read when they change.
   let tlsStamp = tlsFilesStamp(settings.tls);

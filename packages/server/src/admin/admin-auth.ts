@@ -3,6 +3,7 @@ import { auditRefusal } from '../audit/refusal.js';
 import { ADMIN_CLASS, operatorSubject } from '../auth/admin.js';
 import { assertionRules } from '../auth/client/assertion-rules.js';
 import { peekAssertionIssuer, verifyClientAssertion } from '../auth/client/private-key-jwt.js';
+import { refuseWhileSkewed } from '../cluster/clock-skew.js';
 import { adminAudience, Paths, type RequestInfo, type WritContext } from '../context.js';
 import { invalidClient, invalidRequest, unsupportedGrantType } from '../errors.js';
 import { type FormParams, single } from '../request/form.js';
@@ -20,6 +21,7 @@ export async function handleAdminToken(
 ): Promise<TokenResponse> {
   let name: string | undefined;
   try {
+    refuseWhileSkewed(ctx.clockSkew);
     if (single(params, 'grant_type', 256) !== GrantType.jwtBearer)
       throw unsupportedGrantType('use the jwt-bearer grant with an operator assertion');
     const assertion = single(params, 'assertion', ctx.settings.limits.tokenBytes);

@@ -46,6 +46,13 @@ export const SETTINGS_REFERENCE = {
     env: 'WRIT_STORE',
     doc: 'Where Writ keeps its state. `sqlite`: the embedded file `<data-dir>/writ.db`, for one node. A `postgres://` or `postgresql://` URL: a PostgreSQL database several nodes share (tables in its `public` schema, migrated at start or by `writ migrate`). Logged with the password masked.',
   },
+  'cluster.max_clock_skew': {
+    kind: 'duration',
+    default: 2,
+    min: 1,
+    max: 60,
+    doc: "PostgreSQL store: the most this node's clock may differ from the database server's, measured every 15s. Past it `/readyz` answers 503 and token requests are refused with 503, until the clock is back. Shared times are compared with the database's clock as well as the node's. The embedded store has one process and one clock: nothing to measure.",
+  },
   'signing.algorithm': {
     kind: 'enum',
     default: 'ES256',
@@ -296,6 +303,7 @@ export interface Settings {
   listen: { host: string; port: number };
   /** `sqlite` or a PostgreSQL URL (may hold a password: never log it, see `describeStore`). */
   store: string;
+  cluster: { maxClockSkew: number };
   signing: { algorithm: 'ES256' | 'EdDSA' };
   tokens: { maxLifetime: number };
   clientAssertion: { maxLifetime: number; clockSkew: number; algorithms: VerifyAlgorithm[] };
@@ -361,6 +369,7 @@ export function resolveSettings(
     issuer,
     listen: { host, port },
     store: value('store') as string,
+    cluster: { maxClockSkew: value('cluster.max_clock_skew') as number },
     signing: { algorithm: value('signing.algorithm') as 'ES256' | 'EdDSA' },
     tokens: { maxLifetime: value('tokens.max_lifetime') as number },
     clientAssertion: {

@@ -1,5 +1,6 @@
 import type { TokenResponse } from '@writ/sdk/wire';
 import { auditRefusal } from '../audit/refusal.js';
+import { refuseWhileSkewed } from '../cluster/clock-skew.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { invalidRequest, unsupportedGrantType } from '../errors.js';
 import { type FormParams, single } from '../request/form.js';
@@ -21,6 +22,7 @@ export async function handleTokenRequest(
 ): Promise<TokenResponse> {
   let grantType: string | undefined;
   try {
+    refuseWhileSkewed(ctx.clockSkew);
     grantType = single(params, 'grant_type', 256);
     if (grantType === undefined) throw invalidRequest('grant_type is required');
     const grant = GRANTS.get(grantType);

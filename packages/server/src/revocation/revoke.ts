@@ -1,5 +1,4 @@
 import type { Revocation, RevocationKind } from '@writ/sdk/wire';
-import { seconds } from '../clock.js';
 import type { WritContext } from '../context.js';
 import type { Store } from '../store/store.js';
 
@@ -22,8 +21,10 @@ const DEFAULTS_TO_NOW: ReadonlySet<RevocationKind> = new Set(['sub', 'client_id'
  */
 export async function revoke(ctx: WritContext, r: RevokeRequest, tx?: Store): Promise<Revocation> {
   const now = ctx.clock.now();
-  const issuedBefore = r.issuedBefore ?? (DEFAULTS_TO_NOW.has(r.kind) ? seconds(now) : null);
-  const expiresAt = Math.max(now, (issuedBefore ?? 0) * 1000) + ctx.settings.tokens.maxLifetime * 1000;
+  // "Now" is left to the store: in a cluster it is the database's clock too, not this node's alone.
+  const issuedBefore = r.issuedBefore ?? (DEFAULTS_TO_NOW.has(r.kind) ? 'now' : null);
+  const after = issuedBefore === 'now' ? now : Math.max(now, (issuedBefore ?? 0) * 1000);
+  const expiresAt = after + ctx.settings.tokens.maxLifetime * 1000;
   const work = async (t: Store) => {
     const stored = await t.addRevocation({
       kind: r.kind,
@@ -46,7 +47,7 @@ export async function revoke(ctx: WritContext, r: RevokeRequest, tx?: Store): Pr
           seq: stored.seq,
           kind: r.kind,
           value: r.value,
-          issued_before: issuedBefore,
+          issued_before: stored.issued_before,
           reason: r.reason,
         },
       },

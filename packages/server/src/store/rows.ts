@@ -3,6 +3,7 @@ import type { AuditCheckpoint, AuditEvent } from '../audit/audit-event.js';
 import type { StreamEvent } from '../events/stream-event.js';
 import type { KeyRecord } from '../keys/key-record.js';
 import type { Workload, WorkloadRecord, WorkloadState } from '../registry/workload.js';
+import type { NewRevocation } from '../revocation/new-revocation.js';
 import type { Task } from '../tasks/task.js';
 import type { IssuedToken } from '../tokens/issued-token.js';
 
@@ -59,6 +60,22 @@ export function toRevocation(r: Row): Revocation {
     created_at: r['created_at'] as number,
     reason: r['reason'] as string,
     expires_at: r['expires_at'] as number,
+  };
+}
+
+/**
+ * A new revocation as stored with sequence number `seq` at `at` (milliseconds, the store's time for it):
+ * "issued before now" becomes that time in seconds, and the expiry moves with it.
+ */
+export function revocationAt(r: NewRevocation, seq: number, at: number): Revocation {
+  return {
+    seq,
+    kind: r.kind,
+    value: r.value,
+    issued_before: r.issued_before === 'now' ? Math.floor(at / 1000) : r.issued_before,
+    created_at: at,
+    reason: r.reason,
+    expires_at: r.expires_at + (at - r.created_at),
   };
 }
 

@@ -26,6 +26,13 @@ export interface StoreCluster {
    * truth. Returns a function that stops watching.
    */
   watchEvents(wake: () => void, onError?: (err: Error) => void): () => Promise<void>;
+  /**
+   * The database server's clock (milliseconds), read in one round trip: the clock the store compares
+   * shared times with (replay entries, due tasks, "issued before now" revocations, rate buckets), so nodes
+   * whose own clocks disagree still agree on what has expired. Nodes measure their skew against it.
+   * Undefined when the store was opened to take the callers' times instead (tests on a fake clock).
+   */
+  databaseTime(): Promise<number | undefined>;
 }
 
 export interface Store {
@@ -62,6 +69,13 @@ export interface Store {
   putResourceAttributes(r: StoredResource): Promise<void>;
   /** False if none were set for `id`. */
   deleteResourceAttributes(id: string): Promise<boolean>;
+
+  /*
+   * Times called `now` below are the caller's clock. A store several nodes share (`cluster`) compares
+   * shared rows with its database's clock instead, or with the earlier of the two where forgetting early
+   * would be unsafe (a replay entry, a revocation): one node's clock running ahead never makes another
+   * node's entries expire. The embedded store has one process and so one clock: the caller's.
+   */
 
   /** Records a one-time use of `id` in `scope`; true on first use, false if still remembered. Atomic. */
   consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean>;

@@ -225,7 +225,11 @@ interface HarnessStore {
   drop: () => Promise<void>;
 }
 
-async function openHarnessStore(dir: string): Promise<HarnessStore> {
+/**
+ * `fakeTime`: the test moves a fake clock, which the database's clock cannot follow: the PostgreSQL store
+ * then takes the callers' times, as the embedded store does.
+ */
+async function openHarnessStore(dir: string, fakeTime: boolean): Promise<HarnessStore> {
   if (TEST_STORE === 'sqlite') {
     const path = join(dir, 'writ.db');
     const count = async (table: string) => {
@@ -241,7 +245,11 @@ async function openHarnessStore(dir: string): Promise<HarnessStore> {
   const url = process.env['WRIT_TEST_POSTGRES_URL'];
   if (!url) throw new Error('WRIT_TEST_STORE=postgres needs WRIT_TEST_POSTGRES_URL');
   const schema = `writ_h_${randomBytes(6).toString('hex')}`;
-  const store = await openPostgresStore(url, { schema, maxConnections: 4 });
+  const store = await openPostgresStore(url, {
+    schema,
+    maxConnections: 4,
+    ...(fakeTime ? { time: 'caller' as const } : {}),
+  });
   const sql = async (text: string): Promise<pg.QueryResult> => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
@@ -277,7 +285,7 @@ export async function startHarness(
     {},
     { 'listen.port': port, 'log.level': 'silent', ...opts.settings },
   );
-  const { store, count, drop } = await openHarnessStore(dir);
+  const { store, count, drop } = await openHarnessStore(dir, opts.clock !== undefined);
   const workloadKey = testKey();
   const otherKey = testKey('EdDSA');
   const operatorKey = testKey();

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import type { Harness, Reply } from './harness.js';
 
+/** Where a refusal is looked for: a harness, or any Writ with its store and a count of its rows. */
+export type RefusalScene = Pick<Harness, 'store' | 'auditEvents' | 'countRows'>;
+
 /** What a refusal must leave untouched: issued-token audit events and rows of the tokens table. */
 export interface IssuanceState {
   issuedEvents: number;
@@ -11,11 +14,11 @@ export interface IssuanceState {
 }
 
 /** Rows in the tokens table, read through a second connection to the harness database. */
-export function tokenRows(h: Harness): Promise<number> {
+export function tokenRows(h: RefusalScene): Promise<number> {
   return h.countRows('tokens');
 }
 
-export async function issuanceState(h: Harness): Promise<IssuanceState> {
+export async function issuanceState(h: RefusalScene): Promise<IssuanceState> {
   const [last] = await h.store.queryAudit({ limit: 1, order: 'desc' });
   return {
     issuedEvents: (await h.auditEvents('token.issued')).length,
@@ -25,7 +28,7 @@ export async function issuanceState(h: Harness): Promise<IssuanceState> {
 }
 
 /** Audit events of `type` appended after `afterSeq`. */
-export async function eventsSince(h: Harness, afterSeq: number, type: string): Promise<AuditEvent[]> {
+export async function eventsSince(h: RefusalScene, afterSeq: number, type: string): Promise<AuditEvent[]> {
   return h.store.queryAudit({ afterSeq, type, limit: 1000 });
 }
 
@@ -43,7 +46,7 @@ export interface ExpectedRefusal {
  * nothing issued or recorded, and exactly one refusal audited with that code. Returns the reply and event.
  */
 export async function expectRefusal(
-  h: Harness,
+  h: RefusalScene,
   send: () => Promise<Reply>,
   expected: ExpectedRefusal,
 ): Promise<{ reply: Reply; event: AuditEvent }> {

@@ -565,6 +565,22 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.deepEqual(await store.listRevocations(0, NOW + 1000 * REVOCATION_KINDS.length), []);
         }));
 
+      it('"issued before now" becomes the revocation’s own time, as stored and as listed', () =>
+        withStore(async ({ store }) => {
+          const got = await store.addRevocation(
+            revocation({
+              kind: 'sub',
+              issued_before: 'now',
+              created_at: NOW + 1500,
+              expires_at: NOW + 61_500,
+            }),
+          );
+          assert.equal(got.created_at, NOW + 1500);
+          assert.equal(got.issued_before, NOW_S + 1);
+          assert.equal(got.expires_at, NOW + 61_500);
+          assert.deepEqual(await store.listRevocations(0, NOW), [got]);
+        }));
+
       it('concurrent revocations from two instances get distinct numbers with no gap', () =>
         withStore(async ({ store, openPeer }) => {
           const peer = await openPeer();

@@ -18,6 +18,7 @@ import type { IssuedToken } from '../../tokens/issued-token.js';
 import type { UsageAggregate } from '../../usage/usage-aggregate.js';
 import {
   type Row,
+  revocationAt,
   toAuditEvent,
   toCheckpoint,
   toKeyRecord,
@@ -58,6 +59,13 @@ export interface PostgresStoreOptions {
   queryTimeoutMs?: number;
   /** Errors of idle pooled connections (the database restarted, say); the pool replaces them. */
   onError?: (err: Error) => void;
+  /**
+   * Whose clock decides shared times. `database` (default): each statement that compares or writes one
+   * reads the database server's clock too (see `sharedTime`), so nodes whose clocks disagree still agree.
+   * `caller`: only the `now` each call passes, as on the embedded store; for tests that move a fake
+   * clock by hand, never for several nodes.
+   */
+  time?: 'database' | 'caller';
 }
 
 // BIGINT columns hold milliseconds and sequence numbers, all far below 2^53: return numbers, as SQLite does.
@@ -97,7 +105,8 @@ function createPool(url: string, o: PostgresStoreOptions): pg.Pool {
  */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
   const schema = options.schema ?? 'public';
-  const sql = statements(quoteSchema(schema), eventChannel(schema));
+  const time = options.time ?? 'database';
+  const sql = statements(quoteSchema(schema), eventChannel(schema), sharedTime(time));
   // Migrations wait for each other (nodes starting together) longer than any query may: their own pool.
   const setup = createPool(url, { ...options, maxConnections: 1, queryTimeoutMs: 0 });
   try {
@@ -132,6 +141,14 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
         wake,
         ...(onError ? { onError } : {}),
       }),
+    databaseTime: async () => {
+      if (time === 'caller') return undefined;
+      try {
+        return (await pool.query<{ now: number }>(`SELECT ${DATABASE_NOW} AS now`)).rows[0]!.now;
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
   };
   return new PostgresStore(pool, sql, options.readonly ?? false, cluster);
 }
@@ -173,17 +190,49 @@ function eventChannel(schema: string): string {
   return `writ_events_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
 }
 
-/** A bucket's level at `$4` (ms): what it held, refilled at `$2`/s since it was last touched, capped at `$3`. */
-const BUCKET_LEVEL = 'LEAST($3::float8, b.tokens + GREATEST(0, $4::bigint - b.at) * $2::float8 / 1000)';
-const BUCKET_AFTER = `(CASE WHEN ${BUCKET_LEVEL} >= 1 THEN ${BUCKET_LEVEL} - 1 ELSE ${BUCKET_LEVEL} END)`;
+/**
+ * The database server's clock in milliseconds. `statement_timestamp()`: when the statement arrived, the
+ * same value everywhere in one statement (`clock_timestamp()` would move between two uses of it).
+ */
+const DATABASE_NOW = '(extract(epoch FROM statement_timestamp()) * 1000)::bigint';
 
-/** The fixed statements, with the schema spliced in once. */
-function statements(s: string, channel: string) {
+/**
+ * How statements read shared times, given the caller's `now` in a parameter. Nodes write their own
+ * clocks into shared rows and one node's clock may be off: each comparison takes the database's clock
+ * too, and whichever of the two is the safe side. An entry is forgotten (a replay `jti`, a revocation, a
+ * task lease, a rate bucket's refill) only once both clocks say its time has passed: a node whose clock
+ * runs ahead never expires another node's entries early. "Issued before now" is the later of the two: a
+ * node whose clock is behind still revokes the tokens other nodes issued a moment ago.
+ */
+interface SharedTime {
+  /** The earlier of the caller's time in `param` and the database's. */
+  earlier(param: string): string;
+  /** The later of the two. */
+  later(param: string): string;
+}
+
+function sharedTime(time: 'database' | 'caller'): SharedTime {
+  if (time === 'caller') return { earlier: (p) => `${p}::bigint`, later: (p) => `${p}::bigint` };
+  return {
+    earlier: (p) => `LEAST(${p}::bigint, ${DATABASE_NOW})`,
+    later: (p) => `GREATEST(${p}::bigint, ${DATABASE_NOW})`,
+  };
+}
+
+/** The fixed statements, with the schema and the clock spliced in once. */
+function statements(s: string, channel: string, time: SharedTime) {
+  /** The refill clock of the rate buckets: the caller's time `$4`, never ahead of the database's. */
+  const bucketNow = time.earlier('$4');
+  /** A bucket's level: what it held, refilled at `$2`/s since it was last touched, capped at `$3`. */
+  const BUCKET_LEVEL = `LEAST($3::float8, b.tokens + GREATEST(0, ${bucketNow} - b.at) * $2::float8 / 1000)`;
+  const BUCKET_AFTER = `(CASE WHEN ${BUCKET_LEVEL} >= 1 THEN ${BUCKET_LEVEL} - 1 ELSE ${BUCKET_LEVEL} END)`;
   return {
     s,
     channel,
     lock: `SELECT 1 FROM ${s}.write_head WHERE id = 1 FOR UPDATE`,
-    nextRevocationSeq: `UPDATE ${s}.write_head SET revocation_seq = revocation_seq + 1 WHERE id = 1 RETURNING revocation_seq AS seq`,
+    // The revocation's time comes with its number: the later of the caller's ($1) and the database's.
+    nextRevocationSeq: `UPDATE ${s}.write_head SET revocation_seq = revocation_seq + 1 WHERE id = 1
+      RETURNING revocation_seq AS seq, ${time.later('$1')} AS at`,
     nextEventSeq: `UPDATE ${s}.write_head SET event_seq = event_seq + 1 WHERE id = 1 RETURNING event_seq AS seq`,
     listWorkloads: `SELECT * FROM ${s}.workloads ORDER BY id`,
     getWorkload: `SELECT * FROM ${s}.workloads WHERE id = $1`,
@@ -207,7 +256,7 @@ function statements(s: string, channel: string) {
     deleteResourceAttributes: `DELETE FROM ${s}.resource_attributes WHERE id = $1`,
     // One statement: concurrent first uses of an id conflict on the key, and the loser sees the winner's row.
     consume: `INSERT INTO ${s}.replay AS r (scope, id, expires_at) VALUES ($1, $2, $3)
-      ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= $4`,
+      ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= ${time.earlier('$4')}`,
     recordToken: `INSERT INTO ${s}.tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
     getToken: `SELECT * FROM ${s}.tokens WHERE jti = $1`,
@@ -217,11 +266,11 @@ function statements(s: string, channel: string) {
     getTask: `SELECT * FROM ${s}.tasks WHERE id = $1`,
     closeTask: `UPDATE ${s}.tasks SET closed_at = $1, close_reason = $2 WHERE id = $3 AND closed_at IS NULL`,
     renewTaskLease: `UPDATE ${s}.tasks SET lease_until = $1 WHERE id = $2 AND closed_at IS NULL`,
-    dueTasks: `SELECT * FROM ${s}.tasks WHERE closed_at IS NULL AND (deadline <= $1 OR (lease_until IS NOT NULL AND lease_until <= $1))
+    dueTasks: `SELECT * FROM ${s}.tasks WHERE closed_at IS NULL AND (deadline <= ${time.earlier('$1')} OR (lease_until IS NOT NULL AND lease_until <= ${time.earlier('$1')}))
       ORDER BY deadline LIMIT $2`,
     addRevocation: `INSERT INTO ${s}.revocations (seq, kind, value, issued_before, created_at, reason, actor, expires_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > $2 ORDER BY seq`,
+    listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > ${time.earlier('$2')} ORDER BY seq`,
     listKeys: `SELECT * FROM ${s}.signing_keys ORDER BY created_at`,
     putKey: `INSERT INTO ${s}.signing_keys (kid, alg, public_jwk, sealed_private_key, state, created_at, activated_at, retired_at, not_after)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -241,16 +290,16 @@ function statements(s: string, channel: string) {
     eventBounds: `SELECT MIN(seq) AS first, MAX(seq) AS last FROM ${s}.events`,
     // Keep the newest event so the log's bounds never go back (the counter in write_head guarantees it too).
     trimEvents: `DELETE FROM ${s}.events WHERE ts < $1 AND seq < (SELECT MAX(seq) FROM ${s}.events)`,
-    pruneReplay: `DELETE FROM ${s}.replay WHERE expires_at <= $1`,
+    pruneReplay: `DELETE FROM ${s}.replay WHERE expires_at <= ${time.earlier('$1')}`,
     pruneTokens: `DELETE FROM ${s}.tokens WHERE exp <= $1`,
-    pruneBuckets: `DELETE FROM ${s}.rate_buckets WHERE full_at <= $1`,
+    pruneBuckets: `DELETE FROM ${s}.rate_buckets WHERE full_at <= ${time.earlier('$1')}`,
     // One statement, so concurrent requests of every node queue on the bucket's row, not on write_head.
     rateLimit: `INSERT INTO ${s}.rate_buckets AS b (key, tokens, at, full_at, granted)
-      VALUES ($1, $3::float8 - 1, $4::bigint, $4::bigint + ceil(1000 / $2::float8)::bigint, true)
+      VALUES ($1, $3::float8 - 1, ${bucketNow}, ${bucketNow} + ceil(1000 / $2::float8)::bigint, true)
       ON CONFLICT (key) DO UPDATE SET
         tokens = ${BUCKET_AFTER},
-        at = GREATEST(b.at, $4::bigint),
-        full_at = GREATEST(b.at, $4::bigint) + ceil(($3::float8 - ${BUCKET_AFTER}) * 1000 / $2::float8)::bigint,
+        at = GREATEST(b.at, ${bucketNow}),
+        full_at = GREATEST(b.at, ${bucketNow}) + ceil(($3::float8 - ${BUCKET_AFTER}) * 1000 / $2::float8)::bigint,
         granted = ${BUCKET_LEVEL} >= 1
       RETURNING tokens, granted`,
   };
@@ -518,26 +567,19 @@ class PostgresStore implements Store {
 
   async addRevocation(r: NewRevocation): Promise<Revocation> {
     if (!this.#client) return this.transaction((tx) => tx.addRevocation(r));
-    const seq = (await this.#rows(this.#sql.nextRevocationSeq))[0]!['seq'] as number;
+    const head = (await this.#rows(this.#sql.nextRevocationSeq, [r.created_at]))[0]!;
+    const stored = revocationAt(r, head['seq'] as number, head['at'] as number);
     await this.#query(this.#sql.addRevocation, [
-      seq,
-      r.kind,
-      r.value,
-      r.issued_before,
-      r.created_at,
-      r.reason,
+      stored.seq,
+      stored.kind,
+      stored.value,
+      stored.issued_before,
+      stored.created_at,
+      stored.reason,
       r.actor,
-      r.expires_at,
+      stored.expires_at,
     ]);
-    return {
-      seq,
-      kind: r.kind,
-      value: r.value,
-      issued_before: r.issued_before,
-      created_at: r.created_at,
-      reason: r.reason,
-      expires_at: r.expires_at,
-    };
+    return stored;
   }
   async listRevocations(afterSeq: number, now: number): Promise<Revocation[]> {
     return (await this.#rows(this.#sql.listRevocations, [afterSeq, now])).map(toRevocation);

@@ -19,6 +19,7 @@ import type { IssuedToken } from '../../tokens/issued-token.js';
 import type { UsageAggregate } from '../../usage/usage-aggregate.js';
 import {
   type Row,
+  revocationAt,
   toAuditEvent,
   toCheckpoint,
   toKeyRecord,
@@ -501,21 +502,23 @@ class SqliteOps implements Store {
   }
 
   async addRevocation(r: NewRevocation): Promise<Revocation> {
+    // One process, one clock: the revocation's time is the caller's.
+    const stored = revocationAt(r, 0, r.created_at);
     const info = this.#db
       .prepare(
         `INSERT INTO revocations (kind, value, issued_before, created_at, reason, actor, expires_at)
          VALUES (@kind, @value, @issued_before, @created_at, @reason, @actor, @expires_at)`,
       )
-      .run(r);
-    return {
-      seq: Number(info.lastInsertRowid),
-      kind: r.kind,
-      value: r.value,
-      issued_before: r.issued_before,
-      created_at: r.created_at,
-      reason: r.reason,
-      expires_at: r.expires_at,
-    };
+      .run({
+        kind: stored.kind,
+        value: stored.value,
+        issued_before: stored.issued_before,
+        created_at: stored.created_at,
+        reason: stored.reason,
+        actor: r.actor,
+        expires_at: stored.expires_at,
+      });
+    return { ...stored, seq: Number(info.lastInsertRowid) };
   }
   async listRevocations(afterSeq: number, now: number): Promise<Revocation[]> {
     return this.#db
