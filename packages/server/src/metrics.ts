@@ -10,6 +10,7 @@ export interface Metrics {
   revocations: Counter<'kind'>;
   policyDecisions: Counter<'endpoint' | 'action' | 'decision'>;
   clockSkew: Gauge<never>;
+  taskSweepLag: Histogram<never>;
 }
 
 export function createMetrics(): Metrics {
@@ -56,6 +57,12 @@ export function createMetrics(): Metrics {
     clockSkew: new Gauge({
       name: 'writ_clock_skew_seconds',
       help: "This node's clock minus the database server's, as last measured (PostgreSQL store only).",
+      registers: [registry],
+    }),
+    taskSweepLag: new Histogram({
+      name: 'writ_task_sweep_lag_seconds',
+      help: 'Time from a task falling due (its deadline or the end of its lease) to the server closing it.',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
       registers: [registry],
     }),
   };

@@ -26,7 +26,7 @@ import { Registry } from './registry/registry.js';
 import { RevocationSet } from './revocation/revocation-set.js';
 import { syncRevocations } from './revocation/revoke.js';
 import type { Store } from './store/store.js';
-import { sweepTasks } from './tasks/tasks.js';
+import { startTaskSweeper } from './tasks/sweeper.js';
 
 /** How often the TLS files are checked for a change (a stat each, no read unless one changed). */
 const TLS_WATCH_MS = 30_000;
@@ -181,13 +181,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       store.prune(clock.now()).catch(() => undefined);
       store.trimEvents(clock.now() - settings.events.retention * 1000).catch(() => undefined);
     }, 60_000),
-    setInterval(
-      () =>
-        sweepTasks(ctx).catch((e: unknown) =>
-          logger.error({ err: (e as Error).message }, 'task sweep failed'),
-        ),
-      settings.tasks.sweepInterval * 1000,
-    ),
+    startTaskSweeper(ctx),
     setInterval(measureSkew, SKEW_CHECK_MS),
   ];
   // Certificates get renewed and SPIRE rotates trust bundles: TLS files are re-read when they change.

@@ -12,7 +12,7 @@ import { kekFromBytes } from '../src/keys/kek.js';
 import { revoke } from '../src/revocation/revoke.js';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import type { Store } from '../src/store/store.js';
-import { sweepTasks } from '../src/tasks/tasks.js';
+import { sweepTasks } from '../src/tasks/sweeper.js';
 import { createWrit, type Writ } from '../src/writ.js';
 import { eventually, freshDatabase, POSTGRES_URL, sql } from './helpers/cluster.js';
 import { classDoc, proofParts, rawDoc, signProof, workloadDoc } from './helpers/dpop.js';

@@ -130,7 +130,7 @@ export const SETTINGS_REFERENCE = {
     default: 1,
     min: 1,
     max: 60,
-    doc: 'How often the server closes tasks past their deadline or lease (and revokes their tokens).',
+    doc: 'How often the server closes tasks past their deadline or lease (and revokes their tokens). Each sweep closes every task due when it starts, earliest due first, whether by deadline or lease.',
   },
   'limits.body_bytes': {
     kind: 'integer',

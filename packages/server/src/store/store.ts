@@ -97,7 +97,10 @@ export interface Store {
   /** Extends the lease of an open task; false if it is unknown or closed. */
   renewTaskLease(id: string, until: number): Promise<boolean>;
   listTasks(q: { workload?: string; open?: boolean; limit: number }): Promise<Task[]>;
-  /** Open tasks whose deadline or lease has passed at `now`. */
+  /**
+   * Open tasks whose deadline or lease has passed at `now`, the earliest due first (due: the earlier of
+   * deadline and lease end), then by id.
+   */
   dueTasks(now: number, limit: number): Promise<Task[]>;
 
   /** Stores a revocation and gives it the next sequence number. */

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import type { AuditEvent } from '../audit/audit-event.js';
 import type { WritContext } from '../context.js';
 import { invalidGrant, invalidRequest } from '../errors.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
+import type { Store } from '../store/store.js';
 import type { Task } from './task.js';
 
 export interface OpenTaskRequest {
@@ -106,25 +108,7 @@ export async function closeTask(
   actor: string,
 ): Promise<boolean> {
   const now = ctx.clock.now();
-  const event = await ctx.store.transaction(async (tx) => {
-    const task = await tx.getTask(id);
-    if (!task || !(await tx.closeTask(id, now, reason))) return undefined;
-    await revoke(
-      ctx,
-      { kind: 'tid', value: id, issuedBefore: null, reason: `task closed: ${reason}`, actor },
-      tx,
-    );
-    return ctx.audit.append(
-      {
-        type: 'task.closed',
-        outcome: 'success',
-        actor,
-        subject: task.workload,
-        data: { tid: id, reason, opened_at: task.openedAt },
-      },
-      tx,
-    );
-  });
+  const event = await ctx.store.transaction((tx) => closeTaskWithin(ctx, tx, id, () => reason, actor, now));
   if (!event) return false;
   ctx.audit.noteCommitted(event);
   ctx.events.notify();
@@ -132,15 +116,34 @@ export async function closeTask(
   return true;
 }
 
-/** Closes every open task past its deadline or lease. Run by the server on a timer. */
-export async function sweepTasks(ctx: WritContext): Promise<number> {
-  const now = ctx.clock.now();
-  let closed = 0;
-  for (const t of await ctx.store.dueTasks(now, 500)) {
-    const reason = t.deadline <= now ? 'deadline reached' : 'lease expired (owner stopped renewing)';
-    if (await closeTask(ctx, t.id, reason, 'system')) closed++;
-  }
-  return closed;
+/**
+ * The work of closing one task inside the caller's transaction: close it, revoke its tokens, audit.
+ * `reason` sees the task as the transaction reads it, and may leave it open by returning undefined.
+ * Undefined when it was not closed (unknown, already closed, or left open).
+ */
+export async function closeTaskWithin(
+  ctx: WritContext,
+  tx: Store,
+  id: string,
+  reason: (task: Task) => string | undefined,
+  actor: string,
+  now: number,
+): Promise<AuditEvent | undefined> {
+  const task = await tx.getTask(id);
+  if (!task || task.closedAt !== null) return undefined;
+  const why = reason(task);
+  if (why === undefined || !(await tx.closeTask(id, now, why))) return undefined;
+  await revoke(ctx, { kind: 'tid', value: id, issuedBefore: null, reason: `task closed: ${why}`, actor }, tx);
+  return ctx.audit.append(
+    {
+      type: 'task.closed',
+      outcome: 'success',
+      actor,
+      subject: task.workload,
+      data: { tid: id, reason: why, opened_at: task.openedAt },
+    },
+    tx,
+  );
 }
 
 /**

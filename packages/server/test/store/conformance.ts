@@ -509,25 +509,33 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           );
         }));
 
-      it('dueTasks: open tasks past their deadline or lease, earliest deadline first', () =>
+      it('dueTasks: open tasks past their deadline or lease, earliest due (deadline or lease end) first', () =>
         withStore(async ({ store }) => {
           await store.createTask(task('deadline-passed', { deadline: NOW - 10 }));
           await store.createTask(task('lease-lapsed', { deadline: NOW + 1000, leaseUntil: NOW - 1 }));
           await store.createTask(task('deadline-now', { deadline: NOW }));
           await store.createTask(task('lease-now', { deadline: NOW + 2000, leaseUntil: NOW }));
+          // Its lease lapsed first of all; its deadline is an hour away.
+          await store.createTask(
+            task('lease-long-gone', { deadline: NOW + 3_600_000, leaseUntil: NOW - 500 }),
+          );
           await store.createTask(task('not-due', { deadline: NOW + 1000 }));
           await store.createTask(task('lease-held', { deadline: NOW + 1000, leaseUntil: NOW + 1 }));
           await store.createTask(task('closed', { deadline: NOW - 100 }));
           await store.closeTask('closed', NOW - 50, 'done');
           const ids = (ts: Task[]) => ts.map((t) => t.id);
           assert.deepEqual(ids(await store.dueTasks(NOW, 10)), [
+            'lease-long-gone',
             'deadline-passed',
-            'deadline-now',
             'lease-lapsed',
+            'deadline-now',
             'lease-now',
           ]);
-          assert.deepEqual(ids(await store.dueTasks(NOW, 2)), ['deadline-passed', 'deadline-now']);
+          assert.deepEqual(ids(await store.dueTasks(NOW, 2)), ['lease-long-gone', 'deadline-passed']);
           assert.deepEqual(ids(await store.dueTasks(NOW - 1000, 10)), []);
+          // A renewed lease moves the task back out of the due set.
+          assert.equal(await store.renewTaskLease('lease-long-gone', NOW + 60_000), true);
+          assert.deepEqual(ids(await store.dueTasks(NOW, 1)), ['deadline-passed']);
         }));
     });
 

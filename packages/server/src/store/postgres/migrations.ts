@@ -202,6 +202,14 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TABLE resource_attributes (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
     `,
   },
+  {
+    version: 6,
+    name: 'open tasks indexed by when they fall due (the earlier of deadline and lease end)',
+    sql: `
+    DROP INDEX tasks_open_deadline;
+    CREATE INDEX tasks_open_due ON tasks (LEAST(deadline, lease_until), id) WHERE closed_at IS NULL;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

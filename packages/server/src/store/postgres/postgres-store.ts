@@ -266,8 +266,9 @@ function statements(s: string, channel: string, time: SharedTime) {
     getTask: `SELECT * FROM ${s}.tasks WHERE id = $1`,
     closeTask: `UPDATE ${s}.tasks SET closed_at = $1, close_reason = $2 WHERE id = $3 AND closed_at IS NULL`,
     renewTaskLease: `UPDATE ${s}.tasks SET lease_until = $1 WHERE id = $2 AND closed_at IS NULL`,
-    dueTasks: `SELECT * FROM ${s}.tasks WHERE closed_at IS NULL AND (deadline <= ${time.earlier('$1')} OR (lease_until IS NOT NULL AND lease_until <= ${time.earlier('$1')}))
-      ORDER BY deadline LIMIT $2`,
+    // LEAST ignores a NULL lease: the expression of the tasks_open_due index, so the index serves both.
+    dueTasks: `SELECT * FROM ${s}.tasks WHERE closed_at IS NULL AND LEAST(deadline, lease_until) <= ${time.earlier('$1')}
+      ORDER BY LEAST(deadline, lease_until), id LIMIT $2`,
     addRevocation: `INSERT INTO ${s}.revocations (seq, kind, value, issued_before, created_at, reason, actor, expires_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
     listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > ${time.earlier('$2')} ORDER BY seq`,

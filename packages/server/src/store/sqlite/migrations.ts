@@ -173,4 +173,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TABLE policy_set (id INTEGER PRIMARY KEY CHECK (id = 1), spec TEXT NOT NULL);
   CREATE TABLE resource_attributes (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
   `,
+  // Open tasks by when they fall due, the earlier of deadline and lease end: the sweeper closes a task
+  // whose lease lapsed in turn with those past their deadline, not after every one of them.
+  `
+  DROP INDEX tasks_open_deadline;
+  CREATE INDEX tasks_open_due ON tasks (min(deadline, ifnull(lease_until, deadline)), id) WHERE closed_at IS NULL;
+  `,
 ];
