@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { StoreUnavailableError } from '../src/errors.js';
 import { POSTGRES_MIGRATIONS } from '../src/store/postgres/migrations.js';
 import { migratePostgresStore, openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import type { Store } from '../src/store/store.js';
+import { lineMatching } from './helpers/cli.js';
 import { runStoreConformance } from './store/conformance.js';
 
 const url = process.env['WRIT_TEST_POSTGRES_URL'];
@@ -42,31 +43,6 @@ async function withDatabase(base: string, fn: (databaseUrl: string) => Promise<v
   } finally {
     await sql(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   }
-}
-
-/** Resolves with the first output line matching `re`; rejects if the process exits first. */
-function lineMatching(child: ChildProcess, output: { text: string }, re: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let pending = '';
-    const onData = (chunk: Buffer) => {
-      output.text += chunk.toString();
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      const hit = lines.find((l) => re.test(l));
-      if (hit !== undefined) {
-        child.off('exit', onExit);
-        resolve(hit);
-      }
-    };
-    const onExit = (code: number | null) =>
-      reject(new Error(`exited (${code}) before ${re}:\n${output.text}`));
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output.text += chunk.toString();
-    });
-    child.once('exit', onExit);
-  });
 }
 
 if (url === undefined || url === '') {

@@ -1,4 +1,5 @@
 import { dataPaths } from '../data-dir.js';
+import type { ModeTightened } from '../file-modes.js';
 import { migratePostgresStore, openPostgresStore } from './postgres/postgres-store.js';
 import { migrateSqliteStore, openSqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
@@ -39,10 +40,19 @@ export function describeStore(location: StoreLocation): string {
 
 export async function openStore(
   location: StoreLocation,
-  options: { readonly?: boolean; onError?: (err: Error) => void } = {},
+  options: {
+    readonly?: boolean;
+    onError?: (err: Error) => void;
+    /** The embedded store: told of each of its files found readable by others and narrowed to 0600. */
+    onModeTightened?: (t: ModeTightened) => void;
+  } = {},
 ): Promise<Store> {
   if (location.kind === 'sqlite')
-    return openSqliteStore({ path: location.path, readonly: options.readonly ?? false });
+    return openSqliteStore({
+      path: location.path,
+      readonly: options.readonly ?? false,
+      ...(options.onModeTightened ? { onModeTightened: options.onModeTightened } : {}),
+    });
   return openPostgresStore(location.url, {
     readonly: options.readonly ?? false,
     ...(options.onError ? { onError: options.onError } : {}),
@@ -50,7 +60,11 @@ export async function openStore(
 }
 
 /** Applies pending schema migrations; returns a line for each one applied. */
-export async function migrateStore(location: StoreLocation): Promise<string[]> {
-  if (location.kind === 'sqlite') return migrateSqliteStore(location.path).map((v) => `migration ${v}`);
+export async function migrateStore(
+  location: StoreLocation,
+  onModeTightened?: (t: ModeTightened) => void,
+): Promise<string[]> {
+  if (location.kind === 'sqlite')
+    return migrateSqliteStore(location.path, onModeTightened).map((v) => `migration ${v}`);
   return (await migratePostgresStore(location.url)).map((m) => `migration ${m.version}: ${m.name}`);
 }

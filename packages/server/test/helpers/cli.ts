@@ -1,5 +1,5 @@
 // Runs the `writ` CLI as a child process, the way an operator would, for the exec/token-get tests.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 
 /** What a `writ` child left behind. */
 export interface CliRun {
@@ -36,5 +36,30 @@ export function runWrit(
       clearTimeout(timer);
       setImmediate(() => resolve({ code, signal, stdout, stderr }));
     });
+  });
+}
+
+/** Resolves with the first output line matching `re`; rejects if the process exits first. */
+export function lineMatching(child: ChildProcess, output: { text: string }, re: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let pending = '';
+    const onData = (chunk: Buffer) => {
+      output.text += chunk.toString();
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      const hit = lines.find((l) => re.test(l));
+      if (hit !== undefined) {
+        child.off('exit', onExit);
+        resolve(hit);
+      }
+    };
+    const onExit = (code: number | null) =>
+      reject(new Error(`exited (${code}) before ${re}:\n${output.text}`));
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output.text += chunk.toString();
+    });
+    child.once('exit', onExit);
   });
 }

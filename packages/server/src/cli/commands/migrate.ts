@@ -5,7 +5,9 @@ import { STORE_CONFIG_OPTION_HELP, STORE_OPTION_HELP, storeFromOptions } from '.
 
 /** `writ migrate`: brings the store's schema up to this build; safe to run from several nodes at once. */
 export async function migrate(location: StoreLocation): Promise<string> {
-  const applied = await migrateStore(location);
+  const applied = await migrateStore(location, (t) =>
+    process.stderr.write(`writ: narrowed ${t.path} from mode ${t.from} to ${t.to}\n`),
+  );
   const where = describeStore(location);
   return applied.length
     ? [`applied to ${where}:`, ...applied.map((line) => `  ${line}`)].join('\n')

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfigDir } from '../../config/config-dir.js';
 import { resolveSettings } from '../../config/settings.js';
-import { dataPaths } from '../../data-dir.js';
+import { dataPaths, ownerOnlyDataDir } from '../../data-dir.js';
 import { loadKek } from '../../keys/kek.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
 import { describeStore, isPostgresUrl, openStore, storeLocation } from '../../store/open-store.js';
@@ -40,13 +40,18 @@ export async function serve(opts: ServeOptions): Promise<void> {
   });
   // Validate again with the resolved ceiling on token lifetimes.
   const config = existsSync(configDir) ? loadConfigDir(configDir, settings.tokens.maxLifetime) : undefined;
+  // Before the key is read: a key left readable by others is narrowed (and logged), not refused.
+  const tightened = ownerOnlyDataDir(opts.dataDir);
   const kek = loadKek(process.env, p.kek);
   const location = storeLocation(settings.store, opts.dataDir);
   // Until the logger exists, errors of idle pooled connections go to stderr.
   let storeError = (err: Error): void => {
     process.stderr.write(`writ: store connection: ${err.message}\n`);
   };
-  const store = await openStore(location, { onError: (err) => storeError(err) });
+  const store = await openStore(location, {
+    onError: (err) => storeError(err),
+    onModeTightened: (t) => tightened.push(t),
+  });
   const writ = await createWrit({
     settings,
     store,
@@ -58,6 +63,11 @@ export async function serve(opts: ServeOptions): Promise<void> {
   });
   storeError = (err) =>
     writ.ctx.logger.warn({ err: err.message }, 'store connection lost; the pool reconnects');
+  for (const t of tightened)
+    writ.ctx.logger.warn(
+      { path: t.path, from: t.from, to: t.to },
+      'file mode narrowed: it let other local users read or enter the data directory',
+    );
   const address = await writ.listen();
   writ.ctx.logger.info(
     {

@@ -1,5 +1,3 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
@@ -7,6 +5,7 @@ import { linkAuditEvent } from '../../audit/chain.js';
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
+import type { ModeTightened } from '../../file-modes.js';
 import type { KeyRecord } from '../../keys/key-record.js';
 import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
 import type { Operator } from '../../registry/operator.js';
@@ -31,12 +30,15 @@ import {
 } from '../rows.js';
 import type { Store } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { ownerOnlyAfterOpen, ownerOnlyBeforeOpen } from './owner-only-files.js';
 import { SqliteSignalOps } from './signal-ops.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or ':memory:'. */
   path: string;
   readonly?: boolean;
+  /** Told of each store file (database, -wal, -shm) found readable by others and narrowed to 0600. */
+  onModeTightened?: (t: ModeTightened) => void;
 }
 
 /**
@@ -44,7 +46,9 @@ export interface SqliteStoreOptions {
  * a promise queue so an open transaction never sees another request's statements.
  */
 export function openSqliteStore(options: SqliteStoreOptions): Store {
-  if (options.path !== ':memory:' && !options.readonly) mkdirSync(dirname(options.path), { recursive: true });
+  // A read-only open (writ audit) creates nothing and leaves modes to the server that owns the files.
+  const owned = options.path !== ':memory:' && !options.readonly;
+  const tightened = owned ? ownerOnlyBeforeOpen(options.path) : [];
   const db = new Database(options.path, {
     readonly: options.readonly ?? false,
     fileMustExist: options.readonly ?? false,
@@ -57,18 +61,24 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.pragma('cache_size = -65536');
     migrate(db);
   }
+  if (owned) tightened.push(...ownerOnlyAfterOpen(options.path));
+  for (const t of tightened) options.onModeTightened?.(t);
   return new SqliteStore(db);
 }
 
-/** Applies pending migrations to the store file (creating it); returns the versions applied. */
-export function migrateSqliteStore(path: string): number[] {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+/** Applies pending migrations to the store file (creating it 0600); returns the versions applied. */
+export function migrateSqliteStore(
+  path: string,
+  onModeTightened: (t: ModeTightened) => void = () => {},
+): number[] {
+  const tightened = path !== ':memory:' ? ownerOnlyBeforeOpen(path) : [];
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
     return migrate(db);
   } finally {
     db.close();
+    for (const t of tightened) onModeTightened(t);
   }
 }
 
