@@ -34,7 +34,11 @@ const SKEW_MS = 30_000;
 const FORM = 'application/x-www-form-urlencoded';
 
 const silent = pino({ level: 'silent' });
-const offsetClock = (ms: number): Clock => ({ now: () => Date.now() + ms });
+/** The system clock off by `offset` ms; the offset can be changed, as when NTP steps a clock back. */
+const offsetClock = (offset: number): Clock & { offset: number } => {
+  const clock = { offset, now: () => Date.now() + clock.offset };
+  return clock;
+};
 
 if (POSTGRES_URL === '') {
   const reason = 'WRIT_TEST_POSTGRES_URL is not set';
@@ -49,6 +53,7 @@ if (POSTGRES_URL === '') {
     let right: Writ;
     let fast: Writ;
     let slow: Writ;
+    const slowClock = offsetClock(-SKEW_MS);
 
     before(async () => {
       db = await freshDatabase(POSTGRES_URL);
@@ -91,7 +96,7 @@ if (POSTGRES_URL === '') {
       await applyConfig(right.ctx, bundle, 'operator:test', false);
       // Started after the config is stored: they load it as they start.
       fast = await node(offsetClock(SKEW_MS));
-      slow = await node(offsetClock(-SKEW_MS));
+      slow = await node(slowClock);
     });
     after(async () => {
       await Promise.all([right?.close(), fast?.close(), slow?.close()]);
@@ -293,6 +298,17 @@ if (POSTGRES_URL === '') {
       });
       assert.equal(admin.status, 503);
       assert.equal(admin.body['error'], 'temporarily_unavailable');
+    });
+
+    it('once its clock is back in step, the node is ready and issues again at its next measurement', async () => {
+      assert.equal((await get(slow, '/readyz')).status, 503);
+      slowClock.offset = 0;
+      // What its 15 s timer runs.
+      await slow.ctx.clockSkew.measure();
+      const ready = await get(slow, '/readyz');
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      assert.ok(Math.abs((ready.body['clock'] as { skew_ms: number }).skew_ms) < 2000);
+      assert.equal((await askToken(slow, assertion(), proof(generateDpopKey()))).status, 200);
     });
   });
 
