@@ -1,10 +1,10 @@
 import { isIP } from 'node:net';
 import type { VerificationKey } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
+import { EventType } from '../wire/events.js';
 import {
   type BundlePolicy,
   type BundleWorkload,
-  POLICY_BUNDLE_EVENT,
   POLICY_BUNDLE_PATH,
   type PolicyBundleClaims,
 } from '../wire/policy-bundle.js';
@@ -461,10 +461,10 @@ export function createLocalPolicy(
       refused,
     }),
     onEvent(type, data) {
-      if (type === 'head' || type === 'snapshot') {
+      if (type === EventType.head || type === EventType.snapshot) {
         // A (re)opened stream: whatever was announced while it was down, the bundle now is current.
         refresh().catch(() => undefined);
-      } else if (type === POLICY_BUNDLE_EVENT) {
+      } else if (type === EventType.policyBundle) {
         const v = data['version'];
         if (typeof v === 'number' && Number.isSafeInteger(v) && v > announced) announced = v;
         if (!current || current.claims.version < announced) refresh().catch(() => undefined);

@@ -3,6 +3,7 @@ import type { WorkloadClient } from '../client/workload-client.js';
 import { createDpopProof } from '../dpop/create-proof.js';
 import { importPublicJwk, type VerificationKey, type VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
+import { EventType } from '../wire/events.js';
 import type { Revocation } from '../wire/revocation.js';
 import { TokenError, verifyAccessTokenJwt } from './access-token.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
@@ -156,9 +157,9 @@ export function createVerifier(o: VerifierOptions): Verifier {
 
   const onEvent = (type: string, data: Record<string, unknown>) => {
     localPolicy?.onEvent(type, data);
-    if (type === 'head') {
+    if (type === EventType.head) {
       head = typeof data['head'] === 'number' ? data['head'] : Number.POSITIVE_INFINITY;
-    } else if (type === 'snapshot') {
+    } else if (type === EventType.snapshot) {
       revocations.reset((data['revocations'] as Revocation[]) ?? [], 0);
       // The snapshot is the whole state as of its id: the stream is current from here on.
       synced = true;
@@ -169,9 +170,9 @@ export function createVerifier(o: VerifierOptions): Verifier {
           .catch(() => undefined)
           .finally(resolveReady);
       else resolveReady();
-    } else if (type === 'revocation') {
+    } else if (type === EventType.revocation) {
       revocations.apply(data['revocation'] as Revocation);
-    } else if (type === 'keys.rotated') {
+    } else if (type === EventType.keysRotated) {
       refreshKeys().catch(() => undefined);
     }
   };

@@ -1,5 +1,6 @@
 export * from './claims.js';
 export * from './errors.js';
+export * from './events.js';
 export * from './grants.js';
 export * from './policy-bundle.js';
 export * from './revocation.js';

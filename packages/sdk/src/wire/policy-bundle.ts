@@ -1,12 +1,10 @@
 /**
  * The policy bundle: what a resource server needs to decide request-time policy locally, signed by the
  * server's token key. Served at `GET /v1/policy/bundle?audience=<API>` as a compact JWS with this `typ`;
- * a `policy.bundle` event on the event stream announces each new version.
+ * a `policy.bundle` event (`EventType.policyBundle`) on the event stream announces each new version.
  */
 export const POLICY_BUNDLE_TYP = 'writ-policy-bundle+jwt';
 export const POLICY_BUNDLE_PATH = '/v1/policy/bundle';
-/** The stream event announcing a new bundle version (`data.version`). */
-export const POLICY_BUNDLE_EVENT = 'policy.bundle';
 
 /** An entity named in a policy's scope. */
 export interface BundleEntityRef {

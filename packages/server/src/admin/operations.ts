@@ -1,3 +1,4 @@
+import { EventType } from '@writ/sdk/wire';
 import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
@@ -38,7 +39,10 @@ export async function applyConfig(
   const event = await ctx.store.transaction(async (tx) => {
     // A workload's keys (or legacy secret) appearing, changing or going: Shared Signals receivers hear it.
     for (const c of changes.filter(isCredentialChange))
-      await ctx.events.append(tx, 'workload.credentials', { id: c.name, change: CREDENTIAL_CHANGE[c.op] });
+      await ctx.events.append(tx, EventType.workloadCredentials, {
+        id: c.name,
+        change: CREDENTIAL_CHANGE[c.op],
+      });
     for (const c of changes) {
       if (c.kind === 'class') {
         if (c.op === 'remove') {
@@ -65,7 +69,7 @@ export async function applyConfig(
       else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
     }
     // Other nodes reload their registry on this event; verifiers following the stream ignore it.
-    const change = await ctx.events.append(tx, 'config.applied', { changes: changes.length });
+    const change = await ctx.events.append(tx, EventType.configApplied, { changes: changes.length });
     await announceBundle(ctx, tx, change.seq);
     return {
       seq: change.seq,
@@ -116,7 +120,7 @@ export async function setWorkloadState(
         { kind: 'sub', value: id, issuedBefore: null, reason: `workload ${state}: ${reason}`, actor },
         tx,
       );
-    const change = await ctx.events.append(tx, 'workload.state', { id, state });
+    const change = await ctx.events.append(tx, EventType.workloadState, { id, state });
     await announceBundle(ctx, tx, change.seq);
     const audited = await ctx.audit.append(
       {

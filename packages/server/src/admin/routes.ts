@@ -1,4 +1,4 @@
-import { REVOCATION_KINDS } from '@writ/sdk/wire';
+import { EventType, REVOCATION_KINDS } from '@writ/sdk/wire';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
@@ -216,7 +216,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       admin.post('/keys/rotate', async (req) => {
         // One transaction: the rotation, the event every node reloads its keys on, and the audit event.
         const result = await ctx.keys.rotate(async (tx, rotation) => {
-          await ctx.events.append(tx, 'keys.rotated', { ...rotation });
+          await ctx.events.append(tx, EventType.keysRotated, { ...rotation });
           await ctx.audit.append(
             { type: 'keys.rotated', outcome: 'success', actor: op(req), data: { ...rotation } },
             tx,

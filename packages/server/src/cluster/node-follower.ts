@@ -1,16 +1,16 @@
-import type { Revocation } from '@writ/sdk/wire';
+import { EventType, type LogEventType } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
-import type { StreamEvent } from '../events/stream-event.js';
-import { POLICY_CHANGED_EVENT, reloadPolicy } from '../policy/operations.js';
+import type { LoggedEvent } from '../events/event-log.js';
+import { reloadPolicy } from '../policy/operations.js';
 
 type Part = 'keys' | 'registry' | 'policy';
 
 /** What a node reloads when another node (or this one) changed it; each event names one. */
-const RELOADS: Readonly<Record<string, Part>> = {
-  'keys.rotated': 'keys',
-  'workload.state': 'registry',
-  'config.applied': 'registry',
-  [POLICY_CHANGED_EVENT]: 'policy',
+const RELOADS: Readonly<Partial<Record<LogEventType, Part>>> = {
+  [EventType.keysRotated]: 'keys',
+  [EventType.workloadState]: 'registry',
+  [EventType.configApplied]: 'registry',
+  [EventType.policyChanged]: 'policy',
 };
 
 /** Changes that are in verifiers' policy bundles: their seq is the bundle version (policy/bundle.ts). */
@@ -108,15 +108,15 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
       });
   };
 
-  const apply = (e: StreamEvent) => {
+  const apply = (e: LoggedEvent) => {
     if (e.seq < next) return;
     if (e.seq > next) {
       // Events this node never read were trimmed: rebuild rather than apply a later one over the gap.
       ctx.logger.warn({ expected: next, got: e.seq }, 'event log gap; rebuilding node state from the store');
       pending.rebuild = true;
       bundleSeq = e.seq;
-    } else if (e.type === 'revocation' && !pending.rebuild) {
-      ctx.revocations.apply(e.data['revocation'] as Revocation);
+    } else if (e.type === EventType.revocation && !pending.rebuild) {
+      ctx.revocations.apply(e.data.revocation);
     }
     next = e.seq + 1;
     const reload = RELOADS[e.type];

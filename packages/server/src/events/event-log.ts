@@ -1,9 +1,13 @@
 import { performance } from 'node:perf_hooks';
+import type { LogEvent, LogEventData, LogEventType } from '@writ/sdk/wire';
 import type { Clock } from '../clock.js';
 import type { Store } from '../store/store.js';
 import type { StreamEvent } from './stream-event.js';
 
-export type EventListener = (e: StreamEvent) => void;
+/** An event as the log holds it: its seq, its time (milliseconds) and what was appended. */
+export type LoggedEvent<T extends LogEventType = LogEventType> = { seq: number; ts: number } & LogEvent<T>;
+
+export type EventListener = (e: LoggedEvent) => void;
 
 /**
  * The event log port: durable (rows in the store, written in the transaction that made the change),
@@ -11,11 +15,12 @@ export type EventListener = (e: StreamEvent) => void;
  * log is the truth, so a lost wake-up is repaired by the next one or by the periodic poll.
  */
 export interface EventLog {
-  append(tx: Store, type: string, data: Record<string, unknown>): Promise<StreamEvent>;
+  /** Appends inside `tx`; the type names the payload, so a producer cannot log what no consumer knows. */
+  append<T extends LogEventType>(tx: Store, type: T, data: LogEventData[T]): Promise<LoggedEvent<T>>;
   notify(): void;
   /** Delivers every event after `fromSeq`, in order, then new ones as they commit. */
   subscribe(fromSeq: number, listener: EventListener): () => void;
-  read(afterSeq: number, limit: number): Promise<StreamEvent[]>;
+  read(afterSeq: number, limit: number): Promise<LoggedEvent[]>;
   bounds(): Promise<{ first: number; last: number }>;
   /**
    * Milliseconds since this process last read the log from the store (it does so every poll interval).
@@ -44,7 +49,7 @@ export function createEventLog(
 ): EventLog {
   const subscribers = new Set<Subscriber>();
   const WINDOW = 10_000;
-  let recent: StreamEvent[] = [];
+  let recent: LoggedEvent[] = [];
   let delivered = -1;
   let pumping: Promise<void> | undefined;
   let again = false;
@@ -70,7 +75,7 @@ export function createEventLog(
     if (delivered < 0) delivered = (await store.eventBounds()).last;
     while (subscribers.has(s)) {
       if (s.next > delivered || fromWindow(s)) break;
-      const page = await store.readEvents(s.next - 1, 1000);
+      const page = await readLogged(store, s.next - 1, 1000);
       for (const e of page) {
         if (e.seq > delivered) break;
         s.listener(e);
@@ -85,7 +90,7 @@ export function createEventLog(
     do {
       again = false;
       if (delivered < 0) delivered = (await store.eventBounds()).last;
-      const events = await store.readEvents(delivered, 1000);
+      const events = await readLogged(store, delivered, 1000);
       readAt = performance.now();
       if (events.length === 0) continue;
       recent.push(...events);
@@ -97,7 +102,10 @@ export function createEventLog(
   };
 
   const log: EventLog = {
-    append: (tx, type, data) => tx.appendEvent({ ts: clock.now(), type, data }),
+    append: async (tx, type, data) => {
+      const e = await tx.appendEvent({ ts: clock.now(), type, data });
+      return { seq: e.seq, ts: e.ts, type, data } as LoggedEvent<typeof type>;
+    },
     notify() {
       if (pumping) {
         again = true;
@@ -115,7 +123,7 @@ export function createEventLog(
       catchUp(s).catch((err: unknown) => options.onError?.(err));
       return () => subscribers.delete(s);
     },
-    read: (afterSeq, limit) => store.readEvents(afterSeq, limit),
+    read: (afterSeq, limit) => readLogged(store, afterSeq, limit),
     bounds: () => store.eventBounds(),
     sinceLastRead: () => performance.now() - readAt,
     close() {
@@ -127,4 +135,16 @@ export function createEventLog(
   const timer = setInterval(() => log.notify(), options.pollMs ?? 1000);
   timer.unref();
   return log;
+}
+
+/**
+ * The store's rows as log events. `EventLog.append`, typed by the vocabulary, is the only writer of the
+ * log, so every row has a known type and its payload; consumers still ignore a type they do not handle.
+ */
+async function readLogged(
+  store: Pick<Store, 'readEvents'>,
+  afterSeq: number,
+  limit: number,
+): Promise<LoggedEvent[]> {
+  return (await store.readEvents(afterSeq, limit)) as StreamEvent[] as LoggedEvent[];
 }

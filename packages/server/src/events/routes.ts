@@ -1,9 +1,9 @@
+import { EventType, type StreamEventType } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
 import { info } from '../request/info.js';
-import type { StreamEvent } from './stream-event.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
@@ -50,13 +50,13 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     res.write('retry: 2000\n\n');
     // The log's head as this stream opens: a resuming verifier is in sync once it has seen this id (the
     // catch-up comes first), and until then must not take the open stream for fresh state.
-    res.write(`event: head\ndata: ${JSON.stringify({ head: bounds.last })}\n\n`);
+    res.write(`event: ${EventType.head}\ndata: ${JSON.stringify({ head: bounds.last })}\n\n`);
     if (needsSnapshot) {
       res.write(
         frame({
           seq: bounds.last,
           ts: ctx.clock.now(),
-          type: 'snapshot',
+          type: EventType.snapshot,
           data: { revocations, keys: ctx.keys.publicJwks().keys.map((k) => k.kid) },
         }),
       );
@@ -64,7 +64,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     // The stream lives as long as the subscriber's token: it ends at `exp` or when the token is revoked.
     const unsubscribe = ctx.events.subscribe(from, (e) => {
       res.write(frame(e));
-      if (e.type === 'revocation' && ctx.revocations.match(subscriber.token)) res.end();
+      if (e.type === EventType.revocation && ctx.revocations.match(subscriber.token)) res.end();
     });
     const heartbeat = setInterval(() => {
       // A heartbeat says "nothing you missed". A node that cannot read the log (its store is unreachable)
@@ -88,6 +88,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
   });
 }
 
-function frame(e: StreamEvent): string {
+/** One stream event: the log's (or the stream's own `snapshot`) with its seq as `id` and in `data`. */
+function frame(e: { seq: number; ts: number; type: StreamEventType; data: object }): string {
   return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...e.data, seq: e.seq, ts: e.ts })}\n\n`;
 }

@@ -1,6 +1,6 @@
 import {
   type BundleWorkload,
-  POLICY_BUNDLE_EVENT,
+  EventType,
   POLICY_BUNDLE_PATH,
   POLICY_BUNDLE_TYP,
   type PolicyBundleClaims,
@@ -41,7 +41,7 @@ export async function announceBundle(
   changeSeq: number,
   policyVersion = ctx.policy.version.id,
 ): Promise<void> {
-  await ctx.events.append(tx, POLICY_BUNDLE_EVENT, {
+  await ctx.events.append(tx, EventType.policyBundle, {
     version: ctx.policy.bundle.epoch(ctx.clock.now()) + changeSeq,
     policy_version: policyVersion,
   });

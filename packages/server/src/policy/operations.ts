@@ -1,4 +1,4 @@
-import { POLICY_BUNDLE_EVENT } from '@writ/sdk/wire';
+import { EventType } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
 import type { Store } from '../store/store.js';
 import { announceBundle } from './bundle.js';
@@ -11,9 +11,6 @@ import {
 } from './compile.js';
 import type { PolicyVersion } from './engine.js';
 import type { StoredPolicySet } from './policy-set.js';
-
-/** Appended when the stored policy set or an API's attributes change: every node reloads them. */
-export const POLICY_CHANGED_EVENT = 'policy.changed';
 
 /** Compiles what a config directory holds; `undefined` (no `policies/`) is the built-in set. */
 export function compileSources(sources: PolicySources | undefined): CompiledPolicySet {
@@ -125,7 +122,7 @@ export async function startPolicy(
       };
       await tx.putPolicySet(record);
       for (const r of resources) await tx.putResourceAttributes(r);
-      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { version: storedId(record) });
+      const change = await ctx.events.append(tx, EventType.policyChanged, { version: storedId(record) });
       const audited =
         last && last.counter === counter && last.hash === set.hash
           ? undefined
@@ -145,9 +142,9 @@ export async function startPolicy(
       };
       await tx.putPolicySet(record);
       if (!changed) return { record, set: fromDir, seq: undefined, audited: undefined };
-      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { version: storedId(record) });
+      const change = await ctx.events.append(tx, EventType.policyChanged, { version: storedId(record) });
       const version = versionOf(fromDir, record.counter);
-      await ctx.events.append(tx, POLICY_BUNDLE_EVENT, {
+      await ctx.events.append(tx, EventType.policyBundle, {
         version: stored.bundleEpoch + change.seq,
         policy_version: version.id,
       });
@@ -231,7 +228,7 @@ export async function applyPolicies(
         bundleEpoch: previous.bundleEpoch,
         updatedAt: now,
       });
-      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { version: version.id });
+      const change = await ctx.events.append(tx, EventType.policyChanged, { version: version.id });
       await announceBundle(ctx, tx, change.seq, version.id);
       const audited = await ctx.audit.append(loadedEvent(version, set, storedId(previous), actor), tx);
       return { version, seq: change.seq, audited };
@@ -264,7 +261,7 @@ export async function updateResource(
     const r = await ctx.store.transaction(async (tx) => {
       if (spec) await tx.putResourceAttributes({ ...spec });
       else await tx.deleteResourceAttributes(id);
-      const change = await ctx.events.append(tx, POLICY_CHANGED_EVENT, { resource: id });
+      const change = await ctx.events.append(tx, EventType.policyChanged, { resource: id });
       await announceBundle(ctx, tx, change.seq);
       const audited = await ctx.audit.append(
         {

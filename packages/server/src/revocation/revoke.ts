@@ -1,4 +1,4 @@
-import type { Revocation, RevocationKind } from '@writ/sdk/wire';
+import { EventType, type Revocation, type RevocationKind } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
 import type { Store } from '../store/store.js';
 
@@ -35,7 +35,7 @@ export async function revoke(ctx: WritContext, r: RevokeRequest, tx?: Store): Pr
       actor: r.actor,
       expires_at: expiresAt,
     });
-    await ctx.events.append(t, 'revocation', { revocation: stored });
+    await ctx.events.append(t, EventType.revocation, { revocation: stored });
     const event = await ctx.audit.append(
       {
         type: 'revocation.created',

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Revocation } from '@writ/sdk/wire';
-import type { StreamEvent } from '../events/stream-event.js';
-import { EventType, type SubjectId } from './vocabulary.js';
+import { EventType, type Revocation } from '@writ/sdk/wire';
+import type { LoggedEvent } from '../events/event-log.js';
+import { SecurityEventType, type SubjectId } from './vocabulary.js';
 
 /** One CAEP event an event-log entry stands for, before it is addressed to a stream. */
 export interface SecurityEvent {
@@ -25,15 +25,14 @@ export interface SecurityEvent {
  *
  * Members Writ adds beyond CAEP's are named by URN, as SSF 1.0 §4.2.3 allows.
  */
-export function securityEvents(e: StreamEvent, issuer: string): SecurityEvent[] {
+export function securityEvents(e: LoggedEvent, issuer: string): SecurityEvent[] {
   const at = Math.floor(e.ts / 1000);
   switch (e.type) {
-    case 'revocation': {
-      const r = e.data['revocation'] as Revocation | undefined;
-      if (!r) return [];
+    case EventType.revocation: {
+      const r = e.data.revocation;
       return [
         {
-          type: EventType.sessionRevoked,
+          type: SecurityEventType.sessionRevoked,
           subId: revokedSubject(r, issuer),
           body: {
             event_timestamp: Math.floor(r.created_at / 1000),
@@ -48,55 +47,43 @@ export function securityEvents(e: StreamEvent, issuer: string): SecurityEvent[] 
         },
       ];
     }
-    case 'workload.state': {
-      const id = e.data['id'];
-      const state = e.data['state'];
-      if (typeof id !== 'string' || typeof state !== 'string') return [];
+    case EventType.workloadState:
       return [
         {
-          type: EventType.tokenClaimsChange,
-          subId: { format: 'iss_sub', iss: issuer, sub: id },
-          body: { event_timestamp: at, initiating_entity: 'admin', claims: { workload_state: state } },
+          type: SecurityEventType.tokenClaimsChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: e.data.id },
+          body: { event_timestamp: at, initiating_entity: 'admin', claims: { workload_state: e.data.state } },
         },
       ];
-    }
-    case 'keys.rotated':
+    case EventType.keysRotated:
       return [
         {
-          type: EventType.credentialChange,
+          type: SecurityEventType.credentialChange,
           subId: { format: 'uri', uri: issuer },
           body: {
             event_timestamp: at,
             initiating_entity: 'admin',
             credential_type: 'jwk',
             change_type: 'update',
-            friendly_name: `signing key ${String(e.data['activated'] ?? '')}`,
-            'urn:writ:keys': {
-              activated: e.data['activated'],
-              retired: e.data['retired'],
-              next: e.data['next'],
-            },
+            friendly_name: `signing key ${e.data.activated}`,
+            'urn:writ:keys': { activated: e.data.activated, retired: e.data.retired, next: e.data.next },
           },
         },
       ];
-    case 'workload.credentials': {
-      const id = e.data['id'];
-      const change = e.data['change'];
-      if (typeof id !== 'string' || !['create', 'update', 'delete'].includes(String(change))) return [];
+    case EventType.workloadCredentials:
       return [
         {
-          type: EventType.credentialChange,
-          subId: { format: 'iss_sub', iss: issuer, sub: id },
+          type: SecurityEventType.credentialChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: e.data.id },
           body: {
             event_timestamp: at,
             initiating_entity: 'admin',
             credential_type: 'jwk',
-            change_type: change,
+            change_type: e.data.change,
             friendly_name: 'workload keys',
           },
         },
       ];
-    }
     default:
       return [];
   }

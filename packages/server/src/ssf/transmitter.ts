@@ -7,7 +7,7 @@ import { securityEvents, setClaims, setId } from './events.js';
 import { pushSet } from './push.js';
 import type { QueuedSet, SsfStream } from './stream-record.js';
 import { eventsDelivered, pushAuthorization } from './streams.js';
-import { DeliveryMethod, EventType, SET_TYP } from './vocabulary.js';
+import { DeliveryMethod, SET_TYP, SecurityEventType } from './vocabulary.js';
 
 /** The transmitter's position in the event log, kept in the store. */
 export const FOLLOWER = 'ssf-transmitter';
@@ -264,7 +264,7 @@ export function createTransmitter(ctx: WritContext): Transmitter {
         aud: stream.aud,
         iat: seconds(now),
         event: {
-          type: EventType.verification,
+          type: SecurityEventType.verification,
           subId: { format: 'opaque', id: stream.id },
           body: state !== undefined ? { state } : {},
         },

@@ -9,7 +9,7 @@ export const DeliveryMethod = {
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type';
 const SSF = 'https://schemas.openid.net/secevent/ssf/event-type';
 
-export const EventType = {
+export const SecurityEventType = {
   sessionRevoked: `${CAEP}/session-revoked`,
   credentialChange: `${CAEP}/credential-change`,
   tokenClaimsChange: `${CAEP}/token-claims-change`,
@@ -19,9 +19,9 @@ export const EventType = {
 
 /** The event types Writ transmits from its event log. */
 export const EVENTS_SUPPORTED: readonly string[] = [
-  EventType.sessionRevoked,
-  EventType.credentialChange,
-  EventType.tokenClaimsChange,
+  SecurityEventType.sessionRevoked,
+  SecurityEventType.credentialChange,
+  SecurityEventType.tokenClaimsChange,
 ];
 
 /** RFC 8417 §2.3 explicit typing. */

@@ -1,0 +1,123 @@
+import type { Revocation } from './revocation.js';
+
+/**
+ * Names of the events on Writ's event log (`events` table) and on the verifiers' stream
+ * (`GET /v1/events`, Server-Sent Events whose `event:` is the name). Every producer and consumer names
+ * an event through this object, so a name is spelled once.
+ */
+export const EventType = {
+  /** A revocation was stored. Nodes add it to their set; verifiers too. */
+  revocation: 'revocation',
+  /** The signing keys rotated. Nodes reload their keys; verifiers refetch the JWKS. */
+  keysRotated: 'keys.rotated',
+  /** A workload was enabled, disabled or quarantined. */
+  workloadState: 'workload.state',
+  /** A workload's registered keys (or legacy secret) appeared, changed or went. */
+  workloadCredentials: 'workload.credentials',
+  /** A configuration bundle was applied (workloads, classes, operators). */
+  configApplied: 'config.applied',
+  /** The policy set or an API's attributes changed. */
+  policyChanged: 'policy.changed',
+  /** A new policy bundle version is out: verifiers deciding locally fetch it. */
+  policyBundle: 'policy.bundle',
+
+  // Reserved for this round's detection, leak, break-glass and governance work: their payloads are
+  // fixed here so the producers land on them. Nothing produces them yet.
+  /** Reserved, not yet produced: a detection rule fired on a workload's use. */
+  detectionRaised: 'detection.raised',
+  /** Reserved, not yet produced: a scan found a Writ token or a registered legacy credential. */
+  leakFound: 'leak.found',
+  /** Reserved, not yet produced: a break-glass exception was approved. */
+  breakglassGranted: 'breakglass.granted',
+  /** Reserved, not yet produced: a break-glass exception ended (expired or revoked). */
+  breakglassEnded: 'breakglass.ended',
+  /** Reserved, not yet produced: `writ govern check` found a rule broken. */
+  governanceFinding: 'governance.finding',
+
+  // On the stream only, never in the log.
+  /** Opens every stream: the log's last seq at that moment (no `id`). */
+  head: 'head',
+  /** Sent first to a verifier that is new or behind what the log keeps: the whole revocation state. */
+  snapshot: 'snapshot',
+} as const;
+
+/** What a detection answers with (per token class). */
+export type DetectionResponse = 'alert' | 'revoke_token' | 'end_task' | 'quarantine';
+
+/** The payload of each event of the log, by name. */
+export interface LogEventData {
+  revocation: { revocation: Revocation };
+  'keys.rotated': { activated: string; retired: string; next: string };
+  'workload.state': { id: string; state: 'active' | 'disabled' | 'quarantined' };
+  'workload.credentials': { id: string; change: 'create' | 'update' | 'delete' };
+  /** `changes`: how many entries of the configuration changed. */
+  'config.applied': { changes: number };
+  /** `version`: the stored set that is now in force; `resource`: the API whose attributes changed. */
+  'policy.changed': { version: string } | { resource: string };
+  /** `version`: the bundle version verifiers must reach; `policy_version`: the set's `<counter>-<hash>`. */
+  'policy.bundle': { version: number; policy_version: string };
+  /** Reserved, not yet produced. `risk` is 0-100 as in the policy context. */
+  'detection.raised': {
+    id: string;
+    rule: string;
+    sub: string;
+    risk: number;
+    response: DetectionResponse;
+    jti?: string;
+    tid?: string;
+  };
+  /**
+   * Reserved, not yet produced. `fingerprint` is the SHA-256 of what was found (never the secret);
+   * `jti` when it is a Writ token, `exception` when it is a registered legacy credential.
+   */
+  'leak.found': {
+    id: string;
+    source: string;
+    fingerprint: string;
+    revoked: boolean;
+    jti?: string;
+    exception?: string;
+  };
+  /** Reserved, not yet produced. `expires_at` in milliseconds since the epoch. */
+  'breakglass.granted': {
+    id: string;
+    sub: string;
+    cls: string;
+    approver: string;
+    reason: string;
+    expires_at: number;
+  };
+  /** Reserved, not yet produced. */
+  'breakglass.ended': { id: string; sub: string; cause: 'expired' | 'revoked' };
+  /** Reserved, not yet produced. `subject`: what the rule was checked on (a workload, class or exception). */
+  'governance.finding': {
+    id: string;
+    rule: string;
+    subject: string;
+    severity: 'warning' | 'violation';
+    summary: string;
+  };
+}
+
+/** The payload of the events that exist on the stream only. */
+export interface StreamOnlyEventData {
+  head: { head: number };
+  /** `keys`: the kids of the JWKS at that moment, so a verifier knows whether to refetch it. */
+  snapshot: { revocations: Revocation[]; keys: string[] };
+}
+
+/** The name of an event of the log. */
+export type LogEventType = keyof LogEventData;
+/** The name of an event on the stream (the log's and the stream's own). */
+export type StreamEventType = LogEventType | keyof StreamOnlyEventData;
+
+/** One event of the log: its name and its payload, discriminated by `type`. */
+export type LogEvent<T extends LogEventType = LogEventType> = {
+  [K in T]: { type: K; data: LogEventData[K] };
+}[T];
+
+// Every name in `EventType` has a payload, and every payload a name: this fails to compile otherwise.
+type Names = (typeof EventType)[keyof typeof EventType];
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const namesMatchPayloads: Same<Names, StreamEventType> = true;
+void namesMatchPayloads;
