@@ -214,6 +214,34 @@ describe('policy bundle: request-time policy in the verifier', () => {
     assert.equal((await person(['analyst'], true)).decision, 'deny');
   });
 
+  it('refuses a context out of range as the server does, rather than guess a risk', async () => {
+    // An attacker-influenced or buggy PEP value: the server's AuthZEN endpoint answers 400 for it
+    // (policy-authzen.test.ts); the verifier denies, naming why, and never decides on a made-up risk.
+    for (const context of [{ risk: 101 }, { risk: -1 }, { risk: 12.5 }, { source_ip: 'not-an-address' }]) {
+      const d = await verifier.policy!.decide({
+        principal: { type: 'Workload', id: WORKLOAD },
+        action: 'read',
+        context,
+      });
+      assert.deepEqual([d.decision, d.refusal], ['deny', 'invalid_context'], JSON.stringify(context));
+      assert.match(
+        d.errors[0] ?? '',
+        /^(risk must be an integer from 0 to 100|source_ip must be an IPv4 or IPv6 address)$/,
+      );
+    }
+    const edge = await verifier.policy!.decide({
+      principal: { type: 'Workload', id: WORKLOAD },
+      action: 'read',
+      context: { risk: 100, source_ip: '::ffff:10.0.0.1' },
+    });
+    assert.equal(edge.decision, 'allow', 'the range includes 100; a mapped address is an address');
+    // Through `verify`, a resource server whose context callback returns such a risk gets a 403.
+    const risky = makeVerifier({ policy: { context: () => ({ risk: 150 }) } });
+    await ready(risky);
+    await risky.policy!.loaded();
+    assert.equal(await outcome(risky), 'insufficient_scope:policy_invalid_context');
+  });
+
   it('holds only what applies to its API, signed with the server key and its own typ', () => {
     const [header, payload] = served!.split('.');
     assert.deepEqual(JSON.parse(Buffer.from(header!, 'base64url').toString()).typ, POLICY_BUNDLE_TYP);

@@ -98,6 +98,27 @@ describe('writ policy test | explain | validate', () => {
     assert.match(r.stdout, /2 case\(s\), 0 passed, 2 failed/);
   });
 
+  it('refuses a case whose risk is out of range, as the server and the verifier do', () => {
+    const cases = join(tmp, 'risk.yaml');
+    writeFileSync(
+      cases,
+      [
+        'name: risk beyond the scale',
+        'principal: { id: spiffe://acme.test/reports/exporter, owner: team-reports, environment: prod }',
+        'action: read',
+        'resource: https://reports.acme.test',
+        'context: { risk: 101 }',
+        'expect: deny',
+      ].join('\n'),
+    );
+    const r = writ('policy', 'test', CASES, '--cases', cases);
+    assert.notEqual(r.status, 0);
+    assert.match(
+      r.stderr,
+      /risk\.yaml: case "risk beyond the scale": context: risk must be an integer from 0 to 100/,
+    );
+  });
+
   it('explain names the determining policies with file and line, and what the slice considered', () => {
     const r = writ(
       'policy',

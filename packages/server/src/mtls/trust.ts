@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import { normaliseAddress } from '@writ/sdk/wire';
 import type { Settings } from '../config/settings.js';
 import { ConfigError } from '../errors.js';
 import { certificatesFromPem } from './certificate.js';
@@ -100,9 +101,7 @@ export function loadTlsSettings(
 /** True when `ip` (as node reports a peer, IPv4-mapped IPv6 included) is a listed proxy. */
 export function isTrustedProxy(trust: ClientCertificateTrust, ip: string | undefined): boolean {
   if (!ip) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  const address = mapped ? mapped[1]! : ip;
-  const family = isIP(address);
-  if (family === 0) return false;
-  return trust.proxies.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  const address = normaliseAddress(ip);
+  if (address === undefined) return false;
+  return trust.proxies.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
 }

@@ -1,3 +1,4 @@
+import { isRequestAction, PolicyContextError, requestEnvironment } from '@writ/sdk/wire';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
@@ -12,8 +13,6 @@ import {
   humanPrincipal,
   isPolicyAction,
   isPrintable,
-  PolicyInputError,
-  REQUEST_ACTIONS,
   workloadPrincipal,
 } from './request.js';
 
@@ -128,7 +127,7 @@ export function evaluate(ctx: WritContext, input: EvaluationInput): EvaluationRe
     principal = workloadPrincipal(w, ctx.registry.generation);
     environment = w.environment;
   } else if (subjectType === 'user' || subjectType === 'human') {
-    if (!(REQUEST_ACTIONS as readonly string[]).includes(name))
+    if (!isRequestAction(name))
       return deny('people are decided only for request actions (read, write, export, delete)');
     const p = humanProperties.safeParse(input.subject.properties ?? {});
     if (!p.success) throw invalidRequest(`subject.properties: ${p.error.issues[0]!.message}`);
@@ -151,11 +150,11 @@ export function evaluate(ctx: WritContext, input: EvaluationInput): EvaluationRe
       context: buildContext(ctx.clock.now(), {
         ...pick(rest),
         ...(source_ip !== undefined ? { source_ip } : {}),
-        environment: env ?? (environment || ctx.policy.resource(input.resource.id).environment),
+        environment: requestEnvironment(env, environment, ctx.policy.resource(input.resource.id).environment),
       }),
     });
   } catch (err) {
-    if (err instanceof PolicyInputError) throw invalidRequest(`context: ${err.message}`);
+    if (err instanceof PolicyContextError) throw invalidRequest(`context: ${err.message}`);
     throw err;
   }
   ctx.metrics.policyDecisions.inc({ endpoint: 'authzen', action: name, decision: d.decision });

@@ -4,6 +4,7 @@ import {
   POLICY_BUNDLE_PATH,
   POLICY_BUNDLE_TYP,
   type PolicyBundleClaims,
+  REQUEST_ACTIONS,
 } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
@@ -14,7 +15,7 @@ import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
 import type { Store } from '../store/store.js';
 import { writSchema } from './cedar.js';
-import { buildContext, isPrintable, REQUEST_ACTIONS } from './request.js';
+import { buildContext, isPrintable } from './request.js';
 import { actionMatches, headMatches } from './slice.js';
 
 type BundleContext = Pick<WritContext, 'policy' | 'registry' | 'clock'>;

@@ -1,3 +1,4 @@
+import type { PolicyContext } from '@writ/sdk/wire';
 import { BundlePosition } from './bundle-position.js';
 import { cedar, type EntityJson, type EntityUidJson } from './cedar.js';
 import {
@@ -7,13 +8,7 @@ import {
   DEFAULT_POLICY_SOURCES,
   type ResourceSpec,
 } from './compile.js';
-import {
-  ACTIONS,
-  cedarContext,
-  type DecisionRequest,
-  type PolicyAction,
-  type PolicyContext,
-} from './request.js';
+import { ACTIONS, cedarContext, type DecisionRequest, type PolicyAction } from './request.js';
 import { actionGroups, PolicyIndex } from './slice.js';
 
 /** A loaded policy set's identity: a counter that grows with every accepted set, and its content hash. */

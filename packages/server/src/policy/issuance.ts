@@ -1,5 +1,4 @@
-import { isIP } from 'node:net';
-import { GrantType } from '@writ/sdk/wire';
+import { GrantType, normaliseAddress } from '@writ/sdk/wire';
 import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
@@ -62,7 +61,8 @@ export async function decideIssuance(
         action,
         resource: r.audience,
         context: buildContext(ctx.clock.now(), {
-          source_ip: sourceIp(req.ip),
+          // An unparseable address (never one from a socket) is 0.0.0.0.
+          source_ip: normaliseAddress(req.ip) ?? '0.0.0.0',
           environment: workload.environment,
           task_id: r.tid ?? '',
           purpose,
@@ -90,10 +90,4 @@ export async function decideIssuance(
     });
   }
   return { decision: 'allow', version: d.policyVersion, policies: d.reasons };
-}
-
-/** The caller's address as Cedar can read it; an unparseable one (never from a socket) is 0.0.0.0. */
-function sourceIp(ip: string): string {
-  const v = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-  return isIP(v) !== 0 ? v : '0.0.0.0';
 }

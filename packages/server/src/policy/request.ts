@@ -1,14 +1,18 @@
-import { isIP } from 'node:net';
+import {
+  buildPolicyContext,
+  type PolicyContext,
+  type PolicyContextInput,
+  REQUEST_ACTIONS,
+  type RequestAction,
+} from '@writ/sdk/wire';
 import { federationContext } from '../federation/presets.js';
 import type { WorkloadRecord } from '../registry/workload.js';
 import type { CedarValueJson } from './cedar.js';
 
 /** Actions Writ decides at the token endpoint. */
 export const TOKEN_ACTIONS = ['issue', 'exchange', 'renew'] as const;
-/** Operations resource servers ask about at request time. */
-export const REQUEST_ACTIONS = ['read', 'write', 'export', 'delete'] as const;
 export type TokenAction = (typeof TOKEN_ACTIONS)[number];
-export type RequestAction = (typeof REQUEST_ACTIONS)[number];
+/** Every action of Writ's schema: the token endpoint's and the request-time ones (`REQUEST_ACTIONS`). */
 export type PolicyAction = TokenAction | RequestAction;
 export const ACTIONS: readonly PolicyAction[] = [...TOKEN_ACTIONS, ...REQUEST_ACTIONS];
 
@@ -22,26 +26,6 @@ export interface PolicyPrincipal {
   version: string;
 }
 
-/** The context record of Writ's schema (`RequestContext`). */
-export interface PolicyContext {
-  now: number;
-  hour: number;
-  weekday: number;
-  source_ip: string;
-  environment: string;
-  task_id: string;
-  purpose: string;
-  attestation: string;
-  binding: string;
-  risk: number;
-  scopes: string[];
-  token_class: string;
-  grant_type: string;
-  client_id: string;
-  /** The trusted issuer's name, the outside token's `sub` and mapped attributes (docs/federation.md). */
-  federation: Record<string, string>;
-}
-
 export interface DecisionRequest {
   principal: PolicyPrincipal;
   action: PolicyAction;
@@ -50,53 +34,17 @@ export interface DecisionRequest {
   context: PolicyContext;
 }
 
-/** A request whose input cannot be turned into a Cedar request (bad address, unknown action...). */
-export class PolicyInputError extends Error {
-  readonly code = 'invalid_policy_input';
-  constructor(message: string) {
-    super(message);
-    this.name = 'PolicyInputError';
-  }
-}
-
 export function isPolicyAction(a: string): a is PolicyAction {
   return (ACTIONS as readonly string[]).includes(a);
 }
 
 /**
- * Fills a context record: time fields from `nowMs` (UTC), everything not given as "" or 0, the source
- * address normalised (IPv4-mapped IPv6 becomes IPv4).
+ * The server's context record: the shared builder (`buildPolicyContext` in `@writ/sdk/wire`, which the
+ * verifier SDK uses too) with every federation attribute Writ maps, "" when the token had none. Throws
+ * `PolicyContextError` for a risk out of range or a source address that is not one.
  */
-export function buildContext(nowMs: number, given: Partial<PolicyContext> = {}): PolicyContext {
-  const d = new Date(nowMs);
-  const ip = normaliseIp(given.source_ip ?? '0.0.0.0');
-  const risk = given.risk ?? 0;
-  if (!Number.isInteger(risk) || risk < 0 || risk > 100)
-    throw new PolicyInputError('risk must be an integer from 0 to 100');
-  return {
-    now: Math.floor(nowMs / 1000),
-    hour: d.getUTCHours(),
-    weekday: d.getUTCDay(),
-    environment: '',
-    task_id: '',
-    purpose: '',
-    attestation: '',
-    binding: '',
-    scopes: [],
-    token_class: '',
-    grant_type: '',
-    client_id: '',
-    federation: federationContext(),
-    ...given,
-    source_ip: ip,
-    risk,
-  };
-}
-
-export function normaliseIp(value: string): string {
-  const v = value.startsWith('::ffff:') && isIP(value.slice(7)) === 4 ? value.slice(7) : value;
-  if (isIP(v) === 0) throw new PolicyInputError('source_ip must be an IPv4 or IPv6 address');
-  return v;
+export function buildContext(nowMs: number, given: PolicyContextInput = {}): PolicyContext {
+  return buildPolicyContext(nowMs, given, { federation: federationContext() });
 }
 
 /** A registered workload as a Cedar principal; its config attributes become tags. */

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { type PolicyContext, PolicyContextError } from '@writ/sdk/wire';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
@@ -8,13 +9,7 @@ import { writSchema } from '../../policy/cedar.js';
 import { compilePolicies, type PolicySources, type ResourceSpec } from '../../policy/compile.js';
 import { type Decision, type Explanation, PolicyEngine } from '../../policy/engine.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
-import {
-  buildContext,
-  type DecisionRequest,
-  humanPrincipal,
-  isPolicyAction,
-  type PolicyContext,
-} from '../../policy/request.js';
+import { buildContext, type DecisionRequest, humanPrincipal, isPolicyAction } from '../../policy/request.js';
 import { CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
 
@@ -189,12 +184,15 @@ function toRequest(
   const { time, ...given } = c.context;
   const at = time instanceof Date ? time.getTime() : Date.parse(time ?? DEFAULT_CASE_TIME);
   if (Number.isNaN(at)) throw new CliError(`${c.file}: case "${c.name}": context.time is not a date`);
-  return {
-    principal,
-    action: c.action as DecisionRequest['action'],
-    resource: resource.id,
-    context: buildContext(at, given as Partial<PolicyContext>),
-  };
+  let context: PolicyContext;
+  try {
+    context = buildContext(at, given);
+  } catch (err) {
+    if (err instanceof PolicyContextError)
+      throw new CliError(`${c.file}: case "${c.name}": context: ${err.message}`);
+    throw err;
+  }
+  return { principal, action: c.action as DecisionRequest['action'], resource: resource.id, context };
 }
 
 function engineFor(dir: string): { engine: PolicyEngine; workloads: Map<string, Record<string, unknown>> } {
