@@ -11,7 +11,7 @@ import {
   SseParser,
   safeDescription,
 } from '../src/verifier/index.js';
-import type { Revocation } from '../src/wire/index.js';
+import type { RefusalReason, Revocation } from '../src/wire/index.js';
 
 // The verifier's local state: the event-stream parser, the revocation set, the replay cache, and the
 // challenges it answers with. The end-to-end behaviour against a real server is in the server tests
@@ -230,7 +230,7 @@ describe('refusals and challenges (RFC 6750 §3, RFC 9449 §7.1)', () => {
   });
 
   it('maps codes to statuses; insufficient_scope names the scope; a nonce goes in DPoP-Nonce', () => {
-    const at = (code: RequestRefusal['code'], reason: string = code) =>
+    const at = (code: RequestRefusal['code'], reason: RefusalReason = 'invalid') =>
       refusal(new RequestRefusal(code, reason, 'x', { dpopNonce: 'n-1' }), 'DPoP', {
         scopes: ['a:read', 'b:write'],
       });

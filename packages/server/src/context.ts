@@ -15,6 +15,7 @@ import type { ClientCertificateTrust, ServerTls } from './mtls/trust.js';
 import type { PolicyEngine } from './policy/engine.js';
 import type { RateLimiter } from './rate-limit/rate-limit.js';
 import type { Registry } from './registry/registry.js';
+import type { ForwardedCertificateRefusal } from './request/client-certificate.js';
 import type { RevocationSet } from './revocation/revocation-set.js';
 import type { Store } from './store/store.js';
 
@@ -62,7 +63,7 @@ export interface RequestInfo {
   /** The client certificate of the mTLS connection, or the one a trusted proxy forwarded (RFC 8705). */
   clientCertificate?: PresentedCertificate | undefined;
   /** A forwarded-certificate header that was not believed, and why (audited when it was all there was). */
-  ignoredForwardedCertificate?: string | undefined;
+  ignoredForwardedCertificate?: ForwardedCertificateRefusal | undefined;
 }
 
 /** Endpoint paths, relative to the issuer. */

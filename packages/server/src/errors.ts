@@ -1,23 +1,34 @@
-import { type OAuthErrorBody, type OAuthErrorCode, OAuthErrorStatus } from '@writ/sdk/wire';
+import {
+  type OAuthErrorBody,
+  type OAuthErrorCode,
+  OAuthErrorStatus,
+  type RefusalReason,
+  WritError,
+} from '@writ/sdk/wire';
+
+/**
+ * What the audit log records of a refusal besides its code and description: `reason`, the check that
+ * failed (docs/errors.md lists them), and whatever names the case (a `client_id`, a file and line).
+ */
+export type RefusalDetail = { reason?: RefusalReason | undefined } & Record<string, unknown>;
 
 /**
  * An RFC 6749 style refusal. `description` is safe to send to the client: it never holds a secret,
- * a token or data the caller did not send. `detail` is for the audit log only.
+ * a token or data the caller did not send. `detail` (with `reason`) is for the audit log only.
  */
-export class OAuthError extends Error {
-  readonly code: OAuthErrorCode;
+export class OAuthError extends WritError {
+  declare readonly code: OAuthErrorCode;
   readonly status: number;
-  readonly detail: Record<string, unknown> | undefined;
+  readonly detail: RefusalDetail | undefined;
   readonly headers: Record<string, string>;
 
   constructor(
     code: OAuthErrorCode,
     description: string,
-    options: { detail?: Record<string, unknown>; headers?: Record<string, string>; status?: number } = {},
+    options: { detail?: RefusalDetail; headers?: Record<string, string>; status?: number } = {},
   ) {
-    super(description);
+    super(code, options.detail?.reason, description);
     this.name = 'OAuthError';
-    this.code = code;
     this.status = options.status ?? OAuthErrorStatus[code];
     this.detail = options.detail;
     this.headers = options.headers ?? {};
@@ -28,7 +39,7 @@ export class OAuthError extends Error {
   }
 }
 
-type Factory = (description: string, detail?: Record<string, unknown>) => OAuthError;
+type Factory = (description: string, detail?: RefusalDetail) => OAuthError;
 const factory =
   (code: OAuthErrorCode): Factory =>
   (description, detail) =>

@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export interface Metrics {
   registry: Registry;
   issued: Counter<'class' | 'grant_type'>;
-  refusals: Counter<'endpoint' | 'error'>;
+  refusals: Counter<'endpoint' | 'error' | 'reason'>;
   requestDuration: Histogram<'route' | 'method' | 'status'>;
   issuanceDuration: Histogram<never>;
   revocations: Counter<'kind'>;
@@ -25,8 +25,8 @@ export function createMetrics(): Metrics {
     }),
     refusals: new Counter({
       name: 'writ_refusals_total',
-      help: 'Refused requests, by endpoint and OAuth error code.',
-      labelNames: ['endpoint', 'error'],
+      help: 'Refused requests, by endpoint, OAuth error code and reason (docs/errors.md).',
+      labelNames: ['endpoint', 'error', 'reason'],
       registers: [registry],
     }),
     requestDuration: new Histogram({

@@ -1,4 +1,5 @@
 import { constants, type KeyObject, sign, verify } from 'node:crypto';
+import { WritError } from '../wire/errors.js';
 import { decodeBase64url, encodeBase64url } from './base64url.js';
 import { isPlainObject, parseBoundedJson } from './json.js';
 import type { VerificationKey, VerifyAlgorithm } from './jwk.js';
@@ -8,12 +9,16 @@ import type { VerificationKey, VerifyAlgorithm } from './jwk.js';
  * Only asymmetric algorithms exist here; `none` and HMAC cannot be expressed (RFC 8725 §3.1, §3.2).
  */
 
-export class JwsError extends Error {
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
+/** Why a compact JWS was refused. */
+export type JwsReason = 'malformed' | 'too_large' | 'alg_not_allowed' | 'crit' | 'no_key' | 'bad_signature';
+
+/** A refused JWS: `code` is `invalid_jws`, `reason` the check that failed. */
+export class JwsError extends WritError {
+  declare readonly code: 'invalid_jws';
+  declare readonly reason: JwsReason;
+  constructor(reason: JwsReason, message: string) {
+    super('invalid_jws', reason, message);
     this.name = 'JwsError';
-    this.reason = reason;
   }
 }
 

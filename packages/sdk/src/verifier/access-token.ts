@@ -1,14 +1,15 @@
 import type { VerificationKey } from '../jose/jwk.js';
 import { JwsError, parseClaims, verifyCompactJws } from '../jose/jws.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
+import { type RefusalReason, WritError } from '../wire/errors.js';
 
-/** Why a token was refused; `reason` is stable and machine-readable. */
-export class TokenError extends Error {
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
+/** A refused access token: `code` is `invalid_token`, `reason` the check that failed. */
+export class TokenError extends WritError {
+  declare readonly code: 'invalid_token';
+  declare readonly reason: RefusalReason;
+  constructor(reason: RefusalReason, message: string) {
+    super('invalid_token', reason, message);
     this.name = 'TokenError';
-    this.reason = reason;
   }
 }
 

@@ -10,7 +10,12 @@ import {
   type LocalPolicyContext,
   tokenContext,
 } from './local-policy/context.js';
-import { evaluate, type LocalDecision, type LocalPrincipal } from './local-policy/decide.js';
+import {
+  evaluate,
+  type LocalDecision,
+  type LocalPrincipal,
+  type LocalRefusal,
+} from './local-policy/decide.js';
 import { DecisionCache, decisionKey } from './local-policy/decision-cache.js';
 import { type LoadedBundle, loadBundle } from './local-policy/slices.js';
 import { type PresentedRequest, RequestRefusal } from './request.js';
@@ -100,7 +105,7 @@ export function createLocalPolicy(
     onLoad: () => cache.clear(),
   });
 
-  const deny = (refusal: string, errors: string[] = []): LocalDecision => ({
+  const deny = (refusal: LocalRefusal, errors: string[] = []): LocalDecision => ({
     decision: 'deny',
     reasons: [],
     errors,
@@ -122,7 +127,9 @@ export function createLocalPolicy(
     if (req.principal.type === 'Workload') {
       const w = b.workloads.get(req.principal.id);
       if (!w) return deny('unknown_workload');
-      if (w.state !== 'active') return deny(`workload_${w.state}`);
+      // A state this SDK does not know is no more active than a disabled one.
+      if (w.state !== 'active')
+        return deny(w.state === 'quarantined' ? 'workload_quarantined' : 'workload_disabled');
       principal = {
         uid: { type: 'Workload', id: w.id },
         attrs: { owner: w.owner, environment: w.environment, state: w.state, classes: w.classes },

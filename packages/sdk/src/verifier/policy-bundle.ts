@@ -1,18 +1,19 @@
 import type { VerificationKey } from '../jose/jwk.js';
 import { JwsError, parseClaims, verifyCompactJws } from '../jose/jws.js';
+import { type RefusalReason, WritError } from '../wire/errors.js';
 import {
   type BundlePrincipalScope,
   POLICY_BUNDLE_TYP,
   type PolicyBundleClaims,
 } from '../wire/policy-bundle.js';
 
-/** Why a bundle was refused or a decision could not be made; `reason` is stable. */
-export class PolicyBundleError extends Error {
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
+/** A bundle refused or not fetched, or a decision that could not be made: `reason` says why. */
+export class PolicyBundleError extends WritError {
+  declare readonly code: 'invalid_policy_bundle';
+  declare readonly reason: RefusalReason;
+  constructor(reason: RefusalReason, message: string) {
+    super('invalid_policy_bundle', reason, message);
     this.name = 'PolicyBundleError';
-    this.reason = reason;
   }
 }
 

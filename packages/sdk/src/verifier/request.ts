@@ -2,6 +2,7 @@ import { DpopError } from '../dpop/errors.js';
 import { verifyDpopProof } from '../dpop/verify-proof.js';
 import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
+import { type RefusalReason, WritError } from '../wire/errors.js';
 import { type ClientCertificateInput, checkCertificateBinding } from './certificate-binding.js';
 
 /** The parts of an HTTP request a resource server checks. */
@@ -16,21 +17,24 @@ export interface PresentedRequest {
 }
 
 /** A refusal at a resource server, as RFC 6750 §3.1 and RFC 9449 §7.1 describe it. */
-export class RequestRefusal extends Error {
-  readonly code:
+export class RequestRefusal extends WritError {
+  declare readonly code:
     | 'invalid_request'
     | 'invalid_token'
     | 'invalid_dpop_proof'
     | 'use_dpop_nonce'
     | 'insufficient_scope';
-  readonly reason: string;
+  declare readonly reason: RefusalReason;
   /** With `use_dpop_nonce`: the nonce to send in the `DPoP-Nonce` response header (RFC 9449 §9). */
   readonly dpopNonce: string | undefined;
-  constructor(code: RequestRefusal['code'], reason: string, message: string, o: { dpopNonce?: string } = {}) {
-    super(message);
+  constructor(
+    code: RequestRefusal['code'],
+    reason: RefusalReason,
+    message: string,
+    o: { dpopNonce?: string } = {},
+  ) {
+    super(code, reason, message);
     this.name = 'RequestRefusal';
-    this.code = code;
-    this.reason = reason;
     this.dpopNonce = o.dpopNonce;
   }
 

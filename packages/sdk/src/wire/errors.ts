@@ -34,3 +34,210 @@ export interface OAuthErrorBody {
 export function isOAuthErrorCode(value: unknown): value is OAuthErrorCode {
   return typeof value === 'string' && Object.hasOwn(OAuthErrorStatus, value);
 }
+
+/**
+ * Why Writ refused something: the check that failed, one closed set for the server and the SDK. The
+ * server's audit events carry it as `data.reason` and `writ_refusals_total` as its `reason` label; SDK
+ * errors carry it as `err.reason`, usage reports as `reason`; docs/errors.md lists every one. A reason
+ * names a check, never a value the caller sent, so it is safe in logs and bounded as a metric label.
+ */
+export const REFUSAL_REASONS = {
+  // A request as HTTP and its body
+  body_too_large: 'the request body is larger than `limits.body_bytes`',
+  media_type: 'the request body has a content type the endpoint does not take',
+  malformed_body: 'the request body cannot be read (empty JSON, a wrong content length)',
+  malformed_request: 'the HTTP request is malformed',
+  headers_too_large: 'the request headers are larger than `limits.header_bytes`',
+  malformed_http: 'the connection sent something that is not HTTP/1.1',
+  no_token: 'the request carries no access token (no `Authorization: DPoP` or `Bearer`)',
+  missing: 'an admin endpoint was called without an admin bearer token',
+
+  // Client authentication at the token, introspection, revocation and task endpoints
+  no_client_auth: 'the request carries no client authentication',
+  unknown_client: 'the `client_id` is no registered workload',
+  unknown_operator: 'the assertion names no configured operator',
+  client_id_mismatch: 'the `client_id` sent is not the workload the credential proves',
+  assertion_type: '`client_assertion_type` is not `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`',
+  malformed_basic: 'the `Authorization: Basic` header cannot be decoded',
+  bad_secret: 'the client secret does not match',
+  legacy_exception_missing_or_expired:
+    'a client secret was used but no class of the workload registers a current legacy exception',
+  replay: 'the client assertion `jti` was already used',
+  workload_disabled: 'the workload is disabled',
+  workload_quarantined: 'the workload is quarantined',
+  not_admin: 'the token is not an admin token',
+
+  // JWTs: client assertions, access tokens, policy bundles (`iss`, `aud`... name the claim refused)
+  too_large: 'the token (or bundle) is longer than allowed',
+  malformed: 'the token is not a well-formed compact JWS, or its header or claims cannot be read',
+  typ: 'the `typ` header is not the one this kind of token must carry',
+  alg_not_allowed: 'the signing algorithm is not accepted',
+  crit: 'the header has a `crit` extension (none is supported)',
+  no_key: 'no trusted key matches the `kid`',
+  bad_signature: 'the signature does not verify',
+  iss: '`iss` is missing or not the trusted issuer',
+  iss_sub: 'the assertion `iss` and `sub` are not both the `client_id`',
+  aud: '`aud` is not this audience (or endpoint)',
+  exp: '`exp` is missing or not a number',
+  exp_too_far: 'the assertion `exp` is further ahead than its maximum lifetime',
+  expired: 'the token has expired (`exp`, with the allowed leeway)',
+  nbf: 'the token is not valid yet (`nbf`)',
+  iat: '`iat` is missing or not a number',
+  iat_future: '`iat` is in the future',
+  iat_old: 'the assertion was issued longer ago than its maximum lifetime',
+  jti: '`jti` is missing or longer than 256 characters',
+  claim_sub: 'the access token has no string `sub`',
+  claim_aud: 'the access token has no string `aud`',
+  claim_client_id: 'the access token has no string `client_id`',
+  claim_scope: 'the access token has no string `scope`',
+  claim_jti: 'the access token has no string `jti`',
+  claim_cls: 'the access token has no string `cls`',
+  claim_iat: 'the access token has no numeric `iat`',
+  claim_nbf: 'the access token has no numeric `nbf`',
+  claim_exp: 'the access token has no numeric `exp`',
+  claim_cnf: 'the access token `cnf` is not an object',
+  invalid: 'the token cannot be verified',
+  inactive: 'introspection says the token is not active',
+  revoked: 'the token matches a revocation',
+  revoked_by_jti: 'introspection: the token is revoked by its `jti`',
+  revoked_by_tid: 'introspection: the token is revoked with its task (`tid`)',
+  revoked_by_sub: 'introspection: the token is revoked with its workload (`sub`)',
+  revoked_by_client_id: 'introspection: the token is revoked with its holder (`client_id`)',
+  revoked_by_cls: 'introspection: the token is revoked with its class (`cls`)',
+  revoked_by_kid: 'introspection: the token is revoked with its signing key (`kid`)',
+  stale: 'the verifier has not heard the revocation stream for too long and refuses every token',
+
+  // Holder binding: DPoP (RFC 9449 §4.3) and certificates (RFC 8705)
+  dpop_single_header: 'exactly one `DPoP` header is required',
+  dpop_well_formed: 'the DPoP proof is not a well-formed JWT',
+  dpop_required_claims: 'the DPoP proof lacks `jwk`, `jti`, `htm`, `htu`, `iat` or `ath`',
+  dpop_typ: 'the DPoP proof `typ` is not `dpop+jwt`',
+  dpop_alg: 'the DPoP proof algorithm is not accepted or does not fit its key',
+  dpop_signature: 'the DPoP proof signature does not verify',
+  dpop_private_key: 'the DPoP proof `jwk` holds a private key or is not acceptable',
+  dpop_htm: 'the DPoP proof `htm` is not the request method',
+  dpop_htu: 'the DPoP proof `htu` is not the request URI',
+  dpop_nonce: 'a fresh server nonce is required in the DPoP proof',
+  dpop_iat: 'the DPoP proof `iat` is outside the accepted window',
+  dpop_ath: 'the DPoP proof `ath` is not the hash of the access token',
+  dpop_jkt: 'the DPoP proof key is not the key the token is bound to (`cnf.jkt`)',
+  dpop_replay: 'the DPoP proof `jti` was already used',
+  not_dpop_bound: 'the DPoP scheme was used with a token that is not DPoP-bound',
+  dpop_bound_as_bearer: 'a DPoP-bound token was sent as a Bearer token',
+  bearer_not_allowed: 'this API takes DPoP-bound tokens only',
+  mtls_binding_required:
+    'the class binds tokens to a client certificate, but the client did not authenticate with one',
+  mtls_certificate_missing: 'the token is bound to a client certificate and the request has none',
+  mtls_certificate_unreadable: 'the client certificate of the request cannot be read',
+  mtls_certificate_mismatch: 'the client certificate is not the one the token is bound to (`cnf.x5t#S256`)',
+  mtls_client_id_required: 'certificate authentication needs the `client_id` parameter',
+  mtls_not_registered: 'the workload registered no certificate authentication',
+  certificate_malformed: 'the client certificate cannot be parsed',
+  certificate_eku: 'the client certificate lacks the clientAuth extended key usage',
+  certificate_key_usage: 'the client certificate key usage does not allow digital signatures',
+  certificate_not_registered: 'the self-signed client certificate is not one the workload registered',
+  certificate_untrusted: 'the client certificate does not chain to a trusted CA',
+  certificate_validity_unreadable: 'the client certificate validity dates cannot be read',
+  certificate_not_yet_valid: 'the client certificate is not valid yet',
+  certificate_expired: 'the client certificate has expired',
+  certificate_intermediate_not_valid: 'an intermediate certificate of the chain is not valid now',
+  certificate_ca_not_valid: 'the CA certificate the chain ends at is not valid now',
+  certificate_chain_too_long: 'the certificate chain is longer than allowed',
+  certificate_is_ca: 'the client certificate is a CA certificate',
+  certificate_identity_mismatch:
+    'the client certificate does not name the workload as its registration rule says',
+  no_trusted_ca: 'no CA is trusted for this kind of client certificate',
+  forwarded_certificate_repeated: 'the forwarded-certificate header was sent more than once',
+  forwarded_certificate_malformed: 'the forwarded-certificate header cannot be parsed',
+  forwarded_certificate_untrusted_source:
+    'a forwarded-certificate header came from an address that is no trusted proxy',
+
+  // Federation: tokens from trusted OIDC issuers (docs/federation.md)
+  untrusted_issuer: '`iss` is no configured issuer',
+  algorithm: 'the algorithm is not one the issuer is configured with',
+  embedded_key: 'the header carries its own key (`jwk`, `jku`, `x5c`, `x5u`), which is never trusted',
+  unknown_key: 'no key of the issuer matches',
+  ambiguous_key: 'several keys of the issuer match',
+  signature: 'the signature does not verify with the issuer key',
+  audience: '`aud` names none of the issuer audiences',
+  not_yet_valid: 'the token is not valid yet (`nbf`)',
+  too_old: '`iat` is older than the issuer `max_token_age`',
+  claims: 'a claim is missing or does not have the value required',
+  jwks_unavailable: 'the issuer JWKS cannot be fetched, so nothing can be checked',
+  condition_false: 'the issuer `condition` is false for this token',
+  subject: 'the issuer `subject` expression yields no workload id',
+  unknown_workload: 'the workload named is not registered',
+  federation_not_allowed: 'the workload does not allow this issuer',
+  federation_token_replay: 'the federation token was used before by another holder',
+
+  // Policy
+  policy_denied: 'policy does not permit the request',
+  policy_stale: 'local policy refused: the revocation state is stale',
+  policy_no_bundle: 'local policy refused: no policy bundle is loaded yet',
+  policy_bundle_outdated: 'local policy refused: the bundle held is older than the one announced',
+  policy_unknown_action: 'local policy refused: the action is not one Writ knows',
+  policy_invalid_context: 'local policy refused: the request context cannot be evaluated',
+  policy_unknown_workload: 'local policy refused: the workload is not in the bundle',
+  policy_workload_disabled: 'local policy refused: the workload is disabled',
+  policy_workload_quarantined: 'local policy refused: the workload is quarantined',
+  insufficient_scope: 'the token lacks a scope this request needs',
+  invalid_policy: 'the policy set does not load (its file, line and problem are recorded)',
+  policy_context:
+    'the policy request context cannot be evaluated (a risk out of range, an address that is none)',
+  policies: 'the policies of a bundle do not parse',
+  cedar_missing: 'the optional `@cedar-policy/cedar-wasm` is not installed',
+  older: 'the policy bundle is older than the one held',
+  http: 'the policy bundle could not be fetched',
+  closed: 'the verifier was closed',
+
+  // Quotas and reports
+  rate_limited: 'the workload has used up its request budget for now',
+  clock_skew:
+    "this node's clock is further from the database's than `cluster.max_clock_skew`: it issues nothing",
+  malformed_report: 'the usage report does not have the documented shape',
+  too_many: 'the usage report holds more records than allowed',
+  time: 'a usage record time is outside the accepted window',
+  malformed_stream: 'the SSF stream configuration does not have the documented shape',
+  transmitter_field: 'an SSF stream field that the transmitter sets does not match',
+} as const;
+
+export type RefusalReason = keyof typeof REFUSAL_REASONS;
+
+export function isRefusalReason(value: unknown): value is RefusalReason {
+  return typeof value === 'string' && Object.hasOwn(REFUSAL_REASONS, value);
+}
+
+/**
+ * Codes of errors that are checks' results rather than answers on the wire: a refused JWS, JWK or
+ * policy bundle. An error answered on the wire carries its OAuth error code instead.
+ */
+export const CHECK_ERROR_CODES = {
+  invalid_jws: 'a compact JWS was refused (see `reason`)',
+  invalid_policy_bundle: 'a policy bundle was refused or could not be fetched (see `reason`)',
+  invalid_policy: 'a policy set does not load',
+  invalid_policy_context:
+    'a policy request context cannot be evaluated (a risk out of range, an address that is none)',
+} as const;
+
+export type WritErrorCode = OAuthErrorCode | keyof typeof CHECK_ERROR_CODES;
+
+/**
+ * The base of Writ's refusals, on the server and in the SDK (as `JOSEError` is for jose): `code` is
+ * stable and machine-readable (the OAuth error code where the refusal is answered on the wire), and
+ * `reason` says which check failed. Callers switch on these, never on the message, which is for people.
+ */
+export class WritError extends Error {
+  readonly code: WritErrorCode;
+  readonly reason: RefusalReason | undefined;
+  constructor(
+    code: WritErrorCode,
+    reason: RefusalReason | undefined,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'WritError';
+    this.code = code;
+    this.reason = reason;
+  }
+}

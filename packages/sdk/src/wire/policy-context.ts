@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { WritError } from './errors.js';
 
 /**
  * The context of a policy decision, built one way for the server (token endpoint, AuthZEN, `writ policy
@@ -45,11 +46,12 @@ export type PolicyContextInput = {
 };
 
 /** A context that cannot be a Cedar request: a risk out of range, a source address that is none. */
-export class PolicyContextError extends Error {
-  readonly code = 'invalid_policy_context';
+export class PolicyContextError extends WritError {
+  declare readonly code: 'invalid_policy_context';
+  declare readonly reason: 'policy_context';
   readonly field: 'risk' | 'source_ip';
   constructor(field: 'risk' | 'source_ip', message: string) {
-    super(message);
+    super('invalid_policy_context', 'policy_context', message);
     this.name = 'PolicyContextError';
     this.field = field;
   }

@@ -24,9 +24,9 @@ export async function auditRefusal(
     ctx.logger.error({ err, endpoint }, 'unexpected error');
     error = new OAuthError('server_error', 'internal error');
   }
-  ctx.metrics.refusals.inc({ endpoint, error: error.code });
+  ctx.metrics.refusals.inc({ endpoint, error: error.code, reason: error.reason ?? '' });
   ctx.logger.info(
-    { endpoint, error: error.code, status: error.status, reason: error.detail?.['reason'], ip: req.ip },
+    { endpoint, error: error.code, status: error.status, reason: error.reason, ip: req.ip },
     'refused',
   );
   // The client the request named, or failing that the workload a check refused after authenticating

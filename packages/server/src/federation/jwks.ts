@@ -1,3 +1,4 @@
+import { WritError } from '@writ/sdk/wire';
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
 import type { Clock } from '../clock.js';
 
@@ -5,9 +6,11 @@ type KeyResolver = ReturnType<typeof createLocalJWKSet>;
 type ResolvedKey = Awaited<ReturnType<KeyResolver>>;
 
 /** The JWKS could not be fetched or read: the token may be fine, but nothing can be checked. */
-export class JwksUnavailableError extends Error {
+export class JwksUnavailableError extends WritError {
+  declare readonly code: 'temporarily_unavailable';
+  declare readonly reason: 'jwks_unavailable';
   constructor(message: string) {
-    super(message);
+    super('temporarily_unavailable', 'jwks_unavailable', message);
     this.name = 'JwksUnavailableError';
   }
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { RefusalReason } from '@writ/sdk/wire';
 import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
 import { invalidGrant, type OAuthError, temporarilyUnavailable } from '../errors.js';
 import { JwksUnavailableError } from './jwks.js';
@@ -15,7 +16,7 @@ export interface VerifiedFederationToken {
 const KEY_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
 const TYP_REFUSED = new Set(['at+jwt', 'application/at+jwt', 'dpop+jwt', 'application/dpop+jwt']);
 
-const refuse = (reason: string, message: string, detail: Record<string, unknown> = {}): OAuthError =>
+const refuse = (reason: RefusalReason, message: string, detail: Record<string, unknown> = {}): OAuthError =>
   invalidGrant(`the federation token is not acceptable: ${message}`, { reason, ...detail });
 
 /**
@@ -91,14 +92,14 @@ function mapError(err: unknown, detail: Record<string, unknown>): unknown {
       : refuse('expired', 'the token has expired', detail);
   }
   if (err instanceof errors.JWTClaimValidationFailed) {
-    const reasons: Record<string, string> = {
+    const reasons: Record<string, RefusalReason> = {
       nbf: 'not_yet_valid',
       aud: 'audience',
       iss: 'iss',
       iat: 'iat',
       exp: 'exp',
     };
-    return refuse(reasons[err.claim] ?? `claim_${err.claim}`, err.message, detail);
+    return refuse(reasons[err.claim] ?? 'claims', err.message, { ...detail, claim: err.claim });
   }
   if (err instanceof errors.JWKSNoMatchingKey)
     return refuse('unknown_key', 'no key of the issuer matches', detail);

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { RefusalReason } from '@writ/sdk/wire';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { registerAdminRoutes } from '../admin/routes.js';
 import { AUDITED, auditRefusal } from '../audit/refusal.js';
@@ -66,13 +67,14 @@ export function buildApp(ctx: WritContext): FastifyInstance {
         );
       }
       const ip = socket.remoteAddress ?? 'unknown';
-      ctx.metrics.refusals.inc({ endpoint: 'http', error: 'invalid_request' });
+      const reason: RefusalReason = tooLarge ? 'headers_too_large' : 'malformed_http';
+      ctx.metrics.refusals.inc({ endpoint: 'http', error: 'invalid_request', reason });
       ctx.audit
         .append({
           type: 'http.refused',
           outcome: 'refused',
           actor: 'anonymous',
-          data: { error: 'invalid_request', reason: code ?? 'client_error', ip },
+          data: { error: 'invalid_request', reason, ...(code ? { http_error: code } : {}), ip },
         })
         .catch((e: unknown) =>
           ctx.logger.error({ err: (e as Error).message }, 'could not audit a refused connection'),
@@ -170,10 +172,10 @@ function mapFrameworkError(error: unknown): unknown {
       });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return invalidRequest('malformed request body', { reason: e.code });
+      return invalidRequest('malformed request body', { reason: 'malformed_body', http_error: e.code });
   }
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return invalidRequest('malformed request', { reason: e.code ?? 'bad_request' });
+    return invalidRequest('malformed request', { reason: 'malformed_request', http_error: e.code });
   }
   return error;
 }

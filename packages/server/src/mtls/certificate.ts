@@ -34,7 +34,10 @@ export function validity(cert: X509Certificate): { from: number; to: number } {
 }
 
 /** Why a certificate is not valid at `nowMs`, or undefined when it is. */
-export function validityProblem(cert: X509Certificate, nowMs: number): string | undefined {
+export function validityProblem(
+  cert: X509Certificate,
+  nowMs: number,
+): 'certificate_validity_unreadable' | 'certificate_not_yet_valid' | 'certificate_expired' | undefined {
   const { from, to } = validity(cert);
   if (!Number.isFinite(from) || !Number.isFinite(to)) return 'certificate_validity_unreadable';
   if (nowMs < from) return 'certificate_not_yet_valid';
@@ -52,7 +55,7 @@ export function chainProblem(
   presented: PresentedCertificate,
   anchors: readonly X509Certificate[],
   nowMs: number,
-): string | undefined {
+): 'ca_not_valid' | 'untrusted' | 'intermediate_not_valid' | 'chain_too_long' | undefined {
   let current = presented.leaf;
   const pool = presented.intermediates.slice(0, MAX_CHAIN);
   for (let depth = 0; depth <= MAX_CHAIN; depth++) {

@@ -1,8 +1,8 @@
-import type { IntrospectionResponse } from '@writ/sdk/wire';
+import { type IntrospectionResponse, type RefusalReason, WritError } from '@writ/sdk/wire';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateClientOrOperator } from '../auth/client.js';
 import { Paths, type RequestInfo, type WritContext } from '../context.js';
-import { invalidRequest, OAuthError } from '../errors.js';
+import { invalidRequest } from '../errors.js';
 import { type FormParams, single } from '../request/form.js';
 import { tokenFingerprint, verifyIssuedToken } from '../tokens/access-token.js';
 
@@ -23,7 +23,8 @@ export async function handleIntrospection(
     throw await auditRefusal(ctx, 'introspection', err, req, { client_id: params.get('client_id')?.[0] });
   }
   let response: IntrospectionResponse = { active: false };
-  let reason = 'active';
+  // Audited with the answer: why a token is inactive, from the same set as refusals.
+  let reason: RefusalReason | 'active' = 'active';
   let jti: string | undefined;
   try {
     const { claims, kid } = verifyIssuedToken(ctx, token);
@@ -32,7 +33,7 @@ export async function handleIntrospection(
     if (revokedBy) reason = `revoked_by_${revokedBy}`;
     else response = { ...claims, active: true, token_type: claims.cnf?.jkt ? 'DPoP' : 'Bearer' };
   } catch (err) {
-    reason = err instanceof OAuthError ? String(err.detail?.['reason'] ?? err.code) : 'invalid';
+    reason = (err instanceof WritError ? err.reason : undefined) ?? 'invalid';
   }
   await ctx.audit.append({
     type: 'token.introspected',

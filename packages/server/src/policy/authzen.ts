@@ -154,7 +154,8 @@ export function evaluate(ctx: WritContext, input: EvaluationInput): EvaluationRe
       }),
     });
   } catch (err) {
-    if (err instanceof PolicyContextError) throw invalidRequest(`context: ${err.message}`);
+    if (err instanceof PolicyContextError)
+      throw invalidRequest(`context: ${err.message}`, { reason: err.reason });
     throw err;
   }
   ctx.metrics.policyDecisions.inc({ endpoint: 'authzen', action: name, decision: d.decision });

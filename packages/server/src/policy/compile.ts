@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { WritError } from '@writ/sdk/wire';
 import { cedar, type DetailedError, lineAt, type PolicyJson, writSchema } from './cedar.js';
 
 /** One `.cedar` file as read from a config directory. */
@@ -58,18 +59,20 @@ export interface CompiledPolicySet {
   builtIn: boolean;
 }
 
-/** A policy set that cannot be loaded: names the file, the line and the reason. */
-export class PolicyLoadError extends Error {
-  readonly code = 'invalid_policy';
+/** A policy set that cannot be loaded: names the file, the line and the problem. */
+export class PolicyLoadError extends WritError {
+  declare readonly code: 'invalid_policy';
+  declare readonly reason: 'invalid_policy';
   readonly file: string;
   readonly line: number | undefined;
-  readonly reason: string;
-  constructor(file: string, line: number | undefined, reason: string) {
-    super(`${file}${line !== undefined ? `:${line}` : ''}: ${reason}`);
+  /** What is wrong, for the operator who wrote the file (a parse error, a duplicate id...). */
+  readonly problem: string;
+  constructor(file: string, line: number | undefined, problem: string) {
+    super('invalid_policy', 'invalid_policy', `${file}${line !== undefined ? `:${line}` : ''}: ${problem}`);
     this.name = 'PolicyLoadError';
     this.file = file;
     this.line = line;
-    this.reason = reason;
+    this.problem = problem;
   }
 }
 

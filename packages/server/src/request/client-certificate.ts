@@ -1,15 +1,19 @@
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import type { RefusalReason } from '@writ/sdk/wire';
 import type { FastifyRequest } from 'fastify';
 import { certificatesFromPem, type PresentedCertificate } from '../mtls/certificate.js';
 import { type ClientCertificateTrust, isTrustedProxy } from '../mtls/trust.js';
+
+/** Why a forwarded-certificate header was not taken. */
+export type ForwardedCertificateRefusal = Extract<RefusalReason, `forwarded_certificate_${string}`>;
 
 /** The client certificate a request carries, or why a forwarded one was not taken. */
 export interface CertificateSighting {
   certificate?: PresentedCertificate;
   /** A forwarded-certificate header was sent but not honoured: the reason, for the audit log. */
-  ignoredForwarded?: string;
+  ignoredForwarded?: ForwardedCertificateRefusal;
 }
 
 const sightings = new WeakMap<FastifyRequest, CertificateSighting>();

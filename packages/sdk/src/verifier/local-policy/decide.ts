@@ -2,6 +2,17 @@ import type { PolicyContext, RequestAction } from '../../wire/policy-context.js'
 import type { CedarApi } from '../local-cedar.js';
 import type { LoadedBundle } from './slices.js';
 
+/** Why local policy refused without asking the policies. */
+export type LocalRefusal =
+  | 'stale'
+  | 'no_bundle'
+  | 'bundle_outdated'
+  | 'unknown_action'
+  | 'invalid_context'
+  | 'unknown_workload'
+  | 'workload_disabled'
+  | 'workload_quarantined';
+
 export interface LocalDecision {
   decision: 'allow' | 'deny';
   /** The determining policies: satisfied permits on allow, satisfied (or failing) forbids on deny. */
@@ -11,7 +22,7 @@ export interface LocalDecision {
    * Set when the policies were not asked: `no_bundle`, `unknown_workload`, `workload_disabled`,
    * `invalid_context` (a risk out of range, a source address that is none)...
    */
-  refusal?: string;
+  refusal?: LocalRefusal;
   /** The bundle the decision was made under. */
   version: number | undefined;
   policyVersion: string | undefined;

@@ -1,3 +1,4 @@
+import type { RefusalReason } from '@writ/sdk/wire';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import { seconds } from '../../clock.js';
 import { invalidClient, invalidRequest } from '../../errors.js';
@@ -83,7 +84,7 @@ export function verifyClientAssertion(
       message: 'claims are not a JSON object',
     });
   }
-  const fail = (reason: string, message: string) =>
+  const fail = (reason: RefusalReason, message: string) =>
     invalidClient('client assertion is invalid', { reason, message });
   const now = seconds(rules.nowMs);
   const skew = rules.clockSkew;

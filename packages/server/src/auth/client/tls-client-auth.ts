@@ -1,4 +1,5 @@
 import { timingSafeEqual, type X509Certificate } from 'node:crypto';
+import type { RefusalReason } from '@writ/sdk/wire';
 import { ClientAuthMethod, type ClientAuthMethodValue } from '@writ/sdk/wire';
 import type { RequestInfo, WritContext } from '../../context.js';
 import { invalidClient, type OAuthError } from '../../errors.js';
@@ -19,13 +20,14 @@ import {
 } from '../../mtls/x509-extensions.js';
 import type { TokenClass } from '../../registry/token-class.js';
 import type { TlsClientAuthRule, WorkloadRecord } from '../../registry/workload.js';
+import type { ForwardedCertificateRefusal } from '../../request/client-certificate.js';
 
 /** What authentication by certificate needs from the request and the server. */
 export interface CertificateAuthInput {
   /** The certificate of the connection, or one a trusted proxy forwarded. */
   presented: PresentedCertificate | undefined;
   /** A forwarded certificate was sent but not believed (`forwarded_certificate_untrusted_source`, …). */
-  ignoredForwarded: string | undefined;
+  ignoredForwarded: ForwardedCertificateRefusal | undefined;
   trust: ClientCertificateTrust;
 }
 
@@ -36,7 +38,7 @@ export interface CertificateAuthentication {
   source: PresentedCertificate['source'];
 }
 
-const refuse = (reason: string, extra: Record<string, unknown> = {}): OAuthError =>
+const refuse = (reason: RefusalReason, extra: Record<string, unknown> = {}): OAuthError =>
   invalidClient('client certificate authentication failed', { reason, ...extra });
 
 /**

@@ -1,4 +1,4 @@
-import { type AccessTokenClaims, GrantType, TokenType } from '@writ/sdk/wire';
+import { type AccessTokenClaims, GrantType, TokenType, WritError } from '@writ/sdk/wire';
 import { certificateBinding } from '../../auth/client/tls-client-auth.js';
 import { authenticateClient } from '../../auth/client.js';
 import { Paths } from '../../context.js';
@@ -8,7 +8,6 @@ import {
   invalidRequest,
   invalidScope,
   invalidTarget,
-  type OAuthError,
   unauthorizedClient,
 } from '../../errors.js';
 import { type FormParams, single } from '../../request/form.js';
@@ -67,7 +66,7 @@ export const tokenExchange: Grant = {
       ({ claims: subject, kid } = verifyIssuedToken(ctx, subjectToken));
     } catch (err) {
       throw invalidGrant('subject_token is not an active token issued here', {
-        reason: (err as OAuthError).detail?.['reason'],
+        reason: err instanceof WritError ? err.reason : 'invalid',
       });
     }
     if (subject.cls === 'admin') throw invalidGrant('admin tokens cannot be exchanged');
