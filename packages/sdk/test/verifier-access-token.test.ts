@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { createHmac, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { importPublicJwk, type VerificationKey } from '../src/jose/index.js';
 import { type AccessTokenCheck, TokenError, verifyAccessTokenJwt } from '../src/verifier/index.js';
+import { accessTokenClaims, b64, type Signer, signer, signToken } from './helpers/access-tokens.js';
 
 // RFC 8725 §3 and RFC 9068 §4 at a resource server: verifyAccessTokenJwt, the check every Writ verifier
 // (and the server's own event stream) runs. Each negative case changes one thing of a token that the
@@ -13,51 +13,17 @@ const ISSUER = 'https://writ.example';
 const API = 'https://api.example';
 const NOW = 1_800_000_000;
 
-interface Signer {
-  alg: 'ES256' | 'EdDSA';
-  privateKey: KeyObject;
-  publicJwk: Record<string, string>;
-  key: VerificationKey;
-}
-
-function signer(alg: 'ES256' | 'EdDSA', kid: string): Signer {
-  const { privateKey, publicKey } =
-    alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
-  const publicJwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg };
-  return { alg, privateKey, publicJwk, key: importPublicJwk(publicJwk) };
-}
-
 const es = signer('ES256', 'k-es');
 const ed = signer('EdDSA', 'k-ed');
 const attacker = signer('ES256', 'k-es');
 
-const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-
 function claims(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    iss: ISSUER,
-    sub: 'spiffe://example/w',
-    aud: API,
-    client_id: 'spiffe://example/w',
-    scope: 'reports:read',
-    iat: NOW,
-    nbf: NOW,
-    exp: NOW + 300,
-    jti: randomBytes(12).toString('base64url'),
-    cls: 'reports',
-    cnf: { jkt: 'thumbprint' },
-    ...over,
-  };
+  return accessTokenClaims(ISSUER, API, NOW, { cnf: { jkt: 'thumbprint' }, ...over });
 }
 
 /** Signs header and payload as given (the header may lie) with `s`'s private key. */
 function token(header: Record<string, unknown> = {}, payload: unknown = claims(), s: Signer = es): string {
-  const input = `${b64({ alg: s.alg, typ: 'at+jwt', kid: s.publicJwk['kid'], ...header })}.${b64(payload)}`;
-  const sig =
-    s.alg === 'ES256'
-      ? sign('sha256', Buffer.from(input), { key: s.privateKey, dsaEncoding: 'ieee-p1363' })
-      : sign(null, Buffer.from(input), s.privateKey);
-  return `${input}.${sig.toString('base64url')}`;
+  return signToken(s, header, payload);
 }
 
 const CHECK: AccessTokenCheck = {

@@ -1,18 +1,22 @@
-import { hash } from 'node:crypto';
 import type { WorkloadClient } from '../client/workload-client.js';
-import { createDpopProof } from '../dpop/create-proof.js';
-import { importPublicJwk, type VerificationKey, type VerifyAlgorithm } from '../jose/jwk.js';
+import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { EventType } from '../wire/events.js';
 import type { Revocation } from '../wire/revocation.js';
 import { TokenError, verifyAccessTokenJwt } from './access-token.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
+import { EventStreamFollower } from './event-stream-follower.js';
+import { createHolderCheck } from './holder-check.js';
+import { createIntrospection } from './introspection.js';
 import { createLocalPolicy, type LocalPolicy, type LocalPolicyOptions } from './local-policy.js';
+import { PublishedKeys } from './published-keys.js';
 import { ReplayCache, type ReplayStore } from './replay-cache.js';
-import { checkHolderBinding, type PresentedRequest, presentedToken, RequestRefusal } from './request.js';
+import { type PresentedRequest, presentedToken, RequestRefusal } from './request.js';
 import { RevocationSet } from './revocation-set.js';
-import { SseParser } from './sse.js';
+import { StreamCredential } from './stream-credential.js';
+import { StreamFreshness } from './stream-freshness.js';
 import type { UsageRecord, UsageReporter, UseContext } from './usage.js';
+import { type VerifiedToken, VerifiedTokenCache } from './verified-token-cache.js';
 
 export interface VerifierOptions {
   issuer: string;
@@ -90,107 +94,46 @@ export interface Verifier {
   close(): void;
 }
 
-interface CachedToken {
-  claims: AccessTokenClaims;
-  kid: string;
-  /** Thumbprint of the key that verified it: a hit needs that key still published. */
-  thumbprint: string;
-}
-
 /**
  * A verifier for a resource server: verifies Writ tokens locally against cached JWKS, refuses revoked
  * ones from the set it follows over the event stream, checks DPoP binding, and fails closed when the
- * stream goes silent past its staleness bound.
+ * stream goes silent past its staleness bound (see `StreamFreshness` for when the set counts as
+ * current).
  *
- * The set counts as current only once a (re)opened stream has caught up to the server's head; until
- * then the last time it was current still decides staleness, so a verifier that was cut off past its
- * bound keeps refusing until it has heard every revocation it missed.
+ * The parts, one concern each: `PublishedKeys` (the JWKS), `EventStreamFollower` with its
+ * `StreamCredential` (the connection), `StreamFreshness` (staleness), `VerifiedTokenCache`,
+ * `createHolderCheck` (DPoP, replay, nonces), `createIntrospection` (the stale fallback) and the local
+ * policy. This function wires them together and runs the checks of one request in order.
  */
 export function createVerifier(o: VerifierOptions): Verifier {
   const issuer = o.issuer.replace(/\/+$/, '');
   const now = o.now ?? Date.now;
   const doFetch = o.fetch ?? fetch;
   const staleness = o.stalenessMs ?? 15_000;
-  const idleLimit = o.streamIdleMs ?? Math.max(1000, Math.floor((staleness * 2) / 3));
-  const cooldown = o.jwksCooldownMs ?? 30_000;
   const leeway = o.leewaySeconds ?? 5;
   const revocations = new RevocationSet();
-  const replay = o.replay ?? new ReplayCache();
-  const cache = new Map<string, CachedToken>();
-  const cacheSize = o.cacheSize ?? 10_000;
-  let keys: VerificationKey[] = [];
-  let lastJwksFetch = Number.NEGATIVE_INFINITY;
-  let lastHeard = Number.NEGATIVE_INFINITY;
+  const keys = new PublishedKeys({ issuer, fetch: doFetch, now, cooldownMs: o.jwksCooldownMs ?? 30_000 });
+  const tokens = new VerifiedTokenCache(o.cacheSize ?? 10_000);
+  const freshness = new StreamFreshness({ stalenessMs: staleness, now });
+  const eventsUrl = `${issuer}/v1/events`;
+  const credential = new StreamCredential(o.client, eventsUrl, now);
+  const holderCheck = createHolderCheck({
+    algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
+    iatWindow: o.dpopIatWindow ?? 60,
+    replay: o.replay ?? new ReplayCache(),
+    nonces: o.dpopNonces,
+  });
+  const introspect = createIntrospection({
+    issuer,
+    audience: o.audience,
+    fetch: doFetch,
+    clientAuth: () => o.client.clientAuth(),
+  });
   let lastPrune = Number.NEGATIVE_INFINITY;
-  let lastEventId: string | undefined;
-  let connected = false;
-  let synced = false;
-  let connections = 0;
-  let closed = false;
-  let abort: AbortController | undefined;
-  let wake: (() => void) | undefined;
   let resolveReady!: () => void;
   const readyPromise = new Promise<void>((r) => {
     resolveReady = r;
   });
-
-  const refreshKeys = async () => {
-    lastJwksFetch = now();
-    const res = await doFetch(`${issuer}/.well-known/jwks.json`);
-    if (!res.ok) throw new Error(`JWKS: HTTP ${res.status}`);
-    const jwks = (await res.json()) as { keys: unknown[] };
-    keys = jwks.keys.flatMap((k) => {
-      try {
-        return [importPublicJwk(k)];
-      } catch {
-        return [];
-      }
-    });
-  };
-
-  /** The stream of one connection: `head` tells how far the catch-up goes. */
-  let head: number | undefined;
-  const markSynced = () => {
-    if (!synced && head !== undefined && lastEventId !== undefined && Number(lastEventId) >= head)
-      synced = true;
-  };
-
-  const onEvent = (type: string, data: Record<string, unknown>) => {
-    localPolicy?.onEvent(type, data);
-    if (type === EventType.head) {
-      head = typeof data['head'] === 'number' ? data['head'] : Number.POSITIVE_INFINITY;
-    } else if (type === EventType.snapshot) {
-      revocations.reset((data['revocations'] as Revocation[]) ?? [], 0);
-      // The snapshot is the whole state as of its id: the stream is current from here on.
-      synced = true;
-      const kids = Array.isArray(data['keys']) ? (data['keys'] as unknown[]) : [];
-      const missing = kids.some((kid) => !keys.some((k) => k.kid === kid));
-      if (missing)
-        refreshKeys()
-          .catch(() => undefined)
-          .finally(resolveReady);
-      else resolveReady();
-    } else if (type === EventType.revocation) {
-      revocations.apply(data['revocation'] as Revocation);
-    } else if (type === EventType.keysRotated) {
-      refreshKeys().catch(() => undefined);
-    }
-  };
-
-  const eventsUrl = `${issuer}/v1/events`;
-  let streamToken: { token: string; type: string; renewAt: number } | undefined;
-  /** The token for the stream; a fresh one after the server refused or ended the last (revoked, expired). */
-  const streamCredential = async (fresh: boolean) => {
-    if (fresh || !streamToken || now() >= streamToken.renewAt) {
-      const r = await o.client.requestToken({ audience: eventsUrl });
-      streamToken = {
-        token: r.access_token,
-        type: r.token_type,
-        renewAt: now() + (r.expires_in * 1000 * 2) / 3,
-      };
-    }
-    return streamToken;
-  };
 
   const localPolicy =
     o.policy &&
@@ -199,190 +142,76 @@ export function createVerifier(o: VerifierOptions): Verifier {
       audience: o.audience,
       fetch: doFetch,
       now,
-      keys: () => keys,
-      refreshKeys,
+      keys: () => keys.keys,
+      refreshKeys: () => keys.refresh(),
       // The bundle is fetched with the stream's own token (same audience, same holder key).
-      authorize: async (url, fresh) => {
-        const cred = await streamCredential(fresh);
-        const dpop = cred.type.toLowerCase() === 'dpop';
-        return {
-          authorization: `${dpop ? 'DPoP' : 'Bearer'} ${cred.token}`,
-          ...(dpop
-            ? {
-                dpop: createDpopProof(o.client.dpopKey, {
-                  method: 'GET',
-                  url,
-                  accessToken: cred.token,
-                  nowSeconds: Math.floor(now() / 1000),
-                }),
-              }
-            : {}),
-        };
+      authorize: (url, fresh) => credential.headers(url, fresh),
+      stale: () => freshness.stale(),
+    });
+
+  const onEvent = (type: string, data: Record<string, unknown>) => {
+    localPolicy?.onEvent(type, data);
+    if (type === EventType.head) {
+      freshness.announced(data['head']);
+    } else if (type === EventType.snapshot) {
+      revocations.reset((data['revocations'] as Revocation[]) ?? [], 0);
+      freshness.snapshot();
+      const kids = Array.isArray(data['keys']) ? (data['keys'] as unknown[]) : [];
+      if (kids.some((kid) => !keys.has(kid)))
+        keys
+          .refresh()
+          .catch(() => undefined)
+          .finally(resolveReady);
+      else resolveReady();
+    } else if (type === EventType.revocation) {
+      revocations.apply(data['revocation'] as Revocation);
+    } else if (type === EventType.keysRotated) {
+      keys.refresh().catch(() => undefined);
+    }
+  };
+
+  const stream = new EventStreamFollower({
+    url: eventsUrl,
+    authorize: (url, fresh) => credential.headers(url, fresh),
+    fetch: doFetch,
+    now,
+    idleMs: o.streamIdleMs ?? Math.max(1000, Math.floor((staleness * 2) / 3)),
+    maxEventBytes: o.maxEventBytes ?? 16 * 1024 * 1024,
+    handlers: {
+      opened: () => freshness.opened(),
+      event(type, data, lastEventId) {
+        onEvent(type, data);
+        freshness.received(lastEventId);
       },
-      stale: () => isStale(),
-    });
-
-  let lastActivity = now();
-  const watchdog = setInterval(
-    () => {
-      if (now() - lastActivity > idleLimit) abort?.abort(new Error('event stream idle'));
+      heartbeat: () => freshness.heartbeat(),
+      closed: () => freshness.closed(),
+      current: () => freshness.synced,
     },
-    Math.min(1000, Math.max(50, Math.floor(idleLimit / 4))),
-  );
-  watchdog.unref();
+  });
 
-  const connect = async () => {
-    let backoff = 250;
-    let fresh = false;
-    while (!closed) {
-      const attempt = new AbortController();
-      abort = attempt;
-      lastActivity = now();
-      const aborted = new Promise<never>((_, reject) => {
-        attempt.signal.addEventListener('abort', () => reject(attempt.signal.reason), { once: true });
-      });
-      aborted.catch(() => undefined);
-      try {
-        const cred = await Promise.race([streamCredential(fresh), aborted]);
-        fresh = false;
-        const dpop = cred.type.toLowerCase() === 'dpop';
-        const res = await doFetch(eventsUrl, {
-          headers: {
-            authorization: `${dpop ? 'DPoP' : 'Bearer'} ${cred.token}`,
-            ...(dpop
-              ? {
-                  dpop: createDpopProof(o.client.dpopKey, {
-                    method: 'GET',
-                    url: eventsUrl,
-                    accessToken: cred.token,
-                    nowSeconds: Math.floor(now() / 1000),
-                  }),
-                }
-              : {}),
-            accept: 'text/event-stream',
-            ...(lastEventId !== undefined ? { 'last-event-id': lastEventId } : {}),
-          },
-          signal: attempt.signal,
-        });
-        if (res.status === 401 || res.status === 403) fresh = true;
-        if (!res.ok || !res.body) {
-          await res.body?.cancel().catch(() => undefined);
-          throw new Error(`event stream: HTTP ${res.status}`);
-        }
-        connected = true;
-        connections++;
-        synced = false;
-        head = undefined;
-        lastActivity = now();
-        const heard = () => {
-          lastActivity = now();
-          if (synced) {
-            lastHeard = now();
-            backoff = 250;
-          }
-        };
-        const parser = new SseParser(
-          (m) => {
-            const data = JSON.parse(m.data) as Record<string, unknown>;
-            if (m.id !== undefined) lastEventId = m.id;
-            onEvent(m.event, data);
-            markSynced();
-            heard();
-          },
-          () => {
-            // A server that announces no head: its first heartbeat follows the catch-up.
-            if (head === undefined) synced = true;
-            heard();
-          },
-          o.maxEventBytes ?? 16 * 1024 * 1024,
-        );
-        const decoder = new TextDecoder();
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          lastActivity = now();
-          parser.push(decoder.decode(chunk, { stream: true }));
-        }
-        // The server ended the stream: the token expired or was revoked. Come back with a fresh one.
-        fresh = true;
-      } catch {
-        // reconnect below
-      } finally {
-        connected = false;
-        synced = false;
-        attempt.abort();
-      }
-      if (closed) break;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, backoff);
-        wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      wake = undefined;
-      backoff = Math.min(backoff * 2, 5000);
-    }
-  };
-
-  const introspect = async (token: string): Promise<AccessTokenClaims> => {
-    const res = await doFetch(`${issuer}/oauth2/introspect`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...o.client.clientAuth(), token }).toString(),
-    });
-    const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-    if (!res.ok || body['active'] !== true)
-      throw new RequestRefusal('invalid_token', 'inactive', 'token is not active');
-    if (body['aud'] !== o.audience)
-      throw new RequestRefusal('invalid_token', 'aud', 'token is not for this audience');
-    return body as unknown as AccessTokenClaims;
-  };
-
-  const verifyToken = async (
-    token: string,
-  ): Promise<{ claims: AccessTokenClaims; kid: string; cached: boolean }> => {
-    const digest = hash('sha256', token, 'base64url');
-    const hit = cache.get(digest);
-    const nowS = Math.floor(now() / 1000);
-    if (hit) {
-      // Everything time- or key-dependent is checked again; only the signature is not.
-      if (hit.claims.exp <= nowS - leeway) {
-        cache.delete(digest);
-        throw new RequestRefusal('invalid_token', 'expired', 'token has expired');
-      }
-      if (hit.claims.nbf > nowS + leeway)
-        throw new RequestRefusal('invalid_token', 'nbf', 'token is not yet valid');
-      if (keys.some((k) => k.thumbprint === hit.thumbprint))
-        return { claims: hit.claims, kid: hit.kid, cached: true };
-      // Its key is no longer published: verify from scratch (and refuse unless the key is back).
-      cache.delete(digest);
-    }
+  /** Signature and claims against the published keys; an unknown `kid` fetches the JWKS once more. */
+  const verifySignature = async (token: string, nowSeconds: number): Promise<VerifiedToken> => {
     const check = {
       issuer,
       audience: o.audience,
-      nowSeconds: nowS,
+      nowSeconds,
       leeway,
       maxBytes: o.maxTokenBytes ?? 8192,
-      keys,
     };
     let verified: ReturnType<typeof verifyAccessTokenJwt>;
     try {
-      verified = verifyAccessTokenJwt(token, check);
+      verified = verifyAccessTokenJwt(token, { ...check, keys: keys.keys });
     } catch (err) {
-      if (!(err instanceof TokenError) || err.reason !== 'no_key' || now() - lastJwksFetch < cooldown)
+      if (!(err instanceof TokenError) || err.reason !== 'no_key' || !(await keys.refreshForUnknownKey()))
         throw toRefusal(err);
-      await refreshKeys().catch(() => undefined);
       try {
-        verified = verifyAccessTokenJwt(token, { ...check, keys });
+        verified = verifyAccessTokenJwt(token, { ...check, keys: keys.keys });
       } catch (again) {
         throw toRefusal(again);
       }
     }
-    if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
-    cache.set(digest, { claims: verified.claims, kid: verified.kid, thumbprint: verified.key.thumbprint });
-    return { claims: verified.claims, kid: verified.kid, cached: false };
+    return { claims: verified.claims, kid: verified.kid, thumbprint: verified.key.thumbprint };
   };
-
-  const isStale = () => now() - lastHeard > staleness;
 
   /** Verifies one request; `seen` learns the claims once the token itself is verified. */
   const verifyRequest = async (
@@ -397,7 +226,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       // Kept for the leeway past `expires_at`: a token is accepted that long after its `exp`.
       revocations.prune(now() - (leeway + 1) * 1000);
     }
-    if (isStale()) {
+    if (freshness.stale()) {
       if (o.onStale !== 'introspect')
         throw new RequestRefusal(
           'invalid_token',
@@ -407,31 +236,19 @@ export function createVerifier(o: VerifierOptions): Verifier {
       claims = await introspect(presented.token);
       seen?.(claims);
     } else {
-      const v = await verifyToken(presented.token);
+      const nowSeconds = Math.floor(now() / 1000);
+      const v = await tokens.verified(
+        presented.token,
+        { nowSeconds, leeway, publishes: (t) => keys.publishes(t) },
+        () => verifySignature(presented.token, nowSeconds),
+      );
       claims = v.claims;
       cached = v.cached;
       seen?.(claims);
       if (revocations.match({ ...claims, kid: v.kid }))
         throw new RequestRefusal('invalid_token', 'revoked', 'token has been revoked');
     }
-    const nowS = Math.floor(now() / 1000);
-    // An unbound token presented as Bearer has no binding to check: skip building the proof check.
-    if (claims.cnf !== undefined || presented.scheme !== 'Bearer') {
-      const nonces = o.dpopNonces;
-      try {
-        await checkHolderBinding(req, presented, claims, {
-          algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
-          nowSeconds: nowS,
-          iatWindow: o.dpopIatWindow ?? 60,
-          consumeJti: (key, exp) => replay.consume(key, exp, nowS),
-          ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
-        });
-      } catch (err) {
-        if (nonces && err instanceof RequestRefusal && err.code === 'use_dpop_nonce')
-          throw new RequestRefusal(err.code, err.reason, err.message, { dpopNonce: nonces.current() });
-        throw err;
-      }
-    }
+    await holderCheck(req, presented, claims, Math.floor(now() / 1000));
     req.check?.(claims);
     if (localPolicy) await localPolicy.enforce(req, claims);
     return { claims, cached };
@@ -455,29 +272,27 @@ export function createVerifier(o: VerifierOptions): Verifier {
       }
     },
     status: () => ({
-      connected,
-      synced,
-      stale: isStale(),
-      lastHeardMs: lastHeard,
+      connected: stream.connected,
+      synced: freshness.synced,
+      stale: freshness.stale(),
+      lastHeardMs: freshness.lastHeardMs,
       revocations: revocations.size,
-      lastEventId,
-      keys: keys.length,
-      connections,
+      lastEventId: stream.lastEventId,
+      keys: keys.keys.length,
+      connections: stream.connections,
     }),
     ...(localPolicy ? { policy: localPolicy } : {}),
     close() {
-      closed = true;
       localPolicy?.close();
-      clearInterval(watchdog);
-      abort?.abort();
-      wake?.();
+      stream.close();
     },
   };
 
-  refreshKeys()
+  keys
+    .refresh()
     .catch(() => undefined)
     .finally(() => {
-      connect().catch(() => undefined);
+      stream.run().catch(() => undefined);
     });
   return verifier;
 }
