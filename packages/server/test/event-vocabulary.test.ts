@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { EventType, type LogEventType } from '@writ/sdk/wire';
+import type { AuditLog } from '../src/audit/audit-log.js';
 import type { EventLog } from '../src/events/event-log.js';
 import { securityEvents } from '../src/ssf/events.js';
 import type { Store } from '../src/store/store.js';
@@ -22,6 +23,19 @@ export async function appendsTheVocabularyOnly(log: EventLog, tx: Store): Promis
   await log.append(tx, EventType.workloadState, { id: 'w', state: 'deleted' });
   // @ts-expect-error stream-only events are never in the log
   await log.append(tx, EventType.snapshot, { revocations: [], keys: [] });
+}
+
+/** Compiles only if the audit log refuses a type outside its vocabulary. Never called. */
+export async function auditsTheVocabularyOnly(audit: AuditLog): Promise<void> {
+  await audit.append({ type: 'token.issued', outcome: 'success', actor: 'a', data: {} });
+  await audit.append({ type: 'workload.quarantined', outcome: 'success', actor: 'a', data: {} });
+  await audit.append({ type: 'token.refused', outcome: 'refused', actor: 'a', data: {} });
+  // @ts-expect-error a misspelt type
+  await audit.append({ type: 'token.isued', outcome: 'success', actor: 'a', data: {} });
+  // @ts-expect-error a refusal of an endpoint that does not exist
+  await audit.append({ type: 'nowhere.refused', outcome: 'refused', actor: 'a', data: {} });
+  // @ts-expect-error a workload state the registry does not have
+  await audit.append({ type: 'workload.deleted', outcome: 'success', actor: 'a', data: {} });
 }
 
 /** What each logged payload must hold, checked at run time against what the server really appended. */

@@ -2,13 +2,17 @@ import type { Clock } from '../clock.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { Store } from '../store/store.js';
 import type { AuditDraft, AuditEvent } from './audit-event.js';
+import type { AuditEventType } from './audit-types.js';
+
+/** What a producer appends: a draft of a type in the audit vocabulary; the log adds the time. */
+export type AuditEntry = Omit<AuditDraft, 'ts' | 'type'> & { type: AuditEventType };
 
 /** Checkpoint JWS `typ`. */
 export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jwt';
 
 export interface AuditLog {
   /** Appends one event (inside `tx` when given). Throws when the store refuses: callers fail closed. */
-  append(draft: Omit<AuditDraft, 'ts'>, tx?: Store): Promise<AuditEvent>;
+  append(draft: AuditEntry, tx?: Store): Promise<AuditEvent>;
   /** Signs a checkpoint over the current head if events arrived since the last one. */
   checkpoint(): Promise<void>;
   /** Called after each committed append; signs a checkpoint every N events or T seconds. */

@@ -1,5 +1,6 @@
 import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError, StoreUnavailableError, temporarilyUnavailable } from '../errors.js';
+import type { RefusalEndpoint } from './audit-types.js';
 
 /** Marks errors already written to the audit log, so the HTTP error handler does not write them twice. */
 export const AUDITED = Symbol('writ.audited');
@@ -10,7 +11,7 @@ export const AUDITED = Symbol('writ.audited');
  */
 export async function auditRefusal(
   ctx: WritContext,
-  endpoint: string,
+  endpoint: RefusalEndpoint,
   err: unknown,
   req: RequestInfo,
   context: Record<string, unknown>,

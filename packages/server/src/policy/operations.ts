@@ -1,4 +1,5 @@
 import { EventType } from '@writ/sdk/wire';
+import type { AuditEventType } from '../audit/audit-types.js';
 import type { WritContext } from '../context.js';
 import type { Store } from '../store/store.js';
 import { announceBundle } from './bundle.js';
@@ -33,7 +34,7 @@ const storedId = (p: { counter: number; hash: string }) => `${p.counter}-${p.has
 
 function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: string | null, actor: string) {
   return {
-    type: 'policy.loaded',
+    type: 'policy.loaded' as const,
     outcome: 'success' as const,
     actor,
     data: {
@@ -56,7 +57,11 @@ function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: string 
  * events, oldest first.
  */
 async function policyFromAudit(store: Pick<Store, 'queryAudit'>) {
-  const [lastEvent] = await store.queryAudit({ type: 'policy.loaded', order: 'desc', limit: 1 });
+  const [lastEvent] = await store.queryAudit({
+    type: 'policy.loaded' satisfies AuditEventType,
+    order: 'desc',
+    limit: 1,
+  });
   const last =
     lastEvent && typeof lastEvent.data['counter'] === 'number' && typeof lastEvent.data['hash'] === 'string'
       ? { counter: lastEvent.data['counter'], hash: lastEvent.data['hash'] }
@@ -64,7 +69,11 @@ async function policyFromAudit(store: Pick<Store, 'queryAudit'>) {
   const resources = new Map<string, ResourceSpec>();
   let after = 0;
   for (;;) {
-    const page = await store.queryAudit({ type: 'resource.updated', afterSeq: after, limit: 1000 });
+    const page = await store.queryAudit({
+      type: 'resource.updated' satisfies AuditEventType,
+      afterSeq: after,
+      limit: 1000,
+    });
     for (const e of page) {
       const d = e.data as Partial<ResourceSpec> & { id?: string; cleared?: boolean };
       if (typeof d.id !== 'string') continue;

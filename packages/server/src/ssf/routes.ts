@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuditDraft } from '../audit/audit-event.js';
+import type { AuditEntry } from '../audit/audit-log.js';
 import { auditRefusal } from '../audit/refusal.js';
 import type { WritContext } from '../context.js';
 import { accessDenied, invalidRequest, notFound, OAuthError } from '../errors.js';
@@ -81,7 +81,7 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
   };
 
   /** Writes and audits in one transaction: `write` returns the audit event describing what it did. */
-  const audited = async (write: (tx: Store) => Promise<Omit<AuditDraft, 'ts'>>) => {
+  const audited = async (write: (tx: Store) => Promise<AuditEntry>) => {
     const event = await ctx.store.transaction(async (tx) => ctx.audit.append(await write(tx), tx));
     ctx.audit.noteCommitted(event);
   };

@@ -1,5 +1,6 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { AuditEvent } from '../audit/audit-event.js';
+import type { AuditEventType } from '../audit/audit-types.js';
 import type { WritContext } from '../context.js';
 import { notFound } from '../errors.js';
 import type { IssuedToken } from '../tokens/issued-token.js';
@@ -62,7 +63,9 @@ export async function traceToken(ctx: WritContext, jti: string): Promise<TokenTr
     ctx.store.getToken(jti),
     ctx.store.usageForToken(jti, 1000),
   ]);
-  const issued = events.find((e) => e.type === 'token.issued' && e.outcome === 'success') ?? null;
+  const issued =
+    events.find((e) => e.type === ('token.issued' satisfies AuditEventType) && e.outcome === 'success') ??
+    null;
   if (!record && !issued && usage.length === 0 && events.length === 0)
     throw notFound('nothing is known about this token');
   const token = record ? fromRecord(record) : issued ? fromIssuance(jti, issued) : null;
@@ -92,7 +95,7 @@ export async function traceToken(ctx: WritContext, jti: string): Promise<TokenTr
       detail: `by ${r.kind}=${r.value}${r.issued_before !== null ? ` (issued before ${r.issued_before})` : ''}: ${r.reason}`,
     });
   for (const e of events) {
-    if (e === issued || e.type === 'revocation.created') continue;
+    if (e === issued || e.type === ('revocation.created' satisfies AuditEventType)) continue;
     timeline.push({ at: e.ts, what: 'event', detail: `${e.type} ${e.outcome} by ${e.actor}` });
   }
   const order = { issued: 0, used: 1, revoked: 2, event: 3 } as const;

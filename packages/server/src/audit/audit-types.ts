@@ -1,0 +1,52 @@
+/**
+ * The audit log's vocabulary: every type of event Writ writes to it, in one place, so a producer cannot
+ * write a type that `writ audit --type`, the docs and the readers of the chain do not know. (The event
+ * log that nodes and verifiers follow has its own vocabulary: `EventType` in `@writ/sdk/wire`.)
+ */
+
+/** Where a refusal happened; each is audited as `<endpoint>.refused` and counted by endpoint. */
+export type RefusalEndpoint =
+  | 'token'
+  | 'introspection'
+  | 'revocation'
+  | 'task'
+  | 'usage'
+  | 'events'
+  | 'policy_bundle'
+  | 'access'
+  | 'ssf'
+  | 'admin'
+  | 'admin_token'
+  | 'http';
+
+export type AuditEventType =
+  | `${RefusalEndpoint}.refused`
+  // Tokens
+  | 'token.issued'
+  | 'token.introspected'
+  | 'federation.token_replayed'
+  | 'revocation.created'
+  | 'task.opened'
+  | 'task.closed'
+  | 'usage.reported'
+  // Operators and configuration
+  | 'admin.session'
+  | 'config.applied'
+  | 'keys.rotated'
+  | `workload.${'enabled' | 'disabled' | 'quarantined'}`
+  | 'policy.loaded'
+  | 'resource.updated'
+  | 'tls.reloaded'
+  | 'tls.reload_failed'
+  // Verifiers and receivers
+  | 'events.subscribed'
+  | 'policy.bundle.served'
+  | 'ssf.stream.created'
+  | 'ssf.stream.updated'
+  | 'ssf.stream.deleted'
+  | 'ssf.stream.status'
+  | 'ssf.verification.requested'
+  | 'ssf.set.rejected'
+  | 'ssf.set.errors'
+  | 'ssf.sets.dropped'
+  | 'ssf.events.missed';
