@@ -36,7 +36,15 @@ const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
  * - jti:       one token vs its siblings;
  * - kid:       worlds before a key rotation vs worlds after it.
  */
-const NAMES = ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAudit', 'runnerJobs', 'exchangedA'] as const;
+const NAMES = [
+  'ownerJobs',
+  'ownerJobsA',
+  'ownerJobsB',
+  'ownerAudit',
+  'runnerJobs',
+  'exchangedA',
+  'exchangedTwice',
+] as const;
 type TokenName = (typeof NAMES)[number];
 
 interface World {
@@ -56,21 +64,42 @@ interface PredicateCase {
   valueOf(w: World, tasks: Tasks): string;
   /** Tokens of a world that carry that value (when the world's value is one of the revoked ones). */
   names: readonly TokenName[];
+  /** Tokens exchanged from the named one: revoked with it, whatever `issued_before` says. */
+  descendants?: readonly TokenName[];
+  /** The test's name, when the kind alone does not tell cases apart. */
+  label?: string;
 }
 
-const jti = (token: string): string => decodeJwt(token).claims['jti'] as string;
+const jti = (token: string | undefined): string =>
+  token === undefined ? '(no such token in this world)' : (decodeJwt(token).claims['jti'] as string);
 
 const CASES: PredicateCase[] = [
   { kind: 'jti', valueOf: (w) => jti(w.tokens.ownerJobs!), names: ['ownerJobs'] },
+  // A subject token's jti reaches what was exchanged from it, one and two exchanges down (RFC 8693).
+  {
+    kind: 'jti',
+    label: 'jti of a subject token (and what was exchanged from it)',
+    valueOf: (w) => jti(w.tokens.ownerJobsA),
+    names: ['ownerJobsA'],
+    descendants: ['exchangedA', 'exchangedTwice'],
+  },
+  // An exchanged token's jti reaches its own descendants, not the token it came from.
+  {
+    kind: 'jti',
+    label: 'jti of an exchanged token (and what was exchanged from it)',
+    valueOf: (w) => jti(w.tokens.exchangedA),
+    names: ['exchangedA'],
+    descendants: ['exchangedTwice'],
+  },
   {
     kind: 'tid',
     valueOf: (_w, t) => t.a,
-    names: ['ownerJobsA', 'exchangedA'],
+    names: ['ownerJobsA', 'exchangedA', 'exchangedTwice'],
   },
   {
     kind: 'sub',
     valueOf: () => OWNER,
-    names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAudit', 'exchangedA'],
+    names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAudit', 'exchangedA', 'exchangedTwice'],
   },
   {
     kind: 'client_id',
@@ -162,6 +191,15 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
           subject_token_type: TokenType.accessToken,
         }),
       );
+      // RUNNER narrows what it holds: a second exchange, from the first.
+      tokens.exchangedTwice = tokenOf(
+        await injectForm(h, '/oauth2/token', {
+          grant_type: GrantType.tokenExchange,
+          ...clientAuth(h, RUNNER, runnerKey),
+          subject_token: tokens.exchangedA,
+          subject_token_type: TokenType.accessToken,
+        }),
+      );
     }
     const kids = new Set(Object.values(tokens).map((t) => decodeJwt(t).header['kid'] as string));
     assert.equal(kids.size, 1, 'one world, one signing key');
@@ -227,10 +265,11 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
       for (const name of NAMES) {
         const token = w.tokens[name];
         if (token === undefined) continue;
-        const matches = c.names.includes(name) && revoked.has(c.valueOf(w, tasks));
+        const valueRevoked = revoked.has(c.valueOf(w, tasks));
         const iat = decodeJwt(token).claims['iat'] as number;
         const bound = withCutoff ? cutoff : STAMPED_NOW.has(c.kind) ? t0 + 20 : Number.POSITIVE_INFINITY;
-        const expectRevoked = matches && iat <= bound;
+        const expectRevoked =
+          valueRevoked && ((c.names.includes(name) && iat <= bound) || !!c.descendants?.includes(name));
         const r = await introspect(token);
         const what = `${c.kind}${withCutoff ? ' issued_before' : ''}: ${w.label}.${name}`;
         if (expectRevoked) {
@@ -256,7 +295,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
   };
 
   for (const c of CASES) {
-    it(`${c.kind}: revokes exactly the tokens carrying the value`, async () => {
+    it(`${c.label ?? c.kind}: revokes exactly the tokens carrying the value`, async () => {
       const { w4, w2 } = await scenario(c, false);
       if (c.kind === 'tid') {
         // An open-ended tid revocation also covers tokens issued later in the same task.
@@ -270,7 +309,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
       if (c.kind === 'jti') assert.equal((await introspect(w2.tokens.ownerJobs!))['active'], true);
     });
 
-    it(`${c.kind} with issued_before: tokens issued after the cutoff stay active`, async () => {
+    it(`${c.label ?? c.kind} with issued_before: tokens issued after the cutoff stay active`, async () => {
       const { w1, w2 } = await scenario(c, true);
       // The pair that differs only in time: same dimension value, one before and one after the cutoff.
       const name = c.names[0]!;

@@ -25,19 +25,33 @@ const A = 'spiffe://test.writ/orders/frontend';
 const B = 'spiffe://test.writ/orders/worker';
 const C = 'spiffe://test.writ/orders/refunds';
 const D = 'spiffe://test.writ/marketing/bot';
+// A mesh whose class lets each of its services act for the others: loops are possible to ask for.
+const P = 'spiffe://test.writ/mesh/p';
+const Q = 'spiffe://test.writ/mesh/q';
+const R = 'spiffe://test.writ/mesh/r';
+const MESH = 'https://mesh.test';
+const MAX_DEPTH = 3;
 const ORDERS = 'https://orders.test';
 const REPORTS = 'https://orders-reports.test';
 const OUTSIDE = 'https://billing.test';
 
 describe('RFC 8693 token exchange', () => {
   const clock = fakeClock(Date.UTC(2026, 4, 1, 8));
-  const keys: Record<string, TestKey> = { [A]: testKey(), [B]: testKey(), [C]: testKey(), [D]: testKey() };
+  const keys: Record<string, TestKey> = {
+    [A]: testKey(),
+    [B]: testKey(),
+    [C]: testKey(),
+    [D]: testKey(),
+    [P]: testKey(),
+    [Q]: testKey(),
+    [R]: testKey(),
+  };
   let h: Harness;
 
   before(async () => {
     h = await startHarness({
       clock,
-      settings: { 'tasks.sweep_interval': 60 },
+      settings: { 'tasks.sweep_interval': 60, 'tokens.exchange_max_depth': MAX_DEPTH },
       extraDocs: [
         classDoc({
           name: 'orders',
@@ -51,6 +65,16 @@ describe('RFC 8693 token exchange', () => {
         workloadDoc(B, keys[B]!, ['own']),
         workloadDoc(C, keys[C]!, ['own']),
         workloadDoc(D, keys[D]!, ['own']),
+        classDoc({
+          name: 'mesh',
+          audiences: [MESH],
+          scopes: ['mesh:call'],
+          default_scopes: ['mesh:call'],
+          delegation: { actors: [P, Q, R] },
+        }),
+        workloadDoc(P, keys[P]!, ['mesh']),
+        workloadDoc(Q, keys[Q]!, ['mesh']),
+        workloadDoc(R, keys[R]!, ['mesh']),
       ],
     });
   });
@@ -227,6 +251,7 @@ describe('RFC 8693 token exchange', () => {
     assert.equal(c1['client_id'], B);
     assert.deepEqual(c1['act'], { sub: B });
     assert.deepEqual(c1['cnf'], { jkt: kb.jkt });
+    assert.deepEqual(c1['ajti'], [decodeClaims(original)['jti']], 'descends from the original');
     assert.deepEqual((await lastEvent(h, 'token.issued')).data['act'], { sub: B });
 
     const kc = generateDpopKey();
@@ -237,6 +262,7 @@ describe('RFC 8693 token exchange', () => {
     assert.equal(c2['client_id'], C);
     assert.equal(c2['scope'], 'orders:read');
     assert.deepEqual(c2['act'], { sub: C, act: { sub: B } });
+    assert.deepEqual(c2['ajti'], [decodeClaims(original)['jti'], c1['jti']], 'the first token first');
     assert.deepEqual(c2['cnf'], { jkt: kc.jkt });
     assert.ok((c2['exp'] as number) <= (c1['exp'] as number));
 
@@ -244,5 +270,77 @@ describe('RFC 8693 token exchange', () => {
     await refused(() => exchange(B, t1, { scope: 'orders:write' }), 'invalid_scope');
     // Nor handed on to an actor the class does not list.
     await refused(() => exchange(D, t1), 'unauthorized_client');
+  });
+
+  describe('chains stay short and loop-free', () => {
+    /** A token of `sub` for the mesh, bound to a fresh key. */
+    const meshToken = async (sub: string): Promise<string> => {
+      const r = await dpopTokenRequest(
+        h,
+        () => ({
+          grant_type: GrantType.clientCredentials,
+          ...clientAuth(h, sub, keys[sub]!),
+          resource: MESH,
+        }),
+        generateDpopKey(),
+      );
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body['access_token'] as string;
+    };
+    /** A successful exchange by `actor`. */
+    const hop = async (actor: string, subject: string): Promise<string> => {
+      const r = await dpopTokenRequest(h, () => exchangeForm(actor, subject), generateDpopKey());
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body['access_token'] as string;
+    };
+
+    it('P → Q → P: the subject cannot act again through its own delegation (invalid_grant naming the loop)', async () => {
+      const viaQ = await hop(Q, await meshToken(P));
+      const r = await refused(() => exchange(P, viaQ), 'invalid_grant');
+      assert.equal(
+        r.body['error_description'],
+        `delegation loop: ${P} → ${Q} → ${P}; ${P} is already in the subject token's chain (its subject or an earlier actor) and cannot act again`,
+      );
+      const event = await lastEvent(h, 'token.refused');
+      assert.equal(event.data['reason'], 'delegation_loop');
+    });
+
+    it('P → Q → R → Q: nor can an earlier actor', async () => {
+      const viaR = await hop(R, await hop(Q, await meshToken(P)));
+      const r = await refused(() => exchange(Q, viaR), 'invalid_grant');
+      assert.match(String(r.body['error_description']), /^delegation loop: .*\/p → .*\/q → .*\/r → .*\/q;/);
+    });
+
+    it(`an exchange past tokens.exchange_max_depth (${MAX_DEPTH}) is invalid_grant, whoever asks`, async () => {
+      // P narrows its own token, Q acts, R acts: three exchanges from the first token.
+      const first = await meshToken(P);
+      const narrowed = await hop(P, first);
+      const deepest = await hop(R, await hop(Q, narrowed));
+      assert.equal((decodeClaims(deepest)['ajti'] as string[]).length, MAX_DEPTH);
+      assert.equal((decodeClaims(deepest)['ajti'] as string[])[0], decodeClaims(first)['jti']);
+      for (const actor of [R, P]) {
+        const r = await refused(() => exchange(actor, deepest), 'invalid_grant');
+        assert.equal(
+          r.body['error_description'],
+          `the subject token is already ${MAX_DEPTH} exchange(s) from the token first issued, and tokens.exchange_max_depth is ${MAX_DEPTH}: exchange a token nearer the first one`,
+        );
+        assert.equal((await lastEvent(h, 'token.refused')).data['reason'], 'exchange_too_deep');
+      }
+      // One step nearer the first token is still fine.
+      await hop(R, narrowed);
+    });
+
+    it('revoking the first token: every token exchanged from it is inactive and cannot be exchanged again', async () => {
+      const first = await meshToken(P);
+      const viaQ = await hop(Q, first);
+      const viaR = await hop(R, viaQ);
+      const sibling = await meshToken(P);
+      const r = await h.admin('POST', '/revocations', { kind: 'jti', value: decodeClaims(first)['jti'] });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      for (const t of [first, viaQ, viaR]) assert.deepEqual(await introspect(h, t), { active: false });
+      assert.equal((await introspect(h, sibling))['active'], true, 'an unrelated token of P stays active');
+      await refused(() => exchange(R, viaR), 'invalid_grant');
+      assert.equal((await lastEvent(h, 'token.refused')).data['reason'], 'revoked');
+    });
   });
 });

@@ -22,7 +22,15 @@ import {
 const OWNER = 'spiffe://test.writ/verifier-rev/owner';
 const RUNNER = 'spiffe://test.writ/verifier-rev/runner';
 
-const NAMES = ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAdmin', 'runnerJobs', 'exchangedA'] as const;
+const NAMES = [
+  'ownerJobs',
+  'ownerJobsA',
+  'ownerJobsB',
+  'ownerAdmin',
+  'runnerJobs',
+  'exchangedA',
+  'exchangedTwice',
+] as const;
 type TokenName = (typeof NAMES)[number];
 
 interface World {
@@ -41,17 +49,38 @@ interface PredicateCase {
   valueOf(w: World, tasks: Tasks): string;
   /** The tokens of a world that carry the value. */
   names: readonly TokenName[];
+  /** Tokens exchanged from the named one: revoked with it, whatever `issued_before` says. */
+  descendants?: readonly TokenName[];
+  /** The test's name, when the kind alone does not tell cases apart. */
+  label?: string;
 }
 
-const jti = (token: string): string => decodeJwt(token).claims['jti'] as string;
+const jti = (token: string | undefined): string =>
+  token === undefined ? '(no such token in this world)' : (decodeJwt(token).claims['jti'] as string);
 
 const CASES: PredicateCase[] = [
   { kind: 'jti', valueOf: (w) => jti(w.tokens.ownerJobs!), names: ['ownerJobs'] },
-  { kind: 'tid', valueOf: (_w, t) => t.a, names: ['ownerJobsA', 'exchangedA'] },
+  // A subject token's jti reaches what was exchanged from it, one and two exchanges down (RFC 8693).
+  {
+    kind: 'jti',
+    label: 'jti of a subject token (and what was exchanged from it)',
+    valueOf: (w) => jti(w.tokens.ownerJobsA),
+    names: ['ownerJobsA'],
+    descendants: ['exchangedA', 'exchangedTwice'],
+  },
+  // An exchanged token's jti reaches its own descendants, not the token it came from.
+  {
+    kind: 'jti',
+    label: 'jti of an exchanged token (and what was exchanged from it)',
+    valueOf: (w) => jti(w.tokens.exchangedA),
+    names: ['exchangedA'],
+    descendants: ['exchangedTwice'],
+  },
+  { kind: 'tid', valueOf: (_w, t) => t.a, names: ['ownerJobsA', 'exchangedA', 'exchangedTwice'] },
   {
     kind: 'sub',
     valueOf: () => OWNER,
-    names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAdmin', 'exchangedA'],
+    names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAdmin', 'exchangedA', 'exchangedTwice'],
   },
   { kind: 'client_id', valueOf: () => OWNER, names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAdmin'] },
   { kind: 'cls', valueOf: () => 'vr-admin', names: ['ownerAdmin'] },
@@ -121,13 +150,21 @@ describe('a connected verifier refuses tokens revoked by each predicate and keep
       runnerJobs: await issue(RUNNER, runnerKey),
     };
     // RUNNER acting for OWNER: sub OWNER, client_id RUNNER, the task of the token it came from.
-    if (exchange)
+    if (exchange) {
       tokens.exchangedA = await token({
         grant_type: GrantType.tokenExchange,
         ...clientAuth(w.h, RUNNER, runnerKey),
         subject_token: ownerJobsA,
         subject_token_type: TokenType.accessToken,
       });
+      // RUNNER narrows what it holds: a second exchange, from the first.
+      tokens.exchangedTwice = await token({
+        grant_type: GrantType.tokenExchange,
+        ...clientAuth(w.h, RUNNER, runnerKey),
+        subject_token: tokens.exchangedA,
+        subject_token_type: TokenType.accessToken,
+      });
+    }
     const kids = new Set(Object.values(tokens).map((t) => decodeJwt(t!).header['kid'] as string));
     assert.equal(kids.size, 1, 'one world, one signing key');
     return { label, kid: [...kids][0]!, tokens };
@@ -178,7 +215,9 @@ describe('a connected verifier refuses tokens revoked by each predicate and keep
         const t = x.tokens[name];
         if (t === undefined) return [];
         const iat = decodeJwt(t).claims['iat'] as number;
-        const refused = c.names.includes(name) && revoked.has(c.valueOf(x, tasks)) && iat <= bound;
+        const refused =
+          revoked.has(c.valueOf(x, tasks)) &&
+          ((c.names.includes(name) && iat <= bound) || !!c.descendants?.includes(name));
         return [{ what: `${c.kind}${withCutoff ? ' issued_before' : ''}: ${x.label}.${name}`, t, refused }];
       }),
     );
@@ -212,10 +251,10 @@ describe('a connected verifier refuses tokens revoked by each predicate and keep
   };
 
   for (const c of CASES) {
-    it(`${c.kind}: refuses exactly the tokens carrying the value`, async () => {
+    it(`${c.label ?? c.kind}: refuses exactly the tokens carrying the value`, async () => {
       await scenario(c, false);
     });
-    it(`${c.kind} with issued_before: refuses only those issued at or before it`, async () => {
+    it(`${c.label ?? c.kind} with issued_before: refuses only those issued at or before it`, async () => {
       await scenario(c, true);
     });
   }

@@ -65,6 +65,10 @@ export function verifyAccessTokenJwt(
   const cnf = claims['cnf'];
   if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)))
     throw new TokenError('claim_cnf', 'token cnf is malformed');
+  // Revocation matches on these: a token whose lineage cannot be read cannot be checked, so it fails.
+  const ajti = claims['ajti'];
+  if (ajti !== undefined && (!Array.isArray(ajti) || !ajti.every((j) => typeof j === 'string')))
+    throw new TokenError('claim_ajti', 'token ajti is malformed');
   if (c.audience !== undefined && claims['aud'] !== c.audience)
     throw new TokenError('aud', 'token is not for this audience');
   if ((claims['exp'] as number) <= c.nowSeconds - c.leeway)

@@ -3,6 +3,8 @@ import type { Revocation, RevocationKind } from '../wire/revocation.js';
 /** The claims of a token that revocation predicates look at. `kid` comes from the JWS header. */
 export interface RevocableToken {
   jti: string;
+  /** The tokens it was exchanged from (RFC 8693): a `jti` revocation of any of them revokes it too. */
+  ajti?: readonly string[] | undefined;
   sub: string;
   client_id: string;
   cls: string;
@@ -64,7 +66,10 @@ export class RevocationSet {
     );
   }
 
-  /** The kind of the first predicate that revokes `t`, or undefined if none does. */
+  /**
+   * The kind of the first predicate that revokes `t`, or undefined if none does. A `jti` revocation
+   * revokes the token with that id and every token exchanged from it, however many exchanges down.
+   */
   match(t: RevocableToken): RevocationKind | undefined {
     if (this.#byKind.size === 0) return undefined;
     for (const [kind, values] of this.#byKind) {
@@ -72,6 +77,9 @@ export class RevocationSet {
       if (value === undefined) continue;
       const entry = values.get(value);
       if (entry !== undefined && t.iat <= entry.bound) return kind;
+      // An "issued before" bound on a jti speaks of the token it names, whose `iat` a descendant does not
+      // carry: a descendant is revoked with any revocation of an ancestor's jti (fail closed).
+      if (kind === 'jti' && t.ajti?.some((ancestor) => values.has(ancestor))) return kind;
     }
     return undefined;
   }

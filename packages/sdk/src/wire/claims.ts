@@ -1,4 +1,4 @@
-/** Claim names of a Writ access token (RFC 9068 profile plus Writ's own `cls`, `tid`, `cnf`, `act`). */
+/** Claim names of a Writ access token (RFC 9068 profile plus Writ's own `cls`, `tid`, `cnf`, `act`, `ajti`). */
 export const Claim = {
   issuer: 'iss',
   subject: 'sub',
@@ -13,6 +13,7 @@ export const Claim = {
   taskId: 'tid',
   confirmation: 'cnf',
   actor: 'act',
+  ancestorTokenIds: 'ajti',
 } as const;
 
 /** The JOSE `typ` of a Writ access token (RFC 9068 §2.1). */
@@ -33,6 +34,11 @@ export interface AccessTokenClaims {
   tid?: string;
   cnf?: { jkt?: string; 'x5t#S256'?: string };
   act?: { sub: string; act?: AccessTokenClaims['act'] };
+  /**
+   * A token made by token exchange (RFC 8693): the `jti` of every token it descends from, the first
+   * token of the chain first and its subject token last. A `jti` revocation of any of them revokes it.
+   */
+  ajti?: string[];
 }
 
 /** Signing algorithms Writ itself signs with. ES256 is the default. */

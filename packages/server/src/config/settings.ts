@@ -67,6 +67,13 @@ export const SETTINGS_REFERENCE = {
     max: 86_400,
     doc: 'Ceiling on every class `max_ttl`. Retired signing keys stay published this long after rotation.',
   },
+  'tokens.exchange_max_depth': {
+    kind: 'integer',
+    default: 4,
+    min: 1,
+    max: 5,
+    doc: 'Token exchange: how many exchanges (1–5) a token may be from the token first issued, its `ajti` length. An exchange past it is `invalid_grant`; exchange a token nearer the first one.',
+  },
   'client_assertion.max_lifetime': {
     kind: 'duration',
     default: 300,
@@ -305,7 +312,7 @@ export interface Settings {
   store: string;
   cluster: { maxClockSkew: number };
   signing: { algorithm: 'ES256' | 'EdDSA' };
-  tokens: { maxLifetime: number };
+  tokens: { maxLifetime: number; exchangeMaxDepth: number };
   clientAssertion: { maxLifetime: number; clockSkew: number; algorithms: VerifyAlgorithm[] };
   tasks: { sweepInterval: number };
   events: { heartbeat: number; retention: number };
@@ -371,7 +378,10 @@ export function resolveSettings(
     store: value('store') as string,
     cluster: { maxClockSkew: value('cluster.max_clock_skew') as number },
     signing: { algorithm: value('signing.algorithm') as 'ES256' | 'EdDSA' },
-    tokens: { maxLifetime: value('tokens.max_lifetime') as number },
+    tokens: {
+      maxLifetime: value('tokens.max_lifetime') as number,
+      exchangeMaxDepth: value('tokens.exchange_max_depth') as number,
+    },
     clientAssertion: {
       maxLifetime: value('client_assertion.max_lifetime') as number,
       clockSkew: value('client_assertion.clock_skew') as number,

@@ -18,6 +18,8 @@ export interface IssueRequest {
   clientId?: string;
   /** The `jti` of the token this one was exchanged from. */
   subjectJti?: string;
+  /** Token exchange: the `jti`s of every token this one descends from (`ajti`), the first one first. */
+  ajti?: string[];
   tokenClass: string;
   audience: string;
   scopes: string[];
@@ -78,6 +80,7 @@ export async function issueAccessToken(
     ...(r.dpop ? { jkt: r.dpop.jkt } : {}),
     ...(r.x5t !== undefined ? { x5t: r.x5t } : {}),
     ...(r.act ? { act: r.act } : {}),
+    ...(r.ajti ? { ajti: r.ajti } : {}),
   });
   const fingerprint = tokenFingerprint(token);
   const event: AuditEvent = await ctx.store.transaction(async (tx) => {
@@ -121,6 +124,7 @@ export async function issueAccessToken(
           ...(r.tid !== undefined ? { tid: r.tid, renewal: r.renewal ?? false } : {}),
           ...(r.act ? { act: r.act } : {}),
           ...(r.subjectJti ? { subject_jti: r.subjectJti } : {}),
+          ...(r.ajti ? { ajti: r.ajti } : {}),
           ...(r.federation && federationUse
             ? { federation: federationAudit(r.federation, federationUse) }
             : {}),

@@ -48,6 +48,8 @@ export interface AccessTokenRequest {
   x5t?: string;
   /** RFC 8693 §4.1 delegation chain. */
   act?: AccessTokenClaims['act'];
+  /** Token exchange: the `jti`s of the tokens this one descends from, the first one first. */
+  ajti?: string[];
 }
 
 /** Builds and signs an RFC 9068 access token (`typ: at+jwt`). */
@@ -75,6 +77,7 @@ export function signAccessToken(
       ...(r.x5t !== undefined ? { 'x5t#S256': r.x5t } : {}),
     };
   if (r.act !== undefined) claims.act = r.act;
+  if (r.ajti !== undefined && r.ajti.length > 0) claims.ajti = r.ajti;
   const { jws, kid } = keys.signJwt(ACCESS_TOKEN_TYP, claims as unknown as Record<string, unknown>);
   return { token: jws, claims, kid };
 }

@@ -77,6 +77,15 @@ export const tokenExchange: Grant = {
     const cls = ctx.registry.tokenClass(subject.cls);
     if (!cls) throw invalidGrant('the subject token class no longer exists');
 
+    // Every exchange is one step further from the token first issued; the chain stays short and bounded.
+    const ajti = [...(subject.ajti ?? []), subject.jti];
+    const maxDepth = ctx.settings.tokens.exchangeMaxDepth;
+    if (ajti.length > maxDepth)
+      throw invalidGrant(
+        `the subject token is already ${ajti.length - 1} exchange(s) from the token first issued, and ` +
+          `tokens.exchange_max_depth is ${maxDepth}: exchange a token nearer the first one`,
+        { reason: 'exchange_too_deep' },
+      );
     const actor = client.workload.id;
     const act = actingChain(subject, actor);
     if (act !== undefined && !cls.delegationActors.includes(actor)) {
@@ -113,6 +122,7 @@ export const tokenExchange: Grant = {
         notAfter: subject.exp,
         act,
         subjectJti: subject.jti,
+        ajti,
         issuedTokenType: TokenType.accessToken,
       },
       req,
@@ -122,12 +132,27 @@ export const tokenExchange: Grant = {
 
 /**
  * The `act` claim of the new token: none when the subject's own workload narrows its token (or the
- * current actor narrows its delegated token); otherwise the actor wraps the existing chain.
+ * current actor narrows its delegated token); otherwise the actor wraps the existing chain. A workload
+ * already in the chain (the subject, or an earlier actor) cannot act again: A → B → A is a loop.
  */
 function actingChain(subject: AccessTokenClaims, actor: string): AccessTokenClaims['act'] {
   const currentHolder = subject.act?.sub ?? subject.sub;
   if (actor === currentHolder) return subject.act;
+  const chain = delegationChain(subject);
+  if (chain.includes(actor))
+    throw invalidGrant(
+      `delegation loop: ${[...chain, actor].join(' → ')}; ${actor} is already in the subject token's ` +
+        'chain (its subject or an earlier actor) and cannot act again',
+      { reason: 'delegation_loop', actor },
+    );
   return subject.act ? { sub: actor, act: subject.act } : { sub: actor };
+}
+
+/** The workloads of a token's chain in the order they came: its subject, then each actor. */
+function delegationChain(t: AccessTokenClaims): string[] {
+  const actors: string[] = [];
+  for (let a = t.act; a !== undefined; a = a.act) actors.unshift(a.sub);
+  return [t.sub, ...actors];
 }
 
 function exchangeAudience(params: FormParams, fallback: string): string {
