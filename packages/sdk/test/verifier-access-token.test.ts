@@ -118,6 +118,9 @@ describe('verifyAccessTokenJwt (RFC 8725 §3, RFC 9068 §4)', () => {
     for (const k of ['sub', 'client_id', 'scope', 'jti', 'cls'])
       refused(token({}, claims({ [k]: 42 })), `claim_${k}`);
     refused(token({}, claims({ cnf: 'thumbprint' })), 'claim_cnf');
+    // The exchange lineage revocations match on: unreadable means uncheckable, so refused.
+    for (const ajti of ['j1', [42], [['j1']], { 0: 'j1' }])
+      refused(token({}, claims({ ajti })), 'claim_ajti');
     refused(token({}, [claims()]), 'malformed');
     refused(token({}, 'not json'), 'malformed');
   });

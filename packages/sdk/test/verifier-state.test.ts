@@ -137,6 +137,23 @@ describe('RevocationSet', () => {
     assert.equal(set.seq, 10);
   });
 
+  it('a jti revocation matches the token and every token exchanged from it (ajti), whatever its cutoff', () => {
+    const set = new RevocationSet();
+    set.apply(rev(1, { kind: 'jti', value: 'root', issued_before: 10 }));
+    assert.equal(set.match(token({ jti: 'root', iat: 10 })), 'jti');
+    assert.equal(
+      set.match(token({ jti: 'root', iat: 11 })),
+      undefined,
+      'the cutoff applies to the token it names',
+    );
+    assert.equal(set.match(token({ jti: 'child', ajti: ['root'], iat: 50 })), 'jti');
+    assert.equal(set.match(token({ jti: 'grandchild', ajti: ['root', 'child'], iat: 60 })), 'jti');
+    assert.equal(set.match(token({ jti: 'other', ajti: ['elsewhere'], iat: 5 })), undefined);
+    // Another kind's value in ajti means nothing: only jti revocations look at it.
+    set.apply(rev(2, { kind: 'sub', value: 'sibling', issued_before: null }));
+    assert.equal(set.match(token({ jti: 'x', sub: 'someone', ajti: ['sibling'] })), undefined);
+  });
+
   it('applies revocations in sequence order only and a snapshot replaces everything', () => {
     const set = new RevocationSet();
     set.apply(rev(5, { kind: 'jti', value: 'a' }));
