@@ -96,6 +96,7 @@ export const REFUSAL_REASONS = {
   claim_nbf: 'the access token has no numeric `nbf`',
   claim_exp: 'the access token has no numeric `exp`',
   claim_cnf: 'the access token `cnf` is not an object',
+  claim_ajti: 'the access token `ajti` is not a list of token ids',
   invalid: 'the token cannot be verified',
   inactive: 'introspection says the token is not active',
   revoked: 'the token matches a revocation',
@@ -151,6 +152,10 @@ export const REFUSAL_REASONS = {
   forwarded_certificate_malformed: 'the forwarded-certificate header cannot be parsed',
   forwarded_certificate_untrusted_source:
     'a forwarded-certificate header came from an address that is no trusted proxy',
+
+  // Token exchange (RFC 8693)
+  delegation_loop: 'the actor is already in the subject token `act` chain (its subject or an earlier actor)',
+  exchange_too_deep: 'the subject token is `tokens.exchange_max_depth` exchanges from the token first issued',
 
   // Federation: tokens from trusted OIDC issuers (docs/federation.md)
   untrusted_issuer: '`iss` is no configured issuer',
