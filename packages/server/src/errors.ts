@@ -10,7 +10,7 @@ import {
  * What the audit log records of a refusal besides its code and description: `reason`, the check that
  * failed (docs/errors.md lists them), and whatever names the case (a `client_id`, a file and line).
  */
-export type RefusalDetail = { reason?: RefusalReason | undefined } & Record<string, unknown>;
+export type RefusalDetail = { reason: RefusalReason } & Record<string, unknown>;
 
 /**
  * An RFC 6749 style refusal. `description` is safe to send to the client: it never holds a secret,
@@ -19,15 +19,15 @@ export type RefusalDetail = { reason?: RefusalReason | undefined } & Record<stri
 export class OAuthError extends WritError {
   declare readonly code: OAuthErrorCode;
   readonly status: number;
-  readonly detail: RefusalDetail | undefined;
+  readonly detail: RefusalDetail;
   readonly headers: Record<string, string>;
 
   constructor(
     code: OAuthErrorCode,
     description: string,
-    options: { detail?: RefusalDetail; headers?: Record<string, string>; status?: number } = {},
+    options: { detail: RefusalDetail; headers?: Record<string, string>; status?: number },
   ) {
-    super(code, options.detail?.reason, description);
+    super(code, options.detail.reason, description);
     this.name = 'OAuthError';
     this.status = options.status ?? OAuthErrorStatus[code];
     this.detail = options.detail;
@@ -39,11 +39,11 @@ export class OAuthError extends WritError {
   }
 }
 
-type Factory = (description: string, detail?: RefusalDetail) => OAuthError;
+type Factory = (description: string, detail: RefusalDetail) => OAuthError;
 const factory =
   (code: OAuthErrorCode): Factory =>
   (description, detail) =>
-    new OAuthError(code, description, detail ? { detail } : {});
+    new OAuthError(code, description, { detail });
 
 export const invalidRequest = factory('invalid_request');
 export const invalidClient = factory('invalid_client');

@@ -45,7 +45,15 @@ export const REFUSAL_REASONS = {
   // A request as HTTP and its body
   body_too_large: 'the request body is larger than `limits.body_bytes`',
   media_type: 'the request body has a content type the endpoint does not take',
-  malformed_body: 'the request body cannot be read (empty JSON, a wrong content length)',
+  malformed_body: 'the request body cannot be read or does not have the documented shape',
+  unknown_endpoint: 'no endpoint answers this method and path',
+  too_many_parameters: 'the form has more parameters than allowed',
+  parameter_repeated: 'a parameter that may be sent once was repeated (RFC 6749 §3.2)',
+  parameter_too_long: 'a parameter is longer than allowed',
+  missing_parameter: 'a required parameter or field is missing',
+  query_parameter: 'a query parameter does not have the documented form',
+  unsupported_grant_type: 'the grant type is not supported here',
+  not_found: 'the object named (workload, task, class, stream, token, API attributes) does not exist',
   malformed_request: 'the HTTP request is malformed',
   headers_too_large: 'the request headers are larger than `limits.header_bytes`',
   malformed_http: 'the connection sent something that is not HTTP/1.1',
@@ -54,6 +62,8 @@ export const REFUSAL_REASONS = {
 
   // Client authentication at the token, introspection, revocation and task endpoints
   no_client_auth: 'the request carries no client authentication',
+  multiple_client_auth:
+    'the request carries more than one client authentication (or one beside a federation token)',
   unknown_client: 'the `client_id` is no registered workload',
   unknown_operator: 'the assertion names no configured operator',
   client_id_mismatch: 'the `client_id` sent is not the workload the credential proves',
@@ -106,6 +116,8 @@ export const REFUSAL_REASONS = {
   revoked_by_client_id: 'introspection: the token is revoked with its holder (`client_id`)',
   revoked_by_cls: 'introspection: the token is revoked with its class (`cls`)',
   revoked_by_kid: 'introspection: the token is revoked with its signing key (`kid`)',
+  not_holder: 'the token to revoke was not issued to this client',
+  ended: 'the task or subject token the new token would be limited by has ended',
   stale: 'the verifier has not heard the revocation stream for too long and refuses every token',
 
   // Holder binding: DPoP (RFC 9449 §4.3) and certificates (RFC 8705)
@@ -177,6 +189,30 @@ export const REFUSAL_REASONS = {
 
   // Policy
   policy_denied: 'policy does not permit the request',
+  audience_not_allowed: 'no class of the workload (or of the subject token) allows this audience',
+  scope_required: 'a scope is required: the class has no default scopes',
+  scope_not_allowed: 'a scope asked for is not allowed for this workload and audience',
+  too_many_scopes: 'more scopes were asked for than allowed',
+  scope_widened: 'an exchanged token would have a scope the subject token does not have',
+  one_audience: 'a token is for exactly one audience: send one `resource` or `audience`',
+  resource_malformed: '`resource` is not an absolute URI without a fragment (RFC 8707)',
+  duration: 'a duration (`ttl`, `lease`) is not a positive number of seconds',
+  requested_token_type: 'token exchange issues access tokens only',
+  subject_token_type: 'the `subject_token_type` is not one Writ exchanges',
+  actor_token: '`actor_token` is not supported: the authenticated client is the actor',
+  admin_token: 'admin tokens cannot be exchanged',
+  subject_inactive: 'the workload of the subject token is not active',
+  unknown_class: 'the token class no longer exists',
+  delegation_not_allowed: 'the client may not act for the subject (class `delegation.actors`)',
+  unknown_task: 'the task named does not exist',
+  task_closed: 'the task is closed',
+  task_ended: 'the task has ended (its deadline or lease)',
+  task_lifetime: 'the task has reached the class maximum lifetime',
+  labels: 'task labels are not a small object of short strings',
+  purpose: 'a task purpose is required (at most 200 characters)',
+  no_token_class: 'the workload has no token class',
+  invalid_config: 'the configuration applied does not validate (its file and field are named)',
+  resource_id: 'an API id is not 1 to 512 printable characters',
   policy_stale: 'local policy refused: the revocation state is stale',
   policy_no_bundle: 'local policy refused: no policy bundle is loaded yet',
   policy_bundle_outdated: 'local policy refused: the bundle held is older than the one announced',
@@ -204,6 +240,15 @@ export const REFUSAL_REASONS = {
   time: 'a usage record time is outside the accepted window',
   malformed_stream: 'the SSF stream configuration does not have the documented shape',
   transmitter_field: 'an SSF stream field that the transmitter sets does not match',
+  stream_audience: 'an SSF stream `aud` is missing or not the receiver',
+  endpoint_url: 'an SSF stream `endpoint_url` is missing, not https (or loopback http), or has credentials',
+  delivery_method: 'the SSF delivery method is not supported or does not fit the request',
+  stream_limit: 'the transmitter holds as many SSF streams as `ssf.max_streams` allows',
+  stream_disabled: 'the SSF stream is disabled',
+  too_soon: 'an SSF verification comes sooner than allowed after the last one',
+  store_unavailable: 'the store cannot be reached or refused the write: nothing was done',
+  audit_unavailable: 'the audit log cannot be written, so nothing is answered but this refusal',
+  internal_error: 'an unexpected error (the service log has it)',
 } as const;
 
 export type RefusalReason = keyof typeof REFUSAL_REASONS;
@@ -233,13 +278,8 @@ export type WritErrorCode = OAuthErrorCode | keyof typeof CHECK_ERROR_CODES;
  */
 export class WritError extends Error {
   readonly code: WritErrorCode;
-  readonly reason: RefusalReason | undefined;
-  constructor(
-    code: WritErrorCode,
-    reason: RefusalReason | undefined,
-    message: string,
-    options?: ErrorOptions,
-  ) {
+  readonly reason: RefusalReason;
+  constructor(code: WritErrorCode, reason: RefusalReason, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'WritError';
     this.code = code;

@@ -23,9 +23,12 @@ export async function handleAdminToken(
   try {
     refuseWhileSkewed(ctx.clockSkew);
     if (single(params, 'grant_type', 256) !== GrantType.jwtBearer)
-      throw unsupportedGrantType('use the jwt-bearer grant with an operator assertion');
+      throw unsupportedGrantType('use the jwt-bearer grant with an operator assertion', {
+        reason: 'unsupported_grant_type',
+      });
     const assertion = single(params, 'assertion', ctx.settings.limits.tokenBytes);
-    if (assertion === undefined) throw invalidRequest('assertion is required');
+    if (assertion === undefined)
+      throw invalidRequest('assertion is required', { reason: 'missing_parameter' });
     name = peekAssertionIssuer(assertion);
     const operator = name === undefined ? undefined : ctx.registry.operator(name);
     if (!operator) throw invalidClient('operator authentication failed', { reason: 'unknown_operator' });

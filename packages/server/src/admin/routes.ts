@@ -84,7 +84,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         const r = schema.safeParse(req.body ?? {});
         if (!r.success) {
           const i = r.error.issues[0]!;
-          throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`);
+          throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`, { reason: 'malformed_body' });
         }
         return r.data;
       };
@@ -96,7 +96,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       }));
       admin.get<{ Params: { id: string } }>('/workloads/:id', async (req) => {
         const w = ctx.registry.workload(req.params.id);
-        if (!w) throw notFound('no such workload');
+        if (!w) throw notFound('no such workload', { reason: 'not_found' });
         const { verificationKeys: _k, ...rest } = w;
         return rest;
       });
@@ -108,7 +108,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         admin.post<{ Params: { id: string } }>(`/workloads/:id/${verb}`, async (req) => {
           const { reason } = body(stateBody, req);
           if (!(await setWorkloadState(ctx, req.params.id, state, op(req), reason)))
-            throw notFound('no such workload');
+            throw notFound('no such workload', { reason: 'not_found' });
           return { id: req.params.id, state };
         });
       }
@@ -123,7 +123,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       });
       admin.get<{ Params: { id: string } }>('/tasks/:id', async (req) => {
         const task = await ctx.store.getTask(req.params.id);
-        if (!task) throw notFound('no such task');
+        if (!task) throw notFound('no such task', { reason: 'not_found' });
         const tokens = await ctx.store.tokensForTask(task.id, 1000);
         return {
           ...taskView(task),
@@ -140,7 +140,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       admin.post('/tasks', async (req, reply) => {
         const b = body(openTaskBody, req);
         const workload = ctx.registry.workload(b.workload);
-        if (!workload) throw notFound('no such workload');
+        if (!workload) throw notFound('no such workload', { reason: 'not_found' });
         const task = await openTask(ctx, {
           workload,
           purpose: b.purpose,
@@ -153,14 +153,14 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       admin.post<{ Params: { id: string } }>('/tasks/:id/close', async (req) => {
         const { reason } = body(stateBody, req);
         const task = await ctx.store.getTask(req.params.id);
-        if (!task) throw notFound('no such task');
+        if (!task) throw notFound('no such task', { reason: 'not_found' });
         const closed = await closeTask(ctx, task.id, reason, op(req));
         return { id: task.id, closed: true, already_closed: !closed };
       });
       admin.get('/classes', async () => ({ classes: ctx.registry.classes() }));
       admin.get<{ Params: { name: string } }>('/classes/:name', async (req) => {
         const c = ctx.registry.tokenClass(req.params.name);
-        if (!c) throw notFound('no such class');
+        if (!c) throw notFound('no such class', { reason: 'not_found' });
         return {
           ...c,
           workloads: ctx.registry
@@ -175,7 +175,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         try {
           bundle = validateConfig(documents, ctx.settings.tokens.maxLifetime);
         } catch (err) {
-          if (err instanceof ConfigError) throw invalidRequest(err.message);
+          if (err instanceof ConfigError) throw invalidRequest(err.message, { reason: 'invalid_config' });
           throw err;
         }
         // An invalid policy set refuses the whole apply, before anything changes.
@@ -229,7 +229,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         const q = req.query;
         const num = (v: string | undefined, name: string) => {
           if (v === undefined) return undefined;
-          if (!/^\d{1,16}$/.test(v)) throw invalidRequest(`${name} must be a non-negative integer`);
+          if (!/^\d{1,16}$/.test(v))
+            throw invalidRequest(`${name} must be a non-negative integer`, { reason: 'query_parameter' });
           return Number(v);
         };
         const events = await ctx.store.queryAudit({

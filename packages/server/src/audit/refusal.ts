@@ -20,12 +20,14 @@ export async function auditRefusal(
   if (err instanceof OAuthError) error = err;
   else if (err instanceof StoreUnavailableError) {
     ctx.logger.error({ err: err.message, endpoint }, 'store unavailable; refusing');
-    error = temporarilyUnavailable('the service cannot record this request right now; retry later');
+    error = temporarilyUnavailable('the service cannot record this request right now; retry later', {
+      reason: 'store_unavailable',
+    });
   } else {
     ctx.logger.error({ err, endpoint }, 'unexpected error');
-    error = new OAuthError('server_error', 'internal error');
+    error = new OAuthError('server_error', 'internal error', { detail: { reason: 'internal_error' } });
   }
-  ctx.metrics.refusals.inc({ endpoint, error: error.code, reason: error.reason ?? '' });
+  ctx.metrics.refusals.inc({ endpoint, error: error.code, reason: error.reason });
   ctx.logger.info(
     { endpoint, error: error.code, status: error.status, reason: error.reason, ip: req.ip },
     'refused',
@@ -57,7 +59,9 @@ export async function auditRefusal(
   } catch (auditErr) {
     ctx.logger.error({ err: (auditErr as Error).message }, 'could not audit a refusal');
     if (error.status < 500)
-      error = temporarilyUnavailable('the service cannot record this request right now; retry later');
+      error = temporarilyUnavailable('the service cannot record this request right now; retry later', {
+        reason: 'audit_unavailable',
+      });
   }
   Object.defineProperty(error, AUDITED, { value: true });
   return error;

@@ -95,7 +95,9 @@ export function buildApp(ctx: WritContext): FastifyInstance {
       done(null, parseBoundedJson(body as string, limits.jsonDepth));
     } catch (err) {
       done(
-        invalidRequest(`request body is not acceptable JSON: ${(err as Error).message.slice(0, 80)}`),
+        invalidRequest(`request body is not acceptable JSON: ${(err as Error).message.slice(0, 80)}`, {
+          reason: 'malformed_body',
+        }),
         undefined,
       );
     }
@@ -116,9 +118,15 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   });
 
   app.setNotFoundHandler(async (req, reply) => {
-    const err = await auditRefusal(ctx, 'http', notFound('no such endpoint'), info(req), {
-      path: req.url.slice(0, 128),
-    });
+    const err = await auditRefusal(
+      ctx,
+      'http',
+      notFound('no such endpoint', { reason: 'unknown_endpoint' }),
+      info(req),
+      {
+        path: req.url.slice(0, 128),
+      },
+    );
     sendError(reply, err as OAuthError);
   });
 

@@ -24,6 +24,7 @@ export function selectClass(
   const forAudience = classes.filter((c) => c.audiences.includes(audience));
   if (forAudience.length === 0) {
     throw invalidTarget('the requested audience is not allowed for this client', {
+      reason: 'audience_not_allowed',
       audience: audience.slice(0, 256),
     });
   }
@@ -31,8 +32,10 @@ export function selectClass(
     const scopes = requested ?? c.defaultScopes;
     if (scopes.length > 0 && scopes.every((s) => c.scopes.includes(s))) return { tokenClass: c, scopes };
   }
-  if (requested === undefined) throw invalidScope('a scope is required (the class has no default scopes)');
+  if (requested === undefined)
+    throw invalidScope('a scope is required (the class has no default scopes)', { reason: 'scope_required' });
   throw invalidScope('the requested scope is not allowed for this client and audience', {
+    reason: 'scope_not_allowed',
     scope: requested.join(' ').slice(0, 512),
   });
 }
@@ -42,6 +45,6 @@ export function parseScope(scope: string | undefined): string[] | undefined {
   if (scope === undefined) return undefined;
   const list = [...new Set(scope.split(' ').filter((s) => s.length > 0))];
   if (list.length === 0) return undefined;
-  if (list.length > 50) throw invalidScope('too many scopes');
+  if (list.length > 50) throw invalidScope('too many scopes', { reason: 'too_many_scopes' });
   return list;
 }

@@ -17,7 +17,7 @@ export async function handleIntrospection(
   try {
     caller = await authenticateClientOrOperator(ctx, params, req, Paths.introspect);
     const t = single(params, 'token', ctx.settings.limits.tokenBytes);
-    if (t === undefined) throw invalidRequest('token is required');
+    if (t === undefined) throw invalidRequest('token is required', { reason: 'missing_parameter' });
     token = t;
   } catch (err) {
     throw await auditRefusal(ctx, 'introspection', err, req, { client_id: params.get('client_id')?.[0] });

@@ -58,7 +58,10 @@ export async function issueAccessToken(
   const now = ctx.clock.now();
   const nowS = Math.floor(now / 1000);
   const ttl = r.notAfter === undefined ? r.ttl : Math.min(r.ttl, r.notAfter - nowS);
-  if (ttl <= 0) throw new OAuthError('invalid_grant', 'the task or subject token has ended');
+  if (ttl <= 0)
+    throw new OAuthError('invalid_grant', 'the task or subject token has ended', {
+      detail: { reason: 'ended' },
+    });
   // Whatever the grant: a class that binds to a client certificate never yields an unbound token.
   if (r.x5t === undefined && ctx.registry.tokenClass(r.tokenClass)?.binding === 'mtls')
     throw new OAuthError(

@@ -8,19 +8,26 @@ import { type FormParams, single } from '../request/form.js';
  */
 export function requestedAudience(params: FormParams): string {
   const resources = params.get('resource') ?? [];
-  if (resources.length > 10) throw invalidTarget('too many resource parameters');
+  if (resources.length > 10) throw invalidTarget('too many resource parameters', { reason: 'one_audience' });
   for (const r of resources) {
     let ok = false;
     try {
       const u = new URL(r);
       ok = u.hash === '' && r.length <= 512;
     } catch {}
-    if (!ok) throw invalidTarget('resource must be an absolute URI without a fragment (RFC 8707)');
+    if (!ok)
+      throw invalidTarget('resource must be an absolute URI without a fragment (RFC 8707)', {
+        reason: 'resource_malformed',
+      });
   }
   const audience = single(params, 'audience', 512);
   const all = [...new Set([...resources, ...(audience !== undefined ? [audience] : [])])];
-  if (all.length === 0) throw invalidTarget('a resource or audience parameter is required');
-  if (all.length > 1) throw invalidTarget('exactly one audience per token: send one resource or audience');
+  if (all.length === 0)
+    throw invalidTarget('a resource or audience parameter is required', { reason: 'missing_parameter' });
+  if (all.length > 1)
+    throw invalidTarget('exactly one audience per token: send one resource or audience', {
+      reason: 'one_audience',
+    });
   return all[0]!;
 }
 
@@ -28,6 +35,7 @@ export function requestedAudience(params: FormParams): string {
 export function requestedTtl(params: FormParams, cls: TokenClass): number {
   const raw = single(params, 'ttl', 16);
   if (raw === undefined) return cls.defaultTtl;
-  if (!/^[1-9]\d{0,8}$/.test(raw)) throw invalidRequest('ttl must be a positive number of seconds');
+  if (!/^[1-9]\d{0,8}$/.test(raw))
+    throw invalidRequest('ttl must be a positive number of seconds', { reason: 'duration' });
   return Math.min(Number(raw), cls.maxTtl);
 }

@@ -18,7 +18,7 @@ export async function handleRevocation(
   try {
     const caller = await authenticateClientOrOperator(ctx, params, req, Paths.revoke);
     const token = single(params, 'token', ctx.settings.limits.tokenBytes);
-    if (token === undefined) throw invalidRequest('token is required');
+    if (token === undefined) throw invalidRequest('token is required', { reason: 'missing_parameter' });
     let claims: ReturnType<typeof verifyIssuedToken>['claims'];
     try {
       ({ claims } = verifyIssuedToken(ctx, token));
@@ -26,7 +26,9 @@ export async function handleRevocation(
       return;
     }
     if (claims.client_id !== caller && !caller.startsWith('operator:')) {
-      throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+      throw new OAuthError('unauthorized_client', 'the token was not issued to this client', {
+        detail: { reason: 'not_holder' },
+      });
     }
     await revoke(ctx, {
       kind: 'jti',

@@ -24,9 +24,11 @@ export async function handleTokenRequest(
   try {
     refuseWhileSkewed(ctx.clockSkew);
     grantType = single(params, 'grant_type', 256);
-    if (grantType === undefined) throw invalidRequest('grant_type is required');
+    if (grantType === undefined)
+      throw invalidRequest('grant_type is required', { reason: 'missing_parameter' });
     const grant = GRANTS.get(grantType);
-    if (!grant) throw unsupportedGrantType('this grant type is not supported');
+    if (!grant)
+      throw unsupportedGrantType('this grant type is not supported', { reason: 'unsupported_grant_type' });
     return await grant.handle(ctx, params, req);
   } catch (err) {
     throw await auditRefusal(ctx, 'token', err, req, {

@@ -66,13 +66,15 @@ export function registerPolicyAdminRoutes(
   admin.delete<{ Params: { id: string } }>('/resources/:id', async (req) => {
     const id = resourceId(req.params.id);
     if (!ctx.policy.resources().some((r) => r.id === id && r.source === 'admin'))
-      throw notFound('no attributes were set for this resource through the admin API');
+      throw notFound('no attributes were set for this resource through the admin API', {
+        reason: 'not_found',
+      });
     return updateResource(ctx, id, undefined, op(req));
   });
 }
 
 function resourceId(id: string): string {
   if (id.length === 0 || id.length > 512 || !isPrintable(id))
-    throw invalidRequest('the resource id must be 1-512 printable characters');
+    throw invalidRequest('the resource id must be 1-512 printable characters', { reason: 'resource_id' });
   return id;
 }

@@ -130,7 +130,8 @@ export function evaluate(ctx: WritContext, input: EvaluationInput): EvaluationRe
     if (!isRequestAction(name))
       return deny('people are decided only for request actions (read, write, export, delete)');
     const p = humanProperties.safeParse(input.subject.properties ?? {});
-    if (!p.success) throw invalidRequest(`subject.properties: ${p.error.issues[0]!.message}`);
+    if (!p.success)
+      throw invalidRequest(`subject.properties: ${p.error.issues[0]!.message}`, { reason: 'malformed_body' });
     principal = humanPrincipal(input.subject.id, p.data.roles, p.data.mfa);
   } else {
     return deny('subject.type must be "workload", "user" or "human"');
@@ -138,7 +139,7 @@ export function evaluate(ctx: WritContext, input: EvaluationInput): EvaluationRe
   const c = contextFields.safeParse(input.context ?? {});
   if (!c.success) {
     const i = c.error.issues[0]!;
-    throw invalidRequest(`context.${i.path.join('.')}: ${i.message}`);
+    throw invalidRequest(`context.${i.path.join('.')}: ${i.message}`, { reason: 'malformed_body' });
   }
   const { source_ip, environment: env, ...rest } = c.data;
   let d: Decision;
@@ -254,9 +255,9 @@ function complete(
   const action = item.action ?? top.action;
   const resource = item.resource ?? top.resource;
   const where = index < 0 ? '' : `evaluations.${index}: `;
-  if (!subject) throw invalidRequest(`${where}subject is required`);
-  if (!action) throw invalidRequest(`${where}action is required`);
-  if (!resource) throw invalidRequest(`${where}resource is required`);
+  if (!subject) throw invalidRequest(`${where}subject is required`, { reason: 'missing_parameter' });
+  if (!action) throw invalidRequest(`${where}action is required`, { reason: 'missing_parameter' });
+  if (!resource) throw invalidRequest(`${where}resource is required`, { reason: 'missing_parameter' });
   const context = item.context ?? top.context;
   return { subject, action, resource, ...(context ? { context } : {}) };
 }
@@ -265,7 +266,7 @@ function parse<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
   const r = schema.safeParse(raw ?? {});
   if (!r.success) {
     const i = r.error.issues[0]!;
-    throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`);
+    throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`, { reason: 'malformed_body' });
   }
   return r.data;
 }

@@ -130,7 +130,9 @@ export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContex
         audience.length > 512 ||
         !isPrintable(audience)
       )
-        throw invalidRequest('audience must be the API (audience URI) the bundle is for');
+        throw invalidRequest('audience must be the API (audience URI) the bundle is for', {
+          reason: 'audience',
+        });
     } catch (err) {
       throw await auditRefusal(ctx, 'policy_bundle', err, info(req), {});
     }

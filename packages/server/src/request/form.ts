@@ -11,7 +11,8 @@ export function parseForm(body: string): FormParams {
   const params: FormParams = new Map();
   let count = 0;
   for (const [k, v] of new URLSearchParams(body)) {
-    if (++count > MAX_PARAMS) throw invalidRequest(`too many parameters (at most ${MAX_PARAMS})`);
+    if (++count > MAX_PARAMS)
+      throw invalidRequest(`too many parameters (at most ${MAX_PARAMS})`, { reason: 'too_many_parameters' });
     const list = params.get(k);
     if (list) list.push(v);
     else params.set(k, [v]);
@@ -26,14 +27,16 @@ export function parseForm(body: string): FormParams {
 export function single(params: FormParams, name: string, maxLength = 2048): string | undefined {
   const values = params.get(name);
   if (!values) return undefined;
-  if (values.length > 1) throw invalidRequest(`parameter "${name}" is repeated`);
+  if (values.length > 1)
+    throw invalidRequest(`parameter "${name}" is repeated`, { reason: 'parameter_repeated' });
   const v = values[0]!;
-  if (v.length > maxLength) throw invalidRequest(`parameter "${name}" is too long`);
+  if (v.length > maxLength)
+    throw invalidRequest(`parameter "${name}" is too long`, { reason: 'parameter_too_long' });
   return v === '' ? undefined : v;
 }
 
 /** The parsed form body of a request (the content-type parser built it); any other body is refused. */
 export function formBody(req: FastifyRequest): FormParams {
-  if (!(req.body instanceof Map)) throw invalidRequest(`the body must be ${FORM}`);
+  if (!(req.body instanceof Map)) throw invalidRequest(`the body must be ${FORM}`, { reason: 'media_type' });
   return req.body as FormParams;
 }

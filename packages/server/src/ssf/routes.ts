@@ -74,9 +74,11 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
 
   /** The caller's stream: an operator may name any; a receiver only its own (others do not exist for it). */
   const streamOf = async (caller: SsfCaller, id: unknown): Promise<SsfStream> => {
-    if (typeof id !== 'string' || id === '' || id.length > 64) throw invalidRequest('stream_id is required');
+    if (typeof id !== 'string' || id === '' || id.length > 64)
+      throw invalidRequest('stream_id is required', { reason: 'missing_parameter' });
     const s = await ctx.store.getSsfStream(id);
-    if (!s || (caller.kind === 'receiver' && s.owner !== caller.id)) throw notFound('no such stream');
+    if (!s || (caller.kind === 'receiver' && s.owner !== caller.id))
+      throw notFound('no such stream', { reason: 'not_found' });
     return s;
   };
 
@@ -103,7 +105,9 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
       let stream!: SsfStream;
       await audited(async (tx) => {
         if ((await tx.listSsfStreams()).length >= ctx.settings.ssf.maxStreams)
-          throw accessDenied('the transmitter holds as many streams as it may (ssf.max_streams)');
+          throw accessDenied('the transmitter holds as many streams as it may (ssf.max_streams)', {
+            reason: 'stream_limit',
+          });
         // The log's head read in the transaction: events after it are this stream's, none before.
         stream = newStream(ctx, caller, req.body, (await tx.eventBounds()).last);
         await tx.putSsfStream(stream);
@@ -217,11 +221,13 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
     guarded(async (req, reply, caller) => {
       const b = parseBody(verifyBody, req.body);
       const s = await streamOf(caller, b.stream_id);
-      if (s.status === 'disabled') throw invalidRequest('the stream is disabled');
+      if (s.status === 'disabled')
+        throw invalidRequest('the stream is disabled', { reason: 'stream_disabled' });
       const now = ctx.clock.now();
       const last = lastVerification.get(s.id);
       if (last !== undefined && now - last < MIN_VERIFICATION_INTERVAL * 1000)
         throw new OAuthError('slow_down', `at most one verification per ${MIN_VERIFICATION_INTERVAL} s`, {
+          detail: { reason: 'too_soon' },
           headers: { 'retry-after': String(MIN_VERIFICATION_INTERVAL) },
         });
       lastVerification.set(s.id, now);
@@ -240,7 +246,8 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
     `${SsfPaths.poll}/:id`,
     guarded<FastifyRequest<{ Params: { id: string } }>>(async (req, _reply, caller) => {
       const s = await streamOf(caller, req.params.id);
-      if (s.deliveryMethod !== DeliveryMethod.poll) throw invalidRequest('this stream is delivered by push');
+      if (s.deliveryMethod !== DeliveryMethod.poll)
+        throw invalidRequest('this stream is delivered by push', { reason: 'delivery_method' });
       const b = parseBody(pollBody, req.body);
       const errs = Object.entries(b.setErrs ?? {});
       const acked = [...(b.ack ?? []), ...errs.map(([jti]) => jti)];

@@ -70,13 +70,17 @@ function checkPushEndpoint(raw: string): string {
   try {
     u = new URL(raw);
   } catch {
-    throw invalidRequest('delivery.endpoint_url must be an absolute URL');
+    throw invalidRequest('delivery.endpoint_url must be an absolute URL', { reason: 'endpoint_url' });
   }
   const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(u.hostname);
   if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback))
-    throw invalidRequest('delivery.endpoint_url must be https (http only to a loopback address)');
+    throw invalidRequest('delivery.endpoint_url must be https (http only to a loopback address)', {
+      reason: 'endpoint_url',
+    });
   if (u.username || u.password || u.hash)
-    throw invalidRequest('delivery.endpoint_url must have no credentials or fragment');
+    throw invalidRequest('delivery.endpoint_url must have no credentials or fragment', {
+      reason: 'endpoint_url',
+    });
   return u.toString();
 }
 
@@ -92,13 +96,18 @@ function resolveDelivery(ctx: WritContext, id: string, d: z.output<typeof delive
   if (method === DeliveryMethod.poll) {
     const ours = pollEndpoint(ctx.settings.issuer, id);
     if (d?.endpoint_url !== undefined && d.endpoint_url !== ours)
-      throw invalidRequest('delivery.endpoint_url of a poll stream is the transmitter’s');
+      throw invalidRequest('delivery.endpoint_url of a poll stream is the transmitter’s', {
+        reason: 'endpoint_url',
+      });
     if (d?.authorization_header !== undefined)
-      throw invalidRequest('delivery.authorization_header applies to push streams only');
+      throw invalidRequest('delivery.authorization_header applies to push streams only', {
+        reason: 'delivery_method',
+      });
     return { deliveryMethod: method, endpointUrl: ours, sealedAuthorization: null };
   }
   if (method === DeliveryMethod.push) {
-    if (d?.endpoint_url === undefined) throw invalidRequest('delivery.endpoint_url is required for push');
+    if (d?.endpoint_url === undefined)
+      throw invalidRequest('delivery.endpoint_url is required for push', { reason: 'endpoint_url' });
     return {
       deliveryMethod: method,
       endpointUrl: checkPushEndpoint(d.endpoint_url),
@@ -108,7 +117,9 @@ function resolveDelivery(ctx: WritContext, id: string, d: z.output<typeof delive
           : ctx.secrets.seal(Buffer.from(d.authorization_header), sealContext(id)),
     };
   }
-  throw invalidRequest(`delivery.method ${JSON.stringify(method.slice(0, 64))} is not supported`);
+  throw invalidRequest(`delivery.method ${JSON.stringify(method.slice(0, 64))} is not supported`, {
+    reason: 'delivery_method',
+  });
 }
 
 const sealContext = (id: string) => `ssf-push-authorization:${id}`;
@@ -134,9 +145,10 @@ export function newStream(ctx: WritContext, caller: SsfCaller, body: unknown, fr
     // The receiver is the workload itself: its SETs are addressed to it, and it cannot name another.
     aud = [caller.id];
     if (b.aud !== undefined && JSON.stringify([b.aud].flat()) !== JSON.stringify(aud))
-      throw invalidRequest('aud is the receiver workload’s own id');
+      throw invalidRequest('aud is the receiver workload’s own id', { reason: 'stream_audience' });
   } else {
-    if (b.aud === undefined) throw invalidRequest('aud is required: the receiver the stream is for');
+    if (b.aud === undefined)
+      throw invalidRequest('aud is required: the receiver the stream is for', { reason: 'stream_audience' });
     aud = [b.aud].flat();
   }
   const id = randomBytes(16).toString('hex');

@@ -13,7 +13,9 @@ import { closeTask, openTask, parseLabels } from './tasks.js';
 const seconds = (v: string | undefined, name: string): number | undefined => {
   if (v === undefined) return undefined;
   if (!/^[1-9]\d{0,6}$/.test(v))
-    throw new OAuthError('invalid_request', `${name} must be a positive number of seconds`);
+    throw new OAuthError('invalid_request', `${name} must be a positive number of seconds`, {
+      detail: { reason: 'duration' },
+    });
   return Number(v);
 };
 
@@ -37,8 +39,9 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
   /** The task, when this caller may act on it: its workload's, and for a federated caller, its issuer's. */
   const ownTask = async (id: string, workloadId: string, federation: FederatedIdentity | undefined) => {
     const task = await ctx.store.getTask(id);
-    if (!task || task.workload !== workloadId) throw notFound('no such task');
-    if (federation && !federatedTaskMatches(task.labels, federation)) throw notFound('no such task');
+    if (!task || task.workload !== workloadId) throw notFound('no such task', { reason: 'not_found' });
+    if (federation && !federatedTaskMatches(task.labels, federation))
+      throw notFound('no such task', { reason: 'not_found' });
     return task;
   };
   const guard = async <T>(req: Parameters<typeof formBody>[0], fn: () => Promise<T>): Promise<T> => {
@@ -103,7 +106,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
       const lease = seconds(single(params, 'lease', 16), 'lease') ?? 30;
       const until = Math.min(ctx.clock.now() + lease * 1000, task.deadline);
       if (!(await ctx.store.renewTaskLease(task.id, until)))
-        throw new OAuthError('invalid_grant', 'the task is closed');
+        throw new OAuthError('invalid_grant', 'the task is closed', { detail: { reason: 'task_closed' } });
       return { id: task.id, lease_until: until };
     }),
   );

@@ -31,15 +31,17 @@ export function parseLabels(raw: string | undefined): Record<string, string> {
   try {
     parsed = JSON.parse(raw);
   } catch {
-    throw invalidRequest('labels must be a JSON object of strings');
+    throw invalidRequest('labels must be a JSON object of strings', { reason: 'labels' });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw invalidRequest('labels must be a JSON object of strings');
+    throw invalidRequest('labels must be a JSON object of strings', { reason: 'labels' });
   const entries = Object.entries(parsed);
-  if (entries.length > 16) throw invalidRequest('at most 16 labels');
+  if (entries.length > 16) throw invalidRequest('at most 16 labels', { reason: 'labels' });
   for (const [k, v] of entries) {
     if (!LABEL_KEY.test(k) || typeof v !== 'string' || v.length > 256) {
-      throw invalidRequest('labels must map short names to strings of at most 256 characters');
+      throw invalidRequest('labels must map short names to strings of at most 256 characters', {
+        reason: 'labels',
+      });
     }
   }
   return parsed as Record<string, string>;
@@ -56,9 +58,9 @@ export function taskCeiling(ctx: WritContext, w: ResolvedWorkload): number {
 export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Task> {
   const purpose = r.purpose.trim();
   if (purpose.length === 0 || purpose.length > 200)
-    throw invalidRequest('purpose is required (at most 200 characters)');
+    throw invalidRequest('purpose is required (at most 200 characters)', { reason: 'purpose' });
   const ceiling = taskCeiling(ctx, r.workload);
-  if (ceiling === 0) throw invalidRequest('the workload has no token class');
+  if (ceiling === 0) throw invalidRequest('the workload has no token class', { reason: 'no_token_class' });
   const duration = Math.min(r.duration ?? ceiling, ceiling);
   const now = ctx.clock.now();
   const task: Task = {
@@ -157,15 +159,17 @@ export async function taskForIssuance(
   renewalMaxLifetime: number,
 ): Promise<{ task: Task; notAfter: number; renewal: boolean }> {
   const task = await ctx.store.getTask(taskId);
-  if (!task || task.workload !== workloadId) throw invalidGrant('unknown task');
+  if (!task || task.workload !== workloadId) throw invalidGrant('unknown task', { reason: 'unknown_task' });
   const now = ctx.clock.now();
-  if (task.closedAt !== null) throw invalidGrant('the task is closed');
+  if (task.closedAt !== null) throw invalidGrant('the task is closed', { reason: 'task_closed' });
   if (task.deadline <= now || (task.leaseUntil !== null && task.leaseUntil <= now))
-    throw invalidGrant('the task has ended');
+    throw invalidGrant('the task has ended', { reason: 'task_ended' });
   const end = Math.min(task.deadline, task.openedAt + renewalMaxLifetime * 1000);
   const notAfter = Math.floor(end / 1000);
   if (notAfter <= Math.floor(now / 1000))
-    throw invalidGrant('the task has reached the class maximum lifetime; open a new task');
+    throw invalidGrant('the task has reached the class maximum lifetime; open a new task', {
+      reason: 'task_lifetime',
+    });
   const renewal = (await ctx.store.tokensForTask(taskId, 1)).length > 0;
   return { task, notAfter, renewal };
 }

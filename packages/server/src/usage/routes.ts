@@ -40,7 +40,8 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
       try {
         operator = (await authenticateAdmin(ctx, info(req))).operator;
         const jti = req.params.jti;
-        if (jti.length === 0 || jti.length > 256) throw invalidRequest('jti must be 1 to 256 characters');
+        if (jti.length === 0 || jti.length > 256)
+          throw invalidRequest('jti must be 1 to 256 characters', { reason: 'jti' });
         return await traceToken(ctx, jti);
       } catch (err) {
         throw await auditRefusal(ctx, 'admin', err, info(req), {

@@ -67,7 +67,7 @@ export async function traceToken(ctx: WritContext, jti: string): Promise<TokenTr
     events.find((e) => e.type === ('token.issued' satisfies AuditEventType) && e.outcome === 'success') ??
     null;
   if (!record && !issued && usage.length === 0 && events.length === 0)
-    throw notFound('nothing is known about this token');
+    throw notFound('nothing is known about this token', { reason: 'not_found' });
   const token = record ? fromRecord(record) : issued ? fromIssuance(jti, issued) : null;
   const revocations = token
     ? (await ctx.store.listRevocations(0, 0)).filter((r) => covers(r, jti, token))

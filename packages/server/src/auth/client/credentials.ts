@@ -1,5 +1,11 @@
 import { ClientAuthMethod, type ClientAuthMethodValue } from '@writ/sdk/wire';
-import { invalidClient, invalidRequest, OAuthError, unauthorizedClient } from '../../errors.js';
+import {
+  invalidClient,
+  invalidRequest,
+  OAuthError,
+  type RefusalDetail,
+  unauthorizedClient,
+} from '../../errors.js';
 import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
 import type { FormParams } from '../../request/form.js';
 import { single } from '../../request/form.js';
@@ -35,7 +41,8 @@ export function verifyClientCredentials(
   const postSecret = single(params, 'client_secret', 512);
   const basic = authorization?.toLowerCase().startsWith('basic ') ? authorization : undefined;
   const methods = [assertion, postSecret, basic].filter((m) => m !== undefined).length;
-  if (methods > 1) throw invalidRequest('use exactly one client authentication method');
+  if (methods > 1)
+    throw invalidRequest('use exactly one client authentication method', { reason: 'multiple_client_auth' });
   const paramClientId = single(params, 'client_id', 2048);
 
   if (assertion !== undefined) {
@@ -62,7 +69,7 @@ export function verifyClientCredentials(
       const parsed = parseBasicAuthorization(basic);
       if (!parsed) throw invalidClient('malformed Basic authorization', { reason: 'malformed_basic' });
       if (paramClientId !== undefined && paramClientId !== parsed.clientId)
-        throw invalidRequest('client_id does not match');
+        throw invalidRequest('client_id does not match', { reason: 'client_id_mismatch' });
       ({ clientId, secret } = parsed);
       method = ClientAuthMethod.clientSecretBasic;
     } else {
@@ -128,11 +135,7 @@ function ensureActive(w: ResolvedWorkload): void {
 }
 
 /** invalid_client after Basic authentication carries the challenge (RFC 6749 §5.2). */
-function invalidClientWithChallenge(
-  description: string,
-  detail: Record<string, unknown>,
-  basic: boolean,
-): OAuthError {
+function invalidClientWithChallenge(description: string, detail: RefusalDetail, basic: boolean): OAuthError {
   return basic
     ? new OAuthError('invalid_client', description, {
         detail,

@@ -25,7 +25,7 @@ export async function authenticateFederatedClient(
   const trusted = ctx.federation.issuer(ctx.registry.issuers(), iss) !== undefined;
   if (!trusted && iss.startsWith('spiffe://')) return undefined;
   if (params.has('client_secret') || authorization !== undefined)
-    throw invalidRequest('use exactly one client authentication method');
+    throw invalidRequest('use exactly one client authentication method', { reason: 'multiple_client_auth' });
   if (single(params, 'client_assertion_type', 256) !== CLIENT_ASSERTION_TYPE_JWT_BEARER)
     throw invalidClient('client_assertion_type must be jwt-bearer', { reason: 'assertion_type' });
   let identity: FederatedIdentity;

@@ -58,6 +58,7 @@ export function verifyClientAssertion(
   if (assertionType !== CLIENT_ASSERTION_TYPE_JWT_BEARER) {
     throw invalidRequest(
       'client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      { reason: 'assertion_type' },
     );
   }
   let verified: ReturnType<typeof verifyCompactJws>;

@@ -28,7 +28,9 @@ export async function issueForFederatedToken(
   issuedTokenType?: string,
 ): Promise<TokenResponse> {
   if (params.has('client_assertion') || params.has('client_secret') || req.authorization !== undefined)
-    throw invalidRequest('a federation token is the proof of identity: send no client authentication');
+    throw invalidRequest('a federation token is the proof of identity: send no client authentication', {
+      reason: 'multiple_client_auth',
+    });
   const identity = await attestFederatedToken(ctx, token);
   const workload = identity.workload;
   const clientId = single(params, 'client_id', 2048);

@@ -13,7 +13,8 @@ export const jwtBearer: Grant = {
   grantType: GrantType.jwtBearer,
   async handle(ctx, params, req) {
     const assertion = single(params, 'assertion', ctx.settings.limits.tokenBytes);
-    if (assertion === undefined) throw invalidRequest('assertion is required (RFC 7523 §2.1)');
+    if (assertion === undefined)
+      throw invalidRequest('assertion is required (RFC 7523 §2.1)', { reason: 'missing_parameter' });
     return issueForFederatedToken(ctx, params, req, assertion, GrantType.jwtBearer);
   },
 };

@@ -33,12 +33,15 @@ export const tokenExchange: Grant = {
     const federationType = single(params, 'subject_token_type', 256);
     if (federationType === TokenType.jwt || federationType === TokenType.idToken) {
       const token = single(params, 'subject_token', ctx.settings.limits.tokenBytes);
-      if (token === undefined) throw invalidRequest('subject_token is required');
+      if (token === undefined)
+        throw invalidRequest('subject_token is required', { reason: 'missing_parameter' });
       const requested = single(params, 'requested_token_type', 256);
       if (requested !== undefined && requested !== TokenType.accessToken)
-        throw invalidRequest('only access tokens can be requested');
+        throw invalidRequest('only access tokens can be requested', { reason: 'requested_token_type' });
       if (params.has('actor_token'))
-        throw invalidRequest('actor_token is not supported with a federation token');
+        throw invalidRequest('actor_token is not supported with a federation token', {
+          reason: 'actor_token',
+        });
       return issueForFederatedToken(ctx, params, req, token, GrantType.tokenExchange, TokenType.accessToken);
     }
     const client = await authenticateClient(ctx, params, req, {
@@ -46,19 +49,23 @@ export const tokenExchange: Grant = {
       consume: 'with_issuance',
     });
     const subjectToken = single(params, 'subject_token', ctx.settings.limits.tokenBytes);
-    if (subjectToken === undefined) throw invalidRequest('subject_token is required');
+    if (subjectToken === undefined)
+      throw invalidRequest('subject_token is required', { reason: 'missing_parameter' });
     const subjectType = single(params, 'subject_token_type', 256);
     if (subjectType !== TokenType.accessToken) {
       throw invalidRequest(
         'subject_token_type must be …:access_token (a Writ token), or …:jwt or …:id_token (a federation token)',
+        { reason: 'subject_token_type' },
       );
     }
     const requestedType = single(params, 'requested_token_type', 256);
     if (requestedType !== undefined && requestedType !== TokenType.accessToken) {
-      throw invalidRequest('only access tokens can be requested');
+      throw invalidRequest('only access tokens can be requested', { reason: 'requested_token_type' });
     }
     if (params.has('actor_token'))
-      throw invalidRequest('actor_token is not supported: the authenticated client is the actor');
+      throw invalidRequest('actor_token is not supported: the authenticated client is the actor', {
+        reason: 'actor_token',
+      });
 
     let subject: AccessTokenClaims;
     let kid: string;
@@ -69,13 +76,15 @@ export const tokenExchange: Grant = {
         reason: err instanceof WritError ? err.reason : 'invalid',
       });
     }
-    if (subject.cls === 'admin') throw invalidGrant('admin tokens cannot be exchanged');
+    if (subject.cls === 'admin')
+      throw invalidGrant('admin tokens cannot be exchanged', { reason: 'admin_token' });
     if (ctx.revocations.match({ ...subject, kid }))
       throw invalidGrant('subject_token has been revoked', { reason: 'revoked' });
     const subjectWorkload = ctx.registry.workload(subject.sub);
-    if (subjectWorkload?.state !== 'active') throw invalidGrant('the subject workload is not active');
+    if (subjectWorkload?.state !== 'active')
+      throw invalidGrant('the subject workload is not active', { reason: 'subject_inactive' });
     const cls = ctx.registry.tokenClass(subject.cls);
-    if (!cls) throw invalidGrant('the subject token class no longer exists');
+    if (!cls) throw invalidGrant('the subject token class no longer exists', { reason: 'unknown_class' });
 
     // Every exchange is one step further from the token first issued; the chain stays short and bounded.
     const ajti = [...(subject.ajti ?? []), subject.jti];
@@ -90,16 +99,21 @@ export const tokenExchange: Grant = {
     const act = actingChain(subject, actor);
     if (act !== undefined && !cls.delegationActors.includes(actor)) {
       throw unauthorizedClient('this client may not act for the subject (class delegation.actors)', {
+        reason: 'delegation_not_allowed',
         actor,
       });
     }
     const audience = exchangeAudience(params, subject.aud);
     if (!cls.audiences.includes(audience))
-      throw invalidTarget('the audience is not allowed for the subject token class');
+      throw invalidTarget('the audience is not allowed for the subject token class', {
+        reason: 'audience_not_allowed',
+      });
     const granted = subject.scope.split(' ');
     const scopes = parseScope(single(params, 'scope', 4096)) ?? granted;
     if (!scopes.every((s) => granted.includes(s)))
-      throw invalidScope('an exchanged token cannot widen the scope of the subject token');
+      throw invalidScope('an exchanged token cannot widen the scope of the subject token', {
+        reason: 'scope_widened',
+      });
 
     // RFC 8705 §3: the new token is bound to the certificate its holder, the actor, authenticated with.
     const x5t = certificateBinding(cls, client);
@@ -157,6 +171,6 @@ function delegationChain(t: AccessTokenClaims): string[] {
 
 function exchangeAudience(params: FormParams, fallback: string): string {
   const values = [...new Set([...(params.get('resource') ?? []), ...(params.get('audience') ?? [])])];
-  if (values.length > 1) throw invalidTarget('exactly one audience per token');
+  if (values.length > 1) throw invalidTarget('exactly one audience per token', { reason: 'one_audience' });
   return values[0] ?? fallback;
 }
