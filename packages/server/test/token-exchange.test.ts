@@ -274,13 +274,14 @@ describe('RFC 8693 token exchange', () => {
 
   describe('chains stay short and loop-free', () => {
     /** A token of `sub` for the mesh, bound to a fresh key. */
-    const meshToken = async (sub: string): Promise<string> => {
+    const meshToken = async (sub: string, extra: Record<string, string> = {}): Promise<string> => {
       const r = await dpopTokenRequest(
         h,
         () => ({
           grant_type: GrantType.clientCredentials,
           ...clientAuth(h, sub, keys[sub]!),
           resource: MESH,
+          ...extra,
         }),
         generateDpopKey(),
       );
@@ -331,16 +332,34 @@ describe('RFC 8693 token exchange', () => {
     });
 
     it('revoking the first token: every token exchanged from it is inactive and cannot be exchanged again', async () => {
-      const first = await meshToken(P);
+      const task = await h.admin('POST', '/tasks', { workload: P, purpose: 'fan-out' });
+      assert.equal(task.status, 201, JSON.stringify(task.body));
+      const tid = task.body['id'] as string;
+      const first = await meshToken(P, { task_id: tid });
       const viaQ = await hop(Q, first);
       const viaR = await hop(R, viaQ);
-      const sibling = await meshToken(P);
-      const r = await h.admin('POST', '/revocations', { kind: 'jti', value: decodeClaims(first)['jti'] });
+      const sibling = await meshToken(P, { task_id: tid });
+      const rootJti = decodeClaims(first)['jti'] as string;
+      const r = await h.admin('POST', '/revocations', { kind: 'jti', value: rootJti });
       assert.equal(r.status, 201, JSON.stringify(r.body));
       for (const t of [first, viaQ, viaR]) assert.deepEqual(await introspect(h, t), { active: false });
       assert.equal((await introspect(h, sibling))['active'], true, 'an unrelated token of P stays active');
       await refused(() => exchange(R, viaR), 'invalid_grant');
       assert.equal((await lastEvent(h, 'token.refused')).data['reason'], 'revoked');
+      // The stored records say so too: the task's token list and the token trace.
+      const view = await h.admin('GET', `/tasks/${tid}`);
+      assert.equal(view.status, 200, JSON.stringify(view.body));
+      const revoked = new Map(
+        (view.body['tokens'] as { jti: string; revoked: boolean }[]).map((t) => [t.jti, t.revoked]),
+      );
+      for (const t of [first, viaQ, viaR]) assert.equal(revoked.get(decodeClaims(t)['jti'] as string), true);
+      assert.equal(revoked.get(decodeClaims(sibling)['jti'] as string), false);
+      const trace = await h.admin('GET', `/audit/trace/${decodeClaims(viaR)['jti']}`);
+      assert.equal(trace.status, 200, JSON.stringify(trace.body));
+      assert.deepEqual(
+        (trace.body['revocations'] as { kind: string; value: string }[]).map((x) => [x.kind, x.value]),
+        [['jti', rootJti]],
+      );
     });
   });
 });

@@ -104,6 +104,7 @@ export async function issueAccessToken(
       exp: claims.exp,
       fingerprint,
       ...(claims.tid !== undefined ? { tid: claims.tid } : {}),
+      ...(claims.ajti !== undefined ? { ajti: claims.ajti } : {}),
     });
     return ctx.audit.append(
       {

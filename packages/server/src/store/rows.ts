@@ -33,6 +33,7 @@ export function toToken(r: Row): IssuedToken {
     fingerprint: r['fingerprint'] as string,
   };
   if (r['tid'] !== null) t.tid = r['tid'] as string;
+  if (r['ajti'] !== null && r['ajti'] !== undefined) t.ajti = JSON.parse(r['ajti'] as string) as string[];
   return t;
 }
 

@@ -69,8 +69,9 @@ export async function traceToken(ctx: WritContext, jti: string): Promise<TokenTr
   if (!record && !issued && usage.length === 0 && events.length === 0)
     throw notFound('nothing is known about this token', { reason: 'not_found' });
   const token = record ? fromRecord(record) : issued ? fromIssuance(jti, issued) : null;
+  const ajti = record?.ajti ?? ancestorsOf(issued);
   const revocations = token
-    ? (await ctx.store.listRevocations(0, 0)).filter((r) => covers(r, jti, token))
+    ? (await ctx.store.listRevocations(0, 0)).filter((r) => covers(r, jti, token, ajti))
     : (await ctx.store.listRevocations(0, 0)).filter((r) => r.kind === 'jti' && r.value === jti);
 
   const timeline: TokenTrace['timeline'] = [];
@@ -146,8 +147,23 @@ function fromIssuance(_jti: string, e: AuditEvent): NonNullable<TokenTrace['toke
   };
 }
 
-/** Whether a revocation's predicate covers the token (the rule `RevocationSet.match` applies). */
-function covers(r: Revocation, jti: string, t: NonNullable<TokenTrace['token']>): boolean {
+/** The tokens an exchanged token descends from, as its issuance recorded them (`ajti`). */
+function ancestorsOf(issued: AuditEvent | null): string[] {
+  const a = issued?.data['ajti'];
+  return Array.isArray(a) ? a.filter((j): j is string => typeof j === 'string') : [];
+}
+
+/**
+ * Whether a revocation's predicate covers the token (the rule `RevocationSet.match` applies): a `jti`
+ * revocation also covers every token exchanged from the token it names.
+ */
+function covers(
+  r: Revocation,
+  jti: string,
+  t: NonNullable<TokenTrace['token']>,
+  ajti: readonly string[],
+): boolean {
+  if (r.kind === 'jti' && ajti.includes(r.value)) return true;
   const value = { jti, tid: t.tid, sub: t.sub, client_id: t.client_id, cls: t.cls, kid: t.kid }[r.kind];
   return value === r.value && (r.issued_before === null || t.iat <= r.issued_before);
 }

@@ -430,6 +430,22 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.deepEqual(await store.tokensForTask('task-none', 10), []);
         }));
 
+      it('keeps the lineage of an exchanged token (ajti), in order; a token without one has none', () =>
+        withStore(async ({ store }) => {
+          const exchanged = token('jti-child', { tid: 'task-x', ajti: ['jti-root', 'jti-mid'] });
+          await store.recordToken(exchanged);
+          await store.recordToken(token('jti-root', { tid: 'task-x' }));
+          assert.deepEqual(await store.getToken('jti-child'), exchanged);
+          assert.equal('ajti' in (await store.getToken('jti-root'))!, false);
+          assert.deepEqual(
+            (await store.tokensForTask('task-x', 10)).map((t) => [t.jti, t.ajti]),
+            [
+              ['jti-child', ['jti-root', 'jti-mid']],
+              ['jti-root', undefined],
+            ],
+          );
+        }));
+
       it('refuses a second record with the same jti', () =>
         withStore(async ({ store }) => {
           await store.recordToken(token('jti-1'));

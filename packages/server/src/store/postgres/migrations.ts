@@ -210,6 +210,13 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE INDEX tasks_open_due ON tasks (LEAST(deadline, lease_until), id) WHERE closed_at IS NULL;
     `,
   },
+  {
+    version: 7,
+    name: 'exchanged tokens record the tokens they descend from (ajti)',
+    sql: `
+    ALTER TABLE tokens ADD COLUMN ajti TEXT;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -257,8 +257,8 @@ function statements(s: string, channel: string, time: SharedTime) {
     // One statement: concurrent first uses of an id conflict on the key, and the loser sees the winner's row.
     consume: `INSERT INTO ${s}.replay AS r (scope, id, expires_at) VALUES ($1, $2, $3)
       ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= ${time.earlier('$4')}`,
-    recordToken: `INSERT INTO ${s}.tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    recordToken: `INSERT INTO ${s}.tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint, ajti)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     getToken: `SELECT * FROM ${s}.tokens WHERE jti = $1`,
     tokensForTask: `SELECT * FROM ${s}.tokens WHERE tid = $1 ORDER BY iat, jti LIMIT $2`,
     createTask: `INSERT INTO ${s}.tasks (id, workload, purpose, labels, opened_by, opened_at, deadline, lease_until, closed_at, close_reason)
@@ -509,7 +509,20 @@ class PostgresStore implements Store {
   async recordToken(t: IssuedToken): Promise<void> {
     await this.#query(
       this.#sql.recordToken,
-      [t.jti, t.sub, t.clientId, t.cls, t.aud, t.scope, t.kid, t.tid ?? null, t.iat, t.exp, t.fingerprint],
+      [
+        t.jti,
+        t.sub,
+        t.clientId,
+        t.cls,
+        t.aud,
+        t.scope,
+        t.kid,
+        t.tid ?? null,
+        t.iat,
+        t.exp,
+        t.fingerprint,
+        t.ajti !== undefined ? JSON.stringify(t.ajti) : null,
+      ],
       true,
     );
   }

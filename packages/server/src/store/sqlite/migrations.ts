@@ -179,4 +179,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   DROP INDEX tasks_open_deadline;
   CREATE INDEX tasks_open_due ON tasks (min(deadline, ifnull(lease_until, deadline)), id) WHERE closed_at IS NULL;
   `,
+  // Exchanged tokens record the tokens they descend from (`ajti`, a JSON list): a jti revocation of
+  // any of them covers the record too, in the task view and the token trace.
+  `
+  ALTER TABLE tokens ADD COLUMN ajti TEXT;
+  `,
 ];

@@ -300,8 +300,8 @@ class SqliteOps implements Store {
          ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE replay.expires_at <= ?`,
       ),
       recordToken: p(
-        `INSERT INTO tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint)
-         VALUES (@jti, @sub, @clientId, @cls, @aud, @scope, @kid, @tid, @iat, @exp, @fingerprint)`,
+        `INSERT INTO tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint, ajti)
+         VALUES (@jti, @sub, @clientId, @cls, @aud, @scope, @kid, @tid, @iat, @exp, @fingerprint, @ajti)`,
       ),
       getToken: p('SELECT * FROM tokens WHERE jti = ?'),
       head: p('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
@@ -437,7 +437,11 @@ class SqliteOps implements Store {
   }
 
   async recordToken(t: IssuedToken): Promise<void> {
-    this.#s['recordToken']!.run({ ...t, tid: t.tid ?? null });
+    this.#s['recordToken']!.run({
+      ...t,
+      tid: t.tid ?? null,
+      ajti: t.ajti !== undefined ? JSON.stringify(t.ajti) : null,
+    });
   }
   async getToken(jti: string): Promise<IssuedToken | undefined> {
     const r = this.#s['getToken']!.get(jti) as Row | undefined;
