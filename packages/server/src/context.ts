@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AuditLog } from './audit/audit-log.js';
 import type { Clock } from './clock.js';
@@ -6,6 +5,7 @@ import type { ClockSkew } from './cluster/clock-skew.js';
 import type { Settings } from './config/settings.js';
 import type { DpopNonces } from './dpop/nonces.js';
 import type { EventLog } from './events/event-log.js';
+import type { EventStreams } from './events/stream.js';
 import type { FederationTrust } from './federation/trust.js';
 import type { KeyEncryptionKey } from './keys/kek.js';
 import type { KeyManager } from './keys/key-manager.js';
@@ -45,8 +45,8 @@ export interface WritContext {
   federation: FederationTrust;
   /** mTLS (RFC 8705): what client certificates are trusted, and the server's own TLS material. */
   mtls: { trust: ClientCertificateTrust; server: ServerTls | undefined };
-  /** Open event-stream responses, ended at shutdown. */
-  streams: Set<ServerResponse>;
+  /** Open event streams, capped per workload and per token, ended at shutdown. */
+  streams: EventStreams;
   logger: Logger;
 }
 

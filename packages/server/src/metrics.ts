@@ -11,6 +11,8 @@ export interface Metrics {
   policyDecisions: Counter<'endpoint' | 'action' | 'decision'>;
   clockSkew: Gauge<never>;
   taskSweepLag: Histogram<never>;
+  streamsEnded: Counter<'reason'>;
+  openStreams: Gauge<never>;
 }
 
 export function createMetrics(): Metrics {
@@ -63,6 +65,17 @@ export function createMetrics(): Metrics {
       name: 'writ_task_sweep_lag_seconds',
       help: 'Time from a task falling due (its deadline or the end of its lease) to the server closing it.',
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    streamsEnded: new Counter({
+      name: 'writ_event_streams_ended_total',
+      help: 'Event streams the server ended, by reason (slow_reader: the client stopped taking bytes).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    openStreams: new Gauge({
+      name: 'writ_event_streams_open',
+      help: 'Event streams open on this node.',
       registers: [registry],
     }),
   };

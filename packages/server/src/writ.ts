@@ -11,6 +11,7 @@ import type { Settings } from './config/settings.js';
 import type { WritContext } from './context.js';
 import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
+import { EventStreams } from './events/stream.js';
 import { FederationTrust } from './federation/trust.js';
 import { buildApp } from './http/app.js';
 import { type KeyEncryptionKey, kekFromBytes } from './keys/kek.js';
@@ -140,7 +141,11 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     }),
     mtls: loadTlsSettings(settings.tls),
     federation: new FederationTrust({ clock }),
-    streams: new Set(),
+    streams: new EventStreams({
+      maxUnsentBytes: settings.events.maxUnsentBytes,
+      maxPerClient: settings.events.maxStreamsPerClient,
+      maxPerToken: settings.events.maxStreamsPerToken,
+    }),
     logger,
     // The built-in set until the stored one is loaded, below, before anything is served.
     policy: new PolicyEngine(),
@@ -214,7 +219,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       follower.close();
       await stopWatching?.();
       ctx.events.close();
-      for (const res of ctx.streams) res.end();
+      ctx.streams.endAll();
       await app.close();
       await audit
         .checkpoint()

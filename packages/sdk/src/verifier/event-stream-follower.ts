@@ -86,7 +86,8 @@ export class EventStreamFollower {
         // Getting a token can hang too: the watchdog's abort ends the wait.
         const headers = await Promise.race([this.#o.authorize(this.#o.url, fresh), aborted]);
         fresh = false;
-        const res = await this.#o.fetch(this.#o.url, {
+        // Paged snapshots: no number of revocations in force makes one event too large to take.
+        const res = await this.#o.fetch(`${this.#o.url}?snapshot=paged`, {
           headers: {
             ...headers,
             accept: 'text/event-stream',

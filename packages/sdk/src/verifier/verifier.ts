@@ -149,12 +149,19 @@ export function createVerifier(o: VerifierOptions): Verifier {
       stale: () => freshness.stale(),
     });
 
+  /** Pages of the snapshot being received on the open connection (`snapshot.page`), applied at its end. */
+  let snapshotPages: Revocation[] = [];
   const onEvent = (type: string, data: Record<string, unknown>) => {
     localPolicy?.onEvent(type, data);
     if (type === EventType.head) {
       freshness.announced(data['head']);
+    } else if (type === EventType.snapshotPage) {
+      // A page of a snapshot too large for one event: nothing changes until the closing `snapshot`.
+      if (Array.isArray(data['revocations'])) snapshotPages.push(...(data['revocations'] as Revocation[]));
     } else if (type === EventType.snapshot) {
-      revocations.reset((data['revocations'] as Revocation[]) ?? [], 0);
+      const last = (data['revocations'] as Revocation[]) ?? [];
+      revocations.reset(data['paged'] === true ? [...snapshotPages, ...last] : last, 0);
+      snapshotPages = [];
       freshness.snapshot();
       const kids = Array.isArray(data['keys']) ? (data['keys'] as unknown[]) : [];
       if (kids.some((kid) => !keys.has(kid)))
@@ -178,7 +185,10 @@ export function createVerifier(o: VerifierOptions): Verifier {
     idleMs: o.streamIdleMs ?? Math.max(1000, Math.floor((staleness * 2) / 3)),
     maxEventBytes: o.maxEventBytes ?? 16 * 1024 * 1024,
     handlers: {
-      opened: () => freshness.opened(),
+      opened: () => {
+        snapshotPages = [];
+        freshness.opened();
+      },
       event(type, data, lastEventId) {
         onEvent(type, data);
         freshness.received(lastEventId);

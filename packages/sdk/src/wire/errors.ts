@@ -235,6 +235,10 @@ export const REFUSAL_REASONS = {
   rate_limited: 'the workload has used up its request budget for now',
   clock_skew:
     "this node's clock is further from the database's than `cluster.max_clock_skew`: it issues nothing",
+  stream_limit_token:
+    'this token already holds `events.max_streams_per_token` open event streams on this node',
+  stream_limit_client:
+    'this workload already holds `events.max_streams_per_client` open event streams on this node',
   malformed_report: 'the usage report does not have the documented shape',
   too_many: 'the usage report holds more records than allowed',
   time: 'a usage record time is outside the accepted window',

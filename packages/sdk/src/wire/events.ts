@@ -39,6 +39,11 @@ export const EventType = {
   head: 'head',
   /** Sent first to a verifier that is new or behind what the log keeps: the whole revocation state. */
   snapshot: 'snapshot',
+  /**
+   * A page of a snapshot, before the closing `snapshot` event (which then says `paged: true`), for
+   * verifiers that ask for pages (`?snapshot=paged`). No `id`: a reconnect mid-snapshot starts over.
+   */
+  snapshotPage: 'snapshot.page',
 } as const;
 
 /** What a detection answers with (per token class). */
@@ -103,7 +108,9 @@ export interface LogEventData {
 export interface StreamOnlyEventData {
   head: { head: number };
   /** `keys`: the kids of the JWKS at that moment, so a verifier knows whether to refetch it. */
-  snapshot: { revocations: Revocation[]; keys: string[] };
+  snapshot: { revocations: Revocation[]; keys: string[]; paged?: true };
+  /** `seq`: the log position the snapshot is taken at (the closing `snapshot` carries it as its id). */
+  'snapshot.page': { revocations: Revocation[]; seq: number };
 }
 
 /** The name of an event of the log. */

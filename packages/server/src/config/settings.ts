@@ -132,6 +132,34 @@ export const SETTINGS_REFERENCE = {
     max: 2_592_000,
     doc: 'How long the event log keeps events; a verifier further behind gets a snapshot first.',
   },
+  'events.max_unsent_bytes': {
+    kind: 'integer',
+    default: 4_194_304,
+    min: 1_048_576,
+    max: 268_435_456,
+    doc: 'An event stream whose client has not taken this many bytes is dropped (the verifier reconnects and resumes). Bounds the memory one stream can hold.',
+  },
+  'events.max_streams_per_client': {
+    kind: 'integer',
+    default: 32,
+    min: 1,
+    max: 10_000,
+    doc: 'Event streams one workload may hold open on one node; more are refused with 429.',
+  },
+  'events.max_streams_per_token': {
+    kind: 'integer',
+    default: 4,
+    min: 1,
+    max: 1000,
+    doc: 'Event streams one token may hold open on one node; more are refused with 429.',
+  },
+  'events.snapshot_page': {
+    kind: 'integer',
+    default: 5000,
+    min: 100,
+    max: 100_000,
+    doc: 'Revocations per `snapshot.page` event for verifiers that ask for paged snapshots (`?snapshot=paged`, as the SDK does).',
+  },
   'tasks.sweep_interval': {
     kind: 'duration',
     default: 1,
@@ -315,7 +343,14 @@ export interface Settings {
   tokens: { maxLifetime: number; exchangeMaxDepth: number };
   clientAssertion: { maxLifetime: number; clockSkew: number; algorithms: VerifyAlgorithm[] };
   tasks: { sweepInterval: number };
-  events: { heartbeat: number; retention: number };
+  events: {
+    heartbeat: number;
+    retention: number;
+    maxUnsentBytes: number;
+    maxStreamsPerClient: number;
+    maxStreamsPerToken: number;
+    snapshotPage: number;
+  };
   dpop: { requireNonce: boolean; nonceLifetime: number; iatWindow: number; algorithms: VerifyAlgorithm[] };
   limits: {
     bodyBytes: number;
@@ -391,6 +426,10 @@ export function resolveSettings(
     events: {
       heartbeat: value('events.heartbeat') as number,
       retention: value('events.retention') as number,
+      maxUnsentBytes: value('events.max_unsent_bytes') as number,
+      maxStreamsPerClient: value('events.max_streams_per_client') as number,
+      maxStreamsPerToken: value('events.max_streams_per_token') as number,
+      snapshotPage: value('events.snapshot_page') as number,
     },
     dpop: {
       requireNonce: value('dpop.require_nonce') as boolean,

@@ -56,6 +56,24 @@ export function createEventLog(
   // Elapsed time, not a date: a test's clock jumping ahead must not look like an outage.
   let readAt = performance.now();
 
+  /**
+   * Hands one event to one subscriber; false once the subscriber is gone. A subscriber may unsubscribe
+   * from inside its listener (a stream that just ended), and then hears nothing more of the same batch;
+   * a listener that throws is dropped, and the others go on.
+   */
+  const hand = (s: Subscriber, e: LoggedEvent): boolean => {
+    if (!subscribers.has(s)) return false;
+    try {
+      s.listener(e);
+    } catch (err) {
+      subscribers.delete(s);
+      options.onError?.(err);
+      return false;
+    }
+    s.next = e.seq + 1;
+    return subscribers.has(s);
+  };
+
   /** Delivers from the window if it reaches back to `s.next`; false when the subscriber must read the store. */
   const fromWindow = (s: Subscriber): boolean => {
     if (s.next > delivered) return true;
@@ -63,10 +81,7 @@ export function createEventLog(
     // An empty window (nothing pumped since this process started) holds none of what the subscriber lacks.
     if (first === undefined || first.seq > s.next) return false;
     for (const e of recent) {
-      if (e.seq >= s.next) {
-        s.listener(e);
-        s.next = e.seq + 1;
-      }
+      if (e.seq >= s.next && !hand(s, e)) break;
     }
     return true;
   };
@@ -77,11 +92,10 @@ export function createEventLog(
       if (s.next > delivered || fromWindow(s)) break;
       const page = await readLogged(store, s.next - 1, 1000);
       for (const e of page) {
-        if (e.seq > delivered) break;
-        s.listener(e);
-        s.next = e.seq + 1;
+        if (e.seq > delivered || !hand(s, e)) break;
       }
       if (page.length === 0) break;
+      await new Promise((r) => setImmediate(r));
     }
     s.catchingUp = false;
   };
@@ -97,7 +111,12 @@ export function createEventLog(
       if (recent.length > WINDOW) recent = recent.slice(recent.length - WINDOW);
       delivered = events[events.length - 1]!.seq;
       for (const s of subscribers) if (!s.catchingUp) fromWindow(s);
-      if (events.length === 1000) again = true;
+      if (events.length === 1000) {
+        again = true;
+        // Let sockets flush between batches: a store that answers without I/O (SQLite) would otherwise
+        // queue the whole backlog for every stream before any of it is sent.
+        await new Promise((r) => setImmediate(r));
+      }
     } while (again);
   };
 

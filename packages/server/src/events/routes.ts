@@ -1,9 +1,13 @@
-import { EventType, type StreamEventType } from '@writ/sdk/wire';
+import type { RevocableToken } from '@writ/sdk/verifier';
+import { EventType, type Revocation, type StreamEventType } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
 import { info } from '../request/info.js';
+import { RevocationSet } from '../revocation/revocation-set.js';
+import { EventStream, frame } from './stream.js';
+import type { StreamEvent } from './stream-event.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
@@ -20,11 +24,13 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let subscriber: TokenBearer;
     try {
       subscriber = await authenticateBearer(ctx, info(req), eventsAudience(ctx.settings.issuer));
+      ctx.streams.admit({ clientId: subscriber.clientId, jti: subscriber.token.jti });
     } catch (err) {
       throw await auditRefusal(ctx, 'events', err, info(req), {});
     }
     const lastId = req.headers['last-event-id'];
     const resumeFrom = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) ? Number(lastId) : undefined;
+    const paged = (req.query as Record<string, unknown> | undefined)?.['snapshot'] === 'paged';
     const bounds = await ctx.events.bounds();
     const needsSnapshot =
       resumeFrom === undefined || resumeFrom < bounds.first - 1 || resumeFrom > bounds.last;
@@ -39,56 +45,134 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       data: { from, snapshot: needsSnapshot, ip: req.ip },
     });
 
+    // Admitted again with no await in between, so concurrent opens cannot all pass the check above.
+    try {
+      ctx.streams.admit({ clientId: subscriber.clientId, jti: subscriber.token.jti });
+    } catch (err) {
+      throw await auditRefusal(ctx, 'events', err, info(req), {});
+    }
     reply.hijack();
     const res = reply.raw;
+    const stream = new EventStream(
+      res,
+      { clientId: subscriber.clientId, jti: subscriber.token.jti },
+      ctx.streams.limits,
+    );
+    // Registered before the first write, so the caps count a stream from the moment it exists.
+    ctx.streams.add(stream);
+    ctx.metrics.openStreams.set(ctx.streams.size);
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
-      connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    res.write('retry: 2000\n\n');
+    stream.send('retry: 2000\n\n');
     // The log's head as this stream opens: a resuming verifier is in sync once it has seen this id (the
     // catch-up comes first), and until then must not take the open stream for fresh state.
-    res.write(`event: ${EventType.head}\ndata: ${JSON.stringify({ head: bounds.last })}\n\n`);
-    if (needsSnapshot) {
-      res.write(
-        frame({
-          seq: bounds.last,
-          ts: ctx.clock.now(),
-          type: EventType.snapshot,
-          data: { revocations, keys: ctx.keys.publicJwks().keys.map((k) => k.kid) },
-        }),
-      );
-    }
+    stream.send(`event: ${EventType.head}\ndata: ${JSON.stringify({ head: bounds.last })}\n\n`);
+    // Live events that arrive while a paged snapshot is still being written wait behind it, in order.
+    const pending: StreamEvent[] = [];
+    let snapshotting = needsSnapshot;
+    const deliver = (e: StreamEvent) => {
+      if (stream.ended) return;
+      stream.send(frame(e));
+      if (e.type === EventType.revocation && revokes(e, subscriber.token)) stream.end('token_revoked');
+    };
     // The stream lives as long as the subscriber's token: it ends at `exp` or when the token is revoked.
     const unsubscribe = ctx.events.subscribe(from, (e) => {
-      res.write(frame(e));
-      if (e.type === EventType.revocation && ctx.revocations.match(subscriber.token)) res.end();
+      if (snapshotting) pending.push(e);
+      else deliver(e);
+      // Unsent bytes are capped by `send`; events held behind a snapshot are capped the same way.
+      if (pending.length > 0 && approximateBytes(pending) > ctx.streams.limits.maxUnsentBytes)
+        stream.end('slow_reader');
     });
     const heartbeat = setInterval(() => {
       // A heartbeat says "nothing you missed". A node that cannot read the log (its store is unreachable)
       // cannot say that: it ends the stream, and the verifier reconnects (to a node that can) or goes
       // stale and fails closed, rather than hearing heartbeats while other nodes' revocations pass it by.
       if (ctx.events.sinceLastRead() > LOG_CURRENT_MS) {
-        res.end();
+        stream.end('log_unreadable');
         return;
       }
-      res.write(`: heartbeat ${ctx.clock.now()}\n\n`);
+      if (!snapshotting) stream.send(`: heartbeat ${ctx.clock.now()}\n\n`);
     }, ctx.settings.events.heartbeat * 1000);
-    const expiry = setTimeout(() => res.end(), Math.max(0, subscriber.token.exp * 1000 - ctx.clock.now()));
-    const stop = () => {
+    const expiry = setTimeout(
+      () => stream.end('token_expired'),
+      Math.max(0, subscriber.token.exp * 1000 - ctx.clock.now()),
+    );
+    stream.onEnd((reason) => {
       clearInterval(heartbeat);
       clearTimeout(expiry);
       unsubscribe();
-    };
-    res.on('close', stop);
-    ctx.streams.add(res);
-    res.on('close', () => ctx.streams.delete(res));
+      pending.length = 0;
+      ctx.metrics.streamsEnded.inc({ reason });
+      ctx.metrics.openStreams.set(ctx.streams.size);
+    });
+    if (needsSnapshot) {
+      const snapshot = {
+        seq: bounds.last,
+        ts: ctx.clock.now(),
+        keys: ctx.keys.publicJwks().keys.map((k) => k.kid),
+      };
+      if (paged) await sendPagedSnapshot(stream, revocations, snapshot, ctx.settings.events.snapshotPage);
+      else
+        stream.send(
+          frame({
+            seq: snapshot.seq,
+            ts: snapshot.ts,
+            type: EventType.snapshot,
+            data: { revocations, keys: snapshot.keys },
+          }),
+        );
+      snapshotting = false;
+      for (const e of pending.splice(0)) deliver(e);
+    }
   });
 }
 
-/** One stream event: the log's (or the stream's own `snapshot`) with its seq as `id` and in `data`. */
-function frame(e: { seq: number; ts: number; type: StreamEventType; data: object }): string {
-  return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...e.data, seq: e.seq, ts: e.ts })}\n\n`;
+/**
+ * A snapshot too large for one event, in pages: `snapshot.page` events (no id: a reconnect in the middle
+ * starts over) carry the revocations in force, and the closing `snapshot` (with the id) carries the last
+ * page and `paged: true`. A verifier replaces its set only at the closing event, with every page it got
+ * on that connection. Pages are written as the client takes them, so a slow reader holds one page.
+ */
+async function sendPagedSnapshot(
+  stream: EventStream,
+  revocations: readonly Revocation[],
+  snapshot: { seq: number; ts: number; keys: readonly (string | undefined)[] },
+  pageSize: number,
+): Promise<void> {
+  let at = 0;
+  for (; revocations.length - at > pageSize; at += pageSize) {
+    const page = revocations.slice(at, at + pageSize);
+    const ok = await stream.sendAndDrain(
+      `event: ${EventType.snapshotPage}\ndata: ${JSON.stringify({ revocations: page, seq: snapshot.seq })}\n\n`,
+    );
+    if (!ok) return;
+  }
+  stream.send(
+    frame({
+      seq: snapshot.seq,
+      ts: snapshot.ts,
+      type: EventType.snapshot,
+      data: { revocations: revocations.slice(at), keys: snapshot.keys, paged: true },
+    }),
+  );
+}
+
+/**
+ * Whether a revocation event ends a stream opened with `token`. Decided from the event itself: this
+ * node's own set may not have applied it yet (it was committed by another node, or inside a larger
+ * transaction), and a stream must not outlive the revocation of its token by a single event.
+ */
+function revokes(e: StreamEvent, token: RevocableToken): boolean {
+  const one = new RevocationSet();
+  one.apply(e.data['revocation'] as Revocation);
+  return one.match(token) !== undefined;
+}
+
+/** A cheap upper estimate of what a queue of events will take on the wire. */
+function approximateBytes(events: readonly StreamEvent[]): number {
+  // Revocation events are a few hundred bytes; the estimate only has to grow with the queue.
+  return events.length * 512;
 }

@@ -1,0 +1,306 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { RevocationKind } from '@writ/sdk/wire';
+import { revoke } from '../src/revocation/revoke.js';
+import { classDoc, workloadDoc } from './helpers/dpop.js';
+import { freePort, type Harness, startHarness, type TestKey, testKey } from './helpers/harness.js';
+import { eventually, startVerifierWorld } from './helpers/verifier.js';
+
+/**
+ * The event stream as an attacker holding a verifier identity would abuse it: streams whose own token
+ * is revoked in the middle of a batch, streams that never read, more streams than a fair share.
+ */
+
+const VICTIM = 'spiffe://test.writ/verifier/victim';
+const WATCHER = 'spiffe://test.writ/verifier/watcher';
+const GREEDY = 'spiffe://test.writ/verifier/greedy';
+const IDLE = 'spiffe://test.writ/verifier/idle';
+const READER = 'spiffe://test.writ/verifier/reader';
+
+interface RawStream {
+  socket: Socket;
+  /** Status line and headers, once they came. */
+  head: Promise<string>;
+  /** Resolves when the server closes or resets the connection. */
+  closed: Promise<void>;
+  /** Names and `data` of the events read so far (reading streams only). */
+  events: Array<{ event: string; data: Record<string, unknown> }>;
+}
+
+/** A GET of the event stream over a plain socket; `read: false` stops reading after the headers. */
+function openStream(port: number, token: string, o: { read: boolean; path?: string }): RawStream {
+  const socket = connect(port, '127.0.0.1');
+  const events: RawStream['events'] = [];
+  let buf = '';
+  let headDone = false;
+  let resolveHead!: (h: string) => void;
+  const head = new Promise<string>((r) => {
+    resolveHead = r;
+  });
+  const closed = new Promise<void>((r) => {
+    socket.on('close', () => r());
+  });
+  socket.on('error', () => undefined);
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buf += chunk;
+    if (!headDone) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      headDone = true;
+      resolveHead(buf.slice(0, end));
+      buf = buf.slice(end + 4);
+      if (!o.read) {
+        socket.pause();
+        return;
+      }
+    }
+    // Chunked transfer framing is interleaved with the SSE text; SSE frames are split on blank lines
+    // and the chunk-size lines are dropped.
+    let cut = buf.indexOf('\n\n');
+    while (cut >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      const lines = block.split(/\r?\n/).filter((l) => !/^[0-9a-f]+\r?$/i.test(l));
+      const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
+      const data = lines.find((l) => l.startsWith('data: '))?.slice(6);
+      if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
+      cut = buf.indexOf('\n\n');
+    }
+  });
+  socket.write(
+    `GET ${o.path ?? '/v1/events'} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${token}\r\naccept: text/event-stream\r\nconnection: close\r\n\r\n`,
+  );
+  return { socket, head, closed, events };
+}
+
+describe('event stream under abuse', () => {
+  let h: Harness;
+  let port: number;
+  const keys: Record<string, TestKey> = {};
+
+  before(async () => {
+    port = await freePort();
+    const issuer = `http://127.0.0.1:${port}`;
+    for (const id of [VICTIM, WATCHER, GREEDY, IDLE, READER]) keys[id] = testKey();
+    h = await startHarness({
+      listen: true,
+      settings: {
+        'listen.port': port,
+        'events.heartbeat': 1,
+        'events.max_unsent_bytes': 1_048_576,
+        'events.max_streams_per_client': 3,
+        'events.max_streams_per_token': 2,
+        'events.snapshot_page': 100,
+      },
+      extraDocs: [
+        classDoc({
+          name: 'events-bearer',
+          audiences: [`${issuer}/v1/events`],
+          scopes: ['events:read'],
+          default_scopes: ['events:read'],
+          binding: 'bearer',
+        }),
+        ...[VICTIM, WATCHER, GREEDY, IDLE, READER].map((id) => workloadDoc(id, keys[id]!, ['events-bearer'])),
+      ],
+    });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  const streamToken = async (clientId: string): Promise<string> => {
+    const r = await h.requestToken({ resource: `${h.issuer}/v1/events` }, { clientId, key: keys[clientId]! });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body['access_token'] as string;
+  };
+
+  const revocationsSeen = (s: RawStream) =>
+    s.events
+      .filter((e) => e.event === 'revocation')
+      .map((e) => (e.data['revocation'] as { value: string }).value);
+
+  it('a stream whose own token is revoked mid-batch ends; the server stays up and other streams get every event', async () => {
+    const victim = openStream(port, await streamToken(VICTIM), { read: true });
+    const watcher = openStream(port, await streamToken(WATCHER), { read: true });
+    assert.match(await victim.head, /^HTTP\/1\.1 200/);
+    assert.match(await watcher.head, /^HTTP\/1\.1 200/);
+    await eventually('both streams registered', () => (h.writ.ctx.streams.size >= 2 ? true : undefined));
+
+    // One transaction, so the log hands all of these to every stream in one read: the first ends the
+    // victim's stream, and the rest of the same batch must not be written to it.
+    const others = Array.from({ length: 20 }, () => randomBytes(9).toString('base64url'));
+    await h.writ.ctx.store.transaction(async (tx) => {
+      await revoke(
+        h.writ.ctx,
+        { kind: 'client_id', value: VICTIM, issuedBefore: null, reason: 't', actor: 'ops' },
+        tx,
+      );
+      for (const value of others)
+        await revoke(
+          h.writ.ctx,
+          { kind: 'jti' as RevocationKind, value, issuedBefore: null, reason: 't', actor: 'ops' },
+          tx,
+        );
+    });
+    h.writ.ctx.events.notify();
+
+    await victim.closed;
+    await eventually('the watcher heard every revocation', () =>
+      revocationsSeen(watcher).length === others.length + 1 ? true : undefined,
+    );
+    assert.deepEqual(revocationsSeen(watcher), [VICTIM, ...others]);
+    // The victim heard the revocation that ended its stream and nothing after it.
+    assert.deepEqual(revocationsSeen(victim), [VICTIM]);
+
+    // Disabling a verifier with an open stream while more revocations flow: same outcome, through the API.
+    const watcher2 = openStream(port, await streamToken(GREEDY), { read: true });
+    assert.match(await watcher2.head, /^HTTP\/1\.1 200/);
+    const disabled = await h.admin('POST', `/workloads/${encodeURIComponent(WATCHER)}/disable`, {
+      reason: 'test',
+    });
+    assert.equal(disabled.status, 200, JSON.stringify(disabled.body));
+    const more = randomBytes(9).toString('base64url');
+    const r = await h.admin('POST', '/revocations', { kind: 'jti', value: more, reason: 'after' });
+    assert.equal(r.status, 201);
+    await watcher.closed;
+    await eventually('the other stream still receives', () =>
+      revocationsSeen(watcher2).includes(more) ? true : undefined,
+    );
+    const health = await fetch(`${h.issuer}/healthz`);
+    assert.equal(health.status, 200);
+    watcher2.socket.destroy();
+    await h.admin('POST', `/workloads/${encodeURIComponent(WATCHER)}/enable`, { reason: 'test' });
+  });
+
+  it('caps streams per token and per workload with 429 and an error naming the cap', async () => {
+    const token = await streamToken(GREEDY);
+    const a = openStream(port, token, { read: true });
+    const b = openStream(port, token, { read: true });
+    assert.match(await a.head, / 200 /);
+    assert.match(await b.head, / 200 /);
+    const c = openStream(port, token, { read: true });
+    const head = await c.head;
+    assert.match(head, /^HTTP\/1\.1 429/);
+    await c.closed.catch(() => undefined);
+    // A second token of the same workload gets one more stream (3 per workload), then no more.
+    const token2 = await streamToken(GREEDY);
+    const d = openStream(port, token2, { read: true });
+    assert.match(await d.head, / 200 /);
+    const e = openStream(port, token2, { read: true });
+    assert.match(await e.head, /^HTTP\/1\.1 429/);
+    const refusals = await h.auditEvents('events.refused');
+    const reasons = refusals.map((x) => (x.data as Record<string, unknown>)['reason']);
+    assert.ok(reasons.includes('stream_limit_token'), JSON.stringify(reasons));
+    assert.ok(reasons.includes('stream_limit_client'), JSON.stringify(reasons));
+    for (const s of [a, b, d]) s.socket.destroy();
+    await eventually('streams released', () => (h.writ.ctx.streams.size === 0 ? true : undefined));
+    // Closing frees the share: the workload may open streams again.
+    const again = openStream(port, token, { read: true });
+    assert.match(await again.head, / 200 /);
+    again.socket.destroy();
+  });
+
+  it('sends a large snapshot in pages that add up to the set, closed by one snapshot event', async () => {
+    const ctx = h.writ.ctx;
+    await ctx.store.transaction(async (tx) => {
+      for (let i = 0; i < 250; i++)
+        await revoke(
+          ctx,
+          { kind: 'jti', value: `page-${i}`, issuedBefore: null, reason: 't', actor: 'ops' },
+          tx,
+        );
+    });
+    const inForce = (await ctx.store.listRevocations(0, ctx.clock.now())).length;
+    const s = openStream(port, await streamToken(READER), { read: true, path: '/v1/events?snapshot=paged' });
+    assert.match(await s.head, / 200 /);
+    const closing = await eventually('the closing snapshot', () =>
+      s.events.find((e) => e.event === 'snapshot'),
+    );
+    const pages = s.events.filter((e) => e.event === 'snapshot.page');
+    assert.equal(pages.length, Math.ceil(inForce / 100) - 1);
+    for (const p of pages) assert.equal((p.data['revocations'] as unknown[]).length, 100);
+    assert.equal(closing.data['paged'], true);
+    const all = [...pages, closing].flatMap((e) => e.data['revocations'] as Array<{ value: string }>);
+    assert.equal(new Set(all.map((r) => r.value)).size, inForce);
+    // Without asking for pages, one snapshot event holds everything (what older verifiers expect).
+    const legacy = openStream(port, await streamToken(READER), { read: true });
+    const one = await eventually('the snapshot', () => legacy.events.find((e) => e.event === 'snapshot'));
+    assert.equal((one.data['revocations'] as unknown[]).length, inForce);
+    assert.equal(legacy.events.filter((e) => e.event === 'snapshot.page').length, 0);
+    s.socket.destroy();
+    legacy.socket.destroy();
+  });
+
+  it('drops streams that never read instead of buffering for them, and keeps serving readers', async () => {
+    await eventually('no streams left over', () => (h.writ.ctx.streams.size === 0 ? true : undefined));
+    const before = await slowReaderDrops(h);
+    const idle: RawStream[] = [];
+    // Two tokens of one workload, two streams each: within both caps (2 per token, 3 per workload) but one.
+    for (const perToken of [2, 1]) {
+      const token = await streamToken(IDLE);
+      for (let i = 0; i < perToken; i++) idle.push(openStream(port, token, { read: false }));
+    }
+    for (const s of idle) assert.match(await s.head, / 200 /);
+    const reader = openStream(port, await streamToken(READER), { read: true });
+    assert.match(await reader.head, / 200 /);
+    await eventually('streams registered', () => (h.writ.ctx.streams.size === 4 ? true : undefined));
+
+    // About 13 MB of events for every stream: far more than the cap (1 MiB) plus what the kernel holds.
+    const total = 40_000;
+    await h.writ.ctx.store.transaction(async (tx) => {
+      for (let i = 0; i < total; i++)
+        await h.writ.ctx.events.append(tx, 'revocation', {
+          revocation: {
+            seq: 0,
+            kind: 'jti',
+            value: `flood-${i}-${'x'.repeat(200)}`,
+            issued_before: null,
+            created_at: 0,
+            reason: '',
+          },
+        });
+    });
+    h.writ.ctx.events.notify();
+    // The idle clients do not read, so they would not notice the server closing: count the drops.
+    await eventually(
+      'every non-reading stream dropped',
+      async () => ((await slowReaderDrops(h)) - before === idle.length ? true : undefined),
+      { attempts: 2400 },
+    );
+    await eventually(
+      'the reader got every event',
+      () => (reader.events.filter((e) => e.event === 'revocation').length >= total ? true : undefined),
+      { attempts: 2400 },
+    );
+    assert.equal(h.writ.ctx.streams.size, 1);
+    assert.equal(await slowReaderDrops(h), before + idle.length, 'the reader was not dropped');
+    for (const s of [...idle, reader]) s.socket.destroy();
+  });
+});
+
+async function slowReaderDrops(h: Harness): Promise<number> {
+  const { values } = await h.writ.ctx.metrics.streamsEnded.get();
+  return values.filter((v) => v.labels.reason === 'slow_reader').reduce((n, v) => n + v.value, 0);
+}
+
+describe('paged snapshots', () => {
+  it('a verifier takes a snapshot larger than one page, and enforces revocations from every page', async () => {
+    const world = await startVerifierWorld({ settings: { 'events.snapshot_page': 100 } });
+    try {
+      const ctx = world.h.writ.ctx;
+      const values = Array.from({ length: 350 }, (_, i) => `paged-${i}`);
+      await ctx.store.transaction(async (tx) => {
+        for (const value of values)
+          await revoke(ctx, { kind: 'jti', value, issuedBefore: null, reason: 't', actor: 'ops' }, tx);
+      });
+      // A new verifier (no Last-Event-ID) gets the snapshot: four events of at most 100 revocations.
+      const fresh = await world.spawnVerifier();
+      assert.ok(fresh.status().revocations >= values.length, JSON.stringify(fresh.status()));
+    } finally {
+      await world.close();
+    }
+  });
+});
