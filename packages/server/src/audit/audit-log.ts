@@ -13,6 +13,8 @@ export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jwt';
 export interface AuditLog {
   /** Appends one event (inside `tx` when given). Throws when the store refuses: callers fail closed. */
   append(draft: AuditEntry, tx?: Store): Promise<AuditEvent>;
+  /** Appends several events in order inside `tx` (the caller notes them once it commits). */
+  appendMany(drafts: AuditEntry[], tx: Store): Promise<AuditEvent[]>;
   /** Signs a checkpoint over the current head if events arrived since the last one. */
   checkpoint(): Promise<void>;
   /** Called after each committed append; signs a checkpoint every N events or T seconds. */
@@ -47,6 +49,10 @@ export function createAuditLog(deps: {
       const event = await (tx ?? store).appendAudit({ ...draft, ts: clock.now() });
       if (!tx) log.noteCommitted(event);
       return event;
+    },
+    appendMany(drafts, tx) {
+      const ts = clock.now();
+      return tx.appendAuditBatch(drafts.map((d) => ({ ...d, ts })));
     },
     checkpoint: () => {
       pending ??= checkpoint().finally(() => {

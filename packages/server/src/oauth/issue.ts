@@ -106,6 +106,10 @@ export async function issueAccessToken(
       ...(claims.tid !== undefined ? { tid: claims.tid } : {}),
       ...(claims.ajti !== undefined ? { ajti: claims.ajti } : {}),
     });
+    // The task was open when the request was checked; read again here, under the transaction, so a
+    // close that won the race is seen. A closed task's revocation covers only the tokens it recorded.
+    if (claims.tid !== undefined && (await tx.getTask(claims.tid))?.closedAt !== null)
+      throw new OAuthError('invalid_grant', 'the task is closed', { detail: { reason: 'task_closed' } });
     return ctx.audit.append(
       {
         type: 'token.issued',

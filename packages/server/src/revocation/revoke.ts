@@ -1,6 +1,7 @@
 import { EventType, type Revocation, type RevocationKind } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
 import type { Store } from '../store/store.js';
+import { revocationExpiry } from './expiry.js';
 
 export interface RevokeRequest {
   kind: RevocationKind;
@@ -9,6 +10,8 @@ export interface RevokeRequest {
   issuedBefore: number | null;
   reason: string;
   actor: string;
+  /** Milliseconds: when it may be forgotten, if the caller already read it (see `revocationExpiry`). */
+  expiresAt?: number | undefined;
 }
 
 /** Kinds that, left open-ended, would also block tokens issued later; they default to "issued before now". */
@@ -23,9 +26,13 @@ export async function revoke(ctx: WritContext, r: RevokeRequest, tx?: Store): Pr
   const now = ctx.clock.now();
   // "Now" is left to the store: in a cluster it is the database's clock too, not this node's alone.
   const issuedBefore = r.issuedBefore ?? (DEFAULTS_TO_NOW.has(r.kind) ? 'now' : null);
-  const after = issuedBefore === 'now' ? now : Math.max(now, (issuedBefore ?? 0) * 1000);
-  const expiresAt = after + ctx.settings.tokens.maxLifetime * 1000;
   const work = async (t: Store) => {
+    // Kept until the last token it can match expires; one that matches nothing live is still stored
+    // (and audited) as asked, already expired, so no verifier is sent it.
+    const expiresAt =
+      r.expiresAt ??
+      (await revocationExpiry(ctx, t, { kind: r.kind, value: r.value, issuedBefore }, now)) ??
+      now;
     const stored = await t.addRevocation({
       kind: r.kind,
       value: r.value,

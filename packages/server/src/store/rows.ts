@@ -19,6 +19,28 @@ export function toWorkload(r: Row): WorkloadRecord {
   return { ...spec, state: r['state'] as WorkloadState, updatedAt: r['updated_at'] as number };
 }
 
+/** The `tokens` column a revocation kind matches on; the kinds are a closed set, never caller text. */
+export function tokenColumn(kind: RevocationKind): string {
+  const column = TOKEN_COLUMNS[kind];
+  if (column === undefined) throw new Error(`unknown revocation kind ${JSON.stringify(kind)}`);
+  return column;
+}
+
+const TOKEN_COLUMNS: Readonly<Record<RevocationKind, string>> = {
+  jti: 'jti',
+  tid: 'tid',
+  sub: 'sub',
+  client_id: 'client_id',
+  cls: 'cls',
+  kid: 'kid',
+};
+
+/** Earliest due first (the earlier of deadline and lease end), then by id: the sweeper's order. */
+export function byDue(a: Task, b: Task): number {
+  const due = (t: Task) => (t.leaseUntil === null ? t.deadline : Math.min(t.deadline, t.leaseUntil));
+  return due(a) - due(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 export function toToken(r: Row): IssuedToken {
   const t: IssuedToken = {
     jti: r['jti'] as string,

@@ -10,7 +10,7 @@ import type { Workload, WorkloadRecord, WorkloadState } from '../registry/worklo
 import type { NewRevocation } from '../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../ssf/stream-record.js';
 import type { Task } from '../tasks/task.js';
-import type { IssuedToken } from '../tokens/issued-token.js';
+import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate } from '../usage/usage-aggregate.js';
 
 /** The Store port: everything Writ keeps. Adapters: SQLite (embedded default); PostgreSQL (cluster). */
@@ -89,6 +89,13 @@ export interface Store {
   getToken(jti: string): Promise<IssuedToken | undefined>;
   /** Tokens issued for a task, oldest first. */
   tokensForTask(tid: string, limit: number): Promise<IssuedToken[]>;
+  /**
+   * The latest `exp` (seconds) of the recorded tokens `match` selects, among those expiring after
+   * `after` (seconds); undefined when there are none. How long a revocation must be kept.
+   */
+  latestTokenExpiry(match: TokenMatch, after: number): Promise<number | undefined>;
+  /** `latestTokenExpiry` of many tasks' tokens at once: task id → latest `exp` after `after`, when any. */
+  latestTaskTokenExpiries(tids: string[], after: number): Promise<Map<string, number>>;
 
   createTask(t: Task): Promise<void>;
   getTask(id: string): Promise<Task | undefined>;
@@ -97,6 +104,17 @@ export interface Store {
   /** Extends the lease of an open task; false if it is unknown or closed. */
   renewTaskLease(id: string, until: number): Promise<boolean>;
   listTasks(q: { workload?: string; open?: boolean; limit: number }): Promise<Task[]>;
+  /**
+   * Closes up to `limit` of the tasks `dueTasks(now, limit)` would return, in one statement, at `at`
+   * with `reasons.deadline` or `reasons.lease` (whichever ran out), and returns them closed, earliest
+   * due first. A task whose lease was renewed meanwhile is no longer due and stays open.
+   */
+  closeDueTasks(
+    now: number,
+    at: number,
+    limit: number,
+    reasons: { deadline: string; lease: string },
+  ): Promise<Task[]>;
   /**
    * Open tasks whose deadline or lease has passed at `now`, the earliest due first (due: the earlier of
    * deadline and lease end), then by id.
@@ -113,6 +131,8 @@ export interface Store {
 
   /** Appends to the hash chain; the adapter links the event to the current head atomically. */
   appendAudit(e: AuditDraft): Promise<AuditEvent>;
+  /** `appendAudit` of several events in order, linked in one chain (one round trip where it matters). */
+  appendAuditBatch(drafts: AuditDraft[]): Promise<AuditEvent[]>;
   queryAudit(q: AuditQuery): Promise<AuditEvent[]>;
   /** Every event in sequence order, in pages; for verification. */
   scanAudit(afterSeq: number, limit: number): Promise<AuditEvent[]>;

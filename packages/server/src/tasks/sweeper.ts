@@ -1,16 +1,20 @@
-import type { AuditEvent } from '../audit/audit-event.js';
 import type { WritContext } from '../context.js';
-import { syncRevocations } from '../revocation/revoke.js';
+import { revoke, syncRevocations } from '../revocation/revoke.js';
 import type { Task } from './task.js';
-import { closeTaskWithin } from './tasks.js';
 
-/** Due tasks read at once. */
-const PAGE = 500;
 /**
- * Tasks closed in one transaction: one commit for many closes, while PostgreSQL's write lock (which
- * token issuance waits on) is held for a few milliseconds at a time only.
+ * Tasks closed in one transaction: one statement closes them, one reads their tokens, one appends
+ * their audit events, so PostgreSQL's write lock (which token issuance waits on) is held briefly.
  */
-const BATCH = 50;
+const BATCH = 200;
+/** A sweep stops after this many batches (a million tasks); the next tick carries on. */
+const MAX_BATCHES = 5000;
+
+/** Why the server closed a task, by which of its ends passed. */
+export const SWEEP_REASONS = {
+  deadline: 'deadline reached',
+  lease: 'lease expired (owner stopped renewing)',
+} as const;
 
 /** When a task falls due: the earlier of its deadline and the end of its lease. */
 export function taskDueAt(t: Pick<Task, 'deadline' | 'leaseUntil'>): number {
@@ -19,57 +23,73 @@ export function taskDueAt(t: Pick<Task, 'deadline' | 'leaseUntil'>): number {
 
 /**
  * Closes every open task past its deadline or lease at the time the sweep starts, earliest due first,
- * page after page until none is left: a task whose lease lapsed never waits a tick behind others.
- * Returns how many this sweep closed (another node may close some of the same tasks; each closes once).
+ * batch after batch until none is left: a task whose lease lapsed never waits a tick behind others.
+ * Returns how many this sweep closed (another node's sweep closes others; each task closes once).
  */
 export async function sweepTasks(ctx: WritContext): Promise<number> {
   const now = ctx.clock.now();
   let closed = 0;
-  for (;;) {
-    const due = await ctx.store.dueTasks(now, PAGE);
-    let closedNow = 0;
-    for (let i = 0; i < due.length; i += BATCH)
-      closedNow += await closeDue(ctx, due.slice(i, i + BATCH), now);
-    closed += closedNow;
-    // Every task read was due at `now` and is closed now (by this sweep or another node's): each page
-    // shrinks the set, and tasks opened meanwhile fall due later than `now`.
-    if (due.length < PAGE || closedNow === 0) return closed;
+  for (let i = 0; i < MAX_BATCHES; i++) {
+    const n = await closeDueBatch(ctx, now);
+    closed += n;
+    // Tasks opened or renewed meanwhile fall due after `now`: the set only shrinks.
+    if (n < BATCH) break;
   }
+  return closed;
 }
 
-/** Closes the tasks that are still due at `now` (the sweep's start) in one transaction. */
-async function closeDue(ctx: WritContext, tasks: Task[], now: number): Promise<number> {
-  const events = await ctx.store.transaction(async (tx) => {
+/**
+ * Closes one batch of the tasks due at `now` (the sweep's start) in one transaction: each task whose
+ * tokens are still live gets a `tid` revocation kept until the last of them expires; one that issued
+ * none (or whose tokens all expired) gets none. Every close is audited as `task.closed`.
+ */
+async function closeDueBatch(ctx: WritContext, now: number): Promise<number> {
+  const result = await ctx.store.transaction(async (tx) => {
     const closedAt = ctx.clock.now();
-    const out: Array<{ event: AuditEvent; dueAt: number }> = [];
+    const tasks = await tx.closeDueTasks(now, closedAt, BATCH, SWEEP_REASONS);
+    if (tasks.length === 0) return undefined;
+    // Closed, so no token can be issued for them any more (issuance re-reads the task).
+    const expiries = await tx.latestTaskTokenExpiries(
+      tasks.map((t) => t.id),
+      Math.floor(closedAt / 1000),
+    );
+    const drafts = [];
     for (const t of tasks) {
-      let dueAt = taskDueAt(t);
-      const event = await closeTaskWithin(
-        ctx,
-        tx,
-        t.id,
-        (current) => {
-          // Read again in the transaction: a heartbeat may have renewed the lease since the page was read.
-          dueAt = taskDueAt(current);
-          if (dueAt > now) return undefined;
-          return current.deadline <= now ? 'deadline reached' : 'lease expired (owner stopped renewing)';
-        },
-        'system',
-        closedAt,
-      );
-      if (event) out.push({ event, dueAt });
+      const exp = expiries.get(t.id);
+      const reason = t.closeReason ?? SWEEP_REASONS.deadline;
+      const revocation =
+        exp === undefined
+          ? undefined
+          : await revoke(
+              ctx,
+              {
+                kind: 'tid',
+                value: t.id,
+                issuedBefore: null,
+                reason: `task closed: ${reason}`,
+                actor: 'system',
+                expiresAt: exp * 1000,
+              },
+              tx,
+            );
+      drafts.push({
+        type: 'task.closed' as const,
+        outcome: 'success' as const,
+        actor: 'system',
+        subject: t.workload,
+        data: { tid: t.id, reason, opened_at: t.openedAt, revocation: revocation?.seq ?? null },
+      });
     }
-    return out;
+    return { tasks, events: await ctx.audit.appendMany(drafts, tx), revoked: expiries.size > 0 };
   });
-  if (events.length === 0) return 0;
+  if (!result) return 0;
   const committedAt = ctx.clock.now();
-  for (const { event, dueAt } of events) {
-    ctx.audit.noteCommitted(event);
-    ctx.metrics.taskSweepLag.observe(Math.max(0, committedAt - dueAt) / 1000);
-  }
+  for (const event of result.events) ctx.audit.noteCommitted(event);
+  for (const t of result.tasks)
+    ctx.metrics.taskSweepLag.observe(Math.max(0, committedAt - taskDueAt(t)) / 1000);
   ctx.events.notify();
-  await syncRevocations(ctx);
-  return events.length;
+  if (result.revoked) await syncRevocations(ctx);
+  return result.tasks.length;
 }
 
 /**

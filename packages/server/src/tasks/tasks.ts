@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { AuditEvent } from '../audit/audit-event.js';
 import type { WritContext } from '../context.js';
 import { invalidGrant, invalidRequest } from '../errors.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
+import { revocationExpiry } from '../revocation/expiry.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
-import type { Store } from '../store/store.js';
 import type { Task } from './task.js';
 
 export interface OpenTaskRequest {
@@ -100,8 +99,9 @@ export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Ta
 }
 
 /**
- * Closes a task and revokes every token issued for it with one `tid` revocation, atomically.
- * Returns false when the task was already closed (closing twice is harmless).
+ * Closes a task and revokes every token issued for it with one `tid` revocation (kept until the last
+ * of them expires; none when no token of it is live), atomically. Returns false when the task was
+ * already closed (closing twice is harmless).
  */
 export async function closeTask(
   ctx: WritContext,
@@ -110,42 +110,44 @@ export async function closeTask(
   actor: string,
 ): Promise<boolean> {
   const now = ctx.clock.now();
-  const event = await ctx.store.transaction((tx) => closeTaskWithin(ctx, tx, id, () => reason, actor, now));
+  const event = await ctx.store.transaction(async (tx) => {
+    const task = await tx.getTask(id);
+    if (!task || !(await tx.closeTask(id, now, reason))) return undefined;
+    // Closed first: from here no token can be issued for it (issuance re-reads the task), so its
+    // records are all the tokens there will ever be. None live, nothing to revoke: a task that issued
+    // no token adds nothing to the set every verifier holds, however many are opened and closed.
+    const expiresAt = await revocationExpiry(ctx, tx, { kind: 'tid', value: id, issuedBefore: null }, now);
+    const revocation =
+      expiresAt === undefined
+        ? undefined
+        : await revoke(
+            ctx,
+            {
+              kind: 'tid',
+              value: id,
+              issuedBefore: null,
+              reason: `task closed: ${reason}`,
+              actor,
+              expiresAt,
+            },
+            tx,
+          );
+    return ctx.audit.append(
+      {
+        type: 'task.closed',
+        outcome: 'success',
+        actor,
+        subject: task.workload,
+        data: { tid: id, reason, opened_at: task.openedAt, revocation: revocation?.seq ?? null },
+      },
+      tx,
+    );
+  });
   if (!event) return false;
   ctx.audit.noteCommitted(event);
   ctx.events.notify();
   await syncRevocations(ctx);
   return true;
-}
-
-/**
- * The work of closing one task inside the caller's transaction: close it, revoke its tokens, audit.
- * `reason` sees the task as the transaction reads it, and may leave it open by returning undefined.
- * Undefined when it was not closed (unknown, already closed, or left open).
- */
-export async function closeTaskWithin(
-  ctx: WritContext,
-  tx: Store,
-  id: string,
-  reason: (task: Task) => string | undefined,
-  actor: string,
-  now: number,
-): Promise<AuditEvent | undefined> {
-  const task = await tx.getTask(id);
-  if (!task || task.closedAt !== null) return undefined;
-  const why = reason(task);
-  if (why === undefined || !(await tx.closeTask(id, now, why))) return undefined;
-  await revoke(ctx, { kind: 'tid', value: id, issuedBefore: null, reason: `task closed: ${why}`, actor }, tx);
-  return ctx.audit.append(
-    {
-      type: 'task.closed',
-      outcome: 'success',
-      actor,
-      subject: task.workload,
-      data: { tid: id, reason: why, opened_at: task.openedAt },
-    },
-    tx,
-  );
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { RevocationKind } from '@writ/sdk/wire';
+
 export interface IssuedToken {
   jti: string;
   sub: string;
@@ -13,4 +15,14 @@ export interface IssuedToken {
   exp: number;
   /** SHA-256 fingerprint (base64url) of the serialized token. */
   fingerprint: string;
+}
+
+/**
+ * The recorded tokens a revocation predicate matches: those whose `kind` claim (header `kid`) equals
+ * `value` and, when `issuedBefore` (seconds) is set, whose `iat` is at or before it.
+ */
+export interface TokenMatch {
+  kind: RevocationKind;
+  value: string;
+  issuedBefore: number | null;
 }

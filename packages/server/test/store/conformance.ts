@@ -15,7 +15,7 @@ import type { Workload } from '../../src/registry/workload.js';
 import type { NewRevocation } from '../../src/revocation/new-revocation.js';
 import type { Store } from '../../src/store/store.js';
 import type { Task } from '../../src/tasks/task.js';
-import type { IssuedToken } from '../../src/tokens/issued-token.js';
+import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
 import { rateLimitConformanceCases } from './conformance-rate-limit.js';
 import { signalConformanceCases } from './conformance-signals.js';
 
@@ -446,6 +446,48 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           );
         }));
 
+      it('latestTokenExpiry: the latest exp among the tokens a predicate matches, past a time', () =>
+        withStore(async ({ store }) => {
+          const w = 'spiffe://test/w';
+          await store.recordToken(token('t1', { tid: 'task-1', iat: NOW_S, exp: NOW_S + 300 }));
+          await store.recordToken(token('t2', { tid: 'task-1', iat: NOW_S + 60, exp: NOW_S + 600 }));
+          await store.recordToken(token('t3', { tid: 'task-2', iat: NOW_S, exp: NOW_S + 900, kid: 'kid-2' }));
+          await store.recordToken(
+            token('t4', {
+              sub: 'spiffe://test/x',
+              clientId: 'spiffe://test/actor',
+              cls: 'deploy',
+              exp: NOW_S + 120,
+            }),
+          );
+          const latest = (
+            kind: TokenMatch['kind'],
+            value: string,
+            after = NOW_S,
+            issuedBefore: number | null = null,
+          ) => store.latestTokenExpiry({ kind, value, issuedBefore }, after);
+          assert.equal(await latest('tid', 'task-1'), NOW_S + 600);
+          assert.equal(await latest('tid', 'task-2'), NOW_S + 900);
+          assert.equal(await latest('tid', 'task-none'), undefined);
+          assert.equal(await latest('jti', 't1'), NOW_S + 300);
+          assert.equal(await latest('jti', 'unknown'), undefined);
+          assert.equal(await latest('sub', w), NOW_S + 900);
+          assert.equal(await latest('sub', 'spiffe://test/x'), NOW_S + 120);
+          assert.equal(await latest('client_id', 'spiffe://test/actor'), NOW_S + 120);
+          assert.equal(await latest('client_id', w), NOW_S + 900);
+          assert.equal(await latest('cls', 'reports-read'), NOW_S + 900);
+          assert.equal(await latest('cls', 'deploy'), NOW_S + 120);
+          assert.equal(await latest('kid', 'kid-1'), NOW_S + 600);
+          assert.equal(await latest('kid', 'kid-2'), NOW_S + 900);
+          // Only tokens issued at or before `issuedBefore`.
+          assert.equal(await latest('tid', 'task-1', NOW_S, NOW_S + 59), NOW_S + 300);
+          assert.equal(await latest('tid', 'task-1', NOW_S, NOW_S - 1), undefined);
+          // Only tokens expiring after `after` (the boundary excluded).
+          assert.equal(await latest('tid', 'task-1', NOW_S + 300), NOW_S + 600);
+          assert.equal(await latest('tid', 'task-1', NOW_S + 600), undefined);
+          assert.equal(await latest('sub', w, NOW_S + 900), undefined);
+        }));
+
       it('refuses a second record with the same jti', () =>
         withStore(async ({ store }) => {
           await store.recordToken(token('jti-1'));
@@ -552,6 +594,85 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           // A renewed lease moves the task back out of the due set.
           assert.equal(await store.renewTaskLease('lease-long-gone', NOW + 60_000), true);
           assert.deepEqual(ids(await store.dueTasks(NOW, 1)), ['deadline-passed']);
+        }));
+    });
+
+    describe('tasks: closing the due ones in bulk', () => {
+      const reasons = { deadline: 'deadline reached', lease: 'lease expired' };
+      it('closeDueTasks closes what dueTasks returns, earliest due first, with the reason that ran out', () =>
+        withStore(async ({ store }) => {
+          await store.createTask(task('deadline-passed', { deadline: NOW - 10 }));
+          await store.createTask(task('lease-lapsed', { deadline: NOW + 1000, leaseUntil: NOW - 1 }));
+          await store.createTask(
+            task('lease-long-gone', { deadline: NOW + 3_600_000, leaseUntil: NOW - 500 }),
+          );
+          await store.createTask(task('not-due', { deadline: NOW + 1000 }));
+          await store.createTask(task('lease-held', { deadline: NOW + 1000, leaseUntil: NOW + 1 }));
+          await store.createTask(task('closed', { deadline: NOW - 100 }));
+          await store.closeTask('closed', NOW - 50, 'done');
+          const first = await store.closeDueTasks(NOW, NOW + 7, 2, reasons);
+          assert.deepEqual(
+            first.map((t) => [t.id, t.closedAt, t.closeReason]),
+            [
+              ['lease-long-gone', NOW + 7, 'lease expired'],
+              ['deadline-passed', NOW + 7, 'deadline reached'],
+            ],
+          );
+          assert.deepEqual(await store.getTask('deadline-passed'), first[1]);
+          const rest = await store.closeDueTasks(NOW, NOW + 8, 10, reasons);
+          assert.deepEqual(
+            rest.map((t) => [t.id, t.closeReason]),
+            [['lease-lapsed', 'lease expired']],
+          );
+          assert.deepEqual(await store.closeDueTasks(NOW, NOW + 9, 10, reasons), []);
+          assert.equal((await store.getTask('not-due'))!.closedAt, null);
+          assert.equal((await store.getTask('lease-held'))!.closedAt, null);
+          assert.equal((await store.getTask('closed'))!.closeReason, 'done');
+        }));
+
+      it('two instances closing the same due tasks at once close each exactly once', () =>
+        withStore(async ({ store, openPeer }) => {
+          const peer = await openPeer();
+          for (let i = 0; i < 60; i++)
+            await store.createTask(task(`t-${String(i).padStart(2, '0')}`, { deadline: NOW - i }));
+          const closed = (
+            await Promise.all(
+              range(1, 12).map((i) =>
+                // In transactions and on their own: either way no task is closed twice.
+                i % 3
+                  ? (i % 2 ? store : peer).transaction((tx) => tx.closeDueTasks(NOW, NOW + i, 7, reasons))
+                  : (i % 2 ? store : peer).closeDueTasks(NOW, NOW + i, 7, reasons),
+              ),
+            )
+          ).flat();
+          // Racing calls may pick the same tasks and close fewer than their limit; what is left, one more closes.
+          const ids = [...closed, ...(await store.closeDueTasks(NOW, NOW + 20, 100, reasons))].map(
+            (t) => t.id,
+          );
+          assert.equal(new Set(ids).size, ids.length, 'no task closed twice');
+          assert.equal(ids.length, 60);
+          assert.deepEqual(await store.dueTasks(NOW, 10), []);
+        }));
+
+      it('latestTaskTokenExpiries: per task, the latest exp of its tokens after a time', () =>
+        withStore(async ({ store }) => {
+          await store.recordToken(token('a1', { tid: 'task-a', exp: NOW_S + 100 }));
+          await store.recordToken(token('a2', { tid: 'task-a', exp: NOW_S + 300 }));
+          await store.recordToken(token('b1', { tid: 'task-b', exp: NOW_S - 1 }));
+          await store.recordToken(token('c1', { tid: 'task-c', exp: NOW_S + 50 }));
+          await store.recordToken(token('none', { exp: NOW_S + 999 }));
+          const got = await store.latestTaskTokenExpiries(['task-a', 'task-b', 'task-c', 'task-none'], NOW_S);
+          assert.deepEqual([...got.entries()].sort(), [
+            ['task-a', NOW_S + 300],
+            ['task-c', NOW_S + 50],
+          ]);
+          assert.deepEqual([...(await store.latestTaskTokenExpiries(['task-a'], NOW_S + 300)).entries()], []);
+          assert.equal((await store.latestTaskTokenExpiries([], NOW_S)).size, 0);
+          const many = range(1, 1200).map((i) => `task-${i}`);
+          assert.deepEqual(
+            [...(await store.latestTaskTokenExpiries([...many, 'task-a'], NOW_S)).keys()],
+            ['task-a'],
+          );
         }));
     });
 
@@ -668,6 +789,28 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
     });
 
     describe('audit', () => {
+      it('appendAuditBatch links many events in order, continuing the chain; a peer sees them all', () =>
+        withStore(async ({ store, openPeer }) => {
+          const first = await store.appendAudit(draft(1));
+          const drafts = range(2, 1201).map((i) =>
+            draft(i, i % 2 ? { subject: 'spiffe://test/s', jti: `jti-${i}` } : { data: {} }),
+          );
+          const events = await store.transaction((tx) => tx.appendAuditBatch(drafts));
+          assert.deepEqual(
+            events.map((e) => e.seq),
+            range(2, 1201),
+          );
+          assert.equal(events[0]!.prevHash, first.hash);
+          for (const [i, e] of events.entries()) {
+            if (i > 0) assert.equal(e.prevHash, events[i - 1]!.hash);
+            assert.equal(e.hash, chainHash(e.prevHash, e.seq, drafts[i]!));
+          }
+          const peer = await openPeer();
+          assert.deepEqual(await peer.scanAudit(1, 2000), events);
+          assert.deepEqual(await store.appendAuditBatch([]), []);
+          assert.equal((await store.appendAudit(draft(1202))).prevHash, events.at(-1)!.hash);
+        }));
+
       it('appends a hash chain from the genesis hash that the verifier accepts', () =>
         withStore(async ({ store }) => {
           assert.equal(await store.auditHead(), undefined);

@@ -14,14 +14,16 @@ import type { Workload, WorkloadRecord, WorkloadState } from '../../registry/wor
 import type { NewRevocation } from '../../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
-import type { IssuedToken } from '../../tokens/issued-token.js';
+import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate } from '../../usage/usage-aggregate.js';
 import {
+  byDue,
   type Row,
   revocationAt,
   toAuditEvent,
   toCheckpoint,
   toKeyRecord,
+  tokenColumn,
   toRevocation,
   toStreamEvent,
   toTask,
@@ -269,6 +271,11 @@ function statements(s: string, channel: string, time: SharedTime) {
     // LEAST ignores a NULL lease: the expression of the tasks_open_due index, so the index serves both.
     dueTasks: `SELECT * FROM ${s}.tasks WHERE closed_at IS NULL AND LEAST(deadline, lease_until) <= ${time.earlier('$1')}
       ORDER BY LEAST(deadline, lease_until), id LIMIT $2`,
+    closeDueTasks: `UPDATE ${s}.tasks SET closed_at = $2, close_reason = CASE WHEN deadline <= ${time.earlier('$1')} THEN $4 ELSE $5 END
+      WHERE closed_at IS NULL AND id IN (SELECT id FROM ${s}.tasks WHERE closed_at IS NULL AND LEAST(deadline, lease_until) <= ${time.earlier('$1')}
+                   ORDER BY LEAST(deadline, lease_until), id LIMIT $3)
+      RETURNING *`,
+    latestTaskTokenExpiries: `SELECT tid, max(exp) AS exp FROM ${s}.tokens WHERE tid = ANY($1::text[]) AND exp > $2 GROUP BY tid`,
     addRevocation: `INSERT INTO ${s}.revocations (seq, kind, value, issued_before, created_at, reason, actor, expires_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
     listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > ${time.earlier('$2')} ORDER BY seq`,
@@ -534,6 +541,22 @@ class PostgresStore implements Store {
     return (await this.#rows(this.#sql.tokensForTask, [tid, limit])).map(toToken);
   }
 
+  async latestTokenExpiry(match: TokenMatch, after: number): Promise<number | undefined> {
+    const iat = match.issuedBefore === null ? '' : ' AND iat <= $3';
+    const r = await this.#rows(
+      `SELECT max(exp) AS exp FROM ${this.#sql.s}.tokens WHERE ${tokenColumn(match.kind)} = $1 AND exp > $2${iat}`,
+      [match.value, after, ...(match.issuedBefore === null ? [] : [match.issuedBefore])],
+    );
+    const exp = r[0]?.['exp'];
+    return exp === null || exp === undefined ? undefined : Number(exp);
+  }
+  async latestTaskTokenExpiries(tids: string[], after: number): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (tids.length === 0) return out;
+    for (const r of await this.#rows(this.#sql.latestTaskTokenExpiries, [tids, after]))
+      out.set(r['tid'] as string, Number(r['exp']));
+    return out;
+  }
   async createTask(t: Task): Promise<void> {
     await this.#query(this.#sql.createTask, [
       t.id,
@@ -577,6 +600,16 @@ class PostgresStore implements Store {
   }
   async dueTasks(now: number, limit: number): Promise<Task[]> {
     return (await this.#rows(this.#sql.dueTasks, [now, limit])).map(toTask);
+  }
+
+  async closeDueTasks(
+    now: number,
+    at: number,
+    limit: number,
+    reasons: { deadline: string; lease: string },
+  ): Promise<Task[]> {
+    const rows = await this.#rows(this.#sql.closeDueTasks, [now, at, limit, reasons.deadline, reasons.lease]);
+    return rows.map(toTask).sort(byDue);
   }
 
   async addRevocation(r: NewRevocation): Promise<Revocation> {
@@ -634,6 +667,34 @@ class PostgresStore implements Store {
       event.hash,
     ]);
     return event;
+  }
+  async appendAuditBatch(drafts: AuditDraft[]): Promise<AuditEvent[]> {
+    if (drafts.length === 0) return [];
+    if (!this.#client) return this.transaction((tx) => tx.appendAuditBatch(drafts));
+    let head = (await this.#rows(this.#sql.auditHead))[0] as { seq: number; hash: string } | undefined;
+    const events: AuditEvent[] = [];
+    for (const d of drafts) {
+      const event = linkAuditEvent(head, d);
+      events.push(event);
+      head = event;
+    }
+    // One INSERT of many rows, in pages well under PostgreSQL's 65,535 parameters.
+    for (let i = 0; i < events.length; i += 1000) {
+      const page = events.slice(i, i + 1000);
+      const values: unknown[] = [];
+      const rows = page.map((e) => {
+        const at = values.length;
+        values.push(e.seq, e.ts, e.type, e.outcome, e.actor, e.subject ?? null, e.jti ?? null);
+        values.push(JSON.stringify(e.data), e.prevHash, e.hash);
+        return `(${Array.from({ length: 10 }, (_, k) => `$${at + k + 1}`).join(', ')})`;
+      });
+      await this.#query(
+        `INSERT INTO ${this.#sql.s}.audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
+         VALUES ${rows.join(', ')}`,
+        values,
+      );
+    }
+    return events;
   }
   async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];

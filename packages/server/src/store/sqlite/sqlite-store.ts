@@ -14,14 +14,16 @@ import type { Workload, WorkloadRecord, WorkloadState } from '../../registry/wor
 import type { NewRevocation } from '../../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
-import type { IssuedToken } from '../../tokens/issued-token.js';
+import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate } from '../../usage/usage-aggregate.js';
 import {
+  byDue,
   type Row,
   revocationAt,
   toAuditEvent,
   toCheckpoint,
   toKeyRecord,
+  tokenColumn,
   toRevocation,
   toStreamEvent,
   toTask,
@@ -94,6 +96,9 @@ function migrate(db: Database.Database): number[] {
   }
   return applied;
 }
+
+/** When an open task falls due: the expression of the tasks_open_due index, so the index serves it. */
+const SQLITE_DUE = 'min(deadline, ifnull(lease_until, deadline))';
 
 interface PendingTx {
   fn: (tx: Store) => Promise<unknown>;
@@ -213,6 +218,13 @@ class SqliteStore implements Store {
   recordToken = (t: IssuedToken) => this.#run(() => this.#ops.recordToken(t));
   getToken = (jti: string) => this.#run(() => this.#ops.getToken(jti));
   tokensForTask = (tid: string, limit: number) => this.#run(() => this.#ops.tokensForTask(tid, limit));
+  latestTokenExpiry = (match: TokenMatch, after: number) =>
+    this.#run(() => this.#ops.latestTokenExpiry(match, after));
+  latestTaskTokenExpiries = (tids: string[], after: number) =>
+    this.#run(() => this.#ops.latestTaskTokenExpiries(tids, after));
+  closeDueTasks = (now: number, at: number, limit: number, reasons: { deadline: string; lease: string }) =>
+    this.#run(() => this.#ops.closeDueTasks(now, at, limit, reasons));
+  appendAuditBatch = (drafts: AuditDraft[]) => this.#run(() => this.#ops.appendAuditBatch(drafts));
   createTask = (t: Task) => this.#run(() => this.#ops.createTask(t));
   getTask = (id: string) => this.#run(() => this.#ops.getTask(id));
   closeTask = (id: string, at: number, reason: string) =>
@@ -454,6 +466,30 @@ class SqliteOps implements Store {
       .map((r) => toToken(r as Row));
   }
 
+  async latestTokenExpiry(match: TokenMatch, after: number): Promise<number | undefined> {
+    const iat = match.issuedBefore === null ? '' : ' AND iat <= ?';
+    const r = this.#db
+      .prepare(`SELECT max(exp) AS exp FROM tokens WHERE ${tokenColumn(match.kind)} = ? AND exp > ?${iat}`)
+      .get(match.value, after, ...(match.issuedBefore === null ? [] : [match.issuedBefore])) as Row;
+    return (r['exp'] as number | null) ?? undefined;
+  }
+
+  async latestTaskTokenExpiries(tids: string[], after: number): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    // SQLite binds at most 32,766 parameters: a few hundred at a time is plenty.
+    for (let i = 0; i < tids.length; i += 500) {
+      const page = tids.slice(i, i + 500);
+      const rows = this.#db
+        .prepare(
+          `SELECT tid, max(exp) AS exp FROM tokens WHERE tid IN (${page.map(() => '?').join(', ')}) AND exp > ?
+           GROUP BY tid`,
+        )
+        .all(...page, after) as Row[];
+      for (const r of rows) out.set(r['tid'] as string, r['exp'] as number);
+    }
+    return out;
+  }
+
   async createTask(t: Task): Promise<void> {
     this.#db
       .prepare(
@@ -508,12 +544,28 @@ class SqliteOps implements Store {
   async dueTasks(now: number, limit: number): Promise<Task[]> {
     return this.#db
       .prepare(
-        // The expression of the tasks_open_due index, so the index serves both the filter and the order.
-        `SELECT * FROM tasks WHERE closed_at IS NULL AND min(deadline, ifnull(lease_until, deadline)) <= ?
-         ORDER BY min(deadline, ifnull(lease_until, deadline)), id LIMIT ?`,
+        `SELECT * FROM tasks WHERE closed_at IS NULL AND ${SQLITE_DUE} <= ? ORDER BY ${SQLITE_DUE}, id LIMIT ?`,
       )
       .all(now, limit)
       .map((r) => toTask(r as Row));
+  }
+
+  async closeDueTasks(
+    now: number,
+    at: number,
+    limit: number,
+    reasons: { deadline: string; lease: string },
+  ): Promise<Task[]> {
+    const closed = this.#db
+      .prepare(
+        `UPDATE tasks SET closed_at = ?, close_reason = CASE WHEN deadline <= ? THEN ? ELSE ? END
+         WHERE closed_at IS NULL AND id IN (SELECT id FROM tasks WHERE closed_at IS NULL AND ${SQLITE_DUE} <= ?
+                      ORDER BY ${SQLITE_DUE}, id LIMIT ?)
+         RETURNING *`,
+      )
+      .all(at, now, reasons.deadline, reasons.lease, now, limit)
+      .map((r) => toTask(r as Row));
+    return closed.sort(byDue);
   }
 
   async addRevocation(r: NewRevocation): Promise<Revocation> {
@@ -584,6 +636,11 @@ class SqliteOps implements Store {
       event.hash,
     );
     return event;
+  }
+  async appendAuditBatch(drafts: AuditDraft[]): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    for (const d of drafts) events.push(await this.appendAudit(d));
+    return events;
   }
   async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const filters: Array<[unknown, string, unknown[]]> = [
