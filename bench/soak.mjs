@@ -1,0 +1,318 @@
+// Soak benchmark (issue 20): `writ serve` (embedded store) pinned to core 0 under mixed traffic for a
+// long run. Well-behaved clients — token requests at a fixed rate (open loop: latency from each request's
+// scheduled send time) and verifiers that read their event streams — run first alone (the baseline
+// phase), then beside abusers (the abuse phase), in a separate process pinned to core 1:
+//   - streams that never read, as many as the server lets each abusive workload hold;
+//   - reconnect loops: open the stream, take the head, drop it, again;
+//   - task floods: open tasks with a lease and never renew them;
+//   - garbage token requests carrying a victim's (the well-behaved client's) client_id;
+//   - a trickle of revocations through the admin API, so every stream has events to carry.
+// Reported: the well-behaved p50/p99 of each phase and their ratio (target: abuse p99 ≤ 2 × baseline
+// p99), the server's peak resident memory in each phase (the bound is documented in
+// docs/benchmarks.md), whether it stayed up, and what the abusers got (accepted, refused, dropped).
+//
+//   npm run build && node bench/soak.mjs                    (10 min of abuse after 2 min of baseline)
+//   node bench/soak.mjs --baseline 60 --abuse 120 --rate 100
+//
+// Every loop is bounded in time and count, every address is loopback, every child process is ended and
+// every temp directory removed on exit, also on error or Ctrl-C.
+import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import {
+  AUDIENCE,
+  benchClients,
+  quantile,
+  REQUESTED_SCOPE,
+  SCOPES,
+  tokenRequestBodies,
+} from './lib/common.mjs';
+import { cleanupOnExit, pinSelf, requirePinning } from './lib/processes.mjs';
+import { adminSession, bearerToken, logTail, startWritServer, workloadDoc } from './lib/writ-server.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    baseline: { type: 'string', default: '120' },
+    abuse: { type: 'string', default: '600' },
+    rate: { type: 'string', default: '50' },
+    'idle-streams': { type: 'string', default: '100' },
+  },
+});
+const BASELINE_S = Number(args.baseline);
+const ABUSE_S = Number(args.abuse);
+const RATE = Number(args.rate);
+const IDLE_STREAMS = Number(args['idle-streams']);
+
+cleanupOnExit('soak');
+requirePinning();
+pinSelf('1');
+
+const [good, ...abusers] = benchClients(6);
+const readers = benchClients(2).map((c, i) => ({ ...c, clientId: `${c.clientId}-reader-${i}` }));
+const server = await startWritServer({
+  core: '0',
+  classes: (issuer) => [
+    {
+      name: 'bench',
+      audiences: [AUDIENCE],
+      scopes: SCOPES,
+      default_scopes: [REQUESTED_SCOPE],
+      max_ttl: '5m',
+      default_ttl: '5m',
+      binding: 'bearer',
+    },
+    {
+      name: 'events',
+      audiences: [`${issuer}/v1/events`],
+      scopes: ['events:read'],
+      default_scopes: ['events:read'],
+      max_ttl: '10m',
+      default_ttl: '10m',
+      binding: 'bearer',
+    },
+  ],
+  workloads: [
+    workloadDoc(good, ['bench']),
+    ...readers.map((r) => workloadDoc(r, ['events'])),
+    ...abusers.map((a) => workloadDoc(a, ['events', 'bench'])),
+  ],
+});
+const { issuer, origin } = server;
+const admin = adminSession(issuer, server.operatorKeyFile);
+
+/** Resident memory of the server (MiB), from /proc. */
+const rssMiB = async () => {
+  const { readFileSync } = await import('node:fs');
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+};
+
+// ---- well-behaved traffic -------------------------------------------------------------------------
+const pool = new Pool(origin, { connections: 8, keepAliveTimeout: 60_000 });
+const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+
+/** Token requests at RATE per second for `seconds`; latencies (ms) of the answered ones. */
+async function wellBehaved(seconds, label) {
+  const count = Math.ceil(RATE * seconds);
+  const bodies = tokenRequestBodies({ clients: [good], audienceOfAssertion: issuer, count, prefix: label });
+  const latencies = [];
+  let failed = 0;
+  let firstError;
+  const start = performance.now();
+  const inFlight = new Set();
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const p = pool
+      .request({ path: '/oauth2/token', method: 'POST', headers, body: bodies[i] })
+      .then(async (res) => {
+        const text = await res.body.text();
+        if (res.statusCode === 200) latencies.push(performance.now() - due);
+        else {
+          failed++;
+          firstError ??= `HTTP ${res.statusCode} ${text.slice(0, 200)}`;
+        }
+      })
+      .catch((err) => {
+        failed++;
+        firstError ??= String(err);
+      });
+    inFlight.add(p);
+    p.finally(() => inFlight.delete(p));
+  }
+  await Promise.all(inFlight);
+  latencies.sort((a, b) => a - b);
+  return {
+    ok: latencies.length,
+    failed,
+    firstError,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+  };
+}
+
+/** A raw SSE GET of the event stream. `read: false` stops reading after the response head. */
+function openStream(token, { read }) {
+  const socket = connect(Number(new URL(origin).port), '127.0.0.1');
+  const s = { socket, status: 0, events: 0, closed: false };
+  let head = '';
+  socket.setEncoding('utf8');
+  socket.on('error', () => undefined);
+  socket.on('close', () => {
+    s.closed = true;
+  });
+  s.opened = new Promise((resolve) => {
+    socket.on('data', (chunk) => {
+      if (s.status === 0) {
+        head += chunk;
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        s.status = Number(head.slice(9, 12));
+        resolve(s.status);
+        if (!read) socket.pause();
+        return;
+      }
+      s.events += chunk.split('\nevent: ').length - 1;
+    });
+    socket.on('close', () => resolve(s.status));
+  });
+  socket.write(
+    `GET /v1/events?snapshot=paged HTTP/1.1\r\nhost: ${new URL(origin).host}\r\nauthorization: Bearer ${token}\r\n\r\n`,
+  );
+  return s;
+}
+
+const streamToken = (client) =>
+  bearerToken(issuer, client, { resource: `${issuer}/v1/events`, scope: 'events:read' });
+const goodStreams = await Promise.all(
+  readers.map(async (r) => openStream(await streamToken(r), { read: true })),
+);
+
+// ---- abusers ---------------------------------------------------------------------------------------
+const abuse = {
+  idleOpened: 0,
+  idleRefused: 0,
+  reconnects: 0,
+  reconnectRefused: 0,
+  tasksOpened: 0,
+  tasksRefused: 0,
+  garbage: 0,
+  garbageStatus: {},
+  revocations: 0,
+};
+
+async function abusePhase(seconds) {
+  const until = performance.now() + seconds * 1000;
+  const idle = [];
+  // Non-reading streams, spread over the abusive workloads, a fresh token every few streams.
+  for (let i = 0; i < IDLE_STREAMS && performance.now() < until; i++) {
+    const a = abusers[i % abusers.length];
+    const s = openStream(await streamToken(a), { read: false });
+    const status = await s.opened;
+    if (status === 200) abuse.idleOpened++;
+    else abuse.idleRefused++;
+    idle.push(s);
+  }
+  const loops = [
+    // Reconnect storm: open, take the head, drop; bounded to 20 per second.
+    (async () => {
+      const token = await streamToken(abusers[0]);
+      while (performance.now() < until) {
+        const s = openStream(token, { read: true });
+        const status = await s.opened;
+        if (status === 200) abuse.reconnects++;
+        else abuse.reconnectRefused++;
+        s.socket.destroy();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })(),
+    // Task flood: leased tasks never renewed, 50 per second.
+    (async () => {
+      let i = 0;
+      while (performance.now() < until) {
+        const a = abusers[1 + (i++ % (abusers.length - 1))];
+        const [body] = tokenRequestBodies({
+          clients: [a],
+          audienceOfAssertion: issuer,
+          count: 1,
+          prefix: `t${i}`,
+        });
+        const form = new URLSearchParams(body);
+        form.delete('grant_type');
+        form.delete('resource');
+        form.delete('scope');
+        form.set('purpose', 'flood');
+        form.set('lease', '30');
+        const res = await pool.request({ path: '/v1/tasks', method: 'POST', headers, body: form.toString() });
+        await res.body.text();
+        if (res.statusCode === 201 || res.statusCode === 200) abuse.tasksOpened++;
+        else abuse.tasksRefused++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })(),
+    // Garbage with the victim's client_id: 100 per second.
+    (async () => {
+      const body = new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: good.clientId,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: 'e30.e30.garbage',
+        resource: AUDIENCE,
+      }).toString();
+      while (performance.now() < until) {
+        const res = await pool.request({ path: '/oauth2/token', method: 'POST', headers, body });
+        await res.body.text();
+        abuse.garbage++;
+        abuse.garbageStatus[res.statusCode] = (abuse.garbageStatus[res.statusCode] ?? 0) + 1;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })(),
+    // Revocations, so every stream has events to carry: 20 per second.
+    (async () => {
+      let i = 0;
+      while (performance.now() < until) {
+        await admin.revoke({ kind: 'jti', value: `soak-${i++}-${'x'.repeat(64)}`, reason: 'soak' });
+        abuse.revocations++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })(),
+  ];
+  await Promise.all(loops);
+  for (const s of idle) s.socket.destroy();
+}
+
+/** Samples the server's memory every second until `stop` resolves; returns the peak (MiB). */
+async function peakMemory(stop) {
+  let peak = await rssMiB();
+  let done = false;
+  stop.then(() => {
+    done = true;
+  });
+  while (!done) {
+    peak = Math.max(peak, await rssMiB());
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return peak;
+}
+
+const rssStart = await rssMiB();
+process.stderr.write(`soak: baseline ${BASELINE_S}s at ${RATE}/s\n`);
+const baselineRun = wellBehaved(BASELINE_S, 'baseline');
+const baselinePeak = await peakMemory(baselineRun);
+const baseline = await baselineRun;
+
+process.stderr.write(`soak: abuse ${ABUSE_S}s at ${RATE}/s beside the abusers\n`);
+const abusedRun = Promise.all([wellBehaved(ABUSE_S, 'abuse'), abusePhase(ABUSE_S)]);
+const abusePeak = await peakMemory(abusedRun);
+const [abused] = await abusedRun;
+
+const ready = await fetch(`${origin}/readyz`)
+  .then((r) => r.status)
+  .catch(() => 0);
+const readersAlive = goodStreams.filter((s) => !s.closed).length;
+const result = {
+  phases: { baseline_s: BASELINE_S, abuse_s: ABUSE_S, rate_per_s: RATE },
+  well_behaved: {
+    baseline,
+    abuse: abused,
+    p99_ratio: Number((abused.p99 / baseline.p99).toFixed(2)),
+  },
+  server: {
+    up_at_end: ready === 200,
+    rss_start_mib: Math.round(rssStart),
+    rss_peak_baseline_mib: Math.round(baselinePeak),
+    rss_peak_abuse_mib: Math.round(abusePeak),
+    rss_end_mib: Math.round(await rssMiB()),
+  },
+  readers: { open_at_end: readersAlive, events_read: goodStreams.map((s) => s.events) },
+  abusers: abuse,
+};
+console.log(JSON.stringify(result, null, 2));
+if (ready !== 200) {
+  process.stderr.write(logTail(server));
+  process.exitCode = 1;
+}
+await pool.close();
+await server.stop();
