@@ -153,7 +153,7 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
     const opened = (await h.auditEvents('task.opened')).find((e) => e.data['tid'] === tid);
     assert.equal(opened?.actor, K8S);
     assert.equal(opened?.data['auth_method'], 'federation:cluster');
-    assert.doesNotMatch(JSON.stringify(opened?.data), /eyJ/, 'no token in the audit event');
+    assert.doesNotMatch(JSON.stringify(opened?.data), /eyJ[\w-]*\.eyJ/, 'no token in the audit event');
   });
 
   it('a projected token file, the command killed with SIGKILL: exit 137, token inactive, task closed', async () => {
@@ -254,7 +254,7 @@ describe('writ exec with an ambient identity opens, keeps and closes its own tas
     const e = await lastEvent(h, 'task.refused');
     assert.equal(e.data['reason'], reason, JSON.stringify(e.data));
     assert.equal(e.data['error'], error);
-    assert.doesNotMatch(JSON.stringify(e.data), /eyJ/, 'no token in the audit event');
+    assert.doesNotMatch(JSON.stringify(e.data), /eyJ[\w-]*\.eyJ/, 'no token in the audit event');
   };
 
   it('refuses a task open with a token from an untrusted issuer, with a wrong audience, or for a workload that does not list the issuer', async () => {

@@ -77,7 +77,7 @@ describe('federated task authentication: negative cases', () => {
     assert.equal(await h.countRows('tasks'), tasks, 'no task created');
     const e = await lastEvent(h, 'task.refused');
     assert.equal(e.data['reason'], 'client_id_mismatch', JSON.stringify(e.data));
-    assert.doesNotMatch(JSON.stringify(e.data), /eyJ/, 'no token in the audit event');
+    assert.doesNotMatch(JSON.stringify(e.data), /eyJ[\w-]*\.eyJ/, 'no token in the audit event');
   });
 
   it('refuses a platform token sent together with another client authentication method', async () => {

@@ -160,7 +160,7 @@ describe('workload federation from trusted OIDC issuers', () => {
       runner_environment: 'github-hosted',
       event_name: 'push',
     });
-    assert.doesNotMatch(JSON.stringify(e.data), /eyJ/, 'no token in the audit event');
+    assert.doesNotMatch(JSON.stringify(e.data), /eyJ[\w-]*\.eyJ/, 'no token in the audit event');
     const task = await h.store.getTask(claims['tid'] as string);
     assert.equal(task?.workload, GH);
     assert.deepEqual(task?.labels, { federation: 'github', ci_run_id: '9876543210', ci_run_attempt: '1' });
