@@ -28,6 +28,7 @@ import { RevocationSet } from './revocation/revocation-set.js';
 import { syncRevocations } from './revocation/revoke.js';
 import type { Store } from './store/store.js';
 import { startTaskSweeper } from './tasks/sweeper.js';
+import { pruneClosedTasks } from './tasks/tasks.js';
 
 /** How often the TLS files are checked for a change (a stat each, no read unless one changed). */
 const TLS_WATCH_MS = 30_000;
@@ -185,6 +186,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     setInterval(() => {
       store.prune(clock.now()).catch(() => undefined);
       store.trimEvents(clock.now() - settings.events.retention * 1000).catch(() => undefined);
+      pruneClosedTasks(ctx).catch(() => undefined);
     }, 60_000),
     startTaskSweeper(ctx),
     setInterval(measureSkew, SKEW_CHECK_MS),

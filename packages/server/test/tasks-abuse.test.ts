@@ -5,7 +5,7 @@ import { fakeClock } from '../src/clock.js';
 import type { Store } from '../src/store/store.js';
 import { sweepTasks } from '../src/tasks/sweeper.js';
 import type { Task } from '../src/tasks/task.js';
-import { closeTask } from '../src/tasks/tasks.js';
+import { closeTask, pruneClosedTasks } from '../src/tasks/tasks.js';
 import {
   classDoc,
   clientAuth,
@@ -308,5 +308,73 @@ describe('closed tasks and the revocation set (fake clock)', () => {
       store.transaction = transaction;
     }
     assert.deepEqual(await h.store.tokensForTask(id, 10), []);
+  });
+});
+
+describe('open tasks per workload, and closed tasks kept for tasks.retention (fake clock)', () => {
+  const clock = fakeClock(Date.UTC(2026, 4, 3, 9));
+  const victimKey = testKey();
+  const attackerKey = testKey();
+  let h: Harness;
+  const victim = workloadOf(() => h, VICTIM, victimKey);
+  const attacker = workloadOf(() => h, ATTACKER, attackerKey);
+
+  before(async () => {
+    h = await startHarness({
+      clock,
+      settings: { 'tasks.sweep_interval': 60, 'tasks.max_open_per_workload': 3, 'tasks.retention': 3600 },
+      extraDocs: docs(victimKey, attackerKey),
+    });
+  });
+  after(() => h.close());
+
+  it('the open-task limit refuses the N+1th open, audited, naming the limit and how many are open', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(ok(await attacker.open({ purpose: `hold ${i}` }), 201)['id'] as string);
+    const rows = await h.countRows('tasks');
+    const { reply, event } = await expectRefusal(h, () => attacker.open({ purpose: 'one too many' }), {
+      status: 429,
+      error: 'temporarily_unavailable',
+      event: 'task.refused',
+      reason: 'open_task_limit',
+    });
+    assert.match(
+      reply.body['error_description'] as string,
+      /3 open tasks.*tasks\.max_open_per_workload is 3/,
+    );
+    assert.equal(event.data['open'], 3);
+    assert.equal(event.data['limit'], 3);
+    assert.equal(await h.countRows('tasks'), rows, 'nothing opened');
+    // Another workload is not held back by the attacker's tasks.
+    ok(await victim.open({ purpose: 'unrelated' }), 201);
+    // Room comes back when one closes.
+    ok(await attacker.close(ids[0]!));
+    ok(await attacker.open({ purpose: 'after a close' }), 201);
+  });
+
+  it('an operator opening a task for a workload at its limit is refused too', async () => {
+    const r = await h.admin('POST', '/tasks', {
+      workload: ATTACKER,
+      purpose: 'operator open',
+      duration: 300,
+    });
+    assert.equal(r.status, 429, JSON.stringify(r.body));
+    assert.equal(r.body['error'], 'temporarily_unavailable');
+  });
+
+  it('closed tasks are deleted tasks.retention after they closed; open ones never', async () => {
+    const closed = ok(await victim.open({ purpose: 'short-lived' }), 201)['id'] as string;
+    const open = ok(await victim.open({ purpose: 'long-lived', duration: '3600' }), 201)['id'] as string;
+    ok(await victim.close(closed));
+    clock.advance(3600_000);
+    await pruneClosedTasks(h.writ.ctx);
+    assert.ok(await h.store.getTask(closed), 'kept for the whole retention');
+    clock.advance(1);
+    await pruneClosedTasks(h.writ.ctx);
+    assert.equal(await h.store.getTask(closed), undefined);
+    assert.ok(await h.store.getTask(open));
+    // Its history is in the audit log still.
+    assert.ok((await h.auditEvents('task.closed')).some((e) => e.data['tid'] === closed));
   });
 });

@@ -233,6 +233,7 @@ export const REFUSAL_REASONS = {
 
   // Quotas and reports
   rate_limited: 'the workload has used up its request budget for now',
+  open_task_limit: 'the workload holds as many open tasks as `tasks.max_open_per_workload` allows',
   clock_skew:
     "this node's clock is further from the database's than `cluster.max_clock_skew`: it issues nothing",
   stream_limit_token:

@@ -167,6 +167,20 @@ export const SETTINGS_REFERENCE = {
     max: 60,
     doc: 'How often the server closes tasks past their deadline or lease (and revokes their tokens). Each sweep closes every task due when it starts, earliest due first, whether by deadline or lease.',
   },
+  'tasks.max_open_per_workload': {
+    kind: 'integer',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Most tasks one workload may hold open at once. Opening one more is refused (429 `temporarily_unavailable`, reason `open_task_limit`, naming the limit and how many are open) and audited until one closes or ends.',
+  },
+  'tasks.retention': {
+    kind: 'duration',
+    default: 604_800,
+    min: 3600,
+    max: 31_536_000,
+    doc: 'Closed tasks are deleted this long after they closed (their history stays in the audit log); a token request naming a deleted task is refused as an unknown task.',
+  },
   'limits.body_bytes': {
     kind: 'integer',
     default: 16_384,
@@ -342,7 +356,7 @@ export interface Settings {
   signing: { algorithm: 'ES256' | 'EdDSA' };
   tokens: { maxLifetime: number; exchangeMaxDepth: number };
   clientAssertion: { maxLifetime: number; clockSkew: number; algorithms: VerifyAlgorithm[] };
-  tasks: { sweepInterval: number };
+  tasks: { sweepInterval: number; maxOpenPerWorkload: number; retention: number };
   events: {
     heartbeat: number;
     retention: number;
@@ -422,7 +436,11 @@ export function resolveSettings(
       clockSkew: value('client_assertion.clock_skew') as number,
       algorithms: [...(value('client_assertion.algorithms') as VerifyAlgorithm[])],
     },
-    tasks: { sweepInterval: value('tasks.sweep_interval') as number },
+    tasks: {
+      sweepInterval: value('tasks.sweep_interval') as number,
+      maxOpenPerWorkload: value('tasks.max_open_per_workload') as number,
+      retention: value('tasks.retention') as number,
+    },
     events: {
       heartbeat: value('events.heartbeat') as number,
       retention: value('events.retention') as number,

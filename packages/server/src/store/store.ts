@@ -104,6 +104,10 @@ export interface Store {
   /** Extends the lease of an open task; false if it is unknown or closed. */
   renewTaskLease(id: string, until: number): Promise<boolean>;
   listTasks(q: { workload?: string; open?: boolean; limit: number }): Promise<Task[]>;
+  /** How many tasks of `workload` are open. */
+  countOpenTasks(workload: string): Promise<number>;
+  /** Deletes tasks closed before `closedBefore` (ms); returns how many. */
+  pruneTasks(closedBefore: number): Promise<number>;
   /**
    * Closes up to `limit` of the tasks `dueTasks(now, limit)` would return, in one statement, at `at`
    * with `reasons.deadline` or `reasons.lease` (whichever ran out), and returns them closed, earliest

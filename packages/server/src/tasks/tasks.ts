@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { WritContext } from '../context.js';
-import { invalidGrant, invalidRequest } from '../errors.js';
+import { invalidGrant, invalidRequest, OAuthError } from '../errors.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
 import { revocationExpiry } from '../revocation/expiry.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
@@ -75,6 +75,11 @@ export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Ta
     closeReason: null,
   };
   const event = await ctx.store.transaction(async (tx) => {
+    // Counted in the transaction that opens it (transactions are serialized), so racing opens cannot
+    // pass the limit together.
+    const open = await tx.countOpenTasks(task.workload);
+    const limit = ctx.settings.tasks.maxOpenPerWorkload;
+    if (open >= limit) throw openTaskLimit(task.workload, open, limit);
     await tx.createTask(task);
     return ctx.audit.append(
       {
@@ -96,6 +101,23 @@ export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Ta
   });
   ctx.audit.noteCommitted(event);
   return task;
+}
+
+/**
+ * The refusal of one task too many: how many are open and the limit (`tasks.max_open_per_workload`).
+ * Room appears when a task closes or ends, so it is a quota answer (429), not a malformed request.
+ */
+function openTaskLimit(workload: string, open: number, limit: number): OAuthError {
+  return new OAuthError(
+    'temporarily_unavailable',
+    `the workload has ${open} open tasks and tasks.max_open_per_workload is ${limit}: close a task (or let one end) before opening another`,
+    { status: 429, detail: { reason: 'open_task_limit', workload, open, limit } },
+  );
+}
+
+/** Deletes tasks closed longer ago than `tasks.retention` (the audit log keeps their history). */
+export function pruneClosedTasks(ctx: Pick<WritContext, 'store' | 'clock' | 'settings'>): Promise<number> {
+  return ctx.store.pruneTasks(ctx.clock.now() - ctx.settings.tasks.retention * 1000);
 }
 
 /**

@@ -654,6 +654,25 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.deepEqual(await store.dueTasks(NOW, 10), []);
         }));
 
+      it('countOpenTasks counts one workload’s open tasks; pruneTasks deletes only those closed before a time', () =>
+        withStore(async ({ store }) => {
+          const other = 'spiffe://test/other';
+          for (const id of ['a', 'b', 'c']) await store.createTask(task(id));
+          await store.createTask(task('d', { workload: other }));
+          assert.equal(await store.countOpenTasks('spiffe://test/w'), 3);
+          assert.equal(await store.countOpenTasks(other), 1);
+          assert.equal(await store.countOpenTasks('spiffe://test/none'), 0);
+          await store.closeTask('a', NOW + 10, 'done');
+          await store.closeTask('b', NOW + 20, 'done');
+          assert.equal(await store.countOpenTasks('spiffe://test/w'), 1);
+          assert.equal(await store.pruneTasks(NOW + 10), 0, 'closed at the boundary: kept');
+          assert.equal(await store.pruneTasks(NOW + 11), 1);
+          assert.equal(await store.getTask('a'), undefined);
+          assert.ok(await store.getTask('b'));
+          assert.equal(await store.pruneTasks(NOW + 1_000_000), 1);
+          assert.deepEqual((await store.listTasks({ limit: 10 })).map((t) => t.id).sort(), ['c', 'd']);
+        }));
+
       it('latestTaskTokenExpiries: per task, the latest exp of its tokens after a time', () =>
         withStore(async ({ store }) => {
           await store.recordToken(token('a1', { tid: 'task-a', exp: NOW_S + 100 }));

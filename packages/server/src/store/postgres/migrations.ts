@@ -217,6 +217,14 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     ALTER TABLE tokens ADD COLUMN ajti TEXT;
     `,
   },
+  {
+    version: 8,
+    name: 'open tasks per workload (the open-task limit) and closed tasks by close time (retention)',
+    sql: `
+    CREATE INDEX tasks_open_workload ON tasks (workload) WHERE closed_at IS NULL;
+    CREATE INDEX tasks_closed_at ON tasks (closed_at) WHERE closed_at IS NOT NULL;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

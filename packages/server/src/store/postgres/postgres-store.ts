@@ -275,6 +275,8 @@ function statements(s: string, channel: string, time: SharedTime) {
       WHERE closed_at IS NULL AND id IN (SELECT id FROM ${s}.tasks WHERE closed_at IS NULL AND LEAST(deadline, lease_until) <= ${time.earlier('$1')}
                    ORDER BY LEAST(deadline, lease_until), id LIMIT $3)
       RETURNING *`,
+    countOpenTasks: `SELECT count(*) AS n FROM ${s}.tasks WHERE workload = $1 AND closed_at IS NULL`,
+    pruneTasks: `DELETE FROM ${s}.tasks WHERE closed_at < $1`,
     latestTaskTokenExpiries: `SELECT tid, max(exp) AS exp FROM ${s}.tokens WHERE tid = ANY($1::text[]) AND exp > $2 GROUP BY tid`,
     addRevocation: `INSERT INTO ${s}.revocations (seq, kind, value, issued_before, created_at, reason, actor, expires_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -602,6 +604,12 @@ class PostgresStore implements Store {
     return (await this.#rows(this.#sql.dueTasks, [now, limit])).map(toTask);
   }
 
+  async countOpenTasks(workload: string): Promise<number> {
+    return Number((await this.#rows(this.#sql.countOpenTasks, [workload]))[0]!['n']);
+  }
+  async pruneTasks(closedBefore: number): Promise<number> {
+    return this.#changes(this.#sql.pruneTasks, [closedBefore]);
+  }
   async closeDueTasks(
     now: number,
     at: number,

@@ -184,4 +184,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tokens ADD COLUMN ajti TEXT;
   `,
+  // Open tasks per workload (the open-task limit counts them) and closed tasks by when they closed
+  // (deleted after tasks.retention).
+  `
+  CREATE INDEX tasks_open_workload ON tasks (workload) WHERE closed_at IS NULL;
+  CREATE INDEX tasks_closed_at ON tasks (closed_at) WHERE closed_at IS NOT NULL;
+  `,
 ];

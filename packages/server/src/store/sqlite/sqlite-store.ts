@@ -222,6 +222,8 @@ class SqliteStore implements Store {
     this.#run(() => this.#ops.latestTokenExpiry(match, after));
   latestTaskTokenExpiries = (tids: string[], after: number) =>
     this.#run(() => this.#ops.latestTaskTokenExpiries(tids, after));
+  countOpenTasks = (workload: string) => this.#run(() => this.#ops.countOpenTasks(workload));
+  pruneTasks = (closedBefore: number) => this.#run(() => this.#ops.pruneTasks(closedBefore));
   closeDueTasks = (now: number, at: number, limit: number, reasons: { deadline: string; lease: string }) =>
     this.#run(() => this.#ops.closeDueTasks(now, at, limit, reasons));
   appendAuditBatch = (drafts: AuditDraft[]) => this.#run(() => this.#ops.appendAuditBatch(drafts));
@@ -550,6 +552,15 @@ class SqliteOps implements Store {
       .map((r) => toTask(r as Row));
   }
 
+  async countOpenTasks(workload: string): Promise<number> {
+    const r = this.#db
+      .prepare('SELECT count(*) AS n FROM tasks WHERE workload = ? AND closed_at IS NULL')
+      .get(workload) as Row;
+    return r['n'] as number;
+  }
+  async pruneTasks(closedBefore: number): Promise<number> {
+    return this.#db.prepare('DELETE FROM tasks WHERE closed_at < ?').run(closedBefore).changes;
+  }
   async closeDueTasks(
     now: number,
     at: number,
