@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
@@ -10,6 +10,7 @@ import { tlsRegistration } from '../mtls/registration.js';
 import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
 import type { Workload } from '../registry/workload.js';
+import { readConfigFile } from './config-file.js';
 import { classFileSchema, issuerFileSchema, operatorFileSchema, workloadFileSchema } from './schema.js';
 
 /** The declarative part of Writ's configuration: what `writ apply` applies. */
@@ -25,7 +26,6 @@ export interface LoadedConfigDir extends ConfigBundle {
   settings: { name: string; values: Record<string, unknown> } | undefined;
 }
 
-const MAX_FILE_BYTES = 1_048_576;
 const EXTENSIONS = /\.(ya?ml|json)$/;
 
 /** One document of a config directory, as read from disk (`jwks_file` already inlined as `jwks`). */
@@ -59,6 +59,8 @@ export function readConfigDir(dir: string): RawConfig {
     throw new ConfigError(dir, '', 'is not a directory');
   const show = (file: string) => relative(process.cwd(), file) || file;
   const settings = readSettingsFile(root);
+  const inline = (doc: unknown, file: string, where: string) =>
+    inlineCertificatesFile(root, inlineJwksFile(root, doc, file, where), file, where);
   const documents: RawDocument[] = [];
   for (const [kind, sub] of KIND_DIRS) {
     const d = join(root, sub);
@@ -68,7 +70,7 @@ export function readConfigDir(dir: string): RawConfig {
       .sort()
       .map((f) => {
         const file = join(d, f);
-        return { file, docs: readDocuments(file, show(file)) };
+        return { file, docs: readDocuments(root, file, show(file)) };
       });
     // A key file named by `jwks_file` may sit beside the files that name it: it is data, not config.
     const referenced = new Set(
@@ -86,11 +88,7 @@ export function readConfigDir(dir: string): RawConfig {
           kind,
           file: show(file),
           index,
-          doc: inlineCertificatesFile(
-            inlineJwksFile(doc, file, docName(show(file), index)),
-            file,
-            docName(show(file), index),
-          ),
+          doc: inline(doc, file, docName(show(file), index)),
         });
       }
     }
@@ -106,7 +104,7 @@ export function readSettingsFile(dir: string): RawConfig['settings'] {
   for (const candidate of ['settings.yaml', 'settings.yml', 'settings.json']) {
     const file = join(root, candidate);
     if (!existsSync(file)) continue;
-    const docs = readDocuments(file, show(file));
+    const docs = readDocuments(root, file, show(file));
     if (docs.length > 1) throw new ConfigError(show(file), '', 'must hold a single document');
     const values = docs[0] ?? {};
     if (typeof values !== 'object' || values === null || Array.isArray(values)) {
@@ -267,37 +265,35 @@ function docName(file: string, index: number): string {
   return index === 0 ? file : `${file} (document ${index + 1})`;
 }
 
-function inlineJwksFile(doc: unknown, file: string, where: string): unknown {
+/**
+ * `jwks_file`: a JWK or a JWKS, named relative to the file that names it, inside the config directory
+ * (see readConfigFile). Errors never quote the file: it may be something other than a key.
+ */
+function inlineJwksFile(root: string, doc: unknown, file: string, where: string): unknown {
   if (typeof doc !== 'object' || doc === null || !('jwks_file' in doc)) return doc;
   const { jwks_file: ref, ...rest } = doc as Record<string, unknown>;
   if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, 'jwks_file', 'must be a path');
   if ('jwks' in rest) throw new ConfigError(where, 'jwks_file', 'give either jwks or jwks_file, not both');
+  const text = readConfigFile(root, resolve(dirname(file), ref), { where, field: 'jwks_file' }, ref);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(resolve(dirname(file), ref), 'utf8'));
-  } catch (err) {
-    throw new ConfigError(where, 'jwks_file', `cannot read ${ref}: ${(err as Error).message}`);
+    parsed = JSON.parse(text.toString('utf8'));
+  } catch {
+    parsed = undefined;
   }
-  const keys = (parsed as { keys?: unknown })?.keys;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new ConfigError(where, 'jwks_file', `${ref} is not a JSON JWK or JWKS ({"keys": [...]})`);
+  const keys = (parsed as { keys?: unknown }).keys;
   return { ...rest, jwks: { keys: Array.isArray(keys) ? keys : [parsed] } };
 }
 
-/** `self_signed_certificates_file`: a PEM file (one or more certificates) beside the workload file. */
-function inlineCertificatesFile(doc: unknown, file: string, where: string): unknown {
+/** `self_signed_certificates_file`: a PEM file (one or more certificates) inside the config directory. */
+function inlineCertificatesFile(root: string, doc: unknown, file: string, where: string): unknown {
   if (typeof doc !== 'object' || doc === null || !('self_signed_certificates_file' in doc)) return doc;
   const { self_signed_certificates_file: ref, ...rest } = doc as Record<string, unknown>;
-  if (typeof ref !== 'string' || ref === '')
-    throw new ConfigError(where, 'self_signed_certificates_file', 'must be a path');
-  let pem: string;
-  try {
-    pem = readFileSync(resolve(dirname(file), ref), 'utf8');
-  } catch (err) {
-    throw new ConfigError(
-      where,
-      'self_signed_certificates_file',
-      `cannot read ${ref}: ${(err as Error).message}`,
-    );
-  }
+  const field = 'self_signed_certificates_file';
+  if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, field, 'must be a path');
+  const pem = readConfigFile(root, resolve(dirname(file), ref), { where, field }, ref).toString('utf8');
   const listed = Array.isArray(rest['self_signed_certificates']) ? rest['self_signed_certificates'] : [];
   return { ...rest, self_signed_certificates: [...listed, pem] };
 }
@@ -316,15 +312,15 @@ function checkedKeys(
   });
 }
 
-function readDocuments(file: string, shown: string): unknown[] {
-  const size = statSync(file).size;
-  if (size > MAX_FILE_BYTES) throw new ConfigError(shown, '', `is larger than ${MAX_FILE_BYTES} bytes`);
-  const text = readFileSync(file, 'utf8');
+function readDocuments(root: string, file: string, shown: string): unknown[] {
+  const text = readConfigFile(root, file, { where: shown, field: '' }, 'this file').toString('utf8');
   if (file.endsWith('.json')) {
     try {
       return [JSON.parse(text)];
     } catch (err) {
-      throw new ConfigError(shown, '', `invalid JSON: ${(err as Error).message}`);
+      // The parser's message quotes the text; only its position is repeated.
+      const at = /position (\d+)/.exec((err as Error).message);
+      throw new ConfigError(shown, '', `invalid JSON${at ? ` at position ${at[1]}` : ''}`);
     }
   }
   const docs = parseAllDocuments(text);
