@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AuditLog } from './audit/audit-log.js';
+import type { RefusalTally } from './audit/refusal-tally.js';
 import type { Clock } from './clock.js';
 import type { ClockSkew } from './cluster/clock-skew.js';
 import type { Settings } from './config/settings.js';
@@ -13,7 +14,7 @@ import type { Metrics } from './metrics.js';
 import type { PresentedCertificate } from './mtls/certificate.js';
 import type { ClientCertificateTrust, ServerTls } from './mtls/trust.js';
 import type { PolicyEngine } from './policy/engine.js';
-import type { RateLimiter } from './rate-limit/rate-limit.js';
+import type { MemoryRateLimiter, RateLimiter } from './rate-limit/rate-limit.js';
 import type { Registry } from './registry/registry.js';
 import type { ForwardedCertificateRefusal } from './request/client-certificate.js';
 import type { RevocationSet } from './revocation/revocation-set.js';
@@ -31,7 +32,12 @@ export interface WritContext {
   revocations: RevocationSet;
   audit: AuditLog;
   metrics: Metrics;
+  /** One request budget per authenticated client, across every endpoint (`auth/budget.ts`). */
   rateLimiter: RateLimiter;
+  /** Budgets of refused unauthenticated requests per source address, on this node. */
+  sourceLimiter: MemoryRateLimiter;
+  /** Counts floods of refusals so each kind is audited once per window (`audit/refusal.ts`). */
+  refusalTally: RefusalTally;
   dpopNonces: DpopNonces;
   /**
    * Seals secrets Writ keeps for others (a Shared Signals receiver's push credential) at rest, under a
@@ -64,6 +70,11 @@ export interface RequestInfo {
   clientCertificate?: PresentedCertificate | undefined;
   /** A forwarded-certificate header that was not believed, and why (audited when it was all there was). */
   ignoredForwardedCertificate?: ForwardedCertificateRefusal | undefined;
+  /**
+   * The caller `auth/` authenticated (workload SPIFFE ID or `operator:<name>`), set once it has; a
+   * refusal without it is unauthenticated, limited and audited per source address.
+   */
+  caller?: string | undefined;
 }
 
 /** Endpoint paths, relative to the issuer. */

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { applyConfig } from './admin/operations.js';
 import { createAuditLog } from './audit/audit-log.js';
+import { writeRefusalSummaries } from './audit/refusal.js';
+import { RefusalTally } from './audit/refusal-tally.js';
 import { type Clock, systemClock } from './clock.js';
 import { ClockSkew, SKEW_CHECK_MS } from './cluster/clock-skew.js';
 import { followEventLog } from './cluster/node-follower.js';
@@ -135,6 +137,8 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     rateLimiter: store.cluster
       ? new StoreRateLimiter(store, settings.limits.clientRate, settings.limits.clientBurst, clock)
       : new MemoryRateLimiter(settings.limits.clientRate, settings.limits.clientBurst, clock),
+    sourceLimiter: new MemoryRateLimiter(settings.limits.sourceRate, settings.limits.sourceBurst, clock),
+    refusalTally: new RefusalTally(settings.audit.refusalWindow * 1000),
     dpopNonces: new DpopNonces(options.kek.derive('dpop-nonce'), settings.dpop.nonceLifetime, clock),
     secrets: kekFromBytes(options.kek.derive('secrets'), 'derived'),
     events: createEventLog(store, clock, {
@@ -188,6 +192,13 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       store.trimEvents(clock.now() - settings.events.retention * 1000).catch(() => undefined);
       pruneClosedTasks(ctx).catch(() => undefined);
     }, 60_000),
+    setInterval(
+      () =>
+        writeRefusalSummaries(ctx).catch((e: unknown) =>
+          logger.error({ err: (e as Error).message }, 'could not audit refusal summaries'),
+        ),
+      Math.min(settings.audit.refusalWindow * 1000, 10_000),
+    ),
     startTaskSweeper(ctx),
     setInterval(measureSkew, SKEW_CHECK_MS),
   ];
@@ -223,6 +234,9 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       ctx.events.close();
       ctx.streams.endAll();
       await app.close();
+      await writeRefusalSummaries(ctx, true).catch((e: unknown) =>
+        logger.error({ err: (e as Error).message }, 'could not audit refusal summaries'),
+      );
       await audit
         .checkpoint()
         .catch((e: unknown) => logger.error({ err: (e as Error).message }, 'final checkpoint failed'));

@@ -148,6 +148,7 @@ if (POSTGRES_URL === '') {
     const get = async (node: Writ, url: string) => reply(await node.app.inject({ method: 'GET', url }));
     /** A node's view for `expectRefusal`: its store, and the shared tables counted on their own connection. */
     const scene = (node: Writ): RefusalScene => ({
+      writ: node,
       store: node.ctx.store,
       auditEvents: (type) => node.ctx.store.queryAudit({ limit: 100_000, ...(type ? { type } : {}) }),
       countRows: async (table) =>

@@ -120,7 +120,9 @@ describe('workload federation from trusted OIDC issuers', () => {
     assert.equal(await count(h, 'token.issued'), issued, 'nothing issued');
     const e = await lastEvent(h, 'token.refused');
     assert.equal(e.data['reason'], reason, JSON.stringify(e.data));
-    assert.equal(e.data['grant_type'], GrantType.jwtBearer);
+    // A repeat of a refusal already audited this window is in its summary row, which carries the kind
+    // (error, reason, source) and the count, not each request's parameters.
+    if (e.data['count'] === undefined) assert.equal(e.data['grant_type'], GrantType.jwtBearer);
     return e;
   };
 

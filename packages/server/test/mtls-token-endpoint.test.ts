@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
+import { writeRefusalSummaries } from '../src/audit/refusal.js';
 import { fakeClock } from '../src/clock.js';
 import {
   hasOpenssl,
@@ -98,6 +99,8 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     const storedBefore = await storedTokens();
     const refusedBefore = await count(h, 'token.refused');
     const reply = await r();
+    // A repeat of a kind of refusal this window is in its summary row: written when the window ends.
+    await writeRefusalSummaries(h.writ.ctx, true);
     assert.equal(reply.status, o.status ?? 401, JSON.stringify(reply.body));
     assert.equal(reply.body['error'], o.error ?? 'invalid_client');
     assert.equal(reply.body['access_token'], undefined);

@@ -131,7 +131,13 @@ permit (principal is Workload, action == Action::"read", resource) when { princi
   let h: Harness;
   let admin: string;
   before(async () => {
-    h = await startHarness({ clock, extraDocs: [owner('team-reports')] });
+    // Thousands of evaluations by one operator on a clock that never moves: a budget no test run uses up
+    // (AuthZEN calls draw on the caller's budget like every endpoint; a busy PEP gets a larger one).
+    h = await startHarness({
+      clock,
+      extraDocs: [owner('team-reports')],
+      settings: { 'limits.client_rate': 1_000_000, 'limits.client_burst': 1_000_000 },
+    });
     const r = await applyPolicies(
       h,
       { files: [{ file: 'policies/p.cedar', text: POLICIES }], resources: [REPORTS] },

@@ -33,6 +33,8 @@ const json = (body: unknown) => ({
   payload: JSON.stringify(body),
 });
 
+let sent = 0;
+
 async function inject(
   h: Harness,
   method: 'GET' | 'POST',
@@ -43,6 +45,9 @@ async function inject(
   const res = await h.writ.app.inject({
     method,
     url,
+    // Each refusal from an address of its own: unauthenticated refusals are audited once per kind and
+    // source per window (rate-limit-budget.test.ts), and this test wants each one's own row.
+    remoteAddress: `198.51.100.${++sent % 250}`,
     headers: { ...(authorization !== undefined ? { authorization } : {}), ...extra.headers },
     ...(extra.payload !== undefined ? { payload: extra.payload } : {}),
   });

@@ -1,6 +1,7 @@
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '@writ/sdk/wire';
 import { auditRefusal } from '../audit/refusal.js';
 import { ADMIN_CLASS, operatorSubject } from '../auth/admin.js';
+import { admitCaller, admitSource } from '../auth/budget.js';
 import { assertionRules } from '../auth/client/assertion-rules.js';
 import { peekAssertionIssuer, verifyClientAssertion } from '../auth/client/private-key-jwt.js';
 import { refuseWhileSkewed } from '../cluster/clock-skew.js';
@@ -22,6 +23,7 @@ export async function handleAdminToken(
   let name: string | undefined;
   try {
     refuseWhileSkewed(ctx.clockSkew);
+    admitSource(ctx, req);
     if (single(params, 'grant_type', 256) !== GrantType.jwtBearer)
       throw unsupportedGrantType('use the jwt-bearer grant with an operator assertion', {
         reason: 'unsupported_grant_type',
@@ -41,6 +43,7 @@ export async function handleAdminToken(
     );
     const now = ctx.clock.now();
     const subject = operatorSubject(operator.name);
+    await admitCaller(ctx, req, subject);
     const { token, claims } = signAccessToken(ctx.keys, {
       issuer: ctx.settings.issuer,
       subject,

@@ -1,6 +1,8 @@
 import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError, StoreUnavailableError, temporarilyUnavailable } from '../errors.js';
+import { sourceKey, sourceLimited } from '../rate-limit/source.js';
 import type { RefusalEndpoint } from './audit-types.js';
+import type { TallyKey } from './refusal-tally.js';
 
 /** Marks errors already written to the audit log, so the HTTP error handler does not write them twice. */
 export const AUDITED = Symbol('writ.audited');
@@ -8,6 +10,12 @@ export const AUDITED = Symbol('writ.audited');
 /**
  * Audits a refusal and returns the error to send. Store failures become 503 `temporarily_unavailable`;
  * unexpected errors become 500 `server_error` with nothing of the cause in the response.
+ *
+ * Floods are bounded: a refusal of a request no caller authenticated (`req.caller` unset) takes one
+ * from its source address's budget, and past it the answer is 429 with `Retry-After`; such refusals,
+ * and every client's rate-limit refusals, are written once per kind (type, source or client, error,
+ * reason) per `audit.refusal_window`, the rest of the window as one summary row with the count and
+ * first and last times (`writeRefusalSummaries`).
  */
 export async function auditRefusal(
   ctx: WritContext,
@@ -27,7 +35,27 @@ export async function auditRefusal(
     ctx.logger.error({ err, endpoint }, 'unexpected error');
     error = new OAuthError('server_error', 'internal error', { detail: { reason: 'internal_error' } });
   }
+  const unauthenticated = req.caller === undefined && error.status < 500;
+  if (unauthenticated) {
+    const wait = ctx.sourceLimiter.take(sourceKey(req.ip));
+    if (wait > 0 && error.status !== 429) error = sourceLimited(wait);
+  }
   ctx.metrics.refusals.inc({ endpoint, error: error.code, reason: error.reason });
+  const reason = error.reason ?? error.code;
+  if (unauthenticated || reason === 'rate_limited') {
+    const kind: TallyKey = {
+      type: `${endpoint}.refused`,
+      who: req.caller ?? sourceKey(req.ip),
+      actor: req.caller ?? 'anonymous',
+      error: error.code,
+      reason,
+      status: error.status,
+    };
+    if (!ctx.refusalTally.count(kind, ctx.clock.now())) {
+      Object.defineProperty(error, AUDITED, { value: true });
+      return error;
+    }
+  }
   ctx.logger.info(
     { endpoint, error: error.code, status: error.status, reason: error.reason, ip: req.ip },
     'refused',
@@ -65,6 +93,31 @@ export async function auditRefusal(
   }
   Object.defineProperty(error, AUDITED, { value: true });
   return error;
+}
+
+/**
+ * Writes one summary row per kind of refusal whose window has ended (every kind with `all`, at
+ * shutdown): `count` refusals between `first` and `last` (ms) that were not written one by one.
+ */
+export async function writeRefusalSummaries(ctx: WritContext, all = false): Promise<void> {
+  for (const s of ctx.refusalTally.due(ctx.clock.now(), all)) {
+    await ctx.audit.append({
+      type: s.type,
+      outcome: 'refused',
+      actor: s.actor,
+      data: {
+        error: s.error,
+        reason: s.reason,
+        status: s.status,
+        // The source address (an IPv6 one by its /64), for refusals before anyone authenticated.
+        ...(s.actor === 'anonymous' ? { ip: s.who } : {}),
+        count: s.count,
+        first: s.first,
+        last: s.last,
+        window: ctx.settings.audit.refusalWindow,
+      },
+    });
+  }
 }
 
 function clean(o: Record<string, unknown> | undefined): Record<string, unknown> {

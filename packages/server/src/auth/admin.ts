@@ -1,6 +1,7 @@
 import { TokenError } from '@writ/sdk/verifier';
 import { adminAudience, type RequestInfo, type WritContext } from '../context.js';
-import { authenticateBearer, claimedAudience } from './bearer.js';
+import { authenticateBearer, claimedAudience, verifyBearer } from './bearer.js';
+import { admitCaller } from './budget.js';
 import { tokenRefusal } from './challenge.js';
 
 /** Operators appear as `operator:<name>` in tokens and audit events. */
@@ -17,12 +18,13 @@ export async function authenticateAdmin(
   ctx: WritContext,
   req: RequestInfo,
 ): Promise<{ operator: string; jti: string }> {
-  const { claims } = await authenticateBearer(ctx, req, adminAudience(ctx.settings.issuer));
+  const { claims } = await verifyBearer(ctx, req, adminAudience(ctx.settings.issuer));
   const name = claims.sub.startsWith('operator:') ? claims.sub.slice('operator:'.length) : undefined;
   if (claims.cls !== ADMIN_CLASS || !name || !ctx.registry.operator(name)) {
     const presented = /^Bearer /i.test(req.authorization ?? '') ? 'Bearer' : 'DPoP';
     throw tokenRefusal(ctx, new TokenError('not_admin', 'not an admin token'), presented, true);
   }
+  await admitCaller(ctx, req, claims.sub);
   return { operator: claims.sub, jti: claims.jti };
 }
 

@@ -10,6 +10,7 @@ import type { AccessTokenClaims } from '@writ/sdk/wire';
 import { seconds } from '../clock.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { TOKEN_LEEWAY } from '../tokens/access-token.js';
+import { admitCaller, admitSource } from './budget.js';
 import { tokenRefusal } from './challenge.js';
 
 /** A caller that proved it holds a Writ access token for one of Writ's own endpoints. */
@@ -29,13 +30,29 @@ export interface TokenBearer {
  * `iss`, `aud` = `audience`, `exp`/`nbf` with `TOKEN_LEEWAY`; not revoked; holder binding (RFC 9449
  * §7: a DPoP-bound token only with the DPoP scheme and a fresh proof over this method and URL; an
  * unbound token only as Bearer; RFC 8705 §3: a certificate-bound token only with that client
- * certificate). Throws the one 401 refusal of `tokenRefusal`; the caller audits it.
+ * certificate). Throws the one 401 refusal of `tokenRefusal`; the caller audits it. Once it passes,
+ * the caller is admitted: one request from its budget (`admitCaller`).
  */
 export async function authenticateBearer(
   ctx: WritContext,
   request: RequestInfo,
   audience: string,
 ): Promise<TokenBearer> {
+  const bearer = await verifyBearer(ctx, request, audience);
+  await admitCaller(ctx, request, bearer.clientId);
+  return bearer;
+}
+
+/**
+ * The checks of `authenticateBearer` without admitting the caller (`admitCaller`): for a check that
+ * goes on to ask more of the token (the admin API).
+ */
+export async function verifyBearer(
+  ctx: WritContext,
+  request: RequestInfo,
+  audience: string,
+): Promise<TokenBearer> {
+  admitSource(ctx, request);
   let scheme: 'DPoP' | 'Bearer' | undefined;
   try {
     const presented = presentedToken(request.authorization);

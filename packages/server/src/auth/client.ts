@@ -5,6 +5,7 @@ import type { FederatedIdentity } from '../federation/attest.js';
 import type { FormParams } from '../request/form.js';
 import type { Store } from '../store/store.js';
 import { authenticateAdmin } from './admin.js';
+import { admitCaller, admitSource } from './budget.js';
 import { assertionRules } from './client/assertion-rules.js';
 import { type ClientCredentials, verifyClientCredentials } from './client/credentials.js';
 import { authenticateFederatedClient } from './client/federation.js';
@@ -28,6 +29,8 @@ export interface ClientAuthOptions {
    * replay check costs no round trip of its own.
    */
   consume: 'now' | 'with_issuance';
+  /** `false` only for closing a task: the call takes nothing from the client's budget. */
+  budget?: false;
 }
 
 /**
@@ -35,6 +38,8 @@ export interface ClientAuthOptions {
  * introspection, revocation, tasks) with exactly one method: `private_key_jwt` (RFC 7523), mTLS
  * (RFC 8705), a platform token where `federation` allows it, or a legacy secret under an unexpired
  * class exception. Throws `invalid_client` / `unauthorized_client`; the caller audits the refusal.
+ * A source address over its budget of refusals is refused first (`admitSource`); an authenticated
+ * client takes one request from its budget (`admitCaller`).
  */
 export async function authenticateClient(
   ctx: WritContext,
@@ -42,10 +47,13 @@ export async function authenticateClient(
   req: RequestInfo,
   o: ClientAuthOptions,
 ): Promise<AuthenticatedClient> {
+  admitSource(ctx, req);
   if (o.federation) {
     const federation = await authenticateFederatedClient(ctx, params, req.authorization);
-    if (federation)
+    if (federation) {
+      await admitCaller(ctx, req, federation.workload.id, o);
       return { workload: federation.workload, method: `federation:${federation.issuer}`, federation };
+    }
   }
   const client = verifyClientCredentials(
     params,
@@ -56,6 +64,7 @@ export async function authenticateClient(
   );
   if (client.replay && o.consume === 'now')
     await consumeAssertion(ctx.store, client.workload.id, client.replay, ctx.clock.now());
+  await admitCaller(ctx, req, client.workload.id, o);
   return client;
 }
 

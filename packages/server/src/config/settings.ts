@@ -214,7 +214,7 @@ export const SETTINGS_REFERENCE = {
     default: 200,
     min: 1,
     max: 1_000_000,
-    doc: 'Token requests and task opens per second allowed per client (token bucket refill; closing a task is never limited); on PostgreSQL one bucket per client is shared by every node.',
+    doc: 'Requests per second allowed per authenticated client, one budget across every endpoint (token requests of every grant, introspection, revocation, task opens and heartbeats, usage reports, stream opens, policy bundles, Shared Signals, AuthZEN; only closing a task is never limited); token bucket refill; past it 429 with Retry-After. On PostgreSQL one bucket per client is shared by every node.',
   },
   'limits.client_burst': {
     kind: 'integer',
@@ -222,6 +222,20 @@ export const SETTINGS_REFERENCE = {
     min: 1,
     max: 1_000_000,
     doc: 'Token bucket size per client.',
+  },
+  'limits.source_rate': {
+    kind: 'integer',
+    default: 10,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Refused unauthenticated requests per second allowed per source address (an IPv6 address counts by its /64), kept per node; past the bucket the address gets 429 with Retry-After, before any credential is checked.',
+  },
+  'limits.source_burst': {
+    kind: 'integer',
+    default: 100,
+    min: 1,
+    max: 1_000_000,
+    doc: 'Bucket size of refused unauthenticated requests per source address.',
   },
   'audit.checkpoint_every': {
     kind: 'integer',
@@ -236,6 +250,13 @@ export const SETTINGS_REFERENCE = {
     min: 1,
     max: 86_400,
     doc: 'Sign a checkpoint at least this often while events arrive.',
+  },
+  'audit.refusal_window': {
+    kind: 'duration',
+    default: 60,
+    min: 1,
+    max: 3600,
+    doc: 'Unauthenticated refusals, and rate-limit refusals of a client, are audited once per kind (source or client, error, reason) per window; the rest of the window as one row with count, first and last times.',
   },
   'admin.session_ttl': {
     kind: 'duration',
@@ -373,8 +394,10 @@ export interface Settings {
     jsonDepth: number;
     clientRate: number;
     clientBurst: number;
+    sourceRate: number;
+    sourceBurst: number;
   };
-  audit: { checkpointEvery: number; checkpointInterval: number };
+  audit: { checkpointEvery: number; checkpointInterval: number; refusalWindow: number };
   admin: { sessionTtl: number };
   usage: { bodyBytes: number; batchRecords: number; retention: number };
   ssf: { maxQueued: number; maxStreams: number; pushTimeout: number; pushRetryMax: number; pollWait: number };
@@ -462,10 +485,13 @@ export function resolveSettings(
       jsonDepth: value('limits.json_depth') as number,
       clientRate: value('limits.client_rate') as number,
       clientBurst: value('limits.client_burst') as number,
+      sourceRate: value('limits.source_rate') as number,
+      sourceBurst: value('limits.source_burst') as number,
     },
     audit: {
       checkpointEvery: value('audit.checkpoint_every') as number,
       checkpointInterval: value('audit.checkpoint_interval') as number,
+      refusalWindow: value('audit.refusal_window') as number,
     },
     admin: { sessionTtl: value('admin.session_ttl') as number },
     usage: {

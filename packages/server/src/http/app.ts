@@ -4,6 +4,7 @@ import type { RefusalReason } from '@writ/sdk/wire';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { registerAdminRoutes } from '../admin/routes.js';
 import { AUDITED, auditRefusal } from '../audit/refusal.js';
+import type { TallyKey } from '../audit/refusal-tally.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { registerEventRoutes } from '../events/routes.js';
@@ -11,6 +12,7 @@ import { parseBoundedJson } from '../jose/json.js';
 import { registerOAuthRoutes } from '../oauth/routes.js';
 import { registerAuthzenRoutes } from '../policy/authzen.js';
 import { registerPolicyBundleRoutes } from '../policy/bundle.js';
+import { sourceKey } from '../rate-limit/source.js';
 import { sightCertificate } from '../request/client-certificate.js';
 import { parseForm } from '../request/form.js';
 import { info } from '../request/info.js';
@@ -69,6 +71,17 @@ export function buildApp(ctx: WritContext): FastifyInstance {
       const ip = socket.remoteAddress ?? 'unknown';
       const reason: RefusalReason = tooLarge ? 'headers_too_large' : 'malformed_http';
       ctx.metrics.refusals.inc({ endpoint: 'http', error: 'invalid_request', reason });
+      // Counted with the other unauthenticated refusals of this address: one row a kind a window.
+      ctx.sourceLimiter.take(sourceKey(ip));
+      const kind: TallyKey = {
+        type: 'http.refused',
+        who: sourceKey(ip),
+        actor: 'anonymous',
+        error: 'invalid_request',
+        reason,
+        status: tooLarge ? 431 : 400,
+      };
+      if (!ctx.refusalTally.count(kind, ctx.clock.now())) return;
       ctx.audit
         .append({
           type: 'http.refused',

@@ -1,8 +1,7 @@
 import type { Clock } from '../clock.js';
-import { OAuthError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
-/** Per-client request budgets at the token endpoint: token buckets, refilled continuously. */
+/** Request budgets (per client, per source address): token buckets, refilled continuously. */
 export interface RateLimiter {
   /** Takes one request from `key`'s bucket; 0 when allowed, else the whole seconds to wait. */
   take(key: string): number | Promise<number>;
@@ -22,6 +21,19 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   take(key: string): number {
+    const b = this.#refill(key);
+    if (b.tokens < 1) return this.#waitFor(b);
+    b.tokens -= 1;
+    return 0;
+  }
+
+  /** Like `take` but takes nothing: 0 while `key` has a request left, else the whole seconds to wait. */
+  wait(key: string): number {
+    const b = this.#buckets.get(key);
+    return b === undefined ? 0 : this.#waitFor(this.#refill(key));
+  }
+
+  #refill(key: string): { tokens: number; at: number } {
     const now = this.#clock.now();
     let b = this.#buckets.get(key);
     if (!b) {
@@ -29,11 +41,14 @@ export class MemoryRateLimiter implements RateLimiter {
       b = { tokens: this.#burst, at: now };
       this.#buckets.set(key, b);
     }
-    b.tokens = Math.min(this.#burst, b.tokens + ((now - b.at) / 1000) * this.#rate);
-    b.at = now;
-    if (b.tokens < 1) return Math.max(1, Math.ceil((1 - b.tokens) / this.#rate));
-    b.tokens -= 1;
-    return 0;
+    // A clock set back (a test's, or a corrected system clock) refills nothing and charges nothing.
+    b.tokens = Math.min(this.#burst, b.tokens + (Math.max(0, now - b.at) / 1000) * this.#rate);
+    b.at = Math.max(b.at, now);
+    return b;
+  }
+
+  #waitFor(b: { tokens: number }): number {
+    return b.tokens < 1 ? Math.max(1, Math.ceil((1 - b.tokens) / this.#rate)) : 0;
   }
 
   #sweep(now: number): void {
@@ -62,24 +77,5 @@ export class StoreRateLimiter implements RateLimiter {
 
   take(key: string): Promise<number> {
     return this.#store.rateLimit(`client:${key}`, this.#rate, this.#burst, this.#clock.now());
-  }
-}
-
-/**
- * Takes one request of `workloadId` from its bucket (token requests and task opens share it); refuses
- * with 429 and `Retry-After` past it.
- */
-export async function takeTokenRequest(
-  limiter: RateLimiter,
-  workloadId: string,
-  what = 'token requests',
-): Promise<void> {
-  const wait = await limiter.take(workloadId);
-  if (wait > 0) {
-    throw new OAuthError('temporarily_unavailable', `too many ${what} for this client`, {
-      status: 429,
-      headers: { 'retry-after': String(wait) },
-      detail: { reason: 'rate_limited', workload: workloadId },
-    });
   }
 }

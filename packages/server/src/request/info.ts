@@ -2,8 +2,23 @@ import type { FastifyRequest } from 'fastify';
 import type { RequestInfo } from '../context.js';
 import { recordedSighting } from './client-certificate.js';
 
-/** What the checks and the audit log read of a request: its source, headers and client certificate. */
+const read = new WeakMap<FastifyRequest, RequestInfo>();
+
+/**
+ * What the checks and the audit log read of a request: its source, headers and client certificate.
+ * One object per request, so what `auth/` learns (the authenticated caller) is what the refusal
+ * audit reads.
+ */
 export function info(req: FastifyRequest): RequestInfo {
+  let known = read.get(req);
+  if (!known) {
+    known = readRequest(req);
+    read.set(req, known);
+  }
+  return known;
+}
+
+function readRequest(req: FastifyRequest): RequestInfo {
   const certificate = recordedSighting(req);
   return {
     ip: req.ip,

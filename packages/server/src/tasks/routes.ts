@@ -4,7 +4,6 @@ import { authenticateClient } from '../auth/client.js';
 import { Paths, type WritContext } from '../context.js';
 import { notFound, OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
-import { takeTokenRequest } from '../rate-limit/rate-limit.js';
 import { formBody, single } from '../request/form.js';
 import { info } from '../request/info.js';
 import type { Task } from './task.js';
@@ -27,12 +26,14 @@ const seconds = (v: string | undefined, name: string): number | undefined => {
  * same issuer (and, for a CI run, the same run).
  */
 export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void {
-  const authenticate = async (req: Parameters<typeof formBody>[0], path: string) => {
+  /** Every call draws on the client's budget but closing: a client over its limit can still end its work (and its tokens). */
+  const authenticate = async (req: Parameters<typeof formBody>[0], path: string, budget?: false) => {
     const params = formBody(req);
     const client = await authenticateClient(ctx, params, info(req), {
       endpoint: path,
       federation: true,
       consume: 'now',
+      ...(budget === false ? { budget } : {}),
     });
     return { client, params, federation: client.federation };
   };
@@ -57,9 +58,6 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
   app.post(Paths.tasks, async (req, reply) =>
     guard(req, async () => {
       const { client, params, federation } = await authenticate(req, Paths.tasks);
-      // Opening tasks draws on the client's request budget; heartbeats and closes never do, so a
-      // client over its limit can still end its work (and its tokens).
-      await takeTokenRequest(ctx.rateLimiter, client.workload.id, 'task opens');
       const labels = parseLabels(single(params, 'labels', 8192));
       const task = await openTask(ctx, {
         workload: client.workload,
@@ -84,7 +82,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
 
   app.post<{ Params: { id: string } }>(`${Paths.tasks}/:id/close`, async (req) =>
     guard(req, async () => {
-      const { client, federation } = await authenticate(req, `${Paths.tasks}/${req.params.id}/close`);
+      const { client, federation } = await authenticate(req, `${Paths.tasks}/${req.params.id}/close`, false);
       const task = await ownTask(req.params.id, client.workload.id, federation);
       const closed = await closeTask(
         ctx,

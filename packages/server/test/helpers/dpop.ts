@@ -3,6 +3,7 @@ import { accessTokenHash, type DpopKey, generateDpopKey } from '@writ/sdk/dpop';
 import { importPublicJwk, type VerificationKey } from '@writ/sdk/jose';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
+import { writeRefusalSummaries } from '../../src/audit/refusal.js';
 import type { RawDocument } from '../../src/config/config-dir.js';
 import { type Harness, type Reply, signJwt, type TestKey } from './harness.js';
 
@@ -186,8 +187,12 @@ export async function count(h: Harness, type: string): Promise<number> {
   return (await h.auditEvents(type)).length;
 }
 
-/** The newest audit event of a type. */
+/**
+ * The newest audit event of a type. Refusal summaries are written first: a refusal that repeats a kind
+ * already audited in this window is in its summary row (`count`), written when the window ends.
+ */
 export async function lastEvent(h: Harness, type: string): Promise<AuditEvent> {
+  await writeRefusalSummaries(h.writ.ctx, true);
   const events = await h.auditEvents(type);
   const last = events.reduce<AuditEvent | undefined>(
     (a, e) => (a === undefined || e.seq > a.seq ? e : a),

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
+import { writeRefusalSummaries } from '../../src/audit/refusal.js';
 import type { Harness, Reply } from './harness.js';
 
 /** Where a refusal is looked for: a harness, or any Writ with its store and a count of its rows. */
-export type RefusalScene = Pick<Harness, 'store' | 'auditEvents' | 'countRows'>;
+export type RefusalScene = Pick<Harness, 'store' | 'auditEvents' | 'countRows' | 'writ'>;
 
 /** What a refusal must leave untouched: issued-token audit events and rows of the tokens table. */
 export interface IssuanceState {
@@ -52,6 +53,9 @@ export async function expectRefusal(
 ): Promise<{ reply: Reply; event: AuditEvent }> {
   const before = await issuanceState(h);
   const reply = await send();
+  // A repeat of a refusal already audited in this window (same kind, same source) is counted for the
+  // window's summary row: end the window so it is written, as it would be when the window ends.
+  await writeRefusalSummaries(h.writ.ctx, true);
   assert.equal(reply.status, expected.status, `status; body ${JSON.stringify(reply.body)}`);
   assert.equal(reply.body['error'], expected.error, `error code; body ${JSON.stringify(reply.body)}`);
   assert.equal(typeof reply.body['error_description'], 'string');

@@ -3,7 +3,6 @@ import { certificateBinding } from '../../auth/client/tls-client-auth.js';
 import { authenticateClient } from '../../auth/client.js';
 import { Paths } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
-import { takeTokenRequest } from '../../rate-limit/rate-limit.js';
 import { single } from '../../request/form.js';
 import { taskForIssuance } from '../../tasks/tasks.js';
 import { parseScope, selectClass } from '../class-selection.js';
@@ -19,7 +18,6 @@ export const clientCredentials: Grant = {
       endpoint: Paths.token,
       consume: 'with_issuance',
     });
-    await takeTokenRequest(ctx.rateLimiter, client.workload.id);
     const audience = requestedAudience(params);
     const requested = parseScope(single(params, 'scope', 4096));
     const { tokenClass, scopes } = selectClass(

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { TokenResponse } from '@writ/sdk/wire';
+import { admitCaller, admitSource } from '../../auth/budget.js';
 import { Paths, type RequestInfo, type WritContext } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
 import { invalidRequest, OAuthError, unauthorizedClient } from '../../errors.js';
 import { attestFederatedToken, type FederatedIdentity } from '../../federation/attest.js';
 import { canonicalJson } from '../../jose/json.js';
-import { takeTokenRequest } from '../../rate-limit/rate-limit.js';
 import { type FormParams, single } from '../../request/form.js';
 import type { Task } from '../../tasks/task.js';
 import { openTask, taskCeiling, taskForIssuance } from '../../tasks/tasks.js';
@@ -31,6 +31,7 @@ export async function issueForFederatedToken(
     throw invalidRequest('a federation token is the proof of identity: send no client authentication', {
       reason: 'multiple_client_auth',
     });
+  admitSource(ctx, req);
   const identity = await attestFederatedToken(ctx, token);
   const workload = identity.workload;
   const clientId = single(params, 'client_id', 2048);
@@ -38,7 +39,7 @@ export async function issueForFederatedToken(
     throw unauthorizedClient('client_id is not the workload the federation token maps to', {
       reason: 'client_id_mismatch',
     });
-  await takeTokenRequest(ctx.rateLimiter, workload.id);
+  await admitCaller(ctx, req, workload.id);
   const audience = requestedAudience(params);
   const { tokenClass, scopes } = selectClass(
     workload.classes,
