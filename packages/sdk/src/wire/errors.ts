@@ -43,7 +43,8 @@ export function isOAuthErrorCode(value: unknown): value is OAuthErrorCode {
  */
 export const REFUSAL_REASONS = {
   // A request as HTTP and its body
-  body_too_large: 'the request body is larger than `limits.body_bytes`',
+  body_too_large:
+    'the request body is larger than `limits.body_bytes` (`limits.config_bytes` for `writ apply`, `usage.body_bytes` for usage reports)',
   media_type: 'the request body has a content type the endpoint does not take',
   malformed_body: 'the request body cannot be read or does not have the documented shape',
   unknown_endpoint: 'no endpoint answers this method and path',
@@ -212,6 +213,7 @@ export const REFUSAL_REASONS = {
   purpose: 'a task purpose is required (at most 200 characters)',
   no_token_class: 'the workload has no token class',
   invalid_config: 'the configuration applied does not validate (its file and field are named)',
+  no_operator: 'the configuration applied registers no operator, so no admin call could follow it',
   resource_id: 'an API id is not 1 to 512 printable characters',
   policy_stale: 'local policy refused: the revocation state is stale',
   policy_no_bundle: 'local policy refused: no policy bundle is loaded yet',

@@ -71,7 +71,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
   app.register(
     async (admin) => {
       admin.decorateRequest('operator', '');
-      admin.addHook('preHandler', async (req) => {
+      // onRequest, before the body is read: only an authenticated operator gets a body parsed, which
+      // matters most for the config body (`limits.config_bytes`, megabytes).
+      admin.addHook('onRequest', async (req) => {
         try {
           const { operator } = await authenticateAdmin(ctx, info(req));
           (req as FastifyRequest & { operator: string }).operator = operator;
@@ -169,7 +171,12 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
             .map((w) => w.id),
         };
       });
-      admin.post('/config', async (req) => {
+      // A whole config directory in one body: its own limit, not the 16 KiB of every other request.
+      const configLimit = {
+        bodyLimit: ctx.settings.limits.configBytes,
+        config: { bodyLimitSetting: 'limits.config_bytes' },
+      };
+      admin.post('/config', configLimit, async (req) => {
         const { documents, policies, dry_run } = body(applyBody, req);
         let bundle: ReturnType<typeof validateConfig>;
         try {
@@ -178,6 +185,12 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
           if (err instanceof ConfigError) throw invalidRequest(err.message, { reason: 'invalid_config' });
           throw err;
         }
+        // Without an operator no admin call, this one's repair included, would be accepted after it.
+        if (bundle.operators.length === 0)
+          throw invalidRequest(
+            'the configuration registers no operator: every admin call, a repair included, would be refused after it; keep at least one file in operators/ with a public key',
+            { reason: 'no_operator' },
+          );
         // An invalid policy set refuses the whole apply, before anything changes.
         const sources = toSources(policies);
         if (sources !== undefined) {

@@ -186,7 +186,14 @@ export const SETTINGS_REFERENCE = {
     default: 16_384,
     min: 1024,
     max: 1_048_576,
-    doc: 'Largest request body accepted.',
+    doc: 'Largest request body accepted (except by `POST /admin/v1/config`, see `limits.config_bytes`, and `POST /v1/usage`, see `usage.body_bytes`).',
+  },
+  'limits.config_bytes': {
+    kind: 'integer',
+    default: 4_194_304,
+    min: 16_384,
+    max: 67_108_864,
+    doc: 'Largest config `writ apply` may send (`POST /admin/v1/config`, read only after the operator is authenticated): every document and policy of a config directory in one JSON body. The default takes thousands of workloads; a larger one is refused with 413 naming this setting.',
   },
   'limits.header_bytes': {
     kind: 'integer',
@@ -389,6 +396,8 @@ export interface Settings {
   dpop: { requireNonce: boolean; nonceLifetime: number; iatWindow: number; algorithms: VerifyAlgorithm[] };
   limits: {
     bodyBytes: number;
+    /** `POST /admin/v1/config` only: a whole config directory in one body. */
+    configBytes: number;
     headerBytes: number;
     tokenBytes: number;
     jsonDepth: number;
@@ -480,6 +489,7 @@ export function resolveSettings(
     },
     limits: {
       bodyBytes: value('limits.body_bytes') as number,
+      configBytes: value('limits.config_bytes') as number,
       headerBytes: value('limits.header_bytes') as number,
       tokenBytes: value('limits.token_bytes') as number,
       jsonDepth: value('limits.json_depth') as number,

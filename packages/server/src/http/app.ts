@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { RefusalReason } from '@writ/sdk/wire';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { registerAdminRoutes } from '../admin/routes.js';
 import { AUDITED, auditRefusal } from '../audit/refusal.js';
 import type { TallyKey } from '../audit/refusal-tally.js';
@@ -146,7 +146,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   app.setErrorHandler(async (error, req, reply) => {
     if (error instanceof OAuthError && (error as unknown as Record<symbol, unknown>)[AUDITED])
       return sendError(reply, error);
-    const mapped = mapFrameworkError(error);
+    const mapped = mapFrameworkError(error, bodyLimitOf(req, limits.bodyBytes));
     // Refusals by the admin API are admin events, attributed to the operator once authenticated.
     const admin = req.url.startsWith(`${Paths.admin}/`);
     const operator = (req as { operator?: string }).operator;
@@ -177,15 +177,25 @@ function sendError(reply: FastifyReply, err: OAuthError): FastifyReply {
     .send(err.toBody());
 }
 
-function mapFrameworkError(error: unknown): unknown {
+/** The body limit of the route a request reached, and the setting that sets it. */
+function bodyLimitOf(req: FastifyRequest, fallback: number): { bytes: number; setting: string } {
+  const setting = (req.routeOptions.config as { bodyLimitSetting?: string } | undefined)?.bodyLimitSetting;
+  return { bytes: req.routeOptions.bodyLimit ?? fallback, setting: setting ?? 'limits.body_bytes' };
+}
+
+function mapFrameworkError(error: unknown, limit: { bytes: number; setting: string }): unknown {
   if (error instanceof OAuthError) return error;
   const e = error as { code?: string; statusCode?: number; message?: string };
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new OAuthError('invalid_request', 'request body is too large', {
-        status: 413,
-        detail: { reason: 'body_too_large' },
-      });
+      return new OAuthError(
+        'invalid_request',
+        `request body is larger than ${limit.bytes} bytes (${limit.setting})`,
+        {
+          status: 413,
+          detail: { reason: 'body_too_large' },
+        },
+      );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new OAuthError('invalid_request', 'unsupported content type', {
         status: 415,

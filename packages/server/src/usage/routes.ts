@@ -19,19 +19,23 @@ export const usageAudience = (issuer: string): string => `${issuer}${USAGE_PATH}
  * `GET /admin/v1/audit/trace/:jti`: one token's issuance, uses and revocations (`writ audit trace`).
  */
 export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): void {
-  app.post(USAGE_PATH, { bodyLimit: ctx.settings.usage.bodyBytes }, async (req, reply) => {
-    let reporter: string | undefined;
-    try {
-      reporter = (await authenticateBearer(ctx, info(req), usageAudience(ctx.settings.issuer))).clientId;
-      if (!req.headers['content-type']?.toLowerCase().startsWith('application/json'))
-        throw invalidRequest('the report must be application/json', { reason: 'media_type' });
-      const result = await ingestUsageReport(ctx, reporter, req.body, req.ip);
-      reply.header('cache-control', 'no-store');
-      return reply.code(202).send(result);
-    } catch (err) {
-      throw await auditRefusal(ctx, 'usage', err, info(req), { client_id: reporter });
-    }
-  });
+  app.post(
+    USAGE_PATH,
+    { bodyLimit: ctx.settings.usage.bodyBytes, config: { bodyLimitSetting: 'usage.body_bytes' } },
+    async (req, reply) => {
+      let reporter: string | undefined;
+      try {
+        reporter = (await authenticateBearer(ctx, info(req), usageAudience(ctx.settings.issuer))).clientId;
+        if (!req.headers['content-type']?.toLowerCase().startsWith('application/json'))
+          throw invalidRequest('the report must be application/json', { reason: 'media_type' });
+        const result = await ingestUsageReport(ctx, reporter, req.body, req.ip);
+        reply.header('cache-control', 'no-store');
+        return reply.code(202).send(result);
+      } catch (err) {
+        throw await auditRefusal(ctx, 'usage', err, info(req), { client_id: reporter });
+      }
+    },
+  );
 
   app.get<{ Params: { jti: string } }>(
     `${Paths.admin}/audit/trace/:jti`,
