@@ -149,8 +149,13 @@ describe('RevocationSet', () => {
     assert.equal(set.match(token({ jti: 'child', ajti: ['root'], iat: 50 })), 'jti');
     assert.equal(set.match(token({ jti: 'grandchild', ajti: ['root', 'child'], iat: 60 })), 'jti');
     assert.equal(set.match(token({ jti: 'other', ajti: ['elsewhere'], iat: 5 })), undefined);
+    // One stored already expired matched nothing live when it was made (the server found the token
+    // it names issued after its cutoff): it is kept out, so the tokens exchanged from that one live on.
+    set.apply(rev(3, { kind: 'jti', value: 'late', issued_before: 10, created_at: 500, expires_at: 500 }));
+    assert.equal(set.match(token({ jti: 'late-child', ajti: ['late'], iat: 600 })), undefined);
+    assert.equal(set.seq, 3);
     // Another kind's value in ajti means nothing: only jti revocations look at it.
-    set.apply(rev(2, { kind: 'sub', value: 'sibling', issued_before: null }));
+    set.apply(rev(4, { kind: 'sub', value: 'sibling', issued_before: null }));
     assert.equal(set.match(token({ jti: 'x', sub: 'someone', ajti: ['sibling'] })), undefined);
   });
 

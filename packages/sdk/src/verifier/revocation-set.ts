@@ -46,6 +46,9 @@ export class RevocationSet {
   apply(r: Revocation): void {
     if (r.seq <= this.#seq) return;
     this.#seq = r.seq;
+    // Expired when it was made: by the server's own reckoning no live token matches it (a jti whose
+    // token was issued after its cutoff). Kept out, so neither can a token exchanged from that one.
+    if (typeof r.expires_at === 'number' && r.expires_at <= r.created_at) return;
     let values = this.#byKind.get(r.kind);
     if (!values) {
       values = new Map();
@@ -78,7 +81,8 @@ export class RevocationSet {
       const entry = values.get(value);
       if (entry !== undefined && t.iat <= entry.bound) return kind;
       // An "issued before" bound on a jti speaks of the token it names, whose `iat` a descendant does not
-      // carry: a descendant is revoked with any revocation of an ancestor's jti (fail closed).
+      // carry. The server stores a revocation that misses its token already expired (kept out above);
+      // any other revocation of an ancestor's jti revokes the descendant (fail closed).
       if (kind === 'jti' && t.ajti?.some((ancestor) => values.has(ancestor))) return kind;
     }
     return undefined;

@@ -163,7 +163,9 @@ function covers(
   t: NonNullable<TokenTrace['token']>,
   ajti: readonly string[],
 ): boolean {
-  if (r.kind === 'jti' && ajti.includes(r.value)) return true;
+  // As the set does: a revocation stored already expired missed the token it names, and so its descendants.
+  const bornExpired = typeof r.expires_at === 'number' && r.expires_at <= r.created_at;
+  if (r.kind === 'jti' && ajti.includes(r.value) && !bornExpired) return true;
   const value = { jti, tid: t.tid, sub: t.sub, client_id: t.client_id, cls: t.cls, kid: t.kid }[r.kind];
   return value === r.value && (r.issued_before === null || t.iat <= r.issued_before);
 }
