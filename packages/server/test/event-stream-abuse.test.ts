@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { createVerifier } from '@writ/sdk/verifier';
 import type { RevocationKind } from '@writ/sdk/wire';
 import { revoke } from '../src/revocation/revoke.js';
 import { classDoc, workloadDoc } from './helpers/dpop.js';
@@ -232,6 +233,31 @@ describe('event stream under abuse', () => {
     assert.equal(legacy.events.filter((e) => e.event === 'snapshot.page').length, 0);
     s.socket.destroy();
     legacy.socket.destroy();
+  });
+
+  it('keeps a revocation that expired moments ago in snapshots, for verifiers still inside their leeway', async () => {
+    const ctx = h.writ.ctx;
+    const now = ctx.clock.now();
+    const base = { issued_before: null, created_at: now - 300_000, reason: 't', actor: 'ops' } as const;
+    await ctx.store.addRevocation({ ...base, kind: 'jti', value: 'just-expired', expires_at: now - 2_000 });
+    await ctx.store.addRevocation({ ...base, kind: 'jti', value: 'long-expired', expires_at: now - 120_000 });
+    const s = openStream(port, await streamToken(READER), { read: true });
+    const snapshot = await eventually('the snapshot', () => s.events.find((e) => e.event === 'snapshot'));
+    const values = (snapshot.data['revocations'] as Array<{ value: string }>).map((r) => r.value);
+    assert.ok(values.includes('just-expired'), 'a token 2 s past exp is still accepted by a verifier');
+    assert.ok(!values.includes('long-expired'), 'past every leeway, the revocation is forgotten');
+    s.socket.destroy();
+  });
+
+  it('refuses a verifier leeway longer than snapshots keep expired revocations', () => {
+    const make = (leewaySeconds: number) =>
+      createVerifier({
+        issuer: h.issuer,
+        audience: 'https://api.example',
+        client: {} as never,
+        leewaySeconds,
+      });
+    assert.throws(() => make(120), /leewaySeconds must be between 0 and 60/);
   });
 
   it('drops streams that never read instead of buffering for them, and keeps serving readers', async () => {

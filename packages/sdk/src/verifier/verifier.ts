@@ -28,6 +28,10 @@ export interface VerifierOptions {
   stalenessMs?: number;
   /** On staleness: `deny` (default, fail closed) or `introspect` each token at the server. */
   onStale?: 'deny' | 'introspect';
+  /**
+   * Seconds a token is still accepted past its `exp` (and before its `nbf`). Default 5, at most 60: the
+   * server keeps an expired revocation in snapshots for 60 s, so a larger leeway could outlive it.
+   */
   leewaySeconds?: number;
   /** Minimum time between JWKS refetches caused by an unknown `kid` (ms). Default 30 s. */
   jwksCooldownMs?: number;
@@ -111,6 +115,8 @@ export function createVerifier(o: VerifierOptions): Verifier {
   const doFetch = o.fetch ?? fetch;
   const staleness = o.stalenessMs ?? 15_000;
   const leeway = o.leewaySeconds ?? 5;
+  if (!Number.isFinite(leeway) || leeway < 0 || leeway > 60)
+    throw new TypeError(`leewaySeconds must be between 0 and 60 (got ${String(o.leewaySeconds)})`);
   const revocations = new RevocationSet();
   const keys = new PublishedKeys({ issuer, fetch: doFetch, now, cooldownMs: o.jwksCooldownMs ?? 30_000 });
   const tokens = new VerifiedTokenCache(o.cacheSize ?? 10_000);

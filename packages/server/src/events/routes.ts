@@ -12,6 +12,9 @@ import type { StreamEvent } from './stream-event.js';
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
 
+/** How long past `expires_at` a revocation stays in snapshots: more than any verifier's `exp` leeway. */
+const SNAPSHOT_EXPIRY_GRACE_MS = 60_000;
+
 /**
  * `GET /v1/events`: Server-Sent Events of the event log for verifiers (which are workloads: they present
  * a Writ token for the events audience, DPoP-bound when their class says so). Resumes after
@@ -37,7 +40,11 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     const from = needsSnapshot ? bounds.last : resumeFrom;
     // Everything that needs the store happens before the stream opens: a store that fails here is an
     // ordinary 503, not a stream left open with nothing behind it.
-    const revocations = needsSnapshot ? await ctx.store.listRevocations(0, ctx.clock.now()) : [];
+    // Revocations that expired a moment ago are still sent: verifiers accept a token a few seconds past
+    // its `exp` (their leeway), and the revocation must reach them for as long as the token does.
+    const revocations = needsSnapshot
+      ? await ctx.store.listRevocations(0, ctx.clock.now() - SNAPSHOT_EXPIRY_GRACE_MS)
+      : [];
     await ctx.audit.append({
       type: 'events.subscribed',
       outcome: 'success',
