@@ -12,6 +12,7 @@ import type { RequestInfo, WritContext } from '../context.js';
 import { TOKEN_LEEWAY } from '../tokens/access-token.js';
 import { admitCaller, admitSource } from './budget.js';
 import { tokenRefusal } from './challenge.js';
+import { unverifiedClaim } from './unverified-claim.js';
 
 /** A caller that proved it holds a Writ access token for one of Writ's own endpoints. */
 export interface TokenBearer {
@@ -92,14 +93,8 @@ export async function verifyBearer(
   }
 }
 
-/** The `aud` a token claims, unverified: only to choose which verification applies. */
+/** The `aud` the token in an `Authorization` header claims, unverified: only to choose which check applies. */
 export function claimedAudience(authorization: string | undefined): unknown {
   const token = /^(?:Bearer|DPoP) +(\S+)$/i.exec(authorization?.trim() ?? '')?.[1];
-  const payload = token?.split('.')[1];
-  if (payload === undefined || payload.length > 16_384) return undefined;
-  try {
-    return (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { aud?: unknown }).aud;
-  } catch {
-    return undefined;
-  }
+  return token === undefined ? undefined : unverifiedClaim(token, 'aud');
 }

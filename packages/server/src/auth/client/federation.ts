@@ -3,6 +3,7 @@ import type { WritContext } from '../../context.js';
 import { invalidClient, invalidRequest, OAuthError } from '../../errors.js';
 import { attestFederatedToken, type FederatedIdentity } from '../../federation/attest.js';
 import { type FormParams, single } from '../../request/form.js';
+import { unverifiedString } from '../unverified-claim.js';
 
 /**
  * Client authentication with a platform token (workload federation):
@@ -20,7 +21,7 @@ export async function authenticateFederatedClient(
 ): Promise<FederatedIdentity | undefined> {
   const assertion = single(params, 'client_assertion', ctx.settings.limits.tokenBytes);
   if (assertion === undefined) return undefined;
-  const iss = peekIssuer(assertion);
+  const iss = unverifiedString(assertion, 'iss');
   if (iss === undefined) return undefined;
   const trusted = ctx.federation.issuer(ctx.registry.issuers(), iss) !== undefined;
   if (!trusted && iss.startsWith('spiffe://')) return undefined;
@@ -47,18 +48,4 @@ export async function authenticateFederatedClient(
       fingerprint: identity.fingerprint,
     });
   return identity;
-}
-
-/** The `iss` of a compact JWT, unverified (only to choose the authentication method). */
-function peekIssuer(jwt: string): string | undefined {
-  const parts = jwt.split('.');
-  if (parts.length !== 3 || parts[1]!.length > 16_384) return undefined;
-  try {
-    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as unknown;
-    const iss =
-      typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>)['iss'] : undefined;
-    return typeof iss === 'string' ? iss : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -4,6 +4,7 @@ import { seconds } from '../../clock.js';
 import { invalidClient, invalidRequest } from '../../errors.js';
 import type { VerificationKey, VerifyAlgorithm } from '../../jose/jwk.js';
 import { JwsError, parseClaims, verifyCompactJws } from '../../jose/jws.js';
+import { unverifiedString } from '../unverified-claim.js';
 
 /** What the caller of `verifyClientAssertion` must supply: where the assertion was sent and the rules. */
 export interface AssertionRules {
@@ -26,21 +27,9 @@ export interface VerifiedAssertion {
 
 const TYP_REFUSED = new Set(['at+jwt', 'dpop+jwt', 'application/at+jwt', 'application/dpop+jwt']);
 
-/** Reads `iss`/`sub` without verifying anything, to find which client's keys to try. */
+/** Reads `sub` without verifying anything, to find which client's keys to try. */
 export function peekAssertionIssuer(assertion: string): string | undefined {
-  const dot = assertion.indexOf('.');
-  const end = assertion.indexOf('.', dot + 1);
-  if (dot < 0 || end < 0 || end - dot > 16_384) return undefined;
-  try {
-    const claims = JSON.parse(
-      Buffer.from(assertion.slice(dot + 1, end), 'base64url').toString('utf8'),
-    ) as unknown;
-    if (typeof claims !== 'object' || claims === null) return undefined;
-    const sub = (claims as Record<string, unknown>)['sub'];
-    return typeof sub === 'string' ? sub : undefined;
-  } catch {
-    return undefined;
-  }
+  return unverifiedString(assertion, 'sub');
 }
 
 /**
