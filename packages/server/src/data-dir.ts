@@ -9,6 +9,8 @@ export function dataPaths(dataDir: string) {
     kek: join(dataDir, 'kek'),
     operatorKey: join(dataDir, 'operator.jwk'),
     config: join(dataDir, 'config'),
+    /** The newest signed audit checkpoint, kept outside the store (see audit/anchor.ts). */
+    auditAnchor: join(dataDir, 'audit-anchor.json'),
   };
 }
 
@@ -16,7 +18,7 @@ export const DEFAULT_DATA_DIR = 'writ-data';
 
 /**
  * Makes the data directory the running user's alone: the folder 0700 (created so when absent), and the
- * key-encryption key and operator key 0600 where they exist. The store's files are the store's to
+ * key-encryption key, operator key and audit anchor 0600 where they exist. The store's files are the store's to
  * narrow when it opens them. Returns what it narrowed, for the log.
  */
 export function ownerOnlyDataDir(dataDir: string): ModeTightened[] {
@@ -25,5 +27,6 @@ export function ownerOnlyDataDir(dataDir: string): ModeTightened[] {
     ownerOnlyDir(p.root),
     tightenMode(p.kek, OWNER_ONLY_FILE),
     tightenMode(p.operatorKey, OWNER_ONLY_FILE),
+    tightenMode(p.auditAnchor, OWNER_ONLY_FILE),
   ].filter((t): t is ModeTightened => t !== undefined);
 }

@@ -2,9 +2,12 @@ import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { applyConfig } from './admin/operations.js';
+import { readAuditAnchor, writeAuditAnchor } from './audit/anchor.js';
 import { createAuditLog } from './audit/audit-log.js';
+import { AuditChainBrokenError } from './audit/chain.js';
 import { writeRefusalSummaries } from './audit/refusal.js';
 import { RefusalTally } from './audit/refusal-tally.js';
+import { checkHeldPoint, verifyChainFrom } from './audit/verify.js';
 import { type Clock, systemClock } from './clock.js';
 import { ClockSkew, SKEW_CHECK_MS } from './cluster/clock-skew.js';
 import { followEventLog } from './cluster/node-follower.js';
@@ -49,6 +52,11 @@ export interface WritOptions {
    * applied; without either, the store's set is used (docs/policy.md, "In a cluster").
    */
   policies?: PolicySources | undefined;
+  /**
+   * The audit anchor file (in the data directory): each signed checkpoint is also written here, and at
+   * start the store must still hold the event it names. Undefined: the store's checkpoints only.
+   */
+  auditAnchor?: string | undefined;
 }
 
 export interface Writ {
@@ -59,6 +67,33 @@ export interface Writ {
   /** Stops accepting requests, finishes in-flight ones, writes a last checkpoint, closes the store. */
   close(): Promise<void>;
 }
+
+/**
+ * The audit chain from the last checkpoint (the store's, or the anchor file's when older) to the head:
+ * both must still be in the store, and every event after them must link. Throws (the server does not
+ * start) when they are not: a cut tail would otherwise be continued with its sequence numbers reused.
+ * Returns the head verified, which the log then holds.
+ */
+async function verifyAuditAtStart(store: Store, anchorFile: string | undefined) {
+  const anchor = anchorFile ? readAuditAnchor(anchorFile) : undefined;
+  const stored = (await store.listCheckpoints()).at(-1);
+  const points = [
+    ...(anchor ? [{ point: anchor, what: 'the anchor file' }] : []),
+    ...(stored ? [{ point: stored, what: 'the last checkpoint' }] : []),
+  ].sort((a, b) => a.point.seq - b.point.seq);
+  for (const { point, what } of points.slice(1)) {
+    const bad = await checkHeldPoint(store, point, what);
+    if (bad) throw startRefusal(bad.reason);
+  }
+  const walked = await verifyChainFrom(store, points[0]?.point, points[0]?.what ?? 'the genesis');
+  if (walked.bad) throw startRefusal(`event ${walked.bad.seq}: ${walked.bad.reason}`);
+  return walked.head;
+}
+
+const startRefusal = (reason: string) =>
+  new AuditChainBrokenError(
+    `audit log check at start failed: ${reason}. Not starting: appending now would reuse the missing sequence numbers (docs/security.md, "Audit log tamper evidence")`,
+  );
 
 /** The composition root: wires real parts together. Tests call it with their own store and clock. */
 export async function createWrit(options: WritOptions): Promise<Writ> {
@@ -98,7 +133,12 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     every: settings.audit.checkpointEvery,
     intervalSeconds: settings.audit.checkpointInterval,
     onError: (err) => logger.error({ err: (err as Error).message }, 'audit checkpoint failed'),
+    onBroken: (reason) =>
+      logger.error({ reason }, 'audit log refuses appends: nothing is issued until it is restored'),
+    ...(options.auditAnchor ? { anchor: (c) => writeAuditAnchor(options.auditAnchor!, c) } : {}),
   });
+  // Before anything is appended (the config applied below is audited), or the cut would be continued.
+  audit.hold(await verifyAuditAtStart(store, options.auditAnchor));
   const registry = new Registry(store);
   await registry.reload();
   const metrics = createMetrics();

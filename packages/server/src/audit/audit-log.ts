@@ -1,17 +1,19 @@
 import type { Clock } from '../clock.js';
 import type { KeyManager } from '../keys/key-manager.js';
 import type { Store } from '../store/store.js';
-import type { AuditDraft, AuditEvent } from './audit-event.js';
+import type { AuditCheckpoint, AuditDraft, AuditEvent } from './audit-event.js';
 import type { AuditEventType } from './audit-types.js';
+import { AuditChainBrokenError, type AuditHead, CHECKPOINT_TYP } from './chain.js';
+import { verifyChainFrom } from './verify.js';
 
 /** What a producer appends: a draft of a type in the audit vocabulary; the log adds the time. */
 export type AuditEntry = Omit<AuditDraft, 'ts' | 'type'> & { type: AuditEventType };
 
-/** Checkpoint JWS `typ`. */
-export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jwt';
-
 export interface AuditLog {
-  /** Appends one event (inside `tx` when given). Throws when the store refuses: callers fail closed. */
+  /**
+   * Appends one event (inside `tx` when given). Throws when the store refuses: callers fail closed.
+   * Throws `AuditChainBrokenError` once the store no longer holds the newest event this process wrote.
+   */
   append(draft: AuditEntry, tx?: Store): Promise<AuditEvent>;
   /** Appends several events in order inside `tx` (the caller notes them once it commits). */
   appendMany(drafts: AuditEntry[], tx: Store): Promise<AuditEvent[]>;
@@ -19,6 +21,12 @@ export interface AuditLog {
   checkpoint(): Promise<void>;
   /** Called after each committed append; signs a checkpoint every N events or T seconds. */
   noteCommitted(event: AuditEvent): void;
+  /**
+   * Starts holding `head` (an event verified at start): the store must keep it, or appends are refused.
+   */
+  hold(head: AuditHead | undefined): void;
+  /** Why the log refuses appends (the chain lost events this process held), or undefined. */
+  broken(): string | undefined;
 }
 
 export function createAuditLog(deps: {
@@ -28,31 +36,72 @@ export function createAuditLog(deps: {
   every: number;
   intervalSeconds: number;
   onError: (err: unknown) => void;
+  /** Called once, when the log finds the chain cut or rewritten and starts refusing appends. */
+  onBroken?: (reason: string) => void;
+  /** Keeps each signed checkpoint outside the store too (the anchor file). */
+  anchor?: (c: AuditCheckpoint) => void;
 }): AuditLog {
   const { store, clock, keys } = deps;
   let lastCheckpointSeq = -1;
   let lastCheckpointAt = clock.now();
   let pending: Promise<void> | undefined;
+  // The newest event this process wrote (committed) or verified: the store must still hold it. Kept as
+  // the highest seen, since commits of concurrent transactions are noted in any order.
+  let held: AuditHead | undefined;
+  let brokenReason: string | undefined;
+
+  const hold = (h: AuditHead | undefined) => {
+    if (h && (!held || h.seq > held.seq)) held = { seq: h.seq, hash: h.hash };
+  };
+  /** Records the first break (it stays until the process restarts) and rethrows. */
+  const broke = (err: unknown): never => {
+    if (err instanceof AuditChainBrokenError && brokenReason === undefined) {
+      brokenReason = err.message;
+      deps.onBroken?.(err.message);
+    }
+    throw err;
+  };
+  const refuseIfBroken = () => {
+    if (brokenReason !== undefined) throw new AuditChainBrokenError(brokenReason);
+  };
 
   const checkpoint = async () => {
-    const head = await store.auditHead();
+    // A broken chain gets no new checkpoint: the break was reported once, where it was found.
+    if (brokenReason !== undefined) return;
+    // Never sign (or anchor) a head that does not continue the one this process holds: that would bless
+    // a cut. Walking the events since also moves the held head up to other nodes' appends, so a node
+    // notices a cut of their events too (within one checkpoint interval).
+    const walked = await verifyChainFrom(store, held, 'the newest event this node wrote or verified');
+    if (walked.bad)
+      broke(new AuditChainBrokenError(`audit log broken at event ${walked.bad.seq}: ${walked.bad.reason}`));
+    const head = walked.head;
     if (!head || head.seq === lastCheckpointSeq) return;
+    hold(head);
     const ts = clock.now();
     const { jws, kid } = keys.signJwt(CHECKPOINT_TYP, { seq: head.seq, hash: head.hash, ts });
-    await store.addCheckpoint({ seq: head.seq, hash: head.hash, ts, kid, jws });
+    const c = { seq: head.seq, hash: head.hash, ts, kid, jws };
+    await store.addCheckpoint(c);
+    deps.anchor?.(c);
     lastCheckpointSeq = head.seq;
     lastCheckpointAt = ts;
   };
 
   const log: AuditLog = {
     async append(draft, tx) {
-      const event = await (tx ?? store).appendAudit({ ...draft, ts: clock.now() });
+      refuseIfBroken();
+      const event = await (tx ?? store).appendAudit({ ...draft, ts: clock.now() }, held).catch(broke);
       if (!tx) log.noteCommitted(event);
       return event;
     },
     appendMany(drafts, tx) {
+      refuseIfBroken();
       const ts = clock.now();
-      return tx.appendAuditBatch(drafts.map((d) => ({ ...d, ts })));
+      return tx
+        .appendAuditBatch(
+          drafts.map((d) => ({ ...d, ts })),
+          held,
+        )
+        .catch(broke);
     },
     checkpoint: () => {
       pending ??= checkpoint().finally(() => {
@@ -61,6 +110,7 @@ export function createAuditLog(deps: {
       return pending;
     },
     noteCommitted(event) {
+      hold(event);
       const due =
         lastCheckpointSeq < 0
           ? event.seq % deps.every === 0
@@ -68,6 +118,8 @@ export function createAuditLog(deps: {
             clock.now() - lastCheckpointAt >= deps.intervalSeconds * 1000;
       if (due) log.checkpoint().catch(deps.onError);
     },
+    hold,
+    broken: () => brokenReason,
   };
   return log;
 }

@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import { canonicalJson } from '../jose/json.js';
 import type { AuditDraft, AuditEvent } from './audit-event.js';
 
+/** Checkpoint JWS `typ`. */
+export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jwt';
+
 /** The hash the chain starts from. */
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -31,4 +34,46 @@ export function linkAuditEvent(head: { seq: number; hash: string } | undefined, 
   const seq = (head?.seq ?? 0) + 1;
   const prevHash = head?.hash ?? GENESIS_HASH;
   return { ...e, seq, prevHash, hash: chainHash(prevHash, seq, e) };
+}
+
+/** A point of the chain: an event's sequence number and hash. */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
+/**
+ * The chain no longer holds an event this process wrote or verified: its newest events were deleted
+ * (the store's head is below it) or it was rewritten. Appending would reuse their sequence numbers and
+ * hide the cut, so the log refuses every append from then on.
+ */
+export class AuditChainBrokenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuditChainBrokenError';
+  }
+}
+
+/**
+ * Checks, under the store's write lock, that the event at `held.seq` is still the one this process
+ * holds. `atHeld` is the hash the store has at that sequence number (undefined: no such row), `head` the
+ * store's head. Other nodes' appends after `held` are fine (a cluster has one chain for all nodes).
+ */
+export function checkHeldHead(
+  held: AuditHead | undefined,
+  atHeld: string | undefined,
+  head: AuditHead | undefined,
+): void {
+  if (!held) return;
+  if (atHeld === held.hash) return;
+  const top = head?.seq ?? 0;
+  if (atHeld === undefined && top < held.seq)
+    throw new AuditChainBrokenError(
+      `audit log truncated: event ${held.seq} was written or verified by this node but the store ends at event ${top} (events ${top + 1}..${held.seq} deleted)`,
+    );
+  throw new AuditChainBrokenError(
+    atHeld === undefined
+      ? `audit log rewritten: event ${held.seq}, written or verified by this node, is missing from the store`
+      : `audit log rewritten: event ${held.seq} in the store differs from the one this node wrote or verified`,
+  );
 }

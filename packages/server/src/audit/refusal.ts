@@ -2,6 +2,7 @@ import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError, StoreUnavailableError, temporarilyUnavailable } from '../errors.js';
 import { sourceKey, sourceLimited } from '../rate-limit/source.js';
 import type { RefusalEndpoint } from './audit-types.js';
+import { AuditChainBrokenError } from './chain.js';
 import type { TallyKey } from './refusal-tally.js';
 
 /** Marks errors already written to the audit log, so the HTTP error handler does not write them twice. */
@@ -30,6 +31,12 @@ export async function auditRefusal(
     ctx.logger.error({ err: err.message, endpoint }, 'store unavailable; refusing');
     error = temporarilyUnavailable('the service cannot record this request right now; retry later', {
       reason: 'store_unavailable',
+    });
+  } else if (err instanceof AuditChainBrokenError) {
+    // No audit, no answer: the log refuses every append until an operator restores the store (/readyz
+    // and the service log name the break; the client learns only that it cannot be served now).
+    error = temporarilyUnavailable('the service cannot record this request right now; retry later', {
+      reason: 'audit_unavailable',
     });
   } else {
     ctx.logger.error({ err, endpoint }, 'unexpected error');
@@ -64,9 +71,10 @@ export async function auditRefusal(
   // it (the rate limit, say): `detail.workload` is only ever an authenticated identity.
   const named = context['client_id'] ?? error.detail?.['workload'];
   const actor = typeof named === 'string' ? named : 'anonymous';
-  // The audit log lives in the store that just failed: trying again would only double the wait for the
-  // 503 (a cut link answers nothing until a timeout). The refusal is in the service log above.
-  if (err instanceof StoreUnavailableError) {
+  // The audit log lives in the store that just failed (or refuses appends): trying again would only
+  // double the wait for the 503 (a cut link answers nothing until a timeout). The refusal is in the
+  // service log above.
+  if (err instanceof StoreUnavailableError || err instanceof AuditChainBrokenError) {
     Object.defineProperty(error, AUDITED, { value: true });
     return error;
   }

@@ -1,8 +1,8 @@
 import { importPublicJwk } from '../jose/jwk.js';
 import { parseClaims, verifyCompactJws } from '../jose/jws.js';
 import type { Store } from '../store/store.js';
-import { CHECKPOINT_TYP } from './audit-log.js';
-import { chainHash, GENESIS_HASH } from './chain.js';
+import type { AuditCheckpoint, AuditEvent } from './audit-event.js';
+import { type AuditHead, CHECKPOINT_TYP, chainHash, GENESIS_HASH } from './chain.js';
 
 export interface AuditVerification {
   ok: boolean;
@@ -14,66 +14,145 @@ export interface AuditVerification {
 
 const PAGE = 5000;
 
+type Bad = { seq: number; reason: string };
+
 /**
- * Walks the whole chain: every event's `prev_hash` must be the previous event's hash, its hash must be
- * recomputable from its content, and sequence numbers must have no gaps. Then every checkpoint must
- * carry a valid server signature and match the event at its sequence number.
+ * Walks the chain forward from `from` (the genesis when undefined): every event's `prev_hash` must be the
+ * previous event's hash, its hash must be recomputable from its content, and sequence numbers must have
+ * no gaps. `onEvent` sees each event that verified. Returns the head reached, or the first bad event.
  */
-export async function verifyAuditChain(
-  store: Pick<Store, 'scanAudit' | 'listCheckpoints' | 'listKeys'>,
-): Promise<AuditVerification> {
-  const hashes = new Map<number, string>();
-  const checkpoints = await store.listCheckpoints();
-  const wanted = new Set(checkpoints.map((c) => c.seq));
-  let prevSeq = 0;
-  let prevHash = GENESIS_HASH;
-  let count = 0;
+async function walkChain(
+  store: Pick<Store, 'scanAudit'>,
+  from: AuditHead | undefined,
+  onEvent: (e: AuditEvent) => void,
+): Promise<{ head: AuditHead | undefined; bad?: Bad }> {
+  let prevSeq = from?.seq ?? 0;
+  let prevHash = from?.hash ?? GENESIS_HASH;
   for (;;) {
     const page = await store.scanAudit(prevSeq, PAGE);
     if (page.length === 0) break;
     for (const e of page) {
-      const fail = (reason: string): AuditVerification => ({
-        ok: false,
-        events: count,
-        checkpoints: checkpoints.length,
-        firstBad: { seq: e.seq, reason },
+      const bad = (reason: string) => ({
+        head: { seq: prevSeq, hash: prevHash },
+        bad: { seq: e.seq, reason },
       });
-      if (e.seq !== prevSeq + 1) {
-        return fail(
+      if (e.seq !== prevSeq + 1)
+        return bad(
           `event ${prevSeq + 1}${e.seq - prevSeq > 2 ? `..${e.seq - 1}` : ''} missing before event ${e.seq}`,
         );
-      }
       if (e.prevHash !== prevHash)
-        return fail('prev_hash does not match the previous event (deleted, inserted or reordered)');
-      if (chainHash(e.prevHash, e.seq, e) !== e.hash) return fail('content does not match its hash (edited)');
-      if (wanted.has(e.seq)) hashes.set(e.seq, e.hash);
+        return bad('prev_hash does not match the previous event (deleted, inserted or reordered)');
+      if (chainHash(e.prevHash, e.seq, e) !== e.hash) return bad('content does not match its hash (edited)');
+      onEvent(e);
       prevSeq = e.seq;
       prevHash = e.hash;
-      count++;
     }
   }
+  return { head: prevSeq === 0 ? undefined : { seq: prevSeq, hash: prevHash } };
+}
+
+/**
+ * Whether the store still holds `point` (an event this verifier got from somewhere other than the store:
+ * a checkpoint it kept, the anchor file). Names the deleted range when the store ends before it.
+ */
+export async function checkHeldPoint(
+  store: Pick<Store, 'scanAudit' | 'auditHead'>,
+  point: AuditHead,
+  what: string,
+): Promise<Bad | undefined> {
+  const [e] = await store.scanAudit(point.seq - 1, 1);
+  if (e?.seq === point.seq && e.hash === point.hash)
+    return chainHash(e.prevHash, e.seq, e) === e.hash
+      ? undefined
+      : { seq: e.seq, reason: `${what} at event ${e.seq}: content does not match its hash (edited)` };
+  if (e?.seq === point.seq)
+    return {
+      seq: point.seq,
+      reason: `${what} at event ${point.seq}: the store's event has a different hash`,
+    };
+  const top = (await store.auditHead())?.seq ?? 0;
+  if (top < point.seq)
+    return {
+      seq: top + 1,
+      reason: `log truncated: ${what} holds event ${point.seq} but the store ends at event ${top} (events ${top + 1}..${point.seq} deleted)`,
+    };
+  return { seq: point.seq, reason: `${what} at event ${point.seq}: the event is missing from the store` };
+}
+
+/**
+ * Verifies the chain from `from` (an event known good: the last checkpoint) to the store's head, and
+ * that the store still holds `from`. What a server runs at start: bounded by the events since `from`.
+ */
+export async function verifyChainFrom(
+  store: Pick<Store, 'scanAudit' | 'auditHead'>,
+  from: AuditHead | undefined,
+  what: string,
+): Promise<{ head: AuditHead | undefined; bad?: Bad }> {
+  if (from) {
+    const bad = await checkHeldPoint(store, from, what);
+    if (bad) return { head: undefined, bad };
+  }
+  return walkChain(store, from, () => undefined);
+}
+
+/** Checks a checkpoint's signature against the store's keys; a reason when it does not verify. */
+function checkpointSignature(
+  c: AuditCheckpoint,
+  keys: ReturnType<typeof importPublicJwk>[],
+): string | undefined {
+  let claims: Record<string, unknown>;
+  try {
+    const jws = verifyCompactJws(c.jws, { algorithms: ['ES256', 'EdDSA'], keys, maxBytes: 4096 });
+    if (jws.header.typ !== CHECKPOINT_TYP) return 'wrong typ';
+    claims = parseClaims(jws.payload);
+  } catch (err) {
+    return `signature does not verify (${(err as Error).message})`;
+  }
+  if (claims['seq'] !== c.seq || claims['hash'] !== c.hash)
+    return 'signed content differs from the stored checkpoint';
+  return undefined;
+}
+
+/**
+ * Walks the whole chain (see `walkChain`). Then every checkpoint must carry a valid server signature and
+ * match the event at its sequence number. With `anchor` (a checkpoint kept outside the store, e.g. the
+ * anchor file), the store must still hold the event it signs: a cut tail whose checkpoints were deleted
+ * with it is named with the deleted sequence numbers.
+ */
+export async function verifyAuditChain(
+  store: Pick<Store, 'scanAudit' | 'listCheckpoints' | 'listKeys' | 'auditHead'>,
+  anchor?: AuditCheckpoint,
+): Promise<AuditVerification> {
+  const hashes = new Map<number, string>();
+  const checkpoints = await store.listCheckpoints();
+  const wanted = new Set(checkpoints.map((c) => c.seq));
+  let count = 0;
+  const walked = await walkChain(store, undefined, (e) => {
+    if (wanted.has(e.seq)) hashes.set(e.seq, e.hash);
+    count++;
+  });
+  const result = (bad?: Bad): AuditVerification => ({
+    ok: bad === undefined,
+    events: count,
+    checkpoints: checkpoints.length,
+    ...(bad ? { firstBad: bad } : {}),
+  });
+  if (walked.bad) return result(walked.bad);
 
   const keys = (await store.listKeys()).map((k) => importPublicJwk({ ...k.publicJwk }));
+  if (anchor) {
+    const wrong = checkpointSignature(anchor, keys);
+    if (wrong) return result({ seq: anchor.seq, reason: `anchor at event ${anchor.seq}: ${wrong}` });
+    const bad = await checkHeldPoint(store, anchor, 'the anchor');
+    if (bad) return result(bad);
+  }
   for (const c of checkpoints) {
-    const bad = (reason: string): AuditVerification => ({
-      ok: false,
-      events: count,
-      checkpoints: checkpoints.length,
-      firstBad: { seq: c.seq, reason: `checkpoint at event ${c.seq}: ${reason}` },
-    });
-    let claims: Record<string, unknown>;
-    try {
-      const jws = verifyCompactJws(c.jws, { algorithms: ['ES256', 'EdDSA'], keys, maxBytes: 4096 });
-      if (jws.header.typ !== CHECKPOINT_TYP) return bad('wrong typ');
-      claims = parseClaims(jws.payload);
-    } catch (err) {
-      return bad(`signature does not verify (${(err as Error).message})`);
-    }
-    if (claims['seq'] !== c.seq || claims['hash'] !== c.hash)
-      return bad('signed content differs from the stored checkpoint');
+    const bad = (reason: string) => result({ seq: c.seq, reason: `checkpoint at event ${c.seq}: ${reason}` });
+    const wrong = checkpointSignature(c, keys);
+    if (wrong) return bad(wrong);
     const eventHash = hashes.get(c.seq);
     if (eventHash === undefined) return bad('the event it signs is missing (log truncated?)');
     if (eventHash !== c.hash) return bad('the event it signs has a different hash');
   }
-  return { ok: true, events: count, checkpoints: checkpoints.length };
+  return result();
 }

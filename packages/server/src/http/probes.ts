@@ -27,6 +27,12 @@ export function registerProbeRoutes(app: FastifyInstance, ctx: WritContext): voi
         .code(503)
         .send({ status: 'unavailable', store: 'unreachable', reason: 'store unreachable' });
     ctx.keys.activeKid();
+    // The audit log lost events this node wrote: it refuses every append, so nothing can be issued.
+    const audit = ctx.audit.broken();
+    if (audit)
+      return reply
+        .code(503)
+        .send({ status: 'unavailable', store: 'reachable', reason: audit, audit: 'broken' });
     const clock = ctx.clockSkew.report();
     const skewed = ctx.clockSkew.refusal();
     if (skewed)

@@ -1,5 +1,6 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../audit/audit-event.js';
+import type { AuditHead } from '../audit/chain.js';
 import type { StreamEvent } from '../events/stream-event.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import type { KeyRecord } from '../keys/key-record.js';
@@ -133,10 +134,15 @@ export interface Store {
   listKeys(): Promise<KeyRecord[]>;
   putKey(k: KeyRecord): Promise<void>;
 
-  /** Appends to the hash chain; the adapter links the event to the current head atomically. */
-  appendAudit(e: AuditDraft): Promise<AuditEvent>;
+  /**
+   * Appends to the hash chain; the adapter links the event to the current head atomically. With `held`
+   * (the newest event the caller wrote or verified), it first checks under the same lock that the store
+   * still has that event with that hash, and throws `AuditChainBrokenError` (appending nothing) if not:
+   * a cut tail is never silently continued with reused sequence numbers.
+   */
+  appendAudit(e: AuditDraft, held?: AuditHead): Promise<AuditEvent>;
   /** `appendAudit` of several events in order, linked in one chain (one round trip where it matters). */
-  appendAuditBatch(drafts: AuditDraft[]): Promise<AuditEvent[]>;
+  appendAuditBatch(drafts: AuditDraft[], held?: AuditHead): Promise<AuditEvent[]>;
   queryAudit(q: AuditQuery): Promise<AuditEvent[]>;
   /** Every event in sequence order, in pages; for verification. */
   scanAudit(afterSeq: number, limit: number): Promise<AuditEvent[]>;

@@ -89,6 +89,16 @@ export interface Harness {
   auditEvents(type?: string): Promise<import('../../src/audit/audit-event.js').AuditEvent[]>;
   /** Rows of one store table, counted through a second connection (what a refusal must not add). */
   countRows(table: 'tokens' | 'revocations' | 'tasks'): Promise<number>;
+  /**
+   * Runs SQL through a second connection to the store (the schema's tables unqualified), as someone
+   * with write access to the database would; returns the rows of the last statement.
+   */
+  attackerSql(text: string): Promise<Record<string, unknown>[]>;
+  /**
+   * Stops the server (a clean stop: last checkpoint, store closed) and starts a new one on the same store,
+   * data directory, keys and config; rejects when the new one refuses to start. `writ`/`store` are replaced.
+   */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -222,6 +232,8 @@ export const sqliteFileOnly = {
 interface HarnessStore {
   store: Store;
   count: (table: string) => Promise<number>;
+  attackerSql: (text: string) => Promise<Record<string, unknown>[]>;
+  reopen: () => Promise<Store>;
   drop: () => Promise<void>;
 }
 
@@ -240,16 +252,39 @@ async function openHarnessStore(dir: string, fakeTime: boolean): Promise<Harness
         db.close();
       }
     };
-    return { store: openSqliteStore({ path }), count, drop: async () => {} };
+    const attackerSql = async (text: string) => {
+      const db = new Database(path, { fileMustExist: true });
+      try {
+        const statements = text.split(';').filter((t) => t.trim());
+        let rows: Record<string, unknown>[] = [];
+        for (const t of statements) {
+          const st = db.prepare(t);
+          if (st.reader) rows = st.all() as Record<string, unknown>[];
+          else st.run();
+        }
+        return rows;
+      } finally {
+        db.close();
+      }
+    };
+    return {
+      store: openSqliteStore({ path }),
+      count,
+      attackerSql,
+      reopen: async () => openSqliteStore({ path }),
+      drop: async () => {},
+    };
   }
   const url = process.env['WRIT_TEST_POSTGRES_URL'];
   if (!url) throw new Error('WRIT_TEST_STORE=postgres needs WRIT_TEST_POSTGRES_URL');
   const schema = `writ_h_${randomBytes(6).toString('hex')}`;
-  const store = await openPostgresStore(url, {
-    schema,
-    maxConnections: 4,
-    ...(fakeTime ? { time: 'caller' as const } : {}),
-  });
+  const open = () =>
+    openPostgresStore(url, {
+      schema,
+      maxConnections: 4,
+      ...(fakeTime ? { time: 'caller' as const } : {}),
+    });
+  const store = await open();
   const sql = async (text: string): Promise<pg.QueryResult> => {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
@@ -262,6 +297,12 @@ async function openHarnessStore(dir: string, fakeTime: boolean): Promise<Harness
   return {
     store,
     count: async (table) => Number((await sql(`SELECT count(*) AS n FROM "${schema}".${table}`)).rows[0].n),
+    attackerSql: async (text) => {
+      // Several statements answer with one result each.
+      const r = (await sql(`SET search_path TO "${schema}"; ${text}`)) as unknown as pg.QueryResult[];
+      return r.at(-1)?.rows ?? [];
+    },
+    reopen: open,
     drop: async () => {
       await sql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     },
@@ -285,7 +326,7 @@ export async function startHarness(
     {},
     { 'listen.port': port, 'log.level': 'silent', ...opts.settings },
   );
-  const { store, count, drop } = await openHarnessStore(dir, opts.clock !== undefined);
+  const { store, count, attackerSql, reopen, drop } = await openHarnessStore(dir, opts.clock !== undefined);
   const workloadKey = testKey();
   const otherKey = testKey('EdDSA');
   const operatorKey = testKey();
@@ -293,14 +334,18 @@ export async function startHarness(
     configDocuments({ workload: workloadKey, other: otherKey, operator: operatorKey }, opts.extraDocs),
     settings.tokens.maxLifetime,
   );
-  const writ = await createWrit({
-    settings,
-    store,
-    kek: kekFromBytes(randomBytes(32), 'test'),
-    config,
-    logger: opts.logger ?? pino({ level: 'silent' }),
-    ...(opts.clock ? { clock: opts.clock } : {}),
-  });
+  const kekBytes = randomBytes(32);
+  const start = (on: Store) =>
+    createWrit({
+      settings,
+      store: on,
+      kek: kekFromBytes(kekBytes, 'test'),
+      config,
+      auditAnchor: join(dir, 'audit-anchor.json'),
+      logger: opts.logger ?? pino({ level: 'silent' }),
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+  const writ = await start(store);
   if (opts.listen) await writ.listen();
   const clock = writ.ctx.clock;
   const issuer = settings.issuer;
@@ -335,7 +380,7 @@ export async function startHarness(
       const body = new URLSearchParams();
       for (const [k, v] of Object.entries(form))
         for (const x of Array.isArray(v) ? v : [v]) body.append(k, x);
-      const res = await writ.app.inject({
+      const res = await h.writ.app.inject({
         method: 'POST',
         url: path,
         headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
@@ -372,7 +417,7 @@ export async function startHarness(
     },
     async admin(method, path, body) {
       const token = await h.adminToken();
-      const res = await writ.app.inject({
+      const res = await h.writ.app.inject({
         method,
         url: `/admin/v1${path}`,
         headers: {
@@ -388,11 +433,23 @@ export async function startHarness(
       };
     },
     async auditEvents(type) {
-      return store.queryAudit({ limit: 100_000, ...(type ? { type } : {}) });
+      return h.store.queryAudit({ limit: 100_000, ...(type ? { type } : {}) });
     },
     countRows: (table) => count(table),
+    attackerSql,
+    async restart() {
+      await h.writ.close();
+      const next = await reopen();
+      h.store = next;
+      try {
+        h.writ = await start(next);
+      } catch (err) {
+        await next.close();
+        throw err;
+      }
+    },
     async close() {
-      await writ.close();
+      await h.writ.close();
       await drop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { REVOCATION_KINDS } from '@writ/sdk/wire';
 import type { AuditDraft } from '../../src/audit/audit-event.js';
-import { chainHash, GENESIS_HASH } from '../../src/audit/chain.js';
+import { AuditChainBrokenError, chainHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import { verifyAuditChain } from '../../src/audit/verify.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 import type { TrustedIssuer } from '../../src/federation/trusted-issuer.js';
@@ -855,6 +855,52 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.deepEqual(await store.scanAudit(2, 10), events.slice(2));
           assert.equal('jti' in (await store.scanAudit(1, 1))[0]!, false);
           assert.deepEqual(await verifyAuditChain(store), { ok: true, events: 3, checkpoints: 0 });
+        }));
+
+      it('appends after the event the writer holds, and refuses (appending nothing) once it is gone or differs', () =>
+        withStore(async ({ store, openPeer }) => {
+          const mine = await store.appendAudit(draft(1));
+          const held = { seq: mine.seq, hash: mine.hash };
+          // Another node appended after it: one chain, still continuing the held event.
+          const peer = await openPeer();
+          const theirs = await peer.appendAudit(draft(2));
+          const next = await store.appendAudit(draft(3), held);
+          assert.equal(next.seq, theirs.seq + 1);
+          assert.equal(next.prevHash, theirs.hash);
+          const batch = await store.transaction((tx) => tx.appendAuditBatch([draft(4), draft(5)], held));
+          assert.deepEqual(
+            batch.map((e) => e.seq),
+            [4, 5],
+          );
+
+          // Held events the store does not have: past its head (a cut tail), or rewritten.
+          const cut = { seq: 9, hash: 'a'.repeat(64) };
+          const refusals: Array<[() => Promise<unknown>, RegExp]> = [
+            [
+              () => store.appendAudit(draft(6), cut),
+              /truncated: event 9 .*ends at event 5 \(events 6\.\.9 deleted\)/,
+            ],
+            [
+              () => store.transaction((tx) => tx.appendAuditBatch([draft(6), draft(7)], cut)),
+              /truncated: event 9 .*\(events 6\.\.9 deleted\)/,
+            ],
+            [
+              () => store.appendAudit(draft(6), { seq: 2, hash: held.hash }),
+              /rewritten: event 2 in the store differs/,
+            ],
+            [
+              () => peer.appendAuditBatch([draft(6)], { seq: 4, hash: 'b'.repeat(64) }),
+              /rewritten: event 4 /,
+            ],
+          ];
+          for (const [attempt, reason] of refusals)
+            await assert.rejects(attempt, (err: unknown) => {
+              assert.ok(err instanceof AuditChainBrokenError, String(err));
+              assert.match(err.message, reason);
+              return true;
+            });
+          assert.deepEqual(await store.auditHead(), { seq: 5, hash: batch[1]!.hash }, 'nothing appended');
+          assert.deepEqual(await verifyAuditChain(peer), { ok: true, events: 5, checkpoints: 0 });
         }));
 
       it('queries by sequence, workload, jti, type and time, in either order', () =>

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { AuditEvent } from '../../audit/audit-event.js';
+import { readAuditAnchor } from '../../audit/anchor.js';
+import type { AuditCheckpoint, AuditEvent } from '../../audit/audit-event.js';
 import { verifyAuditChain } from '../../audit/verify.js';
 import { describeStore, openStore, type StoreLocation } from '../../store/open-store.js';
 import type { TokenTrace } from '../../usage/trace.js';
@@ -8,15 +9,35 @@ import { type AdminClient, CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
 import { STORE_CONFIG_OPTION_HELP, STORE_OPTION_HELP, storeFromOptions } from '../store-option.js';
 
-/** `writ audit verify`: reads the store directly (read-only) so a tampered server cannot vouch for itself. */
-export async function verifyOffline(location: StoreLocation): Promise<{ ok: boolean; text: string }> {
+/**
+ * `writ audit verify`: reads the store directly (read-only) so a tampered server cannot vouch for itself.
+ * With `anchorFile` (a signed checkpoint kept outside the store: the data directory's audit-anchor.json,
+ * or a copy taken elsewhere), the store must still hold the event it signs, so a cut tail is named even
+ * when its checkpoints were deleted with it.
+ */
+export async function verifyOffline(
+  location: StoreLocation,
+  anchorFile?: string,
+): Promise<{ ok: boolean; text: string }> {
   if (location.kind === 'sqlite' && !existsSync(location.path))
     throw new CliError(`no store at ${describeStore(location)} (pass --data-dir or --store)`);
+  let anchor: AuditCheckpoint | undefined;
+  if (anchorFile !== undefined) {
+    try {
+      anchor = readAuditAnchor(anchorFile);
+    } catch (err) {
+      throw new CliError(`--anchor: ${(err as Error).message}`);
+    }
+    if (!anchor) throw new CliError(`--anchor: no file at ${anchorFile}`);
+  }
   const store = await openStore(location, { readonly: true });
   try {
-    const r = await verifyAuditChain(store);
+    const r = await verifyAuditChain(store, anchor);
     return r.ok
-      ? { ok: true, text: `audit chain OK: ${r.events} events, ${r.checkpoints} signed checkpoints` }
+      ? {
+          ok: true,
+          text: `audit chain OK: ${r.events} events, ${r.checkpoints} signed checkpoints${anchor ? `; holds the anchor's event ${anchor.seq}` : ''}`,
+        }
       : {
           ok: false,
           text: `audit chain BROKEN at event ${r.firstBad!.seq}: ${r.firstBad!.reason} (${r.events} events verified before it)`,
@@ -117,8 +138,13 @@ export function registerAudit(program: Command, cli: CommandContext): void {
     .description('verify the hash chain and signed checkpoints, reading the store directly (read-only)')
     .option('--store <store>', STORE_OPTION_HELP)
     .option('--config <dir>', STORE_CONFIG_OPTION_HELP)
-    .action(async (o: { store?: string; config?: string }) => {
-      const r = await verifyOffline(storeFromOptions({ dataDir: cli.globals().dataDir, ...o }));
+    .option(
+      '--anchor <file>',
+      "a signed checkpoint kept outside the store (the data directory's audit-anchor.json, or a copy): the store must still hold its event",
+    )
+    .action(async (o: { store?: string; config?: string; anchor?: string }) => {
+      const { anchor, ...where } = o;
+      const r = await verifyOffline(storeFromOptions({ dataDir: cli.globals().dataDir, ...where }), anchor);
       cli.out(r.text);
       if (!r.ok) process.exitCode = 2;
     });

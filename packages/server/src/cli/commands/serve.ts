@@ -56,6 +56,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     settings,
     store,
     kek,
+    auditAnchor: p.auditAnchor,
     ...(config ? { config, policies: readPolicyDir(configDir) } : {}),
   }).catch(async (err: unknown) => {
     await store.close().catch(() => undefined);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Revocation } from '@writ/sdk/wire';
 import pg from 'pg';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
-import { linkAuditEvent } from '../../audit/chain.js';
+import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
@@ -287,6 +287,9 @@ function statements(s: string, channel: string, time: SharedTime) {
       ON CONFLICT (kid) DO UPDATE SET state = excluded.state, activated_at = excluded.activated_at,
         retired_at = excluded.retired_at, not_after = excluded.not_after`,
     auditHead: `SELECT seq, hash FROM ${s}.audit_events ORDER BY seq DESC LIMIT 1`,
+    // The head and the event at $1 (the one the appending node holds), in one round trip under the lock.
+    auditHeadAndHeld: `(SELECT seq, hash, true AS head FROM ${s}.audit_events ORDER BY seq DESC LIMIT 1)
+      UNION ALL (SELECT seq, hash, false AS head FROM ${s}.audit_events WHERE seq = $1)`,
     appendAudit: `INSERT INTO ${s}.audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     scanAudit: `SELECT * FROM ${s}.audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`,
@@ -657,10 +660,20 @@ class PostgresStore implements Store {
     ]);
   }
 
-  async appendAudit(e: AuditDraft): Promise<AuditEvent> {
-    if (!this.#client) return this.transaction((tx) => tx.appendAudit(e));
+  /** The head, after checking `held` against the store (inside the transaction, so under the lock). */
+  async #auditHead(held: AuditHead | undefined): Promise<AuditHead | undefined> {
+    if (!held) return (await this.#rows(this.#sql.auditHead))[0] as AuditHead | undefined;
+    const rows = await this.#rows(this.#sql.auditHeadAndHeld, [held.seq]);
+    const head = rows.find((r) => r['head'] === true);
+    const at = rows.find((r) => r['head'] === false);
+    const top = head ? { seq: Number(head['seq']), hash: head['hash'] as string } : undefined;
+    checkHeldHead(held, at?.['hash'] as string | undefined, top);
+    return top;
+  }
+  async appendAudit(e: AuditDraft, held?: AuditHead): Promise<AuditEvent> {
+    if (!this.#client) return this.transaction((tx) => tx.appendAudit(e, held));
     // The transaction holds the write lock: the head cannot move until it commits.
-    const head = (await this.#rows(this.#sql.auditHead))[0] as { seq: number; hash: string } | undefined;
+    const head = await this.#auditHead(held);
     const event = linkAuditEvent(head, e);
     await this.#query(this.#sql.appendAudit, [
       event.seq,
@@ -676,10 +689,10 @@ class PostgresStore implements Store {
     ]);
     return event;
   }
-  async appendAuditBatch(drafts: AuditDraft[]): Promise<AuditEvent[]> {
+  async appendAuditBatch(drafts: AuditDraft[], held?: AuditHead): Promise<AuditEvent[]> {
     if (drafts.length === 0) return [];
-    if (!this.#client) return this.transaction((tx) => tx.appendAuditBatch(drafts));
-    let head = (await this.#rows(this.#sql.auditHead))[0] as { seq: number; hash: string } | undefined;
+    if (!this.#client) return this.transaction((tx) => tx.appendAuditBatch(drafts, held));
+    let head = await this.#auditHead(held);
     const events: AuditEvent[] = [];
     for (const d of drafts) {
       const event = linkAuditEvent(head, d);

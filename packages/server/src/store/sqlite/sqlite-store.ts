@@ -1,7 +1,7 @@
 import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
-import { linkAuditEvent } from '../../audit/chain.js';
+import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
@@ -226,7 +226,8 @@ class SqliteStore implements Store {
   pruneTasks = (closedBefore: number) => this.#run(() => this.#ops.pruneTasks(closedBefore));
   closeDueTasks = (now: number, at: number, limit: number, reasons: { deadline: string; lease: string }) =>
     this.#run(() => this.#ops.closeDueTasks(now, at, limit, reasons));
-  appendAuditBatch = (drafts: AuditDraft[]) => this.#run(() => this.#ops.appendAuditBatch(drafts));
+  appendAuditBatch = (drafts: AuditDraft[], held?: AuditHead) =>
+    this.#run(() => this.#ops.appendAuditBatch(drafts, held));
   createTask = (t: Task) => this.#run(() => this.#ops.createTask(t));
   getTask = (id: string) => this.#run(() => this.#ops.getTask(id));
   closeTask = (id: string, at: number, reason: string) =>
@@ -239,7 +240,7 @@ class SqliteStore implements Store {
   listRevocations = (after: number, now: number) => this.#run(() => this.#ops.listRevocations(after, now));
   listKeys = () => this.#run(() => this.#ops.listKeys());
   putKey = (k: KeyRecord) => this.#run(() => this.#ops.putKey(k));
-  appendAudit = (e: AuditDraft) => this.#run(() => this.#ops.appendAudit(e));
+  appendAudit = (e: AuditDraft, held?: AuditHead) => this.#run(() => this.#ops.appendAudit(e, held));
   queryAudit = (q: AuditQuery) => this.#run(() => this.#ops.queryAudit(q));
   scanAudit = (after: number, limit: number) => this.#run(() => this.#ops.scanAudit(after, limit));
   auditHead = () => this.#run(() => this.#ops.auditHead());
@@ -319,6 +320,7 @@ class SqliteOps implements Store {
       ),
       getToken: p('SELECT * FROM tokens WHERE jti = ?'),
       head: p('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
+      hashAt: p('SELECT hash FROM audit_events WHERE seq = ?'),
       appendAudit: p(
         `INSERT INTO audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -632,8 +634,13 @@ class SqliteOps implements Store {
       );
   }
 
-  async appendAudit(e: AuditDraft): Promise<AuditEvent> {
-    const event = linkAuditEvent(this.#s['head']!.get() as { seq: number; hash: string } | undefined, e);
+  async appendAudit(e: AuditDraft, held?: AuditHead): Promise<AuditEvent> {
+    const head = this.#s['head']!.get() as AuditHead | undefined;
+    if (held) {
+      const at = this.#s['hashAt']!.get(held.seq) as { hash: string } | undefined;
+      checkHeldHead(held, at?.hash, head);
+    }
+    const event = linkAuditEvent(head, e);
     this.#s['appendAudit']!.run(
       event.seq,
       e.ts,
@@ -648,9 +655,10 @@ class SqliteOps implements Store {
     );
     return event;
   }
-  async appendAuditBatch(drafts: AuditDraft[]): Promise<AuditEvent[]> {
+  async appendAuditBatch(drafts: AuditDraft[], held?: AuditHead): Promise<AuditEvent[]> {
     const events: AuditEvent[] = [];
-    for (const d of drafts) events.push(await this.appendAudit(d));
+    // The first append checks `held`; the rest continue from the event just written.
+    for (const d of drafts) events.push(await this.appendAudit(d, events.length === 0 ? held : undefined));
     return events;
   }
   async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
