@@ -29,15 +29,21 @@ export async function bindToFirstHolder(
   });
 }
 
-/** What the audit event of an issuance records about the federation token (never the token itself). */
-export function federationAudit(f: FederatedIdentity, use: 'first' | 'same'): Record<string, unknown> {
+/**
+ * What an audit event records about a platform token that proved a workload (a task event): never the
+ * token, only its fingerprint and identifying claims.
+ */
+export function federationIdentity(f: FederatedIdentity): Record<string, unknown> {
   return {
     issuer: f.issuer,
     token_sub: f.tokenSubject,
     ...(f.jti !== undefined ? { jti: f.jti } : {}),
     fingerprint: f.fingerprint,
-    exp: f.exp,
     attributes: f.attributes,
-    reuse: use === 'same',
   };
+}
+
+/** What the audit event of an issuance records about the federation token (never the token itself). */
+export function federationAudit(f: FederatedIdentity, use: 'first' | 'same'): Record<string, unknown> {
+  return { ...federationIdentity(f), exp: f.exp, reuse: use === 'same' };
 }

@@ -4,6 +4,7 @@ import { authenticateClient } from '../auth/client.js';
 import { Paths, type WritContext } from '../context.js';
 import { notFound, OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
+import { federationIdentity } from '../federation/replay.js';
 import { formBody, single } from '../request/form.js';
 import { info } from '../request/info.js';
 import type { Task } from './task.js';
@@ -71,7 +72,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
           ? {
               auditData: {
                 auth_method: `federation:${federation.issuer}`,
-                federation: federationSummary(federation),
+                federation: federationIdentity(federation),
               },
             }
           : {}),
@@ -118,17 +119,6 @@ function federatedLabels(f: FederatedIdentity): Record<string, string> {
 /** A federated caller may act only on tasks its issuer (and its CI run, when it has one) opened. */
 function federatedTaskMatches(labels: Record<string, string>, f: FederatedIdentity): boolean {
   return Object.entries(federatedLabels(f)).every(([k, v]) => labels[k] === v);
-}
-
-/** The platform token in a task event: never the token, only its fingerprint and identifying claims. */
-function federationSummary(f: FederatedIdentity): Record<string, unknown> {
-  return {
-    issuer: f.issuer,
-    token_sub: f.tokenSubject,
-    ...(f.jti !== undefined ? { jti: f.jti } : {}),
-    fingerprint: f.fingerprint,
-    attributes: f.attributes,
-  };
 }
 
 export function taskView(t: Task): Record<string, unknown> {
