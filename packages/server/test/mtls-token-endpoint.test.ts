@@ -16,7 +16,7 @@ import {
 } from './helpers/certificates.js';
 import { classDoc, count, decodeClaims, introspect, lastEvent, rawDoc } from './helpers/dpop.js';
 import { AUDIENCE, freePort, type Harness, startHarness, testKey } from './helpers/harness.js';
-import { type HttpsReply, httpsJson } from './helpers/https.js';
+import { bearerGet, type HttpsReply, httpsJson } from './helpers/https.js';
 
 const API = 'https://api.mtls.test';
 const SVID = 'spiffe://test.writ/mtls/svid';
@@ -152,7 +152,8 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
       extraDocs: [
         classDoc({
           name: 'api-mtls',
-          audiences: [API],
+          // Writ's own Shared Signals API too: a Writ endpoint checks the binding as any resource server.
+          audiences: [API, `https://127.0.0.1:${port}/ssf`],
           scopes: ['api:read'],
           default_scopes: ['api:read'],
           binding: 'mtls',
@@ -328,6 +329,25 @@ describe('mTLS client authentication and certificate-bound tokens (RFC 8705)', {
     const ev = await refused(() => send(SVID, c.otherSvid), 'certificate_identity_mismatch');
     assert.deepEqual(ev.data['presented_uri_san'], [OTHER_SVID]);
     assert.equal(ev.data['client_id'], SVID);
+  });
+
+  it('a certificate-bound token is accepted at a Writ endpoint only over a connection with its certificate (RFC 8705 §3)', async () => {
+    const ssf = `${h.issuer}/ssf`;
+    assert.equal(ssf, `https://127.0.0.1:${port}/ssf`);
+    const r = await httpsForm(port, c.serverCa, form(SVID, { resource: ssf }), c.svid);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const token = r.body['access_token'] as string;
+    const held = await bearerGet(port, c.serverCa, '/ssf/stream', token, c.svid);
+    assert.equal(held.status, 200, JSON.stringify(held.body));
+    for (const [cert, reason] of [
+      [c.otherSvid, 'mtls_certificate_mismatch'],
+      [undefined, 'mtls_certificate_missing'],
+    ] as const) {
+      const stolen = await bearerGet(port, c.serverCa, '/ssf/stream', token, cert);
+      assert.equal(stolen.status, 401, JSON.stringify(stolen.body));
+      assert.equal(stolen.body['error'], 'invalid_token');
+      assert.equal((await lastEvent(h, 'ssf.refused')).data['reason'], reason);
+    }
   });
 
   it('refuses a self-signed certificate the workload did not register', async () => {
