@@ -1,5 +1,5 @@
 import type { RevocableToken } from '@writ/sdk/verifier';
-import { EventType, type Revocation, type StreamEventType } from '@writ/sdk/wire';
+import { EventType, type Revocation } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
