@@ -69,8 +69,8 @@ export function createAuditLog(deps: {
     // A broken chain gets no new checkpoint: the break was reported once, where it was found.
     if (brokenReason !== undefined) return;
     // Never sign (or anchor) a head that does not continue the one this process holds: that would bless
-    // a cut. Walking the events since also moves the held head up to other nodes' appends, so a node
-    // notices a cut of their events too (within one checkpoint interval).
+    // a cut. Walking the events since also moves the held head up to other nodes' appends, so a later
+    // cut of events up to this head is noticed by this node as well, not only by the nodes that wrote them.
     const walked = await verifyChainFrom(store, held, 'the newest event this node wrote or verified');
     if (walked.bad)
       broke(new AuditChainBrokenError(`audit log broken at event ${walked.bad.seq}: ${walked.bad.reason}`));
