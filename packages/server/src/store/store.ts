@@ -202,5 +202,10 @@ export interface Store {
   /** Deletes expired replay entries and tokens, and rate buckets that have refilled; returns rows removed. */
   prune(now: number): Promise<number>;
   ping(): Promise<void>;
+  /**
+   * Rewrites the one row of the write probe with @now (ms) and commits: resolves only when the store
+   * accepts writes (a full disk, a read-only file or a held write lock reject as StoreUnavailableError).
+   */
+  probeWrite(now: number): Promise<void>;
   close(): Promise<void>;
 }

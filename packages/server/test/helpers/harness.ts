@@ -317,6 +317,8 @@ export async function startHarness(
     extraDocs?: RawDocument[];
     listen?: boolean;
     logger?: import('pino').Logger;
+    /** SQLite only: the directory of the store file (a test's own file system), instead of `dir`. */
+    storeDir?: string;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'writ-test-'));
@@ -326,7 +328,10 @@ export async function startHarness(
     {},
     { 'listen.port': port, 'log.level': 'silent', ...opts.settings },
   );
-  const { store, count, attackerSql, reopen, drop } = await openHarnessStore(dir, opts.clock !== undefined);
+  const { store, count, attackerSql, reopen, drop } = await openHarnessStore(
+    opts.storeDir ?? dir,
+    opts.clock !== undefined,
+  );
   const workloadKey = testKey();
   const otherKey = testKey('EdDSA');
   const operatorKey = testKey();

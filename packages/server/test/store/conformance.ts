@@ -1167,8 +1167,12 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
       it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>
         withStore(async ({ store }) => {
           await store.ping();
+          // The readiness write probe commits (again and again: one row), and fails like any write once closed.
+          await store.probeWrite(NOW);
+          await store.probeWrite(NOW + 1000);
           await store.close();
           await assert.rejects(store.ping(), StoreUnavailableError);
+          await assert.rejects(store.probeWrite(NOW + 2000), StoreUnavailableError);
           await assert.rejects(store.appendAudit(draft(1)), StoreUnavailableError);
           await assert.rejects(
             store.transaction(async (tx) => tx.getWorkload('x')),

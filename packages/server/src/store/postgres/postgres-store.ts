@@ -304,6 +304,7 @@ function statements(s: string, channel: string, time: SharedTime) {
     // Keep the newest event so the log's bounds never go back (the counter in write_head guarantees it too).
     trimEvents: `DELETE FROM ${s}.events WHERE ts < $1 AND seq < (SELECT MAX(seq) FROM ${s}.events)`,
     pruneReplay: `DELETE FROM ${s}.replay WHERE expires_at <= ${time.earlier('$1')}`,
+    probeWrite: `INSERT INTO ${s}.write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at`,
     pruneTokens: `DELETE FROM ${s}.tokens WHERE exp <= $1`,
     pruneBuckets: `DELETE FROM ${s}.rate_buckets WHERE full_at <= ${time.earlier('$1')}`,
     // One statement, so concurrent requests of every node queue on the bucket's row, not on write_head.
@@ -830,6 +831,9 @@ class PostgresStore implements Store {
   }
   async ping(): Promise<void> {
     await this.#query('SELECT 1');
+  }
+  async probeWrite(now: number): Promise<void> {
+    await this.#query(this.#sql.probeWrite, [now]);
   }
   async close(): Promise<void> {
     if (this.#client) throw new Error('close the store, not the transaction');

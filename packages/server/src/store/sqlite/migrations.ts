@@ -190,4 +190,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_open_workload ON tasks (workload) WHERE closed_at IS NULL;
   CREATE INDEX tasks_closed_at ON tasks (closed_at) WHERE closed_at IS NOT NULL;
   `,
+  // One row rewritten by the readiness probe: whether the store accepts writes, not only reads.
+  `
+  CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
+  `,
 ];

@@ -271,6 +271,7 @@ class SqliteStore implements Store {
     this.#run(() => this.#ops.setFollowerPosition(name, seq));
   prune = (now: number) => this.#run(() => this.#ops.prune(now));
   ping = () => this.#run(() => this.#ops.ping());
+  probeWrite = (now: number) => this.#run(() => this.#ops.probeWrite(now));
   close = () =>
     this.#run(() => {
       this.#db.close();
@@ -782,6 +783,13 @@ class SqliteOps implements Store {
   }
   async ping(): Promise<void> {
     this.#db.prepare('SELECT 1').get();
+  }
+  async probeWrite(now: number): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at',
+      )
+      .run(now);
   }
   async close(): Promise<void> {
     this.#db.close();
