@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfigDir } from '../src/config/config-dir.js';
 import { MAX_CONFIG_FILE_BYTES } from '../src/config/config-file.js';
 import { ConfigError } from '../src/errors.js';
+import { readPolicyDir } from '../src/policy/policy-dir.js';
 import { hasOpenssl, makeCa } from './helpers/certificates.js';
 
 // A config document names key and certificate files by path. An attacker who can place a config
@@ -148,6 +149,31 @@ describe('files named by a config document stay inside the config directory', ()
     } finally {
       rmSync(link, { force: true });
     }
+  });
+
+  it('policies/: a .cedar link to a file outside, or to /dev/zero, is refused without quoting it', () => {
+    const policies = join(config, 'policies');
+    mkdirSync(policies, { recursive: true });
+    for (const [name, target] of [
+      ['stolen.cedar', outside],
+      ['zero.cedar', '/dev/zero'],
+    ] as const) {
+      const link = join(policies, name);
+      symlinkSync(target, link);
+      try {
+        assert.throws(
+          () => readPolicyDir(config),
+          (err: ConfigError) =>
+            err instanceof ConfigError &&
+            err.file.endsWith(name) &&
+            /outside the config directory/.test(err.message) &&
+            !err.message.includes(SECRET.slice(0, 8)),
+        );
+      } finally {
+        rmSync(link);
+      }
+    }
+    rmSync(policies, { recursive: true });
   });
 
   it('files inside the directory are read: a key beside the document, in keys/, and through an inside link', () => {

@@ -1,10 +1,10 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { readConfigFile } from '../config/config-file.js';
 import { PolicyLoadError, type PolicySources, type ResourceSpec } from './compile.js';
 
-const MAX_FILE_BYTES = 1_048_576;
 const MAX_FILES = 1000;
 
 export const resourceSchema = z
@@ -25,7 +25,8 @@ const resourcesFileSchema = z.object({ resources: z.array(resourceSchema).max(10
  * describing APIs. Undefined when there is no `policies/` directory (the built-in set applies).
  */
 export function readPolicyDir(configDir: string): PolicySources | undefined {
-  const dir = join(resolve(configDir), 'policies');
+  const root = resolve(configDir);
+  const dir = join(root, 'policies');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
   const show = (f: string) => relative(process.cwd(), f) || f;
   const names = readdirSync(dir)
@@ -33,17 +34,16 @@ export function readPolicyDir(configDir: string): PolicySources | undefined {
     .sort();
   if (names.length > MAX_FILES)
     throw new PolicyLoadError(show(dir), undefined, `more than ${MAX_FILES} files`);
-  const files = names.map((name) => {
-    const path = join(dir, name);
-    if (statSync(path).size > MAX_FILE_BYTES)
-      throw new PolicyLoadError(show(path), undefined, `is larger than ${MAX_FILE_BYTES} bytes`);
-    return { file: `policies/${name}`, text: readFileSync(path, 'utf8') };
-  });
+  // Like every file of a config directory: inside it (links resolved), regular, at most 1 MiB, and
+  // never quoted in an error when it is not what it should be.
+  const read = (path: string) =>
+    readConfigFile(root, path, { where: show(path), field: '' }, 'this file').toString('utf8');
+  const files = names.map((name) => ({ file: `policies/${name}`, text: read(join(dir, name)) }));
   let resources: ResourceSpec[] = [];
   for (const name of ['resources.yaml', 'resources.yml']) {
     const path = join(dir, name);
     if (!existsSync(path)) continue;
-    resources = parseResources(readFileSync(path, 'utf8'), `policies/${name}`);
+    resources = parseResources(read(path), `policies/${name}`);
   }
   return { files, resources };
 }
