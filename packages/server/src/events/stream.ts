@@ -148,6 +148,11 @@ export class EventStreams {
       );
   }
 
+  /** Streams a workload holds open on this node. */
+  openFor(clientId: string): number {
+    return this.#perClient.get(clientId) ?? 0;
+  }
+
   add(stream: EventStream): void {
     if (stream.ended) return;
     this.#open.add(stream);
