@@ -237,7 +237,7 @@ export const REFUSAL_REASONS = {
   rate_limited: 'the workload has used up its request budget for now',
   open_task_limit: 'the workload holds as many open tasks as `tasks.max_open_per_workload` allows',
   source_rate_limited:
-    'the source address has used up its budget of refused unauthenticated requests for now: nothing is checked until it refills',
+    'the source address has used up its budget of refused unauthenticated requests for now: its failed requests are 429 and a legacy secret from it is not checked until it refills',
   clock_skew:
     "this node's clock is further from the database's than `cluster.max_clock_skew`: it issues nothing",
   stream_limit_token:

@@ -1,7 +1,7 @@
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '@writ/sdk/wire';
 import { auditRefusal } from '../audit/refusal.js';
 import { ADMIN_CLASS, operatorSubject } from '../auth/admin.js';
-import { admitCaller, admitSource } from '../auth/budget.js';
+import { admitCaller } from '../auth/budget.js';
 import { assertionRules } from '../auth/client/assertion-rules.js';
 import { peekAssertionIssuer, verifyClientAssertion } from '../auth/client/private-key-jwt.js';
 import { refuseWhileSkewed } from '../cluster/clock-skew.js';
@@ -23,7 +23,6 @@ export async function handleAdminToken(
   let name: string | undefined;
   try {
     refuseWhileSkewed(ctx.clockSkew);
-    admitSource(ctx, req);
     if (single(params, 'grant_type', 256) !== GrantType.jwtBearer)
       throw unsupportedGrantType('use the jwt-bearer grant with an operator assertion', {
         reason: 'unsupported_grant_type',

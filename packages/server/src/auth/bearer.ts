@@ -10,7 +10,7 @@ import type { AccessTokenClaims } from '@writ/sdk/wire';
 import { seconds } from '../clock.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { TOKEN_LEEWAY } from '../tokens/access-token.js';
-import { admitCaller, admitSource } from './budget.js';
+import { admitCaller } from './budget.js';
 import { tokenRefusal } from './challenge.js';
 import { unverifiedClaim } from './unverified-claim.js';
 
@@ -53,7 +53,6 @@ export async function verifyBearer(
   request: RequestInfo,
   audience: string,
 ): Promise<TokenBearer> {
-  admitSource(ctx, request);
   let scheme: 'DPoP' | 'Bearer' | undefined;
   try {
     const presented = presentedToken(request.authorization);

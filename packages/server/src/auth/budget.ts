@@ -28,9 +28,11 @@ export async function admitCaller(
 }
 
 /**
- * Before any credential is checked: a source address whose unauthenticated refusals have used its
- * budget (`limits.source_rate`, `limits.source_burst`) is refused with 429 and `Retry-After`, so
- * guessing credentials from one address is as slow as that budget.
+ * Before a guessable credential (a legacy client secret) is checked: a source address whose
+ * unauthenticated refusals have used its budget (`limits.source_rate`, `limits.source_burst`) is
+ * refused with 429 and `Retry-After`, so guessing secrets from one address is as slow as that budget.
+ * Unguessable credentials (signatures, certificates, Writ and platform tokens) are always checked: a
+ * refusal past the budget is still 429 (`auditRefusal`), but a valid one from a shared address passes.
  */
 export function admitSource(ctx: Pick<WritContext, 'sourceLimiter'>, req: RequestInfo): void {
   const wait = ctx.sourceLimiter.wait(sourceKey(req.ip));

@@ -38,7 +38,7 @@ export interface ClientAuthOptions {
  * introspection, revocation, tasks) with exactly one method: `private_key_jwt` (RFC 7523), mTLS
  * (RFC 8705), a platform token where `federation` allows it, or a legacy secret under an unexpired
  * class exception. Throws `invalid_client` / `unauthorized_client`; the caller audits the refusal.
- * A source address over its budget of refusals is refused first (`admitSource`); an authenticated
+ * A source address over its budget of refusals is refused first when it sends a legacy secret (`admitSource`); an authenticated
  * client takes one request from its budget (`admitCaller`).
  */
 export async function authenticateClient(
@@ -47,7 +47,10 @@ export async function authenticateClient(
   req: RequestInfo,
   o: ClientAuthOptions,
 ): Promise<AuthenticatedClient> {
-  admitSource(ctx, req);
+  // Only a guessable credential waits for the address's budget: a signature, a certificate or a
+  // platform token cannot be guessed, and refusing them would let garbage from a shared address (a NAT,
+  // a proxy, the same host) lock out every well-behaved client behind it.
+  if (params.has('client_secret') || /^basic /i.test(req.authorization ?? '')) admitSource(ctx, req);
   if (o.federation) {
     const federation = await authenticateFederatedClient(ctx, params, req.authorization);
     if (federation) {

@@ -235,7 +235,7 @@ export const SETTINGS_REFERENCE = {
     default: 10,
     min: 1,
     max: 1_000_000,
-    doc: 'Refused unauthenticated requests per second allowed per source address (an IPv6 address counts by its /64), kept per node; past the bucket the address gets 429 with Retry-After, before any credential is checked.',
+    doc: 'Refused unauthenticated requests per second allowed per source address (an IPv6 address counts by its /64), kept per node; past the bucket every refused request from it gets 429 with Retry-After, and a legacy client secret from it is not checked at all.',
   },
   'limits.source_burst': {
     kind: 'integer',

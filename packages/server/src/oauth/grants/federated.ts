@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TokenResponse } from '@writ/sdk/wire';
-import { admitCaller, admitSource } from '../../auth/budget.js';
+import { admitCaller } from '../../auth/budget.js';
 import { Paths, type RequestInfo, type WritContext } from '../../context.js';
 import { checkTokenEndpointDpop } from '../../dpop/check.js';
 import { invalidRequest, OAuthError, unauthorizedClient } from '../../errors.js';
@@ -31,7 +31,6 @@ export async function issueForFederatedToken(
     throw invalidRequest('a federation token is the proof of identity: send no client authentication', {
       reason: 'multiple_client_auth',
     });
-  admitSource(ctx, req);
   const identity = await attestFederatedToken(ctx, token);
   const workload = identity.workload;
   const clientId = single(params, 'client_id', 2048);
