@@ -19,7 +19,7 @@ export interface EventLog {
   append<T extends LogEventType>(tx: Store, type: T, data: LogEventData[T]): Promise<LoggedEvent<T>>;
   notify(): void;
   /** Delivers every event after `fromSeq`, in order, then new ones as they commit. */
-  subscribe(fromSeq: number, listener: EventListener): () => void;
+  subscribe(fromSeq: number, listener: EventListener, ready?: () => Promise<void>): () => void;
   read(afterSeq: number, limit: number): Promise<LoggedEvent[]>;
   bounds(): Promise<{ first: number; last: number }>;
   /**
@@ -34,7 +34,12 @@ interface Subscriber {
   next: number;
   listener: EventListener;
   catchingUp: boolean;
+  /** Resolves when the subscriber can take the next page of a catch-up. */
+  ready: (() => Promise<void>) | undefined;
 }
+
+/** Events handed to a subscriber that is catching up before it is asked whether it can take more. */
+const CATCH_UP_PAGE = 1000;
 
 /**
  * The embedded event log: the store's events table plus an in-process pump. The pump reads each new
@@ -86,16 +91,26 @@ export function createEventLog(
     return true;
   };
 
+  /**
+   * Brings a subscriber that starts behind up to `delivered` a page at a time, from the window when it
+   * reaches back far enough and from the store otherwise, waiting for `s.ready` between pages: a
+   * verifier resuming far behind takes the backlog at its own pace instead of in one burst. Joins the
+   * fan-out with no await between the last check and the flag, so nothing falls in between.
+   */
   const catchUp = async (s: Subscriber) => {
     if (delivered < 0) delivered = (await store.eventBounds()).last;
-    while (subscribers.has(s)) {
-      if (s.next > delivered || fromWindow(s)) break;
-      const page = await readLogged(store, s.next - 1, 1000);
+    while (subscribers.has(s) && s.next <= delivered) {
+      const first = recent[0];
+      let page: LoggedEvent[];
+      if (first !== undefined && first.seq <= s.next) {
+        const at = recent.findIndex((e) => e.seq >= s.next);
+        page = at < 0 ? [] : recent.slice(at, at + CATCH_UP_PAGE);
+      } else page = await readLogged(store, s.next - 1, CATCH_UP_PAGE);
+      if (page.length === 0) break;
       for (const e of page) {
         if (e.seq > delivered || !hand(s, e)) break;
       }
-      if (page.length === 0) break;
-      await new Promise((r) => setImmediate(r));
+      await (s.ready?.() ?? new Promise((r) => setImmediate(r)));
     }
     s.catchingUp = false;
   };
@@ -136,8 +151,8 @@ export function createEventLog(
           pumping = undefined;
         });
     },
-    subscribe(fromSeq, listener) {
-      const s: Subscriber = { next: fromSeq + 1, listener, catchingUp: true };
+    subscribe(fromSeq, listener, ready) {
+      const s: Subscriber = { next: fromSeq + 1, listener, catchingUp: true, ready };
       subscribers.add(s);
       catchUp(s).catch((err: unknown) => options.onError?.(err));
       return () => subscribers.delete(s);

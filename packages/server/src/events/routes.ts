@@ -86,13 +86,17 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       if (e.type === EventType.revocation && revokes(e, subscriber.token)) stream.end('token_revoked');
     };
     // The stream lives as long as the subscriber's token: it ends at `exp` or when the token is revoked.
-    const unsubscribe = ctx.events.subscribe(from, (e) => {
-      if (snapshotting) pending.push(e);
-      else deliver(e);
-      // Unsent bytes are capped by `send`; events held behind a snapshot are capped the same way.
-      if (pending.length > 0 && approximateBytes(pending) > ctx.streams.limits.maxUnsentBytes)
-        stream.end('slow_reader');
-    });
+    const unsubscribe = ctx.events.subscribe(
+      from,
+      (e) => {
+        if (snapshotting) pending.push(e);
+        else deliver(e);
+        // Unsent bytes are capped by `send`; events held behind a snapshot are capped the same way.
+        if (pending.length > 0 && approximateBytes(pending) > ctx.streams.limits.maxUnsentBytes)
+          stream.end('slow_reader');
+      },
+      () => stream.drained(),
+    );
     const heartbeat = setInterval(() => {
       // A heartbeat says "nothing you missed". A node that cannot read the log (its store is unreachable)
       // cannot say that: it ends the stream, and the verifier reconnects (to a node that can) or goes

@@ -92,6 +92,21 @@ export class EventStream {
     return this.#ended === undefined;
   }
 
+  /** Resolves once at most a quarter of the unsent-bytes cap is queued, or the stream has ended. */
+  drained(): Promise<void> {
+    const low = this.#limits.maxUnsentBytes / 4;
+    if (this.#ended || this.#res.writableLength <= low) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const check = () => {
+        if (this.#ended === undefined && this.#res.writableLength > low) return;
+        this.#res.off('drain', check);
+        resolve();
+      };
+      this.#res.on('drain', check);
+      this.onEnd(check);
+    });
+  }
+
   end(reason: StreamEndReason): void {
     if (this.#ended) return;
     this.#ended = reason;
