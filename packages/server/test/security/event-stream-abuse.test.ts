@@ -5,10 +5,10 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier } from '@writ/sdk/verifier';
 import type { RevocationKind } from '@writ/sdk/wire';
-import { revoke } from '../src/revocation/revoke.js';
-import { classDoc, workloadDoc } from './helpers/dpop.js';
-import { freePort, type Harness, startHarness, type TestKey, testKey } from './helpers/harness.js';
-import { eventually, startVerifierWorld } from './helpers/verifier.js';
+import { revoke } from '../../src/revocation/revoke.js';
+import { classDoc, workloadDoc } from '../helpers/dpop.js';
+import { freePort, type Harness, startHarness, type TestKey, testKey } from '../helpers/harness.js';
+import { eventually, startVerifierWorld } from '../helpers/verifier.js';
 
 /**
  * The event stream as an attacker holding a verifier identity would abuse it: streams whose own token

@@ -14,8 +14,8 @@ import {
   startNode,
   type WritNode,
   writeClusterConfig,
-} from './helpers/cluster.js';
-import { testKey } from './helpers/harness.js';
+} from '../helpers/cluster.js';
+import { testKey } from '../helpers/harness.js';
 
 // Two nodes append to one audit chain. Someone with access to the database deletes the newest event,
 // which node b wrote: b must not continue the chain (or issue anything) without it.

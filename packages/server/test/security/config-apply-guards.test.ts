@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RawDocument } from '../src/config/config-dir.js';
-import { configDocuments, type Harness, startHarness, testKey } from './helpers/harness.js';
-import { adminJson } from './helpers/policy.js';
+import type { RawDocument } from '../../src/config/config-dir.js';
+import { configDocuments, type Harness, startHarness, testKey } from '../helpers/harness.js';
+import { adminJson } from '../helpers/policy.js';
 
 // Operator mistakes that lock everyone out: a `writ apply` that drops every operator (then no admin
 // call, the repair included, is accepted), and a realistic config refused by the 16 KiB limit of

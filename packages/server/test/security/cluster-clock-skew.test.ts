@@ -4,20 +4,20 @@ import { after, before, describe, it } from 'node:test';
 import { type DpopKey, generateDpopKey } from '@writ/sdk/dpop';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
 import pino from 'pino';
-import { applyConfig } from '../src/admin/operations.js';
-import { type Clock, fakeClock, seconds, systemClock } from '../src/clock.js';
-import { validateConfig } from '../src/config/config-dir.js';
-import { resolveSettings } from '../src/config/settings.js';
-import { kekFromBytes } from '../src/keys/kek.js';
-import { revoke } from '../src/revocation/revoke.js';
-import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
-import type { Store } from '../src/store/store.js';
-import { sweepTasks } from '../src/tasks/sweeper.js';
-import { createWrit, type Writ } from '../src/writ.js';
-import { eventually, freshDatabase, POSTGRES_URL, sql } from './helpers/cluster.js';
-import { classDoc, proofParts, rawDoc, signProof, workloadDoc } from './helpers/dpop.js';
-import { signJwt, startHarness, testKey } from './helpers/harness.js';
-import { expectRefusal, type RefusalScene } from './helpers/refusals.js';
+import { applyConfig } from '../../src/admin/operations.js';
+import { type Clock, fakeClock, seconds, systemClock } from '../../src/clock.js';
+import { validateConfig } from '../../src/config/config-dir.js';
+import { resolveSettings } from '../../src/config/settings.js';
+import { kekFromBytes } from '../../src/keys/kek.js';
+import { revoke } from '../../src/revocation/revoke.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
+import type { Store } from '../../src/store/store.js';
+import { sweepTasks } from '../../src/tasks/sweeper.js';
+import { createWrit, type Writ } from '../../src/writ.js';
+import { eventually, freshDatabase, POSTGRES_URL, sql } from '../helpers/cluster.js';
+import { classDoc, proofParts, rawDoc, signProof, workloadDoc } from '../helpers/dpop.js';
+import { signJwt, startHarness, testKey } from '../helpers/harness.js';
+import { expectRefusal, type RefusalScene } from '../helpers/refusals.js';
 
 /**
  * Nodes whose clocks disagree, on one PostgreSQL database. Each node writes its own time into shared

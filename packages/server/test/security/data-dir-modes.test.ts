@@ -6,16 +6,16 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { initDataDir } from '../src/cli/commands/init.js';
-import { dataPaths } from '../src/data-dir.js';
-import type { ModeTightened } from '../src/file-modes.js';
-import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { lineMatching } from './helpers/cli.js';
+import { initDataDir } from '../../src/cli/commands/init.js';
+import { dataPaths } from '../../src/data-dir.js';
+import type { ModeTightened } from '../../src/file-modes.js';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { lineMatching } from '../helpers/cli.js';
 
 // What Writ keeps on disk is for the user running it alone: a data folder left 0755 with a 0644 store
 // and WAL lets any local user copy the database. Writ narrows them at open and says so.
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 const posix = process.platform !== 'win32';
 

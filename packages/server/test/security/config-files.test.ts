@@ -5,11 +5,11 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfigDir } from '../src/config/config-dir.js';
-import { MAX_CONFIG_FILE_BYTES } from '../src/config/config-file.js';
-import { ConfigError } from '../src/errors.js';
-import { readPolicyDir } from '../src/policy/policy-dir.js';
-import { hasOpenssl, makeCa } from './helpers/certificates.js';
+import { loadConfigDir } from '../../src/config/config-dir.js';
+import { MAX_CONFIG_FILE_BYTES } from '../../src/config/config-file.js';
+import { ConfigError } from '../../src/errors.js';
+import { readPolicyDir } from '../../src/policy/policy-dir.js';
+import { hasOpenssl, makeCa } from '../helpers/certificates.js';
 
 // A config document names key and certificate files by path. An attacker who can place a config
 // directory (or one document in it) in front of `writ apply` or `writ serve` tries to make Writ read

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateDpopKey } from '@writ/sdk/dpop';
-import { fakeClock } from '../src/clock.js';
-import type { Store } from '../src/store/store.js';
-import { sweepTasks } from '../src/tasks/sweeper.js';
-import type { Task } from '../src/tasks/task.js';
-import { closeTask, pruneClosedTasks } from '../src/tasks/tasks.js';
+import { fakeClock } from '../../src/clock.js';
+import type { Store } from '../../src/store/store.js';
+import { sweepTasks } from '../../src/tasks/sweeper.js';
+import type { Task } from '../../src/tasks/task.js';
+import { closeTask, pruneClosedTasks } from '../../src/tasks/tasks.js';
 import {
   classDoc,
   clientAuth,
@@ -17,9 +17,9 @@ import {
   serverNonce,
   signProof,
   workloadDoc,
-} from './helpers/dpop.js';
-import { type Harness, type Reply, startHarness, TEST_STORE, testKey } from './helpers/harness.js';
-import { expectRefusal } from './helpers/refusals.js';
+} from '../helpers/dpop.js';
+import { type Harness, type Reply, startHarness, TEST_STORE, testKey } from '../helpers/harness.js';
+import { expectRefusal } from '../helpers/refusals.js';
 
 // Tasks as an attacker would use them: to starve the sweeper that ends other workloads' tasks, to grow
 // the revocation set until verifiers refuse it, and to hold more open tasks than anyone needs.

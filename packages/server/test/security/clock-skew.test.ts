@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fakeClock } from '../src/clock.js';
-import { ClockSkew } from '../src/cluster/clock-skew.js';
-import { StoreUnavailableError } from '../src/errors.js';
+import { fakeClock } from '../../src/clock.js';
+import { ClockSkew } from '../../src/cluster/clock-skew.js';
+import { StoreUnavailableError } from '../../src/errors.js';
 
 /**
  * The skew measurement on its own: a database clock the test sets, answering after a round trip the test

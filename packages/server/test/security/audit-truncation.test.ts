@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readAuditAnchor } from '../src/audit/anchor.js';
-import { verifyAuditChain } from '../src/audit/verify.js';
-import { type Harness, startHarness, TEST_STORE } from './helpers/harness.js';
+import { readAuditAnchor } from '../../src/audit/anchor.js';
+import { verifyAuditChain } from '../../src/audit/verify.js';
+import { type Harness, startHarness, TEST_STORE } from '../helpers/harness.js';
 
 // Someone with write access to the database (not to the data directory) cuts the newest audit events,
 // and their checkpoints with them, so that `writ audit verify` alone finds a clean, shorter chain.
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** The store's head as the attacker's own connection sees it (0: empty). */
 async function storeHead(h: Harness): Promise<number> {

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { fakeClock } from '../src/clock.js';
-import { WRITE_PROBE_INTERVAL_MS } from '../src/http/write-readiness.js';
-import { type Harness, type Reply, sqliteFileOnly, startHarness, TEST_STORE } from './helpers/harness.js';
+import { fakeClock } from '../../src/clock.js';
+import { WRITE_PROBE_INTERVAL_MS } from '../../src/http/write-readiness.js';
+import { type Harness, type Reply, sqliteFileOnly, startHarness, TEST_STORE } from '../helpers/harness.js';
 
 // The embedded store stops accepting writes while it still answers reads. /readyz must say so (503),
 // every request that needs a write gets 503 and the process stays up, and both come back by themselves
