@@ -7,6 +7,7 @@ import {
   type RevocableToken,
   RevocationSet,
   refusal,
+  revokedBy,
   type SseMessage,
   SseParser,
   safeDescription,
@@ -167,6 +168,39 @@ describe('RevocationSet', () => {
     set.reset([rev(2, { kind: 'jti', value: 'j1' })], 0);
     assert.equal(set.match(token()), 'jti');
     assert.equal(set.seq, 2);
+  });
+
+  it('revokedBy decides one revocation exactly as a set holding only it does', () => {
+    const revocations = [
+      rev(1, { kind: 'sub', value: 'spiffe://t/w', issued_before: 1000 }),
+      rev(1, { kind: 'sub', value: 'spiffe://t/w', issued_before: null }),
+      rev(1, { kind: 'jti', value: 'root', issued_before: 10 }),
+      rev(1, { kind: 'jti', value: 'late', issued_before: 10, created_at: 500, expires_at: 500 }),
+      rev(1, { kind: 'tid', value: 't1' }),
+      rev(1, { kind: 'kid', value: 'k9', issued_before: 10 }),
+      rev(1, { kind: 'cls', value: 'reports-read' }),
+    ];
+    const tokens = [
+      token(),
+      token({ iat: 1001 }),
+      token({ jti: 'root', iat: 10 }),
+      token({ jti: 'root', iat: 11 }),
+      token({ jti: 'child', ajti: ['root'], iat: 50 }),
+      token({ jti: 'late-child', ajti: ['late'], iat: 600 }),
+      token({ tid: undefined }),
+      token({ kid: 'k9', iat: 10 }),
+      token({ kid: 'k9', iat: 11 }),
+    ];
+    let revoked = 0;
+    for (const r of revocations)
+      for (const t of tokens) {
+        const one = new RevocationSet();
+        one.apply(r);
+        const expected = one.match(t) !== undefined;
+        if (expected) revoked++;
+        assert.equal(revokedBy(r, t), expected, `${r.kind}=${r.value} against ${JSON.stringify(t)}`);
+      }
+    assert.ok(revoked > 5 && revoked < revocations.length * tokens.length, 'the table has both outcomes');
   });
 });
 

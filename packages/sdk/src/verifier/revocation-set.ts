@@ -46,26 +46,20 @@ export class RevocationSet {
   apply(r: Revocation): void {
     if (r.seq <= this.#seq) return;
     this.#seq = r.seq;
-    // Expired when it was made: by the server's own reckoning no live token matches it (a jti whose
-    // token was issued after its cutoff). Kept out, so neither can a token exchanged from that one.
-    if (typeof r.expires_at === 'number' && r.expires_at <= r.created_at) return;
+    const entry = entryOf(r);
+    if (entry === undefined) return;
     let values = this.#byKind.get(r.kind);
     if (!values) {
       values = new Map();
       this.#byKind.set(r.kind, values);
     }
-    const bound = r.issued_before ?? Number.POSITIVE_INFINITY;
-    const expiresAt =
-      typeof r.expires_at === 'number' && Number.isFinite(r.expires_at)
-        ? r.expires_at
-        : Number.POSITIVE_INFINITY;
     const had = values.get(r.value);
     // Two revocations of one value merge into their union: the later bound and the later expiry.
     values.set(
       r.value,
       had
-        ? { bound: Math.max(had.bound, bound), expiresAt: Math.max(had.expiresAt, expiresAt) }
-        : { bound, expiresAt },
+        ? { bound: Math.max(had.bound, entry.bound), expiresAt: Math.max(had.expiresAt, entry.expiresAt) }
+        : entry,
     );
   }
 
@@ -75,16 +69,7 @@ export class RevocationSet {
    */
   match(t: RevocableToken): RevocationKind | undefined {
     if (this.#byKind.size === 0) return undefined;
-    for (const [kind, values] of this.#byKind) {
-      const value = kind === 'tid' ? t.tid : t[kind];
-      if (value === undefined) continue;
-      const entry = values.get(value);
-      if (entry !== undefined && t.iat <= entry.bound) return kind;
-      // An "issued before" bound on a jti speaks of the token it names, whose `iat` a descendant does not
-      // carry. The server stores a revocation that misses its token already expired (kept out above);
-      // any other revocation of an ancestor's jti revokes the descendant (fail closed).
-      if (kind === 'jti' && t.ajti?.some((ancestor) => values.has(ancestor))) return kind;
-    }
+    for (const [kind, values] of this.#byKind) if (revokes(kind, t, values)) return kind;
     return undefined;
   }
 
@@ -108,4 +93,44 @@ export class RevocationSet {
     for (const v of this.#byKind.values()) n += v.size;
     return n;
   }
+}
+
+/** Whether the one revocation `r` revokes `t`: the rule of `RevocationSet.match`, for a single event. */
+export function revokedBy(r: Revocation, t: RevocableToken): boolean {
+  const entry = entryOf(r);
+  return entry !== undefined && revokes(r.kind, t, { get: (v) => (v === r.value ? entry : undefined) });
+}
+
+/** What a revocation holds against tokens, or undefined when it can match none. */
+function entryOf(r: Revocation): Entry | undefined {
+  // Expired when it was made: by the server's own reckoning no live token matches it (a jti whose
+  // token was issued after its cutoff). Kept out, so neither can a token exchanged from that one.
+  if (typeof r.expires_at === 'number' && r.expires_at <= r.created_at) return undefined;
+  return {
+    bound: r.issued_before ?? Number.POSITIVE_INFINITY,
+    expiresAt:
+      typeof r.expires_at === 'number' && Number.isFinite(r.expires_at)
+        ? r.expires_at
+        : Number.POSITIVE_INFINITY,
+  };
+}
+
+/** Entries of one kind of predicate, by value. */
+interface Entries {
+  get(value: string): Entry | undefined;
+}
+
+/**
+ * Whether a predicate of `kind` with these `entries` revokes `t`. A `jti` revocation revokes the token
+ * with that id and every token exchanged from it, however many exchanges down.
+ */
+function revokes(kind: RevocationKind, t: RevocableToken, entries: Entries): boolean {
+  const value = kind === 'tid' ? t.tid : t[kind];
+  if (value === undefined) return false;
+  const entry = entries.get(value);
+  if (entry !== undefined && t.iat <= entry.bound) return true;
+  // An "issued before" bound on a jti speaks of the token it names, whose `iat` a descendant does not
+  // carry. The server stores a revocation that misses its token already expired (kept out above);
+  // any other revocation of an ancestor's jti revokes the descendant (fail closed).
+  return kind === 'jti' && t.ajti?.some((ancestor) => entries.get(ancestor) !== undefined) === true;
 }

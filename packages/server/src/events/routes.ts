@@ -1,11 +1,10 @@
-import type { RevocableToken } from '@writ/sdk/verifier';
+import { revokedBy } from '@writ/sdk/verifier';
 import { EventType, type Revocation } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
 import { info } from '../request/info.js';
-import { RevocationSet } from '../revocation/revocation-set.js';
 import { EventStream, frame } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
 
@@ -83,7 +82,10 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     const deliver = (e: StreamEvent) => {
       if (stream.ended) return;
       stream.send(frame(e));
-      if (e.type === EventType.revocation && revokes(e, subscriber.token)) stream.end('token_revoked');
+      // Decided from the event itself: this node's own set may not have applied it yet (another node
+      // committed it, or it came inside a larger transaction), and the stream must not outlive its token.
+      if (e.type === EventType.revocation && revokedBy(e.data['revocation'] as Revocation, subscriber.token))
+        stream.end('token_revoked');
     };
     // The stream lives as long as the subscriber's token: it ends at `exp` or when the token is revoked.
     const unsubscribe = ctx.events.subscribe(
@@ -169,17 +171,6 @@ async function sendPagedSnapshot(
       data: { revocations: revocations.slice(at), keys: snapshot.keys, paged: true },
     }),
   );
-}
-
-/**
- * Whether a revocation event ends a stream opened with `token`. Decided from the event itself: this
- * node's own set may not have applied it yet (it was committed by another node, or inside a larger
- * transaction), and a stream must not outlive the revocation of its token by a single event.
- */
-function revokes(e: StreamEvent, token: RevocableToken): boolean {
-  const one = new RevocationSet();
-  one.apply(e.data['revocation'] as Revocation);
-  return one.match(token) !== undefined;
 }
 
 /** A cheap upper estimate of what a queue of events will take on the wire. */
