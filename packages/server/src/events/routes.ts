@@ -5,7 +5,7 @@ import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
 import { info } from '../request/info.js';
-import { EventStream, frame } from './stream.js';
+import { EventStream, frame, type StreamSlot } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
@@ -24,38 +24,40 @@ const SNAPSHOT_EXPIRY_GRACE_MS = 60_000;
 export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get(Paths.events, async (req, reply) => {
     let subscriber: TokenBearer;
+    let slot: StreamSlot;
     try {
       subscriber = await authenticateBearer(ctx, info(req), eventsAudience(ctx.settings.issuer));
-      ctx.streams.admit({ clientId: subscriber.clientId, jti: subscriber.token.jti });
+      slot = ctx.streams.admit({ clientId: subscriber.clientId, jti: subscriber.token.jti });
     } catch (err) {
       throw await auditRefusal(ctx, 'events', err, info(req), {});
     }
     const lastId = req.headers['last-event-id'];
     const resumeFrom = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) ? Number(lastId) : undefined;
     const paged = (req.query as Record<string, unknown> | undefined)?.['snapshot'] === 'paged';
-    const bounds = await ctx.events.bounds();
-    const needsSnapshot =
-      resumeFrom === undefined || resumeFrom < bounds.first - 1 || resumeFrom > bounds.last;
-    const from = needsSnapshot ? bounds.last : resumeFrom;
+    let bounds: { first: number; last: number };
+    let needsSnapshot: boolean;
+    let from: number;
+    let revocations: Revocation[];
     // Everything that needs the store happens before the stream opens: a store that fails here is an
-    // ordinary 503, not a stream left open with nothing behind it.
-    // Revocations that expired a moment ago are still sent: verifiers accept a token a few seconds past
-    // its `exp` (their leeway), and the revocation must reach them for as long as the token does.
-    const revocations = needsSnapshot
-      ? await ctx.store.listRevocations(0, ctx.clock.now() - SNAPSHOT_EXPIRY_GRACE_MS)
-      : [];
-    await ctx.audit.append({
-      type: 'events.subscribed',
-      outcome: 'success',
-      actor: subscriber.clientId,
-      data: { from, snapshot: needsSnapshot, ip: req.ip },
-    });
-
-    // Admitted again with no await in between, so concurrent opens cannot all pass the check above.
+    // ordinary 503, not a stream left open with nothing behind it (and the stream's place is given back).
     try {
-      ctx.streams.admit({ clientId: subscriber.clientId, jti: subscriber.token.jti });
+      bounds = await ctx.events.bounds();
+      needsSnapshot = resumeFrom === undefined || resumeFrom < bounds.first - 1 || resumeFrom > bounds.last;
+      from = needsSnapshot || resumeFrom === undefined ? bounds.last : resumeFrom;
+      // Revocations that expired a moment ago are still sent: verifiers accept a token a few seconds past
+      // its `exp` (their leeway), and the revocation must reach them for as long as the token does.
+      revocations = needsSnapshot
+        ? await ctx.store.listRevocations(0, ctx.clock.now() - SNAPSHOT_EXPIRY_GRACE_MS)
+        : [];
+      await ctx.audit.append({
+        type: 'events.subscribed',
+        outcome: 'success',
+        actor: subscriber.clientId,
+        data: { from, snapshot: needsSnapshot, ip: req.ip },
+      });
     } catch (err) {
-      throw await auditRefusal(ctx, 'events', err, info(req), {});
+      slot.release();
+      throw err;
     }
     reply.hijack();
     const res = reply.raw;
@@ -65,7 +67,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       ctx.streams.limits,
     );
     // Registered before the first write, so the caps count a stream from the moment it exists.
-    ctx.streams.add(stream);
+    ctx.streams.add(stream, slot);
     ctx.metrics.openStreams.set(ctx.streams.size);
     res.writeHead(200, {
       'content-type': 'text/event-stream',

@@ -122,6 +122,12 @@ export function frame(e: { seq: number; ts: number; type: StreamEventType | stri
   return `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify({ ...e.data, seq: e.seq, ts: e.ts })}\n\n`;
 }
 
+/** A stream's place in the caps of `EventStreams`, from admission until `release`. */
+export interface StreamSlot {
+  /** Gives the place back; only the first call counts. */
+  release(): void;
+}
+
 /**
  * The open event streams of this node, counted per workload and per token so one caller cannot hold
  * more than its share of the node's memory and sockets.
@@ -145,10 +151,12 @@ export class EventStreams {
   }
 
   /**
-   * Refuses (429) a stream that would exceed the caller's share; call before any work for the stream.
-   * The description says which cap was reached and what would pass.
+   * Takes a place for `owner`'s stream in the caps, or refuses (429) one that would exceed its share;
+   * call before any work for the stream. The place counts from now, so concurrent opens cannot all pass
+   * the check while each awaits its snapshot. It is given back when the stream it is `add`ed with ends,
+   * or by `release` when the stream is never opened. The description says which cap was reached.
    */
-  admit(owner: StreamOwner): void {
+  admit(owner: StreamOwner): StreamSlot {
     const byToken = this.#perToken.get(owner.jti) ?? 0;
     if (byToken >= this.#limits.maxPerToken)
       throw tooMany(
@@ -161,22 +169,34 @@ export class EventStreams {
         `this workload already has ${byClient} open event streams (events.max_streams_per_client is ${this.#limits.maxPerClient}); close one first`,
         'stream_limit_client',
       );
+    bump(this.#perClient, owner.clientId, 1);
+    bump(this.#perToken, owner.jti, 1);
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        bump(this.#perClient, owner.clientId, -1);
+        bump(this.#perToken, owner.jti, -1);
+      },
+    };
   }
 
-  /** Streams a workload holds open on this node. */
+  /** Streams a workload holds open (or is opening) on this node. */
   openFor(clientId: string): number {
     return this.#perClient.get(clientId) ?? 0;
   }
 
-  add(stream: EventStream): void {
-    if (stream.ended) return;
+  /** Registers an open stream in the place `slot` holds for it; the place is given back when it ends. */
+  add(stream: EventStream, slot: StreamSlot): void {
+    if (stream.ended) {
+      slot.release();
+      return;
+    }
     this.#open.add(stream);
-    bump(this.#perClient, stream.owner.clientId, 1);
-    bump(this.#perToken, stream.owner.jti, 1);
     stream.onEnd(() => {
-      if (!this.#open.delete(stream)) return;
-      bump(this.#perClient, stream.owner.clientId, -1);
-      bump(this.#perToken, stream.owner.jti, -1);
+      this.#open.delete(stream);
+      slot.release();
     });
   }
 

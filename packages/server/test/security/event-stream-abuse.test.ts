@@ -246,6 +246,21 @@ describe('event stream under abuse', () => {
     again.socket.destroy();
   });
 
+  it('counts a stream from admission: opens racing through their snapshots cannot pass the cap together', async () => {
+    const token = await streamToken(GREEDY);
+    // Six opens at once, each of which awaits the store (bounds, snapshot, audit) before its stream
+    // exists: with the cap checked only on arrival, every one of them would see zero streams open.
+    const opens = Array.from({ length: 6 }, () => openStream(port, token, { read: true }));
+    const heads = await Promise.all(opens.map((o) => o.head));
+    const ok = heads.filter((x) => / 200 /.test(x)).length;
+    const refused = heads.filter((x) => /^HTTP\/1\.1 429/.test(x)).length;
+    assert.equal(ok, 2, heads.join('\n'));
+    assert.equal(refused, 4);
+    for (const o of opens) o.socket.destroy();
+    await eventually('streams released', () => (h.writ.ctx.streams.size === 0 ? true : undefined));
+    assert.equal(h.writ.ctx.streams.openFor(GREEDY), 0, 'refused opens hold no place');
+  });
+
   it('sends a large snapshot in pages that add up to the set, closed by one snapshot event', async () => {
     const ctx = h.writ.ctx;
     await ctx.store.transaction(async (tx) => {
