@@ -25,9 +25,14 @@ if (files.length === 0) {
 }
 const filter = process.argv[2];
 const selected = filter ? files.filter((f) => f.includes(filter)) : files;
+// A test that hangs fails after this long, naming itself, instead of holding CI until its deadline.
+const TEST_TIMEOUT_MS = 300_000;
 const run = (list, env = process.env) =>
-  spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...list], { stdio: 'inherit', env })
-    .status ?? 1;
+  spawnSync(
+    process.execPath,
+    ['--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, ...list],
+    { stdio: 'inherit', env },
+  ).status ?? 1;
 let status = run(selected);
 
 // The HTTP suite a second time on the PostgreSQL store (each harness in a schema of its own). Tests that
