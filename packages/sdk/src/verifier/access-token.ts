@@ -24,6 +24,8 @@ export interface AccessTokenCheck {
   nowSeconds: number;
   /** Leeway on `exp` and `nbf`, seconds; keep it small. */
   leeway: number;
+  /** Leeway on `nbf` alone, seconds, when it differs from `leeway` (clocks of the issuer's nodes). */
+  notBeforeLeeway?: number;
   maxBytes: number;
 }
 
@@ -73,7 +75,7 @@ export function verifyAccessTokenJwt(
     throw new TokenError('aud', 'token is not for this audience');
   if ((claims['exp'] as number) <= c.nowSeconds - c.leeway)
     throw new TokenError('expired', 'token has expired');
-  if ((claims['nbf'] as number) > c.nowSeconds + c.leeway)
+  if ((claims['nbf'] as number) > c.nowSeconds + (c.notBeforeLeeway ?? c.leeway))
     throw new TokenError('nbf', 'token is not yet valid');
   return { claims: claims as unknown as AccessTokenClaims, kid: jws.key.kid ?? '', key: jws.key };
 }

@@ -9,7 +9,7 @@ import {
 import type { AccessTokenClaims } from '@writ/sdk/wire';
 import { seconds } from '../clock.js';
 import type { RequestInfo, WritContext } from '../context.js';
-import { TOKEN_LEEWAY } from '../tokens/access-token.js';
+import { notBeforeLeeway, TOKEN_LEEWAY } from '../tokens/access-token.js';
 import { admitCaller } from './budget.js';
 import { tokenRefusal } from './challenge.js';
 import { unverifiedClaim } from './unverified-claim.js';
@@ -28,7 +28,8 @@ export interface TokenBearer {
  * Authenticates the bearer of a Writ token at a Writ endpoint that is itself a resource server (usage
  * reports, Shared Signals, the event stream, policy bundles, AuthZEN, the admin API). The checks, in
  * order, the same everywhere: `Authorization: DPoP` or `Bearer`; signature by a Writ key, `typ`,
- * `iss`, `aud` = `audience`, `exp`/`nbf` with `TOKEN_LEEWAY`; not revoked; holder binding (RFC 9449
+ * `iss`, `aud` = `audience`, `exp` with `TOKEN_LEEWAY` and `nbf`
+ * with `notBeforeLeeway`; not revoked; holder binding (RFC 9449
  * §7: a DPoP-bound token only with the DPoP scheme and a fresh proof over this method and URL; an
  * unbound token only as Bearer; RFC 8705 §3: a certificate-bound token only with that client
  * certificate). Throws the one 401 refusal of `tokenRefusal`; the caller audits it. Once it passes,
@@ -64,6 +65,7 @@ export async function verifyBearer(
       audience,
       nowSeconds: now,
       leeway: TOKEN_LEEWAY,
+      notBeforeLeeway: notBeforeLeeway(ctx.settings),
       maxBytes: ctx.settings.limits.tokenBytes,
     });
     if (ctx.revocations.match({ ...claims, kid })) throw new TokenError('revoked', 'token has been revoked');

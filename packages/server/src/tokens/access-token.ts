@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { TokenError, verifyAccessTokenJwt } from '@writ/sdk/verifier';
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '@writ/sdk/wire';
 import { seconds } from '../clock.js';
+import type { Settings } from '../config/settings.js';
 import type { WritContext } from '../context.js';
 import { invalidToken } from '../errors.js';
 import type { VerificationKey } from '../jose/jwk.js';
@@ -88,20 +89,36 @@ export interface VerifiedAccessToken {
 }
 
 /**
- * Leeway on `exp` and `nbf`, in seconds, wherever Writ verifies a token it issued: none. Writ checks
- * its own tokens against its own clock (nodes of a cluster keep theirs in sync), so a token is never
- * accepted past its `exp`, at any endpoint: the resource endpoints, introspection, revocation, token
- * exchange and the admin API agree on which tokens are live.
+ * Leeway on `exp`, in seconds, wherever Writ verifies a token it issued: none. Writ checks its own
+ * tokens against its own clock, so a token is never accepted past its `exp`, at any endpoint: the
+ * resource endpoints, introspection, revocation, token exchange and the admin API agree on which tokens
+ * are live.
  */
 export const TOKEN_LEEWAY = 0;
 
 /**
- * Verifies a Writ access token (the SDK's check, with `TOKEN_LEEWAY`) and maps refusals to
+ * Leeway on `nbf` (which is the token's `iat`), in seconds, wherever Writ verifies a token it issued: the
+ * skew a cluster allows between its nodes' clocks (`cluster.max_clock_skew`), so a token one node issued
+ * is live on every other node at once, even one whose clock is behind. Taking a token a moment before
+ * its `nbf` gives nothing away: it has been issued already.
+ */
+export function notBeforeLeeway(settings: Pick<Settings, 'cluster'>): number {
+  return settings.cluster.maxClockSkew;
+}
+
+/**
+ * Verifies a Writ access token (the SDK's check, with `TOKEN_LEEWAY` and `notBeforeLeeway`) and maps refusals to
  * `invalid_token`. Audience and revocation are the caller's to check.
  */
 export function verifyAccessToken(
   token: string,
-  opts: { keys: readonly VerificationKey[]; issuer: string; nowMs: number; maxBytes: number },
+  opts: {
+    keys: readonly VerificationKey[];
+    issuer: string;
+    nowMs: number;
+    maxBytes: number;
+    notBeforeLeeway: number;
+  },
 ): VerifiedAccessToken {
   try {
     return verifyAccessTokenJwt(token, {
@@ -109,6 +126,7 @@ export function verifyAccessToken(
       issuer: opts.issuer,
       nowSeconds: seconds(opts.nowMs),
       leeway: TOKEN_LEEWAY,
+      notBeforeLeeway: opts.notBeforeLeeway,
       maxBytes: opts.maxBytes,
     });
   } catch (err) {
@@ -134,5 +152,6 @@ export function verifyIssuedToken(
     issuer: ctx.settings.issuer,
     nowMs: ctx.clock.now(),
     maxBytes: ctx.settings.limits.tokenBytes,
+    notBeforeLeeway: notBeforeLeeway(ctx.settings),
   });
 }

@@ -53,6 +53,8 @@ if (POSTGRES_URL === '') {
     let right: Writ;
     let fast: Writ;
     let slow: Writ;
+    /** 1.5 s ahead: within `cluster.max_clock_skew` (2 s), so it issues tokens. */
+    let near: Writ;
     const slowClock = offsetClock(-SKEW_MS);
 
     before(async () => {
@@ -97,9 +99,10 @@ if (POSTGRES_URL === '') {
       // Started after the config is stored: they load it as they start.
       fast = await node(offsetClock(SKEW_MS));
       slow = await node(slowClock);
+      near = await node(offsetClock(1500));
     });
     after(async () => {
-      await Promise.all([right?.close(), fast?.close(), slow?.close()]);
+      await Promise.all([right?.close(), fast?.close(), slow?.close(), near?.close()]);
       await db?.drop();
     });
 
@@ -156,6 +159,24 @@ if (POSTGRES_URL === '') {
     });
     /** What every node's prune timer runs, on that node's clock. */
     const pruneOn = (node: Writ) => node.ctx.store.prune(node.ctx.clock.now());
+
+    it('a token a node 1.5 s ahead issued is live at once on a node on time (nbf within the allowed skew)', async () => {
+      const issued = await askToken(near, assertion(), proof(generateDpopKey()));
+      assert.equal(issued.status, 200, JSON.stringify(issued.body));
+      const token = issued.body['access_token'] as string;
+      const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
+        nbf: number;
+      };
+      assert.ok(claims.nbf > seconds(Date.now()), 'the token is from the on-time node’s future');
+      const introspected = await post(right, '/oauth2/introspect', {
+        token,
+        client_id: WORKER,
+        client_assertion_type: CLIENT_ASSERTION_TYPE_JWT_BEARER,
+        client_assertion: assertion(),
+      });
+      assert.equal(introspected.status, 200);
+      assert.equal(introspected.body['active'], true, JSON.stringify(introspected.body));
+    });
 
     it('a node 30 s ahead does not expire a client assertion another node consumed: its replay is still refused', async () => {
       const stolen = assertion();
