@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { GrantType, type RevocationKind, TokenType } from '@writ/sdk/wire';
+import { GrantType, TokenType } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import { classDoc, clientAuth, httpForm, injectForm, workloadDoc } from './helpers/dpop.js';
 import {
@@ -19,6 +19,15 @@ import {
   WORKLOAD,
 } from './helpers/harness.js';
 import { decodeJwt } from './helpers/refusals.js';
+import {
+  jti,
+  type PredicateCase,
+  predicateCases,
+  STAMPED_NOW,
+  type Tasks,
+  TOKEN_NAMES,
+  type World,
+} from './helpers/revocation-cases.js';
 
 const OWNER = 'spiffe://test.writ/jobs/owner';
 const RUNNER = 'spiffe://test.writ/jobs/runner';
@@ -26,95 +35,8 @@ const JOBS_API = 'https://jobs.revocation.test';
 const AUDIT_API = 'https://audit.revocation.test';
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
-/**
- * The tokens of one "world", all issued at one instant under one signing key. They differ in one
- * dimension at a time, so each predicate has tokens it must revoke and tokens it must leave alone:
- * - sub:       OWNER's tokens (and the exchanged one, whose sub is OWNER) vs RUNNER's own token;
- * - client_id: OWNER's tokens vs the exchanged token (client_id RUNNER) and RUNNER's own token;
- * - cls:       `audit-read` vs `jobs`;
- * - tid:       task A vs task B vs no task (the exchanged token inherits task A);
- * - jti:       one token vs its siblings;
- * - kid:       worlds before a key rotation vs worlds after it.
- */
-const NAMES = [
-  'ownerJobs',
-  'ownerJobsA',
-  'ownerJobsB',
-  'ownerAudit',
-  'runnerJobs',
-  'exchangedA',
-  'exchangedTwice',
-] as const;
-type TokenName = (typeof NAMES)[number];
-
-interface World {
-  label: string;
-  kid: string;
-  tokens: Partial<Record<TokenName, string>>;
-}
-
-interface Tasks {
-  a: string;
-  b: string;
-}
-
-interface PredicateCase {
-  kind: RevocationKind;
-  /** The value this predicate is revoked with, as it reads in a given world. */
-  valueOf(w: World, tasks: Tasks): string;
-  /** Tokens of a world that carry that value (when the world's value is one of the revoked ones). */
-  names: readonly TokenName[];
-  /**
-   * Tokens exchanged from the named one: revoked when it is (a world's tokens share one `iat`, so the
-   * cutoff reads the same for them).
-   */
-  descendants?: readonly TokenName[];
-  /** The test's name, when the kind alone does not tell cases apart. */
-  label?: string;
-}
-
-const jti = (token: string | undefined): string =>
-  token === undefined ? '(no such token in this world)' : (decodeJwt(token).claims['jti'] as string);
-
-const CASES: PredicateCase[] = [
-  { kind: 'jti', valueOf: (w) => jti(w.tokens.ownerJobs!), names: ['ownerJobs'] },
-  // A subject token's jti reaches what was exchanged from it, one and two exchanges down (RFC 8693).
-  {
-    kind: 'jti',
-    label: 'jti of a subject token (and what was exchanged from it)',
-    valueOf: (w) => jti(w.tokens.ownerJobsA),
-    names: ['ownerJobsA'],
-    descendants: ['exchangedA', 'exchangedTwice'],
-  },
-  // An exchanged token's jti reaches its own descendants, not the token it came from.
-  {
-    kind: 'jti',
-    label: 'jti of an exchanged token (and what was exchanged from it)',
-    valueOf: (w) => jti(w.tokens.exchangedA),
-    names: ['exchangedA'],
-    descendants: ['exchangedTwice'],
-  },
-  {
-    kind: 'tid',
-    valueOf: (_w, t) => t.a,
-    names: ['ownerJobsA', 'exchangedA', 'exchangedTwice'],
-  },
-  {
-    kind: 'sub',
-    valueOf: () => OWNER,
-    names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAudit', 'exchangedA', 'exchangedTwice'],
-  },
-  {
-    kind: 'client_id',
-    valueOf: () => OWNER,
-    names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAudit'],
-  },
-  { kind: 'cls', valueOf: () => 'audit-read', names: ['ownerAudit'] },
-  { kind: 'kid', valueOf: (w) => w.kid, names: NAMES },
-];
-
-/** Kinds whose revocations, without `issued_before`, are stamped "issued before now" by the server. */
-const STAMPED_NOW: ReadonlySet<RevocationKind> = new Set(['sub', 'client_id', 'cls', 'kid']);
+const NAMES = TOKEN_NAMES;
+const CASES = predicateCases(OWNER, 'audit-read');
 
 describe('revocation by predicate: introspection of the affected tokens says {active:false}, others stay active', () => {
   const ownerKey = testKey();
@@ -182,7 +104,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
       ownerJobs: await issue(OWNER, ownerKey, JOBS_API),
       ownerJobsA: await issue(OWNER, ownerKey, JOBS_API, { task_id: tasks.a }),
       ownerJobsB: await issue(OWNER, ownerKey, JOBS_API, { task_id: tasks.b }),
-      ownerAudit: await issue(OWNER, ownerKey, AUDIT_API),
+      ownerOtherClass: await issue(OWNER, ownerKey, AUDIT_API),
       runnerJobs: await issue(RUNNER, runnerKey, JOBS_API),
     };
     if (exchange) {
@@ -306,7 +228,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
       }
       if (STAMPED_NOW.has(c.kind) && c.kind !== 'kid') {
         // Stamped "before now": a token issued after the revocation with the same value is active.
-        const later = c.kind === 'cls' ? w4.tokens.ownerAudit! : w4.tokens.ownerJobs!;
+        const later = c.kind === 'cls' ? w4.tokens.ownerOtherClass! : w4.tokens.ownerJobs!;
         assert.equal((await introspect(later))['active'], true);
       }
       if (c.kind === 'jti') assert.equal((await introspect(w2.tokens.ownerJobs!))['active'], true);

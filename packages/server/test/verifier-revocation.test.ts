@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { GrantType, type RevocationKind, TokenType } from '@writ/sdk/wire';
+import { GrantType, TokenType } from '@writ/sdk/wire';
 import { classDoc, clientAuth, httpForm, workloadDoc } from './helpers/dpop.js';
 import { testKey } from './helpers/harness.js';
 import { decodeJwt } from './helpers/refusals.js';
+import {
+  jti,
+  type PredicateCase,
+  predicateCases,
+  STAMPED_NOW,
+  type Tasks,
+  TOKEN_NAMES,
+  type World,
+} from './helpers/revocation-cases.js';
 import {
   API,
   eventually,
@@ -22,76 +31,8 @@ import {
 const OWNER = 'spiffe://test.writ/verifier-rev/owner';
 const RUNNER = 'spiffe://test.writ/verifier-rev/runner';
 
-const NAMES = [
-  'ownerJobs',
-  'ownerJobsA',
-  'ownerJobsB',
-  'ownerAdmin',
-  'runnerJobs',
-  'exchangedA',
-  'exchangedTwice',
-] as const;
-type TokenName = (typeof NAMES)[number];
-
-interface World {
-  label: string;
-  kid: string;
-  tokens: Partial<Record<TokenName, string>>;
-}
-
-interface Tasks {
-  a: string;
-  b: string;
-}
-
-interface PredicateCase {
-  kind: RevocationKind;
-  valueOf(w: World, tasks: Tasks): string;
-  /** The tokens of a world that carry the value. */
-  names: readonly TokenName[];
-  /**
-   * Tokens exchanged from the named one: revoked when it is (a world's tokens share one `iat`, so the
-   * cutoff reads the same for them).
-   */
-  descendants?: readonly TokenName[];
-  /** The test's name, when the kind alone does not tell cases apart. */
-  label?: string;
-}
-
-const jti = (token: string | undefined): string =>
-  token === undefined ? '(no such token in this world)' : (decodeJwt(token).claims['jti'] as string);
-
-const CASES: PredicateCase[] = [
-  { kind: 'jti', valueOf: (w) => jti(w.tokens.ownerJobs!), names: ['ownerJobs'] },
-  // A subject token's jti reaches what was exchanged from it, one and two exchanges down (RFC 8693).
-  {
-    kind: 'jti',
-    label: 'jti of a subject token (and what was exchanged from it)',
-    valueOf: (w) => jti(w.tokens.ownerJobsA),
-    names: ['ownerJobsA'],
-    descendants: ['exchangedA', 'exchangedTwice'],
-  },
-  // An exchanged token's jti reaches its own descendants, not the token it came from.
-  {
-    kind: 'jti',
-    label: 'jti of an exchanged token (and what was exchanged from it)',
-    valueOf: (w) => jti(w.tokens.exchangedA),
-    names: ['exchangedA'],
-    descendants: ['exchangedTwice'],
-  },
-  { kind: 'tid', valueOf: (_w, t) => t.a, names: ['ownerJobsA', 'exchangedA', 'exchangedTwice'] },
-  {
-    kind: 'sub',
-    valueOf: () => OWNER,
-    names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAdmin', 'exchangedA', 'exchangedTwice'],
-  },
-  { kind: 'client_id', valueOf: () => OWNER, names: ['ownerJobs', 'ownerJobsA', 'ownerJobsB', 'ownerAdmin'] },
-  { kind: 'cls', valueOf: () => 'vr-admin', names: ['ownerAdmin'] },
-  { kind: 'kid', valueOf: (w) => w.kid, names: NAMES },
-];
-
-/** Kinds the server stamps "issued before now" when no `issued_before` is given. */
-const STAMPED_NOW: ReadonlySet<RevocationKind> = new Set(['sub', 'client_id', 'cls', 'kid']);
+const NAMES = TOKEN_NAMES;
+const CASES = predicateCases(OWNER, 'vr-admin');
 
 describe('a connected verifier refuses tokens revoked by each predicate and keeps accepting the others', () => {
   const ownerKey = testKey();
@@ -149,7 +90,7 @@ describe('a connected verifier refuses tokens revoked by each predicate and keep
       ownerJobs: await issue(OWNER, ownerKey),
       ownerJobsA,
       ownerJobsB: await issue(OWNER, ownerKey, { task_id: tasks.b }),
-      ownerAdmin: await issue(OWNER, ownerKey, { scope: 'jobs:admin' }),
+      ownerOtherClass: await issue(OWNER, ownerKey, { scope: 'jobs:admin' }),
       runnerJobs: await issue(RUNNER, runnerKey),
     };
     // RUNNER acting for OWNER: sub OWNER, client_id RUNNER, the task of the token it came from.
