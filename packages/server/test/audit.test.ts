@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import type { AuditDraft } from '../src/audit/audit-event.js';
 import { chainHash } from '../src/audit/chain.js';
 import { verifyAuditChain } from '../src/audit/verify.js';
+import { type CliResult, execWrit } from './helpers/cli.js';
 import { type Harness, sqliteFileOnly, startHarness } from './helpers/harness.js';
 import { issuanceState } from './helpers/refusals.js';
 
@@ -55,16 +54,8 @@ const overwrite = (db: Database.Database, seq: number, r: AuditRow): void => {
 };
 
 /** `writ audit verify` as an operator runs it: a separate process reading the data directory. */
-async function cliVerify(h: Harness): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await promisify(execFile)(process.execPath, [MAIN, '--data-dir', h.dir, 'audit', 'verify'], {
-      timeout: 20_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+async function cliVerify(h: Harness): Promise<CliResult> {
+  return execWrit(MAIN, ['--data-dir', h.dir, 'audit', 'verify'], 20_000);
 }
 
 /**

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { fakeClock } from '../src/clock.js';
 import { validateConfig } from '../src/config/config-dir.js';
@@ -17,6 +15,7 @@ import { applyPolicies, compileSources, updateResource } from '../src/policy/ope
 import { readPolicyDir } from '../src/policy/policy-dir.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
+import { execWrit } from './helpers/cli.js';
 import { configDocuments, type Harness, startHarness, testKey } from './helpers/harness.js';
 import { adminJson, policyVersion, putResource } from './helpers/policy.js';
 
@@ -57,23 +56,7 @@ describe('writ apply with policies/, over real HTTP', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const writ = async (args: string[]) => {
-    try {
-      const r = await promisify(execFile)(
-        process.execPath,
-        [MAIN, '--server', h.issuer, '--operator-key', keyFile, ...args],
-        { timeout: 30_000 },
-      );
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return {
-        code: typeof e.code === 'number' ? e.code : -1,
-        stdout: e.stdout ?? '',
-        stderr: e.stderr ?? '',
-      };
-    }
-  };
+  const writ = (args: string[]) => execWrit(MAIN, ['--server', h.issuer, '--operator-key', keyFile, ...args]);
 
   it('applies the policy set and reports its version; the server then decides with it', async () => {
     const before = await policyVersion(h);

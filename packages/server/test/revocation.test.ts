@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { GrantType, TokenType } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
+import { execWrit } from './helpers/cli.js';
 import { classDoc, clientAuth, httpForm, injectForm, workloadDoc } from './helpers/dpop.js';
 import {
   AUDIENCE,
@@ -306,23 +305,8 @@ describe('writ revoke (the CLI) over real HTTP', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const writ = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    try {
-      const r = await promisify(execFile)(
-        process.execPath,
-        [MAIN, '--server', h.issuer, '--operator-key', keyFile, ...args],
-        { timeout: 20_000 },
-      );
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return {
-        code: typeof e.code === 'number' ? e.code : -1,
-        stdout: e.stdout ?? '',
-        stderr: e.stderr ?? '',
-      };
-    }
-  };
+  const writ = (args: string[]) =>
+    execWrit(MAIN, ['--server', h.issuer, '--operator-key', keyFile, ...args], 20_000);
 
   const token = async (client: string, key: typeof h.workloadKey, resource: string, scope?: string) => {
     const r = await httpForm(`${h.issuer}/oauth2/token`, {

@@ -1,5 +1,6 @@
 // Runs the `writ` CLI as a child process, the way an operator would, for the exec/token-get tests.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 
 /** What a `writ` child left behind. */
 export interface CliRun {
@@ -62,4 +63,22 @@ export function lineMatching(child: ChildProcess, output: { text: string }, re: 
     });
     child.once('exit', onExit);
   });
+}
+
+/** How a `writ` command run to its end went: exit code (-1 when it was killed), and what it printed. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node <main> ...args` to its end (killed after `timeoutMs`), as an operator's shell would. */
+export async function execWrit(main: string, args: string[], timeoutMs = 30_000): Promise<CliResult> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [main, ...args], { timeout: timeoutMs });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
 }

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { readAuditAnchor } from '../../src/audit/anchor.js';
 import { verifyAuditChain } from '../../src/audit/verify.js';
+import { execWrit } from '../helpers/cli.js';
 import { type Harness, startHarness, TEST_STORE } from '../helpers/harness.js';
 
 // Someone with write access to the database (not to the data directory) cuts the newest audit events,
@@ -173,25 +172,8 @@ describe('`writ audit verify --anchor`', {
   });
   afterEach(() => h.close());
 
-  async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const r = await promisify(execFile)(
-        process.execPath,
-        [MAIN, '--data-dir', h.dir, 'audit', 'verify', ...args],
-        {
-          timeout: 20_000,
-        },
-      );
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return {
-        code: typeof e.code === 'number' ? e.code : -1,
-        stdout: e.stdout ?? '',
-        stderr: e.stderr ?? '',
-      };
-    }
-  }
+  const cli = (...args: string[]) =>
+    execWrit(MAIN, ['--data-dir', h.dir, 'audit', 'verify', ...args], 20_000);
 
   it('names the deleted sequence numbers against an anchor copied before the cut', async () => {
     await h.writ.close();
