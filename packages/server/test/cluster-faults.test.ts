@@ -75,7 +75,9 @@ if (POSTGRES_URL === '') {
         settings: { events: { heartbeat: 1 } },
         classes: clusterClasses(API, EVENTS),
         workloads: [
-          ...[checker, ...load].map((c) => ({ ...c, classes: ['items'] })),
+          ...load.map((c) => ({ ...c, classes: ['items'] })),
+          // Introspects everyone's tokens for the API: it serves the API.
+          { ...checker, classes: ['items'], serves: [API] },
           { ...watcher, classes: ['verifier'] },
         ],
       });

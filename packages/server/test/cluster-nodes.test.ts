@@ -75,7 +75,9 @@ if (POSTGRES_URL === '') {
         settings: { limits: { client_rate: 1, client_burst: 20 }, events: { heartbeat: 1 } },
         classes: clusterClasses(API, EVENTS),
         workloads: [
-          ...[reader, checker, limited, ...load].map((c) => ({ ...c, classes: ['items'] })),
+          ...[reader, limited, ...load].map((c) => ({ ...c, classes: ['items'] })),
+          // Introspects everyone's tokens for the API: it serves the API.
+          { ...checker, classes: ['items'], serves: [API] },
           { ...watcher, classes: ['verifier'] },
         ],
       });

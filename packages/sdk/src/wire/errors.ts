@@ -191,6 +191,8 @@ export const REFUSAL_REASONS = {
   // Policy
   policy_denied: 'policy does not permit the request',
   audience_not_allowed: 'no class of the workload (or of the subject token) allows this audience',
+  audience_not_served:
+    'the calling workload does not serve (config `serves`) the API asked about; introspection answers such a caller (neither the token client nor an operator) `{"active": false}`',
   scope_required: 'a scope is required: the class has no default scopes',
   scope_not_allowed: 'a scope asked for is not allowed for this workload and audience',
   too_many_scopes: 'more scopes were asked for than allowed',

@@ -180,7 +180,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         const { documents, policies, dry_run } = body(applyBody, req);
         let bundle: ReturnType<typeof validateConfig>;
         try {
-          bundle = validateConfig(documents, ctx.settings.tokens.maxLifetime);
+          bundle = validateConfig(documents, ctx.settings.tokens.maxLifetime, ctx.settings.issuer);
         } catch (err) {
           if (err instanceof ConfigError) throw invalidRequest(err.message, { reason: 'invalid_config' });
           throw err;

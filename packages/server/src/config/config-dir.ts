@@ -116,16 +116,21 @@ export function readSettingsFile(dir: string): RawConfig['settings'] {
 }
 
 /** Reads and validates a config directory. */
-export function loadConfigDir(dir: string, maxTokenLifetime?: number): LoadedConfigDir {
+export function loadConfigDir(dir: string, maxTokenLifetime?: number, issuer?: string): LoadedConfigDir {
   const raw = readConfigDir(dir);
-  return { settings: raw.settings, ...validateConfig(raw.documents, maxTokenLifetime) };
+  return { settings: raw.settings, ...validateConfig(raw.documents, maxTokenLifetime, issuer) };
 }
 
 /**
  * Validates config documents as a whole (schemas, then references between them). Errors name the file
- * and the field. The server runs this again on what `writ apply` sends.
+ * and the field. The server runs this again on what `writ apply` sends, with its token lifetime
+ * ceiling and its issuer (a workload cannot serve Writ's own endpoints).
  */
-export function validateConfig(documents: readonly RawDocument[], maxTokenLifetime?: number): ConfigBundle {
+export function validateConfig(
+  documents: readonly RawDocument[],
+  maxTokenLifetime?: number,
+  issuer?: string,
+): ConfigBundle {
   if (documents.length > 10_000) throw new ConfigError('(bundle)', '', 'more than 10000 documents');
   const of = (kind: RawDocument['kind']) => documents.filter((d) => d.kind === kind);
 
@@ -199,6 +204,7 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
       if (!issuers.some((x) => x.name === name))
         throw new ConfigError(where, `federation.${i}`, `unknown issuer "${name}"`);
     }
+    const serves = servedApis(w.serves ?? [], classes, where, issuer);
     const tls = tlsRegistration(w, where);
     const mtlsClass = w.classes.find((cls) => classes.find((c) => c.name === cls)?.binding === 'mtls');
     if (mtlsClass && !tls.tlsClientAuth && !tls.tlsCertificates) {
@@ -242,6 +248,7 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
     if (w.description !== undefined) workload.description = w.description;
     if (w.client_secret_sha256) workload.secretSha256 = w.client_secret_sha256;
     if (w.federation?.length) workload.federation = [...new Set(w.federation)];
+    if (serves.length > 0) workload.serves = serves;
     if (tls.tlsClientAuth) workload.tlsClientAuth = tls.tlsClientAuth;
     if (tls.tlsCertificates) workload.tlsCertificates = tls.tlsCertificates;
     workloads.push(workload);
@@ -259,6 +266,33 @@ export function validateConfig(documents: readonly RawDocument[], maxTokenLifeti
   }
 
   return { classes, workloads, operators, issuers };
+}
+
+/**
+ * `serves`: the APIs a workload verifies tokens for. Each must be an audience some class issues tokens
+ * for (a registered API), and none may be one of Writ's own endpoints, which only Writ serves.
+ */
+function servedApis(
+  serves: readonly string[],
+  classes: readonly TokenClass[],
+  where: string,
+  issuer: string | undefined,
+): string[] {
+  for (const [i, api] of serves.entries()) {
+    if (issuer !== undefined && (api === issuer || api.startsWith(`${issuer}/`)))
+      throw new ConfigError(
+        where,
+        `serves.${i}`,
+        `"${api}" is an endpoint of Writ itself, which only Writ serves`,
+      );
+    if (!classes.some((c) => c.audiences.includes(api)))
+      throw new ConfigError(
+        where,
+        `serves.${i}`,
+        `no class issues tokens for "${api}": list it in the audiences of a class, or serve a registered API`,
+      );
+  }
+  return [...new Set(serves)];
 }
 
 function docName(file: string, index: number): string {

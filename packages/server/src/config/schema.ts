@@ -112,6 +112,8 @@ export const workloadFileSchema = z
     federation: z.array(name).max(20).optional(),
     tls_client_auth: tlsClientAuth.optional(),
     self_signed_certificates: z.array(z.string().min(1).max(65_536)).max(10).optional(),
+    /** The APIs this workload verifies tokens for (a resource server's verifier). */
+    serves: z.array(audience).min(1).max(100).optional(),
   })
   .strict();
 

@@ -62,6 +62,13 @@ export class Registry {
   operator(name: string): ResolvedOperator | undefined {
     return this.#operators.get(name);
   }
+  /**
+   * Whether workload `id` declares (config `serves`) that it serves the API `audience`: the verifier of
+   * a resource server may ask about that API's tokens, and only about those.
+   */
+  serves(id: string, audience: string): boolean {
+    return this.#workloads.get(id)?.serves?.includes(audience) ?? false;
+  }
   /** Trusted outside issuers; the same array until the next reload. */
   issuers(): readonly TrustedIssuer[] {
     return this.#issuers;

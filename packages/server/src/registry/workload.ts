@@ -21,6 +21,11 @@ export interface Workload {
   tlsCertificates?: string[];
   /** Trusted issuers (config `issuers/`) whose tokens may prove this workload's identity. */
   federation?: string[];
+  /**
+   * The APIs (audiences) this workload serves as a resource server: it verifies their tokens, so it may
+   * introspect them, report their use and fetch their policy bundles. Absent: it serves none.
+   */
+  serves?: string[];
 }
 
 /**

@@ -216,7 +216,8 @@ export function writeClusterConfig(o: {
   issuer: string;
   operatorKey: TestKey;
   classes: Array<Record<string, unknown>>;
-  workloads: Array<{ id: string; key: TestKey; classes: string[] }>;
+  /** `serves`: the APIs a workload verifies tokens for (config `serves`). */
+  workloads: Array<{ id: string; key: TestKey; classes: string[]; serves?: string[] }>;
   settings?: Record<string, unknown>;
 }): ClusterConfig {
   const dir = mkdtempSync(join(tmpdir(), 'writ-cluster-config-'));
@@ -232,6 +233,7 @@ export function writeClusterConfig(o: {
       environment: 'test',
       classes: w.classes,
       jwks: { keys: [w.key.publicJwk] },
+      ...(w.serves ? { serves: w.serves } : {}),
     };
     writeFileSync(join(dir, 'workloads', `w-${i}.yaml`), `${JSON.stringify(doc)}\n`);
   });

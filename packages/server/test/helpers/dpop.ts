@@ -21,13 +21,20 @@ export function classDoc(doc: Record<string, unknown>): RawDocument {
   return rawDoc('class', { max_ttl: '10m', default_ttl: '5m', ...doc });
 }
 
-export function workloadDoc(id: string, key: TestKey, classes: string[]): RawDocument {
+/** A workload with one key; `serves` names the APIs it verifies tokens for (a resource server's verifier). */
+export function workloadDoc(
+  id: string,
+  key: TestKey,
+  classes: string[],
+  o: { serves?: string[] } = {},
+): RawDocument {
   return rawDoc('workload', {
     id,
     owner: 'team-test',
     environment: 'prod',
     classes,
     jwks: { keys: [key.publicJwk] },
+    ...(o.serves ? { serves: o.serves } : {}),
   });
 }
 

@@ -338,6 +338,7 @@ export async function startHarness(
   const config = validateConfig(
     configDocuments({ workload: workloadKey, other: otherKey, operator: operatorKey }, opts.extraDocs),
     settings.tokens.maxLifetime,
+    settings.issuer,
   );
   const kekBytes = randomBytes(32);
   const start = (on: Store) =>

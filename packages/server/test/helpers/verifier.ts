@@ -285,7 +285,10 @@ export async function startVerifierWorld(
         scopes: ['events:read'],
         default_scopes: ['events:read'],
       }),
-      workloadDoc(VERIFIER_ID, key, ['verifier-events']),
+      // The API is registered (a class issues tokens for it) whatever the test adds, and the verifier
+      // declares that it serves it.
+      classDoc({ name: 'verifier-world-api', audiences: [API], scopes: ['api:call'] }),
+      workloadDoc(VERIFIER_ID, key, ['verifier-events'], { serves: [API] }),
       ...(o.docs?.(issuer) ?? []),
     ],
   });

@@ -38,8 +38,10 @@ export async function serve(opts: ServeOptions): Promise<void> {
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
     ...(opts.store !== undefined ? { store: opts.store } : {}),
   });
-  // Validate again with the resolved ceiling on token lifetimes.
-  const config = existsSync(configDir) ? loadConfigDir(configDir, settings.tokens.maxLifetime) : undefined;
+  // Validate again with the resolved ceiling on token lifetimes and the issuer.
+  const config = existsSync(configDir)
+    ? loadConfigDir(configDir, settings.tokens.maxLifetime, settings.issuer)
+    : undefined;
   // Before the key is read: a key left readable by others is narrowed (and logged), not refused.
   const tightened = ownerOnlyDataDir(opts.dataDir);
   const kek = loadKek(process.env, p.kek);
