@@ -13,6 +13,7 @@ import type { KeyManager } from './keys/key-manager.js';
 import type { Metrics } from './metrics.js';
 import type { PresentedCertificate } from './mtls/certificate.js';
 import type { ClientCertificateTrust, ServerTls } from './mtls/trust.js';
+import type { HostResolver } from './net/resolver.js';
 import type { PolicyEngine } from './policy/engine.js';
 import type { MemoryRateLimiter, RateLimiter } from './rate-limit/rate-limit.js';
 import type { Registry } from './registry/registry.js';
@@ -53,6 +54,11 @@ export interface WritContext {
   mtls: { trust: ClientCertificateTrust; server: ServerTls | undefined };
   /** Open event streams, capped per workload and per token, ended at shutdown. */
   streams: EventStreams;
+  /**
+   * Resolves the hosts Writ connects to on others' behalf (Shared Signals push receivers): the system
+   * resolver, or a test's own.
+   */
+  resolveHost: HostResolver;
   logger: Logger;
 }
 

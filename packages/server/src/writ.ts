@@ -24,6 +24,7 @@ import { createKeyManager } from './keys/key-manager.js';
 import { createMetrics } from './metrics.js';
 import { reloadTls, tlsFilesStamp } from './mtls/reload.js';
 import { loadTlsSettings } from './mtls/trust.js';
+import { type HostResolver, systemResolver } from './net/resolver.js';
 import type { PolicySources } from './policy/compile.js';
 import { PolicyEngine } from './policy/engine.js';
 import { startPolicy } from './policy/operations.js';
@@ -57,6 +58,8 @@ export interface WritOptions {
    * start the store must still hold the event it names. Undefined: the store's checkpoints only.
    */
   auditAnchor?: string | undefined;
+  /** Resolves push receivers' hosts; default the system resolver. */
+  resolveHost?: HostResolver;
 }
 
 export interface Writ {
@@ -191,6 +194,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       maxPerClient: settings.events.maxStreamsPerClient,
       maxPerToken: settings.events.maxStreamsPerToken,
     }),
+    resolveHost: options.resolveHost ?? systemResolver,
     logger,
     // The built-in set until the stored one is loaded, below, before anything is served.
     policy: new PolicyEngine(),

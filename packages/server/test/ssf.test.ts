@@ -12,22 +12,30 @@ import { resolveSettings } from '../src/config/settings.js';
 import { kekFromBytes } from '../src/keys/kek.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
-import { classDoc, decodeClaims, workloadDoc } from './helpers/dpop.js';
+import { decodeClaims } from './helpers/dpop.js';
 import {
   configDocuments,
   freePort,
   type Harness,
   OTHER_WORKLOAD,
   signJwt,
-  startHarness,
-  type TestKey,
   testKey,
   WORKLOAD,
 } from './helpers/harness.js';
-import { type PushReceiver, setValidator, startPushReceiver, until } from './helpers/ssf-receiver.js';
+import {
+  listeningHarness,
+  operatorCall,
+  type PushReceiver,
+  privateJwk,
+  RECEIVER,
+  receiverCall,
+  receiverDocs,
+  STRANGER,
+  setValidator,
+  startPushReceiver,
+  until,
+} from './helpers/ssf-receiver.js';
 
-const RECEIVER = 'spiffe://test.writ/siem/receiver';
-const STRANGER = 'spiffe://test.writ/siem/other';
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const SESSION_REVOKED = `${CAEP}session-revoked`;
 const CREDENTIAL_CHANGE = `${CAEP}credential-change`;
@@ -35,25 +43,6 @@ const TOKEN_CLAIMS_CHANGE = `${CAEP}token-claims-change`;
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
 const PUSH = 'urn:ietf:rfc:8935';
 const POLL = 'urn:ietf:rfc:8936';
-
-const privateJwk = (k: TestKey) => ({ ...k.privateKey.export({ format: 'jwk' }), kid: k.kid, alg: k.alg });
-const receiverDocs = (issuer: string, keys: TestKey[]) => [
-  classDoc({ name: 'ssf-receiver', audiences: [`${issuer}/ssf`], scopes: ['ssf'], default_scopes: ['ssf'] }),
-  workloadDoc(RECEIVER, keys[0]!, ['ssf-receiver']),
-  workloadDoc(STRANGER, keys[1]!, ['ssf-receiver']),
-];
-
-/** A Writ listening on a port chosen up front, so the receiver class can name its audience. */
-async function listeningHarness(extra: (issuer: string) => ReturnType<typeof receiverDocs>, settings = {}) {
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const h = await startHarness({
-    listen: true,
-    settings: { 'listen.port': port, ...settings },
-    extraDocs: extra(issuer),
-  });
-  return { h, issuer };
-}
 
 async function json(res: Response): Promise<Record<string, unknown>> {
   const text = await res.text();
@@ -69,18 +58,13 @@ describe('shared signals: transmitter metadata and push delivery (RFC 8935)', ()
   let admin: (method: string, path: string, body?: unknown) => Promise<Response>;
 
   before(async () => {
-    ({ h, issuer } = await listeningHarness((i) => receiverDocs(i, keys)));
+    // The test receivers listen on loopback, which push endpoints may reach only when allowed.
+    ({ h, issuer } = await listeningHarness((i) => receiverDocs(i, keys), {
+      'ssf.push_allow_addresses': ['127.0.0.1'],
+    }));
     receiver = await startPushReceiver();
     validate = setValidator(issuer);
-    admin = async (method, path, body) =>
-      fetch(`${issuer}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${await h.adminToken()}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
+    admin = async (method, path, body) => operatorCall(issuer, await h.adminToken(), method, path, body);
   });
   after(async () => {
     await h.close();
@@ -227,7 +211,8 @@ describe('shared signals: transmitter metadata and push delivery (RFC 8935)', ()
   }
 
   it('refuses push endpoints it must not send to', async () => {
-    for (const endpoint_url of ['http://receiver.example.com/events', 'ftp://127.0.0.1/x', 'not a url']) {
+    // Plain http to a public address, another scheme, no URL (addresses: security/ssf-ssrf.test.ts).
+    for (const endpoint_url of ['http://93.184.216.34/events', 'ftp://127.0.0.1/x', 'not a url']) {
       const res = await admin('POST', '/ssf/stream', { aud: 'x', delivery: { method: PUSH, endpoint_url } });
       assert.equal(res.status, 400, endpoint_url);
     }
@@ -257,15 +242,8 @@ describe('shared signals: poll delivery (RFC 8936) and stream management by a re
   });
   after(() => h.close());
 
-  /** A management or poll call as the receiver workload: its DPoP-bound token for `<issuer>/ssf`. */
   const call = (c: WorkloadClient, method: string, path: string, body?: unknown) =>
-    c.fetch(`${issuer}${path}`, {
-      method,
-      audience: `${issuer}/ssf`,
-      ...(body !== undefined
-        ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
-        : {}),
-    });
+    receiverCall(issuer, c, method, path, body);
   const poll = async (body: Record<string, unknown>) => {
     const res = await call(client, 'POST', new URL(pollUrl).pathname, body);
     assert.equal(res.status, 200);
@@ -488,7 +466,11 @@ describe('shared signals: nothing is lost across a restart', () => {
   });
 
   const start = async (): Promise<Writ> => {
-    const settings = resolveSettings(undefined, {}, { 'listen.port': port, 'log.level': 'silent' });
+    const settings = resolveSettings(
+      undefined,
+      {},
+      { 'listen.port': port, 'log.level': 'silent', 'ssf.push_allow_addresses': ['127.0.0.1'] },
+    );
     const writ = await createWrit({
       settings,
       store: openSqliteStore({ path: join(dir, 'writ.db') }),

@@ -252,9 +252,17 @@ export const REFUSAL_REASONS = {
   malformed_stream: 'the SSF stream configuration does not have the documented shape',
   transmitter_field: 'an SSF stream field that the transmitter sets does not match',
   stream_audience: 'an SSF stream `aud` is missing or not the receiver',
-  endpoint_url: 'an SSF stream `endpoint_url` is missing, not https (or loopback http), or has credentials',
+  endpoint_url:
+    'an SSF stream `endpoint_url` is missing, not an absolute URL, has credentials or a fragment, or is plain http to an address `ssf.push_allow_addresses` does not allow',
+  endpoint_address:
+    'an SSF push endpoint does not resolve, or resolves to an address that is not public (loopback, private, link-local, multicast, reserved) and that `ssf.push_allow_addresses` does not allow',
+  push_origin: 'a receiver workload named a push endpoint whose origin `ssf.push_origins` does not list',
   delivery_method: 'the SSF delivery method is not supported or does not fit the request',
   stream_limit: 'the transmitter holds as many SSF streams as `ssf.max_streams` allows',
+  stream_limit_receiver:
+    'this receiver workload holds as many SSF streams as `ssf.max_streams_per_receiver` allows',
+  stream_limit_reserved:
+    'receiver workloads together hold every SSF stream not kept for operators by `ssf.operator_reserved_streams`',
   stream_disabled: 'the SSF stream is disabled',
   too_soon: 'an SSF verification comes sooner than allowed after the last one',
   store_unavailable: 'the store cannot be reached or refused the write: nothing was done',

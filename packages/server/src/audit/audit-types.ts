@@ -47,6 +47,7 @@ export type AuditEventType =
   | 'ssf.stream.status'
   | 'ssf.verification.requested'
   | 'ssf.set.rejected'
+  | 'ssf.push.refused'
   | 'ssf.set.errors'
   | 'ssf.sets.dropped'
   | 'ssf.events.missed';

@@ -1,12 +1,24 @@
 import { ConfigError } from '../errors.js';
 import { VERIFY_ALGORITHMS, type VerifyAlgorithm } from '../jose/jwk.js';
+import { parseRange } from '../net/ip-address.js';
 import { formatDuration, parseDuration } from './duration.js';
 
 /**
  * Every server setting, its default, its environment variable and what it does. This table is the
  * configuration reference: `writ config reference` prints it and the README's copy is checked against it.
  */
-type Kind = 'string' | 'url' | 'integer' | 'duration' | 'enum' | 'list' | 'strings' | 'boolean' | 'store';
+type Kind =
+  | 'string'
+  | 'url'
+  | 'integer'
+  | 'duration'
+  | 'enum'
+  | 'list'
+  | 'strings'
+  | 'origins'
+  | 'addresses'
+  | 'boolean'
+  | 'store';
 interface Setting {
   kind: Kind;
   default: string | number | boolean | readonly string[];
@@ -305,14 +317,40 @@ export const SETTINGS_REFERENCE = {
     default: 100,
     min: 1,
     max: 10_000,
-    doc: 'Most Shared Signals streams the transmitter keeps.',
+    doc: 'Most Shared Signals streams the transmitter keeps, operators’ and receivers’ together.',
+  },
+  'ssf.max_streams_per_receiver': {
+    kind: 'integer',
+    default: 5,
+    min: 1,
+    max: 10_000,
+    doc: 'Most Shared Signals streams one receiver workload may hold (streams operators create are not counted).',
+  },
+  'ssf.operator_reserved_streams': {
+    kind: 'integer',
+    default: 10,
+    min: 0,
+    max: 10_000,
+    doc: 'Of `ssf.max_streams`, how many only operators may create: receiver workloads together hold at most `ssf.max_streams` minus this, so receivers cannot lock operators out.',
+  },
+  'ssf.push_origins': {
+    kind: 'origins',
+    default: [],
+    shown: '(none)',
+    doc: 'Origins (`https://siem.example.com`, with the port when it is not the default) a receiver workload may name in a push stream’s `endpoint_url`. Empty: only operators create push streams. The address checks of `ssf.push_allow_addresses` apply whoever created the stream.',
+  },
+  'ssf.push_allow_addresses': {
+    kind: 'addresses',
+    default: [],
+    shown: '(none)',
+    doc: 'Addresses or CIDRs (`10.20.0.0/16`, `::1`) a push endpoint may resolve to although they are not public: loopback, private (RFC 1918, CGNAT, unique local), link-local, multicast, reserved. Everything else not public is refused, checked again before every push; plain http only to these.',
   },
   'ssf.push_timeout': {
     kind: 'duration',
     default: 10,
     min: 1,
     max: 120,
-    doc: 'How long a push to a receiver (RFC 8935) may take before it counts as failed and is retried.',
+    doc: 'How long resolving a push receiver’s host, and then the push itself (RFC 8935: connecting, sending, reading the answer), may each take before the push counts as failed and is retried.',
   },
   'ssf.push_retry_max': {
     kind: 'duration',
@@ -409,7 +447,19 @@ export interface Settings {
   audit: { checkpointEvery: number; checkpointInterval: number; refusalWindow: number };
   admin: { sessionTtl: number };
   usage: { bodyBytes: number; batchRecords: number; retention: number };
-  ssf: { maxQueued: number; maxStreams: number; pushTimeout: number; pushRetryMax: number; pollWait: number };
+  ssf: {
+    maxQueued: number;
+    maxStreams: number;
+    maxStreamsPerReceiver: number;
+    operatorReservedStreams: number;
+    /** Normalised origins (`URL.origin`). */
+    pushOrigins: string[];
+    /** Addresses or CIDRs, each valid (`parseRange`). */
+    pushAllowAddresses: string[];
+    pushTimeout: number;
+    pushRetryMax: number;
+    pollWait: number;
+  };
   tls: {
     certFile: string;
     keyFile: string;
@@ -512,6 +562,10 @@ export function resolveSettings(
     ssf: {
       maxQueued: value('ssf.max_queued') as number,
       maxStreams: value('ssf.max_streams') as number,
+      maxStreamsPerReceiver: value('ssf.max_streams_per_receiver') as number,
+      operatorReservedStreams: value('ssf.operator_reserved_streams') as number,
+      pushOrigins: [...(value('ssf.push_origins') as string[])],
+      pushAllowAddresses: [...(value('ssf.push_allow_addresses') as string[])],
       pushTimeout: value('ssf.push_timeout') as number,
       pushRetryMax: value('ssf.push_retry_max') as number,
       pollWait: value('ssf.poll_wait') as number,
@@ -599,13 +653,45 @@ function check(path: string, s: Setting, raw: unknown, where: string): unknown {
         if (!s.values!.includes(item)) fail(`${JSON.stringify(item)} is not one of ${s.values!.join(', ')}`);
       return list;
     }
-    case 'strings': {
-      const list = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : raw;
-      if (!Array.isArray(list) || list.some((x) => typeof x !== 'string' || x === '' || x.length > 4096))
-        return fail('must be a list of non-empty strings');
+    case 'strings':
+      return stringList(raw) ?? fail('must be a list of non-empty strings');
+    case 'origins': {
+      const list = stringList(raw) ?? fail('must be a list of origins');
+      return list.map((o) => {
+        let u: URL | undefined;
+        try {
+          u = new URL(o);
+        } catch {
+          // below
+        }
+        if (
+          !u ||
+          (u.protocol !== 'https:' && u.protocol !== 'http:') ||
+          u.username ||
+          u.password ||
+          u.pathname !== '/' ||
+          u.search ||
+          u.hash
+        )
+          return fail(`${JSON.stringify(o)} is not an origin such as https://siem.example.com`);
+        return u.origin;
+      });
+    }
+    case 'addresses': {
+      const list = stringList(raw) ?? fail('must be a list of addresses or CIDRs');
+      for (const a of list)
+        if (!parseRange(a)) fail(`${JSON.stringify(a)} is not an address or CIDR such as 10.0.0.0/8 or ::1`);
       return list;
     }
   }
+}
+
+/** A list from YAML, or comma-separated from the environment; undefined unless every item is a non-empty string. */
+function stringList(raw: unknown): string[] | undefined {
+  const list: unknown = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : raw;
+  if (!Array.isArray(list) || list.some((x) => typeof x !== 'string' || x === '' || x.length > 4096))
+    return undefined;
+  return list as string[];
 }
 
 /** The configuration reference as a Markdown table (generated from `SETTINGS_REFERENCE`). */

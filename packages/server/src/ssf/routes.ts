@@ -2,12 +2,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditEntry } from '../audit/audit-log.js';
 import { auditRefusal } from '../audit/refusal.js';
 import type { WritContext } from '../context.js';
-import { accessDenied, invalidRequest, notFound, OAuthError } from '../errors.js';
+import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { info } from '../request/info.js';
 import type { Store } from '../store/store.js';
 import { authenticateSsfCaller } from './auth.js';
 import type { SsfStream } from './stream-record.js';
 import {
+  checkStreamRoom,
   eventsDelivered,
   MIN_VERIFICATION_INTERVAL,
   newStream,
@@ -102,14 +103,16 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
   app.post(
     SsfPaths.stream,
     guarded(async (req, reply, caller) => {
+      // Before resolving a push endpoint's host: a caller without room learns so without a lookup.
+      checkStreamRoom(ctx.settings.ssf, caller, await ctx.store.listSsfStreams());
+      const draft = await newStream(ctx, caller, req.body);
       let stream!: SsfStream;
       await audited(async (tx) => {
-        if ((await tx.listSsfStreams()).length >= ctx.settings.ssf.maxStreams)
-          throw accessDenied('the transmitter holds as many streams as it may (ssf.max_streams)', {
-            reason: 'stream_limit',
-          });
+        // Counted again in the transaction that stores it (transactions are serialized): racing creates
+        // cannot pass a limit together.
+        checkStreamRoom(ctx.settings.ssf, caller, await tx.listSsfStreams());
         // The log's head read in the transaction: events after it are this stream's, none before.
-        stream = newStream(ctx, caller, req.body, (await tx.eventBounds()).last);
+        stream = { ...draft, fromSeq: (await tx.eventBounds()).last };
         await tx.putSsfStream(stream);
         return { type: 'ssf.stream.created', outcome: 'success', actor: caller.id, data: describe(stream) };
       });
@@ -137,7 +140,7 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
       handler: guarded(async (req, _reply, caller) => {
         const body = updateTarget(req.body);
         const current = await streamOf(caller, body.stream_id);
-        const next = updatedStream(ctx, current, body, replace);
+        const next = await updatedStream(ctx, current, body, replace);
         await audited(async (tx) => {
           await tx.putSsfStream(next);
           return {

@@ -1,5 +1,11 @@
 export type SsfStreamStatus = 'enabled' | 'paused' | 'disabled';
 
+/** Who owns a stream: an operator, or a receiver workload (which may own only so many). */
+export type OwnerKind = 'operator' | 'receiver';
+
+export const ownerKind = (owner: string): OwnerKind =>
+  owner.startsWith('operator:') ? 'operator' : 'receiver';
+
 /** A Shared Signals (SSF 1.0) event stream to one receiver. */
 export interface SsfStream {
   id: string;

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import type { Settings } from '../config/settings.js';
 import type { WritContext } from '../context.js';
-import { invalidRequest } from '../errors.js';
-import type { SsfStream } from './stream-record.js';
+import { accessDenied, invalidRequest } from '../errors.js';
+import { checkPushTarget, parsePushEndpoint } from './push-target.js';
+import { type OwnerKind, ownerKind, type SsfStream } from './stream-record.js';
 import { DeliveryMethod, EVENTS_SUPPORTED, SsfPaths } from './vocabulary.js';
 
 /** Who is managing streams: an operator (any stream) or a receiver workload (its own streams only). */
@@ -61,37 +63,22 @@ function parse<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
 
 export const pollEndpoint = (issuer: string, id: string): string => `${issuer}${SsfPaths.poll}/${id}`;
 
-/**
- * A push endpoint must be https; plain http only to a loopback address (a receiver beside the server,
- * or a test). Nothing else is sent anywhere.
- */
-function checkPushEndpoint(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw invalidRequest('delivery.endpoint_url must be an absolute URL', { reason: 'endpoint_url' });
-  }
-  const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(u.hostname);
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback))
-    throw invalidRequest('delivery.endpoint_url must be https (http only to a loopback address)', {
-      reason: 'endpoint_url',
-    });
-  if (u.username || u.password || u.hash)
-    throw invalidRequest('delivery.endpoint_url must have no credentials or fragment', {
-      reason: 'endpoint_url',
-    });
-  return u.toString();
-}
-
 interface Delivery {
   deliveryMethod: string;
   endpointUrl: string;
   sealedAuthorization: Buffer | null;
 }
 
-/** SSF 1.0 §8.1.1.1: no delivery means poll, whose endpoint the transmitter supplies. */
-function resolveDelivery(ctx: WritContext, id: string, d: z.output<typeof delivery> | undefined): Delivery {
+/**
+ * SSF 1.0 §8.1.1.1: no delivery means poll, whose endpoint the transmitter supplies. A push endpoint
+ * follows the rules of the stream's owner (`push-target.ts`), whoever edits the stream.
+ */
+async function resolveDelivery(
+  ctx: WritContext,
+  id: string,
+  owner: OwnerKind,
+  d: z.output<typeof delivery> | undefined,
+): Promise<Delivery> {
   const method = d?.method ?? DeliveryMethod.poll;
   if (method === DeliveryMethod.poll) {
     const ours = pollEndpoint(ctx.settings.issuer, id);
@@ -108,9 +95,11 @@ function resolveDelivery(ctx: WritContext, id: string, d: z.output<typeof delive
   if (method === DeliveryMethod.push) {
     if (d?.endpoint_url === undefined)
       throw invalidRequest('delivery.endpoint_url is required for push', { reason: 'endpoint_url' });
+    const url = parsePushEndpoint(d.endpoint_url);
+    await checkPushTarget(ctx, url, owner);
     return {
       deliveryMethod: method,
-      endpointUrl: checkPushEndpoint(d.endpoint_url),
+      endpointUrl: url.toString(),
       sealedAuthorization:
         d.authorization_header === undefined
           ? null
@@ -137,8 +126,15 @@ export function eventsDelivered(s: Pick<SsfStream, 'eventsRequested'>): string[]
   return EVENTS_SUPPORTED.filter((e) => s.eventsRequested.includes(e));
 }
 
-/** A new stream from a create request (SSF 1.0 §8.1.1.1). */
-export function newStream(ctx: WritContext, caller: SsfCaller, body: unknown, fromSeq: number): SsfStream {
+/**
+ * A new stream from a create request (SSF 1.0 §8.1.1.1), all but its place in the event log (`fromSeq`,
+ * read in the transaction that stores it). A push endpoint's host is resolved and judged here.
+ */
+export async function newStream(
+  ctx: WritContext,
+  caller: SsfCaller,
+  body: unknown,
+): Promise<Omit<SsfStream, 'fromSeq'>> {
   const b = parse(createBody, body);
   let aud: string[];
   if (caller.kind === 'receiver') {
@@ -157,15 +153,43 @@ export function newStream(ctx: WritContext, caller: SsfCaller, body: unknown, fr
     id,
     owner: caller.id,
     aud,
-    ...resolveDelivery(ctx, id, b.delivery),
+    ...(await resolveDelivery(ctx, id, caller.kind, b.delivery)),
     eventsRequested: b.events_requested ?? [],
     description: b.description ?? null,
     status: 'enabled',
     statusReason: null,
-    fromSeq,
     createdAt: now,
     updatedAt: now,
   };
+}
+
+/**
+ * Room for one more stream for `caller` among `streams` (all there are): the transmitter's limit
+ * (`ssf.max_streams`); for a receiver workload also its own limit (`ssf.max_streams_per_receiver`) and
+ * the receivers' share, which leaves `ssf.operator_reserved_streams` to operators.
+ */
+export function checkStreamRoom(limits: Settings['ssf'], caller: SsfCaller, streams: SsfStream[]): void {
+  if (streams.length >= limits.maxStreams)
+    throw accessDenied(
+      'the transmitter holds as many streams as it may (ssf.max_streams): delete one first',
+      {
+        reason: 'stream_limit',
+      },
+    );
+  if (caller.kind === 'operator') return;
+  const own = streams.filter((s) => s.owner === caller.id).length;
+  if (own >= limits.maxStreamsPerReceiver)
+    throw accessDenied(
+      `this receiver holds ${own} streams, as many as ssf.max_streams_per_receiver allows: delete one first`,
+      { reason: 'stream_limit_receiver', streams: own },
+    );
+  const receivers = streams.filter((s) => ownerKind(s.owner) === 'receiver').length;
+  const share = Math.max(0, limits.maxStreams - limits.operatorReservedStreams);
+  if (receivers >= share)
+    throw accessDenied(
+      `receiver workloads hold ${receivers} streams: the rest of ssf.max_streams is kept for operators (ssf.operator_reserved_streams)`,
+      { reason: 'stream_limit_reserved', streams: receivers },
+    );
 }
 
 /** The request's `stream_id`, for finding the stream before it is updated. */
@@ -177,7 +201,12 @@ export function updateTarget(body: unknown): UpdateBody {
  * PATCH (`replace` false: what is present changes, the rest stays) or PUT (`replace` true: what is
  * missing is deleted). Transmitter-supplied properties may be echoed but must match (SSF 1.0 §8.1.1.3–4).
  */
-export function updatedStream(ctx: WritContext, s: SsfStream, b: UpdateBody, replace: boolean): SsfStream {
+export async function updatedStream(
+  ctx: WritContext,
+  s: SsfStream,
+  b: UpdateBody,
+  replace: boolean,
+): Promise<SsfStream> {
   const view = streamView(ctx, s);
   const same = (a: unknown, c: unknown) => JSON.stringify(a) === JSON.stringify(c);
   for (const key of [
@@ -194,7 +223,8 @@ export function updatedStream(ctx: WritContext, s: SsfStream, b: UpdateBody, rep
       throw invalidRequest(`${key} is the transmitter’s and does not match`, { reason: 'transmitter_field' });
   }
   const next: SsfStream = { ...s, updatedAt: ctx.clock.now() };
-  if (replace || b.delivery !== undefined) Object.assign(next, resolveDelivery(ctx, s.id, b.delivery));
+  if (replace || b.delivery !== undefined)
+    Object.assign(next, await resolveDelivery(ctx, s.id, ownerKind(s.owner), b.delivery));
   if (replace || b.events_requested !== undefined) next.eventsRequested = b.events_requested ?? [];
   if (replace || b.description !== undefined) next.description = b.description ?? null;
   return next;

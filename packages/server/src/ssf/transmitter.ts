@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import type { AuditEvent } from '../audit/audit-event.js';
 import { seconds } from '../clock.js';
 import type { WritContext } from '../context.js';
+import { OAuthError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { securityEvents, setClaims, setId } from './events.js';
-import { pushSet } from './push.js';
-import type { QueuedSet, SsfStream } from './stream-record.js';
+import { type PushOutcome, pushSet } from './push.js';
+import { checkPushTarget, type PushTarget, parsePushEndpoint } from './push-target.js';
+import { ownerKind, type QueuedSet, type SsfStream } from './stream-record.js';
 import { eventsDelivered, pushAuthorization } from './streams.js';
 import { DeliveryMethod, SET_TYP, SecurityEventType } from './vocabulary.js';
 
@@ -194,18 +196,16 @@ export function createTransmitter(ctx: WritContext): Transmitter {
       const s = await store.getSsfStream(streamId);
       if (!s || s.deliveryMethod !== DeliveryMethod.push || s.status !== 'enabled') return;
       const now = clock.now();
-      // Held while this node pushes; should it die meanwhile, another node retries when the hold ends.
-      const lease = now + (settings.ssf.pushTimeout + 5) * 1000;
+      // Held while this node pushes (resolving, then sending: each within the push timeout); should it
+      // die meanwhile, another node retries when the hold ends.
+      const lease = now + (2 * settings.ssf.pushTimeout + 5) * 1000;
       const set = await store.claimSsfSet(streamId, now, lease);
       if (!set) {
         const [head] = await store.pendingSsfSets(streamId, 1);
         if (head && head.nextAttemptAt > now) retryAt(streamId, head.nextAttemptAt);
         return;
       }
-      const outcome = await pushSet(s.endpointUrl, transmitter.sign(set), {
-        authorization: pushAuthorization(ctx, s),
-        timeoutMs: settings.ssf.pushTimeout * 1000,
-      });
+      const outcome = await push(s, set);
       if (outcome.kind === 'delivered') {
         await store.ackSsfSets(streamId, [set.jti]);
       } else if (outcome.kind === 'rejected') {
@@ -218,6 +218,14 @@ export function createTransmitter(ctx: WritContext): Transmitter {
         });
       } else {
         const next = clock.now() + backoffMs(set.attempts);
+        if (outcome.kind === 'refused' && set.lastError !== outcome.reason)
+          // Once per SET and reason: a stream stuck on a refused address is not audited at every retry.
+          await ctx.audit.append({
+            type: 'ssf.push.refused',
+            outcome: 'refused',
+            actor: 'system',
+            data: { stream_id: streamId, owner: s.owner, jti: set.jti, ...outcome.detail },
+          });
         await store.deferSsfSet(streamId, set.jti, next, outcome.reason);
         logger.warn(
           { stream: streamId, attempts: set.attempts, reason: outcome.reason },
@@ -227,6 +235,32 @@ export function createTransmitter(ctx: WritContext): Transmitter {
         return;
       }
     }
+  };
+
+  /**
+   * One push of `set`: the endpoint judged again as at creation (its owner's rules, every address its
+   * host resolves to now), then sent to the address just judged, so a name that changed its answer since
+   * (DNS rebinding) leads nowhere it may not go.
+   */
+  const push = async (
+    s: SsfStream,
+    set: QueuedSet,
+  ): Promise<PushOutcome | { kind: 'refused'; reason: string; detail: Record<string, unknown> }> => {
+    let target: PushTarget;
+    try {
+      target = await checkPushTarget(ctx, parsePushEndpoint(s.endpointUrl), ownerKind(s.owner));
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      return {
+        kind: 'refused',
+        reason: `refused: ${err.message}`.slice(0, 300),
+        detail: { ...err.detail, error: err.code, error_description: err.message },
+      };
+    }
+    return pushSet(target, transmitter.sign(set), {
+      authorization: pushAuthorization(ctx, s),
+      timeoutMs: settings.ssf.pushTimeout * 1000,
+    });
   };
 
   function schedulePush(streamId: string): void {

@@ -13,6 +13,7 @@ import { resolveSettings, type Settings } from '../../src/config/settings.js';
 import { encodeBase64url } from '../../src/jose/base64url.js';
 import { jwkThumbprint } from '../../src/jose/jwk.js';
 import { kekFromBytes } from '../../src/keys/kek.js';
+import type { HostResolver } from '../../src/net/resolver.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -319,6 +320,8 @@ export async function startHarness(
     logger?: import('pino').Logger;
     /** SQLite only: the directory of the store file (a test's own file system), instead of `dir`. */
     storeDir?: string;
+    /** Resolves push receivers' hosts instead of the system resolver (a DNS the test controls). */
+    resolveHost?: HostResolver;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'writ-test-'));
@@ -350,6 +353,7 @@ export async function startHarness(
       auditAnchor: join(dir, 'audit-anchor.json'),
       logger: opts.logger ?? pino({ level: 'silent' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.resolveHost ? { resolveHost: opts.resolveHost } : {}),
     });
   const writ = await start(store);
   if (opts.listen) await writ.listen();

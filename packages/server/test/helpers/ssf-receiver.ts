@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { WorkloadClient } from '@writ/sdk/client';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import type { HostResolver } from '../../src/net/resolver.js';
+import { classDoc, workloadDoc } from './dpop.js';
+import { freePort, type Harness, type Reply, startHarness, type TestKey } from './harness.js';
 
 /**
  * An SSF receiver as a third party would write one: an RFC 8935 push endpoint on loopback, and a
@@ -99,18 +103,101 @@ function checkSubject(sub: unknown, nested = false): void {
   }
 }
 
+export const RECEIVER = 'spiffe://test.writ/siem/receiver';
+export const STRANGER = 'spiffe://test.writ/siem/other';
+
+export const privateJwk = (k: TestKey) => ({
+  ...k.privateKey.export({ format: 'jwk' }),
+  kid: k.kid,
+  alg: k.alg,
+});
+
+/** Two receiver workloads (RECEIVER, STRANGER) whose class may call the stream management API. */
+export const receiverDocs = (issuer: string, keys: TestKey[]) => [
+  classDoc({ name: 'ssf-receiver', audiences: [`${issuer}/ssf`], scopes: ['ssf'], default_scopes: ['ssf'] }),
+  workloadDoc(RECEIVER, keys[0]!, ['ssf-receiver']),
+  workloadDoc(STRANGER, keys[1]!, ['ssf-receiver']),
+];
+
+/** A Writ listening on a port chosen up front, so the receiver class can name its audience. */
+export async function listeningHarness(
+  extra: (issuer: string) => ReturnType<typeof receiverDocs>,
+  settings: Record<string, unknown> = {},
+  opts: { resolveHost?: HostResolver } = {},
+): Promise<{ h: Harness; issuer: string }> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const h = await startHarness({
+    listen: true,
+    settings: { 'listen.port': port, ...settings },
+    extraDocs: extra(issuer),
+    ...opts,
+  });
+  return { h, issuer };
+}
+
+const jsonBody = (body: unknown) =>
+  body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {};
+
+/** A stream management (or poll) call over HTTP as an operator, with an admin token. */
+export function operatorCall(
+  issuer: string,
+  adminToken: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Response> {
+  return fetch(`${issuer}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${adminToken}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+}
+
+/** A stream management (or poll) call as a receiver workload: its DPoP-bound token for `<issuer>/ssf`. */
+export function receiverCall(
+  issuer: string,
+  c: WorkloadClient,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Response> {
+  return c.fetch(`${issuer}${path}`, { method, audience: `${issuer}/ssf`, ...jsonBody(body) });
+}
+
+/** A fetch response as the harness's `Reply` (for `expectRefusal`). */
+export async function replyOf(res: Response): Promise<Reply> {
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    headers: Object.fromEntries(res.headers),
+  };
+}
+
 export interface PushReceipt {
   authorization: string | undefined;
   contentType: string | undefined;
+  /** The Host header: the name the request was made for, whatever address it went to. */
+  host: string | undefined;
   set: string;
   status: number;
 }
 
-/** A push receiver on loopback. `plan` holds the statuses to answer next (then 202). */
+/**
+ * A push receiver on loopback. `plan` holds the answers to give next (then 202): a status, or a function
+ * that answers itself (a misbehaving receiver). `connections` counts every TCP connection it accepted,
+ * whether or not a request came.
+ */
 export interface PushReceiver {
   url: string;
+  port: number;
   received: PushReceipt[];
-  plan: number[];
+  plan: Array<number | ((res: ServerResponse) => void)>;
+  connections: number;
   /** SETs answered with 202. */
   accepted(): string[];
   close(): Promise<void>;
@@ -118,19 +205,23 @@ export interface PushReceiver {
 
 export async function startPushReceiver(port = 0): Promise<PushReceiver> {
   const received: PushReceipt[] = [];
-  const plan: number[] = [];
+  const plan: PushReceiver['plan'] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const status = plan.shift() ?? 202;
+      const next = plan.shift() ?? 202;
+      const status = typeof next === 'number' ? next : 0;
       received.push({
         authorization: req.headers.authorization,
         contentType: req.headers['content-type'],
+        host: req.headers.host,
         set: Buffer.concat(chunks).toString('utf8'),
         status,
       });
-      if (status === 400) {
+      if (typeof next === 'function') {
+        next(res);
+      } else if (status === 400) {
         res.writeHead(400, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ err: 'invalid_audience', description: 'not for this receiver' }));
       } else {
@@ -141,10 +232,12 @@ export async function startPushReceiver(port = 0): Promise<PushReceiver> {
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const { port: bound } = server.address() as { port: number };
-  return {
+  const receiver: PushReceiver = {
     url: `http://127.0.0.1:${bound}/events`,
+    port: bound,
     received,
     plan,
+    connections: 0,
     accepted: () => received.filter((r) => r.status === 202).map((r) => r.set),
     close: () =>
       new Promise<void>((resolve) => {
@@ -152,6 +245,10 @@ export async function startPushReceiver(port = 0): Promise<PushReceiver> {
         server.close(() => resolve());
       }),
   };
+  server.on('connection', () => {
+    receiver.connections++;
+  });
+  return receiver;
 }
 
 /** Polls `probe` (bounded: 600 × 25 ms) until it is true. */
