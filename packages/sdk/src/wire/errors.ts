@@ -51,6 +51,8 @@ export const REFUSAL_REASONS = {
   too_many_parameters: 'the form has more parameters than allowed',
   parameter_repeated: 'a parameter that may be sent once was repeated (RFC 6749 §3.2)',
   parameter_too_long: 'a parameter is longer than allowed',
+  control_characters:
+    'a text field (named in the description) holds control characters, line separators or bidirectional formatting characters',
   missing_parameter: 'a required parameter or field is missing',
   query_parameter: 'a query parameter does not have the documented form',
   unsupported_grant_type: 'the grant type is not supported here',

@@ -4,6 +4,7 @@ import type { Store } from '../store/store.js';
 import type { AuditCheckpoint, AuditDraft, AuditEvent } from './audit-event.js';
 import type { AuditEventType } from './audit-types.js';
 import { AuditChainBrokenError, type AuditHead, CHECKPOINT_TYP } from './chain.js';
+import { plainEvent } from './plain-text.js';
 import { verifyChainFrom } from './verify.js';
 
 /** What a producer appends: a draft of a type in the audit vocabulary; the log adds the time. */
@@ -11,7 +12,8 @@ export type AuditEntry = Omit<AuditDraft, 'ts' | 'type'> & { type: AuditEventTyp
 
 export interface AuditLog {
   /**
-   * Appends one event (inside `tx` when given). Throws when the store refuses: callers fail closed.
+   * Appends one event (inside `tx` when given), its strings bounded and their control characters
+   * escaped (`plainEvent`). Throws when the store refuses: callers fail closed.
    * Throws `AuditChainBrokenError` once the store no longer holds the newest event this process wrote.
    */
   append(draft: AuditEntry, tx?: Store): Promise<AuditEvent>;
@@ -89,7 +91,9 @@ export function createAuditLog(deps: {
   const log: AuditLog = {
     async append(draft, tx) {
       refuseIfBroken();
-      const event = await (tx ?? store).appendAudit({ ...draft, ts: clock.now() }, held).catch(broke);
+      const event = await (tx ?? store)
+        .appendAudit({ ...plainEvent(draft), ts: clock.now() }, held)
+        .catch(broke);
       if (!tx) log.noteCommitted(event);
       return event;
     },
@@ -98,7 +102,7 @@ export function createAuditLog(deps: {
       const ts = clock.now();
       return tx
         .appendAuditBatch(
-          drafts.map((d) => ({ ...d, ts })),
+          drafts.map((d) => ({ ...plainEvent(d), ts })),
           held,
         )
         .catch(broke);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { dataPaths } from '../data-dir.js';
 import { AdminClient } from './client.js';
+import { terminalText } from './terminal.js';
 
 /** The options every command may read: `--data-dir`, `--server`, `--operator-key`. */
 export interface GlobalOptions {
@@ -15,7 +16,10 @@ export interface CommandContext {
   globals(): GlobalOptions;
   /** An admin API client signing with the operator key. */
   admin(): AdminClient;
-  /** Prints a string as it is and anything else as indented JSON, one trailing newline. */
+  /**
+   * Prints a string as it is and anything else as indented JSON, one trailing newline; control
+   * characters other than the line breaks are escaped (`terminalText`).
+   */
   out(value: unknown): void;
 }
 
@@ -31,7 +35,9 @@ export function commandContext(program: Command): CommandContext {
       });
     },
     out(value) {
-      process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}\n`);
+      process.stdout.write(
+        `${terminalText(typeof value === 'string' ? value : JSON.stringify(value, null, 2))}\n`,
+      );
     },
   };
 }

@@ -20,6 +20,7 @@ import { registerServe } from './commands/serve.js';
 import { registerTasks } from './commands/tasks.js';
 import { registerToken } from './commands/token.js';
 import { registerWorkloads } from './commands/workloads.js';
+import { terminalText } from './terminal.js';
 
 const program = new Command('writ')
   .description('Writ: short-lived, narrowly scoped credentials for non-human identities.')
@@ -56,9 +57,9 @@ for (const register of [
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError || err instanceof ConfigError) {
-    process.stderr.write(`writ: ${err.message}\n`);
+    process.stderr.write(`writ: ${terminalText(err.message)}\n`);
   } else {
-    process.stderr.write(`writ: ${(err as Error).message ?? String(err)}\n`);
+    process.stderr.write(`writ: ${terminalText((err as Error).message ?? String(err))}\n`);
   }
   process.exit(1);
 });

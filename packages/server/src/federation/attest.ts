@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { spiffeIdProblem } from '../config/spiffe.js';
 import type { WritContext } from '../context.js';
+import { restrictText } from '../control-characters.js';
 import { invalidGrant, unauthorizedClient } from '../errors.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
 import { asText } from './cel.js';
@@ -72,7 +73,7 @@ export async function attestFederatedToken(ctx: WritContext, token: string): Pro
   const attributes: Record<string, string> = {};
   for (const [k, rule] of issuer.attributes) {
     const value = asText(rule(claims));
-    if (value !== undefined && value !== '') attributes[k] = value.slice(0, 256);
+    if (value !== undefined && value !== '') attributes[k] = restrictText(value, 256);
   }
   let run: FederatedIdentity['run'];
   if (issuer.task) {
@@ -81,9 +82,9 @@ export async function attestFederatedToken(ctx: WritContext, token: string): Pro
     for (const [k, rule] of issuer.task.labels) {
       const value = asText(rule(claims));
       if (value === undefined || value === '' || value.length > 256) complete = false;
-      else labels[k] = value;
+      else labels[k] = restrictText(value, 256);
     }
-    const purpose = asText(issuer.task.purpose(claims))?.slice(0, 200) || `${name} run`;
+    const purpose = restrictText(asText(issuer.task.purpose(claims)) ?? '', 200) || `${name} run`;
     if (complete) run = { labels, purpose };
   }
   const exp = claims.exp as number;

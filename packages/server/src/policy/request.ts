@@ -5,6 +5,7 @@ import {
   REQUEST_ACTIONS,
   type RequestAction,
 } from '@writ/sdk/wire';
+import { hasControlCharacters } from '../control-characters.js';
 import { federationContext } from '../federation/presets.js';
 import type { WorkloadRecord } from '../registry/workload.js';
 import type { CedarValueJson } from './cedar.js';
@@ -87,9 +88,5 @@ export function cedarContext(
 
 /** No control characters (ids of principals and resources end up in audit events and cache keys). */
 export function isPrintable(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return false;
-  }
-  return true;
+  return !hasControlCharacters(s);
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
+import { plainUsageRecord } from './plain-record.js';
 import type { UsageAggregate } from './usage-aggregate.js';
 
 /** One use as a verifier reports it (the wire shape of `POST /v1/usage`; the SDK's `UsageRecord`). */
@@ -61,7 +62,8 @@ export async function ingestUsageReport(
   const oldest = now - usage.retention * 1000;
   const aggregates = new Map<string, UsageAggregate>();
   let denied = 0;
-  for (const [i, r] of report.records.entries()) {
+  for (const [i, sent] of report.records.entries()) {
+    const r = plainUsageRecord(sent);
     if (r.time > now + FUTURE_SKEW_MS || r.time < oldest)
       throw invalidRequest(`records.${i}.time: outside the accepted window`, { reason: 'time' });
     if (r.decision === 'allow' && (r.jti === '' || r.sub === '' || (r.reason ?? '') !== ''))

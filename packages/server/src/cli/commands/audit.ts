@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { readAuditAnchor } from '../../audit/anchor.js';
 import type { AuditCheckpoint, AuditEvent } from '../../audit/audit-event.js';
 import { verifyAuditChain } from '../../audit/verify.js';
+import { escapeControlCharacters as esc } from '../../control-characters.js';
 import { describeStore, openStore, type StoreLocation } from '../../store/open-store.js';
 import type { TokenTrace } from '../../usage/trace.js';
 import { type AdminClient, CliError } from '../client.js';
@@ -47,13 +48,18 @@ export async function verifyOffline(
   }
 }
 
+/**
+ * One event on one line. Every field is escaped (`escapeControlCharacters`): whatever a caller got into
+ * an event (a newline, a terminal escape, a bidirectional override) is shown, never obeyed, and cannot
+ * start a line that looks like another event.
+ */
 export function formatEvent(e: AuditEvent): string {
   const time = new Date(e.ts).toISOString();
   const data = Object.entries(e.data)
     .filter(([k]) => !['fingerprint'].includes(k))
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${esc(k)}=${esc(typeof v === 'string' ? v : JSON.stringify(v))}`)
     .join(' ');
-  return `${String(e.seq).padStart(6)} ${time} ${e.type.padEnd(20)} ${e.outcome.padEnd(8)} ${e.actor}${e.jti ? ` jti=${e.jti}` : ''} ${data}`;
+  return `${String(e.seq).padStart(6)} ${time} ${esc(e.type).padEnd(20)} ${esc(e.outcome).padEnd(8)} ${esc(e.actor)}${e.jti ? ` jti=${esc(e.jti)}` : ''} ${data}`;
 }
 
 export interface AuditQueryOptions {
@@ -109,23 +115,26 @@ export async function trace(client: AdminClient, jti: string): Promise<TokenTrac
   return client.get<TokenTrace>(`/audit/trace/${encodeURIComponent(jti)}`);
 }
 
-/** The trace as a person reads it: the token, then issued → used → revoked in time order. */
+/**
+ * The trace as a person reads it: the token, then issued → used → revoked in time order. Fields are
+ * escaped as in `formatEvent`: an operation, a user agent or a reason cannot add or repaint a line.
+ */
 export function formatTrace(t: TokenTrace): string {
   const lines: string[] = [];
   const tok = t.token;
-  lines.push(`token ${t.jti}`);
+  lines.push(`token ${esc(t.jti)}`);
   if (tok)
     lines.push(
-      `  sub=${tok.sub} aud=${tok.aud} cls=${tok.cls} scope="${tok.scope}"${tok.tid ? ` tid=${tok.tid}` : ''}`,
+      `  sub=${esc(tok.sub)} aud=${esc(tok.aud)} cls=${esc(tok.cls)} scope="${esc(tok.scope)}"${tok.tid ? ` tid=${esc(tok.tid)}` : ''}`,
       `  iat=${iso(tok.iat * 1000)} exp=${iso(tok.exp * 1000)}`,
     );
   lines.push(
     `  uses: ${t.totals.allow} allowed, ${t.totals.deny} denied` +
       (t.revocations.length
-        ? `; revoked (${t.revocations.map((r) => `${r.kind}#${r.seq}`).join(', ')})`
+        ? `; revoked (${t.revocations.map((r) => `${esc(r.kind)}#${r.seq}`).join(', ')})`
         : ''),
   );
-  for (const e of t.timeline) lines.push(`${iso(e.at)}  ${e.what.padEnd(7)} ${e.detail}`);
+  for (const e of t.timeline) lines.push(`${iso(e.at)}  ${esc(e.what).padEnd(7)} ${esc(e.detail)}`);
   return lines.join('\n');
 }
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { escapeControlCharacters as esc } from '../../control-characters.js';
 import type { CommandContext } from '../command-context.js';
 
 /** `writ classes list|show`: the token classes in force, through the admin API. */
@@ -12,7 +13,7 @@ export function registerClasses(program: Command, cli: CommandContext): void {
       r.classes
         .map(
           (c) =>
-            `${c.name}  max_ttl=${c.maxTtl}s audiences=${c.audiences.join(',')} scopes=${c.scopes.join(',')}`,
+            `${esc(c.name)}  max_ttl=${c.maxTtl}s audiences=${esc(c.audiences.join(','))} scopes=${esc(c.scopes.join(','))}`,
         )
         .join('\n') || '(none)',
     );

@@ -6,6 +6,7 @@ import { detectAmbientIdentity, tlsFetch, WorkloadClient } from '@writ/sdk/clien
 import type { Command } from 'commander';
 import { CliError, readClientTls, readPrivateKeyFile } from '../client.js';
 import type { CommandContext } from '../command-context.js';
+import { terminalText } from '../terminal.js';
 
 export interface ExecOptions {
   server: string;
@@ -261,7 +262,7 @@ export function registerExec(program: Command, cli: CommandContext): void {
           ...(o['duration'] ? { duration: o['duration'] as string } : {}),
           ...(o['label'] ? { label: o['label'] as string[] } : {}),
           lease: Math.max(3, Number(o['lease']) || 30),
-          log: (line) => process.stderr.write(`${line}\n`),
+          log: (line) => process.stderr.write(`${terminalText(line)}\n`),
         },
         command,
       );

@@ -1,5 +1,9 @@
 import type { Command } from 'commander';
+import { escapeControlCharacters } from '../../control-characters.js';
 import type { CommandContext } from '../command-context.js';
+
+/** One field of a line, escaped: a purpose or a reason cannot add a line or repaint the terminal. */
+const f = (v: unknown): string => escapeControlCharacters(String(v));
 
 /** `writ tasks list|show|close`: tasks, through the admin API; closing one revokes its tokens. */
 export function registerTasks(program: Command, cli: CommandContext): void {
@@ -18,7 +22,7 @@ export function registerTasks(program: Command, cli: CommandContext): void {
         r.tasks
           .map(
             (t) =>
-              `${String(t['state']).padEnd(6)} ${String(t['id'])}  ${String(t['workload'])}  "${String(t['purpose'])}"${t['close_reason'] ? `  (${String(t['close_reason'])})` : ''}`,
+              `${f(t['state']).padEnd(6)} ${f(t['id'])}  ${f(t['workload'])}  "${f(t['purpose'])}"${t['close_reason'] ? `  (${f(t['close_reason'])})` : ''}`,
           )
           .join('\n') || '(none)',
       );

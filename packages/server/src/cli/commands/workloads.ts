@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { escapeControlCharacters as esc } from '../../control-characters.js';
 import type { CommandContext } from '../command-context.js';
 
 /** `writ workloads list|show|disable|enable|quarantine`: the registry, through the admin API. */
@@ -12,7 +13,7 @@ export function registerWorkloads(program: Command, cli: CommandContext): void {
       r.workloads
         .map(
           (w) =>
-            `${w.state.padEnd(11)} ${w.environment.padEnd(8)} ${w.id}  owner=${w.owner} classes=${w.classes.join(',')}`,
+            `${esc(w.state).padEnd(11)} ${esc(w.environment).padEnd(8)} ${esc(w.id)}  owner=${esc(w.owner)} classes=${esc(w.classes.join(','))}`,
         )
         .join('\n') || '(none)',
     );
