@@ -269,12 +269,16 @@ describe('workload federation from trusted OIDC issuers', () => {
   it('a second use from another DPoP holder is refused and audited as a possible theft', async () => {
     const token = await github.mint(githubClaims(now(), { runId: '777' }));
     const first = generateDpopKey();
-    assert.equal((await federate(token, first)).status, 200);
+    const first0 = await federate(token, first);
+    assert.equal(first0.status, 200);
     const e = await refused(() => federate(token, generateDpopKey()), 'federation_token_replay');
     assert.equal(e.data['federation_issuer'], 'github');
     assert.equal(typeof e.data['federation_fingerprint'], 'string');
     const theft = await lastEvent(h, 'federation.token_replayed');
     assert.equal(theft.outcome, 'refused');
+    assert.equal(theft.actor, 'anonymous', 'a copy of the token proves no one');
+    assert.equal(e.actor, 'anonymous');
+    assert.equal(theft.subject, decodeClaims(first0.body['access_token'] as string)['sub']);
     assert.equal(theft.data['issuer'], 'github');
     assert.equal(theft.data['fingerprint'], e.data['federation_fingerprint']);
     // The first holder may use it again (a renewal from the same process): documented, and audited.

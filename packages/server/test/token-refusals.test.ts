@@ -60,7 +60,8 @@ describe('token endpoint refusals', () => {
         () => h.requestToken({}, { clientId: 'spiffe://test.writ/nobody/here' }),
         invalidClient('unknown_client'),
       );
-      assert.equal(event.data['client_id'], 'spiffe://test.writ/nobody/here');
+      assert.equal(event.actor, 'anonymous', 'a client that did not authenticate is no actor');
+      assert.equal(event.data['claimed_client_id'], 'spiffe://test.writ/nobody/here');
     });
 
     it('unknown client named by client_id', async () => {

@@ -1,4 +1,5 @@
 import type { RequestInfo, WritContext } from '../context.js';
+import { restrictText } from '../control-characters.js';
 import { OAuthError, StoreUnavailableError, temporarilyUnavailable } from '../errors.js';
 import { sourceKey, sourceLimited } from '../rate-limit/source.js';
 import type { RefusalEndpoint } from './audit-types.js';
@@ -12,7 +13,12 @@ export const AUDITED = Symbol('writ.audited');
  * Audits a refusal and returns the error to send. Store failures become 503 `temporarily_unavailable`;
  * unexpected errors become 500 `server_error` with nothing of the cause in the response.
  *
- * Floods are bounded: a refusal of a request no caller authenticated (`req.caller` unset) takes one
+ * The actor of the event is the caller `auth/` authenticated, or `anonymous`: a `client_id` the
+ * request only named is recorded as `data.claimed_client_id`, and every string of the event is bounded
+ * with its control characters escaped, so no caller can write an event in another's name or forge
+ * lines of `writ audit tail`.
+ *
+ * Floods are bounded: a refusal of a request no caller authenticated (`provenCaller`) takes one
  * from its source address's budget, and past it the answer is 429 with `Retry-After`; such refusals,
  * and every client's rate-limit refusals, are written once per kind (type, source or client, error,
  * reason) per `audit.refusal_window`, the rest of the window as one summary row with the count and
@@ -42,7 +48,8 @@ export async function auditRefusal(
     ctx.logger.error({ err, endpoint }, 'unexpected error');
     error = new OAuthError('server_error', 'internal error', { detail: { reason: 'internal_error' } });
   }
-  const unauthenticated = req.caller === undefined && error.status < 500;
+  const caller = provenCaller(req, error);
+  const unauthenticated = caller === undefined && error.status < 500;
   if (unauthenticated) {
     const wait = ctx.sourceLimiter.take(sourceKey(req.ip));
     if (wait > 0 && error.status !== 429) error = sourceLimited(wait);
@@ -52,8 +59,8 @@ export async function auditRefusal(
   if (unauthenticated || reason === 'rate_limited') {
     const kind: TallyKey = {
       type: `${endpoint}.refused`,
-      who: req.caller ?? sourceKey(req.ip),
-      actor: req.caller ?? 'anonymous',
+      who: caller ?? sourceKey(req.ip),
+      actor: caller ?? 'anonymous',
       error: error.code,
       reason,
       status: error.status,
@@ -67,10 +74,8 @@ export async function auditRefusal(
     { endpoint, error: error.code, status: error.status, reason: error.reason, ip: req.ip },
     'refused',
   );
-  // The client the request named, or failing that the workload a check refused after authenticating
-  // it (the rate limit, say): `detail.workload` is only ever an authenticated identity.
-  const named = context['client_id'] ?? error.detail?.['workload'];
-  const actor = typeof named === 'string' ? named : 'anonymous';
+  // Only an identity `auth/` proved is an actor; whatever the request named is a claim, kept as data.
+  const actor = caller ?? 'anonymous';
   // The audit log lives in the store that just failed (or refuses appends): trying again would only
   // double the wait for the 503 (a cut link answers nothing until a timeout). The refusal is in the
   // service log above.
@@ -86,8 +91,8 @@ export async function auditRefusal(
       data: {
         error: error.code,
         description: error.message,
-        ...clean(error.detail),
-        ...clean(context),
+        ...clean(error.detail, actor),
+        ...clean(context, actor),
         ip: req.ip,
         status: error.status,
       },
@@ -128,12 +133,31 @@ export async function writeRefusalSummaries(ctx: WritContext, all = false): Prom
   }
 }
 
-function clean(o: Record<string, unknown> | undefined): Record<string, unknown> {
+/**
+ * Who a refusal is attributed to: the caller `auth/` authenticated (`req.caller`), unless what was
+ * refused is that authentication itself (`invalid_client`: a spent assertion, say, refused after its
+ * signature was checked) or the proof of identity came from a second holder (a federation token
+ * replayed): whoever sent it proved nothing, so no identity is theirs to use.
+ */
+function provenCaller(req: RequestInfo, error: OAuthError): string | undefined {
+  if (error.code === 'invalid_client' || error.reason === 'federation_token_replay') return undefined;
+  return req.caller;
+}
+
+/**
+ * What a refusal records of its detail and context: strings bounded and their control characters
+ * escaped; a `client_id` the request named is `claimed_client_id` (none when it is the actor).
+ */
+function clean(o: Record<string, unknown> | undefined, actor: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (!o) return out;
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined) continue;
-    out[k] = typeof v === 'string' ? v.slice(0, 256) : v;
+    if (k === 'client_id') {
+      if (v !== actor) out['claimed_client_id'] = typeof v === 'string' ? restrictText(v, 256) : v;
+      continue;
+    }
+    out[k] = typeof v === 'string' ? restrictText(v, 256) : v;
   }
   return out;
 }

@@ -80,7 +80,8 @@ export async function issueForFederatedToken(
 
 /**
  * A federation token presented by a second holder: someone copied it from the job (a log, a runner's
- * disk). Its own event, apart from the refusal, so alerting can key on it.
+ * disk). Its own event, apart from the refusal, so alerting can key on it. About the workload (its
+ * subject), by no one: whoever presented the copy proved nothing.
  */
 async function auditReplay(
   ctx: WritContext,
@@ -91,7 +92,7 @@ async function auditReplay(
   await ctx.audit.append({
     type: 'federation.token_replayed',
     outcome: 'refused',
-    actor: f.workload.id,
+    actor: 'anonymous',
     subject: f.workload.id,
     data: {
       issuer: f.issuer,
