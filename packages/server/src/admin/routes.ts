@@ -7,6 +7,7 @@ import { authenticateAdmin } from '../auth/admin.js';
 import { validateConfig } from '../config/config-dir.js';
 import { formatDiff } from '../config/diff.js';
 import { Paths, type WritContext } from '../context.js';
+import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
 import { PolicyLoadError } from '../policy/compile.js';
@@ -22,12 +23,26 @@ import { applyConfig, setWorkloadState } from './operations.js';
 /** The admin API under `/admin/v1`: every route requires an admin token from an operator key. */
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
+/**
+ * A text field an operator types that is stored, audited and shown again (a reason, a predicate's
+ * value): 1 to `max` characters, refused with reason `control_characters` when it holds one.
+ */
+const plainText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((s) => !hasControlCharacters(s), {
+      message: `must hold ${PLAIN_TEXT_RULE}`,
+      params: { reason: 'control_characters' },
+    });
+
 const revocationBody = z
   .object({
     kind: z.enum(REVOCATION_KINDS),
-    value: z.string().min(1).max(2048),
+    value: plainText(2048),
     issued_before: z.number().int().nonnegative().optional(),
-    reason: z.string().min(1).max(500).default('revoked by operator'),
+    reason: plainText(500).default('revoked by operator'),
   })
   .strict();
 
@@ -59,7 +74,7 @@ const openTaskBody = z
   })
   .strict();
 
-const stateBody = z.object({ reason: z.string().min(1).max(500).default('by operator') }).strict();
+const stateBody = z.object({ reason: plainText(500).default('by operator') }).strict();
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): void {
   // Outside the authenticated scope below: this is where an operator gets the token it asks for.
@@ -86,7 +101,10 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         const r = schema.safeParse(req.body ?? {});
         if (!r.success) {
           const i = r.error.issues[0]!;
-          throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`, { reason: 'malformed_body' });
+          const controls = i.code === 'custom' && i.params?.['reason'] === 'control_characters';
+          throw invalidRequest(`${i.path.join('.') || 'body'}: ${i.message}`, {
+            reason: controls ? 'control_characters' : 'malformed_body',
+          });
         }
         return r.data;
       };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { WritContext } from '../context.js';
+import { refuseControlCharacters } from '../control-characters.js';
 import { invalidGrant, invalidRequest, OAuthError } from '../errors.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
 import { revocationExpiry } from '../revocation/expiry.js';
@@ -22,6 +23,8 @@ export interface OpenTaskRequest {
 }
 
 const LABEL_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/** The longest reason a task is closed with (a workload's form field, an operator's JSON). */
+const CLOSE_REASON_MAX = 500;
 
 /** Validates task labels sent as a JSON object of strings (CI run id, job name, ticket…). */
 export function parseLabels(raw: string | undefined): Record<string, string> {
@@ -58,6 +61,10 @@ export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Ta
   const purpose = r.purpose.trim();
   if (purpose.length === 0 || purpose.length > 200)
     throw invalidRequest('purpose is required (at most 200 characters)', { reason: 'purpose' });
+  // Purpose and labels are stored, audited and shown to operators as they were sent: refused, not
+  // cleaned, when they hold control characters (a platform token's claims are cleaned before this).
+  refuseControlCharacters(purpose, 'purpose');
+  for (const [k, v] of Object.entries(r.labels)) refuseControlCharacters(v, `labels.${k}`);
   const ceiling = taskCeiling(ctx, r.workload);
   if (ceiling === 0) throw invalidRequest('the workload has no token class', { reason: 'no_token_class' });
   const duration = Math.min(r.duration ?? ceiling, ceiling);
@@ -123,7 +130,8 @@ export function pruneClosedTasks(ctx: Pick<WritContext, 'store' | 'clock' | 'set
 /**
  * Closes a task and revokes every token issued for it with one `tid` revocation (kept until the last
  * of them expires; none when no token of it is live), atomically. Returns false when the task was
- * already closed (closing twice is harmless).
+ * already closed (closing twice is harmless). A `reason` longer than 500 characters or holding
+ * control characters is refused.
  */
 export async function closeTask(
   ctx: WritContext,
@@ -131,6 +139,11 @@ export async function closeTask(
   reason: string,
   actor: string,
 ): Promise<boolean> {
+  if (reason.length > CLOSE_REASON_MAX)
+    throw invalidRequest(`reason must be at most ${CLOSE_REASON_MAX} characters`, {
+      reason: 'parameter_too_long',
+    });
+  refuseControlCharacters(reason, 'reason');
   const now = ctx.clock.now();
   const event = await ctx.store.transaction(async (tx) => {
     const task = await tx.getTask(id);
