@@ -78,7 +78,7 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
           scopes: ['events:read'],
           default_scopes: ['events:read'],
         }),
-        workloadDoc(VERIFIER, verifierKey, ['verifier']),
+        workloadDoc(VERIFIER, verifierKey, ['verifier'], { serves: [AUDIENCE] }),
       ],
     });
     proxy = await startProxy(proxyPort, serverPort);
@@ -144,19 +144,21 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
         verifier.verify(request(token, 'GET /reports/:id', '10.1.2.3')),
         (err) => err instanceof RequestRefusal && err.reason === 'revoked',
       );
-      // A token that fails its signature check is denied, but its claims are not trusted: no jti.
+      // A token that fails its signature check is denied, but its claims are not trusted: it names no
+      // token Writ issued, so the use is not reported.
       await assert.rejects(
         verifier.verify(request(`${token.slice(0, -4)}AAAA`, 'GET /reports/:id', '6.6.6.6')),
       );
 
-      assert.deepEqual(usage.stats(), { buffered: 7, dropped: 0, sent: 0, failures: 0 });
+      assert.deepEqual(usage.stats(), { buffered: 6, dropped: 0, sent: 0, refused: 0, failures: 0 });
       await usage.flush();
-      assert.deepEqual(usage.stats(), { buffered: 0, dropped: 0, sent: 7, failures: 0 });
+      assert.deepEqual(usage.stats(), { buffered: 0, dropped: 0, sent: 6, refused: 0, failures: 0 });
 
       const reported = (await h.auditEvents('usage.reported')).at(-1)!;
       assert.equal(reported.actor, VERIFIER);
-      assert.equal(reported.data['records'], 7);
-      assert.equal(reported.data['denied'], 3);
+      assert.equal(reported.data['records'], 6);
+      assert.equal(reported.data['denied'], 2);
+      assert.equal(reported.data['refused'], 0);
 
       const json = JSON.parse((await writ(['audit', 'trace', jti, '--json'])).stdout) as TokenTrace;
       assert.equal(json.token?.sub, 'spiffe://test.writ/reports/exporter');
@@ -213,14 +215,13 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
     for (const n of [1, 2, 3, 4, 5])
       usage.record({
         jti,
-        sub: 'spiffe://test.writ/reports/exporter',
         operation: `GET /op-${n}`,
         source: '10.0.0.1',
         decision: 'allow',
       });
-    assert.deepEqual(usage.stats(), { buffered: 3, dropped: 2, sent: 0, failures: 0 });
+    assert.deepEqual(usage.stats(), { buffered: 3, dropped: 2, sent: 0, refused: 0, failures: 0 });
     await usage.flush();
-    assert.deepEqual(usage.stats(), { buffered: 0, dropped: 2, sent: 3, failures: 0 });
+    assert.deepEqual(usage.stats(), { buffered: 0, dropped: 2, sent: 3, refused: 0, failures: 0 });
     const trace = (await h.admin('GET', `/audit/trace/${jti}`)).body as unknown as TokenTrace;
     assert.deepEqual(
       trace.uses.map((u) => u.operation).sort(),
@@ -237,7 +238,6 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
     const use = (operation: string) =>
       usage.record({
         jti,
-        sub: 'spiffe://test.writ/reports/exporter',
         operation,
         source: '10.0.0.2',
         decision: 'allow',
@@ -252,7 +252,7 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
 
     use('GET /at-close');
     const stats = await usage.close();
-    assert.deepEqual(stats, { buffered: 0, dropped: 0, sent: 3, failures: 2 });
+    assert.deepEqual(stats, { buffered: 0, dropped: 0, sent: 3, refused: 0, failures: 2 });
     const trace = (await h.admin('GET', `/audit/trace/${jti}`)).body as unknown as TokenTrace;
     assert.deepEqual(trace.uses.map((u) => u.operation).sort(), [
       'GET /at-close',
@@ -261,12 +261,11 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
     ]);
   });
 
-  it('a report the server refuses (out of time) is dropped and counted, not retried', async () => {
+  it('a report the server refuses (out of time) is counted as refused, not retried', async () => {
     const usage = new UsageReporter({ issuer, client, flushIntervalMs: 3_600_000 });
     const jti = decodeClaims(await bearerToken())['jti'] as string;
     usage.record({
       jti,
-      sub: 'spiffe://test.writ/reports/exporter',
       operation: 'GET /x',
       source: '10.0.0.3',
       decision: 'allow',
@@ -274,7 +273,7 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
     });
     const refusals = (await h.auditEvents('usage.refused')).length;
     await usage.flush();
-    assert.deepEqual(usage.stats(), { buffered: 0, dropped: 1, sent: 0, failures: 0 });
+    assert.deepEqual(usage.stats(), { buffered: 0, dropped: 0, sent: 0, refused: 1, failures: 0 });
     const refused = await h.auditEvents('usage.refused');
     assert.equal(refused.length, refusals + 1);
     assert.equal(refused.at(-1)!.actor, VERIFIER);

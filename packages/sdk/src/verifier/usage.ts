@@ -1,16 +1,23 @@
 import type { WorkloadClient } from '../client/workload-client.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 
-/** One use of a token at a resource server, as a verifier reports it. */
+/**
+ * One use of a token at a resource server, as a verifier reports it. The server takes a record only for
+ * a token it issued, for an API the reporting verifier serves (its workload's `serves`), and reads the
+ * token's subject and task from its own record of the token.
+ */
 export interface UsageRecord {
-  /** The token's `jti`; empty for a denial of a token whose claims could not be trusted. */
+  /** The token's `jti`. A use whose token could not be verified names none and is not reported. */
   jti: string;
-  sub: string;
+  /** Not sent: the server reads the subject from its record of the token. */
+  sub?: string | undefined;
+  /** Not sent: the server reads the task from its record of the token. */
   tid?: string | undefined;
   /** Method and route, e.g. `GET /reports/:id` (a route pattern, not the raw path: ids multiply). */
   operation: string;
   /** The caller's address. */
   source: string;
+  /** Control characters are sent escaped (`\u001b`), and the text cut to 512 characters. */
   userAgent?: string | undefined;
   decision: 'allow' | 'deny';
   /** Why it was denied (`revoked`, `expired`, `dpop_replay`, …). */
@@ -58,10 +65,15 @@ export interface UsageReporterOptions {
 export interface UsageReporterStats {
   /** Records waiting to be sent. */
   buffered: number;
-  /** Records lost: dropped oldest-first from a full buffer, in reports the server refused, or left at close. */
+  /** Records lost on this side: dropped oldest-first from a full buffer, or left at close. */
   dropped: number;
   /** Records the server accepted. */
   sent: number;
+  /**
+   * Records the server refused: in a report it refused whole (400, 403, 413, 415), or listed as refused
+   * in one it took (a token it did not issue, for an API this verifier does not serve, out of time…).
+   */
+  refused: number;
   /** Reports that failed and were retried. */
   failures: number;
 }
@@ -113,8 +125,6 @@ class Queue<T> {
 
 interface WireRecord {
   jti: string;
-  sub: string;
-  tid?: string;
   operation: string;
   source: string;
   user_agent?: string;
@@ -125,13 +135,14 @@ interface WireRecord {
 
 /**
  * Ships usage records to the Writ server in batches, off the request path: `record()` only buffers.
- * A full buffer drops its oldest record and counts it; a failed report is retried with exponential
- * backoff (the records keep their place at the front); a refused report (400, 413) is dropped and
- * counted; the count of dropped records travels with the next report. `close()` flushes.
+ * A full buffer drops its oldest record and counts it (`dropped`); a failed report is retried with
+ * exponential backoff (the records keep their place at the front); a report the server refuses (400,
+ * 403, 413, 415) is not retried, and its records, like those an accepted report lists as refused, are
+ * counted as `refused`; the count of dropped records travels with the next report. `close()` flushes.
  *
  * @example
  * const usage = new UsageReporter({ issuer, client });
- * usage.record({ jti, sub, operation: 'GET /reports/:id', source: req.socket.remoteAddress, decision: 'allow' });
+ * usage.record({ jti, operation: 'GET /reports/:id', source: req.socket.remoteAddress, decision: 'allow' });
  */
 export class UsageReporter {
   readonly #o: Required<Omit<UsageReporterOptions, 'onError'>> & Pick<UsageReporterOptions, 'onError'>;
@@ -142,6 +153,7 @@ export class UsageReporter {
   /** Dropped records the server has not been told about yet. */
   #droppedUnreported = 0;
   #sent = 0;
+  #refused = 0;
   #failures = 0;
   #backoff = 0;
   #retryAt = 0;
@@ -167,22 +179,22 @@ export class UsageReporter {
     this.#timer.unref?.();
   }
 
-  /** Buffers one use; never blocks and never throws. */
+  /** Buffers one use; never blocks and never throws. A use that names no token (`jti` empty) is ignored. */
   record(r: UsageRecord): void {
+    // The server takes only uses of tokens it issued: one whose token could not even be verified names none.
+    if (!r.jti) return;
     if (this.#closed) {
       this.#drop(1);
       return;
     }
     const w: WireRecord = {
       jti: r.jti,
-      sub: r.sub,
-      operation: r.operation.slice(0, 512),
-      source: r.source.slice(0, 128) || 'unknown',
+      operation: plainText(r.operation, 512) || 'unknown',
+      source: plainText(r.source, 128) || 'unknown',
       decision: r.decision,
       time: Math.floor(r.time ?? this.#o.now()),
     };
-    if (r.tid) w.tid = r.tid;
-    if (r.userAgent) w.user_agent = r.userAgent.slice(0, 512);
+    if (r.userAgent) w.user_agent = plainText(r.userAgent, 512);
     if (r.decision === 'deny')
       w.reason = (r.reason || 'denied').replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128);
     this.#buffer.push(w);
@@ -231,6 +243,7 @@ export class UsageReporter {
       buffered: this.#buffer.length,
       dropped: this.#dropped,
       sent: this.#sent,
+      refused: this.#refused,
       failures: this.#failures,
     };
   }
@@ -277,19 +290,28 @@ export class UsageReporter {
       });
       const text = await res.text().catch(() => '');
       if (res.ok) {
-        this.#sent += batch.length;
+        const refused = refusedRecords(text);
+        this.#sent += batch.length - refused.length;
+        this.#refused += refused.length;
         this.#droppedUnreported -= dropped;
         this.#backoff = 0;
         this.#retryAt = 0;
+        if (refused.length > 0)
+          this.#o.onError?.(
+            new UsageReportError(
+              `usage report: ${refused.length} of ${batch.length} records refused, the first: ${refused[0]}`,
+              res.status,
+            ),
+          );
         return undefined;
       }
       error = new UsageReportError(
         `usage report refused: HTTP ${res.status} ${text.slice(0, 200)}`,
         res.status,
       );
-      // The server will never take this report as it is: drop it, count it, go on with the rest.
-      if (res.status === 400 || res.status === 413 || res.status === 415) {
-        this.#drop(batch.length);
+      // The server will never take this report as it is: count it, go on with the rest.
+      if (res.status === 400 || res.status === 403 || res.status === 413 || res.status === 415) {
+        this.#refused += batch.length;
         this.#o.onError?.(error);
         return undefined;
       }
@@ -311,5 +333,45 @@ export class UsageReporter {
     // Full jitter on the upper half, so verifiers that failed together do not retry together.
     this.#retryAt = this.#o.now() + this.#backoff * (0.5 + Math.random() / 2);
     return error;
+  }
+}
+
+/**
+ * `s` as the server stores it: control characters (C0, DEL, C1, line separators, bidirectional
+ * formatting, lone surrogates) written as escapes (`\n`, `\r`, `\t`, `\u001b`…), then cut to `max`
+ * characters (the last one `…`): a user agent or path copied from a request can then neither break the
+ * report nor a terminal that shows it.
+ */
+function plainText(s: string, max: number): string {
+  const escaped = s.replace(CONTROL, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : hex4(c.charCodeAt(0)),
+  );
+  if (escaped.length <= max) return escaped;
+  let end = max - 1;
+  const last = escaped.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${escaped.slice(0, end)}…`;
+}
+
+const hex4 = (c: number) => `\\u${c.toString(16).padStart(4, '0')}`;
+const CONTROL_RANGES = [
+  [0x00, 0x1f],
+  [0x7f, 0x9f],
+  [0x061c, 0x061c],
+  [0x200e, 0x200f],
+  [0x2028, 0x202e],
+  [0x2066, 0x2069],
+  [0xd800, 0xdfff],
+] as const;
+const CONTROL = new RegExp(`[${CONTROL_RANGES.map(([a, b]) => `${hex4(a)}-${hex4(b)}`).join('')}]`, 'gu');
+
+/** The descriptions of the records an accepted report lists as refused. */
+function refusedRecords(body: string): string[] {
+  try {
+    const refused = (JSON.parse(body) as { refused?: unknown }).refused;
+    if (!Array.isArray(refused)) return [];
+    return refused.map((r) => String((r as { error_description?: unknown })?.error_description ?? 'refused'));
+  } catch {
+    return [];
   }
 }

@@ -248,9 +248,11 @@ export const REFUSAL_REASONS = {
     'this token already holds `events.max_streams_per_token` open event streams on this node',
   stream_limit_client:
     'this workload already holds `events.max_streams_per_client` open event streams on this node',
-  malformed_report: 'the usage report does not have the documented shape',
+  malformed_report: 'the usage report, or one of its records, does not have the documented shape',
   too_many: 'the usage report holds more records than allowed',
   time: 'a usage record time is outside the accepted window',
+  unknown_token:
+    'a usage record names a `jti` Writ has no record of: never issued, or pruned a day after it expired',
   malformed_stream: 'the SSF stream configuration does not have the documented shape',
   transmitter_field: 'an SSF stream field that the transmitter sets does not match',
   stream_audience: 'an SSF stream `aud` is missing or not the receiver',

@@ -88,6 +88,8 @@ export interface Store {
 
   recordToken(t: IssuedToken): Promise<void>;
   getToken(jti: string): Promise<IssuedToken | undefined>;
+  /** The recorded tokens among `jtis`, in any order; ids never recorded (or pruned) are left out. */
+  getTokens(jtis: readonly string[]): Promise<IssuedToken[]>;
   /** Tokens issued for a task, oldest first. */
   tokensForTask(tid: string, limit: number): Promise<IssuedToken[]>;
   /**

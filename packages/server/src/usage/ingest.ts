@@ -1,19 +1,23 @@
+import type { RefusalReason } from '@writ/sdk/wire';
 import { z } from 'zod';
 import type { WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
+import type { IssuedToken } from '../tokens/issued-token.js';
 import { plainUsageRecord } from './plain-record.js';
 import type { UsageAggregate } from './usage-aggregate.js';
 
 /** One use as a verifier reports it (the wire shape of `POST /v1/usage`; the SDK's `UsageRecord`). */
 const record = z
   .object({
-    /** Empty only for a denial of a token whose claims could not be trusted. */
-    jti: z.string().max(256),
-    sub: z.string().max(2048),
-    tid: z.string().min(1).max(256).nullish(),
-    operation: z.string().min(1).max(512),
-    source: z.string().min(1).max(128),
-    user_agent: z.string().max(512).nullish(),
+    /** The token used: one Writ issued, for an API the reporter serves. */
+    jti: z.string().min(1).max(256),
+    /** Ignored: the subject and the task are read from Writ's own record of the token. */
+    sub: z.string().max(2048).optional(),
+    tid: z.string().max(256).nullish(),
+    /** Free text (a route, an address, a header): bounded and escaped when stored (`plainUsageRecord`). */
+    operation: z.string().min(1).max(8192),
+    source: z.string().min(1).max(8192),
+    user_agent: z.string().max(8192).nullish(),
     decision: z.enum(['allow', 'deny']),
     reason: z
       .string()
@@ -25,30 +29,51 @@ const record = z
   })
   .strict();
 
+type UsageRecordWire = z.output<typeof record>;
+
 export const usageReport = z
   .object({
-    records: z.array(record).min(1),
+    /** Each record is checked on its own: a bad one is refused, the others are taken. */
+    records: z.array(z.unknown()).min(1),
     /** Records the reporter dropped (buffer full, or refused batches) since its last accepted report. */
     dropped: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).default(0),
   })
   .strict();
 
-export type UsageReport = z.output<typeof usageReport>;
-
 /** Reports may carry times this far ahead of the server clock (a verifier's clock runs fast). */
 const FUTURE_SKEW_MS = 5 * 60_000;
 
+/** A record Writ did not take, as the response lists it: its place in the report and why. */
+export interface RefusedRecord {
+  index: number;
+  error: 'invalid_request';
+  error_description: string;
+}
+
+interface Refusal extends RefusedRecord {
+  reason: RefusalReason;
+}
+
+export interface UsageReceipt {
+  accepted: number;
+  aggregates: number;
+  refused: RefusedRecord[];
+}
+
 /**
- * Validates a verifier's report, folds its records into aggregates per (jti, operation, source,
- * decision, reason) and stores them with one audit event, in one transaction. Refuses the whole
- * report (`invalid_request`, nothing stored) if any record is malformed or out of time.
+ * Validates a verifier's report and folds the records it may make into aggregates per (jti,
+ * operation, source, decision, reason), stored with one audit event in one transaction. A record is
+ * taken only when it is well formed, in time, and names a token Writ issued for an API the reporter
+ * serves (its workload's `serves`); `sub` and `tid` come from Writ's record of that token, never from
+ * the report. Each other record is refused on its own, listed with why; a report none of whose records
+ * is taken is refused whole (`invalid_request`, nothing stored).
  */
 export async function ingestUsageReport(
   ctx: WritContext,
   reporter: string,
   body: unknown,
   ip: string,
-): Promise<{ accepted: number; aggregates: number }> {
+): Promise<UsageReceipt> {
   const parsed = usageReport.safeParse(body ?? {});
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
@@ -58,47 +83,43 @@ export async function ingestUsageReport(
   const { usage } = ctx.settings;
   if (report.records.length > usage.batchRecords)
     throw invalidRequest(`a report holds at most ${usage.batchRecords} records`, { reason: 'too_many' });
-  const now = ctx.clock.now();
-  const oldest = now - usage.retention * 1000;
+
+  const refused: Refusal[] = [];
+  const refuse = (index: number, reason: RefusalReason, description: string) =>
+    refused.push({ index, reason, error: 'invalid_request', error_description: description });
+  const wellFormed = checkRecords(report.records, ctx.clock.now(), usage.retention, refuse);
+  const tokens = new Map(
+    (await ctx.store.getTokens([...new Set(wellFormed.map(({ r }) => r.jti))])).map((t) => [t.jti, t]),
+  );
   const aggregates = new Map<string, UsageAggregate>();
   let denied = 0;
-  for (const [i, sent] of report.records.entries()) {
-    const r = plainUsageRecord(sent);
-    if (r.time > now + FUTURE_SKEW_MS || r.time < oldest)
-      throw invalidRequest(`records.${i}.time: outside the accepted window`, { reason: 'time' });
-    if (r.decision === 'allow' && (r.jti === '' || r.sub === '' || (r.reason ?? '') !== ''))
-      throw invalidRequest(`records.${i}: an allowed use names its token and gives no reason`, {
-        reason: 'malformed_report',
-      });
-    const reason = r.decision === 'deny' ? r.reason || 'denied' : '';
-    if (r.decision === 'deny') denied++;
-    const key = JSON.stringify([r.jti, r.operation, r.source, r.decision, reason]);
-    const seen = aggregates.get(key);
-    if (seen) {
-      seen.count++;
-      seen.firstSeen = Math.min(seen.firstSeen, r.time);
-      if (r.time >= seen.lastSeen) {
-        seen.lastSeen = r.time;
-        seen.userAgent = r.user_agent ?? null;
-      }
-    } else {
-      aggregates.set(key, {
-        jti: r.jti,
-        sub: r.sub,
-        tid: r.tid ?? null,
-        operation: r.operation,
-        source: r.source,
-        decision: r.decision,
-        reason,
-        reporter,
-        userAgent: r.user_agent ?? null,
-        count: 1,
-        firstSeen: r.time,
-        lastSeen: r.time,
-      });
+  for (const { index, r } of wellFormed) {
+    const token = tokens.get(r.jti);
+    if (!token || !ctx.registry.serves(reporter, token.aud)) {
+      // One answer for both: whether a jti exists, or what API it is for, is not the reporter's to learn.
+      refuse(
+        index,
+        token ? 'audience_not_served' : 'unknown_token',
+        `records.${index}.jti: no token with this jti was issued for an API this verifier serves; report only uses of Writ tokens for the APIs its workload lists under serves`,
+      );
+      continue;
     }
+    if (r.decision === 'deny') denied++;
+    fold(aggregates, r, token, reporter);
+  }
+  refused.sort((a, b) => a.index - b.index);
+  const refusals = countReasons(refused);
+  if (aggregates.size === 0) {
+    const first = refused[0]!;
+    const more = refused.length > 1 ? ` (and ${refused.length - 1} more records refused)` : '';
+    throw invalidRequest(`no record of the report was taken: ${first.error_description}${more}`, {
+      reason: first.reason,
+      records: report.records.length,
+      refusals,
+    });
   }
   const rows = [...aggregates.values()];
+  const accepted = report.records.length - refused.length;
   const event = await ctx.store.transaction(async (tx) => {
     await tx.addUsage(rows);
     return ctx.audit.append(
@@ -107,10 +128,12 @@ export async function ingestUsageReport(
         outcome: 'success',
         actor: reporter,
         data: {
-          records: report.records.length,
+          records: accepted,
           aggregates: rows.length,
           tokens: new Set(rows.map((r) => r.jti)).size,
           denied,
+          refused: refused.length,
+          ...(refused.length > 0 ? { refusals } : {}),
           dropped_by_reporter: report.dropped,
           ip,
         },
@@ -121,5 +144,79 @@ export async function ingestUsageReport(
   ctx.audit.noteCommitted(event);
   if (report.dropped > 0)
     ctx.logger.warn({ reporter, dropped: report.dropped }, 'a verifier dropped usage records');
-  return { accepted: report.records.length, aggregates: rows.length };
+  return {
+    accepted,
+    aggregates: rows.length,
+    refused: refused.map(({ reason: _r, ...listed }) => listed),
+  };
+}
+
+/** The records that have the documented shape and a time in the window; `refuse` hears of the others. */
+function checkRecords(
+  records: readonly unknown[],
+  now: number,
+  retentionSeconds: number,
+  refuse: (index: number, reason: RefusalReason, description: string) => void,
+): Array<{ index: number; r: UsageRecordWire }> {
+  const oldest = now - retentionSeconds * 1000;
+  const out: Array<{ index: number; r: UsageRecordWire }> = [];
+  for (const [index, raw] of records.entries()) {
+    const p = record.safeParse(raw);
+    if (!p.success) {
+      const issue = p.error.issues[0]!;
+      const field = ['records', index, ...issue.path].join('.');
+      refuse(index, 'malformed_report', `${field}: ${issue.message}`);
+      continue;
+    }
+    const r = p.data;
+    if (r.time > now + FUTURE_SKEW_MS || r.time < oldest)
+      refuse(index, 'time', `records.${index}.time: outside the accepted window`);
+    else if (r.decision === 'allow' && (r.reason ?? '') !== '')
+      refuse(index, 'malformed_report', `records.${index}: an allowed use gives no reason`);
+    else out.push({ index, r });
+  }
+  return out;
+}
+
+/** Adds one use to its aggregate; the subject and task are the token's, as Writ recorded them. */
+function fold(
+  aggregates: Map<string, UsageAggregate>,
+  r: UsageRecordWire,
+  token: IssuedToken,
+  reporter: string,
+): void {
+  const reason = r.decision === 'deny' ? r.reason || 'denied' : '';
+  const { operation, source, user_agent } = plainUsageRecord(r);
+  const userAgent = user_agent || null;
+  const key = JSON.stringify([r.jti, operation, source, r.decision, reason]);
+  const seen = aggregates.get(key);
+  if (seen) {
+    seen.count++;
+    seen.firstSeen = Math.min(seen.firstSeen, r.time);
+    if (r.time >= seen.lastSeen) {
+      seen.lastSeen = r.time;
+      seen.userAgent = userAgent;
+    }
+    return;
+  }
+  aggregates.set(key, {
+    jti: token.jti,
+    sub: token.sub,
+    tid: token.tid ?? null,
+    operation,
+    source,
+    decision: r.decision,
+    reason,
+    reporter,
+    userAgent,
+    count: 1,
+    firstSeen: r.time,
+    lastSeen: r.time,
+  });
+}
+
+function countReasons(refused: readonly Refusal[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of refused) counts[r.reason] = (counts[r.reason] ?? 0) + 1;
+  return counts;
 }

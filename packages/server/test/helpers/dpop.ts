@@ -227,3 +227,21 @@ export async function httpForm(
     headers: res.headers,
   };
 }
+
+/** client_credentials over real HTTP for a workload of a bearer class; the access token. */
+export async function tokenOverHttp(
+  h: Harness,
+  clientId: string,
+  key: TestKey,
+  resource: string,
+  scope?: string,
+): Promise<string> {
+  const r = await httpForm(`${h.issuer}/oauth2/token`, {
+    grant_type: 'client_credentials',
+    ...clientAuth(h, clientId, key),
+    resource,
+    ...(scope ? { scope } : {}),
+  });
+  if (r.status !== 200) throw new Error(`token: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body['access_token'] as string;
+}

@@ -123,7 +123,7 @@ describe('audit actors and free text, over real HTTP', () => {
           scopes: ['usage:write'],
           default_scopes: ['usage:write'],
         }),
-        workloadDoc(VERIFIER, verifierKey, ['usage-reporter']),
+        workloadDoc(VERIFIER, verifierKey, ['usage-reporter'], { serves: [AUDIENCE] }),
       ],
     });
     keyFile = join(h.dir, 'operator.jwk');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/config-dir.js';
 import { ConfigError } from '../../src/errors.js';
-import { clientAuth, httpForm, workloadDoc } from '../helpers/dpop.js';
+import { clientAuth, httpForm, tokenOverHttp, workloadDoc } from '../helpers/dpop.js';
 import {
   AUDIENCE,
   configDocuments,
@@ -39,8 +39,8 @@ describe('introspection answers only those a token concerns (real HTTP)', () => 
         workloadDoc(BILLING_API, billingApiKey, ['billing-write'], { serves: [OTHER_AUDIENCE] }),
       ],
     });
-    victimToken = await tokenOver(h, WORKLOAD, h.workloadKey, AUDIENCE);
-    billingToken = await tokenOver(h, OTHER_WORKLOAD, h.otherKey, OTHER_AUDIENCE, 'billing:write');
+    victimToken = await tokenOverHttp(h, WORKLOAD, h.workloadKey, AUDIENCE);
+    billingToken = await tokenOverHttp(h, OTHER_WORKLOAD, h.otherKey, OTHER_AUDIENCE, 'billing:write');
   });
   after(() => h.close());
 
@@ -98,7 +98,7 @@ describe('introspection answers only those a token concerns (real HTTP)', () => 
   });
 
   it('a revoked token is inactive for the serving verifier too (its reason is the revocation)', async () => {
-    const token = await tokenOver(h, WORKLOAD, h.workloadKey, AUDIENCE);
+    const token = await tokenOverHttp(h, WORKLOAD, h.workloadKey, AUDIENCE);
     const jti = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())['jti'] as string;
     assert.equal(
       (await h.admin('POST', '/revocations', { kind: 'jti', value: jti, reason: 'test' })).status,
@@ -190,24 +190,6 @@ describe('serves: a workload declares only registered APIs, never Writ itself', 
     }
   });
 });
-
-/** client_credentials over HTTP for a bearer class. */
-async function tokenOver(
-  h: Harness,
-  id: string,
-  key: TestKey,
-  resource: string,
-  scope?: string,
-): Promise<string> {
-  const r = await httpForm(`${h.issuer}/oauth2/token`, {
-    grant_type: 'client_credentials',
-    ...clientAuth(h, id, key),
-    resource,
-    ...(scope ? { scope } : {}),
-  });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body['access_token'] as string;
-}
 
 async function fetchIntrospection(
   h: Harness,

@@ -430,6 +430,25 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.deepEqual(await store.tokensForTask('task-none', 10), []);
         }));
 
+      it('reads many tokens at once by jti, leaving out those never recorded', () =>
+        withStore(async ({ store }) => {
+          const many = range(1, 700).map((i) => token(`jti-many-${i}`));
+          for (const t of many) await store.recordToken(t);
+          const asked = [...many.map((t) => t.jti), 'jti-unknown', 'jti-many-1'];
+          const got = await store.getTokens(asked);
+          assert.deepEqual(
+            got.map((t) => t.jti).sort(),
+            many.map((t) => t.jti).sort(),
+            'each recorded token once, past one page of parameters',
+          );
+          assert.deepEqual(
+            got.find((t) => t.jti === 'jti-many-7'),
+            many[6],
+          );
+          assert.deepEqual(await store.getTokens([]), []);
+          assert.deepEqual(await store.getTokens(['jti-unknown']), []);
+        }));
+
       it('keeps the lineage of an exchanged token (ajti), in order; a token without one has none', () =>
         withStore(async ({ store }) => {
           const exchanged = token('jti-child', { tid: 'task-x', ajti: ['jti-root', 'jti-mid'] });

@@ -262,6 +262,7 @@ function statements(s: string, channel: string, time: SharedTime) {
     recordToken: `INSERT INTO ${s}.tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint, ajti)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     getToken: `SELECT * FROM ${s}.tokens WHERE jti = $1`,
+    getTokens: `SELECT * FROM ${s}.tokens WHERE jti = ANY($1::text[])`,
     tokensForTask: `SELECT * FROM ${s}.tokens WHERE tid = $1 ORDER BY iat, jti LIMIT $2`,
     createTask: `INSERT INTO ${s}.tasks (id, workload, purpose, labels, opened_by, opened_at, deadline, lease_until, closed_at, close_reason)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
@@ -542,6 +543,10 @@ class PostgresStore implements Store {
   async getToken(jti: string): Promise<IssuedToken | undefined> {
     const r = (await this.#rows(this.#sql.getToken, [jti]))[0];
     return r ? toToken(r) : undefined;
+  }
+  async getTokens(jtis: readonly string[]): Promise<IssuedToken[]> {
+    if (jtis.length === 0) return [];
+    return (await this.#rows(this.#sql.getTokens, [jtis])).map(toToken);
   }
   async tokensForTask(tid: string, limit: number): Promise<IssuedToken[]> {
     return (await this.#rows(this.#sql.tokensForTask, [tid, limit])).map(toToken);

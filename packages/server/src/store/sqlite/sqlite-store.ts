@@ -217,6 +217,7 @@ class SqliteStore implements Store {
     this.#run(() => this.#ops.rateLimit(key, rate, burst, now));
   recordToken = (t: IssuedToken) => this.#run(() => this.#ops.recordToken(t));
   getToken = (jti: string) => this.#run(() => this.#ops.getToken(jti));
+  getTokens = (jtis: readonly string[]) => this.#run(() => this.#ops.getTokens(jtis));
   tokensForTask = (tid: string, limit: number) => this.#run(() => this.#ops.tokensForTask(tid, limit));
   latestTokenExpiry = (match: TokenMatch, after: number) =>
     this.#run(() => this.#ops.latestTokenExpiry(match, after));
@@ -463,6 +464,19 @@ class SqliteOps implements Store {
   async getToken(jti: string): Promise<IssuedToken | undefined> {
     const r = this.#s['getToken']!.get(jti) as Row | undefined;
     return r ? toToken(r) : undefined;
+  }
+  async getTokens(jtis: readonly string[]): Promise<IssuedToken[]> {
+    const out: IssuedToken[] = [];
+    const unique = [...new Set(jtis)];
+    // SQLite binds at most 32,766 parameters: a few hundred at a time is plenty.
+    for (let i = 0; i < unique.length; i += 500) {
+      const page = unique.slice(i, i + 500);
+      const rows = this.#db
+        .prepare(`SELECT * FROM tokens WHERE jti IN (${page.map(() => '?').join(', ')})`)
+        .all(...page) as Row[];
+      for (const r of rows) out.push(toToken(r));
+    }
+    return out;
   }
   async tokensForTask(tid: string, limit: number): Promise<IssuedToken[]> {
     return this.#db
