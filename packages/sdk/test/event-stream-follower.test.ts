@@ -69,7 +69,12 @@ interface Log {
 }
 
 function follow(
-  o: { now?: () => number; idleMs?: number; maxEventBytes?: number; onEvent?: () => void } = {},
+  o: {
+    now?: () => number;
+    idleMs?: number;
+    maxEventBytes?: number;
+    onEvent?: (data: Record<string, unknown>) => void;
+  } = {},
 ) {
   const log: Log = { events: [], heartbeats: 0, opened: 0, closed: 0, fresh: [] };
   const handlers: EventStreamHandlers = {
@@ -78,6 +83,7 @@ function follow(
     },
     event: (type, data, id) => {
       log.events.push({ type, data, id });
+      o.onEvent?.(data);
     },
     heartbeat: () => {
       log.heartbeats++;
@@ -183,6 +189,27 @@ describe('EventStreamFollower', () => {
     assert.deepEqual(log.events, []);
     assert.equal(follower.lastEventId, undefined, 'an event not taken is asked for again');
     assert.equal(seen[2]!.headers['last-event-id'], undefined);
+    follower.close();
+    await running;
+  });
+
+  it('an event its handler throws on is not counted: the next connection resumes before it', {
+    timeout: 10_000,
+  }, async () => {
+    // A revocation the verifier cannot enforce must be heard again, not resumed past.
+    reset(
+      (_req, res) =>
+        sse(res, 'id: 1\nevent: revocation\ndata: {}\n\nid: 2\nevent: revocation\ndata: {"bad":1}\n\n'),
+      (_req, res) => sse(res, ': hb\n\n'),
+    );
+    const { follower, running } = follow({
+      onEvent: (data) => {
+        if (data['bad']) throw new Error('cannot enforce this');
+      },
+    });
+    await connections(2);
+    assert.equal(seen[1]!.headers['last-event-id'], '1');
+    assert.equal(follower.lastEventId, '1');
     follower.close();
     await running;
   });

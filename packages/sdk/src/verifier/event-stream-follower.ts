@@ -4,7 +4,10 @@ import { SseParser } from './sse.js';
 export interface EventStreamHandlers {
   /** A connection was accepted (it may still be catching up). */
   opened(): void;
-  /** One event, its data parsed; `lastEventId` already counts it. Throwing drops the connection. */
+  /**
+   * One event, its data parsed; `lastEventId` already counts it. Throwing drops the connection, and the
+   * event is not counted: the next connection resumes before it and hears it again.
+   */
   event(type: string, data: Record<string, unknown>, lastEventId: string | undefined): void;
   heartbeat(): void;
   closed(): void;
@@ -134,8 +137,9 @@ export class EventStreamFollower {
     const parser = new SseParser(
       (m) => {
         const data = JSON.parse(m.data) as Record<string, unknown>;
-        if (m.id !== undefined) this.#lastEventId = m.id;
-        handlers.event(m.event, data, this.#lastEventId);
+        const id = m.id ?? this.#lastEventId;
+        handlers.event(m.event, data, id);
+        this.#lastEventId = id;
         progressed();
       },
       () => {

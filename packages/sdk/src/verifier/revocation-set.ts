@@ -1,4 +1,10 @@
-import type { Revocation, RevocationKind } from '../wire/revocation.js';
+import { hash } from 'node:crypto';
+import {
+  REVOCATION_KINDS,
+  type Revocation,
+  type RevocationKind,
+  type VerifierRevocation,
+} from '../wire/revocation.js';
 
 /** The claims of a token that revocation predicates look at. `kid` comes from the JWS header. */
 export interface RevocableToken {
@@ -13,6 +19,18 @@ export interface RevocableToken {
   kid: string;
 }
 
+/** A revocation as the server stores it (its value in clear) or as verifiers receive it (a digest). */
+export type AnyRevocation = Revocation | VerifierRevocation;
+
+/**
+ * The digest a revocation's value travels as to verifiers (`VerifierRevocation.value_sha256`): SHA-256
+ * of its UTF-8 bytes, base64url without padding. Sets hold every value this way, so one that knows
+ * values in clear (the server's) and one that only has digests (a verifier's) match alike.
+ */
+export function revocationDigest(value: string): string {
+  return hash('sha256', value, 'base64url');
+}
+
 interface Entry {
   /** Tokens with `iat` at or before this (seconds) are revoked; +Infinity for every token. */
   bound: number;
@@ -20,47 +38,56 @@ interface Entry {
   expiresAt: number;
 }
 
+/** Token values whose digest is remembered; past it the memo starts over. */
+const DIGEST_MEMO = 16_384;
+
 /**
- * The set of revocations in force, indexed by kind and value. A token is revoked when any predicate
- * matches: `issued_before === null` matches every token with that value, otherwise tokens whose
- * `iat` is at or before it. Lookups are O(number of kinds). Entries whose `expires_at` has passed can
- * no longer match a live token; `prune` drops them so the set stays as small as what is in force.
+ * The set of revocations in force, indexed by kind and by the digest of the value. A token is revoked
+ * when any predicate matches: `issued_before === null` matches every token with that value, otherwise
+ * tokens whose `iat` is at or before it. Lookups are O(number of kinds); the digests of the token
+ * values looked up are remembered, so a repeat presentation costs map lookups, not SHA-256. Entries
+ * whose `expires_at` has passed can no longer match a live token; `prune` drops them so the set stays
+ * as small as what is in force.
  */
 export class RevocationSet {
-  readonly #byKind = new Map<RevocationKind, Map<string, Entry>>();
+  #byKind = new Map<RevocationKind, Map<string, Entry>>();
   #seq = 0;
+  readonly #digests = new Map<string, string>();
 
   /** Highest sequence number applied. */
   get seq(): number {
     return this.#seq;
   }
 
-  /** Replaces the whole set (a snapshot from the server), then applies nothing older than `seq`. */
-  reset(revocations: readonly Revocation[], seq: number): void {
-    this.#byKind.clear();
-    this.#seq = 0;
-    for (const r of [...revocations].sort((a, b) => a.seq - b.seq)) this.apply(r);
-    this.#seq = Math.max(this.#seq, seq);
+  /**
+   * Replaces the whole set (a snapshot from the server), then applies nothing older than `seq`. A
+   * revocation it cannot read throws and leaves the set as it was.
+   */
+  reset(revocations: readonly AnyRevocation[], seq: number): void {
+    const byKind = new Map<RevocationKind, Map<string, Entry>>();
+    let last = 0;
+    for (const r of [...revocations].sort((a, b) => a.seq - b.seq)) {
+      const key = digestOf(r);
+      const entry = entryOf(r);
+      if (r.seq <= last) continue;
+      last = r.seq;
+      if (entry !== undefined) merge(byKind, r.kind, key, entry);
+    }
+    this.#byKind = byKind;
+    this.#seq = Math.max(last, seq);
   }
 
-  apply(r: Revocation): void {
+  /**
+   * Adds one revocation (in sequence order: one at or below `seq` is ignored). One it cannot read (an
+   * unknown kind, no value, a bound that is not a number) throws and is not counted as applied, so a
+   * verifier that drops its stream on the error hears it again rather than resuming past it.
+   */
+  apply(r: AnyRevocation): void {
+    const key = digestOf(r);
+    const entry = entryOf(r);
     if (r.seq <= this.#seq) return;
     this.#seq = r.seq;
-    const entry = entryOf(r);
-    if (entry === undefined) return;
-    let values = this.#byKind.get(r.kind);
-    if (!values) {
-      values = new Map();
-      this.#byKind.set(r.kind, values);
-    }
-    const had = values.get(r.value);
-    // Two revocations of one value merge into their union: the later bound and the later expiry.
-    values.set(
-      r.value,
-      had
-        ? { bound: Math.max(had.bound, entry.bound), expiresAt: Math.max(had.expiresAt, entry.expiresAt) }
-        : entry,
-    );
+    if (entry !== undefined) merge(this.#byKind, r.kind, key, entry);
   }
 
   /**
@@ -69,7 +96,8 @@ export class RevocationSet {
    */
   match(t: RevocableToken): RevocationKind | undefined {
     if (this.#byKind.size === 0) return undefined;
-    for (const [kind, values] of this.#byKind) if (revokes(kind, t, values)) return kind;
+    for (const [kind, values] of this.#byKind)
+      if (revokes(kind, t, (value) => values.get(this.#digest(value)))) return kind;
     return undefined;
   }
 
@@ -93,16 +121,43 @@ export class RevocationSet {
     for (const v of this.#byKind.values()) n += v.size;
     return n;
   }
+
+  #digest(value: string): string {
+    let d = this.#digests.get(value);
+    if (d === undefined) {
+      if (this.#digests.size >= DIGEST_MEMO) this.#digests.clear();
+      d = revocationDigest(value);
+      this.#digests.set(value, d);
+    }
+    return d;
+  }
 }
 
-/** Whether the one revocation `r` revokes `t`: the rule of `RevocationSet.match`, for a single event. */
-export function revokedBy(r: Revocation, t: RevocableToken): boolean {
+/**
+ * Whether the one revocation `r` revokes `t`: the rule of `RevocationSet.match`, for a single event. A
+ * value in clear is compared as it is (no digest to compute per token); a digest against the token's.
+ */
+export function revokedBy(r: AnyRevocation, t: RevocableToken): boolean {
   const entry = entryOf(r);
-  return entry !== undefined && revokes(r.kind, t, { get: (v) => (v === r.value ? entry : undefined) });
+  if (entry === undefined) return false;
+  if ('value' in r && typeof r.value === 'string') {
+    const value = r.value;
+    return revokes(r.kind, t, (v) => (v === value ? entry : undefined));
+  }
+  const key = digestOf(r);
+  return revokes(r.kind, t, (v) => (revocationDigest(v) === key ? entry : undefined));
 }
 
-/** What a revocation holds against tokens, or undefined when it can match none. */
-function entryOf(r: Revocation): Entry | undefined {
+/**
+ * What a revocation holds against tokens, or undefined when it can match none. Throws on what no set
+ * can enforce as intended: a sequence number, kind or bound it cannot read.
+ */
+function entryOf(r: AnyRevocation): Entry | undefined {
+  if (!Number.isSafeInteger(r.seq)) throw unreadable(r, 'its seq is not an integer');
+  if (!(REVOCATION_KINDS as readonly string[]).includes(r.kind))
+    throw unreadable(r, `unknown kind ${JSON.stringify(r.kind)}`);
+  if (r.issued_before !== null && !Number.isFinite(r.issued_before))
+    throw unreadable(r, 'issued_before is neither null nor a number');
   // Expired when it was made: by the server's own reckoning no live token matches it (a jti whose
   // token was issued after its cutoff). Kept out, so neither can a token exchanged from that one.
   if (typeof r.expires_at === 'number' && r.expires_at <= r.created_at) return undefined;
@@ -115,22 +170,58 @@ function entryOf(r: Revocation): Entry | undefined {
   };
 }
 
-/** Entries of one kind of predicate, by value. */
-interface Entries {
-  get(value: string): Entry | undefined;
+/** The digest `r` is indexed by: as sent (`value_sha256`), or computed from the value in clear. */
+function digestOf(r: AnyRevocation): string {
+  if ('value_sha256' in r && typeof r.value_sha256 === 'string' && DIGEST.test(r.value_sha256))
+    return r.value_sha256;
+  if ('value' in r && typeof r.value === 'string') return revocationDigest(r.value);
+  throw unreadable(r, 'neither a value nor a SHA-256 digest of one');
+}
+
+/** A SHA-256 digest in base64url without padding. */
+const DIGEST = /^[A-Za-z0-9_-]{43}$/;
+
+function unreadable(r: AnyRevocation, what: string): TypeError {
+  return new TypeError(`revocation ${String(r.seq)}: ${what}`);
+}
+
+/** Adds an entry; two revocations of one value merge into their union: the later bound and expiry. */
+function merge(
+  byKind: Map<RevocationKind, Map<string, Entry>>,
+  kind: RevocationKind,
+  key: string,
+  entry: Entry,
+): void {
+  let values = byKind.get(kind);
+  if (!values) {
+    values = new Map();
+    byKind.set(kind, values);
+  }
+  const had = values.get(key);
+  values.set(
+    key,
+    had
+      ? { bound: Math.max(had.bound, entry.bound), expiresAt: Math.max(had.expiresAt, entry.expiresAt) }
+      : entry,
+  );
 }
 
 /**
- * Whether a predicate of `kind` with these `entries` revokes `t`. A `jti` revocation revokes the token
- * with that id and every token exchanged from it, however many exchanges down.
+ * Whether a predicate of `kind` whose entries `lookup` finds by a token's value (in clear) revokes `t`.
+ * A `jti` revocation revokes the token with that id and every token exchanged from it, however many
+ * exchanges down.
  */
-function revokes(kind: RevocationKind, t: RevocableToken, entries: Entries): boolean {
+function revokes(
+  kind: RevocationKind,
+  t: RevocableToken,
+  lookup: (value: string) => Entry | undefined,
+): boolean {
   const value = kind === 'tid' ? t.tid : t[kind];
   if (value === undefined) return false;
-  const entry = entries.get(value);
+  const entry = lookup(value);
   if (entry !== undefined && t.iat <= entry.bound) return true;
   // An "issued before" bound on a jti speaks of the token it names, whose `iat` a descendant does not
-  // carry. The server stores a revocation that misses its token already expired (kept out above);
+  // carry. The server stores a revocation that misses its token already expired (kept out: `entryOf`);
   // any other revocation of an ancestor's jti revokes the descendant (fail closed).
-  return kind === 'jti' && t.ajti?.some((ancestor) => entries.get(ancestor) !== undefined) === true;
+  return kind === 'jti' && t.ajti?.some((ancestor) => lookup(ancestor) !== undefined) === true;
 }

@@ -2,7 +2,7 @@ import type { WorkloadClient } from '../client/workload-client.js';
 import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { EventType } from '../wire/events.js';
-import type { Revocation } from '../wire/revocation.js';
+import type { VerifierRevocation } from '../wire/revocation.js';
 import { TokenError, verifyAccessTokenJwt } from './access-token.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
 import { EventStreamFollower } from './event-stream-follower.js';
@@ -156,16 +156,18 @@ export function createVerifier(o: VerifierOptions): Verifier {
     });
 
   /** Pages of the snapshot being received on the open connection (`snapshot.page`), applied at its end. */
-  let snapshotPages: Revocation[] = [];
+  let snapshotPages: VerifierRevocation[] = [];
   const onEvent = (type: string, data: Record<string, unknown>) => {
     localPolicy?.onEvent(type, data);
     if (type === EventType.head) {
       freshness.announced(data['head']);
     } else if (type === EventType.snapshotPage) {
       // A page of a snapshot too large for one event: nothing changes until the closing `snapshot`.
-      if (Array.isArray(data['revocations'])) snapshotPages.push(...(data['revocations'] as Revocation[]));
+      if (Array.isArray(data['revocations']))
+        snapshotPages.push(...(data['revocations'] as VerifierRevocation[]));
     } else if (type === EventType.snapshot) {
-      const last = (data['revocations'] as Revocation[]) ?? [];
+      const last = (data['revocations'] as VerifierRevocation[]) ?? [];
+      // A revocation the set cannot read throws: the set stays as it was and the connection drops.
       revocations.reset(data['paged'] === true ? [...snapshotPages, ...last] : last, 0);
       snapshotPages = [];
       freshness.snapshot();
@@ -177,7 +179,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
           .finally(resolveReady);
       else resolveReady();
     } else if (type === EventType.revocation) {
-      revocations.apply(data['revocation'] as Revocation);
+      revocations.apply(data['revocation'] as VerifierRevocation);
     } else if (type === EventType.keysRotated) {
       keys.refresh().catch(() => undefined);
     }

@@ -1,9 +1,10 @@
-import type { Revocation } from './revocation.js';
+import type { Revocation, VerifierRevocation } from './revocation.js';
 
 /**
  * Names of the events on Writ's event log (`events` table) and on the verifiers' stream
  * (`GET /v1/events`, Server-Sent Events whose `event:` is the name). Every producer and consumer names
- * an event through this object, so a name is spelled once.
+ * an event through this object, so a name is spelled once. Verifiers are sent only what they enforce
+ * (`VerifierEventData`); every other event of the log reaches them as a bare `position`.
  */
 export const EventType = {
   /** A revocation was stored. Nodes add it to their set; verifiers too. */
@@ -44,6 +45,11 @@ export const EventType = {
    * verifiers that ask for pages (`?snapshot=paged`). No `id`: a reconnect mid-snapshot starts over.
    */
   snapshotPage: 'snapshot.page',
+  /**
+   * An event of the log that verifiers are not sent, as its `seq` alone (and the `id`), so a verifier
+   * resumes after it and can tell when it has caught up to the `head`.
+   */
+  position: 'position',
 } as const;
 
 /** What a detection answers with (per token class). */
@@ -108,9 +114,22 @@ export interface LogEventData {
 export interface StreamOnlyEventData {
   head: { head: number };
   /** `keys`: the kids of the JWKS at that moment, so a verifier knows whether to refetch it. */
-  snapshot: { revocations: Revocation[]; keys: string[]; paged?: true };
+  snapshot: { revocations: VerifierRevocation[]; keys: string[]; paged?: true };
   /** `seq`: the log position the snapshot is taken at (the closing `snapshot` carries it as its id). */
-  'snapshot.page': { revocations: Revocation[]; seq: number };
+  'snapshot.page': { revocations: VerifierRevocation[]; seq: number };
+  position: { seq: number };
+}
+
+/**
+ * Everything a verifier is sent on `GET /v1/events`, by event name: what it enforces (revocation
+ * predicates, key rotations, policy bundle versions) and the stream's own events. Events of the log
+ * carry `seq` and `ts` besides (`position` only `seq`). Nothing an operator or a workload wrote
+ * (reasons, actors, labels, purposes) and no workload ids are sent.
+ */
+export interface VerifierEventData extends StreamOnlyEventData {
+  revocation: { revocation: VerifierRevocation };
+  'keys.rotated': LogEventData['keys.rotated'];
+  'policy.bundle': LogEventData['policy.bundle'];
 }
 
 /** The name of an event of the log. */
