@@ -21,6 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { revocationDigest } from '@writ/sdk/verifier';
 import pg from 'pg';
 import { Pool } from 'undici';
 import {
@@ -409,7 +410,7 @@ async function propagation(nodes, streams, revocations, verifier, operator) {
     fetch: routed(nodes[0].origin),
   });
   const token = await wc.token({ audience: EVENTS });
-  const seen = new Map(); // revocation value -> arrival times (performance.now())
+  const seen = new Map(); // digest of the revocation value -> arrival times (performance.now())
   const aborts = [];
   const perNode = nodes.map(() => 0);
   const open = async (i) => {
@@ -442,7 +443,7 @@ async function propagation(nodes, streams, revocations, verifier, operator) {
           else if (frame.includes('event: revocation')) {
             const data = JSON.parse(frame.slice(frame.indexOf('data: ') + 6));
             const at = performance.now();
-            const list = seen.get(data.revocation.value);
+            const list = seen.get(data.revocation.value_sha256);
             if (list) list.push(at);
           }
           cut = buffer.indexOf('\n\n');
@@ -460,7 +461,9 @@ async function propagation(nodes, streams, revocations, verifier, operator) {
   let missed = 0;
   for (let r = 0; r < revocations; r++) {
     const value = `bench-${r}-${Math.random().toString(36).slice(2)}`;
-    seen.set(value, []);
+    // Streams carry the value as its digest.
+    const key = revocationDigest(value);
+    seen.set(key, []);
     const t0 = performance.now();
     const res = await fetch(`${nodes[0].origin}/admin/v1/revocations`, {
       method: 'POST',
@@ -469,9 +472,9 @@ async function propagation(nodes, streams, revocations, verifier, operator) {
     });
     if (res.status !== 201) throw new Error(`revoke: HTTP ${res.status} ${await res.text()}`);
     const deadline = performance.now() + 10_000;
-    while (seen.get(value).length < streams && performance.now() < deadline)
+    while (seen.get(key).length < streams && performance.now() < deadline)
       await new Promise((x) => setTimeout(x, 5));
-    const arrivals = seen.get(value);
+    const arrivals = seen.get(key);
     missed += streams - arrivals.length;
     for (const at of arrivals) latencies.push(at - t0);
     await new Promise((x) => setTimeout(x, 100));

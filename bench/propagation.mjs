@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WorkloadClient } from '@writ/sdk/client';
 import { dpopKeyFrom } from '@writ/sdk/dpop';
+import { revocationDigest } from '@writ/sdk/verifier';
 import { benchClients, decodeJwt, es256KeyPair, quantile, SCOPES, TOKEN_TTL } from './lib/common.mjs';
 import {
   cleanupOnExit,
@@ -273,7 +274,9 @@ async function main() {
       const token = await bearerToken(server.issuer, tokenClient, { resource: API, scope: SCOPES[0] });
       const { jti } = decodeJwt(token).payload;
       await admin.token(); // a fresh admin session, if needed, outside the timed call
-      for (const l of loaders) l.send({ cmd: 'arm', trial: t, marker: jti, timeoutMs: TRIAL_TIMEOUT_MS });
+      // Streams carry the value as its digest (docs/security.md): that is what arrives.
+      const marker = revocationDigest(jti);
+      for (const l of loaders) l.send({ cmd: 'arm', trial: t, marker, timeoutMs: TRIAL_TIMEOUT_MS });
       await Promise.all(loaders.map((l) => l.next('armed', 10_000)));
       const sent = nowMs();
       await admin.revoke({ kind: 'jti', value: jti, reason: 'propagation benchmark' });

@@ -7,6 +7,7 @@ import { importPublicJwk } from '@writ/sdk/jose';
 import {
   createVerifier,
   RequestRefusal,
+  revocationDigest,
   SseParser,
   type Verifier,
   verifyAccessTokenJwt,
@@ -214,7 +215,9 @@ if (POSTGRES_URL === '') {
       });
       const delivered = await eventually('node C to stream the revocation', () =>
         events.find(
-          (e) => e.event === 'revocation' && (e.data['revocation'] as { value: string }).value === jti,
+          (e) =>
+            e.event === 'revocation' &&
+            (e.data['revocation'] as { value_sha256: string }).value_sha256 === revocationDigest(jti),
         ),
       );
       assert.equal((delivered.data['revocation'] as { seq: number }).seq, revoked.body['seq']);
@@ -276,7 +279,9 @@ if (POSTGRES_URL === '') {
         );
       await eventually('node C to stream it', () =>
         events.find(
-          (e) => e.event === 'revocation' && (e.data['revocation'] as { value: string }).value === jti,
+          (e) =>
+            e.event === 'revocation' &&
+            (e.data['revocation'] as { value_sha256: string }).value_sha256 === revocationDigest(jti),
         ),
       );
     });

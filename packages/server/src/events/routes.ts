@@ -1,5 +1,5 @@
 import { revokedBy } from '@writ/sdk/verifier';
-import { EventType, type Revocation } from '@writ/sdk/wire';
+import { EventType, type Revocation, type VerifierRevocation } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
@@ -7,6 +7,7 @@ import { eventsAudience, Paths, type WritContext } from '../context.js';
 import { info } from '../request/info.js';
 import { EventStream, frame, type StreamSlot } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
+import { verifierFrame, verifierRevocation } from './verifier-view.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
@@ -18,7 +19,8 @@ const SNAPSHOT_EXPIRY_GRACE_MS = 60_000;
  * `GET /v1/events`: Server-Sent Events of the event log for verifiers (which are workloads: they present
  * a Writ token for the events audience, DPoP-bound when their class says so). Resumes after
  * `Last-Event-ID`; a verifier that is new or further behind than the log keeps gets a `snapshot` of the
- * revocations in force first. A `head` event (no id) opens every stream with the last seq at that moment.
+ * revocations in force first. Each event goes out as verifiers see it (`verifier-view.ts`): what they
+ * enforce, never operators' notes. A `head` event (no id) opens every stream with the last seq at that moment.
  * Comment heartbeats let it detect a silent stream.
  */
 export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): void {
@@ -37,7 +39,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let bounds: { first: number; last: number };
     let needsSnapshot: boolean;
     let from: number;
-    let revocations: Revocation[];
+    let revocations: VerifierRevocation[];
     // Everything that needs the store happens before the stream opens: a store that fails here is an
     // ordinary 503, not a stream left open with nothing behind it (and the stream's place is given back).
     try {
@@ -47,7 +49,9 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       // Revocations that expired a moment ago are still sent: verifiers accept a token a few seconds past
       // its `exp` (their leeway), and the revocation must reach them for as long as the token does.
       revocations = needsSnapshot
-        ? await ctx.store.listRevocations(0, ctx.clock.now() - SNAPSHOT_EXPIRY_GRACE_MS)
+        ? (await ctx.store.listRevocations(0, ctx.clock.now() - SNAPSHOT_EXPIRY_GRACE_MS)).map(
+            verifierRevocation,
+          )
         : [];
       await ctx.audit.append({
         type: 'events.subscribed',
@@ -83,7 +87,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let snapshotting = needsSnapshot;
     const deliver = (e: StreamEvent) => {
       if (stream.ended) return;
-      stream.send(frame(e));
+      stream.send(verifierFrame(e));
       // Decided from the event itself: this node's own set may not have applied it yet (another node
       // committed it, or it came inside a larger transaction), and the stream must not outlive its token.
       if (e.type === EventType.revocation && revokedBy(e.data['revocation'] as Revocation, subscriber.token))
@@ -153,7 +157,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
  */
 async function sendPagedSnapshot(
   stream: EventStream,
-  revocations: readonly Revocation[],
+  revocations: readonly VerifierRevocation[],
   snapshot: { seq: number; ts: number; keys: readonly (string | undefined)[] },
   pageSize: number,
 ): Promise<void> {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createVerifier } from '@writ/sdk/verifier';
+import { createVerifier, revocationDigest } from '@writ/sdk/verifier';
 import type { RevocationKind } from '@writ/sdk/wire';
 import { revoke } from '../../src/revocation/revoke.js';
 import { classDoc, workloadDoc } from '../helpers/dpop.js';
 import { freePort, type Harness, startHarness, type TestKey, testKey } from '../helpers/harness.js';
+import { openRawStream, type RawStream } from '../helpers/raw-stream.js';
 import { eventually, startVerifierWorld } from '../helpers/verifier.js';
 
 /**
@@ -20,61 +20,6 @@ const WATCHER = 'spiffe://test.writ/verifier/watcher';
 const GREEDY = 'spiffe://test.writ/verifier/greedy';
 const IDLE = 'spiffe://test.writ/verifier/idle';
 const READER = 'spiffe://test.writ/verifier/reader';
-
-interface RawStream {
-  socket: Socket;
-  /** Status line and headers, once they came. */
-  head: Promise<string>;
-  /** Resolves when the server closes or resets the connection. */
-  closed: Promise<void>;
-  /** Names and `data` of the events read so far (reading streams only). */
-  events: Array<{ event: string; data: Record<string, unknown> }>;
-}
-
-/** A GET of the event stream over a plain socket; `read: false` stops reading after the headers. */
-function openStream(port: number, token: string, o: { read: boolean; path?: string }): RawStream {
-  const socket = connect(port, '127.0.0.1');
-  const events: RawStream['events'] = [];
-  let buf = '';
-  let headDone = false;
-  let resolveHead!: (h: string) => void;
-  const head = new Promise<string>((r) => {
-    resolveHead = r;
-  });
-  const closed = new Promise<void>((r) => {
-    socket.on('close', () => r());
-  });
-  socket.on('error', () => undefined);
-  socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
-    buf += chunk;
-    if (!headDone) {
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      headDone = true;
-      resolveHead(buf.slice(0, end));
-      buf = buf.slice(end + 4);
-      if (!o.read) {
-        socket.pause();
-        return;
-      }
-    }
-    // Chunked transfer framing is interleaved with the SSE text; SSE frames are split on blank lines
-    // and the chunk-size lines are dropped. One split per chunk keeps the reader linear in what it reads.
-    const blocks = buf.split('\n\n');
-    buf = blocks.pop() ?? '';
-    for (const block of blocks) {
-      const lines = block.split(/\r?\n/).filter((l) => !/^[0-9a-f]+\r?$/i.test(l));
-      const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
-      const data = lines.find((l) => l.startsWith('data: '))?.slice(6);
-      if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
-    }
-  });
-  socket.write(
-    `GET ${o.path ?? '/v1/events'} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${token}\r\naccept: text/event-stream\r\nconnection: close\r\n\r\n`,
-  );
-  return { socket, head, closed, events };
-}
 
 /**
  * A reader in a process of its own, as a verifier is: it follows the stream, and when the server drops
@@ -160,14 +105,15 @@ describe('event stream under abuse', () => {
     return r.body['access_token'] as string;
   };
 
+  /** Digests of the revocation values a stream was sent (verifiers get no value in clear). */
   const revocationsSeen = (s: RawStream) =>
     s.events
       .filter((e) => e.event === 'revocation')
-      .map((e) => (e.data['revocation'] as { value: string }).value);
+      .map((e) => (e.data['revocation'] as { value_sha256: string }).value_sha256);
 
   it('a stream whose own token is revoked mid-batch ends; the server stays up and other streams get every event', async () => {
-    const victim = openStream(port, await streamToken(VICTIM), { read: true });
-    const watcher = openStream(port, await streamToken(WATCHER), { read: true });
+    const victim = openRawStream(port, await streamToken(VICTIM), { read: true });
+    const watcher = openRawStream(port, await streamToken(WATCHER), { read: true });
     assert.match(await victim.head, /^HTTP\/1\.1 200/);
     assert.match(await watcher.head, /^HTTP\/1\.1 200/);
     await eventually('both streams registered', () => (h.writ.ctx.streams.size >= 2 ? true : undefined));
@@ -194,12 +140,12 @@ describe('event stream under abuse', () => {
     await eventually('the watcher heard every revocation', () =>
       revocationsSeen(watcher).length === others.length + 1 ? true : undefined,
     );
-    assert.deepEqual(revocationsSeen(watcher), [VICTIM, ...others]);
+    assert.deepEqual(revocationsSeen(watcher), [VICTIM, ...others].map(revocationDigest));
     // The victim heard the revocation that ended its stream and nothing after it.
-    assert.deepEqual(revocationsSeen(victim), [VICTIM]);
+    assert.deepEqual(revocationsSeen(victim), [revocationDigest(VICTIM)]);
 
     // Disabling a verifier with an open stream while more revocations flow: same outcome, through the API.
-    const watcher2 = openStream(port, await streamToken(GREEDY), { read: true });
+    const watcher2 = openRawStream(port, await streamToken(GREEDY), { read: true });
     assert.match(await watcher2.head, /^HTTP\/1\.1 200/);
     const disabled = await h.admin('POST', `/workloads/${encodeURIComponent(WATCHER)}/disable`, {
       reason: 'test',
@@ -210,7 +156,7 @@ describe('event stream under abuse', () => {
     assert.equal(r.status, 201);
     await watcher.closed;
     await eventually('the other stream still receives', () =>
-      revocationsSeen(watcher2).includes(more) ? true : undefined,
+      revocationsSeen(watcher2).includes(revocationDigest(more)) ? true : undefined,
     );
     const health = await fetch(`${h.issuer}/healthz`);
     assert.equal(health.status, 200);
@@ -220,19 +166,19 @@ describe('event stream under abuse', () => {
 
   it('caps streams per token and per workload with 429 and an error naming the cap', async () => {
     const token = await streamToken(GREEDY);
-    const a = openStream(port, token, { read: true });
-    const b = openStream(port, token, { read: true });
+    const a = openRawStream(port, token, { read: true });
+    const b = openRawStream(port, token, { read: true });
     assert.match(await a.head, / 200 /);
     assert.match(await b.head, / 200 /);
-    const c = openStream(port, token, { read: true });
+    const c = openRawStream(port, token, { read: true });
     const head = await c.head;
     assert.match(head, /^HTTP\/1\.1 429/);
     await c.closed.catch(() => undefined);
     // A second token of the same workload gets one more stream (3 per workload), then no more.
     const token2 = await streamToken(GREEDY);
-    const d = openStream(port, token2, { read: true });
+    const d = openRawStream(port, token2, { read: true });
     assert.match(await d.head, / 200 /);
-    const e = openStream(port, token2, { read: true });
+    const e = openRawStream(port, token2, { read: true });
     assert.match(await e.head, /^HTTP\/1\.1 429/);
     const refusals = await h.auditEvents('events.refused');
     const reasons = refusals.map((x) => (x.data as Record<string, unknown>)['reason']);
@@ -241,7 +187,7 @@ describe('event stream under abuse', () => {
     for (const s of [a, b, d]) s.socket.destroy();
     await eventually('streams released', () => (h.writ.ctx.streams.size === 0 ? true : undefined));
     // Closing frees the share: the workload may open streams again.
-    const again = openStream(port, token, { read: true });
+    const again = openRawStream(port, token, { read: true });
     assert.match(await again.head, / 200 /);
     again.socket.destroy();
   });
@@ -250,7 +196,7 @@ describe('event stream under abuse', () => {
     const token = await streamToken(GREEDY);
     // Six opens at once, each of which awaits the store (bounds, snapshot, audit) before its stream
     // exists: with the cap checked only on arrival, every one of them would see zero streams open.
-    const opens = Array.from({ length: 6 }, () => openStream(port, token, { read: true }));
+    const opens = Array.from({ length: 6 }, () => openRawStream(port, token, { read: true }));
     const heads = await Promise.all(opens.map((o) => o.head));
     const ok = heads.filter((x) => / 200 /.test(x)).length;
     const refused = heads.filter((x) => /^HTTP\/1\.1 429/.test(x)).length;
@@ -272,7 +218,10 @@ describe('event stream under abuse', () => {
         );
     });
     const inForce = (await ctx.store.listRevocations(0, ctx.clock.now())).length;
-    const s = openStream(port, await streamToken(READER), { read: true, path: '/v1/events?snapshot=paged' });
+    const s = openRawStream(port, await streamToken(READER), {
+      read: true,
+      path: '/v1/events?snapshot=paged',
+    });
     assert.match(await s.head, / 200 /);
     const closing = await eventually('the closing snapshot', () =>
       s.events.find((e) => e.event === 'snapshot'),
@@ -281,10 +230,10 @@ describe('event stream under abuse', () => {
     assert.equal(pages.length, Math.ceil(inForce / 100) - 1);
     for (const p of pages) assert.equal((p.data['revocations'] as unknown[]).length, 100);
     assert.equal(closing.data['paged'], true);
-    const all = [...pages, closing].flatMap((e) => e.data['revocations'] as Array<{ value: string }>);
-    assert.equal(new Set(all.map((r) => r.value)).size, inForce);
+    const all = [...pages, closing].flatMap((e) => e.data['revocations'] as Array<{ value_sha256: string }>);
+    assert.equal(new Set(all.map((r) => r.value_sha256)).size, inForce);
     // Without asking for pages, one snapshot event holds everything (what older verifiers expect).
-    const legacy = openStream(port, await streamToken(READER), { read: true });
+    const legacy = openRawStream(port, await streamToken(READER), { read: true });
     const one = await eventually('the snapshot', () => legacy.events.find((e) => e.event === 'snapshot'));
     assert.equal((one.data['revocations'] as unknown[]).length, inForce);
     assert.equal(legacy.events.filter((e) => e.event === 'snapshot.page').length, 0);
@@ -300,12 +249,20 @@ describe('event stream under abuse', () => {
     const base = { issued_before: null, created_at: now, reason: 't', actor: 'ops' } as const;
     await ctx.store.addRevocation({ ...base, kind: 'jti', value: 'just-expired', expires_at: now - 2_000 });
     await ctx.store.addRevocation({ ...base, kind: 'jti', value: 'long-expired', expires_at: now - 120_000 });
-    const s = openStream(port, await streamToken(READER), { read: true });
+    const s = openRawStream(port, await streamToken(READER), { read: true });
     try {
       const snapshot = await eventually('the snapshot', () => s.events.find((e) => e.event === 'snapshot'));
-      const values = (snapshot.data['revocations'] as Array<{ value: string }>).map((r) => r.value);
-      assert.ok(values.includes('just-expired'), 'a token 2 s past exp is still accepted by a verifier');
-      assert.ok(!values.includes('long-expired'), 'past every leeway, the revocation is forgotten');
+      const values = (snapshot.data['revocations'] as Array<{ value_sha256: string }>).map(
+        (r) => r.value_sha256,
+      );
+      assert.ok(
+        values.includes(revocationDigest('just-expired')),
+        'a token 2 s past exp is still accepted by a verifier',
+      );
+      assert.ok(
+        !values.includes(revocationDigest('long-expired')),
+        'past every leeway, the revocation is forgotten',
+      );
     } finally {
       s.socket.destroy();
     }
@@ -329,7 +286,7 @@ describe('event stream under abuse', () => {
     // Two tokens of one workload, two streams each: within both caps (2 per token, 3 per workload) but one.
     for (const perToken of [2, 1]) {
       const token = await streamToken(IDLE);
-      for (let i = 0; i < perToken; i++) idle.push(openStream(port, token, { read: false }));
+      for (let i = 0; i < perToken; i++) idle.push(openRawStream(port, token, { read: false }));
     }
     for (const s of idle) assert.match(await s.head, / 200 /);
     const reader = spawnReader(port, await streamToken(READER));
