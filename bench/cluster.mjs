@@ -175,6 +175,11 @@ async function main() {
   const work = mkdtempSync(join(tmpdir(), 'writ-cluster-bench-'));
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
   const configDir = writeConfig(join(work, 'config'), clients, verifier, operator);
+  // The operator key file as `writ init` writes it: what the CLI's admin client signs with.
+  const operatorKeyFile = join(work, 'operator.jwk');
+  writeFileSync(operatorKeyFile, `${JSON.stringify({ operator: 'bench', key: operator.privateJwk })}\n`, {
+    mode: 0o600,
+  });
   const kek = randomBytes(32).toString('base64');
 
   /** `writ serve` on `store`, sharing the config and the KEK; resolves once /readyz answers 200. */
@@ -351,7 +356,7 @@ async function main() {
       );
       results[`postgres${n}`] = await scenario(`postgres, ${n} node${n > 1 ? 's' : ''}`, nodes);
       if (n === 3 && STREAMS > 0)
-        results.propagation = await propagation(nodes, STREAMS, REVOCATIONS, verifier, operator);
+        results.propagation = await propagation(nodes, STREAMS, REVOCATIONS, verifier, operatorKeyFile);
     } finally {
       await Promise.all(nodes.map((x) => x.stop()));
       await db.drop();
@@ -396,7 +401,7 @@ async function main() {
  * the nodes; `revocations` revocations made one after another on node 0; for each stream and each
  * revocation, the time from sending the revocation to the stream reading it.
  */
-async function propagation(nodes, streams, revocations, verifier, operator) {
+async function propagation(nodes, streams, revocations, verifier, operatorKeyFile) {
   const { WorkloadClient } = await import(join(ROOT, 'packages/sdk/dist/src/client/index.js'));
   const { createDpopProof } = await import(join(ROOT, 'packages/sdk/dist/src/dpop/index.js'));
   const routed = (origin) => (input, init) => {
@@ -456,7 +461,8 @@ async function propagation(nodes, streams, revocations, verifier, operator) {
   for (let i = 0; i < streams; i += 50)
     await Promise.all(Array.from({ length: Math.min(50, streams - i) }, (_, k) => open(i + k)));
 
-  const adminToken = await operatorToken(nodes[0].origin, operator);
+  const { adminSession } = await import('./lib/writ-server.mjs');
+  const admin = adminSession(nodes[0].origin, operatorKeyFile);
   const latencies = [];
   let missed = 0;
   for (let r = 0; r < revocations; r++) {
@@ -464,13 +470,9 @@ async function propagation(nodes, streams, revocations, verifier, operator) {
     // Streams carry the value as its digest.
     const key = revocationDigest(value);
     seen.set(key, []);
+    await admin.open(); // a fresh admin session, if needed, outside the timed call
     const t0 = performance.now();
-    const res = await fetch(`${nodes[0].origin}/admin/v1/revocations`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ kind: 'jti', value, reason: 'propagation bench' }),
-    });
-    if (res.status !== 201) throw new Error(`revoke: HTTP ${res.status} ${await res.text()}`);
+    await admin.revoke({ kind: 'jti', value, reason: 'propagation bench' });
     const deadline = performance.now() + 10_000;
     while (seen.get(key).length < streams && performance.now() < deadline)
       await new Promise((x) => setTimeout(x, 5));
@@ -544,27 +546,6 @@ async function storeOnly(databaseUrl) {
     await store.close();
   }
   return out;
-}
-
-/** An admin token from the operator key (jwt-bearer grant). */
-async function operatorToken(origin, operator) {
-  const now = Math.floor(Date.now() / 1000);
-  const assertion = es256Signer(operator.privateJwk)({
-    iss: 'bench',
-    sub: 'bench',
-    aud: ISSUER,
-    iat: now,
-    exp: now + 60,
-    jti: Math.random().toString(36).slice(2),
-  });
-  const res = await fetch(`${origin}/admin/v1/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }),
-  });
-  const body = await res.json();
-  if (!res.ok) throw new Error(`admin token: HTTP ${res.status} ${JSON.stringify(body)}`);
-  return body.access_token;
 }
 
 /** Classes, workloads, the verifier and the operator, as every node applies them at start. */

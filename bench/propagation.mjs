@@ -273,7 +273,7 @@ async function main() {
       const warm = t < WARMUP_TRIALS;
       const token = await bearerToken(server.issuer, tokenClient, { resource: API, scope: SCOPES[0] });
       const { jti } = decodeJwt(token).payload;
-      await admin.token(); // a fresh admin session, if needed, outside the timed call
+      await admin.open(); // a fresh admin session, if needed, outside the timed call
       // Streams carry the value as its digest (docs/security.md): that is what arrives.
       const marker = revocationDigest(jti);
       for (const l of loaders) l.send({ cmd: 'arm', trial: t, marker, timeoutMs: TRIAL_TIMEOUT_MS });

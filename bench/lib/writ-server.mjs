@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ASSERTION_TYPE, es256Signer, freePort } from './common.mjs';
 import { pinned, stopChild, tempDir, waitReady } from './processes.mjs';
 
@@ -54,48 +54,23 @@ export async function startWritServer({ core, classes, workloads, settings = {},
 export const logTail = (server, n = 2000) => readFileSync(server.logFile, 'utf8').slice(-n);
 
 /**
- * An operator's admin session (`POST /admin/v1/token`, jwt-bearer grant with an assertion signed by the
- * operator key `writ init` wrote), renewed when half its lifetime is gone.
+ * An operator's admin session, as `writ` opens and uses it (the CLI's own client): an admin token bound
+ * (DPoP) to the operator key `writ init` wrote, a fresh proof by that key on every call, renewed when half
+ * its lifetime is gone. `open()` opens or renews it now, outside a timed call.
  */
 export function adminSession(issuer, operatorKeyFile) {
-  const { operator, key } = JSON.parse(readFileSync(operatorKeyFile, 'utf8'));
-  const sign = es256Signer(key);
-  let session;
-  const token = async () => {
-    if (session && Date.now() < session.renewAt) return session.token;
-    const now = Math.floor(Date.now() / 1000);
-    const assertion = sign({
-      iss: operator,
-      sub: operator,
-      aud: issuer,
-      iat: now,
-      exp: now + 60,
-      jti: randomBytes(16).toString('base64url'),
-    });
-    const res = await fetch(`${issuer}/admin/v1/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }),
-    });
-    const body = await res.json();
-    if (!res.ok) throw new Error(`admin token: HTTP ${res.status} ${JSON.stringify(body)}`);
-    session = { token: body.access_token, renewAt: Date.now() + (body.expires_in * 1000) / 2 };
-    return session.token;
+  // Loaded when first used: a script can start (and say what is missing) before the build exists.
+  let client;
+  const loaded = async () => {
+    client ??= import(pathToFileURL(join(ROOT, 'packages/server/dist/src/cli/client.js')).href).then(
+      ({ AdminClient }) => new AdminClient({ server: issuer, operatorKey: operatorKeyFile }),
+    );
+    return client;
   };
   /** `POST /admin/v1<path>` with a JSON body; resolves with the answer once it is read. */
-  const post = async (path, json) => {
-    const authorization = `Bearer ${await token()}`;
-    const res = await fetch(`${issuer}/admin/v1${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization },
-      body: JSON.stringify(json),
-    });
-    const body = await res.json();
-    if (!res.ok) throw new Error(`admin ${path}: HTTP ${res.status} ${JSON.stringify(body)}`);
-    return body;
-  };
+  const post = async (path, json) => (await loaded()).post(path, json);
   return {
-    token,
+    open: async () => (await loaded()).open(),
     post,
     /** `POST /admin/v1/revocations`: resolves with the stored revocation once the response is read. */
     revoke: (revocation) => post('/revocations', revocation),

@@ -197,7 +197,7 @@ if (POSTGRES_URL === '') {
       const a = await node('a', 'proxy');
       const b = await node('b', 'direct');
       const adminA = adminClient(a, config);
-      const adminToken = await adminA.token();
+      const adminSession = await adminA.session();
       const t1 = await tokenAt(a);
       const t2 = await tokenAt(a);
 
@@ -242,7 +242,7 @@ if (POSTGRES_URL === '') {
       assert.equal(ready.body['store'], 'unreachable');
       unavailable(await requestToken(a, ISSUER, load[0]!, API), 'token request');
       // A new admin session needs the store (its assertion is single-use); the one from before still works.
-      const session = await adminA.token().then(
+      const session = await adminA.session().then(
         () => undefined,
         (err: { answer?: { status: number; body: Record<string, unknown> } }) => err.answer,
       );
@@ -250,7 +250,10 @@ if (POSTGRES_URL === '') {
       unavailable(session, 'admin token');
       const direct = await fetch(`${a.origin}/admin/v1/revocations`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        headers: {
+          ...adminSession.headers('POST', '/admin/v1/revocations'),
+          'content-type': 'application/json',
+        },
         body: JSON.stringify({ kind: 'jti', value: jtiOf(t1), reason: 'during the cut' }),
         signal: AbortSignal.timeout(REQUEST_BOUND_MS),
       });
@@ -269,7 +272,7 @@ if (POSTGRES_URL === '') {
       );
       const closeTask = await fetch(`${a.origin}/admin/v1/tasks`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        headers: { ...adminSession.headers('POST', '/admin/v1/tasks'), 'content-type': 'application/json' },
         body: JSON.stringify({ workload: load[0]!.id, purpose: 'during the cut' }),
         signal: AbortSignal.timeout(REQUEST_BOUND_MS),
       });
@@ -327,7 +330,7 @@ if (POSTGRES_URL === '') {
     }, async () => {
       const { proxy, node } = await setup();
       const a = await node('a', 'proxy');
-      const adminToken = await adminClient(a, config).token();
+      const adminSession = await adminClient(a, config).session();
       const t1 = await tokenAt(a);
 
       await proxy.cut('stall');
@@ -335,7 +338,10 @@ if (POSTGRES_URL === '') {
         requestToken(a, ISSUER, load[1]!, API),
         fetch(`${a.origin}/admin/v1/revocations`, {
           method: 'POST',
-          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+          headers: {
+            ...adminSession.headers('POST', '/admin/v1/revocations'),
+            'content-type': 'application/json',
+          },
           body: JSON.stringify({ kind: 'jti', value: jtiOf(t1), reason: 'during the stall' }),
           signal: AbortSignal.timeout(REQUEST_BOUND_MS),
         }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> })),
@@ -360,7 +366,7 @@ if (POSTGRES_URL === '') {
       const { db, proxy, node } = await setup();
       const a = await node('a', 'proxy');
       const admin = adminClient(a, config);
-      const adminToken = await admin.token();
+      const adminSession = await admin.session();
       const load1 = issueUntilStopped(a, 8);
       const revocations: Array<{ status: number; seq?: number; value: string }> = [];
       let revoking = true;
@@ -369,7 +375,10 @@ if (POSTGRES_URL === '') {
           const value = `jti-${randomBytes(6).toString('hex')}`;
           const r = await fetch(`${a.origin}/admin/v1/revocations`, {
             method: 'POST',
-            headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+            headers: {
+              ...adminSession.headers('POST', '/admin/v1/revocations'),
+              'content-type': 'application/json',
+            },
             body: JSON.stringify({ kind: 'jti', value, reason: 'under load' }),
             signal: AbortSignal.timeout(REQUEST_BOUND_MS),
           });

@@ -105,7 +105,10 @@ if (POSTGRES_URL === '') {
     const authzen = async (n: WritNode): Promise<boolean> => {
       const res = await fetch(`${n.origin}/access/v1/evaluation`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${await admin(n).token()}`, 'content-type': 'application/json' },
+        headers: {
+          ...(await admin(n).session()).headers('POST', '/access/v1/evaluation'),
+          'content-type': 'application/json',
+        },
         body: JSON.stringify({
           subject: { type: 'workload', id: reader.id },
           action: { name: 'read' },

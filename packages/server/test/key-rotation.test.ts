@@ -141,11 +141,11 @@ describe('key rotation', () => {
       try {
         for (let i = 0; i < ROTATIONS; i++) {
           await settle();
-          const admin = await harness.adminToken();
+          const admin = await harness.adminHeaders('POST', '/admin/v1/keys/rotate');
           const start = ++tick;
           const res = await fetch(url('/admin/v1/keys/rotate'), {
             method: 'POST',
-            headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+            headers: { ...admin, 'content-type': 'application/json' },
             body: '{}',
           });
           const body = (await res.json()) as Omit<Rotation, 'start' | 'done'>;

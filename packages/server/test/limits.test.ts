@@ -160,7 +160,7 @@ describe('request bounds and malformed input', () => {
   });
 
   it('deeply nested JSON on an admin endpoint is refused (invalid_request, admin.refused) and revokes nothing', async () => {
-    const token = await h.adminToken();
+    const session = await h.adminSession();
     const revocations = async () => (await h.store.listRevocations(0, h.writ.ctx.clock.now())).length;
     const count = await revocations();
     const nested = `${'{"kind":'.repeat(100)}"jti"${'}'.repeat(100)}`;
@@ -171,7 +171,7 @@ describe('request bounds and malformed input', () => {
         () =>
           raw('/admin/v1/revocations', payload, {
             'content-type': 'application/json',
-            authorization: `Bearer ${token}`,
+            ...session.headers('POST', '/admin/v1/revocations'),
           }),
         { status: 400, error: 'invalid_request', event: 'admin.refused' },
       );
@@ -181,13 +181,13 @@ describe('request bounds and malformed input', () => {
   });
 
   it('a schema-invalid admin body is refused and audited as admin.refused', async () => {
-    const token = await h.adminToken();
+    const session = await h.adminSession();
     const { event } = await expectRefusal(
       h,
       () =>
         raw('/admin/v1/revocations', JSON.stringify({ kind: 'everything', value: '*' }), {
           'content-type': 'application/json',
-          authorization: `Bearer ${token}`,
+          ...session.headers('POST', '/admin/v1/revocations'),
         }),
       { status: 400, error: 'invalid_request', event: 'admin.refused' },
     );

@@ -41,13 +41,10 @@ describe('structured logs', () => {
       { authorization: `Basic ${basic}` },
     );
     assert.equal(bad.status, 401);
-    const admin = await h.adminToken();
-    secrets.push(admin);
-    await h.post(
-      '/oauth2/introspect',
-      { token: ok.body['access_token'] as string },
-      { authorization: `Bearer ${admin}` },
-    );
+    const admin = await h.adminSession();
+    const headers = admin.headers('POST', '/oauth2/introspect');
+    secrets.push(admin.token, headers.dpop);
+    await h.post('/oauth2/introspect', { token: ok.body['access_token'] as string }, headers);
 
     const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(

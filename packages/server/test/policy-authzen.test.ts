@@ -163,7 +163,7 @@ describe('AuthZEN access evaluation API', () => {
     assert.equal(other.body['error'], 'invalid_token');
     const refused = await h.auditEvents('access.refused');
     assert.ok(refused.length >= 2);
-    const admin = await call('evaluation', body, { authorization: `Bearer ${await h.adminToken()}` });
+    const admin = await call('evaluation', body, await h.adminHeaders('POST', '/access/v1/evaluation'));
     assert.equal(admin.status, 200);
     assert.equal(admin.body['decision'], true);
   });

@@ -9,6 +9,7 @@ import {
   humanPrincipal,
   type PolicyAction,
 } from '../src/policy/request.js';
+import type { AdminSession } from './helpers/admin-session.js';
 import { rawDoc } from './helpers/dpop.js';
 import { AUDIENCE, type Harness, startHarness, testKey } from './helpers/harness.js';
 import { applyPolicies, putResource } from './helpers/policy.js';
@@ -129,7 +130,7 @@ permit (principal is Workload, action == Action::"read", resource) when { princi
 `;
   const REPORTS = { id: AUDIENCE, sensitivity: 'internal', environment: 'prod', owner: 'team-reports' };
   let h: Harness;
-  let admin: string;
+  let admin: AdminSession;
   before(async () => {
     // Thousands of evaluations by one operator on a clock that never moves: a budget no test run uses up
     // (AuthZEN calls draw on the caller's budget like every endpoint; a busy PEP gets a larger one).
@@ -144,7 +145,7 @@ permit (principal is Workload, action == Action::"read", resource) when { princi
       [owner('team-reports')],
     );
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    admin = await h.adminToken();
+    admin = await h.adminSession();
   });
   after(() => h.close());
 
@@ -152,7 +153,7 @@ permit (principal is Workload, action == Action::"read", resource) when { princi
     const res = await h.writ.app.inject({
       method: 'POST',
       url: '/access/v1/evaluation',
-      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      headers: { ...admin.headers('POST', '/access/v1/evaluation'), 'content-type': 'application/json' },
       payload: JSON.stringify({ subject, action: { name: 'read' }, resource: { type: 'api', id: AUDIENCE } }),
     });
     assert.equal(res.statusCode, 200, res.body);

@@ -6,6 +6,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { GrantType, TokenType } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
+import type { AdminSession } from './helpers/admin-session.js';
 import { execWrit } from './helpers/cli.js';
 import { classDoc, clientAuth, httpForm, injectForm, workloadDoc } from './helpers/dpop.js';
 import {
@@ -42,7 +43,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
   const runnerKey = testKey('EdDSA');
   let clock: ReturnType<typeof fakeClock>;
   let h: Harness;
-  let adminToken: string;
+  let admin: AdminSession;
 
   beforeEach(async () => {
     clock = fakeClock(Date.UTC(2026, 5, 1, 12));
@@ -69,7 +70,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
         workloadDoc(RUNNER, runnerKey, ['jobs']),
       ],
     });
-    adminToken = await h.adminToken();
+    admin = await h.adminSession();
   });
   afterEach(() => h.close());
 
@@ -131,7 +132,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
   };
 
   const introspect = async (token: string): Promise<Record<string, unknown>> => {
-    const r = await h.post('/oauth2/introspect', { token }, { authorization: `Bearer ${adminToken}` });
+    const r = await h.post('/oauth2/introspect', { token }, admin.headers('POST', '/oauth2/introspect'));
     assert.equal(r.status, 200, JSON.stringify(r.body));
     return r.body;
   };
@@ -140,7 +141,7 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
     const r = await h.admin('POST', '/revocations', body);
     assert.equal(r.status, 201, JSON.stringify(r.body));
     // An admin token signed by a now-revoked key would be refused too: take a fresh one.
-    adminToken = await h.adminToken();
+    admin = await h.adminSession();
     return r.body;
   };
 
@@ -323,7 +324,7 @@ describe('writ revoke (the CLI) over real HTTP', () => {
     const r = await httpForm(
       `${h.issuer}/oauth2/introspect`,
       { token: t },
-      { authorization: `Bearer ${await h.adminToken()}` },
+      await h.adminHeaders('POST', '/oauth2/introspect'),
     );
     assert.equal(r.status, 200, JSON.stringify(r.body));
     return r.body['active'];

@@ -12,13 +12,13 @@ import { resolveSettings } from '../src/config/settings.js';
 import { kekFromBytes } from '../src/keys/kek.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
+import { httpAdminSession } from './helpers/admin-session.js';
 import { decodeClaims } from './helpers/dpop.js';
 import {
   configDocuments,
   freePort,
   type Harness,
   OTHER_WORKLOAD,
-  signJwt,
   testKey,
   WORKLOAD,
 } from './helpers/harness.js';
@@ -64,7 +64,7 @@ describe('shared signals: transmitter metadata and push delivery (RFC 8935)', ()
     }));
     receiver = await startPushReceiver();
     validate = setValidator(issuer);
-    admin = async (method, path, body) => operatorCall(issuer, await h.adminToken(), method, path, body);
+    admin = async (method, path, body) => operatorCall(issuer, await h.adminSession(), method, path, body);
   });
   after(async () => {
     await h.close();
@@ -490,24 +490,10 @@ describe('shared signals: nothing is lost across a restart', () => {
     const validate = setValidator(issuer);
 
     // An operator creates the stream; the receiver is down (503) for now.
-    const now = Math.floor(Date.now() / 1000);
-    const assertion = signJwt(keys.operator, {
-      iss: 'ops',
-      sub: 'ops',
-      aud: issuer,
-      iat: now,
-      exp: now + 60,
-      jti: randomBytes(12).toString('base64url'),
-    });
-    const session = await fetch(`${issuer}/admin/v1/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }),
-    });
-    const adminToken = ((await session.json()) as { access_token: string }).access_token;
+    const admin = await httpAdminSession(issuer, keys.operator);
     const res = await fetch(`${issuer}/ssf/stream`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      headers: { ...admin.headers('POST', '/ssf/stream'), 'content-type': 'application/json' },
       body: JSON.stringify({
         aud: 'https://receiver.test.writ',
         delivery: { method: PUSH, endpoint_url: receiver.url },
@@ -517,7 +503,7 @@ describe('shared signals: nothing is lost across a restart', () => {
     receiver.plan.push(...Array.from({ length: 100 }, () => 503));
     const revoke = await fetch(`${issuer}/admin/v1/revocations`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      headers: { ...admin.headers('POST', '/admin/v1/revocations'), 'content-type': 'application/json' },
       body: JSON.stringify({ kind: 'sub', value: WORKLOAD, reason: 'before the restart' }),
     });
     assert.equal(revoke.status, 201);

@@ -346,7 +346,7 @@ describe('the server closes tasks on its own (sweeper, real clock)', () => {
     const r = await httpForm(
       `${h.issuer}/oauth2/introspect`,
       { token },
-      { authorization: `Bearer ${await h.adminToken()}` },
+      await h.adminHeaders('POST', '/oauth2/introspect'),
     );
     return r.body;
   }

@@ -372,7 +372,7 @@ describe('disabled workload', () => {
     const r = await h.post(
       '/oauth2/introspect',
       { token },
-      { authorization: `Bearer ${await h.adminToken()}` },
+      await h.adminHeaders('POST', '/oauth2/introspect'),
     );
     assert.equal(r.status, 200, JSON.stringify(r.body));
     return r.body;

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createVerifier, type Verifier } from '@writ/sdk/verifier';
-import { GrantType } from '@writ/sdk/wire';
+import { httpAdminSession } from './helpers/admin-session.js';
 import { decodeClaims } from './helpers/dpop.js';
-import { freePort, signJwt, type TestKey, testKey } from './helpers/harness.js';
+import { freePort, type TestKey, testKey } from './helpers/harness.js';
 import { eventually, outcome, presenting, ready, workloadClient } from './helpers/verifier.js';
 
 // A real `writ serve` process killed with SIGKILL while a verifier follows its event stream, then
@@ -117,31 +117,18 @@ describe('a verifier across a SIGKILL and restart of writ serve', () => {
       operator: string;
       key: Record<string, string>;
     };
+    const privateKey = createPrivateKey({ key: file.key, format: 'jwk' });
     const operator: TestKey = {
-      privateKey: createPrivateKey({ key: file.key, format: 'jwk' }),
-      publicJwk: {},
+      privateKey,
+      publicJwk: createPublicKey(privateKey).export({ format: 'jwk' }) as Record<string, string>,
       alg: 'ES256',
       kid: file.key['kid']!,
     };
-    const now = Math.floor(Date.now() / 1000);
-    const assertion = signJwt(operator, {
-      iss: file.operator,
-      sub: file.operator,
-      aud: issuer,
-      iat: now,
-      exp: now + 60,
-      jti: randomBytes(12).toString('base64url'),
-    });
-    const tokenRes = await fetch(`${issuer}/admin/v1/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: GrantType.jwtBearer, assertion }).toString(),
-    });
-    const token = ((await tokenRes.json()) as { access_token: string }).access_token;
+    const session = await httpAdminSession(issuer, operator, { operator: file.operator });
     const res = await fetch(`${issuer}/admin/v1${path}`, {
       method,
       headers: {
-        authorization: `Bearer ${token}`,
+        ...session.headers(method, `/admin/v1${path}`),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

@@ -243,15 +243,12 @@ describe('every endpoint that takes a Writ token makes the same checks and refus
     },
     {
       name: 'a DPoP-bound token sent as Bearer',
-      // An admin token is never DPoP-bound: the operator endpoints get a workload's bound token.
-      token: (e) => dpopBoundToken(e.audience?.(h.issuer) ?? `${h.issuer}/v1/events`),
-      expected: (kind) =>
-        kind === 'operator'
-          ? { challenge: challenge('token is not for this audience'), reason: 'aud' }
-          : {
-              challenge: challenge('a DPoP-bound token must be sent with the DPoP scheme', true),
-              reason: 'dpop_bound_as_bearer',
-            },
+      // Admin tokens are DPoP-bound to the operator key, like a workload's bound token.
+      token: (e) => (e.kind === 'operator' ? h.adminToken() : dpopBoundToken(e.audience!(h.issuer))),
+      expected: () => ({
+        challenge: challenge('a DPoP-bound token must be sent with the DPoP scheme', true),
+        reason: 'dpop_bound_as_bearer',
+      }),
     },
     {
       name: 'a token for another audience',
@@ -308,7 +305,7 @@ describe('every endpoint that takes a Writ token makes the same checks and refus
       );
     }
   });
-  it('a token for the right audience, unbound and live, passes the same check (the refusals are not blanket)', async () => {
+  it('a token for the right audience, live and presented as its binding says, passes the same check (the refusals are not blanket)', async () => {
     const usage = await inject(
       h,
       'POST',
@@ -317,7 +314,8 @@ describe('every endpoint that takes a Writ token makes the same checks and refus
       json({ records: [] }),
     );
     assert.notEqual(usage.status, 401, JSON.stringify(usage.body));
-    const admin = await inject(h, 'GET', '/admin/v1/workloads', `Bearer ${await h.adminToken()}`);
+    const { authorization, dpop } = await h.adminHeaders('GET', '/admin/v1/workloads');
+    const admin = await inject(h, 'GET', '/admin/v1/workloads', authorization, { headers: { dpop } });
     assert.equal(admin.status, 200);
   });
 });

@@ -61,7 +61,7 @@ export const REFUSAL_REASONS = {
   headers_too_large: 'the request headers are larger than `limits.header_bytes`',
   malformed_http: 'the connection sent something that is not HTTP/1.1',
   no_token: 'the request carries no access token (no `Authorization: DPoP` or `Bearer`)',
-  missing: 'an admin endpoint was called without an admin bearer token',
+  missing: 'an admin endpoint was called without an admin token',
 
   // Client authentication at the token, introspection, revocation and task endpoints
   no_client_auth: 'the request carries no client authentication',
@@ -79,6 +79,11 @@ export const REFUSAL_REASONS = {
   workload_disabled: 'the workload is disabled',
   workload_quarantined: 'the workload is quarantined',
   not_admin: 'the token is not an admin token',
+  admin_not_bound: 'the admin token is not DPoP-bound (`cnf.jkt`): admin tokens are used only with a proof',
+  admin_key_unregistered:
+    'the operator key the admin token is bound to is no longer registered for that operator',
+  admin_dpop_key:
+    'the DPoP proof at `POST /admin/v1/token` is not signed by the operator key that signed the assertion',
 
   // JWTs: client assertions, access tokens, policy bundles (`iss`, `aud`... name the claim refused)
   too_large: 'the token (or bundle) is longer than allowed',

@@ -1,3 +1,4 @@
+import { DpopError } from '@writ/sdk/dpop';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '@writ/sdk/wire';
 import { auditRefusal } from '../audit/refusal.js';
 import { ADMIN_CLASS, operatorSubject } from '../auth/admin.js';
@@ -6,7 +7,8 @@ import { assertionRules } from '../auth/client/assertion-rules.js';
 import { peekAssertionIssuer, verifyClientAssertion } from '../auth/client/private-key-jwt.js';
 import { refuseWhileSkewed } from '../cluster/clock-skew.js';
 import { adminAudience, Paths, type RequestInfo, type WritContext } from '../context.js';
-import { invalidClient, invalidRequest, unsupportedGrantType } from '../errors.js';
+import { checkTokenEndpointDpop, dpopError } from '../dpop/check.js';
+import { invalidClient, invalidRequest, OAuthError, unsupportedGrantType } from '../errors.js';
 import { type FormParams, single } from '../request/form.js';
 import { signAccessToken } from '../tokens/access-token.js';
 
@@ -14,6 +16,11 @@ import { signAccessToken } from '../tokens/access-token.js';
  * `POST /admin/v1/token`: an operator trades a short-lived assertion signed with its key pair
  * (RFC 7523 jwt-bearer grant; `iss` = `sub` = operator name) for a short-lived admin token.
  * There is no static admin secret anywhere.
+ *
+ * The request carries a DPoP proof (RFC 9449 §5) signed by that same operator key, and the token is
+ * bound to it (`cnf.jkt`): every admin call then needs a fresh proof by the operator key, so a copied
+ * admin token is useless. Requiring the assertion's key (not any key the caller brings) means a copied,
+ * still unused assertion cannot be spent to bind a session to someone else's key either.
  */
 export async function handleAdminToken(
   ctx: WritContext,
@@ -40,6 +47,13 @@ export async function handleAdminToken(
       operator.verificationKeys,
       assertionRules(ctx, Paths.adminToken),
     );
+    const dpop = (await checkTokenEndpointDpop(ctx, req, Paths.adminToken, true))!;
+    if (dpop.jkt !== a.keyThumbprint)
+      throw new OAuthError(
+        'invalid_dpop_proof',
+        'the DPoP proof must be signed by the operator key that signed the assertion',
+        { headers: { 'dpop-nonce': ctx.dpopNonces.current() }, detail: { reason: 'admin_dpop_key' } },
+      );
     const now = ctx.clock.now();
     const subject = operatorSubject(operator.name);
     await admitCaller(ctx, req, subject);
@@ -52,11 +66,14 @@ export async function handleAdminToken(
       tokenClass: ADMIN_CLASS,
       ttl: ctx.settings.admin.sessionTtl,
       nowMs: now,
+      jkt: dpop.jkt,
     });
     await ctx.store.transaction(async (tx) => {
       if (!(await tx.consume(`operator:${operator.name}`, a.jti, a.replayUntil, now))) {
         throw invalidClient('operator assertion has already been used', { reason: 'replay' });
       }
+      if (!(await tx.consume('dpop', dpop.replayKey, dpop.replayUntil, now)))
+        throw dpopError(ctx, new DpopError('replay', 'DPoP proof jti was already used'));
       const event = await ctx.audit.append(
         {
           type: 'admin.session',
@@ -71,7 +88,7 @@ export async function handleAdminToken(
     });
     return {
       access_token: token,
-      token_type: 'Bearer',
+      token_type: 'DPoP',
       expires_in: ctx.settings.admin.sessionTtl,
       scope: 'admin',
     };

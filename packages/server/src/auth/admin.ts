@@ -11,8 +11,11 @@ export const ADMIN_CLASS = 'admin';
 
 /**
  * Authenticates an operator: a Writ token for the admin audience, checked as every Writ token is
- * (`authenticateBearer`), of the admin class and held by an operator still registered. Refusals are
- * the same 401 challenge as at every other endpoint.
+ * (`verifyBearer`: with the DPoP scheme and a fresh proof by the key of its `cnf.jkt` over this method,
+ * URL and token), of the admin class, held by an operator still registered, and bound to a key that
+ * operator still has: an unbound admin token is refused whatever the scheme, and removing or replacing an
+ * operator's key ends the sessions it opened at their next call. Refusals are the same 401 challenge as
+ * at every other endpoint, the error in the `DPoP` challenge.
  */
 export async function authenticateAdmin(
   ctx: WritContext,
@@ -20,10 +23,25 @@ export async function authenticateAdmin(
 ): Promise<{ operator: string; jti: string }> {
   const { claims } = await verifyBearer(ctx, req, adminAudience(ctx.settings.issuer));
   const name = claims.sub.startsWith('operator:') ? claims.sub.slice('operator:'.length) : undefined;
-  if (claims.cls !== ADMIN_CLASS || !name || !ctx.registry.operator(name)) {
-    const presented = /^Bearer /i.test(req.authorization ?? '') ? 'Bearer' : 'DPoP';
-    throw tokenRefusal(ctx, new TokenError('not_admin', 'not an admin token'), presented, true);
-  }
+  const operator = name === undefined ? undefined : ctx.registry.operator(name);
+  const refuse = (err: TokenError) => tokenRefusal(ctx, err, 'DPoP', true);
+  if (claims.cls !== ADMIN_CLASS || !operator)
+    throw refuse(new TokenError('not_admin', 'not an admin token'));
+  const jkt = claims.cnf?.jkt;
+  if (jkt === undefined)
+    throw refuse(
+      new TokenError(
+        'admin_not_bound',
+        'admin tokens must be DPoP-bound to the operator key: get a new one with a DPoP proof',
+      ),
+    );
+  if (!operator.verificationKeys.some((k) => k.thumbprint === jkt))
+    throw refuse(
+      new TokenError(
+        'admin_key_unregistered',
+        'the operator key this admin token is bound to is no longer registered: get a new one with a current key',
+      ),
+    );
   await admitCaller(ctx, req, claims.sub);
   return { operator: claims.sub, jti: claims.jti };
 }

@@ -83,8 +83,9 @@ export async function consumeAssertion(
 }
 
 /**
- * The caller of introspection or revocation: an operator with an admin token (`Authorization: Bearer`),
- * or else a workload authenticating as a client. Returns the caller's id (`operator:<name>` or the
+ * The caller of introspection or revocation: an operator with an admin token (`Authorization: DPoP`
+ * and a proof; an admin token sent as `Bearer` is refused there), or else a workload authenticating as a
+ * client. Returns the caller's id (`operator:<name>` or the
  * workload's SPIFFE ID).
  */
 export async function authenticateClientOrOperator(
@@ -93,6 +94,6 @@ export async function authenticateClientOrOperator(
   req: RequestInfo,
   endpoint: string,
 ): Promise<string> {
-  if (/^Bearer /i.test(req.authorization ?? '')) return (await authenticateAdmin(ctx, req)).operator;
+  if (/^(?:Bearer|DPoP) /i.test(req.authorization ?? '')) return (await authenticateAdmin(ctx, req)).operator;
   return (await authenticateClient(ctx, params, req, { endpoint, consume: 'now' })).workload.id;
 }

@@ -1,4 +1,6 @@
+import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { createDpopProof, type DpopKey, dpopKeyFrom } from '@writ/sdk/dpop';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
 import { importJWK, type JWK, SignJWT } from 'jose';
 import { newTokenId } from '../tokens/access-token.js';
@@ -103,6 +105,15 @@ export async function postForm(
 }
 
 async function call(url: string, init: RequestInit): Promise<unknown> {
+  const { res, body } = await send(url, init);
+  return answer(res, body);
+}
+
+/** One request; the response and its JSON body (empty when there is none). */
+async function send(
+  url: string,
+  init: RequestInit,
+): Promise<{ res: Response; body: Record<string, unknown> }> {
   let res: Response;
   try {
     res = await fetch(url, init);
@@ -112,7 +123,10 @@ async function call(url: string, init: RequestInit): Promise<unknown> {
     );
   }
   const text = await res.text();
-  const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  return { res, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+function answer(res: Response, body: Record<string, unknown>): Record<string, unknown> {
   if (!res.ok) {
     throw new CliError(
       `${res.status} ${String(body['error'] ?? res.statusText)}: ${String(body['error_description'] ?? '')}`,
@@ -121,10 +135,51 @@ async function call(url: string, init: RequestInit): Promise<unknown> {
   return body;
 }
 
-/** Talks to the admin API with a short-lived admin token obtained from the operator key. */
+/**
+ * The operator key as the key of DPoP proofs (RFC 9449): admin sessions are bound to it. `writ init` and
+ * `writ keygen` make ES256 (P-256) or EdDSA (Ed25519) keys, the two a proof can be signed with here.
+ */
+export function operatorDpopKey(jwk: JWK): DpopKey {
+  const alg =
+    jwk.kty === 'EC' && jwk.crv === 'P-256'
+      ? 'ES256'
+      : jwk.kty === 'OKP' && jwk.crv === 'Ed25519'
+        ? 'EdDSA'
+        : undefined;
+  if (alg === undefined || (jwk.alg !== undefined && jwk.alg !== alg))
+    throw new CliError(
+      'the operator key must be an ES256 (P-256) or EdDSA (Ed25519) key to sign the DPoP proofs of admin calls (`writ keygen` makes one)',
+    );
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  } catch {
+    throw new CliError('the operator key file does not hold a private key');
+  }
+  const publicJwk = createPublicKey(privateKey).export({ format: 'jwk' }) as Record<string, string>;
+  return dpopKeyFrom(privateKey, publicJwk, alg);
+}
+
+/** An admin session: the token, the key it is bound to and the issuer the proofs name. */
+export interface AdminSession {
+  token: string;
+  key: DpopKey;
+  issuer: string;
+  /** Milliseconds: a new session is opened from then on (half the token's lifetime). */
+  renewAt: number;
+}
+
+/**
+ * Talks to the admin API as an operator. The operator key signs a short-lived assertion, traded at
+ * `POST /admin/v1/token` for an admin token bound to that same key (`cnf.jkt`); every call then carries
+ * `Authorization: DPoP` and a fresh proof by the key over its method, URL and token. A `use_dpop_nonce`
+ * answer is retried once with the server's nonce; the session is renewed when half its life is gone.
+ * Proofs name the issuer's URLs (what the server checks), whatever address `--server` reaches it at.
+ */
 export class AdminClient {
   readonly #opts: ServerOptions;
-  #token: string | undefined;
+  #session: AdminSession | undefined;
+  #nonce: string | undefined;
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -134,40 +189,97 @@ export class AdminClient {
     return this.#opts.server.replace(/\/+$/, '');
   }
 
-  async token(): Promise<string> {
-    if (this.#token) return this.#token;
+  /**
+   * The current session, or a new one when there is none or half its life is gone. Every call opens one
+   * as needed; a caller that times its calls (a benchmark) opens it first to keep it out of them.
+   */
+  async open(): Promise<AdminSession> {
+    if (this.#session && Date.now() < this.#session.renewAt) return this.#session;
     const file = readPrivateKeyFile<OperatorKeyFile>(this.#opts.operatorKey);
-    const meta = (await call(`${this.server}/.well-known/oauth-authorization-server`, {})) as {
+    const key = operatorDpopKey(file.key);
+    const { issuer } = (await call(`${this.server}/.well-known/oauth-authorization-server`, {})) as {
       issuer: string;
     };
-    const assertion = await signAssertion(file.key, file.operator, `${meta.issuer}/admin/v1/token`);
-    const res = (await postForm(`${this.server}/admin/v1/token`, {
-      grant_type: GrantType.jwtBearer,
-      assertion,
-    })) as {
-      access_token: string;
-    };
-    this.#token = res.access_token;
-    return this.#token;
+    const endpoint = `${issuer}/admin/v1/token`;
+    for (let attempt = 0; ; attempt++) {
+      const assertion = await signAssertion(file.key, file.operator, endpoint);
+      const { res, body } = await send(`${this.server}/admin/v1/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          dpop: createDpopProof(key, {
+            method: 'POST',
+            url: endpoint,
+            ...(this.#nonce ? { nonce: this.#nonce } : {}),
+          }),
+        },
+        body: new URLSearchParams({ grant_type: GrantType.jwtBearer, assertion }).toString(),
+      });
+      if (this.#takeNonce(res, body) && attempt === 0) continue;
+      const r = answer(res, body) as { access_token: string; expires_in: number };
+      this.#session = { token: r.access_token, key, issuer, renewAt: Date.now() + (r.expires_in * 1000) / 2 };
+      return this.#session;
+    }
+  }
+
+  /** Keeps the `DPoP-Nonce` the server sent; true when the request was refused for want of it. */
+  #takeNonce(res: Response, body: Record<string, unknown>): boolean {
+    const fresh = res.headers.get('dpop-nonce');
+    if (fresh) this.#nonce = fresh;
+    const wanted =
+      body['error'] === 'use_dpop_nonce' ||
+      /error="use_dpop_nonce"/.test(res.headers.get('www-authenticate') ?? '');
+    return !res.ok && wanted && fresh !== null;
+  }
+
+  /** One call with the admin token: `path` from the server root, query included. */
+  async #request(
+    method: string,
+    path: string,
+    init: { body?: string; contentType?: string } = {},
+  ): Promise<unknown> {
+    const s = await this.open();
+    for (let attempt = 0; ; attempt++) {
+      const { res, body } = await send(`${this.server}${path}`, {
+        method,
+        headers: {
+          authorization: `DPoP ${s.token}`,
+          dpop: createDpopProof(s.key, {
+            method,
+            url: `${s.issuer}${path}`,
+            accessToken: s.token,
+            ...(this.#nonce ? { nonce: this.#nonce } : {}),
+          }),
+          ...(init.contentType ? { 'content-type': init.contentType } : {}),
+        },
+        ...(init.body !== undefined ? { body: init.body } : {}),
+      });
+      if (this.#takeNonce(res, body) && attempt === 0) continue;
+      return answer(res, body);
+    }
   }
 
   async get<T>(path: string): Promise<T> {
-    return (await call(`${this.server}/admin/v1${path}`, {
-      headers: { authorization: `Bearer ${await this.token()}` },
-    })) as T;
+    return this.call<T>('GET', `/admin/v1${path}`);
   }
 
   async post<T>(path: string, body: unknown = {}): Promise<T> {
-    return (await call(`${this.server}/admin/v1${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await this.token()}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    })) as T;
+    return this.call<T>('POST', `/admin/v1${path}`, body);
+  }
+
+  /** Any endpoint that takes an admin token (`path` from the server root), with a JSON body if given. */
+  async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return (await this.#request(
+      method.toUpperCase(),
+      path,
+      body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' },
+    )) as T;
   }
 
   async postForm<T>(path: string, form: Record<string, string>): Promise<T> {
-    return (await postForm(`${this.server}${path}`, form, {
-      authorization: `Bearer ${await this.token()}`,
+    return (await this.#request('POST', path, {
+      body: new URLSearchParams(form).toString(),
+      contentType: 'application/x-www-form-urlencoded',
     })) as T;
   }
 }

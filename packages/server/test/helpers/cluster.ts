@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { WorkloadClient } from '@writ/sdk/client';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
 import pg from 'pg';
+import { openAdminSession } from './admin-session.js';
 import { signJwt, type TestKey, testKey } from './harness.js';
 
 /**
@@ -434,30 +435,31 @@ export async function introspect(
   });
 }
 
-/** An admin session at `node` (jwt-bearer grant with the operator key); `call` sends JSON. */
+/**
+ * Admin sessions at `node` (the operator key's assertion and DPoP proof, as `writ` sends them); `call`
+ * opens one and sends JSON with its proof. Proofs name the shared issuer's URLs, as behind a load balancer.
+ */
 export function adminClient(node: { origin: string }, config: ClusterConfig) {
-  const token = async () => {
-    const now = Math.floor(Date.now() / 1000);
-    const assertion = signJwt(config.operatorKey, {
-      iss: 'ops',
-      sub: 'ops',
-      aud: config.issuer,
-      iat: now,
-      exp: now + 60,
-      jti: randomBytes(12).toString('base64url'),
+  const nonce: { value?: string } = {};
+  const session = () =>
+    openAdminSession({
+      issuer: config.issuer,
+      key: config.operatorKey,
+      nowSeconds: () => Math.floor(Date.now() / 1000),
+      nonce,
+      post: async (form, headers) => {
+        const r = await postForm(node.origin, '/admin/v1/token', form, headers);
+        return { ...r, nonce: r.headers.get('dpop-nonce') ?? undefined };
+      },
     });
-    const r = await postForm(node.origin, '/admin/v1/token', { grant_type: GrantType.jwtBearer, assertion });
-    if (r.status !== 200) throw Object.assign(new Error(`admin token: ${r.status}`), { answer: r });
-    return r.body['access_token'] as string;
-  };
   return {
-    token,
+    session,
     async call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
-      const authorization = `Bearer ${await token()}`;
+      const s = await session();
       const res = await fetch(`${node.origin}/admin/v1${path}`, {
         method,
         headers: {
-          authorization,
+          ...s.headers(method, `/admin/v1${path}`),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

@@ -168,11 +168,7 @@ export function decodeClaims(token: string): Record<string, unknown> {
 
 /** RFC 7662 introspection as an operator. */
 export async function introspect(h: Harness, token: string): Promise<Record<string, unknown>> {
-  const r = await h.post(
-    '/oauth2/introspect',
-    { token },
-    { authorization: `Bearer ${await h.adminToken()}` },
-  );
+  const r = await h.post('/oauth2/introspect', { token }, await h.adminHeaders('POST', '/oauth2/introspect'));
   if (r.status !== 200) throw new Error(`introspection: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }

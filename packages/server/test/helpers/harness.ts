@@ -18,6 +18,7 @@ import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { createWrit, type Writ } from '../../src/writ.js';
+import { type AdminSession, openAdminSession } from './admin-session.js';
 
 /** A key pair for tests, with its public JWK. */
 export interface TestKey {
@@ -85,7 +86,12 @@ export interface Harness {
     extra?: Record<string, string | string[]>,
     opts?: Parameters<Harness['assertion']>[0],
   ): Promise<Reply>;
+  /** A new admin session of operator `ops`, bound (DPoP) to its key as `writ` opens one. */
+  adminSession(): Promise<AdminSession>;
+  /** The token of a new admin session (calls with it need `AdminSession.headers`, or `adminHeaders`). */
   adminToken(): Promise<string>;
+  /** `Authorization: DPoP` and a proof for one admin call, in a new session. */
+  adminHeaders(method: string, path: string): Promise<{ authorization: string; dpop: string }>;
   admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Reply>;
   auditEvents(type?: string): Promise<import('../../src/audit/audit-event.js').AuditEvent[]>;
   /** Rows of one store table, counted through a second connection (what a refusal must not add). */
@@ -359,6 +365,7 @@ export async function startHarness(
   if (opts.listen) await writ.listen();
   const clock = writ.ctx.clock;
   const issuer = settings.issuer;
+  const adminNonce: { value?: string } = {};
 
   const h: Harness = {
     writ,
@@ -411,27 +418,31 @@ export async function startHarness(
         ...extra,
       });
     },
-    async adminToken() {
-      const now = Math.floor(clock.now() / 1000);
-      const assertion = signJwt(operatorKey, {
-        iss: 'ops',
-        sub: 'ops',
-        aud: issuer,
-        iat: now,
-        exp: now + 60,
-        jti: randomBytes(12).toString('base64url'),
+    adminSession() {
+      return openAdminSession({
+        issuer,
+        key: operatorKey,
+        nowSeconds: () => Math.floor(clock.now() / 1000),
+        nonce: adminNonce,
+        post: async (form, headers) => {
+          const r = await h.post('/admin/v1/token', form, headers);
+          const nonce = r.headers['dpop-nonce'];
+          return { ...r, nonce: typeof nonce === 'string' ? nonce : undefined };
+        },
       });
-      const r = await h.post('/admin/v1/token', { grant_type: GrantType.jwtBearer, assertion });
-      if (r.status !== 200) throw new Error(`admin token: ${JSON.stringify(r.body)}`);
-      return r.body['access_token'] as string;
+    },
+    async adminToken() {
+      return (await h.adminSession()).token;
+    },
+    async adminHeaders(method, path) {
+      return (await h.adminSession()).headers(method, path);
     },
     async admin(method, path, body) {
-      const token = await h.adminToken();
       const res = await h.writ.app.inject({
         method,
         url: `/admin/v1${path}`,
         headers: {
-          authorization: `Bearer ${token}`,
+          ...(await h.adminHeaders(method, `/admin/v1${path}`)),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),

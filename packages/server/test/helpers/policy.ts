@@ -9,12 +9,11 @@ export async function adminJson(
   path: string,
   body?: unknown,
 ): Promise<Reply> {
-  const token = await h.adminToken();
   const res = await h.writ.app.inject({
     method,
     url: `/admin/v1${path}`,
     headers: {
-      authorization: `Bearer ${token}`,
+      ...(await h.adminHeaders(method, `/admin/v1${path}`)),
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
     ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),

@@ -3,6 +3,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { WorkloadClient } from '@writ/sdk/client';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
 import type { HostResolver } from '../../src/net/resolver.js';
+import type { AdminSession } from './admin-session.js';
 import { classDoc, workloadDoc } from './dpop.js';
 import { freePort, type Harness, type Reply, startHarness, type TestKey } from './harness.js';
 
@@ -139,10 +140,10 @@ export async function listeningHarness(
 const jsonBody = (body: unknown) =>
   body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {};
 
-/** A stream management (or poll) call over HTTP as an operator, with an admin token. */
+/** A stream management (or poll) call over HTTP as an operator, in an admin session (a fresh proof each). */
 export function operatorCall(
   issuer: string,
-  adminToken: string,
+  admin: AdminSession,
   method: string,
   path: string,
   body?: unknown,
@@ -150,7 +151,7 @@ export function operatorCall(
   return fetch(`${issuer}${path}`, {
     method,
     headers: {
-      authorization: `Bearer ${adminToken}`,
+      ...admin.headers(method, path),
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

@@ -155,11 +155,10 @@ describe('audit actors and free text, over real HTTP', () => {
     return h.store.queryAudit({ afterSeq: seq, type, limit: 100 });
   };
   const adminHttp = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
-    const token = await h.adminToken();
     const res = await fetch(`${issuer}/admin/v1${path}`, {
       method,
       headers: {
-        authorization: `Bearer ${token}`,
+        ...(await h.adminHeaders(method, `/admin/v1${path}`)),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

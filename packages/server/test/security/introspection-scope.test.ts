@@ -91,7 +91,7 @@ describe('introspection answers only those a token concerns (real HTTP)', () => 
     const fromOperator = await httpForm(
       `${h.issuer}/oauth2/introspect`,
       { token: victimToken },
-      { authorization: `Bearer ${await h.adminToken()}` },
+      await h.adminHeaders('POST', '/oauth2/introspect'),
     );
     assert.equal(fromOperator.body['active'], true);
     assert.equal((await lastIntrospection()).data['reason'], 'active');

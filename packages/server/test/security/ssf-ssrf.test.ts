@@ -8,6 +8,7 @@ import { resolveSettings } from '../../src/config/settings.js';
 import { ConfigError } from '../../src/errors.js';
 import { type HostResolver, systemResolver } from '../../src/net/resolver.js';
 import type { SsfStream } from '../../src/ssf/stream-record.js';
+import type { AdminSession } from '../helpers/admin-session.js';
 import type { Harness } from '../helpers/harness.js';
 import { testKey } from '../helpers/harness.js';
 import { expectRefusal } from '../helpers/refusals.js';
@@ -93,7 +94,7 @@ describe('SSF push SSRF: the defaults (no origins for receivers, no address allo
   let h: Harness;
   let issuer: string;
   let internal: PushReceiver;
-  let adminToken: string;
+  let admin: AdminSession;
   let workload: WorkloadClient;
   let port: number;
 
@@ -101,7 +102,7 @@ describe('SSF push SSRF: the defaults (no origins for receivers, no address allo
     internal = await startPushReceiver();
     port = internal.port;
     ({ h, issuer } = await listeningHarness((i) => receiverDocs(i, keys), {}, { resolveHost: dns.resolve }));
-    adminToken = await h.adminToken();
+    admin = await h.adminSession();
     workload = new WorkloadClient({ issuer, clientId: RECEIVER, privateJwk: privateJwk(keys[0]!) });
     // Its token now, so the refusals below issue nothing.
     await workload.token({ audience: `${issuer}/ssf` });
@@ -112,7 +113,7 @@ describe('SSF push SSRF: the defaults (no origins for receivers, no address allo
   });
 
   const asOperator = (method: string, path: string, body?: unknown) =>
-    operatorCall(issuer, adminToken, method, path, body).then(replyOf);
+    operatorCall(issuer, admin, method, path, body).then(replyOf);
   const asReceiver = (method: string, path: string, body?: unknown) =>
     receiverCall(issuer, workload, method, path, body).then(replyOf);
 
@@ -301,7 +302,7 @@ describe('SSF push SSRF: what operators allow, and nothing more', () => {
   let issuer: string;
   let receiver: PushReceiver;
   let other: PushReceiver;
-  let adminToken: string;
+  let admin: AdminSession;
   let workload: WorkloadClient;
 
   before(async () => {
@@ -316,7 +317,7 @@ describe('SSF push SSRF: what operators allow, and nothing more', () => {
       },
       { resolveHost: dns.resolve },
     ));
-    adminToken = await h.adminToken();
+    admin = await h.adminSession();
     workload = new WorkloadClient({ issuer, clientId: RECEIVER, privateJwk: privateJwk(keys[0]!) });
     await workload.token({ audience: `${issuer}/ssf` });
   });
@@ -327,7 +328,7 @@ describe('SSF push SSRF: what operators allow, and nothing more', () => {
   });
 
   const asOperator = (method: string, path: string, body?: unknown) =>
-    operatorCall(issuer, adminToken, method, path, body).then(replyOf);
+    operatorCall(issuer, admin, method, path, body).then(replyOf);
   const asReceiver = (method: string, path: string, body?: unknown) =>
     receiverCall(issuer, workload, method, path, body).then(replyOf);
   const pushStream = async (url: string) => {
@@ -462,7 +463,7 @@ describe('SSF stream quotas: receivers cannot lock operators out', () => {
   const keys = [testKey(), testKey()];
   let h: Harness;
   let issuer: string;
-  let adminToken: string;
+  let admin: AdminSession;
   const clients: Record<string, WorkloadClient> = {};
 
   before(async () => {
@@ -471,7 +472,7 @@ describe('SSF stream quotas: receivers cannot lock operators out', () => {
       'ssf.max_streams_per_receiver': 2,
       'ssf.operator_reserved_streams': 2,
     }));
-    adminToken = await h.adminToken();
+    admin = await h.adminSession();
     for (const [id, key] of [
       [RECEIVER, keys[0]!],
       [STRANGER, keys[1]!],
@@ -485,7 +486,7 @@ describe('SSF stream quotas: receivers cannot lock operators out', () => {
   const asReceiver = (id: string) => () =>
     receiverCall(issuer, clients[id]!, 'POST', '/ssf/stream', {}).then(replyOf);
   const asOperator = () =>
-    operatorCall(issuer, adminToken, 'POST', '/ssf/stream', { aud: 'https://siem.test' }).then(replyOf);
+    operatorCall(issuer, admin, 'POST', '/ssf/stream', { aud: 'https://siem.test' }).then(replyOf);
 
   it('one receiver holds at most its share, receivers together leave the reserve, operators still create streams', async () => {
     for (let i = 0; i < 2; i++) assert.equal((await asReceiver(RECEIVER)()).status, 201);
