@@ -4,6 +4,7 @@ import { DEFAULT_DATA_DIR } from '../data-dir.js';
 import { ConfigError } from '../errors.js';
 import { CliError } from './client.js';
 import { commandContext } from './command-context.js';
+import { registerApi } from './commands/api.js';
 import { registerApply } from './commands/apply.js';
 import { registerAudit } from './commands/audit.js';
 import { registerClasses } from './commands/classes.js';
@@ -52,6 +53,7 @@ for (const register of [
   registerTasks,
   registerPolicy,
   registerConfig,
+  registerApi,
 ])
   register(program, cli);
 
