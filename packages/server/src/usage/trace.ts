@@ -1,3 +1,4 @@
+import { revokedBy } from '@writ/sdk/verifier';
 import type { Revocation } from '@writ/sdk/wire';
 import type { AuditEvent } from '../audit/audit-event.js';
 import type { AuditEventType } from '../audit/audit-types.js';
@@ -71,7 +72,9 @@ export async function traceToken(ctx: WritContext, jti: string): Promise<TokenTr
   const token = record ? fromRecord(record) : issued ? fromIssuance(jti, issued) : null;
   const ajti = record?.ajti ?? ancestorsOf(issued);
   const revocations = token
-    ? (await ctx.store.listRevocations(0, 0)).filter((r) => covers(r, jti, token, ajti))
+    ? (await ctx.store.listRevocations(0, 0)).filter((r) =>
+        revokedBy(r, { ...token, tid: token.tid ?? undefined, jti, ajti }),
+      )
     : (await ctx.store.listRevocations(0, 0)).filter((r) => r.kind === 'jti' && r.value === jti);
 
   const timeline: TokenTrace['timeline'] = [];
@@ -151,21 +154,4 @@ function fromIssuance(_jti: string, e: AuditEvent): NonNullable<TokenTrace['toke
 function ancestorsOf(issued: AuditEvent | null): string[] {
   const a = issued?.data['ajti'];
   return Array.isArray(a) ? a.filter((j): j is string => typeof j === 'string') : [];
-}
-
-/**
- * Whether a revocation's predicate covers the token (the rule `RevocationSet.match` applies): a `jti`
- * revocation also covers every token exchanged from the token it names.
- */
-function covers(
-  r: Revocation,
-  jti: string,
-  t: NonNullable<TokenTrace['token']>,
-  ajti: readonly string[],
-): boolean {
-  // As the set does: a revocation stored already expired missed the token it names, and so its descendants.
-  const bornExpired = typeof r.expires_at === 'number' && r.expires_at <= r.created_at;
-  if (r.kind === 'jti' && ajti.includes(r.value) && !bornExpired) return true;
-  const value = { jti, tid: t.tid, sub: t.sub, client_id: t.client_id, cls: t.cls, kid: t.kid }[r.kind];
-  return value === r.value && (r.issued_before === null || t.iat <= r.issued_before);
 }
