@@ -423,7 +423,7 @@ async function propagation(nodes, streams, revocations, verifier, operatorKeyFil
     perNode[i % nodes.length]++;
     const abort = new AbortController();
     aborts.push(abort);
-    const res = await fetch(`${node.origin}/v1/events`, {
+    const res = await fetch(`${node.origin}/v1/events?revocations=sha256`, {
       headers: {
         authorization: `DPoP ${token}`,
         dpop: createDpopProof(wc.dpopKey, { method: 'GET', url: EVENTS, accessToken: token }),

@@ -175,7 +175,7 @@ function openStream(token, { read }) {
     socket.on('close', () => resolve(s.status));
   });
   socket.write(
-    `GET /v1/events?snapshot=paged HTTP/1.1\r\nhost: ${new URL(origin).host}\r\nauthorization: Bearer ${token}\r\n\r\n`,
+    `GET /v1/events?revocations=sha256&snapshot=paged HTTP/1.1\r\nhost: ${new URL(origin).host}\r\nauthorization: Bearer ${token}\r\n\r\n`,
   );
   return s;
 }

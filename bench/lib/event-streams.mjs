@@ -64,7 +64,7 @@ function openStream(i) {
         accessToken: token,
       });
       socket.write(
-        `GET ${eventsPath} HTTP/1.1\r\nHost: ${origin.host}\r\nAuthorization: DPoP ${token}\r\n` +
+        `GET ${eventsPath}?revocations=sha256 HTTP/1.1\r\nHost: ${origin.host}\r\nAuthorization: DPoP ${token}\r\n` +
           `DPoP: ${proof}\r\nAccept: text/event-stream\r\n\r\n`,
       );
     });

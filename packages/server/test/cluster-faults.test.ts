@@ -215,7 +215,7 @@ if (POSTGRES_URL === '') {
       const streamToken = await wc.token({ audience: EVENTS });
       const abort = new AbortController();
       aborts.push(abort);
-      const stream = await fetch(`${a.origin}/v1/events`, {
+      const stream = await fetch(`${a.origin}/v1/events?revocations=sha256`, {
         headers: {
           authorization: `DPoP ${streamToken}`,
           dpop: createDpopProof(wc.dpopKey, { method: 'GET', url: EVENTS, accessToken: streamToken }),

@@ -542,7 +542,8 @@ describe('DPoP over real HTTP', () => {
     const res = await oauth.protectedResourceRequest(
       events.access_token,
       'GET',
-      eventsUrl,
+      // The query is not part of the proof's htu (RFC 9449 §4.2): one proof covers the stream in any form.
+      new URL(`${eventsUrl.href}?revocations=sha256`),
       new Headers({ accept: 'text/event-stream' }),
       null,
       { DPoP, [oauth.allowInsecureRequests]: true },

@@ -1,3 +1,4 @@
+import { EVENT_STREAM_QUERY } from '../wire/events.js';
 import { SseParser } from './sse.js';
 
 /** What the follower tells its owner as the stream goes. */
@@ -89,8 +90,9 @@ export class EventStreamFollower {
         // Getting a token can hang too: the watchdog's abort ends the wait.
         const headers = await Promise.race([this.#o.authorize(this.#o.url, fresh), aborted]);
         fresh = false;
-        // Paged snapshots: no number of revocations in force makes one event too large to take.
-        const res = await this.#o.fetch(`${this.#o.url}?snapshot=paged`, {
+        // Revocations as digests, and paged snapshots: no number of revocations in force makes one
+        // event too large to take.
+        const res = await this.#o.fetch(`${this.#o.url}?${EVENT_STREAM_QUERY}`, {
           headers: {
             ...headers,
             accept: 'text/event-stream',

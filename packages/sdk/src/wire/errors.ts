@@ -249,6 +249,8 @@ export const REFUSAL_REASONS = {
     'the source address has used up its budget of refused unauthenticated requests for now: its failed requests are 429 and a legacy secret from it is not checked until it refills',
   clock_skew:
     "this node's clock is further from the database's than `cluster.max_clock_skew`: it issues nothing",
+  stream_form:
+    'the event stream request does not ask for revocations as SHA-256 digests (`?revocations=sha256`): a verifier that matches clear values would enforce none; upgrade `@writ/sdk`',
   stream_limit_token:
     'this token already holds `events.max_streams_per_token` open event streams on this node',
   stream_limit_client:

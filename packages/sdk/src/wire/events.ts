@@ -6,6 +6,13 @@ import type { Revocation, VerifierRevocation } from './revocation.js';
  * an event through this object, so a name is spelled once. Verifiers are sent only what they enforce
  * (`VerifierEventData`); every other event of the log reaches them as a bare `position`.
  */
+/**
+ * The query a verifier opens `GET /v1/events` with: revocations as digests (`value_sha256`), and
+ * snapshots in pages. A stream request without `revocations=sha256` is refused (`stream_form`): a
+ * verifier that reads only clear values would take every revocation for one it cannot match.
+ */
+export const EVENT_STREAM_QUERY = 'revocations=sha256&snapshot=paged';
+
 export const EventType = {
   /** A revocation was stored. Nodes add it to their set; verifiers too. */
   revocation: 'revocation',

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
+import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
 import { EventStream, frame, type StreamSlot } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
@@ -29,6 +30,11 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let slot: StreamSlot;
     try {
       subscriber = await authenticateBearer(ctx, info(req), eventsAudience(ctx.settings.issuer));
+      if ((req.query as Record<string, unknown> | undefined)?.['revocations'] !== 'sha256')
+        throw invalidRequest(
+          'this server sends revocation values as SHA-256 digests (value_sha256); open the stream with ?revocations=sha256 (the @writ/sdk verifier does): a verifier that matches only clear values would enforce no revocation',
+          { reason: 'stream_form' },
+        );
       slot = ctx.streams.admit({ clientId: subscriber.clientId, jti: subscriber.token.jti });
     } catch (err) {
       throw await auditRefusal(ctx, 'events', err, info(req), {});

@@ -16,7 +16,7 @@ export interface RawStream {
 
 /**
  * A GET of the event stream over a plain socket, as any holder of an events token can make it:
- * `read: false` stops reading after the headers; `lastEventId` resumes; `path` adds a query.
+ * `read: false` stops reading after the headers; `lastEventId` resumes; `path` replaces the path and query (by default the SDK's form without pages).
  */
 export function openRawStream(
   port: number,
@@ -67,7 +67,7 @@ export function openRawStream(
   });
   const resume = o.lastEventId !== undefined ? `last-event-id: ${o.lastEventId}\r\n` : '';
   socket.write(
-    `GET ${o.path ?? '/v1/events'} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${token}\r\naccept: text/event-stream\r\n${resume}connection: close\r\n\r\n`,
+    `GET ${o.path ?? '/v1/events?revocations=sha256'} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${token}\r\naccept: text/event-stream\r\n${resume}connection: close\r\n\r\n`,
   );
   return { socket, head: headers, closed, events, text: () => body.join('') };
 }

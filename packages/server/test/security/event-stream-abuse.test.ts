@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier, revocationDigest } from '@writ/sdk/verifier';
-import type { RevocationKind } from '@writ/sdk/wire';
+import { EVENT_STREAM_QUERY, type RevocationKind } from '@writ/sdk/wire';
 import { revoke } from '../../src/revocation/revoke.js';
 import { classDoc, workloadDoc } from '../helpers/dpop.js';
 import { freePort, type Harness, startHarness, type TestKey, testKey } from '../helpers/harness.js';
@@ -46,7 +46,7 @@ function spawnReader(port: number, token: string): { lastId: () => number; stop:
       s.on('error', () => {});
       s.on('close', () => { if (!stopped) setTimeout(follow, 50); });
       const resume = last > 0 ? 'last-event-id: ' + last + '\\r\\n' : '';
-      s.write('GET /v1/events HTTP/1.1\\r\\nhost: 127.0.0.1\\r\\nconnection: close\\r\\nauthorization: Bearer ' + process.argv[1] + '\\r\\n' + resume + '\\r\\n');
+      s.write('GET /v1/events?revocations=sha256 HTTP/1.1\\r\\nhost: 127.0.0.1\\r\\nconnection: close\\r\\nauthorization: Bearer ' + process.argv[1] + '\\r\\n' + resume + '\\r\\n');
     };
     follow();
     process.on('SIGTERM', () => { stopped = true; process.exit(0); });
@@ -220,7 +220,7 @@ describe('event stream under abuse', () => {
     const inForce = (await ctx.store.listRevocations(0, ctx.clock.now())).length;
     const s = openRawStream(port, await streamToken(READER), {
       read: true,
-      path: '/v1/events?snapshot=paged',
+      path: `/v1/events?${EVENT_STREAM_QUERY}`,
     });
     assert.match(await s.head, / 200 /);
     const closing = await eventually('the closing snapshot', () =>

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier, revocationDigest, type Verifier } from '@writ/sdk/verifier';
-import { EventType } from '@writ/sdk/wire';
+import { EVENT_STREAM_QUERY, EventType } from '@writ/sdk/wire';
 import { revoke } from '../../src/revocation/revoke.js';
 import { classDoc, clientAuth, decodeClaims, httpForm, workloadDoc } from '../helpers/dpop.js';
 import { testKey } from '../helpers/harness.js';
@@ -116,7 +116,7 @@ describe('the event stream sends verifiers predicates, never operators’ notes 
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const s = openRawStream(port, r.body['access_token'] as string, {
       read: true,
-      ...(o.paged ? { path: '/v1/events?snapshot=paged' } : {}),
+      ...(o.paged ? { path: `/v1/events?${EVENT_STREAM_QUERY}` } : {}),
       ...(o.lastEventId !== undefined ? { lastEventId: o.lastEventId } : {}),
     });
     streams.push(s);
@@ -345,6 +345,30 @@ describe('the event stream sends verifiers predicates, never operators’ notes 
     assertPredicatesOnly(fresh);
     assert.deepEqual(snapshotOf(fresh), [...history.made].sort());
     await assertEnforces(await w.spawnVerifier());
+  });
+
+  it('a stream asked for without ?revocations=sha256 (a verifier that matches clear values) is refused, not silently sent digests', async () => {
+    const r = await w.h.requestToken(
+      { resource: `${w.issuer}/v1/events` },
+      { clientId: READER, key: keys.reader },
+    );
+    const token = r.body['access_token'] as string;
+    for (const path of ['/v1/events', '/v1/events?snapshot=paged', '/v1/events?revocations=plain']) {
+      const refusedBefore = (await w.h.auditEvents('events.refused')).length;
+      const res = await w.h.writ.app.inject({
+        method: 'GET',
+        url: path,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(res.statusCode, 400, path);
+      assert.equal(res.headers['content-type']?.toString().startsWith('text/event-stream'), false, path);
+      const body = JSON.parse(res.body) as Record<string, unknown>;
+      assert.equal(body['error'], 'invalid_request', path);
+      assert.match(String(body['error_description']), /\?revocations=sha256/, path);
+      const refused = await w.h.auditEvents('events.refused');
+      assert.equal(refused.length, refusedBefore + 1, path);
+      assert.equal(refused.at(-1)?.data['reason'], 'stream_form', path);
+    }
   });
 
   it('paged snapshot: every page carries predicates and digests only; a new verifier (which asks for pages) refuses every revoked token', async () => {
