@@ -132,7 +132,7 @@ if (POSTGRES_URL === '') {
       const token = await wc.token({ audience: EVENTS });
       const abort = new AbortController();
       streams.push(abort);
-      const res = await fetch(`${n.origin}/v1/events`, {
+      const res = await fetch(`${n.origin}/v1/events?revocations=sha256`, {
         headers: {
           authorization: `DPoP ${token}`,
           dpop: createDpopProof(wc.dpopKey, { method: 'GET', url: EVENTS, accessToken: token }),
