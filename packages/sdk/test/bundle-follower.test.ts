@@ -22,12 +22,21 @@ function endpoint(serve: (n: number) => Response) {
 
 function follow(
   fetchBundle: typeof fetch,
-  opts: { keys?: VerificationKey[]; maxBytes?: number; authorized?: boolean[] } = {},
+  opts: {
+    keys?: VerificationKey[];
+    maxBytes?: number;
+    authorized?: boolean[];
+    /** Milliseconds; default 2 s, inside the default bundle's life (iat 1, exp 301). */
+    now?: () => number;
+    prepared?: number[];
+  } = {},
 ): BundleFollower<{ claims: PolicyBundleClaims }> {
   return followBundle({
     issuer: ISSUER,
     audience: API,
     fetch: fetchBundle,
+    now: opts.now ?? (() => 2000),
+    leewaySeconds: 5,
     keys: () => opts.keys ?? [key.verification],
     refreshKeys: async () => undefined,
     authorize: async (_url, fresh) => {
@@ -35,7 +44,10 @@ function follow(
       return { authorization: `DPoP token-${fresh ? 'fresh' : 'held'}` };
     },
     maxBytes: opts.maxBytes ?? 1_000_000,
-    prepare: async (claims) => ({ claims }),
+    prepare: async (claims) => {
+      opts.prepared?.push(claims.version);
+      return { claims };
+    },
   });
 }
 
@@ -53,6 +65,7 @@ describe('followBundle', () => {
     assert.equal(calls[0]!.headers['accept'], 'application/jwt');
     assert.deepEqual(f.status(), {
       version: 4,
+      expires: 301,
       policyVersion: '1-000000000000',
       announced: 0,
       lastError: undefined,
@@ -85,6 +98,67 @@ describe('followBundle', () => {
     await f.refresh();
     assert.equal(f.current()?.claims.version, 5);
     assert.equal(f.status().refused, 2);
+    f.close();
+  });
+
+  it('refuses an expired bundle, and one without exp: a signed bundle cannot be replayed for long', async () => {
+    let next = bundleClaims({ iat: 1, exp: 100 });
+    const { fetchBundle } = endpoint(() => served(next));
+    const f = follow(fetchBundle, { now: () => 106_000 });
+    await f.refresh();
+    assert.equal(f.current(), undefined);
+    assert.match(f.status().lastError ?? '', /expired/);
+    const { exp: _e, ...withoutExp } = bundleClaims({ iat: 100 });
+    next = withoutExp as PolicyBundleClaims;
+    await f.refresh();
+    assert.equal(f.current(), undefined);
+    assert.match(f.status().lastError ?? '', /exp is missing/);
+    // Within the leeway (5 s) it is still taken.
+    next = bundleClaims({ iat: 1, exp: 102 });
+    await f.refresh();
+    assert.equal(f.current()?.claims.exp, 102);
+    f.close();
+  });
+
+  it('fetches a fresh bundle past half its life; the same version re-signed extends it without preparing it again', async () => {
+    let nowMs = 2000;
+    const prepared: number[] = [];
+    const { calls, fetchBundle } = endpoint(() => {
+      const iat = Math.floor(nowMs / 1000);
+      return served(bundleClaims({ iat, exp: iat + 300 }));
+    });
+    const f = follow(fetchBundle, { now: () => nowMs, prepared });
+    await f.refresh();
+    assert.equal(f.status().expires, 302);
+    nowMs = 100_000;
+    assert.equal(await f.upToDate(1000), true, 'before half its life: no fetch');
+    assert.equal(calls.length, 1);
+    nowMs = 160_000;
+    assert.equal(await f.upToDate(1000), true, 'past half its life: still valid, renewed in the background');
+    await f.refresh();
+    assert.equal(f.status().expires, 460);
+    assert.deepEqual(prepared, [1], 'the same version is not prepared again');
+    f.close();
+  });
+
+  it('an expired bundle decides nothing: not up to date until a fresh one is fetched', async () => {
+    let nowMs = 2000;
+    let up = true;
+    const { fetchBundle } = endpoint(() => {
+      if (!up) return new Response('', { status: 503 });
+      const iat = Math.floor(nowMs / 1000);
+      return served(bundleClaims({ iat, exp: iat + 300 }));
+    });
+    const f = follow(fetchBundle, { now: () => nowMs });
+    await f.refresh();
+    up = false;
+    nowMs = 400_000;
+    assert.equal(f.expired(), true);
+    assert.equal(await f.upToDate(50), false);
+    up = true;
+    await f.refresh();
+    assert.equal(f.expired(), false);
+    assert.equal(await f.upToDate(50), true);
     f.close();
   });
 

@@ -74,7 +74,8 @@ if (POSTGRES_URL === '') {
         classes: clusterClasses(API, EVENTS),
         workloads: [
           { ...reader, classes: ['items'] },
-          { ...watcher, classes: ['verifier'] },
+          // The API's verifier: it declares the API it serves, to fetch its policy bundle.
+          { ...watcher, classes: ['verifier'], serves: [API] },
         ],
       });
       kek = randomBytes(32).toString('base64');

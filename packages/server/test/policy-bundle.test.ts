@@ -15,7 +15,7 @@ import { POLICY_BUNDLE_PATH, POLICY_BUNDLE_TYP, type PolicyBundleClaims } from '
 import { fakeClock } from '../src/clock.js';
 import type { RawDocument } from '../src/config/config-dir.js';
 import { buildContext } from '../src/policy/request.js';
-import { classDoc, rawDoc, serverKeys, workloadDoc } from './helpers/dpop.js';
+import { classDoc, policyBundleKeys, rawDoc, serverKeys, workloadDoc } from './helpers/dpop.js';
 import {
   AUDIENCE,
   freePort,
@@ -133,7 +133,7 @@ describe('policy bundle: request-time policy in the verifier', () => {
         scopes: ['events:read'],
         default_scopes: ['events:read'],
       }),
-      workloadDoc(VERIFIER_ID, verifierKey, ['verifier-events']),
+      workloadDoc(VERIFIER_ID, verifierKey, ['verifier-events'], { serves: [AUDIENCE] }),
       // A second workload for the API, owned by another team.
       rawDoc('workload', {
         id: WRITER,
@@ -242,12 +242,20 @@ describe('policy bundle: request-time policy in the verifier', () => {
     assert.equal(await outcome(risky), 'insufficient_scope:policy_invalid_context');
   });
 
-  it('holds only what applies to its API, signed with the server key and its own typ', () => {
+  it('holds only what applies to its API, for a few minutes, signed with a bundle key and its own typ', async () => {
     const [header, payload] = served!.split('.');
-    assert.deepEqual(JSON.parse(Buffer.from(header!, 'base64url').toString()).typ, POLICY_BUNDLE_TYP);
+    const { typ, kid, alg } = JSON.parse(Buffer.from(header!, 'base64url').toString());
+    assert.equal(typ, POLICY_BUNDLE_TYP);
+    assert.equal(alg, 'EdDSA');
+    assert.ok(
+      (await policyBundleKeys(h)).some((k) => k.kid === kid),
+      'a key of the bundle JWKS',
+    );
+    assert.ok(!(await serverKeys(h)).some((k) => k.kid === kid), 'no key of the token JWKS');
     const b = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as PolicyBundleClaims;
     assert.equal(b.iss, issuer);
     assert.equal(b.aud, AUDIENCE);
+    assert.equal(b.exp - b.iat, 300);
     // The billing-only policy and the token policy cannot apply to a request on this API.
     assert.deepEqual(b.policies.map((p) => p.id).sort(), [
       'no-untrusted-ci',
@@ -404,6 +412,9 @@ describe('policy bundle: request-time policy in the verifier', () => {
       return { header, payload, signature, claims, kid };
     };
     const attackerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    /** Claims signed as the server signs bundles (its bundle key), under `typ`: every other check must hold. */
+    const bundleSigned = (claims: Record<string, unknown>, typ = POLICY_BUNDLE_TYP) =>
+      h.writ.ctx.keys.signJwt(typ, claims, 'policy-bundle').jws;
     const es256 = (input: string) =>
       sign('sha256', Buffer.from(input), { key: attackerKey, dsaEncoding: 'ieee-p1363' }).toString(
         'base64url',
@@ -427,16 +438,27 @@ describe('policy bundle: request-time policy in the verifier', () => {
       'alg none': () => `${B64({ alg: 'none', typ: POLICY_BUNDLE_TYP })}.${genuine().payload}.`,
       'alg none with a signature': () =>
         `${B64({ alg: 'none', typ: POLICY_BUNDLE_TYP })}.${genuine().payload}.${genuine().signature}`,
-      'an access-token typ, signed by the server key': () =>
-        h.writ.ctx.keys.signJwt('at+jwt', genuine().claims as unknown as Record<string, unknown>).jws,
-      'another issuer, signed by the server key': () =>
-        h.writ.ctx.keys.signJwt(POLICY_BUNDLE_TYP, { ...genuine().claims, iss: 'https://evil.test' }).jws,
-      'another API, signed by the server key': () =>
-        h.writ.ctx.keys.signJwt(POLICY_BUNDLE_TYP, {
+      'the genuine bundle signed by the token key': () =>
+        h.writ.ctx.keys.signJwt(POLICY_BUNDLE_TYP, genuine().claims as unknown as Record<string, unknown>)
+          .jws,
+      'an access-token typ, signed by the bundle key': () =>
+        bundleSigned(genuine().claims as unknown as Record<string, unknown>, 'at+jwt'),
+      'another issuer, signed by the bundle key': () =>
+        bundleSigned({ ...genuine().claims, iss: 'https://evil.test' }),
+      'another API, signed by the bundle key': () =>
+        bundleSigned({
           ...genuine().claims,
           aud: 'https://billing.test.writ',
           resource: { ...genuine().claims.resource, id: 'https://billing.test.writ' },
-        }).jws,
+        }),
+      'expired, signed by the bundle key': () => {
+        const now = Math.floor(clock.now() / 1000);
+        return bundleSigned({ ...genuine().claims, iat: now - 400, exp: now - 100 });
+      },
+      'without exp, signed by the bundle key': () => {
+        const { exp: _e, ...rest } = genuine().claims;
+        return bundleSigned(rest);
+      },
     };
     const REASONS: Record<string, string> = {
       'a flipped byte in the payload': 'bad_signature',
@@ -444,16 +466,26 @@ describe('policy bundle: request-time policy in the verifier', () => {
       're-signed by an unknown key under its own kid': 'no_key',
       'alg none': 'malformed',
       'alg none with a signature': 'alg_not_allowed',
-      'an access-token typ, signed by the server key': 'typ',
-      'another issuer, signed by the server key': 'iss',
-      'another API, signed by the server key': 'aud',
+      'the genuine bundle signed by the token key': 'no_key',
+      'an access-token typ, signed by the bundle key': 'typ',
+      'another issuer, signed by the bundle key': 'iss',
+      'another API, signed by the bundle key': 'aud',
+      'expired, signed by the bundle key': 'expired',
+      'without exp, signed by the bundle key': 'exp',
     };
 
     for (const [name, make] of Object.entries(tampered)) {
       it(`${name}: refused, and a verifier that only ever sees it denies`, async () => {
-        const keys = await serverKeys(h);
+        const keys = await policyBundleKeys(h);
         assert.throws(
-          () => verifyPolicyBundle(make(), { keys, issuer, audience: AUDIENCE, maxBytes: 1 << 20 }),
+          () =>
+            verifyPolicyBundle(make(), {
+              keys,
+              issuer,
+              audience: AUDIENCE,
+              maxBytes: 1 << 20,
+              nowSeconds: Math.floor(clock.now() / 1000),
+            }),
           (err: unknown) => err instanceof PolicyBundleError && err.reason === REASONS[name],
         );
         const v = makeVerifier({
@@ -478,7 +510,7 @@ describe('policy bundle: request-time policy in the verifier', () => {
     });
 
     it('an older bundle than the one held', async () => {
-      const keys = await serverKeys(h);
+      const keys = await policyBundleKeys(h);
       const g = genuine();
       assert.throws(
         () =>
@@ -487,6 +519,7 @@ describe('policy bundle: request-time policy in the verifier', () => {
             issuer,
             audience: AUDIENCE,
             maxBytes: 1 << 20,
+            nowSeconds: Math.floor(clock.now() / 1000),
             held: g.claims.version + 1,
           }),
         (err: unknown) => err instanceof PolicyBundleError && err.reason === 'older',
@@ -583,14 +616,16 @@ describe('policy bundle: request-time policy in the verifier', () => {
     assert.match(String(ok.headers['content-type']), /^application\/jwt/);
     assert.equal(ok.headers['cache-control'], 'no-store');
     const b = verifyPolicyBundle(ok.body, {
-      keys: await serverKeys(h),
+      keys: await policyBundleKeys(h),
       issuer,
       audience: AUDIENCE,
       maxBytes: 1 << 20,
+      nowSeconds: Math.floor(clock.now() / 1000),
     });
     assert.equal(b.version, verifier.policy!.status().version);
-    const after = await h.auditEvents('policy.bundle.served');
-    assert.equal(after.length, served.length + 1);
-    assert.equal(after.at(-1)!.actor, VERIFIER_ID);
+    // The verifiers of the earlier cases are still running and may fetch too (a stream that reopens).
+    const after = (await h.auditEvents('policy.bundle.served')).slice(served.length);
+    assert.ok(after.length >= 1, 'the bundle served is audited');
+    assert.ok(after.every((e) => e.actor === VERIFIER_ID && e.data['audience'] === AUDIENCE));
   });
 });

@@ -67,6 +67,9 @@ export interface LocalPolicyDeps {
   audience: string;
   fetch: typeof fetch;
   now: () => number;
+  /** Seconds of clock difference allowed on a bundle's `exp` (the verifier's token leeway). */
+  leewaySeconds: number;
+  /** The server's policy-bundle keys (not its token keys). */
   keys: () => readonly VerificationKey[];
   refreshKeys: () => Promise<void>;
   /** `Authorization` and `DPoP` headers for a GET of `url`, with a fresh token when `fresh`. */
@@ -119,7 +122,8 @@ export function createLocalPolicy(
     // A missing Cedar is a deployment error, not a denial: it throws for the operator to see.
     const api = await getCedar();
     if (d.stale()) return deny('stale');
-    if (!(await bundle.upToDate(waitMs))) return deny(bundle.current() ? 'bundle_outdated' : 'no_bundle');
+    if (!(await bundle.upToDate(waitMs)))
+      return deny(!bundle.current() ? 'no_bundle' : bundle.expired() ? 'bundle_expired' : 'bundle_outdated');
     const b = bundle.current()!;
     if (!isRequestAction(req.action)) return deny('unknown_action');
     let principal: LocalPrincipal;

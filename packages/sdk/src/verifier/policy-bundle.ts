@@ -18,18 +18,23 @@ export class PolicyBundleError extends WritError {
 }
 
 export interface BundleCheck {
+  /** The server's policy-bundle keys (`POLICY_BUNDLE_KEYS_PATH`), not its token keys. */
   keys: readonly VerificationKey[];
   issuer: string;
   audience: string;
   maxBytes: number;
+  /** Seconds: a bundle whose `exp` has passed (beyond `leeway`) is refused. */
+  nowSeconds: number;
+  /** Seconds of clock difference allowed on `exp`. Default 0. */
+  leeway?: number;
   /** The version held: an older bundle is refused. */
   held?: number | undefined;
 }
 
 /**
- * Verifies a policy bundle JWS: signature by one of the server's published keys (ES256 or EdDSA; `none`
- * and HMAC cannot pass), `typ: writ-policy-bundle+jwt`, `iss`, `aud` this API, the payload's shape,
- * and a version no lower than the one held.
+ * Verifies a policy bundle JWS: signature by one of the server's policy-bundle keys (ES256 or EdDSA;
+ * `none` and HMAC cannot pass), `typ: writ-policy-bundle+jwt`, `iss`, `aud` this API, `exp` not
+ * passed, the payload's shape, and a version no lower than the one held.
  */
 export function verifyPolicyBundle(jws: string, c: BundleCheck): PolicyBundleClaims {
   let verified: ReturnType<typeof verifyCompactJws>;
@@ -50,6 +55,10 @@ export function verifyPolicyBundle(jws: string, c: BundleCheck): PolicyBundleCla
   }
   if (b['iss'] !== c.issuer) throw new PolicyBundleError('iss', 'policy bundle: issuer is not trusted');
   if (b['aud'] !== c.audience) throw new PolicyBundleError('aud', 'policy bundle: for another API');
+  const exp = b['exp'];
+  if (typeof exp !== 'number' || !Number.isFinite(exp))
+    throw new PolicyBundleError('exp', 'policy bundle: exp is missing');
+  if (exp <= c.nowSeconds - (c.leeway ?? 0)) throw new PolicyBundleError('expired', 'policy bundle: expired');
   const version = b['version'];
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
     throw new PolicyBundleError('malformed', 'policy bundle: version is malformed');

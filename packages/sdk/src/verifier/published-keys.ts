@@ -2,6 +2,8 @@ import { importPublicJwk, type VerificationKey } from '../jose/jwk.js';
 
 export interface PublishedKeysOptions {
   issuer: string;
+  /** Where the JWKS is, under the issuer. Default `/.well-known/jwks.json` (the token keys). */
+  path?: string;
   fetch: typeof fetch;
   /** Milliseconds. */
   now: () => number;
@@ -23,7 +25,7 @@ export class PublishedKeys {
   #lastFetch = Number.NEGATIVE_INFINITY;
 
   constructor(o: PublishedKeysOptions) {
-    this.#url = `${o.issuer}/.well-known/jwks.json`;
+    this.#url = `${o.issuer}${o.path ?? '/.well-known/jwks.json'}`;
     this.#fetch = o.fetch;
     this.#now = o.now;
     this.#cooldownMs = o.cooldownMs;

@@ -2,6 +2,7 @@ import type { WorkloadClient } from '../client/workload-client.js';
 import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { EventType } from '../wire/events.js';
+import { POLICY_BUNDLE_KEYS_PATH } from '../wire/policy-bundle.js';
 import type { VerifierRevocation } from '../wire/revocation.js';
 import { TokenError, verifyAccessTokenJwt } from './access-token.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
@@ -141,15 +142,21 @@ export function createVerifier(o: VerifierOptions): Verifier {
     resolveReady = r;
   });
 
+  // Bundles are signed by keys of their own, published apart from the token keys.
+  const bundleKeys =
+    o.policy &&
+    new PublishedKeys({ issuer, fetch: doFetch, now, cooldownMs: 0, path: POLICY_BUNDLE_KEYS_PATH });
   const localPolicy =
     o.policy &&
+    bundleKeys &&
     createLocalPolicy(o.policy, {
       issuer,
       audience: o.audience,
       fetch: doFetch,
       now,
-      keys: () => keys.keys,
-      refreshKeys: () => keys.refresh(),
+      leewaySeconds: leeway,
+      keys: () => bundleKeys.keys,
+      refreshKeys: () => bundleKeys.refresh(),
       // The bundle is fetched with the stream's own token (same audience, same holder key).
       authorize: (url, fresh) => credential.headers(url, fresh),
       stale: () => freshness.stale(),

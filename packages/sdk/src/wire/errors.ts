@@ -98,7 +98,7 @@ export const REFUSAL_REASONS = {
   aud: '`aud` is not this audience (or endpoint)',
   exp: '`exp` is missing or not a number',
   exp_too_far: 'the assertion `exp` is further ahead than its maximum lifetime',
-  expired: 'the token has expired (`exp`, with the allowed leeway)',
+  expired: 'the token (or policy bundle) has expired (`exp`, with the allowed leeway)',
   nbf: 'the token is not valid yet (`nbf`)',
   iat: '`iat` is missing or not a number',
   iat_future: '`iat` is in the future',
@@ -227,6 +227,8 @@ export const REFUSAL_REASONS = {
   policy_stale: 'local policy refused: the revocation state is stale',
   policy_no_bundle: 'local policy refused: no policy bundle is loaded yet',
   policy_bundle_outdated: 'local policy refused: the bundle held is older than the one announced',
+  policy_bundle_expired:
+    'local policy refused: the bundle held has expired and no fresh one could be fetched',
   policy_unknown_action: 'local policy refused: the action is not one Writ knows',
   policy_invalid_context: 'local policy refused: the request context cannot be evaluated',
   policy_unknown_workload: 'local policy refused: the workload is not in the bundle',

@@ -1,10 +1,14 @@
 /**
- * The policy bundle: what a resource server needs to decide request-time policy locally, signed by the
- * server's token key. Served at `GET /v1/policy/bundle?audience=<API>` as a compact JWS with this `typ`;
- * a `policy.bundle` event (`EventType.policyBundle`) on the event stream announces each new version.
+ * The policy bundle: what a resource server needs to decide request-time policy locally. Served at
+ * `GET /v1/policy/bundle?audience=<API>` to verifiers of that API as a compact JWS with this `typ`,
+ * signed by a policy-bundle key: never by a key that signs tokens, so no access-token verifier (which
+ * holds only the keys of `/.well-known/jwks.json`) can take a bundle for a token. A `policy.bundle`
+ * event (`EventType.policyBundle`) on the event stream announces each new version.
  */
 export const POLICY_BUNDLE_TYP = 'writ-policy-bundle+jwt';
 export const POLICY_BUNDLE_PATH = '/v1/policy/bundle';
+/** The JWKS of the policy-bundle keys (public, like the token JWKS, and apart from it). */
+export const POLICY_BUNDLE_KEYS_PATH = '/v1/policy/jwks';
 
 /** An entity named in a policy's scope. */
 export interface BundleEntityRef {
@@ -55,6 +59,8 @@ export interface PolicyBundleClaims {
   /** The API (audience URI) the bundle is for. */
   aud: string;
   iat: number;
+  /** The bundle is not taken, nor decided with, after this (a few minutes after `iat`). */
+  exp: number;
   /**
    * Grows with every change of what any bundle holds (policies, resource attributes, the registry);
    * a verifier never goes back to a lower one.

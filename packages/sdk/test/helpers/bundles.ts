@@ -5,7 +5,7 @@ import { POLICY_BUNDLE_TYP, type PolicyBundleClaims } from '../../src/wire/index
 export const ISSUER = 'https://writ.test';
 export const API = 'https://api.test';
 
-/** An ES256 key standing in for the server's token signing key. */
+/** An ES256 key standing in for the server's policy-bundle key. */
 export function bundleKey(kid = 'k1'): { privateKey: KeyObject; verification: VerificationKey } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'ES256' };
@@ -18,6 +18,7 @@ export function bundleClaims(over: Partial<PolicyBundleClaims> = {}): PolicyBund
     iss: ISSUER,
     aud: API,
     iat: 1,
+    exp: 301,
     version: 1,
     policy_version: '1-000000000000',
     built_in: false,

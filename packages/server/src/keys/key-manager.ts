@@ -9,15 +9,24 @@ import type { KeyEncryptionKey } from './kek.js';
 import type { KeyRecord } from './key-record.js';
 
 /**
+ * Which keys sign: `token` (access tokens, admin tokens, audit checkpoints, Security Event Tokens;
+ * published at `/.well-known/jwks.json`) or `policy-bundle` (policy bundles only; published apart, at
+ * `/v1/policy/jwks`). No verifier of access tokens holds a bundle key, so no bundle can ever pass as a
+ * token, whatever it claims.
+ */
+export type KeyFamily = 'token' | 'policy-bundle';
+
+/**
  * Signing keys. Private halves are sealed with the KEK in the store and opened only here; nothing
  * outside this module can read them. Lifecycle: `next` (published, not signing) → `active` (signing) →
- * `retired` (published until its last token has expired) → gone.
+ * `retired` (published until its last token has expired) → gone. Each signing key has a policy-bundle
+ * key beside it (Ed25519, derived from the KEK and its `kid`: the same on every node, rotated with it).
  */
 export interface KeyManager {
-  /** Signs a JWS with the active key; `typ` goes into the protected header. */
-  signJwt(typ: string, claims: Record<string, unknown>): { jws: string; kid: string };
-  /** Public keys to publish: next, active and not-yet-expired retired keys. */
-  publicJwks(): { keys: PublicJwk[] };
+  /** Signs a JWS with the active key of `family` (default `token`); `typ` goes into the protected header. */
+  signJwt(typ: string, claims: Record<string, unknown>, family?: KeyFamily): { jws: string; kid: string };
+  /** Public keys of `family` to publish: next, active and not-yet-expired retired keys. */
+  publicJwks(family?: KeyFamily): { keys: PublicJwk[] };
   /** Keys that can verify Writ's own tokens (same set as published). */
   verificationKeys(): VerificationKey[];
   activeKid(): string;
@@ -37,10 +46,20 @@ export interface KeyRotation {
   next: string;
 }
 
+/** A private key ready to sign, its public JWK, and the protected headers it signed with so far. */
+interface Signer {
+  kid: string;
+  alg: SigningAlgorithm;
+  privateKey: KeyObject;
+  publicJwk: PublicJwk;
+  encodedHeaders: Map<string, string>;
+}
+
 interface LoadedKey {
   record: KeyRecord;
-  privateKey: KeyObject;
-  encodedHeaders: Map<string, string>;
+  token: Signer;
+  /** The policy-bundle key that shadows this signing key. */
+  bundle: Signer;
   verification: VerificationKey;
 }
 
@@ -85,24 +104,21 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
   if (!active) throw new Error('no active signing key after initialisation');
 
   return {
-    signJwt(typ, claims) {
-      const k = active!;
+    signJwt(typ, claims, family = 'token') {
+      const k = family === 'token' ? active!.token : active!.bundle;
       let header = k.encodedHeaders.get(typ);
       if (header === undefined) {
-        header = encodeBase64url(JSON.stringify({ alg: k.record.alg, typ, kid: k.record.kid }));
+        header = encodeBase64url(JSON.stringify({ alg: k.alg, typ, kid: k.kid }));
         k.encodedHeaders.set(typ, header);
       }
-      return {
-        jws: signCompactJws(k.record.alg, k.privateKey, header, JSON.stringify(claims)),
-        kid: k.record.kid,
-      };
+      return { jws: signCompactJws(k.alg, k.privateKey, header, JSON.stringify(claims)), kid: k.kid };
     },
-    publicJwks() {
+    publicJwks(family = 'token') {
       const now = clock.now();
       return {
         keys: keys
           .filter((k) => k.record.state !== 'retired' || (k.record.notAfter ?? 0) > now)
-          .map((k) => k.record.publicJwk),
+          .map((k) => (family === 'token' ? k.token : k.bundle).publicJwk),
       };
     },
     verificationKeys() {
@@ -169,8 +185,39 @@ function loadKey(record: KeyRecord, kek: KeyEncryptionKey): LoadedKey {
   const publicKey = createPublicKey(privateKey);
   return {
     record,
-    privateKey,
-    encodedHeaders: new Map(),
+    token: {
+      kid: record.kid,
+      alg: record.alg,
+      privateKey,
+      publicJwk: record.publicJwk,
+      encodedHeaders: new Map(),
+    },
+    bundle: bundleKey(record.kid, kek),
     verification: { kid: record.kid, key: publicKey, algorithms: [record.alg], thumbprint: record.kid },
+  };
+}
+
+/** PKCS #8 of an Ed25519 private key, up to its 32-byte seed (RFC 8410 §7). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * The policy-bundle key beside signing key `kid`: an Ed25519 key whose seed is derived from the KEK
+ * and `kid` (HKDF-SHA-256), so every node sharing the KEK holds the same one without storing it, and it
+ * rotates with the signing key. Knowing a signing key (or a bundle key) tells nothing of the other.
+ */
+function bundleKey(kid: string, kek: KeyEncryptionKey): Signer {
+  const seed = kek.derive(`policy-bundle-key:${kid}`);
+  const der = Buffer.concat([ED25519_PKCS8_PREFIX, seed]);
+  const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  seed.fill(0);
+  der.fill(0);
+  const jwk = createPublicKey(privateKey).export({ format: 'jwk' }) as Record<string, string>;
+  const bundleKid = jwkThumbprint(jwk);
+  return {
+    kid: bundleKid,
+    alg: 'EdDSA',
+    privateKey,
+    publicJwk: { ...jwk, kid: bundleKid, alg: 'EdDSA', use: 'sig' } as PublicJwk,
+    encodedHeaders: new Map(),
   };
 }

@@ -1,3 +1,4 @@
+import { POLICY_BUNDLE_KEYS_PATH } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { Paths, type WritContext } from '../context.js';
 import { formBody } from '../request/form.js';
@@ -51,6 +52,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): voi
         .sort(),
       // True while no policies/ directory is loaded: issuance is limited by the classes alone.
       writ_policy_built_in: ctx.policy.version.builtIn,
+      // The keys of policy bundles, apart from `jwks_uri`: no key there can sign a bundle.
+      writ_policy_bundle_jwks_uri: `${iss}${POLICY_BUNDLE_KEYS_PATH}`,
     };
   });
   app.get(Paths.jwks, async (_req, reply) => {

@@ -1,6 +1,7 @@
 import {
   type BundleWorkload,
   EventType,
+  POLICY_BUNDLE_KEYS_PATH,
   POLICY_BUNDLE_PATH,
   POLICY_BUNDLE_TYP,
   type PolicyBundleClaims,
@@ -11,7 +12,7 @@ import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer } from '../auth/bearer.js';
 import { seconds } from '../clock.js';
 import { eventsAudience, type WritContext } from '../context.js';
-import { invalidRequest } from '../errors.js';
+import { accessDenied, invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
 import type { Store } from '../store/store.js';
 import { writSchema } from './cedar.js';
@@ -19,6 +20,12 @@ import { buildContext, isPrintable } from './request.js';
 import { actionMatches, headMatches } from './slice.js';
 
 type BundleContext = Pick<WritContext, 'policy' | 'registry' | 'clock'>;
+
+/**
+ * Seconds a served bundle stays valid (`exp` − `iat`). A verifier fetches its bundle again before then,
+ * and a signed bundle cannot be replayed to a verifier for longer.
+ */
+export const POLICY_BUNDLE_LIFETIME = 300;
 
 /**
  * The bundle version now: the event-log seq of the last change in effect on this node, plus the base
@@ -85,10 +92,12 @@ export function buildBundle(ctx: BundleContext, issuer: string, audience: string
     .sort((a, b) => (a.id < b.id ? -1 : 1));
   const r = ctx.policy.resource(audience);
   const { now: _n, hour: _h, weekday: _w, source_ip: _s, ...defaults } = buildContext(ctx.clock.now());
+  const iat = seconds(ctx.clock.now());
   return {
     iss: issuer,
     aud: audience,
-    iat: seconds(ctx.clock.now()),
+    iat,
+    exp: iat + POLICY_BUNDLE_LIFETIME,
     version,
     policy_version: ctx.policy.version.id,
     built_in: ctx.policy.version.builtIn,
@@ -116,9 +125,17 @@ export function buildBundle(ctx: BundleContext, issuer: string, audience: string
 /**
  * `GET /v1/policy/bundle?audience=<API>`: the signed bundle for one API, for verifiers deciding
  * request-time policy locally. Verifiers authenticate as they do for the event stream (a token for the
- * events audience, DPoP-bound when their class says so); the response is the compact JWS.
+ * events audience, DPoP-bound when their class says so), and get the bundle of an API their workload
+ * `serves` only (403 `access_denied` for any other, registered or not: the policies and workload
+ * attributes of an API are its verifiers' business alone). The response is the compact JWS, signed with
+ * the policy-bundle key (`GET /v1/policy/jwks`), never with the key that signs tokens.
  */
 export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContext): void {
+  app.get(POLICY_BUNDLE_KEYS_PATH, async (_req, reply) => {
+    reply.header('cache-control', 'public, max-age=60');
+    reply.header('content-type', 'application/jwk-set+json');
+    return ctx.keys.publicJwks('policy-bundle');
+  });
   app.get<{ Querystring: { audience?: unknown } }>(POLICY_BUNDLE_PATH, async (req, reply) => {
     let clientId: string;
     const audience = req.query.audience;
@@ -133,6 +150,11 @@ export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContex
         throw invalidRequest('audience must be the API (audience URI) the bundle is for', {
           reason: 'audience',
         });
+      if (!ctx.registry.serves(clientId, audience))
+        throw accessDenied(
+          `${clientId} does not serve this API: a bundle is served only for an API the caller's workload lists under serves`,
+          { reason: 'audience_not_served' },
+        );
     } catch (err) {
       throw await auditRefusal(ctx, 'policy_bundle', err, info(req), {});
     }
@@ -148,7 +170,11 @@ export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContex
         policies: bundle.policies.length,
       },
     });
-    const { jws } = ctx.keys.signJwt(POLICY_BUNDLE_TYP, bundle as unknown as Record<string, unknown>);
+    const { jws } = ctx.keys.signJwt(
+      POLICY_BUNDLE_TYP,
+      bundle as unknown as Record<string, unknown>,
+      'policy-bundle',
+    );
     reply.headers({ 'content-type': 'application/jwt', 'cache-control': 'no-store' });
     return jws;
   });

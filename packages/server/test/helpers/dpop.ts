@@ -1,7 +1,7 @@
 import { randomBytes, sign } from 'node:crypto';
 import { accessTokenHash, type DpopKey, generateDpopKey } from '@writ/sdk/dpop';
 import { importPublicJwk, type VerificationKey } from '@writ/sdk/jose';
-import { CLIENT_ASSERTION_TYPE_JWT_BEARER } from '@writ/sdk/wire';
+import { CLIENT_ASSERTION_TYPE_JWT_BEARER, POLICY_BUNDLE_KEYS_PATH } from '@writ/sdk/wire';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { writeRefusalSummaries } from '../../src/audit/refusal.js';
 import type { RawDocument } from '../../src/config/config-dir.js';
@@ -176,6 +176,13 @@ export async function introspect(h: Harness, token: string): Promise<Record<stri
 /** The server's signing keys, as a resource server imports them from the published JWKS. */
 export async function serverKeys(h: Harness): Promise<VerificationKey[]> {
   const res = await h.writ.app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+  const jwks = JSON.parse(res.body) as { keys: unknown[] };
+  return jwks.keys.map((k) => importPublicJwk(k));
+}
+
+/** The server's policy-bundle keys, as a verifier imports them from their own JWKS. */
+export async function policyBundleKeys(h: Harness): Promise<VerificationKey[]> {
+  const res = await h.writ.app.inject({ method: 'GET', url: POLICY_BUNDLE_KEYS_PATH });
   const jwks = JSON.parse(res.body) as { keys: unknown[] };
   return jwks.keys.map((k) => importPublicJwk(k));
 }

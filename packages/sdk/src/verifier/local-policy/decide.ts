@@ -7,6 +7,7 @@ export type LocalRefusal =
   | 'stale'
   | 'no_bundle'
   | 'bundle_outdated'
+  | 'bundle_expired'
   | 'unknown_action'
   | 'invalid_context'
   | 'unknown_workload'
