@@ -5,6 +5,7 @@ export interface Metrics {
   registry: Registry;
   issued: Counter<'class' | 'grant_type'>;
   refusals: Counter<'endpoint' | 'error' | 'reason'>;
+  challenges: Counter<'endpoint' | 'challenge'>;
   requestDuration: Histogram<'route' | 'method' | 'status'>;
   issuanceDuration: Histogram<never>;
   revocations: Counter<'kind'>;
@@ -29,6 +30,12 @@ export function createMetrics(): Metrics {
       name: 'writ_refusals_total',
       help: 'Refused requests, by endpoint, OAuth error code and reason (docs/errors.md).',
       labelNames: ['endpoint', 'error', 'reason'],
+      registers: [registry],
+    }),
+    challenges: new Counter({
+      name: 'writ_challenges_total',
+      help: 'Requests answered with what to retry with (use_dpop_nonce: a DPoP nonce), by endpoint; not refusals.',
+      labelNames: ['endpoint', 'challenge'],
       registers: [registry],
     }),
     requestDuration: new Histogram({

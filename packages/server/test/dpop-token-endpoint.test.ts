@@ -258,15 +258,17 @@ describe('DPoP at the token endpoint (RFC 9449 §4.3, §5, §8)', () => {
   for (const c of cases) {
     it(`refuses check ${c.name} with ${c.error ?? 'invalid_dpop_proof'} and issues nothing`, async () => {
       const dpop = await c.dpop();
+      // A nonce challenge is audited as what it is (nothing failed); every other check as a refusal.
+      const type = c.error === 'use_dpop_nonce' ? 'token.challenged' : 'token.refused';
       const issued = await count(h, 'token.issued');
-      const refusals = await count(h, 'token.refused');
+      const refusals = await count(h, type);
       const r = await send(dpop);
       assert.equal(r.status, 400, JSON.stringify(r.body));
       assert.equal(r.body['error'], c.error ?? 'invalid_dpop_proof');
       assert.equal(typeof r.headers['dpop-nonce'], 'string', 'every DPoP refusal carries a fresh nonce');
       assert.equal(await count(h, 'token.issued'), issued);
-      assert.equal(await count(h, 'token.refused'), refusals + 1);
-      assert.equal((await lastEvent(h, 'token.refused')).data['reason'], `dpop_${c.check}`);
+      assert.equal(await count(h, type), refusals + 1);
+      assert.equal((await lastEvent(h, type)).data['reason'], `dpop_${c.check}`);
     });
   }
 

@@ -118,6 +118,19 @@ describe('README five-minute walkthrough, run as written', () => {
     assert.ok(task, `writ exec did not report the task closed:\n${err.slice(-1500)}`);
     assert.match(out, new RegExp(`task ${task[1]}\\n`));
     assert.match(out, new RegExp(`closed ${task[1]} `));
+    // Step 7: the audit tail shows no refusal when nothing failed: the DPoP nonce the token request
+    // is first answered with is a challenge (`token.challenged`), not a refusal.
+    const tail = out.split('\n').filter((l) => /^\s*\d+ \d{4}-\d\d-\d\dT[\d:.]+Z /.test(l));
+    assert.ok(tail.length > 0, `no audit tail in the output:\n${out.slice(-2000)}`);
+    assert.deepEqual(
+      tail.filter((l) => /\brefused\b/.test(l)),
+      [],
+      `the audit tail shows refusals when nothing failed:\n${tail.join('\n')}`,
+    );
+    assert.ok(
+      tail.some((l) => /token\.challenged\s+challenged /.test(l)),
+      tail.join('\n'),
+    );
     // Step 7: the audit chain verifies.
     assert.match(out, /audit chain OK: \d+ events/);
     // Nothing in the walkthrough's output or the server log holds the full token.

@@ -1,7 +1,8 @@
 export interface AuditDraft {
   ts: number;
   type: string;
-  outcome: 'success' | 'refused' | 'failure';
+  /** `challenged`: answered with what to retry with (a DPoP nonce); nothing failed. */
+  outcome: 'success' | 'refused' | 'challenged' | 'failure';
   actor: string;
   subject?: string | undefined;
   jti?: string | undefined;

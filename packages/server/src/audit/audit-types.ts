@@ -21,6 +21,9 @@ export type RefusalEndpoint =
 
 export type AuditEventType =
   | `${RefusalEndpoint}.refused`
+  // A request answered with a DPoP nonce to retry with (`use_dpop_nonce`, RFC 9449 §8): the first
+  // step of every DPoP token request, not a refusal (outcome `challenged`).
+  | `${RefusalEndpoint}.challenged`
   // Tokens
   | 'token.issued'
   | 'token.introspected'

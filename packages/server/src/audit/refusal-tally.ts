@@ -2,7 +2,7 @@ import type { AuditEventType } from './audit-types.js';
 
 /** One kind of refusal from one source: what aggregated refusals are counted by. */
 export interface TallyKey {
-  /** The audit event type, `<endpoint>.refused`. */
+  /** The audit event type, `<endpoint>.refused` (or `<endpoint>.challenged`). */
   type: AuditEventType;
   /** The source address's budget key, or the authenticated client for its rate-limit refusals. */
   who: string;

@@ -23,6 +23,9 @@ export const AUDITED = Symbol('writ.audited');
  * and every client's rate-limit refusals, are written once per kind (type, source or client, error,
  * reason) per `audit.refusal_window`, the rest of the window as one summary row with the count and
  * first and last times (`writeRefusalSummaries`).
+ *
+ * A DPoP nonce challenge comes through here too, as every answer that is not a success does, but is
+ * recorded as what it is: `<endpoint>.challenged`, outcome `challenged` (`isChallenge`).
  */
 export async function auditRefusal(
   ctx: WritContext,
@@ -50,15 +53,20 @@ export async function auditRefusal(
   }
   const caller = provenCaller(req, error);
   const unauthenticated = caller === undefined && error.status < 500;
-  if (unauthenticated) {
+  // A challenge is no failure: it takes nothing from the source's budget of refusals.
+  const challenge = isChallenge(error);
+  if (unauthenticated && !challenge) {
     const wait = ctx.sourceLimiter.take(sourceKey(req.ip));
     if (wait > 0 && error.status !== 429) error = sourceLimited(wait);
   }
-  ctx.metrics.refusals.inc({ endpoint, error: error.code, reason: error.reason });
+  if (challenge) ctx.metrics.challenges.inc({ endpoint, challenge: error.code });
+  else ctx.metrics.refusals.inc({ endpoint, error: error.code, reason: error.reason });
+  const type = `${endpoint}.${challenge ? 'challenged' : 'refused'}` as const;
+  const outcome = challenge ? 'challenged' : 'refused';
   const reason = error.reason ?? error.code;
   if (unauthenticated || reason === 'rate_limited') {
     const kind: TallyKey = {
-      type: `${endpoint}.refused`,
+      type,
       who: caller ?? sourceKey(req.ip),
       actor: caller ?? 'anonymous',
       error: error.code,
@@ -70,10 +78,9 @@ export async function auditRefusal(
       return error;
     }
   }
-  ctx.logger.info(
-    { endpoint, error: error.code, status: error.status, reason: error.reason, ip: req.ip },
-    'refused',
-  );
+  const logged = { endpoint, error: error.code, status: error.status, reason: error.reason, ip: req.ip };
+  if (challenge) ctx.logger.debug(logged, 'challenged');
+  else ctx.logger.info(logged, 'refused');
   // Only an identity `auth/` proved is an actor; whatever the request named is a claim, kept as data.
   const actor = caller ?? 'anonymous';
   // The audit log lives in the store that just failed (or refuses appends): trying again would only
@@ -85,8 +92,8 @@ export async function auditRefusal(
   }
   try {
     await ctx.audit.append({
-      type: `${endpoint}.refused`,
-      outcome: 'refused',
+      type,
+      outcome,
       actor,
       data: {
         error: error.code,
@@ -116,7 +123,7 @@ export async function writeRefusalSummaries(ctx: WritContext, all = false): Prom
   for (const s of ctx.refusalTally.due(ctx.clock.now(), all)) {
     await ctx.audit.append({
       type: s.type,
-      outcome: 'refused',
+      outcome: s.type.endsWith('.challenged') ? 'challenged' : 'refused',
       actor: s.actor,
       data: {
         error: s.error,
@@ -131,6 +138,15 @@ export async function writeRefusalSummaries(ctx: WritContext, all = false): Prom
       },
     });
   }
+}
+
+/**
+ * A DPoP nonce challenge (`use_dpop_nonce`, RFC 9449 §8): the server asks the client to retry with the
+ * nonce it sends. Every DPoP token request meets it once, so it is audited as `<endpoint>.challenged`,
+ * counted by `writ_challenges_total` and logged at debug: a refusal line would say something failed.
+ */
+function isChallenge(error: OAuthError): boolean {
+  return error.code === 'use_dpop_nonce';
 }
 
 /**

@@ -66,7 +66,8 @@ export async function expectRefusal(
   const events = await eventsSince(h, before.lastSeq, expected.event ?? 'token.refused');
   assert.equal(events.length, 1, `exactly one ${expected.event ?? 'token.refused'} event`);
   const event = events[0]!;
-  assert.equal(event.outcome, 'refused');
+  // A DPoP nonce challenge is answered as an error but audited as what it is (`<endpoint>.challenged`).
+  assert.equal(event.outcome, event.type.endsWith('.challenged') ? 'challenged' : 'refused');
   assert.equal(event.data['error'], expected.error);
   assert.equal(event.data['status'], expected.status);
   if (expected.reason !== undefined) assert.equal(event.data['reason'], expected.reason, 'refusal reason');
