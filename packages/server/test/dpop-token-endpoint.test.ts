@@ -274,7 +274,7 @@ describe('DPoP at the token endpoint (RFC 9449 §4.3, §5, §8)', () => {
 
   it('sees two DPoP header lines as two (not one joined value) and says so', async () => {
     const r = await send([await proof(), await proof()]);
-    assert.equal(r.body['error_description'], 'exactly one DPoP header is required');
+    assert.equal(r.body['error_description'], 'exactly one DPoP header is required; the request has 2');
   });
 
   it('accepts htu equal but for query and fragment, scheme/host case and the default port', async () => {
@@ -596,7 +596,7 @@ describe('DPoP over real HTTP', () => {
     const two = await raw([p(), p()]);
     assert.equal(two.status, 400);
     assert.equal(two.body['error'], 'invalid_dpop_proof');
-    assert.equal(two.body['error_description'], 'exactly one DPoP header is required');
+    assert.equal(two.body['error_description'], 'exactly one DPoP header is required; the request has 2');
     assert.equal((await lastEvent(h, 'token.refused')).data['reason'], 'dpop_single_header');
     const one = await raw([p()]);
     assert.equal(one.status, 200, JSON.stringify(one.body));

@@ -246,7 +246,10 @@ describe('every endpoint that takes a Writ token makes the same checks and refus
       // Admin tokens are DPoP-bound to the operator key, like a workload's bound token.
       token: (e) => (e.kind === 'operator' ? h.adminToken() : dpopBoundToken(e.audience!(h.issuer))),
       expected: () => ({
-        challenge: challenge('a DPoP-bound token must be sent with the DPoP scheme', true),
+        challenge: challenge(
+          'the token is DPoP-bound (cnf.jkt): send it with Authorization: DPoP and a proof by its key',
+          true,
+        ),
         reason: 'dpop_bound_as_bearer',
       }),
     },

@@ -27,6 +27,11 @@ export interface DpopVerifyOptions {
   /** Records the proof `jti`; false if already seen within the window (replay). */
   consumeJti: (jti: string, expiresAtSeconds: number) => boolean | Promise<boolean>;
   maxBytes?: number;
+  /**
+   * The names of the settings that hold `algorithms` and `iatWindow` where the caller configures them
+   * (`dpop.algorithms`, `dpopIatWindow`…): refusals name them, so a client knows what decides.
+   */
+  settingNames?: { algorithms?: string; iatWindow?: string };
 }
 
 export interface VerifiedDpopProof {
@@ -58,7 +63,10 @@ function normalizedRequestUrl(url: string): string | undefined {
 export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpopProof> {
   // 1. exactly one DPoP header field
   if (o.headerValues.length !== 1)
-    throw new DpopError('single_header', 'exactly one DPoP header is required');
+    throw new DpopError(
+      'single_header',
+      `exactly one DPoP header is required; the request has ${o.headerValues.length}`,
+    );
   const proof = o.headerValues[0]!;
   // 2. a single well-formed JWT
   if (proof.includes(',') || /\s/.test(proof))
@@ -80,26 +88,38 @@ export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpo
   // 3. required header parameters and claims
   const jwk = header['jwk'];
   const { jti, htm, htu, iat } = claims as Record<string, unknown>;
+  const lacking = [
+    isPlainObject(jwk) ? undefined : 'a jwk header',
+    typeof jti === 'string' && jti.length > 0 && jti.length <= 256 ? undefined : 'jti (1 to 256 characters)',
+    typeof htm === 'string' ? undefined : 'htm',
+    typeof htu === 'string' ? undefined : 'htu',
+    typeof iat === 'number' && Number.isFinite(iat) ? undefined : 'a numeric iat',
+    o.accessToken === undefined || typeof claims['ath'] === 'string'
+      ? undefined
+      : 'ath (the hash of the access token it is sent with)',
+  ].filter((m) => m !== undefined);
+  // (The type checks again are for the compiler: `lacking` already holds every one that fails.)
   if (
+    lacking.length > 0 ||
     !isPlainObject(jwk) ||
     typeof jti !== 'string' ||
-    jti.length === 0 ||
-    jti.length > 256 ||
     typeof htm !== 'string' ||
     typeof htu !== 'string' ||
-    typeof iat !== 'number' ||
-    !Number.isFinite(iat) ||
-    (o.accessToken !== undefined && typeof claims['ath'] !== 'string')
+    typeof iat !== 'number'
   ) {
-    throw new DpopError('required_claims', 'DPoP proof lacks jwk, jti, htm, htu, iat or ath');
+    throw new DpopError('required_claims', `DPoP proof lacks ${lacking.join(', ')}`);
   }
   // 4. typ
-  if (header.typ !== DPOP_TYP) throw new DpopError('typ', 'DPoP proof typ must be dpop+jwt');
+  if (header.typ !== DPOP_TYP) throw new DpopError('typ', `DPoP proof typ must be ${DPOP_TYP}`);
   // 5. asymmetric, allowed algorithm
   const alg = header.alg;
   if (!isVerifyAlgorithm(alg) || !o.algorithms.includes(alg))
-    throw new DpopError('alg', 'DPoP proof algorithm is not allowed');
-  if (header['crit'] !== undefined) throw new DpopError('well_formed', 'no crit extension is supported');
+    throw new DpopError(
+      'alg',
+      `DPoP proof alg must be one of ${o.algorithms.join(', ')}${setting(o.settingNames?.algorithms)}`,
+    );
+  if (header['crit'] !== undefined)
+    throw new DpopError('well_formed', 'DPoP proof has a crit header: no extension is supported');
   // 7. the jwk must be public (checked before use)
   let key: ReturnType<typeof importPublicJwk>;
   try {
@@ -108,39 +128,63 @@ export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpo
     const isPrivate = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk);
     throw new DpopError(
       isPrivate ? 'private_key' : 'signature',
-      `DPoP proof jwk is not acceptable: ${(err as Error).message}`,
+      isPrivate
+        ? 'DPoP proof jwk holds private key material: put the public key only in the header'
+        : `DPoP proof jwk is not an acceptable public key: ${(err as Error).message.slice(0, 100)}`,
     );
   }
-  if (!key.algorithms.includes(alg)) throw new DpopError('alg', 'DPoP proof algorithm does not fit its key');
+  if (!key.algorithms.includes(alg))
+    throw new DpopError('alg', `DPoP proof alg ${alg} does not fit its jwk (key type or curve)`);
   // 6. signature with the embedded key
   if (!verifySignature(alg, key.key, jws.signingInput, jws.signature))
-    throw new DpopError('signature', 'DPoP proof signature is invalid');
+    throw new DpopError('signature', 'DPoP proof signature does not verify with its jwk');
   // 8. htm
-  if (htm !== o.method.toUpperCase())
-    throw new DpopError('htm', 'DPoP proof htm does not match the request method');
+  const method = o.method.toUpperCase();
+  if (htm !== method)
+    throw new DpopError('htm', `DPoP proof htm must be ${method.slice(0, 16)}, the request method`);
   // 9. htu, ignoring query and fragment (a proof naming the URL exactly as the request did needs
   // no second parse; the request's own URL is normalised once per distinct URL in a row)
   const want = normalizedRequestUrl(o.url);
   if (want === undefined || (htu !== o.url && normalizeHtu(htu) !== want))
-    throw new DpopError('htu', 'DPoP proof htu does not match the request URI');
+    throw new DpopError(
+      'htu',
+      want !== undefined && want.length <= 120
+        ? `DPoP proof htu must be ${want}, the request URI without query and fragment`
+        : 'DPoP proof htu must be the request URI without query and fragment',
+    );
   // 10. nonce
   if (o.nonce) {
     const n = claims['nonce'];
     if (!o.nonce(typeof n === 'string' ? n : undefined))
-      throw new DpopError('nonce', 'a fresh DPoP nonce is required', 'use_dpop_nonce');
+      throw new DpopError(
+        'nonce',
+        `${n === undefined ? 'a server nonce is required in the DPoP proof' : 'the DPoP proof nonce is stale or not one this server issued'}: retry with the nonce sent in the DPoP-Nonce header`,
+        'use_dpop_nonce',
+      );
   }
   // 11. iat window
-  if (Math.abs(iat - o.nowSeconds) > o.iatWindow)
-    throw new DpopError('iat', 'DPoP proof iat is outside the acceptable window');
+  if (Math.abs(iat - o.nowSeconds) > o.iatWindow) {
+    const off = Math.round(iat - o.nowSeconds);
+    throw new DpopError(
+      'iat',
+      `DPoP proof iat is ${Math.abs(off)}s ${off > 0 ? 'ahead of' : 'behind'} the server clock; proofs are accepted within ${o.iatWindow}s${setting(o.settingNames?.iatWindow)}: make a new proof per request`,
+    );
+  }
   // 12. ath and key binding of a presented token
   if (o.accessToken !== undefined && claims['ath'] !== accessTokenHash(o.accessToken)) {
-    throw new DpopError('ath', 'DPoP proof ath does not match the access token');
+    throw new DpopError(
+      'ath',
+      'DPoP proof ath must be the base64url SHA-256 of the access token sent with it',
+    );
   }
   if (o.expectedJkt !== undefined && key.thumbprint !== o.expectedJkt) {
-    throw new DpopError('jkt', 'DPoP proof key does not match the token binding (cnf.jkt)');
+    throw new DpopError('jkt', 'DPoP proof key is not the key the token is bound to (its cnf.jkt)');
   }
   // single use within the window
   if (!(await o.consumeJti(`${key.thumbprint}:${jti}`, iat + o.iatWindow)))
-    throw new DpopError('replay', 'DPoP proof jti was already used');
+    throw new DpopError('replay', 'DPoP proof jti was already used: make a new proof for every request');
   return { jkt: key.thumbprint, jti, iat };
 }
+
+/** ` (name)`: the setting a description points at, when the caller named it. */
+const setting = (name: string | undefined): string => (name === undefined ? '' : ` (${name})`);

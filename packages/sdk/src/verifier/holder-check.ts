@@ -2,12 +2,14 @@ import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
 import type { ReplayStore } from './replay-cache.js';
-import { checkHolderBinding, type PresentedRequest, RequestRefusal } from './request.js';
+import { type BindingCheck, checkHolderBinding, type PresentedRequest, RequestRefusal } from './request.js';
 
 export interface HolderCheckOptions {
   algorithms: readonly VerifyAlgorithm[];
   /** Accept DPoP proofs with `iat` this many seconds either side of now. */
   iatWindow: number;
+  /** What the verifier's options call `algorithms` and `iatWindow`, for refusals. */
+  settingNames?: BindingCheck['settingNames'];
   /** Where proof `jti`s are recorded: a replayed proof is refused. */
   replay: ReplayStore;
   /** Require the resource server's nonce in proofs (RFC 9449 §9). */
@@ -35,6 +37,7 @@ export function createHolderCheck(
         algorithms: o.algorithms,
         nowSeconds,
         iatWindow: o.iatWindow,
+        ...(o.settingNames ? { settingNames: o.settingNames } : {}),
         consumeJti: (key, exp) => replay.consume(key, exp, nowSeconds),
         ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
       });

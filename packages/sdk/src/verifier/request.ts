@@ -1,5 +1,5 @@
 import { DpopError } from '../dpop/errors.js';
-import { verifyDpopProof } from '../dpop/verify-proof.js';
+import { type DpopVerifyOptions, verifyDpopProof } from '../dpop/verify-proof.js';
 import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { type RefusalReason, WritError } from '../wire/errors.js';
@@ -79,6 +79,8 @@ export interface BindingCheck {
   algorithms: readonly VerifyAlgorithm[];
   nowSeconds: number;
   iatWindow: number;
+  /** What the caller calls `algorithms` and `iatWindow` in its configuration, for refusals. */
+  settingNames?: DpopVerifyOptions['settingNames'];
   nonce?: (value: string | undefined) => boolean;
   consumeJti: (key: string, expiresAtSeconds: number) => boolean | Promise<boolean>;
 }
@@ -100,14 +102,18 @@ export async function checkHolderBinding(
   if (x5t !== undefined) checkCertificateBinding(x5t, req.clientCertificate);
   if (jkt === undefined) {
     if (presented.scheme === 'DPoP')
-      throw new RequestRefusal('invalid_token', 'not_dpop_bound', 'the token is not DPoP-bound');
+      throw new RequestRefusal(
+        'invalid_token',
+        'not_dpop_bound',
+        'the token is not DPoP-bound (no cnf.jkt): send it with Authorization: Bearer',
+      );
     return;
   }
   if (presented.scheme !== 'DPoP')
     throw new RequestRefusal(
       'invalid_token',
       'dpop_bound_as_bearer',
-      'a DPoP-bound token must be sent with the DPoP scheme',
+      'the token is DPoP-bound (cnf.jkt): send it with Authorization: DPoP and a proof by its key',
     );
   try {
     await verifyDpopProof({
@@ -117,6 +123,7 @@ export async function checkHolderBinding(
       algorithms: c.algorithms,
       nowSeconds: c.nowSeconds,
       iatWindow: c.iatWindow,
+      ...(c.settingNames ? { settingNames: c.settingNames } : {}),
       accessToken: presented.token,
       expectedJkt: jkt,
       consumeJti: c.consumeJti,

@@ -127,6 +127,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
   const holderCheck = createHolderCheck({
     algorithms: o.dpopAlgorithms ?? ['ES256', 'EdDSA', 'ES384', 'PS256'],
     iatWindow: o.dpopIatWindow ?? 60,
+    settingNames: { algorithms: 'dpopAlgorithms', iatWindow: 'dpopIatWindow' },
     replay: o.replay ?? new ReplayCache(),
     nonces: o.dpopNonces,
   });

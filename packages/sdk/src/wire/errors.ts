@@ -67,7 +67,8 @@ export const REFUSAL_REASONS = {
   no_client_auth: 'the request carries no client authentication',
   multiple_client_auth:
     'the request carries more than one client authentication (or one beside a federation token)',
-  unknown_client: 'the `client_id` is no registered workload',
+  unknown_client:
+    'the `client_id` is no registered workload (answered as a wrong key or secret is, so the answer does not tell)',
   unknown_operator: 'the assertion names no configured operator',
   client_id_mismatch: 'the `client_id` sent is not the workload the credential proves',
   assertion_type: '`client_assertion_type` is not `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`',
@@ -95,7 +96,7 @@ export const REFUSAL_REASONS = {
   bad_signature: 'the signature does not verify',
   iss: '`iss` is missing or not the trusted issuer',
   iss_sub: 'the assertion `iss` and `sub` are not both the `client_id`',
-  aud: '`aud` is not this audience (or endpoint)',
+  aud: '`aud` is not this audience; for a client assertion: the issuer, the token endpoint URL or the URL it is sent to',
   exp: '`exp` is missing or not a number',
   exp_too_far: 'the assertion `exp` is further ahead than its maximum lifetime',
   expired: 'the token (or policy bundle) has expired (`exp`, with the allowed leeway)',
@@ -138,7 +139,8 @@ export const REFUSAL_REASONS = {
   dpop_private_key: 'the DPoP proof `jwk` holds a private key or is not acceptable',
   dpop_htm: 'the DPoP proof `htm` is not the request method',
   dpop_htu: 'the DPoP proof `htu` is not the request URI',
-  dpop_nonce: 'a fresh server nonce is required in the DPoP proof',
+  dpop_nonce:
+    'a fresh server nonce is required in the DPoP proof: a challenge (`<endpoint>.challenged`), not a refusal',
   dpop_iat: 'the DPoP proof `iat` is outside the accepted window',
   dpop_ath: 'the DPoP proof `ath` is not the hash of the access token',
   dpop_jkt: 'the DPoP proof key is not the key the token is bound to (`cnf.jkt`)',

@@ -4,7 +4,11 @@ import { auditRefusal } from '../audit/refusal.js';
 import { ADMIN_CLASS, operatorSubject } from '../auth/admin.js';
 import { admitCaller } from '../auth/budget.js';
 import { assertionRules } from '../auth/client/assertion-rules.js';
-import { peekAssertionIssuer, verifyClientAssertion } from '../auth/client/private-key-jwt.js';
+import {
+  peekAssertionIssuer,
+  unverifiedAssertion,
+  verifyClientAssertion,
+} from '../auth/client/private-key-jwt.js';
 import { refuseWhileSkewed } from '../cluster/clock-skew.js';
 import { adminAudience, Paths, type RequestInfo, type WritContext } from '../context.js';
 import { checkTokenEndpointDpop, dpopError } from '../dpop/check.js';
@@ -39,14 +43,15 @@ export async function handleAdminToken(
       throw invalidRequest('assertion is required', { reason: 'missing_parameter' });
     name = peekAssertionIssuer(assertion);
     const operator = name === undefined ? undefined : ctx.registry.operator(name);
-    if (!operator) throw invalidClient('operator authentication failed', { reason: 'unknown_operator' });
+    // An operator that does not exist is refused as a wrong key is, after the same checks of form.
     const a = verifyClientAssertion(
       assertion,
       CLIENT_ASSERTION_TYPE_JWT_BEARER,
-      operator.name,
-      operator.verificationKeys,
+      name,
+      operator?.verificationKeys,
       assertionRules(ctx, Paths.adminToken),
     );
+    if (!operator) throw unverifiedAssertion('unknown_operator', 'operator');
     const dpop = (await checkTokenEndpointDpop(ctx, req, Paths.adminToken, true))!;
     if (dpop.jkt !== a.keyThumbprint)
       throw new OAuthError(
@@ -73,7 +78,10 @@ export async function handleAdminToken(
         throw invalidClient('operator assertion has already been used', { reason: 'replay' });
       }
       if (!(await tx.consume('dpop', dpop.replayKey, dpop.replayUntil, now)))
-        throw dpopError(ctx, new DpopError('replay', 'DPoP proof jti was already used'));
+        throw dpopError(
+          ctx,
+          new DpopError('replay', 'DPoP proof jti was already used: make a new proof for every request'),
+        );
       const event = await ctx.audit.append(
         {
           type: 'admin.session',

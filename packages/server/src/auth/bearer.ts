@@ -9,6 +9,7 @@ import {
 import type { AccessTokenClaims } from '@writ/sdk/wire';
 import { seconds } from '../clock.js';
 import type { RequestInfo, WritContext } from '../context.js';
+import { DPOP_SETTINGS } from '../dpop/check.js';
 import { notBeforeLeeway, TOKEN_LEEWAY } from '../tokens/access-token.js';
 import { admitCaller } from './budget.js';
 import { tokenRefusal } from './challenge.js';
@@ -83,6 +84,7 @@ export async function verifyBearer(
         algorithms: ctx.settings.dpop.algorithms,
         nowSeconds: now,
         iatWindow: ctx.settings.dpop.iatWindow,
+        settingNames: DPOP_SETTINGS,
         consumeJti: (key, exp) => ctx.store.consume('dpop', key, exp * 1000, ctx.clock.now()),
       },
     );

@@ -19,7 +19,7 @@ export interface AuthenticatedClient extends Omit<ClientCredentials, 'method'> {
 }
 
 export interface ClientAuthOptions {
-  /** The endpoint's path: a client assertion's `aud` is the issuer or this endpoint's URL. */
+  /** The endpoint's path: a client assertion's `aud` is the issuer, the token endpoint or this endpoint's URL. */
   endpoint: string;
   /** Accept a platform token from a trusted issuer as the `client_assertion` (the task endpoints). */
   federation?: boolean;
@@ -79,7 +79,10 @@ export async function consumeAssertion(
   nowMs: number,
 ): Promise<void> {
   if (!(await store.consume(`assertion:${clientId}`, replay.jti, replay.until, nowMs)))
-    throw invalidClient('client assertion has already been used', { reason: 'replay' });
+    throw invalidClient(
+      'client assertion has already been used (its jti): sign a new one, with a fresh jti, for every request',
+      { reason: 'replay' },
+    );
 }
 
 /**

@@ -3,6 +3,9 @@ import { seconds } from '../clock.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 
+/** The settings DPoP refusals name. */
+export const DPOP_SETTINGS = { algorithms: 'dpop.algorithms', iatWindow: 'dpop.iat_window' } as const;
+
 /** A verified proof whose `jti` still has to be consumed (inside the issuance transaction). */
 export interface DpopBinding {
   jkt: string;
@@ -23,7 +26,13 @@ export async function checkTokenEndpointDpop(
 ): Promise<DpopBinding | undefined> {
   if (req.dpop.length === 0) {
     if (!required) return undefined;
-    throw dpopError(ctx, new DpopError('single_header', 'this token class requires a DPoP proof (RFC 9449)'));
+    throw dpopError(
+      ctx,
+      new DpopError(
+        'single_header',
+        'this token class binds tokens to a DPoP key (binding: dpop): send a DPoP proof header (RFC 9449)',
+      ),
+    );
   }
   const { dpop } = ctx.settings;
   let replay: { key: string; until: number } | undefined;
@@ -35,6 +44,7 @@ export async function checkTokenEndpointDpop(
       algorithms: dpop.algorithms,
       nowSeconds: seconds(ctx.clock.now()),
       iatWindow: dpop.iatWindow,
+      settingNames: DPOP_SETTINGS,
       ...(dpop.requireNonce ? { nonce: (n: string | undefined) => ctx.dpopNonces.valid(n) } : {}),
       consumeJti: (key, exp) => {
         replay = { key, until: exp * 1000 };

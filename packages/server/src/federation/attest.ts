@@ -44,31 +44,35 @@ export async function attestFederatedToken(ctx: WritContext, token: string): Pro
   const name = issuer.spec.name;
   const detail = { federation_issuer: name, fingerprint: v.fingerprint, jti: shortJti(claims) };
   if (issuer.condition(claims) !== true)
-    throw invalidGrant('the federation token does not satisfy the issuer condition', {
-      reason: 'condition_false',
-      ...detail,
-    });
+    throw invalidGrant(
+      `the federation token does not satisfy the condition of issuer ${name} (issuers/${name}: condition): its claims are not ones the operator admits`,
+      {
+        reason: 'condition_false',
+        ...detail,
+      },
+    );
   const subject = asText(issuer.subject(claims));
   if (subject === undefined || spiffeIdProblem(subject) !== undefined)
-    throw invalidGrant('the federation token does not map to a workload', { reason: 'subject', ...detail });
+    throw invalidGrant(
+      `the subject expression of issuer ${name} (issuers/${name}: subject) yields no SPIFFE ID for this token`,
+      { reason: 'subject', ...detail },
+    );
   const workload = ctx.registry.workload(subject);
+  // One answer whether the workload is missing or does not take this issuer: the token's holder learns
+  // the id its token maps to (what to register), never which other workloads exist.
+  const notAccepted = `the federation token maps to ${subject}, which is no registered workload listing issuer ${name} under federation`;
   if (!workload)
-    throw invalidGrant('the federation token maps to no registered workload', {
-      reason: 'unknown_workload',
-      workload: subject,
-      ...detail,
-    });
+    throw invalidGrant(notAccepted, { reason: 'unknown_workload', workload: subject, ...detail });
   if (!(workload.federation ?? []).includes(name))
-    throw invalidGrant('the workload does not accept tokens from this issuer (workload federation)', {
-      reason: 'federation_not_allowed',
-      workload: subject,
-      ...detail,
-    });
+    throw invalidGrant(notAccepted, { reason: 'federation_not_allowed', workload: subject, ...detail });
   if (workload.state !== 'active')
-    throw unauthorizedClient(`workload is ${workload.state}`, {
-      reason: `workload_${workload.state}`,
-      ...detail,
-    });
+    throw unauthorizedClient(
+      `the workload ${subject} is ${workload.state}: it gets nothing until an operator runs writ workloads enable`,
+      {
+        reason: `workload_${workload.state}`,
+        ...detail,
+      },
+    );
 
   const attributes: Record<string, string> = {};
   for (const [k, rule] of issuer.attributes) {

@@ -20,13 +20,16 @@ export async function bindToFirstHolder(
   const newHolder = await tx.consume('federation-holder', holder, f.replay.until, now);
   if (first) return 'first';
   if (!newHolder) return 'same';
-  throw invalidGrant('this federation token was already used by another holder', {
-    reason: 'federation_token_replay',
-    federation_issuer: f.issuer,
-    federation_jti: f.jti,
-    federation_fingerprint: f.fingerprint,
-    holder: jkt === undefined ? 'bearer' : `jkt:${jkt}`,
-  });
+  throw invalidGrant(
+    'this federation token was already used by another holder (another DPoP key, or none): each holder needs its own token from the issuer',
+    {
+      reason: 'federation_token_replay',
+      federation_issuer: f.issuer,
+      federation_jti: f.jti,
+      federation_fingerprint: f.fingerprint,
+      holder: jkt === undefined ? 'bearer' : `jkt:${jkt}`,
+    },
+  );
 }
 
 /**

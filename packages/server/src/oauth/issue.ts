@@ -89,7 +89,10 @@ export async function issueAccessToken(
   const event: AuditEvent = await ctx.store.transaction(async (tx) => {
     if (r.replay) await consumeAssertion(tx, claims.client_id, r.replay, now);
     if (r.dpop && !(await tx.consume('dpop', r.dpop.replayKey, r.dpop.replayUntil, now))) {
-      throw dpopError(ctx, new DpopError('replay', 'DPoP proof jti was already used'));
+      throw dpopError(
+        ctx,
+        new DpopError('replay', 'DPoP proof jti was already used: make a new proof for every request'),
+      );
     }
     const federationUse = r.federation && (await bindToFirstHolder(tx, r.federation, r.dpop?.jkt, now));
     await tx.recordToken({

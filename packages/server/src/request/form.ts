@@ -31,7 +31,9 @@ export function single(params: FormParams, name: string, maxLength = 2048): stri
     throw invalidRequest(`parameter "${name}" is repeated`, { reason: 'parameter_repeated' });
   const v = values[0]!;
   if (v.length > maxLength)
-    throw invalidRequest(`parameter "${name}" is too long`, { reason: 'parameter_too_long' });
+    throw invalidRequest(`parameter "${name}" is longer than ${maxLength} characters`, {
+      reason: 'parameter_too_long',
+    });
   return v === '' ? undefined : v;
 }
 

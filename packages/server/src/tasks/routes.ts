@@ -21,7 +21,7 @@ const seconds = (v: string | undefined, name: string): number | undefined => {
 
 /**
  * Task endpoints for workloads (client authentication as at the token endpoint, mTLS included; assertion `aud` = the
- * issuer or the endpoint URL): open, close, and renew the lease that proves the owner is alive. A
+ * issuer, the token endpoint or this endpoint's URL): open, close, and renew the lease that proves the owner is alive. A
  * federated workload authenticates with its platform token as the `client_assertion` (RFC 7523 §2.2
  * form, checked by `attestFederatedToken`); it may then only touch tasks opened the same way for the
  * same issuer (and, for a CI run, the same run).

@@ -40,11 +40,14 @@ export interface ExpectedRefusal {
   event?: string;
   /** `data.reason` the audit event must carry, where the code alone does not say which check refused. */
   reason?: string;
+  /** What the `error_description` must say: the check that failed, and what would pass. */
+  description?: RegExp;
 }
 
 /**
  * Sends a request that must be refused and checks the whole contract: RFC 6749 error code and status,
- * nothing issued or recorded, and exactly one refusal audited with that code. Returns the reply and event.
+ * the description where one is expected, nothing issued or recorded, and exactly one refusal audited
+ * with that code. Returns the reply and event.
  */
 export async function expectRefusal(
   h: RefusalScene,
@@ -59,6 +62,8 @@ export async function expectRefusal(
   assert.equal(reply.status, expected.status, `status; body ${JSON.stringify(reply.body)}`);
   assert.equal(reply.body['error'], expected.error, `error code; body ${JSON.stringify(reply.body)}`);
   assert.equal(typeof reply.body['error_description'], 'string');
+  if (expected.description)
+    assert.match(String(reply.body['error_description']), expected.description, 'error_description');
   assert.equal(reply.body['access_token'], undefined, 'no token in a refusal');
   const after = await issuanceState(h);
   assert.equal(after.issuedEvents, before.issuedEvents, 'no token.issued event');

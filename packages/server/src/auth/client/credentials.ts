@@ -7,10 +7,16 @@ import {
   unauthorizedClient,
 } from '../../errors.js';
 import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
+import type { ForwardedCertificateRefusal } from '../../request/client-certificate.js';
 import type { FormParams } from '../../request/form.js';
 import { single } from '../../request/form.js';
 import { parseBasicAuthorization, secretMatches } from './client-secret.js';
-import { type AssertionRules, peekAssertionIssuer, verifyClientAssertion } from './private-key-jwt.js';
+import {
+  type AssertionRules,
+  peekAssertionIssuer,
+  unverifiedAssertion,
+  verifyClientAssertion,
+} from './private-key-jwt.js';
 import { authenticateCertificate, type CertificateAuthInput } from './tls-client-auth.js';
 
 export interface ClientCredentials {
@@ -40,23 +46,32 @@ export function verifyClientCredentials(
   const assertion = single(params, 'client_assertion', rules.maxBytes);
   const postSecret = single(params, 'client_secret', 512);
   const basic = authorization?.toLowerCase().startsWith('basic ') ? authorization : undefined;
-  const methods = [assertion, postSecret, basic].filter((m) => m !== undefined).length;
-  if (methods > 1)
-    throw invalidRequest('use exactly one client authentication method', { reason: 'multiple_client_auth' });
+  const sent = [
+    assertion !== undefined ? 'client_assertion' : undefined,
+    postSecret !== undefined ? 'client_secret' : undefined,
+    basic !== undefined ? 'Authorization: Basic' : undefined,
+  ].filter((m) => m !== undefined);
+  if (sent.length > 1)
+    throw invalidRequest(
+      `use exactly one client authentication method; the request has ${sent.join(' and ')}`,
+      {
+        reason: 'multiple_client_auth',
+      },
+    );
   const paramClientId = single(params, 'client_id', 2048);
 
   if (assertion !== undefined) {
     const clientId = paramClientId ?? peekAssertionIssuer(assertion);
     const workload = clientId === undefined ? undefined : registry.workload(clientId);
-    if (!workload)
-      throw invalidClient('client authentication failed', { reason: 'unknown_client', client_id: clientId });
     const a = verifyClientAssertion(
       assertion,
       single(params, 'client_assertion_type', 256),
-      workload.id,
-      workload.verificationKeys,
+      clientId,
+      workload?.verificationKeys,
       rules,
     );
+    // verifyClientAssertion refuses an assertion of a client that does not exist; this only narrows.
+    if (!workload) throw unverifiedAssertion('unknown_client');
     ensureActive(workload);
     return { workload, method: ClientAuthMethod.privateKeyJwt, replay: { jti: a.jti, until: a.replayUntil } };
   }
@@ -67,9 +82,15 @@ export function verifyClientCredentials(
     let method: ClientAuthMethodValue;
     if (basic !== undefined) {
       const parsed = parseBasicAuthorization(basic);
-      if (!parsed) throw invalidClient('malformed Basic authorization', { reason: 'malformed_basic' });
+      if (!parsed)
+        throw invalidClient(
+          'Authorization: Basic must be base64 of the form-urlencoded client_id, a colon and the secret (RFC 6749 §2.3.1)',
+          { reason: 'malformed_basic' },
+        );
       if (paramClientId !== undefined && paramClientId !== parsed.clientId)
-        throw invalidRequest('client_id does not match', { reason: 'client_id_mismatch' });
+        throw invalidRequest('the client_id parameter is not the client_id of Authorization: Basic', {
+          reason: 'client_id_mismatch',
+        });
       ({ clientId, secret } = parsed);
       method = ClientAuthMethod.clientSecretBasic;
     } else {
@@ -81,8 +102,11 @@ export function verifyClientCredentials(
     // Compare even for unknown clients so the timing does not reveal which client ids exist.
     const matches = secretMatches(secret, workload?.secretSha256 ?? '0'.repeat(64));
     if (!workload?.secretSha256 || !matches) {
+      // One answer whether the client is unknown, has no secret or sent the wrong one.
       throw invalidClientWithChallenge(
-        'client authentication failed',
+        clientId === undefined
+          ? 'client authentication failed: a client secret needs the client_id'
+          : 'client authentication failed: the client_id and secret do not match a client registered with a secret',
         { reason: workload ? 'bad_secret' : 'unknown_client', client_id: clientId },
         basic !== undefined,
       );
@@ -93,10 +117,8 @@ export function verifyClientCredentials(
     });
     if (legacyClasses.length === 0) {
       throw unauthorizedClient(
-        'client secrets are not allowed for this client (no unexpired legacy exception)',
-        {
-          reason: 'legacy_exception_missing_or_expired',
-        },
+        'client secrets are not allowed for this client: none of its classes registers a legacy_client_secret exception whose expires date is still ahead',
+        { reason: 'legacy_exception_missing_or_expired' },
       );
     }
     ensureActive(workload);
@@ -104,34 +126,47 @@ export function verifyClientCredentials(
   }
 
   if (certificate?.presented) {
-    const workload = paramClientId === undefined ? undefined : registry.workload(paramClientId);
-    if (!workload)
-      throw invalidClient('client authentication failed', {
-        reason: paramClientId === undefined ? 'mtls_client_id_required' : 'unknown_client',
-        client_id: paramClientId,
-      });
+    if (paramClientId === undefined)
+      throw invalidClient(
+        'client certificate authentication needs the client_id parameter (RFC 8705 §2): the workload the certificate is for',
+        { reason: 'mtls_client_id_required' },
+      );
+    const workload = registry.workload(paramClientId);
     const c = authenticateCertificate(workload, certificate.presented, certificate.trust, rules.nowMs);
+    // authenticateCertificate refuses a client that does not exist; this only narrows.
+    if (!workload) throw invalidClient('client authentication failed', { reason: 'unknown_client' });
     ensureActive(workload);
     return { workload, method: c.method, certificate: { thumbprint: c.thumbprint, source: c.source } };
   }
 
   // A forwarded certificate from an address that is not a trusted proxy is no credential at all.
   if (certificate?.ignoredForwarded) {
-    throw invalidClient('client authentication is required', {
+    throw invalidClient(`client authentication is required: ${FORWARDED[certificate.ignoredForwarded]}`, {
       reason: certificate.ignoredForwarded,
       client_id: paramClientId,
     });
   }
 
-  throw invalidClient('client authentication is required', {
-    reason: 'no_client_auth',
-    client_id: paramClientId,
-  });
+  throw invalidClient(
+    'client authentication is required: send a client_assertion (private_key_jwt, RFC 7523) with client_assertion_type, or a client certificate (RFC 8705) with client_id',
+    { reason: 'no_client_auth', client_id: paramClientId },
+  );
 }
+
+/** Why a forwarded certificate was not taken as one, for the description. */
+const FORWARDED: Record<ForwardedCertificateRefusal, string> = {
+  forwarded_certificate_repeated: 'the forwarded client certificate header was sent more than once',
+  forwarded_certificate_malformed: 'the forwarded client certificate header cannot be parsed',
+  forwarded_certificate_untrusted_source:
+    'a forwarded client certificate header came from an address tls.trusted_proxies does not list, so it was ignored',
+};
 
 function ensureActive(w: ResolvedWorkload): void {
   if (w.state !== 'active')
-    throw unauthorizedClient(`workload is ${w.state}`, { reason: `workload_${w.state}` });
+    throw unauthorizedClient(
+      `the workload is ${w.state}: it gets nothing until an operator runs writ workloads enable`,
+      { reason: `workload_${w.state}` },
+    );
 }
 
 /** invalid_client after Basic authentication carries the challenge (RFC 6749 §5.2). */

@@ -26,9 +26,14 @@ export async function authenticateFederatedClient(
   const trusted = ctx.federation.issuer(ctx.registry.issuers(), iss) !== undefined;
   if (!trusted && iss.startsWith('spiffe://')) return undefined;
   if (params.has('client_secret') || authorization !== undefined)
-    throw invalidRequest('use exactly one client authentication method', { reason: 'multiple_client_auth' });
+    throw invalidRequest(
+      'use exactly one client authentication method: a federation token as client_assertion, and no client_secret or Authorization header',
+      { reason: 'multiple_client_auth' },
+    );
   if (single(params, 'client_assertion_type', 256) !== CLIENT_ASSERTION_TYPE_JWT_BEARER)
-    throw invalidClient('client_assertion_type must be jwt-bearer', { reason: 'assertion_type' });
+    throw invalidClient(`client_assertion_type must be ${CLIENT_ASSERTION_TYPE_JWT_BEARER} (RFC 7523 §2.2)`, {
+      reason: 'assertion_type',
+    });
   let identity: FederatedIdentity;
   try {
     identity = await attestFederatedToken(ctx, assertion);
@@ -42,10 +47,13 @@ export async function authenticateFederatedClient(
   }
   const clientId = single(params, 'client_id', 2048);
   if (clientId !== undefined && clientId !== identity.workload.id)
-    throw invalidClient('client_id is not the workload the federation token maps to', {
-      reason: 'client_id_mismatch',
-      federation_issuer: identity.issuer,
-      fingerprint: identity.fingerprint,
-    });
+    throw invalidClient(
+      `client_id is not ${identity.workload.id}, the workload the federation token maps to`,
+      {
+        reason: 'client_id_mismatch',
+        federation_issuer: identity.issuer,
+        fingerprint: identity.fingerprint,
+      },
+    );
   return identity;
 }

@@ -38,18 +38,31 @@ export interface CertificateAuthentication {
   source: PresentedCertificate['source'];
 }
 
-const refuse = (reason: RefusalReason, extra: Record<string, unknown> = {}): OAuthError =>
-  invalidClient('client certificate authentication failed', { reason, ...extra });
+/**
+ * The one answer to a certificate that does not authenticate this `client_id` for a reason the registry
+ * decides (no such client, no certificate registered, not its CA, not its name): which it was is for
+ * the audit log, so the answer cannot tell anyone which client ids exist or how they authenticate.
+ */
+const notThisClient = (reason: RefusalReason, extra: Record<string, unknown>): OAuthError =>
+  invalidClient(
+    'client certificate authentication failed: the certificate is not one registered for this client_id, does not chain to a CA trusted for it, or does not name it as its registration requires',
+    { reason, ...extra },
+  );
+
+/** A refusal for what the certificate itself is, whoever it is presented for: safe to say precisely. */
+const unfit = (reason: RefusalReason, description: string, extra: Record<string, unknown>): OAuthError =>
+  invalidClient(`client certificate ${description}`, { reason, ...extra });
 
 /**
- * RFC 8705 §2: authenticates `workload` by the certificate it presented. A certificate it registered
+ * RFC 8705 §2: authenticates `workload` (undefined: no such client) by the certificate it presented.
+ * First what the certificate itself is (valid now, fit for client authentication and for signatures),
+ * which is said precisely. Then what the registry decides, answered alike: a certificate it registered
  * itself (`self_signed_tls_client_auth`, §2.2) is matched by SHA-256 thumbprint; otherwise the
  * certificate must chain to the configured CAs, or to the SPIFFE bundle of the workload's own trust
- * domain, and match its registered rule (`tls_client_auth`, §2.1). Either way it must be valid at
- * `nowMs`, fit for client authentication (extended key usage), and for signatures (key usage).
+ * domain, and match its registered rule (`tls_client_auth`, §2.1).
  */
 export function authenticateCertificate(
-  workload: WorkloadRecord,
+  workload: WorkloadRecord | undefined,
   presented: PresentedCertificate,
   trust: ClientCertificateTrust,
   nowMs: number,
@@ -57,37 +70,46 @@ export function authenticateCertificate(
   const leaf = presented.leaf;
   const thumbprint = certificateThumbprint(leaf);
   const audit = { certificate: thumbprint, certificate_source: presented.source };
-  if (!workload.tlsClientAuth && !workload.tlsCertificates) throw refuse('mtls_not_registered', audit);
   const invalid = validityProblem(leaf, nowMs);
-  if (invalid) throw refuse(invalid, audit);
+  if (invalid === 'certificate_validity_unreadable')
+    throw unfit(invalid, 'validity dates cannot be read', audit);
+  if (invalid === 'certificate_not_yet_valid')
+    throw unfit(invalid, `is not valid until ${new Date(leaf.validFrom).toISOString()}`, audit);
+  if (invalid === 'certificate_expired')
+    throw unfit(invalid, `expired at ${new Date(leaf.validTo).toISOString()}`, audit);
   let facts: CertificateFacts;
   try {
     facts = certificateFacts(leaf.raw);
   } catch {
-    throw refuse('certificate_malformed', audit);
+    throw unfit('certificate_malformed', 'cannot be parsed (DER X.509 expected)', audit);
   }
   const eku = extendedKeyUsage(leaf);
-  if (eku !== undefined && !eku.includes(CLIENT_AUTH_EKU)) throw refuse('certificate_eku', audit);
-  if (facts.keyUsage && !facts.keyUsage.digitalSignature) throw refuse('certificate_key_usage', audit);
+  if (eku !== undefined && !eku.includes(CLIENT_AUTH_EKU))
+    throw unfit('certificate_eku', 'extended key usage does not include clientAuth', audit);
+  if (facts.keyUsage && !facts.keyUsage.digitalSignature)
+    throw unfit('certificate_key_usage', 'key usage does not include digitalSignature', audit);
 
+  if (!workload) throw notThisClient('unknown_client', audit);
+  if (!workload.tlsClientAuth && !workload.tlsCertificates) throw notThisClient('mtls_not_registered', audit);
   if (workload.tlsCertificates && registered(thumbprint, workload.tlsCertificates))
     return { method: ClientAuthMethod.selfSignedTlsClientAuth, thumbprint, source: presented.source };
   const rule = workload.tlsClientAuth;
-  if (!rule) throw refuse('certificate_not_registered', audit);
+  if (!rule) throw notThisClient('certificate_not_registered', audit);
 
   const anchors =
     rule.rule === 'x509_svid' ? (trust.spiffeBundles.get(trustDomain(workload.id)) ?? []) : trust.cas;
-  if (anchors.length === 0) throw refuse('no_trusted_ca', audit);
+  if (anchors.length === 0) throw notThisClient('no_trusted_ca', audit);
   const chain = chainProblem(presented, anchors, nowMs);
-  if (chain) throw refuse(chain === 'untrusted' ? 'certificate_untrusted' : `certificate_${chain}`, audit);
+  if (chain)
+    throw notThisClient(chain === 'untrusted' ? 'certificate_untrusted' : `certificate_${chain}`, audit);
   // A CA-issued client certificate must say it is one: an end entity, for client authentication.
-  if (leaf.ca) throw refuse('certificate_is_ca', audit);
-  if (eku === undefined) throw refuse('certificate_eku', audit);
+  if (leaf.ca) throw notThisClient('certificate_is_ca', audit);
+  if (eku === undefined) throw notThisClient('certificate_eku', audit);
   // X.509-SVID §4.3: a leaf SVID has digitalSignature and must not sign certificates or CRLs.
   if (rule.rule === 'x509_svid' && (!facts.keyUsage?.digitalSignature || facts.keyUsage.keyCertSign))
-    throw refuse('certificate_key_usage', audit);
+    throw notThisClient('certificate_key_usage', audit);
   const mismatch = identityProblem(rule, facts);
-  if (mismatch) throw refuse('certificate_identity_mismatch', { ...audit, ...mismatch });
+  if (mismatch) throw notThisClient('certificate_identity_mismatch', { ...audit, ...mismatch });
   return { method: ClientAuthMethod.tlsClientAuth, thumbprint, source: presented.source };
 }
 

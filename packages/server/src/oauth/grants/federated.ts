@@ -35,7 +35,7 @@ export async function issueForFederatedToken(
   const workload = identity.workload;
   const clientId = single(params, 'client_id', 2048);
   if (clientId !== undefined && clientId !== workload.id)
-    throw unauthorizedClient('client_id is not the workload the federation token maps to', {
+    throw unauthorizedClient(`client_id is not ${workload.id}, the workload the federation token maps to`, {
       reason: 'client_id_mismatch',
     });
   await admitCaller(ctx, req, workload.id);
