@@ -1,5 +1,6 @@
 import type { WorkloadClient } from '../client/workload-client.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
+import { restrictText } from '../wire/plain-text.js';
 
 /**
  * One use of a token at a resource server, as a verifier reports it. The server takes a record only for
@@ -189,12 +190,12 @@ export class UsageReporter {
     }
     const w: WireRecord = {
       jti: r.jti,
-      operation: plainText(r.operation, 512) || 'unknown',
-      source: plainText(r.source, 128) || 'unknown',
+      operation: restrictText(r.operation, 512) || 'unknown',
+      source: restrictText(r.source, 128) || 'unknown',
       decision: r.decision,
       time: Math.floor(r.time ?? this.#o.now()),
     };
-    if (r.userAgent) w.user_agent = plainText(r.userAgent, 512);
+    if (r.userAgent) w.user_agent = restrictText(r.userAgent, 512);
     if (r.decision === 'deny')
       w.reason = (r.reason || 'denied').replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128);
     this.#buffer.push(w);
@@ -335,35 +336,6 @@ export class UsageReporter {
     return error;
   }
 }
-
-/**
- * `s` as the server stores it: control characters (C0, DEL, C1, line separators, bidirectional
- * formatting, lone surrogates) written as escapes (`\n`, `\r`, `\t`, `\u001b`…), then cut to `max`
- * characters (the last one `…`): a user agent or path copied from a request can then neither break the
- * report nor a terminal that shows it.
- */
-function plainText(s: string, max: number): string {
-  const escaped = s.replace(CONTROL, (c) =>
-    c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : hex4(c.charCodeAt(0)),
-  );
-  if (escaped.length <= max) return escaped;
-  let end = max - 1;
-  const last = escaped.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
-  return `${escaped.slice(0, end)}…`;
-}
-
-const hex4 = (c: number) => `\\u${c.toString(16).padStart(4, '0')}`;
-const CONTROL_RANGES = [
-  [0x00, 0x1f],
-  [0x7f, 0x9f],
-  [0x061c, 0x061c],
-  [0x200e, 0x200f],
-  [0x2028, 0x202e],
-  [0x2066, 0x2069],
-  [0xd800, 0xdfff],
-] as const;
-const CONTROL = new RegExp(`[${CONTROL_RANGES.map(([a, b]) => `${hex4(a)}-${hex4(b)}`).join('')}]`, 'gu');
 
 /** The descriptions of the records an accepted report lists as refused. */
 function refusedRecords(body: string): string[] {
