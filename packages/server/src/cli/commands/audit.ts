@@ -59,7 +59,7 @@ export function formatEvent(e: AuditEvent): string {
     .filter(([k]) => !['fingerprint'].includes(k))
     .map(([k, v]) => `${esc(k)}=${esc(typeof v === 'string' ? v : JSON.stringify(v))}`)
     .join(' ');
-  return `${String(e.seq).padStart(6)} ${time} ${esc(e.type).padEnd(20)} ${esc(e.outcome).padEnd(8)} ${esc(e.actor)}${e.jti ? ` jti=${esc(e.jti)}` : ''} ${data}`;
+  return `${String(e.seq).padStart(6)} ${time} ${esc(e.type).padEnd(20)} ${esc(e.outcome).padEnd(10)} ${esc(e.actor)}${e.jti ? ` jti=${esc(e.jti)}` : ''} ${data}`;
 }
 
 export interface AuditQueryOptions {
