@@ -1,20 +1,18 @@
 import { revokedBy } from '@writ/sdk/verifier';
-import { EventType, type Revocation, type VerifierRevocation } from '@writ/sdk/wire';
+import { EventType, type Revocation } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
-import { EventStream, frame, type StreamSlot } from './stream.js';
+import { type SnapshotRevocations, SnapshotSet, snapshotFrame, snapshotPageFrame } from './snapshot.js';
+import { EventStream, type StreamSlot } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
-import { verifierFrame, verifierRevocation } from './verifier-view.js';
+import { verifierFrame } from './verifier-view.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
-
-/** How long past `expires_at` a revocation stays in snapshots: more than any verifier's `exp` leeway. */
-const SNAPSHOT_EXPIRY_GRACE_MS = 60_000;
 
 /**
  * `GET /v1/events`: Server-Sent Events of the event log for verifiers (which are workloads: they present
@@ -25,6 +23,7 @@ const SNAPSHOT_EXPIRY_GRACE_MS = 60_000;
  * Comment heartbeats let it detect a silent stream.
  */
 export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): void {
+  const snapshots = new SnapshotSet(ctx.store, ctx.clock);
   app.get(Paths.events, async (req, reply) => {
     let subscriber: TokenBearer;
     let slot: StreamSlot;
@@ -45,20 +44,19 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let bounds: { first: number; last: number };
     let needsSnapshot: boolean;
     let from: number;
-    let revocations: VerifierRevocation[];
+    let revocations: SnapshotRevocations | undefined;
     // Everything that needs the store happens before the stream opens: a store that fails here is an
     // ordinary 503, not a stream left open with nothing behind it (and the stream's place is given back).
     try {
       bounds = await ctx.events.bounds();
       needsSnapshot = resumeFrom === undefined || resumeFrom < bounds.first - 1 || resumeFrom > bounds.last;
       from = needsSnapshot || resumeFrom === undefined ? bounds.last : resumeFrom;
+      // Read after the bounds: it holds every revocation logged up to `bounds.last` (the catch-up starts
+      // after it), and perhaps a few logged since, which verifiers then get twice and apply once.
       // Revocations that expired a moment ago are still sent: verifiers accept a token a few seconds past
-      // its `exp` (their leeway), and the revocation must reach them for as long as the token does.
-      revocations = needsSnapshot
-        ? (await ctx.store.listRevocations(0, ctx.clock.now() - SNAPSHOT_EXPIRY_GRACE_MS)).map(
-            verifierRevocation,
-          )
-        : [];
+      // its `exp` (their leeway), and the revocation must reach them for as long as the token does
+      // (SNAPSHOT_EXPIRY_GRACE_MS).
+      revocations = needsSnapshot ? await snapshots.read() : undefined;
       await ctx.audit.append({
         type: 'events.subscribed',
         outcome: 'success',
@@ -133,22 +131,15 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       ctx.metrics.streamsEnded.inc({ reason });
       ctx.metrics.openStreams.set(ctx.streams.size);
     });
-    if (needsSnapshot) {
+    if (revocations) {
       const snapshot = {
         seq: bounds.last,
         ts: ctx.clock.now(),
         keys: ctx.keys.publicJwks().keys.map((k) => k.kid),
+        paged,
       };
       if (paged) await sendPagedSnapshot(stream, revocations, snapshot, ctx.settings.events.snapshotPage);
-      else
-        stream.send(
-          frame({
-            seq: snapshot.seq,
-            ts: snapshot.ts,
-            type: EventType.snapshot,
-            data: { revocations, keys: snapshot.keys },
-          }),
-        );
+      else stream.send(snapshotFrame(snapshot, revocations.json(0, revocations.size)));
       snapshotting = false;
       for (const e of pending.splice(0)) deliver(e);
     }
@@ -163,26 +154,18 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
  */
 async function sendPagedSnapshot(
   stream: EventStream,
-  revocations: readonly VerifierRevocation[],
-  snapshot: { seq: number; ts: number; keys: readonly (string | undefined)[] },
+  revocations: SnapshotRevocations,
+  snapshot: Parameters<typeof snapshotFrame>[0],
   pageSize: number,
 ): Promise<void> {
   let at = 0;
-  for (; revocations.length - at > pageSize; at += pageSize) {
-    const page = revocations.slice(at, at + pageSize);
+  for (; revocations.size - at > pageSize; at += pageSize) {
     const ok = await stream.sendAndDrain(
-      `event: ${EventType.snapshotPage}\ndata: ${JSON.stringify({ revocations: page, seq: snapshot.seq })}\n\n`,
+      snapshotPageFrame(snapshot.seq, revocations.json(at, at + pageSize)),
     );
     if (!ok) return;
   }
-  stream.send(
-    frame({
-      seq: snapshot.seq,
-      ts: snapshot.ts,
-      type: EventType.snapshot,
-      data: { revocations: revocations.slice(at), keys: snapshot.keys, paged: true },
-    }),
-  );
+  stream.send(snapshotFrame(snapshot, revocations.json(at, revocations.size)));
 }
 
 /** A cheap upper estimate of what a queue of events will take on the wire. */

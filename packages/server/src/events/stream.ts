@@ -64,7 +64,7 @@ export class EventStream {
   }
 
   /** Writes `chunk` unless the stream has ended; ends it when the client is too far behind. */
-  send(chunk: string): boolean {
+  send(chunk: string | Uint8Array): boolean {
     if (this.#ended || this.#res.writableEnded || this.#res.destroyed) return false;
     this.#res.write(chunk);
     if (this.#res.writableLength > this.#limits.maxUnsentBytes) {
@@ -78,7 +78,7 @@ export class EventStream {
    * Writes `chunk` and resolves once the client has taken enough of what is queued that more may be
    * written (backpressure for large writes such as snapshot pages); false when the stream ended.
    */
-  async sendAndDrain(chunk: string): Promise<boolean> {
+  async sendAndDrain(chunk: string | Uint8Array): Promise<boolean> {
     if (!this.send(chunk)) return false;
     if (this.#res.writableLength === 0 || !this.#res.writableNeedDrain) return true;
     await new Promise<void>((resolve) => {

@@ -130,8 +130,10 @@ export interface Store {
 
   /** Stores a revocation and gives it the next sequence number. */
   addRevocation(r: NewRevocation): Promise<Revocation>;
-  /** Revocations after `afterSeq` that can still match a live token at `now`. */
-  listRevocations(afterSeq: number, now: number): Promise<Revocation[]>;
+  /** Revocations after `afterSeq` that can still match a live token at `now`, in seq order; at most `limit`. */
+  listRevocations(afterSeq: number, now: number, limit?: number): Promise<Revocation[]>;
+  /** The seq of the newest revocation stored, expired or not; 0 when there is none. */
+  lastRevocationSeq(): Promise<number>;
 
   listKeys(): Promise<KeyRecord[]>;
   putKey(k: KeyRecord): Promise<void>;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createVerifier, revocationDigest } from '@writ/sdk/verifier';
-import { EVENT_STREAM_QUERY, type RevocationKind } from '@writ/sdk/wire';
+import { createVerifier, RevocationSet, revocationDigest, type Verifier } from '@writ/sdk/verifier';
+import { EVENT_STREAM_QUERY, type RevocationKind, type VerifierRevocation } from '@writ/sdk/wire';
 import { revoke } from '../../src/revocation/revoke.js';
 import { classDoc, workloadDoc } from '../helpers/dpop.js';
 import { freePort, type Harness, startHarness, type TestKey, testKey } from '../helpers/harness.js';
@@ -338,6 +338,140 @@ async function slowReaderDrops(h: Harness): Promise<number> {
   return values.filter((v) => v.labels.reason === 'slow_reader').reduce((n, v) => n + v.value, 0);
 }
 
+/** What a stream delivered, applied as a verifier applies it: the snapshot (every page), then each revocation. */
+function appliedSet(s: RawStream): RevocationSet {
+  const set = new RevocationSet();
+  const closing = s.events.findIndex((e) => e.event === 'snapshot');
+  assert.ok(closing >= 0, 'the stream sent a snapshot');
+  const snapshot = s.events
+    .slice(0, closing + 1)
+    .filter((e) => e.event === 'snapshot.page' || e.event === 'snapshot')
+    .flatMap((e) => e.data['revocations'] as VerifierRevocation[]);
+  set.reset(snapshot, 0);
+  for (const e of s.events.slice(closing + 1))
+    if (e.event === 'revocation') set.apply(e.data['revocation'] as VerifierRevocation);
+  return set;
+}
+
+/** The newest log position a stream has delivered (every logged event carries its seq). */
+const lastSeq = (s: RawStream): number =>
+  Math.max(0, ...s.events.map((e) => (typeof e.data['seq'] === 'number' ? e.data['seq'] : 0)));
+
+describe('reconnect storm', () => {
+  const STORM = 'spiffe://test.writ/verifier/storm';
+  const stormKey = testKey();
+  let h: Harness;
+  let port: number;
+
+  before(async () => {
+    port = await freePort();
+    h = await startHarness({
+      listen: true,
+      settings: {
+        'listen.port': port,
+        'events.heartbeat': 1,
+        'events.snapshot_page': 100,
+        'events.max_streams_per_token': 40,
+        'events.max_streams_per_client': 40,
+      },
+      extraDocs: [
+        classDoc({
+          name: 'events-bearer',
+          audiences: [`http://127.0.0.1:${port}/v1/events`],
+          scopes: ['events:read'],
+          default_scopes: ['events:read'],
+          binding: 'bearer',
+        }),
+        workloadDoc(STORM, stormKey, ['events-bearer']),
+      ],
+    });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it('streams opened one after another while revocations commit each end with exactly the server’s set', async () => {
+    const ctx = h.writ.ctx;
+    // More than a page, so paged snapshots have several.
+    await ctx.store.transaction(async (tx) => {
+      for (let i = 0; i < 250; i++)
+        await revoke(
+          ctx,
+          { kind: 'jti', value: `seed-${i}`, issuedBefore: null, reason: 't', actor: 'ops' },
+          tx,
+        );
+    });
+    const r = await h.requestToken({ resource: `${h.issuer}/v1/events` }, { clientId: STORM, key: stormKey });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const token = r.body['access_token'] as string;
+
+    // Thirty opens that each need a snapshot (no Last-Event-ID), half of them paged, each read to the
+    // end, with revocations committing between one open and the next while its snapshot is being read.
+    const streams: RawStream[] = [];
+    for (let i = 0; i < 30; i++) {
+      streams.push(
+        openRawStream(port, token, {
+          read: true,
+          path: i % 2 ? `/v1/events?${EVENT_STREAM_QUERY}` : '/v1/events?revocations=sha256',
+        }),
+      );
+      for (let j = 0; j < 5; j++)
+        await revoke(ctx, {
+          kind: 'jti',
+          value: `flow-${i}-${j}`,
+          issuedBefore: null,
+          reason: 't',
+          actor: 'ops',
+        });
+    }
+    for (const s of streams) assert.match(await s.head, / 200 /);
+    const head = (await ctx.events.bounds()).last;
+    const inForce = await ctx.store.listRevocations(0, ctx.clock.now());
+    assert.equal(inForce.length, 400);
+    for (const [i, s] of streams.entries()) {
+      await eventually(`stream ${i} caught up`, () => (lastSeq(s) >= head ? true : undefined));
+      const set = appliedSet(s);
+      // Exactly the server's set: none missing (a revocation the snapshot lacked arrived after it, with a
+      // seq the verifier had not passed), none extra.
+      assert.equal(set.size, inForce.length, `stream ${i}`);
+      for (const rev of inForce)
+        assert.equal(
+          set.match({ jti: rev.value, sub: 's', client_id: 'c', cls: 'k', iat: 0, kid: 'x' }),
+          'jti',
+          `stream ${i} holds ${rev.value}`,
+        );
+      s.socket.destroy();
+    }
+  });
+
+  it('a snapshot asked for after a revocation committed carries it, however recently the last was read', async () => {
+    const ctx = h.writ.ctx;
+    const r = await h.requestToken({ resource: `${h.issuer}/v1/events` }, { clientId: STORM, key: stormKey });
+    const token = r.body['access_token'] as string;
+    for (let i = 0; i < 5; i++) {
+      // A snapshot read just now, then a revocation, then a stream that needs a snapshot.
+      const warm = openRawStream(port, token, { read: true });
+      await eventually('the first snapshot', () => warm.events.find((e) => e.event === 'snapshot'));
+      const value = `after-snapshot-${i}`;
+      await revoke(ctx, { kind: 'jti', value, issuedBefore: null, reason: 't', actor: 'ops' });
+      const next = openRawStream(port, token, { read: true, path: `/v1/events?${EVENT_STREAM_QUERY}` });
+      const head = await eventually('the head', () => next.events.find((e) => e.event === 'head'));
+      await eventually('caught up to the head', () =>
+        lastSeq(next) >= (head.data['head'] as number) && next.events.some((e) => e.event === 'snapshot')
+          ? true
+          : undefined,
+      );
+      // Held by the time the stream reached the head it announced: in the snapshot, or right after it.
+      assert.equal(
+        appliedSet(next).match({ jti: value, sub: 's', client_id: 'c', cls: 'k', iat: 0, kid: 'x' }),
+        'jti',
+      );
+      warm.socket.destroy();
+      next.socket.destroy();
+    }
+  });
+});
+
 describe('paged snapshots', () => {
   it('a verifier takes a snapshot larger than one page, and enforces revocations from every page', async () => {
     const world = await startVerifierWorld({ settings: { 'events.snapshot_page': 100 } });
@@ -351,6 +485,44 @@ describe('paged snapshots', () => {
       // A new verifier (no Last-Event-ID) gets the snapshot: four events of at most 100 revocations.
       const fresh = await world.spawnVerifier();
       assert.ok(fresh.status().revocations >= values.length, JSON.stringify(fresh.status()));
+    } finally {
+      await world.close();
+    }
+  });
+  it('verifiers that connect while revocations flow each end with exactly the server’s set', async () => {
+    const world = await startVerifierWorld({ settings: { 'events.snapshot_page': 100 } });
+    try {
+      const ctx = world.h.writ.ctx;
+      await ctx.store.transaction(async (tx) => {
+        for (let i = 0; i < 250; i++)
+          await revoke(
+            ctx,
+            { kind: 'jti', value: `seed-${i}`, issuedBefore: null, reason: 't', actor: 'ops' },
+            tx,
+          );
+      });
+      // Verifiers start (each takes a paged snapshot) while revocations keep committing, a few at a time.
+      const starting: Array<Promise<Verifier>> = [];
+      for (let i = 0; i < 8; i++) {
+        starting.push(world.spawnVerifier());
+        for (let j = 0; j < 10; j++)
+          await revoke(ctx, {
+            kind: 'jti',
+            value: `flow-${i}-${j}`,
+            issuedBefore: null,
+            reason: 't',
+            actor: 'ops',
+          });
+      }
+      const verifiers = await Promise.all(starting);
+      const inForce = (await ctx.store.listRevocations(0, ctx.clock.now())).length;
+      const head = String((await ctx.events.bounds()).last);
+      for (const [i, v] of verifiers.entries()) {
+        await eventually(`verifier ${i} caught up`, () =>
+          v.status().lastEventId === head ? true : undefined,
+        );
+        assert.equal(v.status().revocations, inForce, `verifier ${i}`);
+      }
     } finally {
       await world.close();
     }

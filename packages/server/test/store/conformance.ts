@@ -717,6 +717,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
     describe('revocations', () => {
       it('numbers revocations of every kind in order and lists them after a sequence number', () =>
         withStore(async ({ store }) => {
+          assert.equal(await store.lastRevocationSeq(), 0);
           const stored = [];
           for (const [i, kind] of REVOCATION_KINDS.entries()) {
             const r = revocation({
@@ -746,6 +747,12 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.deepEqual(await store.listRevocations(0, NOW + 2000), stored.slice(2));
           assert.deepEqual(await store.listRevocations(3, NOW + 2000), stored.slice(3));
           assert.deepEqual(await store.listRevocations(0, NOW + 1000 * REVOCATION_KINDS.length), []);
+          // The newest seq counts expired revocations too: a reader that has it has seen everything up to it.
+          assert.equal(await store.lastRevocationSeq(), stored.at(-1)!.seq);
+          // At most `limit`, in seq order, counted among those still in force: a reader pages with it.
+          assert.deepEqual(await store.listRevocations(0, NOW, 2), stored.slice(0, 2));
+          assert.deepEqual(await store.listRevocations(2, NOW, 2), stored.slice(2, 4));
+          assert.deepEqual(await store.listRevocations(0, NOW + 2000, 1), stored.slice(2, 3));
         }));
 
       it('"issued before now" becomes the revocation’s own time, as stored and as listed', () =>

@@ -281,7 +281,8 @@ function statements(s: string, channel: string, time: SharedTime) {
     latestTaskTokenExpiries: `SELECT tid, max(exp) AS exp FROM ${s}.tokens WHERE tid = ANY($1::text[]) AND exp > $2 GROUP BY tid`,
     addRevocation: `INSERT INTO ${s}.revocations (seq, kind, value, issued_before, created_at, reason, actor, expires_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > ${time.earlier('$2')} ORDER BY seq`,
+    listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > ${time.earlier('$2')} ORDER BY seq LIMIT $3`,
+    lastRevocationSeq: `SELECT MAX(seq) AS seq FROM ${s}.revocations`,
     listKeys: `SELECT * FROM ${s}.signing_keys ORDER BY created_at`,
     putKey: `INSERT INTO ${s}.signing_keys (kid, alg, public_jwk, sealed_private_key, state, created_at, activated_at, retired_at, not_after)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -645,8 +646,13 @@ class PostgresStore implements Store {
     ]);
     return stored;
   }
-  async listRevocations(afterSeq: number, now: number): Promise<Revocation[]> {
-    return (await this.#rows(this.#sql.listRevocations, [afterSeq, now])).map(toRevocation);
+  async listRevocations(afterSeq: number, now: number, limit?: number): Promise<Revocation[]> {
+    // LIMIT NULL is no limit.
+    return (await this.#rows(this.#sql.listRevocations, [afterSeq, now, limit ?? null])).map(toRevocation);
+  }
+  async lastRevocationSeq(): Promise<number> {
+    const r = (await this.#rows(this.#sql.lastRevocationSeq))[0]!;
+    return (r['seq'] as number | null) ?? 0;
   }
 
   async listKeys(): Promise<KeyRecord[]> {

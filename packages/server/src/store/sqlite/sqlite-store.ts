@@ -238,7 +238,9 @@ class SqliteStore implements Store {
     this.#run(() => this.#ops.listTasks(q));
   dueTasks = (now: number, limit: number) => this.#run(() => this.#ops.dueTasks(now, limit));
   addRevocation = (r: NewRevocation) => this.#run(() => this.#ops.addRevocation(r));
-  listRevocations = (after: number, now: number) => this.#run(() => this.#ops.listRevocations(after, now));
+  listRevocations = (after: number, now: number, limit?: number) =>
+    this.#run(() => this.#ops.listRevocations(after, now, limit));
+  lastRevocationSeq = () => this.#run(() => this.#ops.lastRevocationSeq());
   listKeys = () => this.#run(() => this.#ops.listKeys());
   putKey = (k: KeyRecord) => this.#run(() => this.#ops.putKey(k));
   appendAudit = (e: AuditDraft, held?: AuditHead) => this.#run(() => this.#ops.appendAudit(e, held));
@@ -615,11 +617,15 @@ class SqliteOps implements Store {
       });
     return { ...stored, seq: Number(info.lastInsertRowid) };
   }
-  async listRevocations(afterSeq: number, now: number): Promise<Revocation[]> {
+  async listRevocations(afterSeq: number, now: number, limit?: number): Promise<Revocation[]> {
     return this.#db
-      .prepare('SELECT * FROM revocations WHERE seq > ? AND expires_at > ? ORDER BY seq')
-      .all(afterSeq, now)
+      .prepare('SELECT * FROM revocations WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, now, limit ?? -1)
       .map((r) => toRevocation(r as Row));
+  }
+  async lastRevocationSeq(): Promise<number> {
+    const r = this.#db.prepare('SELECT MAX(seq) AS seq FROM revocations').get() as { seq: number | null };
+    return r.seq ?? 0;
   }
 
   async listKeys(): Promise<KeyRecord[]> {

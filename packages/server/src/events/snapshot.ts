@@ -1,0 +1,161 @@
+import { EventType } from '@writ/sdk/wire';
+import type { Clock } from '../clock.js';
+import type { Store } from '../store/store.js';
+import { verifierRevocation } from './verifier-view.js';
+
+/** How long past `expires_at` a revocation stays in snapshots: more than any verifier's `exp` leeway. */
+export const SNAPSHOT_EXPIRY_GRACE_MS = 60_000;
+
+/** Rows taken from the store in one read: each read holds the event loop for as long as it takes. */
+const READ_PAGE = 1000;
+
+/**
+ * How often the set is read whole again (when a snapshot is asked for), which drops the revocations that
+ * expired since; in between, only the rows stored after the newest one held are read.
+ */
+const REREAD_MS = 30_000;
+
+/**
+ * The revocations of one snapshot as verifiers are sent them (`verifier-view.ts`), as JSON, fixed when it
+ * was read (later reads do not change it).
+ */
+export interface SnapshotRevocations {
+  readonly size: number;
+  /** The revocations from index `from` up to `to` (excluded), in seq order, as a JSON array (UTF-8). */
+  json(from: number, to: number): Buffer;
+}
+
+interface Held {
+  /**
+   * Each revocation's JSON as verifiers see it (its value as a digest), in seq order. Only appended to:
+   * a snapshot handed out keeps its length.
+   */
+  json: string[];
+  /** Every revocation up to this seq that is not in `json` had expired when it was read. */
+  after: number;
+  /**
+   * The arrays handed out, by `from:to`: every stream that opens meanwhile takes the same pages, and
+   * building one (5,000 revocations, about 1.2 MB) took most of what an open cost once the rows were held.
+   */
+  arrays: Map<string, { to: number; bytes: Buffer }>;
+}
+
+/**
+ * The revocations in force that new event streams start from, held by each node as JSON and brought up
+ * to date from the store for every snapshot: a snapshot reads only the rows stored since the last one,
+ * instead of every revocation in force (about 9,000 after the soak benchmark, read, digested and
+ * serialized again for each of its reconnects, 25 ms of the event loop each).
+ *
+ * What `read` returns holds every revocation stored before it was called, unless it expired more than
+ * `SNAPSHOT_EXPIRY_GRACE_MS` ago by the store's reckoning, as a read of the whole table would: revocation
+ * numbers are taken under the store's write lock, so a row becomes visible only after every row numbered
+ * before it, and reading after the newest seq held misses none. It may hold a few stored since; a
+ * verifier applies each revocation once, by its seq, so the catch-up sending them again changes nothing.
+ * Revocations that expired stay until the next whole read (at most `REREAD_MS` later): longer in the
+ * verifiers' sets, which prune them by `expires_at` themselves, never shorter.
+ */
+export class SnapshotSet {
+  readonly #store: Pick<Store, 'listRevocations' | 'lastRevocationSeq'>;
+  readonly #clock: Clock;
+  #held: Held | undefined;
+  /** When the last whole read started (the clock's milliseconds). */
+  #wholeReadAt = Number.NEGATIVE_INFINITY;
+  /** Reads run one at a time, in the order asked; a caller may use a read that started after it asked. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #started = 0;
+  #done = 0;
+
+  constructor(store: Pick<Store, 'listRevocations' | 'lastRevocationSeq'>, clock: Clock) {
+    this.#store = store;
+    this.#clock = clock;
+  }
+
+  /** The revocations in force now, for a snapshot (see the class comment for what "now" guarantees). */
+  async read(): Promise<SnapshotRevocations> {
+    const asked = this.#started;
+    const turn = this.#queue.then(async () => {
+      // A read that started after this call began has already finished: it saw all this call must see.
+      if (this.#done > asked) return;
+      const n = ++this.#started;
+      await this.#refresh();
+      this.#done = n;
+    });
+    this.#queue = turn.catch(() => undefined);
+    await turn;
+    const held = this.#held!;
+    const size = held.json.length;
+    return {
+      size,
+      json: (from, to) => {
+        const end = Math.min(to, size);
+        const key = `${from}:${end}`;
+        let array = held.arrays.get(key);
+        if (!array) {
+          array = { to: end, bytes: Buffer.from(`[${held.json.slice(from, end).join(',')}]`) };
+          held.arrays.set(key, array);
+        }
+        return array.bytes;
+      },
+    };
+  }
+
+  async #refresh(): Promise<void> {
+    const now = this.#clock.now();
+    const whole = this.#held === undefined || now - this.#wholeReadAt >= REREAD_MS;
+    // A whole read builds a new set and puts it in place only once complete: one that fails half-way
+    // leaves the last good set. Reading on from `after` adds to the set page by page, each consistent.
+    const held: Held =
+      whole || this.#held === undefined ? { json: [], after: 0, arrays: new Map() } : this.#held;
+    const size = held.json.length;
+    // Rows up to the newest stored before the reads below are in them or expired: moving `after` past
+    // them spares every later read from going over expired rows again.
+    const newest = await this.#store.lastRevocationSeq();
+    for (;;) {
+      const rows = await this.#store.listRevocations(
+        held.after,
+        this.#clock.now() - SNAPSHOT_EXPIRY_GRACE_MS,
+        READ_PAGE,
+      );
+      for (const r of rows) held.json.push(JSON.stringify(verifierRevocation(r)));
+      if (rows.length > 0) held.after = rows[rows.length - 1]!.seq;
+      if (rows.length < READ_PAGE) break;
+      // Let requests in between pages: an embedded store answers without any I/O to wait for.
+      await new Promise((r) => setImmediate(r));
+    }
+    held.after = Math.max(held.after, newest);
+    // An array that ended at the old end will not be asked for again; every other one still holds.
+    if (held.json.length > size) for (const [k, a] of held.arrays) if (a.to === size) held.arrays.delete(k);
+    if (whole) {
+      this.#held = held;
+      this.#wholeReadAt = now;
+    }
+  }
+}
+
+/**
+ * The closing `snapshot` event of a stream (with the log position as its id), `revocations` as JSON.
+ * One write per event: the bytes of the revocations are copied once into it (a fraction of a
+ * millisecond for a page), never serialized again.
+ */
+export function snapshotFrame(
+  snapshot: { seq: number; ts: number; keys: readonly (string | undefined)[]; paged: boolean },
+  revocations: Buffer,
+): Buffer {
+  const paged = snapshot.paged ? ',"paged":true' : '';
+  return Buffer.concat([
+    Buffer.from(`id: ${snapshot.seq}\nevent: ${EventType.snapshot}\ndata: {"revocations":`),
+    revocations,
+    Buffer.from(
+      `,"keys":${JSON.stringify(snapshot.keys)}${paged},"seq":${snapshot.seq},"ts":${snapshot.ts}}\n\n`,
+    ),
+  ]);
+}
+
+/** A `snapshot.page` event (no id: a reconnect in the middle of a snapshot starts over). */
+export function snapshotPageFrame(seq: number, revocations: Buffer): Buffer {
+  return Buffer.concat([
+    Buffer.from(`event: ${EventType.snapshotPage}\ndata: {"revocations":`),
+    revocations,
+    Buffer.from(`,"seq":${seq}}\n\n`),
+  ]);
+}
