@@ -19,6 +19,9 @@ export interface StreamLimits {
   maxPerToken: number;
 }
 
+/** What one `send` writes: a frame, or a frame in parts written one after the other. */
+export type FrameChunk = string | Uint8Array | readonly (string | Uint8Array)[];
+
 /** Who holds a stream: the workload and the token it opened the stream with. */
 export interface StreamOwner {
   clientId: string;
@@ -63,10 +66,15 @@ export class EventStream {
     else this.#onEnd.push(fn);
   }
 
-  /** Writes `chunk` unless the stream has ended; ends it when the client is too far behind. */
-  send(chunk: string | Uint8Array): boolean {
+  /**
+   * Writes `chunk` unless the stream has ended; ends it when the client is too far behind. A frame in
+   * parts (a snapshot event around the revocations every stream opening meanwhile shares) is written
+   * part by part, so the shared bytes are never copied.
+   */
+  send(chunk: FrameChunk): boolean {
     if (this.#ended || this.#res.writableEnded || this.#res.destroyed) return false;
-    this.#res.write(chunk);
+    if (typeof chunk === 'string' || chunk instanceof Uint8Array) this.#res.write(chunk);
+    else for (const part of chunk) this.#res.write(part);
     if (this.#res.writableLength > this.#limits.maxUnsentBytes) {
       this.end('slow_reader');
       return false;
@@ -78,7 +86,7 @@ export class EventStream {
    * Writes `chunk` and resolves once the client has taken enough of what is queued that more may be
    * written (backpressure for large writes such as snapshot pages); false when the stream ended.
    */
-  async sendAndDrain(chunk: string | Uint8Array): Promise<boolean> {
+  async sendAndDrain(chunk: FrameChunk): Promise<boolean> {
     if (!this.send(chunk)) return false;
     if (this.#res.writableLength === 0 || !this.#res.writableNeedDrain) return true;
     await new Promise<void>((resolve) => {
