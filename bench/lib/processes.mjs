@@ -118,6 +118,21 @@ export function processCpuSeconds(pid) {
   }
 }
 
+/**
+ * CPU seconds used so far by one thread `tid` of a process (its main thread: `tid` = `pid`), from /proc:
+ * { user, system, total }. System time includes what the kernel does for its socket writes.
+ */
+export function threadCpu(pid, tid) {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const user = Number(fields[11]) / 100;
+  const system = Number(fields[12]) / 100;
+  return { user, system, total: user + system };
+}
+
+/** CPU seconds used so far by one thread of a process (see `threadCpu`). */
+export const threadCpuSeconds = (pid, tid) => threadCpu(pid, tid).total;
+
 /** The soft limit on open files of a process, from /proc; undefined elsewhere. */
 export function openFilesLimit(pid) {
   try {

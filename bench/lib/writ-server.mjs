@@ -11,17 +11,20 @@ import { ASSERTION_TYPE, es256Signer, freePort } from './common.mjs';
 import { pinned, stopChild, tempDir, waitReady } from './processes.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const WRIT_CLI = join(ROOT, 'packages/server/dist/src/cli/main.js');
+/** The built CLI of the checkout at `root` (this one by default). */
+export const writCli = (root = ROOT) => join(root, 'packages/server/dist/src/cli/main.js');
+export const WRIT_CLI = writCli();
 
 /**
  * Starts `writ serve` pinned to `core`. `classes(issuer)` returns class documents (the issuer is only
- * known once the port is), `workloads` workload documents, `settings` a nested settings object.
- * Returns { origin, issuer, pid, logFile, operatorKeyFile, stop }.
+ * known once the port is), `workloads` workload documents, `settings` a nested settings object, `cli`
+ * the CLI to run (another checkout's, to compare builds). Returns { origin, issuer, pid, logFile,
+ * operatorKeyFile, stop }.
  */
-export async function startWritServer({ core, classes, workloads, settings = {}, env = {} }) {
+export async function startWritServer({ core, classes, workloads, settings = {}, env = {}, cli = WRIT_CLI }) {
   const dir = tempDir('writ-bench-');
   const data = join(dir, 'data');
-  const init = spawnSync(process.execPath, [WRIT_CLI, '--data-dir', data, 'init'], { encoding: 'utf8' });
+  const init = spawnSync(process.execPath, [cli, '--data-dir', data, 'init'], { encoding: 'utf8' });
   if (init.status !== 0) throw new Error(`writ init failed: ${init.stderr}`);
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
@@ -34,7 +37,7 @@ export async function startWritServer({ core, classes, workloads, settings = {},
     writeFileSync(join(config, 'workloads', `w-${i}.yaml`), `${JSON.stringify(w)}\n`);
   const logFile = join(dir, 'server.log');
   const log = openSync(logFile, 'a');
-  const child = pinned(core, [WRIT_CLI, '--data-dir', data, 'serve', '--port', String(port)], {
+  const child = pinned(core, [cli, '--data-dir', data, 'serve', '--port', String(port)], {
     stdio: ['ignore', log, log],
     env: { ...process.env, NODE_ENV: 'production', ...env },
   });

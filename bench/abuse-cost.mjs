@@ -1,0 +1,298 @@
+// What each abuser of the soak benchmark (bench/soak.mjs) costs the server, one at a time: `writ serve`
+// (SQLite) pinned to core 0 with N revocations in force (the soak ends with about 9,000), and each kind
+// of abuse alone for a phase, at the soak's rate, from this process on core 1. Measured per phase: CPU
+// time of the server's main thread (the event loop) per second, from /proc, and per operation above the
+// quiet server's (the idle streams' share is what a revocation costs beyond the revocations phase);
+// and the longest stretch the event loop was blocked (perf_hooks.monitorEventLoopDelay in the server,
+// loaded with --import, itself about 20 ms/s of the quiet figure).
+// CPU time rather than latency: other work on the machine changes it little. The loop delay does move
+// with load; it is printed for its order of magnitude.
+//
+//   npm run build && node bench/abuse-cost.mjs
+//   node bench/abuse-cost.mjs --revocations 9000 --seconds 20 --compare ../writ-before
+//
+// With `--compare DIR` (another checkout of Writ, built) the same phases run against a server of that
+// build too, and the ratio of main-thread CPU per second is printed for each phase.
+//
+// Every loop is bounded in time and count, every address is loopback, every child process is ended and
+// every temp directory removed on exit, also on error or Ctrl-C.
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AUDIENCE, benchClients, REQUESTED_SCOPE, SCOPES, tokenRequestBodies } from './lib/common.mjs';
+import { cleanupOnExit, pinSelf, requirePinning, tempDir, threadCpuSeconds } from './lib/processes.mjs';
+import {
+  adminSession,
+  bearerToken,
+  ROOT,
+  startWritServer,
+  workloadDoc,
+  writCli,
+} from './lib/writ-server.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    revocations: { type: 'string', default: '9000' },
+    seconds: { type: 'string', default: '20' },
+    compare: { type: 'string' },
+    phases: { type: 'string' },
+  },
+});
+const REVOCATIONS = Number(args.revocations);
+const SECONDS = Number(args.seconds);
+if (!Number.isInteger(REVOCATIONS) || REVOCATIONS < 0 || REVOCATIONS > 100_000)
+  throw new Error('--revocations must be an integer 0..100000');
+if (!Number.isInteger(SECONDS) || SECONDS < 1 || SECONDS > 600) throw new Error('--seconds must be 1..600');
+
+cleanupOnExit('abuse-cost');
+requirePinning();
+pinSelf('1');
+
+const [good, ...abusers] = benchClients(6);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+
+/** A server of the build at `root` with the soak's classes and workloads, seeded with revocations. */
+async function serverOf(name, root) {
+  const probeDir = tempDir('writ-loop-probe-');
+  const probeFile = join(probeDir, 'loop.json');
+  const server = await startWritServer({
+    core: '0',
+    cli: writCli(root),
+    classes: (issuer) => [
+      {
+        name: 'bench',
+        audiences: [AUDIENCE],
+        scopes: SCOPES,
+        default_scopes: [REQUESTED_SCOPE],
+        max_ttl: '5m',
+        default_ttl: '5m',
+        binding: 'bearer',
+      },
+      {
+        name: 'events',
+        audiences: [`${issuer}/v1/events`],
+        scopes: ['events:read'],
+        default_scopes: ['events:read'],
+        max_ttl: '30m',
+        default_ttl: '30m',
+        binding: 'bearer',
+      },
+    ],
+    workloads: [workloadDoc(good, ['bench']), ...abusers.map((a) => workloadDoc(a, ['events', 'bench']))],
+    // Seeding revocations in a hurry would spend the operator's budget; no abuser here comes near it.
+    settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
+    env: {
+      NODE_OPTIONS: `--import=${join(ROOT, 'bench/lib/loop-probe.mjs')}`,
+      WRIT_BENCH_LOOP_PROBE: probeFile,
+    },
+  });
+  const admin = adminSession(server.issuer, server.operatorKeyFile);
+  let next = 0;
+  const seed = async () => {
+    while (next < REVOCATIONS) {
+      const i = next++;
+      await admin.revoke({ kind: 'jti', value: `seed-${i}-${'x'.repeat(64)}`, reason: 'abuse-cost' });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, seed));
+  process.stderr.write(`abuse-cost: ${name} (${root}) up with ${REVOCATIONS} revocations\n`);
+  /** The longest event-loop delay (ms) since the last call, as the probe in the server reports it. */
+  const loopMax = async () => {
+    process.kill(server.pid, 'SIGUSR2');
+    for (let i = 0; i < 50; i++) {
+      await sleep(20);
+      try {
+        const r = JSON.parse(readFileSync(probeFile, 'utf8'));
+        if (r.at > loopMax.last) {
+          loopMax.last = r.at;
+          return r.maxMs;
+        }
+      } catch {
+        // not written yet
+      }
+    }
+    return Number.NaN;
+  };
+  loopMax.last = 0;
+  return { name, server, admin, loopMax };
+}
+
+/** A raw SSE GET of the event stream (paged snapshots, as the SDK asks); `read: false` stops reading. */
+function openStream(origin, token, { read }) {
+  const socket = connect(Number(new URL(origin).port), '127.0.0.1');
+  let head = '';
+  let status = 0;
+  socket.setEncoding('utf8');
+  socket.on('error', () => undefined);
+  const opened = new Promise((done) => {
+    socket.on('data', (chunk) => {
+      if (status !== 0) return;
+      head += chunk;
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      status = Number(head.slice(9, 12));
+      if (!read) socket.pause();
+      done(status);
+    });
+    socket.on('close', () => done(status));
+  });
+  socket.write(
+    `GET /v1/events?revocations=sha256&snapshot=paged HTTP/1.1\r\nhost: ${new URL(origin).host}\r\nauthorization: Bearer ${token}\r\n\r\n`,
+  );
+  return { socket, opened };
+}
+
+/** The soak's abusers, each a loop until `until` (performance.now()); returns what it did. */
+const loops = {
+  async revocations(t, until) {
+    let n = 0;
+    while (performance.now() < until) {
+      await t.admin.revoke({ kind: 'jti', value: `phase-${n++}-${'x'.repeat(64)}`, reason: 'abuse-cost' });
+      await sleep(50);
+    }
+    return { ops: n };
+  },
+  async reconnects(t, until) {
+    const token = await streamToken(t, abusers[0]);
+    const statuses = {};
+    while (performance.now() < until) {
+      const s = openStream(t.server.origin, token, { read: true });
+      const status = await s.opened;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      s.socket.destroy();
+      await sleep(50);
+    }
+    return { statuses };
+  },
+  async tasks(t, until) {
+    const statuses = {};
+    let i = 0;
+    while (performance.now() < until) {
+      const a = abusers[1 + (i++ % (abusers.length - 1))];
+      const [body] = tokenRequestBodies({
+        clients: [a],
+        audienceOfAssertion: t.server.issuer,
+        count: 1,
+        prefix: `t${i}`,
+      });
+      const form = new URLSearchParams(body);
+      form.delete('grant_type');
+      form.delete('resource');
+      form.delete('scope');
+      form.set('purpose', 'flood');
+      form.set('lease', '30');
+      const res = await fetch(`${t.server.origin}/v1/tasks`, {
+        method: 'POST',
+        headers,
+        body: form.toString(),
+      });
+      await res.arrayBuffer();
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      await sleep(20);
+    }
+    return { statuses };
+  },
+  async garbage(t, until) {
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: good.clientId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: 'e30.e30.garbage',
+      resource: AUDIENCE,
+    }).toString();
+    const statuses = {};
+    while (performance.now() < until) {
+      const res = await fetch(`${t.server.origin}/oauth2/token`, { method: 'POST', headers, body });
+      await res.arrayBuffer();
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      await sleep(10);
+    }
+    return { statuses };
+  },
+};
+
+const streamToken = (t, client) =>
+  bearerToken(t.server.issuer, client, { resource: `${t.server.issuer}/v1/events`, scope: 'events:read' });
+
+/**
+ * The phases: each abuser alone, and the revocation trickle beside 100 streams that never read (what
+ * the idle streams cost is the difference from the trickle alone).
+ */
+const phases = {
+  quiet: [],
+  revocations: ['revocations'],
+  'revocations + 100 idle streams': ['revocations', 'idle'],
+  reconnects: ['reconnects'],
+  tasks: ['tasks'],
+  garbage: ['garbage'],
+};
+
+// `--phases quiet,reconnects` runs only those (quiet is the base the others are read against).
+const chosen = args.phases ? args.phases.split(',') : Object.keys(phases);
+for (const p of chosen)
+  if (!(p in phases)) throw new Error(`unknown phase ${p}: one of ${Object.keys(phases).join(', ')}`);
+
+async function phase(t, parts) {
+  const idle = [];
+  if (parts.includes('idle')) {
+    for (let i = 0; i < 100; i++) {
+      const s = openStream(t.server.origin, await streamToken(t, abusers[i % abusers.length]), {
+        read: false,
+      });
+      await s.opened;
+      idle.push(s);
+    }
+  }
+  await t.loopMax();
+  const cpu0 = threadCpuSeconds(t.server.pid, t.server.pid);
+  const at = performance.now();
+  const until = at + SECONDS * 1000;
+  const did = await Promise.all(parts.filter((p) => p !== 'idle').map((p) => loops[p](t, until)));
+  if (parts.length === 0) await sleep(SECONDS * 1000);
+  const elapsed = (performance.now() - at) / 1000;
+  const cpuMsPerS = ((threadCpuSeconds(t.server.pid, t.server.pid) - cpu0) * 1000) / elapsed;
+  const maxLoopDelayMs = await t.loopMax();
+  for (const s of idle) s.socket.destroy();
+  await sleep(1000);
+  const ops = did.reduce((n, d) => n + (d.ops ?? Object.values(d.statuses).reduce((a, b) => a + b, 0)), 0);
+  return {
+    cpu_ms_per_s: round(cpuMsPerS),
+    ops_per_s: round(ops / elapsed),
+    max_loop_delay_ms: round(maxLoopDelayMs),
+    did: Object.assign({}, ...did),
+  };
+}
+
+const targets = [await serverOf('this build', ROOT)];
+if (args.compare) targets.push(await serverOf('compared build', resolve(args.compare)));
+const result = { revocations_at_start: REVOCATIONS, seconds_per_phase: SECONDS, builds: {} };
+for (const t of targets) result.builds[t.name] = {};
+for (const name of chosen) {
+  const parts = phases[name];
+  for (const t of targets) {
+    result.builds[t.name][name] = await phase(t, parts);
+    process.stderr.write(`abuse-cost: ${t.name}: ${name}: ${JSON.stringify(result.builds[t.name][name])}\n`);
+  }
+}
+// Per operation (a revocation, a reconnect, a task, a garbage request): CPU above the quiet server's.
+for (const t of targets) {
+  const phasesOf = result.builds[t.name];
+  const quiet = phasesOf.quiet?.cpu_ms_per_s ?? 0;
+  for (const p of Object.values(phasesOf))
+    if (p.ops_per_s > 0) p.ms_per_op_above_quiet = round((p.cpu_ms_per_s - quiet) / p.ops_per_s);
+}
+if (targets.length === 2)
+  result.cpu_ratio_compared_to_this = Object.fromEntries(
+    chosen.map((p) => [
+      p,
+      round(result.builds[targets[1].name][p].cpu_ms_per_s / result.builds[targets[0].name][p].cpu_ms_per_s),
+    ]),
+  );
+console.log(JSON.stringify(result, null, 2));
+for (const t of targets) await t.server.stop();
+
+function round(x) {
+  return Number(x.toFixed(2));
+}
