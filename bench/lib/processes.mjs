@@ -52,9 +52,12 @@ export function tempDir(prefix) {
   return d;
 }
 
-/** Starts `node ...args` pinned to `core`; the child is killed when the run exits. */
-export function pinned(core, args, spawnOpts) {
-  const child = spawn('taskset', ['-c', core, process.execPath, ...args], spawnOpts);
+/**
+ * Starts `node ...args` pinned to `core`; the child is killed when the run exits. `wrapper` is a command
+ * that runs node (e.g. valgrind and its options); the child's pid is then the wrapper's.
+ */
+export function pinned(core, args, spawnOpts, { wrapper = [] } = {}) {
+  const child = spawn('taskset', ['-c', core, ...wrapper, process.execPath, ...args], spawnOpts);
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -90,12 +93,13 @@ export async function stopChild(child, graceMs = 5000) {
   clearTimeout(timer);
 }
 
-export async function waitReady(url, child, logFile, timeoutMs = 20_000) {
+/** Polls `url` until it answers 2xx; each attempt may take `attemptMs` (longer under valgrind). */
+export async function waitReady(url, child, logFile, timeoutMs = 20_000, attemptMs = 1000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(url, { signal: AbortSignal.timeout(attemptMs) });
       await res.arrayBuffer();
       if (res.ok) return;
     } catch {

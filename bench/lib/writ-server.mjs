@@ -18,10 +18,21 @@ export const WRIT_CLI = writCli();
 /**
  * Starts `writ serve` pinned to `core`. `classes(issuer)` returns class documents (the issuer is only
  * known once the port is), `workloads` workload documents, `settings` a nested settings object, `cli`
- * the CLI to run (another checkout's, to compare builds). Returns { origin, issuer, pid, logFile,
- * operatorKeyFile, stop }.
+ * the CLI to run (another checkout's, to compare builds), `wrapper` a command that runs node
+ * (valgrind), `nodeArgs` node's own options, `readyMs` how long it may take to answer /readyz.
+ * Returns { origin, issuer, pid, logFile, operatorKeyFile, stop }.
  */
-export async function startWritServer({ core, classes, workloads, settings = {}, env = {}, cli = WRIT_CLI }) {
+export async function startWritServer({
+  core,
+  classes,
+  workloads,
+  settings = {},
+  env = {},
+  cli = WRIT_CLI,
+  wrapper = [],
+  nodeArgs = [],
+  readyMs = 20_000,
+}) {
   const dir = tempDir('writ-bench-');
   const data = join(dir, 'data');
   const init = spawnSync(process.execPath, [cli, '--data-dir', data, 'init'], { encoding: 'utf8' });
@@ -37,12 +48,14 @@ export async function startWritServer({ core, classes, workloads, settings = {},
     writeFileSync(join(config, 'workloads', `w-${i}.yaml`), `${JSON.stringify(w)}\n`);
   const logFile = join(dir, 'server.log');
   const log = openSync(logFile, 'a');
-  const child = pinned(core, [cli, '--data-dir', data, 'serve', '--port', String(port)], {
-    stdio: ['ignore', log, log],
-    env: { ...process.env, NODE_ENV: 'production', ...env },
-  });
+  const child = pinned(
+    core,
+    [...nodeArgs, cli, '--data-dir', data, 'serve', '--port', String(port)],
+    { stdio: ['ignore', log, log], env: { ...process.env, NODE_ENV: 'production', ...env } },
+    { wrapper },
+  );
   closeSync(log);
-  await waitReady(`${origin}/readyz`, child, logFile);
+  await waitReady(`${origin}/readyz`, child, logFile, readyMs, Math.max(1000, readyMs / 10));
   return {
     origin,
     issuer: origin,
