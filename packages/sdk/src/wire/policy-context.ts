@@ -114,9 +114,9 @@ export function buildPolicyContext(
     token_class: given.token_class ?? '',
     grant_type: given.grant_type ?? '',
     client_id: given.client_id ?? '',
-    federation: copyRecord(
-      given.federation ?? (defaults['federation'] as Record<string, string> | undefined),
-    ),
+    // A copy: the record given (or the defaults') is the caller's and may be reused. A spread of an
+    // ordinary object copies its shape at once; the server's federation records are built to be one.
+    federation: { ...(given.federation ?? (defaults['federation'] as Record<string, string> | undefined)) },
   };
   // Fields only the defaults have are added after the literal, not spread before it: a spread followed
   // by the same keys makes V8 build a slow dictionary object, which cost ~30 µs per token at issuance.
@@ -131,14 +131,4 @@ export function buildPolicyContext(
  */
 export function requestEnvironment(given: string | undefined, principal: string, api: string): string {
   return given || principal || api;
-}
-
-/**
- * A copy of a string record, property by property: an object spread of the ~30 federation attributes
- * took V8's slow path and cost more than the rest of the context together (~10 µs per token).
- */
-function copyRecord(from: Readonly<Record<string, string>> | undefined): Record<string, string> {
-  const to: Record<string, string> = {};
-  if (from) for (const key of Object.keys(from)) to[key] = from[key] as string;
-  return to;
 }

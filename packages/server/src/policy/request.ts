@@ -45,8 +45,11 @@ export function isPolicyAction(a: string): a is PolicyAction {
  * `PolicyContextError` for a risk out of range or a source address that is not one.
  */
 export function buildContext(nowMs: number, given: PolicyContextInput = {}): PolicyContext {
-  return buildPolicyContext(nowMs, given, { federation: federationContext() });
+  return buildPolicyContext(nowMs, given, CONTEXT_DEFAULTS);
 }
+
+/** The defaults of every context the server builds; only read (the builder copies what it takes). */
+const CONTEXT_DEFAULTS: Readonly<Record<string, unknown>> = { federation: federationContext() };
 
 /** A registered workload as a Cedar principal; its config attributes become tags. */
 export function workloadPrincipal(w: WorkloadRecord, registryGeneration: number): PolicyPrincipal {
