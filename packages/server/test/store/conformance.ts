@@ -885,6 +885,14 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
 
       it('appends after the event the writer holds, and refuses (appending nothing) once it is gone or differs', () =>
         withStore(async ({ store, openPeer }) => {
+          // A held event and an empty log: every event was deleted.
+          await assert.rejects(
+            () => store.appendAudit(draft(1), { seq: 1, hash: 'c'.repeat(64) }),
+            (err: unknown) =>
+              err instanceof AuditChainBrokenError &&
+              /truncated: event 1 .*ends at event 0 \(events 1\.\.1 deleted\)/.test(err.message),
+          );
+          assert.equal(await store.auditHead(), undefined, 'nothing appended to the empty log');
           const mine = await store.appendAudit(draft(1));
           const held = { seq: mine.seq, hash: mine.hash };
           // Another node appended after it: one chain, still continuing the held event.

@@ -324,7 +324,12 @@ class SqliteOps implements Store {
       ),
       getToken: p('SELECT * FROM tokens WHERE jti = ?'),
       head: p('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
-      hashAt: p('SELECT hash FROM audit_events WHERE seq = ?'),
+      // The head and the hash of the event at ? (the one this process holds), in one statement: no row
+      // when the log is empty, and then no held event either.
+      headAndHeld: p(
+        `SELECT h.seq, h.hash, (SELECT hash FROM audit_events WHERE seq = ?) AS held_hash
+         FROM (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) AS h`,
+      ),
       appendAudit: p(
         `INSERT INTO audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -656,11 +661,14 @@ class SqliteOps implements Store {
   }
 
   async appendAudit(e: AuditDraft, held?: AuditHead): Promise<AuditEvent> {
-    const head = this.#s['head']!.get() as AuditHead | undefined;
+    let head: AuditHead | undefined;
     if (held) {
-      const at = this.#s['hashAt']!.get(held.seq) as { hash: string } | undefined;
-      checkHeldHead(held, at?.hash, head);
-    }
+      const r = this.#s['headAndHeld']!.get(held.seq) as
+        | (AuditHead & { held_hash: string | null })
+        | undefined;
+      head = r && { seq: r.seq, hash: r.hash };
+      checkHeldHead(held, r?.held_hash ?? undefined, head);
+    } else head = this.#s['head']!.get() as AuditHead | undefined;
     const event = linkAuditEvent(head, e);
     this.#s['appendAudit']!.run(
       event.seq,
