@@ -591,13 +591,14 @@ class SqliteOps implements Store {
     limit: number,
     reasons: { deadline: string; lease: string },
   ): Promise<Task[]> {
-    const closed = this.#db
-      .prepare(
-        `UPDATE tasks SET closed_at = ?, close_reason = CASE WHEN deadline <= ? THEN ? ELSE ? END
-         WHERE closed_at IS NULL AND id IN (SELECT id FROM tasks WHERE closed_at IS NULL AND ${SQLITE_DUE} <= ?
-                      ORDER BY ${SQLITE_DUE}, id LIMIT ?)
-         RETURNING *`,
-      )
+    // The sweeper runs this every second: prepared once, on first use.
+    this.#s['closeDueTasks'] ??= this.#db.prepare(
+      `UPDATE tasks SET closed_at = ?, close_reason = CASE WHEN deadline <= ? THEN ? ELSE ? END
+       WHERE closed_at IS NULL AND id IN (SELECT id FROM tasks WHERE closed_at IS NULL AND ${SQLITE_DUE} <= ?
+                    ORDER BY ${SQLITE_DUE}, id LIMIT ?)
+       RETURNING *`,
+    );
+    const closed = this.#s['closeDueTasks']
       .all(at, now, reasons.deadline, reasons.lease, now, limit)
       .map((r) => toTask(r as Row));
     return closed.sort(byDue);
@@ -737,10 +738,9 @@ class SqliteOps implements Store {
     return { ...e, seq: Number(info.lastInsertRowid) };
   }
   async readEvents(afterSeq: number, limit: number): Promise<StreamEvent[]> {
-    return this.#db
-      .prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
-      .all(afterSeq, limit)
-      .map((r) => toStreamEvent(r as Row));
+    // Every event log poll (each second) and every stream's catch-up: prepared once, on first use.
+    this.#s['readEvents'] ??= this.#db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
+    return this.#s['readEvents'].all(afterSeq, limit).map((r) => toStreamEvent(r as Row));
   }
   async eventBounds(): Promise<{ first: number; last: number }> {
     // One subquery each: SQLite answers a lone MIN or MAX from the key, but both in one SELECT by
