@@ -6,3 +6,4 @@ export * from './plain-text.js';
 export * from './policy-bundle.js';
 export * from './policy-context.js';
 export * from './revocation.js';
+export * from './signals.js';

@@ -1,6 +1,14 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../audit/audit-event.js';
 import type { AuditHead } from '../audit/chain.js';
+import type {
+  DetectionControl,
+  Finding,
+  FindingQuery,
+  FindingState,
+  StoredBaseline,
+  WorkloadRisk,
+} from '../detection/finding.js';
 import type { StreamEvent } from '../events/stream-event.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import type { KeyRecord } from '../keys/key-record.js';
@@ -197,6 +205,25 @@ export interface Store {
   claimSsfSet(streamId: string, now: number, leaseUntil: number): Promise<QueuedSet | undefined>;
   /** After a failed push: try again at `nextAttemptAt`. */
   deferSsfSet(streamId: string, jti: string, nextAttemptAt: number, lastError: string): Promise<void>;
+
+  /** Detection baselines, one JSON document per workload; every one (nodes load them at start). */
+  listBaselines(): Promise<StoredBaseline[]>;
+  /** Creates or replaces baselines (written behind, every few seconds, by each node). */
+  putBaselines(rows: StoredBaseline[]): Promise<void>;
+  /** Risk scores as last raised, every workload that has one. */
+  listRisks(): Promise<WorkloadRisk[]>;
+  /** Creates or replaces a workload's risk. */
+  putRisk(r: WorkloadRisk): Promise<void>;
+  /** Stores a new finding (its id is new). */
+  addFinding(f: Finding): Promise<void>;
+  getFinding(id: string): Promise<Finding | undefined>;
+  /** Findings newest first (by `createdAt`, then id), filtered by `q`. */
+  listFindings(q: FindingQuery): Promise<Finding[]>;
+  /** Sets a finding's state, who set it, when and why; false if it is unknown. */
+  setFindingState(id: string, state: FindingState, by: string, at: number, note: string): Promise<boolean>;
+  /** The switch over automatic responses; undefined when never set (responses on). */
+  getDetectionControl(): Promise<DetectionControl | undefined>;
+  putDetectionControl(c: DetectionControl): Promise<void>;
 
   /** How far a named follower of the event log (the SSF transmitter, say) has got; undefined if never. */
   followerPosition(name: string): Promise<number | undefined>;
