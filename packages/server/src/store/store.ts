@@ -217,7 +217,7 @@ export interface Store {
   /** Stores a new finding (its id is new). */
   addFinding(f: Finding): Promise<void>;
   getFinding(id: string): Promise<Finding | undefined>;
-  /** Findings newest first (by `createdAt`, then id), filtered by `q`. */
+  /** Findings newest first (by `createdAt`, then id), filtered by `q`; at most 1000, whatever `q.limit` asks. */
   listFindings(q: FindingQuery): Promise<Finding[]>;
   /** Sets a finding's state, who set it, when and why; false if it is unknown. */
   setFindingState(id: string, state: FindingState, by: string, at: number, note: string): Promise<boolean>;

@@ -16,6 +16,7 @@ import type { NewRevocation } from '../../src/revocation/new-revocation.js';
 import type { Store } from '../../src/store/store.js';
 import type { Task } from '../../src/tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
+import { detectionConformanceCases } from './conformance-detection.js';
 import { rateLimitConformanceCases } from './conformance-rate-limit.js';
 import { signalConformanceCases } from './conformance-signals.js';
 
@@ -1196,6 +1197,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
     });
 
     signalConformanceCases(withStore);
+    detectionConformanceCases(withStore);
 
     describe('availability', () => {
       it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>

@@ -232,6 +232,47 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL);
     `,
   },
+  {
+    version: 10,
+    name: 'detection: baselines, risk, findings (newest first, by state, workload and rule), the pause switch',
+    sql: `
+    CREATE TABLE detection_baselines (
+      workload TEXT PRIMARY KEY,
+      data TEXT NOT NULL,
+      updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE workload_risk (workload TEXT PRIMARY KEY, score DOUBLE PRECISION NOT NULL, at BIGINT NOT NULL);
+    CREATE TABLE findings (
+      id TEXT PRIMARY KEY,
+      rule TEXT NOT NULL,
+      severity TEXT NOT NULL,
+      mode TEXT NOT NULL,
+      workload TEXT NOT NULL,
+      jti TEXT,
+      tid TEXT,
+      created_at BIGINT NOT NULL,
+      evidence TEXT NOT NULL,
+      response TEXT NOT NULL,
+      outcome TEXT NOT NULL,
+      risk DOUBLE PRECISION NOT NULL,
+      state TEXT NOT NULL,
+      state_by TEXT,
+      state_at BIGINT,
+      note TEXT NOT NULL
+    );
+    CREATE INDEX findings_newest ON findings (created_at, id);
+    CREATE INDEX findings_state ON findings (state, created_at, id);
+    CREATE INDEX findings_workload ON findings (workload, created_at, id);
+    CREATE INDEX findings_rule ON findings (rule, created_at, id);
+    CREATE TABLE detection_control (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      paused BOOLEAN NOT NULL,
+      set_by TEXT NOT NULL,
+      set_at BIGINT NOT NULL,
+      reason TEXT NOT NULL
+    );
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

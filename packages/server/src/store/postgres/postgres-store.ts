@@ -3,6 +3,14 @@ import type { Revocation } from '@writ/sdk/wire';
 import pg from 'pg';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
 import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import type {
+  DetectionControl,
+  Finding,
+  FindingQuery,
+  FindingState,
+  StoredBaseline,
+  WorkloadRisk,
+} from '../../detection/finding.js';
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
@@ -31,6 +39,7 @@ import {
   toWorkload,
 } from '../rows.js';
 import type { Store, StoreCluster } from '../store.js';
+import { PostgresDetectionOps } from './detection-ops.js';
 import { watchEventNotifications } from './event-notifications.js';
 import {
   migratePostgres,
@@ -347,6 +356,7 @@ class PostgresStore implements Store {
   #begun = false;
   #locked = false;
   #signalOps: PostgresSignalOps | undefined;
+  #detectionOps: PostgresDetectionOps | undefined;
 
   constructor(
     pool: pg.Pool,
@@ -827,6 +837,42 @@ class PostgresStore implements Store {
   deferSsfSet(streamId: string, jti: string, nextAttemptAt: number, lastError: string): Promise<void> {
     return this.#signals.deferSsfSet(streamId, jti, nextAttemptAt, lastError);
   }
+
+  get #detection(): PostgresDetectionOps {
+    this.#detectionOps ??= new PostgresDetectionOps(this.#sql.s, (text, values) => this.#query(text, values));
+    return this.#detectionOps;
+  }
+  listBaselines(): Promise<StoredBaseline[]> {
+    return this.#detection.listBaselines();
+  }
+  putBaselines(rows: StoredBaseline[]): Promise<void> {
+    return this.#detection.putBaselines(rows);
+  }
+  listRisks(): Promise<WorkloadRisk[]> {
+    return this.#detection.listRisks();
+  }
+  putRisk(r: WorkloadRisk): Promise<void> {
+    return this.#detection.putRisk(r);
+  }
+  addFinding(f: Finding): Promise<void> {
+    return this.#detection.addFinding(f);
+  }
+  getFinding(id: string): Promise<Finding | undefined> {
+    return this.#detection.getFinding(id);
+  }
+  listFindings(q: FindingQuery): Promise<Finding[]> {
+    return this.#detection.listFindings(q);
+  }
+  setFindingState(id: string, state: FindingState, by: string, at: number, note: string): Promise<boolean> {
+    return this.#detection.setFindingState(id, state, by, at, note);
+  }
+  getDetectionControl(): Promise<DetectionControl | undefined> {
+    return this.#detection.getDetectionControl();
+  }
+  putDetectionControl(c: DetectionControl): Promise<void> {
+    return this.#detection.putDetectionControl(c);
+  }
+
   followerPosition(name: string): Promise<number | undefined> {
     return this.#signals.followerPosition(name);
   }

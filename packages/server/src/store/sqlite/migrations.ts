@@ -194,4 +194,43 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);
   `,
+  // Detection: each workload's baseline (a JSON document) and risk, the findings newest first (all of
+  // them, by state, by workload and by rule), and the operator's switch over automatic responses.
+  `
+  CREATE TABLE detection_baselines (
+    workload TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE workload_risk (workload TEXT PRIMARY KEY, score REAL NOT NULL, at INTEGER NOT NULL);
+  CREATE TABLE findings (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    jti TEXT,
+    tid TEXT,
+    created_at INTEGER NOT NULL,
+    evidence TEXT NOT NULL,
+    response TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    risk REAL NOT NULL,
+    state TEXT NOT NULL,
+    state_by TEXT,
+    state_at INTEGER,
+    note TEXT NOT NULL
+  );
+  CREATE INDEX findings_newest ON findings (created_at, id);
+  CREATE INDEX findings_state ON findings (state, created_at, id);
+  CREATE INDEX findings_workload ON findings (workload, created_at, id);
+  CREATE INDEX findings_rule ON findings (rule, created_at, id);
+  CREATE TABLE detection_control (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    paused INTEGER NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+  );
+  `,
 ];

@@ -2,6 +2,14 @@ import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
 import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import type {
+  DetectionControl,
+  Finding,
+  FindingQuery,
+  FindingState,
+  StoredBaseline,
+  WorkloadRisk,
+} from '../../detection/finding.js';
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
@@ -31,6 +39,7 @@ import {
   toWorkload,
 } from '../rows.js';
 import type { Store } from '../store.js';
+import { SqliteDetectionOps } from './detection-ops.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { ownerOnlyAfterOpen, ownerOnlyBeforeOpen } from './owner-only-files.js';
 import { SqliteSignalOps } from './signal-ops.js';
@@ -269,6 +278,17 @@ class SqliteStore implements Store {
     this.#run(() => this.#ops.claimSsfSet(streamId, now, leaseUntil));
   deferSsfSet = (streamId: string, jti: string, at: number, error: string) =>
     this.#run(() => this.#ops.deferSsfSet(streamId, jti, at, error));
+  listBaselines = () => this.#run(() => this.#ops.listBaselines());
+  putBaselines = (rows: StoredBaseline[]) => this.#run(() => this.#ops.putBaselines(rows));
+  listRisks = () => this.#run(() => this.#ops.listRisks());
+  putRisk = (r: WorkloadRisk) => this.#run(() => this.#ops.putRisk(r));
+  addFinding = (f: Finding) => this.#run(() => this.#ops.addFinding(f));
+  getFinding = (id: string) => this.#run(() => this.#ops.getFinding(id));
+  listFindings = (q: FindingQuery) => this.#run(() => this.#ops.listFindings(q));
+  setFindingState = (id: string, state: FindingState, by: string, at: number, note: string) =>
+    this.#run(() => this.#ops.setFindingState(id, state, by, at, note));
+  getDetectionControl = () => this.#run(() => this.#ops.getDetectionControl());
+  putDetectionControl = (c: DetectionControl) => this.#run(() => this.#ops.putDetectionControl(c));
   followerPosition = (name: string) => this.#run(() => this.#ops.followerPosition(name));
   setFollowerPosition = (name: string, seq: number) =>
     this.#run(() => this.#ops.setFollowerPosition(name, seq));
@@ -308,11 +328,13 @@ class SqliteOps implements Store {
   readonly #db: Database.Database;
   readonly #s: Record<string, Database.Statement>;
   readonly #signals: SqliteSignalOps;
+  readonly #detection: SqliteDetectionOps;
 
   constructor(db: Database.Database) {
     this.#db = db;
     const p = (sql: string) => db.prepare(sql);
     this.#signals = new SqliteSignalOps(db);
+    this.#detection = new SqliteDetectionOps(db);
     this.#s = {
       consume: p(
         `INSERT INTO replay (scope, id, expires_at) VALUES (?, ?, ?)
@@ -798,6 +820,42 @@ class SqliteOps implements Store {
   }
   async deferSsfSet(streamId: string, jti: string, nextAttemptAt: number, lastError: string): Promise<void> {
     this.#signals.deferSsfSet(streamId, jti, nextAttemptAt, lastError);
+  }
+  async listBaselines(): Promise<StoredBaseline[]> {
+    return this.#detection.listBaselines();
+  }
+  async putBaselines(rows: StoredBaseline[]): Promise<void> {
+    this.#detection.putBaselines(rows);
+  }
+  async listRisks(): Promise<WorkloadRisk[]> {
+    return this.#detection.listRisks();
+  }
+  async putRisk(r: WorkloadRisk): Promise<void> {
+    this.#detection.putRisk(r);
+  }
+  async addFinding(f: Finding): Promise<void> {
+    this.#detection.addFinding(f);
+  }
+  async getFinding(id: string): Promise<Finding | undefined> {
+    return this.#detection.getFinding(id);
+  }
+  async listFindings(q: FindingQuery): Promise<Finding[]> {
+    return this.#detection.listFindings(q);
+  }
+  async setFindingState(
+    id: string,
+    state: FindingState,
+    by: string,
+    at: number,
+    note: string,
+  ): Promise<boolean> {
+    return this.#detection.setFindingState(id, state, by, at, note);
+  }
+  async getDetectionControl(): Promise<DetectionControl | undefined> {
+    return this.#detection.getDetectionControl();
+  }
+  async putDetectionControl(c: DetectionControl): Promise<void> {
+    this.#detection.putDetectionControl(c);
   }
   async followerPosition(name: string): Promise<number | undefined> {
     return this.#signals.followerPosition(name);
