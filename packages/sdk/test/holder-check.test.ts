@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createDpopProof, generateDpopKey } from '../src/dpop/index.js';
+import { certificateThumbprint } from '../src/verifier/certificate-binding.js';
 import { createHolderCheck } from '../src/verifier/holder-check.js';
 import { DpopNonces, type PresentedRequest, ReplayCache, RequestRefusal } from '../src/verifier/index.js';
+import { signalOfRefusal } from '../src/wire/signals.js';
 
 // The verifier's holder-binding check: a real DPoP proof is taken once, a replayed one is refused, and
 // under a nonce policy a refusal tells the client the nonce to retry with.
@@ -89,5 +91,45 @@ describe('createHolderCheck', () => {
       assert.equal(err.dpopNonce, undefined);
       return true;
     });
+  });
+
+  it('each way a bound token comes without its key, with another, or replayed carries its signal', async () => {
+    const check = createHolderCheck({ algorithms: ['ES256'], iatWindow: 60, replay: new ReplayCache() });
+    const signalOf = async (req: PresentedRequest, claims: typeof bound | object) => {
+      const scheme = req.authorization?.startsWith('DPoP') ? 'DPoP' : 'Bearer';
+      try {
+        await check(req, { scheme, token: TOKEN }, claims, NOW);
+      } catch (err) {
+        assert.ok(err instanceof RequestRefusal, String(err));
+        return [err.reason, signalOfRefusal(err.reason)];
+      }
+      return ['accepted', undefined];
+    };
+    const thief = generateDpopKey();
+    const thiefs = createDpopProof(thief, { method: 'GET', url: URL_, accessToken: TOKEN, nowSeconds: NOW });
+    const p = proof();
+    assert.deepEqual(await signalOf(request(undefined, 'Bearer'), bound), [
+      'dpop_bound_as_bearer',
+      'key_missing',
+    ]);
+    assert.deepEqual(await signalOf(request(undefined), bound), ['dpop_single_header', 'key_missing']);
+    assert.deepEqual(await signalOf(request(thiefs), bound), ['dpop_jkt', 'key_mismatch']);
+    assert.deepEqual(await signalOf(request(p), bound), ['accepted', undefined]);
+    assert.deepEqual(await signalOf(request(p), bound), ['dpop_replay', 'dpop_replay']);
+    // Certificate-bound (RFC 8705): no certificate, or another one.
+    const cert = new Uint8Array([1, 2, 3]);
+    const certBound = { cnf: { 'x5t#S256': certificateThumbprint(cert) } };
+    const bearer = (clientCertificate?: Uint8Array) => ({
+      ...request(undefined, 'Bearer'),
+      ...(clientCertificate ? { clientCertificate } : {}),
+    });
+    assert.deepEqual(await signalOf(bearer(), certBound), ['mtls_certificate_missing', 'key_missing']);
+    assert.deepEqual(await signalOf(bearer(new Uint8Array([4])), certBound), [
+      'mtls_certificate_mismatch',
+      'key_mismatch',
+    ]);
+    assert.deepEqual(await signalOf(bearer(cert), certBound), ['accepted', undefined]);
+    // An unbound token with the DPoP scheme says nothing about who holds it.
+    assert.deepEqual(await signalOf(request(proof()), {}), ['not_dpop_bound', undefined]);
   });
 });

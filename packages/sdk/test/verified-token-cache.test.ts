@@ -78,11 +78,16 @@ describe('VerifiedTokenCache', () => {
   it('refuses a cached token once it has expired (past the leeway), and forgets it', async () => {
     const cache = new VerifiedTokenCache();
     const v = verifier(() => NOW);
-    const t = token({ exp: NOW + 60 });
+    const t = token({ exp: NOW + 60, jti: 'cached-jti' });
     await cache.verified(t, at(NOW), v.verify(t));
     // Within the leeway after exp it is still a hit.
     assert.equal((await cache.verified(t, at(NOW + 60 + LEEWAY - 1), v.verify(t))).cached, true);
-    await assert.rejects(cache.verified(t, at(NOW + 60 + LEEWAY), v.verify(t)), refusedWith('expired'));
+    await assert.rejects(cache.verified(t, at(NOW + 60 + LEEWAY), v.verify(t)), (err) => {
+      assert.ok(refusedWith('expired')(err));
+      // Verified once: the refusal names the token, so the use is reported under its jti.
+      assert.equal((err as RequestRefusal).claims?.jti, 'cached-jti');
+      return true;
+    });
     assert.equal(cache.size, 0);
     assert.equal(v.calls, 1);
   });

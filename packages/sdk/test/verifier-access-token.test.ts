@@ -152,6 +152,41 @@ describe('verifyAccessTokenJwt (RFC 8725 §3, RFC 9068 §4)', () => {
     refused(token({ ...own, kid: 'k-attacker' }, claims(), attacker), 'no_key');
   });
 
+  it('a refusal after the signature verified (aud, exp, nbf) carries the claims; none before it does', () => {
+    const claimsOf = (t: string, over: Partial<AccessTokenCheck> = {}) => {
+      try {
+        verifyAccessTokenJwt(t, { ...CHECK, ...over });
+      } catch (err) {
+        assert.ok(err instanceof TokenError);
+        return { reason: err.reason, jti: err.claims?.jti };
+      }
+      assert.fail('accepted');
+    };
+    const jti = 'the-jti';
+    const other = { jti, aud: 'https://other.example' };
+    assert.deepEqual(claimsOf(token({}, claims(other))), { reason: 'aud', jti });
+    assert.deepEqual(claimsOf(token({}, claims({ jti, exp: NOW - 10 }))), { reason: 'expired', jti });
+    assert.deepEqual(claimsOf(token({}, claims({ jti, nbf: NOW + 60 }))), { reason: 'nbf', jti });
+    // The same claims under a signature that does not verify, or of a shape Writ does not issue: unknown.
+    const [h, , s] = token().split('.');
+    const forged = `${h}.${b64(claims(other))}.${s}`;
+    assert.deepEqual(claimsOf(forged), { reason: 'bad_signature', jti: undefined });
+    const attackers = token({}, claims(other), attacker);
+    assert.deepEqual(claimsOf(attackers), { reason: 'bad_signature', jti: undefined });
+    assert.deepEqual(claimsOf(token({ kid: 'k-unknown' }, claims({ jti, exp: NOW - 10 }))), {
+      reason: 'no_key',
+      jti: undefined,
+    });
+    assert.deepEqual(claimsOf(token({}, claims({ jti, iss: 'https://evil.example' }))), {
+      reason: 'iss',
+      jti: undefined,
+    });
+    assert.deepEqual(claimsOf(token({}, claims({ jti, scope: 42 }))), {
+      reason: 'claim_scope',
+      jti: undefined,
+    });
+  });
+
   it('refuses a tampered payload and a truncated signature', () => {
     const [h, , s] = token().split('.');
     refused(`${h}.${b64(claims({ scope: 'reports:admin' }))}.${s}`, 'bad_signature');

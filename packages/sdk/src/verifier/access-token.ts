@@ -7,9 +7,16 @@ import { type RefusalReason, WritError } from '../wire/errors.js';
 export class TokenError extends WritError {
   declare readonly code: 'invalid_token';
   declare readonly reason: RefusalReason;
-  constructor(reason: RefusalReason, message: string) {
+  /**
+   * The token's claims, set only when its signature verified and a later check refused it (`aud`,
+   * `expired`, `nbf`): a verifier reports such a use under the token's `jti`. Never set for a token
+   * whose signature did not verify: its claims are anyone's words.
+   */
+  readonly claims: AccessTokenClaims | undefined;
+  constructor(reason: RefusalReason, message: string, claims?: AccessTokenClaims) {
     super('invalid_token', reason, message);
     this.name = 'TokenError';
+    this.claims = claims;
   }
 }
 
@@ -71,11 +78,12 @@ export function verifyAccessTokenJwt(
   const ajti = claims['ajti'];
   if (ajti !== undefined && (!Array.isArray(ajti) || !ajti.every((j) => typeof j === 'string')))
     throw new TokenError('claim_ajti', 'token ajti is malformed');
-  if (c.audience !== undefined && claims['aud'] !== c.audience)
-    throw new TokenError('aud', 'token is not for this audience');
-  if ((claims['exp'] as number) <= c.nowSeconds - c.leeway)
-    throw new TokenError('expired', 'token has expired');
-  if ((claims['nbf'] as number) > c.nowSeconds + (c.notBeforeLeeway ?? c.leeway))
-    throw new TokenError('nbf', 'token is not yet valid');
-  return { claims: claims as unknown as AccessTokenClaims, kid: jws.key.kid ?? '', key: jws.key };
+  // From here on the claims are signed and of the shapes Writ issues: a refusal carries them.
+  const verified = claims as unknown as AccessTokenClaims;
+  if (c.audience !== undefined && verified.aud !== c.audience)
+    throw new TokenError('aud', 'token is not for this audience', verified);
+  if (verified.exp <= c.nowSeconds - c.leeway) throw new TokenError('expired', 'token has expired', verified);
+  if (verified.nbf > c.nowSeconds + (c.notBeforeLeeway ?? c.leeway))
+    throw new TokenError('nbf', 'token is not yet valid', verified);
+  return { claims: verified, kid: jws.key.kid ?? '', key: jws.key };
 }

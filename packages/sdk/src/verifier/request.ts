@@ -27,15 +27,21 @@ export class RequestRefusal extends WritError {
   declare readonly reason: RefusalReason;
   /** With `use_dpop_nonce`: the nonce to send in the `DPoP-Nonce` response header (RFC 9449 §9). */
   readonly dpopNonce: string | undefined;
+  /**
+   * The token's claims when its signature verified and a check of the token itself refused it
+   * (audience, expiry): the use is reported under its `jti` (see `TokenError.claims`). Never sent.
+   */
+  readonly claims: AccessTokenClaims | undefined;
   constructor(
     code: RequestRefusal['code'],
     reason: RefusalReason,
     message: string,
-    o: { dpopNonce?: string } = {},
+    o: { dpopNonce?: string; claims?: AccessTokenClaims | undefined } = {},
   ) {
     super(code, reason, message);
     this.name = 'RequestRefusal';
     this.dpopNonce = o.dpopNonce;
+    this.claims = o.claims;
   }
 
   /** `error_description` safe for a quoted-string: RFC 6750 §3 characters only, and short. */

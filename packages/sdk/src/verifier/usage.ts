@@ -1,14 +1,19 @@
 import type { WorkloadClient } from '../client/workload-client.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { restrictText } from '../wire/plain-text.js';
+import { isVerifierSignal, type VerifierSignal } from '../wire/signals.js';
 
 /**
  * One use of a token at a resource server, as a verifier reports it. The server takes a record only for
- * a token it issued, for an API the reporting verifier serves (its workload's `serves`), and reads the
- * token's subject and task from its own record of the token.
+ * a token it issued, for an API the reporting verifier serves (its workload's `serves`), or, for a
+ * `wrong_audience` signal, a token whose SHA-256 the record proves it saw; it reads the token's subject
+ * and task from its own record of the token.
  */
 export interface UsageRecord {
-  /** The token's `jti`. A use whose token could not be verified names none and is not reported. */
+  /**
+   * The token's `jti`. A use whose token could not be verified names none and is not reported, except
+   * a `stale` signal, which is about the verifier itself.
+   */
   jti: string;
   /** Not sent: the server reads the subject from its record of the token. */
   sub?: string | undefined;
@@ -23,6 +28,16 @@ export interface UsageRecord {
   decision: 'allow' | 'deny';
   /** Why it was denied (`revoked`, `expired`, `dpop_replay`, …). */
   reason?: string | undefined;
+  /**
+   * The security signal of a denial (`signalOfRefusal(reason)`): such a record is sent at once, not
+   * with the next batch. Ignored on an allowed use.
+   */
+  signal?: VerifierSignal | undefined;
+  /**
+   * Base64url SHA-256 of the serialized token (the server's fingerprint of it): proof that the verifier
+   * saw the token, not only its `jti`. Required for `wrong_audience`, checked whenever sent.
+   */
+  tokenSha256?: string | undefined;
   /** Milliseconds since the epoch; default now. */
   time?: number;
 }
@@ -49,7 +64,10 @@ export interface UsageReporterOptions {
   maxBuffer?: number;
   /** Records per report. Default 500 (the server accepts up to `usage.batch_records`). */
   batchSize?: number;
-  /** A report is sent this often while records wait (ms), and as soon as a batch is full. Default 1000. */
+  /**
+   * A report is sent this often while records wait (ms), at least 100; and as soon as a batch is full
+   * or a record carries a signal. Default 1000.
+   */
   flushIntervalMs?: number;
   /** Retry waits double from this (ms) after a failed report. Default 500. */
   minBackoffMs?: number;
@@ -131,8 +149,16 @@ interface WireRecord {
   user_agent?: string;
   decision: 'allow' | 'deny';
   reason?: string;
+  signal?: VerifierSignal;
+  token_sha256?: string;
   time: number;
 }
+
+/** What a token's SHA-256 looks like in base64url: 43 characters. */
+const TOKEN_SHA256 = /^[A-Za-z0-9_-]{43}$/;
+
+/** The shortest flush interval: records are batched so a busy API does not post once per request. */
+const MIN_FLUSH_INTERVAL_MS = 100;
 
 /**
  * Ships usage records to the Writ server in batches, off the request path: `record()` only buffers.
@@ -140,6 +166,8 @@ interface WireRecord {
  * exponential backoff (the records keep their place at the front); a report the server refuses (400,
  * 403, 413, 415) is not retried, and its records, like those an accepted report lists as refused, are
  * counted as `refused`; the count of dropped records travels with the next report. `close()` flushes.
+ * A record carrying a security signal is sent on the next turn of the event loop (a burst of them in
+ * one report) rather than at the next interval, unless a failed report is being backed off.
  *
  * @example
  * const usage = new UsageReporter({ issuer, client });
@@ -175,15 +203,24 @@ export class UsageReporter {
     };
     if (this.#o.maxBuffer < 1 || this.#o.batchSize < 1)
       throw new RangeError('maxBuffer and batchSize must be ≥ 1');
+    const interval = this.#o.flushIntervalMs;
+    if (!Number.isFinite(interval) || interval < MIN_FLUSH_INTERVAL_MS)
+      throw new RangeError(
+        `flushIntervalMs must be a finite number of milliseconds ≥ ${MIN_FLUSH_INTERVAL_MS} (got ${String(interval)}); records with a signal are sent at once anyway`,
+      );
     this.#url = `${o.issuer.replace(/\/+$/, '')}/v1/usage`;
     this.#timer = setInterval(() => this.#background(), this.#o.flushIntervalMs);
     this.#timer.unref?.();
   }
 
-  /** Buffers one use; never blocks and never throws. A use that names no token (`jti` empty) is ignored. */
+  /**
+   * Buffers one use; never blocks and never throws. A use that names no token (`jti` empty) is ignored,
+   * unless it carries the `stale` signal (about this verifier, not a token).
+   */
   record(r: UsageRecord): void {
+    const signal = r.decision === 'deny' && isVerifierSignal(r.signal) ? r.signal : undefined;
     // The server takes only uses of tokens it issued: one whose token could not even be verified names none.
-    if (!r.jti) return;
+    if (!r.jti && signal !== 'stale') return;
     if (this.#closed) {
       this.#drop(1);
       return;
@@ -198,12 +235,16 @@ export class UsageReporter {
     if (r.userAgent) w.user_agent = restrictText(r.userAgent, 512);
     if (r.decision === 'deny')
       w.reason = (r.reason || 'denied').replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128);
+    if (signal) w.signal = signal;
+    if (r.jti && r.tokenSha256 !== undefined && TOKEN_SHA256.test(r.tokenSha256))
+      w.token_sha256 = r.tokenSha256;
     this.#buffer.push(w);
     if (this.#buffer.length > this.#o.maxBuffer) {
       this.#buffer.shift();
       this.#drop(1);
     }
-    if (this.#buffer.length >= this.#o.batchSize && this.#kick === undefined) {
+    // A signal is news for detection now; the uses of the same turn go with it in one report.
+    if ((signal || this.#buffer.length >= this.#o.batchSize) && this.#kick === undefined) {
       this.#kick = setImmediate(() => {
         this.#kick = undefined;
         this.#background();

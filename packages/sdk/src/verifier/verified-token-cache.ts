@@ -45,10 +45,10 @@ export class VerifiedTokenCache {
     if (hit) {
       if (hit.claims.exp <= c.nowSeconds - c.leeway) {
         this.#entries.delete(digest);
-        throw new RequestRefusal('invalid_token', 'expired', 'token has expired');
+        throw new RequestRefusal('invalid_token', 'expired', 'token has expired', { claims: hit.claims });
       }
       if (hit.claims.nbf > c.nowSeconds + c.leeway)
-        throw new RequestRefusal('invalid_token', 'nbf', 'token is not yet valid');
+        throw new RequestRefusal('invalid_token', 'nbf', 'token is not yet valid', { claims: hit.claims });
       if (c.publishes(hit.thumbprint)) return { ...hit, cached: true };
       // Its key is no longer published: verify from scratch (and refuse unless the key is back).
       this.#entries.delete(digest);

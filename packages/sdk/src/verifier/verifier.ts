@@ -1,9 +1,11 @@
+import { hash } from 'node:crypto';
 import type { WorkloadClient } from '../client/workload-client.js';
 import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { EventType } from '../wire/events.js';
 import { POLICY_BUNDLE_KEYS_PATH } from '../wire/policy-bundle.js';
 import type { VerifierRevocation } from '../wire/revocation.js';
+import { signalOfRefusal } from '../wire/signals.js';
 import { TokenError, verifyAccessTokenJwt } from './access-token.js';
 import type { DpopNonceSource } from './dpop-nonces.js';
 import { EventStreamFollower } from './event-stream-follower.js';
@@ -293,7 +295,9 @@ export function createVerifier(o: VerifierOptions): Verifier {
         usage.record(useOf(req, result.claims, 'allow', undefined, now()));
         return result;
       } catch (err) {
-        if (err instanceof RequestRefusal) usage.record(useOf(req, known, 'deny', err.reason, now()));
+        // A refusal of the token itself (audience, expiry) carries its claims once the signature verified.
+        if (err instanceof RequestRefusal)
+          usage.record(useOf(req, known ?? err.claims, 'deny', err.reason, now()));
         throw err;
       }
     },
@@ -323,7 +327,12 @@ export function createVerifier(o: VerifierOptions): Verifier {
   return verifier;
 }
 
-/** The usage record of one verification: claims only once the token's signature has been verified. */
+/**
+ * The usage record of one verification: claims only once the token's signature has been verified. A
+ * denial that says something about who holds the token carries its signal (`signalOfRefusal`) and,
+ * when the token is known, the token's SHA-256, which proves to the server the verifier saw the token
+ * itself and not only its `jti` (a `wrong_audience` record is taken on that proof alone).
+ */
 function useOf(
   req: PresentedRequest & UseContext,
   claims: AccessTokenClaims | undefined,
@@ -337,6 +346,8 @@ function useOf(
   } catch {
     // not absolute: keep as given
   }
+  const signal = decision === 'deny' ? signalOfRefusal(reason) : undefined;
+  const token = signal && claims ? presentedTokenOf(req) : undefined;
   return {
     jti: claims?.jti ?? '',
     sub: claims?.sub ?? '',
@@ -346,12 +357,23 @@ function useOf(
     userAgent: req.userAgent,
     decision,
     reason,
+    ...(signal ? { signal } : {}),
+    ...(token ? { tokenSha256: hash('sha256', token, 'base64url') } : {}),
     time,
   };
 }
 
+function presentedTokenOf(req: PresentedRequest): string | undefined {
+  try {
+    return presentedToken(req.authorization).token;
+  } catch {
+    return undefined;
+  }
+}
+
 function toRefusal(err: unknown): RequestRefusal {
   if (err instanceof RequestRefusal) return err;
-  if (err instanceof TokenError) return new RequestRefusal('invalid_token', err.reason, err.message);
+  if (err instanceof TokenError)
+    return new RequestRefusal('invalid_token', err.reason, err.message, { claims: err.claims });
   return new RequestRefusal('invalid_token', 'invalid', 'token is invalid');
 }

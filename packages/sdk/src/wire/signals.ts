@@ -22,10 +22,18 @@ export function isVerifierSignal(value: unknown): value is VerifierSignal {
   return typeof value === 'string' && Object.hasOwn(VERIFIER_SIGNALS, value);
 }
 
-/** The refusal reasons that carry a security signal, and which. */
+/**
+ * The refusal reasons that carry a security signal, and which. A verifier checks a DPoP proof or a
+ * client certificate only for a token bound to one (`checkHolderBinding`), so the binding reasons below
+ * arise only for bound tokens: `dpop_single_header` there means the DPoP scheme came without a proof
+ * (the middleware refuses two proofs before it verifies anything; a bound token that reaches `verify()`
+ * with two did not come with one proof by its key either).
+ */
 const SIGNAL_OF_REASON: Partial<Record<RefusalReason, VerifierSignal>> = {
   dpop_replay: 'dpop_replay',
   dpop_bound_as_bearer: 'key_missing',
+  dpop_single_header: 'key_missing',
+  mtls_certificate_missing: 'key_missing',
   mtls_binding_required: 'key_missing',
   dpop_jkt: 'key_mismatch',
   mtls_certificate_mismatch: 'key_mismatch',
