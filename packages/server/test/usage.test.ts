@@ -9,9 +9,22 @@ import { promisify } from 'node:util';
 import { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof } from '@writ/sdk/dpop';
 import { createVerifier, RequestRefusal, UsageReporter, type Verifier } from '@writ/sdk/verifier';
+import type { VerifierSignal } from '@writ/sdk/wire';
+import type { AuditEvent } from '../src/audit/audit-event.js';
+import { tokenFingerprint } from '../src/tokens/access-token.js';
 import type { TokenTrace } from '../src/usage/trace.js';
-import { classDoc, decodeClaims, workloadDoc } from './helpers/dpop.js';
-import { AUDIENCE, freePort, type Harness, startHarness, type TestKey, testKey } from './helpers/harness.js';
+import { classDoc, decodeClaims, tokenOverHttp, workloadDoc } from './helpers/dpop.js';
+import {
+  AUDIENCE,
+  freePort,
+  type Harness,
+  OTHER_AUDIENCE,
+  OTHER_WORKLOAD,
+  startHarness,
+  type TestKey,
+  testKey,
+  WORKLOAD,
+} from './helpers/harness.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const VERIFIER = 'spiffe://test.writ/reports/api';
@@ -233,7 +246,7 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
   });
 
   it('a failed report is retried with backoff (records keep their place); close flushes what is left', async () => {
-    const usage = new UsageReporter({ issuer, client, flushIntervalMs: 20, minBackoffMs: 20 });
+    const usage = new UsageReporter({ issuer, client, flushIntervalMs: 100, minBackoffMs: 20 });
     const jti = decodeClaims(await bearerToken())['jti'] as string;
     const use = (operation: string) =>
       usage.record({
@@ -328,5 +341,213 @@ describe('usage reports: a verifier reports each use; writ audit trace shows the
     });
     assert.equal(ok.status, 202);
     assert.equal((await h.writ.ctx.store.usageForToken(jti, 10)).length, 1);
+  });
+});
+
+describe('security signals: a real verifier reports them at once, and the server takes them (real HTTP)', () => {
+  const keys = { verifier: testKey(), bound: testKey(), short: testKey() };
+  const BOUND = 'spiffe://test.writ/reports/bound';
+  const SHORT = 'spiffe://test.writ/reports/short';
+  let h: Harness;
+  let issuer: string;
+  let client: WorkloadClient;
+  let bound: WorkloadClient;
+  let usage: UsageReporter;
+  let verifier: Verifier;
+  /** Added to the verifier's clock: a test moves it to make the verifier stale, or a token expired. */
+  let skewMs = 0;
+  const STALENESS_MS = 30_000;
+
+  before(async () => {
+    const port = await freePort();
+    issuer = `http://127.0.0.1:${port}`;
+    h = await startHarness({
+      listen: true,
+      settings: { 'listen.port': port, issuer, 'events.heartbeat': 1 },
+      extraDocs: [
+        classDoc({
+          name: 'verifier',
+          audiences: [`${issuer}/v1/events`, `${issuer}/v1/usage`],
+          scopes: ['events:read'],
+          default_scopes: ['events:read'],
+        }),
+        // DPoP-bound tokens for the API (the default binding), and bearer tokens that live 10 seconds.
+        classDoc({
+          name: 'reports-bound',
+          audiences: [AUDIENCE],
+          scopes: ['reports:read'],
+          default_scopes: ['reports:read'],
+        }),
+        classDoc({
+          name: 'reports-short',
+          binding: 'bearer',
+          max_ttl: '10s',
+          default_ttl: '10s',
+          audiences: [AUDIENCE],
+          scopes: ['reports:read'],
+          default_scopes: ['reports:read'],
+        }),
+        workloadDoc(VERIFIER, keys.verifier, ['verifier'], { serves: [AUDIENCE] }),
+        workloadDoc(BOUND, keys.bound, ['reports-bound']),
+        workloadDoc(SHORT, keys.short, ['reports-short']),
+      ],
+    });
+    client = new WorkloadClient({ issuer, clientId: VERIFIER, privateJwk: privateJwk(keys.verifier) });
+    bound = new WorkloadClient({ issuer, clientId: BOUND, privateJwk: privateJwk(keys.bound) });
+    // An hour between reports: whatever reaches the server below was sent because it carried a signal.
+    usage = new UsageReporter({ issuer, client, flushIntervalMs: 60_000 });
+    verifier = createVerifier({
+      issuer,
+      audience: AUDIENCE,
+      client,
+      usage,
+      stalenessMs: STALENESS_MS,
+      now: () => Date.now() + skewMs,
+    });
+    await verifier.ready();
+  });
+  after(async () => {
+    verifier.close();
+    await usage.close();
+    await h.close();
+  });
+
+  const url = `${AUDIENCE}/reports/1`;
+  const jtiOf = (token: string) => decodeClaims(token)['jti'] as string;
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}`, dpop: [], method: 'GET', url });
+  const withProof = (token: string, key = bound.dpopKey, proof?: string) => ({
+    authorization: `DPoP ${token}`,
+    dpop: [proof ?? createDpopProof(key, { method: 'GET', url, accessToken: token })],
+    method: 'GET',
+    url,
+  });
+  const refusedAs = async (req: Parameters<Verifier['verify']>[0], reason: string) =>
+    assert.rejects(
+      verifier.verify({ ...req, operation: 'GET /reports/:id', source: '10.7.7.7' }),
+      (err) => err instanceof RequestRefusal && err.reason === reason,
+    );
+  /** The uses of `jti` the server stored denied for `reason`, once there are some (bounded poll). */
+  const storedDenial = async (jti: string, reason: string) => {
+    let found: Awaited<ReturnType<Harness['store']['usageForToken']>> = [];
+    await until(`a ${reason} use of ${jti} at the server`, async () => {
+      found = (await h.store.usageForToken(jti, 100)).filter((u) => u.reason === reason);
+      return found.length > 0;
+    });
+    return found;
+  };
+  /** Signals counted by the usage.reported events after `from` events of that type. */
+  const signalsSince = async (from: number): Promise<Record<string, number>> => {
+    const counts: Record<string, number> = {};
+    for (const e of (await h.auditEvents('usage.reported')).slice(from)) {
+      assert.equal(e.actor, VERIFIER);
+      for (const [k, n] of Object.entries((e.data['signals'] ?? {}) as Record<string, number>))
+        counts[k] = (counts[k] ?? 0) + n;
+    }
+    return counts;
+  };
+  const reportedEvents = async (): Promise<AuditEvent[]> => h.auditEvents('usage.reported');
+  const expectSignals = async (from: number, want: Partial<Record<VerifierSignal, number>>) => {
+    await until(`signals ${JSON.stringify(want)} in usage.reported`, async () => {
+      const got = await signalsSince(from);
+      return Object.entries(want).every(([k, n]) => got[k] === n);
+    });
+  };
+
+  it('a DPoP-bound token without its key (as Bearer, without a proof) and with another key: key_missing, key_mismatch', async () => {
+    const from = (await reportedEvents()).length;
+    const token = await bound.token({ audience: AUDIENCE });
+    const thief = new WorkloadClient({ issuer, clientId: BOUND, privateJwk: privateJwk(testKey()) });
+    await refusedAs(bearer(token), 'dpop_bound_as_bearer');
+    await refusedAs({ ...withProof(token), dpop: [] }, 'dpop_single_header');
+    await refusedAs(withProof(token, thief.dpopKey), 'dpop_jkt');
+    await storedDenial(jtiOf(token), 'dpop_jkt');
+    await expectSignals(from, { key_missing: 2, key_mismatch: 1 });
+    const reasons = (await h.store.usageForToken(jtiOf(token), 100)).map((u) => [u.reason, u.sub]).sort();
+    assert.deepEqual(reasons, [
+      ['dpop_bound_as_bearer', BOUND],
+      ['dpop_jkt', BOUND],
+      ['dpop_single_header', BOUND],
+    ]);
+  });
+
+  it('a DPoP proof presented twice: the first use is allowed, the replay is dpop_replay, both sent at once', async () => {
+    const from = (await reportedEvents()).length;
+    const token = await bound.token({ audience: AUDIENCE });
+    const proof = createDpopProof(bound.dpopKey, { method: 'GET', url, accessToken: token });
+    await verifier.verify({
+      ...withProof(token, bound.dpopKey, proof),
+      operation: 'GET /reports/:id',
+      source: '10.7.7.7',
+    });
+    await refusedAs(withProof(token, bound.dpopKey, proof), 'dpop_replay');
+    await storedDenial(jtiOf(token), 'dpop_replay');
+    await expectSignals(from, { dpop_replay: 1 });
+    // The allowed use waited in the buffer and went with the signal.
+    assert.equal(
+      (await h.store.usageForToken(jtiOf(token), 100)).filter((u) => u.decision === 'allow').length,
+      1,
+    );
+  });
+
+  it('a revoked token presented again: revoked', async () => {
+    const from = (await reportedEvents()).length;
+    const token = await tokenOverHttp(h, WORKLOAD, h.workloadKey, AUDIENCE);
+    const before = verifier.status().revocations;
+    const revoked = await h.admin('POST', '/revocations', {
+      kind: 'jti',
+      value: jtiOf(token),
+      reason: 'kept',
+    });
+    assert.equal(revoked.status, 201);
+    await until('the verifier to hear the revocation', () => verifier.status().revocations > before);
+    await refusedAs(bearer(token), 'revoked');
+    await storedDenial(jtiOf(token), 'revoked');
+    await expectSignals(from, { revoked: 1 });
+  });
+
+  it("a Writ token for another API: wrong_audience, taken on the token's SHA-256 though the verifier does not serve that API", async () => {
+    const from = (await reportedEvents()).length;
+    const billing = await tokenOverHttp(h, OTHER_WORKLOAD, h.otherKey, OTHER_AUDIENCE, 'billing:write');
+    await refusedAs(bearer(billing), 'aud');
+    const [use] = await storedDenial(jtiOf(billing), 'aud');
+    // Stored under the token's own workload, reported by this verifier.
+    assert.equal(use!.sub, OTHER_WORKLOAD);
+    assert.equal(use!.reporter, VERIFIER);
+    await expectSignals(from, { wrong_audience: 1 });
+    // The SDK's hash is the server's fingerprint of the token.
+    assert.equal((await h.store.getTokens([jtiOf(billing)]))[0]!.fingerprint, tokenFingerprint(billing));
+  });
+
+  it('an expired token: expired, reported under its jti', async () => {
+    const from = (await reportedEvents()).length;
+    const token = await tokenOverHttp(h, SHORT, keys.short, AUDIENCE);
+    // 17 s on: the 10-second token is past its exp and the 5 s leeway; the verifier is not yet stale.
+    skewMs = 17_000;
+    try {
+      await refusedAs(bearer(token), 'expired');
+    } finally {
+      skewMs = 0;
+    }
+    await storedDenial(jtiOf(token), 'expired');
+    await expectSignals(from, { expired: 1 });
+  });
+
+  it('stale revocation state: stale, a record about the verifier itself (no token, counted, not aggregated)', async () => {
+    const from = (await reportedEvents()).length;
+    const token = await tokenOverHttp(h, WORKLOAD, h.workloadKey, AUDIENCE);
+    // Past the staleness bound on the verifier's clock: it refuses before looking at the token.
+    skewMs = STALENESS_MS + 10_000;
+    let refusal: Promise<void>;
+    try {
+      assert.equal(verifier.status().stale, true);
+      refusal = refusedAs(bearer(token), 'stale');
+    } finally {
+      skewMs = 0;
+    }
+    await refusal;
+    await expectSignals(from, { stale: 1 });
+    const event = (await reportedEvents()).slice(from).find((e) => e.data['signals'] !== undefined)!;
+    assert.equal(event.data['aggregates'], 0);
+    assert.deepEqual(await h.store.usageForToken(jtiOf(token), 10), []);
   });
 });

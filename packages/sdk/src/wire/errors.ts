@@ -264,6 +264,8 @@ export const REFUSAL_REASONS = {
   time: 'a usage record time is outside the accepted window',
   unknown_token:
     'a usage record names a `jti` Writ has no record of: never issued, or pruned a day after it expired',
+  token_sha256:
+    "a usage record's `token_sha256` is not the SHA-256 of the token its `jti` names (the reporter is told the same as for an unknown token)",
   malformed_stream: 'the SSF stream configuration does not have the documented shape',
   transmitter_field: 'an SSF stream field that the transmitter sets does not match',
   stream_audience: 'an SSF stream `aud` is missing or not the receiver',

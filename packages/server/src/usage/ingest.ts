@@ -1,4 +1,5 @@
-import type { RefusalReason } from '@writ/sdk/wire';
+import { timingSafeEqual } from 'node:crypto';
+import { type RefusalReason, VERIFIER_SIGNALS, type VerifierSignal } from '@writ/sdk/wire';
 import { z } from 'zod';
 import type { WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
@@ -6,11 +7,20 @@ import type { IssuedToken } from '../tokens/issued-token.js';
 import { plainUsageRecord } from './plain-record.js';
 import type { UsageAggregate } from './usage-aggregate.js';
 
-/** One use as a verifier reports it (the wire shape of `POST /v1/usage`; the SDK's `UsageRecord`). */
+const SIGNALS = Object.keys(VERIFIER_SIGNALS) as [VerifierSignal, ...VerifierSignal[]];
+
+/**
+ * One use as a verifier reports it (the wire shape of `POST /v1/usage`; the SDK's `UsageRecord`).
+ * Strict: a field Writ does not read (a `reporter`, a `verifier`) refuses the record, so nobody can
+ * believe a record says more than it does.
+ */
 const record = z
   .object({
-    /** The token used: one Writ issued, for an API the reporter serves. */
-    jti: z.string().min(1).max(256),
+    /**
+     * The token used: one Writ issued, for an API the reporter serves (or, for `wrong_audience`, one the
+     * record proves with `token_sha256`). Empty only in a `stale` signal, which is about the reporter.
+     */
+    jti: z.string().max(256),
     /** Ignored: the subject and the task are read from Writ's own record of the token. */
     sub: z.string().max(2048).optional(),
     tid: z.string().max(256).nullish(),
@@ -24,12 +34,23 @@ const record = z
       .max(128)
       .regex(/^[A-Za-z0-9_.:-]*$/)
       .optional(),
+    /** The security signal of a denial (`VERIFIER_SIGNALS`), which detection rules match on. */
+    signal: z.enum(SIGNALS, { error: `must be one of ${SIGNALS.join(', ')}` }).optional(),
+    /**
+     * Base64url SHA-256 of the serialized token (its fingerprint in Writ's record): proof the reporter saw
+     * the token itself. Required with `wrong_audience`; checked whenever sent.
+     */
+    token_sha256: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/, 'must be the base64url SHA-256 of the token (43 characters)')
+      .optional(),
     /** Milliseconds since the epoch. */
     time: z.number().int().nonnegative(),
   })
   .strict();
 
-type UsageRecordWire = z.output<typeof record>;
+/** A use as the report gave it, once checked; its text fields bounded and escaped (`plainUsageRecord`). */
+export type ReportedUse = z.output<typeof record>;
 
 export const usageReport = z
   .object({
@@ -61,19 +82,37 @@ export interface UsageReceipt {
 }
 
 /**
+ * A record Writ took, with Writ's own record of its token: what detection reads. `token` is undefined
+ * for a `stale` signal, which names no token and is about the reporter itself.
+ */
+export interface TakenUse {
+  record: ReportedUse;
+  token: IssuedToken | undefined;
+}
+
+/** The description of a record naming a token the reporter may not report on, whatever the cause. */
+const notReportable = (index: number): string =>
+  `records.${index}.jti: no token with this jti was issued for an API this verifier serves; report only uses of Writ tokens for the APIs its workload lists under serves`;
+
+/**
  * Validates a verifier's report and folds the records it may make into aggregates per (jti,
  * operation, source, decision, reason), stored with one audit event in one transaction. A record is
  * taken only when it is well formed, in time, and names a token Writ issued for an API the reporter
  * serves (its workload's `serves`); `sub` and `tid` come from Writ's record of that token, never from
- * the report. Each other record is refused on its own, listed with why; a report none of whose records
- * is taken is refused whole (`invalid_request`, nothing stored).
+ * the report. Two kinds of record are not about tokens the reporter serves: a `wrong_audience` signal
+ * (someone sent it a token for another API), taken only when its `token_sha256` is the token's
+ * fingerprint, since a `jti` alone could be copied from anywhere to frame a workload; and a `stale`
+ * signal, which names no token (it is counted, not aggregated). A `token_sha256` that is not the
+ * token's refuses the record as if the token did not exist. Each other record is refused on its own,
+ * listed with why; a report none of whose records is taken is refused whole (`invalid_request`, nothing
+ * stored). Returns the receipt for the reporter and the records taken, with their tokens.
  */
 export async function ingestUsageReport(
   ctx: WritContext,
   reporter: string,
   body: unknown,
   ip: string,
-): Promise<UsageReceipt> {
+): Promise<{ receipt: UsageReceipt; taken: TakenUse[] }> {
   const parsed = usageReport.safeParse(body ?? {});
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
@@ -88,28 +127,31 @@ export async function ingestUsageReport(
   const refuse = (index: number, reason: RefusalReason, description: string) =>
     refused.push({ index, reason, error: 'invalid_request', error_description: description });
   const wellFormed = checkRecords(report.records, ctx.clock.now(), usage.retention, refuse);
-  const tokens = new Map(
-    (await ctx.store.getTokens([...new Set(wellFormed.map(({ r }) => r.jti))])).map((t) => [t.jti, t]),
-  );
+  const jtis = new Set(wellFormed.map(({ r }) => r.jti).filter((jti) => jti !== ''));
+  const tokens = new Map((await ctx.store.getTokens([...jtis])).map((t) => [t.jti, t]));
   const aggregates = new Map<string, UsageAggregate>();
+  const taken: TakenUse[] = [];
+  const signals: Record<string, number> = {};
   let denied = 0;
   for (const { index, r } of wellFormed) {
-    const token = tokens.get(r.jti);
-    if (!token || !ctx.registry.serves(reporter, token.aud)) {
-      // One answer for both: whether a jti exists, or what API it is for, is not the reporter's to learn.
-      refuse(
-        index,
-        token ? 'audience_not_served' : 'unknown_token',
-        `records.${index}.jti: no token with this jti was issued for an API this verifier serves; report only uses of Writ tokens for the APIs its workload lists under serves`,
-      );
+    // An empty jti passed checkRecords only in a stale signal: about the reporter, no token to check.
+    const token = r.jti === '' ? undefined : tokens.get(r.jti);
+    const why =
+      r.jti === '' ? undefined : unreportable(r, token, (aud) => ctx.registry.serves(reporter, aud));
+    if (why) {
+      // One answer for every cause: whether a jti exists, or what API it is for, is not the reporter's to learn.
+      refuse(index, why, notReportable(index));
       continue;
     }
+    const plain = plainUsageRecord(r);
     if (r.decision === 'deny') denied++;
-    fold(aggregates, r, token, reporter);
+    if (r.signal) signals[r.signal] = (signals[r.signal] ?? 0) + 1;
+    if (token) fold(aggregates, plain, token, reporter);
+    taken.push({ record: plain, token });
   }
   refused.sort((a, b) => a.index - b.index);
   const refusals = countReasons(refused);
-  if (aggregates.size === 0) {
+  if (taken.length === 0) {
     const first = refused[0]!;
     const more = refused.length > 1 ? ` (and ${refused.length - 1} more records refused)` : '';
     throw invalidRequest(`no record of the report was taken: ${first.error_description}${more}`, {
@@ -121,7 +163,7 @@ export async function ingestUsageReport(
   const rows = [...aggregates.values()];
   const accepted = report.records.length - refused.length;
   const event = await ctx.store.transaction(async (tx) => {
-    await tx.addUsage(rows);
+    if (rows.length > 0) await tx.addUsage(rows);
     return ctx.audit.append(
       {
         type: 'usage.reported',
@@ -134,6 +176,7 @@ export async function ingestUsageReport(
           denied,
           refused: refused.length,
           ...(refused.length > 0 ? { refusals } : {}),
+          ...(Object.keys(signals).length > 0 ? { signals } : {}),
           dropped_by_reporter: report.dropped,
           ip,
         },
@@ -145,10 +188,37 @@ export async function ingestUsageReport(
   if (report.dropped > 0)
     ctx.logger.warn({ reporter, dropped: report.dropped }, 'a verifier dropped usage records');
   return {
-    accepted,
-    aggregates: rows.length,
-    refused: refused.map(({ reason: _r, ...listed }) => listed),
+    receipt: {
+      accepted,
+      aggregates: rows.length,
+      refused: refused.map(({ reason: _r, ...listed }) => listed),
+    },
+    taken,
   };
+}
+
+/**
+ * Why the reporter may not report this use of `token` (undefined when it may): the token is unknown,
+ * the record's `token_sha256` is not its fingerprint, or the token is for an API the reporter does not
+ * serve and the record is not a `wrong_audience` signal (whose fingerprint `checkRecords` required).
+ */
+function unreportable(
+  r: ReportedUse,
+  token: IssuedToken | undefined,
+  serves: (aud: string) => boolean,
+): RefusalReason | undefined {
+  if (!token) return 'unknown_token';
+  if (r.token_sha256 !== undefined && !sameFingerprint(r.token_sha256, token.fingerprint))
+    return 'token_sha256';
+  if (r.signal === 'wrong_audience') return undefined;
+  return serves(token.aud) ? undefined : 'audience_not_served';
+}
+
+/** Constant-time comparison of two base64url SHA-256 digests. */
+function sameFingerprint(claimed: string, recorded: string): boolean {
+  const a = Buffer.from(claimed, 'base64url');
+  const b = Buffer.from(recorded, 'base64url');
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** The records that have the documented shape and a time in the window; `refuse` hears of the others. */
@@ -157,9 +227,9 @@ function checkRecords(
   now: number,
   retentionSeconds: number,
   refuse: (index: number, reason: RefusalReason, description: string) => void,
-): Array<{ index: number; r: UsageRecordWire }> {
+): Array<{ index: number; r: ReportedUse }> {
   const oldest = now - retentionSeconds * 1000;
-  const out: Array<{ index: number; r: UsageRecordWire }> = [];
+  const out: Array<{ index: number; r: ReportedUse }> = [];
   for (const [index, raw] of records.entries()) {
     const p = record.safeParse(raw);
     if (!p.success) {
@@ -173,6 +243,20 @@ function checkRecords(
       refuse(index, 'time', `records.${index}.time: outside the accepted window`);
     else if (r.decision === 'allow' && (r.reason ?? '') !== '')
       refuse(index, 'malformed_report', `records.${index}: an allowed use gives no reason`);
+    else if (r.decision === 'allow' && r.signal !== undefined)
+      refuse(index, 'malformed_report', `records.${index}.signal: only a denied use carries a signal`);
+    else if (r.jti === '' && r.signal !== 'stale')
+      refuse(
+        index,
+        'malformed_report',
+        `records.${index}.jti: a record names its token; only a stale signal (about the verifier itself) names none`,
+      );
+    else if (r.signal === 'wrong_audience' && r.token_sha256 === undefined)
+      refuse(
+        index,
+        'malformed_report',
+        `records.${index}.token_sha256: a wrong_audience signal proves the token with its SHA-256`,
+      );
     else out.push({ index, r });
   }
   return out;
@@ -181,12 +265,12 @@ function checkRecords(
 /** Adds one use to its aggregate; the subject and task are the token's, as Writ recorded them. */
 function fold(
   aggregates: Map<string, UsageAggregate>,
-  r: UsageRecordWire,
+  r: ReportedUse,
   token: IssuedToken,
   reporter: string,
 ): void {
   const reason = r.decision === 'deny' ? r.reason || 'denied' : '';
-  const { operation, source, user_agent } = plainUsageRecord(r);
+  const { operation, source, user_agent } = r;
   const userAgent = user_agent || null;
   const key = JSON.stringify([r.jti, operation, source, r.decision, reason]);
   const seen = aggregates.get(key);

@@ -5,7 +5,7 @@ import { authenticateBearer } from '../auth/bearer.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
-import { ingestUsageReport } from './ingest.js';
+import { ingestUsageReport, type TakenUse } from './ingest.js';
 import { traceToken } from './trace.js';
 
 export const USAGE_PATH = '/v1/usage';
@@ -28,9 +28,10 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
         reporter = (await authenticateBearer(ctx, info(req), usageAudience(ctx.settings.issuer))).clientId;
         if (!req.headers['content-type']?.toLowerCase().startsWith('application/json'))
           throw invalidRequest('the report must be application/json', { reason: 'media_type' });
-        const result = await ingestUsageReport(ctx, reporter, req.body, req.ip);
+        const { receipt, taken } = await ingestUsageReport(ctx, reporter, req.body, req.ip);
+        detectOnTakenUsage(ctx, reporter, taken);
         reply.header('cache-control', 'no-store');
-        return reply.code(202).send(result);
+        return reply.code(202).send(receipt);
       } catch (err) {
         throw await auditRefusal(ctx, 'usage', err, info(req), { client_id: reporter });
       }
@@ -65,3 +66,11 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
   prune.unref();
   app.addHook('onClose', async () => clearInterval(prune));
 }
+
+/**
+ * Where detection hears of reported uses: each record taken (stored, and audited in `usage.reported`)
+ * with Writ's record of its token (undefined for a `stale` signal, which is about `reporter` itself).
+ * The detection engine is fed here; until it exists nothing is done with them. It must not throw (nor
+ * wait on detection): the report is stored and audited already, and its answer is 202.
+ */
+function detectOnTakenUsage(_ctx: WritContext, _reporter: string, _taken: readonly TakenUse[]): void {}

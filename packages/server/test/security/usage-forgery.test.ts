@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { WorkloadClient } from '@writ/sdk/client';
 import { UsageReporter } from '@writ/sdk/verifier';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
+import { tokenFingerprint } from '../../src/tokens/access-token.js';
 import type { UsageAggregate } from '../../src/usage/usage-aggregate.js';
 import { classDoc, decodeClaims, tokenOverHttp, workloadDoc } from '../helpers/dpop.js';
 import {
@@ -20,7 +21,9 @@ import { workloadClient } from '../helpers/verifier.js';
 // Forged usage: detection and `writ audit trace` read what verifiers report, so a workload that holds a
 // verifier identity (a token for the usage audience) must not be able to write uses of tokens of APIs it
 // does not serve, of tokens Writ never issued, under another workload's name, or with text that takes
-// over the terminal of the operator reading the trace.
+// over the terminal of the operator reading the trace. Nor can it frame a workload with forged security
+// signals: a `wrong_audience` signal names a token of an API the reporter does not serve, so it is taken
+// only with the token's SHA-256 (the holder of a jti alone could have copied it from a log).
 
 const REPORTS_API = 'spiffe://test.writ/reports/api';
 const BILLING_API = 'spiffe://test.writ/billing/api';
@@ -35,6 +38,7 @@ describe('usage reports take only uses of Writ tokens for APIs the reporter serv
   let reportsToken: string;
   let reportsJti: string;
   let billingJti: string;
+  let billingToken: string;
 
   before(async () => {
     const port = await freePort();
@@ -61,9 +65,8 @@ describe('usage reports take only uses of Writ tokens for APIs the reporter serv
     clients.rogue = workloadClient(issuer, ROGUE, keys.rogue);
     reportsToken = await tokenOverHttp(h, WORKLOAD, h.workloadKey, AUDIENCE);
     reportsJti = decodeClaims(reportsToken)['jti'] as string;
-    billingJti = decodeClaims(
-      await tokenOverHttp(h, OTHER_WORKLOAD, h.otherKey, OTHER_AUDIENCE, 'billing:write'),
-    )['jti'] as string;
+    billingToken = await tokenOverHttp(h, OTHER_WORKLOAD, h.otherKey, OTHER_AUDIENCE, 'billing:write');
+    billingJti = decodeClaims(billingToken)['jti'] as string;
   });
   after(() => h.close());
 
@@ -244,6 +247,148 @@ describe('usage reports take only uses of Writ tokens for APIs the reporter serv
     const stored = (await usesOf(reportsJti)).find((u) => u.operation === 'GET /sdk')!;
     assert.equal(stored.userAgent, 'agent\\u001b[31m\\u2028two');
     await usage.close();
+  });
+
+  /** A wrong_audience signal about `jti` (a token the reports verifier does not serve), proved by `sha`. */
+  const wrongAudience = (jti: string, sha?: string, extra: Record<string, unknown> = {}) =>
+    use(jti, {
+      decision: 'deny',
+      reason: 'aud',
+      signal: 'wrong_audience',
+      ...(sha ? { token_sha256: sha } : {}),
+      operation: 'GET /wrong-audience',
+      ...extra,
+    });
+  const otherSha = (token: string) => tokenFingerprint(`${token}x`);
+
+  it("a wrong_audience signal with another token's SHA-256 is refused as an unknown token would be, and audited", async () => {
+    await expectRefused(
+      'reportsApi',
+      REPORTS_API,
+      [wrongAudience(billingJti, otherSha(billingToken))],
+      'token_sha256',
+      billingJti,
+    );
+    // The answer is the one for a jti Writ never issued: it tells nothing of which tokens exist.
+    const forged = await report('reportsApi', [wrongAudience(billingJti, otherSha(billingToken))]);
+    const madeUp = await report('reportsApi', [
+      wrongAudience('AZPxwqS3Qm9sZXR0ZQCCCC', otherSha(billingToken)),
+    ]);
+    assert.equal(forged.status, 400);
+    assert.deepEqual(forged.body, madeUp.body);
+    assert.equal((await lastEvent('usage.refused')).data['reason'], 'unknown_token');
+  });
+
+  it('a wrong_audience signal without a SHA-256 is refused as malformed (a jti alone proves nothing)', async () => {
+    const r = await report('reportsApi', [wrongAudience(billingJti)]);
+    assert.equal(r.status, 400);
+    assert.match(
+      String(r.body['error_description']),
+      /records\.0\.token_sha256: a wrong_audience signal proves/,
+    );
+    assert.equal((await lastEvent('usage.refused')).data['reason'], 'malformed_report');
+    assert.deepEqual(await usesOf(billingJti), []);
+  });
+
+  it('a use of a served token with a SHA-256 that is not its own is refused too; with its own, taken', async () => {
+    const reportsSha = tokenFingerprint(reportsToken);
+    const r = await report('reportsApi', [
+      use(reportsJti, { operation: 'GET /sha-wrong', token_sha256: otherSha(reportsToken) }),
+      use(reportsJti, { operation: 'GET /sha-right', token_sha256: reportsSha }),
+    ]);
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.deepEqual(
+      (r.body['refused'] as Array<Record<string, unknown>>).map((x) => x['index']),
+      [0],
+    );
+    assert.deepEqual((await lastEvent('usage.reported')).data['refusals'], { token_sha256: 1 });
+    const ops = (await usesOf(reportsJti)).map((u) => u.operation);
+    assert.ok(ops.includes('GET /sha-right') && !ops.includes('GET /sha-wrong'));
+  });
+
+  it("with the token's SHA-256, a wrong_audience signal is taken under the token's own workload", async () => {
+    const r = await report('reportsApi', [wrongAudience(billingJti, tokenFingerprint(billingToken))]);
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const [stored] = await usesOf(billingJti);
+    assert.equal(stored?.sub, OTHER_WORKLOAD);
+    assert.equal(stored?.reporter, REPORTS_API);
+    assert.equal(stored?.reason, 'aud');
+    assert.deepEqual((await lastEvent('usage.reported')).data['signals'], { wrong_audience: 1 });
+  });
+
+  it('a signal on an allowed use, or one Writ does not know, is refused as malformed', async () => {
+    for (const [record, description] of [
+      [
+        use(reportsJti, { signal: 'revoked' }),
+        /^no record of the report was taken: records\.0\.signal: only a denied use carries a signal/,
+      ],
+      [
+        use(reportsJti, { decision: 'deny', reason: 'revoked', signal: 'framed' }),
+        /^no record of the report was taken: records\.0\.signal: must be one of dpop_replay, /,
+      ],
+    ] as const) {
+      const refusals = (await h.auditEvents('usage.refused')).length;
+      const r = await report('reportsApi', [record]);
+      assert.equal(r.status, 400);
+      assert.match(String(r.body['error_description']), description);
+      const refused = (await h.auditEvents('usage.refused')).slice(refusals);
+      assert.equal(refused.length, 1);
+      assert.equal(refused[0]!.data['reason'], 'malformed_report');
+    }
+  });
+
+  it('a record naming no token is refused unless it is a stale signal, which is about the reporter itself', async () => {
+    const noToken = use('', { decision: 'deny', reason: 'revoked', signal: 'revoked' });
+    const r = await report('rogue', [noToken]);
+    assert.equal(r.status, 400);
+    assert.match(String(r.body['error_description']), /records\.0\.jti: a record names its token/);
+    const stale = await report('rogue', [use('', { decision: 'deny', reason: 'stale', signal: 'stale' })]);
+    assert.equal(stale.status, 202, JSON.stringify(stale.body));
+    const event = await lastEvent('usage.reported');
+    assert.equal(event.actor, ROGUE, 'about the reporter, and only it');
+    assert.deepEqual(event.data['signals'], { stale: 1 });
+    assert.equal(event.data['aggregates'], 0);
+  });
+
+  it('a record with a field claiming another verifier (reporter, verifier) is refused and audited: the schema is strict', async () => {
+    for (const extra of [{ reporter: BILLING_API }, { verifier: BILLING_API }, { client_id: BILLING_API }]) {
+      await expectRefused(
+        'reportsApi',
+        REPORTS_API,
+        [use(reportsJti, { ...extra, operation: 'GET /claimed' })],
+        'malformed_report',
+        '-',
+      );
+      assert.ok(!(await usesOf(reportsJti)).some((u) => u.operation === 'GET /claimed'));
+    }
+  });
+
+  it('an oversized record is refused; an oversized report, or one with too many records, is refused whole', async () => {
+    const big = await report('reportsApi', [use(reportsJti, { operation: `GET /${'a'.repeat(9000)}` })]);
+    assert.equal(big.status, 400);
+    assert.match(String(big.body['error_description']), /records\.0\.operation/);
+    assert.equal((await lastEvent('usage.refused')).data['reason'], 'malformed_report');
+
+    const limit = h.settings.usage.bodyBytes;
+    const records = Array.from({ length: Math.ceil(limit / 1000) }, () =>
+      use(reportsJti, { operation: 'GET /huge', user_agent: 'u'.repeat(1000) }),
+    );
+    const httpRefusals = (await h.auditEvents('http.refused')).length;
+    const huge = await report('reportsApi', records);
+    assert.equal(huge.status, 413);
+    const refused = (await h.auditEvents('http.refused')).slice(httpRefusals);
+    assert.deepEqual(
+      refused.map((e) => e.data['reason']),
+      ['body_too_large'],
+    );
+
+    const many = Array.from({ length: h.settings.usage.batchRecords + 1 }, () =>
+      use(reportsJti, { operation: 'GET /many' }),
+    );
+    const tooMany = await report('reportsApi', many);
+    assert.equal(tooMany.status, 400);
+    assert.equal((await lastEvent('usage.refused')).data['reason'], 'too_many');
+    assert.ok(!(await usesOf(reportsJti)).some((u) => ['GET /huge', 'GET /many'].includes(u.operation)));
   });
 });
 
