@@ -4,6 +4,7 @@ import type { RefusalTally } from './audit/refusal-tally.js';
 import type { Clock } from './clock.js';
 import type { ClockSkew } from './cluster/clock-skew.js';
 import type { Settings } from './config/settings.js';
+import type { Detector } from './detection/detector.js';
 import type { DpopNonces } from './dpop/nonces.js';
 import type { EventLog } from './events/event-log.js';
 import type { EventStreams } from './events/stream.js';
@@ -52,6 +53,11 @@ export interface WritContext {
   federation: FederationTrust;
   /** mTLS (RFC 8705): what client certificates are trusted, and the server's own TLS material. */
   mtls: { trust: ClientCertificateTrust; server: ServerTls | undefined };
+  /**
+   * Detection and response: signals in, rules, findings, risk (the policy context's `risk`) and the
+   * automatic responses. Set by the composition root once the rest of the context exists.
+   */
+  detection: Detector;
   /** Open event streams, capped per workload and per token, ended at shutdown. */
   streams: EventStreams;
   /**

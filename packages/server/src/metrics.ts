@@ -14,12 +14,19 @@ export interface Metrics {
   taskSweepLag: Histogram<never>;
   streamsEnded: Counter<'reason'>;
   openStreams: Gauge<never>;
+  detections: Counter<'rule' | 'outcome'>;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   return {
     registry,
+    detections: new Counter({
+      name: 'writ_detections_total',
+      help: 'Detection rules that fired, by rule and outcome: the response taken, or why none was (observe, learning, paused, budget, protected, failed, dropped; budget_alert counts the critical alerts).',
+      labelNames: ['rule', 'outcome'],
+      registers: [registry],
+    }),
     issued: new Counter({
       name: 'writ_tokens_issued_total',
       help: 'Access tokens issued, by class and grant type.',

@@ -14,6 +14,8 @@ import { followEventLog } from './cluster/node-follower.js';
 import type { ConfigBundle } from './config/config-dir.js';
 import type { Settings } from './config/settings.js';
 import type { WritContext } from './context.js';
+import { createDetector } from './detection/create-detector.js';
+import type { Detector } from './detection/detector.js';
 import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
 import { EventStreams } from './events/stream.js';
@@ -139,7 +141,11 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     onBroken: (reason) =>
       logger.error({ reason }, 'audit log refuses appends: nothing is issued until it is restored'),
     ...(options.auditAnchor ? { anchor: (c) => writeAuditAnchor(options.auditAnchor!, c) } : {}),
+    // The detector is built with the rest of the context, below; events committed before it exists
+    // (the config applied at start) are no signals.
+    onCommitted: (e) => detector?.observeAudited(e),
   });
+  let detector: Detector | undefined;
   // Before anything is appended (the config applied below is audited), or the cut would be continued.
   audit.hold(await verifyAuditAtStart(store, options.auditAnchor));
   const registry = new Registry(store);
@@ -198,7 +204,9 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     logger,
     // The built-in set until the stored one is loaded, below, before anything is served.
     policy: new PolicyEngine(),
+    detection: undefined as unknown as Detector,
   };
+  ctx.detection = createDetector(ctx);
   await syncRevocations(ctx);
   await startPolicy(
     ctx,
@@ -207,6 +215,8 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     head,
   );
   const follower = followEventLog(ctx, head);
+  await ctx.detection.start(head);
+  detector = ctx.detection;
   // Other nodes' events: PostgreSQL notifications wake the log reader at once; the event log's periodic
   // read covers a notification that was lost. The embedded store has no other writer to hear.
   const stopWatching = store.cluster?.watchEvents(
@@ -274,6 +284,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       closed = true;
       for (const t of timers) clearInterval(t);
       follower.close();
+      await ctx.detection.stop();
       await stopWatching?.();
       ctx.events.close();
       ctx.streams.endAll();

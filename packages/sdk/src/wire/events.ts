@@ -29,10 +29,11 @@ export const EventType = {
   /** A new policy bundle version is out: verifiers deciding locally fetch it. */
   policyBundle: 'policy.bundle',
 
-  // Reserved for this round's detection, leak, break-glass and governance work: their payloads are
-  // fixed here so the producers land on them. Nothing produces them yet.
-  /** Reserved, not yet produced: a detection rule fired on a workload's use. */
+  /** A detection rule fired on a workload's signal: the finding, the workload's risk, the response. */
   detectionRaised: 'detection.raised',
+
+  // Reserved for this round's leak, break-glass and governance work: their payloads are fixed here so
+  // the producers land on them. Nothing produces them yet.
   /** Reserved, not yet produced: a scan found a Writ token or a registered legacy credential. */
   leakFound: 'leak.found',
   /** Reserved, not yet produced: a break-glass exception was approved. */
@@ -59,8 +60,14 @@ export const EventType = {
   position: 'position',
 } as const;
 
-/** What a detection answers with (per token class). */
-export type DetectionResponse = 'alert' | 'revoke_token' | 'end_task' | 'quarantine';
+/** What a detection rule answers with (docs/detection.md). */
+export type DetectionResponse =
+  | 'alert'
+  | 'raise_risk'
+  | 'revoke_token'
+  | 'revoke_task'
+  | 'quarantine'
+  | 'reattest';
 
 /** The payload of each event of the log, by name. */
 export interface LogEventData {
@@ -74,13 +81,18 @@ export interface LogEventData {
   'policy.changed': { version: string } | { resource: string };
   /** `version`: the bundle version verifiers must reach; `policy_version`: the set's `<counter>-<hash>`. */
   'policy.bundle': { version: number; policy_version: string };
-  /** Reserved, not yet produced. `risk` is 0-100 as in the policy context. */
+  /**
+   * `risk` is the workload's risk after the finding, 0-100 as in the policy context, as of `risk_at`
+   * (ms) when the finding raised it; `outcome` is what was done (the response, or why none was).
+   */
   'detection.raised': {
     id: string;
     rule: string;
     sub: string;
     risk: number;
+    risk_at?: number;
     response: DetectionResponse;
+    outcome: string;
     jti?: string;
     tid?: string;
   };

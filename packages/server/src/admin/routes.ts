@@ -8,6 +8,7 @@ import { validateConfig } from '../config/config-dir.js';
 import { formatDiff } from '../config/diff.js';
 import { Paths, type WritContext } from '../context.js';
 import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
+import { registerDetectionAdminRoutes } from '../detection/admin-routes.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
 import { PolicyLoadError } from '../policy/compile.js';
@@ -118,7 +119,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         const w = ctx.registry.workload(req.params.id);
         if (!w) throw notFound('no such workload', { reason: 'not_found' });
         const { verificationKeys: _k, ...rest } = w;
-        return rest;
+        return { ...rest, risk: ctx.detection.riskOf(w.id) };
       });
       for (const [verb, state] of [
         ['disable', 'disabled'],
@@ -277,6 +278,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         return { events };
       });
       registerPolicyAdminRoutes(admin, ctx, op, body);
+      registerDetectionAdminRoutes(admin, ctx, op, body);
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();
         return verifyAuditChain(ctx.store);

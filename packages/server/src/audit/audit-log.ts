@@ -42,6 +42,8 @@ export function createAuditLog(deps: {
   onBroken?: (reason: string) => void;
   /** Keeps each signed checkpoint outside the store too (the anchor file). */
   anchor?: (c: AuditCheckpoint) => void;
+  /** Hears every committed event (detection reads issuances, tasks and replays from here). */
+  onCommitted?: (event: AuditEvent) => void;
 }): AuditLog {
   const { store, clock, keys } = deps;
   let lastCheckpointSeq = -1;
@@ -115,6 +117,7 @@ export function createAuditLog(deps: {
     },
     noteCommitted(event) {
       hold(event);
+      deps.onCommitted?.(event);
       const due =
         lastCheckpointSeq < 0
           ? event.seq % deps.every === 0

@@ -32,6 +32,12 @@ export type AuditEventType =
   | 'task.opened'
   | 'task.closed'
   | 'usage.reported'
+  // Detection and response
+  | 'detection.raised'
+  | 'detection.paused'
+  | 'detection.resumed'
+  | 'detection.budget_exhausted'
+  | 'detection.finding_updated'
   // Operators and configuration
   | 'admin.session'
   | 'config.applied'

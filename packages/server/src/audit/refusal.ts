@@ -55,6 +55,10 @@ export async function auditRefusal(
   const unauthenticated = caller === undefined && error.status < 500;
   // A challenge is no failure: it takes nothing from the source's budget of refusals.
   const challenge = isChallenge(error);
+  // Every refused client authentication reaches detection (key stuffing), also those the tally folds
+  // into one audit row; the client id is only what the request named.
+  if (endpoint === 'token' && error.code === 'invalid_client' && typeof context['client_id'] === 'string')
+    ctx.detection.observeRefusal(context['client_id'], error.reason ?? error.code, req.ip);
   if (unauthenticated && !challenge) {
     const wait = ctx.sourceLimiter.take(sourceKey(req.ip));
     if (wait > 0 && error.status !== 429) error = sourceLimited(wait);

@@ -9,6 +9,7 @@ import { registerApply } from './commands/apply.js';
 import { registerAudit } from './commands/audit.js';
 import { registerClasses } from './commands/classes.js';
 import { registerConfig } from './commands/config.js';
+import { registerDetections } from './commands/detections.js';
 import { registerDpop } from './commands/dpop.js';
 import { registerExec } from './commands/exec.js';
 import { registerInit } from './commands/init.js';
@@ -42,6 +43,7 @@ for (const register of [
   registerMigrate,
   registerApply,
   registerWorkloads,
+  registerDetections,
   registerClasses,
   registerKeys,
   registerRevoke,

@@ -305,6 +305,113 @@ export const SETTINGS_REFERENCE = {
     max: 31_536_000,
     doc: 'Usage aggregates are kept this long after a token was last reported used; older reports are refused.',
   },
+  'detection.enabled': {
+    kind: 'boolean',
+    default: true,
+    doc: 'Evaluate detection rules on usage, issuance, refusals, tasks and federation replays (`config/detections/`, docs/detection.md).',
+  },
+  'detection.learning_period': {
+    kind: 'duration',
+    default: 86_400,
+    min: 0,
+    max: 2_592_000,
+    doc: "Rules that read a workload's baseline only observe until this long after its first signal and `detection.learning_events` signals, both.",
+  },
+  'detection.learning_events': {
+    kind: 'integer',
+    default: 1000,
+    min: 0,
+    max: 10_000_000,
+    doc: "Uses and issuances a workload's baseline takes in before the rules that read it act (see `detection.learning_period`).",
+  },
+  'detection.ipv4_prefix': {
+    kind: 'integer',
+    default: 24,
+    min: 8,
+    max: 32,
+    doc: 'IPv4 sources are grouped into networks of this prefix length (baselines, the two-networks rule).',
+  },
+  'detection.ipv6_prefix': {
+    kind: 'integer',
+    default: 64,
+    min: 16,
+    max: 128,
+    doc: 'IPv6 sources are grouped into networks of this prefix length.',
+  },
+  'detection.replay_window': {
+    kind: 'duration',
+    default: 60,
+    min: 1,
+    max: 3600,
+    doc: 'One token used from two networks within this window counts as used from both at once (`token.networks`).',
+  },
+  'detection.hosts_window': {
+    kind: 'duration',
+    default: 3600,
+    min: 60,
+    max: 86_400,
+    doc: 'Distinct hosts presenting a workload’s tokens are counted over this window (`baseline.hosts`).',
+  },
+  'detection.risk_half_life': {
+    kind: 'duration',
+    default: 3600,
+    min: 60,
+    max: 2_592_000,
+    doc: "A workload's risk halves this often.",
+  },
+  'detection.risk_low': {
+    kind: 'integer',
+    default: 10,
+    min: 0,
+    max: 100,
+    doc: 'Risk points a low-severity finding adds.',
+  },
+  'detection.risk_medium': {
+    kind: 'integer',
+    default: 30,
+    min: 0,
+    max: 100,
+    doc: 'Risk points a medium-severity finding adds.',
+  },
+  'detection.risk_high': {
+    kind: 'integer',
+    default: 50,
+    min: 0,
+    max: 100,
+    doc: 'Risk points a high-severity finding adds.',
+  },
+  'detection.risk_critical': {
+    kind: 'integer',
+    default: 80,
+    min: 0,
+    max: 100,
+    doc: 'Risk points a critical finding adds.',
+  },
+  'detection.responses_per_minute': {
+    kind: 'integer',
+    default: 60,
+    min: 0,
+    max: 100_000,
+    doc: 'Automatic responses (revocations, quarantines) allowed per minute across every rule; past it responses pause for the rest of the minute and a critical alert says so.',
+  },
+  'detection.rule_responses_per_minute': {
+    kind: 'integer',
+    default: 20,
+    min: 0,
+    max: 100_000,
+    doc: 'Automatic responses allowed per minute for one rule (within `detection.responses_per_minute`).',
+  },
+  'detection.webhook_url': {
+    kind: 'string',
+    default: '',
+    doc: 'When set, each finding is POSTed here as a JWS signed by the server key (`application/jose`), for chat or paging relays. Its origin must be listed in `detection.webhook_origins`.',
+  },
+  'detection.webhook_origins': {
+    kind: 'origins',
+    default: [],
+    shown: '(none)',
+    doc: 'Origins (`https://host[:port]`) `detection.webhook_url` may point to: an allow-list, empty by default.',
+  },
   'ssf.max_queued': {
     kind: 'integer',
     default: 10_000,
@@ -447,6 +554,21 @@ export interface Settings {
   audit: { checkpointEvery: number; checkpointInterval: number; refusalWindow: number };
   admin: { sessionTtl: number };
   usage: { bodyBytes: number; batchRecords: number; retention: number };
+  detection: {
+    enabled: boolean;
+    learningPeriod: number;
+    learningEvents: number;
+    ipv4Prefix: number;
+    ipv6Prefix: number;
+    replayWindow: number;
+    hostsWindow: number;
+    riskHalfLife: number;
+    riskPoints: { low: number; medium: number; high: number; critical: number };
+    responsesPerMinute: number;
+    ruleResponsesPerMinute: number;
+    webhookUrl: string;
+    webhookOrigins: string[];
+  };
   ssf: {
     maxQueued: number;
     maxStreams: number;
@@ -558,6 +680,26 @@ export function resolveSettings(
       bodyBytes: value('usage.body_bytes') as number,
       batchRecords: value('usage.batch_records') as number,
       retention: value('usage.retention') as number,
+    },
+    detection: {
+      enabled: value('detection.enabled') as boolean,
+      learningPeriod: value('detection.learning_period') as number,
+      learningEvents: value('detection.learning_events') as number,
+      ipv4Prefix: value('detection.ipv4_prefix') as number,
+      ipv6Prefix: value('detection.ipv6_prefix') as number,
+      replayWindow: value('detection.replay_window') as number,
+      hostsWindow: value('detection.hosts_window') as number,
+      riskHalfLife: value('detection.risk_half_life') as number,
+      riskPoints: {
+        low: value('detection.risk_low') as number,
+        medium: value('detection.risk_medium') as number,
+        high: value('detection.risk_high') as number,
+        critical: value('detection.risk_critical') as number,
+      },
+      responsesPerMinute: value('detection.responses_per_minute') as number,
+      ruleResponsesPerMinute: value('detection.rule_responses_per_minute') as number,
+      webhookUrl: value('detection.webhook_url') as string,
+      webhookOrigins: [...(value('detection.webhook_origins') as string[])],
     },
     ssf: {
       maxQueued: value('ssf.max_queued') as number,

@@ -28,7 +28,7 @@ export interface Baseline {
   /** Source addresses that presented its tokens, with when last; those older than the window go each minute. */
   hosts: Map<string, number>;
   hostsPrunedAt: number;
-  /** The most distinct hosts in a window so far, decaying by half a day. */
+  /** The usual number of distinct hosts in a window: a six-hour moving average of the count. */
   hostsUsual: number;
   hostsUsualAt: number;
 }
@@ -52,7 +52,6 @@ export interface BaselineSettings {
 const CAPS = { networks: 256, userAgents: 64, audiences: 256, operations: 1024, hosts: 4096 } as const;
 const SHORT_MS = 60_000;
 const LONG_MS = 6 * 3_600_000;
-const HOSTS_USUAL_HALF_LIFE_MS = 12 * 3_600_000;
 
 export function emptyBaseline(workload: string, now: number): Baseline {
   return {
@@ -109,10 +108,13 @@ export function observeUse(b: Baseline, u: UseObservation, s: BaselineSettings):
     forgetOld(b.hosts, t - s.hostsWindowMs);
     b.hostsPrunedAt = t;
   }
-  const known = b.hosts.size;
+  const before = b.hosts.size;
   remember(b.hosts, u.source, t, CAPS.hosts);
-  if (b.hosts.size !== known || t - b.hostsUsualAt >= 60_000) {
-    b.hostsUsual = Math.max(decayed(b.hostsUsual, b.hostsUsualAt, t), b.hosts.size);
+  // The usual count follows the count slowly: pods added over hours become usual, a sudden crowd does not.
+  if (before === 0 && b.uses === 1) b.hostsUsual = b.hosts.size;
+  else if (t - b.hostsUsualAt >= 60_000) {
+    const w = 1 - Math.exp(-(t - b.hostsUsualAt) / LONG_MS);
+    b.hostsUsual += (b.hosts.size - b.hostsUsual) * w;
     b.hostsUsualAt = t;
   }
 }
@@ -150,7 +152,7 @@ export interface BaselineFeatures {
   use_rate_usual: number;
   issue_rate: number;
   issue_rate_usual: number;
-  /** Distinct hosts in the window, and the usual most (decaying by half a day). */
+  /** Distinct hosts in the window, and the usual number (six-hour moving average). */
   hosts: number;
   hosts_usual: number;
 }
@@ -180,7 +182,7 @@ export function baselineFeatures(
     issue_rate: rateAt(b.issueRate, t, SHORT_MS),
     issue_rate_usual: rateAt(b.issueRate, t, LONG_MS),
     hosts: b.hosts.size,
-    hosts_usual: decayed(b.hostsUsual, b.hostsUsualAt, t),
+    hosts_usual: b.hostsUsual,
   };
 }
 
@@ -195,10 +197,6 @@ function tick(r: Rate, t: number): void {
 function rateAt(r: Rate, t: number, window: number): number {
   const v = window === SHORT_MS ? r.short : r.long;
   return v * Math.exp(-Math.max(0, t - r.at) / window);
-}
-
-function decayed(v: number, at: number, t: number): number {
-  return v * 0.5 ** (Math.max(0, t - at) / HOSTS_USUAL_HALF_LIFE_MS);
 }
 
 function remember(m: Map<string, number>, key: string, t: number, cap: number): void {

@@ -11,14 +11,7 @@ export type FindingState = (typeof FINDING_STATES)[number];
  * target is operator or admin access (`protected`), the rule only alerts (`alert`), or the response
  * failed (`failed`, the service log says why).
  */
-export type FindingOutcome =
-  | Response
-  | 'observe'
-  | 'learning'
-  | 'paused'
-  | 'budget'
-  | 'protected'
-  | 'failed';
+export type FindingOutcome = Response | 'observe' | 'learning' | 'paused' | 'budget' | 'protected' | 'failed';
 
 /** One detection: a rule fired on a signal. */
 export interface Finding {

@@ -1,4 +1,4 @@
-import { effectiveAddress, inRange, parseIp, parseRange, type AddressRange } from '../net/ip-address.js';
+import { type AddressRange, effectiveAddress, inRange, parseIp, parseRange } from '../net/ip-address.js';
 
 /** How sources are grouped into networks: IPv4 /24 and IPv6 /64 unless the settings say otherwise. */
 export interface NetworkPrefixes {

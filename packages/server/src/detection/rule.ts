@@ -30,7 +30,10 @@ export const detectionRuleSchema = z
   .object({
     id: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'must be 1 to 64 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit'),
+      .regex(
+        /^[a-z0-9][a-z0-9_.-]{0,63}$/,
+        'must be 1 to 64 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit',
+      ),
     description: z.string().max(1024).default(''),
     signal: z.enum(SIGNAL_KINDS as [SignalKind, ...SignalKind[]]),
     condition: z.string().min(1).max(2048),
@@ -39,6 +42,8 @@ export const detectionRuleSchema = z
     mode: z.enum(['observe', 'enforce']).default('observe'),
     /** After it fires for a workload, the rule stays quiet for that workload this long. */
     cooldown: z.union([z.string(), z.number()]).default('10m'),
+    /** `false` turns the rule off (a built-in one too, by its id). */
+    enabled: z.boolean().default(true),
   })
   .strict();
 
@@ -57,6 +62,7 @@ export interface DetectionRule {
   cooldownMs: number;
   /** Where it came from: `built-in` or the file that defines it. */
   source: string;
+  enabled: boolean;
   program: CompiledExpression;
   /** Reads `baseline`: only observes while the workload's baseline is learning. */
   readsBaseline: boolean;
@@ -85,7 +91,7 @@ export function compileRule(input: unknown, source: string): DetectionRule {
     throw new RuleError('cooldown', 'must be a duration such as 30s, 10m or 1h, at most 7d');
   let program: CompiledExpression;
   try {
-    program = compileExpression(r.condition, RULE_VARIABLES);
+    program = compileExpression(r.condition, RULE_VARIABLES, { fast: true });
   } catch (err) {
     throw new RuleError('condition', (err as Error).message);
   }
@@ -104,6 +110,7 @@ export function compileRule(input: unknown, source: string): DetectionRule {
     mode: r.mode,
     cooldownMs: seconds * 1000,
     source,
+    enabled: r.enabled,
     program,
     readsBaseline: program.reads.has('baseline'),
   };

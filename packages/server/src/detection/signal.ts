@@ -29,6 +29,8 @@ export interface SignalData {
     reason: string;
     /** The security signal of the refusal, "" when it carries none. */
     signal: VerifierSignal | '';
+    /** Whether Writ's own revocation set matches the token (a verifier behind the stream allowed it). */
+    token_revoked: boolean;
   };
   /** A verifier reported a signal about itself (its revocation state went stale). */
   'verifier.signal': { reporter: string; signal: VerifierSignal; source: string };

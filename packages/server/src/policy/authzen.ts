@@ -150,6 +150,10 @@ export function evaluate(ctx: WritContext, input: EvaluationInput): EvaluationRe
       resource: input.resource.id,
       context: buildContext(ctx.clock.now(), {
         ...pick(rest),
+        // A workload's risk is Writ's (detection); a caller may only say it is higher.
+        ...(subjectType === 'workload'
+          ? { risk: Math.max(ctx.detection.riskOf(input.subject.id), (rest as { risk?: number }).risk ?? 0) }
+          : {}),
         ...(source_ip !== undefined ? { source_ip } : {}),
         environment: requestEnvironment(env, environment, ctx.policy.resource(input.resource.id).environment),
       }),

@@ -72,6 +72,8 @@ export async function decideIssuance(
           token_class: r.tokenClass,
           grant_type: r.grantType,
           client_id: r.clientId ?? r.workloadId,
+          // What detection made of the workload's recent behaviour (0 when nothing fired).
+          risk: ctx.detection.riskOf(r.workloadId),
           federation: federationContext(r.federation),
         }),
       })

@@ -70,7 +70,26 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
 /**
  * Where detection hears of reported uses: each record taken (stored, and audited in `usage.reported`)
  * with Writ's record of its token (undefined for a `stale` signal, which is about `reporter` itself).
- * The detection engine is fed here; until it exists nothing is done with them. It must not throw (nor
- * wait on detection): the report is stored and audited already, and its answer is 202.
+ * Never throws nor waits on detection: the report is stored and audited already, its answer is 202.
  */
-function detectOnTakenUsage(_ctx: WritContext, _reporter: string, _taken: readonly TakenUse[]): void {}
+function detectOnTakenUsage(ctx: WritContext, reporter: string, taken: readonly TakenUse[]): void {
+  try {
+    ctx.detection.observeUses(
+      reporter,
+      taken.map(({ record: r, token }) => ({
+        use: {
+          operation: r.operation,
+          source: r.source,
+          userAgent: r.user_agent ?? '',
+          decision: r.decision,
+          reason: r.decision === 'deny' ? r.reason || 'denied' : '',
+          signal: r.signal ?? '',
+          time: r.time,
+        },
+        token,
+      })),
+    );
+  } catch (err) {
+    ctx.logger.error({ err: (err as Error).message }, 'detection could not read a usage report');
+  }
+}

@@ -66,6 +66,7 @@ function finding(id: string, extra: Partial<Finding> = {}): Finding {
             decision: 'deny',
             reason: 'dpop_jkt',
             signal: 'key_mismatch',
+            token_revoked: false,
           },
         },
       ],

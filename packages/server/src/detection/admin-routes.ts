@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { WritContext } from '../context.js';
+import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
+import { invalidRequest, notFound } from '../errors.js';
+import { FINDING_STATES, type FindingState } from './finding.js';
+
+const note = z
+  .string()
+  .max(500)
+  .refine((s) => !hasControlCharacters(s), {
+    message: `must hold ${PLAIN_TEXT_RULE}`,
+    params: { reason: 'control_characters' },
+  });
+
+const stateBody = z
+  .object({
+    state: z.enum(FINDING_STATES.filter((s) => s !== 'open') as [FindingState, ...FindingState[]]),
+    note: note.default(''),
+  })
+  .strict();
+
+const pauseBody = z.object({ reason: note.default('by operator') }).strict();
+
+/**
+ * Detection routes of the admin API: findings (list, show, change state), the rules in force, risk by
+ * workload, and the switch that pauses automatic responses. `op` names the authenticated operator;
+ * `body` validates a JSON body.
+ */
+export function registerDetectionAdminRoutes(
+  admin: FastifyInstance,
+  ctx: WritContext,
+  op: (req: FastifyRequest) => string,
+  body: <T extends z.ZodType>(schema: T, req: FastifyRequest) => z.output<T>,
+): void {
+  admin.get<{ Querystring: Record<string, string | undefined> }>('/detections/findings', async (req) => {
+    const q = req.query;
+    const state = q['state'];
+    if (state !== undefined && !(FINDING_STATES as readonly string[]).includes(state))
+      throw invalidRequest(`state must be one of ${FINDING_STATES.join(', ')}`, {
+        reason: 'query_parameter',
+      });
+    const before = q['before'] === undefined ? undefined : Number(q['before']);
+    if (before !== undefined && !Number.isSafeInteger(before))
+      throw invalidRequest('before must be a time in milliseconds since the epoch', {
+        reason: 'query_parameter',
+      });
+    const limit = q['limit'] === undefined ? 100 : Number(q['limit']);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw invalidRequest('limit must be an integer from 1 to 1000', { reason: 'query_parameter' });
+    const findings = await ctx.store.listFindings({
+      ...(state ? { state: state as FindingState } : {}),
+      ...(q['workload'] ? { workload: q['workload'].slice(0, 2048) } : {}),
+      ...(q['rule'] ? { rule: q['rule'].slice(0, 64) } : {}),
+      ...(before !== undefined ? { before } : {}),
+      limit,
+    });
+    return { findings };
+  });
+  admin.get<{ Params: { id: string } }>('/detections/findings/:id', async (req) => {
+    const f = await ctx.store.getFinding(findingId(req.params.id));
+    if (!f) throw notFound('no such finding', { reason: 'not_found' });
+    return f;
+  });
+  admin.post<{ Params: { id: string } }>('/detections/findings/:id', async (req) => {
+    const id = findingId(req.params.id);
+    const b = body(stateBody, req);
+    const now = ctx.clock.now();
+    const event = await ctx.store.transaction(async (tx) => {
+      const f = await tx.getFinding(id);
+      if (!f) throw notFound('no such finding', { reason: 'not_found' });
+      await tx.setFindingState(id, b.state, op(req), now, b.note);
+      return ctx.audit.append(
+        {
+          type: 'detection.finding_updated',
+          outcome: 'success',
+          actor: op(req),
+          ...(f.workload !== '' ? { subject: f.workload } : {}),
+          data: { finding: id, rule: f.rule, from: f.state, to: b.state, note: b.note },
+        },
+        tx,
+      );
+    });
+    ctx.audit.noteCommitted(event);
+    return ctx.store.getFinding(id);
+  });
+  admin.get('/detections', async () => {
+    const now = ctx.clock.now();
+    return {
+      enabled: ctx.detection.enabled,
+      control: ctx.detection.control() ?? { paused: false },
+      rules: ctx.detection.rules().map((r) => ({
+        id: r.id,
+        signal: r.signal,
+        condition: r.condition,
+        severity: r.severity,
+        response: r.response,
+        mode: r.mode,
+        cooldown_seconds: r.cooldownMs / 1000,
+        enabled: r.enabled,
+        source: r.source,
+        learning_gated: r.readsBaseline,
+      })),
+      risk: ctx.detection.risk.list(now),
+      stats: { ...ctx.detection.engine.stats, dropped: ctx.detection.dropped },
+    };
+  });
+  admin.post('/detections/pause', async (req) => {
+    const { reason } = body(pauseBody, req);
+    return ctx.detection.setPaused(true, op(req), reason);
+  });
+  admin.post('/detections/resume', async (req) => {
+    const { reason } = body(pauseBody, req);
+    return ctx.detection.setPaused(false, op(req), reason);
+  });
+}
+
+function findingId(id: string): string {
+  if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound('no such finding', { reason: 'not_found' });
+  return id;
+}

@@ -1,0 +1,479 @@
+import { randomUUID } from 'node:crypto';
+import { EventType, MAX_RISK, type VerifierSignal } from '@writ/sdk/wire';
+import type { AuditEvent } from '../audit/audit-event.js';
+import { adminAudience, type WritContext } from '../context.js';
+import { revoke } from '../revocation/revoke.js';
+import type { IssuedToken } from '../tokens/issued-token.js';
+import { baselineFromJson, baselineToJson } from './baseline.js';
+import { type Detection, DetectionEngine, type EngineSettings } from './engine.js';
+import type { DetectionControl, Finding, FindingOutcome } from './finding.js';
+import type { NetworkMap } from './networks.js';
+import { RiskBook } from './risk.js';
+import type { DetectionRule, Response } from './rule.js';
+import type { Signal } from './signal.js';
+import { userAgentKind } from './user-agent.js';
+
+/** One use as detection reads it: the fields of a record `POST /v1/usage` took (bounded and escaped). */
+export interface ObservedUse {
+  operation: string;
+  source: string;
+  userAgent: string;
+  decision: 'allow' | 'deny';
+  reason: string;
+  signal: VerifierSignal | '';
+  time: number;
+}
+
+/** Responses that act on tokens or workloads: the ones the budget and the pause switch hold back. */
+const ACTIONS: ReadonlySet<Response> = new Set(['revoke_token', 'revoke_task', 'quarantine', 'reattest']);
+
+const BASELINE_FLUSH_MS = 5000;
+const QUEUE_LIMIT = 10_000;
+const EVIDENCE_SIGNALS = 5;
+
+/**
+ * Detection and response: signals in (usage records as they are taken, issuances, refusals, tasks,
+ * federation replays), rules evaluated by the engine, and for each detection a stored finding, the
+ * workload's risk raised by severity, and the rule's response taken unless the rule only observes, the
+ * workload is still learning (rules that read its baseline), responses are paused, the minute's budget
+ * is spent, or the target is operator access (never touched).
+ *
+ * Signals are evaluated at once, in memory; findings and responses are handled in order, one at a time,
+ * off the request path. Baselines are written behind every few seconds; risk and findings at once.
+ */
+export class Detector {
+  readonly #ctx: WritContext;
+  readonly engine: DetectionEngine;
+  readonly risk: RiskBook;
+  readonly networks: NetworkMap;
+  #control: DetectionControl | undefined;
+  #rules: DetectionRule[];
+  readonly #queue: Detection[] = [];
+  #draining: Promise<void> | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #budget = { minute: -1, total: 0, byRule: new Map<string, number>(), alerted: false };
+  /** Detections dropped because the queue was full (a flood of findings), since start. */
+  dropped = 0;
+
+  constructor(ctx: WritContext, rules: readonly DetectionRule[], networks: NetworkMap) {
+    this.#ctx = ctx;
+    const d = ctx.settings.detection;
+    this.networks = networks;
+    this.#rules = [...rules];
+    this.engine = new DetectionEngine(engineSettings(ctx), rules, {
+      environment: (w) => ctx.registry.workload(w)?.environment ?? '',
+    });
+    this.risk = new RiskBook({ points: d.riskPoints, halfLifeMs: d.riskHalfLife * 1000 });
+  }
+
+  /** Loads baselines, risks and the pause switch, and follows other nodes' risk changes. */
+  async start(fromSeq: number): Promise<void> {
+    const now = this.#ctx.clock.now();
+    const [baselines, risks, control] = await Promise.all([
+      this.#ctx.store.listBaselines(),
+      this.#ctx.store.listRisks(),
+      this.#ctx.store.getDetectionControl(),
+    ]);
+    this.engine.loadBaselines(baselines.map((b) => baselineFromJson(b.workload, b.data, now)));
+    for (const r of risks) this.risk.apply(r);
+    this.#control = control;
+    this.#unsubscribe = this.#ctx.events.subscribe(fromSeq, (e) => {
+      if (e.type === EventType.detectionRaised)
+        this.risk.apply({ workload: e.data.sub, score: e.data.risk, at: e.data.risk_at ?? e.ts });
+    });
+    this.#flushTimer = setInterval(() => {
+      this.flushBaselines().catch((err: unknown) =>
+        this.#ctx.logger.warn({ err: (err as Error).message }, 'detection baselines not written; retrying'),
+      );
+    }, BASELINE_FLUSH_MS);
+    this.#flushTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#flushTimer) clearInterval(this.#flushTimer);
+    this.#unsubscribe?.();
+    await this.#draining;
+    await this.flushBaselines().catch(() => undefined);
+  }
+
+  get enabled(): boolean {
+    return this.#ctx.settings.detection.enabled;
+  }
+
+  /** The risk of a workload now, 0 to 100: the `risk` of the policy context. */
+  riskOf(workload: string): number {
+    return this.risk.of(workload, this.#ctx.clock.now());
+  }
+
+  setRules(rules: readonly DetectionRule[]): void {
+    this.#rules = [...rules];
+    this.engine.setRules(rules);
+  }
+
+  /** The rules in force, built-in and configured. */
+  rules(): readonly DetectionRule[] {
+    return this.#rules;
+  }
+
+  /** Evaluates one signal; what fires is handled in order, off the caller's path. */
+  observe(s: Signal): void {
+    if (!this.enabled) return;
+    const found = this.engine.observe(s);
+    if (found.length === 0) return;
+    for (const d of found) {
+      if (this.#queue.length >= QUEUE_LIMIT) {
+        this.dropped++;
+        this.#ctx.metrics.detections.inc({ rule: d.rule.id, outcome: 'dropped' });
+        continue;
+      }
+      this.#queue.push(d);
+    }
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = undefined;
+    });
+  }
+
+  /** The uses `POST /v1/usage` took from `reporter`, with Writ's record of each token. */
+  observeUses(
+    reporter: string,
+    uses: ReadonlyArray<{ use: ObservedUse; token: IssuedToken | undefined }>,
+  ): void {
+    if (!this.enabled) return;
+    const now = this.#ctx.clock.now();
+    for (const { use, token } of uses) {
+      const time = Math.min(use.time, now);
+      if (!token) {
+        if (use.signal !== '')
+          this.observe({
+            kind: 'verifier.signal',
+            time,
+            data: { reporter, signal: use.signal, source: use.source },
+          });
+        continue;
+      }
+      const network = this.networks.network(use.source);
+      this.observe({
+        kind: 'usage',
+        time,
+        data: {
+          sub: token.sub,
+          jti: token.jti,
+          tid: token.tid ?? '',
+          aud: token.aud,
+          reporter,
+          operation: use.operation,
+          source: use.source,
+          network,
+          network_environment: this.networks.environment(network),
+          user_agent: use.userAgent,
+          user_agent_kind: userAgentKind(use.userAgent),
+          decision: use.decision,
+          reason: use.reason,
+          signal: use.signal,
+          token_revoked:
+            this.#ctx.revocations.match({
+              jti: token.jti,
+              sub: token.sub,
+              client_id: token.clientId,
+              cls: token.cls,
+              kid: token.kid,
+              iat: token.iat,
+              ...(token.tid !== undefined ? { tid: token.tid } : {}),
+              ...(token.ajti !== undefined ? { ajti: token.ajti } : {}),
+            }) !== undefined,
+        },
+      });
+    }
+  }
+
+  /** A refusal at the token endpoint for a client the caller only named. */
+  observeRefusal(clientId: string, reason: string, source: string): void {
+    if (!this.enabled || clientId === '') return;
+    this.observe({
+      kind: 'token.refused',
+      time: this.#ctx.clock.now(),
+      data: { client_id: clientId.slice(0, 256), reason, source },
+    });
+  }
+
+  /** Signals from committed audit events: issuances, tasks, federation replays. */
+  observeAudited(e: AuditEvent): void {
+    if (!this.enabled) return;
+    const data = (e.data ?? {}) as Record<string, unknown>;
+    const text = (v: unknown) => (typeof v === 'string' ? v : '');
+    switch (e.type) {
+      case 'token.issued':
+        if (e.outcome !== 'success' || !e.subject) return;
+        this.observe({
+          kind: 'token.issued',
+          time: e.ts,
+          data: {
+            sub: e.subject,
+            jti: e.jti ?? '',
+            aud: text(data['aud']),
+            cls: text(data['cls']),
+            tid: text(data['tid']),
+            source: text(data['ip']),
+          },
+        });
+        return;
+      case 'task.opened':
+      case 'task.closed':
+        if (!e.subject) return;
+        this.observe({
+          kind: e.type,
+          time: e.ts,
+          data: { sub: e.subject, tid: text(data['tid']), reason: text(data['reason']) },
+        } as Signal);
+        return;
+      case 'federation.token_replayed':
+        this.observe({
+          kind: 'federation.replay',
+          time: e.ts,
+          data: { issuer: text(data['issuer']), sub: e.subject ?? '', source: text(data['ip']) },
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  control(): DetectionControl | undefined {
+    return this.#control;
+  }
+
+  /** The operator's switch: pauses or resumes every automatic response (findings are still recorded). */
+  async setPaused(paused: boolean, by: string, reason: string): Promise<DetectionControl> {
+    const c: DetectionControl = { paused, by, at: this.#ctx.clock.now(), reason };
+    const event = await this.#ctx.store.transaction(async (tx) => {
+      await tx.putDetectionControl(c);
+      return this.#ctx.audit.append(
+        {
+          type: paused ? 'detection.paused' : 'detection.resumed',
+          outcome: 'success',
+          actor: by,
+          data: { reason },
+        },
+        tx,
+      );
+    });
+    this.#ctx.audit.noteCommitted(event);
+    this.#control = c;
+    return c;
+  }
+
+  async flushBaselines(): Promise<void> {
+    const dirty = this.engine.takeDirty();
+    if (dirty.length === 0) return;
+    const now = this.#ctx.clock.now();
+    await this.#ctx.store.putBaselines(
+      dirty.map((b) => ({ workload: b.workload, data: baselineToJson(b), updatedAt: now })),
+    );
+  }
+
+  /** Waits until every detection queued so far is handled (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.#draining) await this.#draining;
+  }
+
+  async #drain(): Promise<void> {
+    for (let d = this.#queue.shift(); d; d = this.#queue.shift()) {
+      try {
+        await this.#handle(d);
+      } catch (err) {
+        this.#ctx.logger.error(
+          { err: (err as Error).message, rule: d.rule.id },
+          'a detection was not recorded',
+        );
+      }
+    }
+  }
+
+  async #handle(d: Detection): Promise<void> {
+    const ctx = this.#ctx;
+    const { rule } = d;
+    if (d.learning) {
+      ctx.metrics.detections.inc({ rule: rule.id, outcome: 'learning' });
+      return;
+    }
+    const now = ctx.clock.now();
+    const outcome = await this.#respond(d, now);
+    const raises = rule.mode === 'enforce' && rule.response !== 'alert' && d.workload !== '';
+    const risk = raises ? this.risk.raise(d.workload, rule.severity, now) : undefined;
+    const finding: Finding = {
+      id: randomUUID(),
+      rule: rule.id,
+      severity: rule.severity,
+      mode: rule.mode,
+      workload: d.workload,
+      jti: d.jti,
+      tid: d.tid,
+      createdAt: now,
+      evidence: {
+        signals: [d.signal].slice(-EVIDENCE_SIGNALS),
+        ...(d.signal.kind === 'usage' ? { source: d.signal.data.source } : {}),
+        ...(d.signal.kind === 'token.refused' ? { source: d.signal.data.source } : {}),
+        ...(Object.keys(d.read).length > 0 ? { read: d.read } : {}),
+      },
+      response: rule.response,
+      outcome,
+      risk:
+        d.workload === ''
+          ? 0
+          : risk
+            ? Math.min(MAX_RISK, Math.floor(risk.score))
+            : this.risk.of(d.workload, now),
+      state: 'open',
+      stateBy: null,
+      stateAt: null,
+      note: '',
+    };
+    const event = await ctx.store.transaction(async (tx) => {
+      await tx.addFinding(finding);
+      if (risk) await tx.putRisk(risk);
+      if (d.workload !== '')
+        await ctx.events.append(tx, EventType.detectionRaised, {
+          id: finding.id,
+          rule: rule.id,
+          sub: d.workload,
+          risk: finding.risk,
+          ...(risk ? { risk_at: risk.at } : {}),
+          response: rule.response,
+          outcome,
+          ...(d.jti ? { jti: d.jti } : {}),
+          ...(d.tid ? { tid: d.tid } : {}),
+        });
+      return ctx.audit.append(
+        {
+          type: 'detection.raised',
+          outcome: 'success',
+          actor: `detector:${rule.id}`,
+          ...(d.workload !== '' ? { subject: d.workload } : {}),
+          ...(d.jti ? { jti: d.jti } : {}),
+          data: {
+            finding: finding.id,
+            rule: rule.id,
+            severity: rule.severity,
+            mode: rule.mode,
+            response: rule.response,
+            outcome,
+            risk: finding.risk,
+            ...(d.claimed !== '' ? { claimed_client_id: d.claimed } : {}),
+            ...(finding.evidence.source !== undefined ? { source: finding.evidence.source } : {}),
+            ...(d.tid ? { tid: d.tid } : {}),
+          },
+        },
+        tx,
+      );
+    });
+    ctx.audit.noteCommitted(event);
+    if (d.workload !== '') ctx.events.notify();
+    ctx.metrics.detections.inc({ rule: rule.id, outcome });
+  }
+
+  /** Takes the rule's response if it may; returns what was done, or why nothing was. */
+  async #respond(d: Detection, now: number): Promise<FindingOutcome> {
+    const ctx = this.#ctx;
+    const { rule } = d;
+    if (rule.mode === 'observe') return 'observe';
+    if (!ACTIONS.has(rule.response)) return rule.response;
+    if (d.workload === '' || this.#protected(d)) return 'protected';
+    if (this.#control?.paused) return 'paused';
+    if (!this.#spend(rule.id, now)) return 'budget';
+    const actor = `detector:${rule.id}`;
+    const reason = `detection ${rule.id}`;
+    try {
+      switch (rule.response) {
+        case 'revoke_token':
+          if (!d.jti) return 'failed';
+          await revoke(ctx, { kind: 'jti', value: d.jti, issuedBefore: null, reason, actor });
+          break;
+        case 'revoke_task':
+          if (!d.tid) return 'failed';
+          await revoke(ctx, { kind: 'tid', value: d.tid, issuedBefore: null, reason, actor });
+          break;
+        case 'reattest':
+          await revoke(ctx, { kind: 'sub', value: d.workload, issuedBefore: null, reason, actor });
+          break;
+        case 'quarantine': {
+          const { setWorkloadState } = await import('../admin/operations.js');
+          if (!(await setWorkloadState(ctx, d.workload, 'quarantined', actor, reason))) return 'failed';
+          break;
+        }
+        default:
+          break;
+      }
+      return rule.response;
+    } catch (err) {
+      ctx.logger.error({ err: (err as Error).message, rule: rule.id }, 'an automatic response failed');
+      return 'failed';
+    }
+  }
+
+  /** Operator and admin access is never revoked automatically. */
+  #protected(d: Detection): boolean {
+    if (d.workload.startsWith('operator:')) return true;
+    const s = d.signal;
+    return s.kind === 'usage' && s.data.aud === adminAudience(this.#ctx.settings.issuer);
+  }
+
+  /** Takes one response from this minute's budgets; false (and one critical alert a minute) when spent. */
+  #spend(rule: string, now: number): boolean {
+    const d = this.#ctx.settings.detection;
+    const minute = Math.floor(now / 60_000);
+    const b = this.#budget;
+    if (b.minute !== minute) {
+      b.minute = minute;
+      b.total = 0;
+      b.byRule.clear();
+      b.alerted = false;
+    }
+    const ruleCount = b.byRule.get(rule) ?? 0;
+    if (b.total >= d.responsesPerMinute || ruleCount >= d.ruleResponsesPerMinute) {
+      if (!b.alerted) {
+        b.alerted = true;
+        this.#budgetAlert(rule, b.total >= d.responsesPerMinute ? 'all rules' : rule);
+      }
+      return false;
+    }
+    b.total++;
+    b.byRule.set(rule, ruleCount + 1);
+    return true;
+  }
+
+  #budgetAlert(rule: string, scope: string): void {
+    const ctx = this.#ctx;
+    const d = ctx.settings.detection;
+    ctx.logger.error({ rule, scope }, 'automatic responses paused for the rest of the minute: budget spent');
+    ctx.metrics.detections.inc({ rule, outcome: 'budget_alert' });
+    ctx.audit
+      .append({
+        type: 'detection.budget_exhausted',
+        outcome: 'success',
+        actor: 'detector',
+        data: {
+          severity: 'critical',
+          rule,
+          scope,
+          responses_per_minute: d.responsesPerMinute,
+          rule_responses_per_minute: d.ruleResponsesPerMinute,
+          message: 'automatic responses paused for the rest of the minute; findings are still recorded',
+        },
+      })
+      .catch((err: unknown) =>
+        ctx.logger.error({ err: (err as Error).message }, 'could not audit the budget alert'),
+      );
+  }
+}
+
+function engineSettings(ctx: WritContext): EngineSettings {
+  const d = ctx.settings.detection;
+  return {
+    learningMs: d.learningPeriod * 1000,
+    learningEvents: d.learningEvents,
+    hostsWindowMs: d.hostsWindow * 1000,
+    replayWindowMs: d.replayWindow * 1000,
+    refusalWindowMs: 60_000,
+  };
+}

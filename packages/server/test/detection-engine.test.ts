@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { compileExpression } from '../src/cel/expression.js';
+import { ruleSet } from '../src/detection/create-detector.js';
+import { type Detection, DetectionEngine, type EngineSettings } from '../src/detection/engine.js';
+import { NetworkMap } from '../src/detection/networks.js';
+import { RiskBook } from '../src/detection/risk.js';
+import { compileRule, RuleError } from '../src/detection/rule.js';
+import type { Signal, SignalData } from '../src/detection/signal.js';
+
+const SETTINGS: EngineSettings = {
+  learningMs: 0,
+  learningEvents: 0,
+  hostsWindowMs: 3_600_000,
+  replayWindowMs: 60_000,
+  refusalWindowMs: 60_000,
+};
+const T0 = Date.UTC(2026, 11, 7, 10, 0, 0);
+const WORKLOAD = 'spiffe://test.writ/reports/exporter';
+const networks = new NetworkMap({ ipv4: 24, ipv6: 64 }, [
+  { cidr: '10.1.0.0/16', environment: 'production' },
+  { cidr: '10.9.0.0/16', environment: 'development' },
+]);
+
+function use(over: Partial<SignalData['usage']> & { time?: number } = {}): Signal<'usage'> {
+  const { time = T0, ...data } = over;
+  const source = data.source ?? '10.1.2.3';
+  const network = networks.network(source);
+  return {
+    kind: 'usage',
+    time,
+    data: {
+      sub: WORKLOAD,
+      jti: 'jti-1',
+      tid: '',
+      aud: 'https://reports.test.writ',
+      reporter: 'spiffe://test.writ/reports/api',
+      operation: 'GET /reports/:id',
+      source,
+      network,
+      network_environment: networks.environment(network),
+      user_agent: 'writ-sdk/1',
+      user_agent_kind: 'tool',
+      decision: 'allow',
+      reason: '',
+      signal: '',
+      token_revoked: false,
+      ...data,
+    },
+  };
+}
+
+const ids = (found: Detection[]) => found.map((d) => d.rule.id).sort();
+
+function engine(settings: Partial<EngineSettings> = {}) {
+  return new DetectionEngine({ ...SETTINGS, ...settings }, ruleSet([]), {
+    environment: (w) => (w === WORKLOAD ? 'production' : ''),
+  });
+}
+
+describe('detection engine', () => {
+  it('fires on a token used from a second network within the replay window, not from the same one', () => {
+    const e = engine();
+    assert.deepEqual(ids(e.observe(use({ source: '10.1.2.3' }))), ['new-audience-or-operation']);
+    assert.deepEqual(ids(e.observe(use({ source: '10.1.2.99', time: T0 + 1000 }))), []);
+    const found = e.observe(use({ source: '203.0.113.7', time: T0 + 2000 }));
+    assert.ok(ids(found).includes('token-two-networks'), ids(found).join());
+    assert.equal(found.find((d) => d.rule.id === 'token-two-networks')?.jti, 'jti-1');
+  });
+
+  it('a second network after the window has passed is no replay', () => {
+    const e = engine();
+    e.observe(use({ source: '10.1.2.3' }));
+    assert.ok(!ids(e.observe(use({ source: '10.1.7.3', time: T0 + 61_000 }))).includes('token-two-networks'));
+  });
+
+  it('fires on security signals, and a cooldown keeps it quiet for that workload', () => {
+    const e = engine();
+    e.observe(use());
+    const deny = {
+      decision: 'deny' as const,
+      reason: 'dpop_bound_as_bearer',
+      signal: 'key_missing' as const,
+    };
+    assert.deepEqual(ids(e.observe(use({ ...deny, time: T0 + 10 }))), ['bound-token-without-key']);
+    assert.deepEqual(ids(e.observe(use({ ...deny, time: T0 + 20 }))), []);
+    assert.deepEqual(ids(e.observe(use({ ...deny, time: T0 + 61_000 }))), ['bound-token-without-key']);
+  });
+
+  it('baseline rules only observe while learning', () => {
+    const e = engine({ learningMs: 3_600_000, learningEvents: 10 });
+    const found = e.observe(use());
+    assert.equal(found.length, 1);
+    assert.equal(found[0]!.learning, true);
+    assert.equal(
+      e.observe(use({ signal: 'dpop_replay', decision: 'deny', reason: 'dpop_replay', time: T0 + 5 }))[0]!
+        .learning,
+      false,
+    );
+  });
+
+  it('counts refusals per claimed client and never names a workload for them', () => {
+    const e = engine();
+    let found: Detection[] = [];
+    for (let i = 0; i < 20; i++)
+      found = e.observe({
+        kind: 'token.refused',
+        time: T0 + i,
+        data: { client_id: WORKLOAD, reason: 'bad_signature', source: '198.51.100.1' },
+      });
+    assert.deepEqual(ids(found), ['invalid-client-burst']);
+    assert.equal(found[0]!.workload, '');
+    assert.equal(found[0]!.claimed, WORKLOAD);
+  });
+
+  it('a network of another environment fires; one of its own does not', () => {
+    const e = engine();
+    e.observe(use());
+    assert.ok(
+      !ids(e.observe(use({ source: '10.1.3.3', jti: 'jti-2', time: T0 + 100 }))).includes(
+        'network-of-other-environment',
+      ),
+    );
+    assert.ok(
+      ids(e.observe(use({ source: '10.9.3.3', jti: 'jti-3', time: T0 + 200 }))).includes(
+        'network-of-other-environment',
+      ),
+    );
+  });
+});
+
+describe('detection rules: validation', () => {
+  it('names the field of a broken rule', () => {
+    const base = { id: 'x', signal: 'usage', condition: 'true', severity: 'low', response: 'alert' };
+    const field = (r: unknown) => {
+      try {
+        compileRule(r, 'f.yaml');
+        return 'ok';
+      } catch (err) {
+        assert.ok(err instanceof RuleError);
+        return err.field;
+      }
+    };
+    assert.equal(field(base), 'ok');
+    assert.equal(field({ ...base, condition: 'event.decision ==' }), 'condition');
+    assert.equal(field({ ...base, condition: 'secrets.key == 1' }), 'condition');
+    assert.equal(field({ ...base, signal: 'nope' }), 'signal');
+    assert.equal(field({ ...base, cooldown: 'soon' }), 'cooldown');
+    assert.equal(field({ ...base, signal: 'token.refused', response: 'revoke_token' }), 'response');
+    assert.equal(field({ ...base, extra: 1 }), '(document)');
+  });
+});
+
+describe('fast CEL evaluation agrees with the CEL planner', () => {
+  const vars = {
+    event: { decision: 'allow', signal: '', n: 3, s: 'GET /a', list: ['a', 'b'] },
+    token: { networks: 2, revoked: false },
+    baseline: { hosts: 25, hosts_usual: 4.5, audience_known: true },
+    workload: { environment: 'production' },
+  };
+  for (const expr of [
+    'token.networks > 1',
+    'event.decision == "allow" && !baseline.audience_known',
+    'event.signal == "key_missing" || event.signal == "key_mismatch"',
+    'event.s.startsWith("GET ") && size(event.list) == 2',
+    '"a" in event.list && !("c" in event.list)',
+    'has(event.missing) || event.n >= 3',
+    'event.missing == 1',
+    'event.missing == 1 || true',
+    'false && event.missing == 1',
+    'event.n == "3"',
+    'token.revoked ? 1 == 2 : workload.environment != ""',
+    'baseline.hosts >= 20.0 && baseline.hosts > 3.0 * baseline.hosts_usual',
+  ]) {
+    it(expr, () => {
+      const fast = compileExpression(expr, ['event', 'token', 'baseline', 'workload'], { fast: true });
+      const slow = compileExpression(expr, ['event', 'token', 'baseline', 'workload']);
+      const norm = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
+      assert.deepEqual(norm(fast.run(vars)), norm(slow.run(vars)));
+    });
+  }
+});
+
+describe('risk', () => {
+  it('adds points by severity, caps at 100 and halves every half-life', () => {
+    const r = new RiskBook({
+      points: { low: 10, medium: 30, high: 50, critical: 80 },
+      halfLifeMs: 3_600_000,
+    });
+    assert.equal(r.of(WORKLOAD, T0), 0);
+    r.raise(WORKLOAD, 'critical', T0);
+    assert.equal(r.of(WORKLOAD, T0), 80);
+    assert.equal(r.of(WORKLOAD, T0 + 3_600_000), 40);
+    r.raise(WORKLOAD, 'high', T0);
+    assert.equal(r.of(WORKLOAD, T0), 100);
+  });
+});
