@@ -1,7 +1,7 @@
 import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { applyConfig } from './admin/operations.js';
+import { applyConfig, setWorkloadState } from './admin/operations.js';
 import { readAuditAnchor, writeAuditAnchor } from './audit/anchor.js';
 import { createAuditLog } from './audit/audit-log.js';
 import { AuditChainBrokenError } from './audit/chain.js';
@@ -13,7 +13,7 @@ import { ClockSkew, SKEW_CHECK_MS } from './cluster/clock-skew.js';
 import { followEventLog } from './cluster/node-follower.js';
 import type { ConfigBundle } from './config/config-dir.js';
 import type { Settings } from './config/settings.js';
-import type { WritContext } from './context.js';
+import { adminAudience, type WritContext } from './context.js';
 import { createDetector } from './detection/create-detector.js';
 import type { Detector } from './detection/detector.js';
 import { DpopNonces } from './dpop/nonces.js';
@@ -33,7 +33,7 @@ import { startPolicy } from './policy/operations.js';
 import { MemoryRateLimiter, StoreRateLimiter } from './rate-limit/rate-limit.js';
 import { Registry } from './registry/registry.js';
 import { RevocationSet } from './revocation/revocation-set.js';
-import { syncRevocations } from './revocation/revoke.js';
+import { revoke, syncRevocations } from './revocation/revoke.js';
 import type { Store } from './store/store.js';
 import { startTaskSweeper } from './tasks/sweeper.js';
 import { pruneClosedTasks } from './tasks/tasks.js';
@@ -206,7 +206,16 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     policy: new PolicyEngine(),
     detection: undefined as unknown as Detector,
   };
-  ctx.detection = createDetector(ctx);
+  ctx.detection = createDetector({
+    ...ctx,
+    adminAudience: adminAudience(settings.issuer),
+    actions: {
+      revoke: async (kind, value, reason, actor) => {
+        await revoke(ctx, { kind, value, issuedBefore: null, reason, actor });
+      },
+      quarantine: (workload, reason, actor) => setWorkloadState(ctx, workload, 'quarantined', actor, reason),
+    },
+  });
   await syncRevocations(ctx);
   await startPolicy(
     ctx,

@@ -1,6 +1,5 @@
-import type { WritContext } from '../context.js';
 import { BUILTIN_RULES } from './builtin-rules.js';
-import { Detector } from './detector.js';
+import { Detector, type DetectorDeps } from './detector.js';
 import { type NetworkEnvironment, NetworkMap } from './networks.js';
 import { compileRule, type DetectionRule } from './rule.js';
 
@@ -19,7 +18,7 @@ export function ruleSet(configured: readonly DetectionRule[]): DetectionRule[] {
 }
 
 export function networkMap(
-  ctx: Pick<WritContext, 'settings'>,
+  ctx: Pick<DetectorDeps, 'settings'>,
   environments: readonly NetworkEnvironment[],
 ): NetworkMap {
   const d = ctx.settings.detection;
@@ -27,6 +26,6 @@ export function networkMap(
 }
 
 /** The detector with the built-in rules; the configured ones and networks.yaml arrive with the config. */
-export function createDetector(ctx: WritContext): Detector {
-  return new Detector(ctx, ruleSet([]), networkMap(ctx, []));
+export function createDetector(deps: DetectorDeps): Detector {
+  return new Detector(deps, ruleSet([]), networkMap(deps, []));
 }

@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { EventType, MAX_RISK, type VerifierSignal } from '@writ/sdk/wire';
+import type { Logger } from 'pino';
 import type { AuditEvent } from '../audit/audit-event.js';
-import { adminAudience, type WritContext } from '../context.js';
-import { revoke } from '../revocation/revoke.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../clock.js';
+import type { Settings } from '../config/settings.js';
+import type { EventLog } from '../events/event-log.js';
+import type { Metrics } from '../metrics.js';
+import type { Registry } from '../registry/registry.js';
+import type { RevocationSet } from '../revocation/revocation-set.js';
+import type { Store } from '../store/store.js';
 import type { IssuedToken } from '../tokens/issued-token.js';
 import { baselineFromJson, baselineToJson } from './baseline.js';
 import { type Detection, DetectionEngine, type EngineSettings } from './engine.js';
@@ -24,6 +31,32 @@ export interface ObservedUse {
   time: number;
 }
 
+/**
+ * What the detector acts with: revoking by a predicate (`jti`, `tid` or `sub`, tokens issued up to now)
+ * and quarantining a workload (false when it is unknown). The composition root binds them to the
+ * server's own operations, so the detector takes the same paths an operator's command does.
+ */
+export interface DetectionActions {
+  revoke(kind: 'jti' | 'tid' | 'sub', value: string, reason: string, actor: string): Promise<void>;
+  quarantine(workload: string, reason: string, actor: string): Promise<boolean>;
+}
+
+/** What the detector reads and writes: parts of the server's context, and its actions. */
+export interface DetectorDeps {
+  settings: Pick<Settings, 'detection' | 'issuer'>;
+  store: Store;
+  clock: Clock;
+  audit: AuditLog;
+  events: EventLog;
+  metrics: Metrics;
+  registry: Pick<Registry, 'workload'>;
+  revocations: Pick<RevocationSet, 'match'>;
+  logger: Logger;
+  actions: DetectionActions;
+  /** The audience of admin tokens: never revoked by a detection. */
+  adminAudience: string;
+}
+
 /** Responses that act on tokens or workloads: the ones the budget and the pause switch hold back. */
 const ACTIONS: ReadonlySet<Response> = new Set(['revoke_token', 'revoke_task', 'quarantine', 'reattest']);
 
@@ -42,7 +75,7 @@ const EVIDENCE_SIGNALS = 5;
  * off the request path. Baselines are written behind every few seconds; risk and findings at once.
  */
 export class Detector {
-  readonly #ctx: WritContext;
+  readonly #ctx: DetectorDeps;
   readonly engine: DetectionEngine;
   readonly risk: RiskBook;
   readonly networks: NetworkMap;
@@ -56,7 +89,7 @@ export class Detector {
   /** Detections dropped because the queue was full (a flood of findings), since start. */
   dropped = 0;
 
-  constructor(ctx: WritContext, rules: readonly DetectionRule[], networks: NetworkMap) {
+  constructor(ctx: DetectorDeps, rules: readonly DetectionRule[], networks: NetworkMap) {
     this.#ctx = ctx;
     const d = ctx.settings.detection;
     this.networks = networks;
@@ -387,20 +420,18 @@ export class Detector {
       switch (rule.response) {
         case 'revoke_token':
           if (!d.jti) return 'failed';
-          await revoke(ctx, { kind: 'jti', value: d.jti, issuedBefore: null, reason, actor });
+          await ctx.actions.revoke('jti', d.jti, reason, actor);
           break;
         case 'revoke_task':
           if (!d.tid) return 'failed';
-          await revoke(ctx, { kind: 'tid', value: d.tid, issuedBefore: null, reason, actor });
+          await ctx.actions.revoke('tid', d.tid, reason, actor);
           break;
         case 'reattest':
-          await revoke(ctx, { kind: 'sub', value: d.workload, issuedBefore: null, reason, actor });
+          await ctx.actions.revoke('sub', d.workload, reason, actor);
           break;
-        case 'quarantine': {
-          const { setWorkloadState } = await import('../admin/operations.js');
-          if (!(await setWorkloadState(ctx, d.workload, 'quarantined', actor, reason))) return 'failed';
+        case 'quarantine':
+          if (!(await ctx.actions.quarantine(d.workload, reason, actor))) return 'failed';
           break;
-        }
         default:
           break;
       }
@@ -415,7 +446,7 @@ export class Detector {
   #protected(d: Detection): boolean {
     if (d.workload.startsWith('operator:')) return true;
     const s = d.signal;
-    return s.kind === 'usage' && s.data.aud === adminAudience(this.#ctx.settings.issuer);
+    return s.kind === 'usage' && s.data.aud === this.#ctx.adminAudience;
   }
 
   /** Takes one response from this minute's budgets; false (and one critical alert a minute) when spent. */
@@ -467,7 +498,7 @@ export class Detector {
   }
 }
 
-function engineSettings(ctx: WritContext): EngineSettings {
+function engineSettings(ctx: Pick<DetectorDeps, 'settings'>): EngineSettings {
   const d = ctx.settings.detection;
   return {
     learningMs: d.learningPeriod * 1000,

@@ -26,7 +26,7 @@ export function registerDetections(program: Command, cli: CommandContext): void 
         r.findings
           .map(
             (f) =>
-              `${new Date(f.createdAt).toISOString()} ${esc(f.state).padEnd(14)} ${f.severity.padEnd(8)} ${esc(f.rule).padEnd(28)} ${esc(f.workload || '(claimed)')} ${f.outcome}${f.jti ? ` jti=${esc(f.jti)}` : ''}  ${f.id}`,
+              `${new Date(f.createdAt).toISOString()} ${esc(f.state).padEnd(14)} ${f.severity.padEnd(8)} ${esc(f.rule).padEnd(28)} ${esc(f.workload || `claimed:${claimedClient(f)}`)} ${f.outcome}${f.jti ? ` jti=${esc(f.jti)}` : ''}  ${f.id}`,
           )
           .join('\n') || '(none)',
       );
@@ -72,4 +72,10 @@ export function registerDetections(program: Command, cli: CommandContext): void 
         cli.out(await cli.admin().post(`/detections/${verb}`, o.reason ? { reason: o.reason } : {})),
       );
   }
+}
+
+/** The client id a refused request named, for findings about no authenticated workload. */
+function claimedClient(f: Finding): string {
+  const s = f.evidence.signals.at(-1);
+  return s?.kind === 'token.refused' ? s.data.client_id : '?';
 }
