@@ -68,6 +68,37 @@ describe('detection engine', () => {
     assert.equal(found.find((d) => d.rule.id === 'token-two-networks')?.jti, 'jti-1');
   });
 
+  it('a presentation refused with a security signal is judged by its own rule, not counted as a replay', () => {
+    const e = engine();
+    e.observe(use({ source: '10.1.2.3' }));
+    const keyless = e.observe(
+      use({
+        source: '203.0.113.7',
+        decision: 'deny',
+        reason: 'dpop_bound_as_bearer',
+        signal: 'key_missing',
+        time: T0 + 1000,
+      }),
+    );
+    assert.deepEqual(ids(keyless), ['bound-token-without-key']);
+    const revoked = e.observe(
+      use({
+        source: '198.51.100.4',
+        decision: 'deny',
+        reason: 'revoked',
+        signal: 'revoked',
+        time: T0 + 2000,
+      }),
+    );
+    assert.deepEqual(ids(revoked), ['revoked-token-used']);
+    // Nor does either network count later: the holder's next use is still from one network.
+    assert.deepEqual(ids(e.observe(use({ source: '10.1.2.3', time: T0 + 3000 }))), []);
+    // A use the verifier let through from another network is the replay.
+    assert.deepEqual(ids(e.observe(use({ source: '198.51.100.4', time: T0 + 4000 }))), [
+      'token-two-networks',
+    ]);
+  });
+
   it('a second network after the window has passed is no replay', () => {
     const e = engine();
     e.observe(use({ source: '10.1.2.3' }));

@@ -108,7 +108,10 @@ export class DetectionEngine {
     let facts: Record<string, unknown> | undefined;
     if (s.kind === 'usage')
       token = {
-        networks: this.#tokenNetworks(s.data.jti, s.data.network, s.time),
+        // A presentation refused with a security signal (no key, revoked, expired…) is no use of the
+        // token: its own rule judges it, and counting its network would make a key-less copy, or a
+        // revoked token presented again, a "replay" too (a second finding, a second revocation).
+        networks: this.#tokenNetworks(s.data.jti, s.data.network, s.time, s.data.signal === ''),
         revoked: s.data.token_revoked,
       };
     if (s.kind === 'token.refused')
@@ -185,9 +188,10 @@ export class DetectionEngine {
     }
   }
 
-  /** The distinct networks `jti` was used from within the window, this use included. */
-  #tokenNetworks(jti: string, network: string, time: number): number {
+  /** The distinct networks `jti` was used from within the window, this use included when `counts`. */
+  #tokenNetworks(jti: string, network: string, time: number, counts: boolean): number {
     let seen = this.#tokens.get(jti);
+    if (!seen && !counts) return 0;
     if (!seen) {
       if (this.#tokens.size >= TOKEN_STATE_LIMIT) {
         // The oldest entries go first (a Map iterates in insertion order).
@@ -200,7 +204,7 @@ export class DetectionEngine {
       seen = new Map();
       this.#tokens.set(jti, seen);
     }
-    seen.set(network, Math.max(seen.get(network) ?? 0, time));
+    if (counts) seen.set(network, Math.max(seen.get(network) ?? 0, time));
     let n = 0;
     for (const [net, at] of seen) {
       if (at >= time - this.#s.replayWindowMs) n++;
