@@ -56,9 +56,11 @@ export async function auditRefusal(
   // A challenge is no failure: it takes nothing from the source's budget of refusals.
   const challenge = isChallenge(error);
   // Every refused client authentication reaches detection (key stuffing), also those the tally folds
-  // into one audit row; the client id is only what the request named.
-  if (endpoint === 'token' && error.code === 'invalid_client' && typeof context['client_id'] === 'string')
-    ctx.detection.observeRefusal(context['client_id'], error.reason ?? error.code, req.ip);
+  // into one audit row; the client id is only what the request named: its client_id, or else the
+  // assertion's sub (RFC 7523 needs no client_id beside an assertion).
+  const claimed = context['client_id'] ?? error.detail?.['client_id'];
+  if (endpoint === 'token' && error.code === 'invalid_client' && typeof claimed === 'string')
+    ctx.detection.observeRefusal(claimed, error.reason ?? error.code, req.ip);
   if (unauthenticated && !challenge) {
     const wait = ctx.sourceLimiter.take(sourceKey(req.ip));
     if (wait > 0 && error.status !== 429) error = sourceLimited(wait);

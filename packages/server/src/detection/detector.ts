@@ -85,7 +85,8 @@ export class Detector {
   #draining: Promise<void> | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
-  #budget = { minute: -1, total: 0, byRule: new Map<string, number>(), alerted: false };
+  /** This minute's responses, all rules and by rule, and the budgets already found spent (alerted). */
+  #budget = { minute: -1, total: 0, byRule: new Map<string, number>(), alerted: new Set<string>() };
   /** Detections dropped because the queue was full (a flood of findings), since start. */
   dropped = 0;
 
@@ -413,7 +414,7 @@ export class Detector {
     if (!ACTIONS.has(rule.response)) return rule.response;
     if (d.workload === '' || this.#protected(d)) return 'protected';
     if (this.#control?.paused) return 'paused';
-    if (!this.#spend(rule.id, now)) return 'budget';
+    if (!(await this.#spend(rule.id, now))) return 'budget';
     const actor = `detector:${rule.id}`;
     const reason = `detection ${rule.id}`;
     try {
@@ -449,8 +450,13 @@ export class Detector {
     return s.kind === 'usage' && s.data.aud === this.#ctx.adminAudience;
   }
 
-  /** Takes one response from this minute's budgets; false (and one critical alert a minute) when spent. */
-  #spend(rule: string, now: number): boolean {
+  /**
+   * Takes one response from this minute's budgets; false when one is spent. The first time in a minute
+   * that a rule's budget, or the budget of all rules, is found spent, a critical alert names it: a rule
+   * held back while the others act is not the same news as every response held back. The alert is
+   * written before the finding, so `settled()` covers it.
+   */
+  async #spend(rule: string, now: number): Promise<boolean> {
     const d = this.#ctx.settings.detection;
     const minute = Math.floor(now / 60_000);
     const b = this.#budget;
@@ -458,13 +464,14 @@ export class Detector {
       b.minute = minute;
       b.total = 0;
       b.byRule.clear();
-      b.alerted = false;
+      b.alerted.clear();
     }
     const ruleCount = b.byRule.get(rule) ?? 0;
     if (b.total >= d.responsesPerMinute || ruleCount >= d.ruleResponsesPerMinute) {
-      if (!b.alerted) {
-        b.alerted = true;
-        this.#budgetAlert(rule, b.total >= d.responsesPerMinute ? 'all rules' : rule);
+      const scope = b.total >= d.responsesPerMinute ? 'all rules' : rule;
+      if (!b.alerted.has(scope)) {
+        b.alerted.add(scope);
+        await this.#budgetAlert(rule, scope);
       }
       return false;
     }
@@ -473,12 +480,16 @@ export class Detector {
     return true;
   }
 
-  #budgetAlert(rule: string, scope: string): void {
+  async #budgetAlert(rule: string, scope: string): Promise<void> {
     const ctx = this.#ctx;
     const d = ctx.settings.detection;
-    ctx.logger.error({ rule, scope }, 'automatic responses paused for the rest of the minute: budget spent');
+    const held =
+      scope === 'all rules'
+        ? 'every automatic response paused for the rest of the minute'
+        : `automatic responses of ${rule} paused for the rest of the minute`;
+    ctx.logger.error({ rule, scope }, `${held}: budget spent`);
     ctx.metrics.detections.inc({ rule, outcome: 'budget_alert' });
-    ctx.audit
+    await ctx.audit
       .append({
         type: 'detection.budget_exhausted',
         outcome: 'success',
@@ -489,7 +500,7 @@ export class Detector {
           scope,
           responses_per_minute: d.responsesPerMinute,
           rule_responses_per_minute: d.ruleResponsesPerMinute,
-          message: 'automatic responses paused for the rest of the minute; findings are still recorded',
+          message: `${held}; findings are still recorded`,
         },
       })
       .catch((err: unknown) =>
