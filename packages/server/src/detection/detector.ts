@@ -333,7 +333,9 @@ export class Detector {
     }
     const now = ctx.clock.now();
     const outcome = await this.#respond(d, now);
-    const raises = rule.mode === 'enforce' && rule.response !== 'alert' && d.workload !== '';
+    // Operator access is left alone entirely: no response, and no risk either.
+    const raises =
+      rule.mode === 'enforce' && rule.response !== 'alert' && d.workload !== '' && outcome !== 'protected';
     const risk = raises ? this.risk.raise(d.workload, rule.severity, now) : undefined;
     const finding: Finding = {
       id: randomUUID(),

@@ -84,6 +84,8 @@ describe('detection cannot be turned against Writ itself', () => {
     assert.deepEqual(outcomes(found), ['protected']);
     assert.deepEqual(await automaticRevocations(h), [], 'nothing revoked');
     assert.deepEqual(await h.auditEvents('workload.quarantined'), []);
+    for (const sub of [admin['sub'] as string, 'operator:oncall', 'spiffe://test.writ/ops/console'])
+      assert.equal(h.writ.ctx.detection.riskOf(sub), 0, `no risk raised for ${sub}`);
     // The session still works, and so does the workload.
     const res = await h.writ.app.inject({
       method: 'GET',
