@@ -14,7 +14,7 @@ import { followEventLog } from './cluster/node-follower.js';
 import type { ConfigBundle } from './config/config-dir.js';
 import type { Settings } from './config/settings.js';
 import { adminAudience, type WritContext } from './context.js';
-import { createDetector } from './detection/create-detector.js';
+import { createDetector, reloadDetectionConfig } from './detection/create-detector.js';
 import type { Detector } from './detection/detector.js';
 import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
@@ -216,6 +216,8 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       quarantine: (workload, reason, actor) => setWorkloadState(ctx, workload, 'quarantined', actor, reason),
     },
   });
+  // The rules and networks the config last applied, before anything is served.
+  await reloadDetectionConfig(ctx);
   await syncRevocations(ctx);
   await startPolicy(
     ctx,

@@ -160,6 +160,31 @@ describe('detection engine', () => {
   });
 });
 
+describe('network map', () => {
+  it('maps a source by its own address, so a range narrower than its network decides; the most specific wins', () => {
+    const map = new NetworkMap({ ipv4: 24, ipv6: 64 }, [
+      { cidr: '10.1.0.0/16', environment: 'production' },
+      { cidr: '10.1.2.128/28', environment: 'development' },
+      { cidr: '2001:db8::/32', environment: 'production' },
+    ]);
+    assert.equal(map.network('10.1.2.130'), '10.1.2.0/24');
+    assert.equal(map.environment('10.1.2.130'), 'development');
+    assert.equal(map.environment('10.1.2.10'), 'production', 'the same /24, outside the /28');
+    assert.equal(
+      map.environment('::ffff:10.1.2.131'),
+      'development',
+      'an IPv4-mapped address is its IPv4 one',
+    );
+    assert.equal(map.environment('2001:db8:5::1'), 'production');
+    assert.equal(map.environment('192.0.2.1'), '');
+    assert.equal(map.environment('unknown'), '');
+    assert.deepEqual(
+      map.environments.map((e) => e.cidr),
+      ['10.1.0.0/16', '10.1.2.128/28', '2001:db8::/32'],
+    );
+  });
+});
+
 describe('detection rules: validation', () => {
   it('names the field of a broken rule', () => {
     const base = { id: 'x', signal: 'usage', condition: 'true', severity: 'low', response: 'alert' };

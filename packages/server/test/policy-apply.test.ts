@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +16,7 @@ import { readPolicyDir } from '../src/policy/policy-dir.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
 import { execWrit } from './helpers/cli.js';
+import { writeConfigDocuments } from './helpers/config-dir.js';
 import { configDocuments, type Harness, startHarness, testKey } from './helpers/harness.js';
 import { adminJson, policyVersion, putResource } from './helpers/policy.js';
 
@@ -42,13 +43,7 @@ describe('writ apply with policies/, over real HTTP', () => {
     // The harness's own configuration as a config directory, plus the repo's policy set.
     const config = join(dir, 'config');
     const docs = configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey });
-    for (const [i, d] of docs.entries()) {
-      const sub = { class: 'classes', workload: 'workloads', operator: 'operators', issuer: 'issuers' }[
-        d.kind
-      ];
-      mkdirSync(join(config, sub), { recursive: true });
-      writeFileSync(join(config, sub, `${i}.json`), JSON.stringify(d.doc));
-    }
+    writeConfigDocuments(config, docs);
     cpSync(join(CASES, 'policies'), join(config, 'policies'), { recursive: true });
   });
   after(async () => {

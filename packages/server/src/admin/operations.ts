@@ -2,6 +2,7 @@ import { EventType } from '@writ/sdk/wire';
 import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
+import { reloadDetectionConfig } from '../detection/create-detector.js';
 import { announceBundle } from '../policy/bundle.js';
 import type { WorkloadState } from '../registry/workload.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
@@ -9,23 +10,27 @@ import type { Store } from '../store/store.js';
 
 /** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
 export async function currentConfig(store: Store): Promise<ConfigBundle> {
-  const [workloads, classes, operators, issuers] = await Promise.all([
+  const [workloads, classes, operators, issuers, detection] = await Promise.all([
     store.listWorkloads(),
     store.listClasses(),
     store.listOperators(),
     store.listIssuers(),
+    store.getDetectionConfig(),
   ]);
   return {
     classes,
     operators,
     issuers,
     workloads: workloads.map(({ state: _s, updatedAt: _u, ...w }) => w),
+    detections: detection?.rules ?? [],
+    networks: detection?.networks ?? [],
   };
 }
 
 /**
  * Applies a validated config bundle: writes what changed, revokes the tokens of removed workloads and
- * classes, and audits the diff, all in one transaction. `dryRun` only computes the diff.
+ * classes, and audits the diff, all in one transaction; then this node reloads what changed (other
+ * nodes do on the `config.applied` event). `dryRun` only computes the diff.
  */
 export async function applyConfig(
   ctx: WritContext,
@@ -36,7 +41,10 @@ export async function applyConfig(
   const changes = diffConfig(await currentConfig(ctx.store), bundle);
   if (dryRun || changes.length === 0) return changes;
   const now = ctx.clock.now();
+  const detection = changes.some((c) => c.kind === 'detection' || c.kind === 'network');
   const event = await ctx.store.transaction(async (tx) => {
+    // Rules and networks are one document: written whole when any of them changed.
+    if (detection) await tx.putDetectionConfig({ rules: bundle.detections, networks: bundle.networks }, now);
     // A workload's keys (or legacy secret) appearing, changing or going: Shared Signals receivers hear it.
     for (const c of changes.filter(isCredentialChange))
       await ctx.events.append(tx, EventType.workloadCredentials, {
@@ -65,10 +73,12 @@ export async function applyConfig(
       } else if (c.kind === 'issuer') {
         if (c.op === 'remove') await tx.deleteIssuer(c.name);
         else await tx.putIssuer(bundle.issuers.find((x) => x.name === c.name)!);
-      } else if (c.op === 'remove') await tx.deleteOperator(c.name);
-      else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
+      } else if (c.kind === 'operator') {
+        if (c.op === 'remove') await tx.deleteOperator(c.name);
+        else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
+      }
     }
-    // Other nodes reload their registry on this event; verifiers following the stream ignore it.
+    // Other nodes reload their registry and detection config on this event; verifiers ignore it.
     const change = await ctx.events.append(tx, EventType.configApplied, { changes: changes.length });
     await announceBundle(ctx, tx, change.seq);
     return {
@@ -83,6 +93,7 @@ export async function applyConfig(
   ctx.events.notify();
   await syncRevocations(ctx);
   await ctx.registry.reload();
+  if (detection) await reloadDetectionConfig(ctx);
   ctx.policy.bundle.noteChange(event.seq);
   return changes;
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
 import { verifyAuditChain } from '../audit/verify.js';
 import { authenticateAdmin } from '../auth/admin.js';
-import { validateConfig } from '../config/config-dir.js';
+import { DOCUMENT_KINDS, validateConfig } from '../config/config-dir.js';
 import { formatDiff } from '../config/diff.js';
 import { Paths, type WritContext } from '../context.js';
 import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
@@ -53,7 +53,7 @@ const applyBody = z
       .array(
         z
           .object({
-            kind: z.enum(['class', 'workload', 'operator', 'issuer']),
+            kind: z.enum(DOCUMENT_KINDS),
             file: z.string().max(512),
             index: z.number().int().min(0),
             doc: z.unknown(),

@@ -1,16 +1,20 @@
 import { EventType, type LogEventType } from '@writ/sdk/wire';
 import type { WritContext } from '../context.js';
+import { reloadDetectionConfig } from '../detection/create-detector.js';
 import type { LoggedEvent } from '../events/event-log.js';
 import { reloadPolicy } from '../policy/operations.js';
 
-type Part = 'keys' | 'registry' | 'policy';
+type Part = 'keys' | 'registry' | 'policy' | 'detection';
 
-/** What a node reloads when another node (or this one) changed it; each event names one. */
-const RELOADS: Readonly<Partial<Record<LogEventType, Part>>> = {
-  [EventType.keysRotated]: 'keys',
-  [EventType.workloadState]: 'registry',
-  [EventType.configApplied]: 'registry',
-  [EventType.policyChanged]: 'policy',
+const PARTS: readonly Part[] = ['keys', 'registry', 'policy', 'detection'];
+
+/** What a node reloads when another node (or this one) changed it. */
+const RELOADS: Readonly<Partial<Record<LogEventType, readonly Part[]>>> = {
+  [EventType.keysRotated]: ['keys'],
+  [EventType.workloadState]: ['registry'],
+  // The detection rules and networks are part of the config.
+  [EventType.configApplied]: ['registry', 'detection'],
+  [EventType.policyChanged]: ['policy'],
 };
 
 /** Changes that are in verifiers' policy bundles: their seq is the bundle version (policy/bundle.ts). */
@@ -31,15 +35,25 @@ export interface NodeFollower {
 
 type FollowerContext = Pick<
   WritContext,
-  'events' | 'store' | 'clock' | 'revocations' | 'keys' | 'registry' | 'policy' | 'logger'
+  | 'events'
+  | 'store'
+  | 'clock'
+  | 'revocations'
+  | 'keys'
+  | 'registry'
+  | 'policy'
+  | 'detection'
+  | 'settings'
+  | 'logger'
 >;
 
 /**
  * Keeps this node's in-memory state in step with the event log that every node appends to: each
  * revocation goes into the revocation set, a key rotation reloads the signing keys, a workload or
- * configuration change reloads the registry, a policy change (set or API attributes) reloads the policy
- * engine from the store, in log order. Once every reload asked for has succeeded, the bundle version
- * moves to the last registry or policy change. The log is the truth: a node that missed part of it
+ * configuration change reloads the registry (a configuration change also the detection rules and
+ * networks), a policy change (set or API attributes) reloads the policy engine from the store, in log
+ * order. Once every reload asked for has succeeded, the bundle version moves to the last registry or
+ * policy change. The log is the truth: a node that missed part of it
  * (trimmed while the node was cut off) rebuilds everything from the store instead.
  *
  * `from` is the log's last seq read before the node loaded its state, so nothing between is missed
@@ -47,12 +61,16 @@ type FollowerContext = Pick<
  */
 export function followEventLog(ctx: FollowerContext, from: number): NodeFollower {
   let next = from + 1;
-  const pending = { rebuild: false, keys: false, registry: false, policy: false };
+  const pending = { rebuild: false, keys: false, registry: false, policy: false, detection: false };
   /** The seq of the last event received that changes policy bundles. */
   let bundleSeq = 0;
-  const reloading = () => pending.rebuild || pending.keys || pending.registry || pending.policy;
+  const reloading = () => pending.rebuild || PARTS.some((p) => pending[p]);
   const reloadPart = (part: Part): Promise<void> =>
-    part === 'policy' ? reloadPolicy(ctx) : ctx[part].reload();
+    part === 'policy'
+      ? reloadPolicy(ctx)
+      : part === 'detection'
+        ? reloadDetectionConfig(ctx)
+        : ctx[part].reload();
   let running: Promise<void> | undefined;
   let retry: NodeJS.Timeout | undefined;
   let closed = false;
@@ -67,9 +85,7 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
     while (!closed && reloading()) {
       if (pending.rebuild) {
         pending.rebuild = false;
-        pending.keys = true;
-        pending.registry = true;
-        pending.policy = true;
+        for (const p of PARTS) pending[p] = true;
         try {
           ctx.revocations.reset(await ctx.store.listRevocations(0, ctx.clock.now()), 0);
         } catch (err) {
@@ -77,7 +93,7 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
           throw err;
         }
       }
-      for (const part of ['keys', 'registry', 'policy'] as const) {
+      for (const part of PARTS) {
         if (!pending[part]) continue;
         pending[part] = false;
         try {
@@ -119,10 +135,9 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
       ctx.revocations.apply(e.data.revocation);
     }
     next = e.seq + 1;
-    const reload = RELOADS[e.type];
-    if (reload) {
-      pending[reload] = true;
-      if (BUNDLE_PARTS.has(reload)) bundleSeq = e.seq;
+    for (const part of RELOADS[e.type] ?? []) {
+      pending[part] = true;
+      if (BUNDLE_PARTS.has(part)) bundleSeq = e.seq;
     }
     if (reloading()) schedule();
     wakeWaiters();

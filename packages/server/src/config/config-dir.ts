@@ -2,16 +2,27 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
+import { BUILTIN_RULES } from '../detection/builtin-rules.js';
+import type { ConfiguredRule } from '../detection/detection-config.js';
+import type { NetworkEnvironment } from '../detection/networks.js';
+import { compileRule, detectionRuleSchema, RuleError } from '../detection/rule.js';
 import { ConfigError } from '../errors.js';
 import { buildIssuer } from '../federation/issuer-config.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
 import { tlsRegistration } from '../mtls/registration.js';
+import { parseRange } from '../net/ip-address.js';
 import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
 import type { Workload } from '../registry/workload.js';
 import { readConfigFile } from './config-file.js';
-import { classFileSchema, issuerFileSchema, operatorFileSchema, workloadFileSchema } from './schema.js';
+import {
+  classFileSchema,
+  issuerFileSchema,
+  networksFileSchema,
+  operatorFileSchema,
+  workloadFileSchema,
+} from './schema.js';
 
 /** The declarative part of Writ's configuration: what `writ apply` applies. */
 export interface ConfigBundle {
@@ -20,6 +31,10 @@ export interface ConfigBundle {
   operators: Operator[];
   /** Trusted outside issuers (`issuers/`): workload federation. */
   issuers: TrustedIssuer[];
+  /** Detection rules (`detections/`), over or beside the built-in ones. */
+  detections: ConfiguredRule[];
+  /** Address ranges and their environments (`networks.yaml`), for detection. */
+  networks: NetworkEnvironment[];
 }
 
 export interface LoadedConfigDir extends ConfigBundle {
@@ -28,9 +43,12 @@ export interface LoadedConfigDir extends ConfigBundle {
 
 const EXTENSIONS = /\.(ya?ml|json)$/;
 
+export const DOCUMENT_KINDS = ['class', 'workload', 'operator', 'issuer', 'detection', 'networks'] as const;
+export type RawDocumentKind = (typeof DOCUMENT_KINDS)[number];
+
 /** One document of a config directory, as read from disk (`jwks_file` already inlined as `jwks`). */
 export interface RawDocument {
-  kind: 'class' | 'workload' | 'operator' | 'issuer';
+  kind: RawDocumentKind;
   file: string;
   index: number;
   doc: unknown;
@@ -47,11 +65,16 @@ const KIND_DIRS = [
   ['workload', 'workloads'],
   ['operator', 'operators'],
   ['issuer', 'issuers'],
+  ['detection', 'detections'],
 ] as const;
 
+/** The file of `networks` documents, at the top of the directory (the first of these that exists). */
+const NETWORKS_FILES = ['networks.yaml', 'networks.yml', 'networks.json'];
+
 /**
- * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`. Each file may hold
- * one or several YAML documents (or one JSON object). Key files named by `jwks_file` are inlined.
+ * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`,
+ * `detections/` and `networks.yaml`. Each file may hold one or several YAML documents (or one JSON
+ * object). Key files named by `jwks_file` are inlined.
  */
 export function readConfigDir(dir: string): RawConfig {
   const root = resolve(dir);
@@ -88,11 +111,16 @@ export function readConfigDir(dir: string): RawConfig {
           kind,
           file: show(file),
           index,
-          doc: inline(doc, file, docName(show(file), index)),
+          // Rules name no files: nothing to inline.
+          doc: kind === 'detection' ? doc : inline(doc, file, docName(show(file), index)),
         });
       }
     }
   }
+  const networks = NETWORKS_FILES.map((f) => join(root, f)).find((f) => existsSync(f));
+  if (networks)
+    for (const [index, doc] of readDocuments(root, networks, show(networks)).entries())
+      documents.push({ kind: 'networks', file: show(networks), index, doc });
   return { settings, documents };
 }
 
@@ -265,7 +293,91 @@ export function validateConfig(
     operators.push({ name: o.name, jwks });
   }
 
-  return { classes, workloads, operators, issuers };
+  return {
+    classes,
+    workloads,
+    operators,
+    issuers,
+    detections: detectionRules(of('detection')),
+    networks: networkRanges(of('networks')),
+  };
+}
+
+/**
+ * `detections/`: each document a rule (docs/detection.md). A rule with a built-in rule's id replaces
+ * it, and may give only the fields it changes (`enabled: false` alone turns it off); the others are the
+ * built-in's. The condition is compiled here, so a broken one refuses the whole apply.
+ */
+function detectionRules(documents: readonly RawDocument[]): ConfiguredRule[] {
+  const rules: ConfiguredRule[] = [];
+  const ruleFiles = new Map<string, string>();
+  for (const { file, doc, index } of documents) {
+    const where = docName(file, index);
+    const id = isMapping(doc) ? doc['id'] : undefined;
+    const builtIn = BUILTIN_RULES.find((r) => r.id === id);
+    const r = parse(
+      detectionRuleSchema,
+      builtIn && isMapping(doc) ? { ...builtIn, ...doc } : doc,
+      file,
+      index,
+    );
+    const twin = ruleFiles.get(r.id);
+    if (twin) throw new ConfigError(where, 'id', `rule "${r.id}" is also defined in ${twin}`);
+    ruleFiles.set(r.id, where);
+    const source = `detections/${file.split(/[\\/]/).pop()}`;
+    try {
+      compileRule(r, source);
+    } catch (err) {
+      if (err instanceof RuleError) throw new ConfigError(where, err.field, err.message);
+      throw err;
+    }
+    rules.push({ ...r, source });
+  }
+  return rules;
+}
+
+/**
+ * `networks.yaml`: one document, `networks: [{cidr, environment}]`. Each range is a CIDR range with no
+ * bits set past its prefix (`10.1.2.0/16` is a typo of something), listed once.
+ */
+function networkRanges(documents: readonly RawDocument[]): NetworkEnvironment[] {
+  const [first, second] = documents;
+  if (!first) return [];
+  if (second)
+    throw new ConfigError(
+      docName(second.file, second.index),
+      '',
+      `networks are also defined in ${docName(first.file, first.index)}: list every range in one document`,
+    );
+  const where = docName(first.file, first.index);
+  const { networks } = parse(networksFileSchema, first.doc, first.file, first.index);
+  const seen = new Map<string, number>();
+  for (const [i, n] of networks.entries()) {
+    const range = parseRange(n.cidr);
+    if (!range)
+      throw new ConfigError(
+        where,
+        `networks.${i}.cidr`,
+        `"${n.cidr}" is not a CIDR range such as 10.1.0.0/16 or 2001:db8::/32`,
+      );
+    const hostBits = BigInt((range.family === 4 ? 32 : 128) - range.prefix);
+    if ((range.value >> hostBits) << hostBits !== range.value)
+      throw new ConfigError(
+        where,
+        `networks.${i}.cidr`,
+        `"${n.cidr}" has address bits set past its /${range.prefix} prefix: give the range's first address`,
+      );
+    const key = `${range.family}/${range.value}/${range.prefix}`;
+    const twin = seen.get(key);
+    if (twin !== undefined)
+      throw new ConfigError(where, `networks.${i}.cidr`, `the range is already listed as networks.${twin}`);
+    seen.set(key, i);
+  }
+  return networks.map((n) => ({ cidr: n.cidr, environment: n.environment }));
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**

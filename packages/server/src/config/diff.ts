@@ -3,7 +3,8 @@ import type { ConfigBundle } from './config-dir.js';
 
 export interface ConfigChange {
   op: 'add' | 'change' | 'remove';
-  kind: 'class' | 'workload' | 'operator' | 'issuer';
+  /** `detection` a rule of `detections/` (by id); `network` a range of `networks.yaml` (by cidr). */
+  kind: 'class' | 'workload' | 'operator' | 'issuer' | 'detection' | 'network';
   name: string;
   /** Top-level fields that differ, for `change`. */
   fields?: string[];
@@ -16,6 +17,8 @@ export function diffConfig(current: ConfigBundle, next: ConfigBundle): ConfigCha
     ...diffList('workload', current.workloads, next.workloads, (w) => w.id),
     ...diffList('operator', current.operators, next.operators, (o) => o.name),
     ...diffList('issuer', current.issuers ?? [], next.issuers ?? [], (i) => i.name),
+    ...diffList('detection', current.detections, next.detections, (r) => r.id),
+    ...diffList('network', current.networks, next.networks, (n) => n.cidr),
   ];
 }
 

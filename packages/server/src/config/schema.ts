@@ -20,6 +20,11 @@ const name = z
     'must be 1-63 lowercase letters, digits, ".", "-" or "_", starting with a letter or digit',
   );
 
+/** A workload's environment, and the environment `networks.yaml` maps a range to. */
+const environment = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be a short lowercase name such as dev, staging or prod');
+
 const scope = z
   .string()
   .regex(
@@ -98,9 +103,7 @@ export const workloadFileSchema = z
       if (problem) ctx.addIssue({ code: 'custom', message: `SPIFFE ID ${problem}` });
     }),
     owner: z.string().min(1).max(200),
-    environment: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be a short lowercase name such as dev, staging or prod'),
+    environment,
     description: z.string().max(1000).optional(),
     attributes: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), attributeValue).optional(),
     classes: z.array(name).min(1).max(50),
@@ -186,3 +189,13 @@ export type IssuerFile = z.infer<typeof issuerFileSchema>;
 export type ClassFile = z.infer<typeof classFileSchema>;
 export type WorkloadFile = z.infer<typeof workloadFileSchema>;
 export type OperatorFile = z.infer<typeof operatorFileSchema>;
+
+/**
+ * `networks.yaml`: address ranges and the environment each belongs to (detection reads it: a use from
+ * a network of another environment). The ranges are checked by validateConfig.
+ */
+export const networksFileSchema = z
+  .object({
+    networks: z.array(z.object({ cidr: z.string().min(1).max(64), environment }).strict()).max(10_000),
+  })
+  .strict();

@@ -101,6 +101,7 @@ export function registerDetectionAdminRoutes(
         source: r.source,
         learning_gated: r.readsBaseline,
       })),
+      networks: ctx.detection.networks.environments,
       risk: ctx.detection.risk.list(now),
       stats: { ...ctx.detection.engine.stats, dropped: ctx.detection.dropped },
     };

@@ -78,7 +78,7 @@ export class Detector {
   readonly #ctx: DetectorDeps;
   readonly engine: DetectionEngine;
   readonly risk: RiskBook;
-  readonly networks: NetworkMap;
+  #networks: NetworkMap;
   #control: DetectionControl | undefined;
   #rules: DetectionRule[];
   readonly #queue: Detection[] = [];
@@ -93,7 +93,7 @@ export class Detector {
   constructor(ctx: DetectorDeps, rules: readonly DetectionRule[], networks: NetworkMap) {
     this.#ctx = ctx;
     const d = ctx.settings.detection;
-    this.networks = networks;
+    this.#networks = networks;
     this.#rules = [...rules];
     this.engine = new DetectionEngine(engineSettings(ctx), rules, {
       environment: (w) => ctx.registry.workload(w)?.environment ?? '',
@@ -140,6 +140,17 @@ export class Detector {
     return this.risk.of(workload, this.#ctx.clock.now());
   }
 
+  /** Maps sources to networks and environments (`config/networks.yaml`). */
+  get networks(): NetworkMap {
+    return this.#networks;
+  }
+
+  /** Replaces the networks map (a config apply): later uses are mapped with it. */
+  setNetworks(networks: NetworkMap): void {
+    this.#networks = networks;
+  }
+
+  /** Replaces the rules in force (a config apply); see ruleSet. */
   setRules(rules: readonly DetectionRule[]): void {
     this.#rules = [...rules];
     this.engine.setRules(rules);
@@ -186,7 +197,7 @@ export class Detector {
           });
         continue;
       }
-      const network = this.networks.network(use.source);
+      const network = this.#networks.network(use.source);
       this.observe({
         kind: 'usage',
         time,
@@ -199,7 +210,8 @@ export class Detector {
           operation: use.operation,
           source: use.source,
           network,
-          network_environment: this.networks.environment(network),
+          // The source itself: a range of networks.yaml may be narrower than the network.
+          network_environment: this.#networks.environment(use.source),
           user_agent: use.userAgent,
           user_agent_kind: userAgentKind(use.userAgent),
           decision: use.decision,

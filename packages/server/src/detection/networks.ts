@@ -20,12 +20,15 @@ const CACHE_LIMIT = 65_536;
  */
 export class NetworkMap {
   readonly #prefixes: NetworkPrefixes;
+  /** The entries of networks.yaml, as given. */
+  readonly environments: readonly NetworkEnvironment[];
   readonly #ranges: Array<{ range: AddressRange; environment: string }>;
   readonly #networkOf = new Map<string, string>();
   readonly #environmentOf = new Map<string, string>();
 
   constructor(prefixes: NetworkPrefixes, environments: readonly NetworkEnvironment[] = []) {
     this.#prefixes = prefixes;
+    this.environments = environments.map((e) => ({ cidr: e.cidr, environment: e.environment }));
     // The most specific range wins, as in routing.
     this.#ranges = environments
       .map((e) => {
@@ -47,24 +50,29 @@ export class NetworkMap {
     return n;
   }
 
-  /** The environment the network of `source` belongs to, "" when no range of networks.yaml holds it. */
-  environment(network: string): string {
+  /**
+   * The environment of an address (or of a network's base address, `10.1.2.0/24`), "" when no range of
+   * networks.yaml holds it. Give it the source address itself: a range of networks.yaml may be narrower
+   * than the networks sources are grouped in (a /28 inside a /24).
+   */
+  environment(address: string): string {
     if (this.#ranges.length === 0) return '';
-    let e = this.#environmentOf.get(network);
+    let e = this.#environmentOf.get(address);
     if (e === undefined) {
-      const slash = network.indexOf('/');
-      const ip = parseIp(slash < 0 ? network : network.slice(0, slash));
+      const slash = address.indexOf('/');
+      const ip = parseIp(slash < 0 ? address : address.slice(0, slash));
       e = '';
       if (ip) {
+        const effective = effectiveAddress(ip);
         for (const r of this.#ranges) {
-          if (inRange(ip, r.range)) {
+          if (inRange(effective, r.range)) {
             e = r.environment;
             break;
           }
         }
       }
       if (this.#environmentOf.size >= CACHE_LIMIT) this.#environmentOf.clear();
-      this.#environmentOf.set(network, e);
+      this.#environmentOf.set(address, e);
     }
     return e;
   }

@@ -1,3 +1,4 @@
+import type { DetectionConfig } from '../detection/detection-config.js';
 import type {
   DetectionControl,
   Finding,
@@ -104,4 +105,14 @@ export function toDetectionControl(r: Row): DetectionControl {
     at: r['set_at'] as number,
     reason: r['reason'] as string,
   };
+}
+
+/** The stored detection config: a JSON document, read back as written (`putDetectionConfig`). */
+export function toDetectionConfig(r: Row): DetectionConfig {
+  const c = JSON.parse(r['data'] as string) as Partial<DetectionConfig>;
+  return { rules: c.rules ?? [], networks: c.networks ?? [] };
+}
+
+export function detectionConfigJson(c: DetectionConfig): string {
+  return JSON.stringify({ rules: c.rules, networks: c.networks });
 }

@@ -1,6 +1,7 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../audit/audit-event.js';
 import type { AuditHead } from '../audit/chain.js';
+import type { DetectionConfig } from '../detection/detection-config.js';
 import type {
   DetectionControl,
   Finding,
@@ -224,6 +225,13 @@ export interface Store {
   /** The switch over automatic responses; undefined when never set (responses on). */
   getDetectionControl(): Promise<DetectionControl | undefined>;
   putDetectionControl(c: DetectionControl): Promise<void>;
+  /**
+   * The detection rules and networks the config last applied (`writ apply`), one document; undefined
+   * when none was ever applied (the built-in rules, no networks).
+   */
+  getDetectionConfig(): Promise<DetectionConfig | undefined>;
+  /** Replaces the detection config, at `at` (ms). */
+  putDetectionConfig(c: DetectionConfig, at: number): Promise<void>;
 
   /** How far a named follower of the event log (the SSF transmitter, say) has got; undefined if never. */
   followerPosition(name: string): Promise<number | undefined>;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { DetectionConfig } from '../../src/detection/detection-config.js';
 import type {
   DetectionControl,
   Finding,
@@ -10,13 +11,47 @@ import type {
 import type { Store } from '../../src/store/store.js';
 
 /**
- * Store contract cases for detection: baselines, risk, findings and the operator's pause switch; part
- * of `runStoreConformance`.
+ * Store contract cases for detection: baselines, risk, findings, the operator's pause switch and the
+ * applied detection config; part of `runStoreConformance`.
  */
 
 const NOW = 1_700_000_000_000;
 const W1 = 'spiffe://test/w1';
 const W2 = 'spiffe://test/w2';
+
+/** A detection config with every field of a rule set, two rules and two ranges, unicode included. */
+const DETECTION_CONFIG: DetectionConfig = {
+  rules: [
+    {
+      id: 'token-two-networks',
+      description: 'override: observe only ✓',
+      signal: 'usage',
+      condition: 'token.networks > 2 && event.user_agent != "ünïcødé"',
+      severity: 'medium',
+      response: 'raise_risk',
+      mode: 'observe',
+      cooldown: '5m',
+      enabled: true,
+      source: 'detections/overrides.yaml',
+    },
+    {
+      id: 'ci-from-laptop',
+      description: '',
+      signal: 'token.issued',
+      condition: 'event.source.startsWith("192.168.")',
+      severity: 'low',
+      response: 'alert',
+      mode: 'enforce',
+      cooldown: 600,
+      enabled: false,
+      source: 'detections/ci.yaml',
+    },
+  ],
+  networks: [
+    { cidr: '10.1.0.0/16', environment: 'prod' },
+    { cidr: '2001:db8::/32', environment: 'dev' },
+  ],
+};
 
 interface Harness {
   store: Store;
@@ -336,6 +371,22 @@ export function detectionConformanceCases(withStore: (fn: (t: Harness) => Promis
       }));
   });
 
+  describe('detection: the applied config', () => {
+    it('is undefined until put, then round-trips as written and is replaced whole; a peer reads it', () =>
+      withStore(async ({ store, openPeer }) => {
+        assert.equal(await store.getDetectionConfig(), undefined);
+        await store.putDetectionConfig(DETECTION_CONFIG, NOW);
+        assert.deepEqual(await store.getDetectionConfig(), DETECTION_CONFIG);
+        const peer = await openPeer();
+        assert.deepEqual(await peer.getDetectionConfig(), DETECTION_CONFIG);
+        const fewer: DetectionConfig = { rules: [DETECTION_CONFIG.rules[1]!], networks: [] };
+        await peer.putDetectionConfig(fewer, NOW + 1);
+        assert.deepEqual(await store.getDetectionConfig(), fewer, 'no rule or range of the first is left');
+        await store.putDetectionConfig({ rules: [], networks: [] }, NOW + 2);
+        assert.deepEqual(await peer.getDetectionConfig(), { rules: [], networks: [] });
+      }));
+  });
+
   describe('detection: transactions', () => {
     const write = async (tx: Store) => {
       await tx.putBaselines([{ workload: W1, data: '{"v":1}', updatedAt: NOW }]);
@@ -343,6 +394,7 @@ export function detectionConformanceCases(withStore: (fn: (t: Harness) => Promis
       await tx.addFinding(finding('f-1'));
       assert.equal(await tx.setFindingState('f-1', 'acknowledged', 'operator:alice', NOW + 1, 'mine'), true);
       await tx.putDetectionControl({ paused: true, by: 'operator:alice', at: NOW, reason: 'drill' });
+      await tx.putDetectionConfig(DETECTION_CONFIG, NOW);
     };
     const acknowledged = finding('f-1', {
       state: 'acknowledged',
@@ -361,6 +413,7 @@ export function detectionConformanceCases(withStore: (fn: (t: Harness) => Promis
         at: NOW,
         reason: 'drill',
       });
+      assert.deepEqual(await s.getDetectionConfig(), DETECTION_CONFIG);
     };
 
     it('a rolled-back transaction leaves no detection write behind; the callback read its own writes', () =>
@@ -378,6 +431,7 @@ export function detectionConformanceCases(withStore: (fn: (t: Harness) => Promis
         assert.equal(await store.getFinding('f-1'), undefined);
         assert.deepEqual(await store.listFindings({ limit: 10 }), []);
         assert.equal(await store.getDetectionControl(), undefined);
+        assert.equal(await store.getDetectionConfig(), undefined);
       }));
 
     it('a committed transaction keeps every detection write, and a peer reads them', () =>

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { DetectionConfig } from '../../detection/detection-config.js';
 import type {
   DetectionControl,
   Finding,
@@ -8,10 +9,12 @@ import type {
   WorkloadRisk,
 } from '../../detection/finding.js';
 import {
+  detectionConfigJson,
   FINDING_COLUMNS,
   findingFilters,
   findingsPageSize,
   findingValues,
+  toDetectionConfig,
   toDetectionControl,
   toFinding,
   toStoredBaseline,
@@ -22,7 +25,8 @@ import type { Row } from '../rows.js';
 type Query = (text: string, values?: unknown[]) => Promise<pg.QueryResult<Row>>;
 
 /**
- * The cluster store's statements for detection: baselines, risk, findings and the pause switch.
+ * The cluster store's statements for detection: baselines, risk, findings, the pause switch and the
+ * applied detection config.
  * `query` runs on the pool, or on the transaction's connection inside one.
  */
 export class PostgresDetectionOps {
@@ -108,6 +112,18 @@ export class PostgresDetectionOps {
        ON CONFLICT (id) DO UPDATE SET paused = excluded.paused, set_by = excluded.set_by,
          set_at = excluded.set_at, reason = excluded.reason`,
       [c.paused, c.by, c.at, c.reason],
+    );
+  }
+
+  async getDetectionConfig(): Promise<DetectionConfig | undefined> {
+    const r = (await this.#query(`SELECT data FROM ${this.#s}.detection_config WHERE id = 1`)).rows[0];
+    return r ? toDetectionConfig(r) : undefined;
+  }
+  async putDetectionConfig(c: DetectionConfig, at: number): Promise<void> {
+    await this.#query(
+      `INSERT INTO ${this.#s}.detection_config (id, data, updated_at) VALUES (1, $1, $2)
+       ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+      [detectionConfigJson(c), at],
     );
   }
 }

@@ -273,6 +273,17 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     );
     `,
   },
+  {
+    version: 11,
+    name: 'detection: the rules and networks the config last applied, one document',
+    sql: `
+    CREATE TABLE detection_config (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      data TEXT NOT NULL,
+      updated_at BIGINT NOT NULL
+    );
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -3,6 +3,7 @@ import type { Revocation } from '@writ/sdk/wire';
 import pg from 'pg';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
 import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import type { DetectionConfig } from '../../detection/detection-config.js';
 import type {
   DetectionControl,
   Finding,
@@ -871,6 +872,12 @@ class PostgresStore implements Store {
   }
   putDetectionControl(c: DetectionControl): Promise<void> {
     return this.#detection.putDetectionControl(c);
+  }
+  getDetectionConfig(): Promise<DetectionConfig | undefined> {
+    return this.#detection.getDetectionConfig();
+  }
+  putDetectionConfig(c: DetectionConfig, at: number): Promise<void> {
+    return this.#detection.putDetectionConfig(c, at);
   }
 
   followerPosition(name: string): Promise<number | undefined> {

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { DetectionConfig } from '../../detection/detection-config.js';
 import type {
   DetectionControl,
   Finding,
@@ -8,10 +9,12 @@ import type {
   WorkloadRisk,
 } from '../../detection/finding.js';
 import {
+  detectionConfigJson,
   FINDING_COLUMNS,
   findingFilters,
   findingsPageSize,
   findingValues,
+  toDetectionConfig,
   toDetectionControl,
   toFinding,
   toStoredBaseline,
@@ -20,7 +23,8 @@ import {
 import type { Row } from '../rows.js';
 
 /**
- * The embedded store's statements for detection: baselines, risk, findings and the pause switch.
+ * The embedded store's statements for detection: baselines, risk, findings, the pause switch and the
+ * applied detection config.
  * Synchronous: the store's queue (or its transaction) serializes them. Each statement is prepared on
  * first use and kept, so a read-only store opened on an older file never needs these tables.
  */
@@ -111,5 +115,16 @@ export class SqliteDetectionOps {
        ON CONFLICT (id) DO UPDATE SET paused = excluded.paused, set_by = excluded.set_by,
          set_at = excluded.set_at, reason = excluded.reason`,
     ).run(c.paused ? 1 : 0, c.by, c.at, c.reason);
+  }
+
+  getDetectionConfig(): DetectionConfig | undefined {
+    const r = this.#prepared('SELECT data FROM detection_config WHERE id = 1').get() as Row | undefined;
+    return r ? toDetectionConfig(r) : undefined;
+  }
+  putDetectionConfig(c: DetectionConfig, at: number): void {
+    this.#prepared(
+      `INSERT INTO detection_config (id, data, updated_at) VALUES (1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+    ).run(detectionConfigJson(c), at);
   }
 }

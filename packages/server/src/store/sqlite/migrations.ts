@@ -233,4 +233,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     reason TEXT NOT NULL
   );
   `,
+  // The detection rules and networks the config last applied: one JSON document every node loads.
+  `
+  CREATE TABLE detection_config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    data TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  `,
 ];

@@ -2,6 +2,7 @@ import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
 import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import type { DetectionConfig } from '../../detection/detection-config.js';
 import type {
   DetectionControl,
   Finding,
@@ -289,6 +290,9 @@ class SqliteStore implements Store {
     this.#run(() => this.#ops.setFindingState(id, state, by, at, note));
   getDetectionControl = () => this.#run(() => this.#ops.getDetectionControl());
   putDetectionControl = (c: DetectionControl) => this.#run(() => this.#ops.putDetectionControl(c));
+  getDetectionConfig = () => this.#run(() => this.#ops.getDetectionConfig());
+  putDetectionConfig = (c: DetectionConfig, at: number) =>
+    this.#run(() => this.#ops.putDetectionConfig(c, at));
   followerPosition = (name: string) => this.#run(() => this.#ops.followerPosition(name));
   setFollowerPosition = (name: string, seq: number) =>
     this.#run(() => this.#ops.setFollowerPosition(name, seq));
@@ -856,6 +860,12 @@ class SqliteOps implements Store {
   }
   async putDetectionControl(c: DetectionControl): Promise<void> {
     this.#detection.putDetectionControl(c);
+  }
+  async getDetectionConfig(): Promise<DetectionConfig | undefined> {
+    return this.#detection.getDetectionConfig();
+  }
+  async putDetectionConfig(c: DetectionConfig, at: number): Promise<void> {
+    this.#detection.putDetectionConfig(c, at);
   }
   async followerPosition(name: string): Promise<number | undefined> {
     return this.#signals.followerPosition(name);

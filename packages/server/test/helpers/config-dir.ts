@@ -1,0 +1,28 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RawDocument } from '../../src/config/config-dir.js';
+
+/** Where each kind of document lives in a config directory. */
+const DIRS: Record<Exclude<RawDocument['kind'], 'networks'>, string> = {
+  class: 'classes',
+  workload: 'workloads',
+  operator: 'operators',
+  issuer: 'issuers',
+  detection: 'detections',
+};
+
+/**
+ * Writes documents into a config directory as `writ apply` reads it: one JSON file each (JSON is YAML)
+ * in its kind's folder, named by its position, and a `networks` document as `networks.yaml`.
+ */
+export function writeConfigDocuments(dir: string, docs: readonly RawDocument[]): void {
+  mkdirSync(dir, { recursive: true });
+  for (const [i, d] of docs.entries()) {
+    if (d.kind === 'networks') {
+      writeFileSync(join(dir, 'networks.yaml'), `${JSON.stringify(d.doc)}\n`);
+      continue;
+    }
+    mkdirSync(join(dir, DIRS[d.kind]), { recursive: true });
+    writeFileSync(join(dir, DIRS[d.kind], `${i}.json`), JSON.stringify(d.doc));
+  }
+}
