@@ -11,3 +11,4 @@ export * from './revocation-set.js';
 export * from './sse.js';
 export * from './usage.js';
 export * from './verifier.js';
+export * from './workload-risks.js';

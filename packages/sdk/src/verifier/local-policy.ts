@@ -1,7 +1,12 @@
 import type { VerificationKey } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { EventType } from '../wire/events.js';
-import { isRequestAction, PolicyContextError, type RequestAction } from '../wire/policy-context.js';
+import {
+  isRequestAction,
+  PolicyContextError,
+  policyRisk,
+  type RequestAction,
+} from '../wire/policy-context.js';
 import { type CedarApi, loadCedar } from './local-cedar.js';
 import { type BundleFollowerStatus, followBundle } from './local-policy/bundle-follower.js';
 import {
@@ -76,6 +81,8 @@ export interface LocalPolicyDeps {
   authorize: (url: string, fresh: boolean) => Promise<Record<string, string>>;
   /** True while the verifier's revocation stream is past its staleness bound. */
   stale: () => boolean;
+  /** The risk the server announced for workload `sub` (0 when none): see `Verifier.riskOf`. */
+  riskOf?: (sub: string) => number;
 }
 
 let instances = 0;
@@ -146,7 +153,13 @@ export function createLocalPolicy(
     }
     let context: ReturnType<typeof bundleContext>;
     try {
-      context = bundleContext(d.now(), b.claims, req.context ?? {}, environment);
+      const given = req.context ?? {};
+      // A workload's risk is what the server announced or what the caller knows, whichever is higher:
+      // a caller may raise it, never lower it. What the caller gives is checked first (the rule of
+      // `policyRisk`), so a bad value is refused rather than hidden by the announced one.
+      const announced = req.principal.type === 'Workload' ? (d.riskOf?.(req.principal.id) ?? 0) : 0;
+      const input = announced > 0 ? { ...given, risk: Math.max(policyRisk(given.risk), announced) } : given;
+      context = bundleContext(d.now(), b.claims, input, environment);
     } catch (err) {
       // The same rule as the server's: a risk out of range or a source that is no address is refused.
       if (err instanceof PolicyContextError) return deny('invalid_context', [err.message]);

@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import type { WorkloadClient } from '../client/workload-client.js';
 import type { VerifyAlgorithm } from '../jose/jwk.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
+import type { VerifierRisk } from '../wire/events.js';
 import { EventType } from '../wire/events.js';
 import { POLICY_BUNDLE_KEYS_PATH } from '../wire/policy-bundle.js';
 import type { VerifierRevocation } from '../wire/revocation.js';
@@ -20,6 +21,7 @@ import { StreamCredential } from './stream-credential.js';
 import { StreamFreshness } from './stream-freshness.js';
 import type { UsageRecord, UsageReporter, UseContext } from './usage.js';
 import { type VerifiedToken, VerifiedTokenCache } from './verified-token-cache.js';
+import { WorkloadRisks } from './workload-risks.js';
 
 export interface VerifierOptions {
   issuer: string;
@@ -83,6 +85,8 @@ export interface VerifierStatus {
   /** When the stream last proved the revocation set current (ms, the verifier's clock). */
   lastHeardMs: number;
   revocations: number;
+  /** Workloads whose risk the server announced (`risk` events, the snapshot's `risks`). */
+  risks: number;
   lastEventId: string | undefined;
   keys: number;
   /** Stream connections opened so far. */
@@ -96,6 +100,12 @@ export interface Verifier {
   verify(req: PresentedRequest & UseContext): Promise<VerifiedRequest>;
   /** State for health checks and metrics. */
   status(): VerifierStatus;
+  /**
+   * The risk of workload `sub` now, 0 to 100, as the server last announced it on the stream, decayed
+   * as on the server: what local policy reads as `context.risk` for its tokens (or more, when the
+   * caller's `context` says more). 0 for a workload the server announced no risk of.
+   */
+  riskOf(sub: string): number;
   /** Local request-time policy, when the `policy` option is set. */
   policy?: LocalPolicy;
   close(): void;
@@ -121,6 +131,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
   if (!Number.isFinite(leeway) || leeway < 0 || leeway > 60)
     throw new TypeError(`leewaySeconds must be between 0 and 60 (got ${String(o.leewaySeconds)})`);
   const revocations = new RevocationSet();
+  const risks = new WorkloadRisks();
   const keys = new PublishedKeys({ issuer, fetch: doFetch, now, cooldownMs: o.jwksCooldownMs ?? 30_000 });
   const tokens = new VerifiedTokenCache(o.cacheSize ?? 10_000);
   const freshness = new StreamFreshness({ stalenessMs: staleness, now });
@@ -163,6 +174,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       // The bundle is fetched with the stream's own token (same audience, same holder key).
       authorize: (url, fresh) => credential.headers(url, fresh),
       stale: () => freshness.stale(),
+      riskOf: (sub) => risks.of(sub, now()),
     });
 
   /** Pages of the snapshot being received on the open connection (`snapshot.page`), applied at its end. */
@@ -179,6 +191,8 @@ export function createVerifier(o: VerifierOptions): Verifier {
       const last = (data['revocations'] as VerifierRevocation[]) ?? [];
       // A revocation the set cannot read throws: the set stays as it was and the connection drops.
       revocations.reset(data['paged'] === true ? [...snapshotPages, ...last] : last, 0);
+      // Risks come whole on the closing event; a server that predates them sends none (kept as held).
+      if (Array.isArray(data['risks'])) risks.reset(data['risks'] as VerifierRisk[]);
       snapshotPages = [];
       freshness.snapshot();
       const kids = Array.isArray(data['keys']) ? (data['keys'] as unknown[]) : [];
@@ -192,6 +206,10 @@ export function createVerifier(o: VerifierOptions): Verifier {
       revocations.apply(data['revocation'] as VerifierRevocation);
     } else if (type === EventType.keysRotated) {
       keys.refresh().catch(() => undefined);
+    } else if (type === EventType.risk) {
+      // One it cannot read throws: the connection drops and resumes before it (fail closed, as for
+      // revocations), rather than running on without a risk the server announced.
+      risks.apply(data as unknown as VerifierRisk);
     }
   };
 
@@ -307,10 +325,12 @@ export function createVerifier(o: VerifierOptions): Verifier {
       stale: freshness.stale(),
       lastHeardMs: freshness.lastHeardMs,
       revocations: revocations.size,
+      risks: risks.size,
       lastEventId: stream.lastEventId,
       keys: keys.keys.length,
       connections: stream.connections,
     }),
+    riskOf: (sub) => risks.of(sub, now()),
     ...(localPolicy ? { policy: localPolicy } : {}),
     close() {
       localPolicy?.close();

@@ -58,6 +58,11 @@ export const EventType = {
    * resumes after it and can tell when it has caught up to the `head`.
    */
   position: 'position',
+  /**
+   * A workload's risk after a finding (`detection.raised`, with its `id`), its id as a digest, for
+   * verifiers whose local policy reads `context.risk`.
+   */
+  risk: 'risk',
 } as const;
 
 /** What a detection rule answers with (docs/detection.md). */
@@ -83,7 +88,8 @@ export interface LogEventData {
   'policy.bundle': { version: number; policy_version: string };
   /**
    * `risk` is the workload's risk after the finding, 0-100 as in the policy context, as of `risk_at`
-   * (ms) when the finding raised it; `outcome` is what was done (the response, or why none was).
+   * (ms) when the finding raised it; `previous_risk` its risk just before (decayed to then), absent
+   * from entries logged before it was added; `outcome` is what was done (the response, or why none was).
    */
   'detection.raised': {
     id: string;
@@ -91,6 +97,7 @@ export interface LogEventData {
     sub: string;
     risk: number;
     risk_at?: number;
+    previous_risk?: number;
     response: DetectionResponse;
     outcome: string;
     jti?: string;
@@ -129,21 +136,39 @@ export interface LogEventData {
   };
 }
 
+/**
+ * A workload's risk as verifiers are sent it (`risk` events, a snapshot's `risks`): the workload as
+ * `sub_sha256`, SHA-256 of its id, base64url without padding (as revocation values travel, so a
+ * verifier matches the `sub` of tokens it is shown and learns no other workload's id); its risk, an
+ * integer 0-100 as in the policy context, as of `risk_at` (ms since the epoch); halving every
+ * `half_life` seconds from then, as on the server.
+ */
+export interface VerifierRisk {
+  sub_sha256: string;
+  risk: number;
+  risk_at: number;
+  half_life: number;
+}
+
 /** The payload of the events that exist on the stream only. */
 export interface StreamOnlyEventData {
   head: { head: number };
-  /** `keys`: the kids of the JWKS at that moment, so a verifier knows whether to refetch it. */
-  snapshot: { revocations: VerifierRevocation[]; keys: string[]; paged?: true };
+  /**
+   * `keys`: the kids of the JWKS at that moment, so a verifier knows whether to refetch it; `risks`:
+   * every workload whose risk is above zero then (absent from servers that predate it).
+   */
+  snapshot: { revocations: VerifierRevocation[]; keys: string[]; paged?: true; risks?: VerifierRisk[] };
   /** `seq`: the log position the snapshot is taken at (the closing `snapshot` carries it as its id). */
   'snapshot.page': { revocations: VerifierRevocation[]; seq: number };
   position: { seq: number };
+  risk: VerifierRisk;
 }
 
 /**
  * Everything a verifier is sent on `GET /v1/events`, by event name: what it enforces (revocation
- * predicates, key rotations, policy bundle versions) and the stream's own events. Events of the log
- * carry `seq` and `ts` besides (`position` only `seq`). Nothing an operator or a workload wrote
- * (reasons, actors, labels, purposes) and no workload ids are sent.
+ * predicates, key rotations, policy bundle versions, workloads' risks) and the stream's own events.
+ * Events of the log carry `seq` and `ts` besides (`position` only `seq`). Nothing an operator or a
+ * workload wrote (reasons, actors, labels, purposes) and no workload ids in clear are sent.
  */
 export interface VerifierEventData extends StreamOnlyEventData {
   revocation: { revocation: VerifierRevocation };

@@ -25,8 +25,7 @@ export class RiskBook {
   /** The risk of `workload` at `now`, an integer from 0 to 100 (0 for one never raised). */
   of(workload: string, now: number): number {
     const r = this.#scores.get(workload);
-    if (!r) return 0;
-    return Math.min(MAX_RISK, Math.max(0, Math.floor(decay(r.score, r.at, now, this.#s.halfLifeMs))));
+    return r ? riskAt(r, now, this.#s.halfLifeMs) : 0;
   }
 
   /** Adds a severity's points at `now`; returns the new row to store. */
@@ -51,6 +50,11 @@ export class RiskBook {
       .filter((r) => r.risk > 0)
       .sort((a, b) => b.risk - a.risk || a.workload.localeCompare(b.workload));
   }
+}
+
+/** A stored risk row's risk at `now`, an integer from 0 to 100. */
+export function riskAt(r: WorkloadRisk, now: number, halfLifeMs: number): number {
+  return Math.min(MAX_RISK, Math.max(0, Math.floor(decay(r.score, r.at, now, halfLifeMs))));
 }
 
 function decay(score: number, at: number, now: number, halfLifeMs: number): number {

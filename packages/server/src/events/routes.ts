@@ -1,15 +1,17 @@
 import { revokedBy } from '@writ/sdk/verifier';
-import { EventType, type Revocation } from '@writ/sdk/wire';
+import { EventType, MAX_RISK, type Revocation } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
+import type { WorkloadRisk } from '../detection/finding.js';
+import { riskAt } from '../detection/risk.js';
 import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
 import { type SnapshotRevocations, SnapshotSet, snapshotFrame, snapshotPageFrame } from './snapshot.js';
 import { EventStream, type StreamSlot } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
-import { verifierFrame } from './verifier-view.js';
+import { verifierFrame, verifierRisk } from './verifier-view.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
@@ -24,6 +26,7 @@ const LOG_CURRENT_MS = 3000;
  */
 export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): void {
   const snapshots = new SnapshotSet(ctx.store, ctx.clock);
+  const view = { riskHalfLife: ctx.settings.detection.riskHalfLife };
   app.get(Paths.events, async (req, reply) => {
     let subscriber: TokenBearer;
     let slot: StreamSlot;
@@ -45,6 +48,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let needsSnapshot: boolean;
     let from: number;
     let revocations: SnapshotRevocations | undefined;
+    let risks: WorkloadRisk[] = [];
     // Everything that needs the store happens before the stream opens: a store that fails here is an
     // ordinary 503, not a stream left open with nothing behind it (and the stream's place is given back).
     try {
@@ -56,7 +60,9 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       // Revocations that expired a moment ago are still sent: verifiers accept a token a few seconds past
       // its `exp` (their leeway), and the revocation must reach them for as long as the token does
       // (SNAPSHOT_EXPIRY_GRACE_MS).
-      revocations = needsSnapshot ? await snapshots.read() : undefined;
+      // Risks likewise from the store, after the bounds: a finding logged up to `bounds.last` raised its
+      // row in the same transaction.
+      if (needsSnapshot) [revocations, risks] = await Promise.all([snapshots.read(), ctx.store.listRisks()]);
       await ctx.audit.append({
         type: 'events.subscribed',
         outcome: 'success',
@@ -91,7 +97,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let snapshotting = needsSnapshot;
     const deliver = (e: StreamEvent) => {
       if (stream.ended) return;
-      stream.send(verifierFrame(e));
+      stream.send(verifierFrame(e, view));
       // Decided from the event itself: this node's own set may not have applied it yet (another node
       // committed it, or it came inside a larger transaction), and the stream must not outlive its token.
       if (e.type === EventType.revocation && revokedBy(e.data['revocation'] as Revocation, subscriber.token))
@@ -132,11 +138,19 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
       ctx.metrics.openStreams.set(ctx.streams.size);
     });
     if (revocations) {
+      const ts = ctx.clock.now();
       const snapshot = {
         seq: bounds.last,
-        ts: ctx.clock.now(),
+        ts,
         keys: ctx.keys.publicJwks().keys.map((k) => k.kid),
         paged,
+        // Each as of its own time, as its event said: the event of a finding committed after the read
+        // then still counts (a verifier takes the later of two announcements of one workload).
+        risks: risks
+          .filter((r) => riskAt(r, ts, view.riskHalfLife * 1000) > 0)
+          .map((r) =>
+            verifierRisk(r.workload, Math.min(MAX_RISK, Math.floor(r.score)), r.at, view.riskHalfLife),
+          ),
       };
       if (paged) await sendPagedSnapshot(stream, revocations, snapshot, ctx.settings.events.snapshotPage);
       else stream.send(snapshotFrame(snapshot, revocations.json(0, revocations.size)));

@@ -1,4 +1,4 @@
-import { EventType } from '@writ/sdk/wire';
+import { EventType, type VerifierRisk } from '@writ/sdk/wire';
 import type { Clock } from '../clock.js';
 import type { Store } from '../store/store.js';
 import type { FrameChunk } from './stream.js';
@@ -134,19 +134,27 @@ export class SnapshotSet {
 }
 
 /**
- * The closing `snapshot` event of a stream (with the log position as its id), `revocations` as JSON. In
- * parts: copying the revocations into one buffer for every open (1.2 MB a page) cost more than the rest
- * of an open, most of it in garbage collection.
+ * The closing `snapshot` event of a stream (with the log position as its id), `revocations` as JSON, and
+ * `risks`: every workload whose risk is above zero (few; built for each open). In parts: copying the
+ * revocations into one buffer for every open (1.2 MB a page) cost more than the rest of an open, most of
+ * it in garbage collection.
  */
 export function snapshotFrame(
-  snapshot: { seq: number; ts: number; keys: readonly (string | undefined)[]; paged: boolean },
+  snapshot: {
+    seq: number;
+    ts: number;
+    keys: readonly (string | undefined)[];
+    paged: boolean;
+    risks: readonly VerifierRisk[];
+  },
   revocations: Buffer,
 ): FrameChunk {
   const paged = snapshot.paged ? ',"paged":true' : '';
+  const risks = JSON.stringify(snapshot.risks);
   return [
     `id: ${snapshot.seq}\nevent: ${EventType.snapshot}\ndata: {"revocations":`,
     revocations,
-    `,"keys":${JSON.stringify(snapshot.keys)}${paged},"seq":${snapshot.seq},"ts":${snapshot.ts}}\n\n`,
+    `,"keys":${JSON.stringify(snapshot.keys)}${paged},"risks":${risks},"seq":${snapshot.seq},"ts":${snapshot.ts}}\n\n`,
   ];
 }
 

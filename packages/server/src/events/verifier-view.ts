@@ -5,6 +5,7 @@ import {
   type Revocation,
   type VerifierEventData,
   type VerifierRevocation,
+  type VerifierRisk,
 } from '@writ/sdk/wire';
 import { frame } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
@@ -13,10 +14,11 @@ import type { StreamEvent } from './stream-event.js';
  * What a verifier is sent of the event log: what it enforces, and nothing else. Verifiers are
  * workloads, many run by other teams, and each one hears every event; so the stream carries the
  * revocation predicates (their values as digests), key rotations (kids, which the JWKS publishes
- * anyway) and policy bundle versions, and never what operators and workloads wrote (reasons, actors,
- * task labels and purposes) or which workloads changed. Every other event goes out as a bare `position`
- * (its seq), so a verifier still resumes after it and can tell when it has caught up. Fields are
- * copied by name: a field added to an event later is not sent until it is added here.
+ * anyway), policy bundle versions and workloads' risks (the workload as a digest), and never what
+ * operators and workloads wrote (reasons, actors, task labels and purposes) or which workloads changed.
+ * Every other event goes out as a bare `position` (its seq), so a verifier still resumes after it and
+ * can tell when it has caught up. Fields are copied by name: a field added to an event later is not
+ * sent until it is added here.
  */
 
 /** A stored revocation as verifiers receive it: the predicate, its value as `value_sha256`. */
@@ -31,20 +33,35 @@ export function verifierRevocation(r: Revocation): VerifierRevocation {
   };
 }
 
+/**
+ * A workload's risk as verifiers receive it: the workload as `sub_sha256` (the digest revocation values
+ * travel as, so a verifier finds the `sub` of a token it is shown), the risk as of `at` (ms), and how
+ * fast it decays (`riskHalfLife`, seconds), so the verifier's figure follows the server's.
+ */
+export function verifierRisk(workload: string, risk: number, at: number, riskHalfLife: number): VerifierRisk {
+  return { sub_sha256: revocationDigest(workload), risk, risk_at: at, half_life: riskHalfLife };
+}
+
+/** What the projection needs of the node's settings. */
+export interface VerifierView {
+  /** `detection.risk_half_life`, seconds. */
+  riskHalfLife: number;
+}
+
 /** Frames already built, by event: every stream of a node is handed the same event object. */
 const built = new WeakMap<StreamEvent, string>();
 
 /** The Server-Sent Events frame a verifier is sent for one event of the log. */
-export function verifierFrame(e: StreamEvent): string {
+export function verifierFrame(e: StreamEvent, view: VerifierView): string {
   let text = built.get(e);
   if (text === undefined) {
-    text = frameOf(e);
+    text = frameOf(e, view);
     built.set(e, text);
   }
   return text;
 }
 
-function frameOf(e: StreamEvent): string {
+function frameOf(e: StreamEvent, view: VerifierView): string {
   const at = { seq: e.seq, ts: e.ts };
   switch (e.type) {
     case EventType.revocation: {
@@ -61,6 +78,13 @@ function frameOf(e: StreamEvent): string {
       const { version, policy_version } = e.data as LogEventData['policy.bundle'];
       const data: VerifierEventData['policy.bundle'] = { version, policy_version };
       return frame({ ...at, type: e.type, data });
+    }
+    case EventType.detectionRaised: {
+      // The finding itself (rule, response, token and task ids) stays on the server: a verifier is sent
+      // the workload's risk after it, which its local policy reads.
+      const { sub, risk, risk_at } = e.data as LogEventData['detection.raised'];
+      const data: VerifierEventData['risk'] = verifierRisk(sub, risk, risk_at ?? e.ts, view.riskHalfLife);
+      return frame({ ...at, type: EventType.risk, data });
     }
     default: {
       const data: VerifierEventData['position'] = { seq: e.seq };

@@ -23,8 +23,9 @@ import {
  * The event stream as a verifier that wants to learn more than it enforces reads it: one workload
  * allowed the events audience opens `GET /v1/events` on a plain socket (live, resumed, with a snapshot,
  * with a paged snapshot) while operators revoke with notes, disable a workload, and other workloads
- * open and close tasks with labels and reasons. None of that text, and none of the other workloads',
- * tasks' and tokens' ids, may reach it; every verifier still refuses every revoked token.
+ * open and close tasks with labels and reasons, and detection raises a finding on one of them. None of
+ * that text, and none of the other workloads', tasks' and tokens' ids, may reach it (the finding only as
+ * the workload's risk, the workload as a digest); every verifier still refuses every revoked token.
  */
 
 /** The reader: any workload whose class allows the events audience (bearer, to read on a raw socket). */
@@ -55,12 +56,13 @@ const BULK = 205;
 /** The names a verifier may be sent, and the fields each may carry (besides `seq` and `ts`). */
 const ALLOWED: Record<string, readonly string[]> = {
   [EventType.head]: ['head'],
-  [EventType.snapshot]: ['revocations', 'keys', 'paged'],
+  [EventType.snapshot]: ['revocations', 'keys', 'paged', 'risks'],
   [EventType.snapshotPage]: ['revocations'],
   [EventType.revocation]: ['revocation'],
   [EventType.keysRotated]: ['activated', 'retired', 'next'],
   [EventType.policyBundle]: ['version', 'policy_version'],
   [EventType.position]: [],
+  [EventType.risk]: ['sub_sha256', 'risk', 'risk_at', 'half_life'],
 };
 const REVOCATION_FIELDS = ['seq', 'kind', 'value_sha256', 'issued_before', 'created_at', 'expires_at'];
 
@@ -77,6 +79,8 @@ interface History {
   jtis: string[];
   /** Every revocation made, as kind and digest of the value, in order. */
   made: string[];
+  /** The finding detection raised on the suspect: its id and rule, which verifiers are not sent. */
+  finding: { id: string; rule: string };
 }
 
 describe('the event stream sends verifiers predicates, never operators’ notes or other workloads’ ids', () => {
@@ -181,6 +185,31 @@ describe('the event stream sends verifiers predicates, never operators’ notes 
     await admin(`/workloads/${encodeURIComponent(BYSTANDER)}/disable`, { reason: NOTES.disableReason });
     // And a key rotation, which verifiers are sent.
     await admin('/keys/rotate', {});
+    // A finding on the suspect: someone drove its token by hand. Verifiers hear its risk, not the finding.
+    ctx.detection.observe({
+      kind: 'usage',
+      time: ctx.clock.now(),
+      data: {
+        sub: SUSPECT,
+        jti: decodeClaims(suspect)['jti'] as string,
+        tid: '',
+        aud: API,
+        reporter: LIVE_VERIFIER,
+        operation: 'GET /ledger',
+        source: '10.1.2.3',
+        network: '10.1.2.0/24',
+        network_environment: '',
+        user_agent: `curl/8.5.0 ${MARK}UA`,
+        user_agent_kind: 'interactive',
+        decision: 'allow',
+        reason: '',
+        signal: '',
+        token_revoked: false,
+      },
+    });
+    await ctx.detection.settled();
+    const [finding] = await ctx.store.listFindings({ workload: SUSPECT, rule: 'human-user-agent', limit: 1 });
+    assert.ok(finding && finding.risk > 0, 'the finding raised the suspect’s risk');
     const jtiOf = (t: string) => decodeClaims(t)['jti'] as string;
     return {
       before,
@@ -197,6 +226,7 @@ describe('the event stream sends verifiers predicates, never operators’ notes 
         `tid ${revocationDigest(taskId)}`,
         `sub ${revocationDigest(BYSTANDER)}`,
       ],
+      finding: { id: finding.id, rule: finding.rule },
     };
   };
 
@@ -204,7 +234,15 @@ describe('the event stream sends verifiers predicates, never operators’ notes 
   const assertPredicatesOnly = (s: RawStream) => {
     const text = s.text();
     assert.ok(!text.includes(MARK), `free text reached the stream: ${excerpt(text, MARK)}`);
-    for (const id of [SUSPECT, BYSTANDER, DEPLOYER, history.taskId, ...history.jtis])
+    for (const id of [
+      SUSPECT,
+      BYSTANDER,
+      DEPLOYER,
+      history.taskId,
+      ...history.jtis,
+      history.finding.id,
+      history.finding.rule,
+    ])
       assert.ok(!text.includes(id), `an id the reader never saw reached the stream: ${excerpt(text, id)}`);
     assert.ok(!/"reason"|"actor"|"labels"|"purpose"/.test(text), excerpt(text, 'reason'));
     for (const e of s.events) {
@@ -318,6 +356,11 @@ describe('the event stream sends verifiers predicates, never operators’ notes 
       history.made,
     );
     assert.ok(liveStream.events.some((e) => e.event === EventType.keysRotated));
+    // The finding as the suspect's risk, the suspect as the digest of its id.
+    assert.deepEqual(
+      liveStream.events.filter((e) => e.event === EventType.risk).map((e) => e.data['sub_sha256']),
+      [revocationDigest(SUSPECT)],
+    );
     assert.ok(liveStream.events.some((e) => e.event === EventType.position));
     await assertEnforces(live);
   });
@@ -344,6 +387,12 @@ describe('the event stream sends verifiers predicates, never operators’ notes 
     );
     assertPredicatesOnly(fresh);
     assert.deepEqual(snapshotOf(fresh), [...history.made].sort());
+    const snapshot = fresh.events.find((e) => e.event === EventType.snapshot)!;
+    assert.deepEqual(
+      (snapshot.data['risks'] as Array<{ sub_sha256: string }>).map((r) => r.sub_sha256),
+      [revocationDigest(SUSPECT)],
+      'the risks in force, as digests',
+    );
     await assertEnforces(await w.spawnVerifier());
   });
 
