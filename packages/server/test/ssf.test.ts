@@ -9,12 +9,14 @@ import pino from 'pino';
 import { writeRefusalSummaries } from '../src/audit/refusal.js';
 import { validateConfig } from '../src/config/config-dir.js';
 import { resolveSettings } from '../src/config/settings.js';
+import type { Signal } from '../src/detection/signal.js';
 import { kekFromBytes } from '../src/keys/kek.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
 import { httpAdminSession } from './helpers/admin-session.js';
 import { decodeClaims } from './helpers/dpop.js';
 import {
+  AUDIENCE,
   configDocuments,
   freePort,
   type Harness,
@@ -40,6 +42,7 @@ const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const SESSION_REVOKED = `${CAEP}session-revoked`;
 const CREDENTIAL_CHANGE = `${CAEP}credential-change`;
 const TOKEN_CLAIMS_CHANGE = `${CAEP}token-claims-change`;
+const RISK_LEVEL_CHANGE = `${CAEP}risk-level-change`;
 const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification';
 const PUSH = 'urn:ietf:rfc:8935';
 const POLL = 'urn:ietf:rfc:8936';
@@ -451,6 +454,151 @@ describe('shared signals: poll delivery (RFC 8936) and stream management by a re
     assert.equal(counted, attempts.length, 'every refusal audited, as a row or in a count');
     assert.ok(refused.every((e) => e.outcome === 'refused' && e.data['status'] === 401));
     assert.equal((await h.store.listSsfStreams()).length, streams);
+  });
+});
+
+describe('shared signals: findings as risk-level-change (CAEP 1.0 §3.8)', () => {
+  const keys = [testKey(), testKey()];
+  let h: Harness;
+  let issuer: string;
+  let client: WorkloadClient;
+  let validate: ReturnType<typeof setValidator>;
+  let pollPath: string;
+
+  before(async () => {
+    // Rules that read the baseline act at once (they would only observe for a day otherwise). A medium
+    // finding adds 40: off the level's edge (30), which the risk leaves as soon as it decays at all.
+    ({ h, issuer } = await listeningHarness((i) => receiverDocs(i, keys), {
+      'detection.learning_period': '0s',
+      'detection.learning_events': 0,
+      'detection.risk_medium': 40,
+    }));
+    client = new WorkloadClient({ issuer, clientId: RECEIVER, privateJwk: privateJwk(keys[0]!) });
+    validate = setValidator(issuer);
+  });
+  after(() => h.close());
+
+  /** A use of `jti` as a verifier serving the API would report it (the detector's own input). */
+  const use = (jti: string, over: Partial<Signal<'usage'>['data']>): Signal<'usage'> => ({
+    kind: 'usage',
+    time: h.writ.ctx.clock.now(),
+    data: {
+      sub: WORKLOAD,
+      jti,
+      tid: '',
+      aud: AUDIENCE,
+      reporter: 'spiffe://test.writ/reports/api',
+      operation: 'GET /reports/:id',
+      source: '10.1.2.3',
+      network: '10.1.2.0/24',
+      network_environment: '',
+      user_agent: 'writ-sdk/1',
+      user_agent_kind: 'tool',
+      decision: 'allow',
+      reason: '',
+      signal: '',
+      token_revoked: false,
+      ...over,
+    },
+  });
+  /** Everything queued on the stream at `path` once the findings so far are handled, validated, acknowledged. */
+  const drain = async (path = pollPath) => {
+    await h.writ.ctx.detection.settled();
+    // The transmitter follows the log on its own: wait until it has queued up to the log's end.
+    const last = (await h.writ.ctx.events.bounds()).last;
+    await until('the transmitter to reach the log', async () => {
+      return ((await h.store.followerPosition('ssf-transmitter')) ?? 0) >= last;
+    });
+    const res = await receiverCall(issuer, client, 'POST', path, { returnImmediately: true });
+    assert.equal(res.status, 200);
+    const { sets } = (await json(res)) as { sets: Record<string, string> };
+    const ack = await receiverCall(issuer, client, 'POST', path, {
+      ack: Object.keys(sets),
+      returnImmediately: true,
+      maxEvents: 0,
+    });
+    assert.equal(ack.status, 200);
+    return Promise.all(Object.values(sets).map((set) => validate(set, RECEIVER)));
+  };
+
+  it('a finding that raises a workload’s risk is a risk-level-change for it; one that only alerts is none', async () => {
+    const res = await receiverCall(issuer, client, 'POST', '/ssf/stream', {});
+    assert.equal(res.status, 201);
+    const stream = await json(res);
+    assert.ok((stream['events_delivered'] as string[]).includes(RISK_LEVEL_CHANGE));
+    pollPath = new URL((stream['delivery'] as Record<string, string>)['endpoint_url']!).pathname;
+    const token = await h.requestToken();
+    const jti = decodeClaims(token.body['access_token'] as string)['jti'] as string;
+
+    // curl with a workload token: human use (medium, raises risk by 40); the first use of the API and
+    // the hour also fire, as alerts (they change no risk).
+    h.writ.ctx.detection.observe(use(jti, { user_agent: 'curl/8.5.0', user_agent_kind: 'interactive' }));
+    const first = await drain();
+    const findings = await h.store.listFindings({ workload: WORKLOAD, limit: 10 });
+    assert.ok(
+      findings.some((f) => f.outcome === 'alert'),
+      `an alert-only finding too (got ${findings.map((f) => `${f.rule}:${f.outcome}`).join(', ')})`,
+    );
+    assert.deepEqual(
+      first.map((s) => s.type),
+      [RISK_LEVEL_CHANGE],
+      'one event: alerts leave the risk as it was',
+    );
+    const [medium] = first;
+    assert.deepEqual(medium!.payload.sub_id, { format: 'iss_sub', iss: issuer, sub: WORKLOAD });
+    assert.equal(medium!.body['principal'], 'USER');
+    assert.equal(medium!.body['current_level'], 'MEDIUM');
+    assert.equal(medium!.body['previous_level'], 'LOW');
+    assert.equal(medium!.body['risk_reason'], 'human-user-agent');
+    assert.equal(medium!.body['initiating_entity'], 'policy');
+    const human = findings.find((f) => f.rule === 'human-user-agent')!;
+    assert.deepEqual(medium!.body['urn:writ:finding'], {
+      id: human.id,
+      rule: 'human-user-agent',
+      risk: 40,
+      previous_risk: 0,
+      response: 'raise_risk',
+      outcome: 'raise_risk',
+    });
+
+    // The token presented without its key: critical, revoked. The revocation is its own
+    // session-revoked (once), the risk its risk-level-change.
+    h.writ.ctx.detection.observe(
+      use(jti, { decision: 'deny', reason: 'dpop_bound_as_bearer', signal: 'key_missing' }),
+    );
+    const second = await drain();
+    assert.deepEqual(second.map((s) => s.type).sort(), [RISK_LEVEL_CHANGE, SESSION_REVOKED].sort());
+    const revoked = second.find((s) => s.type === SESSION_REVOKED)!;
+    assert.deepEqual(revoked.payload.sub_id, { format: 'jwt_id', iss: issuer, jti });
+    const high = second.find((s) => s.type === RISK_LEVEL_CHANGE)!;
+    assert.deepEqual(high.payload.sub_id, { format: 'iss_sub', iss: issuer, sub: WORKLOAD });
+    assert.equal(high.body['previous_level'], 'MEDIUM');
+    assert.equal(high.body['current_level'], 'HIGH');
+    assert.equal(high.body['risk_reason'], 'bound-token-without-key');
+    assert.equal((high.body['urn:writ:finding'] as Record<string, unknown>)['outcome'], 'revoke_token');
+    assert.equal((high.body['urn:writ:finding'] as Record<string, unknown>)['risk'], 100);
+  });
+
+  it('a receiver that asked for other events is not sent risk-level-change', async () => {
+    const res = await receiverCall(issuer, client, 'POST', '/ssf/stream', {
+      events_requested: [SESSION_REVOKED],
+    });
+    assert.equal(res.status, 201);
+    const stream = await json(res);
+    assert.deepEqual(stream['events_delivered'], [SESSION_REVOKED]);
+    const other = new URL((stream['delivery'] as Record<string, string>)['endpoint_url']!).pathname;
+    const token = await h.requestToken();
+    const jti = decodeClaims(token.body['access_token'] as string)['jti'] as string;
+    h.writ.ctx.detection.observe(
+      use(jti, { decision: 'deny', reason: 'dpop_replay', signal: 'dpop_replay' }),
+    );
+    const sets = await drain(other);
+    assert.deepEqual(
+      sets.map((s) => [s.type, s.payload.sub_id['jti']]),
+      [[SESSION_REVOKED, jti]],
+    );
+    // The stream that asked for everything heard the finding's risk too.
+    assert.ok((await drain()).some((s) => s.type === RISK_LEVEL_CHANGE));
   });
 });
 

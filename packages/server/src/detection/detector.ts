@@ -348,6 +348,7 @@ export class Detector {
     // Operator access is left alone entirely: no response, and no risk either.
     const raises =
       rule.mode === 'enforce' && rule.response !== 'alert' && d.workload !== '' && outcome !== 'protected';
+    const previousRisk = d.workload === '' ? 0 : this.risk.of(d.workload, now);
     const risk = raises ? this.risk.raise(d.workload, rule.severity, now) : undefined;
     const finding: Finding = {
       id: randomUUID(),
@@ -387,6 +388,7 @@ export class Detector {
           sub: d.workload,
           risk: finding.risk,
           ...(risk ? { risk_at: risk.at } : {}),
+          previous_risk: previousRisk,
           response: rule.response,
           outcome,
           ...(d.jti ? { jti: d.jti } : {}),

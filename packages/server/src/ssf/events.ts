@@ -22,6 +22,10 @@ export interface SecurityEvent {
  * - `keys.rotated` → `credential-change` of the transmitter's signing key; `workload.credentials` →
  *   `credential-change` of a workload's registered keys (`credential_type` `jwk`: CAEP 1.0 allows a type
  *   both sides agree on beyond its list).
+ * - `detection.raised` → `risk-level-change` (CAEP 1.0 §3.8) of the workload, when the finding raised
+ *   its risk (`riskLevel` maps the score). A finding's response brings its own events: a revocation its
+ *   `session-revoked`, a quarantine its `token-claims-change`; none changes a credential, so none is a
+ *   `credential-change`. A finding that only alerts or observes leaves the risk as it was: no event.
  *
  * Members Writ adds beyond CAEP's are named by URN, as SSF 1.0 §4.2.3 allows.
  */
@@ -84,9 +88,52 @@ export function securityEvents(e: LoggedEvent, issuer: string): SecurityEvent[] 
           },
         },
       ];
+    case EventType.detectionRaised: {
+      const d = e.data;
+      if (d.risk_at === undefined) return [];
+      return [
+        {
+          type: SecurityEventType.riskLevelChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: d.sub },
+          body: {
+            event_timestamp: Math.floor(d.risk_at / 1000),
+            initiating_entity: 'policy',
+            // The workload is the subject its tokens name: a robotic user, in CAEP's words.
+            principal: 'USER',
+            current_level: riskLevel(d.risk),
+            ...(d.previous_risk !== undefined ? { previous_level: riskLevel(d.previous_risk) } : {}),
+            risk_reason: d.rule,
+            'urn:writ:finding': {
+              id: d.id,
+              rule: d.rule,
+              risk: d.risk,
+              ...(d.previous_risk !== undefined ? { previous_risk: d.previous_risk } : {}),
+              response: d.response,
+              outcome: d.outcome,
+            },
+          },
+        },
+      ];
+    }
     default:
       return [];
   }
+}
+
+/** CAEP's risk levels (§3.8), lowest first. */
+export type RiskLevel = 'LOW' | 'MEDIUM' | 'HIGH';
+
+/**
+ * The lowest risk of each level above `LOW`: `MEDIUM` from the points a medium finding adds by default
+ * (30), `HIGH` from the risk the documented policy forbids new tokens at (70).
+ */
+export const RISK_LEVEL_FROM = { MEDIUM: 30, HIGH: 70 } as const;
+
+/** A workload's risk (0-100) as a CAEP risk level. */
+export function riskLevel(risk: number): RiskLevel {
+  if (risk >= RISK_LEVEL_FROM.HIGH) return 'HIGH';
+  if (risk >= RISK_LEVEL_FROM.MEDIUM) return 'MEDIUM';
+  return 'LOW';
 }
 
 function revokedSubject(r: Revocation, issuer: string): SubjectId {

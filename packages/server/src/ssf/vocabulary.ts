@@ -13,6 +13,7 @@ export const SecurityEventType = {
   sessionRevoked: `${CAEP}/session-revoked`,
   credentialChange: `${CAEP}/credential-change`,
   tokenClaimsChange: `${CAEP}/token-claims-change`,
+  riskLevelChange: `${CAEP}/risk-level-change`,
   /** Sent on request on any stream, whatever it asked for (SSF 1.0 §8.1.4). */
   verification: `${SSF}/verification`,
 } as const;
@@ -22,6 +23,7 @@ export const EVENTS_SUPPORTED: readonly string[] = [
   SecurityEventType.sessionRevoked,
   SecurityEventType.credentialChange,
   SecurityEventType.tokenClaimsChange,
+  SecurityEventType.riskLevelChange,
 ];
 
 /** RFC 8417 §2.3 explicit typing. */

@@ -55,6 +55,16 @@ export function setValidator(issuer: string) {
         assert.equal(typeof body['claims'], 'object');
         assert.ok(Object.keys(body['claims'] as object).length > 0, 'claims is required and non-empty');
         break;
+      case `${CAEP}risk-level-change`: {
+        // CAEP 1.0 §3.8: `principal` and `current_level` required, `previous_level` optional.
+        const levels = ['LOW', 'MEDIUM', 'HIGH'];
+        assert.equal(typeof body['principal'], 'string');
+        assert.ok(levels.includes(body['current_level'] as string), String(body['current_level']));
+        if ('previous_level' in body) assert.ok(levels.includes(body['previous_level'] as string));
+        if ('risk_reason' in body) assert.equal(typeof body['risk_reason'], 'string');
+        assert.equal(typeof body['event_timestamp'], 'number');
+        break;
+      }
       case VERIFICATION:
         assert.deepEqual(Object.keys(payload['sub_id'] as object).sort(), ['format', 'id']);
         assert.equal((payload['sub_id'] as Record<string, unknown>)['format'], 'opaque');
