@@ -15,6 +15,7 @@ export interface Metrics {
   streamsEnded: Counter<'reason'>;
   openStreams: Gauge<never>;
   detections: Counter<'rule' | 'outcome'>;
+  detectionWebhook: Counter<'outcome'>;
 }
 
 export function createMetrics(): Metrics {
@@ -25,6 +26,12 @@ export function createMetrics(): Metrics {
       name: 'writ_detections_total',
       help: 'Detection rules that fired, by rule and outcome: the response taken, or why none was (observe, learning, paused, budget, protected, failed, dropped; budget_alert counts the critical alerts).',
       labelNames: ['rule', 'outcome'],
+      registers: [registry],
+    }),
+    detectionWebhook: new Counter({
+      name: 'writ_detection_webhook_total',
+      help: 'Findings sent to detection.webhook_url, by outcome: delivered, failed (network, timeout, an answer other than 2xx), refused (an address the push rules refuse), dropped (the queue was full).',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
     issued: new Counter({

@@ -16,6 +16,7 @@ import type { Settings } from './config/settings.js';
 import { adminAudience, type WritContext } from './context.js';
 import { createDetector, reloadDetectionConfig } from './detection/create-detector.js';
 import type { Detector } from './detection/detector.js';
+import { FindingWebhook } from './detection/webhook.js';
 import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
 import { EventStreams } from './events/stream.js';
@@ -209,6 +210,10 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
   ctx.detection = createDetector({
     ...ctx,
     adminAudience: adminAudience(settings.issuer),
+    webhook:
+      settings.detection.webhookUrl !== ''
+        ? new FindingWebhook(ctx, settings.detection.webhookUrl)
+        : undefined,
     actions: {
       revoke: async (kind, value, reason, actor) => {
         await revoke(ctx, { kind, value, issuedBefore: null, reason, actor });

@@ -404,7 +404,8 @@ export const SETTINGS_REFERENCE = {
   'detection.webhook_url': {
     kind: 'string',
     default: '',
-    doc: 'When set, each finding is POSTed here as a JWS signed by the server key (`application/jose`), for chat or paging relays. Its origin must be listed in `detection.webhook_origins`.',
+    shown: '(none)',
+    doc: 'When set, each finding is POSTed here as a JWS signed by the server key (`application/jose`), for chat or paging relays. Its origin must be listed in `detection.webhook_origins` (checked at start), and every address its host resolves to is checked before each delivery as push endpoints’ are (`ssf.push_allow_addresses`, `ssf.push_timeout`).',
   },
   'detection.webhook_origins': {
     kind: 'origins',
@@ -618,6 +619,16 @@ export function resolveSettings(
     if (flat[path] !== undefined) return check(path, s, flat[path], file!.name);
     return s.default;
   };
+  /** Where a setting's value came from, as `value` chose it (for errors about two settings together). */
+  const where = (path: Path): string => {
+    const s: Setting = SETTINGS_REFERENCE[path];
+    if (overrides[path] !== undefined) return 'command line';
+    if (s.env && env[s.env] !== undefined && env[s.env] !== '') return `environment ${s.env}`;
+    return flat[path] !== undefined ? file!.name : 'defaults';
+  };
+  const webhookUrl = value('detection.webhook_url') as string;
+  const webhookOrigins = [...(value('detection.webhook_origins') as string[])];
+  if (webhookUrl !== '') checkWebhookUrl(webhookUrl, webhookOrigins, where('detection.webhook_url'));
   const host = value('listen.host') as string;
   const port = value('listen.port') as number;
   const tlsCert = value('tls.cert_file') as string;
@@ -698,8 +709,8 @@ export function resolveSettings(
       },
       responsesPerMinute: value('detection.responses_per_minute') as number,
       ruleResponsesPerMinute: value('detection.rule_responses_per_minute') as number,
-      webhookUrl: value('detection.webhook_url') as string,
-      webhookOrigins: [...(value('detection.webhook_origins') as string[])],
+      webhookUrl,
+      webhookOrigins,
     },
     ssf: {
       maxQueued: value('ssf.max_queued') as number,
@@ -722,6 +733,24 @@ export function resolveSettings(
     },
     log: { level: value('log.level') as string },
   };
+}
+
+/**
+ * `detection.webhook_url` against `detection.webhook_origins`: an http(s) URL without credentials or
+ * fragment, whose origin is listed. (Its addresses are judged before every delivery, as push endpoints'
+ * are.) Reasons name the origin, never the URL: a chat relay's path is often its secret.
+ */
+function checkWebhookUrl(raw: string, origins: readonly string[], where: string): void {
+  const fail = (reason: string): never => {
+    throw new ConfigError(where, 'detection.webhook_url', reason);
+  };
+  const u = URL.canParse(raw) ? new URL(raw) : fail('must be an absolute http or https URL');
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') fail('must be an http or https URL');
+  if (u.username || u.password || u.hash) fail('must have no credentials or fragment');
+  if (!origins.includes(u.origin))
+    fail(
+      `its origin ${u.origin} is not listed in detection.webhook_origins${origins.length === 0 ? ' (which lists none)' : ''}: findings are sent only to an origin listed there`,
+    );
 }
 
 function flatten(values: Record<string, unknown>, prefix = ''): Record<string, unknown> {

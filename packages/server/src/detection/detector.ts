@@ -19,6 +19,7 @@ import { RiskBook } from './risk.js';
 import type { DetectionRule, Response } from './rule.js';
 import type { Signal } from './signal.js';
 import { userAgentKind } from './user-agent.js';
+import type { FindingWebhook } from './webhook.js';
 
 /** One use as detection reads it: the fields of a record `POST /v1/usage` took (bounded and escaped). */
 export interface ObservedUse {
@@ -55,6 +56,8 @@ export interface DetectorDeps {
   actions: DetectionActions;
   /** The audience of admin tokens: never revoked by a detection. */
   adminAudience: string;
+  /** The findings webhook (`detection.webhook_url`), when one is set: each finding is sent there too. */
+  webhook?: FindingWebhook | undefined;
 }
 
 /** Responses that act on tokens or workloads: the ones the budget and the pause switch hold back. */
@@ -79,6 +82,8 @@ export class Detector {
   readonly engine: DetectionEngine;
   readonly risk: RiskBook;
   #networks: NetworkMap;
+  /** The findings webhook, when `detection.webhook_url` is set. */
+  readonly webhook: FindingWebhook | undefined;
   #control: DetectionControl | undefined;
   #rules: DetectionRule[];
   readonly #queue: Detection[] = [];
@@ -99,6 +104,7 @@ export class Detector {
       environment: (w) => ctx.registry.workload(w)?.environment ?? '',
     });
     this.risk = new RiskBook({ points: d.riskPoints, halfLifeMs: d.riskHalfLife * 1000 });
+    this.webhook = ctx.webhook;
   }
 
   /** Loads baselines, risks and the pause switch, and follows other nodes' risk changes. */
@@ -128,6 +134,7 @@ export class Detector {
     if (this.#flushTimer) clearInterval(this.#flushTimer);
     this.#unsubscribe?.();
     await this.#draining;
+    await this.webhook?.close();
     await this.flushBaselines().catch(() => undefined);
   }
 
@@ -420,6 +427,7 @@ export class Detector {
     ctx.audit.noteCommitted(event);
     if (d.workload !== '') ctx.events.notify();
     ctx.metrics.detections.inc({ rule: rule.id, outcome });
+    this.webhook?.send(finding);
   }
 
   /** Takes the rule's response if it may; returns what was done, or why nothing was. */

@@ -5,9 +5,10 @@ import type { ResolvedAddress } from '../net/resolver.js';
 import type { OwnerKind } from './stream-record.js';
 
 /**
- * Where Writ may POST a stream's SETs. A push endpoint is a request Writ makes, with a credential the
- * stream's creator chose, to an address the creator named: it must not reach what only Writ's own
- * network position reaches (loopback services, cloud metadata, the private network).
+ * Where Writ may POST a stream's SETs (and, by the same address rules, the findings webhook). A push
+ * endpoint is a request Writ makes, with a credential the stream's creator chose, to an address the
+ * creator named: it must not reach what only Writ's own network position reaches (loopback services,
+ * cloud metadata, the private network).
  *
  * - Receiver workloads may name only origins an operator listed (`ssf.push_origins`); operators any.
  * - Every address the host resolves to must be public unicast, unless `ssf.push_allow_addresses` allows
@@ -57,26 +58,49 @@ export async function checkPushTarget(
         : `a receiver workload may push only to an origin ssf.push_origins lists, and ${url.origin} is not one`,
       { reason: 'push_origin', origin: url.origin.slice(0, 256) },
     );
+  return checkTargetAddresses(ctx, url, PUSH_ENDPOINT);
+}
+
+/** How refusals name the URL judged: its field, and what such URLs are. */
+export interface TargetNames {
+  field: string;
+  what: string;
+}
+
+const PUSH_ENDPOINT: TargetNames = { field: 'delivery.endpoint_url', what: 'push endpoints' };
+
+/**
+ * The checks of every URL Writ sends to on someone's word (a push stream's endpoint, the findings
+ * webhook), whatever allowed its origin: every address its host resolves to must be public unicast
+ * unless `ssf.push_allow_addresses` allows it, and plain http only when every address is so allowed.
+ * Returns the address to connect to; throws 400 `endpoint_address` or `endpoint_url`.
+ */
+export async function checkTargetAddresses(
+  ctx: Pick<WritContext, 'settings' | 'resolveHost'>,
+  url: URL,
+  names: TargetNames,
+): Promise<PushTarget> {
+  const ssf = ctx.settings.ssf;
   const host = url.hostname;
-  const addresses = await resolve(ctx, host);
+  const addresses = await resolve(ctx, host, names);
   const allowed = ssf.pushAllowAddresses.map((r) => parseRange(r)!);
   let everyAllowed = true;
   for (const a of addresses) {
     const ip = parseIp(a.address);
-    if (!ip) throw unresolvable(host);
+    if (!ip) throw unresolvable(host, names);
     const reached = effectiveAddress(ip);
     if (allowed.some((r) => inRange(ip, r) || inRange(reached, r))) continue;
     everyAllowed = false;
     const what = specialPurpose(ip);
     if (what !== undefined)
       throw invalidRequest(
-        `delivery.endpoint_url ${parseIp(host) ? 'is' : `resolves to`} ${a.address}, which is ${what}: push endpoints must be public addresses unless ssf.push_allow_addresses allows them`,
+        `${names.field} ${parseIp(host) ? 'is' : `resolves to`} ${a.address}, which is ${what}: ${names.what} must be public addresses unless ssf.push_allow_addresses allows them`,
         { reason: 'endpoint_address', host: host.slice(0, 256), address: a.address, kind: what },
       );
   }
   if (url.protocol !== 'https:' && !everyAllowed)
     throw invalidRequest(
-      'delivery.endpoint_url must be https (plain http only to addresses ssf.push_allow_addresses allows)',
+      `${names.field} must be https (plain http only to addresses ssf.push_allow_addresses allows)`,
       { reason: 'endpoint_url' },
     );
   const first = addresses[0]!;
@@ -84,7 +108,7 @@ export async function checkPushTarget(
 }
 
 /** The addresses of `host`: itself for an address literal; otherwise the resolver's, within the push timeout. */
-async function resolve(ctx: Pick<WritContext, 'settings' | 'resolveHost'>, host: string) {
+async function resolve(ctx: Pick<WritContext, 'settings' | 'resolveHost'>, host: string, names: TargetNames) {
   const literal = parseIp(host);
   if (literal)
     return [{ address: host.replace(/^\[(.*)\]$/, '$1'), family: literal.family } satisfies ResolvedAddress];
@@ -97,14 +121,14 @@ async function resolve(ctx: Pick<WritContext, 'settings' | 'resolveHost'>, host:
     if (found.length === 0) throw new Error('no address');
     return found;
   } catch {
-    throw unresolvable(host);
+    throw unresolvable(host, names);
   } finally {
     clearTimeout(timer);
   }
 }
 
-const unresolvable = (host: string) =>
-  invalidRequest(`delivery.endpoint_url host ${host.slice(0, 256)} does not resolve to an address`, {
+const unresolvable = (host: string, names: TargetNames) =>
+  invalidRequest(`${names.field} host ${host.slice(0, 256)} does not resolve to an address`, {
     reason: 'endpoint_address',
     host: host.slice(0, 256),
   });

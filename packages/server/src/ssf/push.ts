@@ -17,18 +17,29 @@ const MAX_ANSWER_BYTES = 4096;
 
 /**
  * POSTs one signed SET to a receiver (`Content-Type: application/secevent+jwt`, `Accept:
- * application/json`), with the stream's `Authorization` header when it has one. The connection goes to
- * the address `target` was judged by (its host is never resolved again), on a connection of its own; a
- * redirect is not followed (a SET goes only to the endpoint the stream names); the whole exchange, from
- * connecting to the last byte read, ends after `timeoutMs`.
+ * application/json`), with the stream's `Authorization` header when it has one: `postToTarget`.
  */
 export function pushSet(
   target: PushTarget,
   set: string,
   o: { authorization: string | undefined; timeoutMs: number },
 ): Promise<PushOutcome> {
+  return postToTarget(target, set, { ...o, contentType: SET_MEDIA_TYPE });
+}
+
+/**
+ * POSTs `text` as `contentType` to a target judged by `checkPushTarget` or `checkTargetAddresses`. The
+ * connection goes to the address `target` was judged by (its host is never resolved again), on a
+ * connection of its own; a redirect is not followed (nothing goes anywhere but the URL judged); the
+ * whole exchange, from connecting to the last byte read, ends after `timeoutMs`.
+ */
+export function postToTarget(
+  target: PushTarget,
+  text: string,
+  o: { contentType: string; authorization: string | undefined; timeoutMs: number },
+): Promise<PushOutcome> {
   const { url } = target;
-  const body = Buffer.from(set);
+  const body = Buffer.from(text);
   return new Promise((resolve) => {
     let done = false;
     let timer: NodeJS.Timeout | undefined;
@@ -38,7 +49,7 @@ export function pushSet(
       port: url.port || (url.protocol === 'https:' ? 443 : 80),
       path: `${url.pathname}${url.search}`,
       headers: {
-        'content-type': SET_MEDIA_TYPE,
+        'content-type': o.contentType,
         'content-length': String(body.byteLength),
         accept: 'application/json',
         ...(o.authorization !== undefined ? { authorization: o.authorization } : {}),
