@@ -81,8 +81,10 @@ export function recordedSighting(req: FastifyRequest): CertificateSighting {
 }
 
 function handshakeCertificate(socket: Socket | undefined): PresentedCertificate | undefined {
+  // A TLS socket is told by its `encrypted` flag (what Node's own HTTPS server checks), not by
+  // `instanceof`: a socket handed over by another HTTP stack is a TLS socket of another realm.
   const tls = socket as TLSSocket | undefined;
-  if (!tls || tls.encrypted !== true || typeof tls.getPeerCertificate !== 'function') return undefined;
+  if (tls?.encrypted !== true || typeof tls.getPeerCertificate !== 'function') return undefined;
   const cached = fromHandshake.get(tls);
   if (cached !== undefined) return cached ?? undefined;
   let found: PresentedCertificate | null = null;
