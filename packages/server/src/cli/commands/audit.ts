@@ -159,6 +159,7 @@ export function registerAudit(program: Command, cli: CommandContext): void {
     });
   audit
     .command('tail')
+    .description('the newest events, oldest first; -f keeps printing new ones')
     .option('-n <count>', 'events to show', '20')
     .option('-f, --follow', 'keep printing new events')
     .action(async (o: { n: string; follow?: boolean }) =>
@@ -166,6 +167,7 @@ export function registerAudit(program: Command, cli: CommandContext): void {
     );
   audit
     .command('query')
+    .description('events by workload, token, type and time')
     .option('--workload <id>', 'events where the workload is actor or subject')
     .option('--jti <jti>', 'events about one token')
     .option('--type <type>', 'event type, e.g. token.issued')

@@ -4,7 +4,10 @@ import type { CommandContext } from '../command-context.js';
 /** `writ keys list|rotate`: the server's signing keys, through the admin API. */
 export function registerKeys(program: Command, cli: CommandContext): void {
   const keys = program.command('keys').description('signing keys');
-  keys.command('list').action(async () => cli.out(await cli.admin().get('/keys')));
+  keys
+    .command('list')
+    .description('the signing keys and their states (next, active, retired)')
+    .action(async () => cli.out(await cli.admin().get('/keys')));
   keys
     .command('rotate')
     .description(

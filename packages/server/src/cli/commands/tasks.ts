@@ -10,6 +10,7 @@ export function registerTasks(program: Command, cli: CommandContext): void {
   const tasks = program.command('tasks').description('tasks: units of work whose tokens die with them');
   tasks
     .command('list')
+    .description('tasks, newest first: state, id, workload, purpose')
     .option('--workload <id>', 'only this workload')
     .option('--state <state>', 'open or closed')
     .action(async (o: { workload?: string; state?: string }) => {
@@ -29,6 +30,7 @@ export function registerTasks(program: Command, cli: CommandContext): void {
     });
   tasks
     .command('show <id>')
+    .description('one task and the tokens issued for it')
     .action(async (id: string) => cli.out(await cli.admin().get(`/tasks/${encodeURIComponent(id)}`)));
   tasks
     .command('close <id>')

@@ -5,21 +5,31 @@ import type { CommandContext } from '../command-context.js';
 /** `writ workloads list|show|disable|enable|quarantine`: the registry, through the admin API. */
 export function registerWorkloads(program: Command, cli: CommandContext): void {
   const workloads = program.command('workloads').description('registered workloads');
-  workloads.command('list').action(async () => {
-    const r = await cli.admin().get<{
-      workloads: Array<{ id: string; state: string; environment: string; owner: string; classes: string[] }>;
-    }>('/workloads');
-    cli.out(
-      r.workloads
-        .map(
-          (w) =>
-            `${esc(w.state).padEnd(11)} ${esc(w.environment).padEnd(8)} ${esc(w.id)}  owner=${esc(w.owner)} classes=${esc(w.classes.join(','))}`,
-        )
-        .join('\n') || '(none)',
-    );
-  });
+  workloads
+    .command('list')
+    .description('every registered workload: state, environment, id, owner, classes')
+    .action(async () => {
+      const r = await cli.admin().get<{
+        workloads: Array<{
+          id: string;
+          state: string;
+          environment: string;
+          owner: string;
+          classes: string[];
+        }>;
+      }>('/workloads');
+      cli.out(
+        r.workloads
+          .map(
+            (w) =>
+              `${esc(w.state).padEnd(11)} ${esc(w.environment).padEnd(8)} ${esc(w.id)}  owner=${esc(w.owner)} classes=${esc(w.classes.join(','))}`,
+          )
+          .join('\n') || '(none)',
+      );
+    });
   workloads
     .command('show <id>')
+    .description('one workload as registered, with its state and risk')
     .action(async (id: string) => cli.out(await cli.admin().get(`/workloads/${encodeURIComponent(id)}`)));
   for (const verb of ['disable', 'enable', 'quarantine']) {
     workloads

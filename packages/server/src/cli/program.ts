@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { DEFAULT_DATA_DIR } from '../data-dir.js';
+import { commandContext } from './command-context.js';
+import { registerApi } from './commands/api.js';
+import { registerApply } from './commands/apply.js';
+import { registerAudit } from './commands/audit.js';
+import { registerClasses } from './commands/classes.js';
+import { registerConfig } from './commands/config.js';
+import { registerDetections } from './commands/detections.js';
+import { registerDpop } from './commands/dpop.js';
+import { registerExec } from './commands/exec.js';
+import { registerInit } from './commands/init.js';
+import { registerKeygen } from './commands/keygen.js';
+import { registerKeys } from './commands/keys.js';
+import { registerMigrate } from './commands/migrate.js';
+import { registerPolicy } from './commands/policy.js';
+import { registerRevoke } from './commands/revoke.js';
+import { registerServe } from './commands/serve.js';
+import { registerTasks } from './commands/tasks.js';
+import { registerToken } from './commands/token.js';
+import { registerWorkloads } from './commands/workloads.js';
+
+/**
+ * The version of the installed `@writ/server`, read from its package.json (which npm always
+ * installs with the package), so `writ --version` cannot disagree with what was installed.
+ */
+export function packageVersion(): string {
+  // From dist/src/cli/ (compiled) the package root is three folders up.
+  const file = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The `writ` command tree, every command registered and nothing parsed: `main.ts` runs it, and the
+ * CLI's own tests walk it (every command has a description in `--help`).
+ */
+export function createProgram(): Command {
+  const program = new Command('writ')
+    .description('Writ: short-lived, narrowly scoped credentials for non-human identities.')
+    .version(packageVersion(), '-V, --version', 'print the version of writ')
+    .option('--data-dir <dir>', 'data directory', process.env['WRIT_DATA_DIR'] ?? DEFAULT_DATA_DIR)
+    .option('--server <url>', 'Writ server URL', process.env['WRIT_URL'] ?? 'http://127.0.0.1:8080')
+    .option(
+      '--operator-key <file>',
+      'operator key file (default: <data-dir>/operator.jwk)',
+      process.env['WRIT_OPERATOR_KEY'],
+    )
+    .showHelpAfterError();
+
+  const cli = commandContext(program);
+  // The order here is the order `writ --help` lists the commands in.
+  for (const register of [
+    registerInit,
+    registerServe,
+    registerMigrate,
+    registerApply,
+    registerWorkloads,
+    registerDetections,
+    registerClasses,
+    registerKeys,
+    registerRevoke,
+    registerAudit,
+    registerKeygen,
+    registerToken,
+    registerExec,
+    registerDpop,
+    registerTasks,
+    registerPolicy,
+    registerConfig,
+    registerApi,
+  ])
+    register(program, cli);
+  return program;
+}
