@@ -23,6 +23,7 @@ import {
   operatorFileSchema,
   workloadFileSchema,
 } from './schema.js';
+import { describeSchemaIssue } from './schema-issue.js';
 
 /** The declarative part of Writ's configuration: what `writ apply` applies. */
 export interface ConfigBundle {
@@ -487,11 +488,6 @@ function readDocuments(root: string, file: string, shown: string): unknown[] {
 function parse<S extends z.ZodType>(schema: S, doc: unknown, file: string, index: number): z.output<S> {
   const r = schema.safeParse(doc);
   if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const field = issue.path.map(String).join('.');
-  const message =
-    issue.code === 'unrecognized_keys'
-      ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
-      : issue.message;
-  throw new ConfigError(docName(file, index), field, message);
+  const { field, reason } = describeSchemaIssue(r.error, doc);
+  throw new ConfigError(docName(file, index), field, reason);
 }
