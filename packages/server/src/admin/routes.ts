@@ -63,6 +63,11 @@ const applyBody = z
       .max(10_000),
     policies: policiesBody,
     dry_run: z.boolean().default(false),
+    /** `settingsFileDigest` of the directory's settings file: the answer says whether it differs. */
+    settings_digest: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/)
+      .optional(),
   })
   .strict();
 
@@ -196,7 +201,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         config: { bodyLimitSetting: 'limits.config_bytes' },
       };
       admin.post('/config', configLimit, async (req) => {
-        const { documents, policies, dry_run } = body(applyBody, req);
+        const { documents, policies, dry_run, settings_digest } = body(applyBody, req);
         let bundle: ReturnType<typeof validateConfig>;
         try {
           bundle = validateConfig(documents, ctx.settings.tokens.maxLifetime, ctx.settings.issuer);
@@ -228,6 +233,10 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
           changes,
           diff: formatDiff(changes),
           ...(policy ? { policy } : {}),
+          // Settings are read at start: whether this file is the one the server runs with.
+          ...(settings_digest !== undefined
+            ? { settings: { changed: settings_digest !== ctx.settings.fileDigest } }
+            : {}),
         };
       });
       admin.post('/revocations', async (req, reply) => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { VERIFY_ALGORITHMS, type VerifyAlgorithm } from '../jose/jwk.js';
 import { parseRange } from '../net/ip-address.js';
@@ -522,6 +523,11 @@ export const SETTINGS_REFERENCE = {
 } as const satisfies Record<string, Setting>;
 
 export interface Settings {
+  /**
+   * `settingsFileDigest` of the settings file these settings were read from: `writ apply` compares
+   * the config directory's settings.yaml with it, and speaks of a restart only when they differ.
+   */
+  fileDigest: string;
   issuer: string;
   listen: { host: string; port: number };
   /** `sqlite` or a PostgreSQL URL (may hold a password: never log it, see `describeStore`). */
@@ -637,6 +643,7 @@ export function resolveSettings(
     (value('issuer') as string) || `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`
   ).replace(/\/+$/, '');
   return {
+    fileDigest: settingsFileDigest(file?.values),
     issuer,
     listen: { host, port },
     store: value('store') as string,
@@ -751,6 +758,15 @@ function checkWebhookUrl(raw: string, origins: readonly string[], where: string)
     fail(
       `its origin ${u.origin} is not listed in detection.webhook_origins${origins.length === 0 ? ' (which lists none)' : ''}: findings are sent only to an origin listed there`,
     );
+}
+
+/**
+ * A digest of a settings file's values (base64url SHA-256 over the settings sorted by path), so that
+ * formatting, comments and key order make no difference, and a missing file equals an empty one.
+ */
+export function settingsFileDigest(values: Record<string, unknown> | undefined): string {
+  const flat = Object.entries(flatten(values ?? {})).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify(flat)).digest('base64url');
 }
 
 function flatten(values: Record<string, unknown>, prefix = ''): Record<string, unknown> {

@@ -321,6 +321,8 @@ export async function startHarness(
   opts: {
     clock?: Clock;
     settings?: Record<string, unknown>;
+    /** The values of the settings.yaml the server starts with (`settings` overrides them). */
+    settingsFile?: Record<string, unknown>;
     extraDocs?: RawDocument[];
     listen?: boolean;
     logger?: import('pino').Logger;
@@ -333,7 +335,7 @@ export async function startHarness(
   const dir = mkdtempSync(join(tmpdir(), 'writ-test-'));
   const port = opts.listen ? await freePort() : 8080;
   const settings = resolveSettings(
-    undefined,
+    opts.settingsFile ? { name: 'settings.yaml', values: opts.settingsFile } : undefined,
     {},
     { 'listen.port': port, 'log.level': 'silent', ...opts.settings },
   );

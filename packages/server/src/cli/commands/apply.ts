@@ -1,6 +1,8 @@
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { readConfigDir, validateConfig } from '../../config/config-dir.js';
 import type { ConfigChange } from '../../config/diff.js';
+import { settingsFileDigest } from '../../config/settings.js';
 import { compilePolicies } from '../../policy/compile.js';
 import type { PolicyVersion } from '../../policy/engine.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
@@ -21,14 +23,18 @@ export async function apply(client: AdminClient, dir: string, dryRun: boolean): 
     changes: ConfigChange[];
     diff: string;
     policy?: { version: PolicyVersion; changed: boolean; warnings: string[] };
+    settings?: { changed: boolean };
   }>('/config', {
     documents: raw.documents,
     policies,
     dry_run: dryRun,
+    ...(raw.settings ? { settings_digest: settingsFileDigest(raw.settings.values) } : {}),
   });
-  const note = raw.settings
-    ? '\n(settings.yaml is read by `writ serve` at start; restart to change settings)'
-    : '';
+  // Only a settings file that differs from the one the server started with waits for a restart.
+  const note =
+    raw.settings && res.settings?.changed !== false
+      ? `\n(${basename(raw.settings.name)} differs from the settings the server started with; \`writ serve\` reads it at start: restart to apply it)`
+      : '';
   const p = res.policy;
   const policyLine = !p
     ? ''
