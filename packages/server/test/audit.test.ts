@@ -73,6 +73,8 @@ async function expectIntact(h: Harness, { cli = true } = {}): Promise<void> {
     run.stdout,
     new RegExp(`^audit chain OK: ${r.events} events, ${r.checkpoints} signed checkpoints`),
   );
+  // It says which store it read: the data directory's embedded file, by its absolute path.
+  assert.equal(run.stdout.split('\n')[1], `store: embedded SQLite, ${join(h.dir, 'writ.db')}`);
 }
 
 /**

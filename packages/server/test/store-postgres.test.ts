@@ -202,6 +202,9 @@ if (url === undefined || url === '') {
           storeUrl,
         ]);
         assert.match(verified.stdout, /^audit chain OK: [1-9]\d* events/);
+        // It names the store it verified, the URL without its password.
+        assert.match(verified.stdout, /\nstore: PostgreSQL, postgres:\/\/[^\s]*:\*\*\*@127\.0\.0\.1/);
+        assert.doesNotMatch(verified.stdout + verified.stderr, new RegExp(secret));
       }));
   });
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readAuditAnchor } from '../../audit/anchor.js';
 import type { AuditCheckpoint, AuditEvent } from '../../audit/audit-event.js';
@@ -34,18 +35,23 @@ export async function verifyOffline(
   const store = await openStore(location, { readonly: true });
   try {
     const r = await verifyAuditChain(store, anchor);
-    return r.ok
-      ? {
-          ok: true,
-          text: `audit chain OK: ${r.events} events, ${r.checkpoints} signed checkpoints${anchor ? `; holds the anchor's event ${anchor.seq}` : ''}`,
-        }
-      : {
-          ok: false,
-          text: `audit chain BROKEN at event ${r.firstBad!.seq}: ${r.firstBad!.reason} (${r.events} events verified before it)`,
-        };
+    const verdict = r.ok
+      ? `audit chain OK: ${r.events} events, ${r.checkpoints} signed checkpoints${anchor ? `; holds the anchor's event ${anchor.seq}` : ''}`
+      : `audit chain BROKEN at event ${r.firstBad!.seq}: ${r.firstBad!.reason} (${r.events} events verified before it)`;
+    return { ok: r.ok, text: `${verdict}\nstore: ${storeName(location)}` };
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Which store a verdict is about, since the data directory, WRIT_STORE and settings.yaml all choose
+ * one: the embedded file by its absolute path, a PostgreSQL URL with its password masked.
+ */
+function storeName(location: StoreLocation): string {
+  return location.kind === 'sqlite'
+    ? `embedded SQLite, ${resolve(location.path)}`
+    : `PostgreSQL, ${describeStore(location)}`;
 }
 
 /**
