@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { EventType, MAX_RISK, type VerifierSignal } from '@writ/sdk/wire';
+import { type RevocableToken, revokedBy } from '@writ/sdk/verifier';
+import { EventType, MAX_RISK, type Revocation, type VerifierSignal } from '@writ/sdk/wire';
 import type { Logger } from 'pino';
 import type { AuditEvent } from '../audit/audit-event.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -88,6 +89,7 @@ export class Detector {
   #rules: DetectionRule[];
   readonly #queue: Detection[] = [];
   #draining: Promise<void> | undefined;
+  readonly #pending = new Set<Promise<void>>();
   #flushTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   /** This minute's responses, all rules and by rule, and the budgets already found spent (alerted). */
@@ -133,7 +135,7 @@ export class Detector {
   async stop(): Promise<void> {
     if (this.#flushTimer) clearInterval(this.#flushTimer);
     this.#unsubscribe?.();
-    await this.#draining;
+    await this.settled();
     await this.webhook?.close();
     await this.flushBaselines().catch(() => undefined);
   }
@@ -186,13 +188,19 @@ export class Detector {
     });
   }
 
-  /** The uses `POST /v1/usage` took from `reporter`, with Writ's record of each token. */
+  /**
+   * The uses `POST /v1/usage` took from `reporter`, with Writ's record of each token. A use of a token
+   * Writ has revoked by now counts as a use of a revoked token (`token_revoked`) only if the revocation
+   * came before the use: a use just before a revocation, reported with the next batch, is none. Those
+   * uses (few: of tokens revoked since) are evaluated once the revocations' times are read.
+   */
   observeUses(
     reporter: string,
     uses: ReadonlyArray<{ use: ObservedUse; token: IssuedToken | undefined }>,
   ): void {
     if (!this.enabled) return;
     const now = this.#ctx.clock.now();
+    const revokedSince: Array<{ use: ObservedUse; token: IssuedToken; time: number }> = [];
     for (const { use, token } of uses) {
       const time = Math.min(use.time, now);
       if (!token) {
@@ -204,40 +212,68 @@ export class Detector {
           });
         continue;
       }
-      const network = this.#networks.network(use.source);
-      this.observe({
-        kind: 'usage',
-        time,
-        data: {
-          sub: token.sub,
-          jti: token.jti,
-          tid: token.tid ?? '',
-          aud: token.aud,
-          reporter,
-          operation: use.operation,
-          source: use.source,
-          network,
-          // The source itself: a range of networks.yaml may be narrower than the network.
-          network_environment: this.#networks.environment(use.source),
-          user_agent: use.userAgent,
-          user_agent_kind: userAgentKind(use.userAgent),
-          decision: use.decision,
-          reason: use.reason,
-          signal: use.signal,
-          token_revoked:
-            this.#ctx.revocations.match({
-              jti: token.jti,
-              sub: token.sub,
-              client_id: token.clientId,
-              cls: token.cls,
-              kid: token.kid,
-              iat: token.iat,
-              ...(token.tid !== undefined ? { tid: token.tid } : {}),
-              ...(token.ajti !== undefined ? { ajti: token.ajti } : {}),
-            }) !== undefined,
-        },
-      });
+      const revoked = this.#ctx.revocations.match(revocable(token)) !== undefined;
+      // A verifier that refused it as revoked saw the revocation itself: no times to compare.
+      if (revoked && use.reason !== 'revoked') revokedSince.push({ use, token, time });
+      else this.observe(this.#usage(reporter, use, token, time, revoked));
     }
+    if (revokedSince.length > 0) this.#later(this.#observeRevokedUses(reporter, revokedSince));
+  }
+
+  async #observeRevokedUses(
+    reporter: string,
+    uses: ReadonlyArray<{ use: ObservedUse; token: IssuedToken; time: number }>,
+  ): Promise<void> {
+    let revocations: Revocation[] | undefined;
+    try {
+      revocations = await this.#ctx.store.listRevocations(0, this.#ctx.clock.now());
+    } catch (err) {
+      this.#ctx.logger.warn(
+        { err: (err as Error).message },
+        'revocation times not read: uses of revoked tokens are taken as after the revocation',
+      );
+    }
+    for (const { use, token, time } of uses) {
+      const t = revocable(token);
+      const after =
+        revocations === undefined || revocations.some((r) => r.created_at < time && revokedBy(r, t));
+      this.observe(this.#usage(reporter, use, token, time, after));
+    }
+  }
+
+  #usage(reporter: string, use: ObservedUse, token: IssuedToken, time: number, revoked: boolean): Signal {
+    return {
+      kind: 'usage',
+      time,
+      data: {
+        sub: token.sub,
+        jti: token.jti,
+        tid: token.tid ?? '',
+        aud: token.aud,
+        reporter,
+        operation: use.operation,
+        source: use.source,
+        network: this.#networks.network(use.source),
+        // The source itself: a range of networks.yaml may be narrower than the network.
+        network_environment: this.#networks.environment(use.source),
+        user_agent: use.userAgent,
+        user_agent_kind: userAgentKind(use.userAgent),
+        decision: use.decision,
+        reason: use.reason,
+        signal: use.signal,
+        token_revoked: revoked,
+      },
+    };
+  }
+
+  /** Work whose signals are not evaluated yet; `settled` waits for it too. */
+  #later(work: Promise<void>): void {
+    const tracked: Promise<void> = work
+      .catch((err: unknown) =>
+        this.#ctx.logger.error({ err: (err as Error).message }, 'detection signals not evaluated'),
+      )
+      .finally(() => this.#pending.delete(tracked));
+    this.#pending.add(tracked);
   }
 
   /** A refusal at the token endpoint for a client the caller only named. */
@@ -327,7 +363,10 @@ export class Detector {
 
   /** Waits until every detection queued so far is handled (tests, shutdown). */
   async settled(): Promise<void> {
-    while (this.#draining) await this.#draining;
+    while (this.#pending.size > 0 || this.#draining) {
+      await Promise.all(this.#pending);
+      await this.#draining;
+    }
   }
 
   async #drain(): Promise<void> {
@@ -531,6 +570,20 @@ export class Detector {
         ctx.logger.error({ err: (err as Error).message }, 'could not audit the budget alert'),
       );
   }
+}
+
+/** The token as revocation predicates see it. */
+function revocable(token: IssuedToken): RevocableToken {
+  return {
+    jti: token.jti,
+    sub: token.sub,
+    client_id: token.clientId,
+    cls: token.cls,
+    kid: token.kid,
+    iat: token.iat,
+    ...(token.tid !== undefined ? { tid: token.tid } : {}),
+    ...(token.ajti !== undefined ? { ajti: token.ajti } : {}),
+  };
 }
 
 function engineSettings(ctx: Pick<DetectorDeps, 'settings'>): EngineSettings {
