@@ -1,9 +1,10 @@
 import type { DetectionRuleInput } from './rule.js';
 
 /**
- * The rules Writ ships, each tested on its scenario and on a benign neighbour of it
- * (test/detection-rules.test.ts). A file in `config/detections/` overrides one by giving its `id` (a
- * whole rule), or turns it off with `enabled: false`. docs/detection.md lists them for people.
+ * The rules Writ ships, each tested on its scenario and on a benign neighbour of it, in both modes
+ * (test/detection-rules.test.ts, test/detection-rules-signals.test.ts). A file in `config/detections/`
+ * overrides one by giving its `id` (a whole rule), or turns it off with `enabled: false`.
+ * docs/detection.md lists them for people.
  */
 export const BUILTIN_RULES: readonly DetectionRuleInput[] = [
   {
