@@ -277,7 +277,7 @@ describe('detection config: writ apply over real HTTP', () => {
     writeFileSync(join(config, file), text);
   };
   const applied = async () => (await h.auditEvents('config.applied')).length;
-  /** A usage signal of `sub` with a curl user agent (fires human-user-agent and curl-at-reports). */
+  /** A usage signal of `sub` with a curl user agent, classed as a person's (fires human-user-agent and curl-at-reports). */
   const curlUse = (sub: string): Signal => ({
     kind: 'usage',
     time: h.writ.ctx.clock.now(),

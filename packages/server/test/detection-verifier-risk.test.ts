@@ -142,7 +142,7 @@ describe('detection: verifiers read a workload’s risk in their local policy', 
 
     // Someone drives the workload's token by hand: the verifier allows the request (the risk is still
     // 0) and reports the use; the server's human-use rule raises the workload's risk.
-    await verifier.verify(request(risky, 'curl/8.5.0'));
+    await verifier.verify(request(risky, 'PostmanRuntime/7.39.0'));
     await usage.flush();
     await h.writ.ctx.detection.settled();
     const [finding] = await h.store.listFindings({ workload: WORKLOAD, rule: 'human-user-agent', limit: 1 });

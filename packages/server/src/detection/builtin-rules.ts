@@ -118,7 +118,7 @@ export const BUILTIN_RULES: readonly DetectionRuleInput[] = [
   {
     id: 'human-user-agent',
     description:
-      'A workload token used with a browser or an interactive tool (curl, Postman…): a person is using a machine identity (OWASP NHI10).',
+      'A workload token used from a browser or an API client people drive by hand (Postman, Insomnia…): a person is using a machine identity (OWASP NHI10). Command-line tools (curl, wget) are `cli`, which scripts and CI jobs use too, so this rule leaves them alone.',
     signal: 'usage',
     condition: 'event.user_agent_kind == "browser" || event.user_agent_kind == "interactive"',
     severity: 'medium',

@@ -23,13 +23,17 @@ export interface SignalData {
     /** The environment `networks.yaml` maps the network to; "" when none does. */
     network_environment: string;
     user_agent: string;
-    /** `browser`, `interactive` (curl, Postman…), `tool` (an SDK or any other) or "" when none was sent. */
-    user_agent_kind: 'browser' | 'interactive' | 'tool' | '';
+    /**
+     * `browser`, `interactive` (Postman, Insomnia…), `cli` (curl, wget…), `tool` (an SDK or any other)
+     * or "" when none was sent (detection/user-agent.ts).
+     */
+    user_agent_kind: 'browser' | 'interactive' | 'cli' | 'tool' | '';
+    /** Whether Writ had revoked the token before this use (a verifier behind the stream allowed it). */
     decision: 'allow' | 'deny';
     reason: string;
     /** The security signal of the refusal, "" when it carries none. */
     signal: VerifierSignal | '';
-    /** Whether Writ's own revocation set matches the token (a verifier behind the stream allowed it). */
+    /** Whether Writ had revoked the token before this use (a verifier behind the stream allowed it). */
     token_revoked: boolean;
   };
   /** A verifier reported a signal about itself (its revocation state went stale). */
