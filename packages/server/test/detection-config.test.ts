@@ -112,7 +112,7 @@ describe('detection config: validation', () => {
     // A new id must be a whole rule.
     const e = configError([doc('detection', 'detections/new.yaml', { id: 'mine', enabled: false })]);
     assert.equal(e.file, 'detections/new.yaml');
-    assert.equal(e.field, 'signal');
+    assert.match(e.message, /required fields signal, condition, severity, response missing/);
   });
 
   it('refuses a broken CEL condition, naming the file, the document and `condition`', () => {

@@ -211,16 +211,21 @@ for (const mode of MODES) {
       await expectResponse(w, f, { token });
     });
 
-    it('human-user-agent: a workload token used with curl; with its own client it is not', async () => {
+    it('human-user-agent: a workload token used from Postman; with its own client (or curl) it is not', async () => {
       const rule = 'human-user-agent';
       const wl = w.workload('human');
       const token = await wl.token();
       const before = await w.findings(rule, wl.id);
       assert.equal(await w.use(token, { source: '10.1.2.3' }), `ok:${jtiOf(token)}`);
+      // curl: a command-line tool that scripts and CI jobs use too, classed `cli`, not a person's.
+      assert.equal(await w.use(token, { source: '10.1.2.3', userAgent: 'curl/8.5.0' }), `ok:${jtiOf(token)}`);
       await w.report();
       await w.noNewFinding(rule, wl.id, before);
 
-      assert.equal(await w.use(token, { source: '10.1.2.3', userAgent: 'curl/8.5.0' }), `ok:${jtiOf(token)}`);
+      assert.equal(
+        await w.use(token, { source: '10.1.2.3', userAgent: 'PostmanRuntime/7.39.0' }),
+        `ok:${jtiOf(token)}`,
+      );
       await w.report();
       const f = await w.newFinding(rule, wl.id, before);
       assert.equal(f.jti, jtiOf(token));

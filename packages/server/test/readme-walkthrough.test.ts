@@ -240,7 +240,7 @@ describe('README five-minute walkthrough and protect-your-API step, run as writt
     let findings = '';
     const seen = (rule: string) =>
       new RegExp(`${rule}\\s+spiffe://example\\.internal/reports/exporter `).test(findings);
-    for (let i = 0; i < 100 && !(seen('bound-token-without-key') && seen('human-user-agent')); i++) {
+    for (let i = 0; i < 100 && !seen('bound-token-without-key'); i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 100));
       findings = writ('detections', 'list').stdout;
     }
@@ -249,7 +249,8 @@ describe('README five-minute walkthrough and protect-your-API step, run as writt
         findings,
       );
     assert.ok(keyless, `no bound-token-without-key finding that revoked the token:\n${findings}`);
-    assert.ok(seen('human-user-agent'), findings);
+    // curl is a command-line tool scripts use too: not taken for a person at the workload's token.
+    assert.ok(!seen('human-user-agent'), findings);
     const reported = writ('audit', 'query', '--type', 'usage.reported', '--json').stdout;
     assert.match(reported, /"actor": "spiffe:\/\/example\.internal\/reports\/api"/);
     // writ audit trace shows the token's issuance, its uses and its revocation.
