@@ -11,6 +11,7 @@ import { validateConfig } from '../src/config/config-dir.js';
 import { resolveSettings } from '../src/config/settings.js';
 import type { Signal } from '../src/detection/signal.js';
 import { kekFromBytes } from '../src/keys/kek.js';
+import { FOLLOWER } from '../src/ssf/transmitter.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
 import { httpAdminSession } from './helpers/admin-session.js';
@@ -350,6 +351,13 @@ describe('shared signals: poll delivery (RFC 8936) and stream management by a re
     await status('disabled');
     assert.deepEqual(await h.store.pendingSsfSets(streamId, 10), [], 'nothing is held for a disabled stream');
     await revokeOne();
+    // The transmitter follows the event log on its own: let it pass the revocation while the stream is
+    // still disabled, or it would find the stream enabled again and queue it.
+    const last = (await h.store.eventBounds()).last;
+    await until(
+      'the transmitter past the revocation',
+      async () => ((await h.store.followerPosition(FOLLOWER)) ?? 0) >= last,
+    );
     await status('enabled');
     assert.deepEqual((await poll({ returnImmediately: true })).sets, {}, 'events while disabled are gone');
   });
