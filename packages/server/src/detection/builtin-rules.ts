@@ -107,9 +107,12 @@ export const BUILTIN_RULES: readonly DetectionRuleInput[] = [
   {
     id: 'many-hosts',
     description:
-      'One workload identity presented by at least 20 distinct hosts within the hour, over three times its usual number: the identity is shared or copied (OWASP NHI9).',
+      'One workload identity presented by at least 20 distinct hosts within the hour, over three and a half times its usual number: the identity is shared or copied (OWASP NHI9).',
     signal: 'usage',
-    condition: 'baseline.hosts >= 20 && baseline.hosts > 3 * baseline.hosts_usual',
+    // Not three: a rolling update replaces every pod, so for the hour after it the window counts the old
+    // pods and the new ones, three times the usual when the deployment doubles them, a little more with
+    // the pods replaced meanwhile (a benign week raised this at three: test/detection-benign-week.test.ts).
+    condition: 'baseline.hosts >= 20 && baseline.hosts > 3.5 * baseline.hosts_usual',
     severity: 'high',
     response: 'raise_risk',
     mode: 'enforce',
