@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileExpression } from '../src/cel/expression.js';
+import { hourOfWeek } from '../src/detection/baseline.js';
 import { ruleSet } from '../src/detection/create-detector.js';
 import { type Detection, DetectionEngine, type EngineSettings } from '../src/detection/engine.js';
 import { NetworkMap } from '../src/detection/networks.js';
@@ -144,6 +145,36 @@ describe('detection engine', () => {
     assert.equal(found[0]!.claimed, WORKLOAD);
   });
 
+  it('forgets a network once the window passes it: back on the first, one network; a third, two', () => {
+    const e = engine();
+    e.observe(use({ source: '10.1.2.3' }));
+    assert.ok(ids(e.observe(use({ source: '203.0.113.7', time: T0 + 1000 }))).includes('token-two-networks'));
+    // Past the window of the second network's use (and the rule's one-minute cooldown).
+    const back = e.observe(use({ source: '10.1.2.3', time: T0 + 62_000 }));
+    assert.ok(!ids(back).includes('token-two-networks'), ids(back).join());
+    const third = e.observe(use({ source: '198.51.100.9', time: T0 + 63_000 }));
+    assert.ok(ids(third).includes('token-two-networks'), ids(third).join());
+  });
+
+  it('a condition reads the signal as `event` with its kind and time; the signal is left as it was', () => {
+    const rule = compileRule(
+      {
+        id: 'reads-event',
+        signal: 'usage',
+        condition: `event.kind == "usage" && event.time == ${T0 + 5} && event.operation == "GET /reports/:id"`,
+        severity: 'low',
+        response: 'alert',
+        mode: 'enforce',
+      },
+      'test.yaml',
+    );
+    const e = new DetectionEngine(SETTINGS, [rule], { environment: () => '' });
+    const s = use({ time: T0 + 5 });
+    assert.deepEqual(ids(e.observe(s)), ['reads-event']);
+    assert.ok(!('kind' in s.data) && !('time' in s.data), 'the payload itself is not changed');
+    assert.deepEqual(ids(e.observe(use({ time: T0 + 6, jti: 'jti-2' }))), [], 'another time does not match');
+  });
+
   it('a network of another environment fires; one of its own does not', () => {
     const e = engine();
     e.observe(use());
@@ -182,6 +213,25 @@ describe('network map', () => {
       map.environments.map((e) => e.cidr),
       ['10.1.0.0/16', '10.1.2.128/28', '2001:db8::/32'],
     );
+  });
+});
+
+describe('baseline hours', () => {
+  it('hour of the week (UTC, Monday 00:00 is 0) agrees with the calendar, before the epoch too', () => {
+    const byCalendar = (ms: number) => {
+      const d = new Date(ms);
+      return ((d.getUTCDay() + 6) % 7) * 24 + d.getUTCHours();
+    };
+    assert.equal(hourOfWeek(Date.UTC(2026, 11, 7, 0, 0, 0)), 0, 'Monday 7 December 2026, midnight');
+    assert.equal(
+      hourOfWeek(Date.UTC(2026, 11, 13, 23, 59, 59)),
+      167,
+      'the Sunday after, a second to midnight',
+    );
+    for (let ms = Date.UTC(1969, 11, 20); ms < Date.UTC(1970, 0, 10); ms += 1_799_999)
+      assert.equal(hourOfWeek(ms), byCalendar(ms), new Date(ms).toISOString());
+    for (let ms = Date.UTC(2026, 0, 1); ms < Date.UTC(2026, 0, 31); ms += 3_599_999)
+      assert.equal(hourOfWeek(ms), byCalendar(ms), new Date(ms).toISOString());
   });
 });
 

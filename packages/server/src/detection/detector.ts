@@ -581,8 +581,9 @@ function revocable(token: IssuedToken): RevocableToken {
     cls: token.cls,
     kid: token.kid,
     iat: token.iat,
-    ...(token.tid !== undefined ? { tid: token.tid } : {}),
-    ...(token.ajti !== undefined ? { ajti: token.ajti } : {}),
+    // As they are (absent ones undefined): conditional spreads here cost a µs on every record.
+    tid: token.tid,
+    ajti: token.ajti,
   };
 }
 
