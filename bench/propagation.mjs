@@ -17,26 +17,23 @@
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
 import { createPrivateKey } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WorkloadClient } from '@writ/sdk/client';
 import { dpopKeyFrom } from '@writ/sdk/dpop';
 import { revocationDigest } from '@writ/sdk/verifier';
 import { benchClients, decodeJwt, es256KeyPair, quantile, SCOPES, TOKEN_TTL } from './lib/common.mjs';
+import { startLineChild } from './lib/line-child.mjs';
 import {
   cleanupOnExit,
   openFiles,
   openFilesLimit,
-  pinned,
   pinSelf,
   processCpuSeconds,
   requirePinning,
-  stopChild,
 } from './lib/processes.mjs';
 import {
   adminSession,
@@ -139,54 +136,14 @@ async function streamTokens(server) {
 }
 
 // ---- load processes: a line protocol over stdin/stdout -------------------------------------------
-function startLoader(index, config) {
-  const child = pinned(LOAD_CORE, [join(BENCH, 'lib/event-streams.mjs'), JSON.stringify(config)], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+const startLoader = (index, config) =>
+  startLineChild({
+    name: `load process ${index}`,
+    core: LOAD_CORE,
+    script: join(BENCH, 'lib/event-streams.mjs'),
+    config,
     cwd: BENCH,
   });
-  let err = '';
-  child.stderr.on('data', (d) => {
-    err = (err + d).slice(-3000);
-  });
-  const queue = [];
-  const waiting = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const m = JSON.parse(line);
-    const w = waiting.findIndex((x) => x.type === m.type);
-    if (w >= 0) waiting.splice(w, 1)[0].resolve(m);
-    else queue.push(m);
-  });
-  const exited = once(child, 'exit');
-  return {
-    index,
-    pid: child.pid,
-    send: (m) => child.stdin.write(`${JSON.stringify(m)}\n`),
-    /** The next report of `type`, within `timeoutMs`. */
-    next(type, timeoutMs) {
-      const q = queue.findIndex((x) => x.type === type);
-      if (q >= 0) return Promise.resolve(queue.splice(q, 1)[0]);
-      return new Promise((resolve, reject) => {
-        const entry = { type, resolve };
-        waiting.push(entry);
-        const timer = setTimeout(() => {
-          waiting.splice(waiting.indexOf(entry), 1);
-          reject(new Error(`load process ${index}: no "${type}" within ${timeoutMs} ms\n${err}`));
-        }, timeoutMs);
-        entry.resolve = (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        };
-        exited.then(([code]) => {
-          if (waiting.includes(entry)) {
-            clearTimeout(timer);
-            reject(new Error(`load process ${index} exited (code ${code}) waiting for "${type}":\n${err}`));
-          }
-        });
-      });
-    },
-    stop: () => stopChild(child),
-  };
-}
 
 // ---- main ----------------------------------------------------------------------------------------
 const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');

@@ -87,6 +87,8 @@ export function adminSession(issuer, operatorKeyFile) {
   const post = async (path, json) => (await loaded()).post(path, json);
   return {
     open: async () => (await loaded()).open(),
+    /** `GET /admin/v1<path>` (query included); resolves with the answer once it is read. */
+    get: async (path) => (await loaded()).get(path),
     post,
     /** `POST /admin/v1/revocations`: resolves with the stored revocation once the response is read. */
     revoke: (revocation) => post('/revocations', revocation),
@@ -124,13 +126,14 @@ export async function bearerToken(issuer, client, { resource, scope }) {
   return body.access_token;
 }
 
-/** A workload document for the config directory. */
-export function workloadDoc(client, classes) {
+/** A workload document for the config directory; `extra` adds fields (`serves` for a verifier). */
+export function workloadDoc(client, classes, extra = {}) {
   return {
     id: client.clientId,
     owner: 'team-bench',
     environment: 'bench',
     classes,
     jwks: { keys: [client.publicJwk] },
+    ...extra,
   };
 }
