@@ -1,0 +1,243 @@
+// Part (c) of bench/detect.mjs: issuance throughput with detection on ÷ off while usage is reported.
+// Per side a fresh `writ serve` (SQLite) on the server core, `detection.enabled` true or false; on the
+// load core, SDK UsageReporters (lib/usage-load.mjs) report the simulated fleet's uses of tokens this
+// server issued, at a fixed rate, and bench/issuance.mjs's load generator (loadgen.mjs) measures the
+// token endpoint's peak beside them. Sides alternate from round to round.
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AUDIENCE, benchClients, decodeJwt, es256KeyPair, median, SCOPES } from './common.mjs';
+import { startLineChild } from './line-child.mjs';
+import { processCpuSeconds, runJsonChild, tempDir } from './processes.mjs';
+import { summarizeCpuProfile } from './profile.mjs';
+import { fleetReporter, usageFleet } from './usage-traffic.mjs';
+import { adminSession, bearerToken, logTail, ROOT, startWritServer, workloadDoc } from './writ-server.mjs';
+
+const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
+const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const load = () => loadavg()[0].toFixed(2);
+
+/**
+ * Runs the rounds: `o` = { serverCore, loadCore, rounds, seconds, usageRate, connections, clients,
+ * flushMs, profile }. Returns { summary, rounds }.
+ */
+export async function issuanceUnderUsage(o) {
+  const { serverCore: SERVER_CORE, loadCore: LOAD_CORE, rounds: ROUNDS, seconds: SECONDS } = o;
+  const { usageRate: USAGE_RATE, connections: CONNECTIONS, clients: CLIENTS, flushMs: FLUSH_MS } = o;
+  const loadAtStart = load();
+  const issuanceClients = benchClients(CLIENTS);
+  const fleet = usageFleet({ workloads: 50, apis: 2, seed: 17 });
+  const fleetClients = fleet.workloads.map((w) => ({ ...es256KeyPair(), clientId: w.id }));
+  // Two replicas of each API's verifier (one workload, a key each) report its uses.
+  const reporterClients = fleet.apis.flatMap((api) =>
+    [0, 1].map(() => ({ ...es256KeyPair(), clientId: fleetReporter(api), api })),
+  );
+  const reporterDocs = fleet.apis.map((api) => {
+    const replicas = reporterClients.filter((r) => r.api === api);
+    return {
+      ...workloadDoc(replicas[0], ['reporter'], { serves: [api] }),
+      jwks: { keys: replicas.map((r) => r.publicJwk) },
+    };
+  });
+  console.log(
+    `\n(c) issuance with detection on ÷ off while ${USAGE_RATE} usage records/s are reported: ` +
+      `${ROUNDS} rounds, a fresh server per side (core ${SERVER_CORE}); per side ${SECONDS} s closed loop ` +
+      `on ${CONNECTIONS} connections from bench/loadgen.mjs and ${reporterClients.length} UsageReporters ` +
+      `(core ${LOAD_CORE}); load average ${loadAtStart}`,
+  );
+  const side = async (enabled, profileDir) => {
+    const server = await startWritServer({
+      core: SERVER_CORE,
+      nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      classes: (issuer) => [
+        {
+          name: 'bench',
+          max_ttl: '300s',
+          default_ttl: '300s',
+          audiences: [AUDIENCE],
+          scopes: SCOPES,
+          binding: 'bearer',
+        },
+        {
+          name: 'fleet',
+          max_ttl: '30m',
+          default_ttl: '30m',
+          audiences: fleet.apis,
+          scopes: ['fleet:call'],
+          default_scopes: ['fleet:call'],
+          binding: 'bearer',
+        },
+        {
+          name: 'reporter',
+          max_ttl: '1h',
+          default_ttl: '1h',
+          audiences: [`${issuer}/v1/usage`, `${issuer}/v1/events`],
+          scopes: ['events:read'],
+          default_scopes: ['events:read'],
+          binding: 'dpop',
+        },
+      ],
+      workloads: [
+        ...issuanceClients.map((c) => workloadDoc(c, ['bench'])),
+        ...fleetClients.map((c) => workloadDoc(c, ['fleet'])),
+        ...reporterDocs,
+      ],
+      settings: { detection: { enabled } },
+    });
+    let usageLoad;
+    try {
+      // Tokens the fleet holds: one per (workload, pod, API), issued by this server.
+      const tokens = {};
+      for (const s of fleet.slots()) {
+        const c = fleetClients[s.workload.index];
+        const token = await bearerToken(server.issuer, c, { resource: s.api, scope: 'fleet:call' });
+        tokens[`${s.workload.index}/${s.pod}/${s.api}`] = decodeJwt(token).payload.jti;
+      }
+      usageLoad = startLineChild({
+        name: 'usage load',
+        core: LOAD_CORE,
+        script: join(BENCH, 'lib/usage-load.mjs'),
+        config: {
+          issuer: server.issuer,
+          perSecond: USAGE_RATE,
+          flushIntervalMs: FLUSH_MS,
+          fleet: { workloads: 50, apis: 2, seed: 17 },
+          reporters: reporterClients.map((r) => ({
+            clientId: r.clientId,
+            privateJwk: r.privateJwk,
+            api: r.api,
+          })),
+          tokens,
+        },
+        cwd: BENCH,
+      });
+      await usageLoad.next('ready', 30_000);
+      // Usage alone first: what ingesting it costs the server, per record.
+      await sleep(2000);
+      const mark = async () => {
+        usageLoad.send({ cmd: 'mark' });
+        return usageLoad.next('mark', 10_000);
+      };
+      const m0 = await mark();
+      const cpu0 = processCpuSeconds(server.pid);
+      await sleep(3000);
+      const m1 = await mark();
+      const usageAlone = {
+        recordsPerSecond: ((m1.sent - m0.sent) * 1000) / (m1.at - m0.at),
+        serverCpu: (processCpuSeconds(server.pid) - cpu0) / ((m1.at - m0.at) / 1000),
+      };
+      usageAlone.serverMicrosPerRecord =
+        (usageAlone.serverCpu * 1e6) / Math.max(1, usageAlone.recordsPerSecond);
+      const peak = await runJsonChild(
+        LOAD_CORE,
+        join(BENCH, 'loadgen.mjs'),
+        {
+          mode: 'closed',
+          dpop: false,
+          origin: server.origin,
+          path: '/oauth2/token',
+          audienceOfAssertion: server.issuer,
+          serverPid: server.pid,
+          clients: issuanceClients,
+          connections: CONNECTIONS,
+          warmupSeconds: 1.5,
+          warmupRequests: 6000,
+          seconds: SECONDS,
+          maxRequests: 10_000 * SECONDS,
+        },
+        (SECONDS + 2) * 1000 + 120_000,
+        { cwd: BENCH },
+      );
+      const m2 = await mark();
+      if (peak.failed > 0 || peak.warmFailed > 0)
+        throw new Error(
+          `issuance: ${peak.failed} failed requests; first: ${peak.firstError}\n${logTail(server)}`,
+        );
+      const detections = await adminSession(server.issuer, server.operatorKeyFile).get('/detections');
+      usageLoad.send({ cmd: 'stop' });
+      const stopped = await usageLoad.next('stopped', 10_000);
+      return {
+        enabled,
+        throughput: peak.throughput,
+        serverCpuMicrosPerRequest: peak.serverCpuMicrosPerRequest,
+        serverCpu: peak.serverCpu,
+        p50Ms: peak.p50Ms,
+        p99Ms: peak.p99Ms,
+        generatorCpu: peak.generatorCpu,
+        usageAlone,
+        // Over the whole load generator run (its warm-up and request building included).
+        usageDuringPeak: {
+          recordsPerSecond: ((m2.sent - m1.sent) * 1000) / (m2.at - m1.at),
+          dropped: m2.dropped - m1.dropped,
+          refused: m2.refused - m1.refused,
+          failures: m2.failures - m1.failures,
+        },
+        usageTotal: stopped,
+        detectionStats: detections.stats,
+        windowMicros: peak.windowMicros,
+      };
+    } finally {
+      await usageLoad?.stop();
+      await server.stop();
+    }
+  };
+  const rounds = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const r = { load: load() };
+    for (const enabled of i % 2 === 0 ? [true, false] : [false, true])
+      r[enabled ? 'on' : 'off'] = await side(enabled);
+    r.ratio = r.on.throughput / r.off.throughput;
+    rounds.push(r);
+    const describe = (s) =>
+      `${fmt(s.throughput)} tokens/s (server CPU ${fmt(s.serverCpu * 100)}%, ${fmt(s.serverCpuMicrosPerRequest)} µs a token), usage ` +
+      `${fmt(s.usageDuringPeak.recordsPerSecond)} records/s taken meanwhile (${s.usageDuringPeak.dropped} dropped); ` +
+      `usage alone ${fmt(s.usageAlone.recordsPerSecond)} records/s at ${fmt(s.usageAlone.serverCpu * 100)}% ` +
+      `server CPU = ${fmt(s.usageAlone.serverMicrosPerRecord, 1)} µs/record`;
+    console.log(
+      `  round ${i + 1}/${ROUNDS} (load ${r.load}): ratio ${fmt(r.ratio, 3)}\n    on:  ${describe(r.on)}; ` +
+        `${r.on.detectionStats.signals} signals evaluated\n    off: ${describe(r.off)}; ` +
+        `${r.off.detectionStats.signals} signals evaluated`,
+    );
+  }
+  const med = (f) => median(rounds.map(f));
+  const summary = {
+    loadAtStart,
+    loadAtEnd: load(),
+    ratio: med((r) => r.ratio),
+    on: med((r) => r.on.throughput),
+    off: med((r) => r.off.throughput),
+    usageOn: med((r) => r.on.usageDuringPeak.recordsPerSecond),
+    usageOff: med((r) => r.off.usageDuringPeak.recordsPerSecond),
+    usageMicrosOn: med((r) => r.on.usageAlone.serverMicrosPerRecord),
+    usageMicrosOff: med((r) => r.off.usageAlone.serverMicrosPerRecord),
+  };
+  if (o.profile) summary.profile = await profileSide(side);
+  return { summary, rounds };
+}
+
+/** One more side with detection on, under `node --cpu-prof`: where the server's time goes during the peak. */
+async function profileSide(side) {
+  const profileDir = tempDir('writ-detect-prof-');
+  const s = await side(true, profileDir);
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error('no CPU profile was written');
+  const profile = summarizeCpuProfile(
+    JSON.parse(readFileSync(join(profileDir, file), 'utf8')),
+    ROOT,
+    s.windowMicros,
+  );
+  console.log(
+    `\n  CPU profile of the server (detection on, main thread, the issuance peak with usage beside it; ` +
+      `${fmt(s.throughput)} tokens/s under --cpu-prof), self time:`,
+  );
+  for (const row of profile.top.slice(0, 25))
+    console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.name}  ${row.where}`);
+  console.log('  inclusive time of Writ functions:');
+  for (const row of profile.inclusive.slice(0, 25))
+    console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.fn}`);
+  console.log('  by area:');
+  for (const row of profile.areas) console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.area}`);
+  return profile;
+}
