@@ -11,24 +11,25 @@ import { AUDIENCE, benchClients, decodeJwt, es256KeyPair, median, SCOPES } from 
 import { startLineChild } from './line-child.mjs';
 import { processCpuSeconds, runJsonChild, tempDir } from './processes.mjs';
 import { summarizeCpuProfile } from './profile.mjs';
-import { fleetReporter, usageFleet } from './usage-traffic.mjs';
+import { fleetReporter, slotKey, usageFleet } from './usage-traffic.mjs';
 import { adminSession, bearerToken, logTail, ROOT, startWritServer, workloadDoc } from './writ-server.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
 const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg()[0].toFixed(2);
+/** The fleet whose uses are reported: the usage load builds the same one from this. */
+const FLEET = { workloads: 50, apis: 2, seed: 17 };
 
 /**
  * Runs the rounds: `o` = { serverCore, loadCore, rounds, seconds, usageRate, connections, clients,
  * flushMs, profile }. Returns { summary, rounds }.
  */
 export async function issuanceUnderUsage(o) {
-  const { serverCore: SERVER_CORE, loadCore: LOAD_CORE, rounds: ROUNDS, seconds: SECONDS } = o;
-  const { usageRate: USAGE_RATE, connections: CONNECTIONS, clients: CLIENTS, flushMs: FLUSH_MS } = o;
+  const { serverCore, loadCore, rounds: roundCount, seconds, usageRate, connections, flushMs } = o;
   const loadAtStart = load();
-  const issuanceClients = benchClients(CLIENTS);
-  const fleet = usageFleet({ workloads: 50, apis: 2, seed: 17 });
+  const issuanceClients = benchClients(o.clients);
+  const fleet = usageFleet(FLEET);
   const fleetClients = fleet.workloads.map((w) => ({ ...es256KeyPair(), clientId: w.id }));
   // Two replicas of each API's verifier (one workload, a key each) report its uses.
   const reporterClients = fleet.apis.flatMap((api) =>
@@ -42,14 +43,14 @@ export async function issuanceUnderUsage(o) {
     };
   });
   console.log(
-    `\n(c) issuance with detection on ÷ off while ${USAGE_RATE} usage records/s are reported: ` +
-      `${ROUNDS} rounds, a fresh server per side (core ${SERVER_CORE}); per side ${SECONDS} s closed loop ` +
-      `on ${CONNECTIONS} connections from bench/loadgen.mjs and ${reporterClients.length} UsageReporters ` +
-      `(core ${LOAD_CORE}); load average ${loadAtStart}`,
+    `\n(c) issuance with detection on ÷ off while ${usageRate} usage records/s are reported: ` +
+      `${roundCount} rounds, a fresh server per side (core ${serverCore}); per side ${seconds} s closed loop ` +
+      `on ${connections} connections from bench/loadgen.mjs and ${reporterClients.length} UsageReporters ` +
+      `(core ${loadCore}); load average ${loadAtStart}`,
   );
   const side = async (enabled, profileDir) => {
     const server = await startWritServer({
-      core: SERVER_CORE,
+      core: serverCore,
       nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       classes: (issuer) => [
         {
@@ -93,17 +94,17 @@ export async function issuanceUnderUsage(o) {
       for (const s of fleet.slots()) {
         const c = fleetClients[s.workload.index];
         const token = await bearerToken(server.issuer, c, { resource: s.api, scope: 'fleet:call' });
-        tokens[`${s.workload.index}/${s.pod}/${s.api}`] = decodeJwt(token).payload.jti;
+        tokens[slotKey(s.workload, s.pod, s.api)] = decodeJwt(token).payload.jti;
       }
       usageLoad = startLineChild({
         name: 'usage load',
-        core: LOAD_CORE,
+        core: loadCore,
         script: join(BENCH, 'lib/usage-load.mjs'),
         config: {
           issuer: server.issuer,
-          perSecond: USAGE_RATE,
-          flushIntervalMs: FLUSH_MS,
-          fleet: { workloads: 50, apis: 2, seed: 17 },
+          perSecond: usageRate,
+          flushIntervalMs: flushMs,
+          fleet: FLEET,
           reporters: reporterClients.map((r) => ({
             clientId: r.clientId,
             privateJwk: r.privateJwk,
@@ -131,7 +132,7 @@ export async function issuanceUnderUsage(o) {
       usageAlone.serverMicrosPerRecord =
         (usageAlone.serverCpu * 1e6) / Math.max(1, usageAlone.recordsPerSecond);
       const peak = await runJsonChild(
-        LOAD_CORE,
+        loadCore,
         join(BENCH, 'loadgen.mjs'),
         {
           mode: 'closed',
@@ -141,13 +142,13 @@ export async function issuanceUnderUsage(o) {
           audienceOfAssertion: server.issuer,
           serverPid: server.pid,
           clients: issuanceClients,
-          connections: CONNECTIONS,
+          connections,
           warmupSeconds: 1.5,
           warmupRequests: 6000,
-          seconds: SECONDS,
-          maxRequests: 10_000 * SECONDS,
+          seconds,
+          maxRequests: 10_000 * seconds,
         },
-        (SECONDS + 2) * 1000 + 120_000,
+        (seconds + 2) * 1000 + 120_000,
         { cwd: BENCH },
       );
       const m2 = await mark();
@@ -184,7 +185,7 @@ export async function issuanceUnderUsage(o) {
     }
   };
   const rounds = [];
-  for (let i = 0; i < ROUNDS; i++) {
+  for (let i = 0; i < roundCount; i++) {
     const r = { load: load() };
     for (const enabled of i % 2 === 0 ? [true, false] : [false, true])
       r[enabled ? 'on' : 'off'] = await side(enabled);
@@ -196,7 +197,7 @@ export async function issuanceUnderUsage(o) {
       `usage alone ${fmt(s.usageAlone.recordsPerSecond)} records/s at ${fmt(s.usageAlone.serverCpu * 100)}% ` +
       `server CPU = ${fmt(s.usageAlone.serverMicrosPerRecord, 1)} µs/record`;
     console.log(
-      `  round ${i + 1}/${ROUNDS} (load ${r.load}): ratio ${fmt(r.ratio, 3)}\n    on:  ${describe(r.on)}; ` +
+      `  round ${i + 1}/${roundCount} (load ${r.load}): ratio ${fmt(r.ratio, 3)}\n    on:  ${describe(r.on)}; ` +
         `${r.on.detectionStats.signals} signals evaluated\n    off: ${describe(r.off)}; ` +
         `${r.off.detectionStats.signals} signals evaluated`,
     );

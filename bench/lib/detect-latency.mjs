@@ -32,17 +32,11 @@ const TOKEN_SCOPE = 'api:call';
  * background, gapMs }. Returns { summary, trials }.
  */
 export async function misuseLatency(o) {
-  const { serverCore: SERVER_CORE, loadCore: LOAD_CORE, trials: TRIALS, warmupTrials: WARMUP_TRIALS } = o;
-  const {
-    verifiers: VERIFIERS,
-    drivers: DRIVERS,
-    flushMs: FLUSH_MS,
-    background: BACKGROUND,
-    gapMs: GAP_MS,
-  } = o;
+  const { serverCore, loadCore, trials: trialCount, warmupTrials, verifiers: verifierCount } = o;
+  const { drivers: driverCount, flushMs, background: backgroundRate, gapMs } = o;
   const loadAtStart = load();
-  const perKind = TRIALS + WARMUP_TRIALS;
-  const verifierClients = benchClients(VERIFIERS).map((c, i) => ({
+  const perKind = trialCount + warmupTrials;
+  const verifierClients = benchClients(verifierCount).map((c, i) => ({
     ...c,
     clientId: `spiffe://bench.writ/detect/verifier-${String(i).padStart(3, '0')}`,
   }));
@@ -57,9 +51,9 @@ export async function misuseLatency(o) {
   };
   const background = rename(benchClients(20), 'background');
   console.log(
-    `\n(b) misuse → every verifier refuses: one Writ (SQLite) on core ${SERVER_CORE}; ${VERIFIERS} SDK ` +
-      `verifiers (usage every ${FLUSH_MS} ms, ${BACKGROUND} benign uses/s each) in ${DRIVERS} driver ` +
-      `process(es) on core ${LOAD_CORE}; ${TRIALS} trials (+${WARMUP_TRIALS} warm-up) per misuse; ` +
+    `\n(b) misuse → every verifier refuses: one Writ (SQLite) on core ${serverCore}; ${verifierCount} SDK ` +
+      `verifiers (usage every ${flushMs} ms, ${backgroundRate} benign uses/s each) in ${driverCount} driver ` +
+      `process(es) on core ${loadCore}; ${trialCount} trials (+${warmupTrials} warm-up) per misuse; ` +
       `load average ${loadAtStart}`,
   );
   const klass = (name, binding, audiences, extra = {}) => ({
@@ -73,7 +67,7 @@ export async function misuseLatency(o) {
     ...extra,
   });
   const server = await startWritServer({
-    core: SERVER_CORE,
+    core: serverCore,
     classes: (issuer) => [
       klass('victim-bearer', 'bearer', [API]),
       klass('victim-dpop', 'dpop', [API]),
@@ -106,35 +100,37 @@ export async function misuseLatency(o) {
         token: await bearerToken(server.issuer, b, { resource: API, scope: TOKEN_SCOPE }),
         source: `10.30.${i}.20`,
       });
-    // Verifier v is driver v mod DRIVERS, its index there v div DRIVERS.
-    const where = (v) => ({ driver: drivers[v % DRIVERS], local: Math.floor(v / DRIVERS) });
-    for (let d = 0; d < DRIVERS; d++)
+    // Verifier v is driver v mod driverCount, its index there v div driverCount.
+    const where = (v) => ({ driver: drivers[v % driverCount], local: Math.floor(v / driverCount) });
+    for (let d = 0; d < driverCount; d++)
       drivers.push(
         startLineChild({
           name: `verifier driver ${d}`,
-          core: LOAD_CORE,
+          core: loadCore,
           script: join(BENCH, 'lib/verifier-driver.mjs'),
           config: {
             issuer: server.issuer,
             api: API,
-            flushIntervalMs: FLUSH_MS,
+            flushIntervalMs: flushMs,
             verifiers: verifierClients
-              .filter((_, v) => v % DRIVERS === d)
+              .filter((_, v) => v % driverCount === d)
               .map((v) => ({ clientId: v.clientId, privateJwk: v.privateJwk })),
-            background: { perSecond: BACKGROUND, tokens: backgroundTokens },
+            background: { perSecond: backgroundRate, tokens: backgroundTokens },
           },
           cwd: BENCH,
         }),
       );
     const ready = await Promise.all(drivers.map((d) => d.next('ready', 120_000)));
-    console.log(`  ${VERIFIERS} verifiers ready in ${fmt(Math.max(...ready.map((r) => r.ms)) / 1000, 1)} s`);
+    console.log(
+      `  ${verifierCount} verifiers ready in ${fmt(Math.max(...ready.map((r) => r.ms)) / 1000, 1)} s`,
+    );
 
     const trials = { bearer: [], dpop: [] };
     const serverCpu0 = processCpuSeconds(server.pid);
     for (let t = 0; t < 2 * perKind; t++) {
       const kind = t % 2 === 0 ? 'bearer' : 'dpop';
       const n = Math.floor(t / 2);
-      const warm = n < WARMUP_TRIALS;
+      const warm = n < warmupTrials;
       const trial = await oneTrial({
         server,
         admin,
@@ -143,7 +139,7 @@ export async function misuseLatency(o) {
         drivers,
         where,
         verifierId: (v) => verifierClients[v].clientId,
-        verifiers: VERIFIERS,
+        verifierCount,
         n,
       });
       if (!warm) trials[kind].push(trial);
@@ -153,7 +149,7 @@ export async function misuseLatency(o) {
           `revocation stored ${fmt(trial.revokedMs)} ms, first verifier ${fmt(trial.firstMs)} ms; finding ` +
           `recorded ${fmt(trial.findingMs)} ms)`,
       );
-      await sleep(GAP_MS + Math.floor(Math.random() * GAP_MS));
+      await sleep(gapMs + Math.floor(Math.random() * gapMs));
     }
     const serverCpu = processCpuSeconds(server.pid) - serverCpu0;
     for (const d of drivers) d.send({ cmd: 'stop' });
@@ -206,17 +202,8 @@ function holderKeys() {
   };
 }
 
-async function oneTrial({
-  server,
-  admin,
-  kind,
-  victim,
-  drivers,
-  where,
-  verifierId,
-  verifiers: VERIFIERS,
-  n,
-}) {
+/** One trial: the holder's own uses, the misuse at t0, then when each verifier held the revocation. */
+async function oneTrial({ server, admin, kind, victim, drivers, where, verifierId, verifierCount, n }) {
   const usual = `10.40.${n % 250}.7`;
   let token;
   let dpopKey;
@@ -235,8 +222,8 @@ async function oneTrial({
   }
   const { jti, cnf } = decodeJwt(token).payload;
   if ((kind === 'dpop') !== (cnf?.jkt !== undefined)) throw new Error(`${kind} token has the wrong binding`);
-  const a = Math.floor(Math.random() * VERIFIERS);
-  const b = (a + 1 + Math.floor(Math.random() * (VERIFIERS - 1))) % VERIFIERS;
+  const a = Math.floor(Math.random() * verifierCount);
+  const b = (a + 1 + Math.floor(Math.random() * (verifierCount - 1))) % verifierCount;
   const holderWay = kind === 'dpop' ? 'dpop' : 'bearer';
 
   // The holder's own uses, reported and taken before the misuse.
@@ -304,7 +291,7 @@ async function oneTrial({
   const reporter = encodeURIComponent(verifierId(b));
   const reportsOfB = (
     await admin.get(`/audit?workload=${reporter}&type=usage.reported&since=${t0 - 1000}&limit=100`)
-  ).events.filter((e) => e.ts <= raised.ts);
+  ).events.filter((e) => e.ts <= revoked.ts);
   const arrived = reportsOfB.length > 0 ? reportsOfB[reportsOfB.length - 1].ts : Number.NaN;
   const lags = sorted(times.map((x) => x - t0));
   return {

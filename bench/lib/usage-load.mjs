@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { WorkloadClient } from '@writ/sdk/client';
 import { UsageReporter } from '@writ/sdk/verifier';
 import { childConfig } from './common.mjs';
-import { usageFleet, usageRecord } from './usage-traffic.mjs';
+import { slotKey, usageFleet, usageRecord } from './usage-traffic.mjs';
 
 const cfg = childConfig();
 if (new URL(cfg.issuer).hostname !== '127.0.0.1') throw new Error(`refusing non-loopback ${cfg.issuer}`);
@@ -41,7 +41,7 @@ const uses = fleet.uses({
   start: Date.now(),
   perSecond: cfg.perSecond,
   token: (w, pod, api) => {
-    const jti = cfg.tokens[`${w.index}/${pod}/${api}`];
+    const jti = cfg.tokens[slotKey(w, pod, api)];
     if (!jti) throw new Error(`no token for workload ${w.index}, pod ${pod}, ${api}`);
     return { jti };
   },

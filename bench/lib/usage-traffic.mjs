@@ -169,6 +169,9 @@ function syntheticToken(w, pod, api, generation, lifetimeMs) {
   };
 }
 
+/** The key of a token slot (a pod's token for one API), to hand real tokens to `uses({ token })`. */
+export const slotKey = (workload, pod, api) => `${workload.index}/${pod}/${api}`;
+
 /** The wire record (`POST /v1/usage`) of a use: what `UsageReporter.record` is given. */
 export function usageRecord({ use, token }) {
   return {
