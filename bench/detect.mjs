@@ -18,7 +18,7 @@
 //       a fresh server per side, sides alternating. Target ≥ 0.85.
 // The machine is noisy: every part repeats and reports medians, with the load average beside it.
 //
-//   npm run build && node bench/detect.mjs                 (all three parts, ~10 minutes)
+//   npm run build && node bench/detect.mjs                 (all three parts, about 5 minutes)
 //   node bench/detect.mjs --part a --rounds 5 --records 300000
 //   node bench/detect.mjs --part a --compare ../writ-before   also another checkout's engine (built there)
 //                                      over the same signals, in alternate slices: this one ÷ that one
