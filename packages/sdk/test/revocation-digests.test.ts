@@ -120,3 +120,36 @@ describe('revocations matched by digest', () => {
     assert.equal(set.size, REVOCATION_KINDS.length + 1);
   });
 });
+
+describe('revokedAt: when a token was revoked', () => {
+  it('is the time of the revocation that covers it, undefined when none does', () => {
+    const set = new RevocationSet();
+    assert.equal(set.revokedAt(token()), undefined);
+    set.apply(stored(1, { kind: 'tid', value: 'task_own', created_at: 5000 }));
+    assert.equal(set.revokedAt(token()), 5000);
+    assert.equal(set.revokedAt(token({ tid: 'task_other' })), undefined);
+  });
+
+  it('of several revocations of one value, the one whose bound covers the token, never an earlier one', () => {
+    const set = new RevocationSet();
+    // Tokens issued up to 500 revoked at 2000; later, tokens up to 1500 at 9000.
+    set.apply(stored(1, { value: 'spiffe://t/own', issued_before: 500, created_at: 2000 }));
+    set.apply(stored(2, { value: 'spiffe://t/own', issued_before: 1500, created_at: 9000 }));
+    // Issued at 1000: only the second revocation covers it.
+    assert.equal(set.revokedAt(token({ iat: 1000 })), 9000);
+    assert.equal(set.revokedAt(token({ iat: 2000 })), undefined);
+  });
+
+  it('of several kinds that cover a token, the earliest; a descendant by its ancestor’s jti', () => {
+    const set = new RevocationSet();
+    set.apply(stored(1, { kind: 'tid', value: 'task_own', created_at: 7000 }));
+    set.apply(stored(2, { kind: 'cls', value: 'own-class', issued_before: 2000, created_at: 3000 }));
+    assert.equal(set.revokedAt(token()), 3000);
+    set.apply(stored(3, { kind: 'jti', value: 'j-parent', created_at: 4000 }));
+    assert.equal(set.revokedAt(token({ cls: 'c', tid: 't', ajti: ['j-parent'] })), 4000);
+    // A set of digests answers alike.
+    const digests = new RevocationSet();
+    digests.apply(sent(stored(1, { kind: 'tid', value: 'task_own', created_at: 7000 })));
+    assert.equal(digests.revokedAt(token()), 7000);
+  });
+});

@@ -36,6 +36,8 @@ interface Entry {
   bound: number;
   /** When the entry may be forgotten (ms); +Infinity when the revocation did not say. */
   expiresAt: number;
+  /** When the revocation that set `bound` was made (ms): a time at which every token under it was revoked. */
+  since: number;
 }
 
 /** Token values whose digest is remembered; past it the memo starts over. */
@@ -97,8 +99,23 @@ export class RevocationSet {
   match(t: RevocableToken): RevocationKind | undefined {
     if (this.#byKind.size === 0) return undefined;
     for (const [kind, values] of this.#byKind)
-      if (revokes(kind, t, (value) => values.get(this.#digest(value)))) return kind;
+      if (revokingEntry(kind, t, (value) => values.get(this.#digest(value)))) return kind;
     return undefined;
+  }
+
+  /**
+   * When `t` was revoked (ms, the `created_at` of a revocation that covers it), or undefined if it is
+   * not. Where several revocations cover it, a time at which it surely was: never earlier than the
+   * first, so "revoked before this use" is never said of a use that came before every revocation.
+   */
+  revokedAt(t: RevocableToken): number | undefined {
+    if (this.#byKind.size === 0) return undefined;
+    let at: number | undefined;
+    for (const [kind, values] of this.#byKind) {
+      const entry = revokingEntry(kind, t, (value) => values.get(this.#digest(value)));
+      if (entry !== undefined && (at === undefined || entry.since < at)) at = entry.since;
+    }
+    return at;
   }
 
   /** Forgets revocations whose `expires_at` is at or before `nowMs`; returns how many. */
@@ -142,10 +159,10 @@ export function revokedBy(r: AnyRevocation, t: RevocableToken): boolean {
   if (entry === undefined) return false;
   if ('value' in r && typeof r.value === 'string') {
     const value = r.value;
-    return revokes(r.kind, t, (v) => (v === value ? entry : undefined));
+    return revokingEntry(r.kind, t, (v) => (v === value ? entry : undefined)) !== undefined;
   }
   const key = digestOf(r);
-  return revokes(r.kind, t, (v) => (revocationDigest(v) === key ? entry : undefined));
+  return revokingEntry(r.kind, t, (v) => (revocationDigest(v) === key ? entry : undefined)) !== undefined;
 }
 
 /**
@@ -167,6 +184,7 @@ function entryOf(r: AnyRevocation): Entry | undefined {
       typeof r.expires_at === 'number' && Number.isFinite(r.expires_at)
         ? r.expires_at
         : Number.POSITIVE_INFINITY,
+    since: r.created_at,
   };
 }
 
@@ -185,7 +203,10 @@ function unreadable(r: AnyRevocation, what: string): TypeError {
   return new TypeError(`revocation ${String(r.seq)}: ${what}`);
 }
 
-/** Adds an entry; two revocations of one value merge into their union: the later bound and expiry. */
+/**
+ * Adds an entry; two revocations of one value merge into their union: the later bound and expiry. The
+ * time kept is that of the revocation whose bound is kept (it covers every token the union does).
+ */
 function merge(
   byKind: Map<RevocationKind, Map<string, Entry>>,
   kind: RevocationKind,
@@ -201,27 +222,41 @@ function merge(
   values.set(
     key,
     had
-      ? { bound: Math.max(had.bound, entry.bound), expiresAt: Math.max(had.expiresAt, entry.expiresAt) }
+      ? {
+          bound: Math.max(had.bound, entry.bound),
+          expiresAt: Math.max(had.expiresAt, entry.expiresAt),
+          since:
+            entry.bound > had.bound
+              ? entry.since
+              : entry.bound < had.bound
+                ? had.since
+                : Math.min(had.since, entry.since),
+        }
       : entry,
   );
 }
 
 /**
- * Whether a predicate of `kind` whose entries `lookup` finds by a token's value (in clear) revokes `t`.
- * A `jti` revocation revokes the token with that id and every token exchanged from it, however many
- * exchanges down.
+ * The entry of a predicate of `kind` (found by `lookup` from a token's value in clear) that revokes
+ * `t`, or undefined. A `jti` revocation revokes the token with that id and every token exchanged from
+ * it, however many exchanges down.
  */
-function revokes(
+function revokingEntry(
   kind: RevocationKind,
   t: RevocableToken,
   lookup: (value: string) => Entry | undefined,
-): boolean {
+): Entry | undefined {
   const value = kind === 'tid' ? t.tid : t[kind];
-  if (value === undefined) return false;
+  if (value === undefined) return undefined;
   const entry = lookup(value);
-  if (entry !== undefined && t.iat <= entry.bound) return true;
+  if (entry !== undefined && t.iat <= entry.bound) return entry;
+  if (kind !== 'jti' || t.ajti === undefined) return undefined;
   // An "issued before" bound on a jti speaks of the token it names, whose `iat` a descendant does not
   // carry. The server stores a revocation that misses its token already expired (kept out: `entryOf`);
   // any other revocation of an ancestor's jti revokes the descendant (fail closed).
-  return kind === 'jti' && t.ajti?.some((ancestor) => lookup(ancestor) !== undefined) === true;
+  for (const ancestor of t.ajti) {
+    const e = lookup(ancestor);
+    if (e !== undefined) return e;
+  }
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type RevocableToken, revokedBy } from '@writ/sdk/verifier';
-import { EventType, MAX_RISK, type Revocation, type VerifierSignal } from '@writ/sdk/wire';
+import type { RevocableToken } from '@writ/sdk/verifier';
+import { EventType, MAX_RISK, type VerifierSignal } from '@writ/sdk/wire';
 import type { Logger } from 'pino';
 import type { AuditEvent } from '../audit/audit-event.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -52,7 +52,7 @@ export interface DetectorDeps {
   events: EventLog;
   metrics: Metrics;
   registry: Pick<Registry, 'workload'>;
-  revocations: Pick<RevocationSet, 'match'>;
+  revocations: Pick<RevocationSet, 'revokedAt'>;
   logger: Logger;
   actions: DetectionActions;
   /** The audience of admin tokens: never revoked by a detection. */
@@ -89,7 +89,6 @@ export class Detector {
   #rules: DetectionRule[];
   readonly #queue: Detection[] = [];
   #draining: Promise<void> | undefined;
-  readonly #pending = new Set<Promise<void>>();
   #flushTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   /** This minute's responses, all rules and by rule, and the budgets already found spent (alerted). */
@@ -189,10 +188,9 @@ export class Detector {
   }
 
   /**
-   * The uses `POST /v1/usage` took from `reporter`, with Writ's record of each token. A use of a token
-   * Writ has revoked by now counts as a use of a revoked token (`token_revoked`) only if the revocation
-   * came before the use: a use just before a revocation, reported with the next batch, is none. Those
-   * uses (few: of tokens revoked since) are evaluated once the revocations' times are read.
+   * The uses `POST /v1/usage` took from `reporter`, with Writ's record of each token. A use counts as a
+   * use of a revoked token (`token_revoked`) only if Writ's set revoked the token before the use: a use
+   * just before a revocation, reported with the next batch, is none.
    */
   observeUses(
     reporter: string,
@@ -200,7 +198,6 @@ export class Detector {
   ): void {
     if (!this.enabled) return;
     const now = this.#ctx.clock.now();
-    const revokedSince: Array<{ use: ObservedUse; token: IssuedToken; time: number }> = [];
     for (const { use, token } of uses) {
       const time = Math.min(use.time, now);
       if (!token) {
@@ -212,32 +209,8 @@ export class Detector {
           });
         continue;
       }
-      const revoked = this.#ctx.revocations.match(revocable(token)) !== undefined;
-      // A verifier that refused it as revoked saw the revocation itself: no times to compare.
-      if (revoked && use.reason !== 'revoked') revokedSince.push({ use, token, time });
-      else this.observe(this.#usage(reporter, use, token, time, revoked));
-    }
-    if (revokedSince.length > 0) this.#later(this.#observeRevokedUses(reporter, revokedSince));
-  }
-
-  async #observeRevokedUses(
-    reporter: string,
-    uses: ReadonlyArray<{ use: ObservedUse; token: IssuedToken; time: number }>,
-  ): Promise<void> {
-    let revocations: Revocation[] | undefined;
-    try {
-      revocations = await this.#ctx.store.listRevocations(0, this.#ctx.clock.now());
-    } catch (err) {
-      this.#ctx.logger.warn(
-        { err: (err as Error).message },
-        'revocation times not read: uses of revoked tokens are taken as after the revocation',
-      );
-    }
-    for (const { use, token, time } of uses) {
-      const t = revocable(token);
-      const after =
-        revocations === undefined || revocations.some((r) => r.created_at < time && revokedBy(r, t));
-      this.observe(this.#usage(reporter, use, token, time, after));
+      const revokedAt = this.#ctx.revocations.revokedAt(revocable(token));
+      this.observe(this.#usage(reporter, use, token, time, revokedAt !== undefined && revokedAt < time));
     }
   }
 
@@ -264,16 +237,6 @@ export class Detector {
         token_revoked: revoked,
       },
     };
-  }
-
-  /** Work whose signals are not evaluated yet; `settled` waits for it too. */
-  #later(work: Promise<void>): void {
-    const tracked: Promise<void> = work
-      .catch((err: unknown) =>
-        this.#ctx.logger.error({ err: (err as Error).message }, 'detection signals not evaluated'),
-      )
-      .finally(() => this.#pending.delete(tracked));
-    this.#pending.add(tracked);
   }
 
   /** A refusal at the token endpoint for a client the caller only named. */
@@ -363,10 +326,7 @@ export class Detector {
 
   /** Waits until every detection queued so far is handled (tests, shutdown). */
   async settled(): Promise<void> {
-    while (this.#pending.size > 0 || this.#draining) {
-      await Promise.all(this.#pending);
-      await this.#draining;
-    }
+    while (this.#draining) await this.#draining;
   }
 
   async #drain(): Promise<void> {
