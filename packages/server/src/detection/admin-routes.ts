@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { WritContext } from '../context.js';
 import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
 import { invalidRequest, notFound } from '../errors.js';
-import { FINDING_STATES, type FindingState } from './finding.js';
+import { FINDING_STATES, type FindingCursor, type FindingState } from './finding.js';
 
 const note = z
   .string()
@@ -40,11 +40,7 @@ export function registerDetectionAdminRoutes(
       throw invalidRequest(`state must be one of ${FINDING_STATES.join(', ')}`, {
         reason: 'query_parameter',
       });
-    const before = q['before'] === undefined ? undefined : Number(q['before']);
-    if (before !== undefined && !Number.isSafeInteger(before))
-      throw invalidRequest('before must be a time in milliseconds since the epoch', {
-        reason: 'query_parameter',
-      });
+    const before = findingsCursor(q['before'], q['before_id']);
     const limit = q['limit'] === undefined ? 100 : Number(q['limit']);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw invalidRequest('limit must be an integer from 1 to 1000', { reason: 'query_parameter' });
@@ -116,7 +112,28 @@ export function registerDetectionAdminRoutes(
   });
 }
 
+/** A finding's id as Writ makes them (`randomUUID`). */
+const FINDING_ID = /^[0-9a-f-]{36}$/;
+
 function findingId(id: string): string {
-  if (!/^[0-9a-f-]{36}$/.test(id)) throw notFound('no such finding', { reason: 'not_found' });
+  if (!FINDING_ID.test(id)) throw notFound('no such finding', { reason: 'not_found' });
   return id;
+}
+
+/**
+ * Where a page of findings starts: after the finding `before` (its `createdAt`) and `before_id` (its
+ * id) name, the last of the previous page; `before` alone lists the findings created before that
+ * millisecond.
+ */
+function findingsCursor(before: unknown, beforeId: unknown): FindingCursor | undefined {
+  const refuse = (what: string) => invalidRequest(what, { reason: 'query_parameter' });
+  if (before === undefined) {
+    if (beforeId !== undefined) throw refuse('before_id needs before, the createdAt of that finding');
+    return undefined;
+  }
+  if (typeof before !== 'string' || !/^\d{1,16}$/.test(before) || !Number.isSafeInteger(Number(before)))
+    throw refuse('before must be a time in milliseconds since the epoch');
+  if (beforeId !== undefined && (typeof beforeId !== 'string' || !FINDING_ID.test(beforeId)))
+    throw refuse('before_id must be the id of a finding');
+  return { createdAt: Number(before), id: beforeId ?? '' };
 }

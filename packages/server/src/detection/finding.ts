@@ -47,12 +47,22 @@ export interface FindingEvidence {
   read?: Record<string, unknown>;
 }
 
+/**
+ * A place in the listing of findings (newest first, then by id): a finding, or any `{ createdAt, id }`.
+ * `id: ""` stands before every finding of its millisecond.
+ */
+export type FindingCursor = Pick<Finding, 'createdAt' | 'id'>;
+
 export interface FindingQuery {
   state?: FindingState | undefined;
   workload?: string | undefined;
   rule?: string | undefined;
-  /** Only findings created before this (ms), for paging newest first. */
-  before?: number | undefined;
+  /**
+   * Only findings listed after this place: created before `createdAt`, or in that millisecond with a
+   * smaller id. The next page is the one `before` the last finding of a page, so findings that share a
+   * millisecond are neither skipped nor listed twice; `{ createdAt: t, id: '' }` is "created before t".
+   */
+  before?: FindingCursor | undefined;
   limit: number;
 }
 

@@ -20,22 +20,26 @@ export function findingsPageSize(limit: number): number {
   return Math.min(MAX_FINDINGS_PAGE, Math.max(0, Math.trunc(limit)));
 }
 
-/** A filter of the findings query: `column op value`; columns and operators are fixed, never caller text. */
-export interface FindingFilter {
-  column: 'state' | 'workload' | 'rule' | 'created_at';
-  op: '=' | '<';
-  value: string | number;
-}
-
-/** The filters `q` sets, always in this order: the list of columns names the statement's shape. */
-export function findingFilters(q: FindingQuery): FindingFilter[] {
-  const all: Array<[FindingFilter['column'], FindingFilter['op'], string | number | undefined]> = [
-    ['state', '=', q.state],
-    ['workload', '=', q.workload],
-    ['rule', '=', q.rule],
-    ['created_at', '<', q.before],
-  ];
-  return all.flatMap(([column, op, value]) => (value === undefined ? [] : [{ column, op, value }]));
+/**
+ * The WHERE clause of `q` ("" when it filters nothing) and its values, each placeholder written by
+ * `param` from its position (1 first): `?` for SQLite, `$n` for PostgreSQL. Columns and operators are
+ * fixed, never caller text, and the clauses come in one order, so a statement's text depends only on
+ * which filters are set (sixteen shapes at most).
+ */
+export function findingsWhere(
+  q: FindingQuery,
+  param: (n: number) => string,
+): { where: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const p = (v: unknown) => param(values.push(v));
+  const clauses: string[] = [];
+  if (q.state !== undefined) clauses.push(`state = ${p(q.state)}`);
+  if (q.workload !== undefined) clauses.push(`workload = ${p(q.workload)}`);
+  if (q.rule !== undefined) clauses.push(`rule = ${p(q.rule)}`);
+  // One row value, so that each index on (…, created_at, id) reads it as one range.
+  if (q.before !== undefined)
+    clauses.push(`(created_at, id) < (${p(q.before.createdAt)}, ${p(q.before.id)})`);
+  return { where: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', values };
 }
 
 /** The columns of `findings`, in the order of `findingValues`. */

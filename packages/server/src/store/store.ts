@@ -218,7 +218,10 @@ export interface Store {
   /** Stores a new finding (its id is new). */
   addFinding(f: Finding): Promise<void>;
   getFinding(id: string): Promise<Finding | undefined>;
-  /** Findings newest first (by `createdAt`, then id), filtered by `q`; at most 1000, whatever `q.limit` asks. */
+  /**
+   * Findings newest first (by `createdAt`, then id), filtered by `q`; at most 1000, whatever `q.limit`
+   * asks. A page continues with `before` set to its last finding.
+   */
   listFindings(q: FindingQuery): Promise<Finding[]>;
   /** Sets a finding's state, who set it, when and why; false if it is unknown. */
   setFindingState(id: string, state: FindingState, by: string, at: number, note: string): Promise<boolean>;

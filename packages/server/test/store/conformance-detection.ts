@@ -124,6 +124,22 @@ function finding(id: string, extra: Partial<Finding> = {}): Finding {
 }
 
 const ids = (fs: Finding[]) => fs.map((f) => f.id);
+/** The place before every finding of millisecond `ms`: "created before `ms`". */
+const startOf = (ms: number) => ({ createdAt: ms, id: '' });
+
+/** The ids of each page of `q`, `limit` a page, each page continuing after the last one's finding. */
+async function pagesOf(store: Store, q: Omit<FindingQuery, 'limit' | 'before'>, limit: number) {
+  const pages: string[][] = [];
+  let before: Finding | undefined;
+  // Bounded: a store that kept returning the same page must fail here, not loop.
+  for (let n = 0; n < 10; n++) {
+    const page = await store.listFindings({ ...q, before, limit });
+    pages.push(ids(page));
+    if (page.length === 0) break;
+    before = page.at(-1);
+  }
+  return pages;
+}
 const byWorkload = <T extends { workload: string }>(rows: T[]) =>
   [...rows].sort((a, b) => (a.workload < b.workload ? -1 : a.workload > b.workload ? 1 : 0));
 
@@ -265,29 +281,60 @@ export function detectionConformanceCases(withStore: (fn: (t: Harness) => Promis
         // The empty workload (a claimed identity) is a filter like any other, not "no filter".
         assert.deepEqual(await list({ workload: '' }), ['f-6']);
         assert.deepEqual(await list({ rule: 'r1' }), ['f-5', 'f-3', 'f-1']);
-        assert.deepEqual(await list({ before: NOW + 4 }), ['f-3', 'f-2', 'f-1']);
-        assert.deepEqual(await list({ before: NOW + 1 }), []);
+        assert.deepEqual(await list({ before: startOf(NOW + 4) }), ['f-3', 'f-2', 'f-1']);
+        assert.deepEqual(await list({ before: startOf(NOW + 1) }), []);
         assert.deepEqual(await list({ state: 'open', workload: W2 }), ['f-3']);
-        assert.deepEqual(await list({ workload: W1, rule: 'r1', before: NOW + 5 }), ['f-1']);
-        assert.deepEqual(await list({ state: 'open', workload: W1, rule: 'r1', before: NOW + 2 }), ['f-1']);
+        assert.deepEqual(await list({ workload: W1, rule: 'r1', before: startOf(NOW + 5) }), ['f-1']);
+        assert.deepEqual(await list({ state: 'open', workload: W1, rule: 'r1', before: startOf(NOW + 2) }), [
+          'f-1',
+        ]);
         assert.deepEqual(await list({ state: 'resolved', workload: W1 }), []);
         assert.deepEqual(await list({ rule: 'none' }), []);
       }));
 
-    it('pages newest first: each page continues before the last one’s creation time', () =>
+    it('pages newest first: each page continues after the last one’s finding', () =>
       withStore(async ({ store }) => {
         for (const i of [4, 1, 7, 3, 6, 2, 5])
           await store.addFinding(finding(`f-${i}`, { createdAt: NOW + i * 1000 }));
-        const pages: string[][] = [];
-        let before: number | undefined;
-        // Bounded: a store that kept returning the same page must fail here, not loop.
-        for (let n = 0; n < 5; n++) {
-          const page = await store.listFindings({ workload: W1, before, limit: 3 });
-          pages.push(ids(page));
-          if (page.length === 0) break;
-          before = page.at(-1)!.createdAt;
-        }
-        assert.deepEqual(pages, [['f-7', 'f-6', 'f-5'], ['f-4', 'f-3', 'f-2'], ['f-1'], []]);
+        assert.deepEqual(await pagesOf(store, { workload: W1 }, 3), [
+          ['f-7', 'f-6', 'f-5'],
+          ['f-4', 'f-3', 'f-2'],
+          ['f-1'],
+          [],
+        ]);
+      }));
+
+    it('pages through findings of one millisecond across a page boundary, each listed once', () =>
+      withStore(async ({ store }) => {
+        // f-b and f-c share a millisecond, and a page of two ends between them.
+        await store.addFinding(finding('f-c', { createdAt: NOW + 1 }));
+        await store.addFinding(finding('f-a', { createdAt: NOW }));
+        await store.addFinding(finding('f-d', { createdAt: NOW + 2 }));
+        await store.addFinding(finding('f-b', { createdAt: NOW + 1 }));
+        assert.deepEqual(await pagesOf(store, {}, 2), [['f-d', 'f-c'], ['f-b', 'f-a'], []]);
+        // A whole page in one millisecond, and filters alongside the cursor.
+        for (const id of ['f-e', 'f-f', 'f-g', 'f-h'])
+          await store.addFinding(finding(id, { createdAt: NOW + 5, rule: 'r-same-ms' }));
+        assert.deepEqual(await pagesOf(store, { rule: 'r-same-ms', workload: W1 }, 3), [
+          ['f-h', 'f-g', 'f-f'],
+          ['f-e'],
+          [],
+        ]);
+        assert.deepEqual(
+          ids(await store.listFindings({ before: { createdAt: NOW + 1, id: 'f-c' }, limit: 10 })),
+          ['f-b', 'f-a'],
+        );
+        // The start of a millisecond lists none of it; its end, all of it.
+        assert.deepEqual(ids(await store.listFindings({ before: startOf(NOW + 5), limit: 10 })), [
+          'f-d',
+          'f-c',
+          'f-b',
+          'f-a',
+        ]);
+        assert.deepEqual(
+          ids(await store.listFindings({ before: { createdAt: NOW + 5, id: 'f-z' }, limit: 10 })),
+          ['f-h', 'f-g', 'f-f', 'f-e', 'f-d', 'f-c', 'f-b', 'f-a'],
+        );
       }));
 
     it('returns at most 1000 findings, the newest, whatever the limit; no negative or fractional limit passes', () =>

@@ -11,8 +11,8 @@ import type {
 import {
   detectionConfigJson,
   FINDING_COLUMNS,
-  findingFilters,
   findingsPageSize,
+  findingsWhere,
   findingValues,
   toDetectionConfig,
   toDetectionControl,
@@ -79,12 +79,10 @@ export class PostgresDetectionOps {
     return r ? toFinding(r) : undefined;
   }
   async listFindings(q: FindingQuery): Promise<Finding[]> {
-    const filters = findingFilters(q);
-    const where = filters.map((f, i) => `${f.column} ${f.op} $${i + 1}`);
+    const { where, values } = findingsWhere(q, (n) => `$${n}`);
     const { rows } = await this.#query(
-      `SELECT * FROM ${this.#s}.findings ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY created_at DESC, id DESC LIMIT $${filters.length + 1}`,
-      [...filters.map((f) => f.value), findingsPageSize(q.limit)],
+      `SELECT * FROM ${this.#s}.findings ${where} ORDER BY created_at DESC, id DESC LIMIT $${values.length + 1}`,
+      [...values, findingsPageSize(q.limit)],
     );
     return rows.map(toFinding);
   }

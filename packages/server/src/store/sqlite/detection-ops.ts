@@ -11,8 +11,8 @@ import type {
 import {
   detectionConfigJson,
   FINDING_COLUMNS,
-  findingFilters,
   findingsPageSize,
+  findingsWhere,
   findingValues,
   toDetectionConfig,
   toDetectionControl,
@@ -83,14 +83,10 @@ export class SqliteDetectionOps {
     return r ? toFinding(r) : undefined;
   }
   listFindings(q: FindingQuery): Finding[] {
-    const filters = findingFilters(q);
-    const where = filters.map((f) => `${f.column} ${f.op} ?`);
+    const { where, values } = findingsWhere(q, () => '?');
     // At most sixteen shapes, one statement each.
-    return this.#prepared(
-      `SELECT * FROM findings ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY created_at DESC, id DESC LIMIT ?`,
-    )
-      .all(...filters.map((f) => f.value), findingsPageSize(q.limit))
+    return this.#prepared(`SELECT * FROM findings ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...values, findingsPageSize(q.limit))
       .map((r) => toFinding(r as Row));
   }
   setFindingState(id: string, state: FindingState, by: string, at: number, note: string): boolean {
