@@ -33,8 +33,8 @@ export function registerDetectionAdminRoutes(
   op: (req: FastifyRequest) => string,
   body: <T extends z.ZodType>(schema: T, req: FastifyRequest) => z.output<T>,
 ): void {
-  admin.get<{ Querystring: Record<string, string | undefined> }>('/detections/findings', async (req) => {
-    const q = req.query;
+  admin.get<{ Querystring: Query }>('/detections/findings', async (req) => {
+    const q = givenOnce(req.query, ['state', 'workload', 'rule', 'before', 'before_id', 'limit']);
     const state = q['state'];
     if (state !== undefined && !(FINDING_STATES as readonly string[]).includes(state))
       throw invalidRequest(`state must be one of ${FINDING_STATES.join(', ')}`, {
@@ -112,6 +112,20 @@ export function registerDetectionAdminRoutes(
   });
 }
 
+/** A query string as parsed: a parameter given more than once is an array of its values. */
+type Query = Record<string, string | string[] | undefined>;
+
+/** The parameters `names` of `q`, each given at most once; one given twice is refused. */
+function givenOnce<N extends string>(q: Query, names: readonly N[]): { [K in N]?: string } {
+  const once: { [K in N]?: string } = {};
+  for (const name of names) {
+    const v = q[name];
+    if (Array.isArray(v)) throw invalidRequest(`${name} must be given once`, { reason: 'query_parameter' });
+    if (v !== undefined) once[name] = v;
+  }
+  return once;
+}
+
 /** A finding's id as Writ makes them (`randomUUID`). */
 const FINDING_ID = /^[0-9a-f-]{36}$/;
 
@@ -125,15 +139,15 @@ function findingId(id: string): string {
  * id) name, the last of the previous page; `before` alone lists the findings created before that
  * millisecond.
  */
-function findingsCursor(before: unknown, beforeId: unknown): FindingCursor | undefined {
+function findingsCursor(before: string | undefined, beforeId: string | undefined): FindingCursor | undefined {
   const refuse = (what: string) => invalidRequest(what, { reason: 'query_parameter' });
   if (before === undefined) {
     if (beforeId !== undefined) throw refuse('before_id needs before, the createdAt of that finding');
     return undefined;
   }
-  if (typeof before !== 'string' || !/^\d{1,16}$/.test(before) || !Number.isSafeInteger(Number(before)))
+  if (!/^\d{1,16}$/.test(before) || !Number.isSafeInteger(Number(before)))
     throw refuse('before must be a time in milliseconds since the epoch');
-  if (beforeId !== undefined && (typeof beforeId !== 'string' || !FINDING_ID.test(beforeId)))
+  if (beforeId !== undefined && !FINDING_ID.test(beforeId))
     throw refuse('before_id must be the id of a finding');
   return { createdAt: Number(before), id: beforeId ?? '' };
 }

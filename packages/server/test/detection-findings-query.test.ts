@@ -6,7 +6,8 @@ import { type Harness, startHarness, WORKLOAD } from './helpers/harness.js';
 import { expectRefusal } from './helpers/refusals.js';
 
 // `GET /admin/v1/detections/findings` pages with a cursor, the last finding's `createdAt` and id:
-// findings that share a millisecond are each listed once, wherever a page ends.
+// findings that share a millisecond are each listed once, wherever a page ends. Its parameters are
+// checked before the store is asked.
 
 const NOW = 1_700_000_000_000;
 
@@ -31,7 +32,7 @@ function finding(createdAt: number): Finding {
   };
 }
 
-describe('admin API: paging findings', () => {
+describe('admin API: the findings query', () => {
   let h: Harness;
   /** Every finding of the test, newest first as the listing orders them. */
   let all: Finding[];
@@ -89,12 +90,12 @@ describe('admin API: paging findings', () => {
       ['before=1e12', /^before must be a time in milliseconds/],
       ['before=%201700000000000', /^before must be a time in milliseconds/],
       ['before=99999999999999999', /^before must be a time in milliseconds/],
-      [`before=${NOW}&before=${NOW + 1}`, /^before must be a time in milliseconds/],
+      [`before=${NOW}&before=${NOW + 1}`, /^before must be given once/],
       [`before_id=${id}`, /^before_id needs before/],
       [`before=${NOW}&before_id=`, /^before_id must be the id of a finding/],
       [`before=${NOW}&before_id=${id.toUpperCase()}`, /^before_id must be the id of a finding/],
       [`before=${NOW}&before_id=${id}'--`, /^before_id must be the id of a finding/],
-      [`before=${NOW}&before_id=${id}&before_id=${id}`, /^before_id must be the id of a finding/],
+      [`before=${NOW}&before_id=${id}&before_id=${id}`, /^before_id must be given once/],
     ] as const)
       await expectRefusal(h, () => h.admin('GET', `/detections/findings?${query}`), {
         status: 400,
@@ -102,6 +103,18 @@ describe('admin API: paging findings', () => {
         event: 'admin.refused',
         reason: 'query_parameter',
         description,
+      });
+  });
+
+  it('refuses a parameter given twice (invalid_request, query_parameter), as text or not', async () => {
+    // workload and rule twice reached the store as arrays: a 500 on SQLite.
+    for (const name of ['workload', 'rule', 'state', 'limit'])
+      await expectRefusal(h, () => h.admin('GET', `/detections/findings?${name}=open&${name}=open`), {
+        status: 400,
+        error: 'invalid_request',
+        event: 'admin.refused',
+        reason: 'query_parameter',
+        description: new RegExp(`^${name} must be given once$`),
       });
   });
 });
