@@ -6,6 +6,7 @@ import type { AuditEvent } from '../audit/audit-event.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import type { Settings } from '../config/settings.js';
+import { restrictText } from '../control-characters.js';
 import type { EventLog } from '../events/event-log.js';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
@@ -239,13 +240,17 @@ export class Detector {
     };
   }
 
-  /** A refusal at the token endpoint for a client the caller only named. */
+  /**
+   * A refusal at the token endpoint for a client the caller only named. The name is whatever the caller
+   * sent: kept as the refusal's audit event keeps it (256 characters, control characters escaped), since
+   * findings store it and the webhook sends it.
+   */
   observeRefusal(clientId: string, reason: string, source: string): void {
     if (!this.enabled || clientId === '') return;
     this.observe({
       kind: 'token.refused',
       time: this.#ctx.clock.now(),
-      data: { client_id: clientId.slice(0, 256), reason, source },
+      data: { client_id: restrictText(clientId, 256), reason, source },
     });
   }
 

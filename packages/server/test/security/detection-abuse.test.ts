@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fakeClock } from '../../src/clock.js';
 import { adminAudience } from '../../src/context.js';
+import { hasControlCharacters } from '../../src/control-characters.js';
 import { ruleSet } from '../../src/detection/create-detector.js';
 import type { Finding } from '../../src/detection/finding.js';
 import { compileRule } from '../../src/detection/rule.js';
@@ -119,6 +120,30 @@ describe('detection cannot be turned against Writ itself', () => {
     assert.equal(await riskOf(h, WORKLOAD), 0);
     assert.equal((await automaticRevocations(h)).length, before);
     assert.equal((await h.requestToken()).status, 200, 'the workload itself is not held back');
+  });
+
+  it('a client id only claimed is stored bounded and escaped in the finding, as the audit log has it', async () => {
+    // Terminal escapes, a bidirectional override and a line break, then more than any id keeps, with an
+    // emoji where the bound falls once the rest is escaped: the cut may not split it.
+    const hostile = `spiffe://test.writ/\u001b[2J\u202e\nfake-line${'x'.repeat(209)}\u{1F600}${'y'.repeat(100)}`;
+    for (let i = 0; i < 20; i++) {
+      const r = await h.requestToken({ client_id: hostile }, { key: h.otherKey });
+      assert.equal(r.body['error'], 'invalid_client', JSON.stringify(r.body));
+    }
+    await h.writ.ctx.detection.settled();
+    const burst = (await findings(h, { rule: 'invalid-client-burst' })).find((f) => {
+      const s = f.evidence.signals.at(-1);
+      return s?.kind === 'token.refused' && s.data.client_id.includes('fake-line');
+    });
+    assert.ok(burst, 'the burst of refusals for the hostile id is a finding');
+    const trigger = burst.evidence.signals.at(-1)!;
+    assert.equal(trigger.kind, 'token.refused');
+    const claimed = trigger.data.client_id;
+    assert.ok(!hasControlCharacters(claimed), `no control character stored: ${JSON.stringify(claimed)}`);
+    assert.ok(claimed.length <= 256, `bounded: ${claimed.length}`);
+    assert.ok(!/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/.test(claimed), 'no surrogate pair split by the bound');
+    const raised = (await h.auditEvents('detection.raised')).find((e) => e.data['finding'] === burst.id);
+    assert.equal(raised?.data['claimed_client_id'], claimed, 'the finding and its audit event agree');
   });
 
   it('a flood across rules: each budget alerts once a minute, and no more responses than the budget of all', async () => {
