@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { settingsFileDigest } from '../src/config/settings.js';
 import { execWrit } from './helpers/cli.js';
 import { writeConfigDocuments } from './helpers/config-dir.js';
 import { configDocuments, type Harness, startHarness } from './helpers/harness.js';
@@ -77,5 +78,43 @@ describe('writ apply speaks of settings.yaml only when it differs from the runni
     assert.match(await apply(changed, '--dry-run'), /settings\.yaml differs .* restart to apply it/);
     // An empty file is not the running file either: the server started with a value in it.
     assert.match(await apply('# nothing set\n'), /settings\.yaml differs/);
+  });
+});
+
+describe('the settings digest tells an operator whether a file is the running one, not what a secret in it is', () => {
+  // The server's settings.yaml names its PostgreSQL store with a password (the harness keeps its own
+  // store: the setting is only read here). An operator who knows every other line may send guesses.
+  const running = (password: string) => ({
+    store: `postgres://writ:${password}@db.internal:5432/writ?sslmode=require&sslpassword=${password}`,
+    tokens: { max_lifetime: '2h' },
+  });
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ settingsFile: running('correct-horse') });
+  });
+  after(() => h.close());
+
+  const answer = async (values: Record<string, unknown>) => {
+    const r = await h.admin('POST', '/config', {
+      documents: configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }),
+      dry_run: true,
+      settings_digest: settingsFileDigest(values),
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body['settings'];
+  };
+
+  it('a right guess of the store password and a wrong one get the same answer', async () => {
+    assert.deepEqual(await answer(running('correct-horse')), { changed: false });
+    assert.deepEqual(await answer(running('wrong-guess')), { changed: false });
+  });
+
+  it('whatever else differs still does', async () => {
+    assert.deepEqual(await answer({ ...running('correct-horse'), tokens: { max_lifetime: '1h' } }), {
+      changed: true,
+    });
+    assert.deepEqual(await answer({ ...running('correct-horse'), store: 'sqlite' }), { changed: true });
+    const otherHost = running('correct-horse').store.replace('db.internal', 'db2.internal');
+    assert.deepEqual(await answer({ ...running('correct-horse'), store: otherHost }), { changed: true });
   });
 });

@@ -763,10 +763,35 @@ function checkWebhookUrl(raw: string, origins: readonly string[], where: string)
 /**
  * A digest of a settings file's values (base64url SHA-256 over the settings sorted by path), so that
  * formatting, comments and key order make no difference, and a missing file equals an empty one.
+ * The store URL counts with its password masked (`maskStoreUrl`): `writ apply` sends the digest of the
+ * file it has and hears whether it is the server's, so an operator who knows the rest of the server's
+ * file could otherwise try passwords against the answer. A change of the password alone goes unseen.
  */
 export function settingsFileDigest(values: Record<string, unknown> | undefined): string {
-  const flat = Object.entries(flatten(values ?? {})).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return createHash('sha256').update(JSON.stringify(flat)).digest('base64url');
+  const flat = flatten(values ?? {});
+  if (typeof flat['store'] === 'string' && flat['store'] !== 'sqlite')
+    flat['store'] = maskStoreUrl(flat['store']);
+  const sorted = Object.entries(flat).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify(sorted)).digest('base64url');
+}
+
+/**
+ * A PostgreSQL URL with its password and any secret-looking parameter masked, for logs, messages and
+ * the settings digest.
+ *
+ * @example maskStoreUrl('postgres://writ:s3cret@db/writ') === 'postgres://writ:***@db/writ'
+ */
+export function maskStoreUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'postgres://(unparseable URL)';
+  }
+  if (u.password) u.password = '***';
+  for (const k of [...u.searchParams.keys()])
+    if (/pass|secret|key|token/i.test(k)) u.searchParams.set(k, '***');
+  return u.toString();
 }
 
 function flatten(values: Record<string, unknown>, prefix = ''): Record<string, unknown> {

@@ -1,3 +1,4 @@
+import { maskStoreUrl } from '../config/settings.js';
 import { dataPaths } from '../data-dir.js';
 import type { ModeTightened } from '../file-modes.js';
 import { migratePostgresStore, openPostgresStore } from './postgres/postgres-store.js';
@@ -25,17 +26,7 @@ export function storeLocation(setting: string, dataDir: string): StoreLocation {
 
 /** For logs and messages: a PostgreSQL URL with its password (and any secret-looking parameter) masked. */
 export function describeStore(location: StoreLocation): string {
-  if (location.kind === 'sqlite') return location.path;
-  let u: URL;
-  try {
-    u = new URL(location.url);
-  } catch {
-    return 'postgres://(unparseable URL)';
-  }
-  if (u.password) u.password = '***';
-  for (const k of [...u.searchParams.keys()])
-    if (/pass|secret|key|token/i.test(k)) u.searchParams.set(k, '***');
-  return u.toString();
+  return location.kind === 'sqlite' ? location.path : maskStoreUrl(location.url);
 }
 
 export async function openStore(
