@@ -1,16 +1,13 @@
 #!/usr/bin/env node
-import { ConfigError } from '../errors.js';
-import { CliError } from './client.js';
 import { createProgram } from './program.js';
 import { terminalText } from './terminal.js';
 
 createProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {
-    if (err instanceof CliError || err instanceof ConfigError) {
-      process.stderr.write(`writ: ${terminalText(err.message)}\n`);
-    } else {
-      process.stderr.write(`writ: ${terminalText((err as Error).message ?? String(err))}\n`);
-    }
+    // Whatever failed (a refusal the server described, a config error, anything else): its message,
+    // escaped, since a server's description is text the terminal must not obey.
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`writ: ${terminalText(message)}\n`);
     process.exit(1);
   });
