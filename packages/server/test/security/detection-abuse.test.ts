@@ -146,6 +146,33 @@ describe('detection cannot be turned against Writ itself', () => {
     assert.equal(raised?.data['claimed_client_id'], claimed, 'the finding and its audit event agree');
   });
 
+  it('an operator’s note or reason holding control characters is refused: nothing changed, nothing audited', async () => {
+    const [finding] = await findings(h);
+    assert.ok(finding);
+    const updates = (await h.auditEvents('detection.finding_updated')).length;
+    for (const text of ['fixed\n2026-12-07 ok operator:root cleared', 'ok\u001b[2K', 'ok\u202egnp.exe'])
+      for (const [path, body] of [
+        [`/detections/findings/${finding.id}`, { state: 'resolved', note: text }],
+        ['/detections/pause', { reason: text }],
+        ['/detections/resume', { reason: text }],
+      ] as const) {
+        const r = await h.admin('POST', path, body);
+        assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body['error'], 'invalid_request');
+        assert.match(String(r.body['error_description']), /control characters/);
+      }
+    // Longer than a note keeps: refused too, not cut.
+    const long = await h.admin('POST', `/detections/findings/${finding.id}`, {
+      state: 'resolved',
+      note: 'x'.repeat(501),
+    });
+    assert.equal(long.status, 400, JSON.stringify(long.body));
+    assert.equal((await h.store.getFinding(finding.id))?.state, finding.state);
+    assert.equal((await h.auditEvents('detection.finding_updated')).length, updates);
+    assert.deepEqual(await h.auditEvents('detection.paused'), []);
+    assert.deepEqual(await h.auditEvents('detection.resumed'), []);
+  });
+
   it('a flood across rules: each budget alerts once a minute, and no more responses than the budget of all', async () => {
     clock.set(Date.UTC(2026, 11, 7, 10, 2, 0));
     const before = (await automaticRevocations(h)).length;
