@@ -285,6 +285,15 @@ describe('fast CEL evaluation agrees with the CEL planner', () => {
       assert.deepEqual(norm(fast.run(vars)), norm(slow.run(vars)));
     });
   }
+
+  it('a function given the wrong number of arguments does not throw at evaluation', () => {
+    // The engine evaluates rules inside usage ingestion and the audit log's commit tap: a throw there
+    // would fail the request after the fact and silence every other rule for that signal.
+    for (const expr of ['size() == 0', 'size(event.s, event.s) == 0', 'event.s.size(1) == 0']) {
+      const fast = compileExpression(expr, ['event', 'token', 'baseline', 'workload'], { fast: true });
+      assert.equal(fast.run(vars), undefined, expr);
+    }
+  });
 });
 
 describe('risk', () => {

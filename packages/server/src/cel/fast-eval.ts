@@ -196,7 +196,9 @@ function call(fn: string, targetNode: ExprNode | undefined, argNodes: ExprNode[]
         return ERROR;
       };
     case 'size': {
-      const of = target ?? a!;
+      // `size(x)` or `x.size()`; any other arity is no overload (the planner's error at evaluation).
+      const of = target ? (args.length === 0 ? target : undefined) : args.length === 1 ? a : undefined;
+      if (!of) throw new Unsupported();
       return (vars) => {
         const x = of(vars);
         if (typeof x === 'string') return [...x].length;
