@@ -162,6 +162,7 @@ function call(fn: string, targetNode: ExprNode | undefined, argNodes: ExprNode[]
         const y = b!(vars);
         if (typeof x === 'number' && typeof y === 'number') return x + y;
         if (typeof x === 'string' && typeof y === 'string') return x + y;
+        if (Array.isArray(x) && Array.isArray(y)) return [...x, ...y];
         return ERROR;
       };
     case '_-_':
@@ -181,7 +182,8 @@ function call(fn: string, targetNode: ExprNode | undefined, argNodes: ExprNode[]
           for (const item of list) if (equal(x, item) === true) return true;
           return false;
         }
-        if (isObject(list)) return typeof x === 'string' ? Object.hasOwn(list, x) : ERROR;
+        // A map's keys are strings here: a key of another type is not in it (CEL: false, no error).
+        if (isObject(list)) return typeof x === 'string' && Object.hasOwn(list, x);
         return ERROR;
       };
     case '_[_]':
@@ -241,7 +243,19 @@ function equal(x: Value, y: Value): boolean | typeof ERROR {
     }
     return true;
   }
-  if (typeof x === 'object') return ERROR;
+  if (typeof x === 'object') {
+    // Two maps: the same keys, and equal values under each.
+    const mx = x as Record<string, unknown>;
+    const my = y as Record<string, unknown>;
+    const keys = Object.keys(mx);
+    if (keys.length !== Object.keys(my).length) return false;
+    for (const k of keys) {
+      if (!Object.hasOwn(my, k)) return false;
+      const r = equal(mx[k], my[k]);
+      if (r !== true) return r;
+    }
+    return true;
+  }
   return x === y;
 }
 
