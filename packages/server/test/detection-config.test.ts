@@ -116,7 +116,12 @@ describe('detection config: validation', () => {
   });
 
   it('refuses a broken CEL condition, naming the file, the document and `condition`', () => {
-    for (const condition of ['event.signal ==', 'request.ip == "10.0.0.1"']) {
+    for (const condition of [
+      'event.signal ==',
+      'request.ip == "10.0.0.1"',
+      // Outside the part of CEL rules run in: refused, not run another way.
+      '["a", "b"].exists(x, event.aud == x)',
+    ]) {
       const e = configError([
         doc('detection', 'detections/a.yaml', CURL_RULE),
         doc('detection', 'detections/a.yaml', { ...CURL_RULE, id: 'broken', condition }, 1),

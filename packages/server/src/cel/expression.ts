@@ -1,6 +1,6 @@
 import { type CelEnv, CelScalar, celEnv, isCelError, mapType, parse, plan } from '@bufbuild/cel';
 import { strings } from '@bufbuild/cel/ext';
-import { compileFast, ERROR } from './fast-eval.js';
+import { compileFast, ERROR, Unsupported } from './fast-eval.js';
 
 /**
  * CEL expressions over a few map-typed variables, compiled once: claim rules of trusted issuers read
@@ -29,8 +29,10 @@ function envFor(variables: readonly string[]): CelEnv {
 }
 
 /**
- * Compiles `source` (with `fast`, for the direct evaluator where it covers the expression); throws an Error naming the problem (syntax, an identifier other than `variables`
- * or a comprehension variable, length).
+ * Compiles `source`; throws an Error naming the problem (syntax, an identifier other than `variables`
+ * or a comprehension variable, length). With `fast`, on the direct evaluator (fast-eval.ts: numbers as
+ * one type), and an expression outside its part is refused, naming what it uses; without, on the
+ * general CEL planner.
  */
 export function compileExpression(
   source: string,
@@ -56,9 +58,14 @@ export function compileExpression(
     throw new Error(
       `CEL: unknown identifier "${unknown}" (this expression reads only ${variables.map((v) => `\`${v}\``).join(', ')})`,
     );
-  // `fast`: the direct evaluator where it covers the expression (numbers as one type, see fast-eval.ts).
-  const fast = o.fast ? compileFast(parsed.expr as ExprNode) : undefined;
-  if (fast)
+  if (o.fast) {
+    let fast: ReturnType<typeof compileFast>;
+    try {
+      fast = compileFast(parsed.expr as ExprNode);
+    } catch (err) {
+      if (err instanceof Unsupported) throw new Error(`CEL: ${err.message}`);
+      throw err;
+    }
     return {
       reads,
       run(values) {
@@ -66,6 +73,7 @@ export function compileExpression(
         return v === ERROR ? undefined : v;
       },
     };
+  }
   const program = plan(envFor(variables), parsed);
   return {
     reads,
