@@ -1,6 +1,6 @@
 import { type CelEnv, CelScalar, celEnv, isCelError, mapType, parse, plan } from '@bufbuild/cel';
 import { strings } from '@bufbuild/cel/ext';
-import { compileFast, ERROR, Unsupported } from './fast-eval.js';
+import { compileFast, ERROR, type ExprNode, Unsupported } from './fast-eval.js';
 
 /**
  * CEL expressions over a few map-typed variables, compiled once: claim rules of trusted issuers read
@@ -88,12 +88,8 @@ export function compileExpression(
   };
 }
 
-interface ExprNode {
-  exprKind: { case: string | undefined; value?: unknown };
-}
-
 /**
- * Walks the parsed expression: each free identifier (one no comprehension binds) goes to `free`; the
+ * Walks the parsed expression: each free identifier (one no comprehension binds) goes to `known`; the
  * first that `known` rejects is returned.
  */
 function unknownIdentifier(
@@ -142,9 +138,10 @@ function unknownIdentifier(
       const inner = new Set(bound);
       for (const n of [c['iterVar'], c['iterVar2'], c['accuVar']])
         if (typeof n === 'string' && n) inner.add(n);
-      for (const part of ['iterRange', 'accuInit'])
-        if (unknownIdentifier(c[part] as ExprNode, bound, known) !== undefined)
-          return unknownIdentifier(c[part] as ExprNode, bound, known);
+      for (const part of ['iterRange', 'accuInit']) {
+        const u = unknownIdentifier(c[part] as ExprNode, bound, known);
+        if (u !== undefined) return u;
+      }
       for (const part of ['loopCondition', 'loopStep', 'result']) {
         const u = unknownIdentifier(c[part] as ExprNode, inner, known);
         if (u !== undefined) return u;

@@ -23,7 +23,8 @@ export const ERROR: unique symbol = Symbol('cel error');
 type Value = unknown;
 type Evaluator = (vars: Record<string, unknown>) => Value;
 
-interface ExprNode {
+/** A node of the parsed expression (`@bufbuild/cel`'s `Expr`), as far as these walks read it. */
+export interface ExprNode {
   exprKind: { case: string | undefined; value?: unknown };
 }
 
