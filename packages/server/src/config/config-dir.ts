@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { BUILTIN_RULES } from '../detection/builtin-rules.js';
 import type { ConfiguredRule } from '../detection/detection-config.js';
 import type { NetworkEnvironment } from '../detection/networks.js';
-import { compileRule, detectionRuleSchema, RuleError } from '../detection/rule.js';
+import { compileRuleDocument, detectionRuleSchema, RuleError } from '../detection/rule.js';
 import { ConfigError } from '../errors.js';
 import { buildIssuer } from '../federation/issuer-config.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
@@ -327,7 +327,7 @@ function detectionRules(documents: readonly RawDocument[]): ConfiguredRule[] {
     ruleFiles.set(r.id, where);
     const source = `detections/${file.split(/[\\/]/).pop()}`;
     try {
-      compileRule(r, source);
+      compileRuleDocument(r, source);
     } catch (err) {
       if (err instanceof RuleError) throw new ConfigError(where, err.field, err.message);
       throw err;

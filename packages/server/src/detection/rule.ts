@@ -48,6 +48,8 @@ export const detectionRuleSchema = z
   .strict();
 
 export type DetectionRuleInput = z.input<typeof detectionRuleSchema>;
+/** A rule document the schema took, its defaults filled in. */
+export type RuleDocument = z.output<typeof detectionRuleSchema>;
 
 /** A rule, validated and compiled. */
 export interface DetectionRule {
@@ -85,7 +87,14 @@ export function compileRule(input: unknown, source: string): DetectionRule {
     const issue = parsed.error.issues[0]!;
     throw new RuleError(issue.path.join('.') || '(document)', issue.message);
   }
-  const r = parsed.data;
+  return compileRuleDocument(parsed.data, source);
+}
+
+/**
+ * Compiles a rule the schema has taken (config-dir.ts parses with the errors of every config file):
+ * the checks the schema cannot make, the cooldown's range, the condition, what a claimed client allows.
+ */
+export function compileRuleDocument(r: RuleDocument, source: string): DetectionRule {
   const seconds = parseDuration(r.cooldown);
   if (seconds === undefined || seconds > 7 * 86_400)
     throw new RuleError('cooldown', 'must be a duration such as 30s, 10m or 1h, at most 7d');
