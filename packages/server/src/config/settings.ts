@@ -617,21 +617,21 @@ export function resolveSettings(
     if (!known.has(key))
       throw new ConfigError(file!.name, key, 'unknown setting (see `writ config reference`)');
   }
-  const value = <P extends Path>(path: P): unknown => {
+  /** The raw value a setting takes and where it comes from: command line, environment, then file. */
+  const given = (path: Path): { raw: unknown; where: string } | undefined => {
     const s: Setting = SETTINGS_REFERENCE[path];
-    if (overrides[path] !== undefined) return check(path, s, overrides[path], 'command line');
+    if (overrides[path] !== undefined) return { raw: overrides[path], where: 'command line' };
     if (s.env && env[s.env] !== undefined && env[s.env] !== '')
-      return check(path, s, env[s.env], `environment ${s.env}`);
-    if (flat[path] !== undefined) return check(path, s, flat[path], file!.name);
-    return s.default;
+      return { raw: env[s.env], where: `environment ${s.env}` };
+    if (flat[path] !== undefined) return { raw: flat[path], where: file!.name };
+    return undefined;
   };
-  /** Where a setting's value came from, as `value` chose it (for errors about two settings together). */
-  const where = (path: Path): string => {
-    const s: Setting = SETTINGS_REFERENCE[path];
-    if (overrides[path] !== undefined) return 'command line';
-    if (s.env && env[s.env] !== undefined && env[s.env] !== '') return `environment ${s.env}`;
-    return flat[path] !== undefined ? file!.name : 'defaults';
+  const value = (path: Path): unknown => {
+    const g = given(path);
+    return g ? check(path, SETTINGS_REFERENCE[path], g.raw, g.where) : SETTINGS_REFERENCE[path].default;
   };
+  /** Where a setting's value came from (for errors about two settings together). */
+  const where = (path: Path): string => given(path)?.where ?? 'defaults';
   const webhookUrl = value('detection.webhook_url') as string;
   const webhookOrigins = [...(value('detection.webhook_origins') as string[])];
   if (webhookUrl !== '') checkWebhookUrl(webhookUrl, webhookOrigins, where('detection.webhook_url'));
