@@ -272,6 +272,7 @@ describe('fast CEL evaluation agrees with the CEL planner', () => {
       u: 'h\u00e9llo \u{1f600}',
       nul: null,
       on: true,
+      inf: Number.POSITIVE_INFINITY,
     },
     token: { networks: 2, revoked: false },
     baseline: { hosts: 25, hosts_usual: 4.5, audience_known: true },
@@ -317,6 +318,7 @@ describe('fast CEL evaluation agrees with the CEL planner', () => {
     'event.s < event.n',
     '"ab" < "b" && false < true',
     'event.n == 3u && event.n > 2.5',
+    'event.inf >= event.inf && event.inf > event.n && -event.inf < event.n',
     // Indexing, membership, strings.
     'event.list[1] == "b"',
     'event.list[2] == "c"',

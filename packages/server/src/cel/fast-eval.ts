@@ -320,8 +320,9 @@ function compare(a: Evaluator, b: Evaluator, test: (d: number) => boolean): Eval
   return (vars) => {
     const x = a(vars);
     const y = b(vars);
+    // NaN is unordered: every comparison with it is false. Not `x - y`: Infinity - Infinity is NaN.
     if (typeof x === 'number' && typeof y === 'number')
-      return Number.isNaN(x) || Number.isNaN(y) ? false : test(x - y);
+      return Number.isNaN(x) || Number.isNaN(y) ? false : test(x < y ? -1 : x > y ? 1 : 0);
     if (typeof x === 'string' && typeof y === 'string') return test(x < y ? -1 : x > y ? 1 : 0);
     if (typeof x === 'boolean' && typeof y === 'boolean') return test(Number(x) - Number(y));
     return ERROR;
