@@ -231,6 +231,23 @@ describe('detection config: validation', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('refuses networks.yaml beside networks.json rather than reading one and ignoring the other', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'writ-detection-dir-'));
+    try {
+      writeFileSync(join(dir, 'networks.yaml'), 'networks:\n  - cidr: 10.9.0.0/16\n    environment: dev\n');
+      writeFileSync(join(dir, 'networks.json'), '{"networks": []}');
+      assert.throws(
+        () => readConfigDir(dir),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          /networks\.json$/.test(err.file) &&
+          /also in .*networks\.yaml/.test(err.message),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 interface RuleView {

@@ -69,7 +69,7 @@ const KIND_DIRS = [
   ['detection', 'detections'],
 ] as const;
 
-/** The file of `networks` documents, at the top of the directory (the first of these that exists). */
+/** The file of `networks` documents, at the top of the directory: one of these, not two. */
 const NETWORKS_FILES = ['networks.yaml', 'networks.yml', 'networks.json'];
 
 /**
@@ -118,7 +118,13 @@ export function readConfigDir(dir: string): RawConfig {
       }
     }
   }
-  const networks = NETWORKS_FILES.map((f) => join(root, f)).find((f) => existsSync(f));
+  const [networks, twin] = NETWORKS_FILES.map((f) => join(root, f)).filter((f) => existsSync(f));
+  if (networks && twin)
+    throw new ConfigError(
+      show(twin),
+      '',
+      `networks are also in ${show(networks)}: keep one of the two files`,
+    );
   if (networks)
     for (const [index, doc] of readDocuments(root, networks, show(networks)).entries())
       documents.push({ kind: 'networks', file: show(networks), index, doc });
