@@ -1,61 +1,33 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { settingsFileDigest } from '../src/config/settings.js';
-import { execWrit } from './helpers/cli.js';
-import { writeConfigDocuments } from './helpers/config-dir.js';
-import { configDocuments, type Harness, startHarness } from './helpers/harness.js';
-
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+import { type OperatorCli, operatorCli } from './helpers/cli.js';
+import { writeHarnessConfig } from './helpers/config-dir.js';
+import { type Harness, harnessDocuments, startHarness } from './helpers/harness.js';
 
 // settings.yaml is read by `writ serve` at start. `writ apply` says so only when the directory's
 // settings.yaml differs from the one the server started with; otherwise it says nothing about it.
 
 describe('writ apply speaks of settings.yaml only when it differs from the running settings', () => {
   let h: Harness;
-  let dir: string;
+  let writ: OperatorCli;
   let config: string;
-  let keyFile: string;
   before(async () => {
     h = await startHarness({ listen: true, settingsFile: { tokens: { max_lifetime: '2h' } } });
-    dir = mkdtempSync(join(tmpdir(), 'writ-apply-settings-'));
-    keyFile = join(dir, 'operator.jwk');
-    const key = h.operatorKey;
-    writeFileSync(
-      keyFile,
-      JSON.stringify({
-        operator: 'ops',
-        key: { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, alg: key.alg },
-      }),
-      { mode: 0o600 },
-    );
-    config = join(dir, 'config');
-    writeConfigDocuments(
-      config,
-      configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }),
-    );
+    writ = operatorCli(h);
+    config = writeHarnessConfig(h);
   });
   after(async () => {
     await h.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   const apply = async (settingsYaml: string | undefined, ...flags: string[]) => {
     const file = join(config, 'settings.yaml');
     if (settingsYaml === undefined) rmSync(file, { force: true });
     else writeFileSync(file, settingsYaml);
-    const r = await execWrit(MAIN, [
-      '--server',
-      h.issuer,
-      '--operator-key',
-      keyFile,
-      'apply',
-      config,
-      ...flags,
-    ]);
+    const r = await writ(['apply', config, ...flags]);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout + r.stderr;
   };
@@ -96,7 +68,7 @@ describe('the settings digest tells an operator whether a file is the running on
 
   const answer = async (values: Record<string, unknown>) => {
     const r = await h.admin('POST', '/config', {
-      documents: configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }),
+      documents: harnessDocuments(h),
       dry_run: true,
       settings_digest: settingsFileDigest(values),
     });

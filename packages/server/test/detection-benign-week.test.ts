@@ -21,9 +21,9 @@ import {
 } from './helpers/benign-week.js';
 import { rawDoc } from './helpers/dpop.js';
 import {
-  configDocuments,
   freePort,
   type Harness,
+  harnessDocuments,
   startHarness,
   type TestKey,
   testKey,
@@ -272,10 +272,7 @@ describe('detection: a benign week of 50 workloads', () => {
         // Day 5, 10:00: the operators apply the config that grants the ledger API to eight more workloads.
         clock.set(week.grant.at);
         const bundle = validateConfig(
-          configDocuments(
-            { workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey },
-            weekDocs(week, DIRECT_ISSUER, keys, true),
-          ),
+          harnessDocuments(h, weekDocs(week, DIRECT_ISSUER, keys, true)),
           h.settings.tokens.maxLifetime,
           h.settings.issuer,
         );

@@ -4,7 +4,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { fakeClock } from '../src/clock.js';
 import { type RawDocument, readConfigDir, validateConfig } from '../src/config/config-dir.js';
@@ -15,8 +14,8 @@ import { ConfigError } from '../src/errors.js';
 import { kekFromBytes } from '../src/keys/kek.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
-import { execWrit } from './helpers/cli.js';
-import { writeConfigDocuments } from './helpers/config-dir.js';
+import { type OperatorCli, operatorCli } from './helpers/cli.js';
+import { writeHarnessConfig } from './helpers/config-dir.js';
 import { decodeClaims } from './helpers/dpop.js';
 import {
   AUDIENCE,
@@ -32,8 +31,6 @@ import {
  * with errors that name the file and the field, diffed, stored, applied by `writ apply` and at start,
  * and in force on the detector at once.
  */
-
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /** A rule of our own, as a file would hold it. */
 const CURL_RULE = {
@@ -260,34 +257,17 @@ interface RuleView {
 
 describe('detection config: writ apply over real HTTP', () => {
   let h: Harness;
-  let dir: string;
+  let writ: OperatorCli;
   let config: string;
-  let keyFile: string;
   before(async () => {
     h = await startHarness({ listen: true });
-    dir = mkdtempSync(join(tmpdir(), 'writ-detection-apply-'));
-    keyFile = join(dir, 'operator.jwk');
-    const key = h.operatorKey;
-    writeFileSync(
-      keyFile,
-      JSON.stringify({
-        operator: 'ops',
-        key: { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, alg: key.alg },
-      }),
-      { mode: 0o600 },
-    );
-    config = join(dir, 'config');
-    writeConfigDocuments(
-      config,
-      configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }),
-    );
+    writ = operatorCli(h);
+    config = writeHarnessConfig(h);
   });
   after(async () => {
     await h.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
-  const writ = (args: string[]) => execWrit(MAIN, ['--server', h.issuer, '--operator-key', keyFile, ...args]);
   const rules = async (): Promise<RuleView[]> => {
     const r = await h.admin('GET', '/detections');
     assert.equal(r.status, 200);

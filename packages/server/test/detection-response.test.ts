@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { generateDpopKey } from '@writ/sdk/dpop';
 import { GrantType } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import type { Finding } from '../src/detection/finding.js';
-import { execWrit } from './helpers/cli.js';
+import { type OperatorCli, operatorCli } from './helpers/cli.js';
 import {
   automaticRevocations,
   counterValue,
@@ -34,7 +30,6 @@ import { eventually, outcome, presenting, workloadClient } from './helpers/verif
 // Issue 13's acceptance, end to end: real verifiers built with the SDK report every use over HTTP, the
 // server's detection rules find the misuse, and the response reaches every verifier through the stream.
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 /** The workload's usual network, and a network it never used. */
 const HOLDER_IP = '10.1.2.3';
 const THIEF_IP = '198.51.100.23';
@@ -242,8 +237,7 @@ forbid (principal, action, resource) when { context.risk >= 70 };
 describe('guardrails and findings through the CLI', () => {
   let h: Harness;
   const clock = fakeClock(Date.now());
-  let dir: string;
-  let keyFile: string;
+  let cli: OperatorCli;
   before(async () => {
     clock.set(Date.now());
     h = await startHarness({
@@ -251,27 +245,16 @@ describe('guardrails and findings through the CLI', () => {
       listen: true,
       settings: { 'detection.responses_per_minute': 60, 'detection.rule_responses_per_minute': 20 },
     });
-    dir = mkdtempSync(join(tmpdir(), 'writ-detections-cli-'));
-    keyFile = join(dir, 'operator.jwk');
-    const key = h.operatorKey;
-    writeFileSync(
-      keyFile,
-      JSON.stringify({
-        operator: 'ops',
-        key: { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, alg: key.alg },
-      }),
-      { mode: 0o600 },
-    );
+    cli = operatorCli(h);
   });
   after(async () => {
     await h.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   /** `writ …` as an operator runs it; the server's clock is brought up to the real one first (DPoP). */
   const writ = (...args: string[]) => {
     clock.set(Math.max(clock.now(), Date.now()));
-    return execWrit(MAIN, ['--server', h.issuer, '--operator-key', keyFile, ...args], 30_000);
+    return cli(args);
   };
   const observe = (signals: ReturnType<typeof usageSignal>[]) => {
     for (const s of signals) h.writ.ctx.detection.observe(s);

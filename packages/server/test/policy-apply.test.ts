@@ -15,47 +15,31 @@ import { applyPolicies, compileSources, updateResource } from '../src/policy/ope
 import { readPolicyDir } from '../src/policy/policy-dir.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { createWrit, type Writ } from '../src/writ.js';
-import { execWrit } from './helpers/cli.js';
-import { writeConfigDocuments } from './helpers/config-dir.js';
+import { type OperatorCli, operatorCli } from './helpers/cli.js';
+import { writeHarnessConfig } from './helpers/config-dir.js';
 import { configDocuments, type Harness, startHarness, testKey } from './helpers/harness.js';
 import { adminJson, policyVersion, putResource } from './helpers/policy.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const CASES = fileURLToPath(new URL('../../test/policy-cases', import.meta.url));
 
 describe('writ apply with policies/, over real HTTP', () => {
   let h: Harness;
-  let dir: string;
-  let keyFile: string;
+  let writ: OperatorCli;
+  let config: string;
   before(async () => {
     h = await startHarness({ listen: true });
-    dir = mkdtempSync(join(tmpdir(), 'writ-policy-apply-'));
-    keyFile = join(dir, 'operator.jwk');
-    const key = h.operatorKey;
-    writeFileSync(
-      keyFile,
-      JSON.stringify({
-        operator: 'ops',
-        key: { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, alg: key.alg },
-      }),
-      { mode: 0o600 },
-    );
+    writ = operatorCli(h);
     // The harness's own configuration as a config directory, plus the repo's policy set.
-    const config = join(dir, 'config');
-    const docs = configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey });
-    writeConfigDocuments(config, docs);
+    config = writeHarnessConfig(h);
     cpSync(join(CASES, 'policies'), join(config, 'policies'), { recursive: true });
   });
   after(async () => {
     await h.close();
-    rmSync(dir, { recursive: true, force: true });
   });
-
-  const writ = (args: string[]) => execWrit(MAIN, ['--server', h.issuer, '--operator-key', keyFile, ...args]);
 
   it('applies the policy set and reports its version; the server then decides with it', async () => {
     const before = await policyVersion(h);
-    const r = await writ(['apply', join(dir, 'config')]);
+    const r = await writ(['apply', config]);
     assert.equal(r.code, 0, r.stderr);
     const after = await policyVersion(h);
     assert.notEqual(after, before);
@@ -64,22 +48,22 @@ describe('writ apply with policies/, over real HTTP', () => {
     const denied = await h.requestToken();
     assert.equal(denied.status, 400);
     assert.equal(denied.body['error'], 'access_denied');
-    const again = await writ(['apply', join(dir, 'config')]);
+    const again = await writ(['apply', config]);
     assert.match(again.stdout, new RegExp(`policy set unchanged: ${after}`));
   });
 
   it('refuses a broken set before sending it, naming file and line, and the server keeps its version', async () => {
     const running = await policyVersion(h);
     writeFileSync(
-      join(dir, 'config', 'policies', 'zz-broken.cedar'),
+      join(config, 'policies', 'zz-broken.cedar'),
       'permit (principal, action, resource)\nwhen { context.purpose == 3 };\n',
     );
-    const r = await writ(['apply', join(dir, 'config')]);
+    const r = await writ(['apply', config]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /policies\/zz-broken\.cedar:2: /);
     assert.equal(await policyVersion(h), running);
     assert.equal((await h.requestToken()).status, 400, 'still deciding with the running set');
-    rmSync(join(dir, 'config', 'policies', 'zz-broken.cedar'));
+    rmSync(join(config, 'policies', 'zz-broken.cedar'));
   });
 });
 

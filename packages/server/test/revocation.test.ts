@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { GrantType, TokenType } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import type { AdminSession } from './helpers/admin-session.js';
-import { execWrit } from './helpers/cli.js';
+import { type OperatorCli, operatorCli } from './helpers/cli.js';
 import { classDoc, clientAuth, httpForm, injectForm, workloadDoc } from './helpers/dpop.js';
 import {
   AUDIENCE,
@@ -33,7 +29,6 @@ const OWNER = 'spiffe://test.writ/jobs/owner';
 const RUNNER = 'spiffe://test.writ/jobs/runner';
 const JOBS_API = 'https://jobs.revocation.test';
 const AUDIT_API = 'https://audit.revocation.test';
-const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 const NAMES = TOKEN_NAMES;
 const CASES = predicateCases(OWNER, 'audit-read');
@@ -285,29 +280,14 @@ describe('revocation by predicate: introspection of the affected tokens says {ac
 
 describe('writ revoke (the CLI) over real HTTP', () => {
   let h: Harness;
-  let dir: string;
-  let keyFile: string;
+  let writ: OperatorCli;
   before(async () => {
     h = await startHarness({ listen: true });
-    dir = mkdtempSync(join(tmpdir(), 'writ-revoke-cli-'));
-    keyFile = join(dir, 'operator.jwk');
-    const key = h.operatorKey;
-    writeFileSync(
-      keyFile,
-      JSON.stringify({
-        operator: 'ops',
-        key: { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, alg: key.alg },
-      }),
-      { mode: 0o600 },
-    );
+    writ = operatorCli(h, { timeoutMs: 20_000 });
   });
   after(async () => {
     await h.close();
-    rmSync(dir, { recursive: true, force: true });
   });
-
-  const writ = (args: string[]) =>
-    execWrit(MAIN, ['--server', h.issuer, '--operator-key', keyFile, ...args], 20_000);
 
   const token = async (client: string, key: typeof h.workloadKey, resource: string, scope?: string) => {
     const r = await httpForm(`${h.issuer}/oauth2/token`, {

@@ -1,6 +1,14 @@
-// Runs the `writ` CLI as a child process, the way an operator would, for the exec/token-get tests.
+// Runs the `writ` CLI as a child process, the way an operator would: `exec`, `token get`, and the admin
+// commands of the harness's operator.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { type Harness, privateJwk } from './harness.js';
+
+/** The built `writ` CLI. */
+export const WRIT_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** What a `writ` child left behind. */
 export interface CliRun {
@@ -81,4 +89,23 @@ export async function execWrit(main: string, args: string[], timeoutMs = 30_000)
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/** `writ …` as one operator runs it against one server: the arguments after the global options. */
+export type OperatorCli = (args: string[]) => Promise<CliResult>;
+
+/**
+ * The harness's operator `ops` at a shell: writes its key where `writ --operator-key` reads it (in the
+ * harness's directory, removed with it) and runs `writ --server <issuer> --operator-key <file> …` to its
+ * end. `issuer`: another address of the server (a proxy in front of it); `timeoutMs`: per command.
+ */
+export function operatorCli(
+  h: Pick<Harness, 'dir' | 'issuer' | 'operatorKey'>,
+  { issuer = h.issuer, timeoutMs }: { issuer?: string; timeoutMs?: number } = {},
+): OperatorCli {
+  const keyFile = join(h.dir, 'operator.jwk');
+  writeFileSync(keyFile, JSON.stringify({ operator: 'ops', key: privateJwk(h.operatorKey) }), {
+    mode: 0o600,
+  });
+  return (args) => execWrit(WRIT_MAIN, ['--server', issuer, '--operator-key', keyFile, ...args], timeoutMs);
 }

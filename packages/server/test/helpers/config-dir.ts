@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RawDocument } from '../../src/config/config-dir.js';
+import { type Harness, harnessDocuments } from './harness.js';
 
 /** Where each kind of document lives in a config directory. */
 const DIRS: Record<Exclude<RawDocument['kind'], 'networks'>, string> = {
@@ -25,4 +26,17 @@ export function writeConfigDocuments(dir: string, docs: readonly RawDocument[]):
     mkdirSync(join(dir, DIRS[d.kind]), { recursive: true });
     writeFileSync(join(dir, DIRS[d.kind], `${i}.json`), JSON.stringify(d.doc));
   }
+}
+
+/**
+ * The harness's own configuration (`harnessDocuments`, and `extra`) as a config directory `config` in
+ * the harness's directory, for `writ apply`; returns its path.
+ */
+export function writeHarnessConfig(
+  h: Pick<Harness, 'dir' | 'workloadKey' | 'otherKey' | 'operatorKey'>,
+  extra: RawDocument[] = [],
+): string {
+  const dir = join(h.dir, 'config');
+  writeConfigDocuments(dir, harnessDocuments(h, extra));
+  return dir;
 }

@@ -36,6 +36,13 @@ export function testKey(alg: 'ES256' | 'EdDSA' = 'ES256'): TestKey {
   return { privateKey, publicJwk: { ...jwk, kid, alg }, alg, kid };
 }
 
+/** The private half of a test key as a JWK with its `kid` and `alg`, as the SDK and `writ` read keys. */
+export const privateJwk = (k: TestKey) => ({
+  ...k.privateKey.export({ format: 'jwk' }),
+  kid: k.kid,
+  alg: k.alg,
+});
+
 /** Signs arbitrary header and claims (for negative tests the header may lie). */
 export function signJwt(
   key: TestKey,
@@ -214,6 +221,14 @@ export function configDocuments(
     doc('operator', { name: 'ops', jwks: { keys: [keys.operator.publicJwk] } }, 1),
     ...extra,
   ];
+}
+
+/** The harness's own configuration documents (`configDocuments` with its keys), and `extra`. */
+export function harnessDocuments(
+  h: Pick<Harness, 'workloadKey' | 'otherKey' | 'operatorKey'>,
+  extra: RawDocument[] = [],
+): RawDocument[] {
+  return configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }, extra);
 }
 
 function sha256hex(s: string): string {

@@ -117,11 +117,7 @@ function checkSubject(sub: unknown, nested = false): void {
 export const RECEIVER = 'spiffe://test.writ/siem/receiver';
 export const STRANGER = 'spiffe://test.writ/siem/other';
 
-export const privateJwk = (k: TestKey) => ({
-  ...k.privateKey.export({ format: 'jwk' }),
-  kid: k.kid,
-  alg: k.alg,
-});
+export { privateJwk } from './harness.js';
 
 /** Two receiver workloads (RECEIVER, STRANGER) whose class may call the stream management API. */
 export const receiverDocs = (issuer: string, keys: TestKey[]) => [
