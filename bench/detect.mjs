@@ -29,7 +29,7 @@
 //
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,7 @@ import { median } from './lib/common.mjs';
 import { issuanceUnderUsage } from './lib/detect-issuance.mjs';
 import { misuseLatency } from './lib/detect-latency.mjs';
 import { cleanupOnExit, pinSelf, requirePinning, runJsonChild } from './lib/processes.mjs';
+import { fmt, loadAverage, printTable, runMain, writeResults } from './lib/report.mjs';
 import { WRIT_CLI } from './lib/writ-server.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -95,13 +96,11 @@ function bounded(name, min, max) {
   return v;
 }
 
-const cleanup = cleanupOnExit('bench/detect');
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
-const load = () => loadavg()[0].toFixed(2);
+cleanupOnExit('bench/detect');
 
 // ---- (a) rule evaluation throughput, in-process -------------------------------------------------
 async function partA() {
-  const loadAtStart = load();
+  const loadAtStart = loadAverage();
   console.log(
     `(a) rule evaluation over ingested usage records: ${WORKLOADS} workloads (${LEARNED} learned), ` +
       `${RECORDS} records timed after ${WARMUP_RECORDS} of warm-up, one process pinned to core ` +
@@ -129,7 +128,7 @@ async function partA() {
         { cwd: BENCH },
       );
     }
-    round.load = load();
+    round.load = loadAverage();
     rounds.push(round);
     const { ingest: g, engine: e } = round;
     console.log(
@@ -273,56 +272,33 @@ async function main() {
       '',
     ]);
   }
-  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
   console.log(
     `\n=== Detection: medians (${ROUNDS} rounds for (a) and (c), ${TRIALS} trials per misuse for (b)) ===`,
   );
-  for (const r of table) console.log(r.map((cell, i) => cell.padEnd(widths[i])).join('  '));
+  printTable(table);
   console.log(`took ${fmt((Date.now() - started) / 1000)} s`);
 
-  const resultsDir = join(BENCH, 'results');
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `detect-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        machine: { cores: cpus().length, model: cpus()[0].model, node: process.version },
-        settings: {
-          ROUNDS,
-          WORKLOADS,
-          LEARNED,
-          RECORDS,
-          WARMUP_RECORDS,
-          TRIALS,
-          WARMUP_TRIALS,
-          VERIFIERS,
-          DRIVERS,
-          FLUSH_MS,
-          BACKGROUND,
-          SECONDS,
-          USAGE_RATE,
-          CONNECTIONS,
-          CLIENTS,
-        },
-        targets: TARGETS,
-        results,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`results: ${file}`);
+  writeResults('detect', {
+    settings: {
+      ROUNDS,
+      WORKLOADS,
+      LEARNED,
+      RECORDS,
+      WARMUP_RECORDS,
+      TRIALS,
+      WARMUP_TRIALS,
+      VERIFIERS,
+      DRIVERS,
+      FLUSH_MS,
+      BACKGROUND,
+      SECONDS,
+      USAGE_RATE,
+      CONNECTIONS,
+      CLIENTS,
+    },
+    targets: TARGETS,
+    results,
+  });
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (err) => {
-    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main);

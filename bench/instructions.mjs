@@ -25,13 +25,14 @@
 //
 // Every child is ended and every temp directory removed on exit, also on error or Ctrl-C.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { AUDIENCE, benchClients, median, SCOPES, TOKEN_TTL, tokenRequestBodies } from './lib/common.mjs';
 import { cleanupOnExit, tempDir } from './lib/processes.mjs';
 import { summarizeCpuProfile } from './lib/profile.mjs';
+import { runMain, writeResults } from './lib/report.mjs';
 import { logTail, ROOT, startWritServer, workloadDoc, writCli } from './lib/writ-server.mjs';
 
 const { values: opts } = parseArgs({
@@ -283,20 +284,14 @@ async function main() {
         `${summary('mainPerToken')} on the main thread`,
     );
   }
-  const dir = join(resolve(ROOT, 'bench'), 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `instructions-${commit}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    `${JSON.stringify({ commit, tokens: TOKENS, warmup: WARMUP, connections: CONNECTIONS, clients: CLIENTS, results }, null, 2)}\n`,
-  );
-  console.log(`results: ${file}`);
+  writeResults(`instructions-${commit}`, {
+    commit,
+    tokens: TOKENS,
+    warmup: WARMUP,
+    connections: CONNECTIONS,
+    clients: CLIENTS,
+    results,
+  });
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err.stack ?? err);
-    process.exit(1);
-  },
-);
+runMain(main);

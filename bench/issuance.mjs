@@ -19,7 +19,6 @@ import { once } from 'node:events';
 import {
   closeSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -42,6 +41,7 @@ import {
   TOKEN_TTL,
 } from './lib/common.mjs';
 import { summarizeCpuProfile } from './lib/profile.mjs';
+import { fmt, machine, printTable, runMain, writeResults } from './lib/report.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
@@ -375,7 +375,6 @@ function describePeak(name, r) {
 }
 
 // ---- main ----------------------------------------------------------------------------------------
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const pct = (x) => `${fmt(x * 100)}%`;
 
 const SIDES = DPOP
@@ -567,12 +566,11 @@ async function main() {
     '',
     '',
   ]);
-  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   console.log(
     `\n=== Issuance: medians of ${ROUNDS} rounds (ratios: medians of the per-round ratios; ` +
       'CPU: server process, all threads) ===',
   );
-  for (const row of table) console.log(row.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+  printTable(table);
   console.log(
     `load generator: at most ${pct(generatorCpuMax)} of its core in any peak run; connection sweep ` +
       sweep.map((x) => `${x.connections}c ${fmt(x.throughput)}/s`).join(', '),
@@ -584,44 +582,20 @@ async function main() {
   console.log(`tokens checked: ${JSON.stringify(issued)}`);
   console.log(`took ${fmt((Date.now() - started) / 1000)} s`);
 
-  const resultsDir = join(BENCH, 'results');
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(
-    resultsDir,
-    `issuance${DPOP ? '-dpop' : ''}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-  );
   const strip = (x) => ({
     ...x,
     sampleToken: undefined,
     half: x.half && { ...x.half, sampleToken: undefined },
   });
-  writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        machine: { cores: cpus().length, model: cpus()[0].model, node: process.version, peerVersion },
-        settings: { ROUNDS, SECONDS, WARMUP_SECONDS, CONNECTIONS, CLIENTS, OPEN_SECONDS, TOKEN_TTL, DPOP },
-        medians,
-        rounds: rounds.map((r) => ({ raw: r.raw, writ: strip(r.writ), peer: r.peer && strip(r.peer) })),
-        sweep,
-        profile,
-        issued,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`results: ${file}`);
+  writeResults(DPOP ? 'issuance-dpop' : 'issuance', {
+    machine: { ...machine(), peerVersion },
+    settings: { ROUNDS, SECONDS, WARMUP_SECONDS, CONNECTIONS, CLIENTS, OPEN_SECONDS, TOKEN_TTL, DPOP },
+    medians,
+    rounds: rounds.map((r) => ({ raw: r.raw, writ: strip(r.writ), peer: r.peer && strip(r.peer) })),
+    sweep,
+    profile,
+    issued,
+  });
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (err) => {
-    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main);

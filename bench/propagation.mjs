@@ -17,7 +17,7 @@
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
 import { createPrivateKey } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +35,7 @@ import {
   processCpuSeconds,
   requirePinning,
 } from './lib/processes.mjs';
+import { fmt, printTable, runMain, writeResults } from './lib/report.mjs';
 import {
   adminSession,
   bearerToken,
@@ -77,7 +78,7 @@ function bounded(name, min, max) {
   return v;
 }
 
-const cleanup = cleanupOnExit('bench/propagation');
+cleanupOnExit('bench/propagation');
 
 // ---- the server ----------------------------------------------------------------------------------
 const [tokenClient] = benchClients(1);
@@ -146,7 +147,6 @@ const startLoader = (index, config) =>
   });
 
 // ---- main ----------------------------------------------------------------------------------------
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const nowMs = () => Number(process.hrtime.bigint() / 1000n) / 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -327,11 +327,10 @@ async function main() {
         '',
       ],
     ];
-    const widths = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
     console.log(
       `\n=== Revocation propagation, one node: ${trials.length} trials, ${live} streams, token TTL ${TOKEN_TTL}s ===`,
     );
-    for (const r of table) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+    printTable(table);
     console.log(
       `revoke call (request → response) p50 ${fmt(summary.revokeCall.p50Ms, 1)} ms; streams dropped during ` +
         `the run: ${droppedAtEnd}; server CPU over the trials ${fmt(serverCpu, 2)} s; load CPU ` +
@@ -340,43 +339,21 @@ async function main() {
     console.log(`took ${fmt((Date.now() - started) / 1000)} s`);
     if (droppedAtEnd > 0) throw new Error(`${droppedAtEnd} streams were closed during the run`);
 
-    const resultsDir = join(BENCH, 'results');
-    mkdirSync(resultsDir, { recursive: true });
-    const file = join(resultsDir, `propagation-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(
-      file,
-      `${JSON.stringify(
-        {
-          machine: { cores: cpus().length, model: cpus()[0].model, node: process.version },
-          settings: { STREAMS, TRIALS, WARMUP_TRIALS, VERIFIERS, LOADERS, GAP_MS, BACKLOG, TOKEN_TTL },
-          target: { slowestStreamP99Ms: TARGET_P99_MS },
-          met,
-          summary,
-          trials: trials.map(({ lagsMs, ...t }) => ({
-            ...t,
-            p90Ms: quantile(lagsMs, 0.9),
-            p99Ms: quantile(lagsMs, 0.99),
-          })),
-        },
-        null,
-        2,
-      )}\n`,
-    );
-    console.log(`results: ${file}`);
+    writeResults('propagation', {
+      settings: { STREAMS, TRIALS, WARMUP_TRIALS, VERIFIERS, LOADERS, GAP_MS, BACKLOG, TOKEN_TTL },
+      target: { slowestStreamP99Ms: TARGET_P99_MS },
+      met,
+      summary,
+      trials: trials.map(({ lagsMs, ...t }) => ({
+        ...t,
+        p90Ms: quantile(lagsMs, 0.9),
+        p99Ms: quantile(lagsMs, 0.99),
+      })),
+    });
   } finally {
     await Promise.all(loaders.map((l) => l.stop()));
     await server.stop();
   }
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (err) => {
-    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -18,7 +18,7 @@
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,7 @@ import { dpopKeyFrom } from '@writ/sdk/dpop';
 import { benchClients, decodeJwt, es256KeyPair, median, SCOPES, TOKEN_TTL } from './lib/common.mjs';
 import { cleanupOnExit, requirePinning, runJsonChild, tempDir } from './lib/processes.mjs';
 import { summarizeCpuProfile } from './lib/profile.mjs';
+import { fmt, printTable, runMain, writeResults } from './lib/report.mjs';
 import {
   adminSession,
   bearerToken,
@@ -66,7 +67,7 @@ function bounded(name, min, max) {
   return v;
 }
 
-const cleanup = cleanupOnExit('bench/verify');
+cleanupOnExit('bench/verify');
 
 const TARGETS = {
   bearer: { bound: 'rawVerify', target: 0.8 },
@@ -206,7 +207,6 @@ async function profileRound(server) {
 }
 
 // ---- main ----------------------------------------------------------------------------------------
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
 async function main() {
   requirePinning();
@@ -281,58 +281,35 @@ async function main() {
     row('raw: 2 ES256 verifies', 'rawPair'),
     row('(c) DPoP-bound verify() (token + proof)', 'dpop', 'dpop', (r) => `${fmt(r, 2)} of raw`),
   ];
-  const widths = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
   console.log(
     `\n=== Verification on one core: medians of ${ROUNDS} rounds (ratios: medians of the per-round ratios) ===`,
   );
-  for (const r of table) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
+  printTable(table);
   console.log(
     `revocations in force at the verifier: ${revoked}; token bytes: bearer ${checked.bytes.bearer}, ` +
       `bound ${checked.bytes.dpop}, proof ${checked.bytes.proof}`,
   );
   console.log(`took ${fmt((Date.now() - started) / 1000)} s`);
 
-  const resultsDir = join(BENCH, 'results');
-  mkdirSync(resultsDir, { recursive: true });
-  const file = join(resultsDir, `verify-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        machine: { cores: cpus().length, model: cpus()[0].model, node: process.version },
-        settings: {
-          ROUNDS,
-          SECONDS,
-          WARMUP_SECONDS,
-          TOKENS,
-          REVOCATIONS,
-          TOKEN_TTL,
-          MEASURE_CORE,
-          SERVER_CORE,
-        },
-        targets: TARGETS,
-        medians,
-        met: Object.fromEntries(Object.entries(TARGETS).map(([k, t]) => [k, medians.ratios[k] >= t.target])),
-        revocations: revoked,
-        checked,
-        rounds,
-        profile,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`results: ${file}`);
+  writeResults('verify', {
+    settings: {
+      ROUNDS,
+      SECONDS,
+      WARMUP_SECONDS,
+      TOKENS,
+      REVOCATIONS,
+      TOKEN_TTL,
+      MEASURE_CORE,
+      SERVER_CORE,
+    },
+    targets: TARGETS,
+    medians,
+    met: Object.fromEntries(Object.entries(TARGETS).map(([k, t]) => [k, medians.ratios[k] >= t.target])),
+    revocations: revoked,
+    checked,
+    rounds,
+    profile,
+  });
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (err) => {
-    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -4,20 +4,18 @@
 // server issued, at a fixed rate, and bench/issuance.mjs's load generator (loadgen.mjs) measures the
 // token endpoint's peak beside them. Sides alternate from round to round.
 import { readdirSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AUDIENCE, benchClients, decodeJwt, es256KeyPair, median, SCOPES } from './common.mjs';
 import { startLineChild } from './line-child.mjs';
 import { processCpuSeconds, runJsonChild, tempDir } from './processes.mjs';
 import { summarizeCpuProfile } from './profile.mjs';
+import { fmt, loadAverage } from './report.mjs';
 import { fleetReporter, slotKey, usageFleet } from './usage-traffic.mjs';
 import { adminSession, bearerToken, logTail, ROOT, startWritServer, workloadDoc } from './writ-server.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const load = () => loadavg()[0].toFixed(2);
 /** The fleet whose uses are reported: the usage load builds the same one from this. */
 const FLEET = { workloads: 50, apis: 2, seed: 17 };
 
@@ -27,7 +25,7 @@ const FLEET = { workloads: 50, apis: 2, seed: 17 };
  */
 export async function issuanceUnderUsage(o) {
   const { serverCore, loadCore, rounds: roundCount, seconds, usageRate, connections, flushMs } = o;
-  const loadAtStart = load();
+  const loadAtStart = loadAverage();
   const issuanceClients = benchClients(o.clients);
   const fleet = usageFleet(FLEET);
   const fleetClients = fleet.workloads.map((w) => ({ ...es256KeyPair(), clientId: w.id }));
@@ -186,7 +184,7 @@ export async function issuanceUnderUsage(o) {
   };
   const rounds = [];
   for (let i = 0; i < roundCount; i++) {
-    const r = { load: load() };
+    const r = { load: loadAverage() };
     for (const enabled of i % 2 === 0 ? [true, false] : [false, true])
       r[enabled ? 'on' : 'off'] = await side(enabled);
     r.ratio = r.on.throughput / r.off.throughput;
@@ -205,7 +203,7 @@ export async function issuanceUnderUsage(o) {
   const med = (f) => median(rounds.map(f));
   const summary = {
     loadAtStart,
-    loadAtEnd: load(),
+    loadAtEnd: loadAverage(),
     ratio: med((r) => r.ratio),
     on: med((r) => r.on.throughput),
     off: med((r) => r.off.throughput),

@@ -6,7 +6,6 @@
 // such a record is sent at once). Measured: t0 until every verifier holds the revocation (watched every
 // millisecond); then each must refuse the token as `revoked`. The audit log gives the breakdown.
 import { createPrivateKey } from 'node:crypto';
-import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WorkloadClient } from '@writ/sdk/client';
@@ -14,14 +13,13 @@ import { dpopKeyFrom } from '@writ/sdk/dpop';
 import { benchClients, decodeJwt, es256KeyPair, median, quantile } from './common.mjs';
 import { startLineChild } from './line-child.mjs';
 import { processCpuSeconds } from './processes.mjs';
+import { fmt, loadAverage } from './report.mjs';
 import { adminSession, bearerToken, logTail, startWritServer, workloadDoc } from './writ-server.mjs';
 
 const BENCH = dirname(dirname(fileURLToPath(import.meta.url)));
 const TARGET_P99_MS = 1000;
 const TRIAL_TIMEOUT_MS = 10_000;
-const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const load = () => loadavg()[0].toFixed(2);
 const sorted = (xs) => [...xs].filter(Number.isFinite).sort((a, b) => a - b);
 
 const API = 'https://api.bench.writ';
@@ -34,7 +32,7 @@ const TOKEN_SCOPE = 'api:call';
 export async function misuseLatency(o) {
   const { serverCore, loadCore, trials: trialCount, warmupTrials, verifiers: verifierCount } = o;
   const { drivers: driverCount, flushMs, background: backgroundRate, gapMs } = o;
-  const loadAtStart = load();
+  const loadAtStart = loadAverage();
   const perKind = trialCount + warmupTrials;
   const verifierClients = benchClients(verifierCount).map((c, i) => ({
     ...c,
@@ -161,7 +159,7 @@ export async function misuseLatency(o) {
       },
       { sent: 0, refused: 0, dropped: 0, failures: 0 },
     );
-    const summary = { loadAtStart, loadAtEnd: load(), serverCpuSeconds: serverCpu, usage, kinds: {} };
+    const summary = { loadAtStart, loadAtEnd: loadAverage(), serverCpuSeconds: serverCpu, usage, kinds: {} };
     for (const kind of ['bearer', 'dpop']) {
       const list = trials[kind];
       const last = sorted(list.map((x) => x.lastMs));
