@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { AUDIENCE, benchClients, median, SCOPES, TOKEN_TTL, tokenRequestBodies } from './lib/common.mjs';
 import { cleanupOnExit, tempDir } from './lib/processes.mjs';
-import { summarizeCpuProfile } from './lib/profile.mjs';
+import { printCpuProfile, readCpuProfile, summarizeCpuProfile } from './lib/profile.mjs';
 import { runMain, writeResults } from './lib/report.mjs';
 import { logTail, ROOT, startWritServer, workloadDoc, writCli } from './lib/writ-server.mjs';
 
@@ -229,10 +229,7 @@ async function run(i) {
     await pool.close();
     await server.stop();
     if (CPU_PROF) {
-      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (!file) throw new Error('no CPU profile was written');
-      const profile = JSON.parse(readFileSync(join(profDir, file), 'utf8'));
-      result.profile = summarizeCpuProfile(profile, CHECKOUT, window);
+      result.profile = summarizeCpuProfile(readCpuProfile(profDir), CHECKOUT, window);
       result.profileWindow = window;
     }
     return result;
@@ -261,11 +258,7 @@ async function main() {
     results.push(r);
     if (CPU_PROF) {
       console.log(`run ${r.run}: ${fmt(TOKENS / r.seconds)} tokens/s under --cpu-prof; self time:`);
-      for (const row of r.profile.top.slice(0, 30))
-        console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.name}  ${row.where}`);
-      console.log('inclusive time of Writ functions:');
-      for (const row of r.profile.inclusive.slice(0, 30))
-        console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.fn}`);
+      printCpuProfile(r.profile, { top: 30, inclusive: 30, areas: false });
     } else {
       console.log(
         `run ${r.run}: ${fmt(r.perToken)} instructions/token, ${fmt(r.mainPerToken)} on the main thread ` +

@@ -16,16 +16,7 @@
 // every temp directory removed on exit, also on error or Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +31,7 @@ import {
   SCOPES,
   TOKEN_TTL,
 } from './lib/common.mjs';
-import { summarizeCpuProfile } from './lib/profile.mjs';
+import { printCpuProfile, readCpuProfile, summarizeCpuProfile } from './lib/profile.mjs';
 import { fmt, machine, printTable, runMain, writeResults } from './lib/report.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -500,22 +491,12 @@ async function main() {
         () => start({ profileDir }),
         (s) => peak(s, { connections: CONNECTIONS, seconds: SECONDS, ceiling }),
       );
-      const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-      if (!file) throw new Error(`no CPU profile was written for ${name}`);
-      const cpuprofile = JSON.parse(readFileSync(join(profileDir, file), 'utf8'));
+      const cpuprofile = readCpuProfile(profileDir);
       profile[key] = { throughput: r.throughput, ...summarizeCpuProfile(cpuprofile, ROOT, r.windowMicros) };
       console.log(
         `\n${name} CPU profile (main thread, timed phase only, ${fmt(r.throughput)}/s under --cpu-prof), self time:`,
       );
-      for (const row of profile[key].top.slice(0, 25))
-        console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.name}  ${row.where}`);
-      if (key === 'writ') {
-        console.log('inclusive time of Writ functions (synchronous segments on the stack):');
-        for (const row of profile[key].inclusive.slice(0, 20))
-          console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.fn}`);
-      }
-      console.log('by area:');
-      for (const row of profile[key].areas) console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.area}`);
+      printCpuProfile(profile[key], { inclusive: key === 'writ' ? 20 : 0 });
     }
   }
 

@@ -18,7 +18,7 @@
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,7 @@ import { WorkloadClient } from '@writ/sdk/client';
 import { dpopKeyFrom } from '@writ/sdk/dpop';
 import { benchClients, decodeJwt, es256KeyPair, median, SCOPES, TOKEN_TTL } from './lib/common.mjs';
 import { cleanupOnExit, requirePinning, runJsonChild, tempDir } from './lib/processes.mjs';
-import { summarizeCpuProfile } from './lib/profile.mjs';
+import { printCpuProfile, readCpuProfile, summarizeCpuProfile } from './lib/profile.mjs';
 import { fmt, printTable, runMain, writeResults } from './lib/report.mjs';
 import {
   adminSession,
@@ -187,9 +187,7 @@ async function profileRound(server) {
   const dir = tempDir('verify-prof-');
   const order = ['bearer', 'cached', 'dpop'];
   const r = await runRound(server, order, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) throw new Error('no CPU profile was written');
-  const cpuprofile = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  const cpuprofile = readCpuProfile(dir);
   const out = {};
   for (const name of order) {
     const p = summarizeCpuProfile(cpuprofile, ROOT, r.results[name].windowMicros);
@@ -197,11 +195,7 @@ async function profileRound(server) {
     console.log(
       `\n${name}: CPU profile of the timed phase (${fmt(r.results[name].perSec)}/s under --cpu-prof), self time:`,
     );
-    for (const row of p.top.slice(0, 15))
-      console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.name}  ${row.where}`);
-    console.log('inclusive time of Writ functions:');
-    for (const row of p.inclusive.slice(0, 10))
-      console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.fn}`);
+    printCpuProfile(p, { top: 15, inclusive: 10, areas: false });
   }
   return out;
 }

@@ -3,13 +3,12 @@
 // load core, SDK UsageReporters (lib/usage-load.mjs) report the simulated fleet's uses of tokens this
 // server issued, at a fixed rate, and bench/issuance.mjs's load generator (loadgen.mjs) measures the
 // token endpoint's peak beside them. Sides alternate from round to round.
-import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AUDIENCE, benchClients, decodeJwt, es256KeyPair, median, SCOPES } from './common.mjs';
 import { startLineChild } from './line-child.mjs';
 import { processCpuSeconds, runJsonChild, tempDir } from './processes.mjs';
-import { summarizeCpuProfile } from './profile.mjs';
+import { printCpuProfile, readCpuProfile, summarizeCpuProfile } from './profile.mjs';
 import { fmt, loadAverage } from './report.mjs';
 import { fleetReporter, slotKey, usageFleet } from './usage-traffic.mjs';
 import { adminSession, bearerToken, logTail, ROOT, startWritServer, workloadDoc } from './writ-server.mjs';
@@ -220,23 +219,11 @@ export async function issuanceUnderUsage(o) {
 async function profileSide(side) {
   const profileDir = tempDir('writ-detect-prof-');
   const s = await side(true, profileDir);
-  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) throw new Error('no CPU profile was written');
-  const profile = summarizeCpuProfile(
-    JSON.parse(readFileSync(join(profileDir, file), 'utf8')),
-    ROOT,
-    s.windowMicros,
-  );
+  const profile = summarizeCpuProfile(readCpuProfile(profileDir), ROOT, s.windowMicros);
   console.log(
     `\n  CPU profile of the server (detection on, main thread, the issuance peak with usage beside it; ` +
       `${fmt(s.throughput)} tokens/s under --cpu-prof), self time:`,
   );
-  for (const row of profile.top.slice(0, 25))
-    console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.name}  ${row.where}`);
-  console.log('  inclusive time of Writ functions:');
-  for (const row of profile.inclusive.slice(0, 25))
-    console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.fn}`);
-  console.log('  by area:');
-  for (const row of profile.areas) console.log(`  ${fmt(row.percent, 1).padStart(5)}%  ${row.area}`);
+  printCpuProfile(profile, { indent: '  ' });
   return profile;
 }

@@ -1,4 +1,7 @@
 // Summarizes a V8 .cpuprofile (node --cpu-prof): self time per function and per area of the code.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fmt } from './report.mjs';
 
 /** Where a call frame's code lives, for the per-area summary. */
 function area(url, functionName, root) {
@@ -82,4 +85,29 @@ export function summarizeCpuProfile(profile, root, window = [0, Number.POSITIVE_
       .slice(0, 25)
       .map(([a, us]) => ({ area: a, percent: percent(us) })),
   };
+}
+
+/** The profile that `node --cpu-prof --cpu-prof-dir=<dir>` wrote, parsed. */
+export function readCpuProfile(dir) {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`no CPU profile was written in ${dir}`);
+  return JSON.parse(readFileSync(join(dir, file), 'utf8'));
+}
+
+/**
+ * Prints a summary of `summarizeCpuProfile`: its `top` functions by self time, its `inclusive` first
+ * Writ functions by inclusive time (0: none) and, with `areas`, self time by area; `indent` goes before
+ * each heading.
+ */
+export function printCpuProfile(summary, { top = 25, inclusive = 25, areas = true, indent = '' } = {}) {
+  const row = (percent, what) => console.log(`  ${fmt(percent, 1).padStart(5)}%  ${what}`);
+  for (const r of summary.top.slice(0, top)) row(r.percent, `${r.name}  ${r.where}`);
+  if (inclusive > 0) {
+    console.log(`${indent}inclusive time of Writ functions (synchronous segments on the stack):`);
+    for (const r of summary.inclusive.slice(0, inclusive)) row(r.percent, r.fn);
+  }
+  if (areas) {
+    console.log(`${indent}by area:`);
+    for (const r of summary.areas) row(r.percent, r.area);
+  }
 }
