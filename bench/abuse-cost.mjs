@@ -17,19 +17,19 @@
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AUDIENCE, benchClients, REQUESTED_SCOPE, SCOPES, tokenRequestBodies } from './lib/common.mjs';
+import { benchClients } from './lib/common.mjs';
 import { cleanupOnExit, pinSelf, requirePinning, tempDir, threadCpuSeconds } from './lib/processes.mjs';
 import {
-  adminSession,
-  bearerToken,
-  ROOT,
-  startWritServer,
-  workloadDoc,
-  writCli,
-} from './lib/writ-server.mjs';
+  eventsToken,
+  garbageTokenForm,
+  openEventStream,
+  seedRevocations,
+  soakClasses,
+  taskFloodForm,
+} from './lib/soak-traffic.mjs';
+import { adminSession, ROOT, startWritServer, workloadDoc, writCli } from './lib/writ-server.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,26 +60,7 @@ async function serverOf(name, root) {
   const server = await startWritServer({
     core: '0',
     cli: writCli(root),
-    classes: (issuer) => [
-      {
-        name: 'bench',
-        audiences: [AUDIENCE],
-        scopes: SCOPES,
-        default_scopes: [REQUESTED_SCOPE],
-        max_ttl: '5m',
-        default_ttl: '5m',
-        binding: 'bearer',
-      },
-      {
-        name: 'events',
-        audiences: [`${issuer}/v1/events`],
-        scopes: ['events:read'],
-        default_scopes: ['events:read'],
-        max_ttl: '30m',
-        default_ttl: '30m',
-        binding: 'bearer',
-      },
-    ],
+    classes: soakClasses,
     workloads: [workloadDoc(good, ['bench']), ...abusers.map((a) => workloadDoc(a, ['events', 'bench']))],
     // Seeding revocations in a hurry would spend the operator's budget; no abuser here comes near it.
     settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
@@ -89,14 +70,7 @@ async function serverOf(name, root) {
     },
   });
   const admin = adminSession(server.issuer, server.operatorKeyFile);
-  let next = 0;
-  const seed = async () => {
-    while (next < REVOCATIONS) {
-      const i = next++;
-      await admin.revoke({ kind: 'jti', value: `seed-${i}-${'x'.repeat(64)}`, reason: 'abuse-cost' });
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, seed));
+  await seedRevocations(admin, REVOCATIONS, 'abuse-cost');
   process.stderr.write(`abuse-cost: ${name} (${root}) up with ${REVOCATIONS} revocations\n`);
   /** The longest event-loop delay (ms) since the last call, as the probe in the server reports it. */
   const loopMax = async () => {
@@ -119,31 +93,6 @@ async function serverOf(name, root) {
   return { name, server, admin, loopMax };
 }
 
-/** A raw SSE GET of the event stream (paged snapshots, as the SDK asks); `read: false` stops reading. */
-function openStream(origin, token, { read }) {
-  const socket = connect(Number(new URL(origin).port), '127.0.0.1');
-  let head = '';
-  let status = 0;
-  socket.setEncoding('utf8');
-  socket.on('error', () => undefined);
-  const opened = new Promise((done) => {
-    socket.on('data', (chunk) => {
-      if (status !== 0) return;
-      head += chunk;
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      status = Number(head.slice(9, 12));
-      if (!read) socket.pause();
-      done(status);
-    });
-    socket.on('close', () => done(status));
-  });
-  socket.write(
-    `GET /v1/events?revocations=sha256&snapshot=paged HTTP/1.1\r\nhost: ${new URL(origin).host}\r\nauthorization: Bearer ${token}\r\n\r\n`,
-  );
-  return { socket, opened };
-}
-
 /** The soak's abusers, each a loop until `until` (performance.now()); returns what it did. */
 const loops = {
   async revocations(t, until) {
@@ -155,10 +104,10 @@ const loops = {
     return { ops: n };
   },
   async reconnects(t, until) {
-    const token = await streamToken(t, abusers[0]);
+    const token = await eventsToken(t.server.issuer, abusers[0]);
     const statuses = {};
     while (performance.now() < until) {
-      const s = openStream(t.server.origin, token, { read: true });
+      const s = openEventStream(t.server.origin, token, { read: true });
       const status = await s.opened;
       statuses[status] = (statuses[status] ?? 0) + 1;
       s.socket.destroy();
@@ -171,22 +120,10 @@ const loops = {
     let i = 0;
     while (performance.now() < until) {
       const a = abusers[1 + (i++ % (abusers.length - 1))];
-      const [body] = tokenRequestBodies({
-        clients: [a],
-        audienceOfAssertion: t.server.issuer,
-        count: 1,
-        prefix: `t${i}`,
-      });
-      const form = new URLSearchParams(body);
-      form.delete('grant_type');
-      form.delete('resource');
-      form.delete('scope');
-      form.set('purpose', 'flood');
-      form.set('lease', '30');
       const res = await fetch(`${t.server.origin}/v1/tasks`, {
         method: 'POST',
         headers,
-        body: form.toString(),
+        body: taskFloodForm(a, t.server.issuer, i),
       });
       await res.arrayBuffer();
       statuses[res.status] = (statuses[res.status] ?? 0) + 1;
@@ -195,13 +132,7 @@ const loops = {
     return { statuses };
   },
   async garbage(t, until) {
-    const body = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: good.clientId,
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: 'e30.e30.garbage',
-      resource: AUDIENCE,
-    }).toString();
+    const body = garbageTokenForm(good.clientId);
     const statuses = {};
     while (performance.now() < until) {
       const res = await fetch(`${t.server.origin}/oauth2/token`, { method: 'POST', headers, body });
@@ -212,9 +143,6 @@ const loops = {
     return { statuses };
   },
 };
-
-const streamToken = (t, client) =>
-  bearerToken(t.server.issuer, client, { resource: `${t.server.issuer}/v1/events`, scope: 'events:read' });
 
 /**
  * The phases: each abuser alone, and the revocation trickle beside 100 streams that never read (what
@@ -238,9 +166,8 @@ async function phase(t, parts) {
   const idle = [];
   if (parts.includes('idle')) {
     for (let i = 0; i < 100; i++) {
-      const s = openStream(t.server.origin, await streamToken(t, abusers[i % abusers.length]), {
-        read: false,
-      });
+      const token = await eventsToken(t.server.issuer, abusers[i % abusers.length]);
+      const s = openEventStream(t.server.origin, token, { read: false });
       await s.opened;
       idle.push(s);
     }

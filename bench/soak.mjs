@@ -16,20 +16,19 @@
 //
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
-import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import {
-  AUDIENCE,
-  benchClients,
-  quantile,
-  REQUESTED_SCOPE,
-  SCOPES,
-  tokenRequestBodies,
-} from './lib/common.mjs';
+import { benchClients, quantile, tokenRequestBodies } from './lib/common.mjs';
 import { cleanupOnExit, pinSelf, requirePinning } from './lib/processes.mjs';
-import { adminSession, bearerToken, logTail, startWritServer, workloadDoc } from './lib/writ-server.mjs';
+import {
+  eventsToken,
+  garbageTokenForm,
+  openEventStream,
+  soakClasses,
+  taskFloodForm,
+} from './lib/soak-traffic.mjs';
+import { adminSession, logTail, startWritServer, workloadDoc } from './lib/writ-server.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,26 +51,7 @@ const [good, ...abusers] = benchClients(6);
 const readers = benchClients(2).map((c, i) => ({ ...c, clientId: `${c.clientId}-reader-${i}` }));
 const server = await startWritServer({
   core: '0',
-  classes: (issuer) => [
-    {
-      name: 'bench',
-      audiences: [AUDIENCE],
-      scopes: SCOPES,
-      default_scopes: [REQUESTED_SCOPE],
-      max_ttl: '5m',
-      default_ttl: '5m',
-      binding: 'bearer',
-    },
-    {
-      name: 'events',
-      audiences: [`${issuer}/v1/events`],
-      scopes: ['events:read'],
-      default_scopes: ['events:read'],
-      max_ttl: '30m',
-      default_ttl: '30m',
-      binding: 'bearer',
-    },
-  ],
+  classes: soakClasses,
   workloads: [
     workloadDoc(good, ['bench']),
     ...readers.map((r) => workloadDoc(r, ['events'])),
@@ -149,41 +129,8 @@ async function wellBehaved(seconds, label) {
   };
 }
 
-/** A raw SSE GET of the event stream. `read: false` stops reading after the response head. */
-function openStream(token, { read }) {
-  const socket = connect(Number(new URL(origin).port), '127.0.0.1');
-  const s = { socket, status: 0, events: 0, closed: false };
-  let head = '';
-  socket.setEncoding('utf8');
-  socket.on('error', () => undefined);
-  socket.on('close', () => {
-    s.closed = true;
-  });
-  s.opened = new Promise((resolve) => {
-    socket.on('data', (chunk) => {
-      if (s.status === 0) {
-        head += chunk;
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        s.status = Number(head.slice(9, 12));
-        resolve(s.status);
-        if (!read) socket.pause();
-        return;
-      }
-      s.events += chunk.split('\nevent: ').length - 1;
-    });
-    socket.on('close', () => resolve(s.status));
-  });
-  socket.write(
-    `GET /v1/events?revocations=sha256&snapshot=paged HTTP/1.1\r\nhost: ${new URL(origin).host}\r\nauthorization: Bearer ${token}\r\n\r\n`,
-  );
-  return s;
-}
-
-const streamToken = (client) =>
-  bearerToken(issuer, client, { resource: `${issuer}/v1/events`, scope: 'events:read' });
 const goodStreams = await Promise.all(
-  readers.map(async (r) => openStream(await streamToken(r), { read: true })),
+  readers.map(async (r) => openEventStream(origin, await eventsToken(issuer, r), { read: true })),
 );
 
 // ---- abusers ---------------------------------------------------------------------------------------
@@ -205,7 +152,7 @@ async function abusePhase(seconds) {
   // Non-reading streams, spread over the abusive workloads, a fresh token every few streams.
   for (let i = 0; i < IDLE_STREAMS && performance.now() < until; i++) {
     const a = abusers[i % abusers.length];
-    const s = openStream(await streamToken(a), { read: false });
+    const s = openEventStream(origin, await eventsToken(issuer, a), { read: false });
     const status = await s.opened;
     if (status === 200) abuse.idleOpened++;
     else abuse.idleRefused++;
@@ -214,9 +161,9 @@ async function abusePhase(seconds) {
   const loops = [
     // Reconnect storm: open, take the head, drop; bounded to 20 per second.
     (async () => {
-      const token = await streamToken(abusers[0]);
+      const token = await eventsToken(issuer, abusers[0]);
       while (performance.now() < until) {
-        const s = openStream(token, { read: true });
+        const s = openEventStream(origin, token, { read: true });
         const status = await s.opened;
         if (status === 200) abuse.reconnects++;
         else abuse.reconnectRefused++;
@@ -229,19 +176,8 @@ async function abusePhase(seconds) {
       let i = 0;
       while (performance.now() < until) {
         const a = abusers[1 + (i++ % (abusers.length - 1))];
-        const [body] = tokenRequestBodies({
-          clients: [a],
-          audienceOfAssertion: issuer,
-          count: 1,
-          prefix: `t${i}`,
-        });
-        const form = new URLSearchParams(body);
-        form.delete('grant_type');
-        form.delete('resource');
-        form.delete('scope');
-        form.set('purpose', 'flood');
-        form.set('lease', '30');
-        const res = await pool.request({ path: '/v1/tasks', method: 'POST', headers, body: form.toString() });
+        const body = taskFloodForm(a, issuer, i);
+        const res = await pool.request({ path: '/v1/tasks', method: 'POST', headers, body });
         await res.body.text();
         if (res.statusCode === 201 || res.statusCode === 200) abuse.tasksOpened++;
         else abuse.tasksRefused++;
@@ -250,13 +186,7 @@ async function abusePhase(seconds) {
     })(),
     // Garbage with the victim's client_id: 100 per second.
     (async () => {
-      const body = new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: good.clientId,
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: 'e30.e30.garbage',
-        resource: AUDIENCE,
-      }).toString();
+      const body = garbageTokenForm(good.clientId);
       while (performance.now() < until) {
         const res = await pool.request({ path: '/oauth2/token', method: 'POST', headers, body });
         await res.body.text();

@@ -22,14 +22,8 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchClients, median } from './lib/common.mjs';
 import { cleanupOnExit, pinSelf, requirePinning, threadCpu } from './lib/processes.mjs';
-import {
-  adminSession,
-  bearerToken,
-  ROOT,
-  startWritServer,
-  workloadDoc,
-  writCli,
-} from './lib/writ-server.mjs';
+import { eventStreamRequest, eventsClass, eventsToken, seedRevocations } from './lib/soak-traffic.mjs';
+import { adminSession, ROOT, startWritServer, workloadDoc, writCli } from './lib/writ-server.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,17 +55,7 @@ async function serverOf(name, root) {
   const server = await startWritServer({
     core: '0',
     cli: writCli(root),
-    classes: (issuer) => [
-      {
-        name: 'events',
-        audiences: [`${issuer}/v1/events`],
-        scopes: ['events:read'],
-        default_scopes: ['events:read'],
-        max_ttl: '30m',
-        default_ttl: '30m',
-        binding: 'bearer',
-      },
-    ],
+    classes: (issuer) => [eventsClass(issuer)],
     workloads: [workloadDoc(verifier, ['events'])],
     // Opens in a row: the next may arrive before the server has seen the last one close.
     settings: {
@@ -79,21 +63,8 @@ async function serverOf(name, root) {
       limits: { client_rate: 100_000, client_burst: 100_000 },
     },
   });
-  const admin = adminSession(server.issuer, server.operatorKeyFile);
-  let next = 0;
-  // Like the soak's revocation trickle: jti revocations of tokens the server has no record of, which
-  // stay in force for tokens.max_lifetime.
-  const seed = async () => {
-    while (next < REVOCATIONS) {
-      const i = next++;
-      await admin.revoke({ kind: 'jti', value: `seed-${i}-${'x'.repeat(64)}`, reason: 'stream-open' });
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, seed));
-  const token = await bearerToken(server.issuer, verifier, {
-    resource: `${server.issuer}/v1/events`,
-    scope: 'events:read',
-  });
+  await seedRevocations(adminSession(server.issuer, server.operatorKeyFile), REVOCATIONS, 'stream-open');
+  const token = await eventsToken(server.issuer, verifier);
   process.stderr.write(`stream-open: ${name} (${root}) up with ${REVOCATIONS} revocations\n`);
   return { name, server, token };
 }
@@ -127,9 +98,7 @@ function openOnce(origin, token, mode) {
       if (got.includes('\nevent: snapshot\n')) return finish();
       got = got.slice(-32);
     });
-    socket.write(
-      `GET /v1/events?revocations=sha256&snapshot=paged HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${token}\r\n\r\n`,
-    );
+    socket.write(eventStreamRequest(origin, token));
   });
 }
 
