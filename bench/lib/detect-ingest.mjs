@@ -32,6 +32,7 @@ const { kekFromBytes } = await load('keys/kek.js');
 const { openSqliteStore } = await load('store/sqlite/sqlite-store.js');
 const { fakeClock } = await load('clock.js');
 const { DetectionEngine } = await load('detection/engine.js');
+const { engineSettings } = await load('detection/detector.js');
 
 const REPORT_RECORDS = 500;
 const REPORT_INTERVAL_MS = 250;
@@ -225,19 +226,11 @@ if (cfg.mode === 'ingest') {
   const warm = signals.length;
   await ingest(measured);
   detector.engine.observe = evaluate;
-  const d = ctx.settings.detection;
+  // Built as the detector builds its engine.
   const engineOf = (Engine) =>
-    new Engine(
-      {
-        learningMs: d.learningPeriod * 1000,
-        learningEvents: d.learningEvents,
-        hostsWindowMs: d.hostsWindow * 1000,
-        replayWindowMs: d.replayWindow * 1000,
-        refusalWindowMs: 60_000,
-      },
-      detector.rules(),
-      { environment: (w) => ctx.registry.workload(w)?.environment ?? '' },
-    );
+    new Engine(engineSettings(ctx), detector.rules(), {
+      environment: (w) => ctx.registry.workload(w)?.environment ?? '',
+    });
   const engine = engineOf(DetectionEngine);
   for (let i = 0; i < warm; i++) engine.observe(signals[i]);
   const before = { ...engine.stats };

@@ -552,7 +552,8 @@ function revocable(token: IssuedToken): RevocableToken {
   };
 }
 
-function engineSettings(ctx: Pick<DetectorDeps, 'settings'>): EngineSettings {
+/** The engine's settings from the server's; bench/detect.mjs builds its engine-alone run with them too. */
+export function engineSettings(ctx: Pick<DetectorDeps, 'settings'>): EngineSettings {
   const d = ctx.settings.detection;
   return {
     learningMs: d.learningPeriod * 1000,
