@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import type { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof, type DpopKey } from '@writ/sdk/dpop';
-import {
-  type PresentedRequest,
-  RequestRefusal,
-  type UsageReporter,
-  type UseContext,
-  type Verifier,
-} from '@writ/sdk/verifier';
+import type { UsageReporter, Verifier } from '@writ/sdk/verifier';
 import type { fakeClock } from '../../src/clock.js';
 import type { RawDocument } from '../../src/config/config-dir.js';
 import { BUILTIN_RULES } from '../../src/detection/builtin-rules.js';
@@ -18,7 +12,7 @@ import type { Signal } from '../../src/detection/signal.js';
 import { counterValue, REPORTS_API, riskOf, startDetectionWorld, usageSignal } from './detection.js';
 import { classDoc, decodeClaims, rawDoc, tokenOverHttp, workloadDoc } from './dpop.js';
 import { AUDIENCE, type Harness, type TestKey, testKey } from './harness.js';
-import { eventually, workloadClient } from './verifier.js';
+import { eventually, outcome, workloadClient } from './verifier.js';
 
 /**
  * The built-in rules on their scenarios: a detection world (helpers/detection.ts: a listening Writ on a
@@ -171,14 +165,6 @@ export async function startRuleWorld(o: {
     const seen = new Set(before.map((f) => f.id));
     return (await findings(rule, workload)).filter((f) => !seen.has(f.id));
   };
-  const verify = async (req: PresentedRequest & UseContext): Promise<string> => {
-    try {
-      return `ok:${(await verifier.verify(req)).claims.jti}`;
-    } catch (err) {
-      if (err instanceof RequestRefusal) return err.reason;
-      throw err;
-    }
-  };
 
   return {
     h,
@@ -203,7 +189,7 @@ export async function startRuleWorld(o: {
               nowSeconds: Math.floor(clock.now() / 1000),
             })
           : undefined);
-      return verify({
+      return outcome(verifier, {
         authorization: proof ? `DPoP ${token}` : `Bearer ${token}`,
         dpop: proof ? [proof] : [],
         method: 'GET',

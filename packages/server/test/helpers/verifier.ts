@@ -5,6 +5,7 @@ import {
   createVerifier,
   type PresentedRequest,
   RequestRefusal,
+  type UseContext,
   type Verifier,
   type VerifierOptions,
 } from '@writ/sdk/verifier';
@@ -36,7 +37,7 @@ export async function eventually<T>(
 }
 
 /** What `verify` said: the claims' jti, or the refusal's reason. */
-export async function outcome(v: Verifier, req: PresentedRequest): Promise<string> {
+export async function outcome(v: Verifier, req: PresentedRequest & UseContext): Promise<string> {
   try {
     const { claims } = await v.verify(req);
     return `ok:${claims.jti}`;
