@@ -24,6 +24,7 @@ import {
   freePort,
   type Harness,
   harnessDocuments,
+  privateJwk,
   startHarness,
   type TestKey,
   testKey,
@@ -437,11 +438,7 @@ describe('detection: an hour of the week over real HTTP agrees with the direct p
         issuer,
         fetch: viaProxy,
         clientId: id,
-        privateJwk: {
-          ...keys.get(id)!.privateKey.export({ format: 'jwk' }),
-          kid: keys.get(id)!.kid,
-          alg: 'EdDSA',
-        },
+        privateJwk: privateJwk(keys.get(id)!),
         now: () => Math.floor(httpClock.now() / 1000),
       });
     // One verifier per API called, each reporting the uses it sees; reports are sent each simulated minute.

@@ -10,7 +10,7 @@ import { WorkloadClient } from '@writ/sdk/client';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
 import pg from 'pg';
 import { openAdminSession } from './admin-session.js';
-import { signJwt, type TestKey, testKey } from './harness.js';
+import { privateJwk, signJwt, type TestKey, testKey } from './harness.js';
 
 /**
  * Test helpers for Writ as several `writ serve` processes on one PostgreSQL database: fresh databases,
@@ -508,7 +508,7 @@ export function workloadClientAt(issuer: string, c: ClusterClient, node: { origi
   return new WorkloadClient({
     issuer,
     clientId: c.id,
-    privateJwk: { ...c.key.privateKey.export({ format: 'jwk' }), kid: c.key.kid, alg: c.key.alg },
+    privateJwk: privateJwk(c.key),
     fetch: routedFetch(issuer, node),
   });
 }

@@ -12,7 +12,7 @@ import {
 import { fakeClock } from '../../src/clock.js';
 import type { RawDocument } from '../../src/config/config-dir.js';
 import { classDoc, workloadDoc } from './dpop.js';
-import { freePort, type Harness, startHarness, type TestKey, testKey } from './harness.js';
+import { freePort, type Harness, privateJwk, startHarness, type TestKey, testKey } from './harness.js';
 
 /** Test helpers for resource-server verifiers following a real Writ over real HTTP. */
 
@@ -80,7 +80,7 @@ export function workloadClient(
   return new WorkloadClient({
     issuer,
     clientId,
-    privateJwk: { ...key.privateKey.export({ format: 'jwk' }), kid: key.kid, alg: key.alg },
+    privateJwk: privateJwk(key),
     ...(nowMs ? { now: () => Math.floor(nowMs() / 1000) } : {}),
     ...(o.fetch ? { fetch: o.fetch } : {}),
   });
