@@ -34,15 +34,12 @@ export async function misuseLatency(o) {
   const { drivers: driverCount, flushMs, background: backgroundRate, gapMs } = o;
   const loadAtStart = loadAverage();
   const perKind = trialCount + warmupTrials;
-  const verifierClients = benchClients(verifierCount).map((c, i) => ({
-    ...c,
-    clientId: `spiffe://bench.writ/detect/verifier-${String(i).padStart(3, '0')}`,
-  }));
   const rename = (list, kind) =>
     list.map((c, i) => ({
       ...c,
       clientId: `spiffe://bench.writ/detect/${kind}-${String(i).padStart(3, '0')}`,
     }));
+  const verifierClients = rename(benchClients(verifierCount), 'verifier');
   const victims = {
     bearer: rename(benchClients(perKind), 'bearer'),
     dpop: rename(benchClients(perKind), 'dpop'),
