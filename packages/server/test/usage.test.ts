@@ -358,6 +358,8 @@ describe('security signals: a real verifier reports them at once, and the server
   let verifier: Verifier;
   /** Added to the verifier's clock: a test moves it to make the verifier stale, or a token expired. */
   let skewMs = 0;
+  /** Every record the reporter sent, as it went on the wire. */
+  const sent: Array<Record<string, unknown>> = [];
   const STALENESS_MS = 30_000;
 
   before(async () => {
@@ -399,7 +401,14 @@ describe('security signals: a real verifier reports them at once, and the server
     client = new WorkloadClient({ issuer, clientId: VERIFIER, privateJwk: privateJwk(keys.verifier) });
     bound = new WorkloadClient({ issuer, clientId: BOUND, privateJwk: privateJwk(keys.bound) });
     // An hour between reports: whatever reaches the server below was sent because it carried a signal.
-    usage = new UsageReporter({ issuer, client, flushIntervalMs: 60_000 });
+    // Through a client that keeps a copy of each report, to read what the records carry.
+    const copying = {
+      fetch: (url: string, init: Parameters<WorkloadClient['fetch']>[1]) => {
+        sent.push(...(JSON.parse(String(init.body)) as { records: Array<Record<string, unknown>> }).records);
+        return client.fetch(url, init);
+      },
+    };
+    usage = new UsageReporter({ issuer, client: copying, flushIntervalMs: 60_000 });
     verifier = createVerifier({
       issuer,
       audience: AUDIENCE,
@@ -507,6 +516,10 @@ describe('security signals: a real verifier reports them at once, and the server
     await refusedAs(bearer(token), 'revoked');
     await storedDenial(jtiOf(token), 'revoked');
     await expectSignals(from, { revoked: 1 });
+    // A token of this verifier's own API is reported on its jti: it is not hashed for the record.
+    const record = sent.find((r) => r['jti'] === jtiOf(token));
+    assert.equal(record?.['signal'], 'revoked');
+    assert.equal(record?.['token_sha256'], undefined);
   });
 
   it("a Writ token for another API: wrong_audience, taken on the token's SHA-256 though the verifier does not serve that API", async () => {
@@ -520,6 +533,7 @@ describe('security signals: a real verifier reports them at once, and the server
     await expectSignals(from, { wrong_audience: 1 });
     // The SDK's hash is the server's fingerprint of the token.
     assert.equal((await h.store.getTokens([jtiOf(billing)]))[0]!.fingerprint, tokenFingerprint(billing));
+    assert.equal(sent.find((r) => r['jti'] === jtiOf(billing))?.['token_sha256'], tokenFingerprint(billing));
   });
 
   it('an expired token: expired, reported under its jti', async () => {

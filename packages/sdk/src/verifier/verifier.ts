@@ -349,9 +349,11 @@ export function createVerifier(o: VerifierOptions): Verifier {
 
 /**
  * The usage record of one verification: claims only once the token's signature has been verified. A
- * denial that says something about who holds the token carries its signal (`signalOfRefusal`) and,
- * when the token is known, the token's SHA-256, which proves to the server the verifier saw the token
- * itself and not only its `jti` (a `wrong_audience` record is taken on that proof alone).
+ * denial that says something about who holds the token carries its signal (`signalOfRefusal`); a
+ * `wrong_audience` one also the token's SHA-256, which proves to the server the verifier saw the token
+ * itself and not only its `jti` (the server takes a use of a token for an API the verifier does not
+ * serve on that proof alone). Other signals are about tokens of this verifier's own API, which the
+ * server takes on the `jti`: their tokens are not hashed.
  */
 function useOf(
   req: PresentedRequest & UseContext,
@@ -367,7 +369,7 @@ function useOf(
     // not absolute: keep as given
   }
   const signal = decision === 'deny' ? signalOfRefusal(reason) : undefined;
-  const token = signal && claims ? presentedTokenOf(req) : undefined;
+  const token = signal === 'wrong_audience' && claims ? presentedTokenOf(req) : undefined;
   return {
     jti: claims?.jti ?? '',
     sub: claims?.sub ?? '',
