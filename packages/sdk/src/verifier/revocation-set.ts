@@ -1,10 +1,12 @@
-import { hash } from 'node:crypto';
 import {
   REVOCATION_KINDS,
   type Revocation,
   type RevocationKind,
   type VerifierRevocation,
 } from '../wire/revocation.js';
+import { DigestMemo, isSha256Digest, revocationDigest } from './value-digest.js';
+
+export { revocationDigest };
 
 /** The claims of a token that revocation predicates look at. `kid` comes from the JWS header. */
 export interface RevocableToken {
@@ -22,15 +24,6 @@ export interface RevocableToken {
 /** A revocation as the server stores it (its value in clear) or as verifiers receive it (a digest). */
 export type AnyRevocation = Revocation | VerifierRevocation;
 
-/**
- * The digest a revocation's value travels as to verifiers (`VerifierRevocation.value_sha256`): SHA-256
- * of its UTF-8 bytes, base64url without padding. Sets hold every value this way, so one that knows
- * values in clear (the server's) and one that only has digests (a verifier's) match alike.
- */
-export function revocationDigest(value: string): string {
-  return hash('sha256', value, 'base64url');
-}
-
 interface Entry {
   /** Tokens with `iat` at or before this (seconds) are revoked; +Infinity for every token. */
   bound: number;
@@ -39,9 +32,6 @@ interface Entry {
   /** When the revocation that set `bound` was made (ms): a time at which every token under it was revoked. */
   since: number;
 }
-
-/** Token values whose digest is remembered; past it the memo starts over. */
-const DIGEST_MEMO = 16_384;
 
 /**
  * The set of revocations in force, indexed by kind and by the digest of the value. A token is revoked
@@ -54,7 +44,7 @@ const DIGEST_MEMO = 16_384;
 export class RevocationSet {
   #byKind = new Map<RevocationKind, Map<string, Entry>>();
   #seq = 0;
-  readonly #digests = new Map<string, string>();
+  readonly #digests = new DigestMemo();
 
   /** Highest sequence number applied. */
   get seq(): number {
@@ -99,7 +89,7 @@ export class RevocationSet {
   match(t: RevocableToken): RevocationKind | undefined {
     if (this.#byKind.size === 0) return undefined;
     for (const [kind, values] of this.#byKind)
-      if (revokingEntry(kind, t, (value) => values.get(this.#digest(value)))) return kind;
+      if (revokingEntry(kind, t, (value) => values.get(this.#digests.of(value)))) return kind;
     return undefined;
   }
 
@@ -112,7 +102,7 @@ export class RevocationSet {
     if (this.#byKind.size === 0) return undefined;
     let at: number | undefined;
     for (const [kind, values] of this.#byKind) {
-      const entry = revokingEntry(kind, t, (value) => values.get(this.#digest(value)));
+      const entry = revokingEntry(kind, t, (value) => values.get(this.#digests.of(value)));
       if (entry !== undefined && (at === undefined || entry.since < at)) at = entry.since;
     }
     return at;
@@ -137,16 +127,6 @@ export class RevocationSet {
     let n = 0;
     for (const v of this.#byKind.values()) n += v.size;
     return n;
-  }
-
-  #digest(value: string): string {
-    let d = this.#digests.get(value);
-    if (d === undefined) {
-      if (this.#digests.size >= DIGEST_MEMO) this.#digests.clear();
-      d = revocationDigest(value);
-      this.#digests.set(value, d);
-    }
-    return d;
   }
 }
 
@@ -190,14 +170,10 @@ function entryOf(r: AnyRevocation): Entry | undefined {
 
 /** The digest `r` is indexed by: as sent (`value_sha256`), or computed from the value in clear. */
 function digestOf(r: AnyRevocation): string {
-  if ('value_sha256' in r && typeof r.value_sha256 === 'string' && DIGEST.test(r.value_sha256))
-    return r.value_sha256;
+  if ('value_sha256' in r && isSha256Digest(r.value_sha256)) return r.value_sha256;
   if ('value' in r && typeof r.value === 'string') return revocationDigest(r.value);
   throw unreadable(r, 'neither a value nor a SHA-256 digest of one');
 }
-
-/** A SHA-256 digest in base64url without padding. */
-const DIGEST = /^[A-Za-z0-9_-]{43}$/;
 
 function unreadable(r: AnyRevocation, what: string): TypeError {
   return new TypeError(`revocation ${String(r.seq)}: ${what}`);

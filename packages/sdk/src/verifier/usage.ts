@@ -2,6 +2,7 @@ import type { WorkloadClient } from '../client/workload-client.js';
 import type { AccessTokenClaims } from '../wire/claims.js';
 import { restrictText } from '../wire/plain-text.js';
 import { isVerifierSignal, type VerifierSignal } from '../wire/signals.js';
+import { isSha256Digest } from './value-digest.js';
 
 /**
  * One use of a token at a resource server, as a verifier reports it. The server takes a record only for
@@ -154,9 +155,6 @@ interface WireRecord {
   time: number;
 }
 
-/** What a token's SHA-256 looks like in base64url: 43 characters. */
-const TOKEN_SHA256 = /^[A-Za-z0-9_-]{43}$/;
-
 /** The shortest flush interval: records are batched so a busy API does not post once per request. */
 const MIN_FLUSH_INTERVAL_MS = 100;
 
@@ -236,8 +234,7 @@ export class UsageReporter {
     if (r.decision === 'deny')
       w.reason = (r.reason || 'denied').replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128);
     if (signal) w.signal = signal;
-    if (r.jti && r.tokenSha256 !== undefined && TOKEN_SHA256.test(r.tokenSha256))
-      w.token_sha256 = r.tokenSha256;
+    if (r.jti && isSha256Digest(r.tokenSha256)) w.token_sha256 = r.tokenSha256;
     this.#buffer.push(w);
     if (this.#buffer.length > this.#o.maxBuffer) {
       this.#buffer.shift();

@@ -1,6 +1,6 @@
 import type { VerifierRisk } from '../wire/events.js';
 import { MAX_RISK } from '../wire/policy-context.js';
-import { revocationDigest } from './revocation-set.js';
+import { DigestMemo, isSha256Digest } from './value-digest.js';
 
 interface Held {
   risk: number;
@@ -10,8 +10,6 @@ interface Held {
 
 /** Workloads whose risk is held; past it the one announced longest ago is forgotten. */
 const MAX_HELD = 100_000;
-/** Subjects whose digest is remembered; past it the memo starts over. */
-const DIGEST_MEMO = 16_384;
 
 /**
  * The risk of each workload as the server last announced it (`risk` events and a snapshot's `risks`),
@@ -20,7 +18,7 @@ const DIGEST_MEMO = 16_384;
  */
 export class WorkloadRisks {
   #held = new Map<string, Held>();
-  readonly #digests = new Map<string, string>();
+  readonly #digests = new DigestMemo();
 
   /** Workloads whose risk is held (some may have decayed to zero since). */
   get size(): number {
@@ -57,18 +55,8 @@ export class WorkloadRisks {
   /** The risk of workload `sub` at `nowMs`, an integer from 0 to 100 (0 for one never announced). */
   of(sub: string, nowMs: number): number {
     if (this.#held.size === 0) return 0;
-    const h = this.#held.get(this.#digest(sub));
+    const h = this.#held.get(this.#digests.of(sub));
     return h ? decayed(h, nowMs) : 0;
-  }
-
-  #digest(sub: string): string {
-    let d = this.#digests.get(sub);
-    if (d === undefined) {
-      if (this.#digests.size >= DIGEST_MEMO) this.#digests.clear();
-      d = revocationDigest(sub);
-      this.#digests.set(sub, d);
-    }
-    return d;
   }
 }
 
@@ -77,15 +65,11 @@ function decayed(h: Held, nowMs: number): number {
   return Math.min(MAX_RISK, Math.max(0, Math.floor(r)));
 }
 
-/** A SHA-256 digest in base64url without padding. */
-const DIGEST = /^[A-Za-z0-9_-]{43}$/;
-
 function readable(r: VerifierRisk): Held {
   const what = (problem: string) =>
     new TypeError(`risk of ${String((r as Partial<VerifierRisk>)?.sub_sha256).slice(0, 64)}: ${problem}`);
   if (typeof r !== 'object' || r === null) throw new TypeError('risk: not an object');
-  if (typeof r.sub_sha256 !== 'string' || !DIGEST.test(r.sub_sha256))
-    throw what('sub_sha256 is not a SHA-256 digest');
+  if (!isSha256Digest(r.sub_sha256)) throw what('sub_sha256 is not a SHA-256 digest');
   if (!Number.isInteger(r.risk) || r.risk < 0 || r.risk > MAX_RISK)
     throw what(`risk is not an integer from 0 to ${MAX_RISK}`);
   if (!Number.isFinite(r.risk_at) || r.risk_at < 0) throw what('risk_at is not a time');
