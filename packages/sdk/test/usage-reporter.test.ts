@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { UsageReporter } from '../src/verifier/usage.js';
 
 // The reporter's side of security signals: a record carrying one is sent on the next turn, with whatever
@@ -27,6 +27,68 @@ function reportingClient() {
 }
 
 const use = { operation: 'GET /reports/:id', source: '10.0.0.1' };
+
+/** One turn of the event loop: whatever a resolved report set going has happened by then. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('UsageReporter: one report at a time', () => {
+  it('sends what is buffered, not each use recorded while the report was on its way (no reports back to back)', async () => {
+    const r = reportingClient();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const client = {
+      fetch: async (url: string, init: RequestInit & { audience: string }) => {
+        const res = await r.client.fetch(url, init);
+        await held;
+        return res;
+      },
+    };
+    const usage = new UsageReporter({ issuer: ISSUER, client, batchSize: 2, flushIntervalMs: 3_600_000 });
+    const sent = r.next();
+    // A full batch goes at once; a use recorded while it is on its way waits for the next interval.
+    usage.record({ jti: 'j1', ...use, decision: 'allow' });
+    usage.record({ jti: 'j2', ...use, decision: 'allow' });
+    await sent;
+    usage.record({ jti: 'j3', ...use, decision: 'allow' });
+    release();
+    await turn();
+    await turn();
+    assert.equal(r.reports.length, 1, 'no second report right behind the first');
+    assert.equal(usage.stats().buffered, 1);
+    assert.equal((await usage.close()).sent, 3);
+    assert.deepEqual(
+      r.reports.map((x) => x.records.map((y) => y['jti'])),
+      [['j1', 'j2'], ['j3']],
+    );
+  });
+
+  it('a flood of refusals with signals is a report per 100 ms, not one per refusal', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+    try {
+      const r = reportingClient();
+      const usage = new UsageReporter({ issuer: ISSUER, client: r.client, flushIntervalMs: 3_600_000 });
+      const signal = (jti: string) =>
+        usage.record({ jti, ...use, decision: 'deny', reason: 'revoked', signal: 'revoked' });
+      for (let i = 0; i < 5; i++) {
+        signal(`j${i}`);
+        await turn();
+      }
+      assert.equal(r.reports.length, 0, 'the signals wait a moment for one another');
+      const sent = r.next();
+      mock.timers.tick(100);
+      await sent;
+      assert.deepEqual(
+        r.reports.map((x) => x.records.length),
+        [5],
+      );
+      await usage.close();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+});
 
 describe('UsageReporter: security signals', () => {
   it('refuses a flush interval under 100 ms or not finite, naming the setting', async () => {

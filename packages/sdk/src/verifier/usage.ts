@@ -66,8 +66,8 @@ export interface UsageReporterOptions {
   /** Records per report. Default 500 (the server accepts up to `usage.batch_records`). */
   batchSize?: number;
   /**
-   * A report is sent this often while records wait (ms), at least 100; and as soon as a batch is full
-   * or a record carries a signal. Default 1000.
+   * A report is sent this often while records wait (ms), at least 100; and as soon as a batch is full,
+   * or 100 ms after a record that carries a signal. Default 1000.
    */
   flushIntervalMs?: number;
   /** Retry waits double from this (ms) after a failed report. Default 500. */
@@ -155,7 +155,10 @@ interface WireRecord {
   time: number;
 }
 
-/** The shortest flush interval: records are batched so a busy API does not post once per request. */
+/**
+ * The shortest flush interval, and how long a record with a signal waits for others: records are
+ * batched so a busy API does not post once per request, nor a flood of refusals once per refusal.
+ */
 const MIN_FLUSH_INTERVAL_MS = 100;
 
 /**
@@ -164,8 +167,10 @@ const MIN_FLUSH_INTERVAL_MS = 100;
  * exponential backoff (the records keep their place at the front); a report the server refuses (400,
  * 403, 413, 415) is not retried, and its records, like those an accepted report lists as refused, are
  * counted as `refused`; the count of dropped records travels with the next report. `close()` flushes.
- * A record carrying a security signal is sent on the next turn of the event loop (a burst of them in
- * one report) rather than at the next interval, unless a failed report is being backed off.
+ * A record carrying a security signal is sent 100 ms after it, with whatever was recorded meanwhile,
+ * rather than at the next interval, unless a failed report is being backed off. One report is on its
+ * way at a time; what is recorded while it is waits for the next turn (the interval, a signal, a full
+ * batch), so a busy verifier posts about once per interval, not once per round trip.
  *
  * @example
  * const usage = new UsageReporter({ issuer, client });
@@ -186,7 +191,10 @@ export class UsageReporter {
   #retryAt = 0;
   #closed = false;
   #lock: Promise<unknown> = Promise.resolve();
-  #kick: ReturnType<typeof setImmediate> | undefined;
+  #kick: ReturnType<typeof setTimeout> | undefined;
+  /** A background report is on its way; `#again` when it was asked for another meanwhile. */
+  #sending = false;
+  #again = false;
 
   constructor(o: UsageReporterOptions) {
     this.#o = {
@@ -240,12 +248,17 @@ export class UsageReporter {
       this.#buffer.shift();
       this.#drop(1);
     }
-    // A signal is news for detection now; the uses of the same turn go with it in one report.
-    if ((signal || this.#buffer.length >= this.#o.batchSize) && this.#kick === undefined) {
-      this.#kick = setImmediate(() => {
-        this.#kick = undefined;
-        this.#background();
-      });
+    // A full batch goes on the next turn. A signal is news for detection, but a flood of refusals is
+    // no reason to post once per request: it waits a moment for the uses recorded meanwhile.
+    const full = this.#buffer.length >= this.#o.batchSize;
+    if ((signal || full) && this.#kick === undefined) {
+      this.#kick = setTimeout(
+        () => {
+          this.#kick = undefined;
+          this.#background();
+        },
+        full ? 0 : MIN_FLUSH_INTERVAL_MS,
+      );
     }
   }
 
@@ -262,7 +275,7 @@ export class UsageReporter {
     if (!this.#closed) {
       this.#closed = true;
       clearInterval(this.#timer);
-      if (this.#kick !== undefined) clearImmediate(this.#kick);
+      if (this.#kick !== undefined) clearTimeout(this.#kick);
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         this.flush().catch((err: unknown) => this.#o.onError?.(err as Error)),
@@ -292,9 +305,22 @@ export class UsageReporter {
     this.#droppedUnreported += n;
   }
 
+  /** Sends in the background, one run at a time: asked again meanwhile, it runs once more after. */
   #background(): void {
+    if (this.#sending) {
+      this.#again = true;
+      return;
+    }
     if (this.#buffer.length === 0 || this.#o.now() < this.#retryAt) return;
-    this.#exclusive(() => this.#drain(false)).catch((err: unknown) => this.#o.onError?.(err as Error));
+    this.#sending = true;
+    this.#exclusive(() => this.#drain(false))
+      .catch((err: unknown) => this.#o.onError?.(err as Error))
+      .finally(() => {
+        this.#sending = false;
+        if (!this.#again) return;
+        this.#again = false;
+        this.#background();
+      });
   }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -303,9 +329,17 @@ export class UsageReporter {
     return run;
   }
 
+  /**
+   * Sends batches: everything when forced (`flush`, `close`); in the background, what is buffered when
+   * it starts and then only full batches. Uses recorded while a report is on its way would otherwise be
+   * sent the moment it returns, and a busy verifier would post back to back, each report an
+   * authenticated, audited request at the server.
+   */
   async #drain(force: boolean): Promise<void> {
-    while (this.#buffer.length > 0) {
+    let due = force ? Number.POSITIVE_INFINITY : this.#buffer.length;
+    while (this.#buffer.length > 0 && (due > 0 || this.#buffer.length >= this.#o.batchSize)) {
       if (!force && this.#o.now() < this.#retryAt) return;
+      due -= this.#o.batchSize;
       const error = await this.#sendBatch();
       if (error) {
         if (force) throw error;
