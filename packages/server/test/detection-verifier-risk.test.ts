@@ -17,6 +17,8 @@ import { eventually, presenting, ready } from './helpers/verifier.js';
 
 const VERIFIER_ID = 'spiffe://test.writ/verifier/reports-api';
 const NEIGHBOUR = 'spiffe://test.writ/reports/neighbour';
+/** A rule that only alerts: its findings leave the workload's risk as it was. */
+const ALERT_RULE = 'exporter-at-reports';
 
 const POLICIES = `
 @id("tokens")
@@ -90,6 +92,15 @@ describe('detection: verifiers read a workload’s risk in their local policy', 
         environment: 'prod',
         classes: ['reports-read'],
         jwks: { keys: [neighbourKey.publicJwk] },
+      }),
+      rawDoc('detection', {
+        id: ALERT_RULE,
+        description: 'the report exporter used a token',
+        signal: 'usage',
+        condition: 'event.user_agent.startsWith("report-exporter/")',
+        severity: 'low',
+        response: 'alert',
+        mode: 'enforce',
       }),
     ];
     h = await startHarness({
@@ -190,5 +201,21 @@ describe('detection: verifiers read a workload’s risk in their local policy', 
     assert.equal(h.writ.ctx.detection.riskOf(WORKLOAD), 40);
     assert.equal(verifier.riskOf(WORKLOAD), 40);
     assert.equal(await outcome(verifier, risky), 'allow');
+  });
+
+  it('a finding that did not raise the risk (an alert) reaches verifiers as a position, not a risk', async () => {
+    const held = verifier.status().risks;
+    await verifier.verify(request(neighbour, 'report-exporter/3.0'));
+    await usage.flush();
+    await h.writ.ctx.detection.settled();
+    const [finding] = await h.store.listFindings({ workload: NEIGHBOUR, rule: ALERT_RULE, limit: 1 });
+    assert.equal(finding?.risk, 0, 'the alert left the neighbour without risk');
+    const { last } = await h.store.eventBounds();
+    await eventually('the verifier to pass the finding’s event', () =>
+      Number(verifier.status().lastEventId) >= last ? true : undefined,
+    );
+    // Verifiers hold no risk for it: they were not told the neighbour had a finding.
+    assert.equal(verifier.status().risks, held);
+    assert.equal(verifier.riskOf(NEIGHBOUR), 0);
   });
 });

@@ -59,8 +59,8 @@ export const EventType = {
    */
   position: 'position',
   /**
-   * A workload's risk after a finding (`detection.raised`, with its `id`), its id as a digest, for
-   * verifiers whose local policy reads `context.risk`.
+   * A workload's risk after a finding that raised it (`detection.raised` with `risk_at`; its seq as the
+   * `id`), the workload as a digest, for verifiers whose local policy reads `context.risk`.
    */
   risk: 'risk',
 } as const;

@@ -81,14 +81,21 @@ function frameOf(e: StreamEvent, view: VerifierView): string {
     }
     case EventType.detectionRaised: {
       // The finding itself (rule, response, token and task ids) stays on the server: a verifier is sent
-      // the workload's risk after it, which its local policy reads.
+      // the workload's risk after it, which its local policy reads. A finding that did not raise it
+      // (`risk_at` absent: an alert, a rule in observe mode, a protected workload) changes nothing a
+      // verifier enforces, and which workload had one is not the verifier's to learn: a position.
       const { sub, risk, risk_at } = e.data as LogEventData['detection.raised'];
-      const data: VerifierEventData['risk'] = verifierRisk(sub, risk, risk_at ?? e.ts, view.riskHalfLife);
+      if (risk_at === undefined) return positionFrame(e.seq);
+      const data: VerifierEventData['risk'] = verifierRisk(sub, risk, risk_at, view.riskHalfLife);
       return frame({ ...at, type: EventType.risk, data });
     }
-    default: {
-      const data: VerifierEventData['position'] = { seq: e.seq };
-      return `id: ${e.seq}\nevent: ${EventType.position}\ndata: ${JSON.stringify(data)}\n\n`;
-    }
+    default:
+      return positionFrame(e.seq);
   }
+}
+
+/** A bare `position`: the seq of an event a verifier is not sent, so it resumes after it. */
+function positionFrame(seq: number): string {
+  const data: VerifierEventData['position'] = { seq };
+  return `id: ${seq}\nevent: ${EventType.position}\ndata: ${JSON.stringify(data)}\n\n`;
 }
