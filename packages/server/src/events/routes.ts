@@ -1,17 +1,16 @@
 import { revokedBy } from '@writ/sdk/verifier';
-import { EventType, MAX_RISK, type Revocation } from '@writ/sdk/wire';
+import { EventType, type Revocation } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
 import type { WorkloadRisk } from '../detection/finding.js';
-import { riskAt } from '../detection/risk.js';
 import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
 import { type SnapshotRevocations, SnapshotSet, snapshotFrame, snapshotPageFrame } from './snapshot.js';
 import { EventStream, type StreamSlot } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
-import { verifierFrame, verifierRisk } from './verifier-view.js';
+import { verifierFrame, verifierRisks } from './verifier-view.js';
 
 /** How recently this node must have read the event log to keep a stream open (it reads it every second). */
 const LOG_CURRENT_MS = 3000;
@@ -144,13 +143,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
         ts,
         keys: ctx.keys.publicJwks().keys.map((k) => k.kid),
         paged,
-        // Each as of its own time, as its event said: the event of a finding committed after the read
-        // then still counts (a verifier takes the later of two announcements of one workload).
-        risks: risks
-          .filter((r) => riskAt(r, ts, view.riskHalfLife * 1000) > 0)
-          .map((r) =>
-            verifierRisk(r.workload, Math.min(MAX_RISK, Math.floor(r.score)), r.at, view.riskHalfLife),
-          ),
+        risks: verifierRisks(risks, ts, view),
       };
       if (paged) await sendPagedSnapshot(stream, revocations, snapshot, ctx.settings.events.snapshotPage);
       else stream.send(snapshotFrame(snapshot, revocations.json(0, revocations.size)));

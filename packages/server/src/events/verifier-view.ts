@@ -7,6 +7,8 @@ import {
   type VerifierRevocation,
   type VerifierRisk,
 } from '@writ/sdk/wire';
+import type { WorkloadRisk } from '../detection/finding.js';
+import { riskAt } from '../detection/risk.js';
 import { frame } from './stream.js';
 import type { StreamEvent } from './stream-event.js';
 
@@ -38,7 +40,7 @@ export function verifierRevocation(r: Revocation): VerifierRevocation {
  * travel as, so a verifier finds the `sub` of a token it is shown), the risk as of `at` (ms), and how
  * fast it decays (`riskHalfLife`, seconds), so the verifier's figure follows the server's.
  */
-export function verifierRisk(workload: string, risk: number, at: number, riskHalfLife: number): VerifierRisk {
+function verifierRisk(workload: string, risk: number, at: number, riskHalfLife: number): VerifierRisk {
   return { sub_sha256: revocationDigest(workload), risk, risk_at: at, half_life: riskHalfLife };
 }
 
@@ -46,6 +48,22 @@ export function verifierRisk(workload: string, risk: number, at: number, riskHal
 export interface VerifierView {
   /** `detection.risk_half_life`, seconds. */
   riskHalfLife: number;
+}
+
+/**
+ * A snapshot's `risks`: the stored risk of each workload whose risk is above zero at `now`, each as of
+ * the time it was raised, as its event said: the event of a finding committed after the rows were read
+ * then still counts (a verifier takes the later of two announcements of one workload).
+ */
+export function verifierRisks(
+  rows: readonly WorkloadRisk[],
+  now: number,
+  view: VerifierView,
+): VerifierRisk[] {
+  const halfLifeMs = view.riskHalfLife * 1000;
+  return rows
+    .filter((r) => riskAt(r, now, halfLifeMs) > 0)
+    .map((r) => verifierRisk(r.workload, riskAt(r, r.at, halfLifeMs), r.at, view.riskHalfLife));
 }
 
 /** Frames already built, by event: every stream of a node is handed the same event object. */
