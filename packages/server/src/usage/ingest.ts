@@ -129,6 +129,7 @@ export async function ingestUsageReport(
   const wellFormed = checkRecords(report.records, ctx.clock.now(), usage.retention, refuse);
   const jtis = new Set(wellFormed.map(({ r }) => r.jti).filter((jti) => jti !== ''));
   const tokens = new Map((await ctx.store.getTokens([...jtis])).map((t) => [t.jti, t]));
+  const serves = (aud: string) => ctx.registry.serves(reporter, aud);
   const aggregates = new Map<string, UsageAggregate>();
   const taken: TakenUse[] = [];
   const signals: Record<string, number> = {};
@@ -136,8 +137,7 @@ export async function ingestUsageReport(
   for (const { index, r } of wellFormed) {
     // An empty jti passed checkRecords only in a stale signal: about the reporter, no token to check.
     const token = r.jti === '' ? undefined : tokens.get(r.jti);
-    const why =
-      r.jti === '' ? undefined : unreportable(r, token, (aud) => ctx.registry.serves(reporter, aud));
+    const why = r.jti === '' ? undefined : unreportable(r, token, serves);
     if (why) {
       // One answer for every cause: whether a jti exists, or what API it is for, is not the reporter's to learn.
       refuse(index, why, notReportable(index));
@@ -262,6 +262,11 @@ function checkRecords(
   return out;
 }
 
+/** The reason a use is stored and detected under: the reporter's for a denial (`denied` if none), else "". */
+export function deniedReason(r: Pick<ReportedUse, 'decision' | 'reason'>): string {
+  return r.decision === 'deny' ? r.reason || 'denied' : '';
+}
+
 /** Adds one use to its aggregate; the subject and task are the token's, as Writ recorded them. */
 function fold(
   aggregates: Map<string, UsageAggregate>,
@@ -269,7 +274,7 @@ function fold(
   token: IssuedToken,
   reporter: string,
 ): void {
-  const reason = r.decision === 'deny' ? r.reason || 'denied' : '';
+  const reason = deniedReason(r);
   const { operation, source, user_agent } = r;
   const userAgent = user_agent || null;
   const key = JSON.stringify([r.jti, operation, source, r.decision, reason]);

@@ -5,7 +5,7 @@ import { authenticateBearer } from '../auth/bearer.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
-import { ingestUsageReport, type TakenUse } from './ingest.js';
+import { deniedReason, ingestUsageReport, type TakenUse } from './ingest.js';
 import { traceToken } from './trace.js';
 
 export const USAGE_PATH = '/v1/usage';
@@ -71,8 +71,10 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
  * Where detection hears of reported uses: each record taken (stored, and audited in `usage.reported`)
  * with Writ's record of its token (undefined for a `stale` signal, which is about `reporter` itself).
  * Never throws nor waits on detection: the report is stored and audited already, its answer is 202.
+ * With detection off, nothing is built for it.
  */
 function detectOnTakenUsage(ctx: WritContext, reporter: string, taken: readonly TakenUse[]): void {
+  if (!ctx.detection.enabled) return;
   try {
     ctx.detection.observeUses(
       reporter,
@@ -82,7 +84,7 @@ function detectOnTakenUsage(ctx: WritContext, reporter: string, taken: readonly 
           source: r.source,
           userAgent: r.user_agent ?? '',
           decision: r.decision,
-          reason: r.decision === 'deny' ? r.reason || 'denied' : '',
+          reason: deniedReason(r),
           signal: r.signal ?? '',
           time: r.time,
         },
