@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
-import { UsageReporter } from '../src/verifier/usage.js';
+import { SIGNAL_WAIT_MS, UsageReporter } from '../src/verifier/usage.js';
 
 // The reporter's side of security signals: a record carrying one is sent on the next turn, with whatever
 // else is buffered, instead of waiting for the interval; the wire record holds what the server checks.
@@ -64,7 +64,7 @@ describe('UsageReporter: one report at a time', () => {
     );
   });
 
-  it('a flood of refusals with signals is a report per 100 ms, not one per refusal', async () => {
+  it('a flood of refusals with signals is one report per signal wait, not one per refusal', async () => {
     mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
     try {
       const r = reportingClient();
@@ -77,7 +77,7 @@ describe('UsageReporter: one report at a time', () => {
       }
       assert.equal(r.reports.length, 0, 'the signals wait a moment for one another');
       const sent = r.next();
-      mock.timers.tick(100);
+      mock.timers.tick(SIGNAL_WAIT_MS);
       await sent;
       assert.deepEqual(
         r.reports.map((x) => x.records.length),

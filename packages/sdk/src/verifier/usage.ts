@@ -67,7 +67,7 @@ export interface UsageReporterOptions {
   batchSize?: number;
   /**
    * A report is sent this often while records wait (ms), at least 100; and as soon as a batch is full,
-   * or 100 ms after a record that carries a signal. Default 1000.
+   * or 20 ms after a record that carries a signal (`SIGNAL_WAIT_MS`). Default 1000.
    */
   flushIntervalMs?: number;
   /** Retry waits double from this (ms) after a failed report. Default 500. */
@@ -155,11 +155,14 @@ interface WireRecord {
   time: number;
 }
 
-/**
- * The shortest flush interval, and how long a record with a signal waits for others: records are
- * batched so a busy API does not post once per request, nor a flood of refusals once per refusal.
- */
+/** The shortest flush interval: records are batched so a busy API does not post once per request. */
 const MIN_FLUSH_INTERVAL_MS = 100;
+
+/**
+ * How long a record with a signal waits for others: short, since detection revokes on it (the time adds
+ * to misuse-to-revocation), and long enough that a flood of refusals is at most fifty reports a second.
+ */
+export const SIGNAL_WAIT_MS = 20;
 
 /**
  * Ships usage records to the Writ server in batches, off the request path: `record()` only buffers.
@@ -167,7 +170,7 @@ const MIN_FLUSH_INTERVAL_MS = 100;
  * exponential backoff (the records keep their place at the front); a report the server refuses (400,
  * 403, 413, 415) is not retried, and its records, like those an accepted report lists as refused, are
  * counted as `refused`; the count of dropped records travels with the next report. `close()` flushes.
- * A record carrying a security signal is sent 100 ms after it, with whatever was recorded meanwhile,
+ * A record carrying a security signal is sent 20 ms after it, with whatever was recorded meanwhile,
  * rather than at the next interval, unless a failed report is being backed off. One report is on its
  * way at a time; what is recorded while it is waits for the next turn (the interval, a signal, a full
  * batch), so a busy verifier posts about once per interval, not once per round trip.
@@ -257,7 +260,7 @@ export class UsageReporter {
           this.#kick = undefined;
           this.#background();
         },
-        full ? 0 : MIN_FLUSH_INTERVAL_MS,
+        full ? 0 : SIGNAL_WAIT_MS,
       );
     }
   }
