@@ -24,6 +24,8 @@ export async function currentConfig(store: Store): Promise<ConfigBundle> {
     workloads: workloads.map(({ state: _s, updatedAt: _u, ...w }) => w),
     detections: detection?.rules ?? [],
     networks: detection?.networks ?? [],
+    people: [],
+    teams: [],
   };
 }
 

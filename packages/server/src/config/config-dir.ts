@@ -12,6 +12,9 @@ import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
 import { tlsRegistration } from '../mtls/registration.js';
 import { parseRange } from '../net/ip-address.js';
+import { buildPeople, type PeopleDocument } from '../people/people-config.js';
+import { peopleDocumentSchema } from '../people/people-file.js';
+import type { Person, Team } from '../people/person.js';
 import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
 import type { Workload } from '../registry/workload.js';
@@ -36,6 +39,10 @@ export interface ConfigBundle {
   detections: ConfiguredRule[];
   /** Address ranges and their environments (`networks.yaml`), for detection. */
   networks: NetworkEnvironment[];
+  /** People (`people/`): owners, approvers, operators. */
+  people: Person[];
+  /** Teams (`people/`, `kind: team`). */
+  teams: Team[];
 }
 
 export interface LoadedConfigDir extends ConfigBundle {
@@ -44,7 +51,15 @@ export interface LoadedConfigDir extends ConfigBundle {
 
 const EXTENSIONS = /\.(ya?ml|json)$/;
 
-export const DOCUMENT_KINDS = ['class', 'workload', 'operator', 'issuer', 'detection', 'networks'] as const;
+export const DOCUMENT_KINDS = [
+  'class',
+  'workload',
+  'operator',
+  'issuer',
+  'detection',
+  'networks',
+  'people',
+] as const;
 export type RawDocumentKind = (typeof DOCUMENT_KINDS)[number];
 
 /** One document of a config directory, as read from disk (`jwks_file` already inlined as `jwks`). */
@@ -67,6 +82,7 @@ const KIND_DIRS = [
   ['operator', 'operators'],
   ['issuer', 'issuers'],
   ['detection', 'detections'],
+  ['people', 'people'],
 ] as const;
 
 /** The file of `networks` documents, at the top of the directory: one of these, not two. */
@@ -74,7 +90,7 @@ const NETWORKS_FILES = ['networks.yaml', 'networks.yml', 'networks.json'];
 
 /**
  * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`,
- * `detections/` and `networks.yaml`. Each file may hold one or several YAML documents (or one JSON
+ * `detections/`, `people/` and `networks.yaml`. Each file may hold one or several YAML documents (or one JSON
  * object). Key files named by `jwks_file` are inlined.
  */
 export function readConfigDir(dir: string): RawConfig {
@@ -112,8 +128,9 @@ export function readConfigDir(dir: string): RawConfig {
           kind,
           file: show(file),
           index,
-          // Rules name no files: nothing to inline.
-          doc: kind === 'detection' ? doc : inline(doc, file, docName(show(file), index)),
+          // Rules and people name no files: nothing to inline.
+          doc:
+            kind === 'detection' || kind === 'people' ? doc : inline(doc, file, docName(show(file), index)),
         });
       }
     }
@@ -297,8 +314,17 @@ export function validateConfig(
       throw new ConfigError(where, 'name', `operator "${o.name}" is defined twice`);
     const jwks = checkedKeys(o, where);
     if (jwks.length === 0) throw new ConfigError(where, 'jwks', 'an operator needs at least one public key');
-    operators.push({ name: o.name, jwks });
+    operators.push({ name: o.name, jwks, ...(o.person !== undefined ? { person: o.person } : {}) });
   }
+
+  const { people, teams } = buildPeople(
+    of('people').map(
+      ({ file, doc, index }): PeopleDocument => ({
+        where: docName(file, index),
+        value: parse(peopleDocumentSchema(doc), doc, file, index),
+      }),
+    ),
+  );
 
   return {
     classes,
@@ -307,6 +333,8 @@ export function validateConfig(
     issuers,
     detections: detectionRules(of('detection')),
     networks: networkRanges(of('networks')),
+    people,
+    teams,
   };
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PERSON_ID, PERSON_ID_RULE } from '../people/person.js';
 import { parseDuration } from './duration.js';
 import { spiffeIdProblem } from './spiffe.js';
 
@@ -124,6 +125,8 @@ export const workloadFileSchema = z
 export const operatorFileSchema = z
   .object({
     name,
+    /** The person (`people/`, or provisioned over SCIM) who holds this operator key. */
+    person: z.string().regex(PERSON_ID, PERSON_ID_RULE).optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
   })
   .strict();

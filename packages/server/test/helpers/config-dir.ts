@@ -10,6 +10,7 @@ const DIRS: Record<Exclude<RawDocument['kind'], 'networks'>, string> = {
   operator: 'operators',
   issuer: 'issuers',
   detection: 'detections',
+  people: 'people',
 };
 
 /**
