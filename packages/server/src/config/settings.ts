@@ -6,7 +6,7 @@ import { formatDuration, parseDuration } from './duration.js';
 
 /**
  * Every server setting, its default, its environment variable and what it does. This table is the
- * configuration reference: `writ config reference` prints it and the README's copy is checked against it.
+ * configuration reference: `writ config reference` prints it and the copy in docs/configuration.md is checked against it.
  */
 type Kind =
   | 'string'

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { settingsReferenceMarkdown } from '../../config/settings.js';
 import type { CommandContext } from '../command-context.js';
 
-/** `writ config reference`: the settings reference the README's table is generated from. */
+/** `writ config reference`: the settings reference docs/configuration.md's table is generated from. */
 export function registerConfig(program: Command, cli: CommandContext): void {
   program
     .command('config')
