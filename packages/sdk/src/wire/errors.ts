@@ -282,6 +282,19 @@ export const REFUSAL_REASONS = {
     'receiver workloads together hold every SSF stream not kept for operators by `ssf.operator_reserved_streams`',
   stream_disabled: 'the SSF stream is disabled',
   too_soon: 'an SSF verification comes sooner than allowed after the last one',
+  // Leak reports (docs/leaks.md)
+  leak_report:
+    'the leak report does not have the documented shape (an array, or `tokens`, of entries each with a `token` string), or holds more tokens than `leaks.max_tokens`',
+  partner_off: 'the GitHub partner endpoint is off: `leaks.github_keys_url` is not set',
+  partner_signature_missing:
+    'the partner report lacks `Github-Public-Key-Identifier` or `Github-Public-Key-Signature`, or one is malformed',
+  partner_key_unknown:
+    'the partner report names a key id that the configured key URL does not publish (fetched again at most once a minute)',
+  partner_signature:
+    'the partner report signature (ECDSA P-256 SHA-256, DER, base64) does not verify over the body',
+  partner_keys_unavailable:
+    'the partner public keys cannot be fetched from `leaks.github_keys_url`, so nothing can be checked',
+  partner_replay: 'the same partner report body was already taken within `leaks.replay_window`',
   store_unavailable: 'the store cannot be reached or refused the write: nothing was done',
   audit_unavailable: 'the audit log cannot be written, so nothing is answered but this refusal',
   internal_error: 'an unexpected error (the service log has it)',

@@ -34,7 +34,10 @@ export const EventType = {
 
   // Reserved for this round's leak, break-glass and governance work: their payloads are fixed here so
   // the producers land on them. Nothing produces them yet.
-  /** Reserved, not yet produced: a scan found a Writ token or a registered legacy credential. */
+  /**
+   * A leaked Writ token signed by this issuer was reported (a scan, a partner, a log pipeline):
+   * recorded whatever its state, revoked when it was live (docs/leaks.md).
+   */
   leakFound: 'leak.found',
   /** Reserved, not yet produced: a break-glass exception was approved. */
   breakglassGranted: 'breakglass.granted',
@@ -104,8 +107,10 @@ export interface LogEventData {
     tid?: string;
   };
   /**
-   * Reserved, not yet produced. `fingerprint` is the SHA-256 of what was found (never the secret);
-   * `jti` when it is a Writ token, `exception` when it is a registered legacy credential.
+   * `id` is the `leak` finding; `source` where it was found (`github`, `report`, `scan`...);
+   * `fingerprint` the SHA-256 of what was found (never the secret); `revoked` whether this report
+   * revoked it (false for a token already expired or revoked); `jti` and `sub` (its workload) when it
+   * is a Writ token, `exception` when it is a registered legacy credential.
    */
   'leak.found': {
     id: string;
@@ -113,6 +118,7 @@ export interface LogEventData {
     fingerprint: string;
     revoked: boolean;
     jti?: string;
+    sub?: string;
     exception?: string;
   };
   /** Reserved, not yet produced. `expires_at` in milliseconds since the epoch. */

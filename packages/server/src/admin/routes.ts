@@ -10,6 +10,7 @@ import { Paths, type WritContext } from '../context.js';
 import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
 import { registerDetectionAdminRoutes } from '../detection/admin-routes.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
+import { registerLeakAdminRoutes } from '../leaks/admin-routes.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
 import { PolicyLoadError } from '../policy/compile.js';
 import { applyPolicies, compileSources } from '../policy/operations.js';
@@ -287,6 +288,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         return { events };
       });
       registerPolicyAdminRoutes(admin, ctx, op, body);
+      registerLeakAdminRoutes(admin, ctx, op);
       registerDetectionAdminRoutes(admin, ctx, op, body);
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();

@@ -15,6 +15,7 @@ export type RefusalEndpoint =
   | 'policy_bundle'
   | 'access'
   | 'ssf'
+  | 'leaks'
   | 'admin'
   | 'admin_token'
   | 'http';
@@ -38,6 +39,8 @@ export type AuditEventType =
   | 'detection.resumed'
   | 'detection.budget_exhausted'
   | 'detection.finding_updated'
+  // A leak report taken: how many tokens, how many were Writ's, how many it revoked (docs/leaks.md)
+  | 'leak.reported'
   // Operators and configuration
   | 'admin.session'
   | 'config.applied'

@@ -414,6 +414,45 @@ export const SETTINGS_REFERENCE = {
     shown: '(none)',
     doc: 'Origins (`https://host[:port]`) `detection.webhook_url` may point to: an allow-list, empty by default.',
   },
+  'leaks.response': {
+    kind: 'enum',
+    default: 'revoke_token',
+    values: ['revoke_token', 'revoke_task', 'quarantine'],
+    doc: 'What a confirmed leak of a live Writ token does besides revoking that token: nothing more (`revoke_token`), also revoke its task (`revoke_task`, tokens without a task: the token alone), or quarantine its workload (`quarantine`: refused new tokens, every token revoked). Operator tokens are only ever revoked themselves (docs/leaks.md).',
+  },
+  'leaks.severity': {
+    kind: 'enum',
+    default: 'high',
+    values: ['low', 'medium', 'high', 'critical'],
+    doc: "Severity of the `leak` finding a confirmed leak of a live token records: the points it adds to the workload's risk (`detection.risk_*`).",
+  },
+  'leaks.max_tokens': {
+    kind: 'integer',
+    default: 100,
+    min: 1,
+    max: 10_000,
+    doc: 'Most tokens one leak report may hold (`POST /v1/leaks`, `POST /v1/leaks/github`, `POST /admin/v1/leaks`); a longer list is refused whole.',
+  },
+  'leaks.body_bytes': {
+    kind: 'integer',
+    default: 262_144,
+    min: 1024,
+    max: 4_194_304,
+    doc: 'Largest leak report body accepted by the leak endpoints; a larger one is refused with 413 naming this setting.',
+  },
+  'leaks.github_keys_url': {
+    kind: 'string',
+    default: '',
+    shown: '(none: the endpoint is off)',
+    doc: "Where the public keys of GitHub's secret scanning partner program are fetched from (`https://api.github.com/meta/public_keys/secret_scanning`); the only URL `POST /v1/leaks/github` ever fetches. https only (plain http only to a loopback address, for tests); no redirects; 64 KiB, 5 s; refetched hourly, and on an unknown key id at most once a minute. Empty: the endpoint refuses every report.",
+  },
+  'leaks.replay_window': {
+    kind: 'duration',
+    default: 3600,
+    min: 60,
+    max: 604_800,
+    doc: 'A partner report whose body (SHA-256) was already taken within this window is refused as a replay, and changes nothing.',
+  },
   'ssf.max_queued': {
     kind: 'integer',
     default: 10_000,
@@ -576,6 +615,15 @@ export interface Settings {
     webhookUrl: string;
     webhookOrigins: string[];
   };
+  leaks: {
+    response: 'revoke_token' | 'revoke_task' | 'quarantine';
+    severity: 'low' | 'medium' | 'high' | 'critical';
+    maxTokens: number;
+    bodyBytes: number;
+    /** '' when the partner endpoint is off; else checked by `checkGithubKeysUrl`. */
+    githubKeysUrl: string;
+    replayWindow: number;
+  };
   ssf: {
     maxQueued: number;
     maxStreams: number;
@@ -635,6 +683,8 @@ export function resolveSettings(
   const webhookUrl = value('detection.webhook_url') as string;
   const webhookOrigins = [...(value('detection.webhook_origins') as string[])];
   if (webhookUrl !== '') checkWebhookUrl(webhookUrl, webhookOrigins, where('detection.webhook_url'));
+  const githubKeysUrl = value('leaks.github_keys_url') as string;
+  if (githubKeysUrl !== '') checkGithubKeysUrl(githubKeysUrl, where('leaks.github_keys_url'));
   const host = value('listen.host') as string;
   const port = value('listen.port') as number;
   const tlsCert = value('tls.cert_file') as string;
@@ -719,6 +769,14 @@ export function resolveSettings(
       webhookUrl,
       webhookOrigins,
     },
+    leaks: {
+      response: value('leaks.response') as Settings['leaks']['response'],
+      severity: value('leaks.severity') as Settings['leaks']['severity'],
+      maxTokens: value('leaks.max_tokens') as number,
+      bodyBytes: value('leaks.body_bytes') as number,
+      githubKeysUrl,
+      replayWindow: value('leaks.replay_window') as number,
+    },
     ssf: {
       maxQueued: value('ssf.max_queued') as number,
       maxStreams: value('ssf.max_streams') as number,
@@ -758,6 +816,22 @@ function checkWebhookUrl(raw: string, origins: readonly string[], where: string)
     fail(
       `its origin ${u.origin} is not listed in detection.webhook_origins${origins.length === 0 ? ' (which lists none)' : ''}: findings are sent only to an origin listed there`,
     );
+}
+
+/**
+ * `leaks.github_keys_url`: an https URL without credentials, query or fragment; plain http only to a
+ * loopback address (a test's key server), never to a name, which could resolve anywhere.
+ */
+function checkGithubKeysUrl(raw: string, where: string): void {
+  const fail = (reason: string): never => {
+    throw new ConfigError(where, 'leaks.github_keys_url', reason);
+  };
+  const u = URL.canParse(raw) ? new URL(raw) : fail('must be an absolute https URL');
+  if (u.username || u.password || u.hash) fail('must have no credentials or fragment');
+  if (u.protocol === 'https:') return;
+  const loopback = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/.test(u.hostname);
+  if (u.protocol !== 'http:' || !loopback)
+    fail('must be an https URL (plain http only to a loopback address such as 127.0.0.1, for tests)');
 }
 
 /**

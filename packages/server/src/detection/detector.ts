@@ -15,10 +15,10 @@ import type { Store } from '../store/store.js';
 import type { IssuedToken } from '../tokens/issued-token.js';
 import { baselineFromJson, baselineToJson } from './baseline.js';
 import { type Detection, DetectionEngine, type EngineSettings } from './engine.js';
-import type { DetectionControl, Finding, FindingOutcome } from './finding.js';
+import type { DetectionControl, Finding, FindingEvidence, FindingOutcome } from './finding.js';
 import type { NetworkMap } from './networks.js';
 import { RiskBook } from './risk.js';
-import type { DetectionRule, Response } from './rule.js';
+import type { DetectionRule, Response, Severity } from './rule.js';
 import type { Signal } from './signal.js';
 import { userAgentKind } from './user-agent.js';
 import type { FindingWebhook } from './webhook.js';
@@ -60,6 +60,27 @@ export interface DetectorDeps {
   adminAudience: string;
   /** The findings webhook (`detection.webhook_url`), when one is set: each finding is sent there too. */
   webhook?: FindingWebhook | undefined;
+}
+
+/** A finding to record: what `Detector.recordFinding` stores, raises, announces and audits. */
+export interface FindingInput {
+  rule: string;
+  severity: Severity;
+  mode: 'observe' | 'enforce';
+  workload: string;
+  jti: string | null;
+  tid: string | null;
+  evidence: FindingEvidence;
+  response: Response;
+  outcome: FindingOutcome;
+  /** Add the severity's points to the workload's risk. */
+  raisesRisk: boolean;
+  /** Who the `detection.raised` audit event names. */
+  actor: string;
+  /** More members of the audit event's data. */
+  auditData?: Record<string, unknown>;
+  /** More to write in the finding's transaction (the finding is stored by then). */
+  also?: (tx: Store, finding: Finding) => Promise<void>;
 }
 
 /** Responses that act on tokens or workloads: the ones the budget and the pause switch hold back. */
@@ -359,31 +380,62 @@ export class Detector {
     // Operator access is left alone entirely: no response, and no risk either.
     const raises =
       rule.mode === 'enforce' && rule.response !== 'alert' && d.workload !== '' && outcome !== 'protected';
-    const previousRisk = d.workload === '' ? 0 : this.risk.of(d.workload, now);
-    const risk = raises ? this.risk.raise(d.workload, rule.severity, now) : undefined;
+    await this.#record(
+      {
+        rule: rule.id,
+        severity: rule.severity,
+        mode: rule.mode,
+        workload: d.workload,
+        jti: d.jti,
+        tid: d.tid,
+        evidence: {
+          signals: [d.signal].slice(-EVIDENCE_SIGNALS),
+          ...(d.signal.kind === 'usage' ? { source: d.signal.data.source } : {}),
+          ...(d.signal.kind === 'token.refused' ? { source: d.signal.data.source } : {}),
+          ...(Object.keys(d.read).length > 0 ? { read: d.read } : {}),
+        },
+        response: rule.response,
+        outcome,
+        raisesRisk: raises,
+        actor: `detector:${rule.id}`,
+        auditData: d.claimed !== '' ? { claimed_client_id: d.claimed } : {},
+      },
+      now,
+    );
+  }
+
+  /**
+   * Records a finding that no rule raised (a confirmed leak, docs/leaks.md) as the rules' findings are
+   * recorded: stored, the workload's risk raised by its severity when `raisesRisk`, a
+   * `detection.raised` event for nodes, verifiers and Shared Signals receivers, audited as `actor`,
+   * and sent to the findings webhook. `also` writes more in the same transaction.
+   */
+  recordFinding(f: FindingInput): Promise<Finding> {
+    return this.#record(f, this.#ctx.clock.now());
+  }
+
+  async #record(f: FindingInput, now: number): Promise<Finding> {
+    const ctx = this.#ctx;
+    const previousRisk = f.workload === '' ? 0 : this.risk.of(f.workload, now);
+    const risk = f.raisesRisk && f.workload !== '' ? this.risk.raise(f.workload, f.severity, now) : undefined;
     const finding: Finding = {
       id: randomUUID(),
-      rule: rule.id,
-      severity: rule.severity,
-      mode: rule.mode,
-      workload: d.workload,
-      jti: d.jti,
-      tid: d.tid,
+      rule: f.rule,
+      severity: f.severity,
+      mode: f.mode,
+      workload: f.workload,
+      jti: f.jti,
+      tid: f.tid,
       createdAt: now,
-      evidence: {
-        signals: [d.signal].slice(-EVIDENCE_SIGNALS),
-        ...(d.signal.kind === 'usage' ? { source: d.signal.data.source } : {}),
-        ...(d.signal.kind === 'token.refused' ? { source: d.signal.data.source } : {}),
-        ...(Object.keys(d.read).length > 0 ? { read: d.read } : {}),
-      },
-      response: rule.response,
-      outcome,
+      evidence: f.evidence,
+      response: f.response,
+      outcome: f.outcome,
       risk:
-        d.workload === ''
+        f.workload === ''
           ? 0
           : risk
             ? Math.min(MAX_RISK, Math.floor(risk.score))
-            : this.risk.of(d.workload, now),
+            : this.risk.of(f.workload, now),
       state: 'open',
       stateBy: null,
       stateAt: null,
@@ -392,46 +444,48 @@ export class Detector {
     const event = await ctx.store.transaction(async (tx) => {
       await tx.addFinding(finding);
       if (risk) await tx.putRisk(risk);
-      if (d.workload !== '')
+      if (f.workload !== '')
         await ctx.events.append(tx, EventType.detectionRaised, {
           id: finding.id,
-          rule: rule.id,
-          sub: d.workload,
+          rule: f.rule,
+          sub: f.workload,
           risk: finding.risk,
           ...(risk ? { risk_at: risk.at } : {}),
           previous_risk: previousRisk,
-          response: rule.response,
-          outcome,
-          ...(d.jti ? { jti: d.jti } : {}),
-          ...(d.tid ? { tid: d.tid } : {}),
+          response: f.response,
+          outcome: f.outcome,
+          ...(f.jti ? { jti: f.jti } : {}),
+          ...(f.tid ? { tid: f.tid } : {}),
         });
+      await f.also?.(tx, finding);
       return ctx.audit.append(
         {
           type: 'detection.raised',
           outcome: 'success',
-          actor: `detector:${rule.id}`,
-          ...(d.workload !== '' ? { subject: d.workload } : {}),
-          ...(d.jti ? { jti: d.jti } : {}),
+          actor: f.actor,
+          ...(f.workload !== '' ? { subject: f.workload } : {}),
+          ...(f.jti ? { jti: f.jti } : {}),
           data: {
             finding: finding.id,
-            rule: rule.id,
-            severity: rule.severity,
-            mode: rule.mode,
-            response: rule.response,
-            outcome,
+            rule: f.rule,
+            severity: f.severity,
+            mode: f.mode,
+            response: f.response,
+            outcome: f.outcome,
             risk: finding.risk,
-            ...(d.claimed !== '' ? { claimed_client_id: d.claimed } : {}),
+            ...f.auditData,
             ...(finding.evidence.source !== undefined ? { source: finding.evidence.source } : {}),
-            ...(d.tid ? { tid: d.tid } : {}),
+            ...(f.tid ? { tid: f.tid } : {}),
           },
         },
         tx,
       );
     });
     ctx.audit.noteCommitted(event);
-    if (d.workload !== '') ctx.events.notify();
-    ctx.metrics.detections.inc({ rule: rule.id, outcome });
+    if (f.workload !== '') ctx.events.notify();
+    ctx.metrics.detections.inc({ rule: f.rule, outcome: f.outcome });
     this.webhook?.send(finding);
+    return finding;
   }
 
   /** Takes the rule's response if it may; returns what was done, or why nothing was. */

@@ -8,10 +8,19 @@ export type FindingState = (typeof FINDING_STATES)[number];
  * What was done about a finding: the rule's response when it was taken, or why none was: the rule only
  * observes (`observe`), the workload's baseline is still learning (`learning`), responses are paused by
  * an operator (`paused`) or for the rest of the minute because the budget ran out (`budget`), the
- * target is operator or admin access (`protected`), the rule only alerts (`alert`), or the response
- * failed (`failed`, the service log says why).
+ * target is operator or admin access (`protected`), the rule only alerts (`alert`), the response
+ * failed (`failed`, the service log says why), or a leaked token was already expired or revoked, so
+ * there was nothing to do (`inactive`).
  */
-export type FindingOutcome = Response | 'observe' | 'learning' | 'paused' | 'budget' | 'protected' | 'failed';
+export type FindingOutcome =
+  | Response
+  | 'observe'
+  | 'learning'
+  | 'paused'
+  | 'budget'
+  | 'protected'
+  | 'failed'
+  | 'inactive';
 
 /** One detection: a rule fired on a signal. */
 export interface Finding {

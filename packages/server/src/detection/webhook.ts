@@ -22,8 +22,9 @@ export type WebhookOutcome = 'delivered' | 'failed' | 'refused' | 'dropped';
  * The claims of one finding's JWS: who sent it (`iss`), to whom (`aud`: the webhook's origin, so a relay
  * can refuse a finding meant for another), when, and the finding as an operator pages on it: rule,
  * severity, workload, the token and task ids, the source address, the response and what was done, the
- * risk after it. No evidence beyond the source (what the rule read stays in the admin API), no
- * secrets, no tokens: a chat channel is not where those belong.
+ * risk after it; for a leak, where the token was found, by whom, and the workload's owner. No
+ * evidence beyond these (what a rule read stays in the admin API), no secrets, no tokens (a leak's
+ * fingerprint only): a chat channel is not where those belong.
  */
 export function findingClaims(
   f: Finding,
@@ -47,6 +48,10 @@ export function findingClaims(
       ...(f.tid ? { tid: f.tid } : {}),
       ...(trigger ? { signal: trigger.kind } : {}),
       ...(f.evidence.source !== undefined ? { source: f.evidence.source } : {}),
+      // A leak says where the token was found and whose it is, so the relay can tell the owner.
+      ...(f.rule === 'leak' && f.evidence.read?.['leak'] !== undefined
+        ? { leak: f.evidence.read['leak'] }
+        : {}),
       response: f.response,
       outcome: f.outcome,
       risk: f.risk,

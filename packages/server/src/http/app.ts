@@ -9,6 +9,7 @@ import { Paths, type WritContext } from '../context.js';
 import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { registerEventRoutes } from '../events/routes.js';
 import { parseBoundedJson } from '../jose/json.js';
+import { registerLeakRoutes } from '../leaks/routes.js';
 import { registerOAuthRoutes } from '../oauth/routes.js';
 import { registerAuthzenRoutes } from '../policy/authzen.js';
 import { registerPolicyBundleRoutes } from '../policy/bundle.js';
@@ -166,6 +167,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerPolicyBundleRoutes(app, ctx);
   registerUsageRoutes(app, ctx);
   registerSsfRoutes(app, ctx);
+  registerLeakRoutes(app, ctx);
   return app;
 }
 

@@ -26,6 +26,9 @@ export interface SecurityEvent {
  *   its risk (`riskLevel` maps the score). A finding's response brings its own events: a revocation its
  *   `session-revoked`, a quarantine its `token-claims-change`; none changes a credential, so none is a
  *   `credential-change`. A finding that only alerts or observes leaves the risk as it was: no event.
+ * - `leak.found` that revoked a live token → `credential-change` (`change_type` `revoke`) of the
+ *   workload's access token, the token named by `urn:writ:leak` (its `jti`, where it was found, the
+ *   finding). A leaked token already expired or revoked changes no credential: no event.
  *
  * Members Writ adds beyond CAEP's are named by URN, as SSF 1.0 §4.2.3 allows.
  */
@@ -88,6 +91,30 @@ export function securityEvents(e: LoggedEvent, issuer: string): SecurityEvent[] 
           },
         },
       ];
+    case EventType.leakFound: {
+      const l = e.data;
+      if (!l.revoked || l.sub === undefined) return [];
+      return [
+        {
+          type: SecurityEventType.credentialChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: l.sub },
+          body: {
+            event_timestamp: at,
+            initiating_entity: 'system',
+            credential_type: 'access_token',
+            change_type: 'revoke',
+            friendly_name: 'leaked access token',
+            reason_admin: { en: `leaked access token found (${l.source}) and revoked` },
+            'urn:writ:leak': {
+              finding: l.id,
+              source: l.source,
+              ...(l.jti !== undefined ? { jti: l.jti } : {}),
+              fingerprint: l.fingerprint,
+            },
+          },
+        },
+      ];
+    }
     case EventType.detectionRaised: {
       const d = e.data;
       if (d.risk_at === undefined) return [];
