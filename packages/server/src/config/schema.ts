@@ -6,7 +6,7 @@ import { spiffeIdProblem } from './spiffe.js';
 /** Schemas of the config-as-code files. Field names on disk are snake_case. */
 
 const DURATION = 'must be a positive duration such as 30s, 15m or 1h';
-const duration = z.union([z.string(), z.number()], { error: DURATION }).transform((v, ctx) => {
+export const duration = z.union([z.string(), z.number()], { error: DURATION }).transform((v, ctx) => {
   const s = parseDuration(v);
   if (s === undefined || s <= 0) {
     ctx.addIssue({ code: 'custom', message: DURATION });
