@@ -295,6 +295,8 @@ export const REFUSAL_REASONS = {
   partner_keys_unavailable:
     'the partner public keys cannot be fetched from `leaks.github_keys_url`, so nothing can be checked',
   partner_replay: 'the same partner report body was already taken within `leaks.replay_window`',
+  period_too_large:
+    'the period given to `writ govern verify` holds more accepted uses than one proof reads: verify a shorter period',
   store_unavailable: 'the store cannot be reached or refused the write: nothing was done',
   audit_unavailable: 'the audit log cannot be written, so nothing is answered but this refusal',
   internal_error: 'an unexpected error (the service log has it)',

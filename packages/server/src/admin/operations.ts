@@ -3,6 +3,7 @@ import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
 import { reloadDetectionConfig } from '../detection/create-detector.js';
+import { classRulesRecord } from '../governance/class-rules.js';
 import { announceBundle } from '../policy/bundle.js';
 import type { WorkloadState } from '../registry/workload.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
@@ -86,7 +87,16 @@ export async function applyConfig(
     return {
       seq: change.seq,
       audited: await ctx.audit.append(
-        { type: 'config.applied', outcome: 'success', actor, data: { changes } },
+        {
+          type: 'config.applied',
+          outcome: 'success',
+          actor,
+          data: {
+            changes,
+            // The rules every class holds from now on, in the chain: what `writ govern verify` proves by.
+            ...(changes.some((c) => c.kind === 'class') ? classRulesRecord(bundle.classes) : {}),
+          },
+        },
         tx,
       ),
     };

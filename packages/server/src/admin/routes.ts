@@ -11,6 +11,7 @@ import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js'
 import { registerDetectionAdminRoutes } from '../detection/admin-routes.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
 import { registerLeakAdminRoutes } from '../leaks/admin-routes.js';
+import { registerGovernVerifyRoute } from '../governance/verify-route.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
 import { PolicyLoadError } from '../policy/compile.js';
 import { applyPolicies, compileSources } from '../policy/operations.js';
@@ -290,6 +291,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       registerPolicyAdminRoutes(admin, ctx, op, body);
       registerLeakAdminRoutes(admin, ctx, op);
       registerDetectionAdminRoutes(admin, ctx, op, body);
+      registerGovernVerifyRoute(admin, ctx, op, body);
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();
         return verifyAuditChain(ctx.store);

@@ -44,6 +44,8 @@ export type AuditEventType =
   // Operators and configuration
   | 'admin.session'
   | 'config.applied'
+  // `writ govern verify`: a proof of the period was made and signed (its result and checkpoint).
+  | 'governance.verified'
   | 'keys.rotated'
   | `workload.${'enabled' | 'disabled' | 'quarantined'}`
   | 'policy.loaded'

@@ -14,41 +14,65 @@ export interface AuditVerification {
 
 const PAGE = 5000;
 
-type Bad = { seq: number; reason: string };
+/** An event (or checkpoint) that does not verify, and why. */
+export type Bad = { seq: number; reason: string };
+
+/** How `walkChain` goes on: where it stops, and what it does at an event that does not verify. */
+export interface WalkOptions {
+  /** Stop after this sequence number (a head fixed before the walk: later appends are not read). */
+  until?: number;
+  /**
+   * Called at each event that does not verify; `'continue'` walks on from that event (its content is
+   * passed to `onEvent` only when its own hash recomputes), so every break is named, not only the first.
+   * Default: stop at the first.
+   */
+  onBad?: (bad: Bad) => 'continue' | 'stop';
+  /** Awaited after each page of events (a caller's batched reads, progress). */
+  onPage?: (walked: number) => Promise<void>;
+}
 
 /**
  * Walks the chain forward from `from` (the genesis when undefined): every event's `prev_hash` must be the
  * previous event's hash, its hash must be recomputable from its content, and sequence numbers must have
  * no gaps. `onEvent` sees each event that verified. Returns the head reached, or the first bad event.
  */
-async function walkChain(
+export async function walkChain(
   store: Pick<Store, 'scanAudit'>,
   from: AuditHead | undefined,
   onEvent: (e: AuditEvent) => void,
+  opts: WalkOptions = {},
 ): Promise<{ head: AuditHead | undefined; bad?: Bad }> {
   let prevSeq = from?.seq ?? 0;
   let prevHash = from?.hash ?? GENESIS_HASH;
+  let first: Bad | undefined;
+  const until = opts.until ?? Number.POSITIVE_INFINITY;
   for (;;) {
-    const page = await store.scanAudit(prevSeq, PAGE);
+    if (prevSeq >= until) break;
+    const page = await store.scanAudit(prevSeq, Math.min(PAGE, until - prevSeq));
     if (page.length === 0) break;
     for (const e of page) {
-      const bad = (reason: string) => ({
-        head: { seq: prevSeq, hash: prevHash },
-        bad: { seq: e.seq, reason },
-      });
-      if (e.seq !== prevSeq + 1)
-        return bad(
-          `event ${prevSeq + 1}${e.seq - prevSeq > 2 ? `..${e.seq - 1}` : ''} missing before event ${e.seq}`,
-        );
-      if (e.prevHash !== prevHash)
-        return bad('prev_hash does not match the previous event (deleted, inserted or reordered)');
-      if (chainHash(e.prevHash, e.seq, e) !== e.hash) return bad('content does not match its hash (edited)');
-      onEvent(e);
+      if (e.seq > until) break;
+      const reason =
+        e.seq !== prevSeq + 1
+          ? `event ${prevSeq + 1}${e.seq - prevSeq > 2 ? `..${e.seq - 1}` : ''} missing before event ${e.seq}`
+          : e.prevHash !== prevHash
+            ? 'prev_hash does not match the previous event (deleted, inserted or reordered)'
+            : undefined;
+      const intact = chainHash(e.prevHash, e.seq, e) === e.hash;
+      const why = reason ?? (intact ? undefined : 'content does not match its hash (edited)');
+      if (why !== undefined) {
+        const bad = { seq: e.seq, reason: why };
+        first ??= bad;
+        if ((opts.onBad?.(bad) ?? 'stop') === 'stop') return { head: { seq: prevSeq, hash: prevHash }, bad };
+      }
+      if (intact) onEvent(e);
       prevSeq = e.seq;
       prevHash = e.hash;
     }
+    await opts.onPage?.(prevSeq);
   }
-  return { head: prevSeq === 0 ? undefined : { seq: prevSeq, hash: prevHash } };
+  const head = prevSeq === 0 ? undefined : { seq: prevSeq, hash: prevHash };
+  return first ? { head, bad: first } : { head };
 }
 
 /**
@@ -138,21 +162,34 @@ export async function verifyAuditChain(
     ...(bad ? { firstBad: bad } : {}),
   });
   if (walked.bad) return result(walked.bad);
+  return result(await checkSignedPoints(store, checkpoints, hashes, anchor));
+}
 
+/**
+ * After a walk: every checkpoint must carry a valid server signature and match the event at its sequence
+ * number (`hashes`: the walked events' hashes at the checkpoints' sequence numbers). With `anchor`, the
+ * store must still hold the event it signs. The first that does not verify, or undefined.
+ */
+export async function checkSignedPoints(
+  store: Pick<Store, 'scanAudit' | 'listKeys' | 'auditHead'>,
+  checkpoints: readonly AuditCheckpoint[],
+  hashes: ReadonlyMap<number, string>,
+  anchor?: AuditCheckpoint,
+): Promise<Bad | undefined> {
   const keys = (await store.listKeys()).map((k) => importPublicJwk({ ...k.publicJwk }));
   if (anchor) {
     const wrong = checkpointSignature(anchor, keys);
-    if (wrong) return result({ seq: anchor.seq, reason: `anchor at event ${anchor.seq}: ${wrong}` });
+    if (wrong) return { seq: anchor.seq, reason: `anchor at event ${anchor.seq}: ${wrong}` };
     const bad = await checkHeldPoint(store, anchor, 'the anchor');
-    if (bad) return result(bad);
+    if (bad) return bad;
   }
   for (const c of checkpoints) {
-    const bad = (reason: string) => result({ seq: c.seq, reason: `checkpoint at event ${c.seq}: ${reason}` });
+    const bad = (reason: string) => ({ seq: c.seq, reason: `checkpoint at event ${c.seq}: ${reason}` });
     const wrong = checkpointSignature(c, keys);
     if (wrong) return bad(wrong);
     const eventHash = hashes.get(c.seq);
     if (eventHash === undefined) return bad('the event it signs is missing (log truncated?)');
     if (eventHash !== c.hash) return bad('the event it signs has a different hash');
   }
-  return result();
+  return undefined;
 }

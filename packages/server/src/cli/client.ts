@@ -240,22 +240,76 @@ export class AdminClient {
   ): Promise<unknown> {
     const s = await this.open();
     for (let attempt = 0; ; attempt++) {
-      const { res, body } = await send(`${this.server}${path}`, {
-        method,
-        headers: {
-          authorization: `DPoP ${s.token}`,
-          dpop: createDpopProof(s.key, {
-            method,
-            url: `${s.issuer}${path}`,
-            accessToken: s.token,
-            ...(this.#nonce ? { nonce: this.#nonce } : {}),
-          }),
-          ...(init.contentType ? { 'content-type': init.contentType } : {}),
-        },
-        ...(init.body !== undefined ? { body: init.body } : {}),
-      });
+      const { res, body } = await send(`${this.server}${path}`, this.#init(s, method, path, init));
       if (this.#takeNonce(res, body) && attempt === 0) continue;
       return answer(res, body);
+    }
+  }
+
+  /** The request of one admin call: the admin token, a fresh DPoP proof, the body. */
+  #init(
+    s: AdminSession,
+    method: string,
+    path: string,
+    init: { body?: string; contentType?: string; accept?: string },
+  ): RequestInit {
+    return {
+      method,
+      headers: {
+        authorization: `DPoP ${s.token}`,
+        dpop: createDpopProof(s.key, {
+          method,
+          url: `${s.issuer}${path}`,
+          accessToken: s.token,
+          ...(this.#nonce ? { nonce: this.#nonce } : {}),
+        }),
+        ...(init.contentType ? { 'content-type': init.contentType } : {}),
+        ...(init.accept ? { accept: init.accept } : {}),
+      },
+      ...(init.body !== undefined ? { body: init.body } : {}),
+    };
+  }
+
+  /**
+   * A POST under `/admin/v1` answered as a stream of JSON lines (`application/x-ndjson`): `onLine` hears
+   * each object as it arrives. A refusal (any status but 200) throws as `call` does.
+   */
+  async lines(path: string, body: unknown, onLine: (v: Record<string, unknown>) => void): Promise<void> {
+    const s = await this.open();
+    const full = `/admin/v1${path}`;
+    for (let attempt = 0; ; attempt++) {
+      const init = this.#init(s, 'POST', full, {
+        body: JSON.stringify(body),
+        contentType: 'application/json',
+        accept: 'application/x-ndjson',
+      });
+      let res: Response;
+      try {
+        res = await fetch(`${this.server}${full}`, init);
+      } catch (err) {
+        throw new CliError(
+          `cannot reach ${this.server}: ${(err as Error).message} (is \`writ serve\` running? see --server)`,
+        );
+      }
+      if (!res.ok || res.body === null) {
+        const text = await res.text();
+        const refusal = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+        if (this.#takeNonce(res, refusal) && attempt === 0) continue;
+        answer(res, refusal);
+        throw new CliError(`${res.status}: the server sent no body`);
+      }
+      const decoder = new TextDecoder();
+      let buffered = '';
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.trim() !== '') onLine(JSON.parse(line) as Record<string, unknown>);
+        }
+      }
+      if (buffered.trim() !== '') onLine(JSON.parse(buffered) as Record<string, unknown>);
+      return;
     }
   }
 

@@ -10,6 +10,7 @@ import { registerConfig } from './commands/config.js';
 import { registerDetections } from './commands/detections.js';
 import { registerDpop } from './commands/dpop.js';
 import { registerExec } from './commands/exec.js';
+import { registerGovernVerify } from './commands/govern.js';
 import { registerInit } from './commands/init.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerKeys } from './commands/keys.js';
@@ -61,6 +62,7 @@ export function createProgram(): Command {
     registerKeys,
     registerRevoke,
     registerAudit,
+    registerGovernVerify,
     registerKeygen,
     registerToken,
     registerExec,

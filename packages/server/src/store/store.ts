@@ -21,7 +21,7 @@ import type { NewRevocation } from '../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../ssf/stream-record.js';
 import type { Task } from '../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
-import type { UsageAggregate } from '../usage/usage-aggregate.js';
+import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
 
 /** The Store port: everything Writ keeps. Adapters: SQLite (embedded default); PostgreSQL (cluster). */
 
@@ -178,6 +178,11 @@ export interface Store {
   usageForToken(jti: string, limit: number): Promise<UsageAggregate[]>;
   /** Drops aggregates last seen before `beforeMs`; returns rows removed. */
   pruneUsage(beforeMs: number): Promise<number>;
+  /**
+   * Aggregates last seen at or after `q.lastSeenFrom`, in key order (jti, operation, source, decision,
+   * reason), at most `q.limit`; a page continues with `after` set to the last key read (`usageKey`).
+   */
+  scanUsage(q: UsageScan): Promise<UsageAggregate[]>;
 
   /** Creates or replaces a stream. */
   putSsfStream(s: SsfStream): Promise<void>;

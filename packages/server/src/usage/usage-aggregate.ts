@@ -21,3 +21,24 @@ export interface UsageAggregate {
   firstSeen: number;
   lastSeen: number;
 }
+
+/** An aggregate's key, in the order aggregates are paged by: (jti, operation, source, decision, reason). */
+export type UsageKey = readonly [
+  jti: string,
+  operation: string,
+  source: string,
+  decision: string,
+  reason: string,
+];
+
+/** The key of an aggregate (`scanUsage` pages continue after the last one read). */
+export const usageKey = (u: UsageAggregate): UsageKey => [u.jti, u.operation, u.source, u.decision, u.reason];
+
+/** What `scanUsage` reads: aggregates last seen at or after `lastSeenFrom` (ms), after `after` in key order. */
+export interface UsageScan {
+  lastSeenFrom: number;
+  /** Only aggregates of this decision. */
+  decision?: 'allow' | 'deny';
+  after?: UsageKey;
+  limit: number;
+}

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { QueuedSet, SsfStream } from '../../src/ssf/stream-record.js';
 import type { Store } from '../../src/store/store.js';
-import type { UsageAggregate } from '../../src/usage/usage-aggregate.js';
+import { type UsageAggregate, usageKey } from '../../src/usage/usage-aggregate.js';
 
 /**
  * Store contract cases for usage aggregates, Shared Signals streams and their SET queues, and
@@ -131,6 +131,43 @@ export function signalConformanceCases(
         assert.deepEqual(await store.usageForToken('old', 10), []);
         assert.equal((await store.usageForToken('edge', 10)).length, 1);
         assert.equal(await store.pruneUsage(NOW), 0);
+      }));
+
+    it('scans aggregates last seen since a time, by decision, in key order, page by page', () =>
+      withStore(async ({ store }) => {
+        await store.addUsage([
+          use({ jti: 'b', lastSeen: NOW + 5 }),
+          use({ jti: 'a', operation: 'POST /x', lastSeen: NOW }),
+          use({ jti: 'a', lastSeen: NOW + 1 }),
+          use({ jti: 'a', source: '10.0.0.9', lastSeen: NOW + 2 }),
+          use({ jti: 'a', decision: 'deny', reason: 'revoked', lastSeen: NOW + 3 }),
+          use({ jti: 'c', lastSeen: NOW - 1 }),
+        ]);
+        const keys = (rows: UsageAggregate[]) => rows.map((r) => usageKey(r).join('|'));
+        const all = await store.scanUsage({ lastSeenFrom: NOW, limit: 100 });
+        assert.deepEqual(keys(all), [
+          'a|GET /reports/:id|10.0.0.7|allow|',
+          'a|GET /reports/:id|10.0.0.7|deny|revoked',
+          'a|GET /reports/:id|10.0.0.9|allow|',
+          'a|POST /x|10.0.0.7|allow|',
+          'b|GET /reports/:id|10.0.0.7|allow|',
+        ]);
+        const allowed: UsageAggregate[] = [];
+        for (let page = await store.scanUsage({ lastSeenFrom: NOW, decision: 'allow', limit: 2 }); ; ) {
+          allowed.push(...page);
+          if (page.length < 2) break;
+          page = await store.scanUsage({
+            lastSeenFrom: NOW,
+            decision: 'allow',
+            after: usageKey(page.at(-1)!),
+            limit: 2,
+          });
+        }
+        assert.deepEqual(
+          keys(allowed),
+          keys(all).filter((k) => !k.includes('|deny|')),
+        );
+        assert.deepEqual(await store.scanUsage({ lastSeenFrom: NOW + 6, limit: 10 }), []);
       }));
 
     it('rolls back with the transaction', () =>

@@ -24,7 +24,7 @@ import type { NewRevocation } from '../../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
-import type { UsageAggregate } from '../../usage/usage-aggregate.js';
+import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import {
   byDue,
   type Row,
@@ -807,6 +807,9 @@ class PostgresStore implements Store {
   }
   pruneUsage(beforeMs: number): Promise<number> {
     return this.#signals.pruneUsage(beforeMs);
+  }
+  scanUsage(q: UsageScan): Promise<UsageAggregate[]> {
+    return this.#signals.scanUsage(q);
   }
   putSsfStream(st: SsfStream): Promise<void> {
     return this.#signals.putSsfStream(st);

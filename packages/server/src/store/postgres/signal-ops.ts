@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
-import type { UsageAggregate } from '../../usage/usage-aggregate.js';
+import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { Row } from '../rows.js';
 import { streamSpec, toQueuedSet, toSsfStream, toUsageAggregate } from '../signal-rows.js';
 
@@ -76,6 +76,28 @@ export class PostgresSignalOps {
       `SELECT * FROM ${this.#s}.token_usage WHERE jti = $1
        ORDER BY first_seen, operation, source, decision, reason LIMIT $2`,
       [jti, limit],
+    );
+    return rows.map(toUsageAggregate);
+  }
+  async scanUsage(q: UsageScan): Promise<UsageAggregate[]> {
+    const values: unknown[] = [q.lastSeenFrom];
+    const where = ['last_seen >= $1'];
+    if (q.decision !== undefined) {
+      values.push(q.decision);
+      where.push(`decision = $${values.length}`);
+    }
+    if (q.after !== undefined) {
+      const base = values.length;
+      values.push(...q.after);
+      where.push(
+        `(jti, operation, source, decision, reason) > ($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5})`,
+      );
+    }
+    values.push(q.limit);
+    const { rows } = await this.#query(
+      `SELECT * FROM ${this.#s}.token_usage WHERE ${where.join(' AND ')}
+       ORDER BY jti, operation, source, decision, reason LIMIT $${values.length}`,
+      values,
     );
     return rows.map(toUsageAggregate);
   }

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
-import type { UsageAggregate } from '../../usage/usage-aggregate.js';
+import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { Row } from '../rows.js';
 import { streamSpec, toQueuedSet, toSsfStream, toUsageAggregate } from '../signal-rows.js';
 
@@ -42,6 +42,25 @@ export class SqliteSignalOps {
          ORDER BY first_seen, operation, source, decision, reason LIMIT ?`,
       )
       .all(jti, limit)
+      .map((r) => toUsageAggregate(r as Row));
+  }
+  scanUsage(q: UsageScan): UsageAggregate[] {
+    const where = ['last_seen >= @from'];
+    if (q.decision !== undefined) where.push('decision = @decision');
+    if (q.after !== undefined)
+      where.push('(jti, operation, source, decision, reason) > (@a0, @a1, @a2, @a3, @a4)');
+    const [a0, a1, a2, a3, a4] = q.after ?? [];
+    return this.#db
+      .prepare(
+        `SELECT * FROM token_usage WHERE ${where.join(' AND ')}
+         ORDER BY jti, operation, source, decision, reason LIMIT @limit`,
+      )
+      .all({
+        from: q.lastSeenFrom,
+        limit: q.limit,
+        ...(q.decision !== undefined ? { decision: q.decision } : {}),
+        ...(q.after !== undefined ? { a0, a1, a2, a3, a4 } : {}),
+      })
       .map((r) => toUsageAggregate(r as Row));
   }
   pruneUsage(beforeMs: number): number {

@@ -24,7 +24,7 @@ import type { NewRevocation } from '../../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
-import type { UsageAggregate } from '../../usage/usage-aggregate.js';
+import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import {
   byDue,
   type Row,
@@ -266,6 +266,7 @@ class SqliteStore implements Store {
   addUsage = (rows: UsageAggregate[]) => this.#run(() => this.#ops.addUsage(rows));
   usageForToken = (jti: string, limit: number) => this.#run(() => this.#ops.usageForToken(jti, limit));
   pruneUsage = (beforeMs: number) => this.#run(() => this.#ops.pruneUsage(beforeMs));
+  scanUsage = (q: UsageScan) => this.#run(() => this.#ops.scanUsage(q));
   putSsfStream = (st: SsfStream) => this.#run(() => this.#ops.putSsfStream(st));
   getSsfStream = (id: string) => this.#run(() => this.#ops.getSsfStream(id));
   listSsfStreams = (owner?: string) => this.#run(() => this.#ops.listSsfStreams(owner));
@@ -794,6 +795,9 @@ class SqliteOps implements Store {
   }
   async pruneUsage(beforeMs: number): Promise<number> {
     return this.#signals.pruneUsage(beforeMs);
+  }
+  async scanUsage(q: UsageScan): Promise<UsageAggregate[]> {
+    return this.#signals.scanUsage(q);
   }
   async putSsfStream(st: SsfStream): Promise<void> {
     this.#signals.putSsfStream(st);

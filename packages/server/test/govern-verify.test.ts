@@ -1,0 +1,332 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
+import { fakeClock } from '../src/clock.js';
+import { EVIDENCE_TYP } from '../src/governance/evidence.js';
+import type { GovernanceProof, ProofCheck, ProofFinding } from '../src/governance/runtime-proof.js';
+import type { GovernVerifyAnswer } from '../src/governance/verify-route.js';
+import { ingestUsageReport } from '../src/usage/ingest.js';
+import { type OperatorCli, operatorCli } from './helpers/cli.js';
+import { classDoc, workloadDoc } from './helpers/dpop.js';
+import {
+  AUDIENCE,
+  type Harness,
+  harnessDocuments,
+  startHarness,
+  testKey,
+  WORKLOAD,
+} from './helpers/harness.js';
+
+const VERIFIER = 'spiffe://test.writ/reports/api';
+const verifierKey = testKey();
+const VERIFIER_DOCS = [
+  classDoc({ name: 'verifier', audiences: ['https://verifier-only.test'], scopes: ['events:read'] }),
+  workloadDoc(VERIFIER, verifierKey, ['verifier'], { serves: [AUDIENCE] }),
+];
+const DAY_S = 86_400;
+
+/** `writ govern verify` through the admin API, as the CLI asks it (not streamed). */
+async function prove(h: Harness, body: Record<string, unknown> = {}): Promise<GovernVerifyAnswer> {
+  const r = await h.admin('POST', '/govern/verify', { since_seconds: 30 * DAY_S, ...body });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body as unknown as GovernVerifyAnswer;
+}
+
+/** Issues a token for the harness workload; returns its jti and the seq of its `token.issued` event. */
+async function issue(h: Harness, extra: Record<string, string> = {}): Promise<{ jti: string; seq: number }> {
+  const r = await h.requestToken(extra);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const token = r.body['access_token'] as string;
+  const jti = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())['jti'] as string;
+  const [e] = await h.store.queryAudit({ jti, type: 'token.issued', limit: 1 });
+  return { jti, seq: e!.seq };
+}
+
+/** The verifier reports one use of `jti` at the server's now, through the real ingestion. */
+async function use(
+  h: Harness,
+  jti: string,
+  decision: 'allow' | 'deny' = 'allow',
+  operation = 'GET /reports/1',
+) {
+  const { receipt } = await ingestUsageReport(
+    h.writ.ctx,
+    VERIFIER,
+    {
+      records: [
+        {
+          jti,
+          operation,
+          source: '10.0.0.7',
+          decision,
+          ...(decision === 'deny' ? { reason: 'revoked' } : {}),
+          time: h.writ.ctx.clock.now(),
+        },
+      ],
+    },
+    '127.0.0.1',
+  );
+  assert.equal(receipt.accepted, 1, JSON.stringify(receipt));
+}
+
+const check = (p: GovernanceProof, id: ProofCheck) => p.checks.find((c) => c.id === id)!;
+const findingsOf = (p: GovernanceProof, id: ProofCheck): ProofFinding[] =>
+  p.findings.filter((f) => f.check === id);
+
+/** The evidence pack must verify with jose against the JWKS the server publishes, and say what the report says. */
+async function expectSignedEvidence(h: Harness, answer: GovernVerifyAnswer): Promise<void> {
+  const res = await h.writ.app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+  const jwks = JSON.parse(res.body) as JSONWebKeySet;
+  const header = decodeProtectedHeader(answer.evidence.jws);
+  assert.equal(header.kid, answer.evidence.kid);
+  assert.ok(
+    jwks.keys.some((k) => k.kid === header.kid),
+    'the kid is one of the published keys',
+  );
+  const { payload, protectedHeader } = await jwtVerify(answer.evidence.jws, createLocalJWKSet(jwks), {
+    typ: EVIDENCE_TYP,
+    issuer: h.issuer,
+  });
+  assert.equal(protectedHeader.typ, EVIDENCE_TYP);
+  const { iss: _i, iat: _t, ...signed } = payload;
+  assert.deepEqual(signed, answer.report);
+  // One changed character of the payload and it no longer verifies.
+  const [hd, body, sig] = answer.evidence.jws.split('.');
+  const claims = JSON.parse(Buffer.from(body!, 'base64url').toString()) as GovernanceProof;
+  const forged = Buffer.from(
+    JSON.stringify({ ...claims, result: 'held' === claims.result ? 'violated' : 'held' }),
+  );
+  await assert.rejects(
+    jwtVerify(`${hd}.${forged.toString('base64url')}.${sig}`, createLocalJWKSet(jwks)),
+    /signature verification failed/,
+  );
+}
+
+describe('writ govern verify: a proof from the audit chain and the usage reports', () => {
+  const clock = fakeClock();
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ clock, settings: { 'detection.enabled': false }, extraDocs: VERIFIER_DOCS });
+  });
+  after(() => h.close());
+
+  it('on a store where everything complied it says so, and the evidence pack verifies against the JWKS', async () => {
+    const a = await issue(h, { ttl: '900' });
+    const b = await issue(h);
+    clock.advance(10_000);
+    await use(h, a.jti);
+    await use(h, b.jti);
+    const revoked = await h.admin('POST', '/revocations', { kind: 'jti', value: b.jti, reason: 'test' });
+    assert.equal(revoked.status, 201);
+    clock.advance(2_000);
+    // Within the propagation bound an accepted use is no violation; a denied one after it is how it should be.
+    await use(h, b.jti, 'allow', 'GET /reports/2');
+    clock.advance(60_000);
+    await use(h, b.jti, 'deny');
+    const answer = await prove(h);
+    const p = answer.report;
+    assert.equal(p.result, 'held', JSON.stringify(p.findings, null, 1));
+    assert.deepEqual(p.findings, []);
+    for (const c of p.checks) assert.equal(c.result, 'held', c.id);
+    assert.equal(p.counts.tokens_issued, 2);
+    assert.equal(p.counts.revocations, 1);
+    assert.equal(p.counts.accepted_uses, 3);
+    assert.equal(check(p, 'issuance').checked, 2);
+    assert.equal(check(p, 'token_records').checked, 2);
+    assert.equal(check(p, 'revocation').checked, 2, 'both accepted uses of the revoked token were weighed');
+    assert.ok(check(p, 'audit_chain').checked >= 5);
+    assert.equal(p.chain.breaks, 0);
+    assert.equal(p.checkpoint.signed, true);
+    const head = (await h.store.listCheckpoints()).at(-1)!;
+    assert.deepEqual({ seq: p.checkpoint.seq, hash: p.checkpoint.hash }, { seq: head.seq, hash: head.hash });
+    const reports = p.classes.find((c) => c.name === 'reports-read')!;
+    assert.equal(reports.issued, 2);
+    assert.equal(reports.rules?.max_ttl, 900);
+    await expectSignedEvidence(h, answer);
+    // Making the proof is audited, with its result and the checkpoint it covers.
+    const [made] = await h.store.queryAudit({ type: 'governance.verified', limit: 1, order: 'desc' });
+    assert.equal(made?.data['result'], 'held');
+    assert.equal(made?.data['checkpoint_seq'], p.checkpoint.seq);
+    assert.equal(made?.actor, 'operator:ops');
+  });
+});
+
+describe('writ govern verify names each violation and the events that show it', () => {
+  const clock = fakeClock();
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ clock, settings: { 'detection.enabled': false }, extraDocs: VERIFIER_DOCS });
+  });
+  after(() => h.close());
+
+  it('a token that outlived the class maximum in force at its issuance (the class changed mid-way)', async () => {
+    // Issued under max_ttl 15m with 15m: it complied then, whatever the class says later.
+    const before = await issue(h, { ttl: '900' });
+    const shorter = (await h.store.listClasses()).find((c) => c.name === 'reports-read')!;
+    const docs = harnessDocuments(h, VERIFIER_DOCS).map((d) =>
+      d.kind === 'class' && (d.doc as { name: string }).name === 'reports-read'
+        ? { ...d, doc: { ...(d.doc as object), max_ttl: '5m' } }
+        : d,
+    );
+    const applied = await h.admin('POST', '/config', { documents: docs });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    const [applyEvent] = await h.store.queryAudit({ type: 'config.applied', limit: 1, order: 'desc' });
+    const recorded = applyEvent!.data['class_rules'] as Record<string, { max_ttl: number }>;
+    assert.equal(recorded['reports-read']!.max_ttl, 300, 'the apply recorded the new rules in the chain');
+    // Someone with write access to the store puts the old class back without an apply (no audit); the
+    // node reloads it and issues 15-minute tokens the recorded rules forbid.
+    await h.store.putClass({ ...shorter, maxTtl: 900 });
+    await h.writ.ctx.registry.reload();
+    const after = await issue(h, { ttl: '900' });
+    const within = await issue(h, { ttl: '300' });
+
+    const p = (await prove(h)).report;
+    assert.equal(p.result, 'violated');
+    const found = findingsOf(p, 'issuance');
+    assert.equal(found.length, 1, JSON.stringify(found));
+    assert.equal(found[0]!.jti, after.jti);
+    assert.deepEqual(found[0]!.audit_seq, [after.seq]);
+    assert.match(found[0]!.message, /lifetime 900s exceeds the class max_ttl 300s in force at issuance/);
+    assert.ok(!p.findings.some((f) => f.jti === before.jti || f.jti === within.jti));
+    assert.equal(p.classes.find((c) => c.name === 'reports-read')!.violations, 1);
+    // Put right for the cases below.
+    await h.store.putClass({ ...shorter, maxTtl: 300 });
+    await h.writ.ctx.registry.reload();
+  });
+
+  it('a tampered token record (exp moved out by an hour) is named with its jti and issuance event', async () => {
+    const t = await issue(h, { ttl: '300' });
+    await h.attackerSql(`UPDATE tokens SET exp = exp + 3600 WHERE jti = '${t.jti}'`);
+    const p = (await prove(h)).report;
+    const found = findingsOf(p, 'token_records').filter((f) => f.jti === t.jti);
+    assert.equal(found.length, 1);
+    assert.deepEqual(found[0]!.audit_seq, [t.seq]);
+    assert.match(found[0]!.message, /exp \d+ stored, \d+ audited/);
+    await h.attackerSql(`UPDATE tokens SET exp = exp - 3600 WHERE jti = '${t.jti}'`);
+    assert.equal(findingsOf((await prove(h)).report, 'token_records').length, 0, 'restored: no finding');
+  });
+
+  it('a revoked token accepted after the propagation bound is named with the revocation and the use', async () => {
+    const t = await issue(h, { ttl: '300' });
+    await use(h, t.jti);
+    const r = await h.admin('POST', '/revocations', { kind: 'sub', value: WORKLOAD });
+    assert.equal(r.status, 201);
+    const [revocation] = await h.store.queryAudit({ type: 'revocation.created', limit: 1, order: 'desc' });
+    clock.advance(10_000);
+    await use(h, t.jti, 'allow', 'GET /reports/within-bound');
+    let p = (await prove(h)).report;
+    assert.deepEqual(findingsOf(p, 'revocation'), [], 'inside the 15 s bound: no violation');
+    clock.advance(20_000);
+    await use(h, t.jti, 'allow', 'GET /reports/late');
+    p = (await prove(h)).report;
+    const [found, ...more] = findingsOf(p, 'revocation');
+    assert.deepEqual(more, []);
+    assert.equal(found!.jti, t.jti);
+    assert.deepEqual(found!.audit_seq, [t.seq, revocation!.seq]);
+    assert.deepEqual(
+      found!.usage?.map((u) => u.operation),
+      ['GET /reports/late'],
+      'only the use after the bound is named',
+    );
+    assert.match(
+      found!.message,
+      /revoked at .* \(revocation \d+, sub\) but accepted after the 15s propagation bound/,
+    );
+    // A wider bound (the verifiers' staleness set to a minute) accepts it.
+    const wide = (await prove(h, { propagation_bound_seconds: 60 })).report;
+    assert.deepEqual(findingsOf(wide, 'revocation'), []);
+  });
+
+  it('a token accepted after it expired is named', async () => {
+    const t = await issue(h, { ttl: '60' });
+    clock.advance(64_000);
+    await use(h, t.jti, 'allow', 'GET /reports/in-leeway');
+    assert.deepEqual(
+      findingsOf((await prove(h)).report, 'expiry').filter((f) => f.jti === t.jti),
+      [],
+      'inside the 5 s leeway',
+    );
+    clock.advance(10_000);
+    await use(h, t.jti, 'allow', 'GET /reports/expired');
+    const found = findingsOf((await prove(h)).report, 'expiry').filter((f) => f.jti === t.jti);
+    assert.equal(found.length, 1);
+    assert.deepEqual(found[0]!.audit_seq, [t.seq]);
+    assert.deepEqual(
+      found[0]!.usage?.map((u) => u.operation),
+      ['GET /reports/expired'],
+    );
+  });
+
+  it('a deleted audit event is named (the missing sequence number), and the use of its token has no issuance', async () => {
+    const t = await issue(h, { ttl: '300' });
+    await use(h, t.jti);
+    await issue(h);
+    await h.attackerSql(`DELETE FROM audit_events WHERE seq = ${t.seq}`);
+    const p = (await prove(h)).report;
+    assert.equal(p.result, 'violated');
+    const chain = findingsOf(p, 'audit_chain');
+    assert.equal(chain.length, 1, JSON.stringify(chain));
+    assert.deepEqual(chain[0]!.audit_seq, [t.seq, t.seq + 1]);
+    assert.match(
+      chain[0]!.message,
+      new RegExp(`audit chain broken at event ${t.seq + 1}: event ${t.seq} missing`),
+    );
+    const orphan = findingsOf(p, 'usage_provenance');
+    assert.equal(orphan.length, 1);
+    assert.equal(orphan[0]!.jti, t.jti);
+    assert.equal(check(p, 'audit_chain').result, 'violated');
+  });
+});
+
+describe('writ govern verify on the command line', () => {
+  let h: Harness;
+  let writ: OperatorCli;
+  before(async () => {
+    h = await startHarness({
+      listen: true,
+      settings: { 'detection.enabled': false },
+      extraDocs: VERIFIER_DOCS,
+    });
+    writ = operatorCli(h);
+  });
+  after(() => h.close());
+
+  it('prints the summary an auditor reads, writes the evidence pack, and exits 0 when the rules held, 2 on a violation', async () => {
+    const t = await issue(h);
+    const evidence = join(h.dir, 'evidence.jws');
+    const ok = await writ(['govern', 'verify', '--since', '30d', '--evidence', evidence]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /^governance verification: HELD: every check passed$/m);
+    assert.match(ok.stdout, /^period: \d{4}-.*Z to \d{4}-.*Z$/m);
+    assert.match(
+      ok.stdout,
+      /^evidence: audit chain up to event \d+ \(hash [0-9a-f]{16}…, signed checkpoint\)/m,
+    );
+    assert.match(
+      ok.stdout,
+      /^ {2}HELD {6}every token issued kept the rules its class had at issuance.*\(1 checked, 0 violations\)$/m,
+    );
+    const jws = readFileSync(evidence, 'utf8').trim();
+    const jwks = JSON.parse(
+      (await h.writ.app.inject({ url: '/.well-known/jwks.json' })).body,
+    ) as JSONWebKeySet;
+    const { payload } = await jwtVerify(jws, createLocalJWKSet(jwks), { typ: EVIDENCE_TYP });
+    assert.equal(payload['result'], 'held');
+
+    await h.attackerSql(`UPDATE tokens SET scope = 'reports:read reports:export' WHERE jti = '${t.jti}'`);
+    const bad = await writ(['govern', 'verify', '--since', '1d']);
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /^governance verification: VIOLATED/m);
+    assert.match(
+      bad.stdout,
+      new RegExp(`\\[VIOLATION\\] token_records: the stored record of token ${t.jti} differs`),
+    );
+    assert.match(bad.stdout, new RegExp(`evidence: audit events ${t.seq}; jti ${t.jti}`));
+
+    const refused = await writ(['govern', 'verify', '--since', 'a month']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /--since must be a duration such as 90s, 15m, 12h or 30d/);
+  });
+});
