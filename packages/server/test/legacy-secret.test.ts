@@ -40,11 +40,17 @@ const extraDocs: RawDocument[] = [
       max_ttl: '5m',
       audiences: [AUDIENCE],
       scopes: ['reports:read'],
-      legacy_client_secret: {
-        justification: 'vendor job retired late',
-        owner: 'team-reports',
-        expires: '2020-01-31',
-      },
+    },
+    1,
+  ),
+  doc(
+    'exception',
+    {
+      id: 'legacy-expired-secret',
+      covers: { kind: 'legacy_client_secret', class: 'legacy-expired' },
+      owner: 'team-reports',
+      justification: 'vendor job retired late',
+      expires: '2020-01-31',
     },
     1,
   ),
@@ -189,12 +195,12 @@ describe('legacy client secrets (registered exceptions only)', () => {
     await expectRefusal(
       h,
       () => h.post('/oauth2/token', form(), { authorization: basic(EXPIRED_WORKLOAD, EXPIRED_SECRET) }),
-      { status: 400, error: 'unauthorized_client', reason: 'legacy_exception_missing_or_expired' },
+      { status: 400, error: 'unauthorized_client', reason: 'exception_expired' },
     );
     await expectRefusal(
       h,
       () => h.post('/oauth2/token', form({ client_id: EXPIRED_WORKLOAD, client_secret: EXPIRED_SECRET })),
-      { status: 400, error: 'unauthorized_client', reason: 'legacy_exception_missing_or_expired' },
+      { status: 400, error: 'unauthorized_client', reason: 'exception_expired' },
     );
   });
 

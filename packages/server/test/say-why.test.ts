@@ -93,11 +93,13 @@ describe('say why: client authentication, client assertions and DPoP proofs', ()
           binding: 'bearer',
           audiences: [AUDIENCE],
           scopes: ['reports:read'],
-          legacy_client_secret: {
-            justification: 'retired late',
-            owner: 'team-reports',
-            expires: '2020-01-31',
-          },
+        }),
+        rawDoc('exception', {
+          id: 'legacy-expired-secret',
+          covers: { kind: 'legacy_client_secret', class: 'legacy-expired' },
+          owner: 'team-reports',
+          justification: 'retired late',
+          expires: '2020-01-31',
         }),
         rawDoc('workload', {
           id: EXPIRED_LEGACY,
@@ -254,7 +256,7 @@ describe('say why: client authentication, client assertions and DPoP proofs', ()
       ),
     },
     {
-      reason: 'legacy_exception_missing_or_expired',
+      reason: 'exception_expired',
       what: 'the right secret under an exception that expired',
       send: () =>
         h.post(
@@ -265,8 +267,9 @@ describe('say why: client authentication, client assertions and DPoP proofs', ()
       expect: {
         status: 400,
         error: 'unauthorized_client',
-        reason: 'legacy_exception_missing_or_expired',
-        description: /legacy_client_secret exception whose expires date is still ahead/,
+        reason: 'exception_expired',
+        description:
+          /exception "legacy-expired-secret" \(legacy client secret for class legacy-expired, owner team-reports\) expired at 2020-01-31T23:59:59.999Z; an operator renews it \(writ exceptions renew legacy-expired-secret/,
       },
     },
     {

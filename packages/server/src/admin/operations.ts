@@ -11,12 +11,13 @@ import type { Store } from '../store/store.js';
 
 /** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
 export async function currentConfig(store: Store): Promise<ConfigBundle> {
-  const [workloads, classes, operators, issuers, detection] = await Promise.all([
+  const [workloads, classes, operators, issuers, detection, exceptions] = await Promise.all([
     store.listWorkloads(),
     store.listClasses(),
     store.listOperators(),
     store.listIssuers(),
     store.getDetectionConfig(),
+    store.listExceptions(),
   ]);
   return {
     classes,
@@ -27,6 +28,7 @@ export async function currentConfig(store: Store): Promise<ConfigBundle> {
     networks: detection?.networks ?? [],
     people: [],
     teams: [],
+    exceptions: exceptions.map(({ runtime: _r, ...e }) => e),
   };
 }
 
@@ -79,6 +81,10 @@ export async function applyConfig(
       } else if (c.kind === 'operator') {
         if (c.op === 'remove') await tx.deleteOperator(c.name);
         else await tx.putOperator(bundle.operators.find((x) => x.name === c.name)!);
+      } else if (c.kind === 'exception') {
+        // A removed exception no longer lets anything through: the registry reloads below.
+        if (c.op === 'remove') await tx.deleteException(c.name);
+        else await tx.putException(bundle.exceptions.find((x) => x.id === c.name)!);
       }
     }
     // Other nodes reload their registry and detection config on this event; verifiers ignore it.

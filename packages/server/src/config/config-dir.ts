@@ -8,6 +8,7 @@ import type { NetworkEnvironment } from '../detection/networks.js';
 import { compileRuleDocument, detectionRuleSchema, RuleError } from '../detection/rule.js';
 import { ConfigError } from '../errors.js';
 import { buildIssuer } from '../federation/issuer-config.js';
+import { coversLegacySecret, type CredentialException } from '../governance/exception.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
 import { tlsRegistration } from '../mtls/registration.js';
@@ -21,6 +22,8 @@ import type { Workload } from '../registry/workload.js';
 import { readConfigFile } from './config-file.js';
 import {
   classFileSchema,
+  type ExceptionFile,
+  exceptionFileSchema,
   issuerFileSchema,
   networksFileSchema,
   operatorFileSchema,
@@ -43,6 +46,8 @@ export interface ConfigBundle {
   people: Person[];
   /** Teams (`people/`, `kind: team`). */
   teams: Team[];
+  /** The exceptions registry (`exceptions/`): credentials that do not meet the rules. */
+  exceptions: CredentialException[];
 }
 
 export interface LoadedConfigDir extends ConfigBundle {
@@ -59,6 +64,7 @@ export const DOCUMENT_KINDS = [
   'detection',
   'networks',
   'people',
+  'exception',
 ] as const;
 export type RawDocumentKind = (typeof DOCUMENT_KINDS)[number];
 
@@ -83,6 +89,7 @@ const KIND_DIRS = [
   ['issuer', 'issuers'],
   ['detection', 'detections'],
   ['people', 'people'],
+  ['exception', 'exceptions'],
 ] as const;
 
 /** The file of `networks` documents, at the top of the directory: one of these, not two. */
@@ -90,7 +97,7 @@ const NETWORKS_FILES = ['networks.yaml', 'networks.yml', 'networks.json'];
 
 /**
  * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`,
- * `detections/`, `people/` and `networks.yaml`. Each file may hold one or several YAML documents (or one JSON
+ * `detections/`, `people/`, `exceptions/` and `networks.yaml`. Each file may hold one or several YAML documents (or one JSON
  * object). Key files named by `jwks_file` are inlined.
  */
 export function readConfigDir(dir: string): RawConfig {
@@ -222,9 +229,12 @@ export function validateConfig(
       delegationActors: [...new Set(c.delegation?.actors ?? [])],
     };
     if (c.description !== undefined) tc.description = c.description;
-    if (c.legacy_client_secret) tc.legacyClientSecret = c.legacy_client_secret;
+    if (c.legacy_client_secret) throw movedLegacySecret(where, c.name, c.legacy_client_secret);
     classes.push(tc);
   }
+
+  const declared = registeredExceptions(of('exception'), classes);
+  const exceptions = declared.map((d) => d.exception);
 
   const issuers: TrustedIssuer[] = [];
   for (const { file, doc, index } of of('issuer')) {
@@ -267,12 +277,12 @@ export function validateConfig(
       );
     }
     if (w.client_secret_sha256) {
-      const allows = w.classes.some((cls) => classes.find((c) => c.name === cls)?.legacyClientSecret);
+      const allows = w.classes.some((cls) => exceptions.some((e) => coversLegacySecret(e, cls, w.id)));
       if (!allows) {
         throw new ConfigError(
           where,
           'client_secret_sha256',
-          'a client secret needs a class with a legacy_client_secret exception',
+          'a client secret needs an exception in exceptions/ with covers.kind legacy_client_secret for one of the workload\'s classes (docs/governance.md)',
         );
       }
     }
@@ -306,6 +316,17 @@ export function validateConfig(
     workloads.push(workload);
   }
 
+  for (const { exception: e, where } of declared) {
+    const named =
+      e.covers.kind === 'long_lived_token'
+        ? [['covers.workload', e.covers.workload] as const]
+        : e.covers.kind === 'legacy_client_secret'
+          ? (e.covers.workloads ?? []).map((id, i) => [`covers.workloads.${i}`, id] as const)
+          : [];
+    for (const [field, id] of named)
+      if (!workloadFiles.has(id)) throw new ConfigError(where, field, `unknown workload "${id}"`);
+  }
+
   const operators: Operator[] = [];
   for (const { file, doc, index } of of('operator')) {
     const o = parse(operatorFileSchema, doc, file, index);
@@ -335,7 +356,100 @@ export function validateConfig(
     networks: networkRanges(of('networks')),
     people,
     teams,
+    exceptions,
   };
+}
+
+/**
+ * `exceptions/`: each document one exception (docs/governance.md). Ids are unique; the class an
+ * exception names exists, and a `bearer_class` exception names a class that issues bearer tokens.
+ * Workloads it names are checked with the workloads (a workload may be declared after its exception).
+ */
+function registeredExceptions(
+  documents: readonly RawDocument[],
+  classes: readonly TokenClass[],
+): Array<{ exception: CredentialException; where: string }> {
+  const exceptions: Array<{ exception: CredentialException; where: string }> = [];
+  const files = new Map<string, string>();
+  for (const { file, doc, index } of documents) {
+    const where = docName(file, index);
+    const x = parse(exceptionFileSchema, doc, file, index);
+    const twin = files.get(x.id);
+    if (twin) throw new ConfigError(where, 'id', `exception "${x.id}" is also defined in ${twin}`);
+    files.set(x.id, where);
+    const covers = x.covers;
+    if ('class' in covers) {
+      const cls = classes.find((c) => c.name === covers.class);
+      if (!cls) throw new ConfigError(where, 'covers.class', `unknown class "${covers.class}"`);
+      if (covers.kind === 'bearer_class' && cls.binding !== 'bearer')
+        throw new ConfigError(
+          where,
+          'covers.class',
+          `class "${cls.name}" binds its tokens (${cls.binding}): it needs no bearer exception`,
+        );
+    }
+    for (const [i, cidr] of (x.controls.source_networks ?? []).entries())
+      if (!parseRange(cidr))
+        throw new ConfigError(
+          where,
+          `controls.source_networks.${i}`,
+          `"${cidr}" is not a CIDR range such as 10.1.0.0/16 or 2001:db8::/32`,
+        );
+    exceptions.push({ exception: toException(x), where });
+  }
+  return exceptions;
+}
+
+function toException(x: ExceptionFile): CredentialException {
+  const c = x.covers;
+  const e: CredentialException = {
+    id: x.id,
+    covers:
+      c.kind === 'long_lived_token'
+        ? { kind: c.kind, workload: c.workload, class: c.class, maxTtl: c.max_ttl }
+        : c.kind === 'legacy_client_secret' && c.workloads
+          ? { kind: c.kind, class: c.class, workloads: [...new Set(c.workloads)] }
+          : c.kind === 'legacy_client_secret'
+            ? { kind: c.kind, class: c.class }
+            : c,
+    owner: x.owner,
+    justification: x.justification,
+    controls: {
+      ...(x.controls.source_networks ? { sourceNetworks: [...new Set(x.controls.source_networks)] } : {}),
+      ...(x.controls.rate ? { rate: x.controls.rate } : {}),
+      ...(x.controls.scopes ? { scopes: [...new Set(x.controls.scopes)] } : {}),
+    },
+    expiresAt: x.expires,
+    reviewEvery: x.review_every,
+    alertBefore: x.alert_before,
+  };
+  if (x.description !== undefined) e.description = x.description;
+  return e;
+}
+
+/**
+ * A class's `legacy_client_secret` block, from before the exceptions registry: refused, with the exact
+ * exception document that replaces it.
+ */
+function movedLegacySecret(
+  where: string,
+  cls: string,
+  old: { justification: string; owner: string; expires: string },
+): ConfigError {
+  const yaml = [
+    `id: ${cls}-client-secret`,
+    'covers:',
+    '  kind: legacy_client_secret',
+    `  class: ${cls}`,
+    `owner: ${JSON.stringify(old.owner)}`,
+    `justification: ${JSON.stringify(old.justification)}`,
+    `expires: ${old.expires}`,
+  ].join('\n');
+  return new ConfigError(
+    where,
+    'legacy_client_secret',
+    `legacy client secrets are exceptions now (docs/governance.md): delete this block and write exceptions/${cls}-client-secret.yaml with:\n${yaml}`,
+  );
 }
 
 /**

@@ -4,7 +4,7 @@ import type { ConfigBundle } from './config-dir.js';
 export interface ConfigChange {
   op: 'add' | 'change' | 'remove';
   /** `detection` a rule of `detections/` (by id); `network` a range of `networks.yaml` (by cidr). */
-  kind: 'class' | 'workload' | 'operator' | 'issuer' | 'detection' | 'network';
+  kind: 'class' | 'workload' | 'operator' | 'issuer' | 'detection' | 'network' | 'exception';
   name: string;
   /** Top-level fields that differ, for `change`. */
   fields?: string[];
@@ -19,6 +19,7 @@ export function diffConfig(current: ConfigBundle, next: ConfigBundle): ConfigCha
     ...diffList('issuer', current.issuers ?? [], next.issuers ?? [], (i) => i.name),
     ...diffList('detection', current.detections, next.detections, (r) => r.id),
     ...diffList('network', current.networks, next.networks, (n) => n.cidr),
+    ...diffList('exception', current.exceptions ?? [], next.exceptions ?? [], (e) => e.id),
   ];
 }
 

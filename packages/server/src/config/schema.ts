@@ -70,6 +70,7 @@ export const classFileSchema = z
       })
       .strict()
       .optional(),
+    /** Moved to `exceptions/` (docs/governance.md): read only to say exactly what to write there. */
     legacy_client_secret: z
       .object({
         justification: z.string().min(10).max(1000),
@@ -189,6 +190,75 @@ export const issuerFileSchema = z
   })
   .strict();
 
+/** A calendar day (the exception ends as it ends, 23:59:59 UTC) or an RFC 3339 time with its offset. */
+const expiry = z.string().transform((v, ctx) => {
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(v);
+  const at = day
+    ? Date.parse(`${v}T23:59:59.999Z`)
+    : /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(v)
+      ? Date.parse(v)
+      : Number.NaN;
+  if (Number.isNaN(at)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be a date YYYY-MM-DD or an RFC 3339 time such as 2027-01-31T12:00:00Z',
+    });
+    return z.NEVER;
+  }
+  return at;
+});
+
+const spiffeId = z.string().superRefine((v, ctx) => {
+  const problem = spiffeIdProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: `SPIFFE ID ${problem}` });
+});
+
+/** What an exception covers: one kind, and what of that kind (docs/governance.md). */
+const exceptionCoverage = z.discriminatedUnion(
+  'kind',
+  [
+    z
+      .object({
+        kind: z.literal('legacy_client_secret'),
+        class: name,
+        workloads: z.array(spiffeId).min(1).max(100).optional(),
+      })
+      .strict(),
+    z.object({ kind: z.literal('bearer_class'), class: name }).strict(),
+    z.object({ kind: z.literal('vendor_key'), key: name }).strict(),
+    z
+      .object({ kind: z.literal('long_lived_token'), workload: spiffeId, class: name, max_ttl: duration })
+      .strict(),
+  ],
+  { error: 'kind must be legacy_client_secret, bearer_class, vendor_key or long_lived_token' },
+);
+
+/** `exceptions/*.yaml`: a credential that does not meet the rules, declared, owned and time-boxed. */
+export const exceptionFileSchema = z
+  .object({
+    id: name,
+    description: z.string().max(1000).optional(),
+    covers: exceptionCoverage,
+    owner: z.string().min(1).max(200),
+    justification: z.string().min(10).max(1000),
+    controls: z
+      .object({
+        source_networks: z.array(z.string().min(1).max(64)).min(1).max(100).optional(),
+        rate: z
+          .object({ requests: z.number().int().positive().max(1_000_000), per: duration })
+          .strict()
+          .optional(),
+        scopes: z.array(scope).min(1).max(200).optional(),
+      })
+      .strict()
+      .default({}),
+    expires: expiry,
+    review_every: duration.default(90 * 86_400),
+    alert_before: duration.default(14 * 86_400),
+  })
+  .strict();
+
+export type ExceptionFile = z.infer<typeof exceptionFileSchema>;
 export type IssuerFile = z.infer<typeof issuerFileSchema>;
 export type ClassFile = z.infer<typeof classFileSchema>;
 export type WorkloadFile = z.infer<typeof workloadFileSchema>;

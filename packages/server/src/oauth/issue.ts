@@ -28,6 +28,8 @@ export interface IssueRequest {
   authMethod: ClientAuthMethodValue | `federation:${string}`;
   replay?: { jti: string; until: number } | undefined;
   legacyException?: string | undefined;
+  /** The id of the exception (docs/governance.md) that let this issuance through, audited with it. */
+  exception?: string | undefined;
   tid?: string | undefined;
   /** The holder's verified DPoP proof; its `jti` is consumed with the issuance. */
   dpop?: DpopBinding | undefined;
@@ -142,6 +144,7 @@ export async function issueAccessToken(
           ip: req.ip,
           policy,
           ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
+          ...(r.exception ? { exception: r.exception } : {}),
         },
       },
       tx,

@@ -13,7 +13,7 @@ const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 export function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get(Paths.metadata, async (_req, reply) => {
     const iss = ctx.settings.issuer;
-    const legacy = ctx.registry.classes().some((c) => c.legacyClientSecret);
+    const legacy = ctx.registry.exceptions().some((e) => e.covers.kind === 'legacy_client_secret');
     const mtls = ctx.mtls.trust.enabled;
     const methods = [
       'private_key_jwt',

@@ -1,9 +1,15 @@
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
+import type { ExceptionRecord } from '../governance/exception.js';
 import { importPublicJwk, type VerificationKey } from '../jose/jwk.js';
 import type { Store } from '../store/store.js';
 import type { Operator } from './operator.js';
 import type { TokenClass } from './token-class.js';
 import type { WorkloadRecord } from './workload.js';
+
+type RegistryStore = Pick<
+  Store,
+  'listWorkloads' | 'listClasses' | 'listOperators' | 'listIssuers' | 'listExceptions'
+>;
 
 /** A workload as the hot path needs it: its record plus keys already imported. */
 export interface ResolvedWorkload extends WorkloadRecord {
@@ -23,21 +29,24 @@ export class Registry {
   #classes = new Map<string, TokenClass>();
   #operators = new Map<string, ResolvedOperator>();
   #issuers: readonly TrustedIssuer[] = [];
+  #exceptions: readonly ExceptionRecord[] = [];
   #generation = 0;
-  readonly #store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators' | 'listIssuers'>;
+  readonly #store: RegistryStore;
 
-  constructor(store: Pick<Store, 'listWorkloads' | 'listClasses' | 'listOperators' | 'listIssuers'>) {
+  constructor(store: RegistryStore) {
     this.#store = store;
   }
 
   async reload(): Promise<void> {
-    const [workloads, classes, operators, issuers] = await Promise.all([
+    const [workloads, classes, operators, issuers, exceptions] = await Promise.all([
       this.#store.listWorkloads(),
       this.#store.listClasses(),
       this.#store.listOperators(),
       this.#store.listIssuers(),
+      this.#store.listExceptions(),
     ]);
     this.#issuers = issuers;
+    this.#exceptions = exceptions;
     this.#workloads = new Map(
       workloads.map((w) => [w.id, { ...w, verificationKeys: w.jwks.map((k) => importPublicJwk(k)) }]),
     );
@@ -68,6 +77,10 @@ export class Registry {
    */
   serves(id: string, audience: string): boolean {
     return this.#workloads.get(id)?.serves?.includes(audience) ?? false;
+  }
+  /** The exceptions registry with its runtime state; the same array until the next reload. */
+  exceptions(): readonly ExceptionRecord[] {
+    return this.#exceptions;
   }
   /** Trusted outside issuers; the same array until the next reload. */
   issuers(): readonly TrustedIssuer[] {

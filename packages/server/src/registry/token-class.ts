@@ -9,8 +9,6 @@ export interface TokenClass {
   scopes: string[];
   /** Scopes granted when a request names none; empty means a scope is required. */
   defaultScopes: string[];
-  /** A registered exception: workloads of this class may authenticate with a client secret. */
-  legacyClientSecret?: { justification: string; owner: string; expires: string };
   /**
    * Holder binding of issued tokens: `dpop` (default), `mtls` (bound to the client certificate the
    * workload authenticated with, RFC 8705 §3) or `bearer` (an exception, flagged in audit).

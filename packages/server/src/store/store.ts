@@ -12,6 +12,8 @@ import type {
 } from '../detection/finding.js';
 import type { StreamEvent } from '../events/stream-event.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
+import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../governance/break-glass.js';
+import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../governance/exception.js';
 import type { KeyRecord } from '../keys/key-record.js';
 import type { StoredPolicySet, StoredResource } from '../policy/policy-set.js';
 import type { Operator } from '../registry/operator.js';
@@ -245,6 +247,26 @@ export interface Store {
   followerPosition(name: string): Promise<number | undefined>;
   /** Moves a follower forward to `seq` (never back). */
   setFollowerPosition(name: string, seq: number): Promise<void>;
+
+  /** The exceptions registry (docs/governance.md): every declaration with its runtime state, by id. */
+  listExceptions(): Promise<ExceptionRecord[]>;
+  getException(id: string): Promise<ExceptionRecord | undefined>;
+  /** Creates or replaces a declaration (`writ apply`); its runtime state is kept (empty when new). */
+  putException(e: CredentialException): Promise<void>;
+  deleteException(id: string): Promise<void>;
+  /**
+   * Replaces an exception's runtime state if it is still `expected` (as read): false, changing nothing,
+   * when another writer changed it first or the exception is unknown. Atomic.
+   */
+  setExceptionRuntime(id: string, runtime: ExceptionRuntime, expected: ExceptionRuntime): Promise<boolean>;
+
+  /** Stores a new break-glass request (its id is new). */
+  createBreakGlass(g: BreakGlass): Promise<void>;
+  getBreakGlass(id: string): Promise<BreakGlass | undefined>;
+  /** Break-glass grants `q` selects, oldest request first; at most `q.limit` (capped at 1000). */
+  listBreakGlass(q: BreakGlassQuery): Promise<BreakGlass[]>;
+  /** Replaces a grant if its state is still `expected`; false, changing nothing, otherwise. Atomic. */
+  updateBreakGlass(g: BreakGlass, expected: BreakGlassState): Promise<boolean>;
 
   /** Deletes expired replay entries and tokens, and rate buckets that have refilled; returns rows removed. */
   prune(now: number): Promise<number>;

@@ -11,6 +11,7 @@ const DIRS: Record<Exclude<RawDocument['kind'], 'networks'>, string> = {
   issuer: 'issuers',
   detection: 'detections',
   people: 'people',
+  exception: 'exceptions',
 };
 
 /**

@@ -16,7 +16,7 @@ export const SAY_WHY = {
     'assertion_type',
     'malformed_basic',
     'bad_secret',
-    'legacy_exception_missing_or_expired',
+    'exception_expired',
     'replay',
     'workload_disabled',
     'workload_quarantined',

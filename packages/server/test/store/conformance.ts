@@ -17,6 +17,7 @@ import type { Store } from '../../src/store/store.js';
 import type { Task } from '../../src/tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
 import { detectionConformanceCases } from './conformance-detection.js';
+import { governanceConformanceCases } from './conformance-governance.js';
 import { rateLimitConformanceCases } from './conformance-rate-limit.js';
 import { signalConformanceCases } from './conformance-signals.js';
 
@@ -242,7 +243,6 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           const legacy = tokenClass('legacy', {
             description: 'old batch jobs',
             binding: 'bearer',
-            legacyClientSecret: { justification: 'vendor tool', owner: 'ops', expires: '2030-01-01' },
             delegationActors: ['spiffe://test/gateway'],
           });
           await store.putClass(tokenClass('reports'));
@@ -1198,6 +1198,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
 
     signalConformanceCases(withStore);
     detectionConformanceCases(withStore);
+    governanceConformanceCases(withStore);
 
     describe('availability', () => {
       it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>

@@ -6,6 +6,12 @@ import {
   type RefusalDetail,
   unauthorizedClient,
 } from '../../errors.js';
+import {
+  coversLegacySecret,
+  effectiveExpiry,
+  type ExceptionRecord,
+  exceptionHolds,
+} from '../../governance/exception.js';
 import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
 import type { ForwardedCertificateRefusal } from '../../request/client-certificate.js';
 import type { FormParams } from '../../request/form.js';
@@ -24,8 +30,9 @@ export interface ClientCredentials {
   method: ClientAuthMethodValue;
   /** For `private_key_jwt`: the assertion `jti` to consume, and until when. */
   replay?: { jti: string; until: number };
-  /** A legacy secret was used under this class's exception. */
+  /** A legacy secret was used: the classes it may get tokens of, each with the exception that lets it. */
   legacyClasses?: string[];
+  legacyExceptions?: Map<string, string>;
   /** mTLS (RFC 8705): the `x5t#S256` of the certificate the client authenticated with. */
   certificate?: { thumbprint: string; source: 'tls' | 'forwarded' };
 }
@@ -111,18 +118,17 @@ export function verifyClientCredentials(
         basic !== undefined,
       );
     }
-    const legacyClasses = workload.classes.filter((c) => {
-      const exception = registry.tokenClass(c)?.legacyClientSecret;
-      return exception !== undefined && Date.parse(`${exception.expires}T23:59:59Z`) >= rules.nowMs;
-    });
-    if (legacyClasses.length === 0) {
-      throw unauthorizedClient(
-        'client secrets are not allowed for this client: none of its classes registers a legacy_client_secret exception whose expires date is still ahead',
-        { reason: 'legacy_exception_missing_or_expired' },
-      );
+    const covering = registry
+      .exceptions()
+      .filter((e) => workload.classes.some((c) => coversLegacySecret(e, c, workload.id)));
+    const legacyExceptions = new Map<string, string>();
+    for (const c of workload.classes) {
+      const e = covering.find((x) => coversLegacySecret(x, c, workload.id) && exceptionHolds(x, rules.nowMs));
+      if (e) legacyExceptions.set(c, e.id);
     }
+    if (legacyExceptions.size === 0) throw legacySecretRefused(covering, rules.nowMs);
     ensureActive(workload);
-    return { workload, method, legacyClasses };
+    return { workload, method, legacyClasses: [...legacyExceptions.keys()], legacyExceptions };
   }
 
   if (certificate?.presented) {
@@ -150,6 +156,30 @@ export function verifyClientCredentials(
   throw invalidClient(
     'client authentication is required: send a client_assertion (private_key_jwt, RFC 7523) with client_assertion_type, or a client certificate (RFC 8705) with client_id',
     { reason: 'no_client_auth', client_id: paramClientId },
+  );
+}
+
+/**
+ * The right secret, but no exception lets it through: none covers it, or every one that does has ended.
+ * The client proved it holds the secret, so the answer names the exception, its owner and its end.
+ */
+function legacySecretRefused(covering: readonly ExceptionRecord[], now: number): OAuthError {
+  const e = covering[0];
+  if (!e)
+    return unauthorizedClient(
+      'client secrets are not allowed for this client: no exception in exceptions/ covers a legacy client secret for its classes (docs/governance.md)',
+      { reason: 'legacy_exception_missing' },
+    );
+  const which = `exception "${e.id}" (legacy client secret for class ${e.covers.kind === 'legacy_client_secret' ? e.covers.class : '?'}, owner ${e.owner})`;
+  if (e.runtime.retired)
+    return unauthorizedClient(
+      `client secret refused: ${which} was retired at ${new Date(e.runtime.retired.at).toISOString()}; move the workload to private_key_jwt or declare a new exception`,
+      { reason: 'exception_retired', exception: e.id },
+    );
+  const end = effectiveExpiry(e);
+  return unauthorizedClient(
+    `client secret refused: ${which} expired at ${new Date(end).toISOString()}; an operator renews it (writ exceptions renew ${e.id} --until DATE) or the workload moves to private_key_jwt`,
+    { reason: 'exception_expired', exception: e.id, expired_at: end },
   );
 }
 

@@ -45,6 +45,7 @@ export const clientCredentials: Grant = {
         authMethod: client.method,
         replay: client.replay,
         legacyException: client.legacyClasses ? tokenClass.name : undefined,
+        exception: client.legacyExceptions?.get(tokenClass.name),
         dpop,
         ...(x5t !== undefined ? { x5t } : {}),
         tid: task?.task.id,

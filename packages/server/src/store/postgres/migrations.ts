@@ -284,6 +284,25 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     );
     `,
   },
+  {
+    version: 12,
+    name: 'governance: the exceptions registry and break-glass grants',
+    sql: `
+    CREATE TABLE credential_exceptions (id TEXT PRIMARY KEY, spec TEXT NOT NULL, runtime TEXT NOT NULL);
+    CREATE TABLE break_glass (
+      id TEXT PRIMARY KEY,
+      workload TEXT NOT NULL,
+      state TEXT NOT NULL,
+      ends_at BIGINT,
+      open_review INTEGER NOT NULL,
+      requested_at BIGINT NOT NULL,
+      doc TEXT NOT NULL
+    );
+    CREATE INDEX break_glass_workload ON break_glass (workload, state);
+    CREATE INDEX break_glass_active_end ON break_glass (ends_at) WHERE state = 'active';
+    CREATE INDEX break_glass_open_review ON break_glass (requested_at) WHERE open_review = 1;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

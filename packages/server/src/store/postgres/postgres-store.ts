@@ -15,6 +15,8 @@ import type {
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
+import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../../governance/break-glass.js';
+import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../../governance/exception.js';
 import type { KeyRecord } from '../../keys/key-record.js';
 import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
 import type { Operator } from '../../registry/operator.js';
@@ -41,6 +43,7 @@ import {
 } from '../rows.js';
 import type { Store, StoreCluster } from '../store.js';
 import { PostgresDetectionOps } from './detection-ops.js';
+import { PostgresGovernanceOps } from './governance-ops.js';
 import { watchEventNotifications } from './event-notifications.js';
 import {
   migratePostgres,
@@ -358,6 +361,7 @@ class PostgresStore implements Store {
   #locked = false;
   #signalOps: PostgresSignalOps | undefined;
   #detectionOps: PostgresDetectionOps | undefined;
+  #governanceOps: PostgresGovernanceOps | undefined;
 
   constructor(
     pool: pg.Pool,
@@ -888,6 +892,38 @@ class PostgresStore implements Store {
   }
   setFollowerPosition(name: string, seq: number): Promise<void> {
     return this.#signals.setFollowerPosition(name, seq);
+  }
+
+  get #governance(): PostgresGovernanceOps {
+    this.#governanceOps ??= new PostgresGovernanceOps(this.#sql.s, (text, values) => this.#query(text, values));
+    return this.#governanceOps;
+  }
+  listExceptions(): Promise<ExceptionRecord[]> {
+    return this.#governance.listExceptions();
+  }
+  getException(id: string): Promise<ExceptionRecord | undefined> {
+    return this.#governance.getException(id);
+  }
+  putException(e: CredentialException): Promise<void> {
+    return this.#governance.putException(e);
+  }
+  deleteException(id: string): Promise<void> {
+    return this.#governance.deleteException(id);
+  }
+  setExceptionRuntime(id: string, runtime: ExceptionRuntime, expected: ExceptionRuntime): Promise<boolean> {
+    return this.#governance.setExceptionRuntime(id, runtime, expected);
+  }
+  createBreakGlass(g: BreakGlass): Promise<void> {
+    return this.#governance.createBreakGlass(g);
+  }
+  getBreakGlass(id: string): Promise<BreakGlass | undefined> {
+    return this.#governance.getBreakGlass(id);
+  }
+  listBreakGlass(q: BreakGlassQuery): Promise<BreakGlass[]> {
+    return this.#governance.listBreakGlass(q);
+  }
+  updateBreakGlass(g: BreakGlass, expected: BreakGlassState): Promise<boolean> {
+    return this.#governance.updateBreakGlass(g, expected);
   }
 
   async prune(now: number): Promise<number> {

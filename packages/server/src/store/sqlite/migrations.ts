@@ -241,4 +241,20 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  // Governance: the exceptions registry (declaration + runtime state) and break-glass grants.
+  `
+  CREATE TABLE credential_exceptions (id TEXT PRIMARY KEY, spec TEXT NOT NULL, runtime TEXT NOT NULL);
+  CREATE TABLE break_glass (
+    id TEXT PRIMARY KEY,
+    workload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ends_at INTEGER,
+    open_review INTEGER NOT NULL,
+    requested_at INTEGER NOT NULL,
+    doc TEXT NOT NULL
+  );
+  CREATE INDEX break_glass_workload ON break_glass (workload, state);
+  CREATE INDEX break_glass_active_end ON break_glass (ends_at) WHERE state = 'active';
+  CREATE INDEX break_glass_open_review ON break_glass (requested_at) WHERE open_review = 1;
+  `,
 ];

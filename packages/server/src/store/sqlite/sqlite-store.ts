@@ -14,6 +14,8 @@ import type {
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
+import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../../governance/break-glass.js';
+import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../../governance/exception.js';
 import type { ModeTightened } from '../../file-modes.js';
 import type { KeyRecord } from '../../keys/key-record.js';
 import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
@@ -41,6 +43,7 @@ import {
 } from '../rows.js';
 import type { Store } from '../store.js';
 import { SqliteDetectionOps } from './detection-ops.js';
+import { SqliteGovernanceOps } from './governance-ops.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { ownerOnlyAfterOpen, ownerOnlyBeforeOpen } from './owner-only-files.js';
 import { SqliteSignalOps } from './signal-ops.js';
@@ -297,6 +300,17 @@ class SqliteStore implements Store {
   followerPosition = (name: string) => this.#run(() => this.#ops.followerPosition(name));
   setFollowerPosition = (name: string, seq: number) =>
     this.#run(() => this.#ops.setFollowerPosition(name, seq));
+  listExceptions = () => this.#run(() => this.#ops.listExceptions());
+  getException = (id: string) => this.#run(() => this.#ops.getException(id));
+  putException = (e: CredentialException) => this.#run(() => this.#ops.putException(e));
+  deleteException = (id: string) => this.#run(() => this.#ops.deleteException(id));
+  setExceptionRuntime = (id: string, runtime: ExceptionRuntime, expected: ExceptionRuntime) =>
+    this.#run(() => this.#ops.setExceptionRuntime(id, runtime, expected));
+  createBreakGlass = (g: BreakGlass) => this.#run(() => this.#ops.createBreakGlass(g));
+  getBreakGlass = (id: string) => this.#run(() => this.#ops.getBreakGlass(id));
+  listBreakGlass = (q: BreakGlassQuery) => this.#run(() => this.#ops.listBreakGlass(q));
+  updateBreakGlass = (g: BreakGlass, expected: BreakGlassState) =>
+    this.#run(() => this.#ops.updateBreakGlass(g, expected));
   prune = (now: number) => this.#run(() => this.#ops.prune(now));
   ping = () => this.#run(() => this.#ops.ping());
   probeWrite = (now: number) => this.#run(() => this.#ops.probeWrite(now));
@@ -334,12 +348,14 @@ class SqliteOps implements Store {
   readonly #s: Record<string, Database.Statement>;
   readonly #signals: SqliteSignalOps;
   readonly #detection: SqliteDetectionOps;
+  readonly #governance: SqliteGovernanceOps;
 
   constructor(db: Database.Database) {
     this.#db = db;
     const p = (sql: string) => db.prepare(sql);
     this.#signals = new SqliteSignalOps(db);
     this.#detection = new SqliteDetectionOps(db);
+    this.#governance = new SqliteGovernanceOps(db);
     this.#s = {
       consume: p(
         `INSERT INTO replay (scope, id, expires_at) VALUES (?, ?, ?)
@@ -876,6 +892,34 @@ class SqliteOps implements Store {
   }
   async setFollowerPosition(name: string, seq: number): Promise<void> {
     this.#signals.setFollowerPosition(name, seq);
+  }
+
+  async listExceptions(): Promise<ExceptionRecord[]> {
+    return this.#governance.listExceptions();
+  }
+  async getException(id: string): Promise<ExceptionRecord | undefined> {
+    return this.#governance.getException(id);
+  }
+  async putException(e: CredentialException): Promise<void> {
+    this.#governance.putException(e);
+  }
+  async deleteException(id: string): Promise<void> {
+    this.#governance.deleteException(id);
+  }
+  async setExceptionRuntime(id: string, runtime: ExceptionRuntime, expected: ExceptionRuntime): Promise<boolean> {
+    return this.#governance.setExceptionRuntime(id, runtime, expected);
+  }
+  async createBreakGlass(g: BreakGlass): Promise<void> {
+    this.#governance.createBreakGlass(g);
+  }
+  async getBreakGlass(id: string): Promise<BreakGlass | undefined> {
+    return this.#governance.getBreakGlass(id);
+  }
+  async listBreakGlass(q: BreakGlassQuery): Promise<BreakGlass[]> {
+    return this.#governance.listBreakGlass(q);
+  }
+  async updateBreakGlass(g: BreakGlass, expected: BreakGlassState): Promise<boolean> {
+    return this.#governance.updateBreakGlass(g, expected);
   }
 
   async prune(now: number): Promise<number> {
