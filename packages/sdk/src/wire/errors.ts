@@ -75,10 +75,11 @@ export const REFUSAL_REASONS = {
   malformed_basic: 'the `Authorization: Basic` header cannot be decoded',
   bad_secret: 'the client secret does not match',
   legacy_exception_missing:
-    'a client secret was used but no exception in `exceptions/` covers a legacy client secret for the workload\'s classes',
+    "a client secret was used but no exception in `exceptions/` covers a legacy client secret for the workload's classes",
   exception_expired:
     'the exception that covers the credential (named in the description) has passed its expiry; `writ exceptions renew` extends it',
-  exception_retired: 'the exception that covers the credential (named in the description) was retired by an operator',
+  exception_retired:
+    'the exception that covers the credential (named in the description) was retired by an operator',
   replay: 'the client assertion `jti` was already used',
   workload_disabled: 'the workload is disabled',
   workload_quarantined: 'the workload is quarantined',

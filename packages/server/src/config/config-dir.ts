@@ -8,8 +8,8 @@ import type { NetworkEnvironment } from '../detection/networks.js';
 import { compileRuleDocument, detectionRuleSchema, RuleError } from '../detection/rule.js';
 import { ConfigError } from '../errors.js';
 import { buildIssuer } from '../federation/issuer-config.js';
-import { coversLegacySecret, type CredentialException } from '../governance/exception.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
+import { type CredentialException, coversLegacySecret } from '../governance/exception.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
 import { tlsRegistration } from '../mtls/registration.js';
 import { parseRange } from '../net/ip-address.js';
@@ -282,7 +282,7 @@ export function validateConfig(
         throw new ConfigError(
           where,
           'client_secret_sha256',
-          'a client secret needs an exception in exceptions/ with covers.kind legacy_client_secret for one of the workload\'s classes (docs/governance.md)',
+          "a client secret needs an exception in exceptions/ with covers.kind legacy_client_secret for one of the workload's classes (docs/governance.md)",
         );
       }
     }

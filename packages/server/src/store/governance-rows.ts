@@ -24,7 +24,9 @@ export function toBreakGlass(r: Row): BreakGlass {
 }
 
 /** The indexed columns of a break-glass row, then its document. */
-export function breakGlassValues(g: BreakGlass): [string, string, string, number | null, number, number, string] {
+export function breakGlassValues(
+  g: BreakGlass,
+): [string, string, string, number | null, number, number, string] {
   return [
     g.id,
     g.workload,

@@ -50,7 +50,10 @@ export function governanceConformanceCases(withStore: (fn: (t: Harness) => Promi
     it('stores declarations with empty runtime state, replaces a declaration keeping its runtime, deletes', () =>
       withStore(async ({ store, openPeer }) => {
         assert.deepEqual(await store.listExceptions(), []);
-        const bearer = exception('b-bearer', { covers: { kind: 'bearer_class', class: 'reports' }, controls: {} });
+        const bearer = exception('b-bearer', {
+          covers: { kind: 'bearer_class', class: 'reports' },
+          controls: {},
+        });
         const device = exception('a-device', {
           description: 'a kiosk',
           covers: { kind: 'long_lived_token', workload: 'spiffe://test/kiosk', class: 'k', maxTtl: 86_400 },
@@ -62,7 +65,13 @@ export function governanceConformanceCases(withStore: (fn: (t: Harness) => Promi
           { ...bearer, runtime: {} },
         ]);
         const renewed: ExceptionRuntime = {
-          renewal: { expiresAt: NOW + 2e9, declaredExpiresAt: device.expiresAt, by: 'ops', at: NOW, note: 'n' },
+          renewal: {
+            expiresAt: NOW + 2e9,
+            declaredExpiresAt: device.expiresAt,
+            by: 'ops',
+            at: NOW,
+            note: 'n',
+          },
         };
         assert.equal(await store.setExceptionRuntime('a-device', renewed, {}), true);
         // A new declaration (writ apply) keeps what operators did at runtime.

@@ -8,8 +8,8 @@ import {
 } from '../../errors.js';
 import {
   coversLegacySecret,
-  effectiveExpiry,
   type ExceptionRecord,
+  effectiveExpiry,
   exceptionHolds,
 } from '../../governance/exception.js';
 import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
@@ -126,7 +126,7 @@ export function verifyClientCredentials(
       const e = covering.find((x) => coversLegacySecret(x, c, workload.id) && exceptionHolds(x, rules.nowMs));
       if (e) legacyExceptions.set(c, e.id);
     }
-    if (legacyExceptions.size === 0) throw legacySecretRefused(covering, rules.nowMs);
+    if (legacyExceptions.size === 0) throw legacySecretRefused(covering);
     ensureActive(workload);
     return { workload, method, legacyClasses: [...legacyExceptions.keys()], legacyExceptions };
   }
@@ -163,7 +163,7 @@ export function verifyClientCredentials(
  * The right secret, but no exception lets it through: none covers it, or every one that does has ended.
  * The client proved it holds the secret, so the answer names the exception, its owner and its end.
  */
-function legacySecretRefused(covering: readonly ExceptionRecord[], now: number): OAuthError {
+function legacySecretRefused(covering: readonly ExceptionRecord[]): OAuthError {
   const e = covering[0];
   if (!e)
     return unauthorizedClient(

@@ -38,7 +38,11 @@ export class PostgresGovernanceOps {
   async deleteException(id: string): Promise<void> {
     await this.#query(`DELETE FROM ${this.#s}.credential_exceptions WHERE id = $1`, [id]);
   }
-  async setExceptionRuntime(id: string, runtime: ExceptionRuntime, expected: ExceptionRuntime): Promise<boolean> {
+  async setExceptionRuntime(
+    id: string,
+    runtime: ExceptionRuntime,
+    expected: ExceptionRuntime,
+  ): Promise<boolean> {
     const r = await this.#query(
       `UPDATE ${this.#s}.credential_exceptions SET runtime = $1 WHERE id = $2 AND runtime = $3`,
       [JSON.stringify(runtime), id, JSON.stringify(expected)],

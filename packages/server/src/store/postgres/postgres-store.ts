@@ -43,8 +43,8 @@ import {
 } from '../rows.js';
 import type { Store, StoreCluster } from '../store.js';
 import { PostgresDetectionOps } from './detection-ops.js';
-import { PostgresGovernanceOps } from './governance-ops.js';
 import { watchEventNotifications } from './event-notifications.js';
+import { PostgresGovernanceOps } from './governance-ops.js';
 import {
   migratePostgres,
   type PostgresMigration,
@@ -895,7 +895,9 @@ class PostgresStore implements Store {
   }
 
   get #governance(): PostgresGovernanceOps {
-    this.#governanceOps ??= new PostgresGovernanceOps(this.#sql.s, (text, values) => this.#query(text, values));
+    this.#governanceOps ??= new PostgresGovernanceOps(this.#sql.s, (text, values) =>
+      this.#query(text, values),
+    );
     return this.#governanceOps;
   }
   listExceptions(): Promise<ExceptionRecord[]> {

@@ -14,9 +14,9 @@ import type {
 import { StoreUnavailableError } from '../../errors.js';
 import type { StreamEvent } from '../../events/stream-event.js';
 import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
+import type { ModeTightened } from '../../file-modes.js';
 import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../../governance/break-glass.js';
 import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../../governance/exception.js';
-import type { ModeTightened } from '../../file-modes.js';
 import type { KeyRecord } from '../../keys/key-record.js';
 import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
 import type { Operator } from '../../registry/operator.js';
@@ -906,7 +906,11 @@ class SqliteOps implements Store {
   async deleteException(id: string): Promise<void> {
     this.#governance.deleteException(id);
   }
-  async setExceptionRuntime(id: string, runtime: ExceptionRuntime, expected: ExceptionRuntime): Promise<boolean> {
+  async setExceptionRuntime(
+    id: string,
+    runtime: ExceptionRuntime,
+    expected: ExceptionRuntime,
+  ): Promise<boolean> {
     return this.#governance.setExceptionRuntime(id, runtime, expected);
   }
   async createBreakGlass(g: BreakGlass): Promise<void> {
