@@ -142,6 +142,44 @@ describe('writ exec: a command runs with a task-bound DPoP token that dies with 
     assert.equal(existsSync(dpopKeyFile), false);
   });
 
+  it('in GitHub Actions, announces the token with ::add-mask:: before the command runs; prints it nowhere itself', async () => {
+    const args = (n: number) => [
+      '--server',
+      h.issuer,
+      'exec',
+      '--client-id',
+      WORKLOAD,
+      '--key',
+      keyFile,
+      '--audience',
+      API,
+      '--task-purpose',
+      `mask run ${n}`,
+      '--',
+      'sh',
+      '-c',
+      'echo "command sees $WRIT_ACCESS_TOKEN"',
+    ];
+    const ci = await runWrit(MAIN, args(1), {
+      env: { ...process.env, GITHUB_ACTIONS: 'true' },
+      stdout: true,
+    });
+    assert.equal(ci.code, 0, ci.stderr);
+    const lines = ci.stdout.trim().split('\n');
+    const token = lines[1]?.replace('command sees ', '') ?? '';
+    assert.match(token, /^eyJ/, ci.stdout);
+    assert.deepEqual(lines, [`::add-mask::${token}`, `command sees ${token}`], 'the mask comes first');
+    assert.ok(!ci.stderr.includes(token.split('.')[2]!), 'writ exec itself never prints the token');
+    // Outside GitHub Actions there is nothing to announce to: no workflow command on the command's stdout.
+    const plain = await runWrit(MAIN, args(2), {
+      env: { ...process.env, GITHUB_ACTIONS: 'false' },
+      stdout: true,
+    });
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.ok(!plain.stdout.includes('::add-mask::'), plain.stdout);
+    assert.match(plain.stdout, /^command sees eyJ/);
+  });
+
   it('closes the task and revokes the token when the command is killed with SIGKILL (exit 137)', async () => {
     const run = writExec(
       ['cp "$WRIT_TOKEN_FILE" "$OUT/token.tmp" && mv "$OUT/token.tmp" "$OUT/token"', 'kill -9 $$'].join('\n'),

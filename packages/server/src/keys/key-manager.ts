@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { WRIT_KID_PREFIX } from '@writ/sdk/leaks';
 import type { SigningAlgorithm } from '@writ/sdk/wire';
 import type { Clock } from '../clock.js';
 import { encodeBase64url } from '../jose/base64url.js';
@@ -108,7 +109,9 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
       const k = family === 'token' ? active!.token : active!.bundle;
       let header = k.encodedHeaders.get(typ);
       if (header === undefined) {
-        header = encodeBase64url(JSON.stringify({ alg: k.alg, typ, kid: k.kid }));
+        // Members in this order: every access token then starts with the same characters, the prefix
+        // secret scanners match (`@writ/sdk/leaks`, docs/leaks.md). JSON member order means nothing to JOSE.
+        header = encodeBase64url(JSON.stringify({ typ, kid: k.kid, alg: k.alg }));
         k.encodedHeaders.set(typ, header);
       }
       return { jws: signCompactJws(k.alg, k.privateKey, header, JSON.stringify(claims)), kid: k.kid };
@@ -162,7 +165,8 @@ function generateKey(alg: SigningAlgorithm, kek: KeyEncryptionKey, now: number):
   const { privateKey, publicKey } =
     alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
   const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
-  const kid = jwkThumbprint(jwk);
+  // `writ-` and the RFC 7638 thumbprint: a form secret scanners can match in every token's header.
+  const kid = `${WRIT_KID_PREFIX}${jwkThumbprint(jwk)}`;
   const publicJwk = { ...jwk, kid, alg, use: 'sig' } as PublicJwk;
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
   return {
@@ -193,7 +197,12 @@ function loadKey(record: KeyRecord, kek: KeyEncryptionKey): LoadedKey {
       encodedHeaders: new Map(),
     },
     bundle: bundleKey(record.kid, kek),
-    verification: { kid: record.kid, key: publicKey, algorithms: [record.alg], thumbprint: record.kid },
+    verification: {
+      kid: record.kid,
+      key: publicKey,
+      algorithms: [record.alg],
+      thumbprint: jwkThumbprint(record.publicJwk as unknown as Record<string, unknown>),
+    },
   };
 }
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { detectAmbientIdentity, tlsFetch, WorkloadClient } from '@writ/sdk/client';
@@ -50,6 +50,9 @@ export interface ExecOptions {
  * mutual TLS (RFC 8705); tokens of `binding: mtls` classes are bound to that certificate, and the
  * command gets the certificate paths (`WRIT_CLIENT_CERT_FILE`, `WRIT_CLIENT_KEY_FILE`,
  * `WRIT_CLIENT_CA_FILE`) to present it, e.g. `curl --cert`.
+ *
+ * It never prints a token. In GitHub Actions (`GITHUB_ACTIONS=true`) it announces each token it hands
+ * out with `::add-mask::` first, so the runner hides it wherever the job's log would show it.
  */
 export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
   if (argv.length === 0) throw new CliError('give the command to run after --');
@@ -136,7 +139,12 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     writeFileSync(keyFile, JSON.stringify({ ...dpop.privateKey.export({ format: 'jwk' }), alg: dpop.alg }), {
       mode: 0o600,
     });
+    // In GitHub Actions the runner masks every value announced with `::add-mask::` in the job's log.
+    // Announced before the command (or the token file) can see the token; writeSync, so the line is out
+    // before the command's own output on the same stdout.
+    const githubActions = (o.env ?? process.env)['GITHUB_ACTIONS'] === 'true';
     const write = (token: string) => {
+      if (githubActions) writeSync(1, `::add-mask::${token}\n`);
       writeFileSync(`${tokenFile}.tmp`, token, { mode: 0o600 });
       renameSync(`${tokenFile}.tmp`, tokenFile);
     };
