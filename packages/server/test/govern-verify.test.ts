@@ -330,3 +330,86 @@ describe('writ govern verify on the command line', () => {
     assert.match(refused.stderr, /--since must be a duration such as 90s, 15m, 12h or 30d/);
   });
 });
+
+describe('writ govern verify: gaps, the streamed answer and refusals', () => {
+  const clock = fakeClock();
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ clock, settings: { 'detection.enabled': false }, extraDocs: VERIFIER_DOCS });
+  });
+  after(() => h.close());
+
+  it('a class changed by an apply that did not record its rules leaves its tokens unproven, not held', async () => {
+    // What an apply made before Writ recorded class rules looks like in the chain: the change, no rules.
+    await h.writ.ctx.audit.append({
+      type: 'config.applied',
+      outcome: 'success',
+      actor: 'operator:ops',
+      data: { changes: [{ op: 'change', kind: 'class', name: 'reports-read', fields: ['maxTtl'] }] },
+    });
+    const t = await issue(h);
+    const p = (await prove(h)).report;
+    assert.equal(p.result, 'unproven');
+    assert.equal(p.findings_total.violations, 0);
+    const [gap, ...more] = p.findings;
+    assert.deepEqual(more, []);
+    assert.equal(gap!.kind, 'gap');
+    assert.equal(gap!.jti, t.jti);
+    assert.deepEqual(gap!.audit_seq, [t.seq]);
+    assert.match(gap!.message, /rules of class reports-read .* are not in the audit log/);
+    assert.equal(check(p, 'issuance').result, 'unproven');
+  });
+
+  it('streams progress lines and then the answer as JSON lines when asked for application/x-ndjson', async () => {
+    const path = '/admin/v1/govern/verify';
+    const res = await h.writ.app.inject({
+      method: 'POST',
+      url: path,
+      headers: {
+        ...(await h.adminHeaders('POST', path)),
+        accept: 'application/x-ndjson',
+        'content-type': 'application/json',
+      },
+      payload: JSON.stringify({ since_seconds: DAY_S }),
+    });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^application\/x-ndjson/);
+    const lines = res.body
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const phases = new Set(
+      lines.filter((l) => l['progress']).map((l) => (l['progress'] as { phase: string }).phase),
+    );
+    assert.deepEqual([...phases].sort(), ['chain', 'usage']);
+    const last = lines.at(-1)!;
+    assert.ok(last['result'], JSON.stringify(last));
+    const answer = last['result'] as GovernVerifyAnswer;
+    assert.equal(answer.report.period.until - answer.report.period.since, DAY_S * 1000);
+    await expectSignedEvidence(h, answer);
+  });
+
+  it('refuses a malformed request (invalid_request, the field named) and a caller without an admin token', async () => {
+    const made = async () => (await h.store.queryAudit({ type: 'governance.verified', limit: 1000 })).length;
+    const before = await made();
+    for (const [body, field] of [
+      [{}, /since_seconds/],
+      [{ since_seconds: -1 }, /since_seconds/],
+      [{ since_seconds: 60, propagation_bound_seconds: 'soon' }, /propagation_bound_seconds/],
+      [{ since_seconds: 60, reach: 'further' }, /reach|unrecognized/i],
+    ] as const) {
+      const r = await h.admin('POST', '/govern/verify', body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body['error'], 'invalid_request');
+      assert.match(String(r.body['error_description']), field);
+    }
+    const anonymous = await h.writ.app.inject({
+      method: 'POST',
+      url: '/admin/v1/govern/verify',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ since_seconds: 60 }),
+    });
+    assert.equal(anonymous.statusCode, 401);
+    assert.equal(await made(), before, 'no proof was made');
+  });
+});
