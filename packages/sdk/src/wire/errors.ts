@@ -87,6 +87,8 @@ export const REFUSAL_REASONS = {
   admin_not_bound: 'the admin token is not DPoP-bound (`cnf.jkt`): admin tokens are used only with a proof',
   admin_key_unregistered:
     'the operator key the admin token is bound to is no longer registered for that operator',
+  operator_person_inactive:
+    'the operator belongs to a person who is not active (deprovisioned, suspended, or known to neither people/ nor SCIM)',
   admin_dpop_key:
     'the DPoP proof at `POST /admin/v1/token` is not signed by the operator key that signed the assertion',
 

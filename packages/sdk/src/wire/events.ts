@@ -24,6 +24,8 @@ export const EventType = {
   workloadCredentials: 'workload.credentials',
   /** A configuration bundle was applied (workloads, classes, operators). */
   configApplied: 'config.applied',
+  /** An identity provider provisioned, changed or removed a person or group (SCIM). Nodes reload people. */
+  peopleChanged: 'people.changed',
   /** The policy set or an API's attributes changed. */
   policyChanged: 'policy.changed',
   /** A new policy bundle version is out: verifiers deciding locally fetch it. */
@@ -85,6 +87,8 @@ export interface LogEventData {
   'workload.credentials': { id: string; change: 'create' | 'update' | 'delete' };
   /** `changes`: how many entries of the configuration changed. */
   'config.applied': { changes: number };
+  /** `resource`: the SCIM resource type that changed; no names: the log is no directory. */
+  'people.changed': { resource: 'User' | 'Group'; change: 'create' | 'update' | 'delete' };
   /** `version`: the stored set that is now in force; `resource`: the API whose attributes changed. */
   'policy.changed': { version: string } | { resource: string };
   /** `version`: the bundle version verifiers must reach; `policy_version`: the set's `<counter>-<hash>`. */

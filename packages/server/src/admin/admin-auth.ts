@@ -1,7 +1,7 @@
 import { DpopError } from '@writ/sdk/dpop';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType, type TokenResponse } from '@writ/sdk/wire';
 import { auditRefusal } from '../audit/refusal.js';
-import { ADMIN_CLASS, operatorSubject } from '../auth/admin.js';
+import { ADMIN_CLASS, operatorPersonProblem, operatorSubject } from '../auth/admin.js';
 import { admitCaller } from '../auth/budget.js';
 import { assertionRules } from '../auth/client/assertion-rules.js';
 import {
@@ -52,6 +52,10 @@ export async function handleAdminToken(
       assertionRules(ctx, Paths.adminToken),
     );
     if (!operator) throw unverifiedAssertion('unknown_operator', 'operator');
+    // Its key proved who asks: only now may the answer say that its person may not act.
+    const inactive = operatorPersonProblem(ctx, operator);
+    if (inactive !== undefined)
+      throw new OAuthError('access_denied', inactive, { detail: { reason: 'operator_person_inactive' } });
     const dpop = (await checkTokenEndpointDpop(ctx, req, Paths.adminToken, true))!;
     if (dpop.jkt !== a.keyThumbprint)
       throw new OAuthError(

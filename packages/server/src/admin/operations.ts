@@ -11,13 +11,15 @@ import type { Store } from '../store/store.js';
 
 /** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
 export async function currentConfig(store: Store): Promise<ConfigBundle> {
-  const [workloads, classes, operators, issuers, detection, exceptions] = await Promise.all([
+  const [workloads, classes, operators, issuers, detection, exceptions, people, teams] = await Promise.all([
     store.listWorkloads(),
     store.listClasses(),
     store.listOperators(),
     store.listIssuers(),
     store.getDetectionConfig(),
     store.listExceptions(),
+    store.listPeople(),
+    store.listTeams(),
   ]);
   return {
     classes,
@@ -26,8 +28,8 @@ export async function currentConfig(store: Store): Promise<ConfigBundle> {
     workloads: workloads.map(({ state: _s, updatedAt: _u, ...w }) => w),
     detections: detection?.rules ?? [],
     networks: detection?.networks ?? [],
-    people: [],
-    teams: [],
+    people: people.map(({ updatedAt: _u, ...p }) => p),
+    teams,
     exceptions: exceptions.map(({ runtime: _r, ...e }) => e),
   };
 }
@@ -85,6 +87,12 @@ export async function applyConfig(
         // A removed exception no longer lets anything through: the registry reloads below.
         if (c.op === 'remove') await tx.deleteException(c.name);
         else await tx.putException(bundle.exceptions.find((x) => x.id === c.name)!);
+      } else if (c.kind === 'person') {
+        if (c.op === 'remove') await tx.deletePerson(c.name);
+        else await tx.putPerson(bundle.people.find((x) => x.id === c.name)!, now);
+      } else if (c.kind === 'team') {
+        if (c.op === 'remove') await tx.deleteTeam(c.name);
+        else await tx.putTeam(bundle.teams.find((x) => x.id === c.name)!);
       }
     }
     // Other nodes reload their registry and detection config on this event; verifiers ignore it.

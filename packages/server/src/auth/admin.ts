@@ -1,8 +1,27 @@
 import { TokenError } from '@writ/sdk/verifier';
 import { adminAudience, type RequestInfo, type WritContext } from '../context.js';
+import type { Operator } from '../registry/operator.js';
 import { authenticateBearer, claimedAudience, verifyBearer } from './bearer.js';
 import { admitCaller } from './budget.js';
 import { tokenRefusal } from './challenge.js';
+
+/**
+ * Why an operator may not act now, or undefined when it may: an operator that names a person acts only
+ * while that person is known and active (docs/governance.md, "Operators are people"). Checked when it
+ * asks for an admin token and again at every admin call, so deprovisioning ends its sessions at once.
+ */
+export function operatorPersonProblem(
+  ctx: Pick<WritContext, 'registry'>,
+  operator: Operator,
+): string | undefined {
+  if (operator.person === undefined) return undefined;
+  const person = ctx.registry.people().person(operator.person);
+  if (!person)
+    return `the person "${operator.person}" this operator belongs to is not known (people/ or SCIM)`;
+  if (!person.active)
+    return `the person "${operator.person}" this operator belongs to is ${person.deleted ? 'deprovisioned' : 'not active'}: an identity provider or people/ must make them active again`;
+  return undefined;
+}
 
 /** Operators appear as `operator:<name>` in tokens and audit events. */
 export const operatorSubject = (name: string): string => `operator:${name}`;
@@ -42,6 +61,8 @@ export async function authenticateAdmin(
         'the operator key this admin token is bound to is no longer registered: get a new one with a current key',
       ),
     );
+  const inactive = operatorPersonProblem(ctx, operator);
+  if (inactive !== undefined) throw refuse(new TokenError('operator_person_inactive', inactive));
   await admitCaller(ctx, req, claims.sub);
   return { operator: claims.sub, jti: claims.jti };
 }

@@ -4,9 +4,9 @@ import { reloadDetectionConfig } from '../detection/create-detector.js';
 import type { LoggedEvent } from '../events/event-log.js';
 import { reloadPolicy } from '../policy/operations.js';
 
-type Part = 'keys' | 'registry' | 'policy' | 'detection';
+type Part = 'keys' | 'registry' | 'people' | 'policy' | 'detection';
 
-const PARTS: readonly Part[] = ['keys', 'registry', 'policy', 'detection'];
+const PARTS: readonly Part[] = ['keys', 'registry', 'people', 'policy', 'detection'];
 
 /** What a node reloads when another node (or this one) changed it. */
 const RELOADS: Readonly<Partial<Record<LogEventType, readonly Part[]>>> = {
@@ -15,6 +15,7 @@ const RELOADS: Readonly<Partial<Record<LogEventType, readonly Part[]>>> = {
   // The detection rules and networks are part of the config.
   [EventType.configApplied]: ['registry', 'detection'],
   [EventType.policyChanged]: ['policy'],
+  [EventType.peopleChanged]: ['people'],
 };
 
 /** Changes that are in verifiers' policy bundles: their seq is the bundle version (policy/bundle.ts). */
@@ -61,7 +62,14 @@ type FollowerContext = Pick<
  */
 export function followEventLog(ctx: FollowerContext, from: number): NodeFollower {
   let next = from + 1;
-  const pending = { rebuild: false, keys: false, registry: false, policy: false, detection: false };
+  const pending = {
+    rebuild: false,
+    keys: false,
+    registry: false,
+    people: false,
+    policy: false,
+    detection: false,
+  };
   /** The seq of the last event received that changes policy bundles. */
   let bundleSeq = 0;
   const reloading = () => pending.rebuild || PARTS.some((p) => pending[p]);
@@ -70,7 +78,9 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
       ? reloadPolicy(ctx)
       : part === 'detection'
         ? reloadDetectionConfig(ctx)
-        : ctx[part].reload();
+        : part === 'people'
+          ? ctx.registry.reloadPeople()
+          : ctx[part].reload();
   let running: Promise<void> | undefined;
   let retry: NodeJS.Timeout | undefined;
   let closed = false;

@@ -4,7 +4,16 @@ import type { ConfigBundle } from './config-dir.js';
 export interface ConfigChange {
   op: 'add' | 'change' | 'remove';
   /** `detection` a rule of `detections/` (by id); `network` a range of `networks.yaml` (by cidr). */
-  kind: 'class' | 'workload' | 'operator' | 'issuer' | 'detection' | 'network' | 'exception';
+  kind:
+    | 'class'
+    | 'workload'
+    | 'operator'
+    | 'issuer'
+    | 'detection'
+    | 'network'
+    | 'exception'
+    | 'person'
+    | 'team';
   name: string;
   /** Top-level fields that differ, for `change`. */
   fields?: string[];
@@ -20,6 +29,8 @@ export function diffConfig(current: ConfigBundle, next: ConfigBundle): ConfigCha
     ...diffList('detection', current.detections, next.detections, (r) => r.id),
     ...diffList('network', current.networks, next.networks, (n) => n.cidr),
     ...diffList('exception', current.exceptions ?? [], next.exceptions ?? [], (e) => e.id),
+    ...diffList('person', current.people ?? [], next.people ?? [], (p) => p.id),
+    ...diffList('team', current.teams ?? [], next.teams ?? [], (t) => t.id),
   ];
 }
 

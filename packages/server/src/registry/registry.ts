@@ -1,15 +1,12 @@
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import type { ExceptionRecord } from '../governance/exception.js';
 import { importPublicJwk, type VerificationKey } from '../jose/jwk.js';
+import { PeopleDirectory } from '../people/directory.js';
+import { directoryFromStore } from '../people/stored-people.js';
 import type { Store } from '../store/store.js';
 import type { Operator } from './operator.js';
 import type { TokenClass } from './token-class.js';
 import type { WorkloadRecord } from './workload.js';
-
-type RegistryStore = Pick<
-  Store,
-  'listWorkloads' | 'listClasses' | 'listOperators' | 'listIssuers' | 'listExceptions'
->;
 
 /** A workload as the hot path needs it: its record plus keys already imported. */
 export interface ResolvedWorkload extends WorkloadRecord {
@@ -19,6 +16,18 @@ export interface ResolvedWorkload extends WorkloadRecord {
 export interface ResolvedOperator extends Operator {
   verificationKeys: VerificationKey[];
 }
+
+type RegistryStore = Pick<
+  Store,
+  | 'listWorkloads'
+  | 'listClasses'
+  | 'listOperators'
+  | 'listIssuers'
+  | 'listExceptions'
+  | 'listPeople'
+  | 'listTeams'
+  | 'listScimResources'
+>;
 
 /**
  * The in-memory view of workloads, classes and operators that the token endpoint reads. The store is
@@ -30,6 +39,7 @@ export class Registry {
   #operators = new Map<string, ResolvedOperator>();
   #issuers: readonly TrustedIssuer[] = [];
   #exceptions: readonly ExceptionRecord[] = [];
+  #people = new PeopleDirectory([], []);
   #generation = 0;
   readonly #store: RegistryStore;
 
@@ -38,13 +48,15 @@ export class Registry {
   }
 
   async reload(): Promise<void> {
-    const [workloads, classes, operators, issuers, exceptions] = await Promise.all([
+    const [workloads, classes, operators, issuers, exceptions, people] = await Promise.all([
       this.#store.listWorkloads(),
       this.#store.listClasses(),
       this.#store.listOperators(),
       this.#store.listIssuers(),
       this.#store.listExceptions(),
+      directoryFromStore(this.#store),
     ]);
+    this.#people = people;
     this.#issuers = issuers;
     this.#exceptions = exceptions;
     this.#workloads = new Map(
@@ -55,6 +67,16 @@ export class Registry {
       operators.map((o) => [o.name, { ...o, verificationKeys: o.jwks.map((k) => importPublicJwk(k)) }]),
     );
     this.#generation++;
+  }
+
+  /** Reloads only the people directory (after a SCIM change): the rest is unchanged. */
+  async reloadPeople(): Promise<void> {
+    this.#people = await directoryFromStore(this.#store);
+  }
+
+  /** People and teams, from config and SCIM: who owns what, and whether an operator's person is active. */
+  people(): PeopleDirectory {
+    return this.#people;
   }
 
   /** Grows with every reload: decisions cached before a reload carry an older generation. */

@@ -15,6 +15,8 @@ import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../governance/break-glass.js';
 import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../governance/exception.js';
 import type { KeyRecord } from '../keys/key-record.js';
+import type { Person, Team } from '../people/person.js';
+import type { ScimPutResult, ScimRecord, ScimResourceType } from '../people/scim-record.js';
 import type { StoredPolicySet, StoredResource } from '../policy/policy-set.js';
 import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
@@ -24,6 +26,7 @@ import type { QueuedSet, SsfStream } from '../ssf/stream-record.js';
 import type { Task } from '../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
+import type { StoredPerson } from './people-rows.js';
 
 /** The Store port: everything Writ keeps. Adapters: SQLite (embedded default); PostgreSQL (cluster). */
 
@@ -67,6 +70,25 @@ export interface Store {
   listOperators(): Promise<Operator[]>;
   putOperator(o: Operator): Promise<void>;
   deleteOperator(name: string): Promise<void>;
+
+  /** People of the config (`people/`), with when `writ apply` last changed each. */
+  listPeople(): Promise<StoredPerson[]>;
+  /** Creates or replaces a config person, changed at `now` (ms). */
+  putPerson(p: Person, now: number): Promise<void>;
+  deletePerson(id: string): Promise<void>;
+  listTeams(): Promise<Team[]>;
+  putTeam(t: Team): Promise<void>;
+  deleteTeam(id: string): Promise<void>;
+  /** The SCIM resources of a type, deleted ones included, by id. */
+  listScimResources(type: ScimResourceType): Promise<ScimRecord[]>;
+  getScimResource(type: ScimResourceType, id: string): Promise<ScimRecord | undefined>;
+  /**
+   * Creates (`expectedVersion` undefined) or replaces a SCIM resource. Replacing only succeeds while the
+   * stored version is `expectedVersion` ('stale' otherwise, or when it does not exist); either refuses
+   * with 'name_taken' when another live resource of the type has the name. Never throws for those, so a
+   * transaction stays usable.
+   */
+  putScimResource(r: ScimRecord, expectedVersion: number | undefined): Promise<ScimPutResult>;
 
   listIssuers(): Promise<TrustedIssuer[]>;
   putIssuer(i: TrustedIssuer): Promise<void>;

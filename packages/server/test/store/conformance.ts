@@ -18,6 +18,7 @@ import type { Task } from '../../src/tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
 import { detectionConformanceCases } from './conformance-detection.js';
 import { governanceConformanceCases } from './conformance-governance.js';
+import { peopleConformanceCases } from './conformance-people.js';
 import { rateLimitConformanceCases } from './conformance-rate-limit.js';
 import { signalConformanceCases } from './conformance-signals.js';
 
@@ -1199,6 +1200,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
     signalConformanceCases(withStore);
     detectionConformanceCases(withStore);
     governanceConformanceCases(withStore);
+    peopleConformanceCases(withStore);
 
     describe('availability', () => {
       it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>

@@ -303,6 +303,24 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE INDEX break_glass_open_review ON break_glass (requested_at) WHERE open_review = 1;
     `,
   },
+  {
+    version: 13,
+    name: 'people and teams from config, and what identity providers provisioned over SCIM',
+    sql: `
+    CREATE TABLE people (id TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_at BIGINT NOT NULL);
+    CREATE TABLE teams (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+    CREATE TABLE scim_resources (
+      type TEXT NOT NULL,
+      id TEXT NOT NULL,
+      name TEXT NOT NULL,
+      deleted BOOLEAN NOT NULL,
+      version INTEGER NOT NULL,
+      spec TEXT NOT NULL,
+      PRIMARY KEY (type, id)
+    );
+    CREATE UNIQUE INDEX scim_resources_live_name ON scim_resources (type, name) WHERE NOT deleted;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -18,6 +18,8 @@ import type { TrustedIssuer } from '../../federation/trusted-issuer.js';
 import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../../governance/break-glass.js';
 import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../../governance/exception.js';
 import type { KeyRecord } from '../../keys/key-record.js';
+import type { Person, Team } from '../../people/person.js';
+import type { ScimPutResult, ScimRecord, ScimResourceType } from '../../people/scim-record.js';
 import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
 import type { Operator } from '../../registry/operator.js';
 import type { TokenClass } from '../../registry/token-class.js';
@@ -27,6 +29,7 @@ import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
+import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
   type Row,
@@ -51,6 +54,7 @@ import {
   pendingPostgresMigrations,
   quoteSchema,
 } from './migrations.js';
+import { PostgresPeopleOps } from './people-ops.js';
 import { PostgresSignalOps } from './signal-ops.js';
 
 export interface PostgresStoreOptions {
@@ -362,6 +366,7 @@ class PostgresStore implements Store {
   #signalOps: PostgresSignalOps | undefined;
   #detectionOps: PostgresDetectionOps | undefined;
   #governanceOps: PostgresGovernanceOps | undefined;
+  #peopleOps: PostgresPeopleOps | undefined;
 
   constructor(
     pool: pg.Pool,
@@ -846,6 +851,37 @@ class PostgresStore implements Store {
     return this.#signals.deferSsfSet(streamId, jti, nextAttemptAt, lastError);
   }
 
+  get #people(): PostgresPeopleOps {
+    this.#peopleOps ??= new PostgresPeopleOps(this.#sql.s, (text, values) => this.#query(text, values));
+    return this.#peopleOps;
+  }
+  listPeople(): Promise<StoredPerson[]> {
+    return this.#people.listPeople();
+  }
+  putPerson(p: Person, now: number): Promise<void> {
+    return this.#people.putPerson(p, now);
+  }
+  deletePerson(id: string): Promise<void> {
+    return this.#people.deletePerson(id);
+  }
+  listTeams(): Promise<Team[]> {
+    return this.#people.listTeams();
+  }
+  putTeam(t: Team): Promise<void> {
+    return this.#people.putTeam(t);
+  }
+  deleteTeam(id: string): Promise<void> {
+    return this.#people.deleteTeam(id);
+  }
+  listScimResources(type: ScimResourceType): Promise<ScimRecord[]> {
+    return this.#people.listScimResources(type);
+  }
+  getScimResource(type: ScimResourceType, id: string): Promise<ScimRecord | undefined> {
+    return this.#people.getScimResource(type, id);
+  }
+  putScimResource(r: ScimRecord, expectedVersion: number | undefined): Promise<ScimPutResult> {
+    return this.#people.putScimResource(r, expectedVersion);
+  }
   get #detection(): PostgresDetectionOps {
     this.#detectionOps ??= new PostgresDetectionOps(this.#sql.s, (text, values) => this.#query(text, values));
     return this.#detectionOps;

@@ -257,4 +257,19 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX break_glass_active_end ON break_glass (ends_at) WHERE state = 'active';
   CREATE INDEX break_glass_open_review ON break_glass (requested_at) WHERE open_review = 1;
   `,
+  // People and teams from config (`people/`), and what identity providers provisioned over SCIM.
+  `
+  CREATE TABLE people (id TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_at INTEGER NOT NULL);
+  CREATE TABLE teams (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+  CREATE TABLE scim_resources (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    PRIMARY KEY (type, id)
+  );
+  CREATE UNIQUE INDEX scim_resources_live_name ON scim_resources (type, name) WHERE deleted = 0;
+  `,
 ];

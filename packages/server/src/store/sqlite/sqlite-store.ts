@@ -18,6 +18,8 @@ import type { ModeTightened } from '../../file-modes.js';
 import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../../governance/break-glass.js';
 import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../../governance/exception.js';
 import type { KeyRecord } from '../../keys/key-record.js';
+import type { Person, Team } from '../../people/person.js';
+import type { ScimPutResult, ScimRecord, ScimResourceType } from '../../people/scim-record.js';
 import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
 import type { Operator } from '../../registry/operator.js';
 import type { TokenClass } from '../../registry/token-class.js';
@@ -27,6 +29,7 @@ import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
+import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
   type Row,
@@ -46,6 +49,7 @@ import { SqliteDetectionOps } from './detection-ops.js';
 import { SqliteGovernanceOps } from './governance-ops.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { ownerOnlyAfterOpen, ownerOnlyBeforeOpen } from './owner-only-files.js';
+import { SqlitePeopleOps } from './people-ops.js';
 import { SqliteSignalOps } from './signal-ops.js';
 
 export interface SqliteStoreOptions {
@@ -216,6 +220,17 @@ class SqliteStore implements Store {
   listOperators = () => this.#run(() => this.#ops.listOperators());
   putOperator = (o: Operator) => this.#run(() => this.#ops.putOperator(o));
   deleteOperator = (name: string) => this.#run(() => this.#ops.deleteOperator(name));
+  listPeople = () => this.#run(() => this.#ops.listPeople());
+  putPerson = (p: Person, now: number) => this.#run(() => this.#ops.putPerson(p, now));
+  deletePerson = (id: string) => this.#run(() => this.#ops.deletePerson(id));
+  listTeams = () => this.#run(() => this.#ops.listTeams());
+  putTeam = (t: Team) => this.#run(() => this.#ops.putTeam(t));
+  deleteTeam = (id: string) => this.#run(() => this.#ops.deleteTeam(id));
+  listScimResources = (type: ScimResourceType) => this.#run(() => this.#ops.listScimResources(type));
+  getScimResource = (type: ScimResourceType, id: string) =>
+    this.#run(() => this.#ops.getScimResource(type, id));
+  putScimResource = (r: ScimRecord, expectedVersion: number | undefined) =>
+    this.#run(() => this.#ops.putScimResource(r, expectedVersion));
   listIssuers = () => this.#run(() => this.#ops.listIssuers());
   putIssuer = (i: TrustedIssuer) => this.#run(() => this.#ops.putIssuer(i));
   deleteIssuer = (name: string) => this.#run(() => this.#ops.deleteIssuer(name));
@@ -349,6 +364,7 @@ class SqliteOps implements Store {
   readonly #signals: SqliteSignalOps;
   readonly #detection: SqliteDetectionOps;
   readonly #governance: SqliteGovernanceOps;
+  readonly #people: SqlitePeopleOps;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -356,6 +372,7 @@ class SqliteOps implements Store {
     this.#signals = new SqliteSignalOps(db);
     this.#detection = new SqliteDetectionOps(db);
     this.#governance = new SqliteGovernanceOps(db);
+    this.#people = new SqlitePeopleOps(db);
     this.#s = {
       consume: p(
         `INSERT INTO replay (scope, id, expires_at) VALUES (?, ?, ?)
@@ -446,6 +463,34 @@ class SqliteOps implements Store {
   }
   async deleteOperator(name: string): Promise<void> {
     this.#db.prepare('DELETE FROM operators WHERE name = ?').run(name);
+  }
+
+  async listPeople(): Promise<StoredPerson[]> {
+    return this.#people.listPeople();
+  }
+  async putPerson(p: Person, now: number): Promise<void> {
+    this.#people.putPerson(p, now);
+  }
+  async deletePerson(id: string): Promise<void> {
+    this.#people.deletePerson(id);
+  }
+  async listTeams(): Promise<Team[]> {
+    return this.#people.listTeams();
+  }
+  async putTeam(t: Team): Promise<void> {
+    this.#people.putTeam(t);
+  }
+  async deleteTeam(id: string): Promise<void> {
+    this.#people.deleteTeam(id);
+  }
+  async listScimResources(type: ScimResourceType): Promise<ScimRecord[]> {
+    return this.#people.listScimResources(type);
+  }
+  async getScimResource(type: ScimResourceType, id: string): Promise<ScimRecord | undefined> {
+    return this.#people.getScimResource(type, id);
+  }
+  async putScimResource(r: ScimRecord, expectedVersion: number | undefined): Promise<ScimPutResult> {
+    return this.#people.putScimResource(r, expectedVersion);
   }
 
   async listIssuers(): Promise<TrustedIssuer[]> {
