@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   copyFileSync,
@@ -11,11 +11,19 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { lineMatching } from './helpers/cli.js';
 import { freePort } from './helpers/harness.js';
+import {
+  localPrebuilds,
+  type Packed,
+  packWorkspace,
+  REPO,
+  registryUnreachable,
+  run,
+  userEnv,
+} from './helpers/packed.js';
 
 // `@writ/sdk` and `@writ/server` as a user outside this repository gets them: `npm pack` of both, then
 // `npm install` of the two tarballs into an empty project (its dependencies come from the npm registry),
@@ -30,45 +38,15 @@ import { freePort } from './helpers/harness.js';
 // below) for the same Node ABI. The install script still runs; only the compiler is spared. Were the
 // registry to resolve another better-sqlite3 version, the name would not match and it would compile.
 
-const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const API = 'https://reports.example.internal';
 const EXPORTER = 'spiffe://example.internal/reports/exporter';
 const API_ID = 'spiffe://example.internal/reports/api';
-
-/** The environment of a user's shell: no npm_* variables of the `npm test` that may be running this. */
-function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (!/^npm_/i.test(k) && k !== 'INIT_CWD' && !k.startsWith('WRIT_')) env[k] = v;
-  env['PATH'] = [dirname(process.execPath), env['PATH'] ?? ''].join(delimiter);
-  return { ...env, ...extra };
-}
-
-function run(cmd: string, args: string[], cwd: string, env = userEnv(), timeout = 240_000) {
-  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout });
-  return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
-}
-
-function registryUnreachable(): string | false {
-  const ping = run('npm', ['ping'], REPO, userEnv(), 30_000);
-  if (ping.error) return `npm could not be run (${ping.error.message})`;
-  if (ping.code !== 0)
-    return `the npm registry is unreachable (npm ping: ${ping.stderr.trim().split('\n').pop()})`;
-  return false;
-}
 
 const skip =
   process.env['WRIT_TEST_STORE'] === 'postgres'
     ? 'runs once, in the embedded-store pass'
     : registryUnreachable();
 if (skip) console.log(`packed-install: skipped: ${skip}`);
-
-interface Packed {
-  name: string;
-  version: string;
-  filename: string;
-  files: { path: string }[];
-}
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
 
@@ -82,22 +60,9 @@ describe('packed @writ/sdk and @writ/server installed into an empty project', { 
     dir = mkdtempSync(join(tmpdir(), 'writ-packed-'));
     project = join(dir, 'project');
     mkdirSync(project);
-    const pack = run(
-      'npm',
-      ['pack', '--json', '--pack-destination', dir, './packages/sdk', './packages/server'],
-      REPO,
-    );
-    assert.equal(pack.code, 0, `npm pack failed:\n${pack.stderr}`);
-    packed = JSON.parse(pack.stdout) as Packed[];
+    packed = packWorkspace(dir);
 
-    // The local prebuild prebuild-install looks for: name-v<version>-node-v<abi>-<platform>-<arch>.
-    const sqlite = join(REPO, 'node_modules', 'better-sqlite3');
-    const { version } = readJson<{ version: string }>(join(sqlite, 'package.json'));
-    const prebuilds = join(dir, 'prebuilds');
-    mkdirSync(prebuilds);
-    const tarball = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
-    const tar = run('tar', ['czf', join(prebuilds, tarball), 'build/Release/better_sqlite3.node'], sqlite);
-    assert.equal(tar.code, 0, `could not make the local prebuild:\n${tar.stderr}`);
+    const { folder: prebuilds, version } = localPrebuilds(dir);
     writeFileSync(join(project, '.prebuild-installrc'), `local-prebuilds=${prebuilds}\n`);
 
     // An empty project, approving the one install script the server needs (docs/install.md says so).

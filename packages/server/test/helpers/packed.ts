@@ -1,0 +1,72 @@
+// What the tests of the installable packages share: `npm pack` of the workspace's two packages, a user's
+// environment to run npm in, and a local prebuild of better-sqlite3 so an install need not compile it.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
+
+/**
+ * The environment of a user's shell: no npm_* variables of an `npm test` that may be running this (npm
+ * would take the workspace's settings from them), no WRIT_* of the test run; this Node first on PATH.
+ */
+export function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^npm_/i.test(k) && k !== 'INIT_CWD' && !k.startsWith('WRIT_')) env[k] = v;
+  env['PATH'] = [dirname(process.execPath), env['PATH'] ?? ''].join(delimiter);
+  return { ...env, ...extra };
+}
+
+/** Runs a command to its end (killed after `timeout` ms): exit code and output. */
+export function run(cmd: string, args: string[], cwd: string, env = userEnv(), timeout = 240_000) {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout });
+  return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
+}
+
+/** Why an install from the npm registry cannot be tested here, or false when it can. */
+export function registryUnreachable(): string | false {
+  const ping = run('npm', ['ping'], REPO, userEnv(), 30_000);
+  if (ping.error) return `npm could not be run (${ping.error.message})`;
+  if (ping.code !== 0)
+    return `the npm registry is unreachable (npm ping: ${ping.stderr.trim().split('\n').pop()})`;
+  return false;
+}
+
+export interface Packed {
+  name: string;
+  version: string;
+  filename: string;
+  files: { path: string }[];
+}
+
+/** `npm pack` of @writ/sdk and @writ/server (as built) into `dir`: what npm says it packed. */
+export function packWorkspace(dir: string): Packed[] {
+  const pack = run(
+    'npm',
+    ['pack', '--json', '--pack-destination', dir, './packages/sdk', './packages/server'],
+    REPO,
+  );
+  assert.equal(pack.code, 0, `npm pack failed:\n${pack.stderr}`);
+  return JSON.parse(pack.stdout) as Packed[];
+}
+
+/**
+ * A folder prebuild-install takes prebuilt addons from (its `local-prebuilds` setting), holding the
+ * better-sqlite3 addon this workspace compiled, named for its version and this Node's ABI as
+ * prebuild-install looks it up. Returns the folder and the version. An install of another version finds
+ * nothing there and compiles.
+ */
+export function localPrebuilds(dir: string): { folder: string; version: string } {
+  const sqlite = join(REPO, 'node_modules', 'better-sqlite3');
+  const { version } = JSON.parse(readFileSync(join(sqlite, 'package.json'), 'utf8')) as { version: string };
+  const folder = join(dir, 'prebuilds');
+  mkdirSync(folder, { recursive: true });
+  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  const tar = run('tar', ['czf', join(folder, name), 'build/Release/better_sqlite3.node'], sqlite);
+  assert.equal(tar.code, 0, `could not make the local prebuild:\n${tar.stderr}`);
+  return { folder, version };
+}
