@@ -11,6 +11,7 @@ import { registerDetections } from './commands/detections.js';
 import { registerDpop } from './commands/dpop.js';
 import { registerExec } from './commands/exec.js';
 import { registerGovernVerify } from './commands/govern.js';
+import { registerGovernCheck } from './commands/govern-check.js';
 import { registerInit } from './commands/init.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerKeys } from './commands/keys.js';
@@ -63,6 +64,7 @@ export function createProgram(): Command {
     registerRevoke,
     registerAudit,
     registerGovernVerify,
+    registerGovernCheck,
     registerKeygen,
     registerToken,
     registerExec,

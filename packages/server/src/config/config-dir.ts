@@ -10,6 +10,7 @@ import { ConfigError } from '../errors.js';
 import { buildIssuer } from '../federation/issuer-config.js';
 import type { TrustedIssuer } from '../federation/trusted-issuer.js';
 import { type CredentialException, coversLegacySecret } from '../governance/exception.js';
+import { type Governance, governanceFileSchema, governanceOf } from '../governance/governance-file.js';
 import { importPublicJwk, type JwkError, type PublicJwk } from '../jose/jwk.js';
 import { tlsRegistration } from '../mtls/registration.js';
 import { parseRange } from '../net/ip-address.js';
@@ -48,6 +49,8 @@ export interface ConfigBundle {
   teams: Team[];
   /** The exceptions registry (`exceptions/`): credentials that do not meet the rules. */
   exceptions: CredentialException[];
+  /** The governance rules and stale thresholds (`governance.yaml`); absent when there is none. */
+  governance?: Governance | undefined;
 }
 
 export interface LoadedConfigDir extends ConfigBundle {
@@ -65,6 +68,7 @@ export const DOCUMENT_KINDS = [
   'networks',
   'people',
   'exception',
+  'governance',
 ] as const;
 export type RawDocumentKind = (typeof DOCUMENT_KINDS)[number];
 
@@ -94,6 +98,8 @@ const KIND_DIRS = [
 
 /** The file of `networks` documents, at the top of the directory: one of these, not two. */
 const NETWORKS_FILES = ['networks.yaml', 'networks.yml', 'networks.json'];
+/** The governance file (docs/governance.md), at the top of the directory: one of these, not two. */
+const GOVERNANCE_FILES = ['governance.yaml', 'governance.yml', 'governance.json'];
 
 /**
  * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`,
@@ -142,16 +148,17 @@ export function readConfigDir(dir: string): RawConfig {
       }
     }
   }
-  const [networks, twin] = NETWORKS_FILES.map((f) => join(root, f)).filter((f) => existsSync(f));
-  if (networks && twin)
-    throw new ConfigError(
-      show(twin),
-      '',
-      `networks are also in ${show(networks)}: keep one of the two files`,
-    );
-  if (networks)
-    for (const [index, doc] of readDocuments(root, networks, show(networks)).entries())
-      documents.push({ kind: 'networks', file: show(networks), index, doc });
+  for (const [kind, names, what] of [
+    ['networks', NETWORKS_FILES, 'networks are'],
+    ['governance', GOVERNANCE_FILES, 'governance rules are'],
+  ] as const) {
+    const [file, twin] = names.map((f) => join(root, f)).filter((f) => existsSync(f));
+    if (file && twin)
+      throw new ConfigError(show(twin), '', `${what} also in ${show(file)}: keep one of the two files`);
+    if (file)
+      for (const [index, doc] of readDocuments(root, file, show(file)).entries())
+        documents.push({ kind, file: show(file), index, doc });
+  }
   return { settings, documents };
 }
 
@@ -357,7 +364,33 @@ export function validateConfig(
     people,
     teams,
     exceptions,
+    governance: governanceRules(of('governance')),
   };
+}
+
+/** `governance.yaml`: one document; rule ids unique (a violation names its rule by id). */
+function governanceRules(documents: readonly RawDocument[]): Governance | undefined {
+  const [first, second] = documents;
+  if (!first) return undefined;
+  if (second)
+    throw new ConfigError(
+      docName(second.file, second.index),
+      '',
+      `governance is also defined in ${docName(first.file, first.index)}: keep every rule in one document`,
+    );
+  const g = parse(governanceFileSchema, first.doc, first.file, first.index);
+  const seen = new Map<string, number>();
+  for (const [i, r] of g.rules.entries()) {
+    const twin = seen.get(r.id);
+    if (twin !== undefined)
+      throw new ConfigError(
+        docName(first.file, first.index),
+        `rules.${i}.id`,
+        `"${r.id}" is already the id of rules.${twin}: give every rule its own id`,
+      );
+    seen.set(r.id, i);
+  }
+  return governanceOf(g);
 }
 
 /**

@@ -4,7 +4,7 @@ import type { RawDocument } from '../../src/config/config-dir.js';
 import { type Harness, harnessDocuments } from './harness.js';
 
 /** Where each kind of document lives in a config directory. */
-const DIRS: Record<Exclude<RawDocument['kind'], 'networks'>, string> = {
+const DIRS: Record<Exclude<RawDocument['kind'], 'networks' | 'governance'>, string> = {
   class: 'classes',
   workload: 'workloads',
   operator: 'operators',
@@ -21,8 +21,8 @@ const DIRS: Record<Exclude<RawDocument['kind'], 'networks'>, string> = {
 export function writeConfigDocuments(dir: string, docs: readonly RawDocument[]): void {
   mkdirSync(dir, { recursive: true });
   for (const [i, d] of docs.entries()) {
-    if (d.kind === 'networks') {
-      writeFileSync(join(dir, 'networks.yaml'), `${JSON.stringify(d.doc)}\n`);
+    if (d.kind === 'networks' || d.kind === 'governance') {
+      writeFileSync(join(dir, `${d.kind}.yaml`), `${JSON.stringify(d.doc)}\n`);
       continue;
     }
     mkdirSync(join(dir, DIRS[d.kind]), { recursive: true });

@@ -1,21 +1,40 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
+import { systemClock } from '../../clock.js';
 import { readConfigDir, validateConfig } from '../../config/config-dir.js';
 import type { ConfigChange } from '../../config/diff.js';
 import { settingsFileDigest } from '../../config/settings.js';
+import { formatReport } from '../../governance/report.js';
 import { compilePolicies } from '../../policy/compile.js';
 import type { PolicyVersion } from '../../policy/engine.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
-import type { AdminClient } from '../client.js';
+import { type AdminClient, CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
+import { governanceCheck } from './govern-check.js';
 
 /**
  * `writ apply DIR`: validates locally (file and field, or policy file and line, named on error), then
  * applies on the server and prints the diff. Without `policies/` the server returns to its built-in set.
  */
-export async function apply(client: AdminClient, dir: string, dryRun: boolean): Promise<string> {
+export async function apply(
+  client: AdminClient,
+  dir: string,
+  dryRun: boolean,
+  now: number = systemClock.now(),
+): Promise<string> {
   const raw = readConfigDir(dir);
   validateConfig(raw.documents);
+  // governance.yaml: an error-severity violation refuses before anything is sent; warnings are printed.
+  const governance = governanceCheck(dir, now);
+  const errors = governance.violations.filter((v) => v.severity === 'error');
+  if (errors.length > 0)
+    throw new CliError(
+      `governance rules refuse this configuration (\`writ govern check\` shows the same):\n${formatReport({ rules: governance.rules, violations: errors, version: '' }, 'table')}`,
+    );
+  const warnings = governance.violations
+    .filter((v) => v.severity === 'warning')
+    .map((v) => `warning: ${v.rule}: ${v.file}: ${v.field ? `${v.field}: ` : ''}${v.message}\n`)
+    .join('');
   const policies = readPolicyDir(dir) ?? null;
   if (policies) compilePolicies(policies);
   const res = await client.post<{
@@ -39,8 +58,8 @@ export async function apply(client: AdminClient, dir: string, dryRun: boolean): 
   const policyLine = !p
     ? ''
     : `\n${p.changed ? (dryRun ? 'policy set would become' : 'policy set now') : 'policy set unchanged:'} ${p.version.id} (${p.version.builtIn ? 'built-in' : `${p.version.policies} policies`})${p.warnings.map((w) => `\nwarning: ${w}`).join('')}`;
-  if (res.changes.length === 0) return `no changes${policyLine}${note}`;
-  return `${res.diff}\n${dryRun ? `${res.changes.length} change(s) not applied (dry run)` : `applied ${res.changes.length} change(s)`}${policyLine}${note}`;
+  if (res.changes.length === 0) return `${warnings}no changes${policyLine}${note}`;
+  return `${warnings}${res.diff}\n${dryRun ? `${res.changes.length} change(s) not applied (dry run)` : `applied ${res.changes.length} change(s)`}${policyLine}${note}`;
 }
 
 export function registerApply(program: Command, cli: CommandContext): void {

@@ -10,7 +10,7 @@ import type { CommandContext } from '../command-context.js';
 export function governCommand(program: Command): Command {
   return (
     program.commands.find((c) => c.name() === 'govern') ??
-    program.command('govern').description('governance: prove the rules held')
+    program.command('govern').description('governance: check the rules as code, prove they held')
   );
 }
 
