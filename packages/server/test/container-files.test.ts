@@ -6,13 +6,12 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
 import { createProgram } from '../src/cli/program.js';
-import { SETTINGS_REFERENCE } from '../src/config/settings.js';
 import { lineMatching, WRIT_MAIN } from './helpers/cli.js';
 import { freePort } from './helpers/harness.js';
+import { REPO, WRIT_ENV_NAMES } from './helpers/packed.js';
 
 // The Dockerfile and the three-node compose file, checked without Docker (this machine cannot pull base
 // images; docs/install.md says what was not run): the image runs as a non-root user with the data
@@ -20,7 +19,6 @@ import { freePort } from './helpers/harness.js';
 // file and endpoint the two files name exists in this repository and its packages. The HEALTHCHECK
 // script is run for real against a running `writ serve`.
 
-const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 
 interface Instruction {
@@ -69,12 +67,7 @@ const envOf = (stage: Instruction[]): Record<string, string> =>
 const program = createProgram();
 const command = (name: string): Command | undefined => program.commands.find((c) => c.name() === name);
 const longOptions = (c: Command) => c.options.map((o) => o.long);
-/** The environment variables Writ reads: one per setting that has one, and the CLI's data directory. */
-const WRIT_ENV = new Set([
-  ...Object.values(SETTINGS_REFERENCE).flatMap((s) => ('env' in s && s.env ? [s.env] : [])),
-  'WRIT_KEK', // the key-encryption key (keys/kek.ts)
-  'WRIT_DATA_DIR', // the CLI's --data-dir default (cli/program.ts)
-]);
+const WRIT_ENV = WRIT_ENV_NAMES;
 const SECRET_NAME = /KEK|PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|_KEY\b/i;
 
 describe('Dockerfile', () => {

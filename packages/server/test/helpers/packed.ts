@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SETTINGS_REFERENCE } from '../../src/config/settings.js';
 
 /** The repository root. */
 export const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
@@ -69,4 +70,25 @@ export function localPrebuilds(dir: string): { folder: string; version: string }
   const tar = run('tar', ['czf', join(folder, name), 'build/Release/better_sqlite3.node'], sqlite);
   assert.equal(tar.code, 0, `could not make the local prebuild:\n${tar.stderr}`);
   return { folder, version };
+}
+
+/** The environment variables writ reads: one per setting that has one, the KEK and the data directory. */
+export const WRIT_ENV_NAMES: ReadonlySet<string> = new Set([
+  ...Object.values(SETTINGS_REFERENCE).flatMap((s) => ('env' in s && s.env ? [s.env] : [])),
+  'WRIT_KEK', // the key-encryption key (keys/kek.ts)
+  'WRIT_DATA_DIR', // the CLI's --data-dir default (cli/program.ts)
+]);
+
+/** The image's runtime stage: its user and its environment (the Dockerfile's last stage, ENV lines). */
+export function imageRuntime(): { uid: number; env: Record<string, string> } {
+  const text = readFileSync(join(REPO, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  const last = text.slice(text.lastIndexOf('\nFROM '));
+  const uid = Number(/^USER (\d+)/m.exec(last)?.[1]);
+  const env: Record<string, string> = {};
+  for (const m of last.matchAll(/^ENV (.+)$/gm))
+    for (const kv of m[1]!.trim().split(/\s+/)) {
+      const [k, v] = kv.split('=', 2) as [string, string];
+      env[k] = v;
+    }
+  return { uid, env };
 }
