@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WritContext } from '../context.js';
-import { parseLeakReport } from './leak-report.js';
+import { leakBodyLimit, parseLeakReport, requireJson } from './leak-report.js';
 import { respondToLeaks } from './respond.js';
-import { leakBodyLimit, requireJson } from './routes.js';
 
 /**
  * `POST /admin/v1/leaks`: an operator (`writ scan --revoke`) reports tokens found in files, logs or

@@ -1,4 +1,6 @@
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { WritContext } from '../context.js';
 import { restrictText } from '../control-characters.js';
 import { invalidRequest } from '../errors.js';
 import type { LeakLocation, LeakReport, LeakVia } from './respond.js';
@@ -74,4 +76,16 @@ export function location(
     ...(w.commit !== undefined ? { commit: restrictText(w.commit, 64) } : {}),
     ...(w.type !== undefined ? { type: restrictText(w.type, 128) } : {}),
   };
+}
+
+/** The route options every leak endpoint shares: its own body limit, named in the 413 refusal. */
+export const leakBodyLimit = (ctx: WritContext) => ({
+  bodyLimit: ctx.settings.leaks.bodyBytes,
+  config: { bodyLimitSetting: 'leaks.body_bytes' },
+});
+
+/** Leak reports are JSON, whatever else the server parses. */
+export function requireJson(req: FastifyRequest): void {
+  if (!req.headers['content-type']?.toLowerCase().startsWith('application/json'))
+    throw invalidRequest('a leak report must be application/json', { reason: 'media_type' });
 }

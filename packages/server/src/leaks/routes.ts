@@ -2,9 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer } from '../auth/bearer.js';
 import type { WritContext } from '../context.js';
-import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
-import { parseLeakReport } from './leak-report.js';
+import { registerGithubLeakRoute } from './github.js';
+import { leakBodyLimit, parseLeakReport, requireJson } from './leak-report.js';
 import { respondToLeaks } from './respond.js';
 
 export const LEAKS_PATH = '/v1/leaks';
@@ -14,19 +14,15 @@ export const leaksAudience = (issuer: string): string => `${issuer}${LEAKS_PATH}
 
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
-/** The route options every leak endpoint shares: its own body limit, named in the 413 refusal. */
-export const leakBodyLimit = (ctx: WritContext) => ({
-  bodyLimit: ctx.settings.leaks.bodyBytes,
-  config: { bodyLimitSetting: 'leaks.body_bytes' },
-});
-
 /**
  * `POST /v1/leaks`: a scanner that is a workload (a log pipeline, a ticket scanner) reports tokens it
  * found, with a Writ token for the leaks audience (`leaksAudience`; a class that lists it permits
  * reporting). The caller is authenticated before the body is read, and recorded as the reporter of
- * every finding. Answered with one result per token, in order (`LeakResult`).
+ * every finding. Answered with one result per token, in order (`LeakResult`). The GitHub partner
+ * endpoint (`POST /v1/leaks/github`) is registered here too.
  */
 export function registerLeakRoutes(app: FastifyInstance, ctx: WritContext): void {
+  registerGithubLeakRoute(app, ctx);
   app.post(
     LEAKS_PATH,
     {
@@ -56,10 +52,4 @@ export function registerLeakRoutes(app: FastifyInstance, ctx: WritContext): void
       }
     },
   );
-}
-
-/** Leak reports are JSON, whatever else the server parses. */
-export function requireJson(req: FastifyRequest): void {
-  if (!req.headers['content-type']?.toLowerCase().startsWith('application/json'))
-    throw invalidRequest('a leak report must be application/json', { reason: 'media_type' });
 }
