@@ -14,6 +14,8 @@ import {
   AUDIENCE,
   type Harness,
   harnessDocuments,
+  LEGACY_SECRET,
+  LEGACY_WORKLOAD,
   startHarness,
   testKey,
   WORKLOAD,
@@ -411,5 +413,104 @@ describe('writ govern verify: gaps, the streamed answer and refusals', () => {
     });
     assert.equal(anonymous.statusCode, 401);
     assert.equal(await made(), before, 'no proof was made');
+  });
+});
+
+describe('writ govern verify: exceptions', () => {
+  const clock = fakeClock();
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ clock, settings: { 'detection.enabled': false }, extraDocs: VERIFIER_DOCS });
+  });
+  after(() => h.close());
+
+  /** A token for the legacy workload on its client secret (the exception `legacy-cron-client-secret`). */
+  const legacyToken = () =>
+    h.post('/oauth2/token', {
+      grant_type: 'client_credentials',
+      client_id: LEGACY_WORKLOAD,
+      client_secret: LEGACY_SECRET,
+      resource: AUDIENCE,
+      scope: 'reports:read',
+    });
+  const issuedSeq = async (r: Awaited<ReturnType<typeof legacyToken>>) => {
+    const jti = JSON.parse(
+      Buffer.from((r.body['access_token'] as string).split('.')[1]!, 'base64url').toString(),
+    )['jti'] as string;
+    const [e] = await h.store.queryAudit({ jti, type: 'token.issued', limit: 1 });
+    return { jti, seq: e!.seq };
+  };
+
+  it('an exception that expired while still used is named with the issuance and the event that set its end', async () => {
+    const early = await legacyToken();
+    assert.equal(early.status, 200, JSON.stringify(early.body));
+    const compliant = await issuedSeq(early);
+    // The exception now ends tomorrow (2026-01-02, the end of that day).
+    const docs = harnessDocuments(h, VERIFIER_DOCS).map((d) =>
+      d.kind === 'exception' ? { ...d, doc: { ...(d.doc as object), expires: '2026-01-02' } } : d,
+    );
+    const applied = await h.admin('POST', '/config', { documents: docs });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    const [apply] = await h.store.queryAudit({ type: 'config.applied', limit: 1, order: 'desc' });
+    const terms = apply!.data['exception_terms'] as Record<string, { expires_at: number }>;
+    assert.equal(terms['legacy-cron-client-secret']!.expires_at, Date.UTC(2026, 0, 2, 23, 59, 59, 999));
+
+    clock.advance(3 * DAY_S * 1000);
+    // Enforced: refused, and a refusal is no violation.
+    assert.equal((await legacyToken()).status, 400);
+    let p = (await prove(h)).report;
+    assert.equal(p.result, 'held', JSON.stringify(p.findings));
+    assert.equal(check(p, 'exceptions').checked, 1);
+
+    // The exception's end moved out in the store, not by an apply: the node lets the secret through again.
+    const record = (await h.store.getException('legacy-cron-client-secret'))!;
+    const { runtime: _r, ...declared } = record;
+    await h.store.putException({ ...declared, expiresAt: Date.UTC(2099, 0, 1) });
+    await h.writ.ctx.registry.reload();
+    const late = await legacyToken();
+    assert.equal(late.status, 200, JSON.stringify(late.body));
+    const used = await issuedSeq(late);
+
+    p = (await prove(h)).report;
+    assert.equal(p.result, 'violated');
+    const [found, ...more] = findingsOf(p, 'exceptions');
+    assert.deepEqual(more, []);
+    assert.equal(found!.jti, used.jti);
+    assert.deepEqual(found!.audit_seq, [used.seq, apply!.seq]);
+    assert.match(
+      found!.message,
+      /issued under exception legacy-cron-client-secret at 2026-01-04T.*, after the exception expired at 2026-01-02T23:59:59.999Z/,
+    );
+    assert.ok(!p.findings.some((f) => f.jti === compliant.jti));
+  });
+
+  it('a token issued on a client secret with no exception audited is a violation', async () => {
+    // What a node that skipped the exception would have written: the secret, no exception id.
+    const e = await h.writ.ctx.audit.append({
+      type: 'token.issued',
+      outcome: 'success',
+      actor: LEGACY_WORKLOAD,
+      subject: LEGACY_WORKLOAD,
+      jti: 'forged-secret-use',
+      data: {
+        auth_method: 'client_secret_basic',
+        cls: 'legacy-cron',
+        aud: AUDIENCE,
+        scope: 'reports:read',
+        iat: Math.floor(clock.now() / 1000),
+        exp: Math.floor(clock.now() / 1000) + 60,
+        kid: 'k',
+        binding: 'bearer',
+      },
+    });
+    const found = findingsOf((await prove(h)).report, 'exceptions').filter(
+      (f) => f.jti === 'forged-secret-use',
+    );
+    assert.equal(found.length, 1);
+    assert.deepEqual(found[0]!.audit_seq, [e.seq]);
+    assert.match(
+      found[0]!.message,
+      /issued on a client secret \(client_secret_basic\) but no exception is audited with it/,
+    );
   });
 });

@@ -3,7 +3,7 @@ import type { ConfigBundle } from '../config/config-dir.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
 import { reloadDetectionConfig } from '../detection/create-detector.js';
-import { classRulesRecord } from '../governance/class-rules.js';
+import { classRulesRecord, exceptionTermsRecord } from '../governance/class-rules.js';
 import { announceBundle } from '../policy/bundle.js';
 import type { WorkloadState } from '../registry/workload.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
@@ -109,6 +109,7 @@ export async function applyConfig(
             changes,
             // The rules every class holds from now on, in the chain: what `writ govern verify` proves by.
             ...(changes.some((c) => c.kind === 'class') ? classRulesRecord(bundle.classes) : {}),
+            ...(changes.some((c) => c.kind === 'exception') ? exceptionTermsRecord(bundle.exceptions) : {}),
           },
         },
         tx,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../jose/json.js';
 import type { TokenClass } from '../registry/token-class.js';
+import type { CredentialException } from './exception.js';
 
 /**
  * The rules of a token class that `writ govern verify` proves issuance kept, as the audit log records
@@ -40,4 +41,33 @@ export function classRulesRecord(classes: readonly TokenClass[]): {
 /** Hex SHA-256 of the canonical JSON of a `class_rules` record. */
 export function classRulesDigest(rules: Record<string, ClassRules>): string {
   return createHash('sha256').update(canonicalJson(rules)).digest('hex');
+}
+
+/** An exception's terms as `config.applied` records them: what it covers and its declared end (ms). */
+export interface ExceptionTerms {
+  kind: CredentialException['covers']['kind'];
+  class?: string;
+  expires_at: number;
+}
+
+/**
+ * The `config.applied` fields recording `exceptions` (every exception declared after the apply): the
+ * declared end of each, so the chain says which exceptions held when a credential was used under one.
+ * Renewals and retirements are audited on their own (`exception.renewed`, `exception.retired`).
+ */
+export function exceptionTermsRecord(exceptions: readonly CredentialException[]): {
+  exception_terms: Record<string, ExceptionTerms>;
+  exception_terms_sha256: string;
+} {
+  const terms: Record<string, ExceptionTerms> = {};
+  for (const e of [...exceptions].sort((a, b) => (a.id < b.id ? -1 : 1)))
+    terms[e.id] = {
+      kind: e.covers.kind,
+      ...('class' in e.covers ? { class: e.covers.class } : {}),
+      expires_at: e.expiresAt,
+    };
+  return {
+    exception_terms: terms,
+    exception_terms_sha256: createHash('sha256').update(canonicalJson(terms)).digest('hex'),
+  };
 }

@@ -15,6 +15,12 @@ export interface AuditedIssuance {
   exp: number;
   kid: string;
   binding: string;
+  /** How the workload authenticated (`client_secret_basic`, `private_key_jwt`, `federation:<issuer>`…). */
+  authMethod: string;
+  /** The id of the exception that let the issuance through, when one did. */
+  exception?: string;
+  /** Events from before exceptions had ids: the class whose legacy-secret exception let it through. */
+  legacySecretClass?: string;
   tid?: string;
   ajti?: string[];
 }
@@ -37,6 +43,11 @@ export function auditedIssuance(e: AuditEvent): AuditedIssuance | undefined {
     exp: num(d['exp']),
     kid: str(d['kid']),
     binding: str(d['binding']),
+    authMethod: str(d['auth_method']),
+    ...(typeof d['exception'] === 'string' ? { exception: d['exception'] } : {}),
+    ...(typeof d['legacy_secret_exception'] === 'string'
+      ? { legacySecretClass: d['legacy_secret_exception'] }
+      : {}),
     ...(typeof d['tid'] === 'string' ? { tid: d['tid'] } : {}),
     ...(Array.isArray(d['ajti'])
       ? { ajti: d['ajti'].filter((j): j is string => typeof j === 'string') }

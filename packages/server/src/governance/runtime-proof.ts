@@ -5,7 +5,7 @@ import { type Bad, checkSignedPoints, walkChain } from '../audit/verify.js';
 import { revokedBy } from '../revocation/revocation-set.js';
 import type { Store } from '../store/store.js';
 import { type UsageAggregate, usageKey } from '../usage/usage-aggregate.js';
-import type { ClassRules } from './class-rules.js';
+import type { ClassRules, ExceptionTerms } from './class-rules.js';
 import { type AuditedIssuance, auditedIssuance, issuanceBreaches } from './issuance-rules.js';
 
 /**
@@ -20,6 +20,7 @@ export const PROOF_CHECKS = {
   issuance:
     'every token issued kept the rules its class had at issuance: lifetime, audience, binding, scopes',
   token_records: 'every stored token record matches its audited issuance',
+  exceptions: 'every use of an exception was audited with its id, and none came after the exception ended',
   usage_provenance: 'every accepted use reported is of a token whose issuance is audited',
   revocation: 'no revoked token was accepted after the propagation bound',
   expiry: 'no token was accepted after it expired',
@@ -193,6 +194,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
   /** Classes a `config.applied` changed without recording their rules (events older than the record). */
   const unrecorded = new Set<string>();
   let rulesRecorded = false;
+  const exceptions = new ExceptionHistory();
   const issuedTokens = new Map<string, AuditedIssuance>();
   const revocations: Array<{ revocation: Revocation; auditSeq: number }> = [];
   const hashes = new Map<number, string>();
@@ -247,6 +249,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
   const onEvent = (e: AuditEvent) => {
     events++;
     if (wanted.has(e.seq)) hashes.set(e.seq, e.hash);
+    if (exceptions.read(e)) return;
     if (e.type === 'config.applied') {
       const rules = e.data['class_rules'];
       if (rules !== null && typeof rules === 'object' && !Array.isArray(rules)) {
@@ -318,6 +321,51 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
           cls: t.cls,
         });
     pendingRows.push(t);
+    checkException(t, e.ts);
+  };
+  const checkException = (t: AuditedIssuance, at: number) => {
+    const secret = t.authMethod.startsWith('client_secret');
+    if (t.exception === undefined) {
+      if (!secret) return;
+      checked('exceptions');
+      find({
+        check: 'exceptions',
+        kind: t.legacySecretClass !== undefined ? 'gap' : 'violation',
+        message:
+          t.legacySecretClass !== undefined
+            ? `token ${t.jti} was issued on a client secret under the legacy exception of class ${t.legacySecretClass}, recorded before exceptions had ids: which exception and its end are not in the audit log`
+            : `token ${t.jti} was issued on a client secret (${t.authMethod}) but no exception is audited with it`,
+        audit_seq: [t.seq],
+        jti: t.jti,
+        cls: t.cls,
+      });
+      return;
+    }
+    checked('exceptions');
+    const held = exceptions.at(t.exception);
+    if (held === 'unrecorded' || held === undefined) {
+      const known = held === undefined && exceptions.recorded;
+      find({
+        check: 'exceptions',
+        kind: known ? 'violation' : 'gap',
+        message: known
+          ? `token ${t.jti} was issued under exception ${t.exception}, which the configuration in force at issuance does not declare`
+          : `the terms of exception ${t.exception} at the issuance of token ${t.jti} are not in the audit log (declared before Writ recorded them): apply the configuration again to record them`,
+        audit_seq: [t.seq],
+        jti: t.jti,
+        cls: t.cls,
+      });
+      return;
+    }
+    if (at >= held.end)
+      find({
+        check: 'exceptions',
+        kind: 'violation',
+        message: `token ${t.jti} was issued under exception ${t.exception} at ${iso(at)}, after the exception ${held.retired ? 'was retired' : 'expired'} at ${iso(held.end)}`,
+        audit_seq: [t.seq, held.seq],
+        jti: t.jti,
+        cls: t.cls,
+      });
   };
   const walked = await walkChain(store, undefined, onEvent, {
     until: o.head?.seq ?? 0,
@@ -447,6 +495,77 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
     findings_total: totals,
     result: verdict(totals.violations, totals.gaps),
   };
+}
+
+/** An exception as the chain last said: its declared end, a renewal, a retirement, and the events that said so. */
+interface ExceptionState {
+  declared: number;
+  declaredSeq: number;
+  renewal?: { declared: number; end: number; seq: number };
+  retired?: { at: number; seq: number };
+}
+
+/**
+ * The exceptions in force as the chain goes: declared ends from `config.applied` (`exception_terms`),
+ * renewals (`exception.renewed`, `expires_at`) and retirements (`exception.retired`). A renewal holds
+ * while the declaration keeps the end it extended, as the registry decides (`effectiveExpiry`).
+ */
+class ExceptionHistory {
+  #byId = new Map<string, ExceptionState>();
+  /** Exceptions an apply changed without recording their terms (events older than the record). */
+  #unrecorded = new Set<string>();
+  recorded = false;
+
+  /** Takes the event if it is about exceptions; true when it was. */
+  read(e: AuditEvent): boolean {
+    const d = e.data;
+    if (e.type === 'config.applied') {
+      const terms = d['exception_terms'];
+      if (terms !== null && typeof terms === 'object' && !Array.isArray(terms)) {
+        this.recorded = true;
+        const next = new Map<string, ExceptionState>();
+        for (const [id, t] of Object.entries(terms as Record<string, ExceptionTerms>)) {
+          const prev = this.#byId.get(id);
+          next.set(id, {
+            ...prev,
+            ...(prev?.declared !== t.expires_at ? { declaredSeq: e.seq } : { declaredSeq: prev.declaredSeq }),
+            declared: t.expires_at,
+          });
+          this.#unrecorded.delete(id);
+        }
+        this.#byId = next;
+      } else
+        for (const c of Array.isArray(d['changes'])
+          ? (d['changes'] as Array<{ kind?: unknown; name?: unknown }>)
+          : [])
+          if (c.kind === 'exception' && typeof c.name === 'string') {
+            this.#byId.delete(c.name);
+            this.#unrecorded.add(c.name);
+          }
+      // Class rules in the same event are read by the caller.
+      return false;
+    }
+    if (e.type !== 'exception.renewed' && e.type !== 'exception.retired') return false;
+    const id = d['exception'];
+    const st = typeof id === 'string' ? this.#byId.get(id) : undefined;
+    if (!st) return true;
+    if (e.type === 'exception.retired') st.retired = { at: e.ts, seq: e.seq };
+    else if (typeof d['expires_at'] === 'number')
+      st.renewal = { declared: st.declared, end: d['expires_at'], seq: e.seq };
+    return true;
+  }
+
+  /** The exception's end (ms) and the event that set it; `unrecorded` when the chain cannot say; undefined when not declared. */
+  at(id: string): { end: number; seq: number; retired: boolean } | 'unrecorded' | undefined {
+    if (this.#unrecorded.has(id)) return 'unrecorded';
+    const st = this.#byId.get(id);
+    if (!st) return this.recorded ? undefined : 'unrecorded';
+    const renewed = st.renewal !== undefined && st.renewal.declared === st.declared;
+    const end = renewed ? st.renewal!.end : st.declared;
+    const seq = renewed ? st.renewal!.seq : st.declaredSeq;
+    if (st.retired && st.retired.at < end) return { end: st.retired.at, seq: st.retired.seq, retired: true };
+    return { end, seq, retired: false };
+  }
 }
 
 /** The list kept at `key`, made empty on first use. */
