@@ -50,6 +50,8 @@ describe('Writ token pattern', () => {
         JSON.stringify({ access_token: t, token_type: 'DPoP' }),
         `https://api.example/cb?access_token=${t}&x=1`,
         `"${t}"`,
+        `payload=%7B%22access_token%22%3A%22${t}%22%7D`,
+        `form: access_token%3D${t}%26x%3D1`,
       ]) {
         const found = text.match(writTokenRegExp());
         assert.deepEqual(found, [t], text.slice(0, 40));

@@ -28,6 +28,12 @@ export const WRIT_TOKEN_MAX_PAYLOAD_CHARS = 16_384;
 const B64 = 'A-Za-z0-9_-';
 
 /**
+ * Where a token may start: not inside a longer base64url run, except right after a percent-escape
+ * (`access_token%3DeyJ…`, `%22eyJ…%22` in URL-encoded JSON), whose last character is a hex digit.
+ */
+const START = `(?:(?<![${B64}])|(?<=%[0-9A-Fa-f]{2}))`;
+
+/**
  * The regular expression of a whole Writ access token, without boundaries, in the syntax that GitHub
  * custom patterns, GitLab, gitleaks and trufflehog accept (no lookaround):
  * prefix, the rest of the header, a payload, and an 86-character signature.
@@ -36,7 +42,7 @@ export const WRIT_TOKEN_REGEX_SOURCE = `${WRIT_TOKEN_PREFIX}[${B64}]{${WRIT_TOKE
 
 /** A fresh global RegExp of whole Writ access tokens, not inside a longer base64url run. */
 export function writTokenRegExp(): RegExp {
-  return new RegExp(`(?<![${B64}])${WRIT_TOKEN_REGEX_SOURCE}(?![${B64}])`, 'g');
+  return new RegExp(`${START}${WRIT_TOKEN_REGEX_SOURCE}(?![${B64}])`, 'g');
 }
 
 /**
@@ -45,7 +51,7 @@ export function writTokenRegExp(): RegExp {
  */
 export function writTokenFragmentRegExp(): RegExp {
   return new RegExp(
-    `(?<![${B64}])${WRIT_TOKEN_PREFIX}[${B64}]{0,1024}(?:\\.[${B64}]{0,${WRIT_TOKEN_MAX_PAYLOAD_CHARS}}(?:\\.[${B64}]{0,1024})?)?`,
+    `${START}${WRIT_TOKEN_PREFIX}[${B64}]{0,1024}(?:\\.[${B64}]{0,${WRIT_TOKEN_MAX_PAYLOAD_CHARS}}(?:\\.[${B64}]{0,1024})?)?`,
     'g',
   );
 }

@@ -18,6 +18,7 @@ import { registerKeys } from './commands/keys.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerRevoke } from './commands/revoke.js';
+import { registerScan } from './commands/scan.js';
 import { registerServe } from './commands/serve.js';
 import { registerTasks } from './commands/tasks.js';
 import { registerToken } from './commands/token.js';
@@ -62,6 +63,7 @@ export function createProgram(): Command {
     registerClasses,
     registerKeys,
     registerRevoke,
+    registerScan,
     registerAudit,
     registerGovernVerify,
     registerGovernCheck,

@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import type { VerificationKey } from '@writ/sdk/jose';
+import { type ClassifiedToken, classifyWritToken, type WritTokenClass } from './classify.js';
+import { findSecrets, findWritTokens, preview, sha256Hex } from './find.js';
+import type { HeldSecrets } from './held-secrets.js';
+import type { ScanInput, SkipCounter } from './sources.js';
+
+/** A Writ token's state, as the server knows it (`unknown` when it was not asked: an offline scan). */
+export type TokenState = 'live' | 'expired' | 'revoked' | 'unknown';
+
+/** One thing found at one place. Holds no secret and no token: a fingerprint and a short preview. */
+export interface ScanFinding {
+  type: 'writ_token' | 'secret';
+  path: string;
+  line: number;
+  column: number;
+  /** Git history: the commit that first added the blob at `path`. */
+  commit?: string;
+  /** Writ tokens: what the signature says. */
+  status?: WritTokenClass;
+  /** Confirmed Writ tokens: live, expired or revoked. */
+  state?: TokenState;
+  /** Confirmed Writ tokens: what this scan's report did (`revoked` only with `--revoke`). */
+  action?: 'revoked' | 'recorded' | 'none';
+  jti?: string;
+  sub?: string;
+  kid?: string;
+  /** Truncated tokens: whether the `kid` left names one of our keys. */
+  kidOurs?: boolean;
+  /** Candidates: why the signature did not verify with our keys. */
+  reason?: string;
+  /** `url`: found after percent-decoding. */
+  encoding?: 'plain' | 'url';
+  /** Secrets: the rule that found it and its name for what it found. */
+  rule?: string;
+  kind?: string;
+  /** Secrets Writ holds: which one (`legacy client secret of …`). */
+  ours?: string;
+  /** SHA-256 (base64url) of the token or secret: the same value the audit log and findings record. */
+  fingerprint: string;
+  preview: string;
+}
+
+export interface ScanStats {
+  inputs: number;
+  bytes: number;
+  findings: number;
+  skipped: SkipCounter;
+}
+
+/** The admin API's `POST /admin/v1/leaks`: classify (dry run) or report (revoke live, record the rest). */
+export interface LeakReporter {
+  /** Most tokens in one call (`leaks.max_tokens`). */
+  readonly batch: number;
+  report(
+    tokens: Array<{ token: string; where: { path: string; line: number; commit?: string; source: string } }>,
+    dryRun: boolean,
+  ): Promise<Array<{ state: string; action: 'revoked' | 'recorded' | 'none' }>>;
+}
+
+export interface ScanDeps {
+  /** Our public keys (the server's JWKS, or a JWKS file): what confirms a token as ours. */
+  keys: readonly VerificationKey[];
+  held: HeldSecrets;
+  /** Absent offline: states come from `exp` alone (expired or unknown). */
+  leaks?: LeakReporter | undefined;
+  /** Report confirmed tokens for real: live ones are revoked, every one is recorded as a finding. */
+  revoke: boolean;
+  /** Run the secret rule set too (default); off: Writ tokens only. */
+  secrets: boolean;
+  nowMs: number;
+  /** Called after each input (the caller decides how often to print). */
+  onProgress?: ((s: ScanStats) => void) | undefined;
+}
+
+const fingerprint = (s: string) => createHash('sha256').update(s).digest('base64url');
+
+/** Scans every input, then asks the server about the confirmed tokens (once per distinct token). */
+export async function scan(
+  inputs: AsyncIterable<ScanInput>,
+  deps: ScanDeps,
+  skipped: SkipCounter,
+): Promise<{ findings: ScanFinding[]; stats: ScanStats }> {
+  const findings: ScanFinding[] = [];
+  const stats: ScanStats = { inputs: 0, bytes: 0, findings: 0, skipped };
+  // Confirmed tokens, each once, with the findings that saw it: what the server is asked about.
+  const confirmed = new Map<string, { first: ScanFinding; all: ScanFinding[] }>();
+  const classified = new Map<string, ClassifiedToken>();
+  for await (const input of inputs) {
+    stats.inputs++;
+    stats.bytes += input.data.length;
+    const text = input.data.toString('utf8');
+    const at = (p: { line: number; column: number }) => ({
+      path: input.where.path,
+      line: p.line,
+      column: p.column,
+      ...(input.where.commit !== undefined ? { commit: input.where.commit } : {}),
+    });
+    for (const hit of findWritTokens(text, input.firstLine)) {
+      let c = classified.get(hit.token);
+      if (c === undefined) {
+        c = classifyWritToken(hit.token, deps.keys);
+        if (classified.size < 100_000) classified.set(hit.token, c);
+      }
+      const f: ScanFinding = {
+        type: 'writ_token',
+        ...at(hit),
+        status: c.class,
+        ...(c.jti !== undefined ? { jti: c.jti } : {}),
+        ...(c.sub !== undefined ? { sub: c.sub } : {}),
+        ...(c.kid !== undefined ? { kid: c.kid } : {}),
+        ...(c.kidOurs !== undefined ? { kidOurs: c.kidOurs } : {}),
+        ...(c.reason !== undefined ? { reason: c.reason } : {}),
+        encoding: hit.encoding,
+        fingerprint: fingerprint(hit.token),
+        preview: `${hit.token.slice(0, 12)}…(${hit.token.length})`,
+      };
+      if (c.class === 'confirmed') {
+        f.state = c.exp !== undefined && c.exp * 1000 <= deps.nowMs ? 'expired' : 'unknown';
+        const seen = confirmed.get(hit.token);
+        if (seen) seen.all.push(f);
+        else confirmed.set(hit.token, { first: f, all: [f] });
+      }
+      findings.push(f);
+    }
+    if (deps.secrets) {
+      for (const hit of await findSecrets(text, input.where.path, input.firstLine)) {
+        const ours = deps.held.size > 0 ? deps.held.name(sha256Hex(hit.secret)) : undefined;
+        findings.push({
+          type: 'secret',
+          ...at(hit),
+          rule: hit.rule,
+          kind: hit.kind,
+          ...(ours !== undefined ? { ours } : {}),
+          fingerprint: fingerprint(hit.secret),
+          preview: preview(hit.secret),
+        });
+      }
+    }
+    stats.findings = findings.length;
+    deps.onProgress?.(stats);
+  }
+  if (deps.leaks && confirmed.size > 0) await askServer(deps.leaks, confirmed, deps.revoke);
+  return { findings, stats };
+}
+
+async function askServer(
+  leaks: LeakReporter,
+  confirmed: Map<string, { first: ScanFinding; all: ScanFinding[] }>,
+  revoke: boolean,
+): Promise<void> {
+  const entries = [...confirmed];
+  for (let i = 0; i < entries.length; i += leaks.batch) {
+    const batch = entries.slice(i, i + leaks.batch);
+    const results = await leaks.report(
+      batch.map(([token, { first }]) => ({
+        token,
+        where: {
+          path: first.path,
+          line: first.line,
+          ...(first.commit !== undefined ? { commit: first.commit } : {}),
+          source: first.commit !== undefined ? 'git-history' : first.path === '-' ? 'stdin' : 'file',
+        },
+      })),
+      !revoke,
+    );
+    batch.forEach(([, { all }], j) => {
+      const r = results[j];
+      const state: TokenState =
+        r?.state === 'live' || r?.state === 'expired' || r?.state === 'revoked' ? r.state : 'unknown';
+      for (const f of all) {
+        f.state = state;
+        f.action = r?.action ?? 'none';
+      }
+    });
+  }
+}
