@@ -6,12 +6,15 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { lineMatching } from './helpers/cli.js';
 import { freePort } from './helpers/harness.js';
@@ -49,6 +52,56 @@ const skip =
 if (skip) console.log(`packed-install: skipped: ${skip}`);
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(file, 'utf8')) as T;
+
+/** Every compiled file under `dir`, recursively. */
+function jsFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((e) => {
+    const p = join(dir, e);
+    return statSync(p).isDirectory() ? jsFiles(p) : p.endsWith('.js') ? [p] : [];
+  });
+}
+
+// Without the registry, from the compiled output: what the packed code imports is what its manifest
+// declares. A package another change starts importing, but lists only in devDependencies (or in the
+// workspace root), would install here and fail for every user; this says which file imports it.
+describe('what @writ/sdk and @writ/server import at run time, their package.json declares', () => {
+  for (const pkg of ['sdk', 'server']) {
+    it(`@writ/${pkg}: every bare import a dependency (or a peer), every relative one inside dist/src`, () => {
+      const root = join(REPO, 'packages', pkg);
+      const manifest = readJson<{
+        dependencies?: Record<string, string>;
+        peerDependencies?: Record<string, string>;
+      }>(join(root, 'package.json'));
+      const declared = new Set([
+        ...Object.keys(manifest.dependencies ?? {}),
+        ...Object.keys(manifest.peerDependencies ?? {}),
+      ]);
+      const builtins = new Set(builtinModules);
+      const undeclared: string[] = [];
+      const outside: string[] = [];
+      const files = jsFiles(join(root, 'dist/src'));
+      assert.ok(files.length > 10, `${pkg} is built`);
+      for (const file of files) {
+        const text = readFileSync(file, 'utf8');
+        for (const m of text.matchAll(
+          /^\s*(?:import|export)\b[^'"\n;]*?\bfrom\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]|\b(?:import|require|createRequire\([^)]*\))\(\s*['"]([^'"]+)['"]\s*\)/gm,
+        )) {
+          const spec = (m[1] ?? m[2] ?? m[3])!;
+          if (spec.startsWith('node:') || builtins.has(spec)) continue;
+          if (spec.startsWith('.')) {
+            const target = relative(join(root, 'dist/src'), resolve(dirname(file), spec));
+            if (target.startsWith('..')) outside.push(`${relative(root, file)}: ${spec}`);
+            continue;
+          }
+          const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
+          if (!declared.has(name)) undeclared.push(`${relative(root, file)}: ${spec}`);
+        }
+      }
+      assert.deepEqual(undeclared, [], 'imported but not in dependencies');
+      assert.deepEqual(outside, [], 'relative imports leaving dist/src (not packed)');
+    });
+  }
+});
 
 describe('packed @writ/sdk and @writ/server installed into an empty project', { skip }, () => {
   let dir: string;
