@@ -284,6 +284,42 @@ describe('leaks.response: quarantine', () => {
   });
 });
 
+describe('leaks.response: revoke_task', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ settings: { 'leaks.response': 'revoke_task' }, extraDocs: leakDocs() });
+  });
+  after(() => h.close());
+
+  it("revokes the leaked token's task (every token of it), and leaves other tokens alone", async () => {
+    const task = await h.admin('POST', '/tasks', { workload: WORKLOAD, purpose: 'nightly export' });
+    assert.equal(task.status, 201, JSON.stringify(task.body));
+    const inTask = async () => {
+      const r = await h.requestToken({ task_id: task.body['id'] as string });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body['access_token'] as string;
+    };
+    const leaked = await inTask();
+    const sibling = await inTask();
+    const outside = await token(h);
+    const r = await reportAsAdmin(h, { tokens: [{ token: leaked }] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((r.body['results'] as Record<string, unknown>[])[0]!['outcome'], 'revoke_task');
+    assert.equal((await introspect(h, leaked))['active'], false);
+    assert.equal((await introspect(h, sibling))['active'], false, 'the whole task');
+    assert.equal((await introspect(h, outside))['active'], true, 'not the workload');
+  });
+
+  it('a token without a task: the token alone (outcome revoke_token)', async () => {
+    const leaked = await token(h);
+    const other = await token(h);
+    const r = await reportAsAdmin(h, { tokens: [{ token: leaked }] });
+    assert.equal((r.body['results'] as Record<string, unknown>[])[0]!['outcome'], 'revoke_token');
+    assert.equal((await introspect(h, leaked))['active'], false);
+    assert.equal((await introspect(h, other))['active'], true);
+  });
+});
+
 describe('a scanner workload reports leaks (POST /v1/leaks)', () => {
   let h: Harness;
   before(async () => {
