@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import type { Command } from 'commander';
 import { parse } from 'yaml';
 import { createProgram } from '../src/cli/program.js';
+import { hasOpenssl, makeCa, makeLeaf } from './helpers/certificates.js';
 import { lineMatching, WRIT_MAIN } from './helpers/cli.js';
 import { freePort } from './helpers/harness.js';
 import { REPO, WRIT_ENV_NAMES } from './helpers/packed.js';
@@ -183,9 +184,9 @@ describe('Dockerfile', () => {
       assert.match(healthcheck, /--timeout=3s/);
     });
 
-    const probe = async (port: number): Promise<{ code: number | null; err: string }> => {
+    const probe = async (port: number, tlsCertFile = ''): Promise<{ code: number | null; err: string }> => {
       const child = spawn(process.execPath, [script], {
-        env: { ...process.env, WRIT_PORT: String(port), WRIT_TLS_CERT_FILE: '' },
+        env: { ...process.env, WRIT_PORT: String(port), WRIT_TLS_CERT_FILE: tlsCertFile },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let err = '';
@@ -216,6 +217,46 @@ describe('Dockerfile', () => {
       const down = await probe(port);
       assert.equal(down.code, 1);
       assert.match(down.err, /\/readyz: connect ECONNREFUSED/);
+    });
+
+    it('asks over HTTPS when the server has a certificate (one that names its host, not 127.0.0.1)', {
+      skip: hasOpenssl() ? false : 'openssl is not installed',
+    }, async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'writ-healthcheck-tls-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const ca = makeCa(dir, 'ca');
+      const cert = makeLeaf(dir, 'writ', ca, {
+        subject: '/CN=writ.example.internal',
+        san: 'DNS:writ.example.internal',
+        eku: 'serverAuth',
+      });
+      const port = await freePort();
+      const server = spawn(
+        process.execPath,
+        [WRIT_MAIN, '--data-dir', join(dir, 'data'), 'serve', '--port', String(port)],
+        {
+          env: {
+            ...process.env,
+            WRIT_STORE: '',
+            WRIT_LOG_LEVEL: 'info',
+            WRIT_TLS_CERT_FILE: cert.certFile,
+            WRIT_TLS_KEY_FILE: cert.keyFile,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      t.after(async () => {
+        if (server.exitCode === null && server.signalCode === null) {
+          server.kill('SIGTERM');
+          await once(server, 'exit');
+        }
+      });
+      await lineMatching(server, { text: '' }, /writ is serving/);
+      const https = await probe(port, cert.certFile);
+      assert.equal(https.code, 0, https.err);
+      // Plain HTTP to a TLS port gets no answer the check takes for health.
+      const plain = await probe(port);
+      assert.equal(plain.code, 1);
     });
 
     it('is unhealthy when /readyz answers 503 (store unreachable), and says so', async (t) => {
