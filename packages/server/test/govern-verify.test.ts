@@ -514,3 +514,42 @@ describe('writ govern verify: exceptions', () => {
     );
   });
 });
+
+describe('writ govern verify: the newest events cut together with their checkpoints', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ settings: { 'detection.enabled': false }, extraDocs: VERIFIER_DOCS });
+  });
+  after(() => h.close());
+
+  it('names the deleted tail, which a walk of what is left cannot see, and signs no checkpoint over it', async () => {
+    for (let i = 0; i < 3; i++) await issue(h);
+    // A session opened before the cut: a new one could not be (its audit event is refused on a cut log).
+    const session = await h.adminSession();
+    await h.writ.ctx.audit.checkpoint();
+    const head = (await h.store.auditHead())!.seq;
+    await h.attackerSql(
+      `DELETE FROM audit_events WHERE seq > ${head - 2}; DELETE FROM audit_checkpoints WHERE seq > ${head - 2}`,
+    );
+    const path = '/admin/v1/govern/verify';
+    const res = await h.writ.app.inject({
+      method: 'POST',
+      url: path,
+      headers: { ...session.headers('POST', path), 'content-type': 'application/json' },
+      payload: JSON.stringify({ since_seconds: DAY_S }),
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const answer = JSON.parse(res.body) as GovernVerifyAnswer;
+    const p = answer.report;
+    assert.equal(p.result, 'violated');
+    const [cut, ...more] = findingsOf(p, 'audit_chain');
+    assert.deepEqual(more, []);
+    assert.deepEqual(cut!.audit_seq, [head - 1, head]);
+    assert.match(cut!.message, new RegExp(`event ${head - 1}\\.\\.${head} missing at the end of the log`));
+    assert.equal(p.checkpoint.signed, false, 'no checkpoint is signed over a cut log');
+    assert.equal(p.checkpoint.seq, head - 2);
+    // Still signed, as evidence of what was found; not audited, since the log refuses appends.
+    await expectSignedEvidence(h, answer);
+    assert.deepEqual(await h.store.queryAudit({ type: 'governance.verified', limit: 1 }), []);
+  });
+});

@@ -99,6 +99,12 @@ export interface ProofOptions {
   head: AuditHead | undefined;
   /** Whether `head` is a checkpoint the server just signed. */
   signed: boolean;
+  /**
+   * Why the audit log already refuses appends, if it does (`AuditLog.broken`): the store lost events this
+   * node wrote or verified, which a walk of what is left cannot see when the tail was cut with its
+   * checkpoints.
+   */
+  knownBreak?: string | undefined;
   /** Milliseconds after a revocation within which verifiers may still accept the token. */
   propagationMs: number;
   /** Milliseconds of clock leeway verifiers allow on `exp`. */
@@ -387,6 +393,17 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
     });
   else if (o.head && walked.head?.hash !== o.head.hash && breaks.length === 0)
     breaks.push({ seq: o.head.seq, reason: 'the head event changed during the proof' });
+  if (o.knownBreak !== undefined) {
+    const cut = /events (\d+)\.\.(\d+) deleted/.exec(o.knownBreak);
+    breaks.push(
+      cut
+        ? {
+            seq: Number(cut[1]),
+            reason: `event ${cut[1]}${cut[1] === cut[2] ? '' : `..${cut[2]}`} missing at the end of the log (${o.knownBreak})`,
+          }
+        : { seq: reached + 1, reason: o.knownBreak },
+    );
+  }
   const signedBad = breaks.length === 0 ? await checkSignedPoints(store, checkpoints, hashes) : undefined;
   if (signedBad) breaks.push(signedBad);
   for (const b of breaks)
@@ -603,13 +620,13 @@ function candidateValues(t: {
 
 /** The events a break names: the missing range where events were deleted, else the bad event. */
 function missingRange(b: Bad): number[] {
-  const m = /^event (\d+)(?:\.\.(\d+))? missing before event (\d+)$/.exec(b.reason);
+  const m = /^event (\d+)(?:\.\.(\d+))? missing (?:before event (\d+)$|at the end)/.exec(b.reason);
   if (!m) return [b.seq];
   const from = Number(m[1]);
   const to = m[2] === undefined ? from : Number(m[2]);
   const out: number[] = [];
   for (let s = from; s <= to && out.length < 100; s++) out.push(s);
-  return [...out, Number(m[3])];
+  return m[3] === undefined ? out : [...out, Number(m[3])];
 }
 
 function usageEvidence(u: UsageAggregate): UsageEvidence {

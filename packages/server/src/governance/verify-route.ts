@@ -63,6 +63,7 @@ export async function governVerify(
     until,
     head,
     signed,
+    knownBreak: ctx.audit.broken(),
     propagationMs: b.propagation_bound_seconds * 1000,
     expiryLeewayMs: b.expiry_leeway_seconds * 1000,
     maxLifetime: ctx.settings.tokens.maxLifetime,
