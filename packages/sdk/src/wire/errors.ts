@@ -303,6 +303,14 @@ export const REFUSAL_REASONS = {
   partner_replay: 'the same partner report body was already taken within `leaks.replay_window`',
   period_too_large:
     'the period given to `writ govern verify` holds more accepted uses than one proof reads: verify a shorter period',
+  // Vendor keys (docs/vendor-proxy.md)
+  vendor_key_secret:
+    'a vendor key must be 8 to 4096 visible ASCII characters (no spaces or control characters), sent in the body, never on a command line',
+  vendor_key_exists: 'a vendor key of that name exists: rotate it (`writ vendor-keys rotate NAME`) instead',
+  vendor_key_not_granted:
+    'the calling workload is not one of the proxies the vendor key lists (`writ vendor-keys add|rotate --proxy ID`)',
+  vendor_key_lease_key:
+    "a lease must carry `jwk`, the proxy's ephemeral public key (EC P-256) the key is encrypted to",
   store_unavailable: 'the store cannot be reached or refused the write: nothing was done',
   audit_unavailable: 'the audit log cannot be written, so nothing is answered but this refusal',
   internal_error: 'an unexpected error (the service log has it)',

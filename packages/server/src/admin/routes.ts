@@ -20,6 +20,7 @@ import { info } from '../request/info.js';
 import { revoke } from '../revocation/revoke.js';
 import { taskView } from '../tasks/routes.js';
 import { closeTask, openTask } from '../tasks/tasks.js';
+import { registerVendorKeyAdminRoutes } from '../vendor/routes.js';
 import { handleAdminToken } from './admin-auth.js';
 import { applyConfig, setWorkloadState } from './operations.js';
 
@@ -292,6 +293,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       registerLeakAdminRoutes(admin, ctx, op);
       registerDetectionAdminRoutes(admin, ctx, op, body);
       registerGovernVerifyRoute(admin, ctx, op, body);
+      registerVendorKeyAdminRoutes(admin, ctx, op, body);
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();
         return verifyAuditChain(ctx.store);

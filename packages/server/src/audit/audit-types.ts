@@ -16,6 +16,7 @@ export type RefusalEndpoint =
   | 'access'
   | 'ssf'
   | 'leaks'
+  | 'vendor_keys'
   | 'admin'
   | 'admin_token'
   | 'http';
@@ -41,6 +42,11 @@ export type AuditEventType =
   | 'detection.finding_updated'
   // A leak report taken: how many tokens, how many were Writ's, how many it revoked (docs/leaks.md)
   | 'leak.reported'
+  // Vendor keys: added, rotated, retired by an operator; leased by a proxy (never the key itself)
+  | 'vendor_key.added'
+  | 'vendor_key.rotated'
+  | 'vendor_key.retired'
+  | 'vendor_key.leased'
   // Operators and configuration
   | 'admin.session'
   | 'config.applied'

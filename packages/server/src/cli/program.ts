@@ -17,11 +17,13 @@ import { registerKeygen } from './commands/keygen.js';
 import { registerKeys } from './commands/keys.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPolicy } from './commands/policy.js';
+import { registerProxy } from './commands/proxy.js';
 import { registerRevoke } from './commands/revoke.js';
 import { registerScan } from './commands/scan.js';
 import { registerServe } from './commands/serve.js';
 import { registerTasks } from './commands/tasks.js';
 import { registerToken } from './commands/token.js';
+import { registerVendorKeys } from './commands/vendor-keys.js';
 import { registerWorkloads } from './commands/workloads.js';
 
 /**
@@ -60,6 +62,8 @@ export function createProgram(): Command {
     registerApply,
     registerWorkloads,
     registerDetections,
+    registerVendorKeys,
+    registerProxy,
     registerClasses,
     registerKeys,
     registerRevoke,

@@ -20,6 +20,7 @@ import { info } from '../request/info.js';
 import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
+import { registerVendorKeyRoutes } from '../vendor/routes.js';
 import { registerProbeRoutes } from './probes.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -168,6 +169,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerUsageRoutes(app, ctx);
   registerSsfRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
+  registerVendorKeyRoutes(app, ctx);
   return app;
 }
 

@@ -6,6 +6,7 @@ import type { Workload, WorkloadRecord, WorkloadState } from '../registry/worklo
 import type { NewRevocation } from '../revocation/new-revocation.js';
 import type { Task } from '../tasks/task.js';
 import type { IssuedToken } from '../tokens/issued-token.js';
+import type { VendorKeyRecord } from '../vendor/vendor-key.js';
 
 /**
  * Rows to domain records, shared by every SQL adapter: the tables have the same columns everywhere,
@@ -115,6 +116,33 @@ export function toKeyRecord(r: Row): KeyRecord {
     notAfter: (r['not_after'] as number | null) ?? null,
   };
 }
+
+export function toVendorKeyRecord(r: Row): VendorKeyRecord {
+  return {
+    name: r['name'] as string,
+    version: Number(r['version']),
+    sealed: r['sealed'] as Buffer,
+    fingerprint: r['fingerprint'] as string,
+    proxies: JSON.parse(r['proxies'] as string) as string[],
+    createdAt: Number(r['created_at']),
+    createdBy: r['created_by'] as string,
+    replacedAt: r['replaced_at'] === null ? null : Number(r['replaced_at']),
+    overlapUntil: r['overlap_until'] === null ? null : Number(r['overlap_until']),
+  };
+}
+
+/** The row of a vendor key version, in column order. */
+export const vendorKeyValues = (k: VendorKeyRecord) => [
+  k.name,
+  k.version,
+  k.sealed,
+  k.fingerprint,
+  JSON.stringify(k.proxies),
+  k.createdAt,
+  k.createdBy,
+  k.replacedAt,
+  k.overlapUntil,
+];
 
 export function toAuditEvent(r: Row): AuditEvent {
   const e: AuditEvent = {

@@ -26,6 +26,7 @@ import type { QueuedSet, SsfStream } from '../ssf/stream-record.js';
 import type { Task } from '../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
+import type { VendorKeyRecord } from '../vendor/vendor-key.js';
 import type { StoredPerson } from './people-rows.js';
 
 /** The Store port: everything Writ keeps. Adapters: SQLite (embedded default); PostgreSQL (cluster). */
@@ -170,6 +171,13 @@ export interface Store {
 
   listKeys(): Promise<KeyRecord[]>;
   putKey(k: KeyRecord): Promise<void>;
+
+  /** Every version of vendor key `name` (every vendor key without it), oldest first. */
+  listVendorKeys(name?: string): Promise<VendorKeyRecord[]>;
+  /** Inserts a version, or updates `replacedAt`, `overlapUntil` and `proxies` of one that exists. */
+  putVendorKey(k: VendorKeyRecord): Promise<void>;
+  /** Deletes versions of `name` (every version without `version`); returns how many went. */
+  deleteVendorKeys(name: string, version?: number): Promise<number>;
 
   /**
    * Appends to the hash chain; the adapter links the event to the current head atomically. With `held`

@@ -268,6 +268,8 @@ export async function startVerifierWorld(
     verifier?: Partial<Omit<VerifierOptions, 'issuer' | 'client' | 'fetch'>>;
     /** Server settings beyond the defaults (by reference path). */
     settings?: Record<string, unknown>;
+    /** The server's logger (default: silent). */
+    logger?: import('pino').Logger;
   } = {},
 ): Promise<VerifierWorld> {
   const clock = fakeClock(Date.now());
@@ -277,6 +279,7 @@ export async function startVerifierWorld(
   const h = await startHarness({
     clock,
     listen: true,
+    ...(o.logger ? { logger: o.logger } : {}),
     settings: { 'listen.port': port, 'events.heartbeat': 1, ...o.settings },
     extraDocs: [
       // The verifier's own class: tokens for the event stream, DPoP-bound (the default binding).

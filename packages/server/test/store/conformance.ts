@@ -21,6 +21,7 @@ import { governanceConformanceCases } from './conformance-governance.js';
 import { peopleConformanceCases } from './conformance-people.js';
 import { rateLimitConformanceCases } from './conformance-rate-limit.js';
 import { signalConformanceCases } from './conformance-signals.js';
+import { vendorKeyConformanceCases } from './conformance-vendor-keys.js';
 
 /** A store under test, on a database of its own. */
 export interface StoreUnderTest {
@@ -412,6 +413,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
     });
 
     rateLimitConformanceCases(withStore);
+    vendorKeyConformanceCases(withStore);
 
     describe('tokens', () => {
       it('records and reads tokens; lists a task’s tokens oldest first', () =>

@@ -321,6 +321,24 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE UNIQUE INDEX scim_resources_live_name ON scim_resources (type, name) WHERE NOT deleted;
     `,
   },
+  {
+    version: 14,
+    name: 'vendor keys: static vendor API keys sealed under the KEK, one row per version',
+    sql: `
+    CREATE TABLE vendor_keys (
+      name TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      sealed BYTEA NOT NULL,
+      fingerprint TEXT NOT NULL,
+      proxies TEXT NOT NULL,
+      created_at BIGINT NOT NULL,
+      created_by TEXT NOT NULL,
+      replaced_at BIGINT,
+      overlap_until BIGINT,
+      PRIMARY KEY (name, version)
+    );
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

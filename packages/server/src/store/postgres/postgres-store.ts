@@ -29,6 +29,7 @@ import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
+import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
 import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
@@ -42,7 +43,9 @@ import {
   toStreamEvent,
   toTask,
   toToken,
+  toVendorKeyRecord,
   toWorkload,
+  vendorKeyValues,
 } from '../rows.js';
 import type { Store, StoreCluster } from '../store.js';
 import { PostgresDetectionOps } from './detection-ops.js';
@@ -301,6 +304,14 @@ function statements(s: string, channel: string, time: SharedTime) {
     listRevocations: `SELECT * FROM ${s}.revocations WHERE seq > $1 AND expires_at > ${time.earlier('$2')} ORDER BY seq LIMIT $3`,
     lastRevocationSeq: `SELECT MAX(seq) AS seq FROM ${s}.revocations`,
     listKeys: `SELECT * FROM ${s}.signing_keys ORDER BY created_at`,
+    listVendorKeys: `SELECT * FROM ${s}.vendor_keys ORDER BY name, version`,
+    listVendorKeysOf: `SELECT * FROM ${s}.vendor_keys WHERE name = $1 ORDER BY version`,
+    putVendorKey: `INSERT INTO ${s}.vendor_keys (name, version, sealed, fingerprint, proxies, created_at, created_by, replaced_at, overlap_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (name, version) DO UPDATE SET proxies = excluded.proxies,
+           replaced_at = excluded.replaced_at, overlap_until = excluded.overlap_until`,
+    deleteVendorKeys: `DELETE FROM ${s}.vendor_keys WHERE name = $1`,
+    deleteVendorKey: `DELETE FROM ${s}.vendor_keys WHERE name = $1 AND version = $2`,
     putKey: `INSERT INTO ${s}.signing_keys (kid, alg, public_jwk, sealed_private_key, state, created_at, activated_at, retired_at, not_after)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
       ON CONFLICT (kid) DO UPDATE SET state = excluded.state, activated_at = excluded.activated_at,
@@ -677,6 +688,21 @@ class PostgresStore implements Store {
 
   async listKeys(): Promise<KeyRecord[]> {
     return (await this.#rows(this.#sql.listKeys)).map(toKeyRecord);
+  }
+  async listVendorKeys(name?: string): Promise<VendorKeyRecord[]> {
+    const rows =
+      name === undefined
+        ? await this.#rows(this.#sql.listVendorKeys)
+        : await this.#rows(this.#sql.listVendorKeysOf, [name]);
+    return rows.map(toVendorKeyRecord);
+  }
+  async putVendorKey(k: VendorKeyRecord): Promise<void> {
+    await this.#query(this.#sql.putVendorKey, vendorKeyValues(k));
+  }
+  async deleteVendorKeys(name: string, version?: number): Promise<number> {
+    return version === undefined
+      ? await this.#changes(this.#sql.deleteVendorKeys, [name])
+      : await this.#changes(this.#sql.deleteVendorKey, [name, version]);
   }
   async putKey(k: KeyRecord): Promise<void> {
     await this.#query(this.#sql.putKey, [

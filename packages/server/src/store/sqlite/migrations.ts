@@ -272,4 +272,19 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE UNIQUE INDEX scim_resources_live_name ON scim_resources (type, name) WHERE deleted = 0;
   `,
+  // Static vendor API keys sealed under the KEK, one row per version (the vendor-key proxy).
+  `
+  CREATE TABLE vendor_keys (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    fingerprint TEXT NOT NULL,
+    proxies TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    replaced_at INTEGER,
+    overlap_until INTEGER,
+    PRIMARY KEY (name, version)
+  );
+  `,
 ];

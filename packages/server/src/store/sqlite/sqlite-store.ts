@@ -29,6 +29,7 @@ import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
+import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
 import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
@@ -42,7 +43,9 @@ import {
   toStreamEvent,
   toTask,
   toToken,
+  toVendorKeyRecord,
   toWorkload,
+  vendorKeyValues,
 } from '../rows.js';
 import type { Store } from '../store.js';
 import { SqliteDetectionOps } from './detection-ops.js';
@@ -271,6 +274,10 @@ class SqliteStore implements Store {
   lastRevocationSeq = () => this.#run(() => this.#ops.lastRevocationSeq());
   listKeys = () => this.#run(() => this.#ops.listKeys());
   putKey = (k: KeyRecord) => this.#run(() => this.#ops.putKey(k));
+  listVendorKeys = (name?: string) => this.#run(() => this.#ops.listVendorKeys(name));
+  putVendorKey = (k: VendorKeyRecord) => this.#run(() => this.#ops.putVendorKey(k));
+  deleteVendorKeys = (name: string, version?: number) =>
+    this.#run(() => this.#ops.deleteVendorKeys(name, version));
   appendAudit = (e: AuditDraft, held?: AuditHead) => this.#run(() => this.#ops.appendAudit(e, held));
   queryAudit = (q: AuditQuery) => this.#run(() => this.#ops.queryAudit(q));
   scanAudit = (after: number, limit: number) => this.#run(() => this.#ops.scanAudit(after, limit));
@@ -720,6 +727,29 @@ class SqliteOps implements Store {
   async lastRevocationSeq(): Promise<number> {
     const r = this.#db.prepare('SELECT MAX(seq) AS seq FROM revocations').get() as { seq: number | null };
     return r.seq ?? 0;
+  }
+
+  async listVendorKeys(name?: string): Promise<VendorKeyRecord[]> {
+    const rows =
+      name === undefined
+        ? this.#db.prepare('SELECT * FROM vendor_keys ORDER BY name, version').all()
+        : this.#db.prepare('SELECT * FROM vendor_keys WHERE name = ? ORDER BY version').all(name);
+    return rows.map((r) => toVendorKeyRecord(r as Row));
+  }
+  async putVendorKey(k: VendorKeyRecord): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO vendor_keys (name, version, sealed, fingerprint, proxies, created_at, created_by, replaced_at, overlap_until)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name, version) DO UPDATE SET proxies = excluded.proxies,
+           replaced_at = excluded.replaced_at, overlap_until = excluded.overlap_until`,
+      )
+      .run(...vendorKeyValues(k));
+  }
+  async deleteVendorKeys(name: string, version?: number): Promise<number> {
+    return version === undefined
+      ? this.#db.prepare('DELETE FROM vendor_keys WHERE name = ?').run(name).changes
+      : this.#db.prepare('DELETE FROM vendor_keys WHERE name = ? AND version = ?').run(name, version).changes;
   }
 
   async listKeys(): Promise<KeyRecord[]> {
