@@ -21,6 +21,7 @@ import { DpopNonces } from './dpop/nonces.js';
 import { createEventLog } from './events/event-log.js';
 import { EventStreams } from './events/stream.js';
 import { FederationTrust } from './federation/trust.js';
+import { startGovernanceSweeper } from './governance/sweeper.js';
 import { buildApp } from './http/app.js';
 import { type KeyEncryptionKey, kekFromBytes } from './keys/kek.js';
 import { createKeyManager } from './keys/key-manager.js';
@@ -270,6 +271,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       Math.min(settings.audit.refusalWindow * 1000, 10_000),
     ),
     startTaskSweeper(ctx),
+    startGovernanceSweeper(ctx),
     setInterval(measureSkew, SKEW_CHECK_MS),
   ];
   // Certificates get renewed and SPIRE rotates trust bundles: TLS files are re-read when they change.

@@ -80,6 +80,14 @@ export const REFUSAL_REASONS = {
     'the exception that covers the credential (named in the description) has passed its expiry; `writ exceptions renew` extends it',
   exception_retired:
     'the exception that covers the credential (named in the description) was retired by an operator',
+  breakglass_self_approval:
+    'an operator tried to approve their own break-glass request: another operator must (two-person rule)',
+  breakglass_state:
+    'the break-glass request is no longer in the state the action needs (already approved, ended or closed)',
+  breakglass_not_needed:
+    'the workload may already use that class: break-glass is for a class it may not normally use',
+  breakglass_task:
+    "a token under a break-glass grant was asked for in another task: it is issued in the grant's task only",
   replay: 'the client assertion `jti` was already used',
   workload_disabled: 'the workload is disabled',
   workload_quarantined: 'the workload is quarantined',

@@ -41,10 +41,15 @@ export const EventType = {
    * recorded whatever its state, revoked when it was live (docs/leaks.md).
    */
   leakFound: 'leak.found',
-  /** Reserved, not yet produced: a break-glass exception was approved. */
+  /** A break-glass grant was approved (or granted on the emergency path): docs/governance.md. */
   breakglassGranted: 'breakglass.granted',
-  /** Reserved, not yet produced: a break-glass exception ended (expired or revoked). */
+  /** A break-glass grant ended: its time was up (`expired`) or an operator closed it (`revoked`). */
   breakglassEnded: 'breakglass.ended',
+  /**
+   * An exception of the registry (docs/governance.md) was renewed or retired by an operator, or is about
+   * to expire (its owner's alert). Nodes reload their registry.
+   */
+  exceptionChanged: 'exception.changed',
   /** Reserved, not yet produced: `writ govern check` found a rule broken. */
   governanceFinding: 'governance.finding',
 
@@ -125,7 +130,7 @@ export interface LogEventData {
     sub?: string;
     exception?: string;
   };
-  /** Reserved, not yet produced. `expires_at` in milliseconds since the epoch. */
+  /** `expires_at` in milliseconds since the epoch; `approver` `(emergency)` on the emergency path. */
   'breakglass.granted': {
     id: string;
     sub: string;
@@ -134,8 +139,17 @@ export interface LogEventData {
     reason: string;
     expires_at: number;
   };
-  /** Reserved, not yet produced. */
   'breakglass.ended': { id: string; sub: string; cause: 'expired' | 'revoked' };
+  /**
+   * `change`: what happened; `expires_at`: the exception's end after it (ms since the epoch); `owner`:
+   * who answers for it, to be alerted.
+   */
+  'exception.changed': {
+    id: string;
+    change: 'renewed' | 'retired' | 'expiring';
+    expires_at: number;
+    owner: string;
+  };
   /** Reserved, not yet produced. `subject`: what the rule was checked on (a workload, class or exception). */
   'governance.finding': {
     id: string;

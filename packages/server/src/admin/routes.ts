@@ -10,6 +10,7 @@ import { Paths, type WritContext } from '../context.js';
 import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
 import { registerDetectionAdminRoutes } from '../detection/admin-routes.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
+import { registerGovernanceAdminRoutes } from '../governance/admin-routes.js';
 import { registerGovernVerifyRoute } from '../governance/verify-route.js';
 import { registerLeakAdminRoutes } from '../leaks/admin-routes.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
@@ -292,6 +293,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       registerPolicyAdminRoutes(admin, ctx, op, body);
       registerLeakAdminRoutes(admin, ctx, op);
       registerDetectionAdminRoutes(admin, ctx, op, body);
+      registerGovernanceAdminRoutes(admin, ctx, op, body);
       registerGovernVerifyRoute(admin, ctx, op, body);
       registerVendorKeyAdminRoutes(admin, ctx, op, body);
       admin.post('/audit/verify', async () => {

@@ -50,6 +50,10 @@ export type AuditEventType =
   // Operators and configuration
   | 'admin.session'
   | 'config.applied'
+  // The exceptions registry (docs/governance.md): an operator renewed or retired one; its owner was alerted.
+  | `exception.${'renewed' | 'retired' | 'expiring'}`
+  // Break-glass (docs/governance.md): asked, granted (approved or emergency), ended, closed with its review.
+  | `breakglass.${'requested' | 'granted' | 'ended' | 'closed'}`
   // `writ govern verify`: a proof of the period was made and signed (its result and checkpoint).
   | 'governance.verified'
   | 'keys.rotated'

@@ -5,10 +5,12 @@ import { commandContext } from './command-context.js';
 import { registerApi } from './commands/api.js';
 import { registerApply } from './commands/apply.js';
 import { registerAudit } from './commands/audit.js';
+import { registerBreakglass } from './commands/breakglass.js';
 import { registerClasses } from './commands/classes.js';
 import { registerConfig } from './commands/config.js';
 import { registerDetections } from './commands/detections.js';
 import { registerDpop } from './commands/dpop.js';
+import { registerExceptions } from './commands/exceptions.js';
 import { registerExec } from './commands/exec.js';
 import { registerGovernVerify } from './commands/govern.js';
 import { registerGovernCheck } from './commands/govern-check.js';
@@ -77,6 +79,8 @@ export function createProgram(): Command {
     registerDpop,
     registerTasks,
     registerPolicy,
+    registerExceptions,
+    registerBreakglass,
     registerConfig,
     registerApi,
   ])

@@ -12,6 +12,7 @@ const PARTS: readonly Part[] = ['keys', 'registry', 'people', 'policy', 'detecti
 const RELOADS: Readonly<Partial<Record<LogEventType, readonly Part[]>>> = {
   [EventType.keysRotated]: ['keys'],
   [EventType.workloadState]: ['registry'],
+  [EventType.exceptionChanged]: ['registry'],
   // The detection rules and networks are part of the config.
   [EventType.configApplied]: ['registry', 'detection'],
   [EventType.policyChanged]: ['policy'],

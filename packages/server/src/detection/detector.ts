@@ -141,9 +141,14 @@ export class Detector {
     this.engine.loadBaselines(baselines.map((b) => baselineFromJson(b.workload, b.data, now)));
     for (const r of risks) this.risk.apply(r);
     this.#control = control;
+    // Break-glass grants active now, then as they are granted and end (docs/governance.md).
+    for (const g of await this.#ctx.store.listBreakGlass({ state: 'active', limit: 1000 }))
+      if (g.endsAt !== undefined) this.engine.heighten(g.workload, g.endsAt);
     this.#unsubscribe = this.#ctx.events.subscribe(fromSeq, (e) => {
       if (e.type === EventType.detectionRaised)
         this.risk.apply({ workload: e.data.sub, score: e.data.risk, at: e.data.risk_at ?? e.ts });
+      else if (e.type === EventType.breakglassGranted) this.engine.heighten(e.data.sub, e.data.expires_at);
+      else if (e.type === EventType.breakglassEnded) this.engine.calm(e.data.sub);
     });
     this.#flushTimer = setInterval(() => {
       this.flushBaselines().catch((err: unknown) =>

@@ -58,6 +58,8 @@ export class DetectionEngine {
   readonly #tokens = new Map<string, Map<string, number>>();
   readonly #refusals = new Map<string, { count: number; since: number }>();
   readonly #quietUntil = new Map<string, number>();
+  /** Workloads under break-glass, until when (ms): watched at the highest sensitivity meanwhile. */
+  readonly #heightened = new Map<string, number>();
   /** Signals evaluated and rules run, for the benchmark and metrics. */
   readonly stats = { signals: 0, evaluations: 0, detections: 0 };
 
@@ -65,6 +67,25 @@ export class DetectionEngine {
     this.#s = settings;
     this.#facts = facts;
     this.setRules(rules);
+  }
+
+  /**
+   * Watches `workload` at the highest sensitivity until `until` (ms): every match of a rule is a
+   * detection (no cooldown holds one back), and a rule that reads a baseline still learning acts
+   * rather than only observes. A break-glass grant does this for its workload while it is active.
+   */
+  heighten(workload: string, until: number): void {
+    this.#heightened.set(workload, Math.max(until, this.#heightened.get(workload) ?? 0));
+  }
+
+  /** Ends `heighten` for `workload` (its break-glass ended). */
+  calm(workload: string): void {
+    this.#heightened.delete(workload);
+  }
+
+  /** Whether `workload` is watched at the highest sensitivity at `time`. */
+  heightened(workload: string, time: number): boolean {
+    return (this.#heightened.get(workload) ?? 0) > time;
   }
 
   /** Replaces the rule set (a config apply); cooldowns of rules that stay are kept. */
@@ -137,6 +158,7 @@ export class DetectionEngine {
           environment: workload === '' ? '' : this.#facts.environment(workload),
         },
       };
+      const heightened = workload !== '' && this.heightened(workload, s.time);
       for (const rule of rules) {
         if (rule.readsBaseline) {
           if (!b) continue;
@@ -148,7 +170,7 @@ export class DetectionEngine {
         const subject = workload === '' ? `claimed:${(facts?.['id'] as string) ?? ''}` : workload;
         const key = `${rule.id}\n${subject}`;
         const quiet = this.#quietUntil.get(key);
-        if (quiet !== undefined && quiet > s.time) continue;
+        if (quiet !== undefined && quiet > s.time && !heightened) continue;
         if (this.#quietUntil.size >= COOLDOWN_LIMIT) this.#forgetQuiet(s.time);
         this.#quietUntil.set(key, s.time + rule.cooldownMs);
         const read: Record<string, unknown> = {};
@@ -163,7 +185,7 @@ export class DetectionEngine {
           jti: 'jti' in s.data && s.data.jti !== '' ? s.data.jti : null,
           tid: 'tid' in s.data && s.data.tid !== '' ? s.data.tid : null,
           read,
-          learning: rule.readsBaseline && features?.learning === true,
+          learning: rule.readsBaseline && features?.learning === true && !heightened,
         });
       }
     }

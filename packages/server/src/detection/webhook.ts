@@ -60,6 +60,12 @@ export function findingClaims(
   };
 }
 
+/** One message waiting: its id (the JWS `jti`, and what logs name) and its claims at delivery time. */
+interface Delivery {
+  id: string;
+  claims(o: { issuer: string; audience: string; now: number }): Record<string, unknown>;
+}
+
 /**
  * The optional findings webhook (`detection.webhook_url`): each finding POSTed as a compact JWS signed
  * by the server's key (`application/jose`), for chat or paging relays. Off the detection path: `send`
@@ -72,7 +78,7 @@ export function findingClaims(
 export class FindingWebhook {
   readonly #ctx: Pick<WritContext, 'settings' | 'resolveHost' | 'keys' | 'clock' | 'logger' | 'metrics'>;
   readonly #url: URL;
-  readonly #queue: Finding[] = [];
+  readonly #queue: Delivery[] = [];
   #sending: Promise<void> | undefined;
   #closed = false;
 
@@ -86,16 +92,31 @@ export class FindingWebhook {
 
   /** Queues `f` for delivery; never waits and never throws. */
   send(f: Finding): void {
+    this.#enqueue({ id: f.id, claims: (o) => findingClaims(f, o) });
+  }
+
+  /**
+   * Queues a governance alert (an exception about to expire, say) for the same relay, signed the same
+   * way: `jti` is `id`, and `body` sits beside `iss`, `aud` and `iat`. Never waits and never throws.
+   */
+  sendAlert(id: string, body: Record<string, unknown>): void {
+    this.#enqueue({
+      id,
+      claims: (o) => ({ iss: o.issuer, aud: o.audience, iat: seconds(o.now), jti: id, ...body }),
+    });
+  }
+
+  #enqueue(d: Delivery): void {
     if (this.#closed) return;
     if (this.#queue.length >= QUEUE_LIMIT) {
       const dropped = this.#queue.shift()!;
       this.#count('dropped');
       this.#ctx.logger.warn(
-        { finding: dropped.id, rule: dropped.rule, queued: QUEUE_LIMIT },
+        { finding: dropped.id, queued: QUEUE_LIMIT },
         'detection webhook: queue full, oldest finding not sent',
       );
     }
-    this.#queue.push(f);
+    this.#queue.push(d);
     this.#sending ??= this.#drain().finally(() => {
       this.#sending = undefined;
     });
@@ -127,7 +148,7 @@ export class FindingWebhook {
     }
   }
 
-  async #deliver(f: Finding): Promise<void> {
+  async #deliver(f: Delivery): Promise<void> {
     const ctx = this.#ctx;
     const origin = this.#url.origin;
     let outcome: PushOutcome;
@@ -135,7 +156,7 @@ export class FindingWebhook {
       const target = await checkTargetAddresses(ctx, this.#url, NAMES);
       const { jws } = ctx.keys.signJwt(
         FINDING_JWT_TYP,
-        findingClaims(f, { issuer: ctx.settings.issuer, audience: origin, now: ctx.clock.now() }),
+        f.claims({ issuer: ctx.settings.issuer, audience: origin, now: ctx.clock.now() }),
       );
       outcome = await postToTarget(target, jws, {
         contentType: FINDING_MEDIA_TYPE,

@@ -30,6 +30,8 @@ export interface IssueRequest {
   legacyException?: string | undefined;
   /** The id of the exception (docs/governance.md) that let this issuance through, audited with it. */
   exception?: string | undefined;
+  /** The break-glass grant (docs/governance.md) this token is issued under, audited with it. */
+  breakglass?: string | undefined;
   tid?: string | undefined;
   /** The holder's verified DPoP proof; its `jti` is consumed with the issuance. */
   dpop?: DpopBinding | undefined;
@@ -145,6 +147,7 @@ export async function issueAccessToken(
           policy,
           ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
           ...(r.exception ? { exception: r.exception } : {}),
+          ...(r.breakglass ? { breakglass: r.breakglass } : {}),
         },
       },
       tx,

@@ -91,6 +91,58 @@ export function securityEvents(e: LoggedEvent, issuer: string): SecurityEvent[] 
           },
         },
       ];
+    case EventType.breakglassGranted:
+      // The workload's tokens may now carry a class they normally cannot: a change of what its tokens claim.
+      return [
+        {
+          type: SecurityEventType.tokenClaimsChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: e.data.sub },
+          body: {
+            event_timestamp: at,
+            initiating_entity: 'admin',
+            reason_admin: { en: `break-glass: ${e.data.reason}` },
+            claims: { cls: e.data.cls },
+            'urn:writ:breakglass': {
+              id: e.data.id,
+              state: 'active',
+              approver: e.data.approver,
+              expires_at: e.data.expires_at,
+            },
+          },
+        },
+      ];
+    case EventType.breakglassEnded:
+      // Its tokens are revoked as the grant's task closes: that arrives as its own `session-revoked`.
+      return [
+        {
+          type: SecurityEventType.tokenClaimsChange,
+          subId: { format: 'iss_sub', iss: issuer, sub: e.data.sub },
+          body: {
+            event_timestamp: at,
+            initiating_entity: e.data.cause === 'expired' ? 'system' : 'admin',
+            claims: {},
+            'urn:writ:breakglass': { id: e.data.id, state: 'ended', cause: e.data.cause },
+          },
+        },
+      ];
+    case EventType.exceptionChanged: {
+      // An owner's expiry alert changes nothing: it is for the owner (webhook, event log), not receivers.
+      if (e.data.change === 'expiring') return [];
+      return [
+        {
+          type: SecurityEventType.credentialChange,
+          subId: { format: 'opaque', id: `exception:${e.data.id}` },
+          body: {
+            event_timestamp: at,
+            initiating_entity: 'admin',
+            credential_type: 'writ-exception',
+            change_type: e.data.change === 'retired' ? 'revoke' : 'update',
+            friendly_name: `exception ${e.data.id}`,
+            'urn:writ:exception': { id: e.data.id, change: e.data.change, expires_at: e.data.expires_at },
+          },
+        },
+      ];
+    }
     case EventType.leakFound: {
       const l = e.data;
       if (!l.revoked || l.sub === undefined) return [];
