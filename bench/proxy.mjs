@@ -1,0 +1,308 @@
+// The vendor-key proxy against a bare pass-through proxy on the same HTTP client (undici), for issue 15:
+// proxied requests/s ÷ bare requests/s (target ≥ 0.7), and the latency the proxy adds at half of its
+// peak (target: p50 ≤ 1 ms more than the bare proxy at the same offered rate).
+//
+// Core 0: the proxy under test, alone — `writ proxy` (the real CLI: SDK verifier following the event
+// stream, DPoP proof check, route check, key leased from the server, injection, echo redaction, usage
+// reports) or the bare proxy (forwards with the key, checks nothing). Core 1: the Writ server, the fake
+// vendor and this driver. Each request carries a DPoP-bound token and a fresh proof (made before the timed
+// phase, so the driver's signing does not count), to both proxies alike.
+//
+// Shapes, per run: many clients (16 connections, closed loop), one busy client (1 connection, closed
+// loop), and an open loop at half of the Writ proxy's peak (latency from each request's scheduled time).
+// Medians of --runs runs.
+//
+//   npm run build && npm --prefix bench install && node bench/proxy.mjs
+//   node bench/proxy.mjs --runs 5 --seconds 10
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { benchClients, median, quantile } from './lib/common.mjs';
+import {
+  cleanupOnExit,
+  pinned,
+  pinSelf,
+  processCpuSeconds,
+  requirePinning,
+  stopChild,
+  tempDir,
+} from './lib/processes.mjs';
+import { fmt, loadAverage, machine, printTable, runMain, writeResults } from './lib/report.mjs';
+import { adminSession, ROOT, startWritServer, WRIT_CLI, workloadDoc } from './lib/writ-server.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '6' },
+    connections: { type: 'string', default: '16' },
+  },
+});
+const RUNS = Number(args.runs);
+const SECONDS = Number(args.seconds);
+const CONNECTIONS = Number(args.connections);
+const VENDOR_AUD = 'https://vendor.bench.writ/payments';
+const KEY = `sk_bench_${randomBytes(12).toString('hex')}`;
+const PATH = '/v1/charges/ch_1';
+
+cleanupOnExit('proxy');
+requirePinning();
+pinSelf('1');
+
+const sdk = (p) => import(pathToFileURL(join(ROOT, 'packages/sdk/dist/src', p)).href);
+const { WorkloadClient } = await sdk('client/index.js');
+const { createDpopProof } = await sdk('dpop/index.js');
+
+/** Starts `node bench/lib/proxy-parts.mjs <role>` on `core`; resolves with its port. */
+async function part(role, core, config) {
+  const child = pinned(core, [join(ROOT, 'bench/lib/proxy-parts.mjs'), role], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  child.stdin.end(JSON.stringify(config));
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (d) => resolve(JSON.parse(d.toString()).port));
+    child.once('exit', (c) => reject(new Error(`${role} exited ${c}`)));
+  });
+  return { child, origin: `http://127.0.0.1:${port}` };
+}
+
+/** `writ proxy` on `core` for the route `payments`; resolves once it answers /healthz. */
+async function writProxy(core, { issuer, configDir, client, keyFile }) {
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = pinned(
+    core,
+    [
+      WRIT_CLI,
+      '--server',
+      issuer,
+      'proxy',
+      '--config',
+      configDir,
+      '--client-id',
+      client.clientId,
+      '--key',
+      keyFile,
+      '--port',
+      String(port),
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } },
+  );
+  const origin = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${origin}/healthz`)).ok) return { child, origin };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('writ proxy did not become ready');
+}
+
+/** Proofs for `n` GETs of `url` with `token`, made now (fresh for the phase that follows). */
+function proofs(caller, token, url, n) {
+  const now = Math.floor(Date.now() / 1000);
+  return Array.from({ length: n }, () =>
+    createDpopProof(caller.dpopKey, { method: 'GET', url, accessToken: token, nowSeconds: now }),
+  );
+}
+
+/** Closed loop over `connections` for `seconds`: requests/s, and the proxy process's CPU share. */
+async function closedLoop(origin, pid, token, caller, connections, seconds, expectedRate) {
+  const url = `${origin}/vendors/payments${PATH}`;
+  const list = proofs(caller, token, url, Math.ceil(expectedRate * seconds * 1.5) + 1000);
+  const pool = new Pool(origin, { connections, pipelining: 1 });
+  let next = 0;
+  let done = 0;
+  let failed = 0;
+  const cpu0 = processCpuSeconds(pid);
+  const t0 = performance.now();
+  const until = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < until && next < list.length) {
+        const proof = list[next++];
+        const res = await pool.request({
+          path: `/vendors/payments${PATH}`,
+          method: 'GET',
+          headers: { authorization: `DPoP ${token}`, dpop: proof },
+        });
+        await res.body.text();
+        if (res.statusCode === 200) done++;
+        else failed++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu = (processCpuSeconds(pid) - cpu0) / elapsed;
+  await pool.close();
+  if (next >= list.length) throw new Error('ran out of proofs: raise the estimate');
+  if (failed > 0) throw new Error(`${failed} requests failed`);
+  return { rate: done / elapsed, cpu };
+}
+
+/** Open loop at `rate` for `seconds`: latency quantiles (ms) from each request's scheduled time. */
+async function openLoop(origin, token, caller, rate, seconds) {
+  const url = `${origin}/vendors/payments${PATH}`;
+  const n = Math.floor(rate * seconds);
+  const list = proofs(caller, token, url, n);
+  const pool = new Pool(origin, { connections: 64, pipelining: 1 });
+  const lat = [];
+  let failed = 0;
+  const t0 = performance.now();
+  const pending = [];
+  for (let i = 0; i < n; i++) {
+    const at = t0 + (i * 1000) / rate;
+    const wait = at - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    pending.push(
+      pool
+        .request({
+          path: `/vendors/payments${PATH}`,
+          method: 'GET',
+          headers: { authorization: `DPoP ${token}`, dpop: list[i] },
+        })
+        .then(async (res) => {
+          await res.body.text();
+          if (res.statusCode !== 200) failed++;
+          lat.push(performance.now() - at);
+        }),
+    );
+  }
+  await Promise.all(pending);
+  await pool.close();
+  if (failed > 0) throw new Error(`${failed} requests failed`);
+  lat.sort((a, b) => a - b);
+  return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
+}
+
+runMain(async () => {
+  const [caller, proxyWorkload] = benchClients(2);
+  const server = await startWritServer({
+    core: '1',
+    classes: (issuer) => [
+      {
+        name: 'vendor-call',
+        audiences: [VENDOR_AUD],
+        scopes: ['payments:charge'],
+        default_scopes: ['payments:charge'],
+        max_ttl: '1h',
+        default_ttl: '1h',
+      },
+      {
+        name: 'vendor-proxy',
+        audiences: [`${issuer}/v1/events`, `${issuer}/v1/usage`, `${issuer}/v1/vendor-keys`],
+        scopes: ['events:read'],
+        default_scopes: ['events:read'],
+        max_ttl: '1h',
+        default_ttl: '1h',
+      },
+    ],
+    workloads: [
+      workloadDoc(caller, ['vendor-call']),
+      workloadDoc(proxyWorkload, ['vendor-proxy'], { serves: [VENDOR_AUD] }),
+    ],
+    // The driver is one client making thousands of requests a second, each reported by the proxy.
+    settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
+  });
+  const vendor = await part('vendor', '1', { key: KEY });
+  const dir = tempDir('writ-bench-proxy-');
+  const configDir = join(dir, 'config');
+  mkdirSync(join(configDir, 'vendors'), { recursive: true });
+  writeFileSync(
+    join(configDir, 'vendors', 'payments.yaml'),
+    `upstream: { origin: "${vendor.origin}" }\nkey: payments\ninject: { header: { name: Authorization, value: "Bearer {key}" } }\naudience: ${VENDOR_AUD}\nscopes: [payments:charge]\nallow: [{ methods: [GET], paths: ["/v1/charges/*"] }]\n`,
+  );
+  const keyFile = join(dir, 'proxy.jwk');
+  writeFileSync(keyFile, JSON.stringify(proxyWorkload.privateJwk), { mode: 0o600 });
+  const secretFile = join(dir, 'vendor.key');
+  writeFileSync(secretFile, KEY, { mode: 0o600 });
+  const admin = adminSession(server.issuer, server.operatorKeyFile);
+  await admin.post('/vendor-keys', { name: 'payments', secret: KEY, proxies: [proxyWorkload.clientId] });
+
+  const client = new WorkloadClient({
+    issuer: server.issuer,
+    clientId: caller.clientId,
+    privateJwk: caller.privateJwk,
+  });
+  const { access_token: token } = await client.requestToken({ audience: VENDOR_AUD });
+
+  const writ = await writProxy('0', { issuer: server.issuer, configDir, client: proxyWorkload, keyFile });
+  const bare = await part('bare', '0', { upstream: vendor.origin, key: KEY });
+  const targets = { writ, bare };
+  // Warm both (JIT, connections, the proxy's lease and verified-token cache).
+  for (const t of Object.values(targets))
+    await closedLoop(t.origin, t.child.pid, token, client, CONNECTIONS, 2, 10_000);
+
+  const runs = [];
+  for (let r = 0; r < RUNS; r++) {
+    const load = loadAverage();
+    const run = { load };
+    for (const [name, t] of Object.entries(targets)) {
+      run[name] = {
+        many: await closedLoop(t.origin, t.child.pid, token, client, CONNECTIONS, SECONDS, 10_000),
+        one: await closedLoop(t.origin, t.child.pid, token, client, 1, SECONDS, 5_000),
+      };
+    }
+    const half = run.writ.many.rate / 2;
+    for (const [name, t] of Object.entries(targets))
+      run[name].half = await openLoop(t.origin, token, client, half, SECONDS);
+    run.halfRate = half;
+    runs.push(run);
+    process.stderr.write(
+      `proxy: run ${r + 1}/${RUNS} (load ${load}): writ ${fmt(run.writ.many.rate)}/s, bare ${fmt(run.bare.many.rate)}/s, ratio ${fmt(run.writ.many.rate / run.bare.many.rate, 2)}; p50 at ${fmt(half)}/s: ${fmt(run.writ.half.p50, 2)} vs ${fmt(run.bare.half.p50, 2)} ms\n`,
+    );
+  }
+  for (const t of Object.values(targets)) await stopChild(t.child);
+  await stopChild(vendor.child);
+  await server.stop();
+
+  const m = (f) => median(runs.map(f));
+  const result = {
+    machine: machine(),
+    runs,
+    median: {
+      many: {
+        writ: m((r) => r.writ.many.rate),
+        bare: m((r) => r.bare.many.rate),
+        ratio: m((r) => r.writ.many.rate / r.bare.many.rate),
+      },
+      one: {
+        writ: m((r) => r.writ.one.rate),
+        bare: m((r) => r.bare.one.rate),
+        ratio: m((r) => r.writ.one.rate / r.bare.one.rate),
+      },
+      cpu: { writ: m((r) => r.writ.many.cpu), bare: m((r) => r.bare.many.cpu) },
+      half: {
+        rate: m((r) => r.halfRate),
+        writP50: m((r) => r.writ.half.p50),
+        bareP50: m((r) => r.bare.half.p50),
+        addedP50: m((r) => r.writ.half.p50 - r.bare.half.p50),
+        writP99: m((r) => r.writ.half.p99),
+        bareP99: m((r) => r.bare.half.p99),
+      },
+    },
+  };
+  const md = result.median;
+  printTable([
+    ['shape', 'writ proxy', 'bare proxy', 'writ ÷ bare', 'target'],
+    [
+      `${CONNECTIONS} connections, req/s`,
+      fmt(md.many.writ),
+      fmt(md.many.bare),
+      fmt(md.many.ratio, 2),
+      '≥ 0.70',
+    ],
+    ['1 connection, req/s', fmt(md.one.writ), fmt(md.one.bare), fmt(md.one.ratio, 2), ''],
+    ['proxy process CPU (cores), 16 conn.', fmt(md.cpu.writ, 2), fmt(md.cpu.bare, 2), '', ''],
+    [
+      `p50 at ${fmt(md.half.rate)}/s (half of peak), ms`,
+      fmt(md.half.writP50, 2),
+      fmt(md.half.bareP50, 2),
+      `+${fmt(md.half.addedP50, 2)} ms`,
+      '≤ +1 ms',
+    ],
+    [`p99 at ${fmt(md.half.rate)}/s, ms`, fmt(md.half.writP99, 2), fmt(md.half.bareP99, 2), '', ''],
+  ]);
+  writeResults('proxy', result);
+});
