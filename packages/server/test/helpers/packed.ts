@@ -10,14 +10,19 @@ import { SETTINGS_REFERENCE } from '../../src/config/settings.js';
 /** The repository root. */
 export const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
 
+/** npm settings of the environment that say where and how to reach the registry: a user's, kept. */
+const NPM_REACH =
+  /^npm_config_(.*registry|cache|userconfig|proxy|https_proxy|noproxy|strict_ssl|cafile|ca)$/i;
+
 /**
  * The environment of a user's shell: no npm_* variables of an `npm test` that may be running this (npm
- * would take the workspace's settings from them), no WRIT_* of the test run; this Node first on PATH.
+ * would take the workspace's prefix and package from them) but those saying how to reach the registry,
+ * no WRIT_* of the test run; this Node first on PATH.
  */
 export function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env))
-    if (!/^npm_/i.test(k) && k !== 'INIT_CWD' && !k.startsWith('WRIT_')) env[k] = v;
+    if ((!/^npm_/i.test(k) || NPM_REACH.test(k)) && k !== 'INIT_CWD' && !k.startsWith('WRIT_')) env[k] = v;
   env['PATH'] = [dirname(process.execPath), env['PATH'] ?? ''].join(delimiter);
   return { ...env, ...extra };
 }
@@ -30,10 +35,18 @@ export function run(cmd: string, args: string[], cwd: string, env = userEnv(), t
 
 /** Why an install from the npm registry cannot be tested here, or false when it can. */
 export function registryUnreachable(): string | false {
-  const ping = run('npm', ['ping'], REPO, userEnv(), 30_000);
-  if (ping.error) return `npm could not be run (${ping.error.message})`;
+  const ping = run('npm', ['ping', '--fetch-retries=0', '--fetch-timeout=15000'], REPO, userEnv(), 30_000);
+  const error = ping.error as NodeJS.ErrnoException | undefined;
+  if (error?.code === 'ETIMEDOUT') return 'the npm registry did not answer `npm ping` within 30 s';
+  if (error) return `npm could not be run (${error.message})`;
   if (ping.code !== 0)
-    return `the npm registry is unreachable (npm ping: ${ping.stderr.trim().split('\n').pop()})`;
+    return `the npm registry is unreachable (npm ping: ${
+      ping.stderr
+        .split('\n')
+        .filter((l) => /error/i.test(l) && !/complete log/i.test(l))
+        .slice(0, 2)
+        .join(' ') || `exit ${ping.code}`
+    })`;
   return false;
 }
 
