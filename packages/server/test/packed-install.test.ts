@@ -66,11 +66,12 @@ function jsFiles(dir: string): string[] {
 // workspace root), would install here and fail for every user; this says which file imports it.
 describe('what @writ/sdk and @writ/server import at run time, their package.json declares', () => {
   for (const pkg of ['sdk', 'server']) {
-    it(`@writ/${pkg}: every bare import a dependency (or a peer), every relative one inside dist/src`, () => {
+    it(`@writ/${pkg}: every bare import a dependency (or a peer), every relative one inside dist/src, every file it reads packed`, () => {
       const root = join(REPO, 'packages', pkg);
       const manifest = readJson<{
         dependencies?: Record<string, string>;
         peerDependencies?: Record<string, string>;
+        files: string[];
       }>(join(root, 'package.json'));
       const declared = new Set([
         ...Object.keys(manifest.dependencies ?? {}),
@@ -79,6 +80,7 @@ describe('what @writ/sdk and @writ/server import at run time, their package.json
       const builtins = new Set(builtinModules);
       const undeclared: string[] = [];
       const outside: string[] = [];
+      const unpacked: string[] = [];
       const files = jsFiles(join(root, 'dist/src'));
       assert.ok(files.length > 10, `${pkg} is built`);
       for (const file of files) {
@@ -96,9 +98,19 @@ describe('what @writ/sdk and @writ/server import at run time, their package.json
           const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!;
           if (!declared.has(name)) undeclared.push(`${relative(root, file)}: ${spec}`);
         }
+        // Files read beside the code (`new URL('…', import.meta.url)`): npm must pack them too.
+        for (const m of text.matchAll(/new URL\(\s*['"]([^'"]+)['"]\s*,\s*import\.meta\.url\s*\)/g)) {
+          const target = relative(root, resolve(dirname(file), m[1]!));
+          const packed =
+            target === 'package.json' ||
+            manifest.files.some((f) => target === f || target.startsWith(`${f}/`));
+          if (!packed || !existsSync(join(root, target)))
+            unpacked.push(`${relative(root, file)}: ${m[1]} (${target})`);
+        }
       }
       assert.deepEqual(undeclared, [], 'imported but not in dependencies');
       assert.deepEqual(outside, [], 'relative imports leaving dist/src (not packed)');
+      assert.deepEqual(unpacked, [], 'files read at run time that npm does not pack');
     });
   }
 });
