@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { detectAmbientIdentity, tlsFetch, WorkloadClient } from '@writ/sdk/client';
 import type { Command } from 'commander';
+import { startVendorForwarder } from '../../vendor/exec-forwarder.js';
 import { CliError, readClientTls, readPrivateKeyFile } from '../client.js';
 import type { CommandContext } from '../command-context.js';
 import { terminalText } from '../terminal.js';
@@ -31,6 +32,9 @@ export interface ExecOptions {
   duration?: string;
   label?: string[];
   lease: number;
+  /** Vendor routes the command reaches through the vendor-key proxy at `proxyUrl` (`WRIT_VENDOR_<NAME>_URL`). */
+  viaProxy?: string[] | undefined;
+  proxyUrl?: string | undefined;
   log: (line: string) => void;
 }
 
@@ -124,10 +128,12 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
   const tokenFile = join(dir, 'token');
   const keyFile = join(dir, 'dpop.jwk');
   let closed = false;
+  let vendors: Awaited<ReturnType<typeof startVendorForwarder>> | undefined;
   const close = async (reason: string) => {
     if (closed) return;
     closed = true;
     try {
+      await vendors?.close();
       await session.closeTask(taskId, reason);
     } finally {
       session.close();
@@ -153,10 +159,23 @@ export async function exec(o: ExecOptions, argv: string[]): Promise<number> {
     write(current.access_token);
     o.log(`writ exec: task ${taskId} open; token expires in ${current.expires_in}s`);
 
+    // --via-proxy: the command reaches each vendor at a loopback URL; the proxy holds the key.
+    if (o.viaProxy && o.viaProxy.length > 0) {
+      vendors = await startVendorForwarder({
+        proxyUrl: o.proxyUrl ?? 'http://127.0.0.1:9400',
+        names: o.viaProxy,
+        client: session,
+        taskId,
+      }).catch((err: Error) => {
+        throw new CliError(`--via-proxy: ${err.message}; the command is not run`);
+      });
+      o.log(`writ exec: vendors via the proxy: ${Object.keys(vendors.env).join(', ')}`);
+    }
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: 'inherit',
       env: {
         ...process.env,
+        ...vendors?.env,
         WRIT_ACCESS_TOKEN: current.access_token,
         WRIT_TOKEN_FILE: tokenFile,
         WRIT_DPOP_KEY_FILE: keyFile,
@@ -251,6 +270,15 @@ export function registerExec(program: Command, cli: CommandContext): void {
     .option('--duration <seconds>', 'expected duration (capped by the class)')
     .option('--label <name=value...>', 'task labels, e.g. ci_run=1234 job=deploy')
     .option('--lease <seconds>', 'the task closes if writ exec stops renewing it this long', '30')
+    .option(
+      '--via-proxy <route...>',
+      'reach these vendor routes through the vendor-key proxy: the command gets WRIT_VENDOR_<ROUTE>_URL, never a key',
+    )
+    .option(
+      '--proxy-url <url>',
+      'the vendor-key proxy (writ proxy)',
+      process.env['WRIT_PROXY_URL'] ?? 'http://127.0.0.1:9400',
+    )
     .argument('<command...>', 'the command and its arguments (after --)')
     .action(async (command: string[], o: Record<string, string | string[] | undefined>) => {
       const status = await exec(
@@ -270,6 +298,8 @@ export function registerExec(program: Command, cli: CommandContext): void {
           ...(o['duration'] ? { duration: o['duration'] as string } : {}),
           ...(o['label'] ? { label: o['label'] as string[] } : {}),
           lease: Math.max(3, Number(o['lease']) || 30),
+          ...(o['viaProxy'] ? { viaProxy: o['viaProxy'] as string[] } : {}),
+          ...(o['proxyUrl'] ? { proxyUrl: o['proxyUrl'] as string } : {}),
           log: (line) => process.stderr.write(`${terminalText(line)}\n`),
         },
         command,

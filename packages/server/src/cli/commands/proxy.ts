@@ -6,6 +6,7 @@ import { WorkloadClient } from '@writ/sdk/client';
 import { createVerifier, UsageReporter, type Verifier } from '@writ/sdk/verifier';
 import type { Command } from 'commander';
 import { Counter, Histogram, Registry } from 'prom-client';
+import { PROXY_METADATA_PATH } from '../../vendor/exec-forwarder.js';
 import { LeasedVendorKeys } from '../../vendor/leased-keys.js';
 import { createVendorProxy } from '../../vendor/proxy.js';
 import { loadVendorRoutes } from '../../vendor/route.js';
@@ -122,6 +123,15 @@ export function registerProxy(program: Command, cli: CommandContext): void {
             .map(([n]) => n);
           res.writeHead(down.length === 0 ? 200 : 503, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ ok: down.length === 0, ...(down.length ? { not_ready: down } : {}) }));
+          return;
+        }
+        if (req.url === PROXY_METADATA_PATH) {
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' });
+          res.end(
+            JSON.stringify({
+              routes: routes.map((r) => ({ name: r.name, audience: r.audience, scopes: r.scopes })),
+            }),
+          );
           return;
         }
         if (req.url === '/metrics') {
