@@ -42,7 +42,7 @@ const plainText = (max: number) =>
       params: { reason: 'control_characters' },
     });
 
-const revocationBody = z
+export const revocationBody = z
   .object({
     kind: z.enum(REVOCATION_KINDS),
     value: plainText(2048),
@@ -51,7 +51,7 @@ const revocationBody = z
   })
   .strict();
 
-const applyBody = z
+export const applyBody = z
   .object({
     documents: z
       .array(
@@ -75,7 +75,7 @@ const applyBody = z
   })
   .strict();
 
-const openTaskBody = z
+export const openTaskBody = z
   .object({
     workload: z.string().min(1).max(2048),
     purpose: z.string().min(1).max(200),
@@ -84,7 +84,31 @@ const openTaskBody = z
   })
   .strict();
 
-const stateBody = z.object({ reason: plainText(500).default('by operator') }).strict();
+export const stateBody = z.object({ reason: plainText(500).default('by operator') }).strict();
+
+/** A count or time in a query string: the admin API refuses anything else (reason `query_parameter`). */
+const queryInteger = (description: string) =>
+  z
+    .string()
+    .regex(/^\d{1,16}$/, 'must be a non-negative integer')
+    .describe(description)
+    .optional();
+
+/** The query of `GET /admin/v1/audit` (the OpenAPI document describes it with this schema). */
+export const auditQuery = z.object({
+  limit: queryInteger('At most this many events (100 by default, at most 1000).'),
+  order: z
+    .string()
+    .max(8)
+    .describe('`desc`: newest first; ascending by sequence number otherwise.')
+    .optional(),
+  after: queryInteger('Only events after this sequence number.'),
+  workload: z.string().describe('Only events about this workload.').optional(),
+  jti: z.string().describe('Only events about this token.').optional(),
+  type: z.string().describe('Only events of this type.').optional(),
+  since: queryInteger('Only events at or after this time (ms since the epoch).'),
+  until: queryInteger('Only events before this time (ms since the epoch).'),
+});
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): void {
   // Outside the authenticated scope below: this is where an operator gets the token it asks for.
@@ -272,9 +296,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       });
       admin.get<{ Querystring: Record<string, string | undefined> }>('/audit', async (req) => {
         const q = req.query;
-        const num = (v: string | undefined, name: string) => {
+        const num = (v: string | undefined, name: 'limit' | 'after' | 'since' | 'until') => {
           if (v === undefined) return undefined;
-          if (!/^\d{1,16}$/.test(v))
+          if (!auditQuery.shape[name].safeParse(v).success)
             throw invalidRequest(`${name} must be a non-negative integer`, { reason: 'query_parameter' });
           return Number(v);
         };

@@ -13,14 +13,14 @@ const note = z
     params: { reason: 'control_characters' },
   });
 
-const stateBody = z
+export const findingStateBody = z
   .object({
     state: z.enum(FINDING_STATES.filter((s) => s !== 'open') as [FindingState, ...FindingState[]]),
     note: note.default(''),
   })
   .strict();
 
-const pauseBody = z.object({ reason: note.default('by operator') }).strict();
+export const pauseBody = z.object({ reason: note.default('by operator') }).strict();
 
 /**
  * Detection routes of the admin API: findings (list, show, change state), the rules in force, risk by
@@ -60,7 +60,7 @@ export function registerDetectionAdminRoutes(
   });
   admin.post<{ Params: { id: string } }>('/detections/findings/:id', async (req) => {
     const id = findingId(req.params.id);
-    const b = body(stateBody, req);
+    const b = body(findingStateBody, req);
     const now = ctx.clock.now();
     const event = await ctx.store.transaction(async (tx) => {
       const f = await tx.getFinding(id);

@@ -1,6 +1,7 @@
 import { revokedBy } from '@writ/sdk/verifier';
 import { EventType, type Revocation } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer, type TokenBearer } from '../auth/bearer.js';
 import { eventsAudience, Paths, type WritContext } from '../context.js';
@@ -23,6 +24,12 @@ const LOG_CURRENT_MS = 3000;
  * enforce, never operators' notes. A `head` event (no id) opens every stream with the last seq at that moment.
  * Comment heartbeats let it detect a silent stream.
  */
+/** The query of `GET /v1/events` (the OpenAPI document describes it with this schema). */
+export const eventsQuery = z.object({
+  revocations: z.literal('sha256').describe('Required: revocation values come as SHA-256 digests.'),
+  snapshot: z.literal('paged').describe('The snapshot in pages (`snapshot.page` events).').optional(),
+});
+
 export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): void {
   const snapshots = new SnapshotSet(ctx.store, ctx.clock);
   const view = { riskHalfLife: ctx.settings.detection.riskHalfLife };
@@ -31,7 +38,8 @@ export function registerEventRoutes(app: FastifyInstance, ctx: WritContext): voi
     let slot: StreamSlot;
     try {
       subscriber = await authenticateBearer(ctx, info(req), eventsAudience(ctx.settings.issuer));
-      if ((req.query as Record<string, unknown> | undefined)?.['revocations'] !== 'sha256')
+      const query = (req.query ?? {}) as Record<string, unknown>;
+      if (!eventsQuery.shape.revocations.safeParse(query['revocations']).success)
         throw invalidRequest(
           'this server sends revocation values as SHA-256 digests (value_sha256); open the stream with ?revocations=sha256 (the @writ/sdk verifier does): a verifier that matches only clear values would enforce no revocation',
           { reason: 'stream_form' },

@@ -38,9 +38,9 @@ const until = z.string().transform((v, ctx) => {
   return at;
 });
 
-const renewBody = z.object({ until, note: text(500) }).strict();
-const retireBody = z.object({ note: text(500) }).strict();
-const requestBody = z
+export const renewBody = z.object({ until, note: text(500) }).strict();
+export const retireBody = z.object({ note: text(500) }).strict();
+export const requestBody = z
   .object({
     workload: z.string().min(1).max(2048),
     class: z.string().min(1).max(63),
@@ -49,7 +49,7 @@ const requestBody = z
     emergency: z.boolean().default(false),
   })
   .strict();
-const reviewBody = z.object({ review: text(2000) }).strict();
+export const reviewBody = z.object({ review: text(2000) }).strict();
 
 const STATES: readonly BreakGlassState[] = ['pending', 'active', 'ended'];
 

@@ -21,6 +21,7 @@ import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { registerVendorKeyRoutes } from '../vendor/routes.js';
+import { OPENAPI_PATH, openApiDocument, recordRoutes } from './openapi.js';
 import { registerProbeRoutes } from './probes.js';
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -97,6 +98,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
     },
   });
 
+  recordRoutes(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(FORM, { parseAs: 'string' }, (_req, body, done) => {
     try {
@@ -170,6 +172,11 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerSsfRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
   registerVendorKeyRoutes(app, ctx);
+  // The API description, generated from the schemas the routes validate with, once per server.
+  const description = JSON.stringify(openApiDocument(ctx.settings.issuer));
+  app.get(OPENAPI_PATH, async (_req, reply) =>
+    reply.header('cache-control', 'public, max-age=300').type('application/json').send(description),
+  );
   return app;
 }
 

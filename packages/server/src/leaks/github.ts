@@ -108,6 +108,9 @@ async function checkSignature(req: FastifyRequest, body: Buffer, keys: PartnerKe
     );
 }
 
+/** A GitHub partner report: the matches (the OpenAPI document describes the body with this schema). */
+export const githubMatches = z.array(match).min(1);
+
 function parseMatches(body: Buffer, ctx: WritContext): Array<z.output<typeof match>> {
   const refuse = (what: string) =>
     invalidRequest(`${what}; a partner report is a JSON array of {"token", "type", "url", "source"}`, {
@@ -122,7 +125,7 @@ function parseMatches(body: Buffer, ctx: WritContext): Array<z.output<typeof mat
   const max = ctx.settings.leaks.maxTokens;
   if (Array.isArray(parsed) && parsed.length > max)
     throw refuse(`at most ${max} matches in one report (leaks.max_tokens)`);
-  const r = z.array(match).min(1).safeParse(parsed);
+  const r = githubMatches.safeParse(parsed);
   if (!r.success) {
     const i = r.error.issues[0]!;
     throw refuse(`${i.path.join('.') || 'body'}: ${i.message}`);

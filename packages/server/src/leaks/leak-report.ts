@@ -21,6 +21,17 @@ const where = z
 
 const entry = z.object({ token: z.string().min(1).max(MAX_TOKEN), where: where.default({}) }).strict();
 
+/** The body of a leak report (the OpenAPI document describes it with this schema, without `maxTokens`). */
+export function leakReportSchema(o: { maxTokens?: number; dryRun: boolean }) {
+  const tokens = z.array(entry).min(1);
+  return z
+    .object({
+      tokens: o.maxTokens === undefined ? tokens : tokens.max(o.maxTokens),
+      ...(o.dryRun ? { dry_run: z.boolean().default(false) } : {}),
+    })
+    .strict();
+}
+
 /**
  * A leak report as `POST /v1/leaks` and `POST /admin/v1/leaks` take it:
  * `{"tokens": [{"token": "eyJ…", "where": {"url", "source", "path", "line", "commit", "type"}}]}`, at
@@ -31,13 +42,7 @@ export function parseLeakReport(
   body: unknown,
   o: { via: LeakVia; maxTokens: number; dryRun: boolean },
 ): { reports: LeakReport[]; dryRun: boolean } {
-  const schema = z
-    .object({
-      tokens: z.array(entry).min(1).max(o.maxTokens),
-      ...(o.dryRun ? { dry_run: z.boolean().default(false) } : {}),
-    })
-    .strict();
-  const r = schema.safeParse(body);
+  const r = leakReportSchema(o).safeParse(body);
   if (!r.success) {
     const i = r.error.issues[0]!;
     const tooMany = i.code === 'too_big' && i.path.length === 1 && i.path[0] === 'tokens';

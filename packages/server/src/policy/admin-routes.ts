@@ -19,7 +19,7 @@ export const policiesBody = z
   .nullable()
   .optional();
 
-const resourceBody = resourceSchema.omit({ id: true });
+export const resourceBody = resourceSchema.omit({ id: true });
 
 /** A policy set that does not load, as the admin API refuses it: 400 naming file, line and reason. */
 export function policyRefusal(err: PolicyLoadError) {

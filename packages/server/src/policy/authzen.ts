@@ -35,12 +35,12 @@ const entity = z.object({ type: z.string().min(1).max(64), id, properties }).pas
 const action = z.object({ name: z.string().min(1).max(64), properties }).passthrough();
 const context = z.record(z.string(), z.unknown());
 
-const evaluationBody = z
+export const evaluationBody = z
   .object({ subject: entity, action, resource: entity, context: context.optional() })
   .passthrough();
 
 const MAX_BATCH = 100;
-const evaluationsBody = z
+export const evaluationsBody = z
   .object({
     subject: entity.optional(),
     action: action.optional(),

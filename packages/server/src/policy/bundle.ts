@@ -8,6 +8,7 @@ import {
   REQUEST_ACTIONS,
 } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateBearer } from '../auth/bearer.js';
 import { seconds } from '../clock.js';
@@ -130,6 +131,16 @@ export function buildBundle(ctx: BundleContext, issuer: string, audience: string
  * attributes of an API are its verifiers' business alone). The response is the compact JWS, signed with
  * the policy-bundle key (`GET /v1/policy/jwks`), never with the key that signs tokens.
  */
+/** The query of `GET /v1/policy/bundle` (the OpenAPI document describes it with this schema). */
+export const bundleQuery = z.object({
+  audience: z
+    .string()
+    .min(1)
+    .max(512)
+    .refine(isPrintable, 'must be printable')
+    .describe('The API (audience URI) the bundle is for.'),
+});
+
 export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContext): void {
   app.get(POLICY_BUNDLE_KEYS_PATH, async (_req, reply) => {
     reply.header('cache-control', 'public, max-age=60');
@@ -141,12 +152,7 @@ export function registerPolicyBundleRoutes(app: FastifyInstance, ctx: WritContex
     const audience = req.query.audience;
     try {
       ({ clientId } = await authenticateBearer(ctx, info(req), eventsAudience(ctx.settings.issuer)));
-      if (
-        typeof audience !== 'string' ||
-        audience.length === 0 ||
-        audience.length > 512 ||
-        !isPrintable(audience)
-      )
+      if (typeof audience !== 'string' || !bundleQuery.shape.audience.safeParse(audience).success)
         throw invalidRequest('audience must be the API (audience URI) the bundle is for', {
           reason: 'audience',
         });

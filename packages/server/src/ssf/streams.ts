@@ -35,7 +35,7 @@ const transmitterFields = {
   min_verification_interval: z.number().optional(),
 };
 
-const createBody = z
+export const createBody = z
   .object({
     ...receiverFields,
     /** Writ extension for operators creating a stream for a receiver: its audience. */
@@ -43,7 +43,7 @@ const createBody = z
   })
   .strict();
 
-const updateBody = z
+export const updateBody = z
   .object({ stream_id: z.string().min(1).max(64), ...receiverFields, ...transmitterFields })
   .strict();
 

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
 import { authenticateClient } from '../auth/client.js';
 import { Paths, type WritContext } from '../context.js';
@@ -10,9 +11,12 @@ import { info } from '../request/info.js';
 import type { Task } from './task.js';
 import { closeTask, openTask, parseLabels } from './tasks.js';
 
+/** A duration or lease in the task forms: whole seconds, 1 to 9,999,999 (the OpenAPI document uses it too). */
+export const taskSeconds = z.string().regex(/^[1-9]\d{0,6}$/);
+
 const seconds = (v: string | undefined, name: string): number | undefined => {
   if (v === undefined) return undefined;
-  if (!/^[1-9]\d{0,6}$/.test(v))
+  if (!taskSeconds.safeParse(v).success)
     throw new OAuthError('invalid_request', `${name} must be a positive number of seconds`, {
       detail: { reason: 'duration' },
     });

@@ -14,7 +14,7 @@ const SIGNALS = Object.keys(VERIFIER_SIGNALS) as [VerifierSignal, ...VerifierSig
  * Strict: a field Writ does not read (a `reporter`, a `verifier`) refuses the record, so nobody can
  * believe a record says more than it does.
  */
-const record = z
+export const usageRecord = z
   .object({
     /**
      * The token used: one Writ issued, for an API the reporter serves (or, for `wrong_audience`, one the
@@ -50,7 +50,7 @@ const record = z
   .strict();
 
 /** A use as the report gave it, once checked; its text fields bounded and escaped (`plainUsageRecord`). */
-export type ReportedUse = z.output<typeof record>;
+export type ReportedUse = z.output<typeof usageRecord>;
 
 export const usageReport = z
   .object({
@@ -231,7 +231,7 @@ function checkRecords(
   const oldest = now - retentionSeconds * 1000;
   const out: Array<{ index: number; r: ReportedUse }> = [];
   for (const [index, raw] of records.entries()) {
-    const p = record.safeParse(raw);
+    const p = usageRecord.safeParse(raw);
     if (!p.success) {
       const issue = p.error.issues[0]!;
       const field = ['records', index, ...issue.path].join('.');

@@ -24,8 +24,10 @@ export const vendorKeysAudience = (issuer: string): string => `${issuer}${VENDOR
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 const name = z.string().regex(VENDOR_KEY_NAME, 'must be a-z, 0-9, . _ - (at most 63)');
 const proxies = z.array(z.string().min(1).max(2048)).max(100);
-const addBody = z.object({ name, secret: z.string().max(4096), proxies: proxies.default([]) }).strict();
-const rotateBody = z
+export const addBody = z
+  .object({ name, secret: z.string().max(4096), proxies: proxies.default([]) })
+  .strict();
+export const rotateBody = z
   .object({
     secret: z.string().max(4096),
     overlap: z
@@ -37,7 +39,7 @@ const rotateBody = z
     proxies: proxies.optional(),
   })
   .strict();
-const leaseBody = z.object({ name, jwk: z.record(z.string(), z.unknown()) }).strict();
+export const leaseBody = z.object({ name, jwk: z.record(z.string(), z.unknown()) }).strict();
 
 /**
  * Admin routes of vendor keys: add, rotate, list, show, retire. Bodies carry the key; no answer ever

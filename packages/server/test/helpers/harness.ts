@@ -19,6 +19,7 @@ import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { createWrit, type Writ } from '../../src/writ.js';
 import { type AdminSession, openAdminSession } from './admin-session.js';
+import { type ConformanceRecord, recordConformance } from './openapi-conformance.js';
 
 /** A key pair for tests, with its public JWK. */
 export interface TestKey {
@@ -373,8 +374,10 @@ export async function startHarness(
     settings.issuer,
   );
   const kekBytes = randomBytes(32);
-  const start = (on: Store) =>
-    createWrit({
+  // Every request a server accepts must conform to the OpenAPI document; close() fails otherwise.
+  const conformance: ConformanceRecord[] = [];
+  const start = async (on: Store) => {
+    const started = await createWrit({
       settings,
       store: on,
       kek: kekFromBytes(kekBytes, 'test'),
@@ -384,6 +387,9 @@ export async function startHarness(
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.resolveHost ? { resolveHost: opts.resolveHost } : {}),
     });
+    conformance.push(recordConformance(started.app));
+    return started;
+  };
   const writ = await start(store);
   if (opts.listen) await writ.listen();
   const clock = writ.ctx.clock;
@@ -496,6 +502,11 @@ export async function startHarness(
       await h.writ.close();
       await drop();
       rmSync(dir, { recursive: true, force: true });
+      const problems = conformance.flatMap((c) => c.problems);
+      if (problems.length > 0)
+        throw new Error(
+          `requests the server accepted do not conform to the OpenAPI document (src/http/openapi.ts):\n${problems.join('\n')}`,
+        );
     },
   };
   return h;
