@@ -144,6 +144,8 @@ async function oneRun(run) {
       ...victims.map((v) => workloadDoc(v, ['victim'])),
     ],
     settings: { leaks: { github_keys_url: keys.url } },
+    // The machine is shared: a server starting beside other work may take a while.
+    readyMs: 60_000,
   });
   const drivers = [];
   try {

@@ -2,6 +2,7 @@ import { createHash, verify } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
+import { admitCaller } from '../auth/budget.js';
 import type { WritContext } from '../context.js';
 import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { parseBoundedJson } from '../jose/json.js';
@@ -63,8 +64,9 @@ export function registerGithubLeakRoute(app: FastifyInstance, ctx: WritContext):
           });
         const body = req.body as Buffer;
         await checkSignature(req, body, keys);
-        // From here on the sender is GitHub: refusals are its own, not an anonymous source's.
-        info(req).caller = GITHUB_REPORTER;
+        // From here on the sender is GitHub: refusals are its own, not an anonymous source's, and its
+        // reports take from one budget (`limits.client_rate`), as every authenticated caller's do.
+        await admitCaller(ctx, info(req), GITHUB_REPORTER);
         const matches = parseMatches(body, ctx);
         await refuseReplay(ctx, body);
         const results = await respondToLeaks(
