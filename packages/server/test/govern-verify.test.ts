@@ -6,8 +6,10 @@ import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify
 import { fakeClock } from '../src/clock.js';
 import { EVIDENCE_TYP } from '../src/governance/evidence.js';
 import type { GovernanceProof, ProofCheck, ProofFinding } from '../src/governance/runtime-proof.js';
+import { sweepGovernance } from '../src/governance/sweeper.js';
 import type { GovernVerifyAnswer } from '../src/governance/verify-route.js';
 import { ingestUsageReport } from '../src/usage/ingest.js';
+import { openAdminSession } from './helpers/admin-session.js';
 import { type OperatorCli, operatorCli } from './helpers/cli.js';
 import { classDoc, workloadDoc } from './helpers/dpop.js';
 import {
@@ -16,6 +18,7 @@ import {
   harnessDocuments,
   LEGACY_SECRET,
   LEGACY_WORKLOAD,
+  OTHER_AUDIENCE,
   startHarness,
   testKey,
   WORKLOAD,
@@ -551,5 +554,169 @@ describe('writ govern verify: the newest events cut together with their checkpoi
     // Still signed, as evidence of what was found; not audited, since the log refuses appends.
     await expectSignedEvidence(h, answer);
     assert.deepEqual(await h.store.queryAudit({ type: 'governance.verified', limit: 1 }), []);
+  });
+});
+
+describe('writ govern verify: break-glass', () => {
+  const START = Date.UTC(2026, 0, 1, 9);
+  const clock = fakeClock(START);
+  const bobKey = testKey();
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      clock,
+      settings: { 'detection.enabled': false },
+      extraDocs: [
+        ...VERIFIER_DOCS,
+        {
+          kind: 'operator',
+          file: 'bob.yaml',
+          index: 0,
+          doc: { name: 'bob', jwks: { keys: [bobKey.publicJwk] } },
+        },
+      ],
+    });
+  });
+  after(() => h.close());
+
+  /** An admin call by operator bob (the harness's `admin` is operator ops). */
+  async function asBob(method: 'POST', path: string, body?: unknown) {
+    const bob = await openAdminSession({
+      issuer: h.issuer,
+      key: bobKey,
+      operator: 'bob',
+      nowSeconds: () => Math.floor(clock.now() / 1000),
+      post: async (form, headers) => {
+        const r = await h.post('/admin/v1/token', form, headers);
+        const nonce = r.headers['dpop-nonce'];
+        return { ...r, nonce: typeof nonce === 'string' ? nonce : undefined };
+      },
+    });
+    const res = await h.writ.app.inject({
+      method,
+      url: `/admin/v1${path}`,
+      headers: {
+        ...bob.headers(method, `/admin/v1${path}`),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+    });
+    return { status: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> };
+  }
+  const request = async (emergency: boolean, duration: number) => {
+    const r = await h.admin('POST', '/breakglass', {
+      workload: WORKLOAD,
+      class: 'billing-write',
+      reason: 'incident 42',
+      duration,
+      emergency,
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return r.body['id'] as string;
+  };
+  const elevated = async () => {
+    const r = await h.requestToken({ resource: OTHER_AUDIENCE, scope: 'billing:write' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+  };
+  const grantedSeq = async (id: string) =>
+    (await h.auditEvents('breakglass.granted')).find((e) => e.data['breakglass'] === id)!.seq;
+  const breakglassFindings = async () => findingsOf((await prove(h)).report, 'breakglass');
+
+  it('approved by a second operator: open (unproven) until closed with a review, then held', async () => {
+    const id = await request(false, 1800);
+    assert.equal((await asBob('POST', `/breakglass/${id}/approve`)).status, 200);
+    await elevated();
+    const seq = await grantedSeq(id);
+    let p = (await prove(h)).report;
+    assert.equal(p.result, 'unproven', JSON.stringify(p.findings));
+    const [open, ...more] = findingsOf(p, 'breakglass');
+    assert.deepEqual(more, []);
+    assert.equal(open!.kind, 'gap');
+    assert.deepEqual(open!.audit_seq, [seq]);
+    assert.match(open!.message, new RegExp(`break-glass ${id} \\(class billing-write\\) is open`));
+
+    clock.set(START + 1800_000);
+    await sweepGovernance(h.writ.ctx);
+    const closed = await h.admin('POST', `/breakglass/${id}/close`, { review: 'job fixed' });
+    assert.equal(closed.status, 200, JSON.stringify(closed.body));
+    p = (await prove(h)).report;
+    assert.equal(p.result, 'held', JSON.stringify(p.findings));
+    assert.equal(check(p, 'breakglass').checked, 1);
+    assert.equal(check(p, 'issuance').checked >= 1, true);
+  });
+
+  it('an emergency grant without its review past the 24 h deadline is a violation; reviewed late, still named', async () => {
+    const id = await request(true, 600);
+    await elevated();
+    const seq = await grantedSeq(id);
+    clock.advance(600_000);
+    await sweepGovernance(h.writ.ctx);
+    const [open] = await breakglassFindings();
+    assert.equal(open!.kind, 'gap', 'inside its review window it is open, not yet violated');
+    clock.advance(24 * 3_600_000);
+    const [overdue, ...more] = await breakglassFindings();
+    assert.deepEqual(more, []);
+    assert.equal(overdue!.kind, 'violation');
+    assert.match(
+      overdue!.message,
+      new RegExp(`break-glass ${id} \\(class billing-write, emergency\\) has no review: it was due at`),
+    );
+    assert.equal(overdue!.audit_seq[0], seq);
+    assert.equal((await h.admin('POST', `/breakglass/${id}/close`, { review: 'late' })).status, 200);
+    const [late, ...none] = await breakglassFindings();
+    assert.deepEqual(none, []);
+    assert.match(late!.message, /was reviewed at .*, after its review was due at/);
+  });
+
+  it('a grant approved by its own requester, and a token under a grant never made, are violations', async () => {
+    const requested = await h.writ.ctx.audit.append({
+      type: 'breakglass.requested',
+      outcome: 'success',
+      actor: 'operator:ops',
+      subject: WORKLOAD,
+      data: { breakglass: 'bg_forged', cls: 'billing-write', reason: 'x', duration: 60, emergency: false },
+    });
+    const granted = await h.writ.ctx.audit.append({
+      type: 'breakglass.granted',
+      outcome: 'success',
+      actor: 'operator:ops',
+      subject: WORKLOAD,
+      data: {
+        breakglass: 'bg_forged',
+        cls: 'billing-write',
+        requested_by: 'operator:ops',
+        approved_by: 'operator:ops',
+        emergency: false,
+        tid: 'task_bg_forged',
+        ends_at: clock.now() + 60_000,
+        review_due: null,
+      },
+    });
+    const now = Math.floor(clock.now() / 1000);
+    const orphan = await h.writ.ctx.audit.append({
+      type: 'token.issued',
+      outcome: 'success',
+      actor: WORKLOAD,
+      subject: WORKLOAD,
+      jti: 'under-no-grant',
+      data: {
+        auth_method: 'private_key_jwt',
+        cls: 'billing-write',
+        aud: OTHER_AUDIENCE,
+        scope: 'billing:write',
+        iat: now,
+        exp: now + 60,
+        kid: 'k',
+        binding: 'bearer',
+        breakglass: 'bg_never',
+      },
+    });
+    const found = await breakglassFindings();
+    const twoPerson = found.find((f) => /two-person rule/.test(f.message));
+    assert.deepEqual(twoPerson?.audit_seq, [requested.seq, granted.seq]);
+    assert.match(twoPerson!.message, /approved by operator:ops, who requested it/);
+    const never = found.find((f) => f.jti === 'under-no-grant');
+    assert.deepEqual(never?.audit_seq, [orphan.seq]);
+    assert.match(never!.message, /break-glass bg_never, which the audit log never granted/);
   });
 });

@@ -5,6 +5,7 @@ import { type Bad, checkSignedPoints, walkChain } from '../audit/verify.js';
 import { revokedBy } from '../revocation/revocation-set.js';
 import type { Store } from '../store/store.js';
 import { type UsageAggregate, usageKey } from '../usage/usage-aggregate.js';
+import { BreakGlassLedger } from './break-glass-proof.js';
 import type { ClassRules, ExceptionTerms } from './class-rules.js';
 import { type AuditedIssuance, auditedIssuance, issuanceBreaches } from './issuance-rules.js';
 
@@ -21,6 +22,8 @@ export const PROOF_CHECKS = {
     'every token issued kept the rules its class had at issuance: lifetime, audience, binding, scopes',
   token_records: 'every stored token record matches its audited issuance',
   exceptions: 'every use of an exception was audited with its id, and none came after the exception ended',
+  breakglass:
+    'every break-glass was approved by a second operator (or took the emergency path), its tokens ended with it, and it was closed with a review',
   usage_provenance: 'every accepted use reported is of a token whose issuance is audited',
   revocation: 'no revoked token was accepted after the propagation bound',
   expiry: 'no token was accepted after it expired',
@@ -201,6 +204,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
   const unrecorded = new Set<string>();
   let rulesRecorded = false;
   const exceptions = new ExceptionHistory();
+  const breakGlass = new BreakGlassLedger();
   const issuedTokens = new Map<string, AuditedIssuance>();
   const revocations: Array<{ revocation: Revocation; auditSeq: number }> = [];
   const hashes = new Map<number, string>();
@@ -255,7 +259,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
   const onEvent = (e: AuditEvent) => {
     events++;
     if (wanted.has(e.seq)) hashes.set(e.seq, e.hash);
-    if (exceptions.read(e)) return;
+    if (exceptions.read(e) || breakGlass.read(e)) return;
     if (e.type === 'config.applied') {
       const rules = e.data['class_rules'];
       if (rules !== null && typeof rules === 'object' && !Array.isArray(rules)) {
@@ -299,6 +303,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
     const t = auditedIssuance(e);
     if (!t) return;
     if (uses.has(t.jti)) issuedTokens.set(t.jti, t);
+    if (t.breakglass !== undefined) breakGlass.issued({ ...t, breakglass: t.breakglass }, e.ts);
     if (e.ts < o.since || e.ts > o.until) return;
     checked('issuance');
     issuedInPeriod++;
@@ -413,6 +418,10 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
       message: `audit chain broken at event ${b.seq}: ${b.reason}`,
       audit_seq: missingRange(b),
     });
+
+  const granted = breakGlass.findings(o.since, o.until);
+  checked('breakglass', granted.checked);
+  for (const f of granted.findings) find({ check: 'breakglass', ...f });
 
   // 3. Each accepted use: its token audited, not after its expiry, not after a revocation's bound.
   const byValue = new Map<string, Array<{ revocation: Revocation; auditSeq: number }>>();
