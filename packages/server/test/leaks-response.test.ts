@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { WorkloadClient } from '@writ/sdk/client';
 import { EventType, GrantType } from '@writ/sdk/wire';
 import { fakeClock } from '../src/clock.js';
 import { findingClaims } from '../src/detection/webhook.js';
@@ -9,6 +10,15 @@ import { tokenFingerprint } from '../src/tokens/access-token.js';
 import { classDoc, clientAuth, decodeClaims, introspect, workloadDoc } from './helpers/dpop.js';
 import { type Harness, type Reply, signJwt, startHarness, testKey, WORKLOAD } from './helpers/harness.js';
 import { expectRefusal } from './helpers/refusals.js';
+import {
+  listeningHarness,
+  privateJwk,
+  RECEIVER,
+  receiverCall,
+  receiverDocs,
+  setValidator,
+  until,
+} from './helpers/ssf-receiver.js';
 
 // Issue 17, item 5: the response to a confirmed leak, through the admin API `writ scan --revoke`
 // uses and the generic `POST /v1/leaks` a scanner workload uses.
@@ -403,5 +413,54 @@ describe('a scanner workload reports leaks (POST /v1/leaks)', () => {
       reason: 'leak_report',
     });
     assert.equal((await introspect(h, leaked))['active'], true);
+  });
+});
+
+describe('a leak reaches Shared Signals receivers as a CAEP credential-change', () => {
+  const keys = [testKey(), testKey()];
+  let h: Harness;
+  let issuer: string;
+  before(async () => {
+    ({ h, issuer } = await listeningHarness((i) => receiverDocs(i, keys)));
+  });
+  after(() => h.close());
+
+  it('a poll stream that asked for credential-change gets one SET for the leaked token, signed by the server', async () => {
+    const client = new WorkloadClient({ issuer, clientId: RECEIVER, privateJwk: privateJwk(keys[0]!) });
+    const created = await receiverCall(issuer, client, 'POST', '/ssf/stream', {
+      events_requested: [SecurityEventType.credentialChange],
+    });
+    assert.equal(created.status, 201);
+    const stream = (await created.json()) as { stream_id: string; delivery: { endpoint_url: string } };
+    const leaked = await token(h);
+    const jti = decodeClaims(leaked)['jti'] as string;
+    const r = await reportAsAdmin(h, { tokens: [{ token: leaked, where: { path: 'notes.txt' } }] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await until(
+      'the SET queued',
+      async () => (await h.store.pendingSsfSets(stream.stream_id, 10)).length > 0,
+    );
+    const polled = await receiverCall(
+      issuer,
+      client,
+      'POST',
+      new URL(stream.delivery.endpoint_url).pathname,
+      {
+        returnImmediately: true,
+      },
+    );
+    const { sets } = (await polled.json()) as { sets: Record<string, string> };
+    const validate = setValidator(issuer);
+    const changes = [];
+    for (const set of Object.values(sets)) {
+      const v = await validate(set, RECEIVER);
+      if (v.type === SecurityEventType.credentialChange) changes.push(v);
+    }
+    assert.equal(changes.length, 1, 'one credential-change');
+    const [change] = changes;
+    assert.deepEqual(change!.payload.sub_id, { format: 'iss_sub', iss: issuer, sub: WORKLOAD });
+    assert.equal(change!.body['change_type'], 'revoke');
+    assert.equal((change!.body['urn:writ:leak'] as Record<string, unknown>)['jti'], jti);
+    assert.ok(!Object.values(sets).some((set) => set.includes(leaked)), 'no SET carries the token');
   });
 });
