@@ -202,6 +202,16 @@ runMain(async () => {
       workloadDoc(caller, ['vendor-call']),
       workloadDoc(proxyWorkload, ['vendor-proxy'], { serves: [VENDOR_AUD] }),
     ],
+    // A static vendor key is an exception on record (docs/governance.md): leased only while it holds.
+    files: {
+      'exceptions/payments-key.yaml': {
+        id: 'payments-key',
+        covers: { kind: 'vendor_key', key: 'payments' },
+        owner: 'team-bench',
+        justification: 'the benchmark vendor only takes a static key',
+        expires: '2099-12-31',
+      },
+    },
     // The driver is one client making thousands of requests a second, each reported by the proxy.
     settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
   });

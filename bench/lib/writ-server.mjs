@@ -4,7 +4,7 @@
 // (unbound, no DPoP) client_credentials request.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ASSERTION_TYPE, es256Signer, freePort } from './common.mjs';
@@ -19,7 +19,8 @@ export const WRIT_CLI = writCli();
  * Starts `writ serve` pinned to `core`. `classes(issuer)` returns class documents (the issuer is only
  * known once the port is), `workloads` workload documents, `settings` a nested settings object, `cli`
  * the CLI to run (another checkout's, to compare builds), `wrapper` a command that runs node
- * (valgrind), `nodeArgs` node's own options, `readyMs` how long it may take to answer /readyz.
+ * (valgrind), `nodeArgs` node's own options, `readyMs` how long it may take to answer /readyz, `files`
+ * more config documents by path in the config directory (`exceptions/x.yaml`).
  * Returns { origin, issuer, pid, logFile, operatorKeyFile, stop }.
  */
 export async function startWritServer({
@@ -32,6 +33,7 @@ export async function startWritServer({
   wrapper = [],
   nodeArgs = [],
   readyMs = 20_000,
+  files = {},
 }) {
   const dir = tempDir('writ-bench-');
   const data = join(dir, 'data');
@@ -46,6 +48,10 @@ export async function startWritServer({
     writeFileSync(join(config, 'classes', `${c.name}.yaml`), `${JSON.stringify(c)}\n`);
   for (const [i, w] of workloads.entries())
     writeFileSync(join(config, 'workloads', `w-${i}.yaml`), `${JSON.stringify(w)}\n`);
+  for (const [path, doc] of Object.entries(files)) {
+    mkdirSync(dirname(join(config, path)), { recursive: true });
+    writeFileSync(join(config, path), `${JSON.stringify(doc)}\n`);
+  }
   const logFile = join(dir, 'server.log');
   const log = openSync(logFile, 'a');
   const child = pinned(

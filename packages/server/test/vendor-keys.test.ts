@@ -14,7 +14,7 @@ import { loadVendorRoutes } from '../src/vendor/route.js';
 import { VENDOR_KEYS_PATH, vendorKeysAudience } from '../src/vendor/routes.js';
 import { hasOpenssl, makeCa, makeLocalhostServer } from './helpers/certificates.js';
 import { type OperatorCli, operatorCli } from './helpers/cli.js';
-import { classDoc, workloadDoc } from './helpers/dpop.js';
+import { classDoc, rawDoc, workloadDoc } from './helpers/dpop.js';
 import { testKey } from './helpers/harness.js';
 import { API, startVerifierWorld, type VerifierWorld, workloadClient } from './helpers/verifier.js';
 
@@ -27,6 +27,16 @@ const PROXY = 'spiffe://test.writ/vendor/proxy';
 const STRANGER = 'spiffe://test.writ/vendor/stranger';
 const KEY_1 = 'sk_live_4f6b0a9d2c1e8b7a5d3f0c2e';
 const KEY_2 = 'sk_live_9e8d7c6b5a4f3e2d1c0b9a8f';
+
+/** The exception a static vendor key must have on record to be leased. */
+const vendorException = (id: string, key: string, expires: string) =>
+  rawDoc('exception', {
+    id,
+    covers: { kind: 'vendor_key', key },
+    owner: 'team-payments',
+    justification: 'the vendor only takes a static API key',
+    expires,
+  });
 
 describe('vendor keys: sealed, leased by proxies, injected', {
   skip: hasOpenssl() ? false : 'needs openssl',
@@ -83,6 +93,8 @@ describe('vendor keys: sealed, leased by proxies, injected', {
         workloadDoc(CALLER, callerKey, ['vk-call']),
         workloadDoc(PROXY, proxyKey, ['vk-lease']),
         workloadDoc(STRANGER, strangerKey, ['vk-lease']),
+        vendorException('payments-key', 'payments', '2099-12-31'),
+        vendorException('mail-key', 'mail', '2020-01-31'),
       ],
     });
     ops = operatorCli(w.h);
@@ -214,6 +226,24 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     assert.ok(refused.some((e) => e.data['reason'] === 'vendor_key_lease_key'));
   });
 
+  it('a key is leased only while an exception covers it, and the refusal names the exception', async () => {
+    const proxyClient = workloadClient(w.issuer, PROXY, proxyKey, { nowMs: w.clock.now });
+    const lease = async (name: string) => {
+      const r = await w.h.admin('POST', '/vendor-keys', { name, secret: `sk_live_${name}_0123456789`, proxies: [PROXY] });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const keys = new LeasedVendorKeys({ issuer: w.issuer, client: proxyClient, now: w.clock.now });
+      return keys.current(name).then(
+        () => 'leased',
+        (err: Error) => err.message,
+      );
+    };
+    assert.match(await lease('mail'), /403.*exception "mail-key" \(vendor key mail, owner team-payments\) expired at 2020-01-31/);
+    assert.match(await lease('sms'), /403.*no exception in exceptions\/ covers it/);
+    const refused = await w.h.auditEvents('vendor_keys.refused');
+    assert.ok(refused.some((e) => e.data['reason'] === 'exception_expired'));
+    assert.ok(refused.some((e) => e.data['reason'] === 'vendor_key_exception_missing'));
+  });
+
   it('a rotation with overlap keeps requests succeeding; after it the old key is never sent', async () => {
     accepted.add(KEY_2);
     const r = await cli([
@@ -259,7 +289,11 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     const events = JSON.stringify(await w.h.auditEvents());
     // The rows as anyone with the database sees them (sealed bytes as text), and the SQLite files whole.
     const rows = await w.h.attackerSql('SELECT * FROM vendor_keys');
-    assert.equal(rows.length, 1, 'the replaced version was deleted after its overlap');
+    assert.equal(
+      rows.filter((r) => r['name'] === 'payments').length,
+      1,
+      'the replaced version was deleted after its overlap',
+    );
     const store =
       rows
         .map((r) => Object.values(r).map((v) => (Buffer.isBuffer(v) ? v.toString('latin1') : String(v))))

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { vendorKeysAudience } from '../src/vendor/routes.js';
 import { hasOpenssl, makeCa, makeLocalhostServer } from './helpers/certificates.js';
 import { runWrit, WRIT_MAIN } from './helpers/cli.js';
-import { classDoc, workloadDoc } from './helpers/dpop.js';
+import { classDoc, rawDoc, workloadDoc } from './helpers/dpop.js';
 import { freePort, type Harness, privateJwk, startHarness, testKey } from './helpers/harness.js';
 
 // The vendor-key proxy as a user runs it: `writ proxy` as its own process (a sidecar), and a job run
@@ -63,6 +63,13 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
         }),
         workloadDoc(JOB, jobKey, ['vc-job']),
         workloadDoc(PROXY, proxyKey, ['vc-proxy'], { serves: [VENDOR_AUD] }),
+        rawDoc('exception', {
+          id: 'payments-vendor-key',
+          covers: { kind: 'vendor_key', key: 'payments' },
+          owner: 'team-payments',
+          justification: 'the payments vendor only takes a static API key',
+          expires: '2099-12-31',
+        }),
       ],
     });
     const added = await h.admin('POST', '/vendor-keys', { name: 'payments', secret: KEY, proxies: [PROXY] });

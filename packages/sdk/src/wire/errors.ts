@@ -317,6 +317,8 @@ export const REFUSAL_REASONS = {
   vendor_key_exists: 'a vendor key of that name exists: rotate it (`writ vendor-keys rotate NAME`) instead',
   vendor_key_not_granted:
     'the calling workload is not one of the proxies the vendor key lists (`writ vendor-keys add|rotate --proxy ID`)',
+  vendor_key_exception_missing:
+    'no exception in exceptions/ covers the vendor key (`covers: { kind: vendor_key, key: NAME }`): a static key is leased only while one holds',
   vendor_key_lease_key:
     "a lease must carry `jwk`, the proxy's ephemeral public key (EC P-256) the key is encrypted to",
   store_unavailable: 'the store cannot be reached or refused the write: nothing was done',

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CompactEncrypt, importJWK, type JWK } from 'jose';
 import type { WritContext } from '../context.js';
 import { accessDenied, invalidRequest, notFound, OAuthError } from '../errors.js';
+import { effectiveExpiry, exceptionHolds } from '../governance/exception.js';
 import { type VendorKeyRecord, vendorKeyContext } from './vendor-key.js';
 
 /** What any API says of a vendor key: never the key, only which version and who may lease it. */
@@ -202,6 +203,39 @@ export async function retireVendorKey(ctx: WritContext, name: string, actor: str
 }
 
 /**
+ * A vendor's static key is an exception to the rules (docs/governance.md): it is leased only while an
+ * exception of kind `vendor_key` for it holds, so its owner, justification and end are on record and an
+ * ended one stops the key being sent.
+ */
+function requireException(ctx: WritContext, name: string): void {
+  const covering = ctx.registry
+    .exceptions()
+    .filter((e) => e.covers.kind === 'vendor_key' && e.covers.key === name);
+  const now = ctx.clock.now();
+  if (covering.some((e) => exceptionHolds(e, now))) return;
+  const e = covering[0];
+  if (!e)
+    throw accessDenied(
+      `vendor key ${name} is not leased: no exception in exceptions/ covers it (covers: { kind: vendor_key, key: ${name} }, with owner, justification and expires)`,
+      { reason: 'vendor_key_exception_missing' },
+    );
+  const which = `exception "${e.id}" (vendor key ${name}, owner ${e.owner})`;
+  if (e.runtime.retired)
+    throw accessDenied(
+      `vendor key ${name} is not leased: ${which} was retired at ${new Date(e.runtime.retired.at).toISOString()}`,
+      {
+        reason: 'exception_retired',
+        exception: e.id,
+      },
+    );
+  const end = effectiveExpiry(e);
+  throw accessDenied(
+    `vendor key ${name} is not leased: ${which} expired at ${new Date(end).toISOString()}; an operator renews it (writ exceptions renew ${e.id} --until DATE)`,
+    { reason: 'exception_expired', exception: e.id, expired_at: end },
+  );
+}
+
+/**
  * A proxy workload leases the key: only one the key lists, and the key travels encrypted to the
  * ephemeral public key the proxy sent (ECDH-ES, A256GCM), so no log of this body can hold it.
  */
@@ -216,6 +250,7 @@ export async function leaseVendorKey(
     throw accessDenied(`this workload may not lease vendor key ${o.name}`, {
       reason: 'vendor_key_not_granted',
     });
+  requireException(ctx, o.name);
   const jwk = o.jwk as JWK | undefined;
   if (
     !jwk ||
