@@ -179,14 +179,18 @@ describe('the writ-exec composite action', () => {
     // prebuild-install looks for its settings from the addon's folder upwards: the install prefix is
     // under RUNNER_TEMP, itself under `dir`.
     writeFileSync(join(dir, '.prebuild-installrc'), `local-prebuilds=${localPrebuilds(dir).folder}\n`);
-    const r0 = await runAction({
-      server: h.issuer,
-      audience: DEPLOY,
-      command: `${SAVE}; writ --version > "$OUT/version"; exit 3`,
-      labels: 'step=deploy\n  environment=prod  \n',
-      packages: packed.map((p) => join(dir, p.filename)).join(' '),
-      install: 'true',
-    });
+    const r0 = await runAction(
+      {
+        server: h.issuer,
+        audience: DEPLOY,
+        command: `${SAVE}; writ --version > "$OUT/version"; exit 3`,
+        labels: 'step=deploy\n  environment=prod  \n',
+        packages: packed.map((p) => join(dir, p.filename)).join(' '),
+        install: 'true',
+      },
+      // A runner with a warm npm cache (as the packed-install test leaves it): metadata from the cache.
+      { npm_config_prefer_offline: 'true' },
+    );
     assert.equal(r0.code, 3, r0.stderr);
     const prefixBin = join(r0.runnerTemp, 'writ-cli', 'bin');
     assert.ok(existsSync(join(prefixBin, 'writ')), 'writ installed under RUNNER_TEMP');
