@@ -121,6 +121,30 @@ describe('detection engine', () => {
     assert.deepEqual(ids(e.observe(use({ ...deny, time: T0 + 61_000 }))), ['bound-token-without-key']);
   });
 
+  it('a workload under break-glass is watched at the highest sensitivity: no cooldown, no learning-only', () => {
+    const e = engine({ learningMs: 3_600_000, learningEvents: 10 });
+    const deny = {
+      decision: 'deny' as const,
+      reason: 'dpop_bound_as_bearer',
+      signal: 'key_missing' as const,
+    };
+    e.heighten(WORKLOAD, T0 + 60_000);
+    const first = e.observe(use());
+    assert.equal(first[0]!.learning, false, 'a baseline rule acts even while the baseline learns');
+    assert.deepEqual(ids(e.observe(use({ ...deny, time: T0 + 10 }))), ['bound-token-without-key']);
+    assert.deepEqual(
+      ids(e.observe(use({ ...deny, time: T0 + 20 }))),
+      ['bound-token-without-key'],
+      'no cooldown',
+    );
+    // At its end (or calm) the ordinary sensitivity is back: the cooldown holds again, learning observes.
+    assert.deepEqual(ids(e.observe(use({ ...deny, time: T0 + 60_000 }))), []);
+    e.heighten(WORKLOAD, T0 + 120_000);
+    e.calm(WORKLOAD);
+    assert.deepEqual(ids(e.observe(use({ ...deny, time: T0 + 60_010 }))), []);
+    assert.equal(e.heightened(WORKLOAD, T0 + 60_010), false);
+  });
+
   it('baseline rules only observe while learning', () => {
     const e = engine({ learningMs: 3_600_000, learningEvents: 10 });
     const found = e.observe(use());

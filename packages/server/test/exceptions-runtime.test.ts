@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { EventType } from '@writ/sdk/wire';
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { fakeClock } from '../src/clock.js';
 import type { RawDocument } from '../src/config/config-dir.js';
 import { sweepGovernance } from '../src/governance/sweeper.js';
-import { AUDIENCE, type Harness, startHarness } from './helpers/harness.js';
+import { AUDIENCE, type Harness, OTHER_AUDIENCE, OTHER_WORKLOAD, startHarness } from './helpers/harness.js';
 import { expectRefusal } from './helpers/refusals.js';
+import { type PushReceiver, startPushReceiver } from './helpers/ssf-receiver.js';
 
 const CRON = 'spiffe://test.writ/vendor/cron';
 const SECRET = 'vendor-secret-0123456789abcdef';
@@ -146,5 +148,106 @@ describe('the exceptions registry at runtime: expiry enforced, alert, renew, ret
     const again = await h.admin('POST', `/exceptions/${ID}/renew`, { until: '2026-03-01', note: 'undo' });
     assert.equal(again.status, 400);
     assert.match(String(again.body['error_description']), /retired .* cannot be renewed/);
+  });
+});
+
+describe('a bearer class under an exception issues only while the exception holds', () => {
+  const clock = fakeClock(START);
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      clock,
+      extraDocs: [
+        doc('exception', {
+          id: 'reports-bearer',
+          covers: { kind: 'bearer_class', class: 'reports-read' },
+          owner: 'team-reports',
+          justification: 'the reports partner cannot do DPoP yet',
+          expires: '2026-01-20',
+        }),
+      ],
+    });
+  });
+  after(() => h.close());
+
+  it('issues under the exception (audited with it), refuses once it expired, issues again once renewed', async () => {
+    const ok = await h.requestToken();
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal((await h.auditEvents('token.issued')).at(-1)?.data['exception'], 'reports-bearer');
+    clock.set(END + 1);
+    const { event } = await expectRefusal(h, () => h.requestToken(), {
+      status: 400,
+      error: 'unauthorized_client',
+      reason: 'exception_expired',
+      description:
+        /class reports-read issues bearer tokens under exception "reports-bearer" \(owner team-reports\), which expired at 2026-01-20T23:59:59\.999Z/,
+    });
+    assert.equal(event.data['exception'], 'reports-bearer');
+    const r = await h.admin('POST', '/exceptions/reports-bearer/renew', {
+      until: '2026-02-15',
+      note: 'one more month',
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const again = await h.requestToken();
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    // The other bearer class, which no exception names, is the governance rules' business: it issues.
+    const other = await h.requestToken(
+      { resource: OTHER_AUDIENCE, scope: 'billing:write' },
+      { clientId: OTHER_WORKLOAD, key: h.otherKey },
+    );
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+  });
+});
+
+describe('an expiry alert reaches the owner through the signed findings webhook', () => {
+  let receiver: PushReceiver;
+  let h: Harness;
+  let origin: string;
+  before(async () => {
+    receiver = await startPushReceiver();
+    origin = new URL(receiver.url).origin;
+    h = await startHarness({
+      clock: fakeClock(START),
+      settings: {
+        'detection.webhook_url': `${origin}/hooks/owners`,
+        'detection.webhook_origins': [origin],
+        'ssf.push_allow_addresses': ['127.0.0.1'],
+      },
+      extraDocs: [
+        doc('exception', {
+          id: 'reports-bearer',
+          covers: { kind: 'bearer_class', class: 'reports-read' },
+          owner: 'team-reports',
+          justification: 'the reports partner cannot do DPoP yet',
+          expires: '2026-01-10',
+        }),
+      ],
+    });
+  });
+  after(async () => {
+    await h.close();
+    await receiver.close();
+  });
+
+  it('one JWS signed by the server key, naming the exception, its owner and its end', async () => {
+    await sweepGovernance(h.writ.ctx);
+    await sweepGovernance(h.writ.ctx);
+    await h.writ.ctx.detection.webhook!.settled();
+    assert.equal(receiver.received.length, 1, 'one alert per end');
+    const jwks = createLocalJWKSet(h.writ.ctx.keys.publicJwks() as Parameters<typeof createLocalJWKSet>[0]);
+    const { payload } = await jwtVerify(receiver.received[0]!.set, jwks, {
+      issuer: h.issuer,
+      audience: origin,
+    });
+    const end = Date.parse('2026-01-10T23:59:59.999Z');
+    assert.equal(payload.jti, `exception-reports-bearer-${end}`);
+    assert.deepEqual(payload['exception'], {
+      id: 'reports-bearer',
+      kind: 'bearer_class',
+      owner: 'team-reports',
+      status: 'expiring',
+      expires_at: Math.floor(end / 1000),
+      days_left: 10,
+    });
   });
 });

@@ -7,6 +7,7 @@ import { type DpopBinding, dpopError } from '../dpop/check.js';
 import { OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
 import { bindToFirstHolder, federationAudit } from '../federation/replay.js';
+import { bearerClassException } from '../governance/bearer-exception.js';
 import { decideIssuance } from '../policy/issuance.js';
 import { signAccessToken, tokenFingerprint } from '../tokens/access-token.js';
 
@@ -73,6 +74,8 @@ export async function issueAccessToken(
       `class ${r.tokenClass} binds tokens to a client certificate: authenticate with tls_client_auth or self_signed_tls_client_auth`,
       { detail: { reason: 'mtls_binding_required' } },
     );
+  // A bearer class under an exception of the registry issues only while the exception holds.
+  const exception = r.exception ?? bearerClassException(ctx.registry, r.tokenClass, now);
   const policy = await decideIssuance(ctx, r, req);
   const { token, claims, kid } = signAccessToken(ctx.keys, {
     issuer: ctx.settings.issuer,
@@ -146,7 +149,7 @@ export async function issueAccessToken(
           ip: req.ip,
           policy,
           ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
-          ...(r.exception ? { exception: r.exception } : {}),
+          ...(exception ? { exception } : {}),
           ...(r.breakglass ? { breakglass: r.breakglass } : {}),
         },
       },
