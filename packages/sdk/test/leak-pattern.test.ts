@@ -5,6 +5,7 @@ import pino from 'pino';
 import { jwkThumbprint } from '../src/jose/index.js';
 import {
   classifyTokenShape,
+  findWritTokenFragments,
   peekToken,
   redactWritTokens,
   redactWritTokensDeep,
@@ -98,6 +99,25 @@ describe('Writ token pattern', () => {
     assert.equal(classifyTokenShape(`${h}.${p}.${s}AAAA`), 'other');
     assert.equal(classifyTokenShape(`${h}AAAA.${p}.${s}`), 'other');
     assert.equal(classifyTokenShape(`${t}.x`), 'other');
+  });
+
+  it('the prefix-first search finds exactly what the fragment expression matches', () => {
+    const t = writToken(es, { jti: 'p' });
+    const texts = [
+      `a ${t} b ${t.slice(0, 60)}\n${t}`,
+      `x${t} %3D${t} %2${t} %zz${t} _${t} -${t}`,
+      `${t}${t}`,
+      `${t.slice(0, 37)}`,
+      'eyJ0eXAiOiJhdCtqd3QiLCJraWQiOiJ3cml0 nothing',
+    ];
+    for (const text of texts) {
+      const byRegExp = [...text.matchAll(writTokenFragmentRegExp())].map((m) => ({
+        index: m.index,
+        token: m[0],
+      }));
+      assert.deepEqual(findWritTokenFragments(text), byRegExp, text.slice(0, 40));
+    }
+    assert.equal(findWritTokenFragments(`x${t} %3D${t}`).length, 1, 'glued: no; after a percent-escape: yes');
   });
 
   it('peeks kid and jti without verifying, and keeps only plain identifiers', () => {

@@ -4,13 +4,14 @@ import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { jwkThumbprint } from '@writ/sdk/jose';
 import AjvDraft04 from 'ajv-draft-04';
 import ajvFormats from 'ajv-formats';
 import { HeldSecrets } from '../src/scan/held-secrets.js';
 import { type ScanFinding, scan } from '../src/scan/scan.js';
-import { gitHistoryInputs, type SkipCounter } from '../src/scan/sources.js';
+import { gitHistoryInputs, type SkipCounter, streamInputs } from '../src/scan/sources.js';
 import { type OperatorCli, operatorCli, WRIT_MAIN } from './helpers/cli.js';
 import { serverKeys } from './helpers/dpop.js';
 import { type Harness, LEGACY_SECRET, LEGACY_WORKLOAD, startHarness } from './helpers/harness.js';
@@ -515,5 +516,30 @@ describe('writ scan: files, standard input, offline keys and exit codes', () => 
     await assert.rejects(async () => {
       for await (const _ of gitHistoryInputs(dir, 1024, skipped)) void _;
     }, /git log failed/);
+  });
+});
+
+describe('writ scan: standard input in bounded pieces', () => {
+  it('cuts at line ends, never above the bound, and keeps every line number', async () => {
+    const text = Array.from({ length: 200 }, (_, i) => `line ${i + 1} ${'x'.repeat(i % 37)}`).join('\n');
+    const skipped: SkipCounter = { tooLarge: 0, binary: 0, unreadable: 0 };
+    // Fed in odd-sized chunks, as a pipe delivers them.
+    const bytes = Buffer.from(text);
+    const chunks = [];
+    for (let i = 0; i < bytes.length; i += 77) chunks.push(bytes.subarray(i, i + 77));
+    const pieces = [];
+    for await (const p of streamInputs(Readable.from(chunks), 128, skipped)) pieces.push(p);
+    assert.ok(pieces.length > 20);
+    assert.equal(Buffer.concat(pieces.map((p) => p.data)).toString(), text, 'nothing lost, nothing repeated');
+    let line = 1;
+    for (const p of pieces) {
+      assert.ok(p.data.length <= 128);
+      assert.equal(p.firstLine, line);
+      const s = p.data.toString();
+      if (p !== pieces.at(-1)) assert.ok(s.endsWith('\n'), 'cut after a line end');
+      assert.ok(s.startsWith('line '), JSON.stringify(s.slice(0, 10)));
+      assert.equal(Number(s.split(' ')[1]), line, 'the piece starts at the line it says');
+      line += s.split('\n').length - 1;
+    }
   });
 });

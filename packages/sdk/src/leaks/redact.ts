@@ -1,4 +1,4 @@
-import { peekToken, writTokenFragmentRegExp } from './token-pattern.js';
+import { findWritTokenFragments, peekToken } from './token-pattern.js';
 
 /**
  * Log redaction of Writ access tokens: every token (or token fragment) in a string becomes
@@ -10,12 +10,16 @@ const MARK = '[writ-token';
 
 /** Replaces every Writ access token in `line` by its `jti`. Strings without one come back as they are. */
 export function redactWritTokens(line: string): string {
-  // The prefix check first: nearly every line has no token, and indexOf is far cheaper than a RegExp.
-  if (line.indexOf('eyJ0eXAiOiJhdCtqd3Qi') === -1) return line;
-  return line.replace(writTokenFragmentRegExp(), (token) => {
+  const found = findWritTokenFragments(line);
+  if (found.length === 0) return line;
+  let out = '';
+  let at = 0;
+  for (const { index, token } of found) {
     const { jti } = peekToken(token);
-    return jti === undefined ? `${MARK}]` : `${MARK} jti=${jti}]`;
-  });
+    out += `${line.slice(at, index)}${jti === undefined ? `${MARK}]` : `${MARK} jti=${jti}]`}`;
+    at = index + token.length;
+  }
+  return out + line.slice(at);
 }
 
 /**

@@ -56,6 +56,42 @@ export function writTokenFragmentRegExp(): RegExp {
   );
 }
 
+/** The rest of a fragment after its prefix, matched where the prefix was found (sticky). */
+const FRAGMENT_REST = new RegExp(
+  `[${B64}]{0,1024}(?:\\.[${B64}]{0,${WRIT_TOKEN_MAX_PAYLOAD_CHARS}}(?:\\.[${B64}]{0,1024})?)?`,
+  'y',
+);
+
+const isB64 = (c: number) =>
+  (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95;
+const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+
+/**
+ * Every Writ token or token fragment in `text`, with its offset: what `writTokenFragmentRegExp` matches,
+ * found by searching for the fixed prefix first (a plain substring search, about as fast as reading the
+ * text) and matching the rest only there. Scanners and redactors use this on every line they see.
+ */
+export function findWritTokenFragments(text: string): Array<{ index: number; token: string }> {
+  const out: Array<{ index: number; token: string }> = [];
+  for (let i = text.indexOf(WRIT_TOKEN_PREFIX); i !== -1; ) {
+    const before = i === 0 ? -1 : text.charCodeAt(i - 1);
+    const starts =
+      before === -1 ||
+      !isB64(before) ||
+      (i >= 3 && text.charCodeAt(i - 3) === 37 && isHex(text.charCodeAt(i - 2)) && isHex(before));
+    if (!starts) {
+      i = text.indexOf(WRIT_TOKEN_PREFIX, i + 1);
+      continue;
+    }
+    FRAGMENT_REST.lastIndex = i + WRIT_TOKEN_PREFIX.length;
+    const rest = FRAGMENT_REST.exec(text)?.[0] ?? '';
+    const end = i + WRIT_TOKEN_PREFIX.length + rest.length;
+    out.push({ index: i, token: text.slice(i, end) });
+    i = text.indexOf(WRIT_TOKEN_PREFIX, end);
+  }
+  return out;
+}
+
 /**
  * What a string that starts like a Writ token is: `whole` (header, payload and signature of the right
  * lengths), `truncated` (cut somewhere: a part missing or shorter than it must be, so it cannot be

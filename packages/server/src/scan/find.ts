@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { lintSource } from '@secretlint/core';
+import { secretLintProfiler } from '@secretlint/profiler';
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend';
-import { WRIT_TOKEN_PREFIX, writTokenFragmentRegExp } from '@writ/sdk/leaks';
+import { findWritTokenFragments, WRIT_TOKEN_PREFIX } from '@writ/sdk/leaks';
 
 /**
  * Finding things in text: Writ access tokens (the pattern of `@writ/sdk/leaks`, whole or truncated,
@@ -49,8 +50,8 @@ export function findWritTokens(text: string, firstLine = 1): TokenHit[] {
   if (!hasPlain && !hasEncoded) return [];
   const found: Array<{ offset: number; token: string; encoding: 'plain' | 'url' }> = [];
   if (hasPlain) {
-    for (const m of text.matchAll(writTokenFragmentRegExp()))
-      found.push({ offset: m.index, token: m[0], encoding: 'plain' });
+    for (const m of findWritTokenFragments(text))
+      found.push({ offset: m.index, token: m.token, encoding: 'plain' });
   }
   if (hasEncoded) {
     // Lines holding an encoded token are decoded and scanned again; the hit is placed at the line.
@@ -59,8 +60,8 @@ export function findWritTokens(text: string, firstLine = 1): TokenHit[] {
       const decoded = m[0].replace(/%([0-9a-f]{2})/gi, (_, h: string) =>
         String.fromCharCode(Number.parseInt(h, 16)),
       );
-      for (const t of decoded.matchAll(writTokenFragmentRegExp()))
-        found.push({ offset: m.index, token: t[0], encoding: 'url' });
+      for (const t of findWritTokenFragments(decoded))
+        found.push({ offset: m.index, token: t.token, encoding: 'url' });
     }
     found.sort((a, b) => a.offset - b.offset);
   }
@@ -83,6 +84,18 @@ export interface SecretHit extends Position {
 
 /** `client_secret = …`, `"client_secret": "…"`, `client-secret: …`, `CLIENT_SECRET=…` (a form body too). */
 const CLIENT_SECRET = /client[_-]?secret["']?\s*[:=]\s*["']?([A-Za-z0-9._~+/=-]{12,256})/gi;
+
+/**
+ * secretlint's profiler marks the start and end of every rule on every file on the process's
+ * performance timeline, keeps every mark and measure for the life of the process, and looks through all
+ * of them at each mark: over a long scan that is memory without bound and time that grows with the
+ * square of the files scanned. Nothing here reads it, so its marks go nowhere (its only state is the
+ * `perf` it was built with).
+ */
+(secretLintProfiler as unknown as { perf: { mark(): void; measure(): void } }).perf = {
+  mark: () => undefined,
+  measure: () => undefined,
+};
 
 const secretlintConfig = {
   rules: [{ id: '@secretlint/secretlint-rule-preset-recommend', rule: recommendedPreset }],
