@@ -229,7 +229,11 @@ describe('vendor keys: sealed, leased by proxies, injected', {
   it('a key is leased only while an exception covers it, and the refusal names the exception', async () => {
     const proxyClient = workloadClient(w.issuer, PROXY, proxyKey, { nowMs: w.clock.now });
     const lease = async (name: string) => {
-      const r = await w.h.admin('POST', '/vendor-keys', { name, secret: `sk_live_${name}_0123456789`, proxies: [PROXY] });
+      const r = await w.h.admin('POST', '/vendor-keys', {
+        name,
+        secret: `sk_live_${name}_0123456789`,
+        proxies: [PROXY],
+      });
       assert.equal(r.status, 201, JSON.stringify(r.body));
       const keys = new LeasedVendorKeys({ issuer: w.issuer, client: proxyClient, now: w.clock.now });
       return keys.current(name).then(
@@ -237,7 +241,10 @@ describe('vendor keys: sealed, leased by proxies, injected', {
         (err: Error) => err.message,
       );
     };
-    assert.match(await lease('mail'), /403.*exception "mail-key" \(vendor key mail, owner team-payments\) expired at 2020-01-31/);
+    assert.match(
+      await lease('mail'),
+      /403.*exception "mail-key" \(vendor key mail, owner team-payments\) expired at 2020-01-31/,
+    );
     assert.match(await lease('sms'), /403.*no exception in exceptions\/ covers it/);
     const refused = await w.h.auditEvents('vendor_keys.refused');
     assert.ok(refused.some((e) => e.data['reason'] === 'exception_expired'));
