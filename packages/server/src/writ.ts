@@ -2,6 +2,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { applyConfig, setWorkloadState } from './admin/operations.js';
+import { quarantineOrphans } from './admin/orphan-quarantine.js';
 import { readAuditAnchor, writeAuditAnchor } from './audit/anchor.js';
 import { createAuditLog } from './audit/audit-log.js';
 import { AuditChainBrokenError } from './audit/chain.js';
@@ -262,6 +263,9 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       store.prune(clock.now()).catch(() => undefined);
       store.trimEvents(clock.now() - settings.events.retention * 1000).catch(() => undefined);
       pruneClosedTasks(ctx).catch(() => undefined);
+      quarantineOrphans(ctx).catch((e: unknown) =>
+        logger.error({ err: (e as Error).message }, 'could not quarantine orphaned workloads'),
+      );
     }, 60_000),
     setInterval(
       () =>

@@ -97,6 +97,20 @@ export const REFUSAL_REASONS = {
     'the operator key the admin token is bound to is no longer registered for that operator',
   operator_person_inactive:
     'the operator belongs to a person who is not active (deprovisioned, suspended, or known to neither people/ nor SCIM)',
+  scim_disabled: 'SCIM provisioning is off: no `scim.token_sha256` is configured',
+  scim_credential:
+    'the SCIM request carries no bearer credential, or not the one configured (`scim.token_sha256`)',
+  scim_invalid_syntax:
+    'the SCIM request body is not JSON, or does not follow the resource schema (an unknown attribute, a wrong `schemas`)',
+  scim_invalid_filter:
+    'the SCIM `filter` is not `<attribute> eq "<value>"` on an attribute that can be filtered on',
+  scim_invalid_value: 'a SCIM attribute has a value out of its type or bounds, or a required one is missing',
+  scim_invalid_path: 'a SCIM PATCH path is not one Writ answers, or names no attribute',
+  scim_uniqueness:
+    'another SCIM resource (or a person or team of people/) already has that `userName` or group name',
+  scim_not_found: 'no SCIM resource has that id',
+  scim_precondition: '`If-Match` names a version the SCIM resource no longer has',
+  scim_too_large: 'the SCIM request body is larger than allowed',
   admin_dpop_key:
     'the DPoP proof at `POST /admin/v1/token` is not signed by the operator key that signed the assertion',
 

@@ -13,6 +13,7 @@ import { ConfigError, invalidRequest, notFound } from '../errors.js';
 import { registerGovernanceAdminRoutes } from '../governance/admin-routes.js';
 import { registerGovernVerifyRoute } from '../governance/verify-route.js';
 import { registerLeakAdminRoutes } from '../leaks/admin-routes.js';
+import { orphanedWorkloads } from '../people/orphans.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
 import { PolicyLoadError } from '../policy/compile.js';
 import { applyPolicies, compileSources } from '../policy/operations.js';
@@ -147,6 +148,11 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         workloads: ctx.registry
           .workloads()
           .map(({ verificationKeys: _k, ...w }) => ({ ...w, jwks: w.jwks.length })),
+      }));
+      // Workloads whose owner was deprovisioned, for reassignment (docs/governance.md, "Orphaned workloads").
+      admin.get('/workloads/orphaned', async () => ({
+        workloads: orphanedWorkloads(ctx.registry),
+        quarantine_after: ctx.settings.governance.orphanQuarantineAfter,
       }));
       admin.get<{ Params: { id: string } }>('/workloads/:id', async (req) => {
         const w = ctx.registry.workload(req.params.id);

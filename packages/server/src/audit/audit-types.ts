@@ -19,6 +19,7 @@ export type RefusalEndpoint =
   | 'vendor_keys'
   | 'admin'
   | 'admin_token'
+  | 'scim'
   | 'http';
 
 export type AuditEventType =
@@ -49,6 +50,9 @@ export type AuditEventType =
   | 'vendor_key.leased'
   // Operators and configuration
   | 'admin.session'
+  // People: what an identity provider changed over SCIM, and what it did to a person's access
+  | `scim.${'user' | 'group'}.${'created' | 'replaced' | 'patched' | 'deleted'}`
+  | `person.${'deprovisioned' | 'reactivated'}`
   | 'config.applied'
   // The exceptions registry (docs/governance.md): an operator renewed or retired one; its owner was alerted.
   | `exception.${'renewed' | 'retired' | 'expiring'}`

@@ -453,6 +453,21 @@ export const SETTINGS_REFERENCE = {
     max: 604_800,
     doc: 'A partner report whose body (SHA-256) was already taken within this window is refused as a replay, and changes nothing.',
   },
+  'scim.token_sha256': {
+    kind: 'string',
+    default: '',
+    shown: '(none: SCIM is off)',
+    env: 'WRIT_SCIM_TOKEN_SHA256',
+    doc: 'Lowercase hex SHA-256 of the bearer secret an identity provider sends to `/scim/v2` (`writ scim secret` makes one). Only the digest is kept; a presented secret is hashed and compared in constant time. Empty: every SCIM request is refused.',
+  },
+  'governance.orphan_quarantine_after': {
+    kind: 'duration',
+    default: 0,
+    min: 0,
+    max: 31_536_000,
+    shown: '0 (off)',
+    doc: 'Opt-in: quarantine a workload this long after its owner was deprovisioned (a person made inactive or deleted, or a team whose last active member left). 0: orphaned workloads are only listed (`writ workloads orphaned`).',
+  },
   'ssf.max_queued': {
     kind: 'integer',
     default: 10_000,
@@ -615,6 +630,11 @@ export interface Settings {
     webhookUrl: string;
     webhookOrigins: string[];
   };
+  scim: {
+    /** '' when SCIM is off; else 64 lowercase hex digits. */
+    tokenSha256: string;
+  };
+  governance: { orphanQuarantineAfter: number };
   leaks: {
     response: 'revoke_token' | 'revoke_task' | 'quarantine';
     severity: 'low' | 'medium' | 'high' | 'critical';
@@ -684,6 +704,13 @@ export function resolveSettings(
   const webhookOrigins = [...(value('detection.webhook_origins') as string[])];
   if (webhookUrl !== '') checkWebhookUrl(webhookUrl, webhookOrigins, where('detection.webhook_url'));
   const githubKeysUrl = value('leaks.github_keys_url') as string;
+  const scimTokenSha256 = value('scim.token_sha256') as string;
+  if (scimTokenSha256 !== '' && !/^[0-9a-f]{64}$/.test(scimTokenSha256))
+    throw new ConfigError(
+      where('scim.token_sha256'),
+      'scim.token_sha256',
+      'must be the lowercase hex SHA-256 of the secret (64 characters; `writ scim secret` prints one), never the secret itself',
+    );
   if (githubKeysUrl !== '') checkGithubKeysUrl(githubKeysUrl, where('leaks.github_keys_url'));
   const host = value('listen.host') as string;
   const port = value('listen.port') as number;
@@ -769,6 +796,8 @@ export function resolveSettings(
       webhookUrl,
       webhookOrigins,
     },
+    scim: { tokenSha256: scimTokenSha256 },
+    governance: { orphanQuarantineAfter: value('governance.orphan_quarantine_after') as number },
     leaks: {
       response: value('leaks.response') as Settings['leaks']['response'],
       severity: value('leaks.severity') as Settings['leaks']['severity'],

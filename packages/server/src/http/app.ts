@@ -17,6 +17,7 @@ import { sourceKey } from '../rate-limit/source.js';
 import { sightCertificate } from '../request/client-certificate.js';
 import { parseForm } from '../request/form.js';
 import { info } from '../request/info.js';
+import { registerScimRoutes } from '../scim/routes.js';
 import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
@@ -172,6 +173,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerSsfRoutes(app, ctx);
   registerLeakRoutes(app, ctx);
   registerVendorKeyRoutes(app, ctx);
+  registerScimRoutes(app, ctx);
   // The API description, generated from the schemas the routes validate with, once per server.
   const description = JSON.stringify(openApiDocument(ctx.settings.issuer));
   app.get(OPENAPI_PATH, async (_req, reply) =>

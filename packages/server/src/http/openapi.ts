@@ -18,6 +18,7 @@ import { LEAKS_PATH } from '../leaks/routes.js';
 import { resourceBody } from '../policy/admin-routes.js';
 import { evaluationBody, evaluationsBody } from '../policy/authzen.js';
 import { bundleQuery } from '../policy/bundle.js';
+import { SCIM_PATH } from '../scim/routes.js';
 import { createBody, pollBody, statusBody, updateBody, verifyBody } from '../ssf/streams.js';
 import { SsfPaths } from '../ssf/vocabulary.js';
 import { taskSeconds } from '../tasks/routes.js';
@@ -45,6 +46,7 @@ type Caller =
   | 'operator' // an admin token bound to the operator key (DPoP), with a proof per call
   | 'operator-assertion' // an operator's signed assertion and DPoP proof (the admin token request)
   | 'github' // GitHub's secret scanning, its report signed with GitHub's published keys
+  | 'scim' // an identity provider with the SCIM bearer secret (`scim.token_sha256`)
   | { token: string; operator?: boolean }; // a Writ token for this audience (path after the issuer)
 
 interface Operation {
@@ -453,6 +455,7 @@ export const ROUTES: readonly Operation[] = [
     ok: { status: 200, what: 'an admin token (`token_type: DPoP`)' },
   },
   ...admin('GET', '/workloads', 'the registered workloads'),
+  ...admin('GET', '/workloads/orphaned', 'workloads whose owner was deprovisioned, for reassignment'),
   ...admin('GET', '/workloads/{id}', 'one workload, with its risk'),
   ...(['disable', 'enable', 'quarantine'] as const).flatMap((verb) =>
     admin('POST', `/workloads/{id}/${verb}`, `${verb} a workload`, { type: 'json', schema: stateBody }),
@@ -597,6 +600,7 @@ export const ROUTES: readonly Operation[] = [
   }),
   ...admin('POST', '/detections/pause', 'pause automatic responses', { type: 'json', schema: pauseBody }),
   ...admin('POST', '/detections/resume', 'resume automatic responses', { type: 'json', schema: pauseBody }),
+  ...scimOperations(),
   {
     method: 'GET',
     path: '/healthz',
@@ -634,6 +638,35 @@ export const ROUTES: readonly Operation[] = [
     ok: { status: 200, what: 'the OpenAPI document' },
   },
 ];
+
+/** SCIM 2.0 (RFC 7644): bodies are `application/scim+json`, read against the schemas it publishes. */
+function scimOperations(): Operation[] {
+  const op = (method: Operation['method'], path: string, summary: string, status = 200): Operation => ({
+    method,
+    path: `${SCIM_PATH}${path}`,
+    tag: 'scim',
+    summary,
+    description:
+      'SCIM 2.0 (RFC 7643/7644) for identity providers; `application/scim+json`; refusals are SCIM error bodies with `scimType` (see governance.md, "SCIM").',
+    caller: 'scim',
+    ok: { status, what: summary },
+  });
+  return [
+    op('GET', '/ServiceProviderConfig', 'the SCIM features Writ supports'),
+    op('GET', '/ResourceTypes', 'the resource types: User, Group'),
+    op('GET', '/ResourceTypes/{id}', 'one resource type'),
+    op('GET', '/Schemas', 'the schemas of the attributes kept'),
+    op('GET', '/Schemas/{id}', 'one schema'),
+    ...(['Users', 'Groups'] as const).flatMap((r) => [
+      op('POST', `/${r}`, `provision one of the ${r}`, 201),
+      op('GET', `/${r}`, `list ${r} (filter: <attribute> eq "<value>")`),
+      op('GET', `/${r}/{id}`, `one of the ${r}`),
+      op('PUT', `/${r}/{id}`, `replace one of the ${r}`),
+      op('PATCH', `/${r}/{id}`, `change one of the ${r} (PatchOp; active: false deprovisions a User)`),
+      op('DELETE', `/${r}/{id}`, `deprovision and remove one of the ${r}`, 204),
+    ]),
+  ];
+}
 
 function admin(
   method: Operation['method'],
@@ -677,6 +710,7 @@ function security(caller: Caller): Json[] | undefined {
   if (caller === 'anyone' || caller === 'client' || caller === 'operator-assertion' || caller === 'github')
     return [];
   if (caller === 'operator') return [{ adminToken: [] }];
+  if (caller === 'scim') return [{ scimSecret: [] }];
   return [{ writToken: [] }, { writBearerToken: [] }, ...(caller.operator ? [{ adminToken: [] }] : [])];
 }
 
@@ -686,6 +720,7 @@ export function callerText(caller: Caller): string {
   if (caller === 'operator') return 'an operator (admin token)';
   if (caller === 'operator-assertion') return 'an operator (operator key)';
   if (caller === 'github') return 'GitHub secret scanning (signed report)';
+  if (caller === 'scim') return 'an identity provider (the SCIM bearer secret)';
   return `a Writ token for \`<issuer>${caller.token}\`${caller.operator ? ', or an admin token' : ''}`;
 }
 
@@ -792,6 +827,11 @@ export function openApiDocument(issuer?: string): Json {
           type: 'http',
           scheme: 'DPoP',
           description: 'An admin token from `POST /admin/v1/token`, with a proof by the operator key.',
+        },
+        scimSecret: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'The SCIM bearer secret whose SHA-256 the operator configured (`scim.token_sha256`).',
         },
       },
     },

@@ -13,12 +13,15 @@ export async function directoryFromStore(
     store.listScimResources('Group'),
   ]);
   const personOf = new Map(users.filter((u) => !u.deleted).map((u) => [u.id, u.name]));
+  const live = new Set(personOf.values());
+  // A deleted User is kept (what the person owned shows orphaned) until the name is provisioned again.
+  const current = users.filter((u) => !u.deleted || !live.has(u.name));
   return new PeopleDirectory(
     [
       ...people.map(
         ({ updatedAt, ...p }): SourcedPerson => ({ ...p, source: 'config', changedAt: updatedAt }),
       ),
-      ...users.map(scimPerson),
+      ...current.map(scimPerson),
     ],
     [
       ...teams.map((t): SourcedTeam => ({ ...t, source: 'config' })),

@@ -108,6 +108,9 @@ export class Registry {
   issuers(): readonly TrustedIssuer[] {
     return this.#issuers;
   }
+  operators(): ResolvedOperator[] {
+    return [...this.#operators.values()];
+  }
   workloads(): ResolvedWorkload[] {
     return [...this.#workloads.values()];
   }

@@ -28,6 +28,30 @@ export function registerWorkloads(program: Command, cli: CommandContext): void {
       );
     });
   workloads
+    .command('orphaned')
+    .description(
+      'workloads whose owner was deprovisioned (a person made inactive or deleted, a team with no active member): reassign them',
+    )
+    .action(async () => {
+      const r = await cli.admin().get<{
+        workloads: Array<{ id: string; state: string; owner: string; reason: string; since?: number }>;
+        quarantine_after: number;
+      }>('/workloads/orphaned');
+      const since = (ms: number | undefined) => (ms === undefined ? 'unknown' : new Date(ms).toISOString());
+      cli.out(
+        [
+          ...r.workloads.map(
+            (w) =>
+              `${esc(w.state).padEnd(11)} ${esc(w.id)}  owner=${esc(w.owner)} ${esc(w.reason)} since=${since(w.since)}`,
+          ),
+          ...(r.workloads.length === 0 ? ['(none)'] : []),
+          r.quarantine_after > 0
+            ? `quarantined ${r.quarantine_after}s after the owner left (governance.orphan_quarantine_after)`
+            : 'not quarantined automatically (governance.orphan_quarantine_after is 0)',
+        ].join('\n'),
+      );
+    });
+  workloads
     .command('show <id>')
     .description('one workload as registered, with its state and risk')
     .action(async (id: string) => cli.out(await cli.admin().get(`/workloads/${encodeURIComponent(id)}`)));
