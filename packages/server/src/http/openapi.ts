@@ -59,7 +59,7 @@ interface Operation {
   description?: string;
   caller: Caller;
   /** The schema the handler validates the body with. */
-  body?: { type: 'json' | 'form'; schema: z.ZodType };
+  body?: { type: 'json' | 'form' | 'scim'; schema: z.ZodType };
   query?: z.ZodObject;
   /** Success status and what it returns (the content type, when not JSON). */
   ok: { status: number; what: string; type?: string };
@@ -192,6 +192,18 @@ export function routesOf(app: object): { method: string; path: string }[] {
 
 /** Where the server serves the document. */
 export const OPENAPI_PATH = '/openapi.json';
+
+/** A SCIM resource: `schemas` and the attributes `GET /scim/v2/Schemas` describes (checked by the route). */
+const scimResource = z
+  .looseObject({ schemas: z.array(z.string()).min(1).describe('the resource’s schema URNs') })
+  .describe('a User or Group (RFC 7643 §4), attributes as GET /scim/v2/Schemas describes them');
+/** RFC 7644 §3.5.2. */
+const scimPatch = z.looseObject({
+  schemas: z.array(z.string()).min(1).describe('["urn:ietf:params:scim:api:messages:2.0:PatchOp"]'),
+  Operations: z
+    .array(z.looseObject({ op: z.string(), path: z.string().optional(), value: z.unknown().optional() }))
+    .min(1),
+});
 
 /** Every operation the server answers. Keep in the order of the docs' table. */
 export const ROUTES: readonly Operation[] = [
@@ -639,6 +651,12 @@ export const ROUTES: readonly Operation[] = [
   },
 ];
 
+const BODY_TYPES = {
+  json: 'application/json',
+  form: 'application/x-www-form-urlencoded',
+  scim: 'application/scim+json',
+} as const;
+
 /** SCIM 2.0 (RFC 7644): bodies are `application/scim+json`, read against the schemas it publishes. */
 function scimOperations(): Operation[] {
   const op = (method: Operation['method'], path: string, summary: string, status = 200): Operation => ({
@@ -646,6 +664,11 @@ function scimOperations(): Operation[] {
     path: `${SCIM_PATH}${path}`,
     tag: 'scim',
     summary,
+    ...(method === 'POST' || method === 'PUT'
+      ? { body: { type: 'scim' as const, schema: scimResource } }
+      : method === 'PATCH'
+        ? { body: { type: 'scim' as const, schema: scimPatch } }
+        : {}),
     description:
       'SCIM 2.0 (RFC 7643/7644) for identity providers; `application/scim+json`; refusals are SCIM error bodies with `scimType` (see governance.md, "SCIM").',
     caller: 'scim',
@@ -755,7 +778,7 @@ export function openApiDocument(issuer?: string): Json {
               // A JSON body whose every member is optional may be left out (the route reads it as `{}`).
               required: op.body.type === 'form' || !op.body.schema.safeParse({}).success,
               content: {
-                [op.body.type === 'json' ? 'application/json' : 'application/x-www-form-urlencoded']: {
+                [BODY_TYPES[op.body.type]]: {
                   schema: jsonSchema(op.body.schema),
                 },
               },
