@@ -720,3 +720,39 @@ describe('writ govern verify: break-glass', () => {
     assert.match(never!.message, /break-glass bg_never, which the audit log never granted/);
   });
 });
+
+describe('writ govern verify: renewal lifetime of a task', () => {
+  const clock = fakeClock();
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ clock, settings: { 'detection.enabled': false }, extraDocs: VERIFIER_DOCS });
+  });
+  after(() => h.close());
+
+  it('a token of a task that ends more than renewal_max_lifetime after the task opened is named', async () => {
+    // The recorded rules say 1 h (the default); the store is edited to 4 h without an apply.
+    const cls = (await h.store.listClasses()).find((c) => c.name === 'reports-read')!;
+    assert.equal(cls.renewalMaxLifetime, 3600);
+    await h.store.putClass({ ...cls, renewalMaxLifetime: 4 * 3600 });
+    await h.writ.ctx.registry.reload();
+    const task = await h.admin('POST', '/tasks', {
+      workload: WORKLOAD,
+      purpose: 'long job',
+      duration: 4 * 3600,
+    });
+    assert.equal(task.status, 201, JSON.stringify(task.body));
+    const taskId = task.body['id'] as string;
+    const first = await issue(h, { ttl: '900', task_id: taskId });
+    clock.advance(3500_000);
+    const late = await issue(h, { ttl: '900', task_id: taskId });
+    const found = findingsOf((await prove(h)).report, 'issuance');
+    assert.equal(found.length, 1, JSON.stringify(found));
+    assert.equal(found[0]!.jti, late.jti);
+    assert.deepEqual(found[0]!.audit_seq, [late.seq]);
+    assert.match(
+      found[0]!.message,
+      new RegExp(`more than the class renewal_max_lifetime 3600s after its task ${taskId} opened at`),
+    );
+    assert.notEqual(found[0]!.jti, first.jti);
+  });
+});

@@ -60,17 +60,28 @@ export function auditedIssuance(e: AuditEvent): AuditedIssuance | undefined {
 
 /** One rule of its class an issuance broke: which, and what the event says against what the class allows. */
 export interface IssuanceBreach {
-  rule: 'lifetime' | 'audience' | 'binding' | 'scope';
+  rule: 'lifetime' | 'renewal' | 'audience' | 'binding' | 'scope';
   message: string;
 }
 
 /**
  * The class rules `t` broke, given the rules in force when it was issued: its lifetime (`exp - iat`) at
  * most `max_ttl`, exactly one audience and one of the class's, the binding the class requires (`dpop`
- * or `mtls`; a `bearer` class takes any), every scope one of the class's.
+ * or `mtls`; a `bearer` class takes any), every scope one of the class's. A token of a task ends at most
+ * `renewal_max_lifetime` after the task opened (`taskOpenedAt`, ms: its `task.opened` event, which is
+ * written at or after the task's own opening time, so the bound is never tighter than the server's).
  */
-export function issuanceBreaches(t: AuditedIssuance, rules: ClassRules): IssuanceBreach[] {
+export function issuanceBreaches(
+  t: AuditedIssuance,
+  rules: ClassRules,
+  taskOpenedAt?: number,
+): IssuanceBreach[] {
   const out: IssuanceBreach[] = [];
+  if (taskOpenedAt !== undefined && t.exp * 1000 > taskOpenedAt + rules.renewal_max_lifetime * 1000)
+    out.push({
+      rule: 'renewal',
+      message: `it ends at ${new Date(t.exp * 1000).toISOString()}, more than the class renewal_max_lifetime ${rules.renewal_max_lifetime}s after its task ${t.tid} opened at ${new Date(taskOpenedAt).toISOString()}`,
+    });
   const lifetime = t.exp - t.iat;
   if (!(lifetime <= rules.max_ttl))
     out.push({

@@ -204,6 +204,8 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
   const unrecorded = new Set<string>();
   let rulesRecorded = false;
   const exceptions = new ExceptionHistory();
+  /** When each open task's `task.opened` was written (ms): where its renewal lifetime starts. */
+  const tasksOpened = new Map<string, number>();
   const breakGlass = new BreakGlassLedger();
   const issuedTokens = new Map<string, AuditedIssuance>();
   const revocations: Array<{ revocation: Revocation; auditSeq: number }> = [];
@@ -260,6 +262,14 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
     events++;
     if (wanted.has(e.seq)) hashes.set(e.seq, e.hash);
     if (exceptions.read(e) || breakGlass.read(e)) return;
+    if (e.type === 'task.opened' || e.type === 'task.closed') {
+      const tid = e.data['tid'];
+      if (typeof tid !== 'string') return;
+      // Open tasks only: a closed task issues nothing more, so the map holds what is open at a time.
+      if (e.type === 'task.opened') tasksOpened.set(tid, e.ts);
+      else tasksOpened.delete(tid);
+      return;
+    }
     if (e.type === 'config.applied') {
       const rules = e.data['class_rules'];
       if (rules !== null && typeof rules === 'object' && !Array.isArray(rules)) {
@@ -322,7 +332,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
         cls: t.cls,
       });
     } else
-      for (const b of issuanceBreaches(t, rules))
+      for (const b of issuanceBreaches(t, rules, t.tid === undefined ? undefined : tasksOpened.get(t.tid)))
         find({
           check: 'issuance',
           kind: 'violation',
