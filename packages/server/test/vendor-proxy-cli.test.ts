@@ -121,6 +121,14 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
     await h.close();
   });
 
+  /** `writ exec --via-proxy ROUTE -- node -e SCRIPT` as the job workload. */
+  const execViaProxy = (route: string, script: string) =>
+    runWrit(WRIT_MAIN, [
+      ...['--server', h.issuer, 'exec', '--client-id', JOB, '--key', join(dir, 'job.jwk')],
+      ...['--audience', VENDOR_AUD, '--via-proxy', route, '--proxy-url', proxyUrl],
+      ...['--', process.execPath, '-e', script],
+    ]);
+
   it('publishes its routes (no secrets) and refuses a request without a token', async () => {
     const meta = (await (await fetch(`${proxyUrl}/.well-known/writ-proxy`)).json()) as { routes: unknown[] };
     assert.deepEqual(meta.routes, [{ name: 'payments', audience: VENDOR_AUD, scopes: ['payments:read'] }]);
@@ -132,8 +140,7 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
   });
 
   it('a job run with --via-proxy reaches the vendor by a local URL and never holds the key', async () => {
-    const jobKeyFile = join(dir, 'job.jwk');
-    writeFileSync(jobKeyFile, JSON.stringify(privateJwk(jobKey)), { mode: 0o600 });
+    writeFileSync(join(dir, 'job.jwk'), JSON.stringify(privateJwk(jobKey)), { mode: 0o600 });
     const out = join(dir, 'job-out');
     const script = [
       "const fs = require('node:fs');",
@@ -146,25 +153,7 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
       '  fs.writeFileSync(out + ".json", JSON.stringify({ base, ok: ok.status, body: await ok.text(), denied: denied.status }));',
       '})();',
     ].join('\n');
-    const r = await runWrit(WRIT_MAIN, [
-      '--server',
-      h.issuer,
-      'exec',
-      '--client-id',
-      JOB,
-      '--key',
-      jobKeyFile,
-      '--audience',
-      VENDOR_AUD,
-      '--via-proxy',
-      'payments',
-      '--proxy-url',
-      proxyUrl,
-      '--',
-      process.execPath,
-      '-e',
-      script,
-    ]);
+    const r = await execViaProxy('payments', script);
     assert.equal(r.code, 0, r.stderr);
     const got = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as {
       base: string;
@@ -183,27 +172,8 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
   });
 
   it('--via-proxy with a route the proxy does not have says which it has, and runs nothing', async () => {
-    const jobKeyFile = join(dir, 'job.jwk');
     const marker = join(dir, 'should-not-exist');
-    const r = await runWrit(WRIT_MAIN, [
-      '--server',
-      h.issuer,
-      'exec',
-      '--client-id',
-      JOB,
-      '--key',
-      jobKeyFile,
-      '--audience',
-      VENDOR_AUD,
-      '--via-proxy',
-      'mail',
-      '--proxy-url',
-      proxyUrl,
-      '--',
-      process.execPath,
-      '-e',
-      `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x')`,
-    ]);
+    const r = await execViaProxy('mail', `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x')`);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /no route mail \(it has: payments\)/);
     assert.throws(() => readFileSync(marker));
