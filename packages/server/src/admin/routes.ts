@@ -11,6 +11,7 @@ import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js'
 import { registerDetectionAdminRoutes } from '../detection/admin-routes.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
 import { registerGovernanceAdminRoutes } from '../governance/admin-routes.js';
+import { registerStaleRoute } from '../governance/stale-route.js';
 import { registerGovernVerifyRoute } from '../governance/verify-route.js';
 import { registerLeakAdminRoutes } from '../leaks/admin-routes.js';
 import { orphanedWorkloads } from '../people/orphans.js';
@@ -326,6 +327,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       registerGovernanceAdminRoutes(admin, ctx, op, body);
       registerGovernVerifyRoute(admin, ctx, op, body);
       registerVendorKeyAdminRoutes(admin, ctx, op, body);
+      registerStaleRoute(admin, ctx, op, body);
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();
         return verifyAuditChain(ctx.store);

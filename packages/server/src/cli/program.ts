@@ -14,6 +14,7 @@ import { registerExceptions } from './commands/exceptions.js';
 import { registerExec } from './commands/exec.js';
 import { registerGovernVerify } from './commands/govern.js';
 import { registerGovernCheck } from './commands/govern-check.js';
+import { registerGovernStale } from './commands/govern-stale.js';
 import { registerInit } from './commands/init.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerKeys } from './commands/keys.js';
@@ -73,6 +74,7 @@ export function createProgram(): Command {
     registerAudit,
     registerGovernVerify,
     registerGovernCheck,
+    registerGovernStale,
     registerKeygen,
     registerToken,
     registerExec,

@@ -11,6 +11,7 @@ import {
   renewBody as exceptionRenewBody,
   retireBody as exceptionRetireBody,
 } from '../governance/admin-routes.js';
+import { staleBody } from '../governance/stale-route.js';
 import { governVerifyBody } from '../governance/verify-route.js';
 import { GITHUB_LEAKS_PATH, githubMatches } from '../leaks/github.js';
 import { leakReportSchema } from '../leaks/leak-report.js';
@@ -583,6 +584,12 @@ export const ROUTES: readonly Operation[] = [
     '/govern/verify',
     'a signed proof that class rules, revocations and expiries held over a period ([governance.md](governance.md#proving-it-held))',
     { type: 'json', schema: governVerifyBody },
+  ),
+  ...admin(
+    'POST',
+    '/govern/stale',
+    'stale workloads, unused classes, silent issuers and never-used keys with last-seen evidence; `disable: true` runs the opt-in disable rule ([governance.md](governance.md#stale-identities-writ-govern-stale))',
+    { type: 'json', schema: staleBody },
   ),
   ...admin('GET', '/audit', 'audit events', undefined, {
     query: auditQuery,

@@ -28,6 +28,8 @@ export interface IssueRequest {
   /** How the workload proved itself; `federation:<issuer>` for a token from a trusted issuer. */
   authMethod: ClientAuthMethodValue | `federation:${string}`;
   replay?: { jti: string; until: number } | undefined;
+  /** `private_key_jwt`: the RFC 7638 thumbprint of the workload key that signed the assertion. */
+  clientKey?: string;
   legacyException?: string | undefined;
   /** The id of the exception (docs/governance.md) that let this issuance through, audited with it. */
   exception?: string | undefined;
@@ -130,6 +132,7 @@ export async function issueAccessToken(
         data: {
           grant_type: r.grantType,
           auth_method: r.authMethod,
+          ...(r.clientKey !== undefined ? { client_key: r.clientKey } : {}),
           cls: claims.cls,
           aud: claims.aud,
           scope: claims.scope,

@@ -30,6 +30,8 @@ export interface ClientCredentials {
   method: ClientAuthMethodValue;
   /** For `private_key_jwt`: the assertion `jti` to consume, and until when. */
   replay?: { jti: string; until: number };
+  /** For `private_key_jwt`: the RFC 7638 thumbprint of the registered key that signed the assertion. */
+  key?: string;
   /** A legacy secret was used: the classes it may get tokens of, each with the exception that lets it. */
   legacyClasses?: string[];
   legacyExceptions?: Map<string, string>;
@@ -80,7 +82,12 @@ export function verifyClientCredentials(
     // verifyClientAssertion refuses an assertion of a client that does not exist; this only narrows.
     if (!workload) throw unverifiedAssertion('unknown_client');
     ensureActive(workload);
-    return { workload, method: ClientAuthMethod.privateKeyJwt, replay: { jti: a.jti, until: a.replayUntil } };
+    return {
+      workload,
+      method: ClientAuthMethod.privateKeyJwt,
+      replay: { jti: a.jti, until: a.replayUntil },
+      key: a.keyThumbprint,
+    };
   }
 
   if (postSecret !== undefined || basic !== undefined) {

@@ -75,6 +75,7 @@ export const clientCredentials: Grant = {
         scopes,
         ttl: requestedTtl(params, tokenClass),
         authMethod: client.method,
+        ...(client.key !== undefined ? { clientKey: client.key } : {}),
         replay: client.replay,
         legacyException: client.legacyClasses ? tokenClass.name : undefined,
         exception: client.legacyExceptions?.get(tokenClass.name),

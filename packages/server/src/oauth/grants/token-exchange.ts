@@ -129,6 +129,7 @@ export const tokenExchange: Grant = {
         scopes,
         ttl: requestedTtl(params, cls),
         authMethod: client.method,
+        ...(client.key !== undefined ? { clientKey: client.key } : {}),
         replay: client.replay,
         dpop,
         ...(x5t !== undefined ? { x5t } : {}),
