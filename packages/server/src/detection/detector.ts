@@ -148,7 +148,7 @@ export class Detector {
       if (e.type === EventType.detectionRaised)
         this.risk.apply({ workload: e.data.sub, score: e.data.risk, at: e.data.risk_at ?? e.ts });
       else if (e.type === EventType.breakglassGranted) this.engine.heighten(e.data.sub, e.data.expires_at);
-      else if (e.type === EventType.breakglassEnded) this.engine.calm(e.data.sub);
+      else if (e.type === EventType.breakglassEnded) void this.calmAfterBreakGlass(e.data.sub);
     });
     this.#flushTimer = setInterval(() => {
       this.flushBaselines().catch((err: unknown) =>
@@ -164,6 +164,20 @@ export class Detector {
     await this.settled();
     await this.webhook?.close();
     await this.flushBaselines().catch(() => undefined);
+  }
+
+  /**
+   * Ends the heightened watch of `workload` after one of its break-glass grants ended, unless another
+   * of its grants is still active. Never throws.
+   */
+  async calmAfterBreakGlass(workload: string): Promise<void> {
+    this.engine.calm(workload);
+    try {
+      for (const g of await this.#ctx.store.listBreakGlass({ workload, state: 'active', limit: 50 }))
+        if (g.endsAt !== undefined) this.engine.heighten(workload, g.endsAt);
+    } catch (err) {
+      this.#ctx.logger.warn({ err: (err as Error).message, workload }, 'break-glass grants not read');
+    }
   }
 
   get enabled(): boolean {

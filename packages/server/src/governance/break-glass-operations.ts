@@ -245,7 +245,7 @@ async function endGrant(
   if (!audited) return undefined;
   ctx.audit.noteCommitted(audited);
   ctx.events.notify();
-  ctx.detection.engine.calm(g.workload);
+  await ctx.detection.calmAfterBreakGlass(g.workload);
   ctx.logger.warn({ breakglass: g.id, workload: g.workload, cause }, 'break-glass ended');
   return ended;
 }
