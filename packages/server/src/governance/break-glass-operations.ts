@@ -103,8 +103,21 @@ export async function approveBreakGlass(ctx: WritContext, id: string, approver: 
       `break-glass ${id} was requested by ${approver}: another operator must approve it (two-person rule)`,
       { reason: 'breakglass_self_approval', breakglass: id },
     );
+  // The rule is about people: one person's second operator key is not a second person.
+  const person = operatorPerson(ctx, approver);
+  if (person !== undefined && person === operatorPerson(ctx, g.requestedBy))
+    throw accessDenied(
+      `break-glass ${id} was requested by ${g.requestedBy}, an operator key of the person ${person}, as ${approver} is: another person must approve it (two-person rule)`,
+      { reason: 'breakglass_self_approval', breakglass: id },
+    );
   if (g.state !== 'pending') throw notPending(g, 'approved');
   return activate(ctx, g, approver, approver);
+}
+
+/** The person an operator subject (`operator:<name>`) belongs to, when its operator names one. */
+export function operatorPerson(ctx: Pick<WritContext, 'registry'>, subject: string): string | undefined {
+  if (!subject.startsWith('operator:')) return undefined;
+  return ctx.registry.operator(subject.slice('operator:'.length))?.person;
 }
 
 /**
@@ -177,6 +190,8 @@ async function activate(
             cls: g.cls,
             requested_by: g.requestedBy,
             approved_by: approver ?? null,
+            requested_person: operatorPerson(ctx, g.requestedBy) ?? null,
+            approved_person: approver === undefined ? null : (operatorPerson(ctx, approver) ?? null),
             emergency: g.emergency,
             tid: taskId,
             ends_at: endsAt,

@@ -20,6 +20,9 @@ interface GrantRecord {
     at: number;
     by: string;
     approvedBy: string | null;
+    /** The persons of the two operators, when the event names them (grants since they were recorded). */
+    requestedPerson: string | null;
+    approvedPerson: string | null;
     emergency: boolean;
     endsAt: number;
     reviewDue: number | null;
@@ -70,6 +73,8 @@ export class BreakGlassLedger {
           at: e.ts,
           by: e.actor,
           approvedBy: typeof d['approved_by'] === 'string' ? d['approved_by'] : null,
+          requestedPerson: typeof d['requested_person'] === 'string' ? d['requested_person'] : null,
+          approvedPerson: typeof d['approved_person'] === 'string' ? d['approved_person'] : null,
           emergency: d['emergency'] === true,
           endsAt: num(d['ends_at']) ?? e.ts,
           reviewDue: num(d['review_due']),
@@ -145,6 +150,13 @@ export class BreakGlassLedger {
             kind: 'violation',
             message: `break-glass ${g.id} (class ${g.cls}) was approved by ${granted.approvedBy}, who requested it (two-person rule)`,
             audit_seq: [g.requested.seq, granted.seq],
+            cls: g.cls,
+          });
+        else if (granted.approvedPerson !== null && granted.approvedPerson === granted.requestedPerson)
+          out.push({
+            kind: 'violation',
+            message: `break-glass ${g.id} (class ${g.cls}) was approved by ${granted.approvedBy}, an operator key of ${granted.approvedPerson}, who requested it (two-person rule)`,
+            audit_seq: [...(g.requested ? [g.requested.seq] : []), granted.seq],
             cls: g.cls,
           });
       }
