@@ -142,6 +142,12 @@ describe('OpenAPI document', () => {
       assert.equal(r.body['error_description'], 'duration must be a positive number of seconds');
     }
     assert.equal((await open('600')).status, 201);
+    for (const bad of ['0', '-5', '1234567890', '1e3']) {
+      const r = await h.requestToken({ ttl: bad });
+      assert.equal(r.status, 400, bad);
+      assert.equal(r.body['error_description'], 'ttl must be a positive number of seconds');
+    }
+    assert.equal((await h.requestToken({ ttl: '60' })).status, 200);
   });
 
   it('the conformance check refuses requests that do not match the document', () => {

@@ -16,6 +16,7 @@ import { governVerifyBody } from '../governance/verify-route.js';
 import { GITHUB_LEAKS_PATH, githubMatches } from '../leaks/github.js';
 import { leakReportSchema } from '../leaks/leak-report.js';
 import { LEAKS_PATH } from '../leaks/routes.js';
+import { ttlParam } from '../oauth/request-params.js';
 import { resourceBody } from '../policy/admin-routes.js';
 import { evaluationBody, evaluationsBody } from '../policy/authzen.js';
 import { bundleQuery } from '../policy/bundle.js';
@@ -95,12 +96,13 @@ export const tokenForm = z
       ])
       .describe('RFC 6749 client_credentials, RFC 8693 token exchange or RFC 7523 jwt-bearer (federation).'),
     ...clientAuthForm,
-    resource: formText(2048, 'The audience (RFC 8707).'),
-    audience: formText(2048, 'The audience, when `resource` is not used.'),
-    scope: formText(2048, 'Space-separated scopes; the class’s default scopes when absent.'),
-    ttl: z
-      .string()
-      .regex(/^\d{1,9}$/)
+    resource: z
+      .union([z.string().max(512), z.array(z.string().max(512)).max(10)])
+      .describe('The audience (RFC 8707): one absolute URI; repeated, the same one.')
+      .optional(),
+    audience: formText(512, 'The audience, when `resource` is not used.'),
+    scope: formText(4096, 'Space-separated scopes; the class’s default scopes when absent.'),
+    ttl: ttlParam
       .describe('Lifetime in seconds, clamped to the class’s `max_ttl` (Writ extension).')
       .optional(),
     task_id: formText(128, 'An open task of this workload: the token carries its `tid` (Writ extension).'),

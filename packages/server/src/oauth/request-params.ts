@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { invalidRequest, invalidTarget } from '../errors.js';
 import type { TokenClass } from '../registry/token-class.js';
 import { type FormParams, single } from '../request/form.js';
@@ -31,11 +32,14 @@ export function requestedAudience(params: FormParams): string {
   return all[0]!;
 }
 
+/** The `ttl` parameter: whole seconds, at most nine digits (the OpenAPI document uses it too). */
+export const ttlParam = z.string().regex(/^[1-9]\d{0,8}$/);
+
 /** TTL in seconds: the `ttl` parameter (a Writ extension) clamped to the class maximum, else the default. */
 export function requestedTtl(params: FormParams, cls: TokenClass): number {
   const raw = single(params, 'ttl', 16);
   if (raw === undefined) return cls.defaultTtl;
-  if (!/^[1-9]\d{0,8}$/.test(raw))
+  if (!ttlParam.safeParse(raw).success)
     throw invalidRequest('ttl must be a positive number of seconds', { reason: 'duration' });
   return Math.min(Number(raw), cls.maxTtl);
 }
