@@ -148,6 +148,24 @@ describe('OpenAPI document', () => {
       assert.equal(r.body['error_description'], 'ttl must be a positive number of seconds');
     }
     assert.equal((await h.requestToken({ ttl: '60' })).status, 200);
+    const breakglass = async (q: string) =>
+      (await h.admin('GET', `/breakglass?${q}`)).body['error_description'];
+    assert.equal(await breakglass('state=bogus'), 'state must be one of pending, active, ended');
+    assert.equal(await breakglass('open_review=maybe'), 'open_review must be true or false');
+    assert.equal((await h.admin('GET', '/breakglass?state=active&open_review=true')).status, 200);
+    for (const id of ['', 'x'.repeat(65)]) {
+      const url = `/ssf/status?stream_id=${id}`;
+      const r = await h.writ.app.inject({ method: 'GET', url, headers: await h.adminHeaders('GET', url) });
+      assert.equal(r.statusCode, 400, id);
+      assert.equal(r.json()['error_description'], 'stream_id is required');
+    }
+    const url = '/ssf/status?stream_id=no-such-stream';
+    const missing = await h.writ.app.inject({
+      method: 'GET',
+      url,
+      headers: await h.adminHeaders('GET', url),
+    });
+    assert.equal(missing.statusCode, 404);
   });
 
   it('the conformance check refuses requests that do not match the document', () => {

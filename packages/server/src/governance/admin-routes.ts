@@ -51,7 +51,17 @@ export const requestBody = z
   .strict();
 export const reviewBody = z.object({ review: text(2000) }).strict();
 
-const STATES: readonly BreakGlassState[] = ['pending', 'active', 'ended'];
+const STATES = ['pending', 'active', 'ended'] as const satisfies readonly BreakGlassState[];
+
+/** The query of `GET /admin/v1/breakglass` (the OpenAPI document describes it with this schema). */
+export const breakGlassQuery = z.object({
+  state: z.enum(STATES).describe('Only grants in this state.').optional(),
+  open_review: z
+    .enum(['true', 'false'])
+    .describe('`true`: only grants not yet closed with a review; `false`: only those closed with one.')
+    .optional(),
+  workload: z.string().describe('Only this workload’s grants.').optional(),
+});
 
 /**
  * Governance routes of the admin API (docs/governance.md): the exceptions registry (list, show, renew,
@@ -88,10 +98,10 @@ export function registerGovernanceAdminRoutes(
   admin.get<{ Querystring: Record<string, string | undefined> }>('/breakglass', async (req) => {
     const q = req.query;
     const state = q['state'];
-    if (state !== undefined && !(STATES as readonly string[]).includes(state))
+    if (state !== undefined && !breakGlassQuery.shape.state.safeParse(state).success)
       throw invalidRequest(`state must be one of ${STATES.join(', ')}`, { reason: 'query_parameter' });
     const open = q['open_review'];
-    if (open !== undefined && open !== 'true' && open !== 'false')
+    if (open !== undefined && !breakGlassQuery.shape.open_review.safeParse(open).success)
       throw invalidRequest('open_review must be true or false', { reason: 'query_parameter' });
     const grants = await ctx.store.listBreakGlass({
       ...(q['workload'] ? { workload: q['workload'].slice(0, 2048) } : {}),

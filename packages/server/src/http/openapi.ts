@@ -6,6 +6,7 @@ import { findingStateBody, pauseBody } from '../detection/admin-routes.js';
 import { FINDING_STATES } from '../detection/finding.js';
 import { eventsQuery } from '../events/routes.js';
 import {
+  breakGlassQuery,
   requestBody as breakGlassRequestBody,
   reviewBody as breakGlassReviewBody,
   renewBody as exceptionRenewBody,
@@ -21,6 +22,7 @@ import { resourceBody } from '../policy/admin-routes.js';
 import { evaluationBody, evaluationsBody } from '../policy/authzen.js';
 import { bundleQuery } from '../policy/bundle.js';
 import { SCIM_PATH } from '../scim/routes.js';
+import { streamIdParam } from '../ssf/routes.js';
 import { createBody, pollBody, statusBody, updateBody, verifyBody } from '../ssf/streams.js';
 import { SsfPaths } from '../ssf/vocabulary.js';
 import { taskSeconds } from '../tasks/routes.js';
@@ -169,7 +171,7 @@ const digits = (description: string) =>
     .regex(/^\d{1,16}$/)
     .describe(description)
     .optional();
-const streamIdQuery = z.object({ stream_id: z.string().min(1).max(64).describe('The stream.') });
+const streamIdQuery = z.object({ stream_id: streamIdParam.describe('The stream.') });
 
 /** The routes each app registered (`buildApp` records them), for the test that compares them with `ROUTES`. */
 const registered = new WeakMap<object, { method: string; url: string }[]>();
@@ -535,14 +537,7 @@ export const ROUTES: readonly Operation[] = [
     'break-glass grants ([governance.md](governance.md#break-glass))',
     undefined,
     {
-      query: z.object({
-        state: z.enum(['pending', 'active', 'ended']).describe('Only grants in this state.').optional(),
-        open_review: z
-          .enum(['true', 'false'])
-          .describe('Only grants not yet closed with a review (or closed).')
-          .optional(),
-        workload: stringQuery(2048, 'Only this workload’s grants.'),
-      }),
+      query: breakGlassQuery,
     },
   ),
   ...admin('GET', '/breakglass/{id}', 'one break-glass grant'),

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { AuditEntry } from '../audit/audit-log.js';
 import { auditRefusal } from '../audit/refusal.js';
 import type { WritContext } from '../context.js';
@@ -25,6 +26,9 @@ import { createTransmitter } from './transmitter.js';
 import { DeliveryMethod, SsfPaths } from './vocabulary.js';
 
 const NO_STORE = { 'cache-control': 'no-store' };
+
+/** A stream id, in a query or a body (the OpenAPI document uses it too). */
+export const streamIdParam = z.string().min(1).max(64);
 
 /**
  * The Shared Signals (SSF 1.0) transmitter: `/.well-known/ssf-configuration`, stream management
@@ -75,7 +79,7 @@ export function registerSsfRoutes(app: FastifyInstance, ctx: WritContext): void 
 
   /** The caller's stream: an operator may name any; a receiver only its own (others do not exist for it). */
   const streamOf = async (caller: SsfCaller, id: unknown): Promise<SsfStream> => {
-    if (typeof id !== 'string' || id === '' || id.length > 64)
+    if (typeof id !== 'string' || !streamIdParam.safeParse(id).success)
       throw invalidRequest('stream_id is required', { reason: 'missing_parameter' });
     const s = await ctx.store.getSsfStream(id);
     if (!s || (caller.kind === 'receiver' && s.owner !== caller.id))
