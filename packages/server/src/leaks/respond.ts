@@ -99,7 +99,11 @@ async function respondToLeak(
   const named = { jti: claims.jti, sub: claims.sub };
   if (o.dryRun) return { state: found.state, action: 'none', ...named };
   const live = found.state === 'live';
-  const outcome = live ? await revokeLeaked(ctx, claims, o.reporter, r.where.via) : 'inactive';
+  // A workload that serves the token's audience received it as its recipient: its word that it leaked
+  // revokes that token, but takes no more (task, quarantine) against the workload that sent it.
+  const recipient =
+    o.via === 'report' && claims.sub !== o.reporter && ctx.registry.serves(o.reporter, claims.aud);
+  const outcome = live ? await revokeLeaked(ctx, claims, o.reporter, r.where.via, recipient) : 'inactive';
   const fingerprint = tokenFingerprint(r.token);
   const owner = ctx.registry.workload(claims.sub)?.owner;
   const finding = await ctx.detection.recordFinding({
@@ -118,15 +122,22 @@ async function respondToLeak(
           state: found.state,
           fingerprint,
           ...(owner !== undefined ? { owner } : {}),
+          ...(recipient ? { reporter_is_audience: true } : {}),
         },
       },
     },
     response: ctx.settings.leaks.response,
     outcome,
-    // An operator's token is revoked, but operator access carries no risk (as for detections).
-    raisesRisk: live && outcome !== 'failed' && !claims.sub.startsWith('operator:'),
+    // An operator's token is revoked, but operator access carries no risk (as for detections); nor
+    // does a token its own audience reports (risk feeds issuance policy: no lever against callers).
+    raisesRisk: live && !recipient && outcome !== 'failed' && !claims.sub.startsWith('operator:'),
     actor: o.reporter,
-    auditData: { leak_via: r.where.via, token_state: found.state, fingerprint },
+    auditData: {
+      leak_via: r.where.via,
+      token_state: found.state,
+      fingerprint,
+      ...(recipient ? { reporter_is_audience: true } : {}),
+    },
     also: async (tx, f) => {
       await ctx.events.append(tx, EventType.leakFound, {
         id: f.id,
@@ -152,17 +163,19 @@ async function respondToLeak(
  * quarantine. Operator tokens are only ever revoked themselves. Returns the finding's outcome: the
  * response taken (`revoke_token` where there was no task to revoke) or `failed` when the addition
  * failed (the token itself is revoked by then; a failure to revoke it throws: the report is refused).
+ * `tokenOnly` (the reporter is the token's audience): the token alone, whatever `leaks.response` says.
  */
 async function revokeLeaked(
   ctx: WritContext,
   claims: { jti: string; sub: string; tid?: string | undefined },
   actor: string,
   via: LeakVia,
+  tokenOnly: boolean,
 ): Promise<FindingOutcome> {
   const reason = `leaked token reported (${via})`;
   await revoke(ctx, { kind: 'jti', value: claims.jti, issuedBefore: null, reason, actor });
   const wanted = ctx.settings.leaks.response;
-  if (claims.sub.startsWith('operator:') || wanted === 'revoke_token') return 'revoke_token';
+  if (tokenOnly || claims.sub.startsWith('operator:') || wanted === 'revoke_token') return 'revoke_token';
   try {
     if (wanted === 'revoke_task') {
       if (claims.tid === undefined) return 'revoke_token';
