@@ -9,7 +9,7 @@ import ajvFormats from 'ajv-formats';
 import { AdminClient } from '../src/cli/client.js';
 import { apply } from '../src/cli/commands/apply.js';
 import { governanceCheck } from '../src/cli/commands/govern-check.js';
-import { loadConfigDir } from '../src/config/config-dir.js';
+import { loadConfigDir, readConfigDir } from '../src/config/config-dir.js';
 import { ConfigError } from '../src/errors.js';
 import { formatReport } from '../src/governance/report.js';
 import { execWrit, type OperatorCli, operatorCli, WRIT_MAIN } from './helpers/cli.js';
@@ -376,6 +376,37 @@ describe('writ apply runs the same check: refuses on errors, prints warnings', (
       r.stdout,
       /^warning: short-tokens: \S+classes\/\S+\.json: max_ttl: max_ttl is .* set max_ttl to 1s or less$/m,
     );
+  });
+
+  it('the server checks too: an apply sent past the CLI is refused (400 governance_rule, audited), nothing changes', async () => {
+    writeFileSync(
+      join(config, 'governance.yaml'),
+      'rules:\n  - { id: short-tokens, check: class.max_ttl, max: 1s }\n',
+    );
+    const before = await h.store.listClasses();
+    const raw = readConfigDir(config);
+    const r = await h.admin('POST', '/config', { documents: raw.documents, policies: null, dry_run: false });
+    assert.equal(r.status, 400);
+    assert.equal(r.body['error'], 'invalid_request');
+    assert.match(
+      String(r.body['error_description']),
+      /^governance rule short-tokens refuses \S+classes\/\S+\.json: max_ttl: max_ttl is \S+; rule short-tokens allows at most 1s: set max_ttl to 1s or less \(and 2 more violations: `writ govern check` lists them\)$/,
+    );
+    const refused = (await h.auditEvents('admin.refused')).at(-1);
+    assert.equal(refused?.data['reason'], 'governance_rule');
+    assert.equal(refused?.data['rule'], 'short-tokens');
+    assert.deepEqual(await h.store.listClasses(), before);
+    // A warning does not refuse there either.
+    writeFileSync(
+      join(config, 'governance.yaml'),
+      'rules:\n  - { id: short-tokens, check: class.max_ttl, severity: warning, max: 1s }\n',
+    );
+    const warned = await h.admin('POST', '/config', {
+      documents: readConfigDir(config).documents,
+      policies: null,
+      dry_run: true,
+    });
+    assert.equal(warned.status, 200, JSON.stringify(warned.body));
   });
 
   it('the apply function refuses before it calls the server (no server needed)', async () => {

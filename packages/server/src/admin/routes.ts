@@ -11,6 +11,8 @@ import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js'
 import { registerDetectionAdminRoutes } from '../detection/admin-routes.js';
 import { ConfigError, invalidRequest, notFound } from '../errors.js';
 import { registerGovernanceAdminRoutes } from '../governance/admin-routes.js';
+import { checkGovernance } from '../governance/check.js';
+import { DEFAULT_GOVERNANCE } from '../governance/governance-file.js';
 import { registerStaleRoute } from '../governance/stale-route.js';
 import { registerGovernVerifyRoute } from '../governance/verify-route.js';
 import { registerLeakAdminRoutes } from '../leaks/admin-routes.js';
@@ -260,6 +262,20 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
             throw err;
           }
         }
+        // governance.yaml: what `writ apply` checks before sending, checked again here for any caller.
+        const broken = checkGovernance({
+          documents,
+          governance: bundle.governance ?? DEFAULT_GOVERNANCE,
+          resources: sources?.resources ?? [],
+          people: bundle,
+          now: ctx.clock.now(),
+        }).filter((v) => v.severity === 'error');
+        const first = broken[0];
+        if (first)
+          throw invalidRequest(
+            `governance rule ${first.rule} refuses ${first.file}: ${first.field ? `${first.field}: ` : ''}${first.message}${broken.length > 1 ? ` (and ${broken.length - 1} more violation${broken.length > 2 ? 's' : ''}: \`writ govern check\` lists them)` : ''}`,
+            { reason: 'governance_rule', rule: first.rule, file: first.file, field: first.field },
+          );
         const changes = await applyConfig(ctx, bundle, op(req), dry_run);
         const policy =
           sources === undefined ? undefined : await applyPolicies(ctx, sources, op(req), dry_run);
