@@ -90,6 +90,14 @@ export async function writeResource(
   const kind = KINDS[type];
   const now = ctx.clock.now();
   const name = kind.name(change.attributes);
+  // A deactivated User keeps its userName: renamed, its old name would leave SCIM, and a person config
+  // also knows would be active again on config's word alone (identity providers rename departing users).
+  if (type === 'User' && existing && !ACTIVE(existing) && existing.name !== name && !change.deleted)
+    throw scimError(
+      400,
+      'mutability',
+      `userName of a deactivated User cannot change: "${existing.name}" stays deprovisioned under it; make the User active first, or DELETE it (the name stays deprovisioned) and provision the new name`,
+    );
   const directory = ctx.registry.people();
   // People and teams share one namespace of ids, across config and SCIM: an owner names one thing.
   const clash = type === 'User' ? directory.team(name) : directory.person(name);
