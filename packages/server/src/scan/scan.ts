@@ -73,6 +73,12 @@ export interface ScanDeps {
   onProgress?: ((s: ScanStats) => void) | undefined;
 }
 
+/**
+ * Distinct tokens whose classification is remembered (a token pasted in many places is verified once);
+ * past this, each further occurrence is verified again rather than memory growing with the corpus.
+ */
+const MAX_REMEMBERED = 10_000;
+
 const fingerprint = (s: string) => createHash('sha256').update(s).digest('base64url');
 
 /** Scans every input, then asks the server about the confirmed tokens (once per distinct token). */
@@ -100,7 +106,7 @@ export async function scan(
       let c = classified.get(hit.token);
       if (c === undefined) {
         c = classifyWritToken(hit.token, deps.keys);
-        if (classified.size < 100_000) classified.set(hit.token, c);
+        if (classified.size < MAX_REMEMBERED) classified.set(hit.token, c);
       }
       const f: ScanFinding = {
         type: 'writ_token',
