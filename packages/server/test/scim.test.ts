@@ -159,6 +159,12 @@ describe('SCIM as an identity provider drives it', () => {
     });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.deepEqual(h.writ.ctx.registry.people().team('payments')?.members, ['alice@example.com']);
+    const byName = await scim('GET', `/Groups?filter=${encodeURIComponent('displayName eq "PAYMENTS"')}`);
+    assert.equal(byName.body['totalResults'], 1);
+    const byExternal = await scim('GET', `/Users?filter=${encodeURIComponent('externalId eq "00u1abcd"')}`);
+    assert.equal((byExternal.body['Resources'] as Array<{ id: string }>)[0]?.id, aliceId);
+    const exact = await scim('GET', `/Users?filter=${encodeURIComponent('externalId eq "00U1ABCD"')}`);
+    assert.equal(exact.body['totalResults'], 0, 'externalId is caseExact');
     assert.equal(h.writ.ctx.registry.people().owner('payments').status, 'active');
     expectScimError(
       await scim('POST', '/Groups', {

@@ -164,9 +164,20 @@ export function registerScimRoutes(app: FastifyInstance, ctx: WritContext): void
           const q = req.query;
           const start = Math.max(1, integer(q['startIndex'], 'startIndex') ?? 1);
           const count = Math.min(Math.max(0, integer(q['count'], 'count') ?? 100), SCIM_MAX_RESULTS);
-          let found = (await ctx.store.listScimResources(type)).filter((r) => !r.deleted);
-          if (q['filter'] !== undefined) {
-            const f = parseFilter(q['filter'], FILTERS[type]);
+          const f = q['filter'] === undefined ? undefined : parseFilter(q['filter'], FILTERS[type]);
+          let found: ScimRecord[];
+          if (f && f.attribute !== 'externalId' && f.attribute !== 'id') {
+            // userName and displayName map to the indexed name: what providers look up before each create.
+            let name: string | undefined;
+            try {
+              name = KINDS[type].name({ userName: f.value, displayName: f.value });
+            } catch {
+              name = undefined; // no valid id has that value: nothing matches
+            }
+            const hit = name === undefined ? undefined : await ctx.store.findScimResource(type, name);
+            found = hit ? [hit] : [];
+          } else found = (await ctx.store.listScimResources(type)).filter((r) => !r.deleted);
+          if (f) {
             found = found.filter((r) => {
               if (f.attribute === 'id') return r.id === f.value;
               const v = r.attributes[f.attribute];

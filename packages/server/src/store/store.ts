@@ -83,6 +83,8 @@ export interface Store {
   /** The SCIM resources of a type, deleted ones included, by id. */
   listScimResources(type: ScimResourceType): Promise<ScimRecord[]>;
   getScimResource(type: ScimResourceType, id: string): Promise<ScimRecord | undefined>;
+  /** The live (not deleted) SCIM resource of the type with that `name`, read by index. */
+  findScimResource(type: ScimResourceType, name: string): Promise<ScimRecord | undefined>;
   /**
    * Creates (`expectedVersion` undefined) or replaces a SCIM resource. Replacing only succeeds while the
    * stored version is `expectedVersion` ('stale' otherwise, or when it does not exist); either refuses

@@ -125,6 +125,10 @@ export function peopleConformanceCases(
         assert.equal(await store.putScimResource({ ...a2, deleted: true, version: 3 }, 2), 'ok');
         const again = user('00000000-0000-4000-8000-00000000000e', 'alice@x.test');
         assert.equal(await store.putScimResource(again, undefined), 'ok');
+        // Found by name only while live: the tombstone is not, the new resource is.
+        assert.equal((await store.findScimResource('User', 'alice@x.test'))?.id, again.id);
+        assert.equal(await store.findScimResource('Group', 'alice@x.test'), undefined);
+        assert.equal(await store.findScimResource('User', 'nobody@x.test'), undefined);
         const users = await store.listScimResources('User');
         assert.deepEqual(
           users.map((u) => [u.id.slice(-1), u.name, u.deleted]),

@@ -61,6 +61,13 @@ export class PostgresPeopleOps {
     );
     return rows[0] ? toScimRecord(rows[0]) : undefined;
   }
+  async findScimResource(type: ScimResourceType, name: string): Promise<ScimRecord | undefined> {
+    const { rows } = await this.#query(
+      `SELECT * FROM ${this.#s}.scim_resources WHERE type = $1 AND name = $2 AND NOT deleted`,
+      [type, name],
+    );
+    return rows[0] ? toScimRecord(rows[0]) : undefined;
+  }
   /**
    * No statement here may fail on a unique index inside a caller's transaction (PostgreSQL would abort
    * it): a live twin is looked for first, and the insert does nothing on a conflict.

@@ -905,6 +905,9 @@ class PostgresStore implements Store {
   getScimResource(type: ScimResourceType, id: string): Promise<ScimRecord | undefined> {
     return this.#people.getScimResource(type, id);
   }
+  findScimResource(type: ScimResourceType, name: string): Promise<ScimRecord | undefined> {
+    return this.#people.findScimResource(type, name);
+  }
   putScimResource(r: ScimRecord, expectedVersion: number | undefined): Promise<ScimPutResult> {
     return this.#people.putScimResource(r, expectedVersion);
   }

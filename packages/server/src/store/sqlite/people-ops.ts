@@ -62,6 +62,13 @@ export class SqlitePeopleOps {
     const r = this.#prepared('SELECT * FROM scim_resources WHERE type = ? AND id = ?').get(type, id);
     return r ? toScimRecord(r as Row) : undefined;
   }
+  findScimResource(type: ScimResourceType, name: string): ScimRecord | undefined {
+    const r = this.#prepared('SELECT * FROM scim_resources WHERE type = ? AND name = ? AND deleted = 0').get(
+      type,
+      name,
+    );
+    return r ? toScimRecord(r as Row) : undefined;
+  }
   putScimResource(r: ScimRecord, expectedVersion: number | undefined): ScimPutResult {
     if (!r.deleted) {
       const twin = this.#prepared(

@@ -232,6 +232,8 @@ class SqliteStore implements Store {
   listScimResources = (type: ScimResourceType) => this.#run(() => this.#ops.listScimResources(type));
   getScimResource = (type: ScimResourceType, id: string) =>
     this.#run(() => this.#ops.getScimResource(type, id));
+  findScimResource = (type: ScimResourceType, name: string) =>
+    this.#run(() => this.#ops.findScimResource(type, name));
   putScimResource = (r: ScimRecord, expectedVersion: number | undefined) =>
     this.#run(() => this.#ops.putScimResource(r, expectedVersion));
   listIssuers = () => this.#run(() => this.#ops.listIssuers());
@@ -495,6 +497,9 @@ class SqliteOps implements Store {
   }
   async getScimResource(type: ScimResourceType, id: string): Promise<ScimRecord | undefined> {
     return this.#people.getScimResource(type, id);
+  }
+  async findScimResource(type: ScimResourceType, name: string): Promise<ScimRecord | undefined> {
+    return this.#people.findScimResource(type, name);
   }
   async putScimResource(r: ScimRecord, expectedVersion: number | undefined): Promise<ScimPutResult> {
     return this.#people.putScimResource(r, expectedVersion);
