@@ -10,6 +10,7 @@ import { hasOpenssl, makeCa, makeLocalhostServer } from './helpers/certificates.
 import { runWrit, WRIT_MAIN } from './helpers/cli.js';
 import { classDoc, rawDoc, workloadDoc } from './helpers/dpop.js';
 import { freePort, type Harness, privateJwk, startHarness, testKey } from './helpers/harness.js';
+import { eventually } from './helpers/verifier.js';
 
 // The vendor-key proxy as a user runs it: `writ proxy` as its own process (a sidecar), and a job run
 // with `writ exec --via-proxy`, which gets a local URL for the vendor and nothing else. The job prints
@@ -169,6 +170,13 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
     for (const text of [env, got.body, r.stderr, r.stdout, proxyOutput])
       assert.ok(!text.includes(KEY), 'the key showed up where the job or its logs could see it');
     assert.ok(got.body.includes('*'.repeat(KEY.length)), 'the echoed key was overwritten');
+    // The proxy reports both uses like any verifier: the refused one as denied.
+    const reports = await eventually("the proxy's usage report with the refused use", async () => {
+      const events = await h.auditEvents('usage.reported');
+      const sum = (k: string) => events.reduce((n, e) => n + Number(e.data[k] ?? 0), 0);
+      return sum('records') >= 2 && sum('denied') >= 1 ? events : undefined;
+    });
+    assert.ok(reports.every((e) => e.actor === PROXY));
   });
 
   it('--via-proxy with a route the proxy does not have says which it has, and runs nothing', async () => {

@@ -328,6 +328,8 @@ export const REFUSAL_REASONS = {
   period_too_large:
     'the period given to `writ govern verify` holds more accepted uses than one proof reads: verify a shorter period',
   // Vendor keys (docs/vendor-proxy.md)
+  vendor_route:
+    'the vendor route does not allow this method and path (its `allow` list in vendors/NAME.yaml)',
   vendor_key_secret:
     'a vendor key must be 8 to 4096 visible ASCII characters (no spaces or control characters), sent in the body, never on a command line',
   vendor_key_exists: 'a vendor key of that name exists: rotate it (`writ vendor-keys rotate NAME`) instead',

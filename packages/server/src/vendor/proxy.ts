@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Verifier } from '@writ/sdk/verifier';
-import { decide, nodeRequestParts, PublicBaseUrl, sendRefusal } from '@writ/sdk/verifier';
+import { decide, nodeRequestParts, PublicBaseUrl, RequestRefusal, sendRefusal } from '@writ/sdk/verifier';
 import { Agent, request, errors as undiciErrors } from 'undici';
 import { containsSecret, redactingStream, secretForms } from './redact.js';
 import { injectedValue, pathMatches, type VendorRoute } from './route.js';
@@ -154,18 +154,6 @@ export function createVendorProxy(
         { ...at, reason: 'ambiguous_path' },
       );
 
-    // The token: binding, revocation, staleness, scopes and local policy, as any Writ-protected API.
-    const verifier = o.verifiers.get(route.name)!;
-    const decision = await decide(verifier, nodeRequestParts(req, base, { path: rawPath }), {
-      scopes: route.scopes,
-      bearer: route.bearer,
-    });
-    if (!decision.ok) {
-      sendRefusal(res, decision.refusal);
-      o.onRequest?.({ ...at, status: decision.refusal.status, reason: 'token', redacted: 0 });
-      return;
-    }
-
     let segments: string[];
     try {
       segments = upstreamPath.split('/').slice(1).map(decodeURIComponent);
@@ -178,17 +166,33 @@ export function createVendorProxy(
     const allowed = route.allow.some(
       (a) => a.methods.includes(method as never) && a.paths.some((p) => pathMatches(p, segments)),
     );
-    if (!allowed) {
-      const offered = route.allow
-        .map((a) => `${a.methods.join('|')} ${a.paths.map((p) => p.text).join(', ')}`)
-        .join('; ');
-      return refuse(
-        res,
-        403,
-        'access_denied',
-        `${method} ${upstreamPath.slice(0, 200)} is not allowed on vendor route ${route.name} (allowed: ${offered})`,
-        { ...at, reason: 'route' },
-      );
+    // The token: binding, revocation, staleness, scopes and local policy, as any Writ-protected API;
+    // then the route's own table, inside the verifier, so the usage report says it was refused.
+    const verifier = o.verifiers.get(route.name)!;
+    const decision = await decide(verifier, nodeRequestParts(req, base, { path: rawPath }), {
+      scopes: route.scopes,
+      bearer: route.bearer,
+      check: () => {
+        if (allowed) return;
+        const offered = route.allow
+          .map((a) => `${a.methods.join('|')} ${a.paths.map((p) => p.text).join(', ')}`)
+          .join('; ');
+        throw new RequestRefusal(
+          'insufficient_scope',
+          'vendor_route',
+          `${method} ${printable(upstreamPath)} is not allowed on vendor route ${route.name} (allowed: ${offered})`,
+        );
+      },
+    });
+    if (!decision.ok) {
+      sendRefusal(res, decision.refusal);
+      o.onRequest?.({
+        ...at,
+        status: decision.refusal.status,
+        reason: allowed ? 'token' : 'route',
+        redacted: 0,
+      });
+      return;
     }
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > route.limits.requestBytes)
@@ -322,6 +326,11 @@ export function createVendorProxy(
       o.onRequest?.({ ...at, status: up.statusCode, reason: 'stream_aborted', redacted, upstreamMs });
     }
   }
+}
+
+/** A path as it may be quoted back: at most 200 characters, nothing but URL characters. */
+function printable(path: string): string {
+  return path.slice(0, 200).replace(/[^A-Za-z0-9/._~%!$&'()*+,;=:@-]/g, '?');
 }
 
 /** The credential forms of `key` as this route injects it (a header value, Basic credentials). */

@@ -17,6 +17,12 @@ export interface WritMiddlewareOptions {
   /** Scopes every request must carry, all of them; 403 `insufficient_scope` otherwise. */
   scopes?: readonly string[];
   /**
+   * The API's own check of a request whose token verified, beyond scopes (a route table, say): throw a
+   * `RequestRefusal` to refuse. It runs inside the verifier, so the usage report carries the final
+   * decision and its reason.
+   */
+  check?: (claims: AccessTokenClaims) => void;
+  /**
    * Accept tokens sent with the Bearer scheme. Default true. With false only holder-bound tokens pass:
    * DPoP-bound, or bound to the client certificate of this connection (`binding: mtls`).
    */
@@ -94,6 +100,7 @@ export async function decide(
           'insufficient_scope',
           'the token lacks a scope this request needs',
         );
+      o.check?.(c);
     };
     const { claims, cached } = await verifier.verify({
       ...presented,
