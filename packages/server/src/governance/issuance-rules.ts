@@ -21,6 +21,8 @@ export interface AuditedIssuance {
   exception?: string;
   /** Events from before exceptions had ids: the class whose legacy-secret exception let it through. */
   legacySecretClass?: string;
+  /** The bearer-class exception, when another one (a legacy secret's) is `exception`. */
+  bearerException?: string;
   /** The break-glass grant the token was issued under, when it was. */
   breakglass?: string;
   tid?: string;
@@ -47,6 +49,7 @@ export function auditedIssuance(e: AuditEvent): AuditedIssuance | undefined {
     binding: str(d['binding']),
     authMethod: str(d['auth_method']),
     ...(typeof d['exception'] === 'string' ? { exception: d['exception'] } : {}),
+    ...(typeof d['bearer_exception'] === 'string' ? { bearerException: d['bearer_exception'] } : {}),
     ...(typeof d['breakglass'] === 'string' ? { breakglass: d['breakglass'] } : {}),
     ...(typeof d['legacy_secret_exception'] === 'string'
       ? { legacySecretClass: d['legacy_secret_exception'] }

@@ -343,6 +343,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
         });
     pendingRows.push(t);
     checkException(t, e.ts);
+    if (t.bearerException !== undefined) checkHeld(t, t.bearerException, e.ts);
   };
   const checkException = (t: AuditedIssuance, at: number) => {
     const secret = t.authMethod.startsWith('client_secret');
@@ -362,16 +363,20 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
       });
       return;
     }
+    checkHeld(t, t.exception, at);
+  };
+  /** Exception `id`, audited with issuance `t` at `at`: declared then, and not yet ended. */
+  const checkHeld = (t: AuditedIssuance, id: string, at: number) => {
     checked('exceptions');
-    const held = exceptions.at(t.exception);
+    const held = exceptions.at(id);
     if (held === 'unrecorded' || held === undefined) {
       const known = held === undefined && exceptions.recorded;
       find({
         check: 'exceptions',
         kind: known ? 'violation' : 'gap',
         message: known
-          ? `token ${t.jti} was issued under exception ${t.exception}, which the configuration in force at issuance does not declare`
-          : `the terms of exception ${t.exception} at the issuance of token ${t.jti} are not in the audit log (declared before Writ recorded them): apply the configuration again to record them`,
+          ? `token ${t.jti} was issued under exception ${id}, which the configuration in force at issuance does not declare`
+          : `the terms of exception ${id} at the issuance of token ${t.jti} are not in the audit log (declared before Writ recorded them): apply the configuration again to record them`,
         audit_seq: [t.seq],
         jti: t.jti,
         cls: t.cls,
@@ -382,7 +387,7 @@ export async function proveGovernance(store: ProofStore, o: ProofOptions): Promi
       find({
         check: 'exceptions',
         kind: 'violation',
-        message: `token ${t.jti} was issued under exception ${t.exception} at ${iso(at)}, after the exception ${held.retired ? 'was retired' : 'expired'} at ${iso(held.end)}`,
+        message: `token ${t.jti} was issued under exception ${id} at ${iso(at)}, after the exception ${held.retired ? 'was retired' : 'expired'} at ${iso(held.end)}`,
         audit_seq: [t.seq, held.seq],
         jti: t.jti,
         cls: t.cls,

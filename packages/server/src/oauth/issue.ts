@@ -76,8 +76,10 @@ export async function issueAccessToken(
       `class ${r.tokenClass} binds tokens to a client certificate: authenticate with tls_client_auth or self_signed_tls_client_auth`,
       { detail: { reason: 'mtls_binding_required' } },
     );
-  // A bearer class under an exception of the registry issues only while the exception holds.
-  const exception = r.exception ?? bearerClassException(ctx.registry, r.tokenClass, now);
+  // A bearer class under an exception of the registry issues only while the exception holds, whatever
+  // other exception (a legacy secret's) let the client authenticate: both are checked, both audited.
+  const bearerException = bearerClassException(ctx.registry, r.tokenClass, now);
+  const exception = r.exception ?? bearerException;
   const policy = await decideIssuance(ctx, r, req);
   const { token, claims, kid } = signAccessToken(ctx.keys, {
     issuer: ctx.settings.issuer,
@@ -153,6 +155,7 @@ export async function issueAccessToken(
           policy,
           ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
           ...(exception ? { exception } : {}),
+          ...(bearerException && bearerException !== exception ? { bearer_exception: bearerException } : {}),
           ...(r.breakglass ? { breakglass: r.breakglass } : {}),
         },
       },
