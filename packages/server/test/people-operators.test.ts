@@ -119,6 +119,27 @@ describe('operators are people', () => {
     });
   });
 
+  it('an apply that leaves no operator whose person is active is refused, and changes nothing', async () => {
+    const tiedToAlice = (active: boolean) =>
+      harnessDocuments(h, docs(active)).map((d) =>
+        d.kind === 'operator' && (d.doc as { name: string }).name === 'ops'
+          ? { ...d, doc: { ...(d.doc as object), person: 'alice' } }
+          : d,
+      );
+    const r = await h.admin('POST', '/config', { documents: tiedToAlice(false) });
+    assert.equal(r.status, 400);
+    assert.match(
+      String(r.body['error_description']),
+      /every operator of this configuration belongs to a person who is not active/,
+    );
+    assert.equal((await refusal('admin.refused'))?.data['reason'], 'no_active_operator');
+    assert.equal(h.writ.ctx.registry.people().person('alice')?.active, true, 'nothing applied');
+    assert.equal(h.writ.ctx.registry.operator('ops')?.person, undefined);
+    // With her active the same operators are accepted (dry run: the harness keeps its untied `ops`).
+    const ok = await h.admin('POST', '/config', { documents: tiedToAlice(true), dry_run: true });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  });
+
   it('config people are stored and listed back by the next apply as unchanged', async () => {
     const r = await h.admin('POST', '/config', { documents: harnessDocuments(h, docs(true)), dry_run: true });
     assert.deepEqual(r.body['changes'], []);

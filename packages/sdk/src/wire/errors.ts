@@ -253,6 +253,8 @@ export const REFUSAL_REASONS = {
   no_token_class: 'the workload has no token class',
   invalid_config: 'the configuration applied does not validate (its file and field are named)',
   no_operator: 'the configuration applied registers no operator, so no admin call could follow it',
+  no_active_operator:
+    'every operator of the configuration applied belongs to a person who is not active, so no admin call could follow it',
   governance_rule:
     'the configuration applied breaks an error-severity rule of its governance.yaml (rule, file and field are named)',
   resource_id: 'an API id is not 1 to 512 printable characters',

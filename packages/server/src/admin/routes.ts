@@ -17,6 +17,7 @@ import { registerStaleRoute } from '../governance/stale-route.js';
 import { registerGovernVerifyRoute } from '../governance/verify-route.js';
 import { registerLeakAdminRoutes } from '../leaks/admin-routes.js';
 import { orphanedWorkloads } from '../people/orphans.js';
+import { directoryWithConfig } from '../people/stored-people.js';
 import { policiesBody, policyRefusal, registerPolicyAdminRoutes, toSources } from '../policy/admin-routes.js';
 import { PolicyLoadError } from '../policy/compile.js';
 import { applyPolicies, compileSources } from '../policy/operations.js';
@@ -251,6 +252,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
           throw invalidRequest(
             'the configuration registers no operator: every admin call, a repair included, would be refused after it; keep at least one file in operators/ with a public key',
             { reason: 'no_operator' },
+          );
+        // Nor when every operator belongs to someone who may not act (operators are people).
+        const people = await directoryWithConfig(ctx.store, bundle);
+        if (bundle.operators.every((o) => o.person !== undefined && people.person(o.person)?.active !== true))
+          throw invalidRequest(
+            'every operator of this configuration belongs to a person who is not active (people/ or SCIM): every admin call, a repair included, would be refused after it; keep one operator whose person is active',
+            { reason: 'no_active_operator' },
           );
         // An invalid policy set refuses the whole apply, before anything changes.
         const sources = toSources(policies);

@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.js';
 import { PeopleDirectory, type SourcedPerson, type SourcedTeam } from './directory.js';
+import type { Person, Team } from './person.js';
 import type { ScimRecord } from './scim-record.js';
 
 /** The people directory of what the store holds: config people and teams, and SCIM users and groups. */
@@ -28,6 +29,21 @@ export async function directoryFromStore(
       ...groups.filter((g) => !g.deleted).map((g) => scimTeam(g, personOf)),
     ],
   );
+}
+
+/**
+ * The people directory a config bundle would make: its people and teams with what identity providers
+ * provisioned (the store's SCIM resources), before the bundle is applied.
+ */
+export async function directoryWithConfig(
+  store: Pick<Store, 'listScimResources'>,
+  config: { people: readonly Person[]; teams: readonly Team[] },
+): Promise<PeopleDirectory> {
+  return directoryFromStore({
+    listPeople: async () => config.people.map((p) => ({ ...p, updatedAt: 0 })),
+    listTeams: async () => [...config.teams],
+    listScimResources: (type) => store.listScimResources(type),
+  });
 }
 
 /** A SCIM User as a person: `userName` (lowercased) is the id; a deleted one stays, inactive. */
