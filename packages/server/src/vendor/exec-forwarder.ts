@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { WorkloadClient } from '@writ/sdk/client';
+import { AMBIGUOUS_PATH } from './proxy.js';
 
 /** What `writ proxy` publishes about each route at `/.well-known/writ-proxy` (nothing secret). */
 export interface PublishedRoute {
@@ -76,6 +77,17 @@ export async function startVendorForwarder(o: {
     const route = rest === undefined ? undefined : routes.get(slash < 0 ? rest : rest.slice(0, slash));
     if (!route || rest === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    // Dot segments would be resolved on the way (fetch does): the token asked for this route's audience
+    // must not travel to another route's path. The proxy refuses the same paths.
+    const path = slash < 0 ? '/' : rest.slice(slash).split('?')[0]!;
+    if (AMBIGUOUS_PATH.test(path)) {
+      res
+        .writeHead(400, { 'content-type': 'text/plain' })
+        .end(
+          'the path has dot segments, empty segments, a backslash or an encoded /, \\, . or NUL: write it plainly\n',
+        );
       return;
     }
     const chunks: Buffer[] = [];

@@ -66,7 +66,7 @@ const NOT_FORWARDED = new Set([
   'expect',
 ]);
 /** A raw path that could mean different things to us and to the vendor is refused, not normalised. */
-const AMBIGUOUS_PATH = /%2f|%5c|%2e|%00|\\|\/\/|(^|\/)\.\.?(\/|$)/i;
+export const AMBIGUOUS_PATH = /%2f|%5c|%2e|%00|\\|\/\/|(^|\/)\.\.?(\/|$)/i;
 
 /**
  * The vendor-key proxy as a node:http handler: verifies the caller's Writ token (holder binding,
