@@ -2,11 +2,13 @@ import { Transform, type TransformCallback } from 'node:stream';
 
 /**
  * Every form in which a vendor key could come back from the vendor: the key itself, the credential as
- * injected (a header value, Basic credentials in base64), and the key URL-encoded. Echo services and
- * error pages that quote the request are the usual way a key escapes; each form is caught.
+ * injected (a header value, Basic credentials in base64), the key URL-encoded, and each of these with
+ * "/" written "\/" (JSON as PHP and others escape it). Echo services and error pages that quote the
+ * request are the usual way a key escapes; each form is caught.
  */
 export function secretForms(key: string, injected: readonly string[]): Buffer[] {
-  const forms = new Set<string>([key, encodeURIComponent(key), ...injected]);
+  const plain = [key, encodeURIComponent(key), ...injected];
+  const forms = new Set<string>([...plain, ...plain.map((f) => f.replaceAll('/', '\\/'))]);
   return [...forms].filter((f) => f.length >= 8).map((f) => Buffer.from(f));
 }
 
