@@ -282,6 +282,31 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     assert.deepEqual(shown.body['overlapping'], [], 'the replaced version is gone after its overlap');
   });
 
+  it('writ scan names a leaked copy of a vendor key Writ holds, by hash, without printing it', async () => {
+    // A key of a shape the secret rules know (a GitHub token the proxy injects for a CI vendor).
+    const github = `ghp_${'k3Q9'.repeat(9)}`;
+    const added = await w.h.admin('POST', '/vendor-keys', {
+      name: 'github',
+      secret: github,
+      proxies: [PROXY],
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    const leaked = join(dir, 'leaked.env');
+    writeFileSync(leaked, `GITHUB_TOKEN=${github}\nOTHER_TOKEN=ghp_${'Zx81'.repeat(9)}\n`);
+    w.clock.set(Math.max(w.clock.now(), Date.now()));
+    const r = await cli(['scan', '--format', 'json', leaked]);
+    const found = JSON.parse(r.stdout) as { findings: { type: string; line: number; ours?: string }[] };
+    assert.deepEqual(
+      found.findings.filter((f) => f.type === 'secret').map((f) => [f.line, f.ours]),
+      [
+        [1, 'vendor key github (v1)'],
+        [2, undefined],
+      ],
+      r.stdout,
+    );
+    assert.ok(!r.stdout.includes(github), 'the scan does not print the key it found');
+  });
+
   it('a rotation shorter than one lease is refused with what would pass', async () => {
     const r = await w.h.admin('POST', '/vendor-keys/payments/rotate', {
       secret: 'sk_live_another_one_here',

@@ -1,12 +1,13 @@
+import type { VendorKeyView } from '../vendor/vendor-keys.js';
+
 /**
  * Secrets Writ holds, by SHA-256, so a secret found by a scan can be named: "the legacy client secret of
  * workload X", not only "a client secret". Each kind of secret Writ keeps is one source; the scan asks
  * every source once and looks found secrets up by hash (nothing is sent anywhere).
  *
- * Sources today: legacy client secrets (the `client_secret_sha256` of workloads, which Writ stores as
- * hex SHA-256 and never in clear). Vendor keys are the next source: when Writ holds them (sealed, for the
- * credential-injecting proxy), a `HeldSecretSource` that lists their SHA-256 fingerprints joins
- * `heldSecretSources` in the scan command, and nothing else changes.
+ * Sources: legacy client secrets (the `client_secret_sha256` of workloads, which Writ stores as hex
+ * SHA-256 and never in clear) and vendor keys (the SHA-256 of every version the vendor-key proxy may
+ * still inject, from the admin API; the keys themselves are sealed and never leave the server).
  */
 export interface HeldSecret {
   /** SHA-256 of the secret, lowercase hex. */
@@ -47,6 +48,23 @@ export function legacyClientSecrets(admin: { get<T>(path: string): Promise<T> })
       return r.workloads
         .filter((w) => typeof w.secretSha256 === 'string' && /^[0-9a-f]{64}$/i.test(w.secretSha256))
         .map((w) => ({ sha256: w.secretSha256!, name: `legacy client secret of ${w.id}` }));
+    },
+  };
+}
+
+/** Vendor keys the vendor-key proxy injects, every version still in force (admin API: /vendor-keys). */
+export function vendorKeys(admin: { get<T>(path: string): Promise<T> }): HeldSecretSource {
+  return {
+    description: 'vendor keys (admin API: /vendor-keys)',
+    async load() {
+      const r = await admin.get<{ vendor_keys: VendorKeyView[] }>('/vendor-keys');
+      return r.vendor_keys.flatMap((k) => [
+        { sha256: k.sha256, name: `vendor key ${k.name} (v${k.version})` },
+        ...k.overlapping.map((o) => ({
+          sha256: o.sha256,
+          name: `vendor key ${k.name} (v${o.version}, being rotated out)`,
+        })),
+      ]);
     },
   };
 }

@@ -8,7 +8,10 @@ export interface VendorKeyRecord {
   version: number;
   /** AES-256-GCM under the KEK-derived secrets key, context `vendor-key:<name>:<version>`. */
   sealed: Buffer;
-  /** First 16 hex digits of SHA-256 of the key: tells versions apart without revealing them. */
+  /**
+   * SHA-256 of the key, hex: tells versions apart and lets `writ scan` name a leaked copy, without
+   * revealing the key (a vendor key is long and random). Views show its first 16 digits.
+   */
   fingerprint: string;
   /** Workload ids of the proxies that may lease it. */
   proxies: string[];

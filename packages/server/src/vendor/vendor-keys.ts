@@ -9,12 +9,15 @@ import { type VendorKeyRecord, vendorKeyContext } from './vendor-key.js';
 export interface VendorKeyView {
   name: string;
   version: number;
+  /** The first 16 hex digits of `sha256`. */
   fingerprint: string;
+  /** SHA-256 of the key (hex), for naming a leaked copy (`writ scan`). */
+  sha256: string;
   proxies: string[];
   created_at: number;
   created_by: string;
   /** Older versions still recognised in echoes until then (ms). */
-  overlapping: { version: number; fingerprint: string; until: number }[];
+  overlapping: { version: number; fingerprint: string; sha256: string; until: number }[];
 }
 
 /** A proxy's lease: the key to send and those to recognise, each encrypted to the proxy's key. */
@@ -34,8 +37,7 @@ const SECRET = /^[\x21-\x7e]{8,4096}$/;
 /** How long a proxy keeps a lease; a rotation's overlap must be at least this. */
 export const LEASE_SECONDS = 30;
 
-export const fingerprintOf = (secret: string) =>
-  createHash('sha256').update(secret).digest('hex').slice(0, 16);
+export const fingerprintOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
 function checkSecret(secret: string): void {
   if (!SECRET.test(secret))
@@ -66,13 +68,17 @@ function view(versions: VendorKeyRecord[]): VendorKeyView {
   return {
     name: current.name,
     version: current.version,
-    fingerprint: current.fingerprint,
+    fingerprint: current.fingerprint.slice(0, 16),
+    sha256: current.fingerprint,
     proxies: current.proxies,
     created_at: current.createdAt,
     created_by: current.createdBy,
-    overlapping: versions
-      .slice(0, -1)
-      .map((k) => ({ version: k.version, fingerprint: k.fingerprint, until: k.overlapUntil ?? 0 })),
+    overlapping: versions.slice(0, -1).map((k) => ({
+      version: k.version,
+      fingerprint: k.fingerprint.slice(0, 16),
+      sha256: k.fingerprint,
+      until: k.overlapUntil ?? 0,
+    })),
   };
 }
 
@@ -121,7 +127,7 @@ export async function addVendorKey(
         type: 'vendor_key.added',
         outcome: 'success',
         actor: o.actor,
-        data: { name: o.name, version: 1, fingerprint: k.fingerprint, proxies: o.proxies },
+        data: { name: o.name, version: 1, fingerprint: k.fingerprint.slice(0, 16), proxies: o.proxies },
       },
       tx,
     );
@@ -283,7 +289,7 @@ export async function leaseVendorKey(
     type: 'vendor_key.leased',
     outcome: 'success',
     actor: o.caller,
-    data: { name: o.name, version: current.version, fingerprint: current.fingerprint },
+    data: { name: o.name, version: current.version, fingerprint: current.fingerprint.slice(0, 16) },
   });
   return lease;
 }

@@ -1,7 +1,12 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { importPublicJwk, type VerificationKey } from '@writ/sdk/jose';
 import { type Command, Option } from 'commander';
-import { type HeldSecretSource, HeldSecrets, legacyClientSecrets } from '../../scan/held-secrets.js';
+import {
+  type HeldSecretSource,
+  HeldSecrets,
+  legacyClientSecrets,
+  vendorKeys,
+} from '../../scan/held-secrets.js';
 import { formatScan, SCAN_FORMATS, type ScanFormat } from '../../scan/report.js';
 import { type LeakReporter, type ScanFinding, scan } from '../../scan/scan.js';
 import {
@@ -76,7 +81,7 @@ async function runScan(cli: CommandContext, paths: string[], o: Record<string, u
   const server = cli.globals().server.replace(/\/+$/, '');
   const keys = o['jwks'] !== undefined ? keysFromFile(o['jwks'] as string) : await fetchKeys(server);
   const admin = offline ? undefined : cli.admin();
-  const sources: HeldSecretSource[] = admin ? [legacyClientSecrets(admin)] : [];
+  const sources: HeldSecretSource[] = admin ? [legacyClientSecrets(admin), vendorKeys(admin)] : [];
   const held = await HeldSecrets.load(sources).catch((err: Error) => {
     throw new CliError(
       `cannot read the secrets Writ holds through the admin API (${err.message}); scan with --offline --jwks FILE to skip the server`,
