@@ -1,51 +1,35 @@
-import type Database from 'better-sqlite3';
 import type { BreakGlass, BreakGlassQuery, BreakGlassState } from '../../governance/break-glass.js';
 import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../../governance/exception.js';
 import { breakGlassValues, exceptionSpecJson, toBreakGlass, toExceptionRecord } from '../governance-rows.js';
 import type { Row } from '../rows.js';
+import { PreparedStatements } from './prepared-statements.js';
 
 /**
  * The embedded store's statements for governance: the exceptions registry and break-glass grants.
  * Synchronous: the store's queue (or its transaction) serializes them. Prepared on first use.
  */
-export class SqliteGovernanceOps {
-  readonly #db: Database.Database;
-  readonly #statements = new Map<string, Database.Statement>();
-
-  constructor(db: Database.Database) {
-    this.#db = db;
-  }
-
-  #prepared(sql: string): Database.Statement {
-    let s = this.#statements.get(sql);
-    if (!s) {
-      s = this.#db.prepare(sql);
-      this.#statements.set(sql, s);
-    }
-    return s;
-  }
-
+export class SqliteGovernanceOps extends PreparedStatements {
   listExceptions(): ExceptionRecord[] {
-    return this.#prepared('SELECT * FROM credential_exceptions ORDER BY id')
+    return this.prepared('SELECT * FROM credential_exceptions ORDER BY id')
       .all()
       .map((r) => toExceptionRecord(r as Row));
   }
   getException(id: string): ExceptionRecord | undefined {
-    const r = this.#prepared('SELECT * FROM credential_exceptions WHERE id = ?').get(id) as Row | undefined;
+    const r = this.prepared('SELECT * FROM credential_exceptions WHERE id = ?').get(id) as Row | undefined;
     return r ? toExceptionRecord(r) : undefined;
   }
   putException(e: CredentialException): void {
-    this.#prepared(
+    this.prepared(
       `INSERT INTO credential_exceptions (id, spec, runtime) VALUES (?, ?, '{}')
        ON CONFLICT (id) DO UPDATE SET spec = excluded.spec`,
     ).run(e.id, exceptionSpecJson(e));
   }
   deleteException(id: string): void {
-    this.#prepared('DELETE FROM credential_exceptions WHERE id = ?').run(id);
+    this.prepared('DELETE FROM credential_exceptions WHERE id = ?').run(id);
   }
   setExceptionRuntime(id: string, runtime: ExceptionRuntime, expected: ExceptionRuntime): boolean {
     return (
-      this.#prepared('UPDATE credential_exceptions SET runtime = ? WHERE id = ? AND runtime = ?').run(
+      this.prepared('UPDATE credential_exceptions SET runtime = ? WHERE id = ? AND runtime = ?').run(
         JSON.stringify(runtime),
         id,
         JSON.stringify(expected),
@@ -54,13 +38,13 @@ export class SqliteGovernanceOps {
   }
 
   createBreakGlass(g: BreakGlass): void {
-    this.#prepared(
+    this.prepared(
       `INSERT INTO break_glass (id, workload, state, ends_at, open_review, requested_at, doc)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ).run(...breakGlassValues(g));
   }
   getBreakGlass(id: string): BreakGlass | undefined {
-    const r = this.#prepared('SELECT doc FROM break_glass WHERE id = ?').get(id) as Row | undefined;
+    const r = this.prepared('SELECT doc FROM break_glass WHERE id = ?').get(id) as Row | undefined;
     return r ? toBreakGlass(r) : undefined;
   }
   listBreakGlass(q: BreakGlassQuery): BreakGlass[] {
@@ -83,7 +67,7 @@ export class SqliteGovernanceOps {
       values.push(q.endsBy);
     }
     values.push(Math.max(0, Math.min(q.limit, 1000)));
-    return this.#prepared(
+    return this.prepared(
       `SELECT doc FROM break_glass ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY requested_at, id LIMIT ?`,
     )
@@ -93,7 +77,7 @@ export class SqliteGovernanceOps {
   updateBreakGlass(g: BreakGlass, expected: BreakGlassState): boolean {
     const [id, , state, endsAt, openReview, , doc] = breakGlassValues(g);
     return (
-      this.#prepared(
+      this.prepared(
         'UPDATE break_glass SET state = ?, ends_at = ?, open_review = ?, doc = ? WHERE id = ? AND state = ?',
       ).run(state, endsAt, openReview, doc, id, expected).changes === 1
     );
