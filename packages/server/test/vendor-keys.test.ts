@@ -166,6 +166,20 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     const onCommandLine = await cli(['vendor-keys', 'add', 'other']);
     assert.notEqual(onCommandLine.code, 0);
     assert.match(onCommandLine.stderr, /exactly one of --from-file FILE or --from-stdin/);
+    const typo = await cli([
+      'vendor-keys',
+      'add',
+      'other',
+      '--from-file',
+      keyFile('k1c', KEY_2),
+      '--proxy',
+      `${PROXY}x`,
+    ]);
+    assert.notEqual(typo.code, 0);
+    assert.match(
+      typo.stderr,
+      /proxies must be registered workloads; not registered: "spiffe:\/\/test\.writ\/vendor\/proxyx"/,
+    );
     const weak = await cli([
       'vendor-keys',
       'add',

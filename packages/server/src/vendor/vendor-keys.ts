@@ -47,6 +47,16 @@ function checkSecret(secret: string): void {
     );
 }
 
+/** Every proxy a key lists must be a registered workload: a typo would otherwise leave the key unleasable. */
+function checkProxies(ctx: WritContext, proxies: readonly string[]): void {
+  const unknown = proxies.filter((p) => !ctx.registry.workload(p));
+  if (unknown.length > 0)
+    throw invalidRequest(
+      `proxies must be registered workloads; not registered: ${unknown.map((p) => JSON.stringify(p.slice(0, 200))).join(', ')}`,
+      { reason: 'malformed_body' },
+    );
+}
+
 function seal(ctx: WritContext, name: string, version: number, secret: string): Buffer {
   return ctx.secrets.seal(Buffer.from(secret, 'utf8'), vendorKeyContext(name, version));
 }
@@ -104,6 +114,7 @@ export async function addVendorKey(
   o: { name: string; secret: string; proxies: string[]; actor: string },
 ): Promise<VendorKeyView> {
   checkSecret(o.secret);
+  checkProxies(ctx, o.proxies);
   return ctx.store.transaction(async (tx) => {
     if ((await tx.listVendorKeys(o.name)).length > 0)
       throw new OAuthError('invalid_request', `a vendor key named ${o.name} exists: rotate it instead`, {
@@ -144,6 +155,7 @@ export async function rotateVendorKey(
   o: { name: string; secret: string; overlapSeconds: number; proxies?: string[]; actor: string },
 ): Promise<VendorKeyView> {
   checkSecret(o.secret);
+  if (o.proxies) checkProxies(ctx, o.proxies);
   if (o.overlapSeconds < LEASE_SECONDS)
     throw invalidRequest(`overlap must be at least ${LEASE_SECONDS}s, one lease of every proxy`, {
       reason: 'malformed_body',

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.js';
+import { escapeControlCharacters as esc } from '../../control-characters.js';
 import type { VendorKeyView } from '../../vendor/vendor-keys.js';
 import { CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
@@ -22,7 +23,7 @@ function readSecret(o: { fromFile?: string; fromStdin?: boolean }): string {
 }
 
 const line = (k: VendorKeyView) =>
-  `${k.name.padEnd(24)} v${String(k.version).padEnd(4)} ${k.fingerprint}  proxies: ${k.proxies.join(', ') || '(none)'}${
+  `${esc(k.name).padEnd(24)} v${String(k.version).padEnd(4)} ${k.fingerprint}  proxies: ${k.proxies.map(esc).join(', ') || '(none)'}${
     k.overlapping.length > 0
       ? `  overlapping: ${k.overlapping.map((o) => `v${o.version} until ${new Date(o.until).toISOString()}`).join(', ')}`
       : ''
