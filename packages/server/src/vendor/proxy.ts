@@ -92,6 +92,17 @@ export function createVendorProxy(
     ]),
   );
   const base = PublicBaseUrl.from(o.publicUrl);
+  // The forms of the keys in flight change only with a lease or a rotation: made once per key set,
+  // not on every request.
+  const forms = new Map<string, { keys: string; forms: Buffer[] }>();
+  const formsOf = (route: VendorRoute, keys: string[]): Buffer[] => {
+    const id = [...new Set(keys)].join('\n');
+    const held = forms.get(route.name);
+    if (held?.keys === id) return held.forms;
+    const made = [...new Set(keys)].flatMap((k) => secretForms(k, injectedForms(route, k)));
+    forms.set(route.name, { keys: id, forms: made });
+    return made;
+  };
   const basePath = new URL(o.publicUrl).pathname.replace(/\/$/, '');
 
   const refuse = (
@@ -216,8 +227,7 @@ export function createVendorProxy(
         { ...at, reason: 'no_key' },
       );
     }
-    const inFlight = new Set([key, ...o.keys.inFlight(route.key)]);
-    const forms = [...inFlight].flatMap((k) => secretForms(k, injectedForms(route, k)));
+    const forms = formsOf(route, [key, ...o.keys.inFlight(route.key)]);
 
     const url = new URL(route.upstream.origin);
     url.pathname = upstreamPath;
