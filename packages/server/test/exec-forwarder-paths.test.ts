@@ -90,4 +90,27 @@ describe('writ exec --via-proxy: the local forwarder refuses paths that could le
       assert.equal(seen.length, before);
     });
   }
+
+  /** A GET of `path` on the forwarder's port, as any local process could send it. */
+  const onPort = (path: string) =>
+    new Promise<number>((resolve, reject) => {
+      const base = new URL(fw.env['WRIT_VENDOR_MAIL_URL']!);
+      request({ host: '127.0.0.1', port: base.port, path }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on('error', reject)
+        .end();
+    });
+
+  it('without the random path it was given, or for a route it was not given, answers 404 and forwards nothing', async () => {
+    const before = seen.length;
+    const capability = new URL(fw.env['WRIT_VENDOR_MAIL_URL']!).pathname.split('/')[1]!;
+    assert.equal(await onPort('/mail/v1/send'), 404, 'no capability');
+    const guess = `${capability.slice(0, -1)}${capability.endsWith('x') ? 'y' : 'x'}`;
+    assert.equal(await onPort(`/${guess}/mail/v1/send`), 404, 'a capability one character off');
+    assert.equal(await onPort(`/${capability}/payments/v1/charge`), 404, 'a route the command was not given');
+    assert.equal(seen.length, before);
+    assert.equal(fw.env['WRIT_VENDOR_PAYMENTS_URL'], undefined);
+  });
 });
