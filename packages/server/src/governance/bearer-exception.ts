@@ -1,6 +1,6 @@
 import { OAuthError } from '../errors.js';
 import type { Registry } from '../registry/registry.js';
-import { effectiveExpiry, exceptionHolds } from './exception.js';
+import { coveringException, exceptionEnding } from './exception.js';
 
 /**
  * A bearer class that the exceptions registry covers (`covers.kind: bearer_class`) issues while one of
@@ -10,25 +10,20 @@ import { effectiveExpiry, exceptionHolds } from './exception.js';
  */
 export function bearerClassException(registry: Registry, cls: string, now: number): string | undefined {
   if (registry.tokenClass(cls)?.binding !== 'bearer') return undefined;
-  const covering = registry
-    .exceptions()
-    .filter((e) => e.covers.kind === 'bearer_class' && e.covers.class === cls);
-  if (covering.length === 0) return undefined;
-  const holding = covering.find((e) => exceptionHolds(e, now));
+  const { holding, covering } = coveringException(
+    registry.exceptions(),
+    (c) => c.kind === 'bearer_class' && c.class === cls,
+    now,
+  );
   if (holding) return holding.id;
-  const e = covering[0]!;
-  const retired = e.runtime.retired;
+  const e = covering[0];
+  if (!e) return undefined;
+  const ended = exceptionEnding(e);
   throw new OAuthError(
     'unauthorized_client',
-    retired
-      ? `class ${cls} issues bearer tokens under exception "${e.id}" (owner ${e.owner}), retired at ${new Date(retired.at).toISOString()}: no token of it is issued; bind the class (binding: dpop) or declare a new exception`
-      : `class ${cls} issues bearer tokens under exception "${e.id}" (owner ${e.owner}), which expired at ${new Date(effectiveExpiry(e)).toISOString()}: no token of it is issued until an operator renews it (writ exceptions renew ${e.id} --until DATE) or the class binds its tokens`,
-    {
-      detail: {
-        reason: retired ? 'exception_retired' : 'exception_expired',
-        exception: e.id,
-        expired_at: effectiveExpiry(e),
-      },
-    },
+    ended.retired
+      ? `class ${cls} issues bearer tokens under exception "${e.id}" (owner ${e.owner}), retired at ${ended.at}: no token of it is issued; bind the class (binding: dpop) or declare a new exception`
+      : `class ${cls} issues bearer tokens under exception "${e.id}" (owner ${e.owner}), which expired at ${ended.at}: no token of it is issued until an operator renews it (writ exceptions renew ${e.id} --until DATE) or the class binds its tokens`,
+    { detail: ended.detail },
   );
 }

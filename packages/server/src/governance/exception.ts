@@ -79,6 +79,40 @@ export function exceptionStatus(e: ExceptionRecord, now: number): ExceptionStatu
   return now >= end - e.alertBefore * 1000 ? 'expiring' : 'active';
 }
 
+/**
+ * How an exception that no longer holds ended, for every refusal it causes: retired or expired, when (ISO
+ * time), and what the refusal's audit event records. Each caller says in its own words what was refused.
+ */
+export function exceptionEnding(e: ExceptionRecord): {
+  retired: boolean;
+  at: string;
+  detail: { reason: 'exception_retired' | 'exception_expired'; exception: string; expired_at?: number };
+} {
+  const retired = e.runtime.retired;
+  if (retired)
+    return {
+      retired: true,
+      at: new Date(retired.at).toISOString(),
+      detail: { reason: 'exception_retired', exception: e.id },
+    };
+  const end = effectiveExpiry(e);
+  return {
+    retired: false,
+    at: new Date(end).toISOString(),
+    detail: { reason: 'exception_expired', exception: e.id, expired_at: end },
+  };
+}
+
+/** Of the registry's exceptions, those `covers` picks: the first that holds at `now`, else all of them (none holds). */
+export function coveringException(
+  all: readonly ExceptionRecord[],
+  covers: (c: ExceptionCoverage) => boolean,
+  now: number,
+): { holding: ExceptionRecord | undefined; covering: ExceptionRecord[] } {
+  const covering = all.filter((e) => covers(e.covers));
+  return { holding: covering.find((e) => exceptionHolds(e, now)), covering };
+}
+
 /** Whether the exception lets a credential through at `now`. */
 export function exceptionHolds(e: ExceptionRecord, now: number): boolean {
   const s = exceptionStatus(e, now);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CompactEncrypt, importJWK, type JWK } from 'jose';
 import type { WritContext } from '../context.js';
 import { accessDenied, invalidRequest, notFound, OAuthError } from '../errors.js';
-import { effectiveExpiry, exceptionHolds } from '../governance/exception.js';
+import { coveringException, exceptionEnding } from '../governance/exception.js';
 import { type VendorKeyRecord, vendorKeyContext } from './vendor-key.js';
 
 /** What any API says of a vendor key: never the key, only which version and who may lease it. */
@@ -226,11 +226,12 @@ export async function retireVendorKey(ctx: WritContext, name: string, actor: str
  * ended one stops the key being sent.
  */
 function requireException(ctx: WritContext, name: string): void {
-  const covering = ctx.registry
-    .exceptions()
-    .filter((e) => e.covers.kind === 'vendor_key' && e.covers.key === name);
-  const now = ctx.clock.now();
-  if (covering.some((e) => exceptionHolds(e, now))) return;
+  const { holding, covering } = coveringException(
+    ctx.registry.exceptions(),
+    (c) => c.kind === 'vendor_key' && c.key === name,
+    ctx.clock.now(),
+  );
+  if (holding) return;
   const e = covering[0];
   if (!e)
     throw accessDenied(
@@ -238,18 +239,12 @@ function requireException(ctx: WritContext, name: string): void {
       { reason: 'vendor_key_exception_missing' },
     );
   const which = `exception "${e.id}" (vendor key ${name}, owner ${e.owner})`;
-  if (e.runtime.retired)
-    throw accessDenied(
-      `vendor key ${name} is not leased: ${which} was retired at ${new Date(e.runtime.retired.at).toISOString()}`,
-      {
-        reason: 'exception_retired',
-        exception: e.id,
-      },
-    );
-  const end = effectiveExpiry(e);
+  const ended = exceptionEnding(e);
   throw accessDenied(
-    `vendor key ${name} is not leased: ${which} expired at ${new Date(end).toISOString()}; an operator renews it (writ exceptions renew ${e.id} --until DATE)`,
-    { reason: 'exception_expired', exception: e.id, expired_at: end },
+    ended.retired
+      ? `vendor key ${name} is not leased: ${which} was retired at ${ended.at}`
+      : `vendor key ${name} is not leased: ${which} expired at ${ended.at}; an operator renews it (writ exceptions renew ${e.id} --until DATE)`,
+    ended.detail,
   );
 }
 

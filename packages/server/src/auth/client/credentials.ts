@@ -9,7 +9,7 @@ import {
 import {
   coversLegacySecret,
   type ExceptionRecord,
-  effectiveExpiry,
+  exceptionEnding,
   exceptionHolds,
 } from '../../governance/exception.js';
 import type { Registry, ResolvedWorkload } from '../../registry/registry.js';
@@ -178,15 +178,12 @@ function legacySecretRefused(covering: readonly ExceptionRecord[]): OAuthError {
       { reason: 'legacy_exception_missing' },
     );
   const which = `exception "${e.id}" (legacy client secret for class ${e.covers.kind === 'legacy_client_secret' ? e.covers.class : '?'}, owner ${e.owner})`;
-  if (e.runtime.retired)
-    return unauthorizedClient(
-      `client secret refused: ${which} was retired at ${new Date(e.runtime.retired.at).toISOString()}; move the workload to private_key_jwt or declare a new exception`,
-      { reason: 'exception_retired', exception: e.id },
-    );
-  const end = effectiveExpiry(e);
+  const ended = exceptionEnding(e);
   return unauthorizedClient(
-    `client secret refused: ${which} expired at ${new Date(end).toISOString()}; an operator renews it (writ exceptions renew ${e.id} --until DATE) or the workload moves to private_key_jwt`,
-    { reason: 'exception_expired', exception: e.id, expired_at: end },
+    ended.retired
+      ? `client secret refused: ${which} was retired at ${ended.at}; move the workload to private_key_jwt or declare a new exception`
+      : `client secret refused: ${which} expired at ${ended.at}; an operator renews it (writ exceptions renew ${e.id} --until DATE) or the workload moves to private_key_jwt`,
+    ended.detail,
   );
 }
 
