@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { DEFAULT_DATA_DIR } from '../data-dir.js';
 import { commandContext } from './command-context.js';
@@ -28,16 +27,7 @@ import { registerTasks } from './commands/tasks.js';
 import { registerToken } from './commands/token.js';
 import { registerVendorKeys } from './commands/vendor-keys.js';
 import { registerWorkloads } from './commands/workloads.js';
-
-/**
- * The version of the installed `@writ/server`, read from its package.json (which npm always
- * installs with the package), so `writ --version` cannot disagree with what was installed.
- */
-export function packageVersion(): string {
-  // From dist/src/cli/ (compiled) the package root is three folders up.
-  const file = new URL('../../../package.json', import.meta.url);
-  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-}
+import { packageVersion } from './package-version.js';
 
 /**
  * The `writ` command tree, every command registered and nothing parsed: `main.ts` runs it, and the

@@ -10,7 +10,7 @@ import { withLines } from '../../governance/locate.js';
 import { formatReport, REPORT_FORMATS, type ReportFormat } from '../../governance/report.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
 import type { CommandContext } from '../command-context.js';
-import { packageVersion } from '../program.js';
+import { packageVersion } from '../package-version.js';
 import { governCommand } from './govern.js';
 
 /** The outcome of `writ govern check` on a config directory. */

@@ -18,7 +18,7 @@ import {
 } from '../../scan/sources.js';
 import { CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
-import { packageVersion } from '../program.js';
+import { packageVersion } from '../package-version.js';
 import { terminalText } from '../terminal.js';
 
 /** Which findings make `writ scan` exit 1 (for CI). */
