@@ -69,7 +69,8 @@ export const applyBody = z
           })
           .strict(),
       )
-      .max(10_000),
+      // The body limit bounds it first; `limits.config_documents` is checked with a clearer error.
+      .max(10_000_000),
     policies: policiesBody,
     dry_run: z.boolean().default(false),
     /** `settingsFileDigest` of the directory's settings file: the answer says whether it differs. */
@@ -242,7 +243,12 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         const { documents, policies, dry_run, settings_digest } = body(applyBody, req);
         let bundle: ReturnType<typeof validateConfig>;
         try {
-          bundle = validateConfig(documents, ctx.settings.tokens.maxLifetime, ctx.settings.issuer);
+          bundle = validateConfig(
+            documents,
+            ctx.settings.tokens.maxLifetime,
+            ctx.settings.issuer,
+            ctx.settings.limits.configDocuments,
+          );
         } catch (err) {
           if (err instanceof ConfigError) throw invalidRequest(err.message, { reason: 'invalid_config' });
           throw err;

@@ -182,9 +182,27 @@ export function readSettingsFile(dir: string): RawConfig['settings'] {
 }
 
 /** Reads and validates a config directory. */
-export function loadConfigDir(dir: string, maxTokenLifetime?: number, issuer?: string): LoadedConfigDir {
+export function loadConfigDir(
+  dir: string,
+  maxTokenLifetime?: number,
+  issuer?: string,
+  maxDocuments?: number,
+): LoadedConfigDir {
   const raw = readConfigDir(dir);
-  return { settings: raw.settings, ...validateConfig(raw.documents, maxTokenLifetime, issuer) };
+  return { settings: raw.settings, ...validateConfig(raw.documents, maxTokenLifetime, issuer, maxDocuments) };
+}
+
+/** The default of `limits.config_documents`: a safety limit, well above a real estate's registry. */
+export const DEFAULT_MAX_CONFIG_DOCUMENTS = 250_000;
+
+/** Refuses a config of more than `max` documents, naming the setting that allows more. */
+export function checkDocumentCount(count: number, max: number): void {
+  if (count > max)
+    throw new ConfigError(
+      '(bundle)',
+      '',
+      `${count} documents is more than limits.config_documents (${max}): raise limits.config_documents in settings.yaml, or split the estate`,
+    );
 }
 
 /**
@@ -196,8 +214,9 @@ export function validateConfig(
   documents: readonly RawDocument[],
   maxTokenLifetime?: number,
   issuer?: string,
+  maxDocuments: number = DEFAULT_MAX_CONFIG_DOCUMENTS,
 ): ConfigBundle {
-  if (documents.length > 10_000) throw new ConfigError('(bundle)', '', 'more than 10000 documents');
+  checkDocumentCount(documents.length, maxDocuments);
   const of = (kind: RawDocument['kind']) => documents.filter((d) => d.kind === kind);
 
   const classes: TokenClass[] = [];

@@ -208,6 +208,13 @@ export const SETTINGS_REFERENCE = {
     max: 67_108_864,
     doc: 'Largest config `writ apply` may send (`POST /admin/v1/config`, read only after the operator is authenticated): every document and policy of a config directory in one JSON body. The default takes thousands of workloads; a larger one is refused with 413 naming this setting.',
   },
+  'limits.config_documents': {
+    kind: 'integer',
+    default: 250_000,
+    min: 100,
+    max: 10_000_000,
+    doc: 'Most documents a config directory may hold (workloads, classes, operators and the rest, counted together): a safety limit well above real estates (100,000 workloads is measured in docs/benchmarks.md). More is refused at start and by `writ apply`, naming this setting.',
+  },
   'limits.header_bytes': {
     kind: 'integer',
     default: 16_384,
@@ -604,6 +611,8 @@ export interface Settings {
     bodyBytes: number;
     /** `POST /admin/v1/config` only: a whole config directory in one body. */
     configBytes: number;
+    /** Most documents of a config directory, counted together. */
+    configDocuments: number;
     headerBytes: number;
     tokenBytes: number;
     jsonDepth: number;
@@ -757,6 +766,7 @@ export function resolveSettings(
     limits: {
       bodyBytes: value('limits.body_bytes') as number,
       configBytes: value('limits.config_bytes') as number,
+      configDocuments: value('limits.config_documents') as number,
       headerBytes: value('limits.header_bytes') as number,
       tokenBytes: value('limits.token_bytes') as number,
       jsonDepth: value('limits.json_depth') as number,

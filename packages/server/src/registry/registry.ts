@@ -41,6 +41,8 @@ export class Registry {
   #exceptions: readonly ExceptionRecord[] = [];
   #people = new PeopleDirectory([], []);
   #generation = 0;
+  /** Imported workload keys by their JWK's JSON text, from the last reload. */
+  #imported = new Map<string, VerificationKey>();
   readonly #store: RegistryStore;
 
   constructor(store: RegistryStore) {
@@ -59,9 +61,18 @@ export class Registry {
     this.#people = people;
     this.#issuers = issuers;
     this.#exceptions = exceptions;
-    this.#workloads = new Map(
-      workloads.map((w) => [w.id, { ...w, verificationKeys: w.jwks.map((k) => importPublicJwk(k)) }]),
-    );
+    // Keys are imported once and kept across reloads: a reload after a one-workload change imports
+    // that workload's keys, not the 100,000 others'.
+    const imported = new Map<string, VerificationKey>();
+    const keyOf = (k: object): VerificationKey => {
+      const text = JSON.stringify(k);
+      let key = imported.get(text) ?? this.#imported.get(text);
+      if (!key) key = importPublicJwk(k as Parameters<typeof importPublicJwk>[0]);
+      imported.set(text, key);
+      return key;
+    };
+    this.#workloads = new Map(workloads.map((w) => [w.id, { ...w, verificationKeys: w.jwks.map(keyOf) }]));
+    this.#imported = imported;
     this.#classes = new Map(classes.map((c) => [c.name, c]));
     this.#operators = new Map(
       operators.map((o) => [o.name, { ...o, verificationKeys: o.jwks.map((k) => importPublicJwk(k)) }]),

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadConfigDir } from '../../config/config-dir.js';
+import { readConfigDir, validateConfig } from '../../config/config-dir.js';
 import { resolveSettings } from '../../config/settings.js';
 import { dataPaths, ownerOnlyDataDir } from '../../data-dir.js';
 import { loadKek } from '../../keys/kek.js';
@@ -31,16 +31,21 @@ export async function serve(opts: ServeOptions): Promise<void> {
     for (const c of init.created) process.stderr.write(`writ: created ${c}\n`);
   }
   const configDir = opts.config ?? p.config;
-  const loaded = existsSync(configDir) ? loadConfigDir(configDir) : undefined;
-  const settings = resolveSettings(loaded?.settings, process.env, {
+  const raw = existsSync(configDir) ? readConfigDir(configDir) : undefined;
+  const settings = resolveSettings(raw?.settings, process.env, {
     ...(opts.host !== undefined ? { 'listen.host': opts.host } : {}),
     ...(opts.port !== undefined ? { 'listen.port': opts.port } : {}),
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
     ...(opts.store !== undefined ? { store: opts.store } : {}),
   });
-  // Validate again with the resolved ceiling on token lifetimes and the issuer.
-  const config = existsSync(configDir)
-    ? loadConfigDir(configDir, settings.tokens.maxLifetime, settings.issuer)
+  // Validated with the resolved ceiling on token lifetimes, the issuer and the document limit.
+  const config = raw
+    ? validateConfig(
+        raw.documents,
+        settings.tokens.maxLifetime,
+        settings.issuer,
+        settings.limits.configDocuments,
+      )
     : undefined;
   // Before the key is read: a key left readable by others is narrowed (and logged), not refused.
   const tightened = ownerOnlyDataDir(opts.dataDir);

@@ -423,15 +423,16 @@ class SqliteOps implements Store {
     return r ? toWorkload(r) : undefined;
   }
   async putWorkload(w: Workload, now: number): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO workloads (id, spec, state, updated_at) VALUES (?, ?, 'active', ?)
-         ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
-      )
-      .run(w.id, JSON.stringify(w), now);
+    // Prepared once: applying a config of 100,000 workloads writes each.
+    this.#s['putWorkload'] ??= this.#db.prepare(
+      `INSERT INTO workloads (id, spec, state, updated_at) VALUES (?, ?, 'active', ?)
+       ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+    );
+    this.#s['putWorkload'].run(w.id, JSON.stringify(w), now);
   }
   async deleteWorkload(id: string): Promise<void> {
-    this.#db.prepare('DELETE FROM workloads WHERE id = ?').run(id);
+    this.#s['deleteWorkload'] ??= this.#db.prepare('DELETE FROM workloads WHERE id = ?');
+    this.#s['deleteWorkload'].run(id);
   }
   async setWorkloadState(id: string, state: WorkloadState, now: number): Promise<boolean> {
     return (
@@ -855,9 +856,8 @@ class SqliteOps implements Store {
   }
 
   async appendEvent(e: Omit<StreamEvent, 'seq'>): Promise<StreamEvent> {
-    const info = this.#db
-      .prepare('INSERT INTO events (ts, type, data) VALUES (?, ?, ?)')
-      .run(e.ts, e.type, JSON.stringify(e.data));
+    this.#s['appendEvent'] ??= this.#db.prepare('INSERT INTO events (ts, type, data) VALUES (?, ?, ?)');
+    const info = this.#s['appendEvent'].run(e.ts, e.type, JSON.stringify(e.data));
     return { ...e, seq: Number(info.lastInsertRowid) };
   }
   async readEvents(afterSeq: number, limit: number): Promise<StreamEvent[]> {
