@@ -14,10 +14,12 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.base.json ./
 COPY packages/sdk/package.json packages/sdk/
 COPY packages/server/package.json packages/server/
+COPY packages/console/package.json packages/console/
 # Compiling TypeScript needs no native addon: no install scripts, no compiler in this stage.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY packages/sdk/ packages/sdk/
 COPY packages/server/ packages/server/
+COPY packages/console/ packages/console/
 RUN npm run build && mkdir /packed && npm pack --pack-destination /packed ./packages/sdk ./packages/server
 
 FROM ${NODE_IMAGE} AS install

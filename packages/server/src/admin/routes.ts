@@ -29,6 +29,7 @@ import { closeTask, openTask } from '../tasks/tasks.js';
 import { registerVendorKeyAdminRoutes } from '../vendor/routes.js';
 import { handleAdminToken } from './admin-auth.js';
 import { applyConfig, setWorkloadState } from './operations.js';
+import { registerOverviewRoutes } from './overview.js';
 
 /** The admin API under `/admin/v1`: every route requires an admin token from an operator key. */
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
@@ -358,6 +359,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       registerGovernVerifyRoute(admin, ctx, op, body);
       registerVendorKeyAdminRoutes(admin, ctx, op, body);
       registerStaleRoute(admin, ctx, op, body);
+      registerOverviewRoutes(admin, ctx, body);
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();
         return verifyAuditChain(ctx.store);

@@ -1,5 +1,6 @@
 import { POLICY_BUNDLE_KEYS_PATH, POLICY_BUNDLE_PATH } from '@writ/sdk/wire';
 import { z } from 'zod';
+import { revocationPreviewBody } from '../admin/overview.js';
 import { applyBody, auditQuery, openTaskBody, revocationBody, stateBody } from '../admin/routes.js';
 import { Paths } from '../context.js';
 import { findingStateBody, pauseBody } from '../detection/admin-routes.js';
@@ -515,6 +516,17 @@ export const ROUTES: readonly Operation[] = [
     { status: 201 },
   ),
   ...admin('GET', '/revocations', 'the revocations in force'),
+  ...admin(
+    'POST',
+    '/revocations/preview',
+    'how many live tokens a revocation predicate would hit, without revoking ([console.md](console.md#views))',
+    { type: 'json', schema: revocationPreviewBody },
+  ),
+  ...admin(
+    'GET',
+    '/overview',
+    'the console overview: tokens issued and refused per minute, live tokens, refusals by reason, revocations, open findings, streams, store health ([console.md](console.md#views))',
+  ),
   ...admin('GET', '/keys', 'the signing keys'),
   ...admin('POST', '/keys/rotate', 'rotate the signing key'),
   ...admin(
