@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { admin, api } from '../api.js';
 import { href } from '../app.js';
 import { TimeChart } from '../chart.js';
@@ -19,7 +19,7 @@ interface Workload {
   environment?: string;
   classes: string[];
   state: string;
-  labels?: Record<string, string>;
+  attributes?: Record<string, unknown>;
   description?: string;
   [k: string]: unknown;
 }
@@ -55,11 +55,12 @@ export function WorkloadsView() {
             { label: 'Owner', cell: (w) => String(w.owner ?? '—') },
             { label: 'Environment', cell: (w) => String(w.environment ?? '—') },
             { label: 'Classes', cell: (w) => w.classes.join(', ') },
+            { label: 'Description', cell: (w) => w.description ?? '' },
             {
-              label: 'Labels',
+              label: 'Attributes',
               cell: (w) =>
-                Object.entries(w.labels ?? {})
-                  .map(([k, v]) => `${k}=${v}`)
+                Object.entries(w.attributes ?? {})
+                  .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
                   .join(' '),
             },
             {
@@ -88,12 +89,12 @@ function WorkloadDetail({ id, onChanged }: { id: string; onChanged: () => void }
   const [reason, setReason] = useState('from the console');
   const [history, setHistory] = useState<{ x: number[]; y: number[] }>({ x: [], y: [] });
   const risk = riskScore(w.data?.risk);
-  if (risk !== undefined && w.data && history.x.length < 600) {
-    const last = history.x[history.x.length - 1];
-    const now = Date.now();
-    if (last === undefined || now - last >= POLL_MS)
-      setHistory({ x: [...history.x, now], y: [...history.y, risk] });
-  }
+  // One point per answer while the page is open (the API keeps no risk history).
+  useEffect(() => {
+    if (risk === undefined) return;
+    const at = Date.now();
+    setHistory((h) => (h.x.length >= 600 ? h : { x: [...h.x, at], y: [...h.y, risk] }));
+  }, [w.data, risk]);
   const done = () => {
     w.reload();
     onChanged();
