@@ -87,6 +87,12 @@ export interface RequestInfo {
    * refusal without it is unauthenticated, limited and audited per source address.
    */
   caller?: string | undefined;
+  /** The console session id of the `writ_console` cookie (docs/console.md), when it carries one. */
+  consoleCookie?: string | undefined;
+  /** The `X-Writ-CSRF` header: the console session's token, on state-changing requests. */
+  csrf?: string | undefined;
+  /** The `Origin` header, when the browser sent one. */
+  origin?: string | undefined;
 }
 
 /** Endpoint paths, relative to the issuer. */

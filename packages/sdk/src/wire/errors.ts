@@ -341,6 +341,24 @@ export const REFUSAL_REASONS = {
     'no exception in exceptions/ covers the vendor key (`covers: { kind: vendor_key, key: NAME }`): a static key is leased only while one holds',
   vendor_key_lease_key:
     "a lease must carry `jwk`, the proxy's ephemeral public key (EC P-256) the key is encrypted to",
+  // The console (docs/console.md)
+  console_not_built:
+    'the console is not built into this installation: build the @writ/console package (`npm run build` in packages/console) and restart',
+  link_used: 'the one-time console sign-in link was used already: run `writ console` for a new one',
+  console_session:
+    'no console session cookie, or it names no live session (never opened, signed out, or ended): sign in again',
+  console_idle: 'the console session was unused longer than `console.idle_timeout`: sign in again',
+  console_expired: 'the console session is older than `console.absolute_timeout`: sign in again',
+  csrf: 'a state-changing console request lacks the session’s `X-Writ-CSRF` token, or its `Origin` is not this server',
+  oidc_off: 'OpenID Connect sign-in is not configured (`console.oidc.issuer`)',
+  oidc_state:
+    'the OpenID Connect callback does not match a sign-in this server started (state missing, unknown, used or expired)',
+  oidc_callback: 'the identity provider answered the sign-in with an error or without a code',
+  oidc_token:
+    'the identity provider’s token response or ID token failed a check (signature, issuer, audience, nonce, expiry)',
+  oidc_no_person:
+    'the identity provider’s user matches no active person in the people registry (by `sub` or email)',
+  oidc_no_operator: 'the person who signed in is not named by any operator, so they may not use the console',
   store_unavailable: 'the store cannot be reached or refused the write: nothing was done',
   audit_unavailable: 'the audit log cannot be written, so nothing is answered but this refusal',
   internal_error: 'an unexpected error (the service log has it)',

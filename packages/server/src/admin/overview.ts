@@ -182,6 +182,7 @@ const REFUSAL_ENDPOINTS: Record<RefusalEndpoint, true> = {
   admin: true,
   admin_token: true,
   scim: true,
+  console: true,
   http: true,
 };
 

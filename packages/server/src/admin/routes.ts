@@ -3,9 +3,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
 import { verifyAuditChain } from '../audit/verify.js';
-import { authenticateAdmin } from '../auth/admin.js';
+import { authenticateOperatorCaller } from '../auth/operator-caller.js';
 import { DOCUMENT_KINDS, validateConfig } from '../config/config-dir.js';
 import { formatDiff } from '../config/diff.js';
+import { consoleActor } from '../console/sessions.js';
 import { Paths, type WritContext } from '../context.js';
 import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
 import { registerDetectionAdminRoutes } from '../detection/admin-routes.js';
@@ -131,8 +132,17 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       // matters most for the config body (`limits.config_bytes`, megabytes).
       admin.addHook('onRequest', async (req) => {
         try {
-          const { operator } = await authenticateAdmin(ctx, info(req));
+          const { operator, session } = await authenticateOperatorCaller(ctx, info(req));
           (req as FastifyRequest & { operator: string }).operator = operator;
+          // A console action names the person who clicked (docs/console.md); the action's own event,
+          // written by the route, names the operator as every admin call does.
+          if (session && req.method !== 'GET' && req.method !== 'HEAD')
+            await ctx.audit.append({
+              type: 'console.action',
+              outcome: 'success',
+              actor: consoleActor(session),
+              data: { operator, method: req.method, path: req.url.slice(0, 256), ip: req.ip },
+            });
         } catch (err) {
           throw await auditRefusal(ctx, 'admin', err, info(req), { path: req.url.slice(0, 128) });
         }

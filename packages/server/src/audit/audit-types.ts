@@ -20,6 +20,7 @@ export type RefusalEndpoint =
   | 'admin'
   | 'admin_token'
   | 'scim'
+  | 'console'
   | 'http';
 
 export type AuditEventType =
@@ -50,6 +51,8 @@ export type AuditEventType =
   | 'vendor_key.leased'
   // Operators and configuration
   | 'admin.session'
+  // The console (docs/console.md): a person signed in or out; a state-changing request through a session.
+  | `console.${'signed_in' | 'signed_out' | 'action'}`
   // People: what an identity provider changed over SCIM, and what it did to a person's access
   | `scim.${'user' | 'group'}.${'created' | 'replaced' | 'patched' | 'deleted'}`
   | `person.${'deprovisioned' | 'reactivated'}`

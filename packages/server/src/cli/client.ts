@@ -92,6 +92,17 @@ export async function signAssertion(
     .sign(key);
 }
 
+/** The issuer a server names in its metadata (RFC 8414): what links and proofs must name. */
+export async function serverIssuer(server: string): Promise<string> {
+  const { issuer } = (await call(
+    `${server.replace(/\/+$/, '')}/.well-known/oauth-authorization-server`,
+    {},
+  )) as {
+    issuer: string;
+  };
+  return issuer;
+}
+
 export async function postForm(
   url: string,
   form: Record<string, string>,

@@ -7,6 +7,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerBreakglass } from './commands/breakglass.js';
 import { registerClasses } from './commands/classes.js';
 import { registerConfig } from './commands/config.js';
+import { registerConsole } from './commands/console.js';
 import { registerDetections } from './commands/detections.js';
 import { registerDpop } from './commands/dpop.js';
 import { registerExceptions } from './commands/exceptions.js';
@@ -73,6 +74,7 @@ export function createProgram(): Command {
     registerPolicy,
     registerExceptions,
     registerBreakglass,
+    registerConsole,
     registerConfig,
     registerApi,
   ])

@@ -292,6 +292,20 @@ export const SETTINGS_REFERENCE = {
     max: 3600,
     doc: 'Lifetime of an admin token obtained with an operator key.',
   },
+  'console.idle_timeout': {
+    kind: 'duration',
+    default: 900,
+    min: 60,
+    max: 86_400,
+    doc: 'A console session unused this long is refused (docs/console.md); every request through it starts the wait again.',
+  },
+  'console.absolute_timeout': {
+    kind: 'duration',
+    default: 28_800,
+    min: 300,
+    max: 604_800,
+    doc: 'A console session ends this long after sign-in, however busy it is; the person signs in again.',
+  },
   'usage.body_bytes': {
     kind: 'integer',
     default: 262_144,
@@ -623,6 +637,7 @@ export interface Settings {
   };
   audit: { checkpointEvery: number; checkpointInterval: number; refusalWindow: number };
   admin: { sessionTtl: number };
+  console: { idleTimeout: number; absoluteTimeout: number };
   usage: { bodyBytes: number; batchRecords: number; retention: number };
   detection: {
     enabled: boolean;
@@ -781,6 +796,10 @@ export function resolveSettings(
       refusalWindow: value('audit.refusal_window') as number,
     },
     admin: { sessionTtl: value('admin.session_ttl') as number },
+    console: {
+      idleTimeout: value('console.idle_timeout') as number,
+      absoluteTimeout: value('console.absolute_timeout') as number,
+    },
     usage: {
       bodyBytes: value('usage.body_bytes') as number,
       batchRecords: value('usage.batch_records') as number,

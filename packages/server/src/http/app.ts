@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { registerAdminRoutes } from '../admin/routes.js';
 import { AUDITED, auditRefusal } from '../audit/refusal.js';
 import type { TallyKey } from '../audit/refusal-tally.js';
+import { registerConsoleRoutes } from '../console/routes.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { registerEventRoutes } from '../events/routes.js';
@@ -174,6 +175,7 @@ export function buildApp(ctx: WritContext): FastifyInstance {
   registerLeakRoutes(app, ctx);
   registerVendorKeyRoutes(app, ctx);
   registerScimRoutes(app, ctx);
+  registerConsoleRoutes(app, ctx);
   // The API description, generated from the schemas the routes validate with, once per server.
   const description = JSON.stringify(openApiDocument(ctx.settings.issuer));
   app.get(OPENAPI_PATH, async (_req, reply) =>

@@ -2,6 +2,7 @@ import { POLICY_BUNDLE_KEYS_PATH, POLICY_BUNDLE_PATH } from '@writ/sdk/wire';
 import { z } from 'zod';
 import { revocationPreviewBody } from '../admin/overview.js';
 import { applyBody, auditQuery, openTaskBody, revocationBody, stateBody } from '../admin/routes.js';
+import { CONSOLE_PATH, signInBody } from '../console/routes.js';
 import { Paths } from '../context.js';
 import { findingStateBody, pauseBody } from '../detection/admin-routes.js';
 import { FINDING_STATES } from '../detection/finding.js';
@@ -52,6 +53,8 @@ type Caller =
   | 'operator-assertion' // an operator's signed assertion and DPoP proof (the admin token request)
   | 'github' // GitHub's secret scanning, its report signed with GitHub's published keys
   | 'scim' // an identity provider with the SCIM bearer secret (`scim.token_sha256`)
+  | 'console' // a browser with a console session cookie (docs/console.md)
+  | 'browser' // anyone, as a page of the console
   | { token: string; operator?: boolean }; // a Writ token for this audience (path after the issuer)
 
 interface Operation {
@@ -629,6 +632,7 @@ export const ROUTES: readonly Operation[] = [
   ...admin('POST', '/detections/pause', 'pause automatic responses', { type: 'json', schema: pauseBody }),
   ...admin('POST', '/detections/resume', 'resume automatic responses', { type: 'json', schema: pauseBody }),
   ...scimOperations(),
+  ...consoleOperations(),
   {
     method: 'GET',
     path: '/healthz',
@@ -672,6 +676,53 @@ const BODY_TYPES = {
   form: 'application/x-www-form-urlencoded',
   scim: 'application/scim+json',
 } as const;
+
+/** The console (docs/console.md): its pages, and sign-in and session endpoints for the browser. */
+function consoleOperations(): Operation[] {
+  const page = (path: string, summary: string, type = 'text/html'): Operation => ({
+    method: 'GET',
+    path: `${CONSOLE_PATH}${path}`,
+    tag: 'console',
+    summary,
+    description:
+      'Served with a strict Content-Security-Policy (no inline script or style); 404 `console_not_built` when the @writ/console package is not built.',
+    caller: 'browser',
+    ok: { status: 200, what: summary, type },
+  });
+  return [
+    { ...page('', 'redirects to /console/'), ok: { status: 302, what: 'a redirect to /console/' } },
+    page('/', 'the console'),
+    page('/assets/{file}', 'a file of the built console', 'application/octet-stream'),
+    page('/{view}', 'a view of the console (the same page; it routes itself), e.g. /console/signin'),
+    {
+      method: 'POST',
+      path: `${CONSOLE_PATH}/api/signin`,
+      tag: 'console',
+      summary: 'sign in with the one-time link `writ console` printed; sets the session cookie',
+      description:
+        'The link is a JWT (`typ` `writ-console-link+jwt`, `aud` `<issuer>/console`, at most 60 s) signed by a key of the operator its `sub` names; a second use is refused (401 `invalid_grant`, reason `link_used`).',
+      caller: 'browser',
+      body: { type: 'json', schema: signInBody },
+      ok: { status: 200, what: 'the session, as `GET /console/api/session`' },
+    },
+    {
+      method: 'GET',
+      path: `${CONSOLE_PATH}/api/session`,
+      tag: 'console',
+      summary: 'who is signed in: `{operator, person, via, csrf, idle_expires_at, expires_at}`',
+      caller: 'console',
+      ok: { status: 200, what: 'the session' },
+    },
+    {
+      method: 'POST',
+      path: `${CONSOLE_PATH}/api/signout`,
+      tag: 'console',
+      summary: 'end the session (needs `X-Writ-CSRF`)',
+      caller: 'console',
+      ok: { status: 204, what: 'nothing; the cookie is cleared' },
+    },
+  ];
+}
 
 /** SCIM 2.0 (RFC 7644): bodies are `application/scim+json`, read against the schemas it publishes. */
 function scimOperations(): Operation[] {
@@ -746,9 +797,16 @@ const ERROR = {
 };
 
 function security(caller: Caller): Json[] | undefined {
-  if (caller === 'anyone' || caller === 'client' || caller === 'operator-assertion' || caller === 'github')
+  if (
+    caller === 'anyone' ||
+    caller === 'browser' ||
+    caller === 'client' ||
+    caller === 'operator-assertion' ||
+    caller === 'github'
+  )
     return [];
-  if (caller === 'operator') return [{ adminToken: [] }];
+  if (caller === 'operator') return [{ adminToken: [] }, { consoleSession: [] }];
+  if (caller === 'console') return [{ consoleSession: [] }];
   if (caller === 'scim') return [{ scimSecret: [] }];
   return [{ writToken: [] }, { writBearerToken: [] }, ...(caller.operator ? [{ adminToken: [] }] : [])];
 }
@@ -756,7 +814,9 @@ function security(caller: Caller): Json[] | undefined {
 export function callerText(caller: Caller): string {
   if (caller === 'anyone') return 'anyone';
   if (caller === 'client') return 'a workload (client authentication)';
-  if (caller === 'operator') return 'an operator (admin token)';
+  if (caller === 'operator') return 'an operator (admin token, or a console session)';
+  if (caller === 'browser') return 'anyone (a browser)';
+  if (caller === 'console') return 'a console session (cookie)';
   if (caller === 'operator-assertion') return 'an operator (operator key)';
   if (caller === 'github') return 'GitHub secret scanning (signed report)';
   if (caller === 'scim') return 'an identity provider (the SCIM bearer secret)';
@@ -836,6 +896,7 @@ export function openApiDocument(issuer?: string): Json {
       { name: 'authzen', description: 'AuthZEN policy decisions' },
       { name: 'ssf', description: 'Shared Signals transmitter' },
       { name: 'admin', description: 'Admin API' },
+      { name: 'console', description: 'The web console: pages, sign-in, session' },
       { name: 'operations', description: 'Probes, metrics, this document' },
     ],
     paths,
@@ -866,6 +927,13 @@ export function openApiDocument(issuer?: string): Json {
           type: 'http',
           scheme: 'DPoP',
           description: 'An admin token from `POST /admin/v1/token`, with a proof by the operator key.',
+        },
+        consoleSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'writ_console',
+          description:
+            'A console session (docs/console.md); requests other than GET and HEAD also carry its CSRF token in `X-Writ-CSRF`.',
         },
         scimSecret: {
           type: 'http',

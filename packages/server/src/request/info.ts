@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { RequestInfo } from '../context.js';
 import { recordedSighting } from './client-certificate.js';
+import { cookieValue } from './cookie.js';
 
 const read = new WeakMap<FastifyRequest, RequestInfo>();
 
@@ -27,10 +28,18 @@ function readRequest(req: FastifyRequest): RequestInfo {
     userAgent: req.headers['user-agent']?.slice(0, 256),
     authorization: req.headers.authorization,
     dpop: headerValues(req, 'dpop'),
+    consoleCookie: cookieValue(req.headers.cookie, CONSOLE_COOKIE),
+    csrf: single(req.headers['x-writ-csrf']),
+    origin: single(req.headers.origin),
     ...(certificate.certificate ? { clientCertificate: certificate.certificate } : {}),
     ...(certificate.ignoredForwarded ? { ignoredForwardedCertificate: certificate.ignoredForwarded } : {}),
   };
 }
+
+/** The console's session cookie (docs/console.md). */
+export const CONSOLE_COOKIE = 'writ_console';
+
+const single = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? undefined : v);
 
 /** Every value of a header, repeated ones kept apart (Node joins them with ", " in `req.headers`). */
 function headerValues(req: FastifyRequest, name: string): string[] {

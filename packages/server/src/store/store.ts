@@ -1,6 +1,7 @@
 import type { Revocation } from '@writ/sdk/wire';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../audit/audit-event.js';
 import type { AuditHead } from '../audit/chain.js';
+import type { ConsoleSession } from '../console/console-session.js';
 import type { DetectionConfig } from '../detection/detection-config.js';
 import type {
   DetectionControl,
@@ -301,6 +302,16 @@ export interface Store {
   updateBreakGlass(g: BreakGlass, expected: BreakGlassState): Promise<boolean>;
 
   /** Deletes expired replay entries and tokens, and rate buckets that have refilled; returns rows removed. */
+  /**
+   * Console sessions (docs/console.md), keyed by the SHA-256 of the cookie's id. `touch` moves
+   * `lastSeenAt` forward only (concurrent requests cannot move it back); false when there is no such
+   * session. `prune` drops those past their absolute end.
+   */
+  putConsoleSession(s: ConsoleSession): Promise<void>;
+  getConsoleSession(idHash: string): Promise<ConsoleSession | undefined>;
+  touchConsoleSession(idHash: string, at: number): Promise<boolean>;
+  deleteConsoleSession(idHash: string): Promise<boolean>;
+
   prune(now: number): Promise<number>;
   ping(): Promise<void>;
   /**

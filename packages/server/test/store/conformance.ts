@@ -16,6 +16,7 @@ import type { NewRevocation } from '../../src/revocation/new-revocation.js';
 import type { Store } from '../../src/store/store.js';
 import type { Task } from '../../src/tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
+import { consoleConformanceCases } from './conformance-console.js';
 import { detectionConformanceCases } from './conformance-detection.js';
 import { governanceConformanceCases } from './conformance-governance.js';
 import { peopleConformanceCases } from './conformance-people.js';
@@ -414,6 +415,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
 
     rateLimitConformanceCases(withStore);
     vendorKeyConformanceCases(withStore);
+    consoleConformanceCases(withStore);
 
     describe('tokens', () => {
       it('records and reads tokens; lists a task’s tokens oldest first', () =>

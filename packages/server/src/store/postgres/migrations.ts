@@ -339,6 +339,23 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     );
     `,
   },
+  {
+    version: 15,
+    name: 'console sessions: the SHA-256 of the cookie id, operator, person, CSRF token and timeouts',
+    sql: `
+    CREATE TABLE console_sessions (
+      id_hash TEXT PRIMARY KEY,
+      operator TEXT NOT NULL,
+      person TEXT,
+      csrf TEXT NOT NULL,
+      via TEXT NOT NULL,
+      created_at BIGINT NOT NULL,
+      last_seen_at BIGINT NOT NULL,
+      expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

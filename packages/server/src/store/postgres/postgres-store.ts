@@ -3,6 +3,7 @@ import type { Revocation } from '@writ/sdk/wire';
 import pg from 'pg';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
 import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import type { ConsoleSession } from '../../console/console-session.js';
 import type { DetectionConfig } from '../../detection/detection-config.js';
 import type {
   DetectionControl,
@@ -48,6 +49,7 @@ import {
   vendorKeyValues,
 } from '../rows.js';
 import type { Store, StoreCluster } from '../store.js';
+import { PostgresConsoleOps } from './console-ops.js';
 import { PostgresDetectionOps } from './detection-ops.js';
 import { watchEventNotifications } from './event-notifications.js';
 import { PostgresGovernanceOps } from './governance-ops.js';
@@ -378,6 +380,7 @@ class PostgresStore implements Store {
   #detectionOps: PostgresDetectionOps | undefined;
   #governanceOps: PostgresGovernanceOps | undefined;
   #peopleOps: PostgresPeopleOps | undefined;
+  #consoleOps: PostgresConsoleOps | undefined;
 
   constructor(
     pool: pg.Pool,
@@ -877,6 +880,23 @@ class PostgresStore implements Store {
     return this.#signals.deferSsfSet(streamId, jti, nextAttemptAt, lastError);
   }
 
+  get #console(): PostgresConsoleOps {
+    this.#consoleOps ??= new PostgresConsoleOps(this.#sql.s, (text, values) => this.#query(text, values));
+    return this.#consoleOps;
+  }
+  putConsoleSession(c: ConsoleSession): Promise<void> {
+    return this.#console.putConsoleSession(c);
+  }
+  getConsoleSession(idHash: string): Promise<ConsoleSession | undefined> {
+    return this.#console.getConsoleSession(idHash);
+  }
+  touchConsoleSession(idHash: string, at: number): Promise<boolean> {
+    return this.#console.touchConsoleSession(idHash, at);
+  }
+  deleteConsoleSession(idHash: string): Promise<boolean> {
+    return this.#console.deleteConsoleSession(idHash);
+  }
+
   get #people(): PostgresPeopleOps {
     this.#peopleOps ??= new PostgresPeopleOps(this.#sql.s, (text, values) => this.#query(text, values));
     return this.#peopleOps;
@@ -997,7 +1017,7 @@ class PostgresStore implements Store {
     const a = await this.#changes(this.#sql.pruneReplay, [now]);
     const b = await this.#changes(this.#sql.pruneTokens, [Math.floor(now / 1000) - 86_400]);
     const c = await this.#changes(this.#sql.pruneBuckets, [now]);
-    return a + b + c;
+    return a + b + c + (await this.#console.pruneConsoleSessions(now));
   }
   async ping(): Promise<void> {
     await this.#query('SELECT 1');

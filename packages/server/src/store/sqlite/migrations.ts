@@ -287,4 +287,18 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (name, version)
   );
   `,
+  // Console sign-ins (docs/console.md): the SHA-256 of the cookie's id, never the id itself.
+  `
+  CREATE TABLE console_sessions (
+    id_hash TEXT PRIMARY KEY,
+    operator TEXT NOT NULL,
+    person TEXT,
+    csrf TEXT NOT NULL,
+    via TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+  `,
 ];

@@ -2,6 +2,7 @@ import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
 import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import type { ConsoleSession } from '../../console/console-session.js';
 import type { DetectionConfig } from '../../detection/detection-config.js';
 import type {
   DetectionControl,
@@ -48,6 +49,7 @@ import {
   vendorKeyValues,
 } from '../rows.js';
 import type { Store } from '../store.js';
+import { SqliteConsoleOps } from './console-ops.js';
 import { SqliteDetectionOps } from './detection-ops.js';
 import { SqliteGovernanceOps } from './governance-ops.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -335,6 +337,11 @@ class SqliteStore implements Store {
   listBreakGlass = (q: BreakGlassQuery) => this.#run(() => this.#ops.listBreakGlass(q));
   updateBreakGlass = (g: BreakGlass, expected: BreakGlassState) =>
     this.#run(() => this.#ops.updateBreakGlass(g, expected));
+  putConsoleSession = (c: ConsoleSession) => this.#run(() => this.#ops.putConsoleSession(c));
+  getConsoleSession = (idHash: string) => this.#run(() => this.#ops.getConsoleSession(idHash));
+  touchConsoleSession = (idHash: string, at: number) =>
+    this.#run(() => this.#ops.touchConsoleSession(idHash, at));
+  deleteConsoleSession = (idHash: string) => this.#run(() => this.#ops.deleteConsoleSession(idHash));
   prune = (now: number) => this.#run(() => this.#ops.prune(now));
   ping = () => this.#run(() => this.#ops.ping());
   probeWrite = (now: number) => this.#run(() => this.#ops.probeWrite(now));
@@ -374,6 +381,7 @@ class SqliteOps implements Store {
   readonly #detection: SqliteDetectionOps;
   readonly #governance: SqliteGovernanceOps;
   readonly #people: SqlitePeopleOps;
+  readonly #console: SqliteConsoleOps;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -382,6 +390,7 @@ class SqliteOps implements Store {
     this.#detection = new SqliteDetectionOps(db);
     this.#governance = new SqliteGovernanceOps(db);
     this.#people = new SqlitePeopleOps(db);
+    this.#console = new SqliteConsoleOps(db);
     this.#s = {
       consume: p(
         `INSERT INTO replay (scope, id, expires_at) VALUES (?, ?, ?)
@@ -1006,12 +1015,25 @@ class SqliteOps implements Store {
     return this.#governance.updateBreakGlass(g, expected);
   }
 
+  async putConsoleSession(c: ConsoleSession): Promise<void> {
+    this.#console.putConsoleSession(c);
+  }
+  async getConsoleSession(idHash: string): Promise<ConsoleSession | undefined> {
+    return this.#console.getConsoleSession(idHash);
+  }
+  async touchConsoleSession(idHash: string, at: number): Promise<boolean> {
+    return this.#console.touchConsoleSession(idHash, at);
+  }
+  async deleteConsoleSession(idHash: string): Promise<boolean> {
+    return this.#console.deleteConsoleSession(idHash);
+  }
+
   async prune(now: number): Promise<number> {
     const nowS = Math.floor(now / 1000);
     const a = this.#db.prepare('DELETE FROM replay WHERE expires_at <= ?').run(now).changes;
     const b = this.#db.prepare('DELETE FROM tokens WHERE exp <= ?').run(nowS - 86_400).changes;
     const c = this.#db.prepare('DELETE FROM rate_buckets WHERE full_at <= ?').run(now).changes;
-    return a + b + c;
+    return a + b + c + this.#console.pruneConsoleSessions(now);
   }
   async ping(): Promise<void> {
     this.#db.prepare('SELECT 1').get();
