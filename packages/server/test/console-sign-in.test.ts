@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { signSignInLink } from '../src/cli/commands/console.js';
 import { fakeClock } from '../src/clock.js';
 import type { RawDocument } from '../src/config/config-dir.js';
 import {
   type Harness,
   harnessDocuments,
+  privateJwk,
   signJwt,
   startHarness,
   type TestKey,
@@ -113,6 +115,15 @@ describe('console sign-in and sessions', () => {
     const refusal = await lastRefusal();
     assert.equal(refusal?.data['reason'], 'link_used');
     assert.equal(refusal?.actor, 'operator:alice');
+  });
+
+  it('the link `writ console` signs (with the operator key file) is accepted, once', async () => {
+    clock.set(Math.max(clock.now(), Date.now()));
+    const jwt = await signSignInLink({ operator: 'alice', key: privateJwk(aliceKey) }, h.issuer);
+    // The CLI signs with the wall clock, which the fake one just caught up with (nothing advanced it yet).
+    const first = await signIn(jwt);
+    assert.equal(first.answer.status, 200, JSON.stringify(first.answer.body));
+    assert.equal((await signIn(jwt)).answer.status, 401);
   });
 
   it('the session id is stored only as its SHA-256', async () => {
