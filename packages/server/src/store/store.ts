@@ -28,6 +28,7 @@ import type { Task } from '../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../vendor/vendor-key.js';
+import type { AppliedConfigFile } from './config-file-rows.js';
 import type { StoredPerson } from './people-rows.js';
 
 /** The Store port: everything Writ keeps. Adapters: SQLite (embedded default); PostgreSQL (cluster). */
@@ -72,6 +73,13 @@ export interface Store {
   listOperators(): Promise<Operator[]>;
   putOperator(o: Operator): Promise<void>;
   deleteOperator(name: string): Promise<void>;
+
+  /** The files of the config directory last applied, with their digests and documents, by path. */
+  listConfigFiles(): Promise<AppliedConfigFile[]>;
+  /** Creates or replaces the record of applied config files. */
+  putConfigFiles(files: readonly AppliedConfigFile[]): Promise<void>;
+  /** Forgets applied config files (`all`: a config applied without them, whole). */
+  deleteConfigFiles(paths: readonly string[] | 'all'): Promise<void>;
 
   /** People of the config (`people/`), with when `writ apply` last changed each. */
   listPeople(): Promise<StoredPerson[]>;

@@ -16,6 +16,7 @@ import type { NewRevocation } from '../../src/revocation/new-revocation.js';
 import type { Store } from '../../src/store/store.js';
 import type { Task } from '../../src/tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
+import { configFileConformanceCases } from './conformance-config-files.js';
 import { consoleConformanceCases } from './conformance-console.js';
 import { detectionConformanceCases } from './conformance-detection.js';
 import { governanceConformanceCases } from './conformance-governance.js';
@@ -1205,6 +1206,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
     detectionConformanceCases(withStore);
     governanceConformanceCases(withStore);
     peopleConformanceCases(withStore);
+    configFileConformanceCases(withStore);
 
     describe('availability', () => {
       it('ping resolves while open; after close every call fails as StoreUnavailableError', () =>

@@ -356,6 +356,13 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
     `,
   },
+  {
+    version: 16,
+    name: 'config files: the digest and documents of each file of the config directory last applied',
+    sql: `
+    CREATE TABLE config_files (path TEXT PRIMARY KEY, digest TEXT NOT NULL, spec TEXT NOT NULL);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -31,6 +31,7 @@ import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
+import type { AppliedConfigFile } from '../config-file-rows.js';
 import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
@@ -49,6 +50,7 @@ import {
   vendorKeyValues,
 } from '../rows.js';
 import type { Store, StoreCluster } from '../store.js';
+import { PostgresConfigFileOps } from './config-file-ops.js';
 import { PostgresConsoleOps } from './console-ops.js';
 import { PostgresDetectionOps } from './detection-ops.js';
 import { watchEventNotifications } from './event-notifications.js';
@@ -381,6 +383,7 @@ class PostgresStore implements Store {
   #governanceOps: PostgresGovernanceOps | undefined;
   #peopleOps: PostgresPeopleOps | undefined;
   #consoleOps: PostgresConsoleOps | undefined;
+  #configFileOps: PostgresConfigFileOps | undefined;
 
   constructor(
     pool: pg.Pool,
@@ -895,6 +898,21 @@ class PostgresStore implements Store {
   }
   deleteConsoleSession(idHash: string): Promise<boolean> {
     return this.#console.deleteConsoleSession(idHash);
+  }
+  get #configFiles(): PostgresConfigFileOps {
+    this.#configFileOps ??= new PostgresConfigFileOps(this.#sql.s, (text, values) =>
+      this.#query(text, values),
+    );
+    return this.#configFileOps;
+  }
+  listConfigFiles(): Promise<AppliedConfigFile[]> {
+    return this.#configFiles.listConfigFiles();
+  }
+  putConfigFiles(files: readonly AppliedConfigFile[]): Promise<void> {
+    return this.#configFiles.putConfigFiles(files);
+  }
+  deleteConfigFiles(paths: readonly string[] | 'all'): Promise<void> {
+    return this.#configFiles.deleteConfigFiles(paths);
   }
 
   get #people(): PostgresPeopleOps {

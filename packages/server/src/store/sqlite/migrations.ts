@@ -301,4 +301,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
   `,
+  // The files of the config directory last applied: digest and documents, so start-up and
+  // `writ apply` read and send only what changed.
+  `
+  CREATE TABLE config_files (path TEXT PRIMARY KEY, digest TEXT NOT NULL, spec TEXT NOT NULL);
+  `,
 ];

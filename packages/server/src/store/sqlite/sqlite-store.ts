@@ -31,6 +31,7 @@ import type { Task } from '../../tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
+import type { AppliedConfigFile } from '../config-file-rows.js';
 import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
@@ -49,6 +50,7 @@ import {
   vendorKeyValues,
 } from '../rows.js';
 import type { Store } from '../store.js';
+import { SqliteConfigFileOps } from './config-file-ops.js';
 import { SqliteConsoleOps } from './console-ops.js';
 import { SqliteDetectionOps } from './detection-ops.js';
 import { SqliteGovernanceOps } from './governance-ops.js';
@@ -225,6 +227,10 @@ class SqliteStore implements Store {
   listOperators = () => this.#run(() => this.#ops.listOperators());
   putOperator = (o: Operator) => this.#run(() => this.#ops.putOperator(o));
   deleteOperator = (name: string) => this.#run(() => this.#ops.deleteOperator(name));
+  listConfigFiles = () => this.#run(() => this.#ops.listConfigFiles());
+  putConfigFiles = (files: readonly AppliedConfigFile[]) => this.#run(() => this.#ops.putConfigFiles(files));
+  deleteConfigFiles = (paths: readonly string[] | 'all') =>
+    this.#run(() => this.#ops.deleteConfigFiles(paths));
   listPeople = () => this.#run(() => this.#ops.listPeople());
   putPerson = (p: Person, now: number) => this.#run(() => this.#ops.putPerson(p, now));
   deletePerson = (id: string) => this.#run(() => this.#ops.deletePerson(id));
@@ -382,6 +388,7 @@ class SqliteOps implements Store {
   readonly #governance: SqliteGovernanceOps;
   readonly #people: SqlitePeopleOps;
   readonly #console: SqliteConsoleOps;
+  readonly #configFiles: SqliteConfigFileOps;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -391,6 +398,7 @@ class SqliteOps implements Store {
     this.#governance = new SqliteGovernanceOps(db);
     this.#people = new SqlitePeopleOps(db);
     this.#console = new SqliteConsoleOps(db);
+    this.#configFiles = new SqliteConfigFileOps(db);
     this.#s = {
       consume: p(
         `INSERT INTO replay (scope, id, expires_at) VALUES (?, ?, ?)
@@ -492,6 +500,15 @@ class SqliteOps implements Store {
   }
   async deletePerson(id: string): Promise<void> {
     this.#people.deletePerson(id);
+  }
+  async listConfigFiles(): Promise<AppliedConfigFile[]> {
+    return this.#configFiles.listConfigFiles();
+  }
+  async putConfigFiles(files: readonly AppliedConfigFile[]): Promise<void> {
+    this.#configFiles.putConfigFiles(files);
+  }
+  async deleteConfigFiles(paths: readonly string[] | 'all'): Promise<void> {
+    this.#configFiles.deleteConfigFiles(paths);
   }
   async listTeams(): Promise<Team[]> {
     return this.#people.listTeams();

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AppliedConfigFile } from '../../src/store/config-file-rows.js';
+import type { Store } from '../../src/store/store.js';
+
+/** Store contract cases for the applied config's files; part of `runStoreConformance`. */
+
+interface Harness {
+  store: Store;
+  openPeer(): Promise<Store>;
+}
+
+function file(path: string, digest: string, extra: Partial<AppliedConfigFile> = {}): AppliedConfigFile {
+  return {
+    path,
+    digest,
+    refs: [],
+    documents: [{ kind: 'workload', index: 0, doc: { id: `spiffe://test/${path}`, note: 'Zoë ✓' } }],
+    ...extra,
+  };
+}
+
+export function configFileConformanceCases(
+  withStore: (fn: (t: Harness) => Promise<void>) => Promise<void>,
+): void {
+  describe('applied config files', () => {
+    it('stores, lists by path, replaces and deletes; a peer sees them', () =>
+      withStore(async ({ store, openPeer }) => {
+        assert.deepEqual(await store.listConfigFiles(), []);
+        const b = file('workloads/b.yaml', 'digest-b', {
+          refs: ['workloads/b.pub.jwk'],
+          documents: [
+            { kind: 'workload', index: 0, doc: { id: 'spiffe://test/b0' } },
+            { kind: 'workload', index: 1, doc: { id: 'spiffe://test/b1', n: 1, t: true } },
+          ],
+        });
+        await store.putConfigFiles([b, file('classes/a.yaml', 'digest-a')]);
+        assert.deepEqual(
+          (await store.listConfigFiles()).map((f) => f.path),
+          ['classes/a.yaml', 'workloads/b.yaml'],
+        );
+        assert.deepEqual((await store.listConfigFiles())[1], b);
+        await store.putConfigFiles([file('workloads/b.yaml', 'digest-b2')]);
+        const peer = await openPeer();
+        const seen = await peer.listConfigFiles();
+        assert.equal(seen.find((f) => f.path === 'workloads/b.yaml')?.digest, 'digest-b2');
+        assert.deepEqual(seen.find((f) => f.path === 'workloads/b.yaml')?.refs, []);
+        await store.deleteConfigFiles(['workloads/b.yaml', 'workloads/never.yaml']);
+        assert.deepEqual(
+          (await store.listConfigFiles()).map((f) => f.path),
+          ['classes/a.yaml'],
+        );
+        await store.deleteConfigFiles('all');
+        assert.deepEqual(await store.listConfigFiles(), []);
+      }));
+
+    it('writes thousands in one call, and rolls back with the transaction', () =>
+      withStore(async ({ store }) => {
+        const many = Array.from({ length: 2500 }, (_, i) =>
+          file(`workloads/w-${String(i).padStart(4, '0')}.yaml`, `d${i}`),
+        );
+        await store.putConfigFiles(many);
+        assert.equal((await store.listConfigFiles()).length, 2500);
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.deleteConfigFiles(many.slice(0, 1500).map((f) => f.path));
+            await tx.putConfigFiles([file('workloads/new.yaml', 'n')]);
+            throw new Error('apply fails');
+          }),
+          /apply fails/,
+        );
+        const after = await store.listConfigFiles();
+        assert.equal(after.length, 2500);
+        assert.equal(
+          after.some((f) => f.path === 'workloads/new.yaml'),
+          false,
+        );
+        await store.deleteConfigFiles(many.slice(0, 1500).map((f) => f.path));
+        assert.equal((await store.listConfigFiles()).length, 1000);
+      }));
+  });
+}
