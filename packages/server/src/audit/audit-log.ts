@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { KeyManager } from '../keys/key-manager.js';
+import type { IssuanceWrite } from '../store/issuance-write.js';
 import type { Store } from '../store/store.js';
 import type { AuditCheckpoint, AuditDraft, AuditEvent } from './audit-event.js';
 import type { AuditEventType } from './audit-types.js';
@@ -19,6 +20,12 @@ export interface AuditLog {
   append(draft: AuditEntry, tx?: Store): Promise<AuditEvent>;
   /** Appends several events in order inside `tx` (the caller notes them once it commits). */
   appendMany(drafts: AuditEntry[], tx: Store): Promise<AuditEvent[]>;
+  /**
+   * Commits an issuance's writes with its audit event (`Store.recordIssuance`: group-committed with
+   * the issuances arriving together) and notes the event once committed. Throws as `append`, and
+   * `IssuanceRefusedError` when the store refused it (nothing written).
+   */
+  commitIssuance(w: Omit<IssuanceWrite, 'audit'> & { audit: AuditEntry }): Promise<AuditEvent>;
   /** Signs a checkpoint over the current head if events arrived since the last one. */
   checkpoint(): Promise<void>;
   /** Called after each committed append; signs a checkpoint every N events or T seconds. */
@@ -108,6 +115,14 @@ export function createAuditLog(deps: {
           held,
         )
         .catch(broke);
+    },
+    async commitIssuance(w) {
+      refuseIfBroken();
+      const event = await store
+        .recordIssuance({ ...w, audit: { ...plainEvent(w.audit), ts: clock.now() } }, held)
+        .catch(broke);
+      log.noteCommitted(event);
+      return event;
     },
     checkpoint: () => {
       pending ??= checkpoint().finally(() => {

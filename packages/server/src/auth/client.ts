@@ -79,10 +79,15 @@ export async function consumeAssertion(
   nowMs: number,
 ): Promise<void> {
   if (!(await store.consume(`assertion:${clientId}`, replay.jti, replay.until, nowMs)))
-    throw invalidClient(
-      'client assertion has already been used (its jti): sign a new one, with a fresh jti, for every request',
-      { reason: 'replay' },
-    );
+    throw assertionReplayed();
+}
+
+/** The refusal of a client assertion whose `jti` was spent already. */
+export function assertionReplayed(): Error {
+  return invalidClient(
+    'client assertion has already been used (its jti): sign a new one, with a fresh jti, for every request',
+    { reason: 'replay' },
+  );
 }
 
 /**

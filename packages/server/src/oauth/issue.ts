@@ -1,7 +1,8 @@
 import { DpopError } from '@writ/sdk/dpop';
 import type { AccessTokenClaims, ClientAuthMethodValue, TokenResponse } from '@writ/sdk/wire';
 import type { AuditEvent } from '../audit/audit-event.js';
-import { consumeAssertion } from '../auth/client.js';
+import type { AuditEntry } from '../audit/audit-log.js';
+import { assertionReplayed, consumeAssertion } from '../auth/client.js';
 import type { RequestInfo, WritContext } from '../context.js';
 import { type DpopBinding, dpopError } from '../dpop/check.js';
 import { OAuthError } from '../errors.js';
@@ -9,6 +10,7 @@ import type { FederatedIdentity } from '../federation/attest.js';
 import { bindToFirstHolder, federationAudit } from '../federation/replay.js';
 import { bearerClassException } from '../governance/bearer-exception.js';
 import { decideIssuance } from '../policy/issuance.js';
+import { IssuanceRefusedError } from '../store/issuance-write.js';
 import { signAccessToken, tokenFingerprint } from '../tokens/access-token.js';
 
 export interface IssueRequest {
@@ -97,72 +99,92 @@ export async function issueAccessToken(
     ...(r.ajti ? { ajti: r.ajti } : {}),
   });
   const fingerprint = tokenFingerprint(token);
-  const event: AuditEvent = await ctx.store.transaction(async (tx) => {
-    if (r.replay) await consumeAssertion(tx, claims.client_id, r.replay, now);
-    if (r.dpop && !(await tx.consume('dpop', r.dpop.replayKey, r.dpop.replayUntil, now))) {
+  const record = {
+    jti: claims.jti,
+    sub: claims.sub,
+    clientId: claims.client_id,
+    cls: claims.cls,
+    aud: claims.aud,
+    scope: claims.scope,
+    kid,
+    iat: claims.iat,
+    exp: claims.exp,
+    fingerprint,
+    ...(claims.tid !== undefined ? { tid: claims.tid } : {}),
+    ...(claims.ajti !== undefined ? { ajti: claims.ajti } : {}),
+  };
+  const audit = (federationUse?: Parameters<typeof federationAudit>[1]): AuditEntry => ({
+    type: 'token.issued',
+    outcome: 'success',
+    actor: claims.client_id,
+    subject: r.workloadId,
+    jti: claims.jti,
+    data: {
+      grant_type: r.grantType,
+      auth_method: r.authMethod,
+      ...(r.clientKey !== undefined ? { client_key: r.clientKey } : {}),
+      cls: claims.cls,
+      aud: claims.aud,
+      scope: claims.scope,
+      iat: claims.iat,
+      exp: claims.exp,
+      kid,
+      fingerprint,
+      binding: r.dpop ? 'dpop' : r.x5t !== undefined ? 'mtls' : 'bearer',
+      ...(r.x5t !== undefined ? { x5t: r.x5t } : {}),
+      ...(r.tid !== undefined ? { tid: r.tid, renewal: r.renewal ?? false } : {}),
+      ...(r.act ? { act: r.act } : {}),
+      ...(r.subjectJti ? { subject_jti: r.subjectJti } : {}),
+      ...(r.ajti ? { ajti: r.ajti } : {}),
+      ...(r.federation && federationUse ? { federation: federationAudit(r.federation, federationUse) } : {}),
+      ip: req.ip,
+      policy,
+      ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
+      ...(exception ? { exception } : {}),
+      ...(bearerException && bearerException !== exception ? { bearer_exception: bearerException } : {}),
+      ...(r.breakglass ? { breakglass: r.breakglass } : {}),
+    },
+  });
+  const taskClosed = () =>
+    new OAuthError('invalid_grant', 'the task is closed', { detail: { reason: 'task_closed' } });
+  let event: AuditEvent;
+  if (!r.federation) {
+    // The common case: the replay entries, the record and the event as one write the store commits with
+    // the issuances arriving together (group commit), each whole or not at all.
+    const consume = [
+      ...(r.replay
+        ? [{ scope: `assertion:${claims.client_id}`, id: r.replay.jti, expiresAt: r.replay.until }]
+        : []),
+      ...(r.dpop ? [{ scope: 'dpop', id: r.dpop.replayKey, expiresAt: r.dpop.replayUntil }] : []),
+    ];
+    try {
+      event = await ctx.audit.commitIssuance({ consume, now, token: record, audit: audit() });
+    } catch (err) {
+      if (!(err instanceof IssuanceRefusedError)) throw err;
+      if (err.reason === 'task_closed') throw taskClosed();
+      if (r.replay && err.index === 0) throw assertionReplayed();
       throw dpopError(
         ctx,
         new DpopError('replay', 'DPoP proof jti was already used: make a new proof for every request'),
       );
     }
-    const federationUse = r.federation && (await bindToFirstHolder(tx, r.federation, r.dpop?.jkt, now));
-    await tx.recordToken({
-      jti: claims.jti,
-      sub: claims.sub,
-      clientId: claims.client_id,
-      cls: claims.cls,
-      aud: claims.aud,
-      scope: claims.scope,
-      kid,
-      iat: claims.iat,
-      exp: claims.exp,
-      fingerprint,
-      ...(claims.tid !== undefined ? { tid: claims.tid } : {}),
-      ...(claims.ajti !== undefined ? { ajti: claims.ajti } : {}),
+  } else {
+    const federation = r.federation;
+    event = await ctx.store.transaction(async (tx) => {
+      if (r.replay) await consumeAssertion(tx, claims.client_id, r.replay, now);
+      if (r.dpop && !(await tx.consume('dpop', r.dpop.replayKey, r.dpop.replayUntil, now))) {
+        throw dpopError(
+          ctx,
+          new DpopError('replay', 'DPoP proof jti was already used: make a new proof for every request'),
+        );
+      }
+      const federationUse = await bindToFirstHolder(tx, federation, r.dpop?.jkt, now);
+      await tx.recordToken(record);
+      if (claims.tid !== undefined && (await tx.getTask(claims.tid))?.closedAt !== null) throw taskClosed();
+      return ctx.audit.append(audit(federationUse), tx);
     });
-    // The task was open when the request was checked; read again here, under the transaction, so a
-    // close that won the race is seen. A closed task's revocation covers only the tokens it recorded.
-    if (claims.tid !== undefined && (await tx.getTask(claims.tid))?.closedAt !== null)
-      throw new OAuthError('invalid_grant', 'the task is closed', { detail: { reason: 'task_closed' } });
-    return ctx.audit.append(
-      {
-        type: 'token.issued',
-        outcome: 'success',
-        actor: claims.client_id,
-        subject: r.workloadId,
-        jti: claims.jti,
-        data: {
-          grant_type: r.grantType,
-          auth_method: r.authMethod,
-          ...(r.clientKey !== undefined ? { client_key: r.clientKey } : {}),
-          cls: claims.cls,
-          aud: claims.aud,
-          scope: claims.scope,
-          iat: claims.iat,
-          exp: claims.exp,
-          kid,
-          fingerprint,
-          binding: r.dpop ? 'dpop' : r.x5t !== undefined ? 'mtls' : 'bearer',
-          ...(r.x5t !== undefined ? { x5t: r.x5t } : {}),
-          ...(r.tid !== undefined ? { tid: r.tid, renewal: r.renewal ?? false } : {}),
-          ...(r.act ? { act: r.act } : {}),
-          ...(r.subjectJti ? { subject_jti: r.subjectJti } : {}),
-          ...(r.ajti ? { ajti: r.ajti } : {}),
-          ...(r.federation && federationUse
-            ? { federation: federationAudit(r.federation, federationUse) }
-            : {}),
-          ip: req.ip,
-          policy,
-          ...(r.legacyException ? { legacy_secret_exception: r.legacyException } : {}),
-          ...(exception ? { exception } : {}),
-          ...(bearerException && bearerException !== exception ? { bearer_exception: bearerException } : {}),
-          ...(r.breakglass ? { breakglass: r.breakglass } : {}),
-        },
-      },
-      tx,
-    );
-  });
-  ctx.audit.noteCommitted(event);
+    ctx.audit.noteCommitted(event);
+  }
   ctx.metrics.issued.inc({ class: claims.cls, grant_type: r.grantType });
   ctx.logger.debug(
     { sub: claims.sub, cls: claims.cls, aud: claims.aud, jti: claims.jti, exp: claims.exp },

@@ -29,6 +29,7 @@ import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../vendor/vendor-key.js';
 import type { AppliedConfigFile } from './config-file-rows.js';
+import type { IssuanceWrite } from './issuance-write.js';
 import type { StoredPerson } from './people-rows.js';
 
 /** The Store port: everything Writ keeps. Adapters: SQLite (embedded default); PostgreSQL (cluster). */
@@ -199,6 +200,14 @@ export interface Store {
   appendAudit(e: AuditDraft, held?: AuditHead): Promise<AuditEvent>;
   /** `appendAudit` of several events in order, linked in one chain (one round trip where it matters). */
   appendAuditBatch(drafts: AuditDraft[], held?: AuditHead): Promise<AuditEvent[]>;
+  /**
+   * Commits one issuance (`writeIssuance`: replay entries, token record, audit event with `held` checked)
+   * in its own transaction, or with others that arrive together (group commit: PostgreSQL batches them
+   * into a few statements). Resolves only once committed; throws `IssuanceRefusedError` (nothing of it
+   * written) on a spent entry or a closed task, `AuditChainBrokenError` as `appendAudit`. Other
+   * issuances of the same batch are not affected by one's refusal.
+   */
+  recordIssuance(w: IssuanceWrite, held?: AuditHead): Promise<AuditEvent>;
   queryAudit(q: AuditQuery): Promise<AuditEvent[]>;
   /** Every event in sequence order, in pages; for verification. */
   scanAudit(afterSeq: number, limit: number): Promise<AuditEvent[]>;

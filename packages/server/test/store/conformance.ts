@@ -13,6 +13,7 @@ import type { Operator } from '../../src/registry/operator.js';
 import type { TokenClass } from '../../src/registry/token-class.js';
 import type { Workload } from '../../src/registry/workload.js';
 import type { NewRevocation } from '../../src/revocation/new-revocation.js';
+import { IssuanceRefusedError, type IssuanceWrite } from '../../src/store/issuance-write.js';
 import type { Store } from '../../src/store/store.js';
 import type { Task } from '../../src/tasks/task.js';
 import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
@@ -942,6 +943,84 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
             });
           assert.deepEqual(await store.auditHead(), { seq: 5, hash: batch[1]!.hash }, 'nothing appended');
           assert.deepEqual(await verifyAuditChain(peer), { ok: true, events: 5, checkpoints: 0 });
+        }));
+
+      it('recordIssuance commits many issuances together; a refusal writes nothing of its own and spares the others', () =>
+        withStore(async ({ store, openPeer }) => {
+          await store.createTask(task('task-open'));
+          await store.createTask(task('task-shut'));
+          await store.closeTask('task-shut', NOW, 'closed');
+          // An entry spent before, by another node.
+          const peer = await openPeer();
+          assert.equal(await peer.consume('assertion:c', 'spent', NOW + 60_000, NOW), true);
+          const first = await store.appendAudit(draft(1));
+          const issuance = (i: number, extra: Partial<IssuanceWrite> = {}, tid?: string): IssuanceWrite => ({
+            consume: [
+              { scope: 'assertion:c', id: `a-${i}`, expiresAt: NOW + 60_000 },
+              { scope: 'dpop', id: `p-${i}`, expiresAt: NOW + 60_000 },
+            ],
+            now: NOW,
+            token: token(`jti-${i}`, tid === undefined ? {} : { tid }),
+            audit: draft(100 + i, { jti: `jti-${i}` }),
+            ...extra,
+          });
+          const writes = range(1, 40).map((i) =>
+            i === 7
+              ? issuance(i, { consume: [{ scope: 'assertion:c', id: 'spent', expiresAt: NOW + 60_000 }] })
+              : i === 8
+                ? issuance(i, {}, 'task-shut')
+                : i === 9
+                  ? issuance(i, {}, 'task-open')
+                  : i === 10 // the same DPoP proof as issuance 11, both in flight at once
+                    ? issuance(i, { consume: [{ scope: 'dpop', id: 'p-11', expiresAt: NOW + 60_000 }] })
+                    : issuance(i),
+          );
+          const settled = await Promise.allSettled(
+            writes.map((w) => store.recordIssuance(w, { seq: first.seq, hash: first.hash })),
+          );
+          const refused = settled.flatMap((r, i) => (r.status === 'rejected' ? [i + 1] : []));
+          // 10 and 11 raced for one proof: exactly one of them lost.
+          assert.equal(refused.filter((i) => i === 10 || i === 11).length, 1, String(refused));
+          assert.deepEqual(
+            refused.filter((i) => i !== 10 && i !== 11),
+            [7, 8],
+          );
+          const reasonOf = (i: number) => {
+            const r = settled[i - 1]!;
+            assert.ok(r.status === 'rejected' && r.reason instanceof IssuanceRefusedError, String(r));
+            return [r.reason.reason, r.reason.index];
+          };
+          assert.deepEqual(reasonOf(7), ['replay', 0]);
+          assert.deepEqual(reasonOf(8)[0], 'task_closed');
+          const loser = refused.find((i) => i === 10 || i === 11)!;
+          assert.deepEqual(reasonOf(loser)[0], 'replay');
+          // Each committed issuance: its token and its event; a refused one: neither, and its entries unspent.
+          const events = await peer.scanAudit(0, 100);
+          assert.equal(events.length, 1 + 40 - 3);
+          for (const i of range(1, 40)) {
+            const ok = !refused.includes(i);
+            assert.equal((await peer.getToken(`jti-${i}`)) !== undefined, ok, `token ${i}`);
+            assert.equal(events.filter((e) => e.jti === `jti-${i}`).length, ok ? 1 : 0, `event ${i}`);
+          }
+          assert.equal(
+            await peer.consume('assertion:c', 'a-8', NOW + 60_000, NOW),
+            true,
+            'a refused issuance spent its entry',
+          );
+          assert.equal(
+            await peer.consume('assertion:c', 'a-1', NOW + 60_000, NOW),
+            false,
+            'a committed one did not',
+          );
+          assert.deepEqual(await verifyAuditChain(peer), { ok: true, events: events.length, checkpoints: 0 });
+          // A held event the store no longer has: refused, nothing written.
+          await assert.rejects(
+            () => store.recordIssuance(issuance(50), { seq: 99, hash: 'a'.repeat(64) }),
+            (err: unknown) =>
+              err instanceof AuditChainBrokenError && /truncated: event 99 /.test(err.message),
+          );
+          assert.equal(await peer.getToken('jti-50'), undefined);
+          assert.equal((await peer.scanAudit(0, 100)).length, events.length);
         }));
 
       it('queries by sequence, workload, jti, type and time, in either order', () =>

@@ -32,6 +32,7 @@ import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
 import type { AppliedConfigFile } from '../config-file-rows.js';
+import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
@@ -55,6 +56,7 @@ import { PostgresConsoleOps } from './console-ops.js';
 import { PostgresDetectionOps } from './detection-ops.js';
 import { watchEventNotifications } from './event-notifications.js';
 import { PostgresGovernanceOps } from './governance-ops.js';
+import { IssuanceBatcher, issuanceStatements } from './issuance-batch.js';
 import {
   migratePostgres,
   type PostgresMigration,
@@ -176,7 +178,14 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       }
     },
   };
-  return new PostgresStore(pool, sql, options.readonly ?? false, cluster);
+  const store: PostgresStore = new PostgresStore(pool, sql, options.readonly ?? false, cluster);
+  store.batcher = new IssuanceBatcher({
+    pool,
+    sql: issuanceStatements(sql.s, sharedTime(time).earlier),
+    alone: (w, held) => store.transaction((tx) => writeIssuance(tx, w, held)),
+    fail: unavailable,
+  });
+  return store;
 }
 
 /** `writ migrate`: applies pending migrations and returns them. */
@@ -374,6 +383,8 @@ class PostgresStore implements Store {
   /** Set on the store a transaction callback receives. */
   readonly #client: pg.PoolClient | undefined;
   readonly cluster: StoreCluster;
+  /** Group commit of issuances (set on the pool's store, not on a transaction's). */
+  batcher: IssuanceBatcher | undefined;
   #ended = false;
   /** In a transaction: BEGIN has been sent; the write lock has been asked for. */
   #begun = false;
@@ -780,6 +791,10 @@ class PostgresStore implements Store {
       );
     }
     return events;
+  }
+  recordIssuance(w: IssuanceWrite, held?: AuditHead): Promise<AuditEvent> {
+    if (this.#client || !this.batcher) return this.transaction((tx) => writeIssuance(tx, w, held));
+    return this.batcher.submit(w, held);
   }
   async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];

@@ -32,6 +32,7 @@ import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
 import type { AppliedConfigFile } from '../config-file-rows.js';
+import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import {
   byDue,
@@ -289,6 +290,9 @@ class SqliteStore implements Store {
   deleteVendorKeys = (name: string, version?: number) =>
     this.#run(() => this.#ops.deleteVendorKeys(name, version));
   appendAudit = (e: AuditDraft, held?: AuditHead) => this.#run(() => this.#ops.appendAudit(e, held));
+  // Group commit comes from `transaction`: issuances arriving together share one COMMIT.
+  recordIssuance = (w: IssuanceWrite, held?: AuditHead) =>
+    this.transaction((tx) => writeIssuance(tx, w, held));
   queryAudit = (q: AuditQuery) => this.#run(() => this.#ops.queryAudit(q));
   scanAudit = (after: number, limit: number) => this.#run(() => this.#ops.scanAudit(after, limit));
   auditHead = () => this.#run(() => this.#ops.auditHead());
@@ -840,6 +844,10 @@ class SqliteOps implements Store {
     // The first append checks `held`; the rest continue from the event just written.
     for (const d of drafts) events.push(await this.appendAudit(d, events.length === 0 ? held : undefined));
     return events;
+  }
+  // Inside a transaction already (this is the transaction's store): the writes, statement by statement.
+  recordIssuance(w: IssuanceWrite, held?: AuditHead): Promise<AuditEvent> {
+    return writeIssuance(this, w, held);
   }
   async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const filters: Array<[unknown, string, unknown[]]> = [
