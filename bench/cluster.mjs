@@ -15,7 +15,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -85,8 +85,14 @@ async function generator(cfg) {
   const worker = async (w) => {
     const pool = pools[w % pools.length];
     while (next < bodies.length && performance.now() < deadline) {
-      const body = bodies[next++];
-      const t0 = performance.now();
+      const i = next++;
+      const body = bodies[i];
+      // Paced (`cfg.rate`): request i is due at start + i/rate, and its latency counts from then, so
+      // time spent queued behind a slow answer is counted too (no coordinated omission).
+      const due = cfg.rate ? start + (i * 1000) / cfg.rate : undefined;
+      if (due !== undefined && due > performance.now())
+        await new Promise((r) => setTimeout(r, due - performance.now()));
+      const t0 = due ?? performance.now();
       try {
         const res = await pool.request({ path: '/oauth2/token', method: 'POST', headers, body });
         const text = await res.body.text();
@@ -189,6 +195,8 @@ async function main() {
     const child = spawn(
       process.execPath,
       [
+        '--require',
+        join(BENCH, 'lib/count-pg.cjs'),
         WRIT_CLI,
         '--data-dir',
         data,
@@ -209,6 +217,8 @@ async function main() {
           WRIT_STORE: '',
           WRIT_LOG_LEVEL: 'warn',
           NODE_ENV: 'production',
+          WRIT_BENCH_PG_COUNT: join(work, `pg-count-${name}.json`),
+          WRIT_BENCH_SERVER_DIR: join(ROOT, 'packages/server'),
         },
         stdio: ['ignore', 'ignore', 'pipe'],
       },
@@ -232,6 +242,7 @@ async function main() {
     return {
       origin,
       pid: child.pid,
+      countFile: join(work, `pg-count-${name}.json`),
       stop: async () => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = once(child, 'exit');
@@ -251,15 +262,16 @@ async function main() {
     const u = new URL(opts.postgres);
     u.pathname = `/${name}`;
     const drop = () => sql(opts.postgres, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    return { url: u.toString(), drop };
+    return { url: u.toString(), name, drop };
   };
 
   /** One closed-loop measurement in a child process against `origins`. */
-  const measure = async (origins, seconds, run) => {
+  const measure = async (origins, seconds, run, rate) => {
     const cfg = {
       origins,
       seconds,
       run,
+      ...(rate ? { rate } : {}),
       connections: CONNECTIONS,
       // Enough pre-built requests for 20k tokens/s; the result says if they ran out.
       requests: Math.ceil(seconds * 20_000),
@@ -290,24 +302,70 @@ async function main() {
     return JSON.parse(out.trim().split('\n').pop());
   };
 
-  const scenario = async (label, nodes) => {
+  /** What the nodes sent PostgreSQL so far (bench/lib/count-pg.cjs), summed. */
+  const pgCounts = (nodes) => {
+    const sum = { trips: 0, statements: 0 };
+    for (const n of nodes) {
+      try {
+        const c = JSON.parse(readFileSync(n.countFile, 'utf8'));
+        sum.trips += c.trips;
+        sum.statements += c.statements;
+      } catch {
+        // not written yet: nothing sent
+      }
+    }
+    return sum;
+  };
+  const commits = async (db) =>
+    db
+      ? Number(
+          (
+            await sql(opts.postgres, `SELECT xact_commit FROM pg_stat_database WHERE datname = '${db.name}'`)
+          )[0].xact_commit,
+        )
+      : 0;
+  const settle = () => new Promise((r) => setTimeout(r, 250));
+
+  const scenario = async (label, nodes, db) => {
     const origins = nodes.map((n) => n.origin);
     await measure(origins, 1.5, `${label}-warmup`);
     const rounds = [];
     for (let r = 0; r < ROUNDS; r++) {
+      await settle();
+      const before = { ...pgCounts(nodes), commits: await commits(db) };
       const m = await measure(origins, SECONDS, `${label}-${r}`);
+      await settle();
+      const after = { ...pgCounts(nodes), commits: await commits(db) };
       if (m.failed > 0) throw new Error(`${label}: ${m.failed} requests failed; first: ${m.firstError}`);
+      if (db) {
+        m.statementsPerToken = (after.statements - before.statements) / m.ok;
+        m.tripsPerToken = (after.trips - before.trips) / m.ok;
+        m.commitsPerToken = (after.commits - before.commits) / m.ok;
+      }
       rounds.push(m);
       process.stderr.write(
-        `  ${label} round ${r + 1}: ${m.rate.toFixed(0)} tokens/s, p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms${m.exhausted ? ' (requests ran out)' : ''}\n`,
+        `  ${label} round ${r + 1}: ${m.rate.toFixed(0)} tokens/s, p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms${db ? `, per token: ${m.statementsPerToken.toFixed(2)} statements, ${m.tripsPerToken.toFixed(2)} round trips, ${m.commitsPerToken.toFixed(2)} commits` : ''}${m.exhausted ? ' (requests ran out)' : ''}\n`,
       );
     }
+    const peak = median(rounds.map((m) => m.rate));
+    // Half of the peak, paced: the latency a cluster run at half its capacity gives.
+    const half = await measure(origins, SECONDS, `${label}-half`, peak / 2);
+    if (half.failed > 0)
+      throw new Error(`${label} at half: ${half.failed} requests failed; first: ${half.firstError}`);
+    process.stderr.write(
+      `  ${label} at half of peak (${(peak / 2).toFixed(0)}/s paced): p50 ${half.p50Ms.toFixed(1)} ms, p99 ${half.p99Ms.toFixed(1)} ms\n`,
+    );
+    const med = (k) => (db ? median(rounds.map((m) => m[k])) : undefined);
     return {
       label,
       nodes: nodes.length,
-      tokensPerSecond: median(rounds.map((m) => m.rate)),
+      tokensPerSecond: peak,
       p50Ms: median(rounds.map((m) => m.p50Ms)),
       p99Ms: median(rounds.map((m) => m.p99Ms)),
+      halfP99Ms: half.p99Ms,
+      statementsPerToken: med('statementsPerToken'),
+      tripsPerToken: med('tripsPerToken'),
+      commitsPerToken: med('commitsPerToken'),
       rounds,
     };
   };
@@ -345,7 +403,7 @@ async function main() {
     }
   }
   // 2. One node, then 3. three nodes, on PostgreSQL (a database each).
-  for (const n of [1, 3]) {
+  for (const n of [1, 2, 3]) {
     const db = await freshDatabase();
     const nodes = [];
     try {
@@ -354,7 +412,7 @@ async function main() {
       nodes.push(
         ...(await Promise.all(Array.from({ length: n - 1 }, (_, i) => startNode(`pg-${i + 1}`, db.url)))),
       );
-      results[`postgres${n}`] = await scenario(`postgres, ${n} node${n > 1 ? 's' : ''}`, nodes);
+      results[`postgres${n}`] = await scenario(`postgres, ${n} node${n > 1 ? 's' : ''}`, nodes, db);
       if (n === 3 && STREAMS > 0)
         results.propagation = await propagation(nodes, STREAMS, REVOCATIONS, verifier, operatorKeyFile);
     } finally {
@@ -363,15 +421,21 @@ async function main() {
     }
   }
 
+  const per = (v) => (v === undefined ? '–' : v.toFixed(2));
   const row = (r) =>
-    `| ${r.label} | ${r.tokensPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} |`;
+    `| ${r.label} | ${r.tokensPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.halfP99Ms.toFixed(1)} | ${per(r.statementsPerToken)} | ${per(r.tripsPerToken)} | ${per(r.commitsPerToken)} |`;
   const lines = [
     `Issuance, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s (median), ${results.cores} cores shared by everything:`,
-    '| store, nodes | tokens/s | p50 ms | p99 ms |',
-    '|---|---|---|---|',
+    '| store, nodes | tokens/s | p50 ms | p99 ms | p99 ms at half of peak | statements/token | round trips/token | commits/token |',
+    '|---|---|---|---|---|---|---|---|',
     row(results.sqlite1),
     row(results.postgres1),
+    row(results.postgres2),
     row(results.postgres3),
+    '',
+    `PostgreSQL 1 node ÷ SQLite 1 node: ${(results.postgres1.tokensPerSecond / results.sqlite1.tokensPerSecond).toFixed(2)}; ` +
+      `2 nodes ÷ 1: ${(results.postgres2.tokensPerSecond / results.postgres1.tokensPerSecond).toFixed(2)}; ` +
+      `3 nodes ÷ 1: ${(results.postgres3.tokensPerSecond / results.postgres1.tokensPerSecond).toFixed(2)}`,
   ];
   lines.push(
     '',

@@ -1,0 +1,25 @@
+// Preloaded into a Writ node by bench/cluster.mjs (`node --require`): counts what the node sends to
+// PostgreSQL (round trips, and statements: a simple-protocol string of several counts each), written
+// as JSON to the file named by WRIT_BENCH_PG_COUNT every 100 ms. pg_stat_statements needs a
+// server-side preload library; this needs nothing of the database. Bench only: never in a deployment.
+const { writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { join } = require('node:path');
+
+const file = process.env.WRIT_BENCH_PG_COUNT;
+if (file) {
+  // The server's own copy of pg, so the patched prototype is the one its pool uses.
+  const pg = createRequire(join(process.env.WRIT_BENCH_SERVER_DIR, 'package.json'))('pg');
+  const counts = { trips: 0, statements: 0 };
+  const query = pg.Client.prototype.query;
+  pg.Client.prototype.query = function counted(config, ...rest) {
+    const text = typeof config === 'string' ? config : config?.text;
+    counts.trips++;
+    // Writ's SQL carries no semicolon inside a literal: each non-blank piece is one statement.
+    counts.statements += typeof text === 'string' ? text.split(';').filter((s) => s.trim()).length : 1;
+    return query.call(this, config, ...rest);
+  };
+  const flush = () => writeFileSync(file, JSON.stringify(counts));
+  setInterval(flush, 100).unref();
+  process.on('exit', flush);
+}
