@@ -14,8 +14,12 @@
 //
 //   npm run build && npm --prefix bench install && node bench/proxy.mjs
 //   node bench/proxy.mjs --runs 5 --seconds 10
+//   node bench/proxy.mjs --profile DIR          also a V8 CPU profile of each proxy process, in DIR
+//   node bench/proxy.mjs --instructions 1000    instructions per request under callgrind (load-proof)
+
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -38,6 +42,11 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '6' },
     connections: { type: 'string', default: '16' },
+    // Writes a V8 CPU profile of each proxy process (writ and bare) into this directory.
+    profile: { type: 'string' },
+    // Instead of rates: each proxy under valgrind (callgrind), this many requests counted after as many
+    // to warm up; prints instructions per request, which hardly move when the machine is loaded.
+    instructions: { type: 'string' },
   },
 });
 const RUNS = Number(args.runs);
@@ -46,6 +55,8 @@ const CONNECTIONS = Number(args.connections);
 const VENDOR_AUD = 'https://vendor.bench.writ/payments';
 const KEY = `sk_bench_${randomBytes(12).toString('hex')}`;
 const PATH = '/v1/charges/ch_1';
+const INSTRUCTIONS = args.instructions === undefined ? 0 : Number(args.instructions);
+const NODE_ARGS = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
 
 cleanupOnExit('proxy');
 requirePinning();
@@ -55,11 +66,17 @@ const sdk = (p) => import(pathToFileURL(join(ROOT, 'packages/sdk/dist/src', p)).
 const { WorkloadClient } = await sdk('client/index.js');
 const { createDpopProof } = await sdk('dpop/index.js');
 
+let serverPid;
+let vendorPid;
+
 /** Starts `node bench/lib/proxy-parts.mjs <role>` on `core`; resolves with its port. */
-async function part(role, core, config) {
-  const child = pinned(core, [join(ROOT, 'bench/lib/proxy-parts.mjs'), role], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+async function part(role, core, config, nodeArgs = [], wrapper = []) {
+  const child = pinned(
+    core,
+    [...nodeArgs, join(ROOT, 'bench/lib/proxy-parts.mjs'), role],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+    { wrapper },
+  );
   child.stdin.end(JSON.stringify(config));
   const port = await new Promise((resolve, reject) => {
     child.stdout.once('data', (d) => resolve(JSON.parse(d.toString()).port));
@@ -69,11 +86,12 @@ async function part(role, core, config) {
 }
 
 /** `writ proxy` on `core` for the route `payments`; resolves once it answers /healthz. */
-async function writProxy(core, { issuer, configDir, client, keyFile }) {
+async function writProxy(core, { issuer, configDir, client, keyFile }, wrapper = []) {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const child = pinned(
     core,
     [
+      ...NODE_ARGS,
       WRIT_CLI,
       '--server',
       issuer,
@@ -88,9 +106,10 @@ async function writProxy(core, { issuer, configDir, client, keyFile }) {
       String(port),
     ],
     { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } },
+    { wrapper },
   );
   const origin = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < (wrapper.length > 0 ? 3000 : 200); i++) {
     try {
       if ((await fetch(`${origin}/healthz`)).ok) return { child, origin };
     } catch {}
@@ -109,6 +128,7 @@ function proofs(caller, token, url, n) {
 
 /** Closed loop over `connections` for `seconds`: requests/s, and the proxy process's CPU share. */
 async function closedLoop(origin, pid, token, caller, connections, seconds, expectedRate) {
+  const others = { server: serverPid, vendor: vendorPid };
   const url = `${origin}/vendors/payments${PATH}`;
   const list = proofs(caller, token, url, Math.ceil(expectedRate * seconds * 1.5) + 1000);
   const pool = new Pool(origin, { connections, pipelining: 1 });
@@ -116,6 +136,8 @@ async function closedLoop(origin, pid, token, caller, connections, seconds, expe
   let done = 0;
   let failed = 0;
   const cpu0 = processCpuSeconds(pid);
+  const others0 = Object.fromEntries(Object.entries(others).map(([k, p]) => [k, processCpuSeconds(p)]));
+  const driver0 = process.cpuUsage();
   const t0 = performance.now();
   const until = t0 + seconds * 1000;
   await Promise.all(
@@ -135,10 +157,65 @@ async function closedLoop(origin, pid, token, caller, connections, seconds, expe
   );
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = (processCpuSeconds(pid) - cpu0) / elapsed;
+  const driver = process.cpuUsage(driver0);
+  // CPU microseconds per request of each process: the proxy's own cost, and what it costs the others
+  // (the server takes the proxy's usage reports; it shares core 1 with the vendor and this driver).
+  const perRequest = { proxy: (cpu * elapsed * 1e6) / done };
+  for (const [k, p] of Object.entries(others))
+    perRequest[k] = ((processCpuSeconds(p) - others0[k]) * 1e6) / done;
+  perRequest.driver = (driver.user + driver.system) / done;
   await pool.close();
   if (next >= list.length) throw new Error('ran out of proofs: raise the estimate');
   if (failed > 0) throw new Error(`${failed} requests failed`);
-  return { rate: done / elapsed, cpu };
+  return { rate: done / elapsed, cpu, perRequest };
+}
+
+/** Exactly `n` requests over `connections`, proofs made 100 at a time just before they are sent. */
+async function countLoop(origin, token, caller, connections, n) {
+  const url = `${origin}/vendors/payments${PATH}`;
+  for (let sent = 0; sent < n; ) {
+    // A pool per 100: under valgrind a connection can sit idle past the proxy's keep-alive timeout.
+    const pool = new Pool(origin, {
+      connections,
+      pipelining: 1,
+      headersTimeout: 600_000,
+      bodyTimeout: 600_000,
+    });
+    const list = proofs(caller, token, url, Math.min(100, n - sent));
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (next < list.length) {
+          const res = await pool.request({
+            path: `/vendors/payments${PATH}`,
+            method: 'GET',
+            headers: { authorization: `DPoP ${token}`, dpop: list[next++] },
+          });
+          const text = await res.body.text();
+          if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 300)}`);
+        }
+      }),
+    );
+    sent += list.length;
+    await pool.close();
+  }
+}
+
+/** `callgrind_control -z|-d` on `pid`; `-d` returns the instructions since the last zero, every thread. */
+function callgrind(flag, pid, outDir) {
+  const before = new Set(readdirSync(outDir));
+  const r = spawnSync('callgrind_control', [flag, String(pid)], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0 || !/OK/.test(r.stdout))
+    throw new Error(`callgrind_control ${flag}: ${r.stdout}${r.stderr}`);
+  if (flag !== '-d') return undefined;
+  let all = 0;
+  let main = 0;
+  for (const f of readdirSync(outDir).filter((x) => !before.has(x))) {
+    const total = Number(/^totals:\s*(\d+)/m.exec(readFileSync(join(outDir, f), 'utf8'))?.[1] ?? 0);
+    all += total;
+    if (/-0*1$/.test(f)) main = total;
+  }
+  return { all, main };
 }
 
 /** Open loop at `rate` for `seconds`: latency quantiles (ms) from each request's scheduled time. */
@@ -175,6 +252,11 @@ async function openLoop(origin, token, caller, rate, seconds) {
   lat.sort((a, b) => a - b);
   return { p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
 }
+
+const cpuLine = (c) =>
+  Object.entries(c)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(' ');
 
 runMain(async () => {
   const [caller, proxyWorkload] = benchClients(2);
@@ -216,6 +298,8 @@ runMain(async () => {
     settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
   });
   const vendor = await part('vendor', '1', { key: KEY });
+  serverPid = server.pid;
+  vendorPid = vendor.child.pid;
   const dir = tempDir('writ-bench-proxy-');
   const configDir = join(dir, 'config');
   mkdirSync(join(configDir, 'vendors'), { recursive: true });
@@ -237,8 +321,60 @@ runMain(async () => {
   });
   const { access_token: token } = await client.requestToken({ audience: VENDOR_AUD });
 
+  if (INSTRUCTIONS > 0) {
+    const counted = {};
+    for (const name of ['writ', 'bare']) {
+      const outDir = tempDir(`writ-bench-proxy-callgrind-${name}-`);
+      const wrapper = [
+        'valgrind',
+        '--tool=callgrind',
+        // V8 rewrites the machine code it generated: valgrind must notice, or it runs stale translations.
+        '--smc-check=all-non-file',
+        '--separate-threads=yes',
+        `--callgrind-out-file=${join(outDir, 'callgrind.out')}`,
+      ];
+      const t =
+        name === 'writ'
+          ? await writProxy(
+              '0',
+              { issuer: server.issuer, configDir, client: proxyWorkload, keyFile },
+              wrapper,
+            )
+          : await part('bare', '0', { upstream: vendor.origin, key: KEY }, [], wrapper);
+      await countLoop(t.origin, token, client, 4, INSTRUCTIONS);
+      await new Promise((r) => setTimeout(r, 3000));
+      callgrind('-z', t.child.pid, outDir);
+      await countLoop(t.origin, token, client, 4, INSTRUCTIONS);
+      const c = callgrind('-d', t.child.pid, outDir);
+      counted[name] = { perRequest: c.all / INSTRUCTIONS, mainPerRequest: c.main / INSTRUCTIONS };
+      process.stderr.write(
+        `proxy: ${name}: ${fmt(counted[name].perRequest)} instructions per request (main thread ${fmt(counted[name].mainPerRequest)})\n`,
+      );
+      await stopChild(t.child, 30_000);
+    }
+    await stopChild(vendor.child);
+    await server.stop();
+    printTable([
+      ['instructions per request', 'writ proxy', 'bare proxy', 'bare ÷ writ'],
+      [
+        'every thread',
+        fmt(counted.writ.perRequest),
+        fmt(counted.bare.perRequest),
+        fmt(counted.bare.perRequest / counted.writ.perRequest, 2),
+      ],
+      [
+        'main thread',
+        fmt(counted.writ.mainPerRequest),
+        fmt(counted.bare.mainPerRequest),
+        fmt(counted.bare.mainPerRequest / counted.writ.mainPerRequest, 2),
+      ],
+    ]);
+    writeResults('proxy-instructions', { machine: machine(), requests: INSTRUCTIONS, counted });
+    return;
+  }
+
   const writ = await writProxy('0', { issuer: server.issuer, configDir, client: proxyWorkload, keyFile });
-  const bare = await part('bare', '0', { upstream: vendor.origin, key: KEY });
+  const bare = await part('bare', '0', { upstream: vendor.origin, key: KEY }, NODE_ARGS);
   const targets = { writ, bare };
   // Warm both (JIT, connections, the proxy's lease and verified-token cache).
   for (const t of Object.values(targets))
@@ -260,7 +396,7 @@ runMain(async () => {
     run.halfRate = half;
     runs.push(run);
     process.stderr.write(
-      `proxy: run ${r + 1}/${RUNS} (load ${load}): writ ${fmt(run.writ.many.rate)}/s, bare ${fmt(run.bare.many.rate)}/s, ratio ${fmt(run.writ.many.rate / run.bare.many.rate, 2)}; p50 at ${fmt(half)}/s: ${fmt(run.writ.half.p50, 2)} vs ${fmt(run.bare.half.p50, 2)} ms\n`,
+      `proxy: run ${r + 1}/${RUNS} (load ${load}): writ ${fmt(run.writ.many.rate)}/s, bare ${fmt(run.bare.many.rate)}/s, ratio ${fmt(run.writ.many.rate / run.bare.many.rate, 2)}; CPU µs/request writ ${cpuLine(run.writ.many.perRequest)}, bare ${cpuLine(run.bare.many.perRequest)}; p50 at ${fmt(half)}/s: ${fmt(run.writ.half.p50, 2)} vs ${fmt(run.bare.half.p50, 2)} ms\n`,
     );
   }
   for (const t of Object.values(targets)) await stopChild(t.child);
@@ -283,6 +419,14 @@ runMain(async () => {
         ratio: m((r) => r.writ.one.rate / r.bare.one.rate),
       },
       cpu: { writ: m((r) => r.writ.many.cpu), bare: m((r) => r.bare.many.cpu) },
+      perRequest: Object.fromEntries(
+        ['writ', 'bare'].map((t) => [
+          t,
+          Object.fromEntries(
+            Object.keys(runs[0][t].many.perRequest).map((k) => [k, m((r) => r[t].many.perRequest[k])]),
+          ),
+        ]),
+      ),
       half: {
         rate: m((r) => r.halfRate),
         writP50: m((r) => r.writ.half.p50),
@@ -305,6 +449,13 @@ runMain(async () => {
     ],
     ['1 connection, req/s', fmt(md.one.writ), fmt(md.one.bare), fmt(md.one.ratio, 2), ''],
     ['proxy process CPU (cores), 16 conn.', fmt(md.cpu.writ, 2), fmt(md.cpu.bare, 2), '', ''],
+    ...Object.keys(md.perRequest.writ).map((k) => [
+      `${k} CPU µs per request, 16 conn.`,
+      fmt(md.perRequest.writ[k]),
+      fmt(md.perRequest.bare[k]),
+      '',
+      '',
+    ]),
     [
       `p50 at ${fmt(md.half.rate)}/s (half of peak), ms`,
       fmt(md.half.writP50, 2),

@@ -54,3 +54,5 @@ server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () =>
   process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`),
 );
+// Exit cleanly on SIGTERM, so a CPU profile (node --cpu-prof) is written.
+process.once('SIGTERM', () => process.exit(0));

@@ -356,4 +356,32 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     }
     assert.ok(logLines.length > 0 && answers.length > 10, 'there was something to look through');
   });
+
+  it('a lease is renewed in the background before it ends; past its end a failed renewal sends nothing', async () => {
+    // Last: it moves the clock ahead, past what the CLI's real-clock assertions would be taken at.
+    const proxyClient = workloadClient(w.issuer, PROXY, proxyKey, { nowMs: w.clock.now });
+    let leases = 0;
+    let down = false;
+    const keys = new LeasedVendorKeys({
+      issuer: w.issuer,
+      client: {
+        fetch: (url, init) => {
+          leases++;
+          return down ? Promise.reject(new Error('server down')) : proxyClient.fetch(url, init);
+        },
+      },
+      now: w.clock.now,
+    });
+    const first = await keys.current('payments');
+    assert.equal(leases, 1);
+    w.clock.advance(25_000); // into the last fifth of the 30 s lease
+    down = true;
+    assert.equal(await keys.current('payments'), first, 'the lease in hand serves while it is renewed');
+    for (let i = 0; i < 1000 && leases < 2; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(leases, 2, 'the renewal was asked for');
+    assert.equal(await keys.current('payments'), first);
+    assert.equal(leases, 2, 'a failed renewal is asked again a second later at the soonest, not per request');
+    w.clock.advance(6_000); // past the end of the lease: fail closed
+    await assert.rejects(keys.current('payments'), /server down/);
+  });
 });

@@ -54,6 +54,18 @@ async function startVendor(cert: { key: string; pem: string }): Promise<Vendor> 
       res.writeHead(302, { location: '/v1/charges/ch_2' }).end();
       return;
     }
+    if (path === '/v1/split' || path === '/v1/split-sized') {
+      // The key quoted across two writes a moment apart: the proxy sees it in two chunks.
+      const quoted = Buffer.from(`{"you_sent":"${auth}","more":"${'m'.repeat(3000)}"}`);
+      const cut = quoted.indexOf(auth) + 12;
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        ...(path === '/v1/split-sized' ? { 'content-length': quoted.length } : {}),
+      });
+      res.write(quoted.subarray(0, cut));
+      setTimeout(() => res.end(quoted.subarray(cut)), 20);
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -142,7 +154,7 @@ describe('vendor-key proxy', { skip: hasOpenssl() ? false : 'needs the openssl C
         'scopes: [payments:charge]',
         'allow:',
         '  - methods: [GET, POST]',
-        '    paths: [/v1/charges, /v1/charges/*, /v1/echo, /v1/slow, /v1/redirect-away, /v1/redirect-home]',
+        '    paths: [/v1/charges, /v1/charges/*, /v1/echo, /v1/split, /v1/split-sized, /v1/slow, /v1/redirect-away, /v1/redirect-home]',
         'limits: { request_body: 1KiB }',
         'strip_response_headers: [x-vendor-request-id]',
       ].join('\n'),
@@ -210,6 +222,18 @@ describe('vendor-key proxy', { skip: hasOpenssl() ? false : 'needs the openssl C
     assert.equal(res.headers.get('x-echo-authorization'), null, 'a header holding it is dropped');
     for (const [, v] of res.headers) assert.ok(!v.includes(KEY_1));
     assert.ok(outcomes.some((o) => o.redacted >= 2));
+  });
+
+  it('never returns the key split across body chunks, with and without a content-length', async () => {
+    for (const path of ['/v1/split', '/v1/split-sized']) {
+      const res = await client.fetch(url(path), { audience: API });
+      assert.equal(res.status, 200, path);
+      const text = await res.text();
+      assert.ok(!text.includes(KEY_1), `${path}: the key is not in the body`);
+      assert.ok(text.includes(`"you_sent":"Bearer ${'*'.repeat(KEY_1.length)}"`), `${path}: ${text}`);
+      assert.ok(text.endsWith(`${'m'.repeat(3000)}"}`), `${path}: the rest of the body follows`);
+      assert.equal(outcomes.at(-1)?.redacted, 1, path);
+    }
   });
 
   it('refuses before the vendor: no token, a token for another vendor, a bearer-presented DPoP token, a bearer token', async () => {

@@ -1,10 +1,9 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Verifier } from '@writ/sdk/verifier';
 import { decide, nodeRequestParts, PublicBaseUrl, RequestRefusal, sendRefusal } from '@writ/sdk/verifier';
-import { Agent, request, errors as undiciErrors } from 'undici';
-import { containsSecret, redactingStream, secretForms } from './redact.js';
+import { Agent, type Dispatcher, errors as undiciErrors } from 'undici';
+import { KeyScrubber, SecretForms, secretForms } from './redact.js';
 import { injectedValue, pathMatches, type VendorRoute } from './route.js';
 
 /** Where the proxy gets a vendor key, and every key of a name that may still be in flight. */
@@ -94,13 +93,15 @@ export function createVendorProxy(
   const base = PublicBaseUrl.from(o.publicUrl);
   // The forms of the keys in flight change only with a lease or a rotation: made once per key set,
   // not on every request.
-  const forms = new Map<string, { keys: string; forms: Buffer[] }>();
-  const formsOf = (route: VendorRoute, keys: string[]): Buffer[] => {
-    const id = [...new Set(keys)].join('\n');
+  const forms = new Map<string, { current: string; inFlight: readonly string[]; forms: SecretForms }>();
+  const formsOf = (route: VendorRoute, current: string, inFlight: readonly string[]): SecretForms => {
     const held = forms.get(route.name);
-    if (held?.keys === id) return held.forms;
-    const made = [...new Set(keys)].flatMap((k) => secretForms(k, injectedForms(route, k)));
-    forms.set(route.name, { keys: id, forms: made });
+    // The key source hands back the same array until its keys change: compared by identity first.
+    if (held && held.current === current && (held.inFlight === inFlight || sameKeys(held.inFlight, inFlight)))
+      return held.forms;
+    const keys = [...new Set([current, ...inFlight])];
+    const made = new SecretForms(keys.flatMap((k) => secretForms(k, injectedForms(route, k))));
+    forms.set(route.name, { current, inFlight, forms: made });
     return made;
   };
   const basePath = new URL(o.publicUrl).pathname.replace(/\/$/, '');
@@ -227,20 +228,14 @@ export function createVendorProxy(
         { ...at, reason: 'no_key' },
       );
     }
-    const forms = formsOf(route, [key, ...o.keys.inFlight(route.key)]);
+    const forms = formsOf(route, key, o.keys.inFlight(route.key));
 
-    const url = new URL(route.upstream.origin);
-    url.pathname = upstreamPath;
-    url.search = query;
     const headers = forwardedHeaders(req.headers, route);
     if (route.inject.kind === 'header')
       headers[route.inject.name.toLowerCase()] = injectedValue(route.inject.template, key);
     else if (route.inject.kind === 'basic') headers['authorization'] = basicCredentials(route, key);
-    else {
-      url.searchParams.delete(route.inject.name);
-      url.searchParams.append(route.inject.name, key);
-    }
     headers['accept-encoding'] = 'identity';
+    const path = upstreamPathAndQuery(route, upstreamPath, query, key);
 
     const hasBody =
       declared !== undefined ? Number(declared) > 0 : req.headers['transfer-encoding'] !== undefined;
@@ -256,9 +251,15 @@ export function createVendorProxy(
       body = req.pipe(limiter);
     }
     const started = performance.now();
-    let up: Awaited<ReturnType<typeof request>>;
+    let up: Dispatcher.ResponseData;
     try {
-      up = await request(url, { method, headers, body, dispatcher: agents.get(route.name)! });
+      up = await agents.get(route.name)!.request({
+        origin: route.upstream.origin,
+        path,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body,
+      });
     } catch (err) {
       const timeout =
         err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError;
@@ -287,10 +288,10 @@ export function createVendorProxy(
 
     let redacted = 0;
     const out: Record<string, string | string[]> = {};
-    for (const [h, v] of Object.entries(up.headers)) {
+    for (const h in up.headers) {
+      const v = up.headers[h];
       if (v === undefined || HOP_BY_HOP.has(h) || route.stripResponseHeaders.includes(h)) continue;
-      const values = Array.isArray(v) ? v : [v];
-      if (values.some((x) => containsSecret(x, forms))) {
+      if (typeof v === 'string' ? forms.inText(v) : v.some((x) => forms.inText(x))) {
         redacted++;
         continue;
       }
@@ -322,20 +323,114 @@ export function createVendorProxy(
       out['location'] = location;
     }
     res.writeHead(up.statusCode, out);
-    try {
-      await pipeline(
-        up.body,
-        redactingStream(forms, (n) => {
-          redacted += n;
-        }),
-        res,
-      );
-      o.onRequest?.({ ...at, status: up.statusCode, redacted, upstreamMs });
-    } catch {
-      res.destroy();
-      o.onRequest?.({ ...at, status: up.statusCode, reason: 'stream_aborted', redacted, upstreamMs });
-    }
+    const declaredLength = up.headers['content-length'];
+    const scrubber = new KeyScrubber(forms);
+    const sent = await relay(
+      up.body,
+      res,
+      scrubber,
+      typeof declaredLength === 'string' ? Number(declaredLength) : Number.NaN,
+    );
+    redacted += scrubber.hits;
+    o.onRequest?.({
+      ...at,
+      status: up.statusCode,
+      ...(sent ? {} : { reason: 'stream_aborted' }),
+      redacted,
+      upstreamMs,
+    });
   }
+}
+
+/**
+ * Streams the vendor's body to the caller through `scrubber`, with backpressure both ways, and without
+ * a stream pipeline per request (its abort signal and premature-close errors cost more than the
+ * relaying). A body of a declared `length` is sent whole with its last chunk. Resolves true once all
+ * was handed to the caller's socket; false when either side failed or hung up (the other is destroyed).
+ */
+function relay(
+  body: Dispatcher.ResponseData['body'],
+  res: ServerResponse,
+  scrubber: KeyScrubber,
+  length: number,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    let received = 0;
+    let ended = false;
+    let settled = false;
+    const settle = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      res.off('close', onClose);
+      res.off('drain', onDrain);
+      resolve(ok);
+    };
+    const done = () => settle(true);
+    const onDrain = () => body.resume();
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= length) {
+        ended = true;
+        res.end(scrubber.push(chunk, true), done);
+        return;
+      }
+      const out = scrubber.push(chunk);
+      if (out.length > 0 && !res.write(out)) {
+        body.pause();
+        res.once('drain', onDrain);
+      }
+    };
+    const onEnd = () => {
+      if (ended) return;
+      ended = true;
+      const held = scrubber.end();
+      if (held) res.end(held, done);
+      else res.end(done);
+    };
+    const onError = () => {
+      res.destroy();
+      settle(false);
+    };
+    const onClose = () => {
+      if (res.writableFinished) return;
+      body.destroy();
+      settle(false);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    res.once('close', onClose);
+  });
+}
+
+/** Whether two key lists hold the same keys in the same order. */
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i]);
+}
+
+/** Characters a path or query may hold that the URL parser would write back unchanged. */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+const PLAIN_QUERY = /^[A-Za-z0-9\-._~!$&()*+,;=:@/?%]*$/;
+
+/**
+ * The path and query to send upstream, with the key as a query parameter when the route injects it so.
+ * Plain text is used as it is; anything else is written as the WHATWG URL parser writes it (percent-
+ * encoding what it must), as the vendor's own parser would read it.
+ */
+function upstreamPathAndQuery(route: VendorRoute, path: string, query: string, key: string): string {
+  if (route.inject.kind !== 'query' && PLAIN_PATH.test(path) && PLAIN_QUERY.test(query))
+    return query === '' ? path : `${path}?${query}`;
+  const url = new URL(route.upstream.origin);
+  url.pathname = path;
+  url.search = query;
+  if (route.inject.kind === 'query') {
+    url.searchParams.delete(route.inject.name);
+    url.searchParams.append(route.inject.name, key);
+  }
+  return `${url.pathname}${url.search}`;
 }
 
 /** A path as it may be quoted back: at most 200 characters, nothing but URL characters. */
