@@ -109,7 +109,7 @@ async function writProxy(core, { issuer, configDir, client, keyFile }, wrapper =
     { wrapper },
   );
   const origin = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < (wrapper.length > 0 ? 3000 : 200); i++) {
+  for (let i = 0; i < (wrapper.length > 0 ? 12_000 : 200); i++) {
     try {
       if ((await fetch(`${origin}/healthz`)).ok) return { child, origin };
     } catch {}
