@@ -16,6 +16,7 @@ import { createLocalPolicy, type LocalPolicy, type LocalPolicyOptions } from './
 import { PublishedKeys } from './published-keys.js';
 import { ReplayCache, type ReplayStore } from './replay-cache.js';
 import { type PresentedRequest, presentedToken, RequestRefusal } from './request.js';
+import { requestPath } from './request-path.js';
 import { RevocationSet } from './revocation-set.js';
 import { StreamCredential } from './stream-credential.js';
 import { StreamFreshness } from './stream-freshness.js';
@@ -362,12 +363,7 @@ function useOf(
   reason: string | undefined,
   time: number,
 ): UsageRecord {
-  let path = req.url;
-  try {
-    path = new URL(req.url).pathname;
-  } catch {
-    // not absolute: keep as given
-  }
+  const path = requestPath(req.url);
   const signal = decision === 'deny' ? signalOfRefusal(reason) : undefined;
   const token = signal === 'wrong_audience' && claims ? presentedTokenOf(req) : undefined;
   return {

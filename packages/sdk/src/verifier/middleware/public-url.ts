@@ -6,9 +6,12 @@
  */
 export class PublicBaseUrl {
   readonly #urls: readonly URL[];
+  /** Origin and path of each URL without a trailing slash: what a request path is appended to. */
+  readonly #prefixes: readonly string[];
 
   private constructor(urls: readonly URL[]) {
     this.#urls = urls;
+    this.#prefixes = urls.map((u) => `${u.origin}${u.pathname.replace(/\/+$/, '')}`);
   }
 
   /**
@@ -31,18 +34,18 @@ export class PublicBaseUrl {
    * request only chooses among the configured ones), else the first.
    */
   urlOf(path: string, requestHost: string | undefined): string {
-    const base = this.#pick(requestHost);
     const p = path.startsWith('/') ? path : `/${path}`;
-    return `${base.origin}${base.pathname.replace(/\/+$/, '')}${p}`;
+    return `${this.#prefixes[this.#pick(requestHost)]}${p}`;
   }
 
-  #pick(requestHost: string | undefined): URL {
-    const first = this.#urls[0]!;
-    if (this.#urls.length === 1 || requestHost === undefined) return first;
+  /** The index of the URL a request's host names, else 0. */
+  #pick(requestHost: string | undefined): number {
+    if (this.#urls.length === 1 || requestHost === undefined) return 0;
     const host = requestHost.trim().toLowerCase();
-    return (
-      this.#urls.find((u) => u.host === host || `${u.host}:${defaultPort(u.protocol)}` === host) ?? first
+    const at = this.#urls.findIndex(
+      (u) => u.host === host || `${u.host}:${defaultPort(u.protocol)}` === host,
     );
+    return Math.max(at, 0);
   }
 }
 
