@@ -13,6 +13,7 @@ import { type Clock, systemClock } from './clock.js';
 import { ClockSkew, SKEW_CHECK_MS } from './cluster/clock-skew.js';
 import { followEventLog } from './cluster/node-follower.js';
 import type { ConfigBundle } from './config/config-dir.js';
+import type { ConfigFilesChange } from './config/config-files.js';
 import type { Settings } from './config/settings.js';
 import { adminAudience, type WritContext } from './context.js';
 import { createDetector, reloadDetectionConfig } from './detection/create-detector.js';
@@ -52,6 +53,11 @@ export interface WritOptions {
   logger?: Logger;
   /** Config applied at start (audited as a diff, actor `startup`). */
   config?: ConfigBundle;
+  /**
+   * The files of the config directory that differ from the applied ones, recorded with `config`; or
+   * `unchanged`: the directory is the one applied last, so there is nothing to validate or apply.
+   */
+  configFiles?: ConfigFilesChange | 'unchanged';
   /**
    * The config directory's `policies/` (undefined: it has none, the built-in set). With `config` or
    * `policies` given, the directory's set is applied at start when it changed since a directory was last
@@ -229,7 +235,7 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
   await startPolicy(
     ctx,
     options.policies,
-    options.config !== undefined || options.policies !== undefined,
+    options.config !== undefined || options.policies !== undefined || options.configFiles === 'unchanged',
     head,
   );
   const follower = followEventLog(ctx, head);
@@ -242,7 +248,8 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     (err) => logger.warn({ err: err.message }, 'event notifications interrupted; reconnecting'),
   );
   if (options.config) {
-    const changes = await applyConfig(ctx, options.config, 'startup', false);
+    const files = options.configFiles === 'unchanged' ? undefined : options.configFiles;
+    const changes = await applyConfig(ctx, options.config, 'startup', false, files);
     if (changes.length > 0) logger.info({ changes: changes.length }, 'configuration applied at start');
   }
   // Nodes starting together: another may have applied the config (or rotated keys) after this one

@@ -1,5 +1,6 @@
 import { EventType } from '@writ/sdk/wire';
 import type { ConfigBundle } from '../config/config-dir.js';
+import type { ConfigFilesChange } from '../config/config-files.js';
 import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
 import { reloadDetectionConfig } from '../detection/create-detector.js';
@@ -44,12 +45,29 @@ export async function applyConfig(
   bundle: ConfigBundle,
   actor: string,
   dryRun: boolean,
+  files: ConfigFilesChange | 'unknown' = 'unknown',
 ): Promise<ConfigChange[]> {
   const changes = diffConfig(await currentConfig(ctx.store), bundle);
-  if (dryRun || changes.length === 0) return changes;
+  if (dryRun) return changes;
+  // The record of applied files goes with what was applied: a config sent without its files (whole
+  // documents) leaves none, so the next start reads every file again.
+  const record = async (tx: Store) => {
+    if (files === 'unknown') await tx.deleteConfigFiles('all');
+    else {
+      await tx.deleteConfigFiles(files.remove);
+      await tx.putConfigFiles(files.put);
+    }
+  };
+  if (changes.length === 0) {
+    // Nothing to audit; a file that changed without changing what it declares (a comment) is recorded.
+    if (files === 'unknown' || files.put.length > 0 || files.remove.length > 0)
+      await ctx.store.transaction(record);
+    return changes;
+  }
   const now = ctx.clock.now();
   const detection = changes.some((c) => c.kind === 'detection' || c.kind === 'network');
   const event = await ctx.store.transaction(async (tx) => {
+    await record(tx);
     // Rules and networks are one document: written whole when any of them changed.
     if (detection) await tx.putDetectionConfig({ rules: bundle.detections, networks: bundle.networks }, now);
     // A workload's keys (or legacy secret) appearing, changing or going: Shared Signals receivers hear it.

@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { type Dirent, existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { BUILTIN_RULES } from '../detection/builtin-rules.js';
@@ -20,7 +20,9 @@ import type { Person, Team } from '../people/person.js';
 import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
 import type { Workload } from '../registry/workload.js';
-import { readConfigFile } from './config-file.js';
+import type { AppliedConfigFile } from '../store/config-file-rows.js';
+import { readConfigFile, readListedConfigFile, resolvesInside } from './config-file.js';
+import { configFileDigest } from './config-files.js';
 import {
   classFileSchema,
   type ExceptionFile,
@@ -84,6 +86,10 @@ export interface RawDocument {
 export interface RawConfig {
   settings?: { name: string; values: Record<string, unknown> } | undefined;
   documents: RawDocument[];
+  /** The files the documents came from, by path and digest (what the store records once applied). */
+  files?: AppliedConfigFile[];
+  /** How many of `files` were parsed; the others were the applied ones, unchanged, and reused. */
+  parsed?: number;
 }
 
 const KIND_DIRS = [
@@ -101,52 +107,88 @@ const NETWORKS_FILES = ['networks.yaml', 'networks.yml', 'networks.json'];
 /** The governance file (docs/governance.md), at the top of the directory: one of these, not two. */
 const GOVERNANCE_FILES = ['governance.yaml', 'governance.yml', 'governance.json'];
 
+/** A file as read: its bytes, and either the applied record it still matches or its parsed documents. */
+interface ReadFile {
+  file: string;
+  bytes: Buffer;
+  prior?: AppliedConfigFile;
+  docs: unknown[];
+}
+
 /**
  * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`,
  * `detections/`, `people/`, `exceptions/` and `networks.yaml`. Each file may hold one or several YAML documents (or one JSON
  * object). Key files named by `jwks_file` are inlined.
+ *
+ * With `applied` (the files the store says were applied last, by path), a file whose bytes and named
+ * files still have the applied digest is not parsed: its applied documents are reused. `parsed` says
+ * how many were read afresh.
  */
-export function readConfigDir(dir: string): RawConfig {
+export function readConfigDir(dir: string, applied?: ReadonlyMap<string, AppliedConfigFile>): RawConfig {
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory())
     throw new ConfigError(dir, '', 'is not a directory');
   const show = (file: string) => relative(process.cwd(), file) || file;
+  const rel = (file: string) => relative(root, file).split(sep).join('/');
   const settings = readSettingsFile(root);
-  const inline = (doc: unknown, file: string, where: string) =>
-    inlineCertificatesFile(root, inlineJwksFile(root, doc, file, where), file, where);
   const documents: RawDocument[] = [];
+  const files: AppliedConfigFile[] = [];
+  let parsed = 0;
+  const readFile = (file: string, listed?: { entry: Dirent; dir: { path: string; inside: boolean } }) => {
+    const ref = { where: show(file), field: '' };
+    const bytes = listed
+      ? readListedConfigFile(root, listed.entry, listed.dir, ref, 'this file')
+      : readConfigFile(root, file, ref, 'this file');
+    const prior = applied?.get(rel(file));
+    if (prior && stillApplied(root, bytes, prior)) return { file, bytes, prior, docs: [] } as ReadFile;
+    return { file, bytes, docs: parseDocuments(bytes, file, show(file)) } as ReadFile;
+  };
+  const take = (kind: RawDocumentKind, r: ReadFile, inlines: boolean) => {
+    if (r.prior) {
+      for (const d of r.prior.documents)
+        documents.push({ kind, file: show(r.file), index: d.index, doc: d.doc });
+      files.push(r.prior);
+      return;
+    }
+    parsed++;
+    const named: Array<{ path: string; bytes: Buffer }> = [];
+    const note = (path: string, bytes: Buffer) => named.push({ path: rel(path), bytes });
+    const docs = r.docs.map((doc, index) => {
+      const where = docName(show(r.file), index);
+      return inlines
+        ? inlineCertificatesFile(root, inlineJwksFile(root, doc, r.file, where, note), r.file, where, note)
+        : doc;
+    });
+    for (const [index, doc] of docs.entries()) documents.push({ kind, file: show(r.file), index, doc });
+    files.push({
+      path: rel(r.file),
+      digest: configFileDigest(r.bytes, named),
+      refs: named.map((n) => n.path),
+      documents: docs.map((doc, index) => ({ kind, index, doc })),
+    });
+  };
   for (const [kind, sub] of KIND_DIRS) {
     const d = join(root, sub);
     if (!existsSync(d)) continue;
-    const read = readdirSync(d)
-      .filter((f) => EXTENSIONS.test(f))
-      .sort()
-      .map((f) => {
-        const file = join(d, f);
-        return { file, docs: readDocuments(root, file, show(file)) };
-      });
+    const listed = { path: d, inside: resolvesInside(root, d) };
+    const read = readdirSync(d, { withFileTypes: true })
+      .filter((e) => EXTENSIONS.test(e.name))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((entry) => readFile(join(d, entry.name), { entry, dir: listed }));
     // A key file named by `jwks_file` may sit beside the files that name it: it is data, not config.
     const referenced = new Set(
-      read.flatMap(({ file, docs }) =>
-        docs.flatMap((doc) => {
-          const ref = (doc as { jwks_file?: unknown } | null)?.jwks_file;
-          return typeof ref === 'string' && ref !== '' ? [resolve(dirname(file), ref)] : [];
-        }),
+      read.flatMap(({ file, docs, prior }) =>
+        prior
+          ? prior.refs.map((p) => resolve(root, p))
+          : docs.flatMap((doc) => {
+              const ref = (doc as { jwks_file?: unknown } | null)?.jwks_file;
+              return typeof ref === 'string' && ref !== '' ? [resolve(dirname(file), ref)] : [];
+            }),
       ),
     );
-    for (const { file, docs } of read) {
-      if (referenced.has(resolve(file))) continue;
-      for (const [index, doc] of docs.entries()) {
-        documents.push({
-          kind,
-          file: show(file),
-          index,
-          // Rules and people name no files: nothing to inline.
-          doc:
-            kind === 'detection' || kind === 'people' ? doc : inline(doc, file, docName(show(file), index)),
-        });
-      }
-    }
+    // Rules and people name no files: nothing to inline.
+    for (const r of read)
+      if (!referenced.has(resolve(r.file))) take(kind, r, kind !== 'detection' && kind !== 'people');
   }
   for (const [kind, names, what] of [
     ['networks', NETWORKS_FILES, 'networks are'],
@@ -155,11 +197,23 @@ export function readConfigDir(dir: string): RawConfig {
     const [file, twin] = names.map((f) => join(root, f)).filter((f) => existsSync(f));
     if (file && twin)
       throw new ConfigError(show(twin), '', `${what} also in ${show(file)}: keep one of the two files`);
-    if (file)
-      for (const [index, doc] of readDocuments(root, file, show(file)).entries())
-        documents.push({ kind, file: show(file), index, doc });
+    if (file) take(kind, readFile(file), false);
   }
-  return { settings, documents };
+  return { settings, documents, files, parsed };
+}
+
+/** Whether a file's bytes, and the files it named when applied, still have the applied digest. */
+function stillApplied(root: string, bytes: Buffer, prior: AppliedConfigFile): boolean {
+  try {
+    const named = prior.refs.map((path) => ({
+      path,
+      bytes: readConfigFile(root, resolve(root, path), { where: path, field: '' }),
+    }));
+    return configFileDigest(bytes, named) === prior.digest;
+  } catch {
+    // A named file gone or moved out: parsed again, which reports it.
+    return false;
+  }
 }
 
 /** Reads only `settings.yaml` (or `.yml`, `.json`) of a config directory; undefined when there is none. */
@@ -616,12 +670,20 @@ function docName(file: string, index: number): string {
  * `jwks_file`: a JWK or a JWKS, named relative to the file that names it, inside the config directory
  * (see readConfigFile). Errors never quote the file: it may be something other than a key.
  */
-function inlineJwksFile(root: string, doc: unknown, file: string, where: string): unknown {
+function inlineJwksFile(
+  root: string,
+  doc: unknown,
+  file: string,
+  where: string,
+  note: (path: string, bytes: Buffer) => void,
+): unknown {
   if (typeof doc !== 'object' || doc === null || !('jwks_file' in doc)) return doc;
   const { jwks_file: ref, ...rest } = doc as Record<string, unknown>;
   if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, 'jwks_file', 'must be a path');
   if ('jwks' in rest) throw new ConfigError(where, 'jwks_file', 'give either jwks or jwks_file, not both');
-  const text = readConfigFile(root, resolve(dirname(file), ref), { where, field: 'jwks_file' }, ref);
+  const path = resolve(dirname(file), ref);
+  const text = readConfigFile(root, path, { where, field: 'jwks_file' }, ref);
+  note(path, text);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text.toString('utf8'));
@@ -635,12 +697,21 @@ function inlineJwksFile(root: string, doc: unknown, file: string, where: string)
 }
 
 /** `self_signed_certificates_file`: a PEM file (one or more certificates) inside the config directory. */
-function inlineCertificatesFile(root: string, doc: unknown, file: string, where: string): unknown {
+function inlineCertificatesFile(
+  root: string,
+  doc: unknown,
+  file: string,
+  where: string,
+  note: (path: string, bytes: Buffer) => void,
+): unknown {
   if (typeof doc !== 'object' || doc === null || !('self_signed_certificates_file' in doc)) return doc;
   const { self_signed_certificates_file: ref, ...rest } = doc as Record<string, unknown>;
   const field = 'self_signed_certificates_file';
   if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, field, 'must be a path');
-  const pem = readConfigFile(root, resolve(dirname(file), ref), { where, field }, ref).toString('utf8');
+  const path = resolve(dirname(file), ref);
+  const bytes = readConfigFile(root, path, { where, field }, ref);
+  note(path, bytes);
+  const pem = bytes.toString('utf8');
   const listed = Array.isArray(rest['self_signed_certificates']) ? rest['self_signed_certificates'] : [];
   return { ...rest, self_signed_certificates: [...listed, pem] };
 }
@@ -660,7 +731,11 @@ function checkedKeys(
 }
 
 function readDocuments(root: string, file: string, shown: string): unknown[] {
-  const text = readConfigFile(root, file, { where: shown, field: '' }, 'this file').toString('utf8');
+  return parseDocuments(readConfigFile(root, file, { where: shown, field: '' }, 'this file'), file, shown);
+}
+
+function parseDocuments(bytes: Buffer, file: string, shown: string): unknown[] {
+  const text = bytes.toString('utf8');
   if (file.endsWith('.json')) {
     try {
       return [JSON.parse(text)];

@@ -1,5 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
-import { isAbsolute, relative, sep } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { ConfigError } from '../errors.js';
 
 /**
@@ -46,9 +46,50 @@ export function readConfigFile(root: string, path: string, ref: FileReference, s
   const rel = relative(realRoot, real);
   if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))
     return refuse(`${shown} resolves to a file outside the config directory; ${inside}`);
-  const regular = `${shown} is not a regular file; name a regular file of at most ${MAX_CONFIG_FILE_BYTES} bytes`;
   // stat before open: opening a FIFO for reading waits for a writer.
-  if (!statSync(real, { throwIfNoEntry: false })?.isFile()) return refuse(regular);
+  if (!statSync(real, { throwIfNoEntry: false })?.isFile()) return refuse(notRegular(shown));
+  return readRegularFile(real, refuse, shown);
+}
+
+/**
+ * Reads a file listed in a directory of the config directory, when the listing says it is a regular
+ * file and not a link: the directory was resolved inside the config directory already, so the file is
+ * too, and the open refuses a link swapped in since (O_NOFOLLOW). A directory of 100,000 workloads is
+ * read without resolving each path again. Anything else goes through readConfigFile.
+ */
+export function readListedConfigFile(
+  root: string,
+  entry: { name: string; isFile(): boolean; isSymbolicLink(): boolean },
+  dir: { path: string; inside: boolean },
+  ref: FileReference,
+  shown: string,
+): Buffer {
+  const path = join(dir.path, entry.name);
+  if (!dir.inside || !entry.isFile() || entry.isSymbolicLink()) return readConfigFile(root, path, ref, shown);
+  return readRegularFile(
+    path,
+    (reason) => {
+      throw new ConfigError(ref.where, ref.field, reason);
+    },
+    shown,
+  );
+}
+
+/** Whether directory `dir`, every link resolved, lies inside the config directory `root` (or is it). */
+export function resolvesInside(root: string, dir: string): boolean {
+  try {
+    const rel = relative(realpathSync.native(root), realpathSync.native(dir));
+    return !(rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel));
+  } catch {
+    return false;
+  }
+}
+
+const notRegular = (shown: string) =>
+  `${shown} is not a regular file; name a regular file of at most ${MAX_CONFIG_FILE_BYTES} bytes`;
+
+function readRegularFile(real: string, refuse: (reason: string) => never, shown: string): Buffer {
+  const regular = notRegular(shown);
   let fd: number;
   try {
     // O_NOFOLLOW and O_NONBLOCK: if the path was swapped for a link or a FIFO since the stat, fail now.

@@ -112,9 +112,16 @@ export interface Harness {
   /**
    * Stops the server (a clean stop: last checkpoint, store closed) and starts a new one on the same store,
    * data directory, keys and config; rejects when the new one refuses to start. `writ`/`store` are replaced.
+   * With `startup`, the config is what `writ serve` would apply from a directory (readStartupConfig).
    */
-  restart(): Promise<void>;
+  restart(startup?: HarnessStartup): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The config a restart applies, as `writ serve` reads it from a directory (see readStartupConfig). */
+export interface HarnessStartup {
+  config?: import('../../src/config/config-dir.js').ConfigBundle;
+  files: import('../../src/config/config-files.js').ConfigFilesChange | 'unchanged';
 }
 
 export interface Reply {
@@ -376,12 +383,14 @@ export async function startHarness(
   const kekBytes = randomBytes(32);
   // Every request a server accepts must conform to the OpenAPI document; close() fails otherwise.
   const conformance: ConformanceRecord[] = [];
-  const start = async (on: Store) => {
+  const start = async (on: Store, startup?: HarnessStartup) => {
     const started = await createWrit({
       settings,
       store: on,
       kek: kekFromBytes(kekBytes, 'test'),
-      config,
+      ...(startup
+        ? { ...(startup.config ? { config: startup.config } : {}), configFiles: startup.files }
+        : { config }),
       auditAnchor: join(dir, 'audit-anchor.json'),
       logger: opts.logger ?? pino({ level: 'silent' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
@@ -487,12 +496,12 @@ export async function startHarness(
     },
     countRows: (table) => count(table),
     attackerSql,
-    async restart() {
+    async restart(startup) {
       await h.writ.close();
       const next = await reopen();
       h.store = next;
       try {
-        h.writ = await start(next);
+        h.writ = await start(next, startup);
       } catch (err) {
         await next.close();
         throw err;

@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { readConfigDir, validateConfig } from '../../config/config-dir.js';
+import { readSettingsFile } from '../../config/config-dir.js';
 import { resolveSettings } from '../../config/settings.js';
+import { readStartupConfig } from '../../config/startup-config.js';
 import { dataPaths, ownerOnlyDataDir } from '../../data-dir.js';
 import { loadKek } from '../../keys/kek.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
 import { describeStore, isPostgresUrl, openStore, storeLocation } from '../../store/open-store.js';
 import { createWrit } from '../../writ.js';
 import type { CommandContext } from '../command-context.js';
+import { packageVersion } from '../package-version.js';
 import { STORE_OPTION_HELP } from '../store-option.js';
 import { initDataDir } from './init.js';
 
@@ -31,22 +33,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
     for (const c of init.created) process.stderr.write(`writ: created ${c}\n`);
   }
   const configDir = opts.config ?? p.config;
-  const raw = existsSync(configDir) ? readConfigDir(configDir) : undefined;
-  const settings = resolveSettings(raw?.settings, process.env, {
+  const hasConfig = existsSync(configDir);
+  const settings = resolveSettings(hasConfig ? readSettingsFile(configDir) : undefined, process.env, {
     ...(opts.host !== undefined ? { 'listen.host': opts.host } : {}),
     ...(opts.port !== undefined ? { 'listen.port': opts.port } : {}),
     ...(opts.issuer !== undefined ? { issuer: opts.issuer } : {}),
     ...(opts.store !== undefined ? { store: opts.store } : {}),
   });
-  // Validated with the resolved ceiling on token lifetimes, the issuer and the document limit.
-  const config = raw
-    ? validateConfig(
-        raw.documents,
-        settings.tokens.maxLifetime,
-        settings.issuer,
-        settings.limits.configDocuments,
-      )
-    : undefined;
   // Before the key is read: a key left readable by others is narrowed (and logged), not refused.
   const tightened = ownerOnlyDataDir(opts.dataDir);
   const kek = loadKek(process.env, p.kek);
@@ -59,13 +52,31 @@ export async function serve(opts: ServeOptions): Promise<void> {
     onError: (err) => storeError(err),
     onModeTightened: (t) => tightened.push(t),
   });
-  const writ = await createWrit({
-    settings,
-    store,
-    kek,
-    auditAnchor: p.auditAnchor,
-    ...(config ? { config, policies: readPolicyDir(configDir) } : {}),
-  }).catch(async (err: unknown) => {
+  const start = async () => {
+    // Only the files that changed since the store's last applied config are parsed; validated with the
+    // resolved ceiling on token lifetimes, the issuer and the document limit.
+    const startup = hasConfig
+      ? await readStartupConfig(configDir, settings, store, packageVersion())
+      : undefined;
+    if (startup && startup.total > 0)
+      process.stderr.write(
+        `writ: config ${configDir}: ${startup.files === 'unchanged' ? 'unchanged since applied' : `${startup.parsed} of ${startup.total} files read`}\n`,
+      );
+    return createWrit({
+      settings,
+      store,
+      kek,
+      auditAnchor: p.auditAnchor,
+      ...(startup
+        ? {
+            ...(startup.config ? { config: startup.config } : {}),
+            configFiles: startup.files,
+            policies: readPolicyDir(configDir),
+          }
+        : {}),
+    });
+  };
+  const writ = await start().catch(async (err: unknown) => {
     await store.close().catch(() => undefined);
     throw err;
   });
@@ -82,7 +93,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       address,
       issuer: settings.issuer,
       store: describeStore(location),
-      config: config ? configDir : null,
+      config: hasConfig ? configDir : null,
       kek: kek.source,
       kid: writ.ctx.keys.activeKid(),
     },
