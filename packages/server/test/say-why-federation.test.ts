@@ -281,7 +281,7 @@ describe('say why: federation tokens', () => {
       send: async () => grant(await mint(githubClaims(now(), { repo: 'acme/nobody' }))),
       expect: refused(
         'unknown_workload',
-        /^the federation token maps to spiffe:\/\/test\.writ\/github\/acme\/nobody, which is no registered workload listing issuer github under federation$/,
+        /^the federation token maps to spiffe:\/\/test\.writ\/github\/acme\/nobody, which is no registered workload listing issuer github under federation, and no workload template of issuer github covers it$/,
       ),
     },
     {
@@ -290,7 +290,7 @@ describe('say why: federation tokens', () => {
       send: async () => grant(await mint(githubClaims(now(), { repo: 'acme/plain' }))),
       expect: refused(
         'federation_not_allowed',
-        /^the federation token maps to spiffe:\/\/test\.writ\/github\/acme\/plain, which is no registered workload listing issuer github under federation$/,
+        /^the federation token maps to spiffe:\/\/test\.writ\/github\/acme\/plain, which is no registered workload listing issuer github under federation, and no workload template of issuer github covers it$/,
       ),
     },
     {

@@ -219,9 +219,13 @@ export const REFUSAL_REASONS = {
   too_old: '`iat` is older than the issuer `max_token_age`',
   claims: 'a claim is missing or does not have the value required',
   jwks_unavailable: 'the issuer JWKS cannot be fetched, so nothing can be checked',
-  condition_false: 'the issuer `condition` is false for this token',
+  condition_false:
+    'the issuer `condition`, or the `condition` of the workload template covering its id, is false for this token',
   subject: 'the issuer `subject` expression yields no workload id',
-  unknown_workload: 'the workload named is not registered',
+  unknown_workload:
+    'the workload named is not registered, and no workload template of the issuer covers its id',
+  template_derivation:
+    'the workload template covering the id cannot derive the workload: a `derive` rule yields no owner, environment, classes or attribute',
   federation_not_allowed: 'the workload does not allow this issuer',
   federation_token_replay: 'the federation token was used before by another holder',
 

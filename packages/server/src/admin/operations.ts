@@ -5,28 +5,37 @@ import { type ConfigChange, diffConfig } from '../config/diff.js';
 import type { WritContext } from '../context.js';
 import { reloadDetectionConfig } from '../detection/create-detector.js';
 import { classRulesRecord, exceptionTermsRecord } from '../governance/class-rules.js';
+import { canonicalJson } from '../jose/json.js';
 import { announceBundle } from '../policy/bundle.js';
 import type { WorkloadState } from '../registry/workload.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
 import type { Store } from '../store/store.js';
+import { deriveWorkload, TemplateSet } from '../templates/template-rules.js';
+import { covers } from '../templates/workload-template.js';
 
 /** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
 export async function currentConfig(store: Store): Promise<ConfigBundle> {
-  const [workloads, classes, operators, issuers, detection, exceptions, people, teams] = await Promise.all([
-    store.listWorkloads(),
-    store.listClasses(),
-    store.listOperators(),
-    store.listIssuers(),
-    store.getDetectionConfig(),
-    store.listExceptions(),
-    store.listPeople(),
-    store.listTeams(),
-  ]);
+  const [workloads, classes, operators, issuers, detection, exceptions, people, teams, templates] =
+    await Promise.all([
+      store.listWorkloads(),
+      store.listClasses(),
+      store.listOperators(),
+      store.listIssuers(),
+      store.getDetectionConfig(),
+      store.listExceptions(),
+      store.listPeople(),
+      store.listTeams(),
+      store.listTemplates(),
+    ]);
   return {
     classes,
     operators,
     issuers,
-    workloads: workloads.map(({ state: _s, updatedAt: _u, ...w }) => w),
+    templates,
+    // Workloads a template admitted are no file of the config: the templates stand for them.
+    workloads: workloads
+      .filter((w) => w.template === undefined)
+      .map(({ state: _s, updatedAt: _u, ...w }) => w),
     detections: detection?.rules ?? [],
     networks: detection?.networks ?? [],
     people: people.map(({ updatedAt: _u, ...p }) => p),
@@ -76,8 +85,12 @@ export async function applyConfig(
         id: c.name,
         change: CREDENTIAL_CHANGE[c.op],
       });
+    if (changes.some((c) => c.kind === 'template')) await reconcileTemplated(ctx, tx, bundle, actor, now);
     for (const c of changes) {
-      if (c.kind === 'class') {
+      if (c.kind === 'template') {
+        if (c.op === 'remove') await tx.deleteTemplate(c.name);
+        else await tx.putTemplate(pick(bundle.templates, 'id', c.name));
+      } else if (c.kind === 'class') {
         if (c.op === 'remove') {
           await tx.deleteClass(c.name);
           await revoke(
@@ -158,6 +171,64 @@ function pick<T extends object, K extends keyof T & string>(list: readonly T[], 
   return found;
 }
 const indexes = new WeakMap<object, Map<unknown, unknown>>();
+
+/**
+ * After a template changed or went: each workload it admitted is judged again over the claims it was
+ * admitted on. One its template no longer admits (template removed, prefix narrowed, issuer changed,
+ * condition now false, a derivation failing) is removed and its tokens revoked, audited as
+ * `workload.removed`; one still admitted takes the owner, environment, classes and attributes the
+ * template derives now. A workload file registering the same id replaces it (its tokens revoked).
+ */
+async function reconcileTemplated(
+  ctx: WritContext,
+  tx: Store,
+  bundle: ConfigBundle,
+  actor: string,
+  now: number,
+): Promise<void> {
+  const next = new TemplateSet();
+  next.update(bundle.templates);
+  const registered = new Set(bundle.workloads.map((w) => w.id));
+  for (const w of await tx.listWorkloads()) {
+    const admission = w.template;
+    if (!admission) continue;
+    const t = next.byId(admission.id);
+    const covered = t?.spec.prefixes.some((p) => covers(p, w.id)) === true;
+    const derived =
+      t && covered && t.spec.federation === admission.issuer && !registered.has(w.id)
+        ? deriveWorkload(t, w.id, admission.claims)
+        : undefined;
+    if (derived && 'workload' in derived) {
+      const { state: _s, updatedAt: _u, ...before } = w;
+      const after = { ...derived.workload, template: admission };
+      if (canonicalJson(before) !== canonicalJson(after)) await tx.putWorkload(after, now);
+      continue;
+    }
+    const why = !t
+      ? `template ${admission.id} removed`
+      : registered.has(w.id)
+        ? `a workload file now registers ${w.id}`
+        : !covered || t.spec.federation !== admission.issuer
+          ? `template ${admission.id} no longer covers it`
+          : `template ${admission.id} no longer admits it (${derived && 'refusal' in derived ? derived.refusal.field : 'match'})`;
+    if (!registered.has(w.id)) await tx.deleteWorkload(w.id);
+    await revoke(
+      ctx,
+      { kind: 'sub', value: w.id, issuedBefore: null, reason: `templated workload removed: ${why}`, actor },
+      tx,
+    );
+    await ctx.audit.append(
+      {
+        type: 'workload.removed',
+        outcome: 'success',
+        actor,
+        subject: w.id,
+        data: { template: admission.id, reason: why },
+      },
+      tx,
+    );
+  }
+}
 
 const CREDENTIAL_CHANGE = { add: 'create', change: 'update', remove: 'delete' } as const;
 

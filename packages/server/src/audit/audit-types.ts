@@ -65,6 +65,8 @@ export type AuditEventType =
   | 'governance.verified'
   | 'keys.rotated'
   | `workload.${'enabled' | 'disabled' | 'quarantined'}`
+  // A workload template admitted a workload on first use, or stopped admitting one at apply.
+  | `workload.${'admitted' | 'removed'}`
   | 'policy.loaded'
   | 'resource.updated'
   | 'tls.reloaded'

@@ -21,6 +21,8 @@ import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
 import type { Workload } from '../registry/workload.js';
 import type { AppliedConfigFile } from '../store/config-file-rows.js';
+import { buildTemplates, templateFileSchema } from '../templates/template-config.js';
+import type { WorkloadTemplate } from '../templates/workload-template.js';
 import { readConfigFile, readListedConfigFile, resolvesInside } from './config-file.js';
 import { configFileDigest } from './config-files.js';
 import {
@@ -53,6 +55,8 @@ export interface ConfigBundle {
   exceptions: CredentialException[];
   /** The governance rules and stale thresholds (`governance.yaml`); absent when there is none. */
   governance?: Governance | undefined;
+  /** Workload templates (`templates/`): families of workloads admitted on first use. */
+  templates: WorkloadTemplate[];
 }
 
 export interface LoadedConfigDir extends ConfigBundle {
@@ -71,6 +75,7 @@ export const DOCUMENT_KINDS = [
   'people',
   'exception',
   'governance',
+  'template',
 ] as const;
 export type RawDocumentKind = (typeof DOCUMENT_KINDS)[number];
 
@@ -100,6 +105,7 @@ const KIND_DIRS = [
   ['detection', 'detections'],
   ['people', 'people'],
   ['exception', 'exceptions'],
+  ['template', 'templates'],
 ] as const;
 
 /** The file of `networks` documents, at the top of the directory: one of these, not two. */
@@ -427,11 +433,20 @@ export function validateConfig(
     ),
   );
 
+  const templates = buildTemplates(
+    of('template').map(({ file, doc, index }) => ({
+      value: parse(templateFileSchema, doc, file, index),
+      where: docName(file, index),
+    })),
+    { issuers, classes, workloads, workloadFiles },
+  );
+
   return {
     classes,
     workloads,
     operators,
     issuers,
+    templates,
     detections: detectionRules(of('detection')),
     networks: networkRanges(of('networks')),
     people,

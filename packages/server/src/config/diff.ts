@@ -13,7 +13,8 @@ export interface ConfigChange {
     | 'network'
     | 'exception'
     | 'person'
-    | 'team';
+    | 'team'
+    | 'template';
   name: string;
   /** Top-level fields that differ, for `change`. */
   fields?: string[];
@@ -31,6 +32,7 @@ export function diffConfig(current: ConfigBundle, next: ConfigBundle): ConfigCha
     ...diffList('exception', current.exceptions ?? [], next.exceptions ?? [], (e) => e.id),
     ...diffList('person', current.people ?? [], next.people ?? [], (p) => p.id),
     ...diffList('team', current.teams ?? [], next.teams ?? [], (t) => t.id),
+    ...diffList('template', current.templates ?? [], next.templates ?? [], (t) => t.id),
   ];
 }
 

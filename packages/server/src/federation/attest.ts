@@ -5,6 +5,7 @@ import type { WritContext } from '../context.js';
 import { restrictText } from '../control-characters.js';
 import { invalidGrant, unauthorizedClient } from '../errors.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
+import { admitByTemplate, templateStillAdmits } from '../templates/admit.js';
 import { asText } from './cel.js';
 import { verifyFederationToken } from './verify.js';
 
@@ -57,12 +58,23 @@ export async function attestFederatedToken(ctx: WritContext, token: string): Pro
       `the subject expression of issuer ${name} (issuers/${name}: subject) yields no SPIFFE ID for this token`,
       { reason: 'subject', ...detail },
     );
-  const workload = ctx.registry.workload(subject);
+  // Registered, admitted earlier, or admitted now by the template covering the id (on first use).
+  const workload =
+    ctx.registry.workload(subject) ??
+    (await admitByTemplate(ctx, { issuer: name, id: subject, claims, fingerprint: v.fingerprint, detail }));
   // One answer whether the workload is missing or does not take this issuer: the token's holder learns
   // the id its token maps to (what to register), never which other workloads exist.
-  const notAccepted = `the federation token maps to ${subject}, which is no registered workload listing issuer ${name} under federation`;
+  const notAccepted = `the federation token maps to ${subject}, which is no registered workload listing issuer ${name} under federation, and no workload template of issuer ${name} covers it`;
   if (!workload)
     throw invalidGrant(notAccepted, { reason: 'unknown_workload', workload: subject, ...detail });
+  const templated = templateStillAdmits(ctx, workload, claims);
+  if (templated?.refusal !== undefined)
+    throw invalidGrant(templated.refusal, {
+      reason: 'condition_false',
+      template: templated.template,
+      workload: subject,
+      ...detail,
+    });
   if (!(workload.federation ?? []).includes(name))
     throw invalidGrant(notAccepted, { reason: 'federation_not_allowed', workload: subject, ...detail });
   if (workload.state !== 'active')

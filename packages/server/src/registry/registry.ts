@@ -4,6 +4,7 @@ import { importPublicJwk, type VerificationKey } from '../jose/jwk.js';
 import { PeopleDirectory } from '../people/directory.js';
 import { directoryFromStore } from '../people/stored-people.js';
 import type { Store } from '../store/store.js';
+import { TemplateSet } from '../templates/template-rules.js';
 import type { Operator } from './operator.js';
 import type { TokenClass } from './token-class.js';
 import type { WorkloadRecord } from './workload.js';
@@ -23,6 +24,7 @@ type RegistryStore = Pick<
   | 'listClasses'
   | 'listOperators'
   | 'listIssuers'
+  | 'listTemplates'
   | 'listExceptions'
   | 'listPeople'
   | 'listTeams'
@@ -38,6 +40,7 @@ export class Registry {
   #classes = new Map<string, TokenClass>();
   #operators = new Map<string, ResolvedOperator>();
   #issuers: readonly TrustedIssuer[] = [];
+  #templates = new TemplateSet();
   #exceptions: readonly ExceptionRecord[] = [];
   #people = new PeopleDirectory([], []);
   #generation = 0;
@@ -50,14 +53,16 @@ export class Registry {
   }
 
   async reload(): Promise<void> {
-    const [workloads, classes, operators, issuers, exceptions, people] = await Promise.all([
+    const [workloads, classes, operators, issuers, exceptions, people, templates] = await Promise.all([
       this.#store.listWorkloads(),
       this.#store.listClasses(),
       this.#store.listOperators(),
       this.#store.listIssuers(),
       this.#store.listExceptions(),
       directoryFromStore(this.#store),
+      this.#store.listTemplates(),
     ]);
+    this.#templates.update(templates);
     this.#people = people;
     this.#issuers = issuers;
     this.#exceptions = exceptions;
@@ -97,6 +102,19 @@ export class Registry {
 
   workload(id: string): ResolvedWorkload | undefined {
     return this.#workloads.get(id);
+  }
+  /** Workload templates (config `templates/`), compiled: what admits an unregistered identity on first use. */
+  templates(): TemplateSet {
+    return this.#templates;
+  }
+  /**
+   * Adds a workload a template admitted (or another node did, read from the store) to this view until
+   * the next reload, which reads it from the store like any other.
+   */
+  remember(w: WorkloadRecord): ResolvedWorkload {
+    const resolved = { ...w, verificationKeys: w.jwks.map((k) => importPublicJwk(k)) };
+    this.#workloads.set(w.id, resolved);
+    return resolved;
   }
   tokenClass(name: string): TokenClass | undefined {
     return this.#classes.get(name);

@@ -1,4 +1,5 @@
 import type { PublicJwk } from '../jose/jwk.js';
+import type { TemplateAdmission } from '../templates/workload-template.js';
 
 /** Only an `active` workload gets tokens. */
 export type WorkloadState = 'active' | 'disabled' | 'quarantined';
@@ -26,6 +27,8 @@ export interface Workload {
    * introspect them, report their use and fetch their policy bundles. Absent: it serves none.
    */
   serves?: string[];
+  /** Set when a workload template admitted it on first use (not a file of `workloads/`). */
+  template?: TemplateAdmission;
 }
 
 /**

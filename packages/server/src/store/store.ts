@@ -25,6 +25,7 @@ import type { Workload, WorkloadRecord, WorkloadState } from '../registry/worklo
 import type { NewRevocation } from '../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../ssf/stream-record.js';
 import type { Task } from '../tasks/task.js';
+import type { WorkloadTemplate } from '../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../vendor/vendor-key.js';
@@ -106,6 +107,11 @@ export interface Store {
   listIssuers(): Promise<TrustedIssuer[]>;
   putIssuer(i: TrustedIssuer): Promise<void>;
   deleteIssuer(name: string): Promise<void>;
+
+  /** Workload templates (config `templates/`), by id. */
+  listTemplates(): Promise<WorkloadTemplate[]>;
+  putTemplate(t: WorkloadTemplate): Promise<void>;
+  deleteTemplate(id: string): Promise<void>;
 
   /** The running policy set; undefined before a node first stored one. */
   getPolicySet(): Promise<StoredPolicySet | undefined>;

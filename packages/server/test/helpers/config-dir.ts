@@ -12,6 +12,7 @@ const DIRS: Record<Exclude<RawDocument['kind'], 'networks' | 'governance'>, stri
   detection: 'detections',
   people: 'people',
   exception: 'exceptions',
+  template: 'templates',
 };
 
 /**

@@ -16,6 +16,7 @@ import type { NewRevocation } from '../../src/revocation/new-revocation.js';
 import { IssuanceRefusedError, type IssuanceWrite } from '../../src/store/issuance-write.js';
 import type { Store } from '../../src/store/store.js';
 import type { Task } from '../../src/tasks/task.js';
+import type { WorkloadTemplate } from '../../src/templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../../src/tokens/issued-token.js';
 import { configFileConformanceCases } from './conformance-config-files.js';
 import { consoleConformanceCases } from './conformance-console.js';
@@ -307,6 +308,60 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           await store.deleteIssuer('cluster');
           await store.deleteIssuer('none');
           assert.deepEqual(await store.listIssuers(), [{ ...gh, maxTokenAge: 300 }]);
+        }));
+    });
+
+    describe('workload templates', () => {
+      it('stores templates by id, replaces one, deletes one; a templated workload keeps its evidence', () =>
+        withStore(async ({ store }) => {
+          const pods: WorkloadTemplate = {
+            id: 'pods',
+            owner: 'team-platform',
+            environment: 'prod',
+            federation: 'cluster',
+            prefixes: ['spiffe://example.org/ns/payments/sa/'],
+            condition: 'true',
+            classes: ['ci'],
+            tables: { owners: { payments: 'team-payments' } },
+            derive: { owner: 'tables.owners[claims.ns]', environment: '"prod"', attributes: {} },
+          };
+          const repos: WorkloadTemplate = {
+            ...pods,
+            id: 'repos',
+            federation: 'github',
+            prefixes: ['spiffe://example.org/github/acme/'],
+            description: 'every acme repository',
+            derive: { ...pods.derive, classes: '["ci"]', attributes: { repo: 'claims.repository' } },
+          };
+          await store.putTemplate(repos);
+          await store.putTemplate(pods);
+          assert.deepEqual(await store.listTemplates(), [pods, repos]);
+          await store.putTemplate({ ...pods, owner: 'team-other' });
+          await store.deleteTemplate('repos');
+          await store.deleteTemplate('none');
+          assert.deepEqual(await store.listTemplates(), [{ ...pods, owner: 'team-other' }]);
+
+          const admitted = {
+            id: 'spiffe://example.org/ns/payments/sa/ledger',
+            owner: 'team-payments',
+            environment: 'prod',
+            attributes: {},
+            classes: ['ci'],
+            jwks: [],
+            federation: ['cluster'],
+            template: {
+              id: 'pods',
+              issuer: 'cluster',
+              subject: 'system:serviceaccount:payments:ledger',
+              claims: { ns: 'payments', nested: { n: 1 } },
+              fingerprint: 'f'.repeat(43),
+              admittedAt: 1000,
+            },
+          };
+          await store.putWorkload(admitted, 1000);
+          const back = await store.getWorkload(admitted.id);
+          assert.deepEqual(back?.template, admitted.template);
+          assert.equal(back?.state, 'active');
         }));
     });
 

@@ -363,6 +363,13 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TABLE config_files (path TEXT PRIMARY KEY, digest TEXT NOT NULL, spec TEXT NOT NULL);
     `,
   },
+  {
+    version: 17,
+    name: 'workload templates: families of workloads admitted on first use (config templates/)',
+    sql: `
+    CREATE TABLE workload_templates (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

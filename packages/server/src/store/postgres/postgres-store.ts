@@ -28,6 +28,7 @@ import type { Workload, WorkloadRecord, WorkloadState } from '../../registry/wor
 import type { NewRevocation } from '../../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
+import type { WorkloadTemplate } from '../../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
@@ -284,6 +285,9 @@ function statements(s: string, channel: string, time: SharedTime) {
     listIssuers: `SELECT spec FROM ${s}.issuers ORDER BY name`,
     putIssuer: `INSERT INTO ${s}.issuers (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`,
     deleteIssuer: `DELETE FROM ${s}.issuers WHERE name = $1`,
+    listTemplates: `SELECT spec FROM ${s}.workload_templates ORDER BY id`,
+    putTemplate: `INSERT INTO ${s}.workload_templates (id, spec) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec`,
+    deleteTemplate: `DELETE FROM ${s}.workload_templates WHERE id = $1`,
     getPolicySet: `SELECT spec FROM ${s}.policy_set WHERE id = 1`,
     putPolicySet: `INSERT INTO ${s}.policy_set (id, spec) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec`,
     listResourceAttributes: `SELECT spec FROM ${s}.resource_attributes ORDER BY id`,
@@ -536,6 +540,18 @@ class PostgresStore implements Store {
   }
   async deleteIssuer(name: string): Promise<void> {
     await this.#query(this.#sql.deleteIssuer, [name]);
+  }
+
+  async listTemplates(): Promise<WorkloadTemplate[]> {
+    return (await this.#rows(this.#sql.listTemplates)).map(
+      (r) => JSON.parse(r['spec'] as string) as WorkloadTemplate,
+    );
+  }
+  async putTemplate(t: WorkloadTemplate): Promise<void> {
+    await this.#query(this.#sql.putTemplate, [t.id, JSON.stringify(t)]);
+  }
+  async deleteTemplate(id: string): Promise<void> {
+    await this.#query(this.#sql.deleteTemplate, [id]);
   }
 
   async getPolicySet(): Promise<StoredPolicySet | undefined> {

@@ -306,4 +306,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE config_files (path TEXT PRIMARY KEY, digest TEXT NOT NULL, spec TEXT NOT NULL);
   `,
+  // Workload templates (config templates/): families of workloads admitted on first use.
+  `
+  CREATE TABLE workload_templates (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+  `,
 ];

@@ -28,6 +28,7 @@ import type { Workload, WorkloadRecord, WorkloadState } from '../../registry/wor
 import type { NewRevocation } from '../../revocation/new-revocation.js';
 import type { QueuedSet, SsfStream } from '../../ssf/stream-record.js';
 import type { Task } from '../../tasks/task.js';
+import type { WorkloadTemplate } from '../../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
@@ -248,6 +249,9 @@ class SqliteStore implements Store {
   listIssuers = () => this.#run(() => this.#ops.listIssuers());
   putIssuer = (i: TrustedIssuer) => this.#run(() => this.#ops.putIssuer(i));
   deleteIssuer = (name: string) => this.#run(() => this.#ops.deleteIssuer(name));
+  listTemplates = () => this.#run(() => this.#ops.listTemplates());
+  putTemplate = (t: WorkloadTemplate) => this.#run(() => this.#ops.putTemplate(t));
+  deleteTemplate = (id: string) => this.#run(() => this.#ops.deleteTemplate(id));
   getPolicySet = () => this.#run(() => this.#ops.getPolicySet());
   putPolicySet = (p: StoredPolicySet) => this.#run(() => this.#ops.putPolicySet(p));
   listResourceAttributes = () => this.#run(() => this.#ops.listResourceAttributes());
@@ -551,6 +555,23 @@ class SqliteOps implements Store {
   }
   async deleteIssuer(name: string): Promise<void> {
     this.#db.prepare('DELETE FROM issuers WHERE name = ?').run(name);
+  }
+
+  async listTemplates(): Promise<WorkloadTemplate[]> {
+    return this.#db
+      .prepare('SELECT spec FROM workload_templates ORDER BY id')
+      .all()
+      .map((r) => JSON.parse((r as Row)['spec'] as string) as WorkloadTemplate);
+  }
+  async putTemplate(t: WorkloadTemplate): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO workload_templates (id, spec) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
+      )
+      .run(t.id, JSON.stringify(t));
+  }
+  async deleteTemplate(id: string): Promise<void> {
+    this.#db.prepare('DELETE FROM workload_templates WHERE id = ?').run(id);
   }
 
   async getPolicySet(): Promise<StoredPolicySet | undefined> {
