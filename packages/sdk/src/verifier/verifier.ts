@@ -292,7 +292,7 @@ export function createVerifier(o: VerifierOptions): Verifier {
       claims = v.claims;
       cached = v.cached;
       seen?.(claims);
-      if (revocations.match({ ...claims, kid: v.kid }))
+      if (revocations.size > 0 && revocations.match({ ...claims, kid: v.kid }))
         throw new RequestRefusal('invalid_token', 'revoked', 'token has been revoked');
     }
     await holderCheck(req, presented, claims, Math.floor(now() / 1000));

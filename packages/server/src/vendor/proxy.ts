@@ -456,12 +456,16 @@ function basicCredentials(route: VendorRoute, key: string): string {
 
 /** The caller's headers less connection-scoped ones, its Writ credentials and the injected name. */
 function forwardedHeaders(h: IncomingHttpHeaders, route: VendorRoute): Record<string, string> {
-  const listed = new Set(
-    String(h['connection'] ?? '')
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const connection = h['connection'];
+  const listed =
+    connection === undefined
+      ? undefined
+      : new Set(
+          String(connection)
+            .split(',')
+            .map((s) => s.trim().toLowerCase())
+            .filter(Boolean),
+        );
   const injected =
     route.inject.kind === 'header'
       ? route.inject.name.toLowerCase()
@@ -469,8 +473,9 @@ function forwardedHeaders(h: IncomingHttpHeaders, route: VendorRoute): Record<st
         ? 'authorization'
         : '';
   const out: Record<string, string> = {};
-  for (const [name, v] of Object.entries(h)) {
-    if (v === undefined || NOT_FORWARDED.has(name) || listed.has(name) || name === injected) continue;
+  for (const name in h) {
+    const v = h[name];
+    if (v === undefined || NOT_FORWARDED.has(name) || listed?.has(name) || name === injected) continue;
     if (name.startsWith('proxy-')) continue;
     out[name] = Array.isArray(v) ? v.join(', ') : v;
   }

@@ -22,14 +22,26 @@ export function nodeRequestParts(
     method: req.method ?? 'GET',
     url: base.urlOf(at.path ?? req.url ?? '/', at.host ?? req.headers.host),
     authorization: req.headers.authorization,
-    // headersDistinct keeps each DPoP line apart (req.headers would join two into one).
-    dpop:
-      req.headersDistinct?.['dpop'] ??
-      (req.headers['dpop'] !== undefined ? [String(req.headers['dpop'])] : []),
+    dpop: dpopLines(req),
     source: req.socket?.remoteAddress,
     userAgent: req.headers['user-agent'],
     ...(encrypted ? peerCertificate(req.socket as TLSSocket) : {}),
   };
+}
+
+/**
+ * Every DPoP header line apart (`req.headers` would join two into one), read off the raw headers
+ * rather than `headersDistinct`, which builds an array for every header of the request.
+ */
+function dpopLines(req: IncomingMessage): string[] {
+  const raw = req.rawHeaders;
+  if (!Array.isArray(raw)) return req.headers['dpop'] !== undefined ? [String(req.headers['dpop'])] : [];
+  const lines: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'dpop') lines.push(raw[i + 1]!);
+  }
+  return lines;
 }
 
 /** The client certificate of a mutual-TLS connection (RFC 8705 §3), when the client sent one. */
