@@ -4,6 +4,7 @@ import type { RefusalTally } from './audit/refusal-tally.js';
 import type { Clock } from './clock.js';
 import type { ClockSkew } from './cluster/clock-skew.js';
 import type { Settings } from './config/settings.js';
+import type { ConsoleRelyingParty } from './console/oidc/relying-party.js';
 import type { Detector } from './detection/detector.js';
 import type { DpopNonces } from './dpop/nonces.js';
 import type { EventLog } from './events/event-log.js';
@@ -66,6 +67,8 @@ export interface WritContext {
    */
   resolveHost: HostResolver;
   logger: Logger;
+  /** OpenID Connect sign-in to the console, when `console.oidc.issuer` is set. */
+  consoleOidc?: ConsoleRelyingParty | undefined;
 }
 
 /** What the HTTP layer knows about the caller. */

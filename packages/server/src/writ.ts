@@ -15,6 +15,7 @@ import { followEventLog } from './cluster/node-follower.js';
 import type { ConfigBundle } from './config/config-dir.js';
 import type { ConfigFilesChange } from './config/config-files.js';
 import type { Settings } from './config/settings.js';
+import { ConsoleRelyingParty } from './console/oidc/relying-party.js';
 import { adminAudience, type WritContext } from './context.js';
 import { createDetector, reloadDetectionConfig } from './detection/create-detector.js';
 import type { Detector } from './detection/detector.js';
@@ -211,6 +212,9 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
     }),
     resolveHost: options.resolveHost ?? systemResolver,
     logger,
+    consoleOidc: settings.console.oidc
+      ? new ConsoleRelyingParty(settings.console.oidc, options.kek.derive('console-oidc-flow'), clock)
+      : undefined,
     // The built-in set until the stored one is loaded, below, before anything is served.
     policy: new PolicyEngine(),
     detection: undefined as unknown as Detector,

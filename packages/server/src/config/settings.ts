@@ -306,6 +306,45 @@ export const SETTINGS_REFERENCE = {
     max: 604_800,
     doc: 'A console session ends this long after sign-in, however busy it is; the person signs in again.',
   },
+  'console.oidc.issuer': {
+    kind: 'url',
+    default: '',
+    shown: '(off)',
+    env: 'WRIT_CONSOLE_OIDC_ISSUER',
+    doc: "OpenID Connect sign-in to the console (docs/console.md): the identity provider's issuer, whose `/.well-known/openid-configuration` is read (https; plain http only to a loopback address, for tests). Empty: OpenID Connect sign-in is off.",
+  },
+  'console.oidc.client_id': {
+    kind: 'string',
+    default: '',
+    shown: '(none)',
+    env: 'WRIT_CONSOLE_OIDC_CLIENT_ID',
+    doc: "The console's client id at the identity provider (a confidential client using the authorization code flow with PKCE).",
+  },
+  'console.oidc.client_secret': {
+    kind: 'string',
+    default: '',
+    shown: '(none)',
+    env: 'WRIT_CONSOLE_OIDC_CLIENT_SECRET',
+    doc: 'The client secret (sent with `client_secret_basic`). Prefer `console.oidc.client_secret_file`; exactly one of the two is needed. Never logged; the settings digest masks it.',
+  },
+  'console.oidc.client_secret_file': {
+    kind: 'string',
+    default: '',
+    shown: '(none)',
+    env: 'WRIT_CONSOLE_OIDC_CLIENT_SECRET_FILE',
+    doc: 'A file holding the client secret (read at start; surrounding white space ignored).',
+  },
+  'console.oidc.redirect_uri': {
+    kind: 'url',
+    default: '',
+    shown: '<issuer>/console/oidc/callback',
+    doc: 'The redirect URI registered at the identity provider; it must end in `/console/oidc/callback`.',
+  },
+  'console.oidc.scopes': {
+    kind: 'strings',
+    default: ['openid', 'email'],
+    doc: 'Scopes asked for; must include `openid`. `email` lets a person be matched by a verified e-mail address.',
+  },
   'usage.body_bytes': {
     kind: 'integer',
     default: 262_144,
@@ -637,7 +676,7 @@ export interface Settings {
   };
   audit: { checkpointEvery: number; checkpointInterval: number; refusalWindow: number };
   admin: { sessionTtl: number };
-  console: { idleTimeout: number; absoluteTimeout: number };
+  console: { idleTimeout: number; absoluteTimeout: number; oidc: ConsoleOidcSettings | undefined };
   usage: { bodyBytes: number; batchRecords: number; retention: number };
   detection: {
     enabled: boolean;
@@ -690,6 +729,17 @@ export interface Settings {
     trustedProxies: string[];
   };
   log: { level: string };
+}
+
+/** OpenID Connect sign-in to the console (`console.oidc.*`); undefined in `Settings` when it is off. */
+export interface ConsoleOidcSettings {
+  issuer: string;
+  clientId: string;
+  /** Exactly one of the two is set; the file is read at start. */
+  clientSecret: string;
+  clientSecretFile: string;
+  redirectUri: string;
+  scopes: string[];
 }
 
 type Path = keyof typeof SETTINGS_REFERENCE;
@@ -799,6 +849,7 @@ export function resolveSettings(
     console: {
       idleTimeout: value('console.idle_timeout') as number,
       absoluteTimeout: value('console.absolute_timeout') as number,
+      oidc: consoleOidcSettings(value, where, issuer),
     },
     usage: {
       bodyBytes: value('usage.body_bytes') as number,
@@ -877,6 +928,55 @@ function checkWebhookUrl(raw: string, origins: readonly string[], where: string)
 }
 
 /**
+ * `console.oidc.*`: off without an issuer; with one, a client id, exactly one secret source, scopes with
+ * `openid`, a redirect URI ending in the callback path. The issuer is https, or http to a loopback address
+ * (the IdP is fetched from: settings name it, a request never does).
+ */
+function consoleOidcSettings(
+  value: (path: Path) => unknown,
+  where: (path: Path) => string,
+  issuer: string,
+): ConsoleOidcSettings | undefined {
+  const oidcIssuer = value('console.oidc.issuer') as string;
+  if (oidcIssuer === '') return undefined;
+  const fail = (path: Path, reason: string): never => {
+    throw new ConfigError(where(path), path, reason);
+  };
+  if (!httpsOrLoopback(oidcIssuer))
+    fail(
+      'console.oidc.issuer',
+      'must be an https URL (plain http only to a loopback address such as 127.0.0.1, for tests)',
+    );
+  const clientId = value('console.oidc.client_id') as string;
+  if (clientId === '') fail('console.oidc.client_id', 'is needed with console.oidc.issuer');
+  const clientSecret = value('console.oidc.client_secret') as string;
+  const clientSecretFile = value('console.oidc.client_secret_file') as string;
+  if ((clientSecret === '') === (clientSecretFile === ''))
+    fail(
+      'console.oidc.client_secret',
+      'exactly one of console.oidc.client_secret and console.oidc.client_secret_file is needed with console.oidc.issuer',
+    );
+  const redirectUri = (value('console.oidc.redirect_uri') as string) || `${issuer}/console/oidc/callback`;
+  if (!new URL(redirectUri).pathname.endsWith('/console/oidc/callback'))
+    fail(
+      'console.oidc.redirect_uri',
+      'must end in /console/oidc/callback (the route that finishes the sign-in)',
+    );
+  const scopes = [...(value('console.oidc.scopes') as string[])];
+  if (!scopes.includes('openid')) fail('console.oidc.scopes', 'must include openid');
+  return { issuer: oidcIssuer, clientId, clientSecret, clientSecretFile, redirectUri, scopes };
+}
+
+const httpsOrLoopback = (raw: string): boolean => {
+  const u = new URL(raw);
+  if (u.username || u.password) return false;
+  return (
+    u.protocol === 'https:' ||
+    (u.protocol === 'http:' && /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])$/.test(u.hostname))
+  );
+};
+
+/**
  * `leaks.github_keys_url`: an https URL without credentials, query or fragment; plain http only to a
  * loopback address (a test's key server), never to a name, which could resolve anywhere.
  */
@@ -898,11 +998,13 @@ function checkGithubKeysUrl(raw: string, where: string): void {
  * The store URL counts with its password masked (`maskStoreUrl`): `writ apply` sends the digest of the
  * file it has and hears whether it is the server's, so an operator who knows the rest of the server's
  * file could otherwise try passwords against the answer. A change of the password alone goes unseen.
+ * `console.oidc.client_secret` is masked for the same reason.
  */
 export function settingsFileDigest(values: Record<string, unknown> | undefined): string {
   const flat = flatten(values ?? {});
   if (typeof flat['store'] === 'string' && flat['store'] !== 'sqlite')
     flat['store'] = maskStoreUrl(flat['store']);
+  if (flat['console.oidc.client_secret'] !== undefined) flat['console.oidc.client_secret'] = '***';
   const sorted = Object.entries(flat).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return createHash('sha256').update(JSON.stringify(sorted)).digest('base64url');
 }

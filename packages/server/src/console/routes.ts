@@ -6,6 +6,7 @@ import { authenticateConsoleSession } from '../auth/console-session.js';
 import type { WritContext } from '../context.js';
 import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { info } from '../request/info.js';
+import { registerConsoleOidcRoutes } from './oidc/routes.js';
 import {
   clearedSessionCookie,
   consoleActor,
@@ -87,6 +88,8 @@ export function registerConsoleRoutes(app: FastifyInstance, ctx: WritContext): v
       throw await refused(req, err);
     }
   });
+
+  registerConsoleOidcRoutes(app, ctx, refused);
 
   app.post(`${CONSOLE_PATH}/api/signin`, async (req, reply) => {
     const r = info(req);

@@ -54,7 +54,7 @@ export async function openConsoleSession(
 }
 
 /** Whether cookies must be `Secure`: the server runs TLS, or its public issuer is https (a TLS proxy). */
-const secure = (ctx: Pick<WritContext, 'settings'>): boolean =>
+export const secure = (ctx: Pick<WritContext, 'settings'>): boolean =>
   ctx.settings.issuer.startsWith('https://') || ctx.settings.tls.certFile !== '';
 
 /** The `Set-Cookie` of a new session: it lives in the browser until the absolute timeout at most. */

@@ -2,6 +2,7 @@ import { POLICY_BUNDLE_KEYS_PATH, POLICY_BUNDLE_PATH } from '@writ/sdk/wire';
 import { z } from 'zod';
 import { revocationPreviewBody } from '../admin/overview.js';
 import { applyBody, auditQuery, openTaskBody, revocationBody, stateBody } from '../admin/routes.js';
+import { OIDC_PATH, oidcCallbackQuery } from '../console/oidc/routes.js';
 import { CONSOLE_PATH, signInBody } from '../console/routes.js';
 import { Paths } from '../context.js';
 import { findingStateBody, pauseBody } from '../detection/admin-routes.js';
@@ -704,6 +705,27 @@ function consoleOperations(): Operation[] {
       caller: 'browser',
       body: { type: 'json', schema: signInBody },
       ok: { status: 200, what: 'the session, as `GET /console/api/session`' },
+    },
+    {
+      method: 'GET',
+      path: `${OIDC_PATH}/start`,
+      tag: 'console',
+      summary: 'start an OpenID Connect sign-in: a redirect to the identity provider (code flow, PKCE S256)',
+      description:
+        'Sets the sealed flow cookie `writ_oidc` (state, PKCE verifier, nonce; SameSite=Lax, Path=/console/oidc, 10 minutes). 404 `not_found`, reason `oidc_off`, when `console.oidc.issuer` is not set; 503 when the identity provider cannot be read.',
+      caller: 'browser',
+      ok: { status: 302, what: "a redirect to the identity provider's authorization endpoint" },
+    },
+    {
+      method: 'GET',
+      path: `${OIDC_PATH}/callback`,
+      tag: 'console',
+      summary: 'finish an OpenID Connect sign-in: sets the session cookie and redirects to /console/',
+      description:
+        "The identity provider's redirect back. Checks the flow cookie and `state` (spent once in the store: a callback is taken once on every node), exchanges the code with the PKCE verifier, checks the ID token (signature by the provider's JWKS, `iss`, `aud`, `nonce`, `exp`), and maps its `sub` or verified e-mail to an active person an operator names. Refusals: `oidc_state`, `oidc_callback` (400), `oidc_token` (401), `oidc_no_person`, `oidc_no_operator` (403).",
+      caller: 'browser',
+      query: oidcCallbackQuery,
+      ok: { status: 302, what: 'a redirect to /console/' },
     },
     {
       method: 'GET',
