@@ -43,6 +43,7 @@ export async function openStore(
       path: location.path,
       readonly: options.readonly ?? false,
       ...(options.onModeTightened ? { onModeTightened: options.onModeTightened } : {}),
+      ...(options.onError ? { onError: options.onError } : {}),
     });
   return openPostgresStore(location.url, {
     readonly: options.readonly ?? false,

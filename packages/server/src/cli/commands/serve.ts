@@ -81,7 +81,12 @@ export async function serve(opts: ServeOptions): Promise<void> {
     throw err;
   });
   storeError = (err) =>
-    writ.ctx.logger.warn({ err: err.message }, 'store connection lost; the pool reconnects');
+    writ.ctx.logger.warn(
+      { err: err.message },
+      location.kind === 'postgres'
+        ? 'store connection lost; the pool reconnects'
+        : 'embedded store checkpointer given up',
+    );
   for (const t of tightened)
     writ.ctx.logger.warn(
       { path: t.path, from: t.from, to: t.to },

@@ -60,6 +60,12 @@ import { SQLITE_MIGRATIONS } from './migrations.js';
 import { ownerOnlyAfterOpen, ownerOnlyBeforeOpen } from './owner-only-files.js';
 import { SqlitePeopleOps } from './people-ops.js';
 import { SqliteSignalOps } from './signal-ops.js';
+import {
+  WAL_CHECKPOINT_DEFAULTS,
+  WalCheckpointer,
+  type WalCheckpointerStats,
+  type WalCheckpointOptions,
+} from './wal-checkpointer.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or ':memory:'. */
@@ -67,6 +73,13 @@ export interface SqliteStoreOptions {
   readonly?: boolean;
   /** Told of each store file (database, -wal, -shm) found readable by others and narrowed to 0600. */
   onModeTightened?: (t: ModeTightened) => void;
+  /**
+   * Checkpoints in a worker thread (wal-checkpointer.ts; the default for a writable file), with these
+   * settings changed; false: SQLite's automatic checkpoint on the server's connection.
+   */
+  walCheckpoint?: Partial<WalCheckpointOptions> | false;
+  /** Told when the checkpointer thread is given up (SQLite's automatic checkpoint then takes over). */
+  onError?: (err: Error) => void;
 }
 
 /**
@@ -91,7 +104,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   }
   if (owned) tightened.push(...ownerOnlyAfterOpen(options.path));
   for (const t of tightened) options.onModeTightened?.(t);
-  return new SqliteStore(db);
+  const walCheckpoint =
+    owned && options.walCheckpoint !== false
+      ? { ...WAL_CHECKPOINT_DEFAULTS, ...options.walCheckpoint }
+      : undefined;
+  return new SqliteStore(
+    db,
+    walCheckpoint && { path: options.path, options: walCheckpoint, onError: options.onError },
+  );
 }
 
 /** Applies pending migrations to the store file (creating it 0600); returns the versions applied. */
@@ -142,16 +162,48 @@ class SqliteStore implements Store {
   readonly #release: Database.Statement;
   readonly #rollbackTo: Database.Statement;
 
-  constructor(db: Database.Database) {
+  readonly #checkpointer: WalCheckpointer | undefined;
+
+  constructor(
+    db: Database.Database,
+    walCheckpoint?: {
+      path: string;
+      options: WalCheckpointOptions;
+      onError: ((err: Error) => void) | undefined;
+    },
+  ) {
     this.#db = db;
     this.#ops = new SqliteOps(db);
     this.#savepoint = db.prepare('SAVEPOINT writ_tx');
     this.#release = db.prepare('RELEASE writ_tx');
     this.#rollbackTo = db.prepare('ROLLBACK TO writ_tx');
+    if (walCheckpoint) {
+      // From here on no commit of this connection copies the WAL into the database (see wal-checkpointer.ts).
+      db.pragma('wal_autocheckpoint = 0');
+      this.#checkpointer = new WalCheckpointer(
+        walCheckpoint.path,
+        db.pragma('page_size', { simple: true }) as number,
+        walCheckpoint.options,
+        (fn) => this.#run(fn),
+        (reason) => {
+          if (db.open) db.pragma(`wal_autocheckpoint = ${walCheckpoint.options.restartPages}`);
+          walCheckpoint.onError?.(
+            new Error(`embedded store: ${reason}; SQLite's automatic checkpoint is back on`),
+          );
+        },
+      );
+    }
+  }
+
+  readonly #afterOperation = () => this.#checkpointer?.afterOperation();
+
+  /** The checkpointer thread's counts (undefined without one): for tests and benchmarks. */
+  walCheckpointStats(): WalCheckpointerStats | undefined {
+    return this.#checkpointer?.stats();
   }
 
   #run<T>(fn: () => T | Promise<T>): Promise<T> {
-    const next = this.#queue.then(fn, fn);
+    const next = this.#queue.then(fn, fn).finally(this.#afterOperation);
     this.#queue = next.catch(() => undefined);
     return next.catch((err: unknown) => {
       throw translate(err);
@@ -360,7 +412,9 @@ class SqliteStore implements Store {
   ping = () => this.#run(() => this.#ops.ping());
   probeWrite = (now: number) => this.#run(() => this.#ops.probeWrite(now));
   close = () =>
-    this.#run(() => {
+    this.#run(async () => {
+      // The thread's connection first: the last connection to close copies the WAL back and removes it.
+      await this.#checkpointer?.close();
       this.#db.close();
     });
 }
