@@ -48,7 +48,7 @@ export function createAuditLog(deps: {
   /** Called once, when the log finds the chain cut or rewritten and starts refusing appends. */
   onBroken?: (reason: string) => void;
   /** Keeps each signed checkpoint outside the store too (the anchor file). */
-  anchor?: (c: AuditCheckpoint) => void;
+  anchor?: (c: AuditCheckpoint) => Promise<void>;
   /** Hears every committed event (detection reads issuances, tasks and replays from here). */
   onCommitted?: (event: AuditEvent) => void;
 }): AuditLog {
@@ -92,7 +92,7 @@ export function createAuditLog(deps: {
     const { jws, kid } = keys.signJwt(CHECKPOINT_TYP, { seq: head.seq, hash: head.hash, ts });
     const c = { seq: head.seq, hash: head.hash, ts, kid, jws };
     await store.addCheckpoint(c);
-    deps.anchor?.(c);
+    await deps.anchor?.(c);
     lastCheckpointSeq = head.seq;
     lastCheckpointAt = ts;
   };
