@@ -65,7 +65,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): voi
   app.post(Paths.token, async (req, reply) => {
     const params = formBody(req);
     const res = await handleTokenRequest(ctx, params, info(req));
-    reply.headers({ ...NO_STORE, 'dpop-nonce': ctx.dpopNonces.current() });
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    reply.header('dpop-nonce', ctx.dpopNonces.current());
     return res;
   });
   app.post(Paths.introspect, async (req, reply) => {
