@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseBoundedJson } from '../src/jose/json.js';
+import { canonicalJson, parseBoundedJson } from '../src/jose/json.js';
 
 describe('parseBoundedJson: JSON with a nesting bound', () => {
   const nested = (depth: number, open = '{"a":', close = '}') =>
@@ -31,5 +31,35 @@ describe('parseBoundedJson: JSON with a nesting bound', () => {
   it('refuses what is not JSON', () => {
     assert.throws(() => parseBoundedJson('{"a":', 4), SyntaxError);
     assert.throws(() => parseBoundedJson('', 4), SyntaxError);
+  });
+});
+
+describe('canonicalJson: the deterministic JSON audit hashes are made of', () => {
+  it('sorts keys at every level and leaves out undefined values, as the audit chain has always hashed', () => {
+    const value = {
+      b: 1,
+      a: { z: [3, { y: 'x', x: null }], u: undefined, ä: 'ü' },
+      c: [undefined, 'q"uote\n', true, -0.5],
+      d: undefined,
+      'key "quoted"': {},
+      e: [],
+    };
+    assert.equal(
+      canonicalJson(value),
+      '{"a":{"z":[3,{"x":null,"y":"x"}],"ä":"ü"},"b":1,"c":[null,"q\\"uote\\n",true,-0.5],"e":[],"key \\"quoted\\"":{}}',
+    );
+  });
+
+  it('writes what is not an object as JSON.stringify does, undefined as null', () => {
+    assert.equal(canonicalJson(undefined), 'null');
+    assert.equal(canonicalJson(null), 'null');
+    assert.equal(canonicalJson('a\u2028b'), JSON.stringify('a\u2028b'));
+    assert.equal(canonicalJson(Number.NaN), 'null');
+    assert.equal(canonicalJson(12), '12');
+  });
+
+  it('is the same string whatever order the keys were inserted in', () => {
+    assert.equal(canonicalJson({ x: 1, y: { b: 2, a: 1 } }), canonicalJson({ y: { a: 1, b: 2 }, x: 1 }));
+    assert.notEqual(canonicalJson({ x: 1 }), canonicalJson({ x: '1' }));
   });
 });

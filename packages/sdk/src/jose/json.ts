@@ -21,12 +21,29 @@ function withinDepth(value: unknown, left: number): boolean {
 export const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Deterministic JSON: object keys sorted at every level. Used for hashing audit events. */
+/**
+ * Deterministic JSON: object keys sorted at every level, keys whose value is undefined left out (as
+ * `JSON.stringify` leaves them out), any other value as `JSON.stringify` writes it and undefined in an
+ * array as `null` (a hole of a sparse array as nothing, as before). Used for hashing audit events, so its output must never change: one
+ * string is built in one pass, without the intermediate arrays of a map-and-join.
+ */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const keys = Object.keys(value as Record<string, unknown>)
-    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++)
+      out += `${i > 0 ? ',' : ''}${i in value ? canonicalJson(value[i]) : ''}`;
+    return `${out}]`;
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const v = record[k];
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
