@@ -144,12 +144,12 @@ async function stopChild(child, graceMs = 5000) {
   clearTimeout(timer);
 }
 
-async function waitReady(url, child, logFile, timeoutMs = 20_000) {
+async function waitReady(url, child, logFile, timeoutMs = 120_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
       await res.arrayBuffer();
       if (res.ok) return;
     } catch {
