@@ -1,5 +1,6 @@
+import { useState } from 'preact/hooks';
 import { api, query } from '../api.js';
-import { ErrorNote, Section, Table, useResource, when } from '../components.js';
+import { Badge, ErrorNote, Field, Json, Section, Table, useResource, when } from '../components.js';
 
 interface Policy {
   version: string;
@@ -40,6 +41,7 @@ export function PolicyView() {
           ]}
         />
       </Section>
+      <Explain />
       <Section title="Versions loaded">
         <ErrorNote error={loads.error} />
         <Table
@@ -56,5 +58,86 @@ export function PolicyView() {
         />
       </Section>
     </div>
+  );
+}
+
+const ACTIONS = ['issue', 'exchange', 'renew', 'read', 'write', 'export', 'delete'];
+
+/** `POST /admin/v1/policy/explain`. */
+interface Explained {
+  decision: string;
+  reasons: string[];
+  errors: string[];
+  considered: Array<{ id: string; effect: string; file: string; line: number }>;
+  determining: Array<{ id: string; effect: string; file: string; line: number; text: string }>;
+  context: unknown;
+  policy_version: string;
+}
+
+/** "Explain this decision": a request typed in the page, decided by the running policies. */
+function Explain() {
+  const [workload, setWorkload] = useState('');
+  const [action, setAction] = useState('read');
+  const [resource, setResource] = useState('');
+  const [risk, setRisk] = useState('');
+  const [result, setResult] = useState<Explained | undefined>(undefined);
+  const [error, setError] = useState<Error | undefined>(undefined);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    setResult(undefined);
+    try {
+      const context = risk.trim() === '' ? {} : { risk: Number(risk) };
+      setResult(
+        await api<Explained>('POST', '/admin/v1/policy/explain', { workload, action, resource, context }),
+      );
+    } catch (err) {
+      setError(err as Error);
+    }
+  };
+  return (
+    <Section title="Explain this decision">
+      <form class="search" onSubmit={submit} aria-label="explain a decision">
+        <Field label="Workload" value={workload} onInput={setWorkload} placeholder="spiffe://…" />
+        <label class="field">
+          <span>Action</span>
+          <select value={action} onChange={(e) => setAction((e.currentTarget as HTMLSelectElement).value)}>
+            {ACTIONS.map((a) => (
+              <option key={a} value={a}>
+                {a}
+              </option>
+            ))}
+          </select>
+        </label>
+        <Field label="Resource (audience)" value={resource} onInput={setResource} placeholder="https://…" />
+        <Field label="Risk (0-100, optional)" value={risk} onInput={setRisk} />
+        <button type="submit">Explain</button>
+      </form>
+      <ErrorNote error={error} />
+      {result && (
+        <div aria-live="polite">
+          <p>
+            <Badge text={result.decision} tone={result.decision === 'allow' ? 'ok' : 'bad'} />{' '}
+            {result.reasons.length
+              ? `by ${result.reasons.join(', ')}`
+              : 'no policy applies (denied by default)'}{' '}
+            · policy set {result.policy_version}
+          </p>
+          {result.determining.map((p) => (
+            <div key={p.id}>
+              <h3>
+                {p.id} ({p.effect}, {p.file}:{p.line})
+              </h3>
+              <pre class="json">{p.text}</pre>
+            </div>
+          ))}
+          {result.errors.length > 0 && <Json value={result.errors} />}
+          <h3>Policies considered</h3>
+          <p>{result.considered.map((p) => p.id).join(', ') || 'none'}</p>
+          <h3>Context</h3>
+          <Json value={result.context} />
+        </div>
+      )}
+    </Section>
   );
 }

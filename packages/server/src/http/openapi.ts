@@ -21,7 +21,7 @@ import { GITHUB_LEAKS_PATH, githubMatches } from '../leaks/github.js';
 import { leakReportSchema } from '../leaks/leak-report.js';
 import { LEAKS_PATH } from '../leaks/routes.js';
 import { ttlParam } from '../oauth/request-params.js';
-import { resourceBody } from '../policy/admin-routes.js';
+import { explainBody, resourceBody } from '../policy/admin-routes.js';
 import { evaluationBody, evaluationsBody } from '../policy/authzen.js';
 import { bundleQuery } from '../policy/bundle.js';
 import { SCIM_PATH } from '../scim/routes.js';
@@ -610,6 +610,12 @@ export const ROUTES: readonly Operation[] = [
   ...admin('POST', '/audit/verify', 'check the audit chain'),
   ...admin('GET', '/audit/trace/{jti}', 'one token’s issuance, uses and revocation (`writ audit trace`)'),
   ...admin('GET', '/policy', 'the running policy version and its policies'),
+  ...admin(
+    'POST',
+    '/policy/explain',
+    'why the running policies allow or deny a request: the decision, the policies considered and those that determined it ([console.md](console.md#views))',
+    { type: 'json', schema: explainBody },
+  ),
   ...admin('GET', '/resources', 'the resource catalogue'),
   ...admin('GET', '/resources/{id}', 'one resource’s attributes'),
   ...admin('PUT', '/resources/{id}', 'set a resource’s attributes', { type: 'json', schema: resourceBody }),

@@ -1,11 +1,13 @@
+import { PolicyContextError, type PolicyContextInput, requestEnvironment } from '@writ/sdk/wire';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { WritContext } from '../context.js';
 import { invalidRequest, notFound } from '../errors.js';
+import { contextFields } from './authzen.js';
 import type { PolicyLoadError, PolicySources } from './compile.js';
 import { updateResource } from './operations.js';
 import { resourceSchema } from './policy-dir.js';
-import { isPrintable } from './request.js';
+import { buildContext, isPolicyAction, isPrintable, workloadPrincipal } from './request.js';
 
 /** The `policies` member of `POST /admin/v1/config`: `null` means "no policies/ directory". */
 export const policiesBody = z
@@ -20,6 +22,16 @@ export const policiesBody = z
   .optional();
 
 export const resourceBody = resourceSchema.omit({ id: true });
+
+/** `POST /admin/v1/policy/explain`: a request typed by an operator (the console's Policy view). */
+export const explainBody = z
+  .object({
+    workload: z.string().min(1).max(2048),
+    action: z.string().min(1).max(32),
+    resource: z.string().min(1).max(2048),
+    context: contextFields.default({}),
+  })
+  .strict();
 
 /** A policy set that does not load, as the admin API refuses it: 400 naming file, line and reason. */
 export function policyRefusal(err: PolicyLoadError) {
@@ -56,6 +68,47 @@ export function registerPolicyAdminRoutes(
     })),
     stats: ctx.policy.stats,
   }));
+  // Why the running policy set allows or denies a request an operator types: the decision, the policies
+  // considered and those that determined it (with their text), the resource and the context used.
+  admin.post('/policy/explain', async (req) => {
+    const b = body(explainBody, req);
+    if (!isPolicyAction(b.action))
+      throw invalidRequest(
+        'action must be a policy action: issue, exchange, renew, read, write, export or delete',
+        {
+          reason: 'malformed_body',
+        },
+      );
+    const w = ctx.registry.workload(b.workload);
+    if (!w) throw notFound('no such workload', { reason: 'not_found' });
+    const { source_ip, environment, ...rest } = b.context;
+    const given = Object.fromEntries(
+      Object.entries(rest).filter(([, v]) => v !== undefined),
+    ) as PolicyContextInput;
+    try {
+      const explained = ctx.policy.explain({
+        principal: workloadPrincipal(w, ctx.registry.generation),
+        action: b.action,
+        resource: b.resource,
+        context: buildContext(ctx.clock.now(), {
+          ...given,
+          // Writ's own risk for the workload unless the operator asks about another.
+          risk: rest.risk ?? ctx.detection.riskOf(w.id),
+          ...(source_ip !== undefined ? { source_ip } : {}),
+          environment: requestEnvironment(
+            environment,
+            w.environment,
+            ctx.policy.resource(b.resource).environment,
+          ),
+        }),
+      });
+      return { ...explained, workload_state: w.state, policy_version: ctx.policy.version.id };
+    } catch (err) {
+      if (err instanceof PolicyContextError)
+        throw invalidRequest(`context: ${err.message}`, { reason: err.reason });
+      throw err;
+    }
+  });
   admin.get('/resources', async () => ({ resources: ctx.policy.resources() }));
   admin.get<{ Params: { id: string } }>('/resources/:id', async (req) => ctx.policy.resource(req.params.id));
   admin.put<{ Params: { id: string } }>('/resources/:id', async (req) => {

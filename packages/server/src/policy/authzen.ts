@@ -71,7 +71,8 @@ export const evaluationsBody = z
   .passthrough();
 
 /** What the PEP may tell about the request; everything else of the context record is Writ's. */
-const contextFields = z
+/** The context fields a caller may give a decision (AuthZEN, the admin API's explain). */
+export const contextFields = z
   .object({
     source_ip: z.string().max(64).optional(),
     environment: z.string().max(64).optional(),
