@@ -36,8 +36,18 @@ const { values: args } = parseArgs({
     abuse: { type: 'string', default: '600' },
     rate: { type: 'string', default: '50' },
     'idle-streams': { type: 'string', default: '100' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  console.log(`node bench/soak.mjs [--baseline S] [--abuse S] [--rate N] [--idle-streams N]
+  --baseline S       seconds of well-behaved traffic alone (default 120)
+  --abuse S          seconds of the same beside the abusers (default 600; e.g. --baseline 30 --abuse 60
+                     for a short look at the direction, not a figure against the target)
+  --rate N           well-behaved token requests per second (default 50)
+  --idle-streams N   streams that never read (default 100)`);
+  process.exit(0);
+}
 const BASELINE_S = Number(args.baseline);
 const ABUSE_S = Number(args.abuse);
 const RATE = Number(args.rate);
@@ -57,6 +67,8 @@ const server = await startWritServer({
     ...readers.map((r) => workloadDoc(r, ['events'])),
     ...abusers.map((a) => workloadDoc(a, ['events', 'bench'])),
   ],
+  // The machine may be shared: a server starting beside other work may take a while.
+  readyMs: 60_000,
 });
 const { issuer, origin } = server;
 const admin = adminSession(issuer, server.operatorKeyFile);
