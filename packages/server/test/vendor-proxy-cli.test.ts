@@ -138,6 +138,8 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
     assert.equal(bare.status, 401);
     assert.match(bare.headers.get('www-authenticate') ?? '', /DPoP/);
     assert.equal(seen.length, before);
+    const metrics = await (await fetch(`${proxyUrl}/metrics`)).text();
+    assert.match(metrics, /writ_proxy_requests_total\{route="payments",status="401",reason="token"\} [1-9]/);
   });
 
   it('a job run with --via-proxy reaches the vendor by a local URL and never holds the key', async () => {

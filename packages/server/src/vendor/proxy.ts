@@ -37,6 +37,15 @@ export interface ProxyOutcome {
 }
 
 const PREFIX = '/vendors/';
+
+/** What is made once per key set of a route: the forms to redact and the credential to inject. */
+interface KeyedForms {
+  current: string;
+  inFlight: readonly string[];
+  forms: SecretForms;
+  /** The header value (or Basic credentials) carrying `current`; empty for a query parameter. */
+  credential: string;
+}
 /** Headers that belong to one connection (RFC 9110 §7.6.1) or carry the caller's Writ credentials. */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -93,15 +102,25 @@ export function createVendorProxy(
   const base = PublicBaseUrl.from(o.publicUrl);
   // The forms of the keys in flight change only with a lease or a rotation: made once per key set,
   // not on every request.
-  const forms = new Map<string, { current: string; inFlight: readonly string[]; forms: SecretForms }>();
-  const formsOf = (route: VendorRoute, current: string, inFlight: readonly string[]): SecretForms => {
-    const held = forms.get(route.name);
+  const keyed = new Map<string, KeyedForms>();
+  const keyedOf = (route: VendorRoute, current: string, inFlight: readonly string[]): KeyedForms => {
+    const held = keyed.get(route.name);
     // The key source hands back the same array until its keys change: compared by identity first.
     if (held && held.current === current && (held.inFlight === inFlight || sameKeys(held.inFlight, inFlight)))
-      return held.forms;
+      return held;
     const keys = [...new Set([current, ...inFlight])];
-    const made = new SecretForms(keys.flatMap((k) => secretForms(k, injectedForms(route, k))));
-    forms.set(route.name, { current, inFlight, forms: made });
+    const made: KeyedForms = {
+      current,
+      inFlight,
+      forms: new SecretForms(keys.flatMap((k) => secretForms(k, injectedForms(route, k)))),
+      credential:
+        route.inject.kind === 'header'
+          ? injectedValue(route.inject.template, current)
+          : route.inject.kind === 'basic'
+            ? basicCredentials(route, current)
+            : '',
+    };
+    keyed.set(route.name, made);
     return made;
   };
   const basePath = new URL(o.publicUrl).pathname.replace(/\/$/, '');
@@ -228,12 +247,11 @@ export function createVendorProxy(
         { ...at, reason: 'no_key' },
       );
     }
-    const forms = formsOf(route, key, o.keys.inFlight(route.key));
+    const { forms, credential } = keyedOf(route, key, o.keys.inFlight(route.key));
 
     const headers = forwardedHeaders(req.headers, route);
-    if (route.inject.kind === 'header')
-      headers[route.inject.name.toLowerCase()] = injectedValue(route.inject.template, key);
-    else if (route.inject.kind === 'basic') headers['authorization'] = basicCredentials(route, key);
+    if (route.inject.kind === 'header') headers[route.inject.name.toLowerCase()] = credential;
+    else if (route.inject.kind === 'basic') headers['authorization'] = credential;
     headers['accept-encoding'] = 'identity';
     const path = upstreamPathAndQuery(route, upstreamPath, query, key);
 
