@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { auditRefusal } from '../audit/refusal.js';
-import { authenticateAdmin } from '../auth/admin.js';
 import { authenticateBearer } from '../auth/bearer.js';
+import { authenticateOperatorCaller } from '../auth/operator-caller.js';
 import { Paths, type WritContext } from '../context.js';
 import { invalidRequest } from '../errors.js';
 import { info } from '../request/info.js';
@@ -43,7 +43,8 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
     async (req: FastifyRequest<{ Params: { jti: string } }>) => {
       let operator: string | undefined;
       try {
-        operator = (await authenticateAdmin(ctx, info(req))).operator;
+        // The admin API's one way in: an admin token, or the console's session cookie.
+        operator = (await authenticateOperatorCaller(ctx, info(req))).operator;
         const jti = req.params.jti;
         if (jti.length === 0 || jti.length > 256)
           throw invalidRequest('jti must be 1 to 256 characters', { reason: 'jti' });
