@@ -389,6 +389,7 @@ function relay(
     const done = () => settle(true);
     const onDrain = () => body.resume();
     const onData = (chunk: Buffer) => {
+      if (ended) return; // nothing past the declared length (undici would have failed the body)
       received += chunk.length;
       if (received >= length) {
         ended = true;
