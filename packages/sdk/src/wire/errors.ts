@@ -256,6 +256,8 @@ export const REFUSAL_REASONS = {
   purpose: 'a task purpose is required (at most 200 characters)',
   no_token_class: 'the workload has no token class',
   invalid_config: 'the configuration applied does not validate (its file and field are named)',
+  config_changed:
+    'a file `writ apply` sent as changed is no longer what the server held when the CLI compared them (another apply ran in between): run `writ apply` again',
   no_operator: 'the configuration applied registers no operator, so no admin call could follow it',
   no_active_operator:
     'every operator of the configuration applied belongs to a person who is not active, so no admin call could follow it',

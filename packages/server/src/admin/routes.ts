@@ -29,6 +29,7 @@ import { taskView } from '../tasks/routes.js';
 import { closeTask, openTask } from '../tasks/tasks.js';
 import { registerVendorKeyAdminRoutes } from '../vendor/routes.js';
 import { handleAdminToken } from './admin-auth.js';
+import { appliedFileDigests, changedFileBody, mergeChangedFiles, removedFileBody } from './config-files.js';
 import { applyConfig, setWorkloadState } from './operations.js';
 import { registerOverviewRoutes } from './overview.js';
 
@@ -60,6 +61,7 @@ export const revocationBody = z
 
 export const applyBody = z
   .object({
+    /** The whole config directory, every document: applied whole (the files record is forgotten). */
     documents: z
       .array(
         z
@@ -72,7 +74,11 @@ export const applyBody = z
           .strict(),
       )
       // The body limit bounds it first; `limits.config_documents` is checked with a clearer error.
-      .max(10_000_000),
+      .max(10_000_000)
+      .optional(),
+    /** Or a change: the files that differ from the applied ones, and the paths that are gone. */
+    files: z.array(changedFileBody).max(10_000_000).optional(),
+    removed: z.array(removedFileBody).max(10_000_000).optional(),
     policies: policiesBody,
     dry_run: z.boolean().default(false),
     /** `settingsFileDigest` of the directory's settings file: the answer says whether it differs. */
@@ -250,8 +256,19 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         bodyLimit: ctx.settings.limits.configBytes,
         config: { bodyLimitSetting: 'limits.config_bytes' },
       };
+      admin.get('/config/files', async () => ({ files: await appliedFileDigests(ctx.store) }));
       admin.post('/config', configLimit, async (req) => {
-        const { documents, policies, dry_run, settings_digest } = body(applyBody, req);
+        const sent = body(applyBody, req);
+        const { policies, dry_run, settings_digest } = sent;
+        if ((sent.documents === undefined) === (sent.files === undefined && sent.removed === undefined))
+          throw invalidRequest(
+            'send either documents (the whole directory) or files and removed (a change), not both',
+            { reason: 'invalid_config' },
+          );
+        // A change is merged with the files applied last; the whole is validated as if sent whole.
+        const { documents, files } = sent.documents
+          ? { documents: sent.documents, files: 'unknown' as const }
+          : await mergeChangedFiles(ctx.store, sent.files ?? [], sent.removed ?? []);
         let bundle: ReturnType<typeof validateConfig>;
         try {
           bundle = validateConfig(
@@ -301,7 +318,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
             `governance rule ${first.rule} refuses ${first.file}: ${first.field ? `${first.field}: ` : ''}${first.message}${broken.length > 1 ? ` (and ${broken.length - 1} more violation${broken.length > 2 ? 's' : ''}: \`writ govern check\` lists them)` : ''}`,
             { reason: 'governance_rule', rule: first.rule, file: first.file, field: first.field },
           );
-        const changes = await applyConfig(ctx, bundle, op(req), dry_run);
+        const changes = await applyConfig(ctx, bundle, op(req), dry_run, files);
         const policy =
           sources === undefined ? undefined : await applyPolicies(ctx, sources, op(req), dry_run);
         return {

@@ -504,9 +504,14 @@ export const ROUTES: readonly Operation[] = [
   ...admin('GET', '/classes', 'the token classes'),
   ...admin('GET', '/classes/{name}', 'one token class, with its workloads'),
   ...admin(
+    'GET',
+    '/config/files',
+    'the files of the config directory applied last, by path and digest (what `writ apply` compares a directory with)',
+  ),
+  ...admin(
     'POST',
     '/config',
-    'apply a config directory (workloads, classes, operators, issuers, rules, policies)',
+    'apply a config directory (workloads, classes, operators, issuers, rules, policies), whole or as the files changed since the last apply',
     {
       type: 'json',
       schema: applyBody,

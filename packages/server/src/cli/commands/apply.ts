@@ -2,12 +2,14 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { systemClock } from '../../clock.js';
 import { readConfigDir, validateConfig } from '../../config/config-dir.js';
+import { changedFiles } from '../../config/config-files.js';
 import type { ConfigChange } from '../../config/diff.js';
 import { settingsFileDigest } from '../../config/settings.js';
 import { formatReport } from '../../governance/report.js';
 import { compilePolicies } from '../../policy/compile.js';
 import type { PolicyVersion } from '../../policy/engine.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
+import type { AppliedConfigFile } from '../../store/config-file-rows.js';
 import { type AdminClient, CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
 import { governanceCheck } from './govern-check.js';
@@ -22,19 +24,28 @@ export async function apply(
   dryRun: boolean,
   now: number = systemClock.now(),
 ): Promise<string> {
-  const raw = readConfigDir(dir);
-  validateConfig(raw.documents);
-  // governance.yaml: an error-severity violation refuses before anything is sent; warnings are printed.
-  const governance = governanceCheck(dir, now);
-  const errors = governance.violations.filter((v) => v.severity === 'error');
-  if (errors.length > 0)
-    throw new CliError(
-      `governance rules refuse this configuration (\`writ govern check\` shows the same):\n${formatReport({ rules: governance.rules, violations: errors, version: '' }, 'table')}`,
-    );
-  const warnings = governance.violations
-    .filter((v) => v.severity === 'warning')
-    .map((v) => `warning: ${v.rule}: ${v.file}: ${v.field ? `${v.field}: ` : ''}${v.message}\n`)
-    .join('');
+  // The files the server applied last: only the ones that differ are read, validated there and sent.
+  const applied = await appliedFiles(client);
+  const raw = readConfigDir(dir, applied);
+  const files = raw.files ?? [];
+  const change = applied ? changedFiles(applied, files) : undefined;
+  // Every file read afresh (a first apply, or a server that keeps no record): validated here first,
+  // with the governance rules. A change is validated by the server, merged with the files it holds.
+  let warnings = '';
+  if (!applied || raw.parsed === files.length) {
+    validateConfig(raw.documents);
+    // governance.yaml: an error-severity violation refuses before anything is sent; warnings are printed.
+    const governance = governanceCheck(dir, now);
+    const errors = governance.violations.filter((v) => v.severity === 'error');
+    if (errors.length > 0)
+      throw new CliError(
+        `governance rules refuse this configuration (\`writ govern check\` shows the same):\n${formatReport({ rules: governance.rules, violations: errors, version: '' }, 'table')}`,
+      );
+    warnings = governance.violations
+      .filter((v) => v.severity === 'warning')
+      .map((v) => `warning: ${v.rule}: ${v.file}: ${v.field ? `${v.field}: ` : ''}${v.message}\n`)
+      .join('');
+  }
   const policies = readPolicyDir(dir) ?? null;
   if (policies) compilePolicies(policies);
   const res = await client.post<{
@@ -44,7 +55,12 @@ export async function apply(
     policy?: { version: PolicyVersion; changed: boolean; warnings: string[] };
     settings?: { changed: boolean };
   }>('/config', {
-    documents: raw.documents,
+    ...(applied && change
+      ? {
+          files: change.put.map((f) => ({ ...f, was: applied.get(f.path)?.digest ?? null })),
+          removed: change.remove.map((path) => ({ path, was: applied.get(path)?.digest ?? '' })),
+        }
+      : { documents: raw.documents }),
     policies,
     dry_run: dryRun,
     ...(raw.settings ? { settings_digest: settingsFileDigest(raw.settings.values) } : {}),
@@ -60,6 +76,21 @@ export async function apply(
     : `\n${p.changed ? (dryRun ? 'policy set would become' : 'policy set now') : 'policy set unchanged:'} ${p.version.id} (${p.version.builtIn ? 'built-in' : `${p.version.policies} policies`})${p.warnings.map((w) => `\nwarning: ${w}`).join('')}`;
   if (res.changes.length === 0) return `${warnings}no changes${policyLine}${note}`;
   return `${warnings}${res.diff}\n${dryRun ? `${res.changes.length} change(s) not applied (dry run)` : `applied ${res.changes.length} change(s)`}${policyLine}${note}`;
+}
+
+/** The server's record of applied files by path; undefined from a server that keeps none (older). */
+async function appliedFiles(client: AdminClient): Promise<Map<string, AppliedConfigFile> | undefined> {
+  try {
+    const { files } = await client.get<{ files: Array<{ path: string; digest: string; refs?: string[] }> }>(
+      '/config/files',
+    );
+    return new Map(
+      files.map((f) => [f.path, { path: f.path, digest: f.digest, refs: f.refs ?? [], documents: [] }]),
+    );
+  } catch (err) {
+    if (err instanceof CliError && err.message.startsWith('404 ')) return undefined;
+    throw err;
+  }
 }
 
 export function registerApply(program: Command, cli: CommandContext): void {

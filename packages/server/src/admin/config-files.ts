@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { DOCUMENT_KINDS, type RawDocument } from '../config/config-dir.js';
+import type { ConfigFilesChange } from '../config/config-files.js';
+import { invalidRequest } from '../errors.js';
+import type { AppliedConfigFile } from '../store/config-file-rows.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * `writ apply` of a change: the files of the directory that differ from the ones the server applied
+ * last, each with the digest the CLI compared it with (`was`, null for a new file), and the paths it no
+ * longer has. The server merges them with the applied files and validates the whole.
+ */
+const digest = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const path = z.string().min(1).max(1024).regex(/^[^(]/, 'a path in the config directory');
+export const changedFileBody = z
+  .object({
+    path,
+    was: digest.nullable(),
+    digest,
+    refs: z.array(path).max(100),
+    documents: z
+      .array(
+        z.object({ kind: z.enum(DOCUMENT_KINDS), index: z.number().int().min(0), doc: z.unknown() }).strict(),
+      )
+      .max(10_000),
+  })
+  .strict();
+export const removedFileBody = z.object({ path, was: digest }).strict();
+
+export type ChangedFile = z.infer<typeof changedFileBody>;
+export type RemovedFile = z.infer<typeof removedFileBody>;
+
+/** `GET /admin/v1/config/files`: what the CLI compares a directory with (no documents). */
+export async function appliedFileDigests(
+  store: Pick<Store, 'listConfigFiles'>,
+): Promise<Array<{ path: string; digest: string; refs?: string[] }>> {
+  return (await store.listConfigFiles())
+    .filter((f) => !f.path.startsWith('('))
+    .map((f) =>
+      f.refs.length > 0
+        ? { path: f.path, digest: f.digest, refs: f.refs }
+        : { path: f.path, digest: f.digest },
+    );
+}
+
+/**
+ * The whole config a change makes: the applied files it does not touch, and the changed ones. Refused
+ * (`config_changed`) when a file the change names is no longer what the CLI compared it with.
+ */
+export async function mergeChangedFiles(
+  store: Pick<Store, 'listConfigFiles'>,
+  changed: readonly ChangedFile[],
+  removed: readonly RemovedFile[],
+): Promise<{ documents: RawDocument[]; files: ConfigFilesChange }> {
+  const applied = new Map((await store.listConfigFiles()).map((f) => [f.path, f]));
+  const stale = [
+    ...changed.filter((f) => (applied.get(f.path)?.digest ?? null) !== f.was),
+    ...removed.filter((f) => applied.get(f.path)?.digest !== f.was),
+  ];
+  const first = stale[0];
+  if (first)
+    throw invalidRequest(
+      `${first.path} changed on the server since writ apply compared it (another apply ran in between): run writ apply again${stale.length > 1 ? ` (${stale.length} files differ)` : ''}`,
+      { reason: 'config_changed', file: first.path },
+    );
+  const next = new Map<string, AppliedConfigFile>(applied);
+  for (const f of removed) next.delete(f.path);
+  const put = changed.map(
+    (f): AppliedConfigFile => ({ path: f.path, digest: f.digest, refs: f.refs, documents: f.documents }),
+  );
+  for (const f of put) next.set(f.path, f);
+  const documents: RawDocument[] = [];
+  for (const f of next.values())
+    for (const d of f.documents)
+      documents.push({ kind: d.kind as RawDocument['kind'], file: f.path, index: d.index, doc: d.doc });
+  return { documents, files: { put, remove: removed.map((f) => f.path) } };
+}

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type OperatorCli, operatorCli } from './helpers/cli.js';
+import { writeHarnessConfig } from './helpers/config-dir.js';
+import { type Harness, OTHER_WORKLOAD, startHarness, WORKLOAD } from './helpers/harness.js';
+
+// `writ apply` asks the server which files it applied last (path and digest), reads only the files
+// that differ, and sends those and the paths that are gone. The server merges them with the files it
+// holds, validates the whole as it would a whole directory, applies the diff and records the files.
+
+describe('writ apply of a change sends and applies only the files that changed', () => {
+  let h: Harness;
+  let writ: OperatorCli;
+  let dir: string;
+  const files = new Map<string, string>();
+  const fileOf = (id: string) => {
+    const f = files.get(id);
+    if (!f) throw new Error(`no file holds ${id}`);
+    return f;
+  };
+  const recorded = async () =>
+    new Map((await h.store.listConfigFiles()).map((f) => [f.path, f.digest] as const));
+  const apply = async (...flags: string[]) => {
+    const r = await writ(['apply', dir, ...flags]);
+    return { code: r.code, out: r.stdout + r.stderr };
+  };
+  before(async () => {
+    h = await startHarness({ listen: true });
+    writ = operatorCli(h);
+    dir = writeHarnessConfig(h);
+    for (const f of readdirSync(join(dir, 'workloads')))
+      files.set(
+        (JSON.parse(readFileSync(join(dir, 'workloads', f), 'utf8')) as { id: string }).id,
+        `workloads/${f}`,
+      );
+  });
+  after(() => h.close());
+
+  it('first apply (the server records no files): every file is sent and recorded', async () => {
+    assert.equal((await h.store.listConfigFiles()).length, 0);
+    const r = await apply();
+    assert.equal(r.code, 0, r.out);
+    const paths = [...(await recorded()).keys()];
+    assert.ok(paths.includes(fileOf(WORKLOAD)) && paths.includes('operators/7.json'), paths.join(' '));
+    const listed = await h.admin('GET', '/config/files');
+    assert.equal(listed.status, 200);
+    assert.equal((listed.body['files'] as unknown[]).length, paths.length);
+    assert.match((await apply()).out, /no changes/);
+  });
+
+  it('one workload changed: only its file is sent; one change applied and audited', async () => {
+    const before = await recorded();
+    const audited = (await h.auditEvents('config.applied')).length;
+    const file = join(dir, fileOf(OTHER_WORKLOAD));
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), owner: 'team-ledger' }));
+    const r = await apply();
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, new RegExp(`~ workload ${OTHER_WORKLOAD} \\(owner\\)\\napplied 1 change\\(s\\)`));
+    const events = await h.auditEvents('config.applied');
+    assert.equal(events.length, audited + 1);
+    assert.deepEqual(events.at(-1)?.data?.['changes'], [
+      { op: 'change', kind: 'workload', name: OTHER_WORKLOAD, fields: ['owner'] },
+    ]);
+    // The record moved for that file alone.
+    const now = await recorded();
+    const moved = [...now].filter(([p, d]) => before.get(p) !== d).map(([p]) => p);
+    assert.deepEqual(moved, [fileOf(OTHER_WORKLOAD)]);
+    assert.equal((await h.store.getWorkload(OTHER_WORKLOAD))?.owner, 'team-ledger');
+  });
+
+  it('a workload file deleted: the workload is removed and its tokens revoked, as by a whole apply', async () => {
+    const issued = await h.requestToken();
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const gone = fileOf(WORKLOAD);
+    rmSync(join(dir, gone));
+    const r = await apply();
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, new RegExp(`- workload ${WORKLOAD}\\napplied 1 change\\(s\\)`));
+    assert.equal(await h.store.getWorkload(WORKLOAD), undefined);
+    const revoked = await h.store.listRevocations(0, h.writ.ctx.clock.now());
+    assert.ok(
+      revoked.some(
+        (x) => x.kind === 'sub' && x.value === WORKLOAD && x.reason === 'workload removed by config',
+      ),
+    );
+    assert.equal((await recorded()).has(gone), false);
+    const refused = await h.requestToken();
+    assert.equal(refused.status, 401, JSON.stringify(refused.body));
+  });
+
+  it('a change that fails validation applies nothing: the error names the file and field', async () => {
+    const before = await recorded();
+    const audited = (await h.auditEvents('config.applied')).length;
+    const file = join(dir, fileOf(OTHER_WORKLOAD));
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(good), classes: ['no-such-class'] }));
+    const r = await apply();
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.out,
+      /invalid_request: .*workloads[/\\]\d+\.json: classes\.0: unknown class "no-such-class"/,
+    );
+    assert.deepEqual(await recorded(), before);
+    assert.equal((await h.auditEvents('config.applied')).length, audited);
+    assert.deepEqual((await h.store.getWorkload(OTHER_WORKLOAD))?.classes, ['billing-write']);
+    writeFileSync(file, good);
+    assert.match((await apply()).out, /no changes/);
+  });
+
+  it('a change against files that changed since it compared them is refused (config_changed), and audited', async () => {
+    const path = fileOf(OTHER_WORKLOAD);
+    const doc = JSON.parse(readFileSync(join(dir, path), 'utf8')) as Record<string, unknown>;
+    const r = await h.admin('POST', '/config', {
+      files: [
+        {
+          path,
+          was: 'not-the-applied-digest',
+          digest: 'new-digest',
+          refs: [],
+          documents: [{ kind: 'workload', index: 0, doc: { ...doc, owner: 'team-racer' } }],
+        },
+      ],
+    });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(String(r.body['error_description']), /changed on the server since writ apply compared it/);
+    assert.notEqual((await h.store.getWorkload(OTHER_WORKLOAD))?.owner, 'team-racer');
+    const refusals = (await h.auditEvents()).filter((e) => e.data?.['reason'] === 'config_changed');
+    assert.equal(refusals.length, 1);
+    // Both forms at once, or neither: refused.
+    const both = await h.admin('POST', '/config', { documents: [], files: [] });
+    assert.equal(both.status, 400);
+  });
+});
