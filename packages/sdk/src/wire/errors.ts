@@ -220,10 +220,10 @@ export const REFUSAL_REASONS = {
   claims: 'a claim is missing or does not have the value required',
   jwks_unavailable: 'the issuer JWKS cannot be fetched, so nothing can be checked',
   condition_false:
-    'the issuer `condition`, or the `condition` of the workload template covering its id, is false for this token',
+    'the issuer `condition`, or the `condition` of the workload template covering its id, is false for this token (or, for an mTLS template, this client certificate)',
   subject: 'the issuer `subject` expression yields no workload id',
   unknown_workload:
-    'the workload named is not registered, and no workload template of the issuer covers its id',
+    'the workload named is not registered, and no workload template of the issuer (or, for an X.509-SVID, of the bundle of its trust domain) covers its id',
   template_derivation:
     'the workload template covering the id cannot derive the workload: a `derive` rule yields no owner, environment, classes or attribute',
   federation_not_allowed: 'the workload does not allow this issuer',

@@ -11,7 +11,7 @@ import type { WorkloadState } from '../registry/workload.js';
 import { revoke, syncRevocations } from '../revocation/revoke.js';
 import type { Store } from '../store/store.js';
 import { deriveWorkload, TemplateSet } from '../templates/template-rules.js';
-import { covers } from '../templates/workload-template.js';
+import { covers, sameSource } from '../templates/workload-template.js';
 
 /** The configuration the store holds now, in the same shape `loadConfigDir` produces. */
 export async function currentConfig(store: Store): Promise<ConfigBundle> {
@@ -195,7 +195,7 @@ async function reconcileTemplated(
     const t = next.byId(admission.id);
     const covered = t?.spec.prefixes.some((p) => covers(p, w.id)) === true;
     const derived =
-      t && covered && t.spec.federation === admission.issuer && !registered.has(w.id)
+      t && covered && sameSource(t.spec, admission) && !registered.has(w.id)
         ? deriveWorkload(t, w.id, admission.claims)
         : undefined;
     if (derived && 'workload' in derived) {
@@ -208,7 +208,7 @@ async function reconcileTemplated(
       ? `template ${admission.id} removed`
       : registered.has(w.id)
         ? `a workload file now registers ${w.id}`
-        : !covered || t.spec.federation !== admission.issuer
+        : !covered || !sameSource(t.spec, admission)
           ? `template ${admission.id} no longer covers it`
           : `template ${admission.id} no longer admits it (${derived && 'refusal' in derived ? derived.refusal.field : 'match'})`;
     if (!registered.has(w.id)) await tx.deleteWorkload(w.id);

@@ -2,8 +2,12 @@ import type { ClientAuthMethodValue } from '@writ/sdk/wire';
 import type { RequestInfo, WritContext } from '../context.js';
 import { invalidClient } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
-import type { FormParams } from '../request/form.js';
+import { type FormParams, single } from '../request/form.js';
 import type { Store } from '../store/store.js';
+import {
+  admitCertificateByTemplate,
+  ensureCertificateStillAdmitted,
+} from '../templates/admit-certificate.js';
 import { authenticateAdmin } from './admin.js';
 import { admitCaller, admitSource } from './budget.js';
 import { assertionRules } from './client/assertion-rules.js';
@@ -58,13 +62,27 @@ export async function authenticateClient(
       return { workload: federation.workload, method: `federation:${federation.issuer}`, federation };
     }
   }
+  const certificate = certificateInput(ctx, req);
+  // An X.509-SVID no workload file registers may be admitted by an mTLS template on first use.
+  if (
+    certificate?.presented &&
+    !params.has('client_assertion') &&
+    !params.has('client_secret') &&
+    !/^basic /i.test(req.authorization ?? '')
+  ) {
+    const id = single(params, 'client_id', 2048);
+    if (id !== undefined && !ctx.registry.workload(id))
+      await admitCertificateByTemplate(ctx, id, certificate.presented, certificate.trust);
+  }
   const client = verifyClientCredentials(
     params,
     req.authorization,
     ctx.registry,
     assertionRules(ctx, o.endpoint),
-    certificateInput(ctx, req),
+    certificate,
   );
+  if (client.certificate && certificate?.presented)
+    ensureCertificateStillAdmitted(ctx, client.workload, certificate.presented);
   if (client.replay && o.consume === 'now')
     await consumeAssertion(ctx.store, client.workload.id, client.replay, ctx.clock.now());
   await admitCaller(ctx, req, client.workload.id, o);

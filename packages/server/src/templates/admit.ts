@@ -6,6 +6,7 @@ import { announceBundle } from '../policy/bundle.js';
 import type { ResolvedWorkload } from '../registry/registry.js';
 import type { WorkloadRecord } from '../registry/workload.js';
 import { type CompiledTemplate, deriveWorkload } from './template-rules.js';
+import type { TemplateAdmission } from './workload-template.js';
 
 /** What a verified federation token says, for a template to judge. */
 export interface TemplateEvidence {
@@ -43,39 +44,49 @@ export async function admitByTemplate(
       workload: e.id,
       ...e.detail,
     });
-  const now = ctx.clock.now();
   const tokenSubject = typeof claims['sub'] === 'string' ? claims['sub'].slice(0, 256) : '';
+  return admitWorkload(
+    ctx,
+    derived.workload,
+    { id: t.spec.id, issuer: e.issuer, subject: tokenSubject, claims, fingerprint: e.fingerprint },
+    {
+      federation_issuer: e.issuer,
+      token_subject: tokenSubject,
+      fingerprint: e.fingerprint,
+      ...(typeof claims['jti'] === 'string' ? { jti: claims['jti'].slice(0, 128) } : {}),
+    },
+  );
+}
+
+/**
+ * Writes a workload a template admitted to the store (every node finds it there), audits it as
+ * `workload.admitted` with the template and `evidence`, and announces it so every node and verifier
+ * has it. Another node may have admitted it first: its record (and its state) stands.
+ */
+export async function admitWorkload(
+  ctx: WritContext,
+  derived: Omit<WorkloadRecord, 'template' | 'state' | 'updatedAt'>,
+  admission: Omit<TemplateAdmission, 'admittedAt'>,
+  evidence: Record<string, unknown>,
+): Promise<ResolvedWorkload> {
+  const now = ctx.clock.now();
   const result = await ctx.store.transaction(async (tx) => {
-    // Another node may have admitted it first: its record (and its state) stands.
-    const existing = await tx.getWorkload(e.id);
+    const existing = await tx.getWorkload(derived.id);
     if (existing) return { record: existing };
-    const workload = {
-      ...derived.workload,
-      template: {
-        id: t.spec.id,
-        issuer: e.issuer,
-        subject: tokenSubject,
-        claims,
-        fingerprint: e.fingerprint,
-        admittedAt: now,
-      },
-    };
+    const workload = { ...derived, template: { ...admission, admittedAt: now } };
     await tx.putWorkload(workload, now);
-    const change = await ctx.events.append(tx, EventType.workloadState, { id: e.id, state: 'active' });
+    const change = await ctx.events.append(tx, EventType.workloadState, { id: derived.id, state: 'active' });
     await announceBundle(ctx, tx, change.seq);
     const audited = await ctx.audit.append(
       {
         type: 'workload.admitted',
         outcome: 'success',
-        actor: e.id,
-        subject: e.id,
+        actor: derived.id,
+        subject: derived.id,
         data: {
-          template: t.spec.id,
-          federation_issuer: e.issuer,
-          token_subject: tokenSubject,
-          fingerprint: e.fingerprint,
-          ...(typeof claims['jti'] === 'string' ? { jti: claims['jti'].slice(0, 128) } : {}),
-          claims,
+          template: admission.id,
+          ...evidence,
+          claims: admission.claims,
           owner: workload.owner,
           environment: workload.environment,
           classes: workload.classes,
@@ -103,7 +114,7 @@ export async function admitByTemplate(
 export function templateStillAdmits(
   ctx: WritContext,
   w: ResolvedWorkload,
-  claims: JWTPayload,
+  claims: JWTPayload | Record<string, unknown>,
 ): { template: string; refusal?: string } | undefined {
   if (!w.template) return undefined;
   const t: CompiledTemplate | undefined = ctx.registry.templates().byId(w.template.id);
@@ -111,7 +122,7 @@ export function templateStillAdmits(
   if (t.condition(claims as Record<string, unknown>) !== true)
     return {
       template: t.spec.id,
-      refusal: `the federation token does not satisfy the condition of template ${t.spec.id} (templates/${t.spec.id}: condition)`,
+      refusal: `the ${t.spec.bundle !== undefined ? 'client certificate' : 'federation token'} does not satisfy the condition of template ${t.spec.id} (templates/${t.spec.id}: condition)`,
     };
   return { template: t.spec.id };
 }

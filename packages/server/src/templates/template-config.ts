@@ -26,7 +26,13 @@ export const templateFileSchema = z
     description: z.string().max(1000).optional(),
     owner: z.string().min(1).max(200),
     environment,
-    federation: name,
+    /** The trusted issuer whose tokens prove the identities (exactly one of federation, bundle). */
+    federation: name.optional(),
+    /** The SPIFFE trust domain whose X.509 bundle (`tls.spiffe_bundles`) the SVIDs chain to. */
+    bundle: z
+      .string()
+      .regex(/^[a-z0-9._-]{1,255}$/, 'must be a SPIFFE trust domain such as example.org')
+      .optional(),
     match: z
       .object({
         /** SPIFFE ID prefixes, each ending in `/`. */
@@ -79,7 +85,12 @@ export function buildTemplates(
     const fail = (field: string, reason: string) => new ConfigError(where, field, reason);
     const twin = out.find((x) => x.t.id === f.id);
     if (twin) throw fail('id', `template "${f.id}" is also defined in ${twin.where}`);
-    if (!known.issuers.some((i) => i.name === f.federation))
+    if ((f.federation === undefined) === (f.bundle === undefined))
+      throw fail(
+        'federation',
+        'give exactly one of federation (a trusted issuer whose tokens prove the identities) and bundle (the trust domain whose X.509 bundle their SVIDs chain to)',
+      );
+    if (f.federation !== undefined && !known.issuers.some((i) => i.name === f.federation))
       throw fail('federation', `unknown issuer "${f.federation}"`);
     for (const [i, cls] of f.classes.entries())
       if (!known.classes.some((c) => c.name === cls)) throw fail(`classes.${i}`, `unknown class "${cls}"`);
@@ -105,6 +116,14 @@ export function buildTemplates(
         'match',
         'give prefixes, or trust_domain and namespaces: a template covers named paths only',
       );
+    // A bundle vouches for its own trust domain only: an SVID of another chains to nothing here.
+    if (f.bundle !== undefined)
+      for (const p of prefixes)
+        if (!p.startsWith(`spiffe://${f.bundle}/`))
+          throw fail(
+            'match',
+            `"${p}" is outside trust domain ${f.bundle}: the bundle of ${f.bundle} vouches for spiffe://${f.bundle}/ only`,
+          );
     for (const [i, a] of prefixes.entries())
       for (const b of prefixes.slice(i + 1))
         if (a.startsWith(b) || b.startsWith(a))
@@ -148,7 +167,8 @@ export function buildTemplates(
       id: f.id,
       owner: f.owner,
       environment: f.environment,
-      federation: f.federation,
+      ...(f.federation !== undefined ? { federation: f.federation } : {}),
+      ...(f.bundle !== undefined ? { bundle: f.bundle } : {}),
       prefixes,
       condition: f.condition ?? 'true',
       classes: [...new Set(f.classes)],

@@ -97,7 +97,7 @@ export function deriveWorkload(
       refusal: {
         reason: 'condition_false',
         field: 'condition',
-        message: `the federation token does not satisfy the condition of template ${name} (${field('condition')})`,
+        message: `the ${t.spec.bundle !== undefined ? 'client certificate' : 'federation token'} does not satisfy the condition of template ${name} (${field('condition')})`,
       },
     };
   const derivation = (f: string, what: string): { refusal: TemplateRefusal } => ({
@@ -140,7 +140,9 @@ export function deriveWorkload(
       attributes,
       classes,
       jwks: [],
-      federation: [t.spec.federation],
+      ...(t.spec.federation !== undefined
+        ? { federation: [t.spec.federation] }
+        : { tlsClientAuth: { rule: 'x509_svid' as const, value: id } }),
       description: `admitted by template ${name}`,
     },
   };

@@ -11,8 +11,12 @@ export interface WorkloadTemplate {
   /** Who answers for the template and every workload it admits (a person or team of `people/`). */
   owner: string;
   environment: string;
-  /** The trusted issuer (`issuers/`) whose tokens prove the identities it admits. */
-  federation: string;
+  /**
+   * What proves the identities it admits, exactly one of: the trusted issuer (`issuers/`) whose tokens
+   * it takes, or the SPIFFE trust domain whose X.509 bundle (`tls.spiffe_bundles`) its SVIDs chain to.
+   */
+  federation?: string;
+  bundle?: string;
   /** SPIFFE ID prefixes it covers, each ending in `/`: `spiffe://td/ns/payments/sa/`. */
   prefixes: string[];
   /** CEL over `claims` (and `tables`): must be true for a workload to be admitted. */
@@ -37,13 +41,18 @@ export interface WorkloadTemplate {
 export interface TemplateAdmission {
   /** The template's id. */
   id: string;
-  /** The trusted issuer whose token proved the identity. */
-  issuer: string;
-  /** The token's own `sub`. */
+  /** The trusted issuer whose token proved the identity (a federation template). */
+  issuer?: string;
+  /** The trust domain whose bundle the X.509-SVID chained to (an mTLS template). */
+  bundle?: string;
+  /** The token's own `sub`; for an SVID, its subject distinguished name. */
   subject: string;
-  /** The verified token's claims (never the token): what the template's rules are re-evaluated over. */
+  /**
+   * The verified token's claims (never the token), or what the SVID says (`certificateClaims`): what
+   * the template's rules are re-evaluated over.
+   */
   claims: Record<string, unknown>;
-  /** SHA-256 (base64url) of the token it was first admitted with. */
+  /** SHA-256 (base64url) of the token it was first admitted with; for an SVID its `x5t#S256`. */
   fingerprint: string;
   /** Milliseconds. */
   admittedAt: number;
@@ -57,3 +66,10 @@ export function overlappingPrefix(a: readonly string[], b: readonly string[]): [
   for (const x of a) for (const y of b) if (x.startsWith(y) || y.startsWith(x)) return [x, y];
   return undefined;
 }
+
+/** Whether an admission came by the kind of proof the template takes now (same issuer, same bundle). */
+export const sameSource = (
+  t: Pick<WorkloadTemplate, 'federation' | 'bundle'>,
+  a: TemplateAdmission,
+): boolean =>
+  t.federation !== undefined ? t.federation === a.issuer : t.bundle !== undefined && t.bundle === a.bundle;
