@@ -400,7 +400,9 @@ describe('console end to end in Chromium', { skip }, () => {
     await form.getByLabel('Action').selectOption('read');
     await form.getByLabel('Resource (audience)').fill(API);
     await form.getByRole('button', { name: 'Explain' }).click();
-    await carolPage.getByText(/policy set/).waitFor();
+    await carolPage.getByText(/· policy set/).waitFor();
+    await carolPage.getByRole('heading', { name: /^Running policy set \S+$/ }).waitFor();
+    assert.equal(await carolPage.getByText('[object Object]').count(), 0);
     await policy();
     for (const [label, name] of [
       ['Tasks', 'tasks'],

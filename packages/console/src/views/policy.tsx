@@ -3,7 +3,7 @@ import { api, query } from '../api.js';
 import { Badge, ErrorNote, Field, Json, Section, Table, useResource, when } from '../components.js';
 
 interface Policy {
-  version: string;
+  version: { id: string; policies?: number };
   warnings: unknown[];
   policies: Array<{ id: string; effect: string; file: string; line: number }>;
 }
@@ -28,7 +28,7 @@ export function PolicyView() {
   return (
     <div class="grid">
       <ErrorNote error={p.error} />
-      <Section title={`Running policy ${p.data?.version ?? ''}`}>
+      <Section title={`Running policy set ${p.data?.version.id ?? ''}`}>
         <Table
           label="policies"
           rows={p.data?.policies}
@@ -52,7 +52,7 @@ export function PolicyView() {
           columns={[
             { label: 'When', cell: (e) => when(e.ts) },
             { label: 'By', cell: (e) => e.actor },
-            { label: 'Version', cell: (e) => String(e.data['version'] ?? '—') },
+            { label: 'Version', cell: (e) => versionOf(e.data['version']) },
             { label: 'Change', cell: (e) => JSON.stringify(e.data['changes'] ?? e.data['diff'] ?? '') },
           ]}
         />
@@ -140,4 +140,12 @@ function Explain() {
       )}
     </Section>
   );
+}
+
+/** A policy version as events record it: an id string, or an object holding one. */
+function versionOf(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { id?: unknown }).id === 'string')
+    return (v as { id: string }).id;
+  return '—';
 }
