@@ -12,7 +12,7 @@ import type { AssertionRules } from './private-key-jwt.js';
 export function assertionRules(ctx: WritContext, endpoint: string = Paths.token): AssertionRules {
   const s = ctx.settings;
   return {
-    audiences: [...new Set([s.issuer, `${s.issuer}${Paths.token}`, `${s.issuer}${endpoint}`])],
+    audiences: audiencesAt(s.issuer, endpoint),
     algorithms: s.clientAssertion.algorithms,
     maxLifetime: s.clientAssertion.maxLifetime,
     clockSkew: s.clientAssertion.clockSkew,
@@ -20,4 +20,19 @@ export function assertionRules(ctx: WritContext, endpoint: string = Paths.token)
     nowMs: ctx.clock.now(),
     ...(endpoint === Paths.adminToken ? { party: 'operator' as const } : {}),
   };
+}
+
+/** The accepted `aud` values per issuer and endpoint, made once rather than on every request. */
+const AUDIENCES = new Map<string, readonly string[]>();
+
+function audiencesAt(issuer: string, endpoint: string): readonly string[] {
+  const key = `${issuer} ${endpoint}`;
+  let audiences = AUDIENCES.get(key);
+  if (!audiences) {
+    audiences = Object.freeze([...new Set([issuer, `${issuer}${Paths.token}`, `${issuer}${endpoint}`])]);
+    // Endpoints are a fixed set; issuers are one per server (a test process starts many): stay bounded.
+    if (AUDIENCES.size >= 256) AUDIENCES.clear();
+    AUDIENCES.set(key, audiences);
+  }
+  return audiences;
 }
