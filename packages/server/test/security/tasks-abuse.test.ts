@@ -281,6 +281,7 @@ describe('closed tasks and the revocation set (fake clock)', () => {
     const ctx = s.h.writ.ctx;
     const store = ctx.store;
     const transaction = store.transaction;
+    const recordIssuance = store.recordIssuance;
     // One request, its DPoP nonce already in hand (the nonce round trip is a refusal of its own).
     const holder = generateDpopKey();
     const nonce = await serverNonce(s.h, VICTIM, s.victimKey, API);
@@ -305,18 +306,33 @@ describe('closed tasks and the revocation set (fake clock)', () => {
           ),
         },
       );
-    // The close commits after the request found the task open and before the issuance transaction.
-    store.transaction = async <T>(fn: (tx: Store) => Promise<T>): Promise<T> => {
+    // The close commits after the request found the task open and before the issuance's write: a
+    // transaction (SQLite) or a group-committed batch (PostgreSQL, `recordIssuance`), whichever the store
+    // reaches first, and once only.
+    let closed = false;
+    const closeFirst = async () => {
+      if (closed) return;
+      closed = true;
       store.transaction = transaction;
+      store.recordIssuance = recordIssuance;
       assert.equal(await closeTask(ctx, id, 'done elsewhere', VICTIM), true);
+    };
+    store.transaction = async <T>(fn: (tx: Store) => Promise<T>): Promise<T> => {
+      await closeFirst();
       return transaction.call(store, fn) as Promise<T>;
+    };
+    store.recordIssuance = async (...args: Parameters<Store['recordIssuance']>) => {
+      await closeFirst();
+      return recordIssuance.apply(store, args);
     };
     try {
       const { reply } = await expectRefusal(s.h, request, { status: 400, error: 'invalid_grant' });
       assert.match(reply.body['error_description'] as string, /task is closed/);
     } finally {
       store.transaction = transaction;
+      store.recordIssuance = recordIssuance;
     }
+    assert.equal(closed, true, 'the close was injected before the issuance wrote');
     assert.deepEqual(await s.h.store.tokensForTask(id, 10), []);
   });
 });
