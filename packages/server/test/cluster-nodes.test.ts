@@ -342,6 +342,17 @@ if (POSTGRES_URL === '') {
         assert.equal(a.body['error'], 'temporarily_unavailable');
         assert.match(a.headers.get('retry-after') ?? '', /^\d+$/);
       }
+      // Each node audits the first refusal of its kind in its window (the rest are counted for the
+      // window's summary): the refusal is in the shared audit log, naming the client and the reason.
+      const refused = await sql<{ data: string }>(
+        db.url,
+        `SELECT data FROM audit_events WHERE type = 'token.refused' AND actor = $1`,
+        [limited.id],
+      );
+      assert.ok(
+        refused.some((r) => (JSON.parse(r.data) as Record<string, unknown>)['reason'] === 'rate_limited'),
+        JSON.stringify(refused),
+      );
     });
 
     it('after concurrent issuance on all three nodes the audit chain verifies, with an event for every token', {

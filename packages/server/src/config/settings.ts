@@ -241,7 +241,7 @@ export const SETTINGS_REFERENCE = {
     default: 200,
     min: 1,
     max: 1_000_000,
-    doc: 'Requests per second allowed per authenticated client, one budget across every endpoint (token requests of every grant, introspection, revocation, task opens and heartbeats, usage reports, stream opens, policy bundles, Shared Signals, AuthZEN; only closing a task is never limited); token bucket refill; past it 429 with Retry-After. On PostgreSQL one bucket per client is shared by every node.',
+    doc: 'Requests per second allowed per authenticated client, one budget across every endpoint (token requests of every grant, introspection, revocation, task opens and heartbeats, usage reports, stream opens, policy bundles, Shared Signals, AuthZEN; only closing a task is never limited); token bucket refill; past it 429 with Retry-After. On PostgreSQL one bucket per client is shared by every node, each node leasing a few requests at a time for at most a second: the cluster admits at most one second of refill more than the bucket (docs/operations.md).',
   },
   'limits.client_burst': {
     kind: 'integer',

@@ -32,6 +32,7 @@ import type { VendorKeyRecord } from '../vendor/vendor-key.js';
 import type { AppliedConfigFile } from './config-file-rows.js';
 import type { IssuanceWrite } from './issuance-write.js';
 import type { StoredPerson } from './people-rows.js';
+import type { RateLease } from './rate-lease.js';
 
 /** The Store port: everything Writ keeps. Adapters: SQLite (embedded default); PostgreSQL (cluster). */
 
@@ -137,6 +138,11 @@ export interface Store {
    * new); returns 0 when allowed, else the whole seconds until one is. Atomic across every instance.
    */
   rateLimit(key: string, ratePerSecond: number, burst: number, now: number): Promise<number>;
+  /**
+   * Takes up to `want` requests at once from the same bucket: as many whole ones as it holds. What a
+   * node of a cluster hands out from its own memory afterwards (`StoreRateLimiter`). Atomic too.
+   */
+  leaseRate(key: string, ratePerSecond: number, burst: number, want: number, now: number): Promise<RateLease>;
 
   recordToken(t: IssuedToken): Promise<void>;
   getToken(jti: string): Promise<IssuedToken | undefined>;

@@ -60,5 +60,42 @@ export function rateLimitConformanceCases(withStore: (fn: (t: Harness) => Promis
         assert.equal(await store.prune(NOW + 2001), 1);
         assert.deepEqual(await takes(store, 'client:a', 3, 1, 2, NOW + 2001), [0, 0, 1]);
       }));
+
+    it('a lease takes up to the number asked for, fewer when the bucket holds fewer, none when empty', () =>
+      withStore(async ({ store }) => {
+        // 2 a second up to 10: a new bucket gives 4, then 4, then the 2 left, then none for half a second.
+        assert.deepEqual(await store.leaseRate('client:l', 2, 10, 4, NOW), { granted: 4, wait: 0 });
+        assert.deepEqual(await store.leaseRate('client:l', 2, 10, 4, NOW), { granted: 4, wait: 0 });
+        assert.deepEqual(await store.leaseRate('client:l', 2, 10, 4, NOW), { granted: 2, wait: 1 });
+        assert.deepEqual(await store.leaseRate('client:l', 2, 10, 4, NOW), { granted: 0, wait: 1 });
+        // A second refills two; a one-request take (rateLimit) shares the bucket.
+        assert.deepEqual(await store.leaseRate('client:l', 2, 10, 1, NOW + 1000), { granted: 1, wait: 0 });
+        assert.equal(await store.rateLimit('client:l', 2, 10, NOW + 1000), 0);
+        assert.equal(await store.rateLimit('client:l', 2, 10, NOW + 1000), 1);
+        // A lease never exceeds the burst, asked for more or not; a fractional ask takes whole requests.
+        assert.deepEqual(await store.leaseRate('client:m', 1, 3, 100, NOW), { granted: 3, wait: 1 });
+        assert.deepEqual(await store.leaseRate('client:n', 1, 3, 2.7, NOW), { granted: 2, wait: 0 });
+      }));
+
+    it('concurrent leases from two instances grant the burst once in all', () =>
+      withStore(async ({ store, openPeer }) => {
+        const peer = await openPeer();
+        const leases = await Promise.all(
+          Array.from({ length: 30 }, (_, i) => (i % 2 ? store : peer).leaseRate('client:d', 1, 50, 3, NOW)),
+        );
+        assert.equal(
+          leases.reduce((n, l) => n + l.granted, 0),
+          50,
+        );
+        assert.ok(leases.every((l) => l.granted >= 0 && l.granted <= 3));
+        assert.equal((await store.leaseRate('client:d', 1, 50, 3, NOW)).granted, 0);
+      }));
+
+    it('prune keeps a bucket a lease emptied until it has refilled', () =>
+      withStore(async ({ store }) => {
+        assert.equal((await store.leaseRate('client:p', 1, 4, 4, NOW)).granted, 4);
+        assert.equal(await store.prune(NOW + 3000), 0);
+        assert.equal(await store.prune(NOW + 4001), 1);
+      }));
   });
 }

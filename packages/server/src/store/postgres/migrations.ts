@@ -370,6 +370,13 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE TABLE workload_templates (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
     `,
   },
+  {
+    version: 18,
+    name: 'rate buckets: how many requests the last take leased (a node takes several at once)',
+    sql: `
+    ALTER TABLE rate_buckets ADD COLUMN taken INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -35,6 +35,7 @@ import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
 import type { AppliedConfigFile } from '../config-file-rows.js';
 import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
+import { leaseAnswer } from '../rate-lease.js';
 import {
   byDue,
   type Row,
@@ -261,7 +262,9 @@ function statements(s: string, channel: string, time: SharedTime) {
   const bucketNow = time.earlier('$4');
   /** A bucket's level: what it held, refilled at `$2`/s since it was last touched, capped at `$3`. */
   const BUCKET_LEVEL = `LEAST($3::float8, b.tokens + GREATEST(0, ${bucketNow} - b.at) * $2::float8 / 1000)`;
-  const BUCKET_AFTER = `(CASE WHEN ${BUCKET_LEVEL} >= 1 THEN ${BUCKET_LEVEL} - 1 ELSE ${BUCKET_LEVEL} END)`;
+  /** What a take of up to `$5` requests gets: as many whole ones as the bucket holds. */
+  const BUCKET_TAKE = `LEAST($5::float8, floor(${BUCKET_LEVEL}))`;
+  const FRESH_TAKE = 'LEAST($5::float8, floor($3::float8))';
   return {
     s,
     channel,
@@ -354,15 +357,19 @@ function statements(s: string, channel: string, time: SharedTime) {
     probeWrite: `INSERT INTO ${s}.write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at`,
     pruneTokens: `DELETE FROM ${s}.tokens WHERE exp <= $1`,
     pruneBuckets: `DELETE FROM ${s}.rate_buckets WHERE full_at <= ${time.earlier('$1')}`,
-    // One statement, so concurrent requests of every node queue on the bucket's row, not on write_head.
-    rateLimit: `INSERT INTO ${s}.rate_buckets AS b (key, tokens, at, full_at, granted)
-      VALUES ($1, $3::float8 - 1, ${bucketNow}, ${bucketNow} + ceil(1000 / $2::float8)::bigint, true)
+    // One statement, so concurrent takes of every node queue on the bucket's row, not on write_head.
+    // `granted` stays written for a node of the previous release sharing the table during an upgrade.
+    rateLease: `INSERT INTO ${s}.rate_buckets AS b (key, tokens, at, full_at, granted, taken)
+      VALUES ($1, $3::float8 - ${FRESH_TAKE}, ${bucketNow},
+        ${bucketNow} + ceil(${FRESH_TAKE} * 1000 / $2::float8)::bigint, ${FRESH_TAKE} >= 1, ${FRESH_TAKE})
       ON CONFLICT (key) DO UPDATE SET
-        tokens = ${BUCKET_AFTER},
+        tokens = ${BUCKET_LEVEL} - ${BUCKET_TAKE},
         at = GREATEST(b.at, ${bucketNow}),
-        full_at = GREATEST(b.at, ${bucketNow}) + ceil(($3::float8 - ${BUCKET_AFTER}) * 1000 / $2::float8)::bigint,
-        granted = ${BUCKET_LEVEL} >= 1
-      RETURNING tokens, granted`,
+        full_at = GREATEST(b.at, ${bucketNow})
+          + ceil(($3::float8 - ${BUCKET_LEVEL} + ${BUCKET_TAKE}) * 1000 / $2::float8)::bigint,
+        granted = ${BUCKET_TAKE} >= 1,
+        taken = ${BUCKET_TAKE}
+      RETURNING tokens, taken`,
   };
 }
 type Statements = ReturnType<typeof statements>;
@@ -376,7 +383,7 @@ type Statements = ReturnType<typeof statements>;
  * outside one.
  *
  * The exception: statements that are atomic on their own and read nothing another transaction decides
- * on (`consume`, `recordToken`, `rateLimit`) run before the lock when they come first. Issuance (replay
+ * on (`consume`, `recordToken`, `rateLimit`, `leaseRate`) run before the lock when they come first. Issuance (replay
  * checks, token record, then the audit append) so holds the cluster-wide lock for the append and the
  * commit only, not for every round trip of the transaction.
  */
@@ -578,11 +585,19 @@ class PostgresStore implements Store {
   }
 
   async rateLimit(key: string, ratePerSecond: number, burst: number, now: number): Promise<number> {
+    const lease = await this.leaseRate(key, ratePerSecond, burst, 1, now);
+    return lease.granted >= 1 ? 0 : lease.wait;
+  }
+
+  async leaseRate(key: string, ratePerSecond: number, burst: number, want: number, now: number) {
     const r = (
-      await this.#rows(this.#sql.rateLimit, [key, ratePerSecond, Math.max(1, burst), now], true)
+      await this.#rows(
+        this.#sql.rateLease,
+        [key, ratePerSecond, Math.max(1, burst), now, Math.max(1, Math.floor(want))],
+        true,
+      )
     )[0]!;
-    if (r['granted'] === true) return 0;
-    return Math.max(1, Math.ceil((1 - (r['tokens'] as number)) / ratePerSecond));
+    return leaseAnswer(Number(r['taken']), r['tokens'] as number, ratePerSecond);
   }
 
   async recordToken(t: IssuedToken): Promise<void> {

@@ -310,4 +310,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE workload_templates (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
   `,
+  // How many requests a bucket's last take leased: a node of a cluster takes several at once.
+  `
+  ALTER TABLE rate_buckets ADD COLUMN taken INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -35,6 +35,7 @@ import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
 import type { AppliedConfigFile } from '../config-file-rows.js';
 import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
+import { leaseAnswer } from '../rate-lease.js';
 import {
   byDue,
   type Row,
@@ -313,6 +314,8 @@ class SqliteStore implements Store {
     this.#run(() => this.#ops.consume(scope, id, exp, now));
   rateLimit = (key: string, rate: number, burst: number, now: number) =>
     this.#run(() => this.#ops.rateLimit(key, rate, burst, now));
+  leaseRate = (key: string, rate: number, burst: number, want: number, now: number) =>
+    this.#run(() => this.#ops.leaseRate(key, rate, burst, want, now));
   recordToken = (t: IssuedToken) => this.#run(() => this.#ops.recordToken(t));
   getToken = (jti: string) => this.#run(() => this.#ops.getToken(jti));
   getTokens = (jtis: readonly string[]) => this.#run(() => this.#ops.getTokens(jtis));
@@ -431,15 +434,19 @@ function translate(err: unknown): unknown {
 
 /** A bucket's level at @now (ms): what it held, refilled at @rate/s since last touched, capped at @burst. */
 const BUCKET_LEVEL = 'min(@burst, b.tokens + max(0, @now - b.at) * @rate / 1000.0)';
-const BUCKET_AFTER = `(CASE WHEN ${BUCKET_LEVEL} >= 1 THEN ${BUCKET_LEVEL} - 1 ELSE ${BUCKET_LEVEL} END)`;
-const RATE_LIMIT = `INSERT INTO rate_buckets AS b (key, tokens, at, full_at, granted)
-  VALUES (@key, @burst - 1, @now, @now + CAST(1000 / @rate AS INTEGER) + 1, 1)
+/** What a take of up to `@want` requests gets: as many whole ones as the bucket holds. */
+const BUCKET_TAKE = `min(@want, CAST(${BUCKET_LEVEL} AS INTEGER))`;
+const FRESH_TAKE = 'min(@want, CAST(@burst AS INTEGER))';
+const RATE_LEASE = `INSERT INTO rate_buckets AS b (key, tokens, at, full_at, granted, taken)
+  VALUES (@key, @burst - ${FRESH_TAKE}, @now, @now + CAST(${FRESH_TAKE} * 1000 / @rate AS INTEGER) + 1,
+    ${FRESH_TAKE} >= 1, ${FRESH_TAKE})
   ON CONFLICT (key) DO UPDATE SET
-    tokens = ${BUCKET_AFTER},
+    tokens = ${BUCKET_LEVEL} - ${BUCKET_TAKE},
     at = max(b.at, @now),
-    full_at = max(b.at, @now) + CAST((@burst - ${BUCKET_AFTER}) * 1000 / @rate AS INTEGER) + 1,
-    granted = ${BUCKET_LEVEL} >= 1
-  RETURNING tokens, granted`;
+    full_at = max(b.at, @now) + CAST((@burst - ${BUCKET_LEVEL} + ${BUCKET_TAKE}) * 1000 / @rate AS INTEGER) + 1,
+    granted = ${BUCKET_TAKE} >= 1,
+    taken = ${BUCKET_TAKE}
+  RETURNING tokens, taken`;
 
 /** The statements themselves; synchronous, used directly inside a transaction. */
 class SqliteOps implements Store {
@@ -660,11 +667,19 @@ class SqliteOps implements Store {
     return this.#s['consume']!.run(scope, id, expiresAt, now).changes === 1;
   }
   async rateLimit(key: string, ratePerSecond: number, burst: number, now: number): Promise<number> {
-    // Prepared on first use: a read-only store opened on an older file never needs the table.
-    this.#s['rateLimit'] ??= this.#db.prepare(RATE_LIMIT);
-    const r = this.#s['rateLimit'].get({ key, rate: ratePerSecond, burst: Math.max(1, burst), now }) as Row;
-    if (r['granted'] === 1) return 0;
-    return Math.max(1, Math.ceil((1 - (r['tokens'] as number)) / ratePerSecond));
+    const lease = await this.leaseRate(key, ratePerSecond, burst, 1, now);
+    return lease.granted >= 1 ? 0 : lease.wait;
+  }
+  async leaseRate(key: string, ratePerSecond: number, burst: number, want: number, now: number) {
+    this.#s['rateLease'] ??= this.#db.prepare(RATE_LEASE);
+    const r = this.#s['rateLease'].get({
+      key,
+      rate: ratePerSecond,
+      burst: Math.max(1, burst),
+      want: Math.max(1, Math.floor(want)),
+      now,
+    }) as Row;
+    return leaseAnswer(Number(r['taken']), r['tokens'] as number, ratePerSecond);
   }
 
   async recordToken(t: IssuedToken): Promise<void> {
