@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -161,6 +161,85 @@ describe('governance rules: every rule has a passing and a failing fixture', () 
     const file = join(dir, 'issuers', 'github.yaml');
     writeFileSync(file, readFileSync(file, 'utf8').replace(/^condition: .*$/m, 'condition: "true"'));
     assert.equal(governanceCheck(dir, NOW).violations.length, 1);
+  });
+});
+
+describe('governance rules see workload templates as the workloads they admit', () => {
+  /** The owner fixture that passes, with an issuer and a template (owner and environment given). */
+  const withTemplate = (base: string, owner: string, environment: string) => {
+    const dir = copyOf(base);
+    mkdirSync(join(dir, 'issuers'), { recursive: true });
+    writeFileSync(
+      join(dir, 'issuers', 'github.yaml'),
+      'name: github\npreset: github-actions\naudience: https://writ.acme.test\ntrust_domain: acme.test\ncondition: claims.repository_owner == "acme"\n',
+    );
+    mkdirSync(join(dir, 'templates'), { recursive: true });
+    writeFileSync(
+      join(dir, 'templates', 'repos.yaml'),
+      [
+        'id: repos',
+        `owner: ${owner}`,
+        `environment: ${environment}`,
+        'federation: github',
+        'match:',
+        '  prefixes: [spiffe://acme.test/github/acme/]',
+        'classes: [reports]',
+        'derive:',
+        '  owner: \'"team-reports"\'',
+        `  environment: '"${environment}"'`,
+        '',
+      ].join('\n'),
+    );
+    return dir;
+  };
+
+  it("workload.owner checks a template's owner: an inactive one is reported, naming the template file and field", () => {
+    const dir = withTemplate(fixture('owner', 'pass'), 'bob@acme.test', 'prod');
+    const { violations } = governanceCheck(dir, NOW);
+    assert.equal(violations.length, 1, JSON.stringify(violations));
+    const v = violations[0]!;
+    assert.equal(v.rule, 'owned');
+    assert.equal(v.object, 'template repos');
+    assert.equal(v.field, 'owner');
+    assert.equal(v.line, 2);
+    assert.equal(v.file, relative(process.cwd(), join(dir, 'templates', 'repos.yaml')));
+    assert.match(v.message, /owner "bob@acme\.test" is a person who is no longer active; rule owned/);
+    assert.match(v.message, /set the template's owner/);
+    // An unknown owner too; an active team passes.
+    const unknown = governanceCheck(withTemplate(fixture('owner', 'pass'), 'team-nobody', 'prod'), NOW);
+    assert.match(
+      unknown.violations[0]?.message ?? '',
+      /owner "team-nobody" is no person or team of people\//,
+    );
+    assert.deepEqual(
+      governanceCheck(withTemplate(fixture('owner', 'pass'), 'team-reports', 'prod'), NOW).violations,
+      [],
+    );
+  });
+
+  it("a template takes its environment into rule scoping: out of the rule's environments it is not checked", () => {
+    assert.deepEqual(
+      governanceCheck(withTemplate(fixture('owner', 'pass'), 'bob@acme.test', 'dev'), NOW).violations,
+      [],
+    );
+  });
+
+  it('a class a prod template lists is a prod class: its max_ttl is judged by the prod rule', () => {
+    // The passing max-ttl fixture: the 1h class `sandbox` is used in dev only.
+    const dir = copyOf(fixture('max-ttl', 'pass'));
+    assert.deepEqual(governanceCheck(dir, NOW).violations, []);
+    const withProd = withTemplate(dir, 'team-reports', 'prod');
+    writeFileSync(
+      join(withProd, 'templates', 'repos.yaml'),
+      readFileSync(join(withProd, 'templates', 'repos.yaml'), 'utf8').replace('[reports]', '[sandbox]'),
+    );
+    const { violations } = governanceCheck(withProd, NOW);
+    assert.equal(violations.length, 1, JSON.stringify(violations));
+    assert.equal(violations[0]!.object, 'class sandbox');
+    assert.match(
+      violations[0]!.message,
+      /max_ttl is 1h; rule prod-max-ttl allows at most 15m in environment prod/,
+    );
   });
 });
 

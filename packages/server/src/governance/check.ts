@@ -13,6 +13,7 @@ import {
 import { PeopleDirectory } from '../people/directory.js';
 import type { Person, Team } from '../people/person.js';
 import type { ResourceSpec } from '../policy/compile.js';
+import { type TemplateFile, templateFileSchema } from '../templates/template-config.js';
 import type { Governance, GovernanceRule } from './governance-file.js';
 
 /** One rule broken by one object: where (file and field), which rule, and what would pass. */
@@ -68,16 +69,23 @@ export function checkGovernance(input: CheckInput): Violation[] {
   const workloads = located<WorkloadFile>('workload', workloadFileSchema);
   const issuers = located<IssuerFile>('issuer', issuerFileSchema);
   const exceptions = located<ExceptionFile>('exception', exceptionFileSchema);
+  // A template stands for the workloads it will admit: they hold its classes, in its environment.
+  const templates = located<TemplateFile>('template', templateFileSchema);
   const directory = PeopleDirectory.fromConfig(input.people);
   const tierOf = new Map(input.resources.map((r) => [r.id, r.sensitivity]));
 
   /** A class is used in the environments of the workloads that list it, and reaches its audiences' tiers. */
   const classScope = (c: ClassFile) => ({
-    environments: workloads.filter((w) => w.value.classes.includes(c.name)).map((w) => w.value.environment),
+    environments: [...workloads, ...templates]
+      .filter((w) => w.value.classes.includes(c.name))
+      .map((w) => w.value.environment),
     tiers: c.audiences.map((a) => tierOf.get(a) ?? UNRATED),
   });
   const issuerScope = (i: IssuerFile) => {
-    const users = workloads.filter((w) => w.value.federation?.includes(i.name));
+    const users = [
+      ...workloads.filter((w) => w.value.federation?.includes(i.name)),
+      ...templates.filter((t) => t.value.federation === i.name),
+    ];
     return {
       environments: users.map((w) => w.value.environment),
       tiers: users.flatMap((w) =>
@@ -139,6 +147,21 @@ export function checkGovernance(input: CheckInput): Violation[] {
             `workload ${w.id}`,
             'owner',
             `${problem}; rule ${rule.id} wants every workload owned${scopeText} by a known, active person or team: set owner to the id of one in people/`,
+          );
+      }
+      // A template answers for every workload it admits: its own owner is checked like a workload's.
+      for (const { value: t, where } of templates) {
+        const tiers = classes
+          .filter((c) => t.classes.includes(c.value.name))
+          .flatMap((c) => classScope(c.value).tiers);
+        if (!applies({ environments: [t.environment], tiers })) continue;
+        const problem = ownerProblem(directory, t.owner);
+        if (problem)
+          report(
+            where,
+            `template ${t.id}`,
+            'owner',
+            `${problem}; rule ${rule.id} wants every workload, and every template that admits them, owned${scopeText} by a known, active person or team: set the template's owner to the id of one in people/`,
           );
       }
       continue;
