@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type DpopKey, generateDpopKey } from '@writ/sdk/dpop';
 import { GrantType } from '@writ/sdk/wire';
+import { operatorCli } from './helpers/cli.js';
 import { classDoc, dpopTokenRequest, introspect, rawDoc } from './helpers/dpop.js';
 import { localIssuerDoc } from './helpers/federation.js';
 import { type Harness, startHarness } from './helpers/harness.js';
@@ -19,6 +20,7 @@ describe('workload templates: every repository of a GitHub organisation matching
   before(async () => {
     github = await startLocalIssuer('RS256');
     h = await startHarness({
+      listen: true,
       extraDocs: [
         classDoc({
           name: 'ci',
@@ -77,6 +79,34 @@ describe('workload templates: every repository of a GitHub organisation matching
     }
     const admitted = (await h.auditEvents('workload.admitted')).map((e) => e.subject).sort();
     assert.deepEqual(admitted, [id('acme/deployer'), id('acme/website')]);
+  });
+
+  it('says which template admitted a workload: the admin API list and view, writ workloads list and show', async () => {
+    const list = await h.admin('GET', '/workloads');
+    const rows = list.body['workloads'] as Array<Record<string, unknown>>;
+    const row = (wid: string) => rows.find((x) => x['id'] === wid);
+    assert.equal(row(id('acme/deployer'))?.['template'], 'acme-repos');
+    const registered = rows.find((x) => x['template'] === undefined);
+    assert.ok(registered, 'a registered workload is listed without a template');
+    const one = await h.admin('GET', `/workloads/${encodeURIComponent(id('acme/deployer'))}`);
+    assert.equal(one.status, 200);
+    const t = one.body['template'] as Record<string, unknown>;
+    assert.equal(t['id'], 'acme-repos');
+    assert.equal(t['issuer'], 'github');
+    assert.equal(t['subject'], 'repo:acme/deployer:ref:refs/heads/main');
+    assert.equal(typeof t['fingerprint'], 'string');
+
+    const writ = operatorCli(h);
+    const listed = await writ(['workloads', 'list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const line = listed.stdout.split('\n').find((l) => l.includes(id('acme/deployer')));
+    assert.match(line ?? '', /template=acme-repos/);
+    const other = listed.stdout.split('\n').find((l) => l.includes(String(registered['id'])));
+    assert.match(other ?? '', /template=-/);
+    const shown = await writ(['workloads', 'show', id('acme/deployer')]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /"template"/);
+    assert.match(shown.stdout, /acme-repos/);
   });
 
   it('refuses a repository outside the organisation, and one of a look-alike organisation: unknown_workload', async () => {

@@ -169,7 +169,12 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       admin.get('/workloads', async () => ({
         workloads: ctx.registry
           .workloads()
-          .map(({ verificationKeys: _k, ...w }) => ({ ...w, jwks: w.jwks.length })),
+          // A templated workload says which template admitted it; its evidence is in /workloads/:id.
+          .map(({ verificationKeys: _k, template, ...w }) => ({
+            ...w,
+            jwks: w.jwks.length,
+            ...(template ? { template: template.id } : {}),
+          })),
       }));
       // Workloads whose owner was deprovisioned, for reassignment (docs/governance.md, "Orphaned workloads").
       admin.get('/workloads/orphaned', async () => ({

@@ -476,9 +476,13 @@ export const ROUTES: readonly Operation[] = [
     body: { type: 'form', schema: adminTokenForm },
     ok: { status: 200, what: 'an admin token (`token_type: DPoP`)' },
   },
-  ...admin('GET', '/workloads', 'the registered workloads'),
+  ...admin('GET', '/workloads', 'the registered workloads (a templated one names its template)'),
   ...admin('GET', '/workloads/orphaned', 'workloads whose owner was deprovisioned, for reassignment'),
-  ...admin('GET', '/workloads/{id}', 'one workload, with its risk'),
+  ...admin(
+    'GET',
+    '/workloads/{id}',
+    'one workload, with its risk (a templated one with its template and the evidence it was admitted on)',
+  ),
   ...(['disable', 'enable', 'quarantine'] as const).flatMap((verb) =>
     admin('POST', `/workloads/{id}/${verb}`, `${verb} a workload`, { type: 'json', schema: stateBody }),
   ),

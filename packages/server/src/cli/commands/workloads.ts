@@ -7,7 +7,9 @@ export function registerWorkloads(program: Command, cli: CommandContext): void {
   const workloads = program.command('workloads').description('registered workloads');
   workloads
     .command('list')
-    .description('every registered workload: state, environment, id, owner, classes')
+    .description(
+      'every registered workload: state, environment, id, owner, classes, and the template that admitted it',
+    )
     .action(async () => {
       const r = await cli.admin().get<{
         workloads: Array<{
@@ -16,13 +18,14 @@ export function registerWorkloads(program: Command, cli: CommandContext): void {
           environment: string;
           owner: string;
           classes: string[];
+          template?: string;
         }>;
       }>('/workloads');
       cli.out(
         r.workloads
           .map(
             (w) =>
-              `${esc(w.state).padEnd(11)} ${esc(w.environment).padEnd(8)} ${esc(w.id)}  owner=${esc(w.owner)} classes=${esc(w.classes.join(','))}`,
+              `${esc(w.state).padEnd(11)} ${esc(w.environment).padEnd(8)} ${esc(w.id)}  owner=${esc(w.owner)} classes=${esc(w.classes.join(','))} template=${w.template === undefined ? '-' : esc(w.template)}`,
           )
           .join('\n') || '(none)',
       );
@@ -53,7 +56,9 @@ export function registerWorkloads(program: Command, cli: CommandContext): void {
     });
   workloads
     .command('show <id>')
-    .description('one workload as registered, with its state and risk')
+    .description(
+      'one workload as registered, with its state and risk; a templated one with its template and the evidence it was admitted on',
+    )
     .action(async (id: string) => cli.out(await cli.admin().get(`/workloads/${encodeURIComponent(id)}`)));
   for (const verb of ['disable', 'enable', 'quarantine']) {
     workloads
