@@ -29,12 +29,18 @@ export async function startIdentityProvider(o: {
   redirectUri: string;
   clientSecret: string;
   port?: number;
+  /**
+   * oidc-provider's own login and consent pages (its development interactions) instead of the
+   * scripted login: a browser types the login name (a key of `users`) and any password, then consents.
+   */
+  pages?: { users: IdpUser[] };
 }): Promise<IdentityProvider> {
   const { redirectUri, clientSecret } = o;
   const p = o.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${p}`;
   const clientId = 'writ-console';
-  const users = new Map<string, IdpUser>();
+  const users = new Map<string, IdpUser>((o.pages?.users ?? []).map((u) => [u.sub, u]));
+  const pages = o.pages !== undefined;
   let next: IdpUser | undefined;
   const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
   const provider = new Provider(issuer, {
@@ -52,30 +58,38 @@ export async function startIdentityProvider(o: {
     jwks: { keys: [{ ...signingKey, alg: 'ES256', use: 'sig', kid: 'test-idp' }] },
     cookies: { keys: ['test-idp-cookie-key-0123456789'] },
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
-    features: { devInteractions: { enabled: false } },
+    features: { devInteractions: { enabled: pages } },
     // The e-mail claims in the ID token itself, as most providers put them (not only at userinfo).
     conformIdTokenClaims: false,
     pkce: { required: () => true },
-    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
+    ...(pages
+      ? {}
+      : {
+          interactions: {
+            url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}`,
+          },
+        }),
     findAccount: async (_ctx: unknown, id: string) => {
       const user = users.get(id);
       return user && { accountId: id, claims: async () => ({ ...user }) };
     },
-    // A first-party client: the scopes asked for are granted without a consent page.
-    loadExistingGrant: async (ctx: OidcContext) => {
-      const { client, session, result, provider: op } = ctx.oidc;
-      if (!client || !session?.accountId) return undefined;
-      const id = result?.consent?.grantId ?? session.grantIdFor(client.clientId);
-      if (id) return op.Grant.find(id);
-      const grant = new op.Grant({ clientId: client.clientId, accountId: session.accountId });
-      grant.addOIDCScope('openid email');
-      await grant.save();
-      return grant;
-    },
+    // A first-party client: the scopes asked for are granted without a consent page (with `pages`, the
+    // provider's consent page asks).
+    ...(pages ? {} : { loadExistingGrant }),
   });
+  async function loadExistingGrant(ctx: OidcContext) {
+    const { client, session, result, provider: op } = ctx.oidc;
+    if (!client || !session?.accountId) return undefined;
+    const id = result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+    if (id) return op.Grant.find(id);
+    const grant = new op.Grant({ clientId: client.clientId, accountId: session.accountId });
+    grant.addOIDCScope('openid email');
+    await grant.save();
+    return grant;
+  }
   const handle = provider.callback();
   const server: Server = createServer((req, res) => {
-    if (req.url?.startsWith('/interaction/')) {
+    if (!pages && req.url?.startsWith('/interaction/')) {
       const user = next;
       if (!user) {
         res.writeHead(400).end('the test named no user to log in (loginAs)');
