@@ -96,7 +96,9 @@ describe('console sign-in with OpenID Connect in Chromium', { skip }, () => {
   const newPage = async (): Promise<Page> => {
     const c = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     contexts.push(c);
-    c.setDefaultTimeout(15_000);
+    // Bounds, not speed checks: a loaded machine (CI, a shared host) takes its time over a first page.
+    c.setDefaultTimeout(30_000);
+    c.setDefaultNavigationTimeout(60_000);
     return c.newPage();
   };
   /** From the console's sign-in screen through the provider's login and consent pages, as `login`. */
