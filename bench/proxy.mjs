@@ -109,7 +109,8 @@ async function writProxy(core, { issuer, configDir, client, keyFile }, wrapper =
     { wrapper },
   );
   const origin = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < (wrapper.length > 0 ? 12_000 : 200); i++) {
+  // Up to 2 min plain: on a machine loaded by other work start-up alone can take 20 s and more.
+  for (let i = 0; i < (wrapper.length > 0 ? 12_000 : 1200); i++) {
     try {
       if ((await fetch(`${origin}/healthz`)).ok) return { child, origin };
     } catch {}
@@ -296,6 +297,7 @@ runMain(async () => {
     },
     // The driver is one client making thousands of requests a second, each reported by the proxy.
     settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
+    readyMs: 120_000,
   });
   const vendor = await part('vendor', '1', { key: KEY });
   serverPid = server.pid;
