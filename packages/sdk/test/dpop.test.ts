@@ -284,6 +284,27 @@ describe('verifyDpopProof (RFC 9449 §4.3)', () => {
     await verifyDpopProof(options(signed(p), { accessToken: 'the-token' }));
   });
 
+  it('12: with the token hash handed in (a verifier token cache), ath is held against that hash', async () => {
+    const given = { accessToken: 'the-token', accessTokenSha256: accessTokenHash('the-token') };
+    await breaks(
+      (p) => {
+        p.claims['ath'] = accessTokenHash('some-other-token');
+      },
+      'ath',
+      given,
+    );
+    await breaks(
+      (p) => {
+        delete p.claims['ath'];
+      },
+      'required_claims',
+      given,
+    );
+    const p = parts();
+    p.claims['ath'] = accessTokenHash('the-token');
+    await verifyDpopProof(options(signed(p), given));
+  });
+
   it('12: refuses a proof key whose thumbprint is not the expected cnf.jkt', async () => {
     await refused(options(signed(parts()), { expectedJkt: otherKey.jkt }), 'jkt');
     await verifyDpopProof(options(signed(parts()), { expectedJkt: key.jkt }));

@@ -20,6 +20,12 @@ export interface DpopVerifyOptions {
   iatWindow: number;
   /** When a token is presented with the proof: `ath` must be its hash (check 12). */
   accessToken?: string;
+  /**
+   * `accessTokenHash(accessToken)` when the caller has it already (a verifier's token cache keys tokens
+   * by it): `ath` is compared with it rather than hashing the token a second time. It must be the hash
+   * of `accessToken` itself; without `accessToken` it is ignored.
+   */
+  accessTokenSha256?: string;
   /** `cnf.jkt` of the presented token: the proof key must have this thumbprint (check 12). */
   expectedJkt?: string;
   /** Server nonce policy (check 10): undefined = no nonce required; else a predicate over the claim. */
@@ -171,7 +177,10 @@ export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpo
     );
   }
   // 12. ath and key binding of a presented token
-  if (o.accessToken !== undefined && claims['ath'] !== accessTokenHash(o.accessToken)) {
+  if (
+    o.accessToken !== undefined &&
+    claims['ath'] !== (o.accessTokenSha256 ?? accessTokenHash(o.accessToken))
+  ) {
     throw new DpopError(
       'ath',
       'DPoP proof ath must be the base64url SHA-256 of the access token sent with it',

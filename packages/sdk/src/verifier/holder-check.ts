@@ -27,9 +27,10 @@ export function createHolderCheck(
   presented: { scheme: 'DPoP' | 'Bearer'; token: string },
   claims: Pick<AccessTokenClaims, 'cnf'>,
   nowSeconds: number,
+  tokenSha256?: string,
 ) => Promise<void> {
   const { nonces, replay } = o;
-  return async (req, presented, claims, nowSeconds) => {
+  return async (req, presented, claims, nowSeconds, tokenSha256) => {
     // An unbound token presented as Bearer has no binding to check: skip building the proof check.
     if (claims.cnf === undefined && presented.scheme === 'Bearer') return;
     try {
@@ -39,6 +40,7 @@ export function createHolderCheck(
         iatWindow: o.iatWindow,
         ...(o.settingNames ? { settingNames: o.settingNames } : {}),
         consumeJti: (key, exp) => replay.consume(key, exp, nowSeconds),
+        ...(tokenSha256 !== undefined ? { accessTokenSha256: tokenSha256 } : {}),
         ...(nonces ? { nonce: (n: string | undefined) => nonces.valid(n) } : {}),
       });
     } catch (err) {

@@ -88,6 +88,8 @@ export interface BindingCheck {
   /** What the caller calls `algorithms` and `iatWindow` in its configuration, for refusals. */
   settingNames?: DpopVerifyOptions['settingNames'];
   nonce?: (value: string | undefined) => boolean;
+  /** The presented token's base64url SHA-256 when already known (see `DpopVerifyOptions`). */
+  accessTokenSha256?: string;
   consumeJti: (key: string, expiresAtSeconds: number) => boolean | Promise<boolean>;
 }
 
@@ -131,6 +133,7 @@ export async function checkHolderBinding(
       iatWindow: c.iatWindow,
       ...(c.settingNames ? { settingNames: c.settingNames } : {}),
       accessToken: presented.token,
+      ...(c.accessTokenSha256 !== undefined ? { accessTokenSha256: c.accessTokenSha256 } : {}),
       expectedJkt: jkt,
       consumeJti: c.consumeJti,
       ...(c.nonce ? { nonce: c.nonce } : {}),

@@ -33,13 +33,14 @@ export class VerifiedTokenCache {
   /**
    * The verification of `token`: from the cache when it holds one whose key is still published,
    * otherwise from `verify` (then remembered). Throws `invalid_token` for a cached token that has
-   * expired or is not yet valid.
+   * expired or is not yet valid. `sha256` is the token's base64url SHA-256, the cache's key: what a DPoP
+   * proof's `ath` must be (RFC 9449 §4.2), so the proof check need not hash the token again.
    */
   async verified(
     token: string,
     c: CachedCheck,
     verify: () => VerifiedToken | Promise<VerifiedToken>,
-  ): Promise<VerifiedToken & { cached: boolean }> {
+  ): Promise<VerifiedToken & { cached: boolean; sha256: string }> {
     const digest = hash('sha256', token, 'base64url');
     const hit = this.#entries.get(digest);
     if (hit) {
@@ -49,14 +50,21 @@ export class VerifiedTokenCache {
       }
       if (hit.claims.nbf > c.nowSeconds + c.leeway)
         throw new RequestRefusal('invalid_token', 'nbf', 'token is not yet valid', { claims: hit.claims });
-      if (c.publishes(hit.thumbprint)) return { ...hit, cached: true };
+      if (c.publishes(hit.thumbprint))
+        return { claims: hit.claims, kid: hit.kid, thumbprint: hit.thumbprint, cached: true, sha256: digest };
       // Its key is no longer published: verify from scratch (and refuse unless the key is back).
       this.#entries.delete(digest);
     }
     const fresh = await verify();
     if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value as string);
     this.#entries.set(digest, fresh);
-    return { ...fresh, cached: false };
+    return {
+      claims: fresh.claims,
+      kid: fresh.kid,
+      thumbprint: fresh.thumbprint,
+      cached: false,
+      sha256: digest,
+    };
   }
 
   get size(): number {

@@ -268,6 +268,8 @@ export function createVerifier(o: VerifierOptions): Verifier {
     const presented = presentedToken(req.authorization);
     let claims: AccessTokenClaims;
     let cached = false;
+    // The token's SHA-256 from the token cache: the proof's `ath` is checked against it.
+    let tokenSha256: string | undefined;
     if (now() - lastPrune > 60_000) {
       lastPrune = now();
       // Kept for the leeway past `expires_at`: a token is accepted that long after its `exp`.
@@ -291,11 +293,12 @@ export function createVerifier(o: VerifierOptions): Verifier {
       );
       claims = v.claims;
       cached = v.cached;
+      tokenSha256 = v.sha256;
       seen?.(claims);
       if (revocations.size > 0 && revocations.match({ ...claims, kid: v.kid }))
         throw new RequestRefusal('invalid_token', 'revoked', 'token has been revoked');
     }
-    await holderCheck(req, presented, claims, Math.floor(now() / 1000));
+    await holderCheck(req, presented, claims, Math.floor(now() / 1000), tokenSha256);
     req.check?.(claims);
     if (localPolicy) await localPolicy.enforce(req, claims);
     return { claims, cached };
