@@ -172,6 +172,16 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
     for (const text of [env, got.body, r.stderr, r.stdout, proxyOutput])
       assert.ok(!text.includes(KEY), 'the key showed up where the job or its logs could see it');
     assert.ok(got.body.includes('*'.repeat(KEY.length)), 'the echoed key was overwritten');
+    // The upstream time of the proxied request is in the histogram (cumulative buckets up to +Inf).
+    const metrics = await (await fetch(`${proxyUrl}/metrics`)).text();
+    assert.match(metrics, /# TYPE writ_proxy_upstream_seconds histogram/);
+    const count = /writ_proxy_upstream_seconds_count\{route="payments"\} (\d+)/.exec(metrics)?.[1];
+    assert.ok(Number(count) >= 1, metrics);
+    assert.match(
+      metrics,
+      new RegExp(`writ_proxy_upstream_seconds_bucket\\{le="\\+Inf",route="payments"\\} ${count}\n`),
+    );
+    assert.match(metrics, /writ_proxy_upstream_seconds_sum\{route="payments"\} [0-9.e-]+\n/);
     // The proxy reports both uses like any verifier: the refused one as denied.
     const reports = await eventually("the proxy's usage report with the refused use", async () => {
       const events = await h.auditEvents('usage.reported');

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { WorkloadClient } from '@writ/sdk/client';
 import { createVerifier, UsageReporter, type Verifier } from '@writ/sdk/verifier';
 import type { Command } from 'commander';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import { PROXY_METADATA_PATH } from '../../vendor/exec-forwarder.js';
+import { RouteLatencyHistogram } from '../../vendor/latency-histogram.js';
 import { LeasedVendorKeys } from '../../vendor/leased-keys.js';
 import { createVendorProxy } from '../../vendor/proxy.js';
 import { loadVendorRoutes } from '../../vendor/route.js';
@@ -95,13 +96,13 @@ export function registerProxy(program: Command, cli: CommandContext): void {
           for (const c of requestCounts.values()) this.inc(c.labels, c.n);
         },
       });
-      const upstream = new Histogram({
-        name: 'writ_proxy_upstream_seconds',
-        help: 'Time to the vendor response head.',
-        labelNames: ['route'],
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-        registers: [registry],
-      });
+      // Counted in plain arrays and written out when scraped (prom-client hashes labels per observation).
+      const upstream = new RouteLatencyHistogram(
+        'writ_proxy_upstream_seconds',
+        'Time to the vendor response head.',
+        [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        routes.map((r) => r.name),
+      );
       const redactions = new Counter({
         name: 'writ_proxy_key_redactions_total',
         help: 'Occurrences of a vendor key overwritten in what a vendor sent back.',
@@ -125,7 +126,8 @@ export function registerProxy(program: Command, cli: CommandContext): void {
                 labels: { route: r.route ?? '', status: String(r.status), reason: r.reason ?? '' },
                 n: 1,
               });
-            if (r.upstreamMs !== undefined) upstream.observe({ route: r.route ?? '' }, r.upstreamMs / 1000);
+            if (r.upstreamMs !== undefined && r.route !== undefined)
+              upstream.observe(r.route, r.upstreamMs / 1000);
             if (r.redacted > 0) redactions.inc({ route: r.route ?? '' }, r.redacted);
           },
         });
@@ -151,7 +153,7 @@ export function registerProxy(program: Command, cli: CommandContext): void {
         if (req.url === '/metrics') {
           registry.metrics().then((text) => {
             res.writeHead(200, { 'content-type': registry.contentType });
-            res.end(text);
+            res.end(`${text}\n${upstream.exposition()}`);
           });
           return;
         }
