@@ -88,7 +88,11 @@ export type DetectionResponse =
 export interface LogEventData {
   revocation: { revocation: Revocation };
   'keys.rotated': { activated: string; retired: string; next: string };
-  'workload.state': { id: string; state: 'active' | 'disabled' | 'quarantined' };
+  /**
+   * `admitted`: the workload is new, admitted by a template on first use (docs/templates.md): nodes add
+   * that one workload from the store instead of reloading the registry.
+   */
+  'workload.state': { id: string; state: 'active' | 'disabled' | 'quarantined'; admitted?: true };
   'workload.credentials': { id: string; change: 'create' | 'update' | 'delete' };
   /** `changes`: how many entries of the configuration changed. */
   'config.applied': { changes: number };

@@ -70,10 +70,12 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
     people: false,
     policy: false,
     detection: false,
+    /** Workloads a template admitted on some node: each is read from the store and added, no reload. */
+    admitted: new Set<string>(),
   };
   /** The seq of the last event received that changes policy bundles. */
   let bundleSeq = 0;
-  const reloading = () => pending.rebuild || PARTS.some((p) => pending[p]);
+  const reloading = () => pending.rebuild || PARTS.some((p) => pending[p]) || pending.admitted.size > 0;
   const reloadPart = (part: Part): Promise<void> =>
     part === 'policy'
       ? reloadPolicy(ctx)
@@ -114,6 +116,12 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
           throw err;
         }
       }
+      // One read per admitted workload, however large the registry: first uses stay cheap.
+      for (const id of [...pending.admitted]) {
+        const record = await ctx.store.getWorkload(id);
+        if (record) ctx.registry.remember(record);
+        pending.admitted.delete(id);
+      }
     }
     // Nothing is pending: every reload asked for started after its event arrived, so what this node
     // holds is at least as new as every change received.
@@ -146,6 +154,13 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
       ctx.revocations.apply(e.data.revocation);
     }
     next = e.seq + 1;
+    if (e.type === EventType.workloadState && e.data.admitted === true && !pending.rebuild) {
+      pending.admitted.add(e.data.id);
+      bundleSeq = e.seq;
+      schedule();
+      wakeWaiters();
+      return;
+    }
     for (const part of RELOADS[e.type] ?? []) {
       pending[part] = true;
       if (BUNDLE_PARTS.has(part)) bundleSeq = e.seq;

@@ -75,7 +75,11 @@ export async function admitWorkload(
     if (existing) return { record: existing };
     const workload = { ...derived, template: { ...admission, admittedAt: now } };
     await tx.putWorkload(workload, now);
-    const change = await ctx.events.append(tx, EventType.workloadState, { id: derived.id, state: 'active' });
+    const change = await ctx.events.append(tx, EventType.workloadState, {
+      id: derived.id,
+      state: 'active',
+      admitted: true,
+    });
     await announceBundle(ctx, tx, change.seq);
     const audited = await ctx.audit.append(
       {
