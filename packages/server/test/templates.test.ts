@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type DpopKey, generateDpopKey } from '@writ/sdk/dpop';
 import { GrantType } from '@writ/sdk/wire';
 import type { RawDocument } from '../src/config/config-dir.js';
+import { readStartupConfig } from '../src/config/startup-config.js';
+import { operatorCli } from './helpers/cli.js';
+import { writeConfigDocuments } from './helpers/config-dir.js';
 import { classDoc, dpopTokenRequest, introspect, rawDoc, workloadDoc } from './helpers/dpop.js';
 import { localIssuerDoc } from './helpers/federation.js';
 import { harnessDocuments, testKey } from './helpers/harness.js';
@@ -14,6 +19,7 @@ import {
   outcome,
   presenting,
   startVerifierWorld,
+  VERIFIER_ID,
   type VerifierWorld,
 } from './helpers/verifier.js';
 
@@ -236,5 +242,104 @@ describe('workload templates: a Kubernetes issuer admits service accounts on fir
     assert.equal(gone.body['error'], 'invalid_grant');
     assert.match(String(gone.body['error_description']), /no workload template of issuer cluster covers it/);
     assert.equal(await w.h.store.getWorkload(LEDGER), undefined, 'not admitted again');
+  });
+});
+
+describe('workload templates: a templated workload is no file of the config', () => {
+  // Its own world: the restarts below would interrupt the verifier the suite above relies on.
+  let cluster: LocalIssuer;
+  let w: VerifierWorld;
+  const frontendKey = testKey();
+  const fixed = () => [
+    classDoc({ name: 'api', audiences: [API], scopes: ['api:call'], default_scopes: ['api:call'] }),
+    localIssuerDoc('cluster', 'kubernetes', cluster, [WRIT], { max_token_age: '2h' }),
+    workloadDoc(FRONTEND, frontendKey, ['api']),
+  ];
+  before(async () => {
+    cluster = await startLocalIssuer('ES256');
+    w = await startVerifierWorld({ docs: () => [...fixed(), podsTemplate()] });
+  });
+  after(async () => {
+    await w?.close();
+    await cluster?.close();
+  });
+  const now = () => Math.floor(w.clock.now() / 1000);
+  const saToken = (ns: string, sa: string) => cluster.mint(kubernetesClaims(now(), cluster.url, ns, sa));
+  const federate = (assertion: string) =>
+    dpopTokenRequest(
+      w.h,
+      () => ({ grant_type: GrantType.jwtBearer, assertion, resource: API }),
+      generateDpopKey(),
+    );
+  const world = (extra: RawDocument[]) => [
+    ...harnessDocuments(w.h, [
+      classDoc({
+        name: 'verifier-events',
+        audiences: [`${w.issuer}/v1/events`],
+        scopes: ['events:read'],
+        default_scopes: ['events:read'],
+      }),
+      classDoc({ name: 'verifier-world-api', audiences: [API], scopes: ['api:call'] }),
+    ]),
+    ...extra,
+  ];
+
+  it('applies of other changes (whole, incremental writ apply, incremental start-up) leave templated workloads and their tokens alone', async () => {
+    // A templated workload lives in the store, not in any file: a diff of the files must never read it
+    // as removed by config (which would delete it and revoke its tokens).
+    const r = await federate(await saToken('payments', 'ledger'));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await federate(await saToken('billing', 'invoices'))).status, 200);
+    const token = r.body['access_token'] as string;
+    const seq = (await w.h.store.queryAudit({ afterSeq: 0, limit: 100_000 })).at(-1)?.seq ?? 0;
+    const reports = (name: string) => classDoc({ name, audiences: [API], scopes: ['api:call'] });
+    // The verifier's own workload as registered, so that the directory changes nothing but the class.
+    const verifier = await w.h.store.getWorkload(VERIFIER_ID);
+    assert.ok(verifier);
+    const verifierDoc = rawDoc('workload', {
+      id: VERIFIER_ID,
+      owner: verifier.owner,
+      environment: verifier.environment,
+      classes: verifier.classes,
+      jwks: { keys: verifier.jwks },
+      serves: verifier.serves,
+    });
+    const docs = world([...fixed(), verifierDoc, podsTemplate(), reports('reports-1')]);
+
+    // The whole directory in one body, with an unrelated class added.
+    const whole = await w.h.admin('POST', '/config', { documents: docs });
+    assert.equal(whole.status, 200, JSON.stringify(whole.body));
+    assert.deepEqual(whole.body['changes'], [{ op: 'add', kind: 'class', name: 'reports-1' }]);
+
+    // writ apply of a directory: first every file (the whole-body apply recorded none), then one file.
+    const dir = join(w.h.dir, 'templated-config');
+    writeConfigDocuments(dir, docs);
+    const writ = operatorCli(w.h);
+    const first = await writ(['apply', dir]);
+    assert.equal(first.code, 0, first.stderr);
+    writeFileSync(join(dir, 'classes', 'reports-2.json'), JSON.stringify(reports('reports-2').doc));
+    const second = await writ(['apply', dir]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /\+ class reports-2/);
+    assert.doesNotMatch(second.stdout, /workload/, 'no workload in the diff');
+
+    // A restart reading the directory after another one-file change: only that file is read.
+    writeFileSync(join(dir, 'classes', 'reports-3.json'), JSON.stringify(reports('reports-3').doc));
+    const s = await readStartupConfig(dir, w.h.settings, w.h.store, 'test-build');
+    await w.h.restart(s);
+    const again = await readStartupConfig(dir, w.h.settings, w.h.store, 'test-build');
+    assert.equal(again.files, 'unchanged', 'the restart recorded the files it applied');
+    await w.h.restart(again);
+
+    for (const id of [LEDGER, INVOICES]) {
+      assert.equal((await w.h.store.getWorkload(id))?.template?.id, 'pods', `${id} is still admitted`);
+      assert.ok(w.h.writ.ctx.registry.workload(id), `${id} is in the registry after the restart`);
+    }
+    assert.equal((await introspect(w.h, token))['active'], true, 'its token was not revoked');
+    assert.deepEqual(await eventsSince(w.h, seq, 'workload.removed'), []);
+    assert.ok(
+      (await w.h.store.listClasses()).some((c) => c.name === 'reports-3'),
+      'the change of the restart was applied',
+    );
   });
 });
