@@ -385,6 +385,14 @@ describe('verifier middleware', () => {
         assert.equal(r.status, 401, r.head);
         assert.match(r.head, /www-authenticate: DPoP realm="reports", error="invalid_dpop_proof"/i);
         assert.equal(app.calls(), before);
+        // Two proofs joined on one line (as fetch would send two) are two as well.
+        const joined = await rawGet(url, [
+          ['Authorization', `DPoP ${t}`],
+          ['DPoP', `${proof(t, url)}, ${proof(t, url)}`],
+        ]);
+        assert.equal(joined.status, 401, joined.head);
+        assert.match(joined.head, /www-authenticate: DPoP realm="reports", error="invalid_dpop_proof"/i);
+        assert.equal(app.calls(), before);
         // One of them alone is fine.
         const ok = await rawGet(url, [
           ['Authorization', `DPoP ${t}`],

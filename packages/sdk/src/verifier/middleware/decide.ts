@@ -1,6 +1,7 @@
 import type { AccessTokenClaims } from '../../wire/claims.js';
 import type { ClientCertificateInput } from '../certificate-binding.js';
 import { type PresentedRequest, presentedToken, RequestRefusal } from '../request.js';
+import type { UseContext } from '../usage.js';
 import type { Verifier } from '../verifier.js';
 import { type Refusal, refusal } from './refusal.js';
 
@@ -69,10 +70,7 @@ export async function decide(
   let scheme: 'DPoP' | 'Bearer' | undefined;
   try {
     scheme = presentedToken(authorization).scheme;
-    const dpop = parts.dpop
-      .flatMap((v) => v.split(','))
-      .map((v) => v.trim())
-      .filter((v) => v !== '');
+    const dpop = dpopProofs(parts.dpop);
     // RFC 9449 §4.3 check 1, whatever the token: two proofs are never acceptable.
     if (dpop.length > 1)
       throw new RequestRefusal(
@@ -80,13 +78,6 @@ export async function decide(
         'dpop_single_header',
         'exactly one DPoP header is allowed',
       );
-    const presented: PresentedRequest = {
-      authorization,
-      dpop,
-      method: parts.method.toUpperCase(),
-      url: parts.url,
-      ...(parts.clientCertificate !== undefined ? { clientCertificate: parts.clientCertificate } : {}),
-    };
     const check = (c: AccessTokenClaims) => {
       if (o.bearer === false && c.cnf?.jkt === undefined && c.cnf?.['x5t#S256'] === undefined)
         throw new RequestRefusal(
@@ -102,13 +93,19 @@ export async function decide(
         );
       o.check?.(c);
     };
-    const { claims, cached } = await verifier.verify({
-      ...presented,
-      ...(parts.source !== undefined ? { source: parts.source } : {}),
-      ...(parts.userAgent !== undefined ? { userAgent: parts.userAgent } : {}),
+    // One object, without spreads: this runs on every request.
+    const presented: PresentedRequest & UseContext = {
+      authorization,
+      dpop,
+      method: parts.method.toUpperCase(),
+      url: parts.url,
       // Inside verify(), so a usage report carries the final decision.
       check,
-    });
+    };
+    if (parts.clientCertificate !== undefined) presented.clientCertificate = parts.clientCertificate;
+    if (parts.source !== undefined) presented.source = parts.source;
+    if (parts.userAgent !== undefined) presented.userAgent = parts.userAgent;
+    const { claims, cached } = await verifier.verify(presented);
     // Again here: a Verifier of another make may not run `check`, and these checks must not be skipped.
     check(claims);
     return { ok: true, claims, cached };
@@ -116,6 +113,22 @@ export async function decide(
     if (err instanceof RequestRefusal) return { ok: false, refusal: refusal(err, scheme, o) };
     throw err;
   }
+}
+
+/**
+ * The DPoP proofs of the header lines: each line split at commas, trimmed, empty ones dropped. The usual
+ * request, one line holding one proof, is handed back as it is, without the three arrays of the split.
+ */
+function dpopProofs(lines: readonly string[]): readonly string[] {
+  if (lines.length === 0) return lines;
+  if (lines.length === 1) {
+    const v = lines[0]!;
+    if (v !== '' && !v.includes(',') && v.trim() === v) return lines;
+  }
+  return lines
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
 }
 
 function missingScopes(granted: string, required: readonly string[] | undefined): string[] {
