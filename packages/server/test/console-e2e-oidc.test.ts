@@ -124,6 +124,8 @@ describe('console sign-in with OpenID Connect in Chromium', { skip }, () => {
     await page.waitForURL(`${h.issuer}/console/`);
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     await page.getByText('operator:ops-erin', { exact: true }).first().waitFor();
+    // The overview follows the live counters (GET /admin/v1/events/live) under the page's CSP.
+    await page.getByText('Live: counts arrive as they happen.').waitFor();
     await page.screenshot({ path: join(shots, 'erin-overview.png') });
 
     const cookies = await page.context().cookies(h.issuer);

@@ -1,7 +1,70 @@
+import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { href } from '../app.js';
 import { TimeChart } from '../chart.js';
 import { Badge, ErrorNote, POLL_MS, Section, Table, useResource, when } from '../components.js';
+
+/** While the live stream is open, the whole overview is asked for this rarely; counts arrive as they happen. */
+const LIVE_POLL_MS = 30_000;
+const MINUTE = 60_000;
+
+/** One frame of `GET /admin/v1/events/live`: what happened since the last one. */
+interface LiveCounts {
+  at: number;
+  issued: number;
+  refused: number;
+  revoked: number;
+}
+
+/**
+ * The live counters (docs/console.md, "Live counters"): open while the server streams them; closed (and
+ * the page back to asking every 2 s) when the stream ends or fails.
+ */
+function useLiveCounts(): { open: boolean; counts: LiveCounts[]; readUpTo: (now: number) => void } {
+  const [open, setOpen] = useState(false);
+  const [counts, setCounts] = useState<LiveCounts[]>([]);
+  useEffect(() => {
+    if (typeof EventSource === 'undefined') return;
+    const es = new EventSource('/admin/v1/events/live');
+    es.addEventListener('hello', () => setOpen(true));
+    es.addEventListener('counts', (e) => {
+      const d = JSON.parse((e as MessageEvent<string>).data) as LiveCounts;
+      setCounts((c) => [...c.slice(-1000), d]);
+    });
+    es.addEventListener('end', () => {
+      setOpen(false);
+      es.close();
+    });
+    // EventSource reconnects by itself; until it does, the page asks every 2 s.
+    es.onerror = () => setOpen(false);
+    return () => es.close();
+  }, []);
+  return { open, counts, readUpTo: (now) => setCounts((c) => c.filter((x) => x.at > now)) };
+}
+
+/** The overview with the counts that arrived since it was read added to its minutes. */
+function withLive(o: Overview, counts: LiveCounts[]): Overview {
+  if (counts.length === 0) return o;
+  const issued = [...o.issued];
+  const refused = [...o.refused];
+  let revoked = 0;
+  const from = o.minutes[0] ?? 0;
+  for (const c of counts) {
+    if (c.at <= o.now) continue;
+    const i = Math.min(Math.floor((c.at - from) / MINUTE), issued.length - 1);
+    if (i >= 0) {
+      issued[i]! += c.issued;
+      refused[i]! += c.refused;
+    }
+    revoked += c.revoked;
+  }
+  return {
+    ...o,
+    issued,
+    refused,
+    revocations: { total: o.revocations.total + revoked, in_window: o.revocations.in_window + revoked },
+  };
+}
 
 /** `GET /admin/v1/overview` (docs/admin.md). */
 export interface Overview {
@@ -30,8 +93,17 @@ export interface Overview {
 }
 
 export function OverviewView() {
-  const r = useResource(() => api<Overview>('GET', '/admin/v1/overview'), [], POLL_MS);
-  const o = r.data;
+  const live = useLiveCounts();
+  const r = useResource(
+    () => api<Overview>('GET', '/admin/v1/overview'),
+    [],
+    live.open ? LIVE_POLL_MS : POLL_MS,
+  );
+  // A fresh overview holds everything up to its `now`: the counts of older frames are in it.
+  useEffect(() => {
+    if (r.data) live.readUpTo(r.data.now);
+  }, [r.data]);
+  const o = r.data && withLive(r.data, live.counts);
   return (
     <div class="grid">
       <ErrorNote error={r.error} />
@@ -50,6 +122,9 @@ export function OverviewView() {
         <p class="muted">Counts are drawn from the newest 1000 events of each kind in the window.</p>
       )}
       <Section title="Tokens per minute">
+        <p class="muted" data-live={live.open ? 'open' : 'polling'}>
+          {live.open ? 'Live: counts arrive as they happen.' : 'Asking every 2 seconds.'}
+        </p>
         {o ? (
           <TimeChart
             title="issued and refused per minute"

@@ -30,6 +30,7 @@ import { closeTask, openTask } from '../tasks/tasks.js';
 import { registerVendorKeyAdminRoutes } from '../vendor/routes.js';
 import { handleAdminToken } from './admin-auth.js';
 import { appliedFileDigests, changedFileBody, mergeChangedFiles, removedFileBody } from './config-files.js';
+import { registerLiveEventsRoute } from './live-events.js';
 import { applyConfig, setWorkloadState } from './operations.js';
 import { registerOverviewRoutes } from './overview.js';
 
@@ -134,12 +135,14 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
   app.register(
     async (admin) => {
       admin.decorateRequest('operator', '');
+      admin.decorateRequest('consoleSession', '');
       // onRequest, before the body is read: only an authenticated operator gets a body parsed, which
       // matters most for the config body (`limits.config_bytes`, megabytes).
       admin.addHook('onRequest', async (req) => {
         try {
           const { operator, session } = await authenticateOperatorCaller(ctx, info(req));
           (req as FastifyRequest & { operator: string }).operator = operator;
+          (req as FastifyRequest & { consoleSession: string }).consoleSession = session?.idHash ?? '';
           // A console action names the person who clicked (docs/console.md); the action's own event,
           // written by the route, names the operator as every admin call does.
           if (session && req.method !== 'GET' && req.method !== 'HEAD')
@@ -392,6 +395,10 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
       registerVendorKeyAdminRoutes(admin, ctx, op, body);
       registerStaleRoute(admin, ctx, op, body);
       registerOverviewRoutes(admin, ctx, body);
+      registerLiveEventsRoute(admin, ctx, (req) => {
+        const r = req as FastifyRequest & { operator: string; consoleSession: string };
+        return { operator: r.operator, session: r.consoleSession || undefined };
+      });
       admin.post('/audit/verify', async () => {
         await ctx.audit.checkpoint();
         return verifyAuditChain(ctx.store);

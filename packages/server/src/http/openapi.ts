@@ -540,6 +540,16 @@ export const ROUTES: readonly Operation[] = [
     '/overview',
     'the console overview: tokens issued and refused per minute, live tokens, refusals by reason, revocations, open findings, streams, store health ([console.md](console.md#views))',
   ),
+  {
+    method: 'GET',
+    path: `${Paths.admin}/events/live`,
+    tag: 'admin',
+    summary: 'live counters for the console overview',
+    description:
+      'Server-sent events: `hello`, then `counts` (`issued`, `refused`, `revoked` since the last frame, read from the audit log once a second) and `end` with a reason; one stream per console session (a second replaces the first), ended when the session ends; counts only ([console.md](console.md#live-counters)).',
+    caller: 'operator',
+    ok: { status: 200, what: 'an event stream', type: 'text/event-stream' },
+  },
   ...admin('GET', '/keys', 'the signing keys'),
   ...admin('POST', '/keys/rotate', 'rotate the signing key'),
   ...admin(
