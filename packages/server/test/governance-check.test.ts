@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import AjvDraft04 from 'ajv-draft-04';
 import ajvFormats from 'ajv-formats';
-import { AdminClient } from '../src/cli/client.js';
+import { AdminClient, CliError } from '../src/cli/client.js';
 import { apply } from '../src/cli/commands/apply.js';
 import { governanceCheck } from '../src/cli/commands/govern-check.js';
 import { loadConfigDir, readConfigDir } from '../src/config/config-dir.js';
@@ -488,24 +488,35 @@ describe('writ apply runs the same check: refuses on errors, prints warnings', (
     assert.equal(warned.status, 200, JSON.stringify(warned.body));
   });
 
-  it('the apply function refuses before it calls the server (no server needed)', async () => {
+  it('a whole-directory apply refuses before it sends anything (a server that keeps no record of applied files)', async () => {
     writeFileSync(
       join(config, 'governance.yaml'),
       'rules:\n  - { id: short-tokens, check: class.max_ttl, max: 1s }\n',
     );
-    await assert.rejects(
-      apply(unreachableClient(), config, false),
-      /governance rules refuse this configuration/,
-    );
+    const client = new NoFileRecordClient();
+    await assert.rejects(apply(client, config, false), /governance rules refuse this configuration/);
+    // It asked which files the server holds (none: a whole apply), then sent nothing.
+    assert.deepEqual(client.calls, ['GET /config/files']);
   });
 });
 
-/** A client of a server that is not there, with a key file that does not exist: any call fails. */
-function unreachableClient(): AdminClient {
-  return new AdminClient({
-    server: 'http://127.0.0.1:9',
-    operatorKey: join(tmpdir(), 'writ-no-such-key.jwk'),
-  });
+/**
+ * The CLI's side of an apply without a server: the server keeps no record of applied files (404, as an
+ * older one answers), so the CLI reads and checks the whole directory; any POST is recorded and fails.
+ */
+class NoFileRecordClient extends AdminClient {
+  readonly calls: string[] = [];
+  constructor() {
+    super({ server: 'http://127.0.0.1:9', operatorKey: join(tmpdir(), 'writ-no-such-key.jwk') });
+  }
+  override async get<T>(path: string): Promise<T> {
+    this.calls.push(`GET ${path}`);
+    throw new CliError('404 not_found: no such route');
+  }
+  override async post<T>(path: string): Promise<T> {
+    this.calls.push(`POST ${path}`);
+    throw new CliError('the apply was sent');
+  }
 }
 
 const copies: string[] = [];
