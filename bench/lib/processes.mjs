@@ -108,7 +108,12 @@ export async function waitReady(url, child, logFile, timeoutMs = 20_000, attempt
     await new Promise((r) => setTimeout(r, 100));
   }
   const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '';
-  throw new Error(`server did not become ready at ${url}:\n${log}`);
+  // How it ended, and what it said: a server killed by a signal (the kernel's OOM killer) says nothing.
+  const how =
+    child.exitCode !== null || child.signalCode !== null
+      ? `the server exited (code ${child.exitCode}, signal ${child.signalCode})`
+      : `no answer within ${Math.round(timeoutMs / 1000)} s`;
+  throw new Error(`server did not become ready at ${url}: ${how}; its output:\n${log || '(nothing)'}`);
 }
 
 /** CPU seconds used so far by a process (all its threads), from /proc; undefined elsewhere. */
