@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { href } from '../app.js';
 import { TimeChart } from '../chart.js';
@@ -103,6 +103,15 @@ export function OverviewView() {
   useEffect(() => {
     if (r.data) live.readUpTo(r.data.now);
   }, [r.data]);
+  // Counts alone do not name tokens: a frame that says tokens were issued or revoked has the lists
+  // (recent tokens, active count) read again, at most once per POLL_MS.
+  const lastRead = useRef(0);
+  useEffect(() => {
+    const changed = live.counts.some((c) => c.issued > 0 || c.revoked > 0);
+    if (!changed || Date.now() - lastRead.current < POLL_MS) return;
+    lastRead.current = Date.now();
+    r.reload();
+  }, [live.counts]);
   const o = r.data && withLive(r.data, live.counts);
   return (
     <div class="grid">
