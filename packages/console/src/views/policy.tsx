@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
-import { api, query } from '../api.js';
+import { api } from '../api.js';
 import { Badge, ErrorNote, Field, Json, Section, Table, useResource, when } from '../components.js';
+import { filesDiff } from '../line-diff.js';
 
 interface Policy {
   version: { id: string; policies?: number };
@@ -8,23 +9,22 @@ interface Policy {
   policies: Array<{ id: string; effect: string; file: string; line: number }>;
 }
 
-interface AuditEvent {
-  seq: number;
-  ts: number;
-  actor: string;
-  data: Record<string, unknown>;
+/** `GET /admin/v1/policy/versions`: the applied versions kept, newest first. */
+interface VersionSummary {
+  id: string;
+  counter: number;
+  created: number;
+  applied_by: string | null;
+  built_in: boolean;
+  policies: number;
+}
+
+interface VersionSources extends VersionSummary {
+  files: Array<{ file: string; text: string }>;
 }
 
 export function PolicyView() {
   const p = useResource(() => api<Policy>('GET', '/admin/v1/policy'), []);
-  const loads = useResource(
-    () =>
-      api<{ events: AuditEvent[] }>(
-        'GET',
-        `/admin/v1/audit${query({ type: 'policy.loaded', order: 'desc', limit: 50 })}`,
-      ),
-    [],
-  );
   return (
     <div class="grid">
       <ErrorNote error={p.error} />
@@ -42,21 +42,7 @@ export function PolicyView() {
         />
       </Section>
       <Explain />
-      <Section title="Versions loaded">
-        <ErrorNote error={loads.error} />
-        <Table
-          label="policy versions"
-          rows={loads.data?.events}
-          rowKey={(e) => String(e.seq)}
-          empty="No policy load is recorded."
-          columns={[
-            { label: 'When', cell: (e) => when(e.ts) },
-            { label: 'By', cell: (e) => e.actor },
-            { label: 'Version', cell: (e) => versionOf(e.data['version']) },
-            { label: 'Change', cell: (e) => JSON.stringify(e.data['changes'] ?? e.data['diff'] ?? '') },
-          ]}
-        />
-      </Section>
+      <Versions running={p.data?.version.id} />
     </div>
   );
 }
@@ -142,10 +128,93 @@ function Explain() {
   );
 }
 
-/** A policy version as events record it: an id string, or an object holding one. */
-function versionOf(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (v && typeof v === 'object' && typeof (v as { id?: unknown }).id === 'string')
-    return (v as { id: string }).id;
-  return '—';
+/** The applied versions the store keeps, and a line diff of any two of them, file by file. */
+function Versions({ running }: { running: string | undefined }) {
+  const list = useResource(
+    () => api<{ versions: VersionSummary[] }>('GET', '/admin/v1/policy/versions'),
+    [running],
+  );
+  const versions = list.data?.versions;
+  const [from, setFrom] = useState('');
+  const [to, setTo] = useState('');
+  // Until the operator chooses, the newest version against the one before it.
+  const a = from || versions?.[1]?.id || '';
+  const b = to || versions?.[0]?.id || '';
+  const choose = (label: string, value: string, set: (v: string) => void) => (
+    <label class="field">
+      <span>{label}</span>
+      <select value={value} onChange={(e) => set((e.currentTarget as HTMLSelectElement).value)}>
+        {(versions ?? []).map((v) => (
+          <option key={v.id} value={v.id}>
+            {v.id}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+  return (
+    <Section title="Policy versions">
+      <ErrorNote error={list.error} />
+      <Table
+        label="policy versions"
+        rows={versions}
+        rowKey={(v) => v.id}
+        empty="No policy version is kept yet."
+        columns={[
+          { label: 'Version', cell: (v) => (v.id === running ? `${v.id} (running)` : v.id) },
+          { label: 'Applied', cell: (v) => when(v.created) },
+          { label: 'By', cell: (v) => v.applied_by ?? 'unknown' },
+          { label: 'Policies', cell: (v) => (v.built_in ? `${v.policies} (built in)` : String(v.policies)) },
+        ]}
+      />
+      {versions && versions.length > 1 && (
+        <form class="search" aria-label="compare policy versions" onSubmit={(e) => e.preventDefault()}>
+          {choose('From', a, setFrom)}
+          {choose('To', b, setTo)}
+        </form>
+      )}
+      {a && b && <VersionDiff a={a} b={b} />}
+    </Section>
+  );
+}
+
+const MARK = { same: '  ', added: '+ ', removed: '- ' } as const;
+
+function VersionDiff({ a, b }: { a: string; b: string }) {
+  const sources = useResource(
+    () =>
+      Promise.all(
+        [a, b].map((id) => api<VersionSources>('GET', `/admin/v1/policy/versions/${encodeURIComponent(id)}`)),
+      ),
+    [a, b],
+  );
+  if (sources.error) return <ErrorNote error={sources.error} />;
+  if (!sources.data) return <p class="muted">Loading…</p>;
+  const [x, y] = sources.data as [VersionSources, VersionSources];
+  const files = filesDiff(x.files, y.files);
+  return (
+    <section aria-label="policy diff">
+      <p>
+        {x.id} → {y.id}: {files.filter((f) => f.status !== 'same').length} of {files.length} files differ
+      </p>
+      {files.map((f) => (
+        <div key={f.file}>
+          <h3>
+            {f.file} <Badge text={f.status} tone={f.status === 'same' ? 'ok' : 'warn'} />
+          </h3>
+          {f.status !== 'same' && (
+            <pre class="diff">
+              {f.lines.map((l, i) => (
+                // Text nodes only: policy text is never markup here.
+                <span key={i} class={`diff-${l.kind}`}>
+                  {MARK[l.kind]}
+                  {l.text}
+                </span>
+              ))}
+            </pre>
+          )}
+        </div>
+      ))}
+    </section>
+  );
 }

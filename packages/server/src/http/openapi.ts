@@ -630,6 +630,12 @@ export const ROUTES: readonly Operation[] = [
   ...admin('GET', '/audit/trace/{jti}', 'one token’s issuance, uses and revocation (`writ audit trace`)'),
   ...admin('GET', '/policy', 'the running policy version and its policies'),
   ...admin(
+    'GET',
+    '/policy/versions',
+    'the applied policy versions kept (the newest 50), newest first: id, when, who applied it, how many policies ([policy.md](policy.md#versions))',
+  ),
+  ...admin('GET', '/policy/versions/{id}', 'one kept policy version with the text of its source files'),
+  ...admin(
     'POST',
     '/policy/explain',
     'why the running policies allow or deny a request: the decision, the policies considered and those that determined it ([console.md](console.md#views))',

@@ -7,6 +7,7 @@ import { contextFields } from './authzen.js';
 import type { PolicyLoadError, PolicySources } from './compile.js';
 import { updateResource } from './operations.js';
 import { resourceSchema } from './policy-dir.js';
+import type { PolicyVersionSummary } from './policy-set.js';
 import { buildContext, isPolicyAction, isPrintable, workloadPrincipal } from './request.js';
 
 /** The `policies` member of `POST /admin/v1/config`: `null` means "no policies/ directory". */
@@ -68,6 +69,24 @@ export function registerPolicyAdminRoutes(
     })),
     stats: ctx.policy.stats,
   }));
+  // The applied versions the store keeps (the newest 50), newest first, and one with its sources: the
+  // console's Policy view diffs two of them.
+  admin.get('/policy/versions', async () => ({
+    versions: (await ctx.store.listPolicyVersions()).map(versionJson),
+    running: ctx.policy.version.id,
+  }));
+  admin.get<{ Params: { id: string } }>('/policy/versions/:id', async (req) => {
+    const id = req.params.id;
+    const v = VERSION_ID.test(id) ? await ctx.store.getPolicyVersion(id) : undefined;
+    if (!v)
+      throw notFound(
+        'no such policy version is kept (see GET /admin/v1/policy/versions for those that are)',
+        {
+          reason: 'not_found',
+        },
+      );
+    return { ...versionJson(v), files: v.files };
+  });
   // Why the running policy set allows or denies a request an operator types: the decision, the policies
   // considered and those that determined it (with their text), the resource and the context used.
   admin.post('/policy/explain', async (req) => {
@@ -124,6 +143,20 @@ export function registerPolicyAdminRoutes(
       });
     return updateResource(ctx, id, undefined, op(req));
   });
+}
+
+/** `<counter>-<12 hex>`, as policy versions are named. */
+const VERSION_ID = /^[0-9]{1,15}-[0-9a-f]{12}$/;
+
+function versionJson(v: PolicyVersionSummary) {
+  return {
+    id: v.id,
+    counter: v.counter,
+    created: v.created,
+    applied_by: v.actor,
+    built_in: v.builtIn,
+    policies: v.policies,
+  };
 }
 
 function resourceId(id: string): string {

@@ -11,7 +11,7 @@ import {
   type ResourceSpec,
 } from './compile.js';
 import type { PolicyVersion } from './engine.js';
-import type { StoredPolicySet } from './policy-set.js';
+import type { StoredPolicySet, StoredPolicyVersion } from './policy-set.js';
 
 /** Compiles what a config directory holds; `undefined` (no `policies/`) is the built-in set. */
 export function compileSources(sources: PolicySources | undefined): CompiledPolicySet {
@@ -31,6 +31,24 @@ function versionOf(set: CompiledPolicySet, counter: number): PolicyVersion {
 }
 
 const storedId = (p: { counter: number; hash: string }) => `${p.counter}-${p.hash.slice(0, 12)}`;
+
+/** The version record the store keeps for the console's diffs: the source files' text, the built-in set's own. */
+function versionRecord(
+  v: PolicyVersion,
+  sources: PolicySources | null | undefined,
+  actor: string | null,
+  created: number,
+): StoredPolicyVersion {
+  return {
+    id: v.id,
+    counter: v.counter,
+    created,
+    actor,
+    builtIn: v.builtIn,
+    policies: v.policies,
+    files: (sources ?? DEFAULT_POLICY_SOURCES).files.map(({ file, text }) => ({ file, text })),
+  };
+}
 
 function loadedEvent(v: PolicyVersion, set: CompiledPolicySet, previous: string | null, actor: string) {
   return {
@@ -130,6 +148,7 @@ export async function startPolicy(
         updatedAt: now,
       };
       await tx.putPolicySet(record);
+      await tx.putPolicyVersion(versionRecord(versionOf(set, counter), record.sources, 'startup', now));
       for (const r of resources) await tx.putResourceAttributes(r);
       const change = await ctx.events.append(tx, EventType.policyChanged, { version: storedId(record) });
       const audited =
@@ -153,6 +172,7 @@ export async function startPolicy(
       if (!changed) return { record, set: fromDir, seq: undefined, audited: undefined };
       const change = await ctx.events.append(tx, EventType.policyChanged, { version: storedId(record) });
       const version = versionOf(fromDir, record.counter);
+      await tx.putPolicyVersion(versionRecord(version, record.sources, 'startup', now));
       await ctx.events.append(tx, EventType.policyBundle, {
         version: stored.bundleEpoch + change.seq,
         policy_version: version.id,
@@ -175,7 +195,12 @@ export async function startPolicy(
       );
     }
   }
-  ctx.policy.load(set, result.record.counter);
+  const running = ctx.policy.load(set, result.record.counter);
+  // A store that kept no versions before (an earlier build) gets the running one, applier unknown.
+  if (!(await ctx.store.getPolicyVersion(running.id)))
+    await ctx.store.putPolicyVersion(
+      versionRecord(running, result.record.sources, null, result.record.updatedAt),
+    );
   ctx.policy.replaceResources(await ctx.store.listResourceAttributes());
   ctx.policy.bundle.setBase(result.record.bundleEpoch, Math.max(head, result.seq ?? 0));
 }
@@ -237,6 +262,7 @@ export async function applyPolicies(
         bundleEpoch: previous.bundleEpoch,
         updatedAt: now,
       });
+      await tx.putPolicyVersion(versionRecord(version, sources, actor, now));
       const change = await ctx.events.append(tx, EventType.policyChanged, { version: version.id });
       await announceBundle(ctx, tx, change.seq, version.id);
       const audited = await ctx.audit.append(loadedEvent(version, set, storedId(previous), actor), tx);

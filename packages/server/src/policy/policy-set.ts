@@ -22,3 +22,25 @@ export interface StoredPolicySet {
   /** Milliseconds. */
   updatedAt: number;
 }
+
+/** How many applied policy versions the store keeps (the newest; older ones are pruned as new ones land). */
+export const POLICY_VERSIONS_KEPT = 50;
+
+/** One applied policy version as the version list shows it. */
+export interface PolicyVersionSummary {
+  /** `<counter>-<first 12 hex of the hash>`, as `policy.loaded` names it. */
+  id: string;
+  counter: number;
+  /** Milliseconds: when it was applied. */
+  created: number;
+  /** Who applied it (`operator:<name>`, `startup`), when known. */
+  actor: string | null;
+  builtIn: boolean;
+  /** How many policies it holds. */
+  policies: number;
+}
+
+/** One applied policy version with the text of its source files (the built-in set's own, when built in). */
+export interface StoredPolicyVersion extends PolicyVersionSummary {
+  files: Array<{ file: string; text: string }>;
+}

@@ -2,6 +2,7 @@ import type { Revocation, RevocationKind } from '@writ/sdk/wire';
 import type { AuditCheckpoint, AuditEvent } from '../audit/audit-event.js';
 import type { StreamEvent } from '../events/stream-event.js';
 import type { KeyRecord } from '../keys/key-record.js';
+import type { PolicyVersionSummary } from '../policy/policy-set.js';
 import type { Workload, WorkloadRecord, WorkloadState } from '../registry/workload.js';
 import type { NewRevocation } from '../revocation/new-revocation.js';
 import type { Task } from '../tasks/task.js';
@@ -176,5 +177,17 @@ export function toStreamEvent(r: Row): StreamEvent {
     ts: r['ts'] as number,
     type: r['type'] as string,
     data: JSON.parse(r['data'] as string) as Record<string, unknown>,
+  };
+}
+
+export function toPolicyVersionSummary(r: Row): PolicyVersionSummary {
+  return {
+    id: r['id'] as string,
+    counter: Number(r['counter']),
+    created: Number(r['created_at']),
+    actor: (r['actor'] as string | null) ?? null,
+    // SQLite keeps 0/1, PostgreSQL a boolean.
+    builtIn: r['built_in'] === true || r['built_in'] === 1,
+    policies: Number(r['policies']),
   };
 }

@@ -18,7 +18,12 @@ import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../
 import type { KeyRecord } from '../keys/key-record.js';
 import type { Person, Team } from '../people/person.js';
 import type { ScimPutResult, ScimRecord, ScimResourceType } from '../people/scim-record.js';
-import type { StoredPolicySet, StoredResource } from '../policy/policy-set.js';
+import type {
+  PolicyVersionSummary,
+  StoredPolicySet,
+  StoredPolicyVersion,
+  StoredResource,
+} from '../policy/policy-set.js';
 import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
 import type { Workload, WorkloadRecord, WorkloadState } from '../registry/workload.js';
@@ -118,6 +123,15 @@ export interface Store {
   getPolicySet(): Promise<StoredPolicySet | undefined>;
   /** Replaces the running policy set. */
   putPolicySet(p: StoredPolicySet): Promise<void>;
+  /**
+   * Records an applied policy version with its sources (replacing one of the same id), then keeps only
+   * the newest `POLICY_VERSIONS_KEPT` by counter.
+   */
+  putPolicyVersion(v: StoredPolicyVersion): Promise<void>;
+  /** The kept policy versions, newest (highest counter) first, without their sources. */
+  listPolicyVersions(): Promise<PolicyVersionSummary[]>;
+  /** One kept policy version with its sources; undefined when unknown or pruned. */
+  getPolicyVersion(id: string): Promise<StoredPolicyVersion | undefined>;
   /** Attributes of APIs set through the admin API (they override `resources.yaml`), by id. */
   listResourceAttributes(): Promise<StoredResource[]>;
   putResourceAttributes(r: StoredResource): Promise<void>;

@@ -8,7 +8,11 @@ import { verifyAuditChain } from '../../src/audit/verify.js';
 import { StoreUnavailableError } from '../../src/errors.js';
 import type { TrustedIssuer } from '../../src/federation/trusted-issuer.js';
 import type { KeyRecord } from '../../src/keys/key-record.js';
-import type { StoredPolicySet } from '../../src/policy/policy-set.js';
+import {
+  POLICY_VERSIONS_KEPT,
+  type StoredPolicySet,
+  type StoredPolicyVersion,
+} from '../../src/policy/policy-set.js';
 import type { Operator } from '../../src/registry/operator.js';
 import type { TokenClass } from '../../src/registry/token-class.js';
 import type { Workload } from '../../src/registry/workload.js';
@@ -394,6 +398,64 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.deepEqual(await store.getPolicySet(), next);
           const peer = await openPeer();
           assert.deepEqual(await peer.getPolicySet(), next);
+        }));
+
+      it('keeps applied policy versions with their sources, newest first, the newest 50 only', () =>
+        withStore(async ({ store, openPeer }) => {
+          assert.deepEqual(await store.listPolicyVersions(), []);
+          const version = (
+            counter: number,
+            extra: Partial<StoredPolicyVersion> = {},
+          ): StoredPolicyVersion => ({
+            id: `${counter}-${'ab'.repeat(6)}`,
+            counter,
+            created: NOW + counter,
+            actor: 'operator:carol',
+            builtIn: false,
+            policies: 2,
+            files: [
+              {
+                file: 'policies/a.cedar',
+                text: `// version ${counter}\npermit (principal, action, resource);\n`,
+              },
+              { file: 'policies/b.cedar', text: '' },
+            ],
+            ...extra,
+          });
+          await store.putPolicyVersion(version(1, { actor: null, builtIn: true, policies: 1 }));
+          await store.putPolicyVersion(version(2));
+          const summary: Partial<StoredPolicyVersion> = version(2);
+          delete summary.files;
+          assert.deepEqual((await store.listPolicyVersions())[0], summary);
+          assert.deepEqual(
+            (await store.listPolicyVersions()).map((v) => [v.id, v.actor, v.builtIn]),
+            [
+              [version(2).id, 'operator:carol', false],
+              [version(1).id, null, true],
+            ],
+          );
+          assert.deepEqual(await store.getPolicyVersion(version(2).id), version(2));
+          assert.equal(await store.getPolicyVersion('9-000000000000'), undefined);
+          // The same id again replaces it (two nodes recording one version).
+          await store.putPolicyVersion(version(2, { actor: 'startup' }));
+          assert.equal((await store.getPolicyVersion(version(2).id))?.actor, 'startup');
+          // A rolled-back transaction records nothing.
+          await assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.putPolicyVersion(version(3));
+              throw new Error('abort');
+            }),
+          );
+          assert.equal(await store.getPolicyVersion(version(3).id), undefined);
+          // Past 50, the oldest go.
+          for (let c = 3; c <= 52; c++) await store.putPolicyVersion(version(c));
+          const kept = await store.listPolicyVersions();
+          assert.equal(kept.length, POLICY_VERSIONS_KEPT);
+          assert.equal(kept[0]!.counter, 52);
+          assert.equal(kept.at(-1)!.counter, 3);
+          assert.equal(await store.getPolicyVersion(version(2).id), undefined);
+          const peer = await openPeer();
+          assert.deepEqual(await peer.getPolicyVersion(version(52).id), version(52));
         }));
 
       it('stores, lists (by id), replaces and deletes resource attributes', () =>

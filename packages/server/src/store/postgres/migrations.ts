@@ -377,6 +377,22 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     ALTER TABLE rate_buckets ADD COLUMN taken INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 19,
+    name: 'policy versions: each applied policy set with its sources, the newest 50 kept',
+    sql: `
+    CREATE TABLE policy_versions (
+      id TEXT PRIMARY KEY,
+      counter BIGINT NOT NULL,
+      created_at BIGINT NOT NULL,
+      actor TEXT,
+      built_in BOOLEAN NOT NULL,
+      policies INTEGER NOT NULL,
+      files TEXT NOT NULL
+    );
+    CREATE INDEX policy_versions_counter ON policy_versions (counter);
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

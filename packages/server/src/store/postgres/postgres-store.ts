@@ -21,7 +21,13 @@ import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../
 import type { KeyRecord } from '../../keys/key-record.js';
 import type { Person, Team } from '../../people/person.js';
 import type { ScimPutResult, ScimRecord, ScimResourceType } from '../../people/scim-record.js';
-import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
+import {
+  POLICY_VERSIONS_KEPT,
+  type PolicyVersionSummary,
+  type StoredPolicySet,
+  type StoredPolicyVersion,
+  type StoredResource,
+} from '../../policy/policy-set.js';
 import type { Operator } from '../../registry/operator.js';
 import type { TokenClass } from '../../registry/token-class.js';
 import type { Workload, WorkloadRecord, WorkloadState } from '../../registry/workload.js';
@@ -44,6 +50,7 @@ import {
   toCheckpoint,
   toKeyRecord,
   tokenColumn,
+  toPolicyVersionSummary,
   toRevocation,
   toStreamEvent,
   toTask,
@@ -293,6 +300,15 @@ function statements(s: string, channel: string, time: SharedTime) {
     deleteTemplate: `DELETE FROM ${s}.workload_templates WHERE id = $1`,
     getPolicySet: `SELECT spec FROM ${s}.policy_set WHERE id = 1`,
     putPolicySet: `INSERT INTO ${s}.policy_set (id, spec) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec`,
+    putPolicyVersion: `INSERT INTO ${s}.policy_versions (id, counter, created_at, actor, built_in, policies, files)
+      VALUES ($1, $2, $3, $4, $5, $6, $7)
+      ON CONFLICT (id) DO UPDATE SET counter = excluded.counter, created_at = excluded.created_at,
+        actor = excluded.actor, built_in = excluded.built_in, policies = excluded.policies, files = excluded.files`,
+    prunePolicyVersions: `DELETE FROM ${s}.policy_versions WHERE id NOT IN
+      (SELECT id FROM ${s}.policy_versions ORDER BY counter DESC, id DESC LIMIT $1)`,
+    listPolicyVersions: `SELECT id, counter, created_at, actor, built_in, policies FROM ${s}.policy_versions
+      ORDER BY counter DESC, id DESC`,
+    getPolicyVersion: `SELECT * FROM ${s}.policy_versions WHERE id = $1`,
     listResourceAttributes: `SELECT spec FROM ${s}.resource_attributes ORDER BY id`,
     putResourceAttributes: `INSERT INTO ${s}.resource_attributes (id, spec) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec`,
     deleteResourceAttributes: `DELETE FROM ${s}.resource_attributes WHERE id = $1`,
@@ -567,6 +583,25 @@ class PostgresStore implements Store {
   }
   async putPolicySet(p: StoredPolicySet): Promise<void> {
     await this.#query(this.#sql.putPolicySet, [JSON.stringify(p)]);
+  }
+  async putPolicyVersion(v: StoredPolicyVersion): Promise<void> {
+    await this.#query(this.#sql.putPolicyVersion, [
+      v.id,
+      v.counter,
+      v.created,
+      v.actor,
+      v.builtIn,
+      v.policies,
+      JSON.stringify(v.files),
+    ]);
+    await this.#query(this.#sql.prunePolicyVersions, [POLICY_VERSIONS_KEPT]);
+  }
+  async listPolicyVersions(): Promise<PolicyVersionSummary[]> {
+    return (await this.#rows(this.#sql.listPolicyVersions)).map(toPolicyVersionSummary);
+  }
+  async getPolicyVersion(id: string): Promise<StoredPolicyVersion | undefined> {
+    const r = (await this.#rows(this.#sql.getPolicyVersion, [id]))[0];
+    return r ? { ...toPolicyVersionSummary(r), files: JSON.parse(r['files'] as string) } : undefined;
   }
   async listResourceAttributes(): Promise<StoredResource[]> {
     return (await this.#rows(this.#sql.listResourceAttributes)).map(

@@ -314,4 +314,17 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE rate_buckets ADD COLUMN taken INTEGER NOT NULL DEFAULT 0;
   `,
+  // Applied policy versions with their sources (the console's diffs); the newest 50 are kept.
+  `
+  CREATE TABLE policy_versions (
+    id TEXT PRIMARY KEY,
+    counter INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    actor TEXT,
+    built_in INTEGER NOT NULL,
+    policies INTEGER NOT NULL,
+    files TEXT NOT NULL
+  );
+  CREATE INDEX policy_versions_counter ON policy_versions (counter);
+  `,
 ];

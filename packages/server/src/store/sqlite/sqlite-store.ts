@@ -21,7 +21,13 @@ import type { CredentialException, ExceptionRecord, ExceptionRuntime } from '../
 import type { KeyRecord } from '../../keys/key-record.js';
 import type { Person, Team } from '../../people/person.js';
 import type { ScimPutResult, ScimRecord, ScimResourceType } from '../../people/scim-record.js';
-import type { StoredPolicySet, StoredResource } from '../../policy/policy-set.js';
+import {
+  POLICY_VERSIONS_KEPT,
+  type PolicyVersionSummary,
+  type StoredPolicySet,
+  type StoredPolicyVersion,
+  type StoredResource,
+} from '../../policy/policy-set.js';
 import type { Operator } from '../../registry/operator.js';
 import type { TokenClass } from '../../registry/token-class.js';
 import type { Workload, WorkloadRecord, WorkloadState } from '../../registry/workload.js';
@@ -44,6 +50,7 @@ import {
   toCheckpoint,
   toKeyRecord,
   tokenColumn,
+  toPolicyVersionSummary,
   toRevocation,
   toStreamEvent,
   toTask,
@@ -307,6 +314,9 @@ class SqliteStore implements Store {
   deleteTemplate = (id: string) => this.#run(() => this.#ops.deleteTemplate(id));
   getPolicySet = () => this.#run(() => this.#ops.getPolicySet());
   putPolicySet = (p: StoredPolicySet) => this.#run(() => this.#ops.putPolicySet(p));
+  putPolicyVersion = (v: StoredPolicyVersion) => this.#run(() => this.#ops.putPolicyVersion(v));
+  listPolicyVersions = () => this.#run(() => this.#ops.listPolicyVersions());
+  getPolicyVersion = (id: string) => this.#run(() => this.#ops.getPolicyVersion(id));
   listResourceAttributes = () => this.#run(() => this.#ops.listResourceAttributes());
   putResourceAttributes = (r: StoredResource) => this.#run(() => this.#ops.putResourceAttributes(r));
   deleteResourceAttributes = (id: string) => this.#run(() => this.#ops.deleteResourceAttributes(id));
@@ -645,6 +655,33 @@ class SqliteOps implements Store {
         'INSERT INTO policy_set (id, spec) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
       )
       .run(JSON.stringify(p));
+  }
+  async putPolicyVersion(v: StoredPolicyVersion): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO policy_versions (id, counter, created_at, actor, built_in, policies, files)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET counter = excluded.counter, created_at = excluded.created_at,
+           actor = excluded.actor, built_in = excluded.built_in, policies = excluded.policies, files = excluded.files`,
+      )
+      .run(v.id, v.counter, v.created, v.actor, v.builtIn ? 1 : 0, v.policies, JSON.stringify(v.files));
+    this.#db
+      .prepare(
+        'DELETE FROM policy_versions WHERE id NOT IN (SELECT id FROM policy_versions ORDER BY counter DESC, id DESC LIMIT ?)',
+      )
+      .run(POLICY_VERSIONS_KEPT);
+  }
+  async listPolicyVersions(): Promise<PolicyVersionSummary[]> {
+    return this.#db
+      .prepare(
+        'SELECT id, counter, created_at, actor, built_in, policies FROM policy_versions ORDER BY counter DESC, id DESC',
+      )
+      .all()
+      .map((r) => toPolicyVersionSummary(r as Row));
+  }
+  async getPolicyVersion(id: string): Promise<StoredPolicyVersion | undefined> {
+    const r = this.#db.prepare('SELECT * FROM policy_versions WHERE id = ?').get(id) as Row | undefined;
+    return r ? { ...toPolicyVersionSummary(r), files: JSON.parse(r['files'] as string) } : undefined;
   }
   async listResourceAttributes(): Promise<StoredResource[]> {
     return this.#db
