@@ -10,6 +10,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { loadOrCreateDpopKey } from '../src/cli/commands/token.js';
 import type { RawDocument } from '../src/config/config-dir.js';
 import type { Finding } from '../src/detection/finding.js';
+import { applyPolicies } from '../src/policy/operations.js';
 import { openAdminSession } from './helpers/admin-session.js';
 import { execWrit, WRIT_MAIN } from './helpers/cli.js';
 import { classDoc, workloadDoc } from './helpers/dpop.js';
@@ -414,6 +415,28 @@ describe('console end to end in Chromium', { skip }, () => {
       await carolPage.waitForLoadState('networkidle').catch(() => {});
       await s();
     }
+    // Policy versions: two applies, and the Policy view shows the newer against the older as a line diff
+    // (text only: a comment holding markup stays text).
+    const base = 'permit(principal, action in Action::"token", resource);\n';
+    const added = `// ${XSS}\n@id("e2e-reads")\npermit(principal is Workload, action == Action::"read", resource);\n`;
+    for (const text of [base, base + added])
+      await applyPolicies(
+        world.h.writ.ctx,
+        { files: [{ file: 'policies/e2e.cedar', text }], resources: [] },
+        'operator:carol',
+        false,
+      );
+    const diffShot = await view(carolPage, 'Policy', 'policy-diff');
+    const diff = carolPage.getByRole('region', { name: 'policy diff' });
+    await diff.getByText('1 of 1 files differ').waitFor();
+    assert.deepEqual(await diff.locator('.diff-added').allTextContents(), [
+      `+ // ${XSS}`,
+      '+ @id("e2e-reads")',
+      '+ permit(principal is Workload, action == Action::"read", resource);',
+    ]);
+    assert.equal(await diff.locator('.diff-removed').count(), 0);
+    assert.equal(await diff.locator('.diff-same').count(), 1);
+    await diffShot();
     await noInjection(carolPage);
   });
 });
