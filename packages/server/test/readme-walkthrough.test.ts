@@ -178,6 +178,22 @@ describe('README five-minute walkthrough and protect-your-API step, run as writt
     // Step 7: the audit chain verifies, and the verdict names the store it read.
     assert.match(out, /audit chain OK: \d+ events/);
     assert.match(out, new RegExp(`store: embedded SQLite, ${join(dir, 'writ-data', 'writ.db')}`));
+    // Step 8: `writ console` printed a one-time link to this server's console; it signs in once.
+    const link =
+      /(https?:\/\/[^\s#]+)\/console\/signin#([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/.exec(out);
+    assert.ok(link, `writ console printed no sign-in link:\n${out.slice(-1500)}`);
+    const signIn = () =>
+      fetch(`${link[1]}/console/api/signin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ link: link[2] }),
+      });
+    const first = await signIn();
+    assert.equal(first.status, 200, await first.text());
+    assert.match(first.headers.get('set-cookie') ?? '', /^writ_console=[^;]+;.*HttpOnly/i);
+    const again = await signIn();
+    assert.equal(again.status, 401);
+    assert.equal(((await again.json()) as { error: string }).error, 'invalid_grant');
     // Nothing in the walkthrough's output or the server log holds the full token.
     const token = /eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/.exec(out);
     if (token) assert.ok(!serverLog.includes(token[0]), 'the server log holds a full token');
