@@ -616,8 +616,12 @@ async function storeOnly(databaseUrl) {
 function writeConfig(dir, clients, verifier, operator) {
   for (const sub of ['classes', 'workloads', 'operators']) mkdirSync(join(dir, sub), { recursive: true });
   const json = (file, v) => writeFileSync(join(dir, file), `${JSON.stringify(v)}\n`);
-  // Rate limits out of the way: this measures issuance, not the limiter's refusals.
-  json('settings.yaml', { limits: { client_rate: 1_000_000, client_burst: 1_000_000 } });
+  // Rate limits out of the way: this measures issuance, not the limiter's refusals. The propagation
+  // phase opens its 1,000 streams with one verifier token, past the per-token and per-client caps.
+  json('settings.yaml', {
+    limits: { client_rate: 1_000_000, client_burst: 1_000_000 },
+    events: { max_streams_per_token: 1000, max_streams_per_client: 1000 },
+  });
   json('classes/bench.yaml', {
     name: 'bench',
     max_ttl: `${TOKEN_TTL}s`,
