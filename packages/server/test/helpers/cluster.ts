@@ -264,8 +264,15 @@ export async function startNode(o: {
   kek: string;
   config: ClusterConfig;
   env?: Record<string, string>;
+  /**
+   * A data directory the caller keeps (its audit anchor survives the node, for a restart on it); by
+   * default a fresh one, removed when the node stops.
+   */
+  dataDir?: string;
+  /** How long the node may take to start before the start fails (default 60 s). */
+  startBoundMs?: number;
 }): Promise<WritNode> {
-  const dataDir = mkdtempSync(join(tmpdir(), `writ-${o.name}-`));
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), `writ-${o.name}-`));
   const child = spawn(
     process.execPath,
     [
@@ -299,7 +306,10 @@ export async function startNode(o: {
   );
   const serving = await new Promise<string>((resolve, reject) => {
     let pending = '';
-    const timer = setTimeout(() => reject(new Error(`${o.name} did not start:\n${output.text}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${o.name} did not start:\n${output.text}`)),
+      o.startBoundMs ?? 60_000,
+    );
     child.stdout!.on('data', (chunk: Buffer) => {
       output.text += chunk.toString();
       pending += chunk.toString();
@@ -327,7 +337,7 @@ export async function startNode(o: {
       await exited;
       clearTimeout(hard);
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    if (o.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
   };
   return {
     name: o.name,
