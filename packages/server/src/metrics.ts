@@ -16,6 +16,7 @@ export interface Metrics {
   openStreams: Gauge<never>;
   detections: Counter<'rule' | 'outcome'>;
   detectionWebhook: Counter<'outcome'>;
+  vendorProxyRequests: Counter<'route' | 'status' | 'reason'>;
 }
 
 export function createMetrics(): Metrics {
@@ -32,6 +33,12 @@ export function createMetrics(): Metrics {
       name: 'writ_detection_webhook_total',
       help: 'Findings sent to detection.webhook_url, by outcome: delivered, failed (network, timeout, an answer other than 2xx), refused (an address the push rules refuse), dropped (the queue was full).',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    vendorProxyRequests: new Counter({
+      name: 'writ_proxy_requests_total',
+      help: 'Requests to the vendor-key proxy inside writ serve (vendor_proxy.workload) by route, status and reason (refused or failed).',
+      labelNames: ['route', 'status', 'reason'],
       registers: [registry],
     }),
     issued: new Counter({

@@ -42,6 +42,8 @@ import { revoke, syncRevocations } from './revocation/revoke.js';
 import type { Store } from './store/store.js';
 import { startTaskSweeper } from './tasks/sweeper.js';
 import { pruneClosedTasks } from './tasks/tasks.js';
+import { createServerVendorProxy, type ServerVendorProxy } from './vendor/in-server.js';
+import type { VendorRoute } from './vendor/route.js';
 
 /** How often the TLS files are checked for a change (a stat each, no read unless one changed). */
 const TLS_WATCH_MS = 30_000;
@@ -72,6 +74,11 @@ export interface WritOptions {
   auditAnchor?: string | undefined;
   /** Resolves push receivers' hosts; default the system resolver. */
   resolveHost?: HostResolver;
+  /**
+   * The config directory's vendor routes (`vendors/*.yaml`): served at `<issuer>/vendors/NAME/` when
+   * `vendor_proxy.workload` is set (docs/vendor-proxy.md), ignored otherwise.
+   */
+  vendorRoutes?: readonly VendorRoute[];
 }
 
 export interface Writ {
@@ -261,7 +268,19 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
   ctx.events.notify();
   if (!(await follower.reach((await store.eventBounds()).last, 10_000)))
     logger.warn('starting before the event log was applied; the node catches up as it serves');
-  const app = buildApp(ctx);
+  let vendorProxy: ServerVendorProxy | undefined;
+  try {
+    if (settings.vendorProxy.workload !== '')
+      vendorProxy = createServerVendorProxy(ctx, options.vendorRoutes ?? []);
+  } catch (err) {
+    // Not starting: what was started for the node stops, so the caller can close the store.
+    follower.close();
+    await ctx.detection.stop();
+    await stopWatching?.();
+    ctx.events.close();
+    throw err;
+  }
+  const app = buildApp(ctx, vendorProxy ? (req, res) => vendorProxy.handles(req, res) : undefined);
   const timers = [
     setInterval(
       () =>
@@ -322,6 +341,9 @@ export async function createWrit(options: WritOptions): Promise<Writ> {
       ctx.events.close();
       ctx.streams.endAll();
       await app.close();
+      await vendorProxy
+        ?.close()
+        .catch((e: unknown) => logger.error({ err: (e as Error).message }, 'vendor proxy close failed'));
       await writeRefusalSummaries(ctx, true).catch((e: unknown) =>
         logger.error({ err: (e as Error).message }, 'could not audit refusal summaries'),
       );

@@ -27,7 +27,12 @@ import { type PresentedRequest, RequestRefusal } from './request.js';
 import type { UseContext } from './usage.js';
 
 /** The context a local decision is made with: the server's builder, from the bundle's defaults. */
-export { bundleContext, type LocalPolicyContext } from './local-policy/context.js';
+export {
+  bundleContext,
+  defaultAction,
+  type LocalPolicyContext,
+  tokenContext,
+} from './local-policy/context.js';
 export type { LocalDecision } from './local-policy/decide.js';
 
 export interface LocalPolicyOptions {

@@ -336,6 +336,11 @@ export const REFUSAL_REASONS = {
   period_too_large:
     'the period given to `writ govern verify` holds more accepted uses than one proof reads: verify a shorter period',
   // Vendor keys (docs/vendor-proxy.md)
+  vendor_no_route: 'the vendor-key proxy has no route of that name (vendors/NAME.yaml)',
+  vendor_path:
+    'the vendor route path has dot or empty segments, a backslash, an encoded /, \\, . or NUL, or bad percent-encoding',
+  vendor_key_unavailable:
+    'the vendor key of the route is not available to the proxy (not granted to it, no exception in force, retired)',
   vendor_route:
     'the vendor route does not allow this method and path (its `allow` list in vendors/NAME.yaml)',
   vendor_key_secret:

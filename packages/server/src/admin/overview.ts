@@ -179,6 +179,7 @@ const REFUSAL_ENDPOINTS: Record<RefusalEndpoint, true> = {
   ssf: true,
   leaks: true,
   vendor_keys: true,
+  vendor_proxy: true,
   admin: true,
   admin_token: true,
   scim: true,

@@ -17,6 +17,7 @@ export type RefusalEndpoint =
   | 'ssf'
   | 'leaks'
   | 'vendor_keys'
+  | 'vendor_proxy'
   | 'admin'
   | 'admin_token'
   | 'scim'

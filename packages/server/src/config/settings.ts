@@ -520,6 +520,17 @@ export const SETTINGS_REFERENCE = {
     env: 'WRIT_SCIM_TOKEN_SHA256',
     doc: 'Lowercase hex SHA-256 of the bearer secret an identity provider sends to `/scim/v2` (`writ scim secret` makes one). Only the digest is kept; a presented secret is hashed and compared in constant time. Empty: every SCIM request is refused.',
   },
+  'vendor_proxy.workload': {
+    kind: 'string',
+    default: '',
+    shown: '(none: not served)',
+    doc: "Serve the vendor-key proxy inside `writ serve` (docs/vendor-proxy.md): the routes of the config directory's `vendors/*.yaml` at `<issuer>/vendors/NAME/...` on the server's own listener, checked against the server's own keys, revocations and registry, as this registered workload. It must `serve` each route's audience, and each vendor key must list it among its proxies. Empty: `writ serve` serves no vendor routes (run `writ proxy`).",
+  },
+  'vendor_proxy.policy': {
+    kind: 'boolean',
+    default: false,
+    doc: 'With `vendor_proxy.workload`: also decide each proxied request with the Cedar policies in force (the `Api` is the route audience; GET, HEAD, OPTIONS are `read`, DELETE `delete`, anything else `write`), as `writ proxy --policy` does with the signed bundle.',
+  },
   'governance.orphan_quarantine_after': {
     kind: 'duration',
     default: 0,
@@ -698,6 +709,8 @@ export interface Settings {
     tokenSha256: string;
   };
   governance: { orphanQuarantineAfter: number };
+  /** The vendor-key proxy inside `writ serve`: off while `workload` is ''. */
+  vendorProxy: { workload: string; policy: boolean };
   leaks: {
     response: 'revoke_token' | 'revoke_task' | 'quarantine';
     severity: 'low' | 'medium' | 'high' | 'critical';
@@ -878,6 +891,10 @@ export function resolveSettings(
     },
     scim: { tokenSha256: scimTokenSha256 },
     governance: { orphanQuarantineAfter: value('governance.orphan_quarantine_after') as number },
+    vendorProxy: {
+      workload: value('vendor_proxy.workload') as string,
+      policy: value('vendor_proxy.policy') as boolean,
+    },
     leaks: {
       response: value('leaks.response') as Settings['leaks']['response'],
       severity: value('leaks.severity') as Settings['leaks']['severity'],

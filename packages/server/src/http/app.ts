@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { RefusalReason } from '@writ/sdk/wire';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -29,8 +29,15 @@ import { registerProbeRoutes } from './probes.js';
 const FORM = 'application/x-www-form-urlencoded';
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
-/** Builds the HTTP interface over a Writ context. Tests call `app.inject()`; `writ serve` listens. */
-export function buildApp(ctx: WritContext): FastifyInstance {
+/**
+ * Builds the HTTP interface over a Writ context. Tests call `app.inject()`; `writ serve` listens.
+ * `intercept` sees each request on the listener first and answers those it takes (the vendor-key
+ * proxy's, which stream their bodies both ways and so never go through Fastify's body parsing).
+ */
+export function buildApp(
+  ctx: WritContext,
+  intercept?: (req: IncomingMessage, res: ServerResponse) => boolean,
+): FastifyInstance {
   const { limits } = ctx.settings;
   const app = Fastify({
     logger: false,
@@ -38,7 +45,12 @@ export function buildApp(ctx: WritContext): FastifyInstance {
     trustProxy: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    serverFactory: (handler) => {
+    serverFactory: (fastifyHandler) => {
+      const handler = intercept
+        ? (req: IncomingMessage, res: ServerResponse) => {
+            if (!intercept(req, res)) fastifyHandler(req, res);
+          }
+        : fastifyHandler;
       const http = {
         maxHeaderSize: limits.headerBytes,
         requestTimeout: 30_000,

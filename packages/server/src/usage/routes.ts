@@ -74,7 +74,7 @@ export function registerUsageRoutes(app: FastifyInstance, ctx: WritContext): voi
  * Never throws nor waits on detection: the report is stored and audited already, its answer is 202.
  * With detection off, nothing is built for it.
  */
-function detectOnTakenUsage(ctx: WritContext, reporter: string, taken: readonly TakenUse[]): void {
+export function detectOnTakenUsage(ctx: WritContext, reporter: string, taken: readonly TakenUse[]): void {
   if (!ctx.detection.enabled) return;
   try {
     ctx.detection.observeUses(

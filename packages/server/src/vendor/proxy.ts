@@ -21,8 +21,8 @@ export interface VendorProxyOptions {
   keys: VendorKeySource;
   /** The proxy's public URL as workloads address it: route NAME is at `<publicUrl>/vendors/NAME/`. */
   publicUrl: string;
-  /** Told of every proxied or refused request (no secrets, no tokens). */
-  onRequest?: (r: ProxyOutcome) => void;
+  /** Told of every proxied or refused request (no secrets, no tokens), with the request it answered. */
+  onRequest?: (r: ProxyOutcome, req: IncomingMessage) => void;
 }
 
 export interface ProxyOutcome {
@@ -34,7 +34,14 @@ export interface ProxyOutcome {
   /** Occurrences of the key overwritten in what came back. */
   redacted: number;
   upstreamMs?: number;
+  /** The verifier's refusal of the token or the route (its code and reason), when that was the answer. */
+  refusal?: RequestRefusal;
 }
+
+/** The proxy as a node:http handler; `close()` ends its connections to the vendors. */
+export type VendorProxyHandler = ((req: IncomingMessage, res: ServerResponse) => void) & {
+  close(): Promise<void>;
+};
 
 const PREFIX = '/vendors/';
 
@@ -83,9 +90,7 @@ export const AMBIGUOUS_PATH = /%2f|%5c|%2e|%00|\\|\/\/|(^|\/)\.\.?(\/|$)/i;
  * both ways. Nothing reaches the vendor before every check passed. The key never goes back: response
  * headers that hold it are dropped and the body is overwritten where it appears.
  */
-export function createVendorProxy(
-  o: VendorProxyOptions,
-): (req: IncomingMessage, res: ServerResponse) => void {
+export function createVendorProxy(o: VendorProxyOptions): VendorProxyHandler {
   const routes = new Map(o.routes.map((r) => [r.name, r]));
   const agents = new Map(
     o.routes.map((r) => [
@@ -135,10 +140,10 @@ export function createVendorProxy(
     if (!res.headersSent)
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify({ error, error_description: description }));
-    o.onRequest?.({ ...outcome, status, redacted: 0 });
+    o.onRequest?.({ ...outcome, status, redacted: 0 }, res.req);
   };
 
-  return (req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch(() => {
       // Never let one request's failure reach the process; the response is closed if it was begun.
       if (!res.headersSent)
@@ -150,6 +155,11 @@ export function createVendorProxy(
       else res.destroy();
     });
   };
+  return Object.assign(handler, {
+    close: async () => {
+      await Promise.all([...agents.values()].map((a) => a.close()));
+    },
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
@@ -217,12 +227,16 @@ export function createVendorProxy(
     });
     if (!decision.ok) {
       sendRefusal(res, decision.refusal);
-      o.onRequest?.({
-        ...at,
-        status: decision.refusal.status,
-        reason: allowed ? 'token' : 'route',
-        redacted: 0,
-      });
+      o.onRequest?.(
+        {
+          ...at,
+          status: decision.refusal.status,
+          reason: allowed ? 'token' : 'route',
+          redacted: 0,
+          ...(decision.error ? { refusal: decision.error } : {}),
+        },
+        req,
+      );
       return;
     }
     const declared = req.headers['content-length'];
@@ -350,13 +364,16 @@ export function createVendorProxy(
       typeof declaredLength === 'string' ? Number(declaredLength) : Number.NaN,
     );
     redacted += scrubber.hits;
-    o.onRequest?.({
-      ...at,
-      status: up.statusCode,
-      ...(sent ? {} : { reason: 'stream_aborted' }),
-      redacted,
-      upstreamMs,
-    });
+    o.onRequest?.(
+      {
+        ...at,
+        status: up.statusCode,
+        ...(sent ? {} : { reason: 'stream_aborted' }),
+        redacted,
+        upstreamMs,
+      },
+      req,
+    );
   }
 }
 

@@ -249,6 +249,31 @@ function requireException(ctx: WritContext, name: string): void {
 }
 
 /**
+ * The versions of `name` in force (the one to send last) that proxy `caller` may have: only when the
+ * key lists it as a proxy and an exception covering the key holds. Throws `access_denied` otherwise.
+ */
+export async function leasableVersions(
+  ctx: WritContext,
+  name: string,
+  caller: string,
+): Promise<VendorKeyRecord[]> {
+  const versions = await versionsOf(ctx, name);
+  const current = versions.at(-1);
+  // The same answer for a key that does not exist and one this caller may not have: no name probing.
+  if (!current?.proxies.includes(caller))
+    throw accessDenied(`this workload may not lease vendor key ${name}`, {
+      reason: 'vendor_key_not_granted',
+    });
+  requireException(ctx, name);
+  return versions;
+}
+
+/** The key a sealed version holds: for the proxy inside `writ serve`, which never sends it anywhere else. */
+export function openVendorKey(ctx: WritContext, k: VendorKeyRecord): string {
+  return ctx.secrets.open(k.sealed, vendorKeyContext(k.name, k.version)).toString('utf8');
+}
+
+/**
  * A proxy workload leases the key: only one the key lists, and the key travels encrypted to the
  * ephemeral public key the proxy sent (ECDH-ES, A256GCM), so no log of this body can hold it.
  */
@@ -256,14 +281,8 @@ export async function leaseVendorKey(
   ctx: WritContext,
   o: { name: string; caller: string; jwk: unknown },
 ): Promise<VendorKeyLease> {
-  const versions = await versionsOf(ctx, o.name);
-  const current = versions.at(-1);
-  // The same answer for a key that does not exist and one this caller may not have: no name probing.
-  if (!current?.proxies.includes(o.caller))
-    throw accessDenied(`this workload may not lease vendor key ${o.name}`, {
-      reason: 'vendor_key_not_granted',
-    });
-  requireException(ctx, o.name);
+  const versions = await leasableVersions(ctx, o.name, o.caller);
+  const current = versions.at(-1)!;
   const jwk = o.jwk as JWK | undefined;
   if (
     !jwk ||

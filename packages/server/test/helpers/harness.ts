@@ -17,6 +17,7 @@ import type { HostResolver } from '../../src/net/resolver.js';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
+import type { VendorRoute } from '../../src/vendor/route.js';
 import { createWrit, type Writ } from '../../src/writ.js';
 import { type AdminSession, openAdminSession } from './admin-session.js';
 import { type ConformanceRecord, recordConformance } from './openapi-conformance.js';
@@ -359,6 +360,8 @@ export async function startHarness(
     storeDir?: string;
     /** Resolves push receivers' hosts instead of the system resolver (a DNS the test controls). */
     resolveHost?: HostResolver;
+    /** Vendor routes for the proxy inside the server (with the setting `vendor_proxy.workload`). */
+    vendorRoutes?: readonly VendorRoute[];
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'writ-test-'));
@@ -395,11 +398,17 @@ export async function startHarness(
       logger: opts.logger ?? pino({ level: 'silent' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.resolveHost ? { resolveHost: opts.resolveHost } : {}),
+      ...(opts.vendorRoutes ? { vendorRoutes: opts.vendorRoutes } : {}),
     });
     conformance.push(recordConformance(started.app));
     return started;
   };
-  const writ = await start(store);
+  const writ = await start(store).catch(async (err: unknown) => {
+    // A server that did not start (a test of a start refusal) leaves no store open behind it.
+    await store.close().catch(() => undefined);
+    await drop().catch(() => undefined);
+    throw err;
+  });
   if (opts.listen) await writ.listen();
   const clock = writ.ctx.clock;
   const issuer = settings.issuer;

@@ -52,7 +52,12 @@ export interface HttpRequestParts {
 
 export type Decision =
   | { ok: true; claims: AccessTokenClaims; cached: boolean }
-  | { ok: false; refusal: Refusal };
+  | {
+      ok: false;
+      refusal: Refusal;
+      /** What was refused and why (its `reason`), for the caller's own records; undefined without credentials. */
+      error?: RequestRefusal;
+    };
 
 /**
  * Runs the verifier on one request and says what to answer: the claims, or a refusal with its status,
@@ -110,7 +115,7 @@ export async function decide(
     check(claims);
     return { ok: true, claims, cached };
   } catch (err) {
-    if (err instanceof RequestRefusal) return { ok: false, refusal: refusal(err, scheme, o) };
+    if (err instanceof RequestRefusal) return { ok: false, refusal: refusal(err, scheme, o), error: err };
     throw err;
   }
 }

@@ -7,6 +7,7 @@ import { dataPaths, ownerOnlyDataDir } from '../../data-dir.js';
 import { loadKek } from '../../keys/kek.js';
 import { readPolicyDir } from '../../policy/policy-dir.js';
 import { describeStore, isPostgresUrl, openStore, storeLocation } from '../../store/open-store.js';
+import { loadVendorRoutes } from '../../vendor/route.js';
 import { createWrit } from '../../writ.js';
 import type { CommandContext } from '../command-context.js';
 import { packageVersion } from '../package-version.js';
@@ -62,8 +63,12 @@ export async function serve(opts: ServeOptions): Promise<void> {
       process.stderr.write(
         `writ: config ${configDir}: ${startup.files === 'unchanged' ? 'unchanged since applied' : `${startup.parsed} of ${startup.total} files read`}\n`,
       );
+    // The vendor-key proxy inside the server (vendor_proxy.workload) serves the config's vendors/.
+    const vendorRoutes =
+      settings.vendorProxy.workload !== '' && hasConfig ? loadVendorRoutes(configDir) : undefined;
     return createWrit({
       settings,
+      ...(vendorRoutes ? { vendorRoutes } : {}),
       store,
       kek,
       auditAnchor: p.auditAnchor,
