@@ -118,6 +118,11 @@ describe('Writ token pattern', () => {
       assert.deepEqual(findWritTokenFragments(text), byRegExp, text.slice(0, 40));
     }
     assert.equal(findWritTokenFragments(`x${t} %3D${t}`).length, 1, 'glued: no; after a percent-escape: yes');
+    // From an offset: what lies before is not searched; a start there is judged by the character before.
+    const two = `a ${t} b ${t}`;
+    const second = two.lastIndexOf(t);
+    assert.deepEqual(findWritTokenFragments(two, second), [{ index: second, token: t }]);
+    assert.deepEqual(findWritTokenFragments(`x${t}`, 1), [], 'glued, even when the search starts there');
   });
 
   it('peeks kid and jti without verifying, and keeps only plain identifiers', () => {

@@ -519,6 +519,33 @@ describe('writ scan: files, standard input, offline keys and exit codes', () => 
   });
 });
 
+describe('writ scan: text as read', () => {
+  it('reads UTF-8 text and plain ASCII alike: the same findings, columns in UTF-16 code units', async () => {
+    const secret = `ghp_${rand(36)}`;
+    const clientSecret = rand(24);
+    const skipped: SkipCounter = { tooLarge: 0, binary: 0, unreadable: 0 };
+    async function* two() {
+      const line = (key: string) => `${key} ${secret} client_secret=${clientSecret}\n`;
+      yield { where: { path: 'ascii.txt' }, data: Buffer.from(`x = "v"\n${line('key')}`), firstLine: 1 };
+      yield { where: { path: 'utf8.txt' }, data: Buffer.from(`ü = "✓"\n${line('kéy')}`), firstLine: 1 };
+    }
+    const { findings } = await scan(
+      two(),
+      { keys: [], held: await HeldSecrets.load([]), revoke: false, secrets: true, nowMs: Date.now() },
+      skipped,
+    );
+    const at = 'key '.length + secret.length + ' client_secret='.length + 1;
+    const expected = (path: string) => [
+      [path, 2, 5, '@secretlint/secretlint-rule-github', fp(secret)],
+      [path, 2, at, 'writ/client-secret', fp(clientSecret)],
+    ];
+    assert.deepEqual(
+      findings.map((f) => [f.path, f.line, f.column, f.rule, f.fingerprint]),
+      [...expected('ascii.txt'), ...expected('utf8.txt')],
+    );
+  });
+});
+
 describe('writ scan: standard input in bounded pieces', () => {
   it('cuts at line ends, never above the bound, and keeps every line number', async () => {
     const text = Array.from({ length: 200 }, (_, i) => `line ${i + 1} ${'x'.repeat(i % 37)}`).join('\n');

@@ -70,10 +70,12 @@ const isHex = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c 
  * Every Writ token or token fragment in `text`, with its offset: what `writTokenFragmentRegExp` matches,
  * found by searching for the fixed prefix first (a plain substring search, about as fast as reading the
  * text) and matching the rest only there. Scanners and redactors use this on every line they see.
+ * `from`: where to start looking (a caller that already searched the text for the prefix passes where it
+ * found it, so the text before is not searched twice).
  */
-export function findWritTokenFragments(text: string): Array<{ index: number; token: string }> {
+export function findWritTokenFragments(text: string, from = 0): Array<{ index: number; token: string }> {
   const out: Array<{ index: number; token: string }> = [];
-  for (let i = text.indexOf(WRIT_TOKEN_PREFIX); i !== -1; ) {
+  for (let i = text.indexOf(WRIT_TOKEN_PREFIX, from); i !== -1; ) {
     const before = i === 0 ? -1 : text.charCodeAt(i - 1);
     const starts =
       before === -1 ||

@@ -28,8 +28,8 @@ const MAX_TOKEN = 65_536;
 
 export function classifyWritToken(token: string, keys: readonly VerificationKey[]): ClassifiedToken {
   const shape = classifyTokenShape(token);
-  const peek = peekToken(token);
   if (shape === 'truncated') {
+    const peek = peekToken(token);
     return {
       class: 'truncated',
       ...(peek.kid !== undefined ? { kid: peek.kid, kidOurs: keys.some((k) => k.kid === peek.kid) } : {}),
@@ -51,6 +51,8 @@ export function classifyWritToken(token: string, keys: readonly VerificationKey[
     if (jws.key.kid !== undefined) out.kid = jws.key.kid;
     return out;
   } catch (err) {
+    // Read only here: a token that verifies is read from its verified claims.
+    const peek = peekToken(token);
     return {
       class: 'candidate',
       reason: (err as JwsError).reason ?? 'malformed',

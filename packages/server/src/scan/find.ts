@@ -49,12 +49,12 @@ const ENCODED_START = '%65%79%4';
 
 /** Every Writ token or token fragment in `text`, with its position. */
 export function findWritTokens(text: string, firstLine = 1): TokenHit[] {
-  const hasPlain = text.includes(WRIT_TOKEN_PREFIX);
+  const firstPlain = text.indexOf(WRIT_TOKEN_PREFIX);
   const hasEncoded = text.includes(ENCODED_START);
-  if (!hasPlain && !hasEncoded) return [];
+  if (firstPlain === -1 && !hasEncoded) return [];
   const found: Array<{ offset: number; token: string; encoding: 'plain' | 'url' }> = [];
-  if (hasPlain) {
-    for (const m of findWritTokenFragments(text))
+  if (firstPlain !== -1) {
+    for (const m of findWritTokenFragments(text, firstPlain))
       found.push({ offset: m.index, token: m.token, encoding: 'plain' });
   }
   if (hasEncoded) {
