@@ -11,16 +11,24 @@
 //   npm run build && node bench/abuse-cost.mjs
 //   node bench/abuse-cost.mjs --revocations 9000 --seconds 20 --compare ../writ-before
 //
+// With `--cpu-prof DIR` this build's server runs under `node --cpu-prof` (sampling every
+// `--cpu-prof-interval` µs, default 250) and the profile is written to DIR; for each phase the script
+// then prints the functions that took the most self time and the longest holds of the event loop
+// (consecutive samples that are not idle) with the Writ functions they spent their time under.
+//
+//   node bench/abuse-cost.mjs --phases quiet,tasks --cpu-prof /some/empty/dir
+//
 // With `--compare DIR` (another checkout of Writ, built) the same phases run against a server of that
 // build too, and the ratio of main-thread CPU per second is printed for each phase.
 //
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchClients } from './lib/common.mjs';
 import { cleanupOnExit, pinSelf, requirePinning, tempDir, threadCpuSeconds } from './lib/processes.mjs';
+import { longHolds, printCpuProfile, readCpuProfile, summarizeCpuProfile } from './lib/profile.mjs';
 import {
   eventsToken,
   garbageTokenForm,
@@ -37,9 +45,22 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '20' },
     compare: { type: 'string' },
     phases: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    'cpu-prof-interval': { type: 'string', default: '250' },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  console.log(`node bench/abuse-cost.mjs [--revocations N] [--seconds S] [--phases a,b] [--compare DIR]
+    [--cpu-prof DIR [--cpu-prof-interval US]]
+phases: quiet, revocations, revocations + 100 idle streams, reconnects, tasks, garbage`);
+  process.exit(0);
+}
 const REVOCATIONS = Number(args.revocations);
+const PROF_DIR = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
+const PROF_INTERVAL = Number(args['cpu-prof-interval']);
+if (!Number.isInteger(PROF_INTERVAL) || PROF_INTERVAL < 50 || PROF_INTERVAL > 10_000)
+  throw new Error('--cpu-prof-interval must be 50..10000 (microseconds)');
 const SECONDS = Number(args.seconds);
 if (!Number.isInteger(REVOCATIONS) || REVOCATIONS < 0 || REVOCATIONS > 100_000)
   throw new Error('--revocations must be an integer 0..100000');
@@ -50,11 +71,14 @@ requirePinning();
 pinSelf('1');
 
 const [good, ...abusers] = benchClients(6);
+/** The lease the task flood asks for (bench/lib/soak-traffic.mjs), as the soak's. */
+const TASK_LEASE_SECONDS = 30;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const headers = { 'content-type': 'application/x-www-form-urlencoded' };
 
 /** A server of the build at `root` with the soak's classes and workloads, seeded with revocations. */
-async function serverOf(name, root) {
+async function serverOf(name, root, profileDir) {
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
   const probeDir = tempDir('writ-loop-probe-');
   const probeFile = join(probeDir, 'loop.json');
   const server = await startWritServer({
@@ -64,6 +88,9 @@ async function serverOf(name, root) {
     workloads: [workloadDoc(good, ['bench']), ...abusers.map((a) => workloadDoc(a, ['events', 'bench']))],
     // Seeding revocations in a hurry would spend the operator's budget; no abuser here comes near it.
     settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
+    nodeArgs: profileDir
+      ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${PROF_INTERVAL}`]
+      : [],
     env: {
       NODE_OPTIONS: `--import=${join(ROOT, 'bench/lib/loop-probe.mjs')}`,
       WRIT_BENCH_LOOP_PROBE: probeFile,
@@ -90,7 +117,7 @@ async function serverOf(name, root) {
     return Number.NaN;
   };
   loopMax.last = 0;
-  return { name, server, admin, loopMax };
+  return { name, server, admin, loopMax, profileDir, windows: {} };
 }
 
 /** The soak's abusers, each a loop until `until` (performance.now()); returns what it did. */
@@ -174,17 +201,24 @@ async function phase(t, parts) {
   }
   await t.loopMax();
   const cpu0 = threadCpuSeconds(t.server.pid, t.server.pid);
+  const from = process.hrtime.bigint();
   const at = performance.now();
   const until = at + SECONDS * 1000;
   const did = await Promise.all(parts.filter((p) => p !== 'idle').map((p) => loops[p](t, until)));
   if (parts.length === 0) await sleep(SECONDS * 1000);
+  // The tasks' leases (30 s) lapse after the phase: it goes on until the sweeper has closed them all,
+  // so a task's cost includes its close (and the next phase does not pay for it).
+  if (parts.includes('tasks')) await sleep((TASK_LEASE_SECONDS + 3) * 1000);
   const elapsed = (performance.now() - at) / 1000;
   const cpuMsPerS = ((threadCpuSeconds(t.server.pid, t.server.pid) - cpu0) * 1000) / elapsed;
+  // The profile's timestamps are monotonic microseconds, as process.hrtime's.
+  const window = [Number(from / 1000n), Number(process.hrtime.bigint() / 1000n)];
   const maxLoopDelayMs = await t.loopMax();
   for (const s of idle) s.socket.destroy();
   await sleep(1000);
   const ops = did.reduce((n, d) => n + (d.ops ?? Object.values(d.statuses).reduce((a, b) => a + b, 0)), 0);
   return {
+    window,
     cpu_ms_per_s: round(cpuMsPerS),
     ops_per_s: round(ops / elapsed),
     max_loop_delay_ms: round(maxLoopDelayMs),
@@ -192,7 +226,7 @@ async function phase(t, parts) {
   };
 }
 
-const targets = [await serverOf('this build', ROOT)];
+const targets = [await serverOf('this build', ROOT, PROF_DIR)];
 if (args.compare) targets.push(await serverOf('compared build', resolve(args.compare)));
 const result = { revocations_at_start: REVOCATIONS, seconds_per_phase: SECONDS, builds: {} };
 for (const t of targets) result.builds[t.name] = {};
@@ -217,8 +251,24 @@ if (targets.length === 2)
       round(result.builds[targets[1].name][p].cpu_ms_per_s / result.builds[targets[0].name][p].cpu_ms_per_s),
     ]),
   );
-console.log(JSON.stringify(result, null, 2));
 for (const t of targets) await t.server.stop();
+for (const t of targets) {
+  if (!t.profileDir) continue;
+  const profile = readCpuProfile(t.profileDir);
+  for (const [name, p] of Object.entries(result.builds[t.name])) {
+    const summary = summarizeCpuProfile(profile, ROOT, p.window);
+    console.log(
+      `\n${t.name}: ${name}: CPU profile of the server (${round(summary.totalSeconds)} s sampled), self time:`,
+    );
+    printCpuProfile(summary, { top: 30, inclusive: 30, indent: '' });
+    const holds = longHolds(profile, ROOT, p.window, 5, 12);
+    p.loop_holds_over_5_ms = holds.total;
+    console.log(`longest holds of the event loop (${holds.total} of 5 ms or more):`);
+    for (const h of holds.longest) console.log(`  ${h.ms.toFixed(1)} ms: ${h.under.join(' | ')}`);
+  }
+}
+for (const t of targets) for (const p of Object.values(result.builds[t.name])) delete p.window;
+console.log(JSON.stringify(result, null, 2));
 
 function round(x) {
   return Number(x.toFixed(2));

@@ -87,6 +87,74 @@ export function summarizeCpuProfile(profile, root, window = [0, Number.POSITIVE_
   };
 }
 
+/**
+ * The longest holds of the event loop in `window`: stretches of consecutive samples that are not
+ * `(idle)` (the thread waiting for I/O or a timer), each with its length and the Writ functions (or,
+ * for none, the native frames: the garbage collector, `(program)`) its samples spent most time under.
+ * A stretch may span two callbacks that ran back to back without the thread waiting between them: what
+ * a request that arrived meanwhile waited behind. Returns the `count` longest of those `minMs` or longer,
+ * and how many there were in all. The length of a hold counts each sample as at most four sampling
+ * intervals: a longer gap is the thread waiting for a core on a loaded machine.
+ */
+export function longHolds(profile, root, window = [0, Number.POSITIVE_INFINITY], minMs = 5, count = 15) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const whereOf = (f) =>
+    f.url ? `${f.url.replace(/^file:\/\//, '').replace(root, '')}:${f.lineNumber + 1}` : '';
+  /** The Writ functions on a sample's stack (outermost last), else its own frame's name. */
+  const framesOf = (id) => {
+    const out = [];
+    for (let n = id; n !== undefined; n = parent.get(n)) {
+      const f = byId.get(n).callFrame;
+      if (f.url.includes('/packages/')) out.push(`${f.functionName || '(anonymous)'}  ${whereOf(f)}`);
+    }
+    if (out.length === 0) out.push(byId.get(id).callFrame.functionName || '(anonymous)');
+    return out;
+  };
+  const holds = [];
+  let cur;
+  let t = profile.startTime;
+  // A sample's time is the gap since the one before; a gap much longer than the sampling interval is
+  // the thread waiting for a core (a shared machine), not work: it counts as at most `maxGap`.
+  const maxGap = 4 * medianDelta(profile);
+  for (let i = 0; i < profile.samples.length; i++) {
+    const gap = profile.timeDeltas[i] ?? 0;
+    t += gap;
+    if (t < window[0] || t > window[1]) continue;
+    const delta = Math.min(gap, maxGap);
+    const id = profile.samples[i];
+    const idle = byId.get(id).callFrame.functionName === '(idle)';
+    if (idle) {
+      if (cur) holds.push(cur);
+      cur = undefined;
+      continue;
+    }
+    cur ??= { start: t - delta, micros: 0, frames: new Map() };
+    cur.micros += delta;
+    for (const f of new Set(framesOf(id))) cur.frames.set(f, (cur.frames.get(f) ?? 0) + delta);
+  }
+  if (cur) holds.push(cur);
+  const long = holds.filter((h) => h.micros >= minMs * 1000).sort((a, b) => b.micros - a.micros);
+  return {
+    total: long.length,
+    longest: long.slice(0, count).map((h) => ({
+      ms: h.micros / 1000,
+      at: h.start,
+      under: [...h.frames.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 6)
+        .map(([fn, us]) => `${fmt((100 * us) / h.micros)}% ${fn}`),
+    })),
+  };
+}
+
+/** The usual gap between two samples (the sampling interval, µs). */
+function medianDelta(profile) {
+  const d = profile.timeDeltas.slice(0, 10_000).sort((a, b) => a - b);
+  return d[Math.floor(d.length / 2)] || 1000;
+}
+
 /** The profile that `node --cpu-prof --cpu-prof-dir=<dir>` wrote, parsed. */
 export function readCpuProfile(dir) {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));

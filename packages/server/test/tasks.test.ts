@@ -126,6 +126,24 @@ describe('tasks: opened, token-bound, closed with every token', () => {
     assert.equal((t['deadline'] as number) - (t['opened_at'] as number), 3600_000);
   });
 
+  it('a client assertion opens one task: sent again it is refused as a replay, also after a refused open', async () => {
+    const auth = clientAuth(h, WORKER, workerKey);
+    const before = await count(h, 'task.opened');
+    ok(await injectForm(h, '/v1/tasks', { ...auth, purpose: 'once' }), 201);
+    const again = await injectForm(h, '/v1/tasks', { ...auth, purpose: 'twice' });
+    assert.equal(again.status, 401, JSON.stringify(again.body));
+    assert.equal(again.body['error'], 'invalid_client');
+    assert.equal((await lastEvent(h, 'task.refused')).data['reason'], 'replay');
+    assert.equal(await count(h, 'task.opened'), before + 1);
+    // Refused after the client authenticated (no purpose): its assertion is spent all the same.
+    const refusedAuth = clientAuth(h, WORKER, workerKey);
+    assert.equal((await injectForm(h, '/v1/tasks', { ...refusedAuth, labels: '[]' })).status, 400);
+    const retried = await injectForm(h, '/v1/tasks', { ...refusedAuth, purpose: 'retry' });
+    assert.equal(retried.status, 401, JSON.stringify(retried.body));
+    assert.equal((await lastEvent(h, 'task.refused')).data['reason'], 'replay');
+    assert.equal(await count(h, 'task.opened'), before + 1);
+  });
+
   it('tokens for a task carry its tid and never expire after the task ends', async () => {
     const short = ok(await worker.open({ purpose: 'quick job', duration: '120' }), 201);
     const claims = decodeClaims(tokenOf(await worker.token(short['id'] as string)));

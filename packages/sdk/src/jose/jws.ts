@@ -17,7 +17,15 @@ export class JwsError extends WritError {
   declare readonly code: 'invalid_jws';
   declare readonly reason: JwsReason;
   constructor(reason: JwsReason, message: string) {
-    super('invalid_jws', reason, message);
+    // A refused input, not a fault: no stack trace (it points inside this module, and capturing it was
+    // a large share of refusing a garbage JWS, which floods of them make a hot path).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super('invalid_jws', reason, message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'JwsError';
   }
 }

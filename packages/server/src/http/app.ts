@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { RefusalReason } from '@writ/sdk/wire';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { registerAdminRoutes } from '../admin/routes.js';
-import { AUDITED, auditRefusal } from '../audit/refusal.js';
+import { auditRefusal } from '../audit/refusal.js';
 import type { TallyKey } from '../audit/refusal-tally.js';
 import { registerConsoleRoutes } from '../console/routes.js';
 import { Paths, type WritContext } from '../context.js';
@@ -25,9 +25,9 @@ import { registerUsageRoutes } from '../usage/routes.js';
 import { registerVendorKeyRoutes } from '../vendor/routes.js';
 import { OPENAPI_PATH, openApiDocument, recordRoutes } from './openapi.js';
 import { registerProbeRoutes } from './probes.js';
+import { isAuditedRefusal, sendError } from './send-error.js';
 
 const FORM = 'application/x-www-form-urlencoded';
-const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
 /**
  * Builds the HTTP interface over a Writ context. Tests call `app.inject()`; `writ serve` listens.
@@ -167,8 +167,7 @@ export function buildApp(
   });
 
   app.setErrorHandler(async (error, req, reply) => {
-    if (error instanceof OAuthError && (error as unknown as Record<symbol, unknown>)[AUDITED])
-      return sendError(reply, error);
+    if (isAuditedRefusal(error)) return sendError(reply, error);
     const mapped = mapFrameworkError(error, bodyLimitOf(req, limits.bodyBytes));
     // Refusals by the admin API are admin events, attributed to the operator once authenticated.
     const admin = req.url.startsWith(`${Paths.admin}/`);
@@ -199,14 +198,6 @@ export function buildApp(
     reply.header('cache-control', 'public, max-age=300').type('application/json').send(description),
   );
   return app;
-}
-
-function sendError(reply: FastifyReply, err: OAuthError): FastifyReply {
-  return reply
-    .code(err.status)
-    .headers({ ...NO_STORE, ...err.headers })
-    .type('application/json')
-    .send(err.toBody());
 }
 
 /** The body limit of the route a request reached, and the setting that sets it. */

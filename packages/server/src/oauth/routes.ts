@@ -1,6 +1,7 @@
 import { POLICY_BUNDLE_KEYS_PATH } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { Paths, type WritContext } from '../context.js';
+import { isAuditedRefusal, sendError } from '../http/send-error.js';
 import { formBody } from '../request/form.js';
 import { info } from '../request/info.js';
 import { handleIntrospection } from './introspection.js';
@@ -64,7 +65,15 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: WritContext): voi
 
   app.post(Paths.token, async (req, reply) => {
     const params = formBody(req);
-    const res = await handleTokenRequest(ctx, params, info(req));
+    let res: Awaited<ReturnType<typeof handleTokenRequest>>;
+    try {
+      res = await handleTokenRequest(ctx, params, info(req));
+    } catch (err) {
+      // Audited already (every refusal is, in handleTokenRequest): sent from here rather than through
+      // the framework's error path, the cheaper way for the floods of refusals this endpoint gets.
+      if (isAuditedRefusal(err)) return sendError(reply, err);
+      throw err;
+    }
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
     reply.header('dpop-nonce', ctx.dpopNonces.current());
     return res;

@@ -7,6 +7,8 @@ import { OAuthError } from '../errors.js';
  * inside its /64 keeps one budget).
  */
 export function sourceKey(ip: string): string {
+  // An IPv4 address, the common case, as it is (no colon: neither IPv6 nor IPv4-mapped).
+  if (!ip.includes(':')) return ip;
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
   if (mapped) return mapped[1]!;
   if (!isIPv6(ip)) return ip;

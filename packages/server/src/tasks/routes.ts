@@ -1,7 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { auditRefusal } from '../audit/refusal.js';
-import { authenticateClient } from '../auth/client.js';
+import { authenticateClient, consumeAssertion } from '../auth/client.js';
 import { Paths, type WritContext } from '../context.js';
 import { notFound, OAuthError } from '../errors.js';
 import type { FederatedIdentity } from '../federation/attest.js';
@@ -32,12 +32,17 @@ const seconds = (v: string | undefined, name: string): number | undefined => {
  */
 export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void {
   /** Every call draws on the client's budget but closing: a client over its limit can still end its work (and its tokens). */
-  const authenticate = async (req: Parameters<typeof formBody>[0], path: string, budget?: false) => {
+  const authenticate = async (
+    req: Parameters<typeof formBody>[0],
+    path: string,
+    budget?: false,
+    consume: 'now' | 'with_issuance' = 'now',
+  ) => {
     const params = formBody(req);
     const client = await authenticateClient(ctx, params, info(req), {
       endpoint: path,
       federation: true,
-      consume: 'now',
+      consume,
       ...(budget === false ? { budget } : {}),
     });
     return { client, params, federation: client.federation };
@@ -62,28 +67,47 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: WritContext): void
 
   app.post(Paths.tasks, async (req, reply) =>
     guard(req, async () => {
-      const { client, params, federation } = await authenticate(req, Paths.tasks);
-      const labels = parseLabels(single(params, 'labels', 8192));
-      const task = await openTask(ctx, {
-        workload: client.workload,
-        purpose: single(params, 'purpose', 512) ?? '',
-        duration: seconds(single(params, 'duration', 16), 'duration'),
-        lease: seconds(single(params, 'lease', 16), 'lease'),
-        // The labels the platform token proves (issuer, CI run) win over any the caller sent.
-        labels: federation ? { ...labels, ...federatedLabels(federation) } : labels,
-        openedBy: client.workload.id,
-        ...(federation
-          ? {
-              auditData: {
-                auth_method: `federation:${federation.issuer}`,
-                federation: federationIdentity(federation),
-              },
-            }
-          : {}),
-      });
-      return reply.code(201).send(taskView(task));
+      // The assertion's `jti` is spent in the transaction that opens the task (one commit, not two); a
+      // refusal after this spends it on its own, so a refused assertion is as spent as with `now`.
+      const { client, params, federation } = await authenticate(req, Paths.tasks, undefined, 'with_issuance');
+      const replay = client.replay;
+      try {
+        return await openOwnTask(client, params, federation, replay, reply);
+      } catch (err) {
+        if (replay && !isReplayRefusal(err))
+          await consumeAssertion(ctx.store, client.workload.id, replay, ctx.clock.now()).catch(() => false);
+        throw err;
+      }
     }),
   );
+  const openOwnTask = async (
+    client: Awaited<ReturnType<typeof authenticateClient>>,
+    params: ReturnType<typeof formBody>,
+    federation: FederatedIdentity | undefined,
+    replay: { jti: string; until: number } | undefined,
+    reply: FastifyReply,
+  ) => {
+    const labels = parseLabels(single(params, 'labels', 8192));
+    const task = await openTask(ctx, {
+      replay: replay && { clientId: client.workload.id, ...replay },
+      workload: client.workload,
+      purpose: single(params, 'purpose', 512) ?? '',
+      duration: seconds(single(params, 'duration', 16), 'duration'),
+      lease: seconds(single(params, 'lease', 16), 'lease'),
+      // The labels the platform token proves (issuer, CI run) win over any the caller sent.
+      labels: federation ? { ...labels, ...federatedLabels(federation) } : labels,
+      openedBy: client.workload.id,
+      ...(federation
+        ? {
+            auditData: {
+              auth_method: `federation:${federation.issuer}`,
+              federation: federationIdentity(federation),
+            },
+          }
+        : {}),
+    });
+    return reply.code(201).send(taskView(task));
+  };
 
   app.post<{ Params: { id: string } }>(`${Paths.tasks}/:id/close`, async (req) =>
     guard(req, async () => {
@@ -139,4 +163,9 @@ export function taskView(t: Task): Record<string, unknown> {
     closed_at: t.closedAt,
     close_reason: t.closeReason,
   };
+}
+
+/** The refusal of an assertion whose `jti` was spent already (nothing more to spend). */
+function isReplayRefusal(err: unknown): boolean {
+  return err instanceof OAuthError && err.code === 'invalid_client' && err.reason === 'replay';
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { consumeAssertion } from '../auth/client.js';
 import type { WritContext } from '../context.js';
 import { refuseControlCharacters } from '../control-characters.js';
 import { invalidGrant, invalidRequest, OAuthError } from '../errors.js';
@@ -18,6 +19,11 @@ export interface OpenTaskRequest {
   openedBy: string;
   /** A fixed id (a CI run's task, derived from the run); default random. */
   id?: string | undefined;
+  /**
+   * The client assertion to spend (its `jti`) in the transaction that opens the task: a spent one is
+   * refused (`invalid_client`, reason `replay`) and no task is opened.
+   */
+  replay?: { clientId: string; jti: string; until: number } | undefined;
   /** More for the `task.opened` event (how the opener authenticated, the federation token's summary). */
   auditData?: Record<string, unknown> | undefined;
 }
@@ -82,6 +88,7 @@ export async function openTask(ctx: WritContext, r: OpenTaskRequest): Promise<Ta
     closeReason: null,
   };
   const event = await ctx.store.transaction(async (tx) => {
+    if (r.replay) await consumeAssertion(tx, r.replay.clientId, r.replay, now);
     // Counted in the transaction that opens it (transactions are serialized), so racing opens cannot
     // pass the limit together.
     const open = await tx.countOpenTasks(task.workload);

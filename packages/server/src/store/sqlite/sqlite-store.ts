@@ -166,6 +166,8 @@ class SqliteStore implements Store {
   #queue: Promise<unknown> = Promise.resolve();
   /** Transactions waiting for the next group commit. */
   #batch: PendingTx[] | undefined;
+  readonly #begin: Database.Statement;
+  readonly #commit: Database.Statement;
   readonly #savepoint: Database.Statement;
   readonly #release: Database.Statement;
   readonly #rollbackTo: Database.Statement;
@@ -182,6 +184,8 @@ class SqliteStore implements Store {
   ) {
     this.#db = db;
     this.#ops = new SqliteOps(db);
+    this.#begin = db.prepare('BEGIN IMMEDIATE');
+    this.#commit = db.prepare('COMMIT');
     this.#savepoint = db.prepare('SAVEPOINT writ_tx');
     this.#release = db.prepare('RELEASE writ_tx');
     this.#rollbackTo = db.prepare('ROLLBACK TO writ_tx');
@@ -244,7 +248,7 @@ class SqliteStore implements Store {
     const db = this.#db;
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     try {
-      db.exec('BEGIN IMMEDIATE');
+      this.#begin.run();
     } catch (err) {
       for (const e of batch) e.reject(translate(err));
       return;
@@ -264,7 +268,7 @@ class SqliteStore implements Store {
       }
     }
     try {
-      db.exec('COMMIT');
+      this.#commit.run();
     } catch (err) {
       if (db.inTransaction) db.exec('ROLLBACK');
       for (const e of batch) e.reject(translate(err));
@@ -462,6 +466,7 @@ const RATE_LEASE = `INSERT INTO rate_buckets AS b (key, tokens, at, full_at, gra
 class SqliteOps implements Store {
   readonly #db: Database.Database;
   readonly #s: Record<string, Database.Statement>;
+  readonly #cache = new Map<string, Database.Statement>();
   readonly #signals: SqliteSignalOps;
   readonly #detection: SqliteDetectionOps;
   readonly #governance: SqliteGovernanceOps;
@@ -503,14 +508,28 @@ class SqliteOps implements Store {
     };
   }
 
+  /**
+   * A statement prepared once per SQL text and kept (preparing costs more than most statements run):
+   * at most 256 texts, the cache starts over past that (statements built with a varying number of
+   * parameters are the only ones that could fill it).
+   */
+  #prep(sql: string): Database.Statement {
+    let s = this.#cache.get(sql);
+    if (s === undefined) {
+      if (this.#cache.size >= 256) this.#cache.clear();
+      s = this.#db.prepare(sql);
+      this.#cache.set(sql, s);
+    }
+    return s;
+  }
+
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     // Already inside a transaction: run in it (the outer one commits or rolls back).
     return fn(this);
   }
 
   async listWorkloads(): Promise<WorkloadRecord[]> {
-    return this.#db
-      .prepare('SELECT * FROM workloads ORDER BY id')
+    return this.#prep('SELECT * FROM workloads ORDER BY id')
       .all()
       .map((r) => toWorkload(r as Row));
   }
@@ -520,55 +539,49 @@ class SqliteOps implements Store {
   }
   async putWorkload(w: Workload, now: number): Promise<void> {
     // Prepared once: applying a config of 100,000 workloads writes each.
-    this.#s['putWorkload'] ??= this.#db.prepare(
+    this.#s['putWorkload'] ??= this.#prep(
       `INSERT INTO workloads (id, spec, state, updated_at) VALUES (?, ?, 'active', ?)
        ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
     );
     this.#s['putWorkload'].run(w.id, JSON.stringify(w), now);
   }
   async deleteWorkload(id: string): Promise<void> {
-    this.#s['deleteWorkload'] ??= this.#db.prepare('DELETE FROM workloads WHERE id = ?');
+    this.#s['deleteWorkload'] ??= this.#prep('DELETE FROM workloads WHERE id = ?');
     this.#s['deleteWorkload'].run(id);
   }
   async setWorkloadState(id: string, state: WorkloadState, now: number): Promise<boolean> {
     return (
-      this.#db.prepare('UPDATE workloads SET state = ?, updated_at = ? WHERE id = ?').run(state, now, id)
+      this.#prep('UPDATE workloads SET state = ?, updated_at = ? WHERE id = ?').run(state, now, id)
         .changes === 1
     );
   }
 
   async listClasses(): Promise<TokenClass[]> {
-    return this.#db
-      .prepare('SELECT spec FROM classes ORDER BY name')
+    return this.#prep('SELECT spec FROM classes ORDER BY name')
       .all()
       .map((r) => JSON.parse((r as Row)['spec'] as string) as TokenClass);
   }
   async putClass(c: TokenClass): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO classes (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
-      )
-      .run(c.name, JSON.stringify(c));
+    this.#prep(
+      'INSERT INTO classes (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
+    ).run(c.name, JSON.stringify(c));
   }
   async deleteClass(name: string): Promise<void> {
-    this.#db.prepare('DELETE FROM classes WHERE name = ?').run(name);
+    this.#prep('DELETE FROM classes WHERE name = ?').run(name);
   }
 
   async listOperators(): Promise<Operator[]> {
-    return this.#db
-      .prepare('SELECT spec FROM operators ORDER BY name')
+    return this.#prep('SELECT spec FROM operators ORDER BY name')
       .all()
       .map((r) => JSON.parse((r as Row)['spec'] as string) as Operator);
   }
   async putOperator(o: Operator): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO operators (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
-      )
-      .run(o.name, JSON.stringify(o));
+    this.#prep(
+      'INSERT INTO operators (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
+    ).run(o.name, JSON.stringify(o));
   }
   async deleteOperator(name: string): Promise<void> {
-    this.#db.prepare('DELETE FROM operators WHERE name = ?').run(name);
+    this.#prep('DELETE FROM operators WHERE name = ?').run(name);
   }
 
   async listPeople(): Promise<StoredPerson[]> {
@@ -612,92 +625,76 @@ class SqliteOps implements Store {
   }
 
   async listIssuers(): Promise<TrustedIssuer[]> {
-    return this.#db
-      .prepare('SELECT spec FROM issuers ORDER BY name')
+    return this.#prep('SELECT spec FROM issuers ORDER BY name')
       .all()
       .map((r) => JSON.parse((r as Row)['spec'] as string) as TrustedIssuer);
   }
   async putIssuer(i: TrustedIssuer): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO issuers (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
-      )
-      .run(i.name, JSON.stringify(i));
+    this.#prep(
+      'INSERT INTO issuers (name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec',
+    ).run(i.name, JSON.stringify(i));
   }
   async deleteIssuer(name: string): Promise<void> {
-    this.#db.prepare('DELETE FROM issuers WHERE name = ?').run(name);
+    this.#prep('DELETE FROM issuers WHERE name = ?').run(name);
   }
 
   async listTemplates(): Promise<WorkloadTemplate[]> {
-    return this.#db
-      .prepare('SELECT spec FROM workload_templates ORDER BY id')
+    return this.#prep('SELECT spec FROM workload_templates ORDER BY id')
       .all()
       .map((r) => JSON.parse((r as Row)['spec'] as string) as WorkloadTemplate);
   }
   async putTemplate(t: WorkloadTemplate): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO workload_templates (id, spec) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
-      )
-      .run(t.id, JSON.stringify(t));
+    this.#prep(
+      'INSERT INTO workload_templates (id, spec) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
+    ).run(t.id, JSON.stringify(t));
   }
   async deleteTemplate(id: string): Promise<void> {
-    this.#db.prepare('DELETE FROM workload_templates WHERE id = ?').run(id);
+    this.#prep('DELETE FROM workload_templates WHERE id = ?').run(id);
   }
 
   async getPolicySet(): Promise<StoredPolicySet | undefined> {
-    const r = this.#db.prepare('SELECT spec FROM policy_set WHERE id = 1').get() as Row | undefined;
+    const r = this.#prep('SELECT spec FROM policy_set WHERE id = 1').get() as Row | undefined;
     return r ? (JSON.parse(r['spec'] as string) as StoredPolicySet) : undefined;
   }
   async putPolicySet(p: StoredPolicySet): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO policy_set (id, spec) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
-      )
-      .run(JSON.stringify(p));
+    this.#prep(
+      'INSERT INTO policy_set (id, spec) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
+    ).run(JSON.stringify(p));
   }
   async putPolicyVersion(v: StoredPolicyVersion): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO policy_versions (id, counter, created_at, actor, built_in, policies, files)
+    this.#prep(
+      `INSERT INTO policy_versions (id, counter, created_at, actor, built_in, policies, files)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET counter = excluded.counter, created_at = excluded.created_at,
            actor = excluded.actor, built_in = excluded.built_in, policies = excluded.policies, files = excluded.files`,
-      )
-      .run(v.id, v.counter, v.created, v.actor, v.builtIn ? 1 : 0, v.policies, JSON.stringify(v.files));
-    this.#db
-      .prepare(
-        'DELETE FROM policy_versions WHERE id NOT IN (SELECT id FROM policy_versions ORDER BY counter DESC, id DESC LIMIT ?)',
-      )
-      .run(POLICY_VERSIONS_KEPT);
+    ).run(v.id, v.counter, v.created, v.actor, v.builtIn ? 1 : 0, v.policies, JSON.stringify(v.files));
+    this.#prep(
+      'DELETE FROM policy_versions WHERE id NOT IN (SELECT id FROM policy_versions ORDER BY counter DESC, id DESC LIMIT ?)',
+    ).run(POLICY_VERSIONS_KEPT);
   }
   async listPolicyVersions(): Promise<PolicyVersionSummary[]> {
-    return this.#db
-      .prepare(
-        'SELECT id, counter, created_at, actor, built_in, policies FROM policy_versions ORDER BY counter DESC, id DESC',
-      )
+    return this.#prep(
+      'SELECT id, counter, created_at, actor, built_in, policies FROM policy_versions ORDER BY counter DESC, id DESC',
+    )
       .all()
       .map((r) => toPolicyVersionSummary(r as Row));
   }
   async getPolicyVersion(id: string): Promise<StoredPolicyVersion | undefined> {
-    const r = this.#db.prepare('SELECT * FROM policy_versions WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#prep('SELECT * FROM policy_versions WHERE id = ?').get(id) as Row | undefined;
     return r ? { ...toPolicyVersionSummary(r), files: JSON.parse(r['files'] as string) } : undefined;
   }
   async listResourceAttributes(): Promise<StoredResource[]> {
-    return this.#db
-      .prepare('SELECT spec FROM resource_attributes ORDER BY id')
+    return this.#prep('SELECT spec FROM resource_attributes ORDER BY id')
       .all()
       .map((r) => JSON.parse((r as Row)['spec'] as string) as StoredResource);
   }
   async putResourceAttributes(r: StoredResource): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO resource_attributes (id, spec) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
-      )
-      .run(r.id, JSON.stringify(r));
+    this.#prep(
+      'INSERT INTO resource_attributes (id, spec) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET spec = excluded.spec',
+    ).run(r.id, JSON.stringify(r));
   }
   async deleteResourceAttributes(id: string): Promise<boolean> {
-    return this.#db.prepare('DELETE FROM resource_attributes WHERE id = ?').run(id).changes === 1;
+    return this.#prep('DELETE FROM resource_attributes WHERE id = ?').run(id).changes === 1;
   }
 
   async consume(scope: string, id: string, expiresAt: number, now: number): Promise<boolean> {
@@ -708,7 +705,7 @@ class SqliteOps implements Store {
     return lease.granted >= 1 ? 0 : lease.wait;
   }
   async leaseRate(key: string, ratePerSecond: number, burst: number, want: number, now: number) {
-    this.#s['rateLease'] ??= this.#db.prepare(RATE_LEASE);
+    this.#s['rateLease'] ??= this.#prep(RATE_LEASE);
     const r = this.#s['rateLease'].get({
       key,
       rate: ratePerSecond,
@@ -736,25 +733,24 @@ class SqliteOps implements Store {
     // SQLite binds at most 32,766 parameters: a few hundred at a time is plenty.
     for (let i = 0; i < unique.length; i += 500) {
       const page = unique.slice(i, i + 500);
-      const rows = this.#db
-        .prepare(`SELECT * FROM tokens WHERE jti IN (${page.map(() => '?').join(', ')})`)
-        .all(...page) as Row[];
+      const rows = this.#prep(`SELECT * FROM tokens WHERE jti IN (${page.map(() => '?').join(', ')})`).all(
+        ...page,
+      ) as Row[];
       for (const r of rows) out.push(toToken(r));
     }
     return out;
   }
   async tokensForTask(tid: string, limit: number): Promise<IssuedToken[]> {
-    return this.#db
-      .prepare('SELECT * FROM tokens WHERE tid = ? ORDER BY iat, jti LIMIT ?')
+    return this.#prep('SELECT * FROM tokens WHERE tid = ? ORDER BY iat, jti LIMIT ?')
       .all(tid, limit)
       .map((r) => toToken(r as Row));
   }
 
   async latestTokenExpiry(match: TokenMatch, after: number): Promise<number | undefined> {
     const iat = match.issuedBefore === null ? '' : ' AND iat <= ?';
-    const r = this.#db
-      .prepare(`SELECT max(exp) AS exp FROM tokens WHERE ${tokenColumn(match.kind)} = ? AND exp > ?${iat}`)
-      .get(match.value, after, ...(match.issuedBefore === null ? [] : [match.issuedBefore])) as Row;
+    const r = this.#prep(
+      `SELECT max(exp) AS exp FROM tokens WHERE ${tokenColumn(match.kind)} = ? AND exp > ?${iat}`,
+    ).get(match.value, after, ...(match.issuedBefore === null ? [] : [match.issuedBefore])) as Row;
     return (r['exp'] as number | null) ?? undefined;
   }
 
@@ -763,50 +759,48 @@ class SqliteOps implements Store {
     // SQLite binds at most 32,766 parameters: a few hundred at a time is plenty.
     for (let i = 0; i < tids.length; i += 500) {
       const page = tids.slice(i, i + 500);
-      const rows = this.#db
-        .prepare(
-          `SELECT tid, max(exp) AS exp FROM tokens WHERE tid IN (${page.map(() => '?').join(', ')}) AND exp > ?
+      const rows = this.#prep(
+        `SELECT tid, max(exp) AS exp FROM tokens WHERE tid IN (${page.map(() => '?').join(', ')}) AND exp > ?
            GROUP BY tid`,
-        )
-        .all(...page, after) as Row[];
+      ).all(...page, after) as Row[];
       for (const r of rows) out.set(r['tid'] as string, r['exp'] as number);
     }
     return out;
   }
 
   async createTask(t: Task): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO tasks (id, workload, purpose, labels, opened_by, opened_at, deadline, lease_until, closed_at, close_reason)
+    this.#prep(
+      `INSERT INTO tasks (id, workload, purpose, labels, opened_by, opened_at, deadline, lease_until, closed_at, close_reason)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        t.id,
-        t.workload,
-        t.purpose,
-        JSON.stringify(t.labels),
-        t.openedBy,
-        t.openedAt,
-        t.deadline,
-        t.leaseUntil,
-        t.closedAt,
-        t.closeReason,
-      );
+    ).run(
+      t.id,
+      t.workload,
+      t.purpose,
+      JSON.stringify(t.labels),
+      t.openedBy,
+      t.openedAt,
+      t.deadline,
+      t.leaseUntil,
+      t.closedAt,
+      t.closeReason,
+    );
   }
   async getTask(id: string): Promise<Task | undefined> {
-    const r = this.#db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#prep('SELECT * FROM tasks WHERE id = ?').get(id) as Row | undefined;
     return r ? toTask(r) : undefined;
   }
   async closeTask(id: string, at: number, reason: string): Promise<boolean> {
     return (
-      this.#db
-        .prepare('UPDATE tasks SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL')
-        .run(at, reason, id).changes === 1
+      this.#prep('UPDATE tasks SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL').run(
+        at,
+        reason,
+        id,
+      ).changes === 1
     );
   }
   async renewTaskLease(id: string, until: number): Promise<boolean> {
     return (
-      this.#db.prepare('UPDATE tasks SET lease_until = ? WHERE id = ? AND closed_at IS NULL').run(until, id)
+      this.#prep('UPDATE tasks SET lease_until = ? WHERE id = ? AND closed_at IS NULL').run(until, id)
         .changes === 1
     );
   }
@@ -818,30 +812,28 @@ class SqliteOps implements Store {
       args.push(q.workload);
     }
     if (q.open !== undefined) where.push(q.open ? 'closed_at IS NULL' : 'closed_at IS NOT NULL');
-    return this.#db
-      .prepare(
-        `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY opened_at DESC LIMIT ?`,
-      )
+    return this.#prep(
+      `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY opened_at DESC LIMIT ?`,
+    )
       .all(...args, q.limit)
       .map((r) => toTask(r as Row));
   }
   async dueTasks(now: number, limit: number): Promise<Task[]> {
-    return this.#db
-      .prepare(
-        `SELECT * FROM tasks WHERE closed_at IS NULL AND ${SQLITE_DUE} <= ? ORDER BY ${SQLITE_DUE}, id LIMIT ?`,
-      )
+    return this.#prep(
+      `SELECT * FROM tasks WHERE closed_at IS NULL AND ${SQLITE_DUE} <= ? ORDER BY ${SQLITE_DUE}, id LIMIT ?`,
+    )
       .all(now, limit)
       .map((r) => toTask(r as Row));
   }
 
   async countOpenTasks(workload: string): Promise<number> {
-    const r = this.#db
-      .prepare('SELECT count(*) AS n FROM tasks WHERE workload = ? AND closed_at IS NULL')
-      .get(workload) as Row;
+    const r = this.#prep('SELECT count(*) AS n FROM tasks WHERE workload = ? AND closed_at IS NULL').get(
+      workload,
+    ) as Row;
     return r['n'] as number;
   }
   async pruneTasks(closedBefore: number): Promise<number> {
-    return this.#db.prepare('DELETE FROM tasks WHERE closed_at < ?').run(closedBefore).changes;
+    return this.#prep('DELETE FROM tasks WHERE closed_at < ?').run(closedBefore).changes;
   }
   async closeDueTasks(
     now: number,
@@ -850,7 +842,7 @@ class SqliteOps implements Store {
     reasons: { deadline: string; lease: string },
   ): Promise<Task[]> {
     // The sweeper runs this every second: prepared once, on first use.
-    this.#s['closeDueTasks'] ??= this.#db.prepare(
+    this.#s['closeDueTasks'] ??= this.#prep(
       `UPDATE tasks SET closed_at = ?, close_reason = CASE WHEN deadline <= ? THEN ? ELSE ? END
        WHERE closed_at IS NULL AND id IN (SELECT id FROM tasks WHERE closed_at IS NULL AND ${SQLITE_DUE} <= ?
                     ORDER BY ${SQLITE_DUE}, id LIMIT ?)
@@ -865,81 +857,73 @@ class SqliteOps implements Store {
   async addRevocation(r: NewRevocation): Promise<Revocation> {
     // One process, one clock: the revocation's time is the caller's.
     const stored = revocationAt(r, 0, r.created_at);
-    const info = this.#db
-      .prepare(
-        `INSERT INTO revocations (kind, value, issued_before, created_at, reason, actor, expires_at)
+    const info = this.#prep(
+      `INSERT INTO revocations (kind, value, issued_before, created_at, reason, actor, expires_at)
          VALUES (@kind, @value, @issued_before, @created_at, @reason, @actor, @expires_at)`,
-      )
-      .run({
-        kind: stored.kind,
-        value: stored.value,
-        issued_before: stored.issued_before,
-        created_at: stored.created_at,
-        reason: stored.reason,
-        actor: r.actor,
-        expires_at: stored.expires_at,
-      });
+    ).run({
+      kind: stored.kind,
+      value: stored.value,
+      issued_before: stored.issued_before,
+      created_at: stored.created_at,
+      reason: stored.reason,
+      actor: r.actor,
+      expires_at: stored.expires_at,
+    });
     return { ...stored, seq: Number(info.lastInsertRowid) };
   }
   async listRevocations(afterSeq: number, now: number, limit?: number): Promise<Revocation[]> {
-    return this.#db
-      .prepare('SELECT * FROM revocations WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?')
+    return this.#prep('SELECT * FROM revocations WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?')
       .all(afterSeq, now, limit ?? -1)
       .map((r) => toRevocation(r as Row));
   }
   async lastRevocationSeq(): Promise<number> {
-    const r = this.#db.prepare('SELECT MAX(seq) AS seq FROM revocations').get() as { seq: number | null };
+    const r = this.#prep('SELECT MAX(seq) AS seq FROM revocations').get() as { seq: number | null };
     return r.seq ?? 0;
   }
 
   async listVendorKeys(name?: string): Promise<VendorKeyRecord[]> {
     const rows =
       name === undefined
-        ? this.#db.prepare('SELECT * FROM vendor_keys ORDER BY name, version').all()
-        : this.#db.prepare('SELECT * FROM vendor_keys WHERE name = ? ORDER BY version').all(name);
+        ? this.#prep('SELECT * FROM vendor_keys ORDER BY name, version').all()
+        : this.#prep('SELECT * FROM vendor_keys WHERE name = ? ORDER BY version').all(name);
     return rows.map((r) => toVendorKeyRecord(r as Row));
   }
   async putVendorKey(k: VendorKeyRecord): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO vendor_keys (name, version, sealed, fingerprint, proxies, created_at, created_by, replaced_at, overlap_until)
+    this.#prep(
+      `INSERT INTO vendor_keys (name, version, sealed, fingerprint, proxies, created_at, created_by, replaced_at, overlap_until)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name, version) DO UPDATE SET proxies = excluded.proxies,
            replaced_at = excluded.replaced_at, overlap_until = excluded.overlap_until`,
-      )
-      .run(...vendorKeyValues(k));
+    ).run(...vendorKeyValues(k));
   }
   async deleteVendorKeys(name: string, version?: number): Promise<number> {
     return version === undefined
-      ? this.#db.prepare('DELETE FROM vendor_keys WHERE name = ?').run(name).changes
-      : this.#db.prepare('DELETE FROM vendor_keys WHERE name = ? AND version = ?').run(name, version).changes;
+      ? this.#prep('DELETE FROM vendor_keys WHERE name = ?').run(name).changes
+      : this.#prep('DELETE FROM vendor_keys WHERE name = ? AND version = ?').run(name, version).changes;
   }
 
   async listKeys(): Promise<KeyRecord[]> {
-    return this.#db
-      .prepare('SELECT * FROM signing_keys ORDER BY created_at')
+    return this.#prep('SELECT * FROM signing_keys ORDER BY created_at')
       .all()
       .map((r) => toKeyRecord(r as Row));
   }
   async putKey(k: KeyRecord): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private_key, state, created_at, activated_at, retired_at, not_after)
+    this.#prep(
+      `INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private_key, state, created_at, activated_at, retired_at, not_after)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (kid) DO UPDATE SET state = excluded.state, activated_at = excluded.activated_at,
            retired_at = excluded.retired_at, not_after = excluded.not_after`,
-      )
-      .run(
-        k.kid,
-        k.alg,
-        JSON.stringify(k.publicJwk),
-        k.sealedPrivateKey,
-        k.state,
-        k.createdAt,
-        k.activatedAt,
-        k.retiredAt,
-        k.notAfter,
-      );
+    ).run(
+      k.kid,
+      k.alg,
+      JSON.stringify(k.publicJwk),
+      k.sealedPrivateKey,
+      k.state,
+      k.createdAt,
+      k.activatedAt,
+      k.retiredAt,
+      k.notAfter,
+    );
   }
 
   async appendAudit(e: AuditDraft, held?: AuditHead): Promise<AuditEvent> {
@@ -951,6 +935,10 @@ class SqliteOps implements Store {
       head = r && { seq: r.seq, hash: r.hash };
       checkHeldHead(held, r?.held_hash ?? undefined, head);
     } else head = this.#s['head']!.get() as AuditHead | undefined;
+    return this.#appendAfter(head, e);
+  }
+  /** Appends `e` after `head`, the log's last event (read in this transaction). */
+  #appendAfter(head: AuditHead | undefined, e: AuditDraft): AuditEvent {
     const event = linkAuditEvent(head, e);
     this.#s['appendAudit']!.run(
       event.seq,
@@ -968,8 +956,12 @@ class SqliteOps implements Store {
   }
   async appendAuditBatch(drafts: AuditDraft[], held?: AuditHead): Promise<AuditEvent[]> {
     const events: AuditEvent[] = [];
-    // The first append checks `held`; the rest continue from the event just written.
-    for (const d of drafts) events.push(await this.appendAudit(d, events.length === 0 ? held : undefined));
+    // The first append checks `held`; the rest continue from the event just written (the head need
+    // not be read again: nothing else writes inside this transaction).
+    for (const d of drafts) {
+      const last = events.at(-1);
+      events.push(last ? this.#appendAfter(last, d) : await this.appendAudit(d, held));
+    }
     return events;
   }
   // Inside a transaction already (this is the transaction's store): the writes, statement by statement.
@@ -990,14 +982,12 @@ class SqliteOps implements Store {
     const args = active.flatMap(([, , a]) => a);
     const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`;
-    return this.#db
-      .prepare(sql)
+    return this.#prep(sql)
       .all(...args, q.limit)
       .map((r) => toAuditEvent(r as Row));
   }
   async scanAudit(afterSeq: number, limit: number): Promise<AuditEvent[]> {
-    return this.#db
-      .prepare('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
+    return this.#prep('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
       .all(afterSeq, limit)
       .map((r) => toAuditEvent(r as Row));
   }
@@ -1005,33 +995,32 @@ class SqliteOps implements Store {
     return this.#s['head']!.get() as { seq: number; hash: string } | undefined;
   }
   async addCheckpoint(c: AuditCheckpoint): Promise<void> {
-    this.#db
-      .prepare('INSERT OR IGNORE INTO audit_checkpoints (seq, hash, ts, kid, jws) VALUES (?, ?, ?, ?, ?)')
-      .run(c.seq, c.hash, c.ts, c.kid, c.jws);
+    this.#prep(
+      'INSERT OR IGNORE INTO audit_checkpoints (seq, hash, ts, kid, jws) VALUES (?, ?, ?, ?, ?)',
+    ).run(c.seq, c.hash, c.ts, c.kid, c.jws);
   }
   async listCheckpoints(): Promise<AuditCheckpoint[]> {
-    return this.#db
-      .prepare('SELECT * FROM audit_checkpoints ORDER BY seq')
+    return this.#prep('SELECT * FROM audit_checkpoints ORDER BY seq')
       .all()
       .map((r) => toCheckpoint(r as Row));
   }
 
   async appendEvent(e: Omit<StreamEvent, 'seq'>): Promise<StreamEvent> {
-    this.#s['appendEvent'] ??= this.#db.prepare('INSERT INTO events (ts, type, data) VALUES (?, ?, ?)');
+    this.#s['appendEvent'] ??= this.#prep('INSERT INTO events (ts, type, data) VALUES (?, ?, ?)');
     const info = this.#s['appendEvent'].run(e.ts, e.type, JSON.stringify(e.data));
     return { ...e, seq: Number(info.lastInsertRowid) };
   }
   async readEvents(afterSeq: number, limit: number): Promise<StreamEvent[]> {
     // Every event log poll (each second) and every stream's catch-up: prepared once, on first use.
-    this.#s['readEvents'] ??= this.#db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.#s['readEvents'] ??= this.#prep('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
     return this.#s['readEvents'].all(afterSeq, limit).map((r) => toStreamEvent(r as Row));
   }
   async eventBounds(): Promise<{ first: number; last: number }> {
     // One subquery each: SQLite answers a lone MIN or MAX from the key, but both in one SELECT by
     // reading the whole table (about 9 ms per 100,000 events, on every stream open).
-    const r = this.#db
-      .prepare('SELECT (SELECT MIN(seq) FROM events) AS first, (SELECT MAX(seq) FROM events) AS last')
-      .get() as {
+    const r = this.#prep(
+      'SELECT (SELECT MIN(seq) FROM events) AS first, (SELECT MAX(seq) FROM events) AS last',
+    ).get() as {
       first: number | null;
       last: number | null;
     };
@@ -1039,9 +1028,8 @@ class SqliteOps implements Store {
   }
   async trimEvents(beforeTs: number): Promise<number> {
     // Keep the newest event so the sequence never restarts (AUTOINCREMENT also guarantees it).
-    return this.#db
-      .prepare('DELETE FROM events WHERE ts < ? AND seq < (SELECT MAX(seq) FROM events)')
-      .run(beforeTs).changes;
+    return this.#prep('DELETE FROM events WHERE ts < ? AND seq < (SELECT MAX(seq) FROM events)').run(beforeTs)
+      .changes;
   }
 
   async addUsage(rows: UsageAggregate[]): Promise<void> {
@@ -1182,20 +1170,18 @@ class SqliteOps implements Store {
 
   async prune(now: number): Promise<number> {
     const nowS = Math.floor(now / 1000);
-    const a = this.#db.prepare('DELETE FROM replay WHERE expires_at <= ?').run(now).changes;
-    const b = this.#db.prepare('DELETE FROM tokens WHERE exp <= ?').run(nowS - 86_400).changes;
-    const c = this.#db.prepare('DELETE FROM rate_buckets WHERE full_at <= ?').run(now).changes;
+    const a = this.#prep('DELETE FROM replay WHERE expires_at <= ?').run(now).changes;
+    const b = this.#prep('DELETE FROM tokens WHERE exp <= ?').run(nowS - 86_400).changes;
+    const c = this.#prep('DELETE FROM rate_buckets WHERE full_at <= ?').run(now).changes;
     return a + b + c + this.#console.pruneConsoleSessions(now);
   }
   async ping(): Promise<void> {
-    this.#db.prepare('SELECT 1').get();
+    this.#prep('SELECT 1').get();
   }
   async probeWrite(now: number): Promise<void> {
-    this.#db
-      .prepare(
-        'INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at',
-      )
-      .run(now);
+    this.#prep(
+      'INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at',
+    ).run(now);
   }
   async close(): Promise<void> {
     this.#db.close();

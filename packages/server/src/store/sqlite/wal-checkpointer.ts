@@ -14,8 +14,9 @@ import { Worker } from 'node:worker_threads';
  * the store asks `afterOperation`, which reads the WAL file's size (a stat, at most once a millisecond);
  * at `restartPages` frames it holds the store's operation queue (the event loop stays free; store calls
  * wait) while the thread runs a TRUNCATE checkpoint over what PASSIVE has not copied yet and empties the
- * WAL; the next commit starts it over. The WAL so stays within about `restartPages` frames and one
- * operation's writes. Durability is SQLite's as configured (`synchronous = NORMAL`): a checkpoint only
+ * WAL, and starts it over itself (writing and syncing its header: see wal-checkpoint-worker.ts, whose
+ * reader keeps the server's connection from ever doing that on the event loop). The WAL so stays
+ * within about `restartPages` frames and one operation's writes. Durability is SQLite's as configured (`synchronous = NORMAL`): a checkpoint only
  * moves committed frames, and a crash leaves the WAL for recovery as before.
  *
  * If the thread fails or stops answering, the store turns SQLite's automatic checkpoint back on
