@@ -5,7 +5,16 @@
 // spread over the three nodes, revocations made on one node, and the time until each stream has each.
 //
 //   node bench/cluster.mjs [--postgres URL] [--rounds 3] [--seconds 5] [--connections 32]
-//                          [--streams 1000] [--revocations 20] [--no-build]
+//                          [--streams 1000] [--revocations 20] [--nodes 1,2,3] [--no-sqlite] [--rate N]
+//                          [--no-build]
+//
+// `--rate N` paces the rounds at N requests/s in all (instead of a closed loop): CPU per token of one
+// and of three nodes compared at the same rate, which a loaded machine can still measure.
+//
+// Per round it also prints what does not depend on the machine's load: PostgreSQL statements, round
+// trips (by statement) and commits per token, CPU microseconds per token of each node, of PostgreSQL's
+// processes and of the load generator (from /proc), and what the scenario's sessions were waiting on
+// (pg_stat_activity sampled every 10 ms: the mean number of sessions in each state).
 //
 // The PostgreSQL URL defaults to WRIT_TEST_POSTGRES_URL; each scenario gets a database of its own,
 // dropped afterwards. Nothing is pinned with taskset: three nodes, PostgreSQL and the load generator
@@ -16,7 +25,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +89,8 @@ async function generator(cfg) {
   let ok = 0;
   let failed = 0;
   let firstError;
+  // CPU of the timed part only (signing the assertions above is not part of it).
+  const cpuStart = process.cpuUsage();
   const start = performance.now();
   const deadline = start + cfg.seconds * 1000;
   const worker = async (w) => {
@@ -121,6 +132,10 @@ async function generator(cfg) {
       rate: ok / seconds,
       p50Ms: quantile(sorted, 0.5),
       p99Ms: quantile(sorted, 0.99),
+      cpuSeconds: (() => {
+        const u = process.cpuUsage(cpuStart);
+        return (u.user + u.system) / 1e6;
+      })(),
     })}\n`,
   );
 }
@@ -137,6 +152,9 @@ async function main() {
       clients: { type: 'string', default: '64' },
       streams: { type: 'string', default: '1000' },
       revocations: { type: 'string', default: '20' },
+      nodes: { type: 'string', default: '1,2,3' },
+      rate: { type: 'string', default: '0' },
+      'no-sqlite': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
     },
   });
@@ -151,6 +169,9 @@ async function main() {
   const CLIENTS = bounded('clients', 1, 1000);
   const STREAMS = bounded('streams', 0, 5000);
   const REVOCATIONS = bounded('revocations', 1, 200);
+  const RATE = bounded('rate', 0, 100_000);
+  const NODE_COUNTS = opts.nodes.split(',').map(Number);
+  if (!NODE_COUNTS.every((n) => [1, 2, 3].includes(n))) throw new Error('--nodes: a list of 1, 2 and 3');
   if (!/^postgres(ql)?:\/\//.test(opts.postgres))
     throw new Error('pass --postgres postgres://… (or set WRIT_TEST_POSTGRES_URL)');
   const pgHost = new URL(opts.postgres).hostname;
@@ -304,12 +325,13 @@ async function main() {
 
   /** What the nodes sent PostgreSQL so far (bench/lib/count-pg.cjs), summed. */
   const pgCounts = (nodes) => {
-    const sum = { trips: 0, statements: 0 };
+    const sum = { trips: 0, statements: 0, byText: {} };
     for (const n of nodes) {
       try {
         const c = JSON.parse(readFileSync(n.countFile, 'utf8'));
         sum.trips += c.trips;
         sum.statements += c.statements;
+        for (const [k, v] of Object.entries(c.byText ?? {})) sum.byText[k] = (sum.byText[k] ?? 0) + v;
       } catch {
         // not written yet: nothing sent
       }
@@ -325,26 +347,124 @@ async function main() {
         )
       : 0;
   const settle = () => new Promise((r) => setTimeout(r, 250));
+  /** PostgreSQL's processes that work for `db`: its backends and the shared writers (WAL, checkpoints). */
+  const pgPids = async (db) =>
+    (
+      await sql(
+        opts.postgres,
+        `SELECT pid FROM pg_stat_activity WHERE datname = '${db.name}'
+           OR backend_type IN ('walwriter', 'checkpointer', 'background writer')`,
+      )
+    ).map((r) => r.pid);
+  /** CPU seconds of each process and of PostgreSQL's (Linux /proc; undefined elsewhere). */
+  const cpuNow = async (nodes, db) => {
+    const pg = db ? await pgPids(db) : [];
+    return { nodes: nodes.map((n) => cpuSeconds(n.pid)), pg: pg.map((pid) => [pid, cpuSeconds(pid)]) };
+  };
+  /** Samples what the scenario's PostgreSQL sessions wait on every 10 ms until `stop()`. */
+  const sampleWaits = (db) => {
+    const tally = {};
+    let samples = 0;
+    let running = true;
+    const client = new pg.Client({ connectionString: opts.postgres });
+    const done = (async () => {
+      await client.connect();
+      try {
+        while (running) {
+          const rows = (
+            await client.query(
+              `SELECT state, wait_event_type, wait_event, left(regexp_replace(query, '\\s+', ' ', 'g'), 40) AS q
+                 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+              [db.name],
+            )
+          ).rows;
+          samples++;
+          for (const r of rows) {
+            if (r.state === 'idle') continue;
+            const k = `${r.state}: ${r.wait_event_type ?? 'CPU'}/${r.wait_event ?? '-'}`;
+            tally[k] = (tally[k] ?? 0) + 1;
+          }
+          await new Promise((x) => setTimeout(x, 10));
+        }
+      } finally {
+        await client.end();
+      }
+    })();
+    return async () => {
+      running = false;
+      await done;
+      return { samples, tally };
+    };
+  };
 
   const scenario = async (label, nodes, db) => {
     const origins = nodes.map((n) => n.origin);
+    // What the nodes and PostgreSQL spend doing nothing (timers, followers, sweepers): 3 s idle.
+    const idleBefore = await cpuNow(nodes, db);
+    const idleStatements = pgCounts(nodes).statements;
+    await new Promise((r) => setTimeout(r, 3000));
+    const idleAfter = await cpuNow(nodes, db);
+    const idle = {
+      nodeCpuMsPerSecond: nodes.map((_, i) => ((idleAfter.nodes[i] - idleBefore.nodes[i]) * 1000) / 3),
+      statementsPerSecond: (pgCounts(nodes).statements - idleStatements) / 3,
+    };
+    process.stderr.write(
+      `  ${label} idle: CPU ms per second of each node ${idle.nodeCpuMsPerSecond.map((v) => v.toFixed(1)).join(' + ')}, ${idle.statementsPerSecond.toFixed(1)} statements/s\n`,
+    );
     await measure(origins, 1.5, `${label}-warmup`);
     const rounds = [];
     for (let r = 0; r < ROUNDS; r++) {
       await settle();
-      const before = { ...pgCounts(nodes), commits: await commits(db) };
-      const m = await measure(origins, SECONDS, `${label}-${r}`);
+      const before = { ...pgCounts(nodes), commits: await commits(db), cpu: await cpuNow(nodes, db) };
+      const stopSampling = db ? sampleWaits(db) : undefined;
+      const m = await measure(origins, SECONDS, `${label}-${r}`, RATE || undefined);
+      const waits = await stopSampling?.();
       await settle();
-      const after = { ...pgCounts(nodes), commits: await commits(db) };
+      const after = { ...pgCounts(nodes), commits: await commits(db), cpu: await cpuNow(nodes, db) };
+      m.loadAverage = loadavg()[0];
+      // CPU per token, in microseconds: each node, PostgreSQL's processes, the load generator.
+      m.nodeCpuUsPerToken = nodes.map((_, i) => ((after.cpu.nodes[i] - before.cpu.nodes[i]) * 1e6) / m.ok);
+      if (db) {
+        const was = new Map(before.cpu.pg);
+        let pgCpu = 0;
+        for (const [pid, s] of after.cpu.pg)
+          if (was.has(pid)) pgCpu += s - was.get(pid);
+          else pgCpu += s; // a backend that connected during the round
+        m.pgCpuUsPerToken = (pgCpu * 1e6) / m.ok;
+      }
+      m.generatorCpuUsPerToken = (m.cpuSeconds * 1e6) / m.ok;
       if (m.failed > 0) throw new Error(`${label}: ${m.failed} requests failed; first: ${m.firstError}`);
       if (db) {
         m.statementsPerToken = (after.statements - before.statements) / m.ok;
         m.tripsPerToken = (after.trips - before.trips) / m.ok;
         m.commitsPerToken = (after.commits - before.commits) / m.ok;
+        m.tripsByText = Object.fromEntries(
+          Object.entries(after.byText)
+            .map(([k, v]) => [k, (v - (before.byText[k] ?? 0)) / m.ok])
+            .filter(([, v]) => v > 0)
+            .sort((a, b) => b[1] - a[1]),
+        );
+        m.waits = Object.fromEntries(
+          Object.entries(waits.tally)
+            .map(([k, v]) => [k, v / waits.samples])
+            .sort((a, b) => b[1] - a[1]),
+        );
       }
       rounds.push(m);
+      const us = (v) => (v === undefined ? '–' : v.toFixed(0));
       process.stderr.write(
-        `  ${label} round ${r + 1}: ${m.rate.toFixed(0)} tokens/s, p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms${db ? `, per token: ${m.statementsPerToken.toFixed(2)} statements, ${m.tripsPerToken.toFixed(2)} round trips, ${m.commitsPerToken.toFixed(2)} commits` : ''}${m.exhausted ? ' (requests ran out)' : ''}\n`,
+        `  ${label} round ${r + 1}: ${m.rate.toFixed(0)} tokens/s, p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms${db ? `, per token: ${m.statementsPerToken.toFixed(2)} statements, ${m.tripsPerToken.toFixed(2)} round trips, ${m.commitsPerToken.toFixed(2)} commits` : ''}${m.exhausted ? ' (requests ran out)' : ''}, load ${m.loadAverage.toFixed(1)}\n` +
+          `    CPU µs per token: nodes ${m.nodeCpuUsPerToken.map(us).join(' + ')}, PostgreSQL ${us(m.pgCpuUsPerToken)}, generator ${us(m.generatorCpuUsPerToken)}\n` +
+          (db
+            ? `    round trips per token: ${Object.entries(m.tripsByText)
+                .slice(0, 8)
+                .map(([k, v]) => `${v.toFixed(3)} ${JSON.stringify(k.slice(0, 50))}`)
+                .join('; ')}\n` +
+              `    sessions (mean, not idle): ${Object.entries(m.waits)
+                .slice(0, 6)
+                .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+                .join('; ')}\n`
+            : ''),
       );
     }
     const peak = median(rounds.map((m) => m.rate));
@@ -363,9 +483,12 @@ async function main() {
       p50Ms: median(rounds.map((m) => m.p50Ms)),
       p99Ms: median(rounds.map((m) => m.p99Ms)),
       halfP99Ms: half.p99Ms,
+      idle,
       statementsPerToken: med('statementsPerToken'),
       tripsPerToken: med('tripsPerToken'),
       commitsPerToken: med('commitsPerToken'),
+      nodeCpuUsPerToken: median(rounds.map((m) => m.nodeCpuUsPerToken.reduce((a, b) => a + b, 0))),
+      pgCpuUsPerToken: med('pgCpuUsPerToken'),
       rounds,
     };
   };
@@ -381,7 +504,7 @@ async function main() {
   );
 
   // 1. One node on the embedded store.
-  {
+  if (!opts['no-sqlite']) {
     const node = await startNode('sqlite', 'sqlite');
     try {
       results.sqlite1 = await scenario('sqlite, 1 node', [node]);
@@ -390,7 +513,7 @@ async function main() {
     }
   }
   // The store alone, no HTTP: an issuance's transaction (replay check, token record, audit append).
-  {
+  if (!opts['no-sqlite']) {
     const db = await freshDatabase();
     try {
       results.storeOnly = await storeOnly(db.url);
@@ -403,7 +526,7 @@ async function main() {
     }
   }
   // 2. One node, then 3. three nodes, on PostgreSQL (a database each).
-  for (const n of [1, 2, 3]) {
+  for (const n of NODE_COUNTS) {
     const db = await freshDatabase();
     const nodes = [];
     try {
@@ -423,26 +546,27 @@ async function main() {
 
   const per = (v) => (v === undefined ? '–' : v.toFixed(2));
   const row = (r) =>
-    `| ${r.label} | ${r.tokensPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.halfP99Ms.toFixed(1)} | ${per(r.statementsPerToken)} | ${per(r.tripsPerToken)} | ${per(r.commitsPerToken)} |`;
+    `| ${r.label} | ${r.tokensPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.halfP99Ms.toFixed(1)} | ${per(r.statementsPerToken)} | ${per(r.tripsPerToken)} | ${per(r.commitsPerToken)} | ${r.nodeCpuUsPerToken.toFixed(0)} + ${r.pgCpuUsPerToken === undefined ? '–' : r.pgCpuUsPerToken.toFixed(0)} |`;
+  const ratio = (a, b) => (a && b ? (a.tokensPerSecond / b.tokensPerSecond).toFixed(2) : '–');
   const lines = [
     `Issuance, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s (median), ${results.cores} cores shared by everything:`,
-    '| store, nodes | tokens/s | p50 ms | p99 ms | p99 ms at half of peak | statements/token | round trips/token | commits/token |',
-    '|---|---|---|---|---|---|---|---|',
-    row(results.sqlite1),
-    row(results.postgres1),
-    row(results.postgres2),
-    row(results.postgres3),
+    '| store, nodes | tokens/s | p50 ms | p99 ms | p99 ms at half of peak | statements/token | round trips/token | commits/token | CPU µs/token: nodes + PostgreSQL |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...['sqlite1', 'postgres1', 'postgres2', 'postgres3']
+      .filter((k) => results[k])
+      .map((k) => row(results[k])),
     '',
-    `PostgreSQL 1 node ÷ SQLite 1 node: ${(results.postgres1.tokensPerSecond / results.sqlite1.tokensPerSecond).toFixed(2)}; ` +
-      `2 nodes ÷ 1: ${(results.postgres2.tokensPerSecond / results.postgres1.tokensPerSecond).toFixed(2)}; ` +
-      `3 nodes ÷ 1: ${(results.postgres3.tokensPerSecond / results.postgres1.tokensPerSecond).toFixed(2)}`,
+    `PostgreSQL 1 node ÷ SQLite 1 node: ${ratio(results.postgres1, results.sqlite1)}; ` +
+      `2 nodes ÷ 1: ${ratio(results.postgres2, results.postgres1)}; ` +
+      `3 nodes ÷ 1: ${ratio(results.postgres3, results.postgres1)}`,
   ];
-  lines.push(
-    '',
-    `The PostgreSQL store alone (an issuance's transaction, no HTTP): ${results.storeOnly
-      .map((r) => `${r.perSecond.toFixed(0)}/s with ${r.concurrency} at once`)
-      .join(', ')}`,
-  );
+  if (results.storeOnly)
+    lines.push(
+      '',
+      `The PostgreSQL store alone (an issuance's transaction, no HTTP): ${results.storeOnly
+        .map((r) => `${r.perSecond.toFixed(0)}/s with ${r.concurrency} at once`)
+        .join(', ')}`,
+    );
   if (results.propagation) {
     const p = results.propagation;
     lines.push(
@@ -655,6 +779,18 @@ function writeConfig(dir, clients, verifier, operator) {
   });
   json('operators/bench.yaml', { name: 'bench', jwks: { keys: [operator.publicJwk] } });
   return dir;
+}
+
+/** User + system CPU seconds of a process from /proc (Linux); NaN when it cannot be read. */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime), in clock ticks of 1/100 s on Linux.
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 async function sql(url, text) {

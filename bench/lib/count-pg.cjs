@@ -2,6 +2,8 @@
 // PostgreSQL (round trips, and statements: a simple-protocol string of several counts each), written
 // as JSON to the file named by WRIT_BENCH_PG_COUNT every 100 ms. pg_stat_statements needs a
 // server-side preload library; this needs nothing of the database. Bench only: never in a deployment.
+// `byText` counts round trips by what they sent (a prepared statement's name, or the first words of
+// the text), so the bench can say which statements a token costs.
 const { writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { join } = require('node:path');
@@ -10,13 +12,20 @@ const file = process.env.WRIT_BENCH_PG_COUNT;
 if (file) {
   // The server's own copy of pg, so the patched prototype is the one its pool uses.
   const pg = createRequire(join(process.env.WRIT_BENCH_SERVER_DIR, 'package.json'))('pg');
-  const counts = { trips: 0, statements: 0 };
+  const counts = { trips: 0, statements: 0, byText: {} };
+  const label = (config, text) => {
+    if (config && typeof config === 'object' && config.name) return config.name;
+    if (typeof text !== 'string') return '?';
+    return text.replace(/\s+/g, ' ').trim().slice(0, 70);
+  };
   const query = pg.Client.prototype.query;
   pg.Client.prototype.query = function counted(config, ...rest) {
     const text = typeof config === 'string' ? config : config?.text;
     counts.trips++;
     // Writ's SQL carries no semicolon inside a literal: each non-blank piece is one statement.
     counts.statements += typeof text === 'string' ? text.split(';').filter((s) => s.trim()).length : 1;
+    const key = label(config, text);
+    counts.byText[key] = (counts.byText[key] ?? 0) + 1;
     return query.call(this, config, ...rest);
   };
   const flush = () => writeFileSync(file, JSON.stringify(counts));

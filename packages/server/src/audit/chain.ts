@@ -9,21 +9,33 @@ export const CHECKPOINT_TYP = 'writ-audit-checkpoint+jwt';
 export const GENESIS_HASH = '0'.repeat(64);
 
 /**
- * The hash of one audit event: SHA-256 over the previous hash and the canonical JSON of everything the
- * event says, its sequence number included, so editing, deleting or reordering any row breaks the chain.
+ * The canonical JSON an event's hash covers, split around its sequence number: `head + seq + tail` is
+ * `canonicalJson({ seq, ts, type, outcome, actor, subject, jti, data })` (keys sorted; `seq` falls
+ * between `outcome` and `subject`). A store that numbers events itself (PostgreSQL's batched issuance
+ * numbers them under its lock, in the database) hashes the same bytes without rebuilding the JSON.
+ */
+export function chainBody(e: AuditDraft): { head: string; tail: string } {
+  const before = canonicalJson({ actor: e.actor, data: e.data, jti: e.jti ?? null, outcome: e.outcome });
+  const after = canonicalJson({ subject: e.subject ?? null, ts: e.ts, type: e.type });
+  return {
+    head: `${before.length > 2 ? `${before.slice(0, -1)},` : '{'}"seq":`,
+    tail: after.length > 2 ? `,${after.slice(1)}` : '}',
+  };
+}
+
+/**
+ * The hash of one audit event: SHA-256 over the previous hash, a newline and the canonical JSON of
+ * everything the event says, its sequence number included (`chainBody`), so editing, deleting or
+ * reordering any row breaks the chain.
  */
 export function chainHash(prevHash: string, seq: number, e: AuditDraft): string {
-  const body = canonicalJson({
-    seq,
-    ts: e.ts,
-    type: e.type,
-    outcome: e.outcome,
-    actor: e.actor,
-    subject: e.subject ?? null,
-    jti: e.jti ?? null,
-    data: e.data,
-  });
-  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
+  const { head, tail } = chainBody(e);
+  return chainHashOf(prevHash, seq, head, tail);
+}
+
+/** `chainHash` from the event's body parts (`chainBody`). */
+export function chainHashOf(prevHash: string, seq: number, head: string, tail: string): string {
+  return createHash('sha256').update(prevHash).update('\n').update(`${head}${seq}${tail}`).digest('hex');
 }
 
 /**

@@ -1078,7 +1078,12 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
             ],
             now: NOW,
             token: token(`jti-${i}`, tid === undefined ? {} : { tid }),
-            audit: draft(100 + i, { jti: `jti-${i}` }),
+            // Issuance 12's event hashes characters outside the BMP, a line separator, quotes, a backslash
+            // and a control character (PostgreSQL links the chain itself: the same bytes must hash the same).
+            audit: draft(100 + i, {
+              jti: `jti-${i}`,
+              ...(i === 12 ? { data: { odd: 'a😀b \u2028 "q" \\ \u0007 ü' }, subject: 'sübject' } : {}),
+            }),
             ...extra,
           });
           const writes = range(1, 40).map((i) =>
@@ -1137,6 +1142,19 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
               err instanceof AuditChainBrokenError && /truncated: event 99 /.test(err.message),
           );
           assert.equal(await peer.getToken('jti-50'), undefined);
+          // A held event the store has with another hash (rewritten): refused, nothing written.
+          await assert.rejects(
+            () => store.recordIssuance(issuance(51), { seq: first.seq, hash: 'b'.repeat(64) }),
+            (err: unknown) =>
+              err instanceof AuditChainBrokenError &&
+              new RegExp(`rewritten: event ${first.seq} in the store differs`).test(err.message),
+          );
+          assert.equal(await peer.getToken('jti-51'), undefined);
+          assert.equal(
+            await peer.consume('assertion:c', 'a-51', NOW + 60_000, NOW),
+            true,
+            'entry left unspent',
+          );
           assert.equal((await peer.scanAudit(0, 100)).length, events.length);
         }));
 

@@ -1,7 +1,19 @@
 import type pg from 'pg';
 import type { AuditEvent } from '../../audit/audit-event.js';
-import { AuditChainBrokenError, type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import {
+  AuditChainBrokenError,
+  type AuditHead,
+  chainBody,
+  chainHashOf,
+  checkHeldHead,
+  GENESIS_HASH,
+} from '../../audit/chain.js';
 import { IssuanceRefusedError, type IssuanceWrite } from '../issuance-write.js';
+
+/** SQLSTATE of `writ_issue_batch`: an issuance of the batch was refused (nothing written). */
+const REFUSED = 'WR001';
+/** SQLSTATE of `writ_issue_batch`: the chain no longer holds the event the node holds. */
+const HELD_GONE = 'WR002';
 
 /** At most this many issuances in one transaction (a few thousand parameters, well under the limit). */
 export const MAX_ISSUANCE_BATCH = 256;
@@ -14,31 +26,21 @@ interface Pending {
 }
 
 /**
- * The statements of a batch, schema and clock spliced in once. `commit` is one statement for the
- * whole batch: it spends every replay entry, checks every task is open and, only when all of them
- * passed, inserts every token record and audit event (`ok` says which happened).
+ * The statement of a batch, schema and clock spliced in once: one call of `writ_issue_batch` (migration
+ * 20), which spends every replay entry, records every token, takes the write lock, checks every task is
+ * open and the event this node holds is still in the chain, then numbers, links and inserts every audit
+ * event. Sent on its own (autocommit), it is one round trip and one commit, and the write lock is held
+ * only while PostgreSQL runs it and flushes the commit. A refusal or a broken chain raises (`WR001`,
+ * `WR002`) and nothing of the batch is written.
  */
 export function issuanceStatements(s: string, earlierThan: (param: string) => string) {
   return {
-    // Simple protocol, one round trip: BEGIN, the cluster's write lock, then (a statement of its own, so
-    // its snapshot is taken once the lock is held) the chain's head and the event at the held sequence.
-    lockAndHead: (heldSeq: number) => `BEGIN; SELECT 1 FROM ${s}.write_head WHERE id = 1 FOR UPDATE;
-      (SELECT seq, hash, true AS head FROM ${s}.audit_events ORDER BY seq DESC LIMIT 1)
-      UNION ALL (SELECT seq, hash, false AS head FROM ${s}.audit_events WHERE seq = ${heldSeq})`,
-    commit: `WITH c AS (
-        INSERT INTO ${s}.replay AS r (scope, id, expires_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-        ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= ${earlierThan('$4')}
-        RETURNING 1),
-      chk AS (SELECT (SELECT count(*) FROM c) = cardinality($1::text[])
-          AND (SELECT count(*) FROM ${s}.tasks WHERE id = ANY($5::text[]) AND closed_at IS NULL) = cardinality($5::text[]) AS ok),
-      t AS (INSERT INTO ${s}.tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint, ajti)
-        SELECT u.* FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-          $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[]) AS u, chk WHERE chk.ok),
-      a AS (INSERT INTO ${s}.audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
-        SELECT u.* FROM unnest($18::bigint[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[],
-          $24::text[], $25::text[], $26::text[], $27::text[]) AS u, chk WHERE chk.ok)
-      SELECT ok FROM chk`,
+    batch: `SELECT o_base_seq, o_base_hash, o_last_hash FROM ${s}.writ_issue_batch(
+      $1::text[], $2::text[], $3::bigint[], ${earlierThan('$4')}, $5::text[],
+      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+      $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[],
+      $18::bigint[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
+      $24::text[], $25::text[], $26::text[], $27::bigint, $28::text)`,
   };
 }
 type IssuanceStatements = ReturnType<typeof issuanceStatements>;
@@ -47,12 +49,11 @@ type IssuanceStatements = ReturnType<typeof issuanceStatements>;
  * Group commit of issuances on PostgreSQL. Issuances queue while the node's batches are in flight (at
  * most `maxInFlight`); when one commits, the queue (up to `MAX_ISSUANCE_BATCH`) goes as the next batch.
  * An idle node sends at the end of the current turn of the event loop, so a lone request waits for no
- * timer. A batch is three round trips whatever its size: BEGIN with the write lock and the chain's head;
- * one statement with every replay entry, task check, token record and audit event; COMMIT. Every caller
- * settles after the COMMIT. When one issuance of the batch is refused (a spent entry, a closed task) the
- * statement writes nothing, the batch rolls back and each issuance is retried in a transaction of its
- * own, so only the refused one fails; any other failure rejects every issuance of the batch (no token
- * leaves without its audit event).
+ * timer. A batch is one statement whatever its size (`issuanceStatements`): one round trip, one commit,
+ * and the write lock held only inside PostgreSQL. Every caller settles after the commit. When one
+ * issuance of the batch is refused (a spent entry, a closed task) the call writes nothing and each
+ * issuance is retried in a transaction of its own, so only the refused one fails; any other failure
+ * rejects every issuance of the batch (no token leaves without its audit event).
  */
 export class IssuanceBatcher {
   readonly #pool: pg.Pool;
@@ -144,71 +145,62 @@ export class IssuanceBatcher {
     );
   }
 
-  /** The batch's events once committed, or undefined when the statement found a refusal (rolled back). */
+  /** The batch's events once committed, or undefined when the store refused one of them (nothing written). */
   async #commit(batch: Pending[]): Promise<AuditEvent[] | undefined> {
-    let client: pg.PoolClient;
+    // The newest event any caller of the batch holds (they all come from this node's log).
+    let held: AuditHead | undefined;
+    for (const p of batch) if (p.held && (!held || p.held.seq > held.seq)) held = p.held;
+    if (held && (!Number.isSafeInteger(held.seq) || held.seq < 0))
+      throw new Error('held sequence is not an integer');
+    const bodies = batch.map((p) => chainBody(p.w.audit));
+    let row: { o_base_seq: number | null; o_base_hash: string | null; o_last_hash: string };
     try {
-      client = await this.#pool.connect();
+      this.statements++;
+      const r = await this.#pool.query({
+        name: 'writ_issue_batch',
+        text: this.#sql.batch,
+        values: this.#values(batch, bodies, held),
+      });
+      row = r.rows[0];
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === REFUSED) return undefined;
+      if (code === HELD_GONE) {
+        // DETAIL: the head's sequence number, a space, the hash the store has at the held one (or none).
+        const detail = String((err as { detail?: unknown }).detail ?? '');
+        const cut = detail.indexOf(' ');
+        const top = Number(detail.slice(0, cut));
+        const atHeld = detail.slice(cut + 1) || undefined;
+        checkHeldHead(held, atHeld, { seq: Number.isSafeInteger(top) ? top : 0, hash: '' });
+        throw new AuditChainBrokenError('audit log rewritten: the store refused the event this node holds');
+      }
       throw this.#fail(err);
     }
-    let broken: Error | undefined;
-    const onError = (err: Error) => {
-      broken ??= err;
-    };
-    client.on('error', onError);
-    let begun = false;
-    try {
-      // The newest event any caller of the batch holds (they all come from this node's log).
-      let held: AuditHead | undefined;
-      for (const p of batch) if (p.held && (!held || p.held.seq > held.seq)) held = p.held;
-      const heldSeq = held?.seq ?? 0;
-      if (!Number.isSafeInteger(heldSeq) || heldSeq < 0) throw new Error('held sequence is not an integer');
-      begun = true;
-      this.statements += 3;
-      const results = (await client.query(this.#sql.lockAndHead(heldSeq))) as unknown as pg.QueryResult[];
-      const rows = results[2]!.rows as Array<{ seq: number; hash: string; head: boolean }>;
-      const h = rows.find((r) => r.head);
-      const at = rows.find((r) => !r.head);
-      let head: AuditHead | undefined = h ? { seq: Number(h.seq), hash: h.hash } : undefined;
-      checkHeldHead(held, at?.hash, head);
-      const events: AuditEvent[] = [];
-      for (const p of batch) {
-        const e = linkAuditEvent(head, p.w.audit);
-        events.push(e);
-        head = e;
-      }
-      const values = this.#values(batch, events);
-      this.statements++;
-      const r = await client.query<{ ok: boolean }>({
-        name: 'writ_issue_batch',
-        text: this.#sql.commit,
-        values,
-      });
-      if (r.rows[0]?.ok !== true) {
-        this.statements++;
-        await client.query('ROLLBACK');
-        return undefined;
-      }
-      this.statements++;
-      await client.query('COMMIT');
-      return events;
-    } catch (err) {
-      if (begun && !broken) {
-        try {
-          await client.query('ROLLBACK');
-        } catch (rollbackErr) {
-          broken = rollbackErr as Error;
-        }
-      }
-      throw err instanceof AuditChainBrokenError ? err : this.#fail(err);
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
+    // Link the events as the store did, from the head it found; the last hash must agree (it always does
+    // when both hashed the same bytes): a disagreement would leave events this node cannot vouch for.
+    let head: AuditHead | undefined =
+      row.o_base_seq && row.o_base_hash ? { seq: Number(row.o_base_seq), hash: row.o_base_hash } : undefined;
+    const events: AuditEvent[] = [];
+    for (const [i, p] of batch.entries()) {
+      const seq = (head?.seq ?? 0) + 1;
+      const prevHash = head?.hash ?? GENESIS_HASH;
+      const { head: h, tail } = bodies[i]!;
+      const e: AuditEvent = { ...p.w.audit, seq, prevHash, hash: chainHashOf(prevHash, seq, h, tail) };
+      events.push(e);
+      head = e;
     }
+    if (head?.hash !== row.o_last_hash)
+      throw new AuditChainBrokenError(
+        `audit log: the store linked events ${events[0]!.seq}..${head?.seq} with a hash this node does not compute (database encoding?)`,
+      );
+    return events;
   }
 
-  #values(batch: Pending[], events: AuditEvent[]): unknown[] {
+  #values(
+    batch: Pending[],
+    bodies: Array<{ head: string; tail: string }>,
+    held: AuditHead | undefined,
+  ): unknown[] {
     const col = <T>(f: (p: Pending, i: number) => T): T[] => batch.map(f);
     const consumes = batch.flatMap((p) => p.w.consume);
     const tids = [...new Set(batch.flatMap((p) => (p.w.token.tid !== undefined ? [p.w.token.tid] : [])))];
@@ -233,16 +225,17 @@ export class IssuanceBatcher {
       col((p) => t(p).exp),
       col((p) => t(p).fingerprint),
       col((p) => (t(p).ajti !== undefined ? JSON.stringify(t(p).ajti) : null)),
-      events.map((e) => e.seq),
-      events.map((e) => e.ts),
-      events.map((e) => e.type),
-      events.map((e) => e.outcome),
-      events.map((e) => e.actor),
-      events.map((e) => e.subject ?? null),
-      events.map((e) => e.jti ?? null),
-      events.map((e) => JSON.stringify(e.data)),
-      events.map((e) => e.prevHash),
-      events.map((e) => e.hash),
+      col((p) => p.w.audit.ts),
+      col((p) => p.w.audit.type),
+      col((p) => p.w.audit.outcome),
+      col((p) => p.w.audit.actor),
+      col((p) => p.w.audit.subject ?? null),
+      col((p) => p.w.audit.jti ?? null),
+      col((p) => JSON.stringify(p.w.audit.data)),
+      bodies.map((b) => b.head),
+      bodies.map((b) => b.tail),
+      held?.seq ?? 0,
+      held?.hash ?? null,
     ];
   }
 }

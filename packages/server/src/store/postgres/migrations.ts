@@ -393,6 +393,78 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     CREATE INDEX policy_versions_counter ON policy_versions (counter);
     `,
   },
+  {
+    version: 20,
+    name: 'issuance batches in one statement: the audit chain linked in the database under the write lock',
+    // One call commits a node's batch of issuances (autocommit: one round trip, one commit). The write
+    // lock is taken inside and held only while the call runs and commits: no node's round trip, nor its
+    // event loop, is inside it. Each statement of a volatile function reads with a fresh snapshot, so
+    // the task check and the chain's head are read after the lock, seeing every earlier batch. Refusals
+    // (a spent replay entry, a closed task) raise WR001, a held event the chain no longer has raises
+    // WR002 (DETAIL: the head's sequence number, a space, the hash at the held sequence number): either
+    // rolls the whole call back. Event hashes are SHA-256 over the previous hash, a newline and the
+    // event's canonical JSON, which the caller sends in two parts around the sequence number.
+    sql: `
+    CREATE FUNCTION writ_issue_batch(
+      p_rscope TEXT[], p_rid TEXT[], p_rexp BIGINT[], p_rnow BIGINT, p_tids TEXT[],
+      p_jti TEXT[], p_sub TEXT[], p_client TEXT[], p_cls TEXT[], p_aud TEXT[], p_scope TEXT[], p_kid TEXT[],
+      p_tid TEXT[], p_iat BIGINT[], p_exp BIGINT[], p_fp TEXT[], p_ajti TEXT[],
+      p_ts BIGINT[], p_type TEXT[], p_outcome TEXT[], p_actor TEXT[], p_subject TEXT[], p_ejti TEXT[],
+      p_data TEXT[], p_body_head TEXT[], p_body_tail TEXT[], p_held_seq BIGINT, p_held_hash TEXT)
+    RETURNS TABLE (o_base_seq BIGINT, o_base_hash TEXT, o_last_hash TEXT)
+    LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $f$
+    DECLARE
+      v_spent BIGINT;
+      v_top BIGINT;
+      v_top_hash TEXT;
+      v_at TEXT;
+      v_seq BIGINT;
+      v_hash TEXT;
+      v_seqs BIGINT[] := '{}';
+      v_prev TEXT[] := '{}';
+      v_hashes TEXT[] := '{}';
+    BEGIN
+      WITH c AS (
+        INSERT INTO replay AS r (scope, id, expires_at) SELECT * FROM unnest(p_rscope, p_rid, p_rexp)
+        ON CONFLICT (scope, id) DO UPDATE SET expires_at = excluded.expires_at WHERE r.expires_at <= p_rnow
+        RETURNING 1)
+      SELECT count(*) INTO v_spent FROM c;
+      IF v_spent <> cardinality(p_rscope) THEN
+        RAISE EXCEPTION 'a replay-cache entry of the batch was already spent' USING ERRCODE = 'WR001';
+      END IF;
+      INSERT INTO tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint, ajti)
+        SELECT * FROM unnest(p_jti, p_sub, p_client, p_cls, p_aud, p_scope, p_kid, p_tid, p_iat, p_exp, p_fp, p_ajti);
+      PERFORM 1 FROM write_head WHERE id = 1 FOR UPDATE;
+      IF (SELECT count(*) FROM tasks WHERE id = ANY(p_tids) AND closed_at IS NULL) <> cardinality(p_tids) THEN
+        RAISE EXCEPTION 'a task of the batch is closed' USING ERRCODE = 'WR001';
+      END IF;
+      SELECT seq, hash INTO v_top, v_top_hash FROM audit_events ORDER BY seq DESC LIMIT 1;
+      IF p_held_seq > 0 THEN
+        SELECT hash INTO v_at FROM audit_events WHERE seq = p_held_seq;
+        IF v_at IS DISTINCT FROM p_held_hash THEN
+          RAISE EXCEPTION 'the audit chain no longer holds the event this node holds' USING ERRCODE = 'WR002',
+            DETAIL = coalesce(v_top, 0)::text || ' ' || coalesce(v_at, '');
+        END IF;
+      END IF;
+      v_seq := coalesce(v_top, 0);
+      v_hash := coalesce(v_top_hash, repeat('0', 64));
+      o_base_seq := v_seq;
+      o_base_hash := v_top_hash;
+      FOR i IN 1 .. cardinality(p_type) LOOP
+        v_prev := v_prev || v_hash;
+        v_seq := v_seq + 1;
+        v_hash := encode(sha256(convert_to(v_hash || E'\\n' || p_body_head[i] || v_seq::text || p_body_tail[i], 'UTF8')), 'hex');
+        v_seqs := v_seqs || v_seq;
+        v_hashes := v_hashes || v_hash;
+      END LOOP;
+      INSERT INTO audit_events (seq, ts, type, outcome, actor, subject, jti, data, prev_hash, hash)
+        SELECT * FROM unnest(v_seqs, p_ts, p_type, p_outcome, p_actor, p_subject, p_ejti, p_data, v_prev, v_hashes);
+      o_last_hash := v_hash;
+      RETURN NEXT;
+    END
+    $f$;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
