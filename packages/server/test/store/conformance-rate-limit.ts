@@ -91,6 +91,29 @@ export function rateLimitConformanceCases(withStore: (fn: (t: Harness) => Promis
         assert.equal((await store.leaseRate('client:d', 1, 50, 3, NOW)).granted, 0);
       }));
 
+    it('leases of many buckets asked for together each get what they would alone', () =>
+      withStore(async ({ store }) => {
+        const keys = Array.from({ length: 20 }, (_, i) => `client:many-${i}`);
+        const want = (i: number) => 1 + (i % 7);
+        // All in one turn (one statement on PostgreSQL), a key twice, and another rate and burst beside.
+        const [first, twice, other] = await Promise.all([
+          Promise.all(keys.map((k, i) => store.leaseRate(k, 1, 10, want(i), NOW))),
+          store.leaseRate('client:many-0', 1, 10, 2, NOW),
+          store.leaseRate('client:other', 5, 3, 10, NOW),
+        ]);
+        assert.deepEqual(
+          first.map((l) => l.granted),
+          keys.map((_, i) => want(i)),
+        );
+        assert.deepEqual(twice, { granted: 2, wait: 0 });
+        assert.deepEqual(other, { granted: 3, wait: 1 });
+        const second = await Promise.all(keys.map((k) => store.leaseRate(k, 1, 10, 10, NOW)));
+        assert.deepEqual(
+          second.map((l) => [l.granted, l.wait]),
+          keys.map((_, i) => [10 - want(i) - (i === 0 ? 2 : 0), 1]),
+        );
+      }));
+
     it('prune keeps a bucket a lease emptied until it has refilled', () =>
       withStore(async ({ store }) => {
         assert.equal((await store.leaseRate('client:p', 1, 4, 4, NOW)).granted, 4);

@@ -73,6 +73,7 @@ import {
   quoteSchema,
 } from './migrations.js';
 import { PostgresPeopleOps } from './people-ops.js';
+import { RateLeaseBatcher, rateLeaseBatchStatement } from './rate-lease-batch.js';
 import { PostgresSignalOps } from './signal-ops.js';
 
 export interface PostgresStoreOptions {
@@ -192,6 +193,11 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     pool,
     sql: issuanceStatements(sql.s, sharedTime(time).earlier),
     alone: (w, held) => store.transaction((tx) => writeIssuance(tx, w, held)),
+    fail: unavailable,
+  });
+  store.leaseBatcher = new RateLeaseBatcher({
+    pool,
+    text: rateLeaseBatchStatement(sql.s, sharedTime(time).earlier('$4')),
     fail: unavailable,
   });
   return store;
@@ -412,6 +418,8 @@ class PostgresStore implements Store {
   readonly cluster: StoreCluster;
   /** Group commit of issuances (set on the pool's store, not on a transaction's). */
   batcher: IssuanceBatcher | undefined;
+  /** Rate-bucket takes of one turn in one statement (set on the pool's store, not on a transaction's). */
+  leaseBatcher: RateLeaseBatcher | undefined;
   #ended = false;
   /** In a transaction: BEGIN has been sent; the write lock has been asked for. */
   #begun = false;
@@ -625,6 +633,14 @@ class PostgresStore implements Store {
   }
 
   async leaseRate(key: string, ratePerSecond: number, burst: number, want: number, now: number) {
+    if (!this.#client && this.leaseBatcher)
+      return this.leaseBatcher.take(
+        key,
+        ratePerSecond,
+        Math.max(1, burst),
+        Math.max(1, Math.floor(want)),
+        now,
+      );
     const r = (
       await this.#rows(
         this.#sql.rateLease,
