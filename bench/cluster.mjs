@@ -89,7 +89,12 @@ async function generator(cfg) {
   let ok = 0;
   let failed = 0;
   let firstError;
-  // CPU of the timed part only (signing the assertions above is not part of it).
+  // Signing the assertions above takes seconds: say so, and start when told (the parent takes its
+  // "before" figures then, so they cover the timed part only).
+  process.stdout.write('ready\n');
+  await new Promise((r) => process.stdin.once('data', r));
+  process.stdin.pause();
+  // CPU of the timed part only.
   const cpuStart = process.cpuUsage();
   const start = performance.now();
   const deadline = start + cfg.seconds * 1000;
@@ -287,35 +292,46 @@ async function main() {
   };
 
   /** One closed-loop measurement in a child process against `origins`. */
-  const measure = async (origins, seconds, run, rate) => {
+  /** `onReady` runs once the generator has its requests signed, before it starts sending them. */
+  const measure = async (origins, seconds, run, rate, onReady) => {
     const cfg = {
       origins,
       seconds,
       run,
       ...(rate ? { rate } : {}),
       connections: CONNECTIONS,
-      // Enough pre-built requests for 20k tokens/s; the result says if they ran out.
-      requests: Math.ceil(seconds * 20_000),
+      // Enough pre-built requests for 20k tokens/s (or for the pace); the result says if they ran out.
+      requests: rate ? Math.ceil(rate * seconds * 1.05) + 100 : Math.ceil(seconds * 20_000),
       clients: clients.map((c) => ({ clientId: c.clientId, privateJwk: c.privateJwk })),
     };
     const child = spawn(
       process.execPath,
       [fileURLToPath(import.meta.url), '--generator', JSON.stringify(cfg)],
       {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe'],
         cwd: BENCH,
       },
     );
     children.add(child);
     let out = '';
     let err = '';
+    let started = false;
     child.stdout.on('data', (d) => {
       out += d;
+      if (!started && out.includes('ready\n')) {
+        started = true;
+        Promise.resolve(onReady?.())
+          .then(() => child.stdin.end('go\n'))
+          .catch((e) => {
+            err += String(e);
+            child.kill('SIGKILL');
+          });
+      }
     });
     child.stderr.on('data', (d) => {
       err += d;
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 120) * 1000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 300) * 1000);
     const [code] = await once(child, 'exit');
     clearTimeout(timer);
     children.delete(child);
@@ -415,9 +431,12 @@ async function main() {
     const rounds = [];
     for (let r = 0; r < ROUNDS; r++) {
       await settle();
-      const before = { ...pgCounts(nodes), commits: await commits(db), cpu: await cpuNow(nodes, db) };
-      const stopSampling = db ? sampleWaits(db) : undefined;
-      const m = await measure(origins, SECONDS, `${label}-${r}`, RATE || undefined);
+      let before;
+      let stopSampling;
+      const m = await measure(origins, SECONDS, `${label}-${r}`, RATE || undefined, async () => {
+        before = { ...pgCounts(nodes), commits: await commits(db), cpu: await cpuNow(nodes, db) };
+        stopSampling = db ? sampleWaits(db) : undefined;
+      });
       const waits = await stopSampling?.();
       await settle();
       const after = { ...pgCounts(nodes), commits: await commits(db), cpu: await cpuNow(nodes, db) };
