@@ -184,6 +184,30 @@ describe('verifyDpopProof (RFC 9449 §4.3)', () => {
     await refused(options(signed(forged)), 'signature');
   });
 
+  it('a header known from a proof that verified still gets every other check on the next proof', async () => {
+    // The same key, so the same encoded header: the second proof's header is the remembered one.
+    const first = parts();
+    const h = signed(first).split('.')[0]!;
+    assert.equal((await verifyDpopProof(options(signed(first)))).jkt, key.jkt);
+    const again = signed(parts());
+    assert.equal(again.split('.')[0], h, 'the header text is the same');
+    // A tampered payload under the known header: the signature is still checked.
+    const [, , sig] = again.split('.');
+    await refused(options(`${h}.${b64json({ ...parts().claims, jti: 'tampered' })}.${sig}`), 'signature');
+    // The caller's allow-list is still applied to the known header's algorithm.
+    await refused(options(signed(parts()), { algorithms: ['EdDSA'] }), 'alg');
+    // The binding to the token's key, the method, the window and replay are still checked.
+    await refused(options(signed(parts()), { expectedJkt: otherKey.jkt }), 'jkt');
+    await refused(options(signed(parts()), { method: 'GET' }), 'htm');
+    await refused(options(signed(parts(key, { iat: NOW - 10 * WINDOW }))), 'iat');
+    await refused(options(signed(parts()), { consumeJti: () => false }), 'replay');
+    // A header whose proof failed is not remembered: its own checks run again (typ here).
+    const odd = parts();
+    odd.header['typ'] = 'jwt';
+    await refused(options(signed(odd)), 'typ');
+    await refused(options(signed(odd)), 'typ');
+  });
+
   it('7: refuses a jwk that holds private or symmetric key material', async () => {
     const priv = key.privateKey.export({ format: 'jwk' });
     await breaks((p) => {

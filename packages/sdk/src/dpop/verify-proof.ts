@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { isPlainObject, parseBoundedJson } from '../jose/json.js';
-import { importPublicJwk, isVerifyAlgorithm, type VerifyAlgorithm } from '../jose/jwk.js';
-import { decodeCompactJws, verifySignature } from '../jose/jws.js';
+import {
+  importPublicJwk,
+  isVerifyAlgorithm,
+  type VerificationKey,
+  type VerifyAlgorithm,
+} from '../jose/jwk.js';
+import { decodeCompactJws, type JwsHeader, verifySignature } from '../jose/jws.js';
 import { DpopError } from './errors.js';
 import { normalizeHtu } from './htu.js';
 
@@ -63,6 +68,31 @@ function normalizedRequestUrl(url: string): string | undefined {
 }
 
 /**
+ * The protected header of a proof that passed every check, by its encoded text: its own checks (`typ`,
+ * an allowed `alg`, no `crit`, a public `jwk` that fits `alg`) and, with it, the whole proof (signature,
+ * binding, replay). A holder sends the same header on every proof, so the next proof with this exact
+ * text needs no second decode, parse and key import; the checks that depend on the caller's options
+ * (`algorithms`, `expectedJkt`) and everything of the payload and signature run every time. First in,
+ * first out past `CHECKED_HEADERS_MAX`: bounded whoever sends proofs.
+ */
+interface CheckedHeader {
+  encoded: string;
+  header: JwsHeader;
+  alg: VerifyAlgorithm;
+  key: VerificationKey;
+}
+const checkedHeaders = new Map<string, CheckedHeader>();
+const CHECKED_HEADERS_MAX = 1000;
+
+function rememberHeader(h: CheckedHeader): void {
+  if (checkedHeaders.size >= CHECKED_HEADERS_MAX) {
+    const oldest = checkedHeaders.keys().next().value;
+    if (oldest !== undefined) checkedHeaders.delete(oldest);
+  }
+  checkedHeaders.set(h.encoded, h);
+}
+
+/**
  * Verifies a DPoP proof with every check of RFC 9449 §4.3, in order, plus single use of `jti`.
  * Throws DpopError naming the failed check; `use_dpop_nonce` when the nonce is missing or stale.
  */
@@ -77,9 +107,11 @@ export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpo
   // 2. a single well-formed JWT
   if (proof.includes(',') || /\s/.test(proof))
     throw new DpopError('well_formed', 'DPoP header must hold a single JWT');
+  const dot = proof.indexOf('.');
+  const cached = dot > 0 ? checkedHeaders.get(proof.slice(0, dot)) : undefined;
   let jws: ReturnType<typeof decodeCompactJws>;
   try {
-    jws = decodeCompactJws(proof, o.maxBytes ?? 4096);
+    jws = decodeCompactJws(proof, o.maxBytes ?? 4096, cached);
   } catch (err) {
     throw new DpopError('well_formed', `DPoP proof is not a compact JWS: ${(err as Error).message}`);
   }
@@ -94,53 +126,71 @@ export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpo
   // 3. required header parameters and claims
   const jwk = header['jwk'];
   const { jti, htm, htu, iat } = claims as Record<string, unknown>;
-  const lacking = [
-    isPlainObject(jwk) ? undefined : 'a jwk header',
-    typeof jti === 'string' && jti.length > 0 && jti.length <= 256 ? undefined : 'jti (1 to 256 characters)',
-    typeof htm === 'string' ? undefined : 'htm',
-    typeof htu === 'string' ? undefined : 'htu',
-    typeof iat === 'number' && Number.isFinite(iat) ? undefined : 'a numeric iat',
-    o.accessToken === undefined || typeof claims['ath'] === 'string'
-      ? undefined
-      : 'ath (the hash of the access token it is sent with)',
-  ].filter((m) => m !== undefined);
-  // (The type checks again are for the compiler: `lacking` already holds every one that fails.)
   if (
-    lacking.length > 0 ||
     !isPlainObject(jwk) ||
     typeof jti !== 'string' ||
+    jti.length === 0 ||
+    jti.length > 256 ||
     typeof htm !== 'string' ||
     typeof htu !== 'string' ||
-    typeof iat !== 'number'
+    typeof iat !== 'number' ||
+    !Number.isFinite(iat) ||
+    (o.accessToken !== undefined && typeof claims['ath'] !== 'string')
   ) {
+    // The list is made only for the refusal: a proof that passes allocates none of it.
+    const lacking = [
+      isPlainObject(jwk) ? undefined : 'a jwk header',
+      typeof jti === 'string' && jti.length > 0 && jti.length <= 256
+        ? undefined
+        : 'jti (1 to 256 characters)',
+      typeof htm === 'string' ? undefined : 'htm',
+      typeof htu === 'string' ? undefined : 'htu',
+      typeof iat === 'number' && Number.isFinite(iat) ? undefined : 'a numeric iat',
+      o.accessToken === undefined || typeof claims['ath'] === 'string'
+        ? undefined
+        : 'ath (the hash of the access token it is sent with)',
+    ].filter((m) => m !== undefined);
     throw new DpopError('required_claims', `DPoP proof lacks ${lacking.join(', ')}`);
   }
-  // 4. typ
-  if (header.typ !== DPOP_TYP) throw new DpopError('typ', `DPoP proof typ must be ${DPOP_TYP}`);
-  // 5. asymmetric, allowed algorithm
-  const alg = header.alg;
-  if (!isVerifyAlgorithm(alg) || !o.algorithms.includes(alg))
-    throw new DpopError(
-      'alg',
-      `DPoP proof alg must be one of ${o.algorithms.join(', ')}${setting(o.settingNames?.algorithms)}`,
-    );
-  if (header['crit'] !== undefined)
-    throw new DpopError('well_formed', 'DPoP proof has a crit header: no extension is supported');
-  // 7. the jwk must be public (checked before use)
-  let key: ReturnType<typeof importPublicJwk>;
-  try {
-    key = importPublicJwk(jwk);
-  } catch (err) {
-    const isPrivate = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk);
-    throw new DpopError(
-      isPrivate ? 'private_key' : 'signature',
-      isPrivate
-        ? 'DPoP proof jwk holds private key material: put the public key only in the header'
-        : `DPoP proof jwk is not an acceptable public key: ${(err as Error).message.slice(0, 100)}`,
-    );
+  let alg: VerifyAlgorithm;
+  let key: VerificationKey;
+  if (cached !== undefined) {
+    // 4, 5, 7: this very header passed them before; only the caller's allow-list may differ.
+    alg = cached.alg;
+    key = cached.key;
+    if (!o.algorithms.includes(alg))
+      throw new DpopError(
+        'alg',
+        `DPoP proof alg must be one of ${o.algorithms.join(', ')}${setting(o.settingNames?.algorithms)}`,
+      );
+  } else {
+    // 4. typ
+    if (header.typ !== DPOP_TYP) throw new DpopError('typ', `DPoP proof typ must be ${DPOP_TYP}`);
+    // 5. asymmetric, allowed algorithm
+    const named = header.alg;
+    if (!isVerifyAlgorithm(named) || !o.algorithms.includes(named))
+      throw new DpopError(
+        'alg',
+        `DPoP proof alg must be one of ${o.algorithms.join(', ')}${setting(o.settingNames?.algorithms)}`,
+      );
+    alg = named;
+    if (header['crit'] !== undefined)
+      throw new DpopError('well_formed', 'DPoP proof has a crit header: no extension is supported');
+    // 7. the jwk must be public (checked before use)
+    try {
+      key = importPublicJwk(jwk);
+    } catch (err) {
+      const isPrivate = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((m) => m in jwk);
+      throw new DpopError(
+        isPrivate ? 'private_key' : 'signature',
+        isPrivate
+          ? 'DPoP proof jwk holds private key material: put the public key only in the header'
+          : `DPoP proof jwk is not an acceptable public key: ${(err as Error).message.slice(0, 100)}`,
+      );
+    }
+    if (!key.algorithms.includes(alg))
+      throw new DpopError('alg', `DPoP proof alg ${alg} does not fit its jwk (key type or curve)`);
   }
-  if (!key.algorithms.includes(alg))
-    throw new DpopError('alg', `DPoP proof alg ${alg} does not fit its jwk (key type or curve)`);
   // 6. signature with the embedded key
   if (!verifySignature(alg, key.key, jws.signingInput, jws.signature))
     throw new DpopError('signature', 'DPoP proof signature does not verify with its jwk');
@@ -192,6 +242,8 @@ export async function verifyDpopProof(o: DpopVerifyOptions): Promise<VerifiedDpo
   // single use within the window
   if (!(await o.consumeJti(`${key.thumbprint}:${jti}`, iat + o.iatWindow)))
     throw new DpopError('replay', 'DPoP proof jti was already used: make a new proof for every request');
+  // Every check passed: the header is one to know again (only now, so no refused proof is remembered).
+  if (cached === undefined) rememberHeader({ encoded: proof.slice(0, dot), header, alg, key });
   return { jkt: key.thumbprint, jti, iat };
 }
 

@@ -198,6 +198,7 @@ export class UsageReporter {
   /** A background report is on its way; `#again` when it was asked for another meanwhile. */
   #sending = false;
   #again = false;
+  #userAgent = { raw: '', text: '' };
 
   constructor(o: UsageReporterOptions) {
     this.#o = {
@@ -241,7 +242,12 @@ export class UsageReporter {
       decision: r.decision,
       time: Math.floor(r.time ?? this.#o.now()),
     };
-    if (r.userAgent) w.user_agent = restrictText(r.userAgent, 512);
+    if (r.userAgent) {
+      // The same User-Agent as the record before is held once, not once per record until the report.
+      if (r.userAgent !== this.#userAgent.raw)
+        this.#userAgent = { raw: r.userAgent, text: restrictText(r.userAgent, 512) };
+      w.user_agent = this.#userAgent.text;
+    }
     if (r.decision === 'deny')
       w.reason = (r.reason || 'denied').replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 128);
     if (signal) w.signal = signal;

@@ -366,22 +366,35 @@ function useOf(
   reason: string | undefined,
   time: number,
 ): UsageRecord {
-  const path = requestPath(req.url);
   const signal = decision === 'deny' ? signalOfRefusal(reason) : undefined;
   const token = signal === 'wrong_audience' && claims ? presentedTokenOf(req) : undefined;
-  return {
+  // One object, without spreads: this runs on every request.
+  const record: UsageRecord = {
     jti: claims?.jti ?? '',
     sub: claims?.sub ?? '',
     tid: claims?.tid,
-    operation: req.operation ?? `${req.method.toUpperCase()} ${path}`,
+    operation: req.operation ?? operationOf(req.method, req.url),
     source: req.source ?? 'unknown',
     userAgent: req.userAgent,
     decision,
     reason,
-    ...(signal ? { signal } : {}),
-    ...(token ? { tokenSha256: hash('sha256', token, 'base64url') } : {}),
     time,
   };
+  if (signal) record.signal = signal;
+  if (token) record.tokenSha256 = hash('sha256', token, 'base64url');
+  return record;
+}
+
+/**
+ * `METHOD /path` of a request: the same string for the same method and URL as the one before, so the
+ * usage records held until the next report share it rather than each holding a copy.
+ */
+let lastOperation = { method: '', url: '', operation: '' };
+function operationOf(method: string, url: string): string {
+  if (lastOperation.url === url && lastOperation.method === method) return lastOperation.operation;
+  const operation = `${method.toUpperCase()} ${requestPath(url)}`;
+  lastOperation = { method, url, operation };
+  return operation;
 }
 
 function presentedTokenOf(req: PresentedRequest): string | undefined {

@@ -44,6 +44,8 @@ export type VendorProxyHandler = ((req: IncomingMessage, res: ServerResponse) =>
 };
 
 const PREFIX = '/vendors/';
+/** Method and path pairs whose route decision is remembered, per route; past it the memo starts over. */
+const ALLOWED_MEMO_SIZE = 1000;
 
 /** What is made once per key set of a route: the forms to redact and the credential to inject. */
 interface KeyedForms {
@@ -105,6 +107,9 @@ export function createVendorProxy(o: VendorProxyOptions): VendorProxyHandler {
     ]),
   );
   const base = PublicBaseUrl.from(o.publicUrl);
+  const allowedMemo = new Map(o.routes.map((r) => [r.name, new Map<string, boolean>()]));
+  // What `decide` is given for a request the route allows: the same object every time.
+  const decideOptions = new Map(o.routes.map((r) => [r.name, { scopes: r.scopes, bearer: r.bearer }]));
   // The forms of the keys in flight change only with a lease or a rotation: made once per key set,
   // not on every request.
   const keyed = new Map<string, KeyedForms>();
@@ -195,48 +200,66 @@ export function createVendorProxy(o: VendorProxyOptions): VendorProxyHandler {
         { ...at, reason: 'ambiguous_path' },
       );
 
-    let segments: string[];
-    try {
-      segments = upstreamPath.split('/').slice(1).map(decodeURIComponent);
-    } catch {
-      return refuse(res, 400, 'invalid_request', 'the path is not valid percent-encoding', {
-        ...at,
-        reason: 'bad_path',
-      });
+    // Whether the route allows this method and path: decided once per distinct pair (a bounded memo
+    // per route), as the same few paths come again and again.
+    const memo = allowedMemo.get(route.name)!;
+    const pair = `${method} ${upstreamPath}`;
+    let allowed = memo.get(pair);
+    if (allowed === undefined) {
+      let segments: string[];
+      try {
+        segments = upstreamPath.split('/').slice(1).map(decodeURIComponent);
+      } catch {
+        return refuse(res, 400, 'invalid_request', 'the path is not valid percent-encoding', {
+          ...at,
+          reason: 'bad_path',
+        });
+      }
+      allowed = route.allow.some(
+        (a) => a.methods.includes(method as never) && a.paths.some((p) => pathMatches(p, segments)),
+      );
+      // Short paths only: the memo holds at most ALLOWED_MEMO_SIZE of them, whoever sends them.
+      if (pair.length <= 256) {
+        if (memo.size >= ALLOWED_MEMO_SIZE) memo.clear();
+        memo.set(pair, allowed);
+      }
     }
-    const allowed = route.allow.some(
-      (a) => a.methods.includes(method as never) && a.paths.some((p) => pathMatches(p, segments)),
-    );
     // The token: binding, revocation, staleness, scopes and local policy, as any Writ-protected API;
     // then the route's own table, inside the verifier, so the usage report says it was refused.
     const verifier = o.verifiers.get(route.name)!;
-    const decision = await decide(verifier, nodeRequestParts(req, base, { path: rawPath }), {
-      scopes: route.scopes,
-      bearer: route.bearer,
-      check: () => {
-        if (allowed) return;
-        const offered = route.allow
-          .map((a) => `${a.methods.join('|')} ${a.paths.map((p) => p.text).join(', ')}`)
-          .join('; ');
-        throw new RequestRefusal(
-          'insufficient_scope',
-          'vendor_route',
-          `${method} ${printable(upstreamPath)} is not allowed on vendor route ${route.name} (allowed: ${offered})`,
-        );
-      },
-    });
+    const decision = await decide(
+      verifier,
+      nodeRequestParts(req, base, { path: rawPath }),
+      allowed
+        ? decideOptions.get(route.name)!
+        : {
+            scopes: route.scopes,
+            bearer: route.bearer,
+            check: () => {
+              const offered = route.allow
+                .map((a) => `${a.methods.join('|')} ${a.paths.map((p) => p.text).join(', ')}`)
+                .join('; ');
+              throw new RequestRefusal(
+                'insufficient_scope',
+                'vendor_route',
+                `${method} ${printable(upstreamPath)} is not allowed on vendor route ${route.name} (allowed: ${offered})`,
+              );
+            },
+          },
+    );
     if (!decision.ok) {
       sendRefusal(res, decision.refusal);
-      o.onRequest?.(
-        {
-          ...at,
+      if (o.onRequest) {
+        const refused: ProxyOutcome = {
+          route: route.name,
+          method,
           status: decision.refusal.status,
           reason: allowed ? 'token' : 'route',
           redacted: 0,
-          ...(decision.error ? { refusal: decision.error } : {}),
-        },
-        req,
-      );
+        };
+        if (decision.error) refused.refusal = decision.error;
+        o.onRequest(refused, req);
+      }
       return;
     }
     const declared = req.headers['content-length'];
@@ -364,16 +387,18 @@ export function createVendorProxy(o: VendorProxyOptions): VendorProxyHandler {
       typeof declaredLength === 'string' ? Number(declaredLength) : Number.NaN,
     );
     redacted += scrubber.hits;
-    o.onRequest?.(
-      {
-        ...at,
+    if (o.onRequest) {
+      // Built without spreads: this runs on every request.
+      const outcome: ProxyOutcome = {
+        route: route.name,
+        method,
         status: up.statusCode,
-        ...(sent ? {} : { reason: 'stream_aborted' }),
         redacted,
         upstreamMs,
-      },
-      req,
-    );
+      };
+      if (!sent) outcome.reason = 'stream_aborted';
+      o.onRequest(outcome, req);
+    }
   }
 }
 
