@@ -31,6 +31,7 @@ import {
   pinSelf,
   processCpuSeconds,
   requirePinning,
+  runJsonChild,
   stopChild,
   tempDir,
 } from './lib/processes.mjs';
@@ -53,6 +54,9 @@ const RUNS = Number(args.runs);
 const SECONDS = Number(args.seconds);
 const CONNECTIONS = Number(args.connections);
 const VENDOR_AUD = 'https://vendor.bench.writ/payments';
+// The cheaper binding on record beside DPoP: an unbound token on a route with `bearer: true` (no proof
+// to check per request; the verified-token cache spares the token's signature).
+const VENDOR_AUD_BEARER = 'https://vendor.bench.writ/payments-bearer';
 const KEY = `sk_bench_${randomBytes(12).toString('hex')}`;
 const PATH = '/v1/charges/ch_1';
 const INSTRUCTIONS = args.instructions === undefined ? 0 : Number(args.instructions);
@@ -127,11 +131,18 @@ function proofs(caller, token, url, n) {
   );
 }
 
-/** Closed loop over `connections` for `seconds`: requests/s, and the proxy process's CPU share. */
-async function closedLoop(origin, pid, token, caller, connections, seconds, expectedRate) {
+/**
+ * Closed loop over `connections` for `seconds`: requests/s, and the proxy process's CPU share. `shape`:
+ * the route, the token, and the caller whose key makes a fresh DPoP proof per request (none: the token
+ * is sent as `Bearer`, to a route with `bearer: true`).
+ */
+async function closedLoop(origin, pid, shape, connections, seconds, expectedRate) {
+  const { route, token, caller } = shape;
   const others = { server: serverPid, vendor: vendorPid };
-  const url = `${origin}/vendors/payments${PATH}`;
-  const list = proofs(caller, token, url, Math.ceil(expectedRate * seconds * 1.5) + 1000);
+  const url = `${origin}/vendors/${route}${PATH}`;
+  const list = caller
+    ? proofs(caller, token, url, Math.ceil(expectedRate * seconds * 1.5) + 1000)
+    : Array.from({ length: Math.ceil(expectedRate * seconds * 1.5) + 1000 }, () => undefined);
   const pool = new Pool(origin, { connections, pipelining: 1 });
   let next = 0;
   let done = 0;
@@ -146,9 +157,11 @@ async function closedLoop(origin, pid, token, caller, connections, seconds, expe
       while (performance.now() < until && next < list.length) {
         const proof = list[next++];
         const res = await pool.request({
-          path: `/vendors/payments${PATH}`,
+          path: `/vendors/${route}${PATH}`,
           method: 'GET',
-          headers: { authorization: `DPoP ${token}`, dpop: proof },
+          headers: caller
+            ? { authorization: `DPoP ${token}`, dpop: proof }
+            : { authorization: `Bearer ${token}` },
         });
         await res.body.text();
         if (res.statusCode === 200) done++;
@@ -260,13 +273,22 @@ const cpuLine = (c) =>
     .join(' ');
 
 runMain(async () => {
-  const [caller, proxyWorkload] = benchClients(2);
+  const [caller, proxyWorkload, bearerCaller] = benchClients(3);
   const server = await startWritServer({
     core: '1',
     classes: (issuer) => [
       {
         name: 'vendor-call',
         audiences: [VENDOR_AUD],
+        scopes: ['payments:charge'],
+        default_scopes: ['payments:charge'],
+        max_ttl: '1h',
+        default_ttl: '1h',
+      },
+      {
+        name: 'vendor-call-bearer',
+        binding: 'bearer',
+        audiences: [VENDOR_AUD_BEARER],
         scopes: ['payments:charge'],
         default_scopes: ['payments:charge'],
         max_ttl: '1h',
@@ -283,7 +305,8 @@ runMain(async () => {
     ],
     workloads: [
       workloadDoc(caller, ['vendor-call']),
-      workloadDoc(proxyWorkload, ['vendor-proxy'], { serves: [VENDOR_AUD] }),
+      workloadDoc(bearerCaller, ['vendor-call-bearer']),
+      workloadDoc(proxyWorkload, ['vendor-proxy'], { serves: [VENDOR_AUD, VENDOR_AUD_BEARER] }),
     ],
     // A static vendor key is an exception on record (docs/governance.md): leased only while it holds.
     files: {
@@ -292,6 +315,14 @@ runMain(async () => {
         covers: { kind: 'vendor_key', key: 'payments' },
         owner: 'team-bench',
         justification: 'the benchmark vendor only takes a static key',
+        expires: '2099-12-31',
+      },
+      // An unbound token is an exception too (its class is on record as one).
+      'exceptions/bearer-vendor-call.yaml': {
+        id: 'bearer-vendor-call',
+        covers: { kind: 'bearer_class', class: 'vendor-call-bearer' },
+        owner: 'team-bench',
+        justification: 'the benchmark measures the proxy without a proof per request',
         expires: '2099-12-31',
       },
     },
@@ -309,6 +340,10 @@ runMain(async () => {
     join(configDir, 'vendors', 'payments.yaml'),
     `upstream: { origin: "${vendor.origin}" }\nkey: payments\ninject: { header: { name: Authorization, value: "Bearer {key}" } }\naudience: ${VENDOR_AUD}\nscopes: [payments:charge]\nallow: [{ methods: [GET], paths: ["/v1/charges/*"] }]\n`,
   );
+  writeFileSync(
+    join(configDir, 'vendors', 'payments-bearer.yaml'),
+    `upstream: { origin: "${vendor.origin}" }\nkey: payments\ninject: { header: { name: Authorization, value: "Bearer {key}" } }\naudience: ${VENDOR_AUD_BEARER}\nscopes: [payments:charge]\nbearer: true\nallow: [{ methods: [GET], paths: ["/v1/charges/*"] }]\n`,
+  );
   const keyFile = join(dir, 'proxy.jwk');
   writeFileSync(keyFile, JSON.stringify(proxyWorkload.privateJwk), { mode: 0o600 });
   const secretFile = join(dir, 'vendor.key');
@@ -322,6 +357,15 @@ runMain(async () => {
     privateJwk: caller.privateJwk,
   });
   const { access_token: token } = await client.requestToken({ audience: VENDOR_AUD });
+  const bearerClient = new WorkloadClient({
+    issuer: server.issuer,
+    clientId: bearerCaller.clientId,
+    privateJwk: bearerCaller.privateJwk,
+    dpop: false,
+  });
+  const { access_token: bearerToken } = await bearerClient.requestToken({ audience: VENDOR_AUD_BEARER });
+  const dpopShape = { route: 'payments', token, caller: client };
+  const bearerShape = { route: 'payments-bearer', token: bearerToken };
 
   if (INSTRUCTIONS > 0) {
     const counted = {};
@@ -380,7 +424,8 @@ runMain(async () => {
   const targets = { writ, bare };
   // Warm both (JIT, connections, the proxy's lease and verified-token cache).
   for (const t of Object.values(targets))
-    await closedLoop(t.origin, t.child.pid, token, client, CONNECTIONS, 2, 10_000);
+    for (const shape of [dpopShape, bearerShape])
+      await closedLoop(t.origin, t.child.pid, shape, CONNECTIONS, 2, 10_000);
 
   const runs = [];
   for (let r = 0; r < RUNS; r++) {
@@ -388,17 +433,24 @@ runMain(async () => {
     const run = { load };
     for (const [name, t] of Object.entries(targets)) {
       run[name] = {
-        many: await closedLoop(t.origin, t.child.pid, token, client, CONNECTIONS, SECONDS, 10_000),
-        one: await closedLoop(t.origin, t.child.pid, token, client, 1, SECONDS, 5_000),
+        many: await closedLoop(t.origin, t.child.pid, dpopShape, CONNECTIONS, SECONDS, 10_000),
+        one: await closedLoop(t.origin, t.child.pid, dpopShape, 1, SECONDS, 5_000),
+        bearer: await closedLoop(t.origin, t.child.pid, bearerShape, CONNECTIONS, SECONDS, 10_000),
       };
     }
+    // One ES256 verification of a fresh proof, alone on the proxies' core (both proxies idle now).
+    run.es256 = (await runJsonChild('0', join(ROOT, 'bench/lib/es256-verify.mjs'), {}, 120_000)).us;
+    // The best any proxy that checks a fresh DPoP proof per request could reach against the bare one:
+    // the bare proxy's CPU per request, plus one verification, and nothing else.
+    const bareUs = run.bare.many.perRequest.proxy;
+    run.bound = bareUs / (bareUs + run.es256);
     const half = run.writ.many.rate / 2;
     for (const [name, t] of Object.entries(targets))
       run[name].half = await openLoop(t.origin, token, client, half, SECONDS);
     run.halfRate = half;
     runs.push(run);
     process.stderr.write(
-      `proxy: run ${r + 1}/${RUNS} (load ${load}): writ ${fmt(run.writ.many.rate)}/s, bare ${fmt(run.bare.many.rate)}/s, ratio ${fmt(run.writ.many.rate / run.bare.many.rate, 2)}; CPU µs/request writ ${cpuLine(run.writ.many.perRequest)}, bare ${cpuLine(run.bare.many.perRequest)}; p50 at ${fmt(half)}/s: ${fmt(run.writ.half.p50, 2)} vs ${fmt(run.bare.half.p50, 2)} ms\n`,
+      `proxy: run ${r + 1}/${RUNS} (load ${load}): writ ${fmt(run.writ.many.rate)}/s, bare ${fmt(run.bare.many.rate)}/s, ratio ${fmt(run.writ.many.rate / run.bare.many.rate, 2)}; CPU µs/request writ ${cpuLine(run.writ.many.perRequest)}, bare ${cpuLine(run.bare.many.perRequest)}; one ES256 verify ${fmt(run.es256, 1)} µs, crypto bound ${fmt(run.bound, 2)}, writ ÷ bound ${fmt(run.writ.many.rate / run.bare.many.rate / run.bound, 2)}; bearer route: writ ${fmt(run.writ.bearer.rate)}/s, bare ${fmt(run.bare.bearer.rate)}/s, ratio ${fmt(run.writ.bearer.rate / run.bare.bearer.rate, 2)}, CPU µs/request writ ${fmt(run.writ.bearer.perRequest.proxy)} bare ${fmt(run.bare.bearer.perRequest.proxy)}; p50 at ${fmt(half)}/s: ${fmt(run.writ.half.p50, 2)} vs ${fmt(run.bare.half.p50, 2)} ms\n`,
     );
   }
   for (const t of Object.values(targets)) await stopChild(t.child);
@@ -421,6 +473,18 @@ runMain(async () => {
         ratio: m((r) => r.writ.one.rate / r.bare.one.rate),
       },
       cpu: { writ: m((r) => r.writ.many.cpu), bare: m((r) => r.bare.many.cpu) },
+      es256: m((r) => r.es256),
+      bound: m((r) => r.bound),
+      ofBound: m((r) => r.writ.many.rate / r.bare.many.rate / r.bound),
+      cpuRatio: m((r) => r.bare.many.perRequest.proxy / r.writ.many.perRequest.proxy),
+      bearer: {
+        writ: m((r) => r.writ.bearer.rate),
+        bare: m((r) => r.bare.bearer.rate),
+        ratio: m((r) => r.writ.bearer.rate / r.bare.bearer.rate),
+        writUs: m((r) => r.writ.bearer.perRequest.proxy),
+        bareUs: m((r) => r.bare.bearer.perRequest.proxy),
+        cpuRatio: m((r) => r.bare.bearer.perRequest.proxy / r.writ.bearer.perRequest.proxy),
+      },
       perRequest: Object.fromEntries(
         ['writ', 'bare'].map((t) => [
           t,
@@ -450,6 +514,29 @@ runMain(async () => {
       '≥ 0.70',
     ],
     ['1 connection, req/s', fmt(md.one.writ), fmt(md.one.bare), fmt(md.one.ratio, 2), ''],
+    [
+      `bearer route, ${CONNECTIONS} conn., req/s`,
+      fmt(md.bearer.writ),
+      fmt(md.bearer.bare),
+      fmt(md.bearer.ratio, 2),
+      '',
+    ],
+    [
+      'proxy CPU µs per request: DPoP, bearer route',
+      `${fmt(md.perRequest.writ.proxy)}, ${fmt(md.bearer.writUs)}`,
+      `${fmt(md.perRequest.bare.proxy)}, ${fmt(md.bearer.bareUs)}`,
+      `${fmt(md.cpuRatio, 2)}, ${fmt(md.bearer.cpuRatio, 2)} (by CPU)`,
+      '',
+    ],
+    ['one ES256 verify of a fresh proof (core 0), µs', fmt(md.es256, 1), '', '', ''],
+    [
+      'crypto bound: bare ÷ (bare + one verify), by CPU',
+      '',
+      '',
+      fmt(md.bound, 2),
+      md.bound < 0.7 ? 'below 0.70: the target is out of reach with a fresh proof' : '',
+    ],
+    ['writ ÷ bare, as a share of the bound', '', '', fmt(md.ofBound, 2), ''],
     ['proxy process CPU (cores), 16 conn.', fmt(md.cpu.writ, 2), fmt(md.cpu.bare, 2), '', ''],
     ...Object.keys(md.perRequest.writ).map((k) => [
       `${k} CPU µs per request, 16 conn.`,
