@@ -88,6 +88,8 @@ async function serverOf(name, root, profileDir) {
     workloads: [workloadDoc(good, ['bench']), ...abusers.map((a) => workloadDoc(a, ['events', 'bench']))],
     // Seeding revocations in a hurry would spend the operator's budget; no abuser here comes near it.
     settings: { limits: { client_rate: 100_000, client_burst: 100_000 } },
+    // A loaded machine (other work on both cores) can take more than the default 20 s to start one.
+    readyMs: 60_000,
     nodeArgs: profileDir
       ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${PROF_INTERVAL}`]
       : [],

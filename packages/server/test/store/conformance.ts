@@ -658,6 +658,15 @@ export function runStoreConformance(name: string, open: () => Promise<StoreUnder
           assert.equal(await store.consume('dpop', 'past', NOW + 9, NOW - 20), true);
           assert.equal(await store.prune(NOW), 0);
         }));
+
+      it('prune drops every expired replay entry when they are many (more than one chunk of them)', () =>
+        withStore(async ({ store }) => {
+          for (let i = 0; i < 1_201; i++) await store.consume('assertion:w', `old-${i}`, NOW - 1, NOW - 10);
+          await store.consume('assertion:w', 'live', NOW + 60, NOW - 10);
+          assert.equal(await store.prune(NOW), 1_201);
+          assert.equal(await store.consume('assertion:w', 'old-1200', NOW + 9, NOW), true);
+          assert.equal(await store.consume('assertion:w', 'live', NOW + 90, NOW), false);
+        }));
     });
 
     describe('tasks', () => {
