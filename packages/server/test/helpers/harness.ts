@@ -104,7 +104,7 @@ export interface Harness {
   admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Reply>;
   auditEvents(type?: string): Promise<import('../../src/audit/audit-event.js').AuditEvent[]>;
   /** Rows of one store table, counted through a second connection (what a refusal must not add). */
-  countRows(table: 'tokens' | 'revocations' | 'tasks'): Promise<number>;
+  countRows(table: 'tokens' | 'revocations' | 'tasks' | 'console_sessions'): Promise<number>;
   /**
    * Runs SQL through a second connection to the store (the schema's tables unqualified), as someone
    * with write access to the database would; returns the rows of the last statement.
