@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { commandContext } from '../src/cli/command-context.js';
+import { COMMAND_LOADERS } from '../src/cli/command-loaders.js';
 import { createProgram } from '../src/cli/program.js';
+import { createRootProgram } from '../src/cli/program-root.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url));
@@ -28,6 +31,30 @@ describe('writ --help and --version', () => {
       c.options.filter((o) => (o.description ?? '').trim() === '').map((o) => `${name} ${o.flags}`),
     );
     assert.deepEqual(options, [], `options without a description: ${options.join(', ')}`);
+  });
+
+  it('each command loads only the modules that register it, and they register what the whole program has', async () => {
+    const program = createProgram();
+    const lazy = createRootProgram();
+    const cli = commandContext(lazy);
+    for (const [, load] of COMMAND_LOADERS) (await load())(lazy, cli);
+    const words = (c: Command) => commandsUnder(c, ['writ']).map(([w]) => w);
+    assert.deepEqual(words(lazy), words(program));
+    // Every top-level command has its loaders, and they register that command alone.
+    for (const name of new Set(COMMAND_LOADERS.map(([n]) => n))) {
+      const one = createRootProgram();
+      const ctx = commandContext(one);
+      for (const [n, load] of COMMAND_LOADERS) if (n === name) (await load())(one, ctx);
+      assert.deepEqual(
+        one.commands.map((c) => c.name()),
+        [name],
+      );
+    }
+    const r = spawnSync(process.execPath, [MAIN, '--server', 'http://127.0.0.1:9', 'apply', '--help'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^Usage: writ apply \[options\] <dir>/m);
   });
 
   it('a nested command lists its description in its parent help', () => {

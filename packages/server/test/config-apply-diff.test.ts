@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { EventType } from '@writ/sdk/wire';
 import { type OperatorCli, operatorCli } from './helpers/cli.js';
 import { writeHarnessConfig } from './helpers/config-dir.js';
 import { type Harness, OTHER_WORKLOAD, startHarness, WORKLOAD } from './helpers/harness.js';
@@ -68,6 +69,29 @@ describe('writ apply of a change sends and applies only the files that changed',
     const moved = [...now].filter(([p, d]) => before.get(p) !== d).map(([p]) => p);
     assert.deepEqual(moved, [fileOf(OTHER_WORKLOAD)]);
     assert.equal((await h.store.getWorkload(OTHER_WORKLOAD))?.owner, 'team-ledger');
+  });
+
+  it('a change of workload files only names its workloads to the other nodes (they reload those alone)', async () => {
+    const file = join(dir, fileOf(OTHER_WORKLOAD));
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), owner: 'team-atlas' }));
+    const r = await apply();
+    assert.equal(r.code, 0, r.out);
+    const logged = (await h.store.readEvents(0, 100_000)).filter((e) => e.type === EventType.configApplied);
+    assert.deepEqual(logged.at(-1)?.data, { changes: 1, workloads: [OTHER_WORKLOAD] });
+    assert.equal(h.writ.ctx.registry.workload(OTHER_WORKLOAD)?.owner, 'team-atlas');
+  });
+
+  it("a workload file that takes the id of another file's workload is refused, naming the other file", async () => {
+    const before = await recorded();
+    const file = join(dir, fileOf(OTHER_WORKLOAD));
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(good), id: WORKLOAD }));
+    const r = await apply();
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, new RegExp(`workload "${WORKLOAD}" is also defined in`));
+    assert.deepEqual(await recorded(), before);
+    writeFileSync(file, good);
+    assert.match((await apply()).out, /no changes/);
   });
 
   it('a workload file deleted: the workload is removed and its tokens revoked, as by a whole apply', async () => {

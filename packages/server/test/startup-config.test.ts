@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readConfigDir } from '../src/config/config-read.js';
 import { readStartupConfig } from '../src/config/startup-config.js';
 import { ConfigError } from '../src/errors.js';
 import { writeHarnessConfig } from './helpers/config-dir.js';
@@ -119,5 +130,37 @@ describe('start-up reads and applies only the config files that changed since th
     assert.equal((await h.store.getWorkload(OTHER_WORKLOAD))?.classes.includes('no-such-class'), false);
     writeFileSync(other, good);
     assert.equal((await startup()).files, 'unchanged');
+  });
+});
+
+describe('a config file with the stamp it was applied with is not read again', () => {
+  const later = () => Date.now() + 60_000;
+  it('a stamped file is taken as applied without being read; a same-size edit with its old modification time is read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'writ-stamps-'));
+    try {
+      mkdirSync(join(dir, 'workloads'));
+      const file = join(dir, 'workloads', 'a.yaml');
+      writeFileSync(file, 'id: spiffe://example.org/a\nowner: team-a\n');
+      const first = readConfigDir(dir, new Map(), later());
+      const record = first.files?.[0];
+      assert.ok(record?.stamp, 'stamped: the scan is long after the file changed');
+      // Recorded with a digest that is not the file's: a file not read keeps it.
+      const applied = new Map([[record.path, { ...record, digest: 'recorded-digest', documents: [] }]]);
+      const again = readConfigDir(dir, applied, later());
+      assert.equal(again.files?.[0]?.digest, 'recorded-digest', 'not read: its stamp is the applied one');
+      assert.equal(again.parsed, 0);
+      // Rewritten with as many bytes and its modification time put back: the change time moved.
+      const { mtime } = statSync(file);
+      writeFileSync(file, 'id: spiffe://example.org/a\nowner: team-b\n');
+      utimesSync(file, mtime, mtime);
+      const edited = readConfigDir(dir, applied, later());
+      assert.equal(edited.parsed, 1, 'read and parsed');
+      assert.notEqual(edited.files?.[0]?.digest, 'recorded-digest');
+      // A file changed a moment ago is not stamped: within a tick of the file system's clock, it could
+      // change again and keep its size and times.
+      assert.equal(readConfigDir(dir, new Map(), Date.now()).files?.[0]?.stamp, undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

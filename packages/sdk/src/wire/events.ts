@@ -94,8 +94,11 @@ export interface LogEventData {
    */
   'workload.state': { id: string; state: 'active' | 'disabled' | 'quarantined'; admitted?: true };
   'workload.credentials': { id: string; change: 'create' | 'update' | 'delete' };
-  /** `changes`: how many entries of the configuration changed. */
-  'config.applied': { changes: number };
+  /**
+   * `changes`: how many entries of the configuration changed. `workloads`: present when they were only
+   * these workloads (at most 1,000): nodes read them from the store instead of reloading the registry.
+   */
+  'config.applied': { changes: number; workloads?: string[] };
   /** `resource`: the SCIM resource type that changed; no names: the log is no directory. */
   'people.changed': { resource: 'User' | 'Group'; change: 'create' | 'update' | 'delete' };
   /** `version`: the stored set that is now in force; `resource`: the API whose attributes changed. */

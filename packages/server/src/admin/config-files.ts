@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DOCUMENT_KINDS, type RawDocument } from '../config/config-dir.js';
 import type { ConfigFilesChange } from '../config/config-files.js';
 import { invalidRequest } from '../errors.js';
-import type { AppliedConfigFile } from '../store/config-file-rows.js';
+import type { AppliedConfigFile, ConfigFileStamp } from '../store/config-file-rows.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -12,11 +12,14 @@ import type { Store } from '../store/store.js';
  */
 const digest = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const path = z.string().min(1).max(1024).regex(/^[^(]/, 'a path in the config directory');
+/** `fileStamp`: size, times and inode, as the CLI's `stat` saw them. */
+const stamp = z.string().regex(/^[0-9.:]{1,100}$/);
 export const changedFileBody = z
   .object({
     path,
     was: digest.nullable(),
     digest,
+    stamp: stamp.optional(),
     refs: z.array(path).max(100),
     documents: z
       .array(
@@ -26,6 +29,8 @@ export const changedFileBody = z
   })
   .strict();
 export const removedFileBody = z.object({ path, was: digest }).strict();
+/** An unchanged file the CLI read (its stamp was not the recorded one), with its stamp now. */
+export const stampedFileBody = z.object({ path, digest, stamp }).strict();
 
 export type ChangedFile = z.infer<typeof changedFileBody>;
 export type RemovedFile = z.infer<typeof removedFileBody>;
@@ -33,14 +38,19 @@ export type RemovedFile = z.infer<typeof removedFileBody>;
 /** `GET /admin/v1/config/files`: what the CLI compares a directory with (no documents). */
 export async function appliedFileDigests(
   store: Pick<Store, 'listConfigFiles'>,
-): Promise<Array<{ path: string; digest: string; refs?: string[] }>> {
-  return (await store.listConfigFiles())
-    .filter((f) => !f.path.startsWith('('))
-    .map((f) =>
-      f.refs.length > 0
-        ? { path: f.path, digest: f.digest, refs: f.refs }
-        : { path: f.path, digest: f.digest },
-    );
+): Promise<Array<{ path: string; digest: string; refs?: string[]; stamp?: string }>> {
+  const out: Array<{ path: string; digest: string; refs?: string[]; stamp?: string }> = [];
+  for (const f of await store.listConfigFiles({ documents: false })) {
+    if (f.path.startsWith('(')) continue;
+    const listed: { path: string; digest: string; refs?: string[]; stamp?: string } = {
+      path: f.path,
+      digest: f.digest,
+    };
+    if (f.refs.length > 0) listed.refs = f.refs;
+    if (f.stamp !== undefined) listed.stamp = f.stamp;
+    out.push(listed);
+  }
+  return out;
 }
 
 /**
@@ -51,6 +61,7 @@ export async function mergeChangedFiles(
   store: Pick<Store, 'listConfigFiles'>,
   changed: readonly ChangedFile[],
   removed: readonly RemovedFile[],
+  stamps: readonly ConfigFileStamp[] = [],
 ): Promise<{ documents: RawDocument[]; files: ConfigFilesChange }> {
   const applied = new Map((await store.listConfigFiles()).map((f) => [f.path, f]));
   const stale = [
@@ -66,12 +77,19 @@ export async function mergeChangedFiles(
   const next = new Map<string, AppliedConfigFile>(applied);
   for (const f of removed) next.delete(f.path);
   const put = changed.map(
-    (f): AppliedConfigFile => ({ path: f.path, digest: f.digest, refs: f.refs, documents: f.documents }),
+    (f): AppliedConfigFile => ({
+      path: f.path,
+      digest: f.digest,
+      refs: f.refs,
+      documents: f.documents,
+      // A file naming others is read every time (see readConfigDir): no stamp kept.
+      ...(f.stamp !== undefined && f.refs.length === 0 ? { stamp: f.stamp } : {}),
+    }),
   );
   for (const f of put) next.set(f.path, f);
   const documents: RawDocument[] = [];
   for (const f of next.values())
     for (const d of f.documents)
       documents.push({ kind: d.kind as RawDocument['kind'], file: f.path, index: d.index, doc: d.doc });
-  return { documents, files: { put, remove: removed.map((f) => f.path) } };
+  return { documents, files: { put, remove: removed.map((f) => f.path), stamps: [...stamps] } };
 }

@@ -58,6 +58,27 @@ export async function applyConfig(
 ): Promise<ConfigChange[]> {
   const changes = diffConfig(await currentConfig(ctx.store), bundle);
   if (dryRun) return changes;
+  return commitConfig(ctx, bundle, changes, actor, files);
+}
+
+/**
+ * At most this many workloads changed by an apply that changed nothing else: nodes read those from the
+ * store (named in the `config.applied` event) instead of reloading the whole registry.
+ */
+export const REFRESH_WORKLOADS_MAX = 1000;
+
+/**
+ * Writes `changes` (a diff over the stored config; `bundle` holds every entry they add or change),
+ * records the files, revokes what removed entries held and audits, in one transaction; then this node
+ * reloads what changed. An apply that changed only a few workloads reloads those, not the registry.
+ */
+export async function commitConfig(
+  ctx: WritContext,
+  bundle: ConfigBundle,
+  changes: ConfigChange[],
+  actor: string,
+  files: ConfigFilesChange | 'unknown',
+): Promise<ConfigChange[]> {
   // The record of applied files goes with what was applied: a config sent without its files (whole
   // documents) leaves none, so the next start reads every file again.
   const record = async (tx: Store) => {
@@ -65,16 +86,21 @@ export async function applyConfig(
     else {
       await tx.deleteConfigFiles(files.remove);
       await tx.putConfigFiles(files.put);
+      if (files.stamps?.length) await tx.stampConfigFiles(files.stamps);
     }
   };
   if (changes.length === 0) {
     // Nothing to audit; a file that changed without changing what it declares (a comment) is recorded.
-    if (files === 'unknown' || files.put.length > 0 || files.remove.length > 0)
+    if (files === 'unknown' || files.put.length > 0 || files.remove.length > 0 || files.stamps?.length)
       await ctx.store.transaction(record);
     return changes;
   }
   const now = ctx.clock.now();
   const detection = changes.some((c) => c.kind === 'detection' || c.kind === 'network');
+  const refreshed =
+    changes.length <= REFRESH_WORKLOADS_MAX && changes.every((c) => c.kind === 'workload')
+      ? changes.map((c) => c.name)
+      : undefined;
   const event = await ctx.store.transaction(async (tx) => {
     await record(tx);
     // Rules and networks are one document: written whole when any of them changed.
@@ -126,8 +152,13 @@ export async function applyConfig(
         else await tx.putTeam(pick(bundle.teams, 'id', c.name));
       }
     }
-    // Other nodes reload their registry and detection config on this event; verifiers ignore it.
-    const change = await ctx.events.append(tx, EventType.configApplied, { changes: changes.length });
+    // Other nodes reload their registry and detection config on this event (only the workloads it names,
+    // when it names them); verifiers ignore it.
+    const change = await ctx.events.append(
+      tx,
+      EventType.configApplied,
+      refreshed ? { changes: changes.length, workloads: refreshed } : { changes: changes.length },
+    );
     await announceBundle(ctx, tx, change.seq);
     return {
       seq: change.seq,
@@ -150,7 +181,8 @@ export async function applyConfig(
   ctx.audit.noteCommitted(event.audited);
   ctx.events.notify();
   await syncRevocations(ctx);
-  await ctx.registry.reload();
+  if (refreshed) await ctx.registry.refreshWorkloads(refreshed);
+  else await ctx.registry.reload();
   if (detection) await reloadDetectionConfig(ctx);
   ctx.policy.bundle.noteChange(event.seq);
   return changes;

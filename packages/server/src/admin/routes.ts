@@ -5,7 +5,7 @@ import { auditRefusal } from '../audit/refusal.js';
 import { verifyAuditChain } from '../audit/verify.js';
 import { authenticateOperatorCaller } from '../auth/operator-caller.js';
 import { DOCUMENT_KINDS, validateConfig } from '../config/config-dir.js';
-import { formatDiff } from '../config/diff.js';
+import { type ConfigChange, formatDiff } from '../config/diff.js';
 import { consoleActor } from '../console/sessions.js';
 import { Paths, type WritContext } from '../context.js';
 import { hasControlCharacters, PLAIN_TEXT_RULE } from '../control-characters.js';
@@ -29,10 +29,17 @@ import { taskView } from '../tasks/routes.js';
 import { closeTask, openTask } from '../tasks/tasks.js';
 import { registerVendorKeyAdminRoutes } from '../vendor/routes.js';
 import { handleAdminToken } from './admin-auth.js';
-import { appliedFileDigests, changedFileBody, mergeChangedFiles, removedFileBody } from './config-files.js';
+import {
+  appliedFileDigests,
+  changedFileBody,
+  mergeChangedFiles,
+  removedFileBody,
+  stampedFileBody,
+} from './config-files.js';
 import { registerLiveEventsRoute } from './live-events.js';
-import { applyConfig, setWorkloadState } from './operations.js';
+import { applyConfig, commitConfig, setWorkloadState } from './operations.js';
 import { registerOverviewRoutes } from './overview.js';
+import { planWorkloadFiles } from './workload-files.js';
 
 /** The admin API under `/admin/v1`: every route requires an admin token from an operator key. */
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
@@ -80,6 +87,8 @@ export const applyBody = z
     /** Or a change: the files that differ from the applied ones, and the paths that are gone. */
     files: z.array(changedFileBody).max(10_000_000).optional(),
     removed: z.array(removedFileBody).max(10_000_000).optional(),
+    /** With a change: unchanged files the CLI read again, with their stamps now (recorded). */
+    stamps: z.array(stampedFileBody).max(10_000_000).optional(),
     policies: policiesBody,
     dry_run: z.boolean().default(false),
     /** `settingsFileDigest` of the directory's settings file: the answer says whether it differs. */
@@ -265,18 +274,25 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         config: { bodyLimitSetting: 'limits.config_bytes' },
       };
       admin.get('/config/files', async () => ({ files: await appliedFileDigests(ctx.store) }));
-      admin.post('/config', configLimit, async (req) => {
-        const sent = body(applyBody, req);
-        const { policies, dry_run, settings_digest } = sent;
-        if ((sent.documents === undefined) === (sent.files === undefined && sent.removed === undefined))
-          throw invalidRequest(
-            'send either documents (the whole directory) or files and removed (a change), not both',
-            { reason: 'invalid_config' },
-          );
+      /** The policy set sent, compiled: an invalid one refuses the whole apply, before anything changes. */
+      const compiledSources = (policies: z.infer<typeof applyBody>['policies']) => {
+        const sources = toSources(policies);
+        if (sources !== undefined) {
+          try {
+            compileSources(sources ?? undefined);
+          } catch (err) {
+            if (err instanceof PolicyLoadError) throw policyRefusal(err);
+            throw err;
+          }
+        }
+        return sources;
+      };
+      /** A whole config (or a change merged with the files applied last), validated as a whole. */
+      const wholeConfig = async (sent: z.infer<typeof applyBody>) => {
         // A change is merged with the files applied last; the whole is validated as if sent whole.
         const { documents, files } = sent.documents
           ? { documents: sent.documents, files: 'unknown' as const }
-          : await mergeChangedFiles(ctx.store, sent.files ?? [], sent.removed ?? []);
+          : await mergeChangedFiles(ctx.store, sent.files ?? [], sent.removed ?? [], sent.stamps ?? []);
         let bundle: ReturnType<typeof validateConfig>;
         try {
           bundle = validateConfig(
@@ -303,15 +319,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
             { reason: 'no_active_operator' },
           );
         // An invalid policy set refuses the whole apply, before anything changes.
-        const sources = toSources(policies);
-        if (sources !== undefined) {
-          try {
-            compileSources(sources ?? undefined);
-          } catch (err) {
-            if (err instanceof PolicyLoadError) throw policyRefusal(err);
-            throw err;
-          }
-        }
+        const sources = compiledSources(sent.policies);
         // governance.yaml: what `writ apply` checks before sending, checked again here for any caller.
         const broken = checkGovernance({
           documents,
@@ -326,7 +334,34 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
             `governance rule ${first.rule} refuses ${first.file}: ${first.field ? `${first.field}: ` : ''}${first.message}${broken.length > 1 ? ` (and ${broken.length - 1} more violation${broken.length > 2 ? 's' : ''}: \`writ govern check\` lists them)` : ''}`,
             { reason: 'governance_rule', rule: first.rule, file: first.file, field: first.field },
           );
-        const changes = await applyConfig(ctx, bundle, op(req), dry_run, files);
+        return { bundle, files, sources };
+      };
+      admin.post('/config', configLimit, async (req) => {
+        const sent = body(applyBody, req);
+        const { policies, dry_run, settings_digest } = sent;
+        if ((sent.documents === undefined) === (sent.files === undefined && sent.removed === undefined))
+          throw invalidRequest(
+            'send either documents (the whole directory) or files and removed (a change), not both',
+            { reason: 'invalid_config' },
+          );
+        // A change of workload files only is validated against the stored config, and its diff is of
+        // those workloads (planWorkloadFiles); any other change, or one that does not simply pass, is
+        // merged with the files applied last and validated as if sent whole.
+        const plan = sent.documents
+          ? undefined
+          : await planWorkloadFiles(ctx, sent.files ?? [], sent.removed ?? [], sent.stamps ?? []);
+        let changes: ConfigChange[];
+        let sources: ReturnType<typeof toSources>;
+        if (plan) {
+          sources = compiledSources(policies);
+          changes = dry_run
+            ? plan.changes
+            : await commitConfig(ctx, plan.bundle, plan.changes, op(req), plan.files);
+        } else {
+          const whole = await wholeConfig(sent);
+          sources = whole.sources;
+          changes = await applyConfig(ctx, whole.bundle, op(req), dry_run, whole.files);
+        }
         const policy =
           sources === undefined ? undefined : await applyPolicies(ctx, sources, op(req), dry_run);
         return {

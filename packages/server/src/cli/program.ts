@@ -1,5 +1,4 @@
-import { Command } from 'commander';
-import { DEFAULT_DATA_DIR } from '../data-dir.js';
+import type { Command } from 'commander';
 import { commandContext } from './command-context.js';
 import { registerApi } from './commands/api.js';
 import { registerApply } from './commands/apply.js';
@@ -28,24 +27,14 @@ import { registerTasks } from './commands/tasks.js';
 import { registerToken } from './commands/token.js';
 import { registerVendorKeys } from './commands/vendor-keys.js';
 import { registerWorkloads } from './commands/workloads.js';
-import { packageVersion } from './package-version.js';
+import { createRootProgram } from './program-root.js';
 
 /**
  * The `writ` command tree, every command registered and nothing parsed: `main.ts` runs it, and the
  * CLI's own tests walk it (every command has a description in `--help`).
  */
 export function createProgram(): Command {
-  const program = new Command('writ')
-    .description('Writ: short-lived, narrowly scoped credentials for non-human identities.')
-    .version(packageVersion(), '-V, --version', 'print the version of writ')
-    .option('--data-dir <dir>', 'data directory', process.env['WRIT_DATA_DIR'] ?? DEFAULT_DATA_DIR)
-    .option('--server <url>', 'Writ server URL', process.env['WRIT_URL'] ?? 'http://127.0.0.1:8080')
-    .option(
-      '--operator-key <file>',
-      'operator key file (default: <data-dir>/operator.jwk)',
-      process.env['WRIT_OPERATOR_KEY'],
-    )
-    .showHelpAfterError();
+  const program = createRootProgram();
 
   const cli = commandContext(program);
   // The order here is the order `writ --help` lists the commands in.

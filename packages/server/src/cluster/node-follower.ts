@@ -72,10 +72,13 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
     detection: false,
     /** Workloads a template admitted on some node: each is read from the store and added, no reload. */
     admitted: new Set<string>(),
+    /** Workloads an apply changed (and nothing else): each is read from the store again, no reload. */
+    refresh: new Set<string>(),
   };
   /** The seq of the last event received that changes policy bundles. */
   let bundleSeq = 0;
-  const reloading = () => pending.rebuild || PARTS.some((p) => pending[p]) || pending.admitted.size > 0;
+  const reloading = () =>
+    pending.rebuild || PARTS.some((p) => pending[p]) || pending.admitted.size > 0 || pending.refresh.size > 0;
   const reloadPart = (part: Part): Promise<void> =>
     part === 'policy'
       ? reloadPolicy(ctx)
@@ -122,6 +125,11 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
         if (record) ctx.registry.remember(record);
         pending.admitted.delete(id);
       }
+      if (pending.refresh.size > 0) {
+        const ids = [...pending.refresh];
+        await ctx.registry.refreshWorkloads(ids);
+        for (const id of ids) pending.refresh.delete(id);
+      }
     }
     // Nothing is pending: every reload asked for started after its event arrived, so what this node
     // holds is at least as new as every change received.
@@ -156,6 +164,14 @@ export function followEventLog(ctx: FollowerContext, from: number): NodeFollower
     next = e.seq + 1;
     if (e.type === EventType.workloadState && e.data.admitted === true && !pending.rebuild) {
       pending.admitted.add(e.data.id);
+      bundleSeq = e.seq;
+      schedule();
+      wakeWaiters();
+      return;
+    }
+    // An apply that changed only some workloads names them: those are read again, nothing is reloaded.
+    if (e.type === EventType.configApplied && e.data.workloads !== undefined && !pending.rebuild) {
+      for (const id of e.data.workloads) pending.refresh.add(id);
       bundleSeq = e.seq;
       schedule();
       wakeWaiters();

@@ -1,6 +1,3 @@
-import { type Dirent, existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import type { z } from 'zod';
 import { BUILTIN_RULES } from '../detection/builtin-rules.js';
 import type { ConfiguredRule } from '../detection/detection-config.js';
@@ -20,11 +17,9 @@ import type { Person, Team } from '../people/person.js';
 import type { Operator } from '../registry/operator.js';
 import type { TokenClass } from '../registry/token-class.js';
 import type { Workload } from '../registry/workload.js';
-import type { AppliedConfigFile } from '../store/config-file-rows.js';
 import { buildTemplates, templateFileSchema } from '../templates/template-config.js';
 import type { WorkloadTemplate } from '../templates/workload-template.js';
-import { readConfigFile, readListedConfigFile, resolvesInside } from './config-file.js';
-import { configFileDigest } from './config-files.js';
+import { docName, type RawDocument, readConfigDir } from './config-read.js';
 import {
   classFileSchema,
   type ExceptionFile,
@@ -59,186 +54,18 @@ export interface ConfigBundle {
   templates: WorkloadTemplate[];
 }
 
+export {
+  DOCUMENT_KINDS,
+  GOVERNANCE_FILES,
+  type RawConfig,
+  type RawDocument,
+  type RawDocumentKind,
+  readConfigDir,
+  readSettingsFile,
+} from './config-read.js';
+
 export interface LoadedConfigDir extends ConfigBundle {
   settings: { name: string; values: Record<string, unknown> } | undefined;
-}
-
-const EXTENSIONS = /\.(ya?ml|json)$/;
-
-export const DOCUMENT_KINDS = [
-  'class',
-  'workload',
-  'operator',
-  'issuer',
-  'detection',
-  'networks',
-  'people',
-  'exception',
-  'governance',
-  'template',
-] as const;
-export type RawDocumentKind = (typeof DOCUMENT_KINDS)[number];
-
-/** One document of a config directory, as read from disk (`jwks_file` already inlined as `jwks`). */
-export interface RawDocument {
-  kind: RawDocumentKind;
-  file: string;
-  index: number;
-  doc: unknown;
-}
-
-/** A config directory as read from disk, before validation: what `writ apply` sends to the server. */
-export interface RawConfig {
-  settings?: { name: string; values: Record<string, unknown> } | undefined;
-  documents: RawDocument[];
-  /** The files the documents came from, by path and digest (what the store records once applied). */
-  files?: AppliedConfigFile[];
-  /** How many of `files` were parsed; the others were the applied ones, unchanged, and reused. */
-  parsed?: number;
-}
-
-const KIND_DIRS = [
-  ['class', 'classes'],
-  ['workload', 'workloads'],
-  ['operator', 'operators'],
-  ['issuer', 'issuers'],
-  ['detection', 'detections'],
-  ['people', 'people'],
-  ['exception', 'exceptions'],
-  ['template', 'templates'],
-] as const;
-
-/** The file of `networks` documents, at the top of the directory: one of these, not two. */
-const NETWORKS_FILES = ['networks.yaml', 'networks.yml', 'networks.json'];
-/** The governance file (docs/governance.md), at the top of the directory: one of these, not two. */
-const GOVERNANCE_FILES = ['governance.yaml', 'governance.yml', 'governance.json'];
-
-/** A file as read: its bytes, and either the applied record it still matches or its parsed documents. */
-interface ReadFile {
-  file: string;
-  bytes: Buffer;
-  prior?: AppliedConfigFile;
-  docs: unknown[];
-}
-
-/**
- * Reads a config directory: `settings.yaml`, `classes/`, `workloads/`, `operators/`, `issuers/`,
- * `detections/`, `people/`, `exceptions/` and `networks.yaml`. Each file may hold one or several YAML documents (or one JSON
- * object). Key files named by `jwks_file` are inlined.
- *
- * With `applied` (the files the store says were applied last, by path), a file whose bytes and named
- * files still have the applied digest is not parsed: its applied documents are reused. `parsed` says
- * how many were read afresh.
- */
-export function readConfigDir(dir: string, applied?: ReadonlyMap<string, AppliedConfigFile>): RawConfig {
-  const root = resolve(dir);
-  if (!existsSync(root) || !statSync(root).isDirectory())
-    throw new ConfigError(dir, '', 'is not a directory');
-  const show = (file: string) => relative(process.cwd(), file) || file;
-  const rel = (file: string) => relative(root, file).split(sep).join('/');
-  const settings = readSettingsFile(root);
-  const documents: RawDocument[] = [];
-  const files: AppliedConfigFile[] = [];
-  let parsed = 0;
-  const readFile = (file: string, listed?: { entry: Dirent; dir: { path: string; inside: boolean } }) => {
-    const ref = { where: show(file), field: '' };
-    const bytes = listed
-      ? readListedConfigFile(root, listed.entry, listed.dir, ref, 'this file')
-      : readConfigFile(root, file, ref, 'this file');
-    const prior = applied?.get(rel(file));
-    if (prior && stillApplied(root, bytes, prior)) return { file, bytes, prior, docs: [] } as ReadFile;
-    return { file, bytes, docs: parseDocuments(bytes, file, show(file)) } as ReadFile;
-  };
-  const take = (kind: RawDocumentKind, r: ReadFile, inlines: boolean) => {
-    if (r.prior) {
-      for (const d of r.prior.documents)
-        documents.push({ kind, file: show(r.file), index: d.index, doc: d.doc });
-      files.push(r.prior);
-      return;
-    }
-    parsed++;
-    const named: Array<{ path: string; bytes: Buffer }> = [];
-    const note = (path: string, bytes: Buffer) => named.push({ path: rel(path), bytes });
-    const docs = r.docs.map((doc, index) => {
-      const where = docName(show(r.file), index);
-      return inlines
-        ? inlineCertificatesFile(root, inlineJwksFile(root, doc, r.file, where, note), r.file, where, note)
-        : doc;
-    });
-    for (const [index, doc] of docs.entries()) documents.push({ kind, file: show(r.file), index, doc });
-    files.push({
-      path: rel(r.file),
-      digest: configFileDigest(r.bytes, named),
-      refs: named.map((n) => n.path),
-      documents: docs.map((doc, index) => ({ kind, index, doc })),
-    });
-  };
-  for (const [kind, sub] of KIND_DIRS) {
-    const d = join(root, sub);
-    if (!existsSync(d)) continue;
-    const listed = { path: d, inside: resolvesInside(root, d) };
-    const read = readdirSync(d, { withFileTypes: true })
-      .filter((e) => EXTENSIONS.test(e.name))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      .map((entry) => readFile(join(d, entry.name), { entry, dir: listed }));
-    // A key file named by `jwks_file` may sit beside the files that name it: it is data, not config.
-    const referenced = new Set(
-      read.flatMap(({ file, docs, prior }) =>
-        prior
-          ? prior.refs.map((p) => resolve(root, p))
-          : docs.flatMap((doc) => {
-              const ref = (doc as { jwks_file?: unknown } | null)?.jwks_file;
-              return typeof ref === 'string' && ref !== '' ? [resolve(dirname(file), ref)] : [];
-            }),
-      ),
-    );
-    // Rules and people name no files: nothing to inline.
-    for (const r of read)
-      if (!referenced.has(resolve(r.file))) take(kind, r, kind !== 'detection' && kind !== 'people');
-  }
-  for (const [kind, names, what] of [
-    ['networks', NETWORKS_FILES, 'networks are'],
-    ['governance', GOVERNANCE_FILES, 'governance rules are'],
-  ] as const) {
-    const [file, twin] = names.map((f) => join(root, f)).filter((f) => existsSync(f));
-    if (file && twin)
-      throw new ConfigError(show(twin), '', `${what} also in ${show(file)}: keep one of the two files`);
-    if (file) take(kind, readFile(file), false);
-  }
-  return { settings, documents, files, parsed };
-}
-
-/** Whether a file's bytes, and the files it named when applied, still have the applied digest. */
-function stillApplied(root: string, bytes: Buffer, prior: AppliedConfigFile): boolean {
-  try {
-    const named = prior.refs.map((path) => ({
-      path,
-      bytes: readConfigFile(root, resolve(root, path), { where: path, field: '' }),
-    }));
-    return configFileDigest(bytes, named) === prior.digest;
-  } catch {
-    // A named file gone or moved out: parsed again, which reports it.
-    return false;
-  }
-}
-
-/** Reads only `settings.yaml` (or `.yml`, `.json`) of a config directory; undefined when there is none. */
-export function readSettingsFile(dir: string): RawConfig['settings'] {
-  const root = resolve(dir);
-  const show = (file: string) => relative(process.cwd(), file) || file;
-  let settings: RawConfig['settings'];
-  for (const candidate of ['settings.yaml', 'settings.yml', 'settings.json']) {
-    const file = join(root, candidate);
-    if (!existsSync(file)) continue;
-    const docs = readDocuments(root, file, show(file));
-    if (docs.length > 1) throw new ConfigError(show(file), '', 'must hold a single document');
-    const values = docs[0] ?? {};
-    if (typeof values !== 'object' || values === null || Array.isArray(values)) {
-      throw new ConfigError(show(file), '', 'must be a mapping of settings');
-    }
-    settings = { name: show(file), values: values as Record<string, unknown> };
-  }
-  return settings;
 }
 
 /** Reads and validates a config directory. */
@@ -338,67 +165,17 @@ export function validateConfig(
 
   const workloads: Workload[] = [];
   const workloadFiles = new Map<string, string>();
+  const workloadContext: WorkloadContext = { classes, issuers, exceptions, issuer };
   for (const { file, doc, index } of of('workload')) {
-    const w = parse(workloadFileSchema, doc, file, index);
-    const where = docName(file, index);
-    if (workloadFiles.has(w.id))
-      throw new ConfigError(where, 'id', `workload "${w.id}" is also defined in ${workloadFiles.get(w.id)}`);
-    workloadFiles.set(w.id, where);
-    for (const [i, cls] of w.classes.entries()) {
-      if (!classFiles.has(cls)) throw new ConfigError(where, `classes.${i}`, `unknown class "${cls}"`);
-    }
-    const jwks = checkedKeys(w, where);
-    for (const [i, name] of (w.federation ?? []).entries()) {
-      if (!issuers.some((x) => x.name === name))
-        throw new ConfigError(where, `federation.${i}`, `unknown issuer "${name}"`);
-    }
-    const serves = servedApis(w.serves ?? [], classes, where, issuer);
-    const tls = tlsRegistration(w, where);
-    const mtlsClass = w.classes.find((cls) => classes.find((c) => c.name === cls)?.binding === 'mtls');
-    if (mtlsClass && !tls.tlsClientAuth && !tls.tlsCertificates) {
-      throw new ConfigError(
-        where,
-        'tls_client_auth',
-        `class "${mtlsClass}" binds tokens to a client certificate: register tls_client_auth or self_signed_certificates`,
-      );
-    }
-    if (w.client_secret_sha256) {
-      const allows = w.classes.some((cls) => exceptions.some((e) => coversLegacySecret(e, cls, w.id)));
-      if (!allows) {
+    const workload = validateWorkloadDocument(doc, file, index, workloadContext, (w, where) => {
+      if (workloadFiles.has(w.id))
         throw new ConfigError(
           where,
-          'client_secret_sha256',
-          "a client secret needs an exception in exceptions/ with covers.kind legacy_client_secret for one of the workload's classes (docs/governance.md)",
+          'id',
+          `workload "${w.id}" is also defined in ${workloadFiles.get(w.id)}`,
         );
-      }
-    }
-    if (
-      jwks.length === 0 &&
-      !w.federation?.length &&
-      !w.client_secret_sha256 &&
-      !tls.tlsClientAuth &&
-      !tls.tlsCertificates
-    ) {
-      throw new ConfigError(
-        where,
-        'jwks',
-        'a workload needs at least one registered key, client certificate rule (or a legacy client secret)',
-      );
-    }
-    const workload: Workload = {
-      id: w.id,
-      owner: w.owner,
-      environment: w.environment,
-      attributes: w.attributes ?? {},
-      classes: [...new Set(w.classes)],
-      jwks,
-    };
-    if (w.description !== undefined) workload.description = w.description;
-    if (w.client_secret_sha256) workload.secretSha256 = w.client_secret_sha256;
-    if (w.federation?.length) workload.federation = [...new Set(w.federation)];
-    if (serves.length > 0) workload.serves = serves;
-    if (tls.tlsClientAuth) workload.tlsClientAuth = tls.tlsClientAuth;
-    if (tls.tlsCertificates) workload.tlsCertificates = tls.tlsCertificates;
+      workloadFiles.set(w.id, where);
+    });
     workloads.push(workload);
   }
 
@@ -454,6 +231,91 @@ export function validateConfig(
     exceptions,
     governance: governanceRules(of('governance')),
   };
+}
+
+/** What a workload document is validated against: the config's classes, issuers and exceptions. */
+export interface WorkloadContext {
+  classes: readonly TokenClass[];
+  issuers: readonly TrustedIssuer[];
+  exceptions: readonly CredentialException[];
+  /** Writ's own issuer: a workload cannot serve its endpoints. */
+  issuer?: string | undefined;
+}
+
+/**
+ * One workload document, validated against the rest of the config (`context`) and compiled: what
+ * validateConfig does for each, and what an apply of a few workload files does for those alone.
+ * `parsed` sees the document once its schema passed, before anything else is checked (the duplicate
+ * check of a whole directory).
+ */
+export function validateWorkloadDocument(
+  doc: unknown,
+  file: string,
+  index: number,
+  context: WorkloadContext,
+  parsed?: (w: { id: string }, where: string) => void,
+): Workload {
+  const { classes, issuers, exceptions, issuer } = context;
+  const w = parse(workloadFileSchema, doc, file, index);
+  const where = docName(file, index);
+  parsed?.(w, where);
+  for (const [i, cls] of w.classes.entries()) {
+    if (!classes.some((c) => c.name === cls))
+      throw new ConfigError(where, `classes.${i}`, `unknown class "${cls}"`);
+  }
+  const jwks = checkedKeys(w, where);
+  for (const [i, name] of (w.federation ?? []).entries()) {
+    if (!issuers.some((x) => x.name === name))
+      throw new ConfigError(where, `federation.${i}`, `unknown issuer "${name}"`);
+  }
+  const serves = servedApis(w.serves ?? [], classes, where, issuer);
+  const tls = tlsRegistration(w, where);
+  const mtlsClass = w.classes.find((cls) => classes.find((c) => c.name === cls)?.binding === 'mtls');
+  if (mtlsClass && !tls.tlsClientAuth && !tls.tlsCertificates) {
+    throw new ConfigError(
+      where,
+      'tls_client_auth',
+      `class "${mtlsClass}" binds tokens to a client certificate: register tls_client_auth or self_signed_certificates`,
+    );
+  }
+  if (w.client_secret_sha256) {
+    const allows = w.classes.some((cls) => exceptions.some((e) => coversLegacySecret(e, cls, w.id)));
+    if (!allows) {
+      throw new ConfigError(
+        where,
+        'client_secret_sha256',
+        "a client secret needs an exception in exceptions/ with covers.kind legacy_client_secret for one of the workload's classes (docs/governance.md)",
+      );
+    }
+  }
+  if (
+    jwks.length === 0 &&
+    !w.federation?.length &&
+    !w.client_secret_sha256 &&
+    !tls.tlsClientAuth &&
+    !tls.tlsCertificates
+  ) {
+    throw new ConfigError(
+      where,
+      'jwks',
+      'a workload needs at least one registered key, client certificate rule (or a legacy client secret)',
+    );
+  }
+  const workload: Workload = {
+    id: w.id,
+    owner: w.owner,
+    environment: w.environment,
+    attributes: w.attributes ?? {},
+    classes: [...new Set(w.classes)],
+    jwks,
+  };
+  if (w.description !== undefined) workload.description = w.description;
+  if (w.client_secret_sha256) workload.secretSha256 = w.client_secret_sha256;
+  if (w.federation?.length) workload.federation = [...new Set(w.federation)];
+  if (serves.length > 0) workload.serves = serves;
+  if (tls.tlsClientAuth) workload.tlsClientAuth = tls.tlsClientAuth;
+  if (tls.tlsCertificates) workload.tlsCertificates = tls.tlsCertificates;
+  return workload;
 }
 
 /** `governance.yaml`: one document; rule ids unique (a violation names its rule by id). */
@@ -677,60 +539,6 @@ function servedApis(
   return [...new Set(serves)];
 }
 
-function docName(file: string, index: number): string {
-  return index === 0 ? file : `${file} (document ${index + 1})`;
-}
-
-/**
- * `jwks_file`: a JWK or a JWKS, named relative to the file that names it, inside the config directory
- * (see readConfigFile). Errors never quote the file: it may be something other than a key.
- */
-function inlineJwksFile(
-  root: string,
-  doc: unknown,
-  file: string,
-  where: string,
-  note: (path: string, bytes: Buffer) => void,
-): unknown {
-  if (typeof doc !== 'object' || doc === null || !('jwks_file' in doc)) return doc;
-  const { jwks_file: ref, ...rest } = doc as Record<string, unknown>;
-  if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, 'jwks_file', 'must be a path');
-  if ('jwks' in rest) throw new ConfigError(where, 'jwks_file', 'give either jwks or jwks_file, not both');
-  const path = resolve(dirname(file), ref);
-  const text = readConfigFile(root, path, { where, field: 'jwks_file' }, ref);
-  note(path, text);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text.toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new ConfigError(where, 'jwks_file', `${ref} is not a JSON JWK or JWKS ({"keys": [...]})`);
-  const keys = (parsed as { keys?: unknown }).keys;
-  return { ...rest, jwks: { keys: Array.isArray(keys) ? keys : [parsed] } };
-}
-
-/** `self_signed_certificates_file`: a PEM file (one or more certificates) inside the config directory. */
-function inlineCertificatesFile(
-  root: string,
-  doc: unknown,
-  file: string,
-  where: string,
-  note: (path: string, bytes: Buffer) => void,
-): unknown {
-  if (typeof doc !== 'object' || doc === null || !('self_signed_certificates_file' in doc)) return doc;
-  const { self_signed_certificates_file: ref, ...rest } = doc as Record<string, unknown>;
-  const field = 'self_signed_certificates_file';
-  if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, field, 'must be a path');
-  const path = resolve(dirname(file), ref);
-  const bytes = readConfigFile(root, path, { where, field }, ref);
-  note(path, bytes);
-  const pem = bytes.toString('utf8');
-  const listed = Array.isArray(rest['self_signed_certificates']) ? rest['self_signed_certificates'] : [];
-  return { ...rest, self_signed_certificates: [...listed, pem] };
-}
-
 function checkedKeys(
   spec: { jwks?: { keys: Record<string, unknown>[] } | undefined },
   where: string,
@@ -743,36 +551,6 @@ function checkedKeys(
     }
     return k as unknown as PublicJwk;
   });
-}
-
-function readDocuments(root: string, file: string, shown: string): unknown[] {
-  return parseDocuments(readConfigFile(root, file, { where: shown, field: '' }, 'this file'), file, shown);
-}
-
-function parseDocuments(bytes: Buffer, file: string, shown: string): unknown[] {
-  const text = bytes.toString('utf8');
-  if (file.endsWith('.json')) {
-    try {
-      return [JSON.parse(text)];
-    } catch (err) {
-      // The parser's message quotes the text; only its position is repeated.
-      const at = /position (\d+)/.exec((err as Error).message);
-      throw new ConfigError(shown, '', `invalid JSON${at ? ` at position ${at[1]}` : ''}`);
-    }
-  }
-  const docs = parseAllDocuments(text);
-  const list = Array.isArray(docs) ? docs : [docs];
-  const out: unknown[] = [];
-  for (const d of list) {
-    if (d.errors.length > 0) {
-      const e = d.errors[0]!;
-      const line = e.linePos?.[0];
-      throw new ConfigError(shown, line ? `line ${line.line}` : '', e.message.split('\n')[0]!);
-    }
-    const value = d.toJS({ maxAliasCount: 50 });
-    if (value !== null && value !== undefined) out.push(value);
-  }
-  return out;
 }
 
 function parse<S extends z.ZodType>(schema: S, doc: unknown, file: string, index: number): z.output<S> {

@@ -1,4 +1,13 @@
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readSync,
+  realpathSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -26,7 +35,13 @@ export interface FileReference {
  *
  * @example readConfigFile(root, resolve(dirname(file), 'exporter.pub.jwk'), { where, field: 'jwks_file' })
  */
-export function readConfigFile(root: string, path: string, ref: FileReference, shown = path): Buffer {
+export function readConfigFile(
+  root: string,
+  path: string,
+  ref: FileReference,
+  shown = path,
+  seen?: (st: Stats) => void,
+): Buffer {
   const refuse = (reason: string): never => {
     throw new ConfigError(ref.where, ref.field, reason);
   };
@@ -48,7 +63,7 @@ export function readConfigFile(root: string, path: string, ref: FileReference, s
     return refuse(`${shown} resolves to a file outside the config directory; ${inside}`);
   // stat before open: opening a FIFO for reading waits for a writer.
   if (!statSync(real, { throwIfNoEntry: false })?.isFile()) return refuse(notRegular(shown));
-  return readRegularFile(real, refuse, shown);
+  return readRegularFile(real, refuse, shown, seen);
 }
 
 /**
@@ -63,15 +78,18 @@ export function readListedConfigFile(
   dir: { path: string; inside: boolean },
   ref: FileReference,
   shown: string,
+  seen?: (st: Stats) => void,
 ): Buffer {
   const path = join(dir.path, entry.name);
-  if (!dir.inside || !entry.isFile() || entry.isSymbolicLink()) return readConfigFile(root, path, ref, shown);
+  if (!dir.inside || !entry.isFile() || entry.isSymbolicLink())
+    return readConfigFile(root, path, ref, shown, seen);
   return readRegularFile(
     path,
     (reason) => {
       throw new ConfigError(ref.where, ref.field, reason);
     },
     shown,
+    seen,
   );
 }
 
@@ -88,7 +106,12 @@ export function resolvesInside(root: string, dir: string): boolean {
 const notRegular = (shown: string) =>
   `${shown} is not a regular file; name a regular file of at most ${MAX_CONFIG_FILE_BYTES} bytes`;
 
-function readRegularFile(real: string, refuse: (reason: string) => never, shown: string): Buffer {
+function readRegularFile(
+  real: string,
+  refuse: (reason: string) => never,
+  shown: string,
+  seen?: (st: Stats) => void,
+): Buffer {
   const regular = notRegular(shown);
   let fd: number;
   try {
@@ -102,6 +125,7 @@ function readRegularFile(real: string, refuse: (reason: string) => never, shown:
     if (!st.isFile()) return refuse(regular);
     const tooLarge = `${shown} is larger than ${MAX_CONFIG_FILE_BYTES} bytes (the limit for a file of a config directory)`;
     if (st.size > MAX_CONFIG_FILE_BYTES) return refuse(tooLarge);
+    seen?.(st);
     // Read until the end, whatever the size said (a file may grow while read), and stop one byte past
     // the limit. The first read is sized by the stat (config files are small and a directory holds
     // 100,000 of them: a zeroed 64 KiB buffer each was most of the time spent reading one).
@@ -115,6 +139,8 @@ function readRegularFile(real: string, refuse: (reason: string) => never, shown:
       chunks.push(chunk.subarray(0, got));
       total += got;
       if (total > MAX_CONFIG_FILE_BYTES) return refuse(tooLarge);
+      // A regular file read short of what was asked is at its end: no read of 0 bytes to say so.
+      if (first && got < want) break;
     }
     return Buffer.concat(chunks, total);
   } finally {

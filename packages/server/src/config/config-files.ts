@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { AppliedConfigFile } from '../store/config-file-rows.js';
+import type { Stats } from 'node:fs';
+import type { AppliedConfigFile, ConfigFileStamp } from '../store/config-file-rows.js';
 
 /**
  * Files of a config directory by digest: what start-up and `writ apply` compare with the files the
@@ -18,6 +19,24 @@ export function configFileDigest(
   const h = createHash('sha256').update(bytes);
   for (const r of refs) h.update(`\0${r.path}\0`).update(createHash('sha256').update(r.bytes).digest());
   return h.digest('base64url');
+}
+
+/**
+ * How long after its last change a file's stamp is trusted (milliseconds). A file changed again within
+ * the same tick of the file system's clock (a second or two on some) keeps its size and times; a stamp
+ * taken this long after the last change cannot be fooled that way.
+ */
+export const STAMP_SETTLE_MS = 3000;
+
+/**
+ * A file's stamp: size, modification and change times and inode, as `stat` gives them. A file whose
+ * stamp equals the one recorded with its digest is not read again to be digested: writing the file
+ * changes its modification time or size, and even a tool that restores the modification time changes
+ * the change time. Undefined (no stamp) when the file changed less than STAMP_SETTLE_MS before `now`.
+ */
+export function fileStamp(st: Stats, now: number): string | undefined {
+  if (now - Math.max(st.mtimeMs, st.ctimeMs) < STAMP_SETTLE_MS) return undefined;
+  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
 }
 
 /**
@@ -41,10 +60,14 @@ export function validatedWith(inputs: ValidationInputs): AppliedConfigFile {
   return { path: VALIDATED_WITH_PATH, digest, refs: [], documents: [] };
 }
 
-/** How a directory's files differ from the applied ones: files to record, and paths to forget. */
+/**
+ * How a directory's files differ from the applied ones: files to record, and paths to forget; `stamps`
+ * of unchanged files read again (their digest the same) to record, so they are not read next time.
+ */
 export interface ConfigFilesChange {
   put: AppliedConfigFile[];
   remove: string[];
+  stamps?: ConfigFileStamp[];
 }
 
 /** The files of `read` that are new or differ from `applied`, and the applied paths `read` lacks. */

@@ -46,21 +46,31 @@ function diffList<T extends object>(
   const old = new Map(before.map((t) => [key(t), t]));
   const fresh = new Map(after.map((t) => [key(t), t]));
   for (const [name, t] of fresh) {
-    const prev = old.get(name);
-    if (!prev) changes.push({ op: 'add', kind, name });
-    else {
-      const fields = [...new Set([...Object.keys(prev), ...Object.keys(t)])]
-        .filter(
-          (f) =>
-            canonicalJson((prev as Record<string, unknown>)[f]) !==
-            canonicalJson((t as Record<string, unknown>)[f]),
-        )
-        .sort();
-      if (fields.length > 0) changes.push({ op: 'change', kind, name, fields });
-    }
+    const change = diffEntry(kind, name, old.get(name), t);
+    if (change) changes.push(change);
   }
   for (const name of old.keys()) if (!fresh.has(name)) changes.push({ op: 'remove', kind, name });
   return changes;
+}
+
+/** How one entry changed (`before` or `after` undefined: it is new, or gone); undefined if it did not. */
+export function diffEntry<T extends object>(
+  kind: ConfigChange['kind'],
+  name: string,
+  before: T | undefined,
+  after: T | undefined,
+): ConfigChange | undefined {
+  if (!before && !after) return undefined;
+  if (!before) return { op: 'add', kind, name };
+  if (!after) return { op: 'remove', kind, name };
+  const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .filter(
+      (f) =>
+        canonicalJson((before as Record<string, unknown>)[f]) !==
+        canonicalJson((after as Record<string, unknown>)[f]),
+    )
+    .sort();
+  return fields.length > 0 ? { op: 'change', kind, name, fields } : undefined;
 }
 
 /** Renders a diff the way `writ apply` prints it. */

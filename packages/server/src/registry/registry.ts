@@ -21,6 +21,7 @@ export interface ResolvedOperator extends Operator {
 type RegistryStore = Pick<
   Store,
   | 'listWorkloads'
+  | 'getWorkload'
   | 'listClasses'
   | 'listOperators'
   | 'listIssuers'
@@ -83,6 +84,25 @@ export class Registry {
       operators.map((o) => [o.name, { ...o, verificationKeys: o.jwks.map((k) => importPublicJwk(k)) }]),
     );
     this.#generation++;
+  }
+
+  /**
+   * Reads only workloads `ids` from the store again (after an apply that changed only these): each is
+   * replaced, added or, gone from the store, removed. The other 100,000 stay as they are.
+   */
+  async refreshWorkloads(ids: readonly string[]): Promise<void> {
+    const records = await Promise.all(ids.map((id) => this.#store.getWorkload(id)));
+    for (const [i, id] of ids.entries()) {
+      const w = records[i];
+      if (w) this.remember(w);
+      else this.#workloads.delete(id);
+    }
+    this.#generation++;
+  }
+
+  /** How many workloads the registry holds (registered and admitted). */
+  get workloadCount(): number {
+    return this.#workloads.size;
   }
 
   /** Reloads only the people directory (after a SCIM change): the rest is unchanged. */

@@ -19,16 +19,51 @@ export interface AppliedConfigFile {
   /** The files it names, relative to the config directory. */
   refs: string[];
   documents: AppliedConfigDocument[];
+  /**
+   * What the file looked like when its digest was last taken (size, modification and change times,
+   * inode: see `fileStamp`): a file with the same stamp is taken as unchanged without being read.
+   * Absent when the file was too new to be trusted by its stamp.
+   */
+  stamp?: string;
 }
 
+/** Which applied files to list: only those of `paths`; without their documents (`documents: []`). */
+export interface ConfigFileSelect {
+  paths?: readonly string[];
+  documents?: boolean;
+}
+
+/** A file's stamp, recorded only while the file still has `digest`. */
+export interface ConfigFileStamp {
+  path: string;
+  digest: string;
+  stamp: string;
+}
+
+/** A row of `config_files`: `spec` is absent when listed without documents (`refs` is then a column). */
 export function toAppliedConfigFile(r: Row): AppliedConfigFile {
-  const spec = JSON.parse(r['spec'] as string) as Pick<AppliedConfigFile, 'refs' | 'documents'>;
-  return {
+  const spec =
+    r['spec'] === undefined
+      ? { refs: r['refs'] ? (JSON.parse(r['refs'] as string) as string[]) : [], documents: [] }
+      : (JSON.parse(r['spec'] as string) as Pick<AppliedConfigFile, 'refs' | 'documents'>);
+  const f: AppliedConfigFile = {
     path: r['path'] as string,
     digest: r['digest'] as string,
     refs: spec.refs,
     documents: spec.documents,
   };
+  if (typeof r['stamp'] === 'string') f.stamp = r['stamp'];
+  return f;
+}
+
+/**
+ * The columns of a listing: without documents, only the named files' paths are read out of `spec`
+ * (a listing of 100,000 files would otherwise parse every document).
+ */
+export function configFileColumns(select: ConfigFileSelect | undefined, refsOf: string): string {
+  return select?.documents === false
+    ? `path, digest, stamp, CASE WHEN spec LIKE '{"refs":[]%' THEN NULL ELSE ${refsOf} END AS refs`
+    : 'path, digest, stamp, spec';
 }
 
 export function appliedConfigFileSpec(f: AppliedConfigFile): string {

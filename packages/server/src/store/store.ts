@@ -34,7 +34,7 @@ import type { WorkloadTemplate } from '../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../vendor/vendor-key.js';
-import type { AppliedConfigFile } from './config-file-rows.js';
+import type { AppliedConfigFile, ConfigFileSelect, ConfigFileStamp } from './config-file-rows.js';
 import type { IssuanceWrite } from './issuance-write.js';
 import type { StoredPerson } from './people-rows.js';
 import type { RateLease } from './rate-lease.js';
@@ -82,8 +82,13 @@ export interface Store {
   putOperator(o: Operator): Promise<void>;
   deleteOperator(name: string): Promise<void>;
 
-  /** The files of the config directory last applied, with their digests and documents, by path. */
-  listConfigFiles(): Promise<AppliedConfigFile[]>;
+  /**
+   * The files of the config directory last applied, with their digests, stamps and documents, by path;
+   * `select` lists only some paths, or none of the documents (a start-up that finds nothing changed).
+   */
+  listConfigFiles(select?: ConfigFileSelect): Promise<AppliedConfigFile[]>;
+  /** Records files' stamps, each only where the file still has the digest given with it. */
+  stampConfigFiles(stamps: readonly ConfigFileStamp[]): Promise<void>;
   /** Creates or replaces the record of applied config files. */
   putConfigFiles(files: readonly AppliedConfigFile[]): Promise<void>;
   /** Forgets applied config files (`all`: a config applied without them, whole). */

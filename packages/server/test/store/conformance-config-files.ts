@@ -54,6 +54,43 @@ export function configFileConformanceCases(
         assert.deepEqual(await store.listConfigFiles(), []);
       }));
 
+    it('lists some paths, or none of the documents; keeps stamps, and records one only with its digest', () =>
+      withStore(async ({ store, openPeer }) => {
+        const a = file('classes/a.yaml', 'digest-a', { stamp: '12:1700000000000.5:1700000000001.25:77' });
+        const b = file('workloads/b.yaml', 'digest-b', {
+          refs: ['workloads/b.pub.jwk'],
+          documents: [{ kind: 'workload', index: 0, doc: { id: 'spiffe://test/b', refs: [] } }],
+        });
+        const c = file('workloads/c.yaml', 'digest-c');
+        await store.putConfigFiles([a, b, c]);
+        assert.deepEqual(
+          await store.listConfigFiles({ paths: ['workloads/c.yaml', 'classes/a.yaml', 'x'] }),
+          [a, c],
+        );
+        assert.deepEqual(await store.listConfigFiles({ documents: false }), [
+          { ...a, documents: [] },
+          { ...b, documents: [] },
+          { ...c, documents: [] },
+        ]);
+        assert.deepEqual(await store.listConfigFiles({ paths: ['workloads/b.yaml'], documents: false }), [
+          { ...b, documents: [] },
+        ]);
+        // Only where the digest is still the one given: a file changed since keeps no stale stamp.
+        await store.stampConfigFiles([
+          { path: 'workloads/c.yaml', digest: 'digest-c', stamp: '3:1:2:4' },
+          { path: 'classes/a.yaml', digest: 'not-a', stamp: '9:9:9:9' },
+          { path: 'never.yaml', digest: 'x', stamp: '1:1:1:1' },
+        ]);
+        const peer = await openPeer();
+        const seen = await peer.listConfigFiles({ documents: false });
+        assert.equal(seen.find((f) => f.path === 'workloads/c.yaml')?.stamp, '3:1:2:4');
+        assert.equal(seen.find((f) => f.path === 'classes/a.yaml')?.stamp, a.stamp);
+        assert.equal(seen.length, 3);
+        // Replaced without a stamp: none.
+        await store.putConfigFiles([file('classes/a.yaml', 'digest-a2')]);
+        assert.equal((await store.listConfigFiles({ paths: ['classes/a.yaml'] }))[0]?.stamp, undefined);
+      }));
+
     it('writes thousands in one call, and rolls back with the transaction', () =>
       withStore(async ({ store }) => {
         const many = Array.from({ length: 2500 }, (_, i) =>

@@ -1,18 +1,15 @@
-import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { systemClock } from '../../clock.js';
-import { readConfigDir, validateConfig } from '../../config/config-dir.js';
 import { changedFiles } from '../../config/config-files.js';
+import { readConfigDir } from '../../config/config-read.js';
 import type { ConfigChange } from '../../config/diff.js';
 import { settingsFileDigest } from '../../config/settings.js';
-import { formatReport } from '../../governance/report.js';
-import { compilePolicies } from '../../policy/compile.js';
 import type { PolicyVersion } from '../../policy/engine.js';
-import { readPolicyDir } from '../../policy/policy-dir.js';
 import type { AppliedConfigFile } from '../../store/config-file-rows.js';
 import { type AdminClient, CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
-import { governanceCheck } from './govern-check.js';
 
 /**
  * `writ apply DIR`: validates locally (file and field, or policy file and line, named on error), then
@@ -26,13 +23,20 @@ export async function apply(
 ): Promise<string> {
   // The files the server applied last: only the ones that differ are read, validated there and sent.
   const applied = await appliedFiles(client);
-  const raw = readConfigDir(dir, applied);
+  // Files with the stamp the server recorded are not read (see fileStamp).
+  const raw = readConfigDir(dir, applied, systemClock.now());
   const files = raw.files ?? [];
   const change = applied ? changedFiles(applied, files) : undefined;
   // Every file read afresh (a first apply, or a server that keeps no record): validated here first,
   // with the governance rules. A change is validated by the server, merged with the files it holds.
   let warnings = '';
   if (!applied || raw.parsed === files.length) {
+    // Loaded only here (validation, governance): a small change does without them.
+    const [{ validateConfig }, { governanceCheck }, { formatReport }] = await Promise.all([
+      import('../../config/config-dir.js'),
+      import('./govern-check.js'),
+      import('../../governance/report.js'),
+    ]);
     validateConfig(raw.documents);
     // governance.yaml: an error-severity violation refuses before anything is sent; warnings are printed.
     const governance = governanceCheck(dir, now);
@@ -46,8 +50,8 @@ export async function apply(
       .map((v) => `warning: ${v.rule}: ${v.file}: ${v.field ? `${v.field}: ` : ''}${v.message}\n`)
       .join('');
   }
-  const policies = readPolicyDir(dir) ?? null;
-  if (policies) compilePolicies(policies);
+  // policies/ (and the policy compiler) is read only when the directory has one.
+  const policies = existsSync(join(dir, 'policies')) ? await readPolicies(dir) : null;
   const res = await client.post<{
     applied: boolean;
     changes: ConfigChange[];
@@ -59,6 +63,7 @@ export async function apply(
       ? {
           files: change.put.map((f) => ({ ...f, was: applied.get(f.path)?.digest ?? null })),
           removed: change.remove.map((path) => ({ path, was: applied.get(path)?.digest ?? '' })),
+          ...(raw.stamps?.length ? { stamps: raw.stamps } : {}),
         }
       : { documents: raw.documents }),
     policies,
@@ -78,15 +83,30 @@ export async function apply(
   return `${warnings}${res.diff}\n${dryRun ? `${res.changes.length} change(s) not applied (dry run)` : `applied ${res.changes.length} change(s)`}${policyLine}${note}`;
 }
 
+/** `policies/`, compiled (refused here, with file and line, before anything is sent). */
+async function readPolicies(dir: string) {
+  const [{ readPolicyDir }, { compilePolicies }] = await Promise.all([
+    import('../../policy/policy-dir.js'),
+    import('../../policy/compile.js'),
+  ]);
+  const policies = readPolicyDir(dir) ?? null;
+  if (policies) compilePolicies(policies);
+  return policies;
+}
+
 /** The server's record of applied files by path; undefined from a server that keeps none (older). */
 async function appliedFiles(client: AdminClient): Promise<Map<string, AppliedConfigFile> | undefined> {
   try {
-    const { files } = await client.get<{ files: Array<{ path: string; digest: string; refs?: string[] }> }>(
-      '/config/files',
-    );
-    return new Map(
-      files.map((f) => [f.path, { path: f.path, digest: f.digest, refs: f.refs ?? [], documents: [] }]),
-    );
+    const { files } = await client.get<{
+      files: Array<{ path: string; digest: string; refs?: string[]; stamp?: string }>;
+    }>('/config/files');
+    // 100,000 entries: made into records in place, not copied.
+    const records = files as AppliedConfigFile[];
+    for (const f of records) {
+      f.refs ??= [];
+      f.documents = [];
+    }
+    return new Map(records.map((f) => [f.path, f]));
   } catch (err) {
     if (err instanceof CliError && err.message.startsWith('404 ')) return undefined;
     throw err;

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { systemClock } from '../../clock.js';
 import { readSettingsFile } from '../../config/config-dir.js';
 import { resolveSettings } from '../../config/settings.js';
 import { readStartupConfig } from '../../config/startup-config.js';
@@ -57,8 +58,10 @@ export async function serve(opts: ServeOptions): Promise<void> {
     // Only the files that changed since the store's last applied config are parsed; validated with the
     // resolved ceiling on token lifetimes, the issuer and the document limit.
     const startup = hasConfig
-      ? await readStartupConfig(configDir, settings, store, packageVersion())
+      ? await readStartupConfig(configDir, settings, store, packageVersion(), systemClock.now())
       : undefined;
+    // Unchanged files read again (touched, copied): their stamps now, so the next start skips them.
+    if (startup && startup.stamps.length > 0) await store.stampConfigFiles(startup.stamps);
     if (startup && startup.total > 0)
       process.stderr.write(
         `writ: config ${configDir}: ${startup.files === 'unchanged' ? 'unchanged since applied' : `${startup.parsed} of ${startup.total} files read`}\n`,

@@ -465,6 +465,13 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     $f$;
     `,
   },
+  {
+    version: 21,
+    name: 'config files: a stamp of each file as last seen (size, times, inode), so it is not read again',
+    sql: `
+    ALTER TABLE config_files ADD COLUMN stamp TEXT;
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

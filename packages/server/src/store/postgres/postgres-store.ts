@@ -38,7 +38,7 @@ import type { WorkloadTemplate } from '../../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
-import type { AppliedConfigFile } from '../config-file-rows.js';
+import type { AppliedConfigFile, ConfigFileSelect, ConfigFileStamp } from '../config-file-rows.js';
 import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import { leaseAnswer } from '../rate-lease.js';
@@ -1002,8 +1002,11 @@ class PostgresStore implements Store {
     );
     return this.#configFileOps;
   }
-  listConfigFiles(): Promise<AppliedConfigFile[]> {
-    return this.#configFiles.listConfigFiles();
+  listConfigFiles(select?: ConfigFileSelect): Promise<AppliedConfigFile[]> {
+    return this.#configFiles.listConfigFiles(select);
+  }
+  stampConfigFiles(stamps: readonly ConfigFileStamp[]): Promise<void> {
+    return this.#configFiles.stampConfigFiles(stamps);
   }
   putConfigFiles(files: readonly AppliedConfigFile[]): Promise<void> {
     return this.#configFiles.putConfigFiles(files);

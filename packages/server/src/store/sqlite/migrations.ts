@@ -327,4 +327,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX policy_versions_counter ON policy_versions (counter);
   `,
+  // A stamp of each applied config file as last seen (size, times, inode): a file whose stamp is the same
+  // is not read again to be digested.
+  `
+  ALTER TABLE config_files ADD COLUMN stamp TEXT;
+  `,
 ];

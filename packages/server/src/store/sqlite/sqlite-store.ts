@@ -38,7 +38,7 @@ import type { WorkloadTemplate } from '../../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
-import type { AppliedConfigFile } from '../config-file-rows.js';
+import type { AppliedConfigFile, ConfigFileSelect, ConfigFileStamp } from '../config-file-rows.js';
 import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import { leaseAnswer } from '../rate-lease.js';
@@ -293,7 +293,9 @@ class SqliteStore implements Store {
   listOperators = () => this.#run(() => this.#ops.listOperators());
   putOperator = (o: Operator) => this.#run(() => this.#ops.putOperator(o));
   deleteOperator = (name: string) => this.#run(() => this.#ops.deleteOperator(name));
-  listConfigFiles = () => this.#run(() => this.#ops.listConfigFiles());
+  listConfigFiles = (select?: ConfigFileSelect) => this.#run(() => this.#ops.listConfigFiles(select));
+  stampConfigFiles = (stamps: readonly ConfigFileStamp[]) =>
+    this.#run(() => this.#ops.stampConfigFiles(stamps));
   putConfigFiles = (files: readonly AppliedConfigFile[]) => this.#run(() => this.#ops.putConfigFiles(files));
   deleteConfigFiles = (paths: readonly string[] | 'all') =>
     this.#run(() => this.#ops.deleteConfigFiles(paths));
@@ -641,8 +643,11 @@ class SqliteOps implements Store {
   async deletePerson(id: string): Promise<void> {
     this.#people.deletePerson(id);
   }
-  async listConfigFiles(): Promise<AppliedConfigFile[]> {
-    return this.#configFiles.listConfigFiles();
+  async listConfigFiles(select?: ConfigFileSelect): Promise<AppliedConfigFile[]> {
+    return this.#configFiles.listConfigFiles(select);
+  }
+  async stampConfigFiles(stamps: readonly ConfigFileStamp[]): Promise<void> {
+    this.#configFiles.stampConfigFiles(stamps);
   }
   async putConfigFiles(files: readonly AppliedConfigFile[]): Promise<void> {
     this.#configFiles.putConfigFiles(files);
