@@ -5,6 +5,7 @@ import { ConfigError } from '../errors.js';
 import type { AppliedConfigFile, ConfigFileStamp } from '../store/config-file-rows.js';
 import { readConfigFile, readListedConfigFile, resolvesInside } from './config-file.js';
 import { configFileDigest, fileStamp } from './config-files.js';
+import { parsePlainYaml } from './plain-yaml.js';
 
 /**
  * Reading a config directory from disk: files, documents, digests and stamps, with nothing validated
@@ -306,6 +307,9 @@ function parseDocuments(bytes: Buffer, file: string, shown: string): unknown[] {
       throw new ConfigError(shown, '', `invalid JSON${at ? ` at position ${at[1]}` : ''}`);
     }
   }
+  // Most files are plain YAML, read without the general parser (which reads the others).
+  const plain = parsePlainYaml(text);
+  if (plain) return plain;
   const docs = parseAllDocuments(text);
   const list = Array.isArray(docs) ? docs : [docs];
   const out: unknown[] = [];
