@@ -128,6 +128,20 @@ export function processCpuSeconds(pid) {
 }
 
 /**
+ * CPU seconds of this process's children that have ended and been waited for (a `spawnSync` child, once
+ * it returned), from /proc: the difference around one run is that run's CPU. Undefined off Linux.
+ */
+export function endedChildrenCpuSeconds() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[13]) + Number(fields[14])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * CPU seconds used so far by one thread `tid` of a process (its main thread: `tid` = `pid`), from /proc:
  * { user, system, total }. System time includes what the kernel does for its socket writes.
  */

@@ -510,7 +510,7 @@ export const ROUTES: readonly Operation[] = [
   ...admin(
     'GET',
     '/config/files',
-    'the files of the config directory applied last, by path and digest (what `writ apply` compares a directory with)',
+    'the files of the config directory applied last, by path, digest and stamp (what `writ apply` compares a directory with)',
   ),
   ...admin(
     'POST',

@@ -77,7 +77,14 @@ export class Registry {
       imported.set(text, key);
       return key;
     };
-    this.#workloads = new Map(workloads.map((w) => [w.id, { ...w, verificationKeys: w.jwks.map(keyOf) }]));
+    // The records are this reload's own: completed in place rather than copied (100,000 of them).
+    const resolved = new Map<string, ResolvedWorkload>();
+    for (const w of workloads) {
+      const r = w as ResolvedWorkload;
+      r.verificationKeys = w.jwks.map(keyOf);
+      resolved.set(w.id, r);
+    }
+    this.#workloads = resolved;
     this.#imported = imported;
     this.#classes = new Map(classes.map((c) => [c.name, c]));
     this.#operators = new Map(

@@ -3,7 +3,7 @@ import type { AuditCheckpoint, AuditEvent } from '../audit/audit-event.js';
 import type { StreamEvent } from '../events/stream-event.js';
 import type { KeyRecord } from '../keys/key-record.js';
 import type { PolicyVersionSummary } from '../policy/policy-set.js';
-import type { Workload, WorkloadRecord, WorkloadState } from '../registry/workload.js';
+import type { WorkloadRecord, WorkloadState } from '../registry/workload.js';
 import type { NewRevocation } from '../revocation/new-revocation.js';
 import type { Task } from '../tasks/task.js';
 import type { IssuedToken } from '../tokens/issued-token.js';
@@ -17,8 +17,11 @@ import type { VendorKeyRecord } from '../vendor/vendor-key.js';
 export type Row = Record<string, unknown>;
 
 export function toWorkload(r: Row): WorkloadRecord {
-  const spec = JSON.parse(r['spec'] as string) as Workload;
-  return { ...spec, state: r['state'] as WorkloadState, updatedAt: r['updated_at'] as number };
+  // The parsed spec is the record (100,000 of them at start): completed in place, not copied.
+  const w = JSON.parse(r['spec'] as string) as WorkloadRecord;
+  w.state = r['state'] as WorkloadState;
+  w.updatedAt = r['updated_at'] as number;
+  return w;
 }
 
 /** The `tokens` column a revocation kind matches on; the kinds are a closed set, never caller text. */
