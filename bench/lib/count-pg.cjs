@@ -4,7 +4,7 @@
 // server-side preload library; this needs nothing of the database. Bench only: never in a deployment.
 // `byText` counts round trips by what they sent (a prepared statement's name, or the first words of
 // the text), so the bench can say which statements a token costs.
-const { writeFileSync } = require('node:fs');
+const { renameSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { join } = require('node:path');
 
@@ -28,7 +28,11 @@ if (file) {
     counts.byText[key] = (counts.byText[key] ?? 0) + 1;
     return query.call(this, config, ...rest);
   };
-  const flush = () => writeFileSync(file, JSON.stringify(counts));
+  // Written aside and renamed, so the bench never reads half a file.
+  const flush = () => {
+    writeFileSync(`${file}.tmp`, JSON.stringify(counts));
+    renameSync(`${file}.tmp`, file);
+  };
   setInterval(flush, 100).unref();
   process.on('exit', flush);
 }
