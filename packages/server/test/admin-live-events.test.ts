@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { liveFeed } from '../src/admin/live-events.js';
 import { type Harness, signJwt, startHarness } from './helpers/harness.js';
 
 // `GET /admin/v1/events/live` (docs/console.md, "Live counters"): the console's overview follows issued,
 // refused and revoked counts as server-sent events; only an admin caller opens it, one stream per console
-// session, and the stream ends when the session does.
+// session, and the stream ends when the session does. One reader of the audit log per node serves every
+// open stream: it runs from the first stream to the last.
 
 interface Frame {
   event: string;
@@ -13,6 +15,12 @@ interface Frame {
 }
 
 /** A server-sent event stream read frame by frame. */
+/** Waits until `done` holds (the server sees a closed stream when its socket closes); a bound, not a speed check. */
+async function settled(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 3000 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(done(), what);
+}
+
 class Frames {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #decoder = new TextDecoder();
@@ -161,5 +169,54 @@ describe('live counters for the console', () => {
     assert.equal(await second.next(), undefined);
     // And the cookie opens no new one.
     assert.equal((await live({ cookie })).status, 401);
+  });
+  it('one reader per node: two streams get the same frames; the reader stops with the last stream', async () => {
+    const feed = liveFeed(h.writ.ctx)!;
+    await settled(() => feed.streams === 0, "the earlier tests' streams are closed");
+    assert.equal(feed.running, false, 'no stream open: the reader is stopped');
+
+    const a = new Frames(await live({ cookie: (await signIn()).cookie }));
+    await a.until('hello');
+    assert.equal(feed.running, true, 'the first stream starts the reader');
+    const b = new Frames(await live({ cookie: (await signIn()).cookie }));
+    await b.until('hello');
+    assert.equal(feed.streams, 2);
+
+    const reads = feed.reads;
+    for (let i = 0; i < 2; i++) assert.equal((await h.requestToken()).status, 200);
+    assert.ok((await h.requestToken({ scope: 'not-a-scope:of-this-class' })).status >= 400);
+    const counted = async (frames: Frames) => {
+      const totals = { issued: 0, refused: 0 };
+      const seen = await frames.until('counts', (f) => {
+        totals.issued += Number(f.data['issued']);
+        totals.refused += Number(f.data['refused']);
+        return totals.issued >= 2 && totals.refused >= 1;
+      });
+      assert.deepEqual(totals, { issued: 2, refused: 1 });
+      return seen.filter((f) => f.event === 'counts');
+    };
+    const fromA = await counted(a);
+    const fromB = await counted(b);
+    // The same reads, sent to both: the same frames, to the millisecond of `at` and the `seq` of each read.
+    assert.deepEqual(fromA, fromB);
+    assert.ok(feed.reads > reads);
+
+    await a.cancel();
+    assert.equal(feed.running, true, 'one stream is still open');
+    await settled(() => feed.streams === 1, 'the server saw the first stream close');
+    assert.equal(feed.running, true, 'one stream is still open: the reader runs');
+    await b.cancel();
+    await settled(() => feed.streams === 0, 'the server saw the second stream close');
+    assert.equal(feed.running, false, 'the last stream closed: the reader stopped');
+
+    // A new stream starts it again, at the audit log's head.
+    const c = new Frames(await live({ cookie: (await signIn()).cookie }));
+    await c.until('hello');
+    assert.equal(feed.running, true);
+    assert.equal((await h.requestToken()).status, 200);
+    const again = await c.until('counts', (f) => Number(f.data['issued']) >= 1);
+    assert.equal(again.at(-1)!.data['issued'], 1);
+    await c.cancel();
+    await settled(() => !feed.running, 'the reader stopped again');
   });
 });
