@@ -47,7 +47,10 @@ type IssuanceStatements = ReturnType<typeof issuanceStatements>;
 
 /**
  * Group commit of issuances on PostgreSQL. Issuances queue while the node's batches are in flight (at
- * most `maxInFlight`); when one commits, the queue (up to `MAX_ISSUANCE_BATCH`) goes as the next batch.
+ * most `maxInFlight`, one by default); when one commits, the queue (up to `MAX_ISSUANCE_BATCH`) goes as
+ * the next batch. One in flight: every batch of every node holds the write lock through its WAL flush,
+ * so while one waits the next should gather, not queue on the lock too (two in flight at three nodes
+ * made twice the batches, each half as large, and more lock waits).
  * An idle node sends at the end of the current turn of the event loop, so a lone request waits for no
  * timer. A batch is one statement whatever its size (`issuanceStatements`): one round trip, one commit,
  * and the write lock held only inside PostgreSQL. Every caller settles after the commit. When one
@@ -80,7 +83,7 @@ export class IssuanceBatcher {
     this.#sql = deps.sql;
     this.#alone = deps.alone;
     this.#fail = deps.fail;
-    this.#maxInFlight = deps.maxInFlight ?? 2;
+    this.#maxInFlight = deps.maxInFlight ?? 1;
   }
 
   submit(w: IssuanceWrite, held: AuditHead | undefined): Promise<AuditEvent> {
