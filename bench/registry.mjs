@@ -159,7 +159,10 @@ const warm = [];
 const cpu = { cold: [], warm: [] };
 for (let r = 0; r < RUNS; r++) {
   rmSync(join(big.data, 'writ.db'), { force: true });
-  for (const f of ['writ.db-wal', 'writ.db-shm']) rmSync(join(big.data, f), { force: true });
+  // A cold start is a new store: its audit anchor goes with it (a kept anchor ahead of an empty store
+  // is what truncation looks like, and the server rightly refuses to start on it).
+  for (const f of ['writ.db-wal', 'writ.db-shm', 'audit-anchor.json'])
+    rmSync(join(big.data, f), { force: true });
   const c = await serve(big.data, port);
   cold.push(c.seconds);
   cpu.cold.push(c.cpu);
