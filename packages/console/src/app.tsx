@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { currentSession, type Session, signOut, useCsrf } from './api.js';
 import { ErrorNote } from './components.js';
+import { href, readRoute } from './route.js';
 import { AuditView } from './views/audit.js';
 import { FindingsView } from './views/findings.js';
 import { GovernanceView } from './views/governance.js';
@@ -23,23 +24,6 @@ const VIEWS = [
   { path: 'policy', label: 'Policy', view: PolicyView },
   { path: 'audit', label: 'Audit', view: AuditView },
 ] as const;
-
-export interface Route {
-  path: string;
-  params: URLSearchParams;
-}
-
-const readRoute = (): Route => {
-  const h = location.hash.replace(/^#\/?/, '');
-  const [path = '', q = ''] = h.split('?', 2);
-  return { path, params: new URLSearchParams(q) };
-};
-
-/** `#/trace?jti=…`: a link within the console. */
-export const href = (path: string, params: Record<string, string> = {}): string => {
-  const q = new URLSearchParams(params).toString();
-  return `#/${path}${q ? `?${q}` : ''}`;
-};
 
 export function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);

@@ -1,6 +1,5 @@
 import { useState } from 'preact/hooks';
 import { admin, api, query } from '../api.js';
-import { href } from '../app.js';
 import {
   ActionButton,
   Badge,
@@ -13,6 +12,7 @@ import {
   useResource,
   when,
 } from '../components.js';
+import { href } from '../route.js';
 
 interface Finding {
   id: string;

@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { href } from '../app.js';
 import { TimeChart } from '../chart.js';
 import { Badge, ErrorNote, POLL_MS, Section, Table, useResource, when } from '../components.js';
+import { href } from '../route.js';
 
 /** While the live stream is open, the whole overview is asked for this rarely; counts arrive as they happen. */
 const LIVE_POLL_MS = 30_000;

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { admin, api, query } from '../api.js';
-import { href, type Route } from '../app.js';
 import { ActionButton, Badge, ErrorNote, POLL_MS, Section, Table, useResource, when } from '../components.js';
+import { href, type Route } from '../route.js';
 
 interface Task {
   id: string;

@@ -1,7 +1,5 @@
 import { useState } from 'preact/hooks';
 import { admin, api, query } from '../api.js';
-import type { Route } from '../app.js';
-import { href } from '../app.js';
 import {
   ActionButton,
   Badge,
@@ -14,6 +12,8 @@ import {
   when,
   whenSeconds,
 } from '../components.js';
+import type { Route } from '../route.js';
+import { href } from '../route.js';
 
 /** `GET /admin/v1/audit/trace/{jti}`. */
 interface Trace {

@@ -1,6 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
 import { admin, api } from '../api.js';
-import { href } from '../app.js';
 import { TimeChart } from '../chart.js';
 import {
   ActionButton,
@@ -12,6 +11,7 @@ import {
   Table,
   useResource,
 } from '../components.js';
+import { href } from '../route.js';
 
 interface Workload {
   id: string;
