@@ -19,13 +19,13 @@ import { sightCertificate } from '../request/client-certificate.js';
 import { parseForm } from '../request/form.js';
 import { info } from '../request/info.js';
 import { registerScimRoutes } from '../scim/routes.js';
+import { isAuditedRefusal, sendError } from '../send-error.js';
 import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { registerVendorKeyRoutes } from '../vendor/routes.js';
 import { OPENAPI_PATH, openApiDocument, recordRoutes } from './openapi.js';
 import { registerProbeRoutes } from './probes.js';
-import { isAuditedRefusal, sendError } from './send-error.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 

@@ -1,9 +1,9 @@
 import { POLICY_BUNDLE_KEYS_PATH } from '@writ/sdk/wire';
 import type { FastifyInstance } from 'fastify';
 import { Paths, type WritContext } from '../context.js';
-import { isAuditedRefusal, sendError } from '../http/send-error.js';
 import { formBody } from '../request/form.js';
 import { info } from '../request/info.js';
+import { isAuditedRefusal, sendError } from '../send-error.js';
 import { handleIntrospection } from './introspection.js';
 import { handleRevocation } from './revocation-endpoint.js';
 import { handleTokenRequest } from './token-endpoint.js';

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
-import { AUDITED } from '../audit/refusal.js';
-import { OAuthError } from '../errors.js';
+import { AUDITED } from './audit/refusal.js';
+import { OAuthError } from './errors.js';
 
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
