@@ -265,6 +265,34 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     assert.ok(refused.some((e) => e.data['reason'] === 'vendor_key_exception_missing'));
   });
 
+  // Before the rotation test: it moves the server's clock 62 s past real time, and the CLI's DPoP
+  // proofs carry real time (refused past dpop.iat_window).
+  it('writ scan names a leaked copy of a vendor key Writ holds, by hash, without printing it', async () => {
+    // A key of a shape the secret rules know (a GitHub token the proxy injects for a CI vendor).
+    const github = `ghp_${'k3Q9'.repeat(9)}`;
+    const added = await w.h.admin('POST', '/vendor-keys', {
+      name: 'github',
+      secret: github,
+      proxies: [PROXY],
+    });
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    const leaked = join(dir, 'leaked.env');
+    writeFileSync(leaked, `GITHUB_TOKEN=${github}\nOTHER_TOKEN=ghp_${'Zx81'.repeat(9)}\n`);
+    w.clock.set(Math.max(w.clock.now(), Date.now()));
+    const r = await cli(['scan', '--format', 'json', leaked]);
+    assert.equal(r.code, 1, `scan: exit ${r.code}, stderr: ${r.stderr}`);
+    const found = JSON.parse(r.stdout) as { findings: { type: string; line: number; ours?: string }[] };
+    assert.deepEqual(
+      found.findings.filter((f) => f.type === 'secret').map((f) => [f.line, f.ours]),
+      [
+        [1, 'vendor key github (v1)'],
+        [2, undefined],
+      ],
+      r.stdout,
+    );
+    assert.ok(!r.stdout.includes(github), 'the scan does not print the key it found');
+  });
+
   it('a rotation with overlap keeps requests succeeding; after it the old key is never sent', async () => {
     accepted.add(KEY_2);
     const r = await cli([
@@ -294,31 +322,6 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     answers.push(JSON.stringify(shown.body));
     assert.equal(shown.body['version'], 2);
     assert.deepEqual(shown.body['overlapping'], [], 'the replaced version is gone after its overlap');
-  });
-
-  it('writ scan names a leaked copy of a vendor key Writ holds, by hash, without printing it', async () => {
-    // A key of a shape the secret rules know (a GitHub token the proxy injects for a CI vendor).
-    const github = `ghp_${'k3Q9'.repeat(9)}`;
-    const added = await w.h.admin('POST', '/vendor-keys', {
-      name: 'github',
-      secret: github,
-      proxies: [PROXY],
-    });
-    assert.equal(added.status, 201, JSON.stringify(added.body));
-    const leaked = join(dir, 'leaked.env');
-    writeFileSync(leaked, `GITHUB_TOKEN=${github}\nOTHER_TOKEN=ghp_${'Zx81'.repeat(9)}\n`);
-    w.clock.set(Math.max(w.clock.now(), Date.now()));
-    const r = await cli(['scan', '--format', 'json', leaked]);
-    const found = JSON.parse(r.stdout) as { findings: { type: string; line: number; ours?: string }[] };
-    assert.deepEqual(
-      found.findings.filter((f) => f.type === 'secret').map((f) => [f.line, f.ours]),
-      [
-        [1, 'vendor key github (v1)'],
-        [2, undefined],
-      ],
-      r.stdout,
-    );
-    assert.ok(!r.stdout.includes(github), 'the scan does not print the key it found');
   });
 
   it('a rotation shorter than one lease is refused with what would pass', async () => {
