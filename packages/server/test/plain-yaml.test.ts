@@ -101,6 +101,12 @@ describe('the plain-YAML reader', () => {
     assert.ok(taken >= 20, `took ${taken} of ${files.length}`);
   });
 
+  it('trims only spaces: no-break spaces, form feeds and line separators stay in the scalar', () => {
+    for (const text of ['a: x\u00a0\n', 'a: x\f\n', 'a: [x\u3000, y]\n', 'a: x\u2028\n', '\u00a0a: 1\n'])
+      same(text);
+    assert.deepEqual(parsePlainYaml('a: x\u00a0\nb: [\u3000y]\n'), [{ a: 'x\u00a0', b: ['\u3000y'] }]);
+  });
+
   it('agrees with the library on many generated documents', () => {
     const scalars = [
       'x',
@@ -170,6 +176,15 @@ describe('the plain-YAML reader', () => {
       '+',
       '.',
       '-.5',
+      // White space other than spaces is part of a YAML scalar, not trimmed as JavaScript's trim does.
+      'x\u00a0',
+      '\u00a0x',
+      'x\f',
+      '\vx',
+      '\u3000',
+      'x\u2028',
+      '\ufeffx',
+      '-\u00a0',
     ];
     let seed = 7;
     const next = (n: number) => {

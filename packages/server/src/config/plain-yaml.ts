@@ -15,9 +15,10 @@ export function parsePlainYaml(text: string): unknown[] | undefined {
   if (text.includes('\t') || text.includes('\r') || text.charCodeAt(0) === 0xfeff) return undefined;
   const lines: Array<{ indent: number; text: string }> = [];
   for (const raw of text.split('\n')) {
-    const content = raw.trimEnd();
-    const start = content.length - content.trimStart().length;
-    const body = content.slice(start);
+    // Only spaces count as white space: JavaScript's trim also takes no-break spaces, form feeds, line
+    // separators..., which the library keeps in a scalar.
+    const start = /^ */.exec(raw)![0].length;
+    const body = trimSpaces(raw.slice(start));
     if (body === '' || body.startsWith('#')) continue;
     if (/^(---|\.\.\.|%)/.test(body)) return undefined;
     lines.push({ indent: start, text: body });
@@ -50,7 +51,7 @@ function block(
     while (at.i < lines.length && lines[at.i]!.indent === indent) {
       const line = lines[at.i]!;
       if (!line.text.startsWith('- ')) break;
-      const item = inline(line.text.slice(2).trim());
+      const item = inline(line.text.slice(2));
       if (item === NOT_PLAIN) return NOT_PLAIN;
       seq.push(item);
       at.i++;
@@ -94,7 +95,7 @@ const NON_STRING_KEY = /^(?:~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE|\.(?:inf|
 
 /** A value on one line: a flow collection, a quoted scalar without escapes, or a plain scalar. */
 function inline(text: string): Value {
-  const t = text.trim();
+  const t = trimSpaces(text);
   if (t.startsWith('[')) {
     if (!t.endsWith(']')) return NOT_PLAIN;
     const inner = t.slice(1, -1);
@@ -122,7 +123,7 @@ function inline(text: string): Value {
       if (!m) return NOT_PLAIN;
       const key = m[1]!;
       if (key === '__proto__' || Object.hasOwn(out, key) || NON_STRING_KEY.test(key)) return NOT_PLAIN;
-      const v = plain(m[2]!.trim(), true);
+      const v = plain(trimSpaces(m[2]!), true);
       if (v === NOT_PLAIN) return NOT_PLAIN;
       out[key] = v;
     }
@@ -143,10 +144,19 @@ function inline(text: string): Value {
 
 /** The items of a flow collection's inside, trimmed; a trailing comma allowed, an empty item not. */
 function flowItems(inner: string): string[] | undefined {
-  if (inner.trim() === '') return [];
-  const items = inner.split(',').map((s) => s.trim());
+  if (trimSpaces(inner) === '') return [];
+  const items = inner.split(',').map(trimSpaces);
   if (items.at(-1) === '') items.pop();
   return items.some((s) => s === '') ? undefined : items;
+}
+
+/** `s` without its leading and trailing spaces (and nothing else). */
+function trimSpaces(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && s.charCodeAt(a) === 32) a++;
+  while (b > a && s.charCodeAt(b - 1) === 32) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
 /** A plain scalar, resolved as the YAML 1.2 core schema does; NOT_PLAIN when it might be more. */
