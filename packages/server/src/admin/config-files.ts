@@ -53,6 +53,18 @@ export async function appliedFileDigests(
   return out;
 }
 
+/** The record a changed file leaves once applied. */
+export function appliedRecord(f: ChangedFile): AppliedConfigFile {
+  return {
+    path: f.path,
+    digest: f.digest,
+    refs: f.refs,
+    documents: f.documents,
+    // A file naming others is read every time (see readConfigDir): no stamp kept.
+    ...(f.stamp !== undefined && f.refs.length === 0 ? { stamp: f.stamp } : {}),
+  };
+}
+
 /**
  * The whole config a change makes: the applied files it does not touch, and the changed ones. Refused
  * (`config_changed`) when a file the change names is no longer what the CLI compared it with.
@@ -76,16 +88,7 @@ export async function mergeChangedFiles(
     );
   const next = new Map<string, AppliedConfigFile>(applied);
   for (const f of removed) next.delete(f.path);
-  const put = changed.map(
-    (f): AppliedConfigFile => ({
-      path: f.path,
-      digest: f.digest,
-      refs: f.refs,
-      documents: f.documents,
-      // A file naming others is read every time (see readConfigDir): no stamp kept.
-      ...(f.stamp !== undefined && f.refs.length === 0 ? { stamp: f.stamp } : {}),
-    }),
-  );
+  const put = changed.map(appliedRecord);
   for (const f of put) next.set(f.path, f);
   const documents: RawDocument[] = [];
   for (const f of next.values())

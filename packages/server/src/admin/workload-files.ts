@@ -10,9 +10,9 @@ import type { WritContext } from '../context.js';
 import { ConfigError } from '../errors.js';
 import type { CredentialException } from '../governance/exception.js';
 import type { Workload, WorkloadRecord } from '../registry/workload.js';
-import type { AppliedConfigFile, ConfigFileStamp } from '../store/config-file-rows.js';
+import type { ConfigFileStamp } from '../store/config-file-rows.js';
 import { covers } from '../templates/workload-template.js';
-import type { ChangedFile, RemovedFile } from './config-files.js';
+import { appliedRecord, type ChangedFile, type RemovedFile } from './config-files.js';
 import { REFRESH_WORKLOADS_MAX } from './operations.js';
 
 /** A change of workload files, validated against the stored config: what to commit. */
@@ -122,19 +122,10 @@ export async function planWorkloadFiles(
     return undefined;
   // In the whole path's order: additions and changes as the directory lists them, then removals.
   changes.sort((a, b) => Number(a.op === 'remove') - Number(b.op === 'remove'));
-  const put = changed.map(
-    (f): AppliedConfigFile => ({
-      path: f.path,
-      digest: f.digest,
-      refs: f.refs,
-      documents: f.documents,
-      ...(f.stamp !== undefined && f.refs.length === 0 ? { stamp: f.stamp } : {}),
-    }),
-  );
   return {
     bundle: { ...EMPTY_BUNDLE, workloads: [...next.values()] },
     changes,
-    files: { put, remove: removed.map((f) => f.path), stamps: [...stamps] },
+    files: { put: changed.map(appliedRecord), remove: removed.map((f) => f.path), stamps: [...stamps] },
   };
 }
 
