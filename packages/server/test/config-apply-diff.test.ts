@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EventType } from '@writ/sdk/wire';
@@ -94,6 +94,41 @@ describe('writ apply of a change sends and applies only the files that changed',
     assert.match((await apply()).out, /no changes/);
   });
 
+  it("the applied files and a change are the operators': a workload's token or none is refused", async () => {
+    const before = await recorded();
+    const issued = await h.requestToken();
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const token = String(issued.body['access_token']);
+    const path = fileOf(OTHER_WORKLOAD);
+    const doc = JSON.parse(readFileSync(join(dir, path), 'utf8')) as Record<string, unknown>;
+    const change = {
+      files: [
+        {
+          path,
+          was: before.get(path),
+          digest: 'a-workload-wrote-this',
+          refs: [],
+          documents: [{ kind: 'workload', index: 0, doc: { ...doc, owner: 'team-intruder' } }],
+        },
+      ],
+    };
+    for (const authorization of [`Bearer ${token}`, `DPoP ${token}`, undefined]) {
+      const headers = authorization ? { authorization } : {};
+      const listed = await h.writ.app.inject({ method: 'GET', url: '/admin/v1/config/files', headers });
+      assert.equal(listed.statusCode, 401, listed.body);
+      assert.doesNotMatch(listed.body, /workloads\//);
+      const sent = await h.writ.app.inject({
+        method: 'POST',
+        url: '/admin/v1/config',
+        headers: { ...headers, 'content-type': 'application/json' },
+        payload: JSON.stringify(change),
+      });
+      assert.equal(sent.statusCode, 401, sent.body);
+    }
+    assert.deepEqual(await recorded(), before);
+    assert.notEqual((await h.store.getWorkload(OTHER_WORKLOAD))?.owner, 'team-intruder');
+  });
+
   it('a workload file deleted: the workload is removed and its tokens revoked, as by a whole apply', async () => {
     const issued = await h.requestToken();
     assert.equal(issued.status, 200, JSON.stringify(issued.body));
@@ -131,6 +166,60 @@ describe('writ apply of a change sends and applies only the files that changed',
     assert.deepEqual((await h.store.getWorkload(OTHER_WORKLOAD))?.classes, ['billing-write']);
     writeFileSync(file, good);
     assert.match((await apply()).out, /no changes/);
+  });
+
+  // A change of workload files alone is planned against the stored config (admin/workload-files.ts);
+  // what it cannot check there sends it down the whole path, which refuses as a whole apply would.
+  it('a workload change that breaks a governance rule is refused as by a whole apply', async () => {
+    const governance = join(dir, 'governance.yaml');
+    writeFileSync(
+      governance,
+      JSON.stringify({ rules: [{ id: 'owned', check: 'workload.owner', environments: ['audited'] }] }),
+    );
+    assert.equal((await apply()).code, 0);
+    const before = await recorded();
+    const file = join(dir, fileOf(OTHER_WORKLOAD));
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(
+      file,
+      JSON.stringify({ ...JSON.parse(good), environment: 'audited', owner: 'nobody-known' }),
+    );
+    const r = await apply();
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /governance rule owned refuses .*workloads[/\\]\d+\.json: owner: /);
+    assert.deepEqual(await recorded(), before);
+    assert.equal((await h.store.getWorkload(OTHER_WORKLOAD))?.environment, 'prod');
+    writeFileSync(file, good);
+    rmSync(governance);
+    assert.equal((await apply()).code, 0);
+  });
+
+  it('a workload file removed while an exception names its workload is refused as by a whole apply', async () => {
+    const exception = join(dir, 'exceptions', 'names-other.json');
+    mkdirSync(join(dir, 'exceptions'), { recursive: true });
+    writeFileSync(
+      exception,
+      JSON.stringify({
+        id: 'names-other',
+        covers: { kind: 'legacy_client_secret', class: 'billing-write', workloads: [OTHER_WORKLOAD] },
+        owner: 'team-billing',
+        justification: 'a test of the workload-only path',
+        expires: '2099-01-01',
+      }),
+    );
+    assert.equal((await apply()).code, 0);
+    const before = await recorded();
+    const file = join(dir, fileOf(OTHER_WORKLOAD));
+    const good = readFileSync(file, 'utf8');
+    rmSync(file);
+    const r = await apply();
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, new RegExp(`covers\\.workloads\\.0: unknown workload "${OTHER_WORKLOAD}"`));
+    assert.deepEqual(await recorded(), before);
+    assert.ok(await h.store.getWorkload(OTHER_WORKLOAD));
+    writeFileSync(file, good);
+    rmSync(exception);
+    assert.equal((await apply()).code, 0);
   });
 
   it('a change against files that changed since it compared them is refused (config_changed), and audited', async () => {
