@@ -93,4 +93,27 @@ describe('admin API: policy versions and their sources', () => {
       assert.ok(!res.body.includes('permit('), 'no policy text without authentication');
     }
   });
+
+  it("refuses a workload's access token: the versions are the operators' only", async () => {
+    const issued = await h.requestToken();
+    assert.equal(issued.status, 200, JSON.stringify(issued.body));
+    const token = String(issued.body['access_token']);
+    for (const url of ['/admin/v1/policy/versions', `/admin/v1/policy/versions/${second}`]) {
+      const { reply, event } = await expectRefusal(
+        h,
+        async () => {
+          const res = await h.writ.app.inject({
+            method: 'GET',
+            url,
+            headers: { authorization: `Bearer ${token}` },
+          });
+          return { status: res.statusCode, body: res.json(), headers: res.headers };
+        },
+        { status: 401, error: 'invalid_token', event: 'admin.refused' },
+      );
+      assert.ok(!JSON.stringify(reply.body).includes('permit('), 'no policy text for a workload');
+      assert.equal(event.actor, 'anonymous', 'a workload token proves no operator');
+      assert.ok(!JSON.stringify(event).includes(token), 'the token is not audited');
+    }
+  });
 });
