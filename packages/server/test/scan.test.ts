@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { jwkThumbprint } from '@writ/sdk/jose';
+import { importPublicJwk, jwkThumbprint } from '@writ/sdk/jose';
 import AjvDraft04 from 'ajv-draft-04';
 import ajvFormats from 'ajv-formats';
 import { HeldSecrets } from '../src/scan/held-secrets.js';
@@ -28,14 +28,25 @@ const rand = (n: number, set = ALNUM) => Array.from(randomBytes(n), (b) => set[b
 const DIGITS = '0123456789';
 const HEX = '0123456789abcdef';
 
-/** A token in Writ's exact shape (typ, kid writ-<thumbprint>, alg), signed by a key that is not the server's. */
-function foreignToken(claims: Record<string, unknown>, kid?: string): string {
+/** A new P-256 key that signs tokens in Writ's exact shape (typ, kid writ-<thumbprint>, alg). */
+function writShapedSigner(kid?: string) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const k = kid ?? `writ-${jwkThumbprint(publicKey.export({ format: 'jwk' }) as Record<string, unknown>)}`;
+  const jwk = publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+  const k = kid ?? `writ-${jwkThumbprint(jwk)}`;
   const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const input = `${b64({ typ: 'at+jwt', kid: k, alg: 'ES256' })}.${b64(claims)}`;
-  return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  return {
+    /** The public key, as a verifier imports it from a JWKS. */
+    key: importPublicJwk({ ...jwk, kid: k, alg: 'ES256' }),
+    sign(claims: Record<string, unknown>): string {
+      const input = `${b64({ typ: 'at+jwt', kid: k, alg: 'ES256' })}.${b64(claims)}`;
+      return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    },
+  };
 }
+
+/** A token in Writ's exact shape, signed by a key that is not the server's. */
+const foreignToken = (claims: Record<string, unknown>, kid?: string): string =>
+  writShapedSigner(kid).sign(claims);
 
 const percentEncoded = (s: string) =>
   Array.from(s, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`).join('');
@@ -370,6 +381,20 @@ describe('writ scan: a git history with 40 planted Writ tokens, 40 vendor secret
     // The validator can fail: a result without a message is refused.
     delete sarif.runs[0]!.results[0]!['message'];
     assert.equal(validate(sarif), false);
+    // No token or secret in SARIF either (code hosts store and show it).
+    for (const p of planted) assert.ok(!r.stdout.includes(p.token.slice(-30)));
+    for (const v of vendors) assert.ok(!r.stdout.includes(v.secret.slice(-12)));
+    assert.ok(!r.stdout.includes(LEGACY_SECRET));
+  });
+
+  it('the table names every finding and prints no token or secret', async () => {
+    const r = await runScan(['--git', repo]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, new RegExp(`^${40 + vendorSites.length + 2} finding\\(s\\) in `, 'm'));
+    for (const p of planted) assert.ok(!r.stdout.includes(p.token.slice(-30)));
+    for (const v of vendors) assert.ok(!r.stdout.includes(v.secret.slice(-12)));
+    assert.ok(!r.stdout.includes(LEGACY_SECRET));
+    assert.ok(!r.stderr.includes(planted[0]!.token.slice(-30)));
   });
 
   it('--revoke revokes exactly the live tokens, each once, and records them as leak findings', async () => {
@@ -542,6 +567,71 @@ describe('writ scan: text as read', () => {
     assert.deepEqual(
       findings.map((f) => [f.path, f.line, f.column, f.rule, f.fingerprint]),
       [...expected('ascii.txt'), ...expected('utf8.txt')],
+    );
+  });
+});
+
+describe('writ scan: Writ tokens classified in batches', () => {
+  it('each finding keeps its own file, line and class across batches, a token seen in two files included', async () => {
+    const ours = writShapedSigner();
+    const other = writShapedSigner();
+    const exp = Math.floor(Date.now() / 1000) + 300;
+    // 5 files of 40 tokens each (200: past three batches of 64): ours, another key's, ours cut short.
+    const planted: Array<{ path: string; line: number; token: string; status: string; jti?: string }> = [];
+    const files: Array<{ path: string; lines: string[] }> = [];
+    for (let f = 0; f < 5; f++) {
+      const path = `logs/run-${f}.log`;
+      const lines = [`run ${f}`];
+      for (let i = 0; i < 40; i++) {
+        const jti = `f${f}-t${i}`;
+        const kind = i % 3;
+        const signed = (kind === 1 ? other : ours).sign({
+          iss: 'https://writ.test',
+          sub: `w-${f}`,
+          jti,
+          exp,
+        });
+        const token = kind === 2 ? signed.slice(0, -20) : signed;
+        lines.push(`${i} Authorization: Bearer ${token}`);
+        planted.push({
+          path,
+          line: lines.length,
+          token,
+          status: ['confirmed', 'candidate', 'truncated'][kind]!,
+          // A truncated token's jti is read unverified from what is left; a candidate's is not read.
+          ...(kind !== 1 ? { jti } : {}),
+        });
+      }
+      files.push({ path, lines });
+    }
+    // The first file's first token pasted again in the last file: classified once, found at both places.
+    const again = planted[0]!;
+    files[4]!.lines.push(`again ${again.token}`);
+    planted.push({ ...again, path: files[4]!.path, line: files[4]!.lines.length });
+    const skipped: SkipCounter = { tooLarge: 0, binary: 0, unreadable: 0 };
+    async function* inputs() {
+      for (const f of files)
+        yield { where: { path: f.path }, data: Buffer.from(`${f.lines.join('\n')}\n`), firstLine: 1 };
+    }
+    const { findings, stats } = await scan(
+      inputs(),
+      {
+        keys: [ours.key],
+        held: await HeldSecrets.load([]),
+        revoke: false,
+        secrets: false,
+        nowMs: Date.now(),
+      },
+      skipped,
+    );
+    assert.equal(stats.findings, planted.length);
+    assert.deepEqual(
+      findings.map((f) => [f.path, f.line, f.status, f.jti, f.fingerprint]),
+      planted.map((p) => [p.path, p.line, p.status, p.jti, fp(p.token)]),
+    );
+    assert.ok(
+      findings.every((f) => f.preview.length < 20),
+      'a preview, never the token',
     );
   });
 });
