@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fakeClock } from '../src/clock.js';
-import type { RawDocument } from '../src/config/config-dir.js';
-import { freePort, type Harness, startHarness, testKey } from './helpers/harness.js';
+import { OIDC_CLIENT_ID, operatorDoc, personDoc, startOidcHarness } from './helpers/console-oidc.js';
+import { freePort, type Harness } from './helpers/harness.js';
 
 // The ID token checks of the console's OpenID Connect callback (docs/console.md, "OpenID Connect"): a
 // stand-in identity provider (node:http: discovery, JWKS, token endpoint) hands back an ID token the test
@@ -16,7 +13,7 @@ import { freePort, type Harness, startHarness, testKey } from './helpers/harness
 // hold, unsigned, with a wrong or missing nonce, a wrong or missing audience, another issuer, or expired
 // by Writ's clock is refused at the callback: 401 invalid_grant (reason oidc_token), audited, no session.
 
-const CLIENT_ID = 'writ-console';
+const CLIENT_ID = OIDC_CLIENT_ID;
 const KID = 'idp-1';
 
 type Claims = Record<string, unknown>;
@@ -151,33 +148,13 @@ describe('console sign-in with OpenID Connect: the ID token checks', () => {
 
   before(async () => {
     const idpPort = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'writ-oidc-id-token-'));
-    const secretFile = join(dir, 'client-secret');
-    const clientSecret = randomBytes(24).toString('base64url');
-    writeFileSync(secretFile, `${clientSecret}\n`);
-    const person: RawDocument = {
-      kind: 'people',
-      file: 'people/alice.yaml',
-      index: 0,
-      doc: { id: 'alice', name: 'ALICE', active: true },
-    };
-    const operator: RawDocument = {
-      kind: 'operator',
-      file: 'operators/alice.yaml',
-      index: 0,
-      doc: { name: 'alice', person: 'alice', jwks: { keys: [testKey().publicJwk] } },
-    };
-    h = await startHarness({
-      listen: true,
+    let clientSecret: string;
+    ({ h, clientSecret } = await startOidcHarness({
+      idpPort,
+      docs: [personDoc('alice'), operatorDoc('alice', 'alice')],
       clock,
-      settings: {
-        'console.oidc.issuer': `http://127.0.0.1:${idpPort}`,
-        'console.oidc.client_id': CLIENT_ID,
-        'console.oidc.client_secret_file': secretFile,
-        'audit.refusal_window': 1,
-      },
-      extraDocs: [person, operator],
-    });
+      settings: { 'audit.refusal_window': 1 },
+    }));
     idp = await startStandIn(idpPort, clientSecret, () => clock.now());
   });
   after(async () => {

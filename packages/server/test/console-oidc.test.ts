@@ -1,29 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RawDocument } from '../src/config/config-dir.js';
-import { freePort, type Harness, startHarness, testKey } from './helpers/harness.js';
+import { operatorDoc as operator, personDoc as person, startOidcHarness } from './helpers/console-oidc.js';
+import { freePort, type Harness, startHarness } from './helpers/harness.js';
 import { type IdentityProvider, type IdpUser, startIdentityProvider } from './helpers/identity-provider.js';
 
 // OpenID Connect sign-in to the console over real HTTP (docs/console.md, "OpenID Connect"): a real
 // identity provider (oidc-provider) on loopback, the code flow with PKCE driven by fetch with cookies as a
 // browser would, a session that calls the admin API; tampered, replayed and unmapped sign-ins refused.
-
-const person = (id: string, o: { email?: string; active?: boolean } = {}): RawDocument => ({
-  kind: 'people',
-  file: `people/${id}.yaml`,
-  index: 0,
-  doc: { id, name: id.toUpperCase(), active: o.active ?? true, ...(o.email ? { email: o.email } : {}) },
-});
-const operator = (name: string, personId: string): RawDocument => ({
-  kind: 'operator',
-  file: `operators/${name}.yaml`,
-  index: 0,
-  doc: { name, person: personId, jwks: { keys: [testKey().publicJwk] } },
-});
 
 /** Cookies per origin, as a browser keeps them (names are distinct enough here to ignore paths). */
 class CookieJar {
@@ -65,18 +48,10 @@ describe('console sign-in with OpenID Connect', () => {
 
   before(async () => {
     const idpPort = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'writ-oidc-'));
-    const secretFile = join(dir, 'client-secret');
-    const clientSecret = randomBytes(24).toString('base64url');
-    writeFileSync(secretFile, `${clientSecret}\n`);
-    h = await startHarness({
-      listen: true,
-      settings: {
-        'console.oidc.issuer': `http://127.0.0.1:${idpPort}`,
-        'console.oidc.client_id': 'writ-console',
-        'console.oidc.client_secret_file': secretFile,
-      },
-      extraDocs: [
+    let clientSecret: string;
+    ({ h, clientSecret } = await startOidcHarness({
+      idpPort,
+      docs: [
         person('alice', { email: 'alice@example.com' }),
         operator('alice', 'alice'),
         person('bob', { email: 'Bob@Example.com' }),
@@ -85,7 +60,7 @@ describe('console sign-in with OpenID Connect', () => {
         person('dave', { active: false }),
         operator('dave', 'dave'),
       ],
-    });
+    }));
     idp = await startIdentityProvider({
       redirectUri: `${h.issuer}/console/oidc/callback`,
       clientSecret,

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import Provider, { type OidcContext } from 'oidc-provider';
+import { OIDC_CLIENT_ID } from './console-oidc.js';
 import { freePort } from './harness.js';
 
 /** A user of the test's identity provider: the claims its ID tokens carry. */
@@ -38,7 +39,7 @@ export async function startIdentityProvider(o: {
   const { redirectUri, clientSecret } = o;
   const p = o.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${p}`;
-  const clientId = 'writ-console';
+  const clientId = OIDC_CLIENT_ID;
   const users = new Map<string, IdpUser>((o.pages?.users ?? []).map((u) => [u.sub, u]));
   const pages = o.pages !== undefined;
   let next: IdpUser | undefined;
