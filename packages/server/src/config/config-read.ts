@@ -253,16 +253,14 @@ function inlineJwksFile(
   where: string,
   note: (path: string, bytes: Buffer) => void,
 ): unknown {
-  if (typeof doc !== 'object' || doc === null || !('jwks_file' in doc)) return doc;
-  const { jwks_file: ref, ...rest } = doc as Record<string, unknown>;
-  if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, 'jwks_file', 'must be a path');
-  if ('jwks' in rest) throw new ConfigError(where, 'jwks_file', 'give either jwks or jwks_file, not both');
-  const path = resolve(dirname(file), ref);
-  const text = readConfigFile(root, path, { where, field: 'jwks_file' }, ref);
-  note(path, text);
+  const named = readNamedFile(root, doc, 'jwks_file', file, where, note, (rest) => {
+    if ('jwks' in rest) throw new ConfigError(where, 'jwks_file', 'give either jwks or jwks_file, not both');
+  });
+  if (!named) return doc;
+  const { ref, rest, bytes } = named;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text.toString('utf8'));
+    parsed = JSON.parse(bytes.toString('utf8'));
   } catch {
     parsed = undefined;
   }
@@ -280,16 +278,36 @@ function inlineCertificatesFile(
   where: string,
   note: (path: string, bytes: Buffer) => void,
 ): unknown {
-  if (typeof doc !== 'object' || doc === null || !('self_signed_certificates_file' in doc)) return doc;
-  const { self_signed_certificates_file: ref, ...rest } = doc as Record<string, unknown>;
-  const field = 'self_signed_certificates_file';
-  if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, field, 'must be a path');
-  const path = resolve(dirname(file), ref);
-  const bytes = readConfigFile(root, path, { where, field }, ref);
-  note(path, bytes);
+  const named = readNamedFile(root, doc, 'self_signed_certificates_file', file, where, note);
+  if (!named) return doc;
+  const { rest, bytes } = named;
   const pem = bytes.toString('utf8');
   const listed = Array.isArray(rest['self_signed_certificates']) ? rest['self_signed_certificates'] : [];
   return { ...rest, self_signed_certificates: [...listed, pem] };
+}
+
+/**
+ * The file a document names in `field` (a path relative to the document's file, inside the config
+ * directory), read and noted; the document's other fields as `rest`. Undefined when it names none.
+ * `check` sees `rest` before the file is read.
+ */
+function readNamedFile(
+  root: string,
+  doc: unknown,
+  field: string,
+  file: string,
+  where: string,
+  note: (path: string, bytes: Buffer) => void,
+  check?: (rest: Record<string, unknown>) => void,
+): { ref: string; rest: Record<string, unknown>; bytes: Buffer } | undefined {
+  if (typeof doc !== 'object' || doc === null || !(field in doc)) return undefined;
+  const { [field]: ref, ...rest } = doc as Record<string, unknown>;
+  if (typeof ref !== 'string' || ref === '') throw new ConfigError(where, field, 'must be a path');
+  check?.(rest);
+  const path = resolve(dirname(file), ref);
+  const bytes = readConfigFile(root, path, { where, field }, ref);
+  note(path, bytes);
+  return { ref, rest, bytes };
 }
 
 function readDocuments(root: string, file: string, shown: string): unknown[] {
