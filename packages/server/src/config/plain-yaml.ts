@@ -97,10 +97,7 @@ const NON_STRING_KEY = /^(?:~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE|\.(?:inf|
 function inline(text: string): Value {
   const t = trimSpaces(text);
   if (t.startsWith('[')) {
-    if (!t.endsWith(']')) return NOT_PLAIN;
-    const inner = t.slice(1, -1);
-    if (/[[\]{}"']/.test(inner)) return NOT_PLAIN;
-    const items = flowItems(inner);
+    const items = flowItems(t, ']');
     if (!items) return NOT_PLAIN;
     const out: unknown[] = [];
     for (const item of items) {
@@ -112,10 +109,7 @@ function inline(text: string): Value {
     return out;
   }
   if (t.startsWith('{')) {
-    if (!t.endsWith('}')) return NOT_PLAIN;
-    const inner = t.slice(1, -1);
-    if (/[[\]{}"']/.test(inner)) return NOT_PLAIN;
-    const items = flowItems(inner);
+    const items = flowItems(t, '}');
     if (!items) return NOT_PLAIN;
     const out: Record<string, unknown> = {};
     for (const item of items) {
@@ -142,8 +136,14 @@ function inline(text: string): Value {
   return plain(t, false);
 }
 
-/** The items of a flow collection's inside, trimmed; a trailing comma allowed, an empty item not. */
-function flowItems(inner: string): string[] | undefined {
+/**
+ * The items of flow collection `t` (`[...]` or `{...}`), trimmed; a trailing comma allowed. Undefined
+ * when it does not end on its line, holds a collection or a quote, or has an empty item.
+ */
+function flowItems(t: string, close: ']' | '}'): string[] | undefined {
+  if (!t.endsWith(close)) return undefined;
+  const inner = t.slice(1, -1);
+  if (/[[\]{}"']/.test(inner)) return undefined;
   if (trimSpaces(inner) === '') return [];
   const items = inner.split(',').map(trimSpaces);
   if (items.at(-1) === '') items.pop();
