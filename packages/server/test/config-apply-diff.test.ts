@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EventType } from '@writ/sdk/wire';
 import { type OperatorCli, operatorCli } from './helpers/cli.js';
-import { writeHarnessConfig } from './helpers/config-dir.js';
+import { workloadFileOf, writeHarnessConfig } from './helpers/config-dir.js';
 import { type Harness, OTHER_WORKLOAD, startHarness, WORKLOAD } from './helpers/harness.js';
 
 // `writ apply` asks the server which files it applied last (path and digest), reads only the files
@@ -15,12 +15,8 @@ describe('writ apply of a change sends and applies only the files that changed',
   let h: Harness;
   let writ: OperatorCli;
   let dir: string;
-  const files = new Map<string, string>();
-  const fileOf = (id: string) => {
-    const f = files.get(id);
-    if (!f) throw new Error(`no file holds ${id}`);
-    return f;
-  };
+  /** The file of the harness config directory holding workload `id`. */
+  let fileOf: (id: string) => string;
   const recorded = async () =>
     new Map((await h.store.listConfigFiles()).map((f) => [f.path, f.digest] as const));
   const apply = async (...flags: string[]) => {
@@ -31,11 +27,7 @@ describe('writ apply of a change sends and applies only the files that changed',
     h = await startHarness({ listen: true });
     writ = operatorCli(h);
     dir = writeHarnessConfig(h);
-    for (const f of readdirSync(join(dir, 'workloads')))
-      files.set(
-        (JSON.parse(readFileSync(join(dir, 'workloads', f), 'utf8')) as { id: string }).id,
-        `workloads/${f}`,
-      );
+    fileOf = workloadFileOf(dir);
   });
   after(() => h.close());
 

@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readConfigDir } from '../src/config/config-read.js';
 import { readStartupConfig } from '../src/config/startup-config.js';
 import { ConfigError } from '../src/errors.js';
-import { writeHarnessConfig } from './helpers/config-dir.js';
+import { workloadFileOf, writeHarnessConfig } from './helpers/config-dir.js';
 import { type Harness, OTHER_WORKLOAD, startHarness, WORKLOAD } from './helpers/harness.js';
 
 // `writ serve` applies its config directory at every start. The store records the files it applied
@@ -26,21 +17,12 @@ describe('start-up reads and applies only the config files that changed since th
   let h: Harness;
   let dir: string;
   /** The file of the harness config directory holding workload `id`. */
-  const files = new Map<string, string>();
-  const fileOf = (id: string) => {
-    const f = files.get(id);
-    if (!f) throw new Error(`no file holds ${id}`);
-    return f;
-  };
+  let fileOf: (id: string) => string;
   const startup = () => readStartupConfig(dir, h.settings, h.store, 'test-build');
   before(async () => {
     h = await startHarness();
     dir = writeHarnessConfig(h);
-    for (const f of readdirSync(join(dir, 'workloads')))
-      files.set(
-        (JSON.parse(readFileSync(join(dir, 'workloads', f), 'utf8')) as { id: string }).id,
-        `workloads/${f}`,
-      );
+    fileOf = workloadFileOf(dir);
   });
   after(() => h.close());
 

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RawDocument } from '../../src/config/config-dir.js';
 import { type Harness, harnessDocuments } from './harness.js';
@@ -42,4 +42,22 @@ export function writeHarnessConfig(
   const dir = join(h.dir, 'config');
   writeConfigDocuments(dir, harnessDocuments(h, extra));
   return dir;
+}
+
+/**
+ * The file of config directory `dir` that holds workload `id` (`workloads/N.json`, as
+ * writeConfigDocuments names them), from the files there now.
+ */
+export function workloadFileOf(dir: string): (id: string) => string {
+  const files = new Map<string, string>();
+  for (const f of readdirSync(join(dir, 'workloads')))
+    files.set(
+      (JSON.parse(readFileSync(join(dir, 'workloads', f), 'utf8')) as { id: string }).id,
+      `workloads/${f}`,
+    );
+  return (id) => {
+    const f = files.get(id);
+    if (!f) throw new Error(`no file holds ${id}`);
+    return f;
+  };
 }
