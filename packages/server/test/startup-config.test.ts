@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -138,6 +147,19 @@ describe('a config file with the stamp it was applied with is not read again', (
       const edited = readConfigDir(dir, applied, later());
       assert.equal(edited.parsed, 1, 'read and parsed');
       assert.notEqual(edited.files?.[0]?.digest, 'recorded-digest');
+      // Replaced by a rename (an editor's save, a checkout) with as many bytes and the stamped file's
+      // modification time: another inode, so read.
+      const stamped = new Map([
+        [record.path, { ...record, ...edited.files![0]!, digest: 'recorded-digest', documents: [] }],
+      ]);
+      assert.equal(readConfigDir(dir, stamped, later()).parsed, 0, 'the stamp now taken is the applied one');
+      const replacement = join(dir, 'replacement.tmp');
+      writeFileSync(replacement, 'id: spiffe://example.org/a\nowner: team-c\n');
+      utimesSync(replacement, statSync(file).mtime, statSync(file).mtime);
+      renameSync(replacement, file);
+      const renamed = readConfigDir(dir, stamped, later());
+      assert.equal(renamed.parsed, 1, 'a file replaced by rename is read');
+      assert.notEqual(renamed.files?.[0]?.digest, 'recorded-digest');
       // A file changed a moment ago is not stamped: within a tick of the file system's clock, it could
       // change again and keep its size and times.
       assert.equal(readConfigDir(dir, new Map(), Date.now()).files?.[0]?.stamp, undefined);
