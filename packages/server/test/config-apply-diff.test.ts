@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import type { Stats } from 'node:fs';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EventType } from '@writ/sdk/wire';
+import { changedFileBody, stampedFileBody } from '../src/admin/config-files.js';
+import { fileStamp } from '../src/config/config-files.js';
 import { type OperatorCli, operatorCli } from './helpers/cli.js';
 import { workloadFileOf, writeHarnessConfig } from './helpers/config-dir.js';
 import { type Harness, OTHER_WORKLOAD, startHarness, WORKLOAD } from './helpers/harness.js';
@@ -236,5 +239,26 @@ describe('writ apply of a change sends and applies only the files that changed',
     // Both forms at once, or neither: refused.
     const both = await h.admin('POST', '/config', { documents: [], files: [] });
     assert.equal(both.status, 400);
+  });
+});
+
+describe('the stamps writ apply sends', () => {
+  it('the server takes every stamp fileStamp writes: a time before 1970 is negative', () => {
+    const now = Date.now();
+    for (const [mtimeMs, ctimeMs] of [
+      [-43_200_000, now - 60_000],
+      [now - 60_000, now - 60_000],
+      [0.5, 1e-7],
+    ] as const) {
+      const stamp = fileStamp({ size: 42, mtimeMs, ctimeMs, ino: 2 ** 40 + 1 } as Stats, now);
+      assert.ok(stamp, 'stamped: changed long before now');
+      const digest = 'A'.repeat(43);
+      assert.ok(stampedFileBody.safeParse({ path: 'workloads/a.yaml', digest, stamp }).success, stamp);
+      const changed = { path: 'workloads/a.yaml', was: null, digest, stamp, refs: [], documents: [] };
+      assert.ok(changedFileBody.safeParse(changed).success, stamp);
+    }
+    // Still only numbers and their separators.
+    for (const stamp of ['1:2:3:x', '1 2', '', 'a'.repeat(101)])
+      assert.equal(stampedFileBody.safeParse({ path: 'a', digest: 'A', stamp }).success, false, stamp);
   });
 });

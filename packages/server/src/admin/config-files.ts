@@ -12,8 +12,11 @@ import type { Store } from '../store/store.js';
  */
 const digest = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const path = z.string().min(1).max(1024).regex(/^[^(]/, 'a path in the config directory');
-/** `fileStamp`: size, times and inode, as the CLI's `stat` saw them. */
-const stamp = z.string().regex(/^[0-9.:]{1,100}$/);
+/**
+ * `fileStamp`: size, times and inode, as the CLI's `stat` saw them: numbers as JavaScript writes them,
+ * so a time before 1970 is negative (and a very small or large one has an exponent).
+ */
+const stamp = z.string().regex(/^[0-9.:eE+-]{1,100}$/);
 export const changedFileBody = z
   .object({
     path,
