@@ -8,7 +8,11 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { AuditChainBrokenError } from '../src/audit/chain.js';
+import { verifyAuditChain } from '../src/audit/verify.js';
 import { StoreUnavailableError } from '../src/errors.js';
+import type { IssuanceWrite } from '../src/store/issuance-write.js';
+import { IssuanceBatcher, issuanceStatements } from '../src/store/postgres/issuance-batch.js';
 import { POSTGRES_MIGRATIONS } from '../src/store/postgres/migrations.js';
 import { migratePostgresStore, openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import type { Store } from '../src/store/store.js';
@@ -133,6 +137,60 @@ if (url === undefined || url === '') {
     it('refuses a schema name that is not a plain lower-case identifier', async () => {
       for (const schema of ['Writ', 'a"; DROP TABLE x; --', '', '1abc'])
         await assert.rejects(openPostgresStore(url, { schema }), /invalid PostgreSQL schema name/);
+    });
+
+    it('an issuance batch the database linked with a hash the node does not compute is refused', async () => {
+      const schema = freshSchema();
+      const store = await openPostgresStore(url, { schema, time: 'caller' });
+      const pool = new pg.Pool({ connectionString: url });
+      try {
+        // A database that hashes other bytes than the node sent (as a conversion of the text could): the
+        // same call, each event's body head changed on the way in.
+        const { batch } = issuanceStatements(`"${schema}"`, (p) => `${p}::bigint`);
+        const tampered = batch.replace('$25::text[]', "array(SELECT h || ' ' FROM unnest($25::text[]) AS h)");
+        assert.notEqual(tampered, batch);
+        (store as unknown as { batcher: IssuanceBatcher }).batcher = new IssuanceBatcher({
+          pool,
+          sql: { batch: tampered },
+          alone: () => Promise.reject(new Error('no issuance of this batch is refused')),
+          fail: (err) => err,
+        });
+        const now = 1_700_000_000_000;
+        const write: IssuanceWrite = {
+          consume: [{ scope: 'assertion:c', id: 'a-1', expiresAt: now + 60_000 }],
+          now,
+          token: {
+            jti: 'jti-1',
+            sub: 'spiffe://test/w',
+            clientId: 'spiffe://test/w',
+            cls: 'c',
+            aud: 'https://a.test',
+            scope: 's',
+            kid: 'k',
+            iat: now / 1000,
+            exp: now / 1000 + 300,
+            fingerprint: 'fp',
+          },
+          audit: {
+            ts: now,
+            type: 'token.issued',
+            outcome: 'success',
+            actor: 'spiffe://test/w',
+            jti: 'jti-1',
+            data: {},
+          },
+        };
+        await assert.rejects(
+          store.recordIssuance(write),
+          (err: unknown) => err instanceof AuditChainBrokenError && /does not compute/.test(err.message),
+        );
+        // The event the database wrote does not verify either: the break is found again from the store.
+        assert.equal((await verifyAuditChain(store)).ok, false);
+      } finally {
+        await pool.end();
+        await store.close();
+        await dropSchema(url, schema);
+      }
     });
 
     it('writ migrate, then two writ serve nodes on one database: one key set, the URL masked everywhere', () =>
