@@ -114,6 +114,21 @@ export function rateLimitConformanceCases(withStore: (fn: (t: Harness) => Promis
         );
       }));
 
+    it('a lease taken inside a transaction draws on the same bucket, with the same arithmetic', () =>
+      withStore(async ({ store }) => {
+        const inside = await store.transaction(async (tx) => [
+          await tx.leaseRate('client:tx', 1, 5, 3, NOW),
+          await tx.leaseRate('client:tx', 1, 5, 4, NOW),
+          await tx.leaseRate('client:tx-fresh', 2, 3, 10, NOW),
+        ]);
+        assert.deepEqual(inside, [
+          { granted: 3, wait: 0 },
+          { granted: 2, wait: 1 },
+          { granted: 3, wait: 1 },
+        ]);
+        assert.deepEqual(await store.leaseRate('client:tx', 1, 5, 1, NOW + 1000), { granted: 1, wait: 1 });
+      }));
+
     it('prune keeps a bucket a lease emptied until it has refilled', () =>
       withStore(async ({ store }) => {
         assert.equal((await store.leaseRate('client:p', 1, 4, 4, NOW)).granted, 4);

@@ -197,7 +197,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   });
   store.leaseBatcher = new RateLeaseBatcher({
     pool,
-    text: rateLeaseBatchStatement(sql.s, sharedTime(time).earlier('$4')),
+    text: sql.rateLease,
     fail: unavailable,
   });
   return store;
@@ -271,13 +271,6 @@ function sharedTime(time: 'database' | 'caller'): SharedTime {
 
 /** The fixed statements, with the schema and the clock spliced in once. */
 function statements(s: string, channel: string, time: SharedTime) {
-  /** The refill clock of the rate buckets: the caller's time `$4`, never ahead of the database's. */
-  const bucketNow = time.earlier('$4');
-  /** A bucket's level: what it held, refilled at `$2`/s since it was last touched, capped at `$3`. */
-  const BUCKET_LEVEL = `LEAST($3::float8, b.tokens + GREATEST(0, ${bucketNow} - b.at) * $2::float8 / 1000)`;
-  /** What a take of up to `$5` requests gets: as many whole ones as the bucket holds. */
-  const BUCKET_TAKE = `LEAST($5::float8, floor(${BUCKET_LEVEL}))`;
-  const FRESH_TAKE = 'LEAST($5::float8, floor($3::float8))';
   return {
     s,
     channel,
@@ -379,19 +372,10 @@ function statements(s: string, channel: string, time: SharedTime) {
     probeWrite: `INSERT INTO ${s}.write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at`,
     pruneTokens: `DELETE FROM ${s}.tokens WHERE exp <= $1`,
     pruneBuckets: `DELETE FROM ${s}.rate_buckets WHERE full_at <= ${time.earlier('$1')}`,
-    // One statement, so concurrent takes of every node queue on the bucket's row, not on write_head.
-    // `granted` stays written for a node of the previous release sharing the table during an upgrade.
-    rateLease: `INSERT INTO ${s}.rate_buckets AS b (key, tokens, at, full_at, granted, taken)
-      VALUES ($1, $3::float8 - ${FRESH_TAKE}, ${bucketNow},
-        ${bucketNow} + ceil(${FRESH_TAKE} * 1000 / $2::float8)::bigint, ${FRESH_TAKE} >= 1, ${FRESH_TAKE})
-      ON CONFLICT (key) DO UPDATE SET
-        tokens = ${BUCKET_LEVEL} - ${BUCKET_TAKE},
-        at = GREATEST(b.at, ${bucketNow}),
-        full_at = GREATEST(b.at, ${bucketNow})
-          + ceil(($3::float8 - ${BUCKET_LEVEL} + ${BUCKET_TAKE}) * 1000 / $2::float8)::bigint,
-        granted = ${BUCKET_TAKE} >= 1,
-        taken = ${BUCKET_TAKE}
-      RETURNING tokens, taken`,
+    // One statement, so concurrent takes of every node queue on the buckets' rows, not on write_head:
+    // the batched take (one key or many; the refill clock is the caller's time `$4`, never ahead of the
+    // database's). `granted` stays written for a node of the previous release during an upgrade.
+    rateLease: rateLeaseBatchStatement(s, time.earlier('$4')),
   };
 }
 type Statements = ReturnType<typeof statements>;
@@ -641,10 +625,11 @@ class PostgresStore implements Store {
         Math.max(1, Math.floor(want)),
         now,
       );
+    // In a transaction: the batched statement with one key.
     const r = (
       await this.#rows(
         this.#sql.rateLease,
-        [key, ratePerSecond, Math.max(1, burst), now, Math.max(1, Math.floor(want))],
+        [[key], ratePerSecond, Math.max(1, burst), now, [Math.max(1, Math.floor(want))]],
         true,
       )
     )[0]!;

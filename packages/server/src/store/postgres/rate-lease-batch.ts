@@ -15,10 +15,11 @@ interface Take {
 }
 
 /**
- * The statement of a batch of takes from the shared rate buckets, all with one rate (`$2`/s), one burst
- * (`$3`) and one clock (`$4`): keys `$1`, how many each wants `$5`. The same arithmetic as the single
- * take (`rateLease` in postgres-store.ts); a conflicting row learns what its take wants from the row it
- * would have inserted (`excluded.taken`: the want, capped at the burst, which caps any take anyway).
+ * The statement of a batch of takes from the shared rate buckets (one key or many), all with one rate
+ * (`$2`/s), one burst (`$3`) and one clock (`$4`): keys `$1`, how many each wants `$5`. A bucket's level
+ * is what it held, refilled at `$2`/s since it was last touched, capped at `$3`; a take gets as many
+ * whole ones as the level holds. A conflicting row learns what its take wants from the row it would
+ * have inserted (`excluded.taken`: the want, capped at the burst, which caps any take anyway).
  * Rows are written in key order, so two nodes' batches over the same buckets cannot deadlock.
  */
 export function rateLeaseBatchStatement(s: string, bucketNow: string): string {
