@@ -27,6 +27,13 @@ if (files.length === 0) {
 }
 const filter = process.argv[2];
 const selected = filter ? files.filter((f) => f.includes(filter)) : files;
+// `node --test` with no file runs every test it can find, so a filter that names nothing is an error.
+if (selected.length === 0) {
+  console.error(
+    `no test file path contains "${filter}": nothing run (e.g. \`node scripts/run-tests.mjs store-sqlite\`)`,
+  );
+  process.exit(1);
+}
 // A test that hangs fails after this long, naming itself, instead of holding CI until its deadline.
 const TEST_TIMEOUT_MS = 300_000;
 // Node's reporter, plus skipped suites in its count and every skip written down for the summary.
