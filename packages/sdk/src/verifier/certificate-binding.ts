@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
-import { RequestRefusal } from './request.js';
+import { RequestRefusal } from './request-refusal.js';
 
 /**
  * The client certificate of the request a resource server verifies (RFC 8705 §3): the peer

@@ -1,8 +1,11 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import { seconds } from '../clock.js';
-import type { WritContext } from '../context.js';
 import { OAuthError } from '../errors.js';
+import type { KeyManager } from '../keys/key-manager.js';
+import type { Metrics } from '../metrics.js';
 import { type PushOutcome, postToTarget } from '../ssf/push.js';
-import { checkTargetAddresses, type TargetNames } from '../ssf/push-target.js';
+import { checkTargetAddresses, type PushContext, type TargetNames } from '../ssf/push-target.js';
 import type { Finding } from './finding.js';
 
 /** The `typ` of a finding's JWS: no access-token verifier takes it (they ask for `at+jwt`). */
@@ -12,6 +15,9 @@ export const FINDING_MEDIA_TYPE = 'application/jose';
 
 /** Findings waiting to be sent; past it the oldest is dropped (and counted). */
 const QUEUE_LIMIT = 1000;
+
+/** What of the server's context the webhook needs: the push rules, its signing keys, time, logs and counts. */
+type WebhookContext = PushContext & { keys: KeyManager; clock: Clock; logger: Logger; metrics: Metrics };
 
 const NAMES: TargetNames = { field: 'detection.webhook_url', what: 'webhook targets' };
 
@@ -76,16 +82,13 @@ interface Delivery {
  * are (`checkTargetAddresses`), and the connection goes to the address judged.
  */
 export class FindingWebhook {
-  readonly #ctx: Pick<WritContext, 'settings' | 'resolveHost' | 'keys' | 'clock' | 'logger' | 'metrics'>;
+  readonly #ctx: WebhookContext;
   readonly #url: URL;
   readonly #queue: Delivery[] = [];
   #sending: Promise<void> | undefined;
   #closed = false;
 
-  constructor(
-    ctx: Pick<WritContext, 'settings' | 'resolveHost' | 'keys' | 'clock' | 'logger' | 'metrics'>,
-    url: string,
-  ) {
+  constructor(ctx: WebhookContext, url: string) {
     this.#ctx = ctx;
     this.#url = new URL(url);
   }

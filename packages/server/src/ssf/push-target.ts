@@ -1,8 +1,14 @@
-import type { WritContext } from '../context.js';
+import type { Settings } from '../config/settings.js';
 import { accessDenied, invalidRequest } from '../errors.js';
 import { effectiveAddress, inRange, parseIp, parseRange, specialPurpose } from '../net/ip-address.js';
-import type { ResolvedAddress } from '../net/resolver.js';
+import type { HostResolver, ResolvedAddress } from '../net/resolver.js';
 import type { OwnerKind } from './stream-record.js';
+
+/** What of the server's context reaching a push receiver needs: its allow-list and its resolver. */
+export interface PushContext {
+  settings: Settings;
+  resolveHost: HostResolver;
+}
 
 /**
  * Where Writ may POST a stream's SETs (and, by the same address rules, the findings webhook). A push
@@ -45,11 +51,7 @@ export function parsePushEndpoint(raw: string): URL {
  * to, its scheme. Throws the refusal (403 `push_origin`, 400 `endpoint_address` or `endpoint_url`),
  * naming what failed and what would pass.
  */
-export async function checkPushTarget(
-  ctx: Pick<WritContext, 'settings' | 'resolveHost'>,
-  url: URL,
-  owner: OwnerKind,
-): Promise<PushTarget> {
+export async function checkPushTarget(ctx: PushContext, url: URL, owner: OwnerKind): Promise<PushTarget> {
   const ssf = ctx.settings.ssf;
   if (owner === 'receiver' && !ssf.pushOrigins.includes(url.origin))
     throw accessDenied(
@@ -76,7 +78,7 @@ const PUSH_ENDPOINT: TargetNames = { field: 'delivery.endpoint_url', what: 'push
  * Returns the address to connect to; throws 400 `endpoint_address` or `endpoint_url`.
  */
 export async function checkTargetAddresses(
-  ctx: Pick<WritContext, 'settings' | 'resolveHost'>,
+  ctx: PushContext,
   url: URL,
   names: TargetNames,
 ): Promise<PushTarget> {
@@ -108,7 +110,7 @@ export async function checkTargetAddresses(
 }
 
 /** The addresses of `host`: itself for an address literal; otherwise the resolver's, within the push timeout. */
-async function resolve(ctx: Pick<WritContext, 'settings' | 'resolveHost'>, host: string, names: TargetNames) {
+async function resolve(ctx: PushContext, host: string, names: TargetNames) {
   const literal = parseIp(host);
   if (literal)
     return [{ address: host.replace(/^\[(.*)\]$/, '$1'), family: literal.family } satisfies ResolvedAddress];

@@ -1,11 +1,20 @@
-import { type RequestRefusal, safeDescription } from '../request.js';
-import type { DecideOptions } from './decide.js';
+import { type RequestRefusal, safeDescription } from '../request-refusal.js';
 
 /** An HTTP answer to a refused request, for any framework to send as it is. */
 export interface Refusal {
   status: number;
   headers: Record<string, string | string[]>;
   body: { error?: string; error_description: string };
+}
+
+/** What of the middleware's options shapes a refusal's challenges. */
+export interface ChallengeOptions {
+  /** Whether Bearer tokens are accepted (default true): a `Bearer` challenge is sent beside `DPoP`. */
+  bearer?: boolean;
+  /** Named in the challenge of an `insufficient_scope` refusal. */
+  scopes?: readonly string[];
+  realm?: string;
+  algs?: readonly string[];
 }
 
 export const DEFAULT_ALGS: readonly string[] = ['ES256', 'EdDSA', 'ES384', 'PS256'];
@@ -21,7 +30,7 @@ export const DEFAULT_ALGS: readonly string[] = ['ES256', 'EdDSA', 'ES384', 'PS25
 export function refusal(
   err: RequestRefusal | undefined,
   scheme: 'DPoP' | 'Bearer' | undefined,
-  o: DecideOptions,
+  o: ChallengeOptions,
 ): Refusal {
   const json = { 'content-type': 'application/json', 'cache-control': 'no-store' };
   if (err?.reason === 'stale')
