@@ -258,6 +258,8 @@ export const REFUSAL_REASONS = {
   invalid_config: 'the configuration applied does not validate (its file and field are named)',
   config_changed:
     'a file `writ apply` sent as changed is no longer what the server held when the CLI compared them (another apply ran in between): run `writ apply` again',
+  stale_version:
+    'the version of applied config files named (`since`) is not one the server holds (of another store, older than the versions kept, or from before a whole apply): list without `since`',
   no_operator: 'the configuration applied registers no operator, so no admin call could follow it',
   no_active_operator:
     'every operator of the configuration applied belongs to a person who is not active, so no admin call could follow it',

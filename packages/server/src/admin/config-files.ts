@@ -2,7 +2,13 @@ import { z } from 'zod';
 import { DOCUMENT_KINDS, type RawDocument } from '../config/config-dir.js';
 import type { ConfigFilesChange } from '../config/config-files.js';
 import { invalidRequest } from '../errors.js';
-import type { AppliedConfigFile, ConfigFileStamp } from '../store/config-file-rows.js';
+import {
+  type AppliedConfigFile,
+  CONFIG_FILES_VERSIONS_KEPT,
+  type ConfigFileStamp,
+  type ConfigFilesVersion,
+  formatConfigFilesVersion,
+} from '../store/config-file-rows.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -38,22 +44,60 @@ export const stampedFileBody = z.object({ path, digest, stamp }).strict();
 export type ChangedFile = z.infer<typeof changedFileBody>;
 export type RemovedFile = z.infer<typeof removedFileBody>;
 
-/** `GET /admin/v1/config/files`: what the CLI compares a directory with (no documents). */
-export async function appliedFileDigests(
-  store: Pick<Store, 'listConfigFiles'>,
-): Promise<Array<{ path: string; digest: string; refs?: string[]; stamp?: string }>> {
-  const out: Array<{ path: string; digest: string; refs?: string[]; stamp?: string }> = [];
-  for (const f of await store.listConfigFiles({ documents: false })) {
+/** One applied file as `GET /admin/v1/config/files` lists it (no documents). */
+export interface ListedConfigFile {
+  path: string;
+  digest: string;
+  refs?: string[];
+  stamp?: string;
+}
+
+/** `since`: a version as `GET /admin/v1/config/files` answered it (`<n>.<tag>`). */
+export const versionParam = z
+  .string()
+  .max(100)
+  .regex(/^(0|[1-9][0-9]{0,14})\.[A-Za-z0-9_-]{1,64}$/);
+export const configFilesQuery = z.object({ since: versionParam.optional() });
+
+/**
+ * `GET /admin/v1/config/files`: what the CLI compares a directory with (no documents), and the version
+ * of that record. With `since` (a version the caller holds): only the files put or stamped after it,
+ * and the paths removed after it; refused (`stale_version`) when the store does not hold that version,
+ * so the caller lists the whole record instead.
+ */
+export async function appliedFileListing(
+  store: Pick<Store, 'listConfigFileChanges'>,
+  since: string | undefined,
+): Promise<{ version: string; files: ListedConfigFile[]; since?: string; removed?: string[] }> {
+  let base: ConfigFilesVersion | undefined;
+  if (since !== undefined) {
+    if (!versionParam.safeParse(since).success)
+      throw invalidRequest(
+        'since must be a version as GET /admin/v1/config/files answered it (<number>.<tag>)',
+        { reason: 'query_parameter' },
+      );
+    const dot = since.indexOf('.');
+    base = { n: Number(since.slice(0, dot)), tag: since.slice(dot + 1) };
+  }
+  const listing = await store.listConfigFileChanges(base);
+  if (!listing)
+    throw invalidRequest(
+      `since: this server holds no version ${since} of the applied files (another store's, older than its last ${CONFIG_FILES_VERSIONS_KEPT} changes, or from before a whole apply); list without since`,
+      { reason: 'stale_version' },
+    );
+  const files: ListedConfigFile[] = [];
+  for (const f of listing.files) {
     if (f.path.startsWith('(')) continue;
-    const listed: { path: string; digest: string; refs?: string[]; stamp?: string } = {
-      path: f.path,
-      digest: f.digest,
-    };
+    const listed: ListedConfigFile = { path: f.path, digest: f.digest };
     if (f.refs.length > 0) listed.refs = f.refs;
     if (f.stamp !== undefined) listed.stamp = f.stamp;
-    out.push(listed);
+    files.push(listed);
   }
-  return out;
+  return {
+    version: formatConfigFilesVersion(listing.version),
+    files,
+    ...(since !== undefined ? { since, removed: listing.removed.filter((p) => !p.startsWith('(')) } : {}),
+  };
 }
 
 /** The record a changed file leaves once applied. */

@@ -30,7 +30,7 @@ import { closeTask, openTask } from '../tasks/tasks.js';
 import { registerVendorKeyAdminRoutes } from '../vendor/routes.js';
 import { handleAdminToken } from './admin-auth.js';
 import {
-  appliedFileDigests,
+  appliedFileListing,
   changedFileBody,
   mergeChangedFiles,
   removedFileBody,
@@ -273,7 +273,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: WritContext): voi
         bodyLimit: ctx.settings.limits.configBytes,
         config: { bodyLimitSetting: 'limits.config_bytes' },
       };
-      admin.get('/config/files', async () => ({ files: await appliedFileDigests(ctx.store) }));
+      admin.get<{ Querystring: Record<string, string | undefined> }>('/config/files', async (req) =>
+        appliedFileListing(ctx.store, req.query['since']),
+      );
       /** The policy set sent, compiled: an invalid one refuses the whole apply, before anything changes. */
       const compiledSources = (policies: z.infer<typeof applyBody>['policies']) => {
         const sources = toSources(policies);

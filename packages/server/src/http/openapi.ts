@@ -1,5 +1,6 @@
 import { POLICY_BUNDLE_KEYS_PATH, POLICY_BUNDLE_PATH } from '@writ/sdk/wire';
 import { z } from 'zod';
+import { configFilesQuery } from '../admin/config-files.js';
 import { revocationPreviewBody } from '../admin/overview.js';
 import { applyBody, auditQuery, openTaskBody, revocationBody, stateBody } from '../admin/routes.js';
 import { OIDC_PATH, oidcCallbackQuery } from '../console/oidc/routes.js';
@@ -510,7 +511,9 @@ export const ROUTES: readonly Operation[] = [
   ...admin(
     'GET',
     '/config/files',
-    'the files of the config directory applied last, by path, digest and stamp (what `writ apply` compares a directory with)',
+    'the files of the config directory applied last, by path, digest and stamp (what `writ apply` compares a directory with), and the version of that record; with `since`, only what changed after that version',
+    undefined,
+    { query: configFilesQuery },
   ),
   ...admin(
     'POST',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Row } from './rows.js';
 
 /** One document of an applied config file, as read from disk (`jwks_file` and the like inlined). */
@@ -31,6 +32,41 @@ export interface AppliedConfigFile {
 export interface ConfigFileSelect {
   paths?: readonly string[];
   documents?: boolean;
+}
+
+/**
+ * A version of the applied files: a counter every change of the record of applied files (a file put,
+ * stamped or removed) moves on, and a random tag drawn with each step. `writ apply` keeps the listing it
+ * saw with its version and asks only for what changed since (`GET /config/files?since=`). The tag
+ * tells a store's version 12 from another's (or from the same store's after a restore from backup,
+ * which counts to 12 again with other changes): a version the store does not hold, tag included, is
+ * never taken as a base.
+ */
+export interface ConfigFilesVersion {
+  n: number;
+  tag: string;
+}
+
+/** Versions kept to answer `since`: a base older than the last this many changes gets the whole listing. */
+export const CONFIG_FILES_VERSIONS_KEPT = 1000;
+
+/** The record of applied files as of `version` (all of it), or what changed in it after `since`. */
+export interface ConfigFilesListing {
+  version: ConfigFilesVersion;
+  /** Listed without documents: every file, or those put or stamped after `since`. */
+  files: AppliedConfigFile[];
+  /** After `since`: the paths removed and not put again since. */
+  removed: string[];
+}
+
+/** `<n>.<tag>`: how a version travels (`GET /config/files`). */
+export function formatConfigFilesVersion(v: ConfigFilesVersion): string {
+  return `${v.n}.${v.tag}`;
+}
+
+/** The version after `v`, with a fresh tag. */
+export function nextConfigFilesVersion(v: ConfigFilesVersion): ConfigFilesVersion {
+  return { n: v.n + 1, tag: randomBytes(18).toString('base64url') };
 }
 
 /** A file's stamp, recorded only while the file still has `digest`. */

@@ -34,7 +34,13 @@ import type { WorkloadTemplate } from '../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../vendor/vendor-key.js';
-import type { AppliedConfigFile, ConfigFileSelect, ConfigFileStamp } from './config-file-rows.js';
+import type {
+  AppliedConfigFile,
+  ConfigFileSelect,
+  ConfigFileStamp,
+  ConfigFilesListing,
+  ConfigFilesVersion,
+} from './config-file-rows.js';
 import type { IssuanceWrite } from './issuance-write.js';
 import type { StoredPerson } from './people-rows.js';
 import type { RateLease } from './rate-lease.js';
@@ -87,6 +93,13 @@ export interface Store {
    * `select` lists only some paths, or none of the documents (a start-up that finds nothing changed).
    */
   listConfigFiles(select?: ConfigFileSelect): Promise<AppliedConfigFile[]>;
+  /**
+   * The record of applied files without documents, and its version, in one consistent read: all of it,
+   * or with `since` what changed after that version. Undefined when the store does not hold `since`
+   * (another store's, older than the versions kept, or from before a whole apply forgot the files).
+   * Every write below moves the version on.
+   */
+  listConfigFileChanges(since?: ConfigFilesVersion): Promise<ConfigFilesListing | undefined>;
   /** Records files' stamps, each only where the file still has the digest given with it. */
   stampConfigFiles(stamps: readonly ConfigFileStamp[]): Promise<void>;
   /** Creates or replaces the record of applied config files. */

@@ -7,7 +7,7 @@ import { readConfigDir } from '../../config/config-read.js';
 import type { ConfigChange } from '../../config/diff.js';
 import { settingsFileDigest } from '../../config/settings.js';
 import type { PolicyVersion } from '../../policy/engine.js';
-import type { AppliedConfigFile } from '../../store/config-file-rows.js';
+import { appliedFiles, listingFile } from '../apply-listing.js';
 import { type AdminClient, CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
 
@@ -20,9 +20,11 @@ export async function apply(
   dir: string,
   dryRun: boolean,
   now: number = systemClock.now(),
+  listing?: string,
 ): Promise<string> {
-  // The files the server applied last: only the ones that differ are read, validated there and sent.
-  const applied = await appliedFiles(client);
+  // The files the server applied last (from the listing kept in `listing` and the changes since, when
+  // there is one): only the ones that differ are read, validated there and sent.
+  const applied = await appliedFiles(client, listing);
   // Files with the stamp the server recorded are not read (see fileStamp).
   const raw = readConfigDir(dir, applied, systemClock.now());
   const files = raw.files ?? [];
@@ -94,31 +96,14 @@ async function readPolicies(dir: string) {
   return policies;
 }
 
-/** The server's record of applied files by path; undefined from a server that keeps none (older). */
-async function appliedFiles(client: AdminClient): Promise<Map<string, AppliedConfigFile> | undefined> {
-  try {
-    const { files } = await client.get<{
-      files: Array<{ path: string; digest: string; refs?: string[]; stamp?: string }>;
-    }>('/config/files');
-    // 100,000 entries: made into records in place, not copied.
-    const records = files as AppliedConfigFile[];
-    for (const f of records) {
-      f.refs ??= [];
-      f.documents = [];
-    }
-    return new Map(records.map((f) => [f.path, f]));
-  } catch (err) {
-    if (err instanceof CliError && err.message.startsWith('404 ')) return undefined;
-    throw err;
-  }
-}
-
 export function registerApply(program: Command, cli: CommandContext): void {
   program
     .command('apply <dir>')
     .description('validate a config directory and apply it (prints the diff; audited)')
     .option('--dry-run', 'show the diff without applying')
-    .action(async (dir: string, o: { dryRun?: boolean }) =>
-      cli.out(await apply(cli.admin(), dir, o.dryRun ?? false)),
-    );
+    .action(async (dir: string, o: { dryRun?: boolean }) => {
+      const admin = cli.admin();
+      const listing = listingFile(cli.globals().dataDir, admin.server);
+      cli.out(await apply(admin, dir, o.dryRun ?? false, systemClock.now(), listing));
+    });
 }

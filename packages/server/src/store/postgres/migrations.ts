@@ -472,6 +472,18 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     ALTER TABLE config_files ADD COLUMN stamp TEXT;
     `,
   },
+  {
+    version: 22,
+    name: 'config files: versions of the record, so writ apply lists only what changed since the one it holds',
+    sql: `
+    ALTER TABLE config_files ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX config_files_seq ON config_files (seq);
+    CREATE TABLE config_file_removals (path TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+    CREATE INDEX config_file_removals_seq ON config_file_removals (seq);
+    CREATE TABLE config_file_versions (n BIGINT PRIMARY KEY, tag TEXT NOT NULL);
+    INSERT INTO config_file_versions (n, tag) VALUES (0, md5(random()::text || clock_timestamp()::text));
+    `,
+  },
 ];
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -38,7 +38,13 @@ import type { WorkloadTemplate } from '../../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
-import type { AppliedConfigFile, ConfigFileSelect, ConfigFileStamp } from '../config-file-rows.js';
+import type {
+  AppliedConfigFile,
+  ConfigFileSelect,
+  ConfigFileStamp,
+  ConfigFilesListing,
+  ConfigFilesVersion,
+} from '../config-file-rows.js';
 import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import { leaseAnswer } from '../rate-lease.js';
@@ -990,13 +996,21 @@ class PostgresStore implements Store {
   listConfigFiles(select?: ConfigFileSelect): Promise<AppliedConfigFile[]> {
     return this.#configFiles.listConfigFiles(select);
   }
+  listConfigFileChanges(since?: ConfigFilesVersion): Promise<ConfigFilesListing | undefined> {
+    return this.#configFiles.listConfigFileChanges(since);
+  }
+  // A change of the record takes a version: in a transaction holding the write lock (see
+  // PostgresConfigFileOps), its own when the caller has none.
   stampConfigFiles(stamps: readonly ConfigFileStamp[]): Promise<void> {
+    if (!this.#client) return this.transaction((tx) => tx.stampConfigFiles(stamps));
     return this.#configFiles.stampConfigFiles(stamps);
   }
   putConfigFiles(files: readonly AppliedConfigFile[]): Promise<void> {
+    if (!this.#client) return this.transaction((tx) => tx.putConfigFiles(files));
     return this.#configFiles.putConfigFiles(files);
   }
   deleteConfigFiles(paths: readonly string[] | 'all'): Promise<void> {
+    if (!this.#client) return this.transaction((tx) => tx.deleteConfigFiles(paths));
     return this.#configFiles.deleteConfigFiles(paths);
   }
 

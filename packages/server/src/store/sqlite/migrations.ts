@@ -332,4 +332,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE config_files ADD COLUMN stamp TEXT;
   `,
+  // Versions of the record of applied files (each change moves it on, with a random tag): writ apply
+  // lists only what changed since the version it holds. Removed paths are kept with the version that
+  // removed them.
+  `
+  ALTER TABLE config_files ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX config_files_seq ON config_files (seq);
+  CREATE TABLE config_file_removals (path TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+  CREATE INDEX config_file_removals_seq ON config_file_removals (seq);
+  CREATE TABLE config_file_versions (n INTEGER PRIMARY KEY, tag TEXT NOT NULL);
+  INSERT INTO config_file_versions (n, tag) VALUES (0, lower(hex(randomblob(16))));
+  `,
 ];

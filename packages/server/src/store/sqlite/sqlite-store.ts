@@ -38,7 +38,12 @@ import type { WorkloadTemplate } from '../../templates/workload-template.js';
 import type { IssuedToken, TokenMatch } from '../../tokens/issued-token.js';
 import type { UsageAggregate, UsageScan } from '../../usage/usage-aggregate.js';
 import type { VendorKeyRecord } from '../../vendor/vendor-key.js';
-import type { AppliedConfigFile, ConfigFileSelect, ConfigFileStamp } from '../config-file-rows.js';
+import type {
+  AppliedConfigFile,
+  ConfigFileSelect,
+  ConfigFileStamp,
+  ConfigFilesVersion,
+} from '../config-file-rows.js';
 import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import { leaseAnswer } from '../rate-lease.js';
@@ -294,6 +299,8 @@ class SqliteStore implements Store {
   putOperator = (o: Operator) => this.#run(() => this.#ops.putOperator(o));
   deleteOperator = (name: string) => this.#run(() => this.#ops.deleteOperator(name));
   listConfigFiles = (select?: ConfigFileSelect) => this.#run(() => this.#ops.listConfigFiles(select));
+  listConfigFileChanges = (since?: ConfigFilesVersion) =>
+    this.#run(() => this.#ops.listConfigFileChanges(since));
   stampConfigFiles = (stamps: readonly ConfigFileStamp[]) =>
     this.#run(() => this.#ops.stampConfigFiles(stamps));
   putConfigFiles = (files: readonly AppliedConfigFile[]) => this.#run(() => this.#ops.putConfigFiles(files));
@@ -645,6 +652,9 @@ class SqliteOps implements Store {
   }
   async listConfigFiles(select?: ConfigFileSelect): Promise<AppliedConfigFile[]> {
     return this.#configFiles.listConfigFiles(select);
+  }
+  async listConfigFileChanges(since?: ConfigFilesVersion) {
+    return this.#configFiles.listConfigFileChanges(since);
   }
   async stampConfigFiles(stamps: readonly ConfigFileStamp[]): Promise<void> {
     this.#configFiles.stampConfigFiles(stamps);
