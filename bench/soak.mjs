@@ -16,11 +16,14 @@
 //
 // Every loop is bounded in time and count, every address is loopback, every child process is ended and
 // every temp directory removed on exit, also on error or Ctrl-C.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { benchClients, quantile, tokenRequestBodies } from './lib/common.mjs';
-import { cleanupOnExit, pinSelf, requirePinning } from './lib/processes.mjs';
+import { cleanupOnExit, pinSelf, requirePinning, tempDir } from './lib/processes.mjs';
+import { blameWindows, longHolds, readCpuProfile } from './lib/profile.mjs';
 import {
   eventsToken,
   garbageTokenForm,
@@ -28,7 +31,7 @@ import {
   soakClasses,
   taskFloodForm,
 } from './lib/soak-traffic.mjs';
-import { adminSession, logTail, startWritServer, workloadDoc } from './lib/writ-server.mjs';
+import { adminSession, logTail, ROOT, startWritServer, workloadDoc } from './lib/writ-server.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,6 +39,10 @@ const { values: args } = parseArgs({
     abuse: { type: 'string', default: '600' },
     rate: { type: 'string', default: '50' },
     'idle-streams': { type: 'string', default: '100' },
+    'node-args': { type: 'string', default: '' },
+    probe: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    'cpu-prof-interval': { type: 'string', default: '500' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -45,13 +52,22 @@ if (args.help) {
   --abuse S          seconds of the same beside the abusers (default 600; e.g. --baseline 30 --abuse 60
                      for a short look at the direction, not a figure against the target)
   --rate N           well-behaved token requests per second (default 50)
-  --idle-streams N   streams that never read (default 100)`);
+  --idle-streams N   streams that never read (default 100)
+  --node-args 'A B'  node options for the server process (e.g. a V8 heap setting, to measure it)
+  --probe            the server reports its event-loop delay and garbage collections per phase
+                     (bench/lib/loop-probe.mjs: a 1 ms timer in the server, so off for the figures)
+  --cpu-prof DIR     the server runs under --cpu-prof (every --cpu-prof-interval µs, default 500); then
+                     the script prints what the server ran while the slowest 1% of the well-behaved
+                     requests of each phase waited, and the longest holds of its event loop`);
   process.exit(0);
 }
 const BASELINE_S = Number(args.baseline);
 const ABUSE_S = Number(args.abuse);
 const RATE = Number(args.rate);
 const IDLE_STREAMS = Number(args['idle-streams']);
+const PROF_DIR = args['cpu-prof'] ? resolve(args['cpu-prof']) : undefined;
+const PROF_INTERVAL = Number(args['cpu-prof-interval']);
+const NODE_ARGS = args['node-args'].split(' ').filter(Boolean);
 
 cleanupOnExit('soak');
 requirePinning();
@@ -59,6 +75,8 @@ pinSelf('1');
 
 const [good, ...abusers] = benchClients(6);
 const readers = benchClients(2).map((c, i) => ({ ...c, clientId: `${c.clientId}-reader-${i}` }));
+if (PROF_DIR) mkdirSync(PROF_DIR, { recursive: true });
+const probeFile = args.probe ? join(tempDir('writ-soak-probe-'), 'loop.json') : undefined;
 const server = await startWritServer({
   core: '0',
   classes: soakClasses,
@@ -69,7 +87,36 @@ const server = await startWritServer({
   ],
   // The machine may be shared: a server starting beside other work may take a while.
   readyMs: 60_000,
+  nodeArgs: [
+    ...NODE_ARGS,
+    ...(PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`, `--cpu-prof-interval=${PROF_INTERVAL}`] : []),
+  ],
+  env: probeFile
+    ? {
+        NODE_OPTIONS: `--import=${join(ROOT, 'bench/lib/loop-probe.mjs')}`,
+        WRIT_BENCH_LOOP_PROBE: probeFile,
+      }
+    : {},
 });
+/** What the probe in the server saw since the last call (event-loop delay, collections), or undefined. */
+async function probe() {
+  if (!probeFile) return undefined;
+  const before = Date.now();
+  process.kill(server.pid, 'SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    try {
+      const r = JSON.parse(readFileSync(probeFile, 'utf8'));
+      if (r.at >= before) return r;
+    } catch {
+      // not written yet
+    }
+  }
+  return undefined;
+}
+/** Monotonic microseconds (the clock of the server's CPU profile) at performance.now() `ms`. */
+const hrOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
+const monoUs = (ms) => hrOffsetUs + ms * 1000;
 const { issuer, origin } = server;
 const admin = adminSession(issuer, server.operatorKeyFile);
 
@@ -105,6 +152,8 @@ async function wellBehaved(seconds, label) {
     return bodies[i - batchStart];
   };
   const latencies = [];
+  /** [scheduled, answered] of each answered request, monotonic µs, for the profile. */
+  const windows = [];
   let failed = 0;
   let firstError;
   const start = performance.now();
@@ -117,8 +166,11 @@ async function wellBehaved(seconds, label) {
       .request({ path: '/oauth2/token', method: 'POST', headers, body: body(i) })
       .then(async (res) => {
         const text = await res.body.text();
-        if (res.statusCode === 200) latencies.push(performance.now() - due);
-        else {
+        if (res.statusCode === 200) {
+          const done = performance.now();
+          latencies.push(done - due);
+          windows.push([monoUs(due), monoUs(done)]);
+        } else {
           failed++;
           firstError ??= `HTTP ${res.statusCode} ${text.slice(0, 200)}`;
         }
@@ -131,13 +183,16 @@ async function wellBehaved(seconds, label) {
     p.finally(() => inFlight.delete(p));
   }
   await Promise.all(inFlight);
-  latencies.sort((a, b) => a - b);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const p99 = quantile(sorted, 0.99);
   return {
+    slowest: windows.filter((_, i) => latencies[i] >= p99),
+    span: [monoUs(start), monoUs(performance.now())],
     ok: latencies.length,
     failed,
     firstError,
-    p50: quantile(latencies, 0.5),
-    p99: quantile(latencies, 0.99),
+    p50: quantile(sorted, 0.5),
+    p99,
   };
 }
 
@@ -236,20 +291,28 @@ async function peakMemory(stop) {
 }
 
 const rssStart = await rssMiB();
+await probe();
 process.stderr.write(`soak: baseline ${BASELINE_S}s at ${RATE}/s\n`);
 const baselineRun = wellBehaved(BASELINE_S, 'baseline');
 const baselinePeak = await peakMemory(baselineRun);
 const baseline = await baselineRun;
+const baselineProbe = await probe();
 
 process.stderr.write(`soak: abuse ${ABUSE_S}s at ${RATE}/s beside the abusers\n`);
 const abusedRun = Promise.all([wellBehaved(ABUSE_S, 'abuse'), abusePhase(ABUSE_S)]);
 const abusePeak = await peakMemory(abusedRun);
 const [abused] = await abusedRun;
+const abuseProbe = await probe();
 
 const ready = await fetch(`${origin}/readyz`)
   .then((r) => r.status)
   .catch(() => 0);
 const readersAlive = goodStreams.filter((s) => !s.closed).length;
+const phaseWindows = { baseline: [baseline.span, baseline.slowest], abuse: [abused.span, abused.slowest] };
+for (const r of [baseline, abused]) {
+  delete r.slowest;
+  delete r.span;
+}
 const result = {
   phases: { baseline_s: BASELINE_S, abuse_s: ABUSE_S, rate_per_s: RATE },
   well_behaved: {
@@ -266,6 +329,7 @@ const result = {
   },
   readers: { open_at_end: readersAlive, events_read: goodStreams.map((s) => s.events) },
   abusers: abuse,
+  ...(probeFile ? { probe: { baseline: baselineProbe, abuse: abuseProbe } } : {}),
 };
 console.log(JSON.stringify(result, null, 2));
 if (ready !== 200) {
@@ -273,4 +337,20 @@ if (ready !== 200) {
   process.exitCode = 1;
 }
 await pool.close();
-await server.stop();
+await server.stop(PROF_DIR ? 120_000 : undefined);
+if (PROF_DIR) {
+  const profile = readCpuProfile(PROF_DIR);
+  const row = (r) => `  ${r.ms.toFixed(1).padStart(8)} ms ${r.percent.toFixed(1).padStart(5)}%  ${r.what}`;
+  for (const [name, [span, slowest]] of Object.entries(phaseWindows)) {
+    const b = blameWindows(profile, ROOT, slowest, 25);
+    console.log(
+      `\n${name}: the server while the slowest 1% (${slowest.length}) waited, ${b.totalMs.toFixed(0)} ms sampled; by callback:`,
+    );
+    for (const r of b.byCallback) console.log(row(r));
+    console.log('by leaf function:');
+    for (const r of b.byLeaf) console.log(row(r));
+    const holds = longHolds(profile, ROOT, span, 5, 15);
+    console.log(`${name}: longest holds of the event loop (${holds.total} of 5 ms or more):`);
+    for (const h of holds.longest) console.log(`  ${h.ms.toFixed(1)} ms: ${h.under.join(' | ')}`);
+  }
+}

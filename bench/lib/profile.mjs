@@ -179,3 +179,60 @@ export function printCpuProfile(summary, { top = 25, inclusive = 25, areas = tru
     for (const r of summary.areas) row(r.percent, r.area);
   }
 }
+
+/**
+ * What the server was doing while given requests waited: for each window ([from, to], monotonic
+ * microseconds, e.g. a slow request's scheduled send and its answer), the profile's samples in it, by the
+ * outermost Writ function on their stack (the callback that held the loop: a route, the sweeper, a
+ * stream's fan-out), else the sample's own frame (the garbage collector, `(program)`, `(idle)`), and by
+ * the leaf function. Returns the `count` largest of each as { what, ms, percent } over all windows.
+ */
+export function blameWindows(profile, root, windows, count = 20) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const whereOf = (f) =>
+    f.url ? `${f.url.replace(/^file:\/\//, '').replace(root, '')}:${f.lineNumber + 1}` : '';
+  const times = new Float64Array(profile.samples.length);
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i] ?? 0;
+    times[i] = t;
+  }
+  const firstAtOrAfter = (x) => {
+    let lo = 0;
+    let hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (times[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const outer = new Map();
+  const leaf = new Map();
+  let total = 0;
+  for (const [from, to] of windows) {
+    for (let i = firstAtOrAfter(from); i < times.length && times[i] <= to; i++) {
+      const id = profile.samples[i];
+      const us = Math.min(profile.timeDeltas[i] ?? 0, times[i] - from);
+      total += us;
+      let top;
+      for (let n = id; n !== undefined; n = parent.get(n)) {
+        const f = byId.get(n).callFrame;
+        if (f.url.includes('/packages/')) top = `${f.functionName || '(anonymous)'}  ${whereOf(f)}`;
+      }
+      const own = byId.get(id).callFrame;
+      top ??= own.functionName || '(anonymous)';
+      const leafName = `${own.functionName || '(anonymous)'}  ${whereOf(own)}`;
+      outer.set(top, (outer.get(top) ?? 0) + us);
+      leaf.set(leafName, (leaf.get(leafName) ?? 0) + us);
+    }
+  }
+  const rows = (m) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, count)
+      .map(([what, us]) => ({ what, ms: us / 1000, percent: (100 * us) / (total || 1) }));
+  return { totalMs: total / 1000, byCallback: rows(outer), byLeaf: rows(leaf) };
+}

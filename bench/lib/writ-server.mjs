@@ -68,7 +68,7 @@ export async function startWritServer({
     pid: child.pid,
     logFile,
     operatorKeyFile: join(data, 'operator.jwk'),
-    stop: () => stopChild(child),
+    stop: (graceMs) => stopChild(child, graceMs),
   };
 }
 

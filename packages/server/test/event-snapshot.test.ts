@@ -34,7 +34,10 @@ describe('snapshot set', () => {
   const inStore = async () =>
     (await h.store.listRevocations(0, clock.now() - SNAPSHOT_EXPIRY_GRACE_MS)).map((r) => r.seq);
   const seqsOf = (s: SnapshotRevocations): number[] =>
-    (JSON.parse(s.json(0, s.size).toString('utf8')) as VerifierRevocation[]).map((r) => r.seq);
+    (JSON.parse(text(s, 0, s.size)) as VerifierRevocation[]).map((r) => r.seq);
+  /** What a stream is sent of `s` from `from` up to `to`: its parts one after the other. */
+  const text = (s: SnapshotRevocations, from: number, to: number) =>
+    Buffer.concat(s.json(from, to)).toString('utf8');
 
   it('holds every revocation stored before each read, with reads and writes running side by side', async () => {
     const set = new SnapshotSet(h.store, clock);
@@ -90,11 +93,48 @@ describe('snapshot set', () => {
     assert.deepEqual(seqsOf(first), seqsOf(second).slice(0, size));
     assert.deepEqual(first.json(0, 100), page);
     // As verifiers are sent it: the value as its digest, never in clear.
-    const tail = (s: SnapshotRevocations, from: number) => s.json(from, from + 5).toString('utf8');
+    const tail = (s: SnapshotRevocations, from: number) => text(s, from, from + 5);
     const later = `"${revocationDigest('later')}"`;
     assert.equal(tail(first, size - 1).includes(later), false);
     assert.equal(tail(second, size).includes(later), true);
     assert.equal(tail(second, size).includes('"later"'), false);
+  });
+
+  it('builds each range from blocks shared by later snapshots, whatever the range', async () => {
+    const set = new SnapshotSet(h.store, clock);
+    await h.writ.ctx.store.transaction(async (tx) => {
+      for (let i = 0; i < 700; i++)
+        await revoke(
+          h.writ.ctx,
+          { kind: 'jti', value: `block-${i}`, issuedBefore: null, reason: 't', actor: 'ops' },
+          tx,
+        );
+    });
+    const first = await set.read();
+    const all = seqsOf(first);
+    // Ranges on block boundaries (256) and off them, empty, one revocation, past the end.
+    for (const [from, to] of [
+      [0, 0],
+      [0, 1],
+      [0, 256],
+      [256, 512],
+      [100, 700],
+      [255, 257],
+      [511, first.size],
+      [first.size - 3, first.size + 50],
+    ] as const) {
+      const got = (JSON.parse(text(first, from, to)) as VerifierRevocation[]).map((r) => r.seq);
+      assert.deepEqual(got, all.slice(from, to), `revocations ${from} to ${to}`);
+    }
+    await add('after-the-blocks');
+    const second = await set.read();
+    assert.equal(second.size, first.size + 1);
+    // The full blocks are the same bytes in both snapshots, not built again for the second.
+    const [, a0, a1] = first.json(0, first.size);
+    const [, b0, b1] = second.json(0, second.size);
+    assert.equal(b0, a0, 'the first block is shared');
+    assert.equal(b1, a1, 'the second block is shared');
+    assert.deepEqual(seqsOf(second).slice(0, first.size), all);
   });
 
   it('keeps an expired revocation for the grace period, and drops it when it next reads the set whole', async () => {

@@ -17,13 +17,28 @@ const READ_PAGE = 1000;
 const REREAD_MS = 30_000;
 
 /**
+ * Revocations per block of a held set. A block once full never changes, so its bytes are built once and
+ * shared by every snapshot that covers it; only the block at the end, still filling, is built for each
+ * snapshot (at most this many revocations). Pages were held whole before, and the last page (up to
+ * `events.snapshot_page` revocations) changed with every revocation stored: under a trickle of
+ * revocations every open built it again, 1–2 ms and a megabyte of garbage each.
+ */
+const BLOCK = 256;
+
+const OPEN = Buffer.from('[');
+const CLOSE = Buffer.from(']');
+
+/**
  * The revocations of one snapshot as verifiers are sent them (`verifier-view.ts`), as JSON, fixed when it
  * was read (later reads do not change it).
  */
 export interface SnapshotRevocations {
   readonly size: number;
-  /** The revocations from index `from` up to `to` (excluded), in seq order, as a JSON array (UTF-8). */
-  json(from: number, to: number): Buffer;
+  /**
+   * The revocations from index `from` up to `to` (excluded), in seq order, as a JSON array (UTF-8) in
+   * parts: written one after the other they are the array, and most are shared with other snapshots.
+   */
+  json(from: number, to: number): readonly Buffer[];
 }
 
 interface Held {
@@ -35,10 +50,10 @@ interface Held {
   /** Every revocation up to this seq that is not in `json` had expired when it was read. */
   after: number;
   /**
-   * The arrays handed out, by `from:to`: every stream that opens meanwhile takes the same pages, and
-   * building one (5,000 revocations, about 1.2 MB) took most of what an open cost once the rows were held.
+   * The bytes of each full block of `json` (block `k` holds `json[k * BLOCK]` up to the next block, each
+   * followed by a comma), built when first asked for.
    */
-  arrays: Map<string, { to: number; bytes: Buffer }>;
+  blocks: Buffer[];
 }
 
 /**
@@ -85,19 +100,7 @@ export class SnapshotSet {
     await turn;
     const held = this.#held!;
     const size = held.json.length;
-    return {
-      size,
-      json: (from, to) => {
-        const end = Math.min(to, size);
-        const key = `${from}:${end}`;
-        let array = held.arrays.get(key);
-        if (!array) {
-          array = { to: end, bytes: Buffer.from(`[${held.json.slice(from, end).join(',')}]`) };
-          held.arrays.set(key, array);
-        }
-        return array.bytes;
-      },
-    };
+    return { size, json: (from, to) => arrayParts(held, from, Math.min(to, size)) };
   }
 
   async #refresh(): Promise<void> {
@@ -105,9 +108,7 @@ export class SnapshotSet {
     const whole = this.#held === undefined || now - this.#wholeReadAt >= REREAD_MS;
     // A whole read builds a new set and puts it in place only once complete: one that fails half-way
     // leaves the last good set. Reading on from `after` adds to the set page by page, each consistent.
-    const held: Held =
-      whole || this.#held === undefined ? { json: [], after: 0, arrays: new Map() } : this.#held;
-    const size = held.json.length;
+    const held: Held = whole || this.#held === undefined ? { json: [], after: 0, blocks: [] } : this.#held;
     // Rows up to the newest stored before the reads below are in them or expired: moving `after` past
     // them spares every later read from going over expired rows again.
     const newest = await this.#store.lastRevocationSeq();
@@ -124,13 +125,36 @@ export class SnapshotSet {
       await new Promise((r) => setImmediate(r));
     }
     held.after = Math.max(held.after, newest);
-    // An array that ended at the old end will not be asked for again; every other one still holds.
-    if (held.json.length > size) for (const [k, a] of held.arrays) if (a.to === size) held.arrays.delete(k);
     if (whole) {
       this.#held = held;
       this.#wholeReadAt = now;
     }
   }
+}
+
+/**
+ * `held.json[from..to)` as a JSON array in parts: the full blocks inside the range shared, the revocations
+ * of a block the range covers only in part (at its ends) built for this call.
+ */
+function arrayParts(held: Held, from: number, to: number): Buffer[] {
+  const parts: Buffer[] = [OPEN];
+  for (let i = from; i < to; ) {
+    const k = Math.floor(i / BLOCK);
+    const end = Math.min((k + 1) * BLOCK, to);
+    const last = end === to;
+    if (i === k * BLOCK && end === (k + 1) * BLOCK) {
+      // A full block: it ends in a comma, dropped (without a copy) when it closes the array.
+      let block = held.blocks[k];
+      if (!block) {
+        block = Buffer.from(`${held.json.slice(i, end).join(',')},`);
+        held.blocks[k] = block;
+      }
+      parts.push(last ? block.subarray(0, block.length - 1) : block);
+    } else parts.push(Buffer.from(`${held.json.slice(i, end).join(',')}${last ? '' : ','}`));
+    i = end;
+  }
+  parts.push(CLOSE);
+  return parts;
 }
 
 /**
@@ -147,18 +171,18 @@ export function snapshotFrame(
     paged: boolean;
     risks: readonly VerifierRisk[];
   },
-  revocations: Buffer,
+  revocations: readonly Buffer[],
 ): FrameChunk {
   const paged = snapshot.paged ? ',"paged":true' : '';
   const risks = JSON.stringify(snapshot.risks);
   return [
     `id: ${snapshot.seq}\nevent: ${EventType.snapshot}\ndata: {"revocations":`,
-    revocations,
+    ...revocations,
     `,"keys":${JSON.stringify(snapshot.keys)}${paged},"risks":${risks},"seq":${snapshot.seq},"ts":${snapshot.ts}}\n\n`,
   ];
 }
 
 /** A `snapshot.page` event (no id: a reconnect in the middle of a snapshot starts over), in parts. */
-export function snapshotPageFrame(seq: number, revocations: Buffer): FrameChunk {
-  return [`event: ${EventType.snapshotPage}\ndata: {"revocations":`, revocations, `,"seq":${seq}}\n\n`];
+export function snapshotPageFrame(seq: number, revocations: readonly Buffer[]): FrameChunk {
+  return [`event: ${EventType.snapshotPage}\ndata: {"revocations":`, ...revocations, `,"seq":${seq}}\n\n`];
 }
