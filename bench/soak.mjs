@@ -53,7 +53,7 @@ if (args.help) {
                      for a short look at the direction, not a figure against the target)
   --rate N           well-behaved token requests per second (default 50)
   --idle-streams N   streams that never read (default 100)
-  --node-args 'A B'  node options for the server process (e.g. a V8 heap setting, to measure it)
+  --node-args='A B'  node options for the server process (e.g. a V8 heap setting, to measure it)
   --probe            the server reports its event-loop delay and garbage collections per phase
                      (bench/lib/loop-probe.mjs: a 1 ms timer in the server, so off for the figures)
   --cpu-prof DIR     the server runs under --cpu-prof (every --cpu-prof-interval µs, default 500); then

@@ -60,4 +60,57 @@ describe('event log window', () => {
       f.stop();
     }
   });
+
+  it('fans a batch out over turns of the event loop, and every subscriber still hears each event once, in order', async () => {
+    const start = await append(1);
+    const from = start[0]!;
+    // Turns of the loop, counted by a callback that schedules itself for the next one.
+    let turns = 0;
+    let counting = true;
+    const count = () => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    const turnHeard: number[] = [];
+    const followers = Array.from({ length: 120 }, () => {
+      const heard: number[] = [];
+      const stop = h.writ.ctx.events.subscribe(from, (e: LoggedEvent) => {
+        heard.push(e.seq);
+        turnHeard.push(turns);
+      });
+      return { heard, stop };
+    });
+    // Subscribers that leave and join in the middle of a fan-out.
+    const leaving = followers.slice(60, 70);
+    const joined: { heard: number[]; stop: () => void }[] = [];
+    const first = await append(2);
+    await eventually('every follower heard the batch', () =>
+      followers.every((f) => f.heard.at(-1) === first.at(-1)) ? true : undefined,
+    );
+    for (const f of leaving) f.stop();
+    const late = await append(1);
+    joined.push(follow(from));
+    const last = await append(2);
+    const everything = [...first, ...late, ...last];
+    await eventually('the followers that stayed heard the rest', () =>
+      followers.every((f, i) => leaving.includes(followers[i]!) || f.heard.at(-1) === last.at(-1))
+        ? true
+        : undefined,
+    );
+    await eventually('the one that joined heard the rest', () =>
+      joined[0]!.heard.at(-1) === last.at(-1) ? true : undefined,
+    );
+    counting = false;
+    for (const f of followers) {
+      if (leaving.includes(f)) continue;
+      assert.deepEqual(f.heard, everything, 'each event once, in order');
+      f.stop();
+    }
+    assert.deepEqual(joined[0]!.heard, everything);
+    joined[0]!.stop();
+    // The first batch reached 120 subscribers over more than one turn of the loop: others ran between.
+    const batch = turnHeard.slice(0, 240);
+    assert.ok(Math.max(...batch) > Math.min(...batch), 'the loop turned during the fan-out');
+  });
 });
