@@ -53,7 +53,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`node bench/abuse-cost.mjs [--revocations N] [--seconds S] [--phases a,b] [--compare DIR]
     [--cpu-prof DIR [--cpu-prof-interval US]]
-phases: quiet, revocations, revocations + 100 idle streams, reconnects, tasks, garbage`);
+phases: quiet, revocations, revocations + 100 idle streams, reconnects, reconnects + revocations, tasks,
+  garbage`);
   process.exit(0);
 }
 const REVOCATIONS = Number(args.revocations);
@@ -182,6 +183,8 @@ const phases = {
   revocations: ['revocations'],
   'revocations + 100 idle streams': ['revocations', 'idle'],
   reconnects: ['reconnects'],
+  // As in the soak: revocations stored between the opens, so each open's snapshot has grown since the last.
+  'reconnects + revocations': ['revocations', 'reconnects'],
   tasks: ['tasks'],
   garbage: ['garbage'],
 };
