@@ -329,7 +329,9 @@ describe('writ apply keeps the listing it saw and asks only for what changed sin
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /applied 1 change/);
     assert.equal(await owner(OTHER_WORKLOAD), 'team-kept-1');
-    // The changes since the kept version were appended, not the whole listing written again.
+    // The next run lists the changes since the version kept (this change among them) and appends them,
+    // not the whole listing.
+    assert.match((await apply()).out, /no changes/);
     assert.ok(keptLines() > lines, 'a line of changes appended');
 
     const added = join(dir, 'workloads', 'added.json');

@@ -25,8 +25,8 @@ import { type AdminClient, CliError } from './client.js';
  * instead.
  *
  * On disk (`<data dir>/apply-listings/<server digest>.jsonl`, 0600 in a 0700 folder): a header line, the
- * whole listing as of a version, then one line per listing of changes, each naming the version it
- * follows. A line cut short (a run stopped while appending) breaks the chain, so it is never half-read.
+ * whole listing as of a version (paths, digests and stamps as three arrays, which parse faster than
+ * 100,000 entries), then one line per listing of changes, each naming the version it follows. A line cut short (a run stopped while appending) breaks the chain, so it is never half-read.
  */
 
 /** One file as listed: path, digest, stamp (0: none), named files (0: none). */
@@ -34,7 +34,7 @@ type Entry = [string, string, string | 0, string[] | 0];
 
 interface Header {
   writ: 'apply-listing';
-  format: 1;
+  format: 2;
   server: string;
 }
 
@@ -139,12 +139,55 @@ function entry(f: unknown): Entry | undefined {
   return [path, digest, stamp ?? 0, (refs as string[] | undefined)?.length ? (refs as string[]) : 0];
 }
 
-const NO_REFS: string[] = [];
+// Shared by every record (100,000 of them): a listed file has no documents, and most name no file.
+// Frozen: nothing writes to a record's lists.
+const NO_REFS: string[] = Object.freeze([]) as unknown as string[];
+const NO_DOCUMENTS: AppliedConfigFile['documents'] = Object.freeze([]) as unknown as [];
 
 function record(e: Entry): AppliedConfigFile {
-  const f: AppliedConfigFile = { path: e[0], digest: e[1], refs: e[3] || NO_REFS, documents: [] };
-  if (e[2] !== 0) f.stamp = e[2];
+  return stamped(e[0], e[1], e[2], e[3] || NO_REFS);
+}
+
+function stamped(path: string, digest: string, stamp: string | 0, refs: string[]): AppliedConfigFile {
+  const f: AppliedConfigFile = { path, digest, refs, documents: NO_DOCUMENTS };
+  if (stamp !== 0) f.stamp = stamp;
   return f;
+}
+
+/** The whole listing as written (see writeListing): three arrays of one length, and the named files. */
+interface Whole {
+  version: string;
+  paths: string[];
+  digests: string[];
+  stamps: Array<string | 0>;
+  /** By index into `paths`: the files named (only for files that name some). */
+  refs: Array<[number, string[]]>;
+}
+
+function isWhole(w: Partial<Whole>): w is Whole {
+  const n = Array.isArray(w.paths) ? w.paths.length : -1;
+  return (
+    typeof w.version === 'string' &&
+    n >= 0 &&
+    Array.isArray(w.digests) &&
+    w.digests.length === n &&
+    Array.isArray(w.stamps) &&
+    w.stamps.length === n &&
+    Array.isArray(w.refs) &&
+    w.paths!.every((p) => typeof p === 'string') &&
+    w.digests.every((d) => typeof d === 'string') &&
+    w.stamps.every((s) => s === 0 || typeof s === 'string') &&
+    w.refs.every(
+      (r) =>
+        Array.isArray(r) &&
+        r.length === 2 &&
+        Number.isInteger(r[0]) &&
+        r[0] >= 0 &&
+        r[0] < n &&
+        Array.isArray(r[1]) &&
+        r[1].every((x) => typeof x === 'string'),
+    )
+  );
 }
 
 /** Whether `e` is an entry as this file writes them. */
@@ -174,14 +217,16 @@ function readListing(file: string, server: string): { listing: HeldListing; line
     // Every line ends with a newline: the last piece is empty unless the last line was cut short.
     if (lines.pop() !== '' || lines.length < 2) return undefined;
     const header = JSON.parse(lines[0]!) as Partial<Header>;
-    if (header.writ !== 'apply-listing' || header.format !== 1 || header.server !== server) return undefined;
-    const whole = JSON.parse(lines[1]!) as { version?: unknown; files?: unknown };
-    if (typeof whole.version !== 'string' || !Array.isArray(whole.files)) return undefined;
+    if (header.writ !== 'apply-listing' || header.format !== 2 || header.server !== server) return undefined;
+    const whole = JSON.parse(lines[1]!) as Partial<Whole>;
+    if (!isWhole(whole)) return undefined;
+    const refs = new Map(whole.refs);
     const listing: HeldListing = { version: whole.version, files: new Map() };
-    for (const e of whole.files) {
-      if (!isEntry(e)) return undefined;
-      listing.files.set(e[0], record(e));
-    }
+    for (let i = 0; i < whole.paths.length; i++)
+      listing.files.set(
+        whole.paths[i]!,
+        stamped(whole.paths[i]!, whole.digests[i]!, whole.stamps[i]!, refs.get(i) ?? NO_REFS),
+      );
     for (const line of lines.slice(2)) {
       const c = JSON.parse(line) as {
         since?: unknown;
@@ -223,12 +268,16 @@ function keep(write: () => void): void {
 function writeListing(file: string, server: string, listing: HeldListing): void {
   const dir = join(file, '..');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const files: Entry[] = [];
-  for (const f of listing.files.values())
-    files.push([f.path, f.digest, f.stamp ?? 0, f.refs.length > 0 ? f.refs : 0]);
-  const header: Header = { writ: 'apply-listing', format: 1, server };
+  const whole: Whole = { version: listing.version, paths: [], digests: [], stamps: [], refs: [] };
+  for (const f of listing.files.values()) {
+    if (f.refs.length > 0) whole.refs.push([whole.paths.length, f.refs]);
+    whole.paths.push(f.path);
+    whole.digests.push(f.digest);
+    whole.stamps.push(f.stamp ?? 0);
+  }
+  const header: Header = { writ: 'apply-listing', format: 2, server };
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(header)}\n${JSON.stringify({ version: listing.version, files })}\n`, {
+  writeFileSync(tmp, `${JSON.stringify(header)}\n${JSON.stringify(whole)}\n`, {
     mode: 0o600,
   });
   renameSync(tmp, file);

@@ -75,9 +75,15 @@ export function changedFiles(
   applied: ReadonlyMap<string, AppliedConfigFile>,
   read: readonly AppliedConfigFile[],
 ): ConfigFilesChange {
+  const put: AppliedConfigFile[] = [];
+  let known = 0;
+  for (const f of read) {
+    const a = applied.get(f.path);
+    if (a) known++;
+    if (a?.digest !== f.digest) put.push(f);
+  }
+  // Every applied path read again (paths are unique): none removed, and no set of 100,000 paths made.
+  if (known === applied.size - (applied.has(VALIDATED_WITH_PATH) ? 1 : 0)) return { put, remove: [] };
   const seen = new Set(read.map((f) => f.path));
-  return {
-    put: read.filter((f) => applied.get(f.path)?.digest !== f.digest),
-    remove: [...applied.keys()].filter((p) => p !== VALIDATED_WITH_PATH && !seen.has(p)),
-  };
+  return { put, remove: [...applied.keys()].filter((p) => p !== VALIDATED_WITH_PATH && !seen.has(p)) };
 }
