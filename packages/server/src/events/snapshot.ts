@@ -19,11 +19,13 @@ const REREAD_MS = 30_000;
 /**
  * Revocations per block of a held set. A block once full never changes, so its bytes are built once and
  * shared by every snapshot that covers it; only the block at the end, still filling, is built for each
- * snapshot (at most this many revocations). Pages were held whole before, and the last page (up to
+ * snapshot (fewer than this many revocations). Pages were held whole before, and the last page (up to
  * `events.snapshot_page` revocations) changed with every revocation stored: under a trickle of
- * revocations every open built it again, 1–2 ms and a megabyte of garbage each.
+ * revocations every open built it again (12.5 ms of the event loop per open at 9,000 revocations in
+ * force, bench/abuse-cost.mjs). A divisor of the default page (5,000), so that pages of that size
+ * start and end on block boundaries and no part of a block is built at a page's edge.
  */
-const BLOCK = 256;
+const BLOCK = 250;
 
 const OPEN = Buffer.from('[');
 const CLOSE = Buffer.from(']');
