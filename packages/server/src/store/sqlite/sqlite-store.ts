@@ -1,7 +1,7 @@
 import type { Revocation } from '@writ/sdk/wire';
 import Database from 'better-sqlite3';
 import type { AuditCheckpoint, AuditDraft, AuditEvent, AuditQuery } from '../../audit/audit-event.js';
-import { type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
+import { AuditChainBrokenError, type AuditHead, checkHeldHead, linkAuditEvent } from '../../audit/chain.js';
 import type { ConsoleSession } from '../../console/console-session.js';
 import type { DetectionConfig } from '../../detection/detection-config.js';
 import type {
@@ -44,7 +44,7 @@ import type {
   ConfigFileStamp,
   ConfigFilesVersion,
 } from '../config-file-rows.js';
-import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
+import { IssuanceRefusedError, type IssuanceWrite, writeIssuance } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import { leaseAnswer } from '../rate-lease.js';
 import {
@@ -156,11 +156,22 @@ function migrate(db: Database.Database): number[] {
   return applied;
 }
 
+/** The audit chain as a group commit's issuances left it (`SqliteOps.writeIssuanceNow`). */
+interface IssuanceChain {
+  head: AuditHead | undefined;
+  /** Whether `head` was read (or written) in this transaction since the last callback ran. */
+  known: boolean;
+  /** The held event last checked against the store in this transaction. */
+  checked: AuditHead | undefined;
+}
+
 /** When an open task falls due: the expression of the tasks_open_due index, so the index serves it. */
 const SQLITE_DUE = 'min(deadline, ifnull(lease_until, deadline))';
 
+/** A transaction waiting for the next group commit: a callback, or an issuance's writes. */
 interface PendingTx {
-  fn: (tx: Store) => Promise<unknown>;
+  fn?: (tx: Store) => Promise<unknown>;
+  issuance?: { write: IssuanceWrite; held: AuditHead | undefined };
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -234,17 +245,21 @@ class SqliteStore implements Store {
    */
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry: PendingTx = { fn, resolve: resolve as (v: unknown) => void, reject };
-      if (this.#batch) {
-        this.#batch.push(entry);
-        return;
-      }
-      const batch: PendingTx[] = [entry];
-      this.#batch = batch;
-      // Wait for the rest of this turn of the event loop: requests read in the same I/O phase join the batch.
-      setImmediate(() => {
-        this.#run(() => this.#commitBatch(batch)).catch(() => undefined);
-      });
+      this.#join({ fn, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  /** Adds `entry` to the batch of the next group commit, starting one if none is waiting. */
+  #join(entry: PendingTx): void {
+    if (this.#batch) {
+      this.#batch.push(entry);
+      return;
+    }
+    const batch: PendingTx[] = [entry];
+    this.#batch = batch;
+    // Wait for the rest of this turn of the event loop: requests read in the same I/O phase join the batch.
+    setImmediate(() => {
+      this.#run(() => this.#commitBatch(batch)).catch(() => undefined);
     });
   }
 
@@ -258,10 +273,34 @@ class SqliteStore implements Store {
       for (const e of batch) e.reject(translate(err));
       return;
     }
+    // The audit head as the issuances of this batch left it, and the held event checked already: an
+    // issuance after another needs neither read again (nothing else writes inside this transaction).
+    // Unknown again after any callback, which may append events of its own.
+    const chain: IssuanceChain = { head: undefined, known: false, checked: undefined };
     for (const e of batch) {
+      if (e.issuance) {
+        try {
+          outcomes.push({
+            ok: true,
+            value: this.#ops.writeIssuanceNow(e.issuance.write, e.issuance.held, chain),
+          });
+        } catch (error) {
+          if (!(error instanceof IssuanceRefusedError) && !(error instanceof AuditChainBrokenError)) {
+            // A statement failed midway (disk full, I/O error): this issuance may have written part of
+            // its rows, and it has no savepoint of its own. Nothing of the batch commits.
+            if (db.inTransaction) db.exec('ROLLBACK');
+            for (const x of batch) x.reject(translate(error));
+            return;
+          }
+          outcomes.push({ ok: false, error });
+        }
+        continue;
+      }
+      chain.known = false;
+      chain.checked = undefined;
       this.#savepoint.run();
       try {
-        const value = await e.fn(this.#ops);
+        const value = await e.fn!(this.#ops);
         this.#release.run();
         outcomes.push({ ok: true, value });
       } catch (error) {
@@ -372,9 +411,12 @@ class SqliteStore implements Store {
   deleteVendorKeys = (name: string, version?: number) =>
     this.#run(() => this.#ops.deleteVendorKeys(name, version));
   appendAudit = (e: AuditDraft, held?: AuditHead) => this.#run(() => this.#ops.appendAudit(e, held));
-  // Group commit comes from `transaction`: issuances arriving together share one COMMIT.
+  // Group-committed with the transactions arriving together (one COMMIT), written without a callback's
+  // promises or a savepoint of its own (`SqliteOps.writeIssuanceNow`).
   recordIssuance = (w: IssuanceWrite, held?: AuditHead) =>
-    this.transaction((tx) => writeIssuance(tx, w, held));
+    new Promise<AuditEvent>((resolve, reject) => {
+      this.#join({ issuance: { write: w, held }, resolve: resolve as (v: unknown) => void, reject });
+    });
   queryAudit = (q: AuditQuery) => this.#run(() => this.#ops.queryAudit(q));
   scanAudit = (after: number, limit: number) => this.#run(() => this.#ops.scanAudit(after, limit));
   auditHead = () => this.#run(() => this.#ops.auditHead());
@@ -547,8 +589,12 @@ class SqliteOps implements Store {
       ),
       recordToken: p(
         `INSERT INTO tokens (jti, sub, client_id, cls, aud, scope, kid, tid, iat, exp, fingerprint, ajti)
-         VALUES (@jti, @sub, @clientId, @cls, @aud, @scope, @kid, @tid, @iat, @exp, @fingerprint, @ajti)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      // An issuance's own savepoint, when it spends several replay entries (writeIssuanceNow).
+      savepoint: p('SAVEPOINT writ_issuance'),
+      release: p('RELEASE writ_issuance'),
+      rollbackTo: p('ROLLBACK TO writ_issuance'),
       getToken: p('SELECT * FROM tokens WHERE jti = ?'),
       head: p('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
       // The head and the hash of the event at ? (the one this process holds), in one statement: no row
@@ -780,11 +826,24 @@ class SqliteOps implements Store {
   }
 
   async recordToken(t: IssuedToken): Promise<void> {
-    this.#s['recordToken']!.run({
-      ...t,
-      tid: t.tid ?? null,
-      ajti: t.ajti !== undefined ? JSON.stringify(t.ajti) : null,
-    });
+    this.#insertToken(t);
+  }
+  // Positional parameters: binding by name looks every one up on an object, a copy of the record.
+  #insertToken(t: IssuedToken): void {
+    this.#s['recordToken']!.run(
+      t.jti,
+      t.sub,
+      t.clientId,
+      t.cls,
+      t.aud,
+      t.scope,
+      t.kid,
+      t.tid ?? null,
+      t.iat,
+      t.exp,
+      t.fingerprint,
+      t.ajti !== undefined ? JSON.stringify(t.ajti) : null,
+    );
   }
   async getToken(jti: string): Promise<IssuedToken | undefined> {
     const r = this.#s['getToken']!.get(jti) as Row | undefined;
@@ -1030,6 +1089,52 @@ class SqliteOps implements Store {
   // Inside a transaction already (this is the transaction's store): the writes, statement by statement.
   recordIssuance(w: IssuanceWrite, held?: AuditHead): Promise<AuditEvent> {
     return writeIssuance(this, w, held);
+  }
+  /**
+   * One issuance of a group commit, synchronously: what `writeIssuance` writes, ordered so that every
+   * refusal comes before the first write (the held event and the task are checked, then the replay
+   * entries spent), so a refused issuance writes nothing and needs no savepoint; only a second replay
+   * entry (a DPoP proof's) can be refused after a write, and only such an issuance takes one. `chain`
+   * carries the audit head and the held event checked from one issuance of the batch to the next.
+   */
+  writeIssuanceNow(w: IssuanceWrite, held: AuditHead | undefined, chain: IssuanceChain): AuditEvent {
+    if (!chain.known || (held && (held.seq !== chain.checked?.seq || held.hash !== chain.checked.hash))) {
+      if (held) {
+        const r = this.#s['headAndHeld']!.get(held.seq) as
+          | (AuditHead & { held_hash: string | null })
+          | undefined;
+        chain.head = r && { seq: r.seq, hash: r.hash };
+        checkHeldHead(held, r?.held_hash ?? undefined, chain.head);
+        chain.checked = held;
+      } else chain.head = this.#s['head']!.get() as AuditHead | undefined;
+      chain.known = true;
+    }
+    // The task was open when the request was checked; read again here, under the transaction, so a
+    // close that won the race is seen. A closed task's revocation covers only the tokens it recorded.
+    if (w.token.tid !== undefined) {
+      this.#s['taskClosed'] ??= this.#prep('SELECT closed_at FROM tasks WHERE id = ?');
+      const t = this.#s['taskClosed'].get(w.token.tid) as { closed_at: number | null } | undefined;
+      if (t?.closed_at !== null) throw new IssuanceRefusedError('task_closed');
+    }
+    const consume = this.#s['consume']!;
+    const several = w.consume.length > 1;
+    if (several) this.#s['savepoint']!.run();
+    try {
+      for (let i = 0; i < w.consume.length; i++) {
+        const c = w.consume[i]!;
+        if (consume.run(c.scope, c.id, c.expiresAt, w.now).changes !== 1)
+          throw new IssuanceRefusedError('replay', i);
+      }
+    } catch (err) {
+      if (several) this.#s['rollbackTo']!.run();
+      throw err;
+    } finally {
+      if (several) this.#s['release']!.run();
+    }
+    this.#insertToken(w.token);
+    const event = this.#appendAfter(chain.head, w.audit);
+    chain.head = { seq: event.seq, hash: event.hash };
+    return event;
   }
   async queryAudit(q: AuditQuery): Promise<AuditEvent[]> {
     const filters: Array<[unknown, string, unknown[]]> = [
