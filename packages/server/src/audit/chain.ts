@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalJson } from '../jose/json.js';
 import type { AuditDraft, AuditEvent } from './audit-event.js';
 
@@ -33,9 +33,12 @@ export function chainHash(prevHash: string, seq: number, e: AuditDraft): string 
   return chainHashOf(prevHash, seq, head, tail);
 }
 
-/** `chainHash` from the event's body parts (`chainBody`). */
+/**
+ * `chainHash` from the event's body parts (`chainBody`). The same bytes as hashing the previous hash, the
+ * newline and the body one after the other, in one call (`crypto.hash`): no Hash object per event.
+ */
 export function chainHashOf(prevHash: string, seq: number, head: string, tail: string): string {
-  return createHash('sha256').update(prevHash).update('\n').update(`${head}${seq}${tail}`).digest('hex');
+  return hash('sha256', `${prevHash}\n${head}${seq}${tail}`, 'hex');
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { TokenError, verifyAccessTokenJwt } from '@writ/sdk/verifier';
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '@writ/sdk/wire';
 import { seconds } from '../clock.js';
@@ -29,9 +29,11 @@ export function newTokenId(nowMs: number = Date.now()): string {
   return id.toString('base64url');
 }
 
-/** SHA-256 fingerprint of a serialized token: what logs and the audit record instead of the token. */
-export const tokenFingerprint = (token: string): string =>
-  createHash('sha256').update(token).digest('base64url');
+/**
+ * SHA-256 fingerprint of a serialized token: what logs and the audit record instead of the token. One
+ * call (`crypto.hash`): no Hash object per token.
+ */
+export const tokenFingerprint = (token: string): string => hash('sha256', token, 'base64url');
 
 export interface AccessTokenRequest {
   issuer: string;
