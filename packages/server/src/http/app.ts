@@ -6,7 +6,7 @@ import { registerAdminRoutes } from '../admin/routes.js';
 import { auditRefusal } from '../audit/refusal.js';
 import type { TallyKey } from '../audit/refusal-tally.js';
 import { registerConsoleRoutes } from '../console/routes.js';
-import { Paths, type WritContext } from '../context.js';
+import { Paths, type RequestInfo, type WritContext } from '../context.js';
 import { invalidRequest, notFound, OAuthError } from '../errors.js';
 import { registerEventRoutes } from '../events/routes.js';
 import { parseBoundedJson } from '../jose/json.js';
@@ -26,6 +26,7 @@ import { registerUsageRoutes } from '../usage/routes.js';
 import { registerVendorKeyRoutes } from '../vendor/routes.js';
 import { OPENAPI_PATH, openApiDocument, recordRoutes } from './openapi.js';
 import { registerProbeRoutes } from './probes.js';
+import { tokenListener } from './token-listener.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -39,6 +40,9 @@ export function buildApp(
   intercept?: (req: IncomingMessage, res: ServerResponse) => boolean,
 ): FastifyInstance {
   const { limits } = ctx.settings;
+  // Set when the server starts closing: the token listener then leaves requests to Fastify's 503.
+  let closing = false;
+  const token = tokenListener(ctx, () => closing);
   const app = Fastify({
     logger: false,
     bodyLimit: limits.bodyBytes,
@@ -46,11 +50,10 @@ export function buildApp(
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     serverFactory: (fastifyHandler) => {
-      const handler = intercept
-        ? (req: IncomingMessage, res: ServerResponse) => {
-            if (!intercept(req, res)) fastifyHandler(req, res);
-          }
-        : fastifyHandler;
+      const handler = (req: IncomingMessage, res: ServerResponse) => {
+        if (intercept?.(req, res) || token(req, res)) return;
+        fastifyHandler(req, res);
+      };
       const http = {
         maxHeaderSize: limits.headerBytes,
         requestTimeout: 30_000,
@@ -112,6 +115,10 @@ export function buildApp(
     },
   });
 
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   recordRoutes(app);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(FORM, { parseAs: 'string' }, (_req, body, done) => {
@@ -166,18 +173,19 @@ export function buildApp(
     sendError(reply, err as OAuthError);
   });
 
-  app.setErrorHandler(async (error, req, reply) => {
-    if (isAuditedRefusal(error)) return sendError(reply, error);
-    const mapped = mapFrameworkError(error, bodyLimitOf(req, limits.bodyBytes));
-    // Refusals by the admin API are admin events, attributed to the operator once authenticated.
-    const admin = req.url.startsWith(`${Paths.admin}/`);
-    const operator = (req as { operator?: string }).operator;
-    const audited = (await auditRefusal(ctx, admin ? 'admin' : 'http', mapped, info(req), {
-      path: req.url.slice(0, 128),
-      ...(admin && operator ? { client_id: operator } : {}),
-    })) as OAuthError;
-    return sendError(reply, audited);
-  });
+  app.setErrorHandler(async (error, req, reply) =>
+    sendError(
+      reply,
+      await auditedError(
+        ctx,
+        error,
+        info(req),
+        req.url,
+        bodyLimitOf(req, limits.bodyBytes),
+        (req as { operator?: string }).operator,
+      ),
+    ),
+  );
 
   registerProbeRoutes(app, ctx);
   registerOAuthRoutes(app, ctx);
@@ -198,6 +206,28 @@ export function buildApp(
     reply.header('cache-control', 'public, max-age=300').type('application/json').send(description),
   );
   return app;
+}
+
+/**
+ * What the error handler answers for an error a request ended with: a refusal audited already as it is,
+ * anything else mapped (framework errors to their refusals) and audited here. Refusals by the admin API
+ * are admin events, attributed to the operator once authenticated.
+ */
+export async function auditedError(
+  ctx: WritContext,
+  error: unknown,
+  req: RequestInfo,
+  url: string,
+  limit: { bytes: number; setting: string },
+  operator: string | undefined,
+): Promise<OAuthError> {
+  if (isAuditedRefusal(error)) return error;
+  const mapped = mapFrameworkError(error, limit);
+  const admin = url.startsWith(`${Paths.admin}/`);
+  return (await auditRefusal(ctx, admin ? 'admin' : 'http', mapped, req, {
+    path: url.slice(0, 128),
+    ...(admin && operator ? { client_id: operator } : {}),
+  })) as OAuthError;
 }
 
 /** The body limit of the route a request reached, and the setting that sets it. */

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import type { RequestInfo } from '../context.js';
 import { recordedSighting } from './client-certificate.js';
@@ -21,18 +22,43 @@ export function info(req: FastifyRequest): RequestInfo {
 
 function readRequest(req: FastifyRequest): RequestInfo {
   const certificate = recordedSighting(req);
+  const known = headerInfo(req.ip, req.method, req.url, req.headers, req.raw.rawHeaders);
+  if (certificate.certificate) known.clientCertificate = certificate.certificate;
+  if (certificate.ignoredForwarded) known.ignoredForwardedCertificate = certificate.ignoredForwarded;
+  return known;
+}
+
+/**
+ * What `info` reads of a request taken on the listener without Fastify (http/token-listener.ts), which
+ * takes none on a listener where a client certificate could count: the same fields, no certificate.
+ */
+export function rawRequestInfo(req: IncomingMessage): RequestInfo {
+  return headerInfo(
+    req.socket.remoteAddress ?? '',
+    req.method ?? '',
+    req.url ?? '',
+    req.headers,
+    req.rawHeaders,
+  );
+}
+
+function headerInfo(
+  ip: string,
+  method: string,
+  url: string,
+  headers: IncomingHttpHeaders,
+  rawHeaders: string[],
+): RequestInfo {
   return {
-    ip: req.ip,
-    method: req.method,
-    path: req.url.split('?')[0] ?? req.url,
-    userAgent: req.headers['user-agent']?.slice(0, 256),
-    authorization: req.headers.authorization,
-    dpop: headerValues(req, 'dpop'),
-    consoleCookie: cookieValue(req.headers.cookie, CONSOLE_COOKIE),
-    csrf: single(req.headers['x-writ-csrf']),
-    origin: single(req.headers.origin),
-    ...(certificate.certificate ? { clientCertificate: certificate.certificate } : {}),
-    ...(certificate.ignoredForwarded ? { ignoredForwardedCertificate: certificate.ignoredForwarded } : {}),
+    ip,
+    method,
+    path: url.split('?')[0] ?? url,
+    userAgent: headers['user-agent']?.slice(0, 256),
+    authorization: headers.authorization,
+    dpop: headerValues(rawHeaders, 'dpop'),
+    consoleCookie: cookieValue(headers.cookie, CONSOLE_COOKIE),
+    csrf: single(headers['x-writ-csrf']),
+    origin: single(headers.origin),
   };
 }
 
@@ -42,8 +68,7 @@ export const CONSOLE_COOKIE = 'writ_console';
 const single = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? undefined : v);
 
 /** Every value of a header, repeated ones kept apart (Node joins them with ", " in `req.headers`). */
-function headerValues(req: FastifyRequest, name: string): string[] {
-  const raw = req.raw.rawHeaders;
+function headerValues(raw: string[], name: string): string[] {
   const values: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) values.push(raw[i + 1]!);
   return values;
