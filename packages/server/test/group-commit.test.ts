@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { verifyAuditChain } from '../src/audit/verify.js';
 import { StoreUnavailableError } from '../src/errors.js';
+import type { IssuanceWrite } from '../src/store/issuance-write.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 
@@ -101,6 +102,53 @@ describe('embedded store: group commit', () => {
       side.exec('DROP TRIGGER refuse_poison');
       side.close();
     }
+  });
+
+  it('an issuance the database refuses midway fails its whole batch, and nothing of the batch is written', async () => {
+    const before = (await store.auditHead())?.seq ?? 0;
+    // Issuances take no savepoint of their own (their refusals come before any write): a statement that
+    // fails after some of an issuance's rows were written must take the whole batch down with it.
+    const side = new Database(path);
+    side.exec(`CREATE TRIGGER refuse_issuance BEFORE INSERT ON audit_events WHEN NEW.jti = 'jti-poison'
+               BEGIN SELECT RAISE(ABORT, 'audit store refuses'); END`);
+    const issuance = (jti: string): IssuanceWrite => ({
+      consume: [{ scope: 'assertion:batch', id: `a-${jti}`, expiresAt: 10_000 }],
+      now: 0,
+      token: {
+        jti,
+        sub: 'w',
+        clientId: 'w',
+        cls: 'c',
+        aud: 'https://api.test',
+        scope: 's',
+        kid: 'k',
+        iat: 1,
+        exp: 2,
+        fingerprint: `f-${jti}`,
+      },
+      audit: { ts: 3000, type: 'token.issued', outcome: 'success', actor: 'w', subject: 'w', jti, data: {} },
+    });
+    try {
+      const jtis = ['jti-1', 'jti-poison', 'jti-2'];
+      const results = await Promise.allSettled(jtis.map((j) => store.recordIssuance(issuance(j))));
+      for (const r of results) {
+        assert.equal(r.status, 'rejected');
+        assert.ok(r.reason instanceof StoreUnavailableError, String(r.reason));
+      }
+      for (const j of jtis) {
+        assert.equal(await store.getToken(j), undefined, `no token ${j}`);
+        assert.equal(await store.consume('assertion:batch', `a-${j}`, 10_000, 0), true, `${j} left unspent`);
+      }
+      assert.equal((await store.auditHead())?.seq ?? 0, before, 'no event');
+    } finally {
+      side.exec('DROP TRIGGER refuse_issuance');
+      side.close();
+    }
+    // The store goes on: the next issuance commits, and the chain verifies.
+    const e = await store.recordIssuance(issuance('jti-3'));
+    assert.equal(e.seq, before + 1);
+    assert.ok(await store.getToken('jti-3'));
+    assert.equal((await verifyAuditChain(store)).ok, true);
   });
 
   it('a transaction started after a batch settled sees everything the batch committed', async () => {
