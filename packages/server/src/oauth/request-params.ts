@@ -10,18 +10,14 @@ import { type FormParams, single } from '../request/form.js';
 export function requestedAudience(params: FormParams): string {
   const resources = params.get('resource') ?? [];
   if (resources.length > 10) throw invalidTarget('too many resource parameters', { reason: 'one_audience' });
-  for (const r of resources) {
-    let ok = false;
-    try {
-      const u = new URL(r);
-      ok = u.hash === '' && r.length <= 512;
-    } catch {}
-    if (!ok)
+  for (const r of resources)
+    if (!wellFormedResource(r))
       throw invalidTarget('resource must be an absolute URI without a fragment (RFC 8707)', {
         reason: 'resource_malformed',
       });
-  }
   const audience = single(params, 'audience', 512);
+  // The common request: one resource, no audience.
+  if (resources.length === 1 && audience === undefined) return resources[0]!;
   const all = [...new Set([...resources, ...(audience !== undefined ? [audience] : [])])];
   if (all.length === 0)
     throw invalidTarget('a resource or audience parameter is required', { reason: 'missing_parameter' });
@@ -30,6 +26,23 @@ export function requestedAudience(params: FormParams): string {
       reason: 'one_audience',
     });
   return all[0]!;
+}
+
+/** Resources found well formed: the few APIs workloads ask for, parsed once each (bounded). */
+const WELL_FORMED = new Set<string>();
+
+/** RFC 8707: an absolute URI without a fragment, at most 512 characters. */
+function wellFormedResource(r: string): boolean {
+  if (WELL_FORMED.has(r)) return true;
+  let ok = false;
+  try {
+    ok = new URL(r).hash === '' && r.length <= 512;
+  } catch {}
+  if (ok) {
+    if (WELL_FORMED.size >= 1024) WELL_FORMED.clear();
+    WELL_FORMED.add(r);
+  }
+  return ok;
 }
 
 /** The `ttl` parameter: whole seconds, at most nine digits (the OpenAPI document uses it too). */
