@@ -211,10 +211,13 @@ forbid (principal, action, resource) when { context.risk >= 70 };
       w.docs,
     );
     assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    // The verifier renews its own token when the fake clock passes its expiry, at any moment: those
+    // issuances are not the refused workload's.
     const { event } = await expectRefusal(h, issuance, {
       status: 400,
       error: 'access_denied',
       reason: 'policy_denied',
+      requester: SIGNER,
     });
     assert.equal(event.subject ?? event.actor, SIGNER);
     assert.deepEqual(event.data['policies'], ['risk-ceiling']);
@@ -223,7 +226,12 @@ forbid (principal, action, resource) when { context.risk >= 70 };
     // A sixth of a half-life later the risk (80 → 71) is still over the ceiling...
     clock.advance(halfLife / 6);
     assert.equal(await riskOf(h, SIGNER), 71);
-    await expectRefusal(h, issuance, { status: 400, error: 'access_denied', reason: 'policy_denied' });
+    await expectRefusal(h, issuance, {
+      status: 400,
+      error: 'access_denied',
+      reason: 'policy_denied',
+      requester: SIGNER,
+    });
     // ...one half-life after the finding it has halved, and tokens are issued again.
     clock.advance(halfLife - halfLife / 6);
     assert.equal(await riskOf(h, SIGNER), 40);
