@@ -99,7 +99,10 @@ export function configFileConformanceCases(
       withStore(async ({ store, openPeer }) => {
         const paths = (l: ConfigFilesListing | undefined) => l?.files.map((f) => f.path);
         const v0 = (await store.listConfigFileChanges())!.version;
-        await store.putConfigFiles([file('classes/a.yaml', 'digest-a'), file('workloads/b.yaml', 'digest-b')]);
+        await store.putConfigFiles([
+          file('classes/a.yaml', 'digest-a'),
+          file('workloads/b.yaml', 'digest-b'),
+        ]);
         const whole = (await store.listConfigFileChanges())!;
         assert.ok(whole.version.n > v0.n);
         assert.notEqual(whole.version.tag, v0.tag);
