@@ -322,7 +322,10 @@ describe('writ apply keeps the listing it saw and asks only for what changed sin
   after(() => h.close());
 
   it('kept 0600 after an apply; then a changed file, a new file and a deleted file are each applied', async () => {
-    if (process.platform !== 'win32') assert.equal(statSync(kept()).mode & 0o777, 0o600);
+    if (process.platform !== 'win32') {
+      assert.equal(statSync(kept()).mode & 0o777, 0o600);
+      assert.equal(statSync(join(data, 'apply-listings')).mode & 0o777, 0o700);
+    }
     const lines = keptLines();
     edit(join(dir, fileOf(OTHER_WORKLOAD)), { owner: 'team-kept-1' });
     let r = await apply();

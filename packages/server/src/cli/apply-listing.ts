@@ -1,14 +1,7 @@
 import { createHash } from 'node:crypto';
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ownerOnlyDir } from '../file-modes.js';
 import type { AppliedConfigFile } from '../store/config-file-rows.js';
 import { type AdminClient, CliError } from './client.js';
 
@@ -267,7 +260,8 @@ function keep(write: () => void): void {
 /** Writes the whole listing (a new file, renamed over the old: never half-written). */
 function writeListing(file: string, server: string, listing: HeldListing): void {
   const dir = join(file, '..');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // 0700, narrowed when it was made looser by hand.
+  ownerOnlyDir(dir);
   const whole: Whole = { version: listing.version, paths: [], digests: [], stamps: [], refs: [] };
   for (const f of listing.files.values()) {
     if (f.refs.length > 0) whole.refs.push([whole.paths.length, f.refs]);
