@@ -341,16 +341,20 @@ async function main() {
 
   /** What the nodes sent PostgreSQL so far (bench/lib/count-pg.cjs), summed. */
   const pgCounts = (nodes) => {
-    const sum = { trips: 0, statements: 0, byText: {} };
+    const sum = { trips: 0, statements: 0, byText: {}, msByText: {}, batchRows: 0, perNode: [] };
     for (const n of nodes) {
+      let c = { trips: 0, statements: 0, byText: {}, msByText: {}, batchRows: 0 };
       try {
-        const c = JSON.parse(readFileSync(n.countFile, 'utf8'));
-        sum.trips += c.trips;
-        sum.statements += c.statements;
-        for (const [k, v] of Object.entries(c.byText ?? {})) sum.byText[k] = (sum.byText[k] ?? 0) + v;
+        c = JSON.parse(readFileSync(n.countFile, 'utf8'));
       } catch {
         // not written yet: nothing sent
       }
+      sum.trips += c.trips;
+      sum.statements += c.statements;
+      sum.batchRows += c.batchRows ?? 0;
+      for (const [k, v] of Object.entries(c.byText ?? {})) sum.byText[k] = (sum.byText[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(c.msByText ?? {})) sum.msByText[k] = (sum.msByText[k] ?? 0) + v;
+      sum.perNode.push({ batches: c.byText?.writ_issue_batch ?? 0, rows: c.batchRows ?? 0 });
     }
     return sum;
   };
@@ -463,6 +467,14 @@ async function main() {
             .filter(([, v]) => v > 0)
             .sort((a, b) => b[1] - a[1]),
         );
+        // Issuance batches: mean size (all nodes, then each node) and mean round trip of the call.
+        const batches = (after.byText.writ_issue_batch ?? 0) - (before.byText.writ_issue_batch ?? 0);
+        m.batchSize = (after.batchRows - before.batchRows) / batches;
+        m.batchSizeByNode = after.perNode.map(
+          (a, i) => (a.rows - before.perNode[i].rows) / (a.batches - before.perNode[i].batches),
+        );
+        m.batchMs =
+          ((after.msByText.writ_issue_batch ?? 0) - (before.msByText.writ_issue_batch ?? 0)) / batches;
         m.waits = Object.fromEntries(
           Object.entries(waits.tally)
             .map(([k, v]) => [k, v / waits.samples])
@@ -475,7 +487,8 @@ async function main() {
         `  ${label} round ${r + 1}: ${m.rate.toFixed(0)} tokens/s, p50 ${m.p50Ms.toFixed(1)} ms, p99 ${m.p99Ms.toFixed(1)} ms${db ? `, per token: ${m.statementsPerToken.toFixed(2)} statements, ${m.tripsPerToken.toFixed(2)} round trips, ${m.commitsPerToken.toFixed(2)} commits` : ''}${m.exhausted ? ' (requests ran out)' : ''}, load ${m.loadAverage.toFixed(1)}\n` +
           `    CPU µs per token: nodes ${m.nodeCpuUsPerToken.map(us).join(' + ')}, PostgreSQL ${us(m.pgCpuUsPerToken)}, generator ${us(m.generatorCpuUsPerToken)}\n` +
           (db
-            ? `    round trips per token: ${Object.entries(m.tripsByText)
+            ? `    issuance batches: mean size ${m.batchSize.toFixed(1)} (by node ${m.batchSizeByNode.map((v) => v.toFixed(1)).join(' / ')}), mean round trip ${m.batchMs.toFixed(1)} ms\n` +
+              `    round trips per token: ${Object.entries(m.tripsByText)
                 .slice(0, 8)
                 .map(([k, v]) => `${v.toFixed(3)} ${JSON.stringify(k.slice(0, 50))}`)
                 .join('; ')}\n` +
@@ -531,14 +544,15 @@ async function main() {
       await node.stop();
     }
   }
-  // The store alone, no HTTP: an issuance's transaction (replay check, token record, audit append).
+  // The store alone, no HTTP: issuances through the node's group commit (replay check, token record,
+  // audit append in one call per batch).
   if (!opts['no-sqlite']) {
     const db = await freshDatabase();
     try {
       results.storeOnly = await storeOnly(db.url);
       for (const r of results.storeOnly)
         process.stderr.write(
-          `  postgres store alone, ${r.concurrency} at once: ${r.perSecond.toFixed(0)} transactions/s\n`,
+          `  postgres store alone, ${r.label}, ${r.concurrency} at once: ${r.perSecond.toFixed(0)} issuances/s\n`,
         );
     } finally {
       await db.drop();
@@ -582,8 +596,8 @@ async function main() {
   if (results.storeOnly)
     lines.push(
       '',
-      `The PostgreSQL store alone (an issuance's transaction, no HTTP): ${results.storeOnly
-        .map((r) => `${r.perSecond.toFixed(0)}/s with ${r.concurrency} at once`)
+      `The PostgreSQL store alone (issuances through the group commit, no HTTP): ${results.storeOnly
+        .map((r) => `${r.perSecond.toFixed(0)}/s with ${r.concurrency} at once on ${r.label}`)
         .join(', ')}`,
     );
   if (results.propagation) {
@@ -702,28 +716,39 @@ async function propagation(nodes, streams, revocations, verifier, operatorKeyFil
 }
 
 /**
- * Transactions per second of the PostgreSQL store by itself, as issuance uses it (consume the assertion
- * jti, record the token, append the audit event, commit), one at a time and several at once.
+ * Issuances per second of the PostgreSQL store by itself, on the path a node's token endpoint takes
+ * (`recordIssuance`: the node's group commit, one `writ_issue_batch` call per batch spending the
+ * assertion's jti, recording the token and appending its audit event), with 1, 8 and 32 issuances at once
+ * on one store, then 32 at once spread over three stores (three nodes' pools and batchers, in this
+ * process): what the database does for one node and for three without HTTP, signing or the generator.
  */
 async function storeOnly(databaseUrl) {
   const { openPostgresStore } = await import(
     join(ROOT, 'packages/server/dist/src/store/postgres/postgres-store.js')
   );
-  const store = await openPostgresStore(databaseUrl);
+  const stores = [];
   const now = Date.now();
   const out = [];
   try {
-    for (const concurrency of [1, 8, 32]) {
+    for (let i = 0; i < 3; i++) stores.push(await openPostgresStore(databaseUrl));
+    for (const [label, used, concurrency] of [
+      ['1 store', 1, 1],
+      ['1 store', 1, 8],
+      ['1 store', 1, 32],
+      ['3 stores', 3, 32],
+    ]) {
       let n = 0;
       const start = performance.now();
       const end = start + 4000;
       await Promise.all(
-        Array.from({ length: concurrency }, async () => {
+        Array.from({ length: concurrency }, async (_, w) => {
+          const store = stores[w % used];
           while (performance.now() < end) {
-            const id = `${concurrency}-${n++}`;
-            await store.transaction(async (tx) => {
-              await tx.consume('assertion:bench', id, now + 60_000, now);
-              await tx.recordToken({
+            const id = `${label}-${concurrency}-${n++}`;
+            await store.recordIssuance({
+              consume: [{ scope: 'assertion:bench', id, expiresAt: now + 60_000 }],
+              now,
+              token: {
                 jti: id,
                 sub: 'bench',
                 clientId: 'bench',
@@ -734,23 +759,16 @@ async function storeOnly(databaseUrl) {
                 iat: Math.floor(now / 1000),
                 exp: Math.floor(now / 1000) + TOKEN_TTL,
                 fingerprint: id,
-              });
-              await tx.appendAudit({
-                ts: now,
-                type: 'token.issued',
-                outcome: 'success',
-                actor: 'bench',
-                jti: id,
-                data: {},
-              });
+              },
+              audit: { ts: now, type: 'token.issued', outcome: 'success', actor: 'bench', jti: id, data: {} },
             });
           }
         }),
       );
-      out.push({ concurrency, perSecond: n / ((performance.now() - start) / 1000) });
+      out.push({ label, concurrency, perSecond: n / ((performance.now() - start) / 1000) });
     }
   } finally {
-    await store.close();
+    await Promise.all(stores.map((s) => s.close()));
   }
   return out;
 }

@@ -7,12 +7,15 @@
 const { renameSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { join } = require('node:path');
+const { performance } = require('node:perf_hooks');
 
 const file = process.env.WRIT_BENCH_PG_COUNT;
 if (file) {
   // The server's own copy of pg, so the patched prototype is the one its pool uses.
   const pg = createRequire(join(process.env.WRIT_BENCH_SERVER_DIR, 'package.json'))('pg');
-  const counts = { trips: 0, statements: 0, byText: {} };
+  // msByText: wall milliseconds from sending to the answer, by the same key; rows: issuances sent in
+  // `writ_issue_batch` calls (the batch sizes, summed).
+  const counts = { trips: 0, statements: 0, byText: {}, msByText: {}, batchRows: 0 };
   const label = (config, text) => {
     if (config && typeof config === 'object' && config.name) return config.name;
     if (typeof text !== 'string') return '?';
@@ -26,7 +29,24 @@ if (file) {
     counts.statements += typeof text === 'string' ? text.split(';').filter((s) => s.trim()).length : 1;
     const key = label(config, text);
     counts.byText[key] = (counts.byText[key] ?? 0) + 1;
-    return query.call(this, config, ...rest);
+    if (key === 'writ_issue_batch') counts.batchRows += config.values?.[5]?.length ?? 0;
+    const t0 = performance.now();
+    const took = () => {
+      counts.msByText[key] = (counts.msByText[key] ?? 0) + performance.now() - t0;
+    };
+    // The pool passes a callback; a client's own calls get a promise.
+    const cb = rest.findIndex((a) => typeof a === 'function');
+    if (cb >= 0) {
+      const done = rest[cb];
+      rest[cb] = function timed(...args) {
+        took();
+        return done.apply(this, args);
+      };
+      return query.call(this, config, ...rest);
+    }
+    const r = query.call(this, config, ...rest);
+    if (r && typeof r.then === 'function') r.then(took, took);
+    return r;
   };
   // Written aside and renamed, so the bench never reads half a file.
   const flush = () => {
