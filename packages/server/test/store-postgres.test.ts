@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import type { AuditEvent } from '../src/audit/audit-event.js';
 import { AuditChainBrokenError } from '../src/audit/chain.js';
 import { verifyAuditChain } from '../src/audit/verify.js';
 import { StoreUnavailableError } from '../src/errors.js';
@@ -186,6 +187,92 @@ if (url === undefined || url === '') {
         );
         // The event the database wrote does not verify either: the break is found again from the store.
         assert.equal((await verifyAuditChain(store)).ok, false);
+      } finally {
+        await pool.end();
+        await store.close();
+        await dropSchema(url, schema);
+      }
+    });
+
+    it('a busy batcher holds its next batch open while issuances keep coming, until it is twice the last one; a quiet turn or a lone issuance is not held', async () => {
+      const schema = freshSchema();
+      const store = await openPostgresStore(url, { schema, time: 'caller' });
+      const pool = new pg.Pool({ connectionString: url });
+      // What each call of the batch function carried (the jti column), in order.
+      const calls: string[][] = [];
+      const counting = {
+        query: (config: pg.QueryConfig) => {
+          calls.push([...((config.values?.[5] as string[] | undefined) ?? [])]);
+          return pool.query(config);
+        },
+      } as unknown as pg.Pool;
+      try {
+        // A hold far longer than the test: only the count or a quiet turn can end it.
+        (store as unknown as { batcher: IssuanceBatcher }).batcher = new IssuanceBatcher({
+          pool: counting,
+          sql: issuanceStatements(`"${schema}"`, (p) => `${p}::bigint`),
+          alone: () => Promise.reject(new Error('no issuance of this test is refused')),
+          fail: (err) => err,
+          holdMs: 600_000,
+        });
+        const now = 1_700_000_000_000;
+        const issue = (id: string) =>
+          store.recordIssuance({
+            consume: [{ scope: 'assertion:c', id, expiresAt: now + 60_000 }],
+            now,
+            token: {
+              jti: id,
+              sub: 'spiffe://test/w',
+              clientId: 'spiffe://test/w',
+              cls: 'c',
+              aud: 'https://a.test',
+              scope: 's',
+              kid: 'k',
+              iat: now / 1000,
+              exp: now / 1000 + 300,
+              fingerprint: id,
+            },
+            audit: {
+              ts: now,
+              type: 'token.issued',
+              outcome: 'success',
+              actor: 'spiffe://test/w',
+              jti: id,
+              data: {},
+            },
+          });
+        const nextTurn = () => new Promise((r) => setImmediate(r));
+        // Nothing committed before: a lone issuance goes at once (held, this test would time out), and a
+        // batch of one holds nothing after it either.
+        await issue('lone');
+        await Promise.all([issue('a1'), issue('a2')]);
+        assert.deepEqual(calls, [['lone'], ['a1', 'a2']]);
+        // The last batch had two: one issuance a turn keeps the next batch open until it has four.
+        const b: Promise<AuditEvent>[] = [];
+        for (const id of ['b1', 'b2', 'b3', 'b4']) {
+          b.push(issue(id));
+          await nextTurn();
+        }
+        await Promise.all(b);
+        assert.deepEqual(calls[2], ['b1', 'b2', 'b3', 'b4']);
+        // The last batch had four: three in one turn, then a turn with none, and the three go (under eight).
+        await Promise.all(['c1', 'c2', 'c3'].map(issue));
+        assert.deepEqual(calls[3], ['c1', 'c2', 'c3']);
+        assert.equal(calls.length, 4);
+        const events = await store.queryAudit({ limit: 100 });
+        assert.deepEqual(events.map((e) => e.jti).sort(), [
+          'a1',
+          'a2',
+          'b1',
+          'b2',
+          'b3',
+          'b4',
+          'c1',
+          'c2',
+          'c3',
+          'lone',
+        ]);
+        assert.equal((await verifyAuditChain(store)).ok, true);
       } finally {
         await pool.end();
         await store.close();
