@@ -45,7 +45,7 @@ import type {
   ConfigFilesListing,
   ConfigFilesVersion,
 } from '../config-file-rows.js';
-import { type IssuanceWrite, writeIssuance } from '../issuance-write.js';
+import type { IssuanceWrite } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import { leaseAnswer } from '../rate-lease.js';
 import {
@@ -66,6 +66,7 @@ import {
   vendorKeyValues,
 } from '../rows.js';
 import type { Store, StoreCluster } from '../store.js';
+import { writeIssuance } from '../write-issuance.js';
 import { PostgresConfigFileOps } from './config-file-ops.js';
 import { PostgresConsoleOps } from './console-ops.js';
 import { PostgresDetectionOps } from './detection-ops.js';

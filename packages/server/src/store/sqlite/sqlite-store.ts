@@ -44,7 +44,7 @@ import type {
   ConfigFileStamp,
   ConfigFilesVersion,
 } from '../config-file-rows.js';
-import { IssuanceRefusedError, type IssuanceWrite, writeIssuance } from '../issuance-write.js';
+import { IssuanceRefusedError, type IssuanceWrite } from '../issuance-write.js';
 import type { StoredPerson } from '../people-rows.js';
 import { leaseAnswer } from '../rate-lease.js';
 import {
@@ -65,6 +65,7 @@ import {
   vendorKeyValues,
 } from '../rows.js';
 import type { Store } from '../store.js';
+import { writeIssuance } from '../write-issuance.js';
 import { SqliteConfigFileOps } from './config-file-ops.js';
 import { SqliteConsoleOps } from './console-ops.js';
 import { SqliteDetectionOps } from './detection-ops.js';
