@@ -194,3 +194,24 @@ export function toPolicyVersionSummary(r: Row): PolicyVersionSummary {
     policies: Number(r['policies']),
   };
 }
+
+/**
+ * A token record's columns in the order both stores' `recordToken` statements name them: positional, since
+ * binding by name looks every one up on an object built for the purpose (the issuance path).
+ */
+export function tokenRowValues(t: IssuedToken): unknown[] {
+  return [
+    t.jti,
+    t.sub,
+    t.clientId,
+    t.cls,
+    t.aud,
+    t.scope,
+    t.kid,
+    t.tid ?? null,
+    t.iat,
+    t.exp,
+    t.fingerprint,
+    t.ajti !== undefined ? JSON.stringify(t.ajti) : null,
+  ];
+}

@@ -56,6 +56,7 @@ import {
   toCheckpoint,
   toKeyRecord,
   tokenColumn,
+  tokenRowValues,
   toPolicyVersionSummary,
   toRevocation,
   toStreamEvent,
@@ -644,24 +645,7 @@ class PostgresStore implements Store {
   }
 
   async recordToken(t: IssuedToken): Promise<void> {
-    await this.#query(
-      this.#sql.recordToken,
-      [
-        t.jti,
-        t.sub,
-        t.clientId,
-        t.cls,
-        t.aud,
-        t.scope,
-        t.kid,
-        t.tid ?? null,
-        t.iat,
-        t.exp,
-        t.fingerprint,
-        t.ajti !== undefined ? JSON.stringify(t.ajti) : null,
-      ],
-      true,
-    );
+    await this.#query(this.#sql.recordToken, tokenRowValues(t), true);
   }
   async getToken(jti: string): Promise<IssuedToken | undefined> {
     const r = (await this.#rows(this.#sql.getToken, [jti]))[0];

@@ -55,6 +55,7 @@ import {
   toCheckpoint,
   toKeyRecord,
   tokenColumn,
+  tokenRowValues,
   toPolicyVersionSummary,
   toRevocation,
   toStreamEvent,
@@ -829,22 +830,8 @@ class SqliteOps implements Store {
   async recordToken(t: IssuedToken): Promise<void> {
     this.#insertToken(t);
   }
-  // Positional parameters: binding by name looks every one up on an object, a copy of the record.
   #insertToken(t: IssuedToken): void {
-    this.#s['recordToken']!.run(
-      t.jti,
-      t.sub,
-      t.clientId,
-      t.cls,
-      t.aud,
-      t.scope,
-      t.kid,
-      t.tid ?? null,
-      t.iat,
-      t.exp,
-      t.fingerprint,
-      t.ajti !== undefined ? JSON.stringify(t.ajti) : null,
-    );
+    this.#s['recordToken']!.run(tokenRowValues(t));
   }
   async getToken(jti: string): Promise<IssuedToken | undefined> {
     const r = this.#s['getToken']!.get(jti) as Row | undefined;
