@@ -50,6 +50,31 @@ async function withDatabase(base: string, fn: (databaseUrl: string) => Promise<v
   }
 }
 
+/** One issuance of `spiffe://test/w` at `now`: its assertion (default: the token id) spent, its event. */
+function issuanceWrite(
+  jti: string,
+  now: number,
+  o: { assertion?: string; fingerprint?: string } = {},
+): IssuanceWrite {
+  return {
+    consume: [{ scope: 'assertion:c', id: o.assertion ?? jti, expiresAt: now + 60_000 }],
+    now,
+    token: {
+      jti,
+      sub: 'spiffe://test/w',
+      clientId: 'spiffe://test/w',
+      cls: 'c',
+      aud: 'https://a.test',
+      scope: 's',
+      kid: 'k',
+      iat: now / 1000,
+      exp: now / 1000 + 300,
+      fingerprint: o.fingerprint ?? jti,
+    },
+    audit: { ts: now, type: 'token.issued', outcome: 'success', actor: 'spiffe://test/w', jti, data: {} },
+  };
+}
+
 if (url === undefined || url === '') {
   const reason = 'WRIT_TEST_POSTGRES_URL is not set';
   console.log(`store-postgres: skipped: ${reason} (CI sets it to a throwaway database)`);
@@ -157,30 +182,7 @@ if (url === undefined || url === '') {
           fail: (err) => err,
         });
         const now = 1_700_000_000_000;
-        const write: IssuanceWrite = {
-          consume: [{ scope: 'assertion:c', id: 'a-1', expiresAt: now + 60_000 }],
-          now,
-          token: {
-            jti: 'jti-1',
-            sub: 'spiffe://test/w',
-            clientId: 'spiffe://test/w',
-            cls: 'c',
-            aud: 'https://a.test',
-            scope: 's',
-            kid: 'k',
-            iat: now / 1000,
-            exp: now / 1000 + 300,
-            fingerprint: 'fp',
-          },
-          audit: {
-            ts: now,
-            type: 'token.issued',
-            outcome: 'success',
-            actor: 'spiffe://test/w',
-            jti: 'jti-1',
-            data: {},
-          },
-        };
+        const write = issuanceWrite('jti-1', now, { assertion: 'a-1', fingerprint: 'fp' });
         await assert.rejects(
           store.recordIssuance(write),
           (err: unknown) => err instanceof AuditChainBrokenError && /does not compute/.test(err.message),
@@ -216,31 +218,7 @@ if (url === undefined || url === '') {
           holdMs: 600_000,
         });
         const now = 1_700_000_000_000;
-        const issue = (id: string) =>
-          store.recordIssuance({
-            consume: [{ scope: 'assertion:c', id, expiresAt: now + 60_000 }],
-            now,
-            token: {
-              jti: id,
-              sub: 'spiffe://test/w',
-              clientId: 'spiffe://test/w',
-              cls: 'c',
-              aud: 'https://a.test',
-              scope: 's',
-              kid: 'k',
-              iat: now / 1000,
-              exp: now / 1000 + 300,
-              fingerprint: id,
-            },
-            audit: {
-              ts: now,
-              type: 'token.issued',
-              outcome: 'success',
-              actor: 'spiffe://test/w',
-              jti: id,
-              data: {},
-            },
-          });
+        const issue = (id: string) => store.recordIssuance(issuanceWrite(id, now));
         const nextTurn = () => new Promise((r) => setImmediate(r));
         // Nothing committed before: a lone issuance goes at once (held, this test would time out), and a
         // batch of one holds nothing after it either.
