@@ -6,8 +6,8 @@ import { registerAdminRoutes } from '../admin/routes.js';
 import { auditRefusal } from '../audit/refusal.js';
 import type { TallyKey } from '../audit/refusal-tally.js';
 import { registerConsoleRoutes } from '../console/routes.js';
-import { Paths, type RequestInfo, type WritContext } from '../context.js';
-import { invalidRequest, notFound, OAuthError } from '../errors.js';
+import type { WritContext } from '../context.js';
+import { invalidRequest, notFound, type OAuthError } from '../errors.js';
 import { registerEventRoutes } from '../events/routes.js';
 import { parseBoundedJson } from '../jose/json.js';
 import { registerLeakRoutes } from '../leaks/routes.js';
@@ -19,11 +19,12 @@ import { sightCertificate } from '../request/client-certificate.js';
 import { parseForm } from '../request/form.js';
 import { info } from '../request/info.js';
 import { registerScimRoutes } from '../scim/routes.js';
-import { isAuditedRefusal, sendError } from '../send-error.js';
+import { sendError } from '../send-error.js';
 import { registerSsfRoutes } from '../ssf/routes.js';
 import { registerTaskRoutes } from '../tasks/routes.js';
 import { registerUsageRoutes } from '../usage/routes.js';
 import { registerVendorKeyRoutes } from '../vendor/routes.js';
+import { auditedError } from './audited-error.js';
 import { OPENAPI_PATH, openApiDocument, recordRoutes } from './openapi.js';
 import { registerProbeRoutes } from './probes.js';
 import { tokenListener } from './token-listener.js';
@@ -208,58 +209,8 @@ export function buildApp(
   return app;
 }
 
-/**
- * What the error handler answers for an error a request ended with: a refusal audited already as it is,
- * anything else mapped (framework errors to their refusals) and audited here. Refusals by the admin API
- * are admin events, attributed to the operator once authenticated.
- */
-export async function auditedError(
-  ctx: WritContext,
-  error: unknown,
-  req: RequestInfo,
-  url: string,
-  limit: { bytes: number; setting: string },
-  operator: string | undefined,
-): Promise<OAuthError> {
-  if (isAuditedRefusal(error)) return error;
-  const mapped = mapFrameworkError(error, limit);
-  const admin = url.startsWith(`${Paths.admin}/`);
-  return (await auditRefusal(ctx, admin ? 'admin' : 'http', mapped, req, {
-    path: url.slice(0, 128),
-    ...(admin && operator ? { client_id: operator } : {}),
-  })) as OAuthError;
-}
-
 /** The body limit of the route a request reached, and the setting that sets it. */
 function bodyLimitOf(req: FastifyRequest, fallback: number): { bytes: number; setting: string } {
   const setting = (req.routeOptions.config as { bodyLimitSetting?: string } | undefined)?.bodyLimitSetting;
   return { bytes: req.routeOptions.bodyLimit ?? fallback, setting: setting ?? 'limits.body_bytes' };
-}
-
-function mapFrameworkError(error: unknown, limit: { bytes: number; setting: string }): unknown {
-  if (error instanceof OAuthError) return error;
-  const e = error as { code?: string; statusCode?: number; message?: string };
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new OAuthError(
-        'invalid_request',
-        `request body is larger than ${limit.bytes} bytes (${limit.setting})`,
-        {
-          status: 413,
-          detail: { reason: 'body_too_large' },
-        },
-      );
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new OAuthError('invalid_request', 'unsupported content type', {
-        status: 415,
-        detail: { reason: 'media_type' },
-      });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return invalidRequest('malformed request body', { reason: 'malformed_body', http_error: e.code });
-  }
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return invalidRequest('malformed request', { reason: 'malformed_request', http_error: e.code });
-  }
-  return error;
 }

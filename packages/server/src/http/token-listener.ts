@@ -4,7 +4,7 @@ import type { OAuthError } from '../errors.js';
 import { handleTokenRequest } from '../oauth/token-endpoint.js';
 import { parseForm } from '../request/form.js';
 import { rawRequestInfo } from '../request/info.js';
-import { auditedError } from './app.js';
+import { auditedError } from './audited-error.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const JSON_TYPE = 'application/json; charset=utf-8';
