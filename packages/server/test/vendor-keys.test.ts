@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -14,8 +14,9 @@ import { loadVendorRoutes } from '../src/vendor/route.js';
 import { VENDOR_KEYS_PATH, vendorKeysAudience } from '../src/vendor/routes.js';
 import { hasOpenssl, makeCa, makeLocalhostServer } from './helpers/certificates.js';
 import { type OperatorCli, operatorCli } from './helpers/cli.js';
-import { classDoc, rawDoc, workloadDoc } from './helpers/dpop.js';
+import { classDoc, workloadDoc } from './helpers/dpop.js';
 import { testKey } from './helpers/harness.js';
+import { closeNow, listenLocal, vendorKeyException, writeVendorConfig } from './helpers/vendor-proxy.js';
 import { API, startVerifierWorld, type VerifierWorld, workloadClient } from './helpers/verifier.js';
 
 // Vendor keys kept by the server, sealed, leased only by the proxies each key lists, and injected by
@@ -27,16 +28,6 @@ const PROXY = 'spiffe://test.writ/vendor/proxy';
 const STRANGER = 'spiffe://test.writ/vendor/stranger';
 const KEY_1 = 'sk_live_4f6b0a9d2c1e8b7a5d3f0c2e';
 const KEY_2 = 'sk_live_9e8d7c6b5a4f3e2d1c0b9a8f';
-
-/** The exception a static vendor key must have on record to be leased. */
-const vendorException = (id: string, key: string, expires: string) =>
-  rawDoc('exception', {
-    id,
-    covers: { kind: 'vendor_key', key },
-    owner: 'team-payments',
-    justification: 'the vendor only takes a static API key',
-    expires,
-  });
 
 describe('vendor keys: sealed, leased by proxies, injected', {
   skip: hasOpenssl() ? false : 'needs openssl',
@@ -66,8 +57,7 @@ describe('vendor keys: sealed, leased by proxies, injected', {
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok, echo: req.headers }));
     });
-    await new Promise<void>((r) => vendorServer.listen(0, '127.0.0.1', r));
-    const vendorOrigin = `https://127.0.0.1:${(vendorServer.address() as { port: number }).port}`;
+    const vendorOrigin = `https://127.0.0.1:${await listenLocal(vendorServer)}`;
 
     const sink = new Writable({
       write(chunk, _e, done) {
@@ -93,23 +83,22 @@ describe('vendor keys: sealed, leased by proxies, injected', {
         workloadDoc(CALLER, callerKey, ['vk-call']),
         workloadDoc(PROXY, proxyKey, ['vk-lease']),
         workloadDoc(STRANGER, strangerKey, ['vk-lease']),
-        vendorException('payments-key', 'payments', '2099-12-31'),
-        vendorException('mail-key', 'mail', '2020-01-31'),
+        vendorKeyException('payments-key', 'payments', '2099-12-31'),
+        vendorKeyException('mail-key', 'mail', '2020-01-31'),
       ],
     });
     ops = operatorCli(w.h);
     caller = workloadClient(w.issuer, CALLER, callerKey, { nowMs: w.clock.now });
 
-    const config = join(dir, 'config');
-    mkdirSync(join(config, 'vendors'), { recursive: true });
-    writeFileSync(join(config, 'ca.pem'), ca.pem);
-    writeFileSync(
-      join(config, 'vendors', 'payments.yaml'),
-      `upstream: { origin: "${vendorOrigin}", ca_file: ca.pem }\nkey: payments\ninject: { header: { name: Authorization, value: "Bearer {key}" } }\naudience: ${API}\nallow: [{ methods: [GET, POST], paths: ["/v1/**"] }]\n`,
+    const config = writeVendorConfig(
+      join(dir, 'config'),
+      {
+        payments: `upstream: { origin: "${vendorOrigin}", ca_file: ca.pem }\nkey: payments\ninject: { header: { name: Authorization, value: "Bearer {key}" } }\naudience: ${API}\nallow: [{ methods: [GET, POST], paths: ["/v1/**"] }]\n`,
+      },
+      { file: 'ca.pem', pem: ca.pem },
     );
     proxy = createServer((req, res) => handler(req, res));
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    origin = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    origin = `http://127.0.0.1:${await listenLocal(proxy)}`;
     const handler = createVendorProxy({
       routes: loadVendorRoutes(config),
       verifiers: new Map([['payments', w.verifier]]),
@@ -122,10 +111,8 @@ describe('vendor keys: sealed, leased by proxies, injected', {
     });
   });
   after(async () => {
-    proxy.closeAllConnections();
-    await new Promise<void>((r) => proxy.close(() => r()));
-    vendorServer.closeAllConnections();
-    await new Promise<void>((r) => vendorServer.close(() => r()));
+    await closeNow(proxy);
+    await closeNow(vendorServer);
     await w.close();
   });
 

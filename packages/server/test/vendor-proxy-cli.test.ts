@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +8,15 @@ import { after, before, describe, it } from 'node:test';
 import { vendorKeysAudience } from '../src/vendor/routes.js';
 import { hasOpenssl, makeCa, makeLocalhostServer } from './helpers/certificates.js';
 import { runWrit, WRIT_MAIN } from './helpers/cli.js';
-import { classDoc, rawDoc, workloadDoc } from './helpers/dpop.js';
+import { classDoc, workloadDoc } from './helpers/dpop.js';
 import { freePort, type Harness, privateJwk, startHarness, testKey } from './helpers/harness.js';
+import {
+  addVendorKey,
+  closeNow,
+  listenLocal,
+  vendorKeyException,
+  writeVendorConfig,
+} from './helpers/vendor-proxy.js';
 import { eventually } from './helpers/verifier.js';
 
 // The vendor-key proxy as a user runs it: `writ proxy` as its own process (a sidecar), and a job run
@@ -42,8 +49,7 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ok, path: req.url, echo: req.headers }));
     });
-    await new Promise<void>((r) => vendor.listen(0, '127.0.0.1', r));
-    const vendorOrigin = `https://127.0.0.1:${(vendor.address() as { port: number }).port}`;
+    const vendorOrigin = `https://127.0.0.1:${await listenLocal(vendor)}`;
     const serverPort = await freePort();
     const issuer = `http://127.0.0.1:${serverPort}`;
     h = await startHarness({
@@ -64,24 +70,17 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
         }),
         workloadDoc(JOB, jobKey, ['vc-job']),
         workloadDoc(PROXY, proxyKey, ['vc-proxy'], { serves: [VENDOR_AUD] }),
-        rawDoc('exception', {
-          id: 'payments-vendor-key',
-          covers: { kind: 'vendor_key', key: 'payments' },
-          owner: 'team-payments',
-          justification: 'the payments vendor only takes a static API key',
-          expires: '2099-12-31',
-        }),
+        vendorKeyException('payments-vendor-key', 'payments'),
       ],
     });
-    const added = await h.admin('POST', '/vendor-keys', { name: 'payments', secret: KEY, proxies: [PROXY] });
-    assert.equal(added.status, 201, JSON.stringify(added.body));
+    await addVendorKey(h, 'payments', KEY, [PROXY]);
 
-    const config = join(dir, 'config');
-    mkdirSync(join(config, 'vendors'), { recursive: true });
-    writeFileSync(join(config, 'ca.pem'), ca.pem);
-    writeFileSync(
-      join(config, 'vendors', 'payments.yaml'),
-      `upstream: { origin: "${vendorOrigin}", ca_file: ca.pem }\nkey: payments\ninject: { header: { name: Authorization, value: "Token {key}" } }\naudience: ${VENDOR_AUD}\nscopes: [payments:read]\nallow: [{ methods: [GET], paths: ["/v1/balance"] }]\n`,
+    const config = writeVendorConfig(
+      join(dir, 'config'),
+      {
+        payments: `upstream: { origin: "${vendorOrigin}", ca_file: ca.pem }\nkey: payments\ninject: { header: { name: Authorization, value: "Token {key}" } }\naudience: ${VENDOR_AUD}\nscopes: [payments:read]\nallow: [{ methods: [GET], paths: ["/v1/balance"] }]\n`,
+      },
+      { file: 'ca.pem', pem: ca.pem },
     );
     const proxyKeyFile = join(dir, 'proxy.jwk');
     writeFileSync(proxyKeyFile, JSON.stringify(privateJwk(proxyKey)), { mode: 0o600 });
@@ -117,8 +116,7 @@ describe('writ proxy and writ exec --via-proxy', { skip: hasOpenssl() ? false : 
   });
   after(async () => {
     proxy?.kill('SIGTERM');
-    vendor.closeAllConnections();
-    await new Promise<void>((r) => vendor.close(() => r()));
+    await closeNow(vendor);
     await h.close();
   });
 

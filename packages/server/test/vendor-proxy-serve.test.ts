@@ -1,20 +1,27 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { WorkloadClient } from '@writ/sdk/client';
-import { createDpopProof } from '@writ/sdk/dpop';
-import { GrantType } from '@writ/sdk/wire';
 import pino from 'pino';
 import { loadVendorRoutes } from '../src/vendor/route.js';
 import { hasOpenssl, makeCa, makeLocalhostServer } from './helpers/certificates.js';
-import { classDoc, clientAuth, httpForm, rawDoc, workloadDoc } from './helpers/dpop.js';
+import { classDoc, workloadDoc } from './helpers/dpop.js';
 import { type Harness, startHarness, testKey } from './helpers/harness.js';
 import { applyPolicies } from './helpers/policy.js';
+import { rawRequest } from './helpers/raw-request.js';
+import {
+  addVendorKey,
+  closeNow,
+  expectKeyNotReturned,
+  listenLocal,
+  routeProbe,
+  vendorKeyException,
+  writeVendorConfig,
+} from './helpers/vendor-proxy.js';
 import { eventually, workloadClient } from './helpers/verifier.js';
 
 // The vendor-key proxy inside `writ serve` (setting vendor_proxy.workload): the same proxy as `writ
@@ -53,8 +60,7 @@ async function startVendor(cert: { key: string; pem: string }): Promise<Vendor> 
     res.writeHead(200, { 'content-type': 'application/json', 'x-echo': String(req.headers.authorization) });
     res.end(JSON.stringify({ path: req.url, headers: req.headers }));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { origin: `https://127.0.0.1:${(server.address() as { port: number }).port}`, seen, server };
+  return { origin: `https://127.0.0.1:${await listenLocal(server)}`, seen, server };
 }
 
 describe('the vendor-key proxy inside writ serve', { skip: hasOpenssl() ? false : 'needs openssl' }, () => {
@@ -70,19 +76,19 @@ describe('the vendor-key proxy inside writ serve', { skip: hasOpenssl() ? false 
     const dir = mkdtempSync(join(tmpdir(), 'writ-serve-proxy-'));
     const ca = makeCa(dir, 'ca');
     vendor = await startVendor(makeLocalhostServer(dir, 'vendor', ca));
-    const config = join(dir, 'config');
-    mkdirSync(join(config, 'vendors'), { recursive: true });
-    writeFileSync(join(config, 'ca.pem'), ca.pem);
-    writeFileSync(
-      join(config, 'vendors', 'payments.yaml'),
-      [
-        `upstream: { origin: "${vendor.origin}", ca_file: ca.pem, timeout: 5s }`,
-        'key: payments',
-        'inject: { header: { name: Authorization, value: "Bearer {key}" } }',
-        `audience: ${API}`,
-        'scopes: [payments:read]',
-        'allow: [{ methods: [GET, POST], paths: ["/v1/charges", "/v1/charges/*", "/v1/echo"] }]',
-      ].join('\n'),
+    const config = writeVendorConfig(
+      join(dir, 'config'),
+      {
+        payments: [
+          `upstream: { origin: "${vendor.origin}", ca_file: ca.pem, timeout: 5s }`,
+          'key: payments',
+          'inject: { header: { name: Authorization, value: "Bearer {key}" } }',
+          `audience: ${API}`,
+          'scopes: [payments:read]',
+          'allow: [{ methods: [GET, POST], paths: ["/v1/charges", "/v1/charges/*", "/v1/echo"] }]',
+        ].join('\n'),
+      },
+      { file: 'ca.pem', pem: ca.pem },
     );
     const capture = new Writable({
       write(chunk, _e, done) {
@@ -113,40 +119,26 @@ describe('the vendor-key proxy inside writ serve', { skip: hasOpenssl() ? false 
         workloadDoc(BEARER_CLIENT, bearerKey, ['sp-bearer']),
         classDoc({ name: 'sp-gateway', audiences: [OTHER_API], scopes: ['x'], default_scopes: ['x'] }),
         workloadDoc(PROXY, proxyKey, ['sp-gateway'], { serves: [API] }),
-        rawDoc('exception', {
-          id: 'serve-payments-key',
-          covers: { kind: 'vendor_key', key: 'payments' },
-          owner: 'team-payments',
-          justification: 'the payments vendor only takes a static API key',
-          expires: '2099-12-31',
-        }),
+        vendorKeyException('serve-payments-key', 'payments'),
       ],
     });
-    const added = await h.admin('POST', '/vendor-keys', { name: 'payments', secret: KEY, proxies: [PROXY] });
-    assert.equal(added.status, 201, JSON.stringify(added.body));
+    await addVendorKey(h, 'payments', KEY, [PROXY]);
     client = workloadClient(h.issuer, CLIENT, clientKey);
   });
   after(async () => {
-    vendor.server.closeAllConnections();
-    await new Promise<void>((r) => vendor.server.close(() => r()));
+    await closeNow(vendor.server);
     await h.close();
   });
 
-  const url = (path: string) => `${h.issuer}/vendors/payments${path}`;
-  const reached = async (f: () => Promise<unknown>): Promise<number> => {
-    const before = vendor.seen.length;
-    await f();
-    return vendor.seen.length - before;
-  };
-  const presenting = async (t: string, method: string, at: string) => ({
-    authorization: `DPoP ${t}`,
-    dpop: await createDpopProof(client.dpopKey, {
-      method,
-      url: at,
-      accessToken: t,
-      nowSeconds: Math.floor(Date.now() / 1000),
-    }),
+  const probe = routeProbe({
+    route: 'payments',
+    audience: API,
+    origin: () => h.issuer,
+    seen: () => vendor.seen,
+    client: () => client,
+    nowMs: () => Date.now(),
   });
+  const { url, reached, presenting } = probe;
 
   it('publishes its routes at the server and passes a DPoP-bound token through with the key injected', async () => {
     const meta = (await (await fetch(`${h.issuer}/.well-known/writ-proxy`)).json()) as { routes: unknown[] };
@@ -167,12 +159,7 @@ describe('the vendor-key proxy inside writ serve', { skip: hasOpenssl() ? false 
 
   it('never returns the key, even from a vendor that echoes the request', async () => {
     const res = await client.fetch(url('/v1/echo'), { audience: API, method: 'POST', body: 'hi' });
-    assert.equal(res.status, 200);
-    const text = await res.text();
-    assert.ok(!text.includes(KEY), 'the key is not in the body');
-    assert.ok(text.includes('*'.repeat(KEY.length)), 'it was overwritten in place');
-    assert.equal(res.headers.get('x-echo'), null, 'a header holding it is dropped');
-    for (const [, v] of res.headers) assert.ok(!v.includes(KEY));
+    await expectKeyNotReturned(res, KEY, 'x-echo');
   });
 
   it('refuses before the vendor: no token, another vendor, a bearer-presented DPoP token, a bearer token, a method or path not allowed', async () => {
@@ -184,47 +171,29 @@ describe('the vendor-key proxy inside writ serve', { skip: hasOpenssl() ? false 
       const t = (await client.requestToken({ audience: API })).access_token;
       const asBearer = await fetch(url('/v1/charges'), { headers: { authorization: `Bearer ${t}` } });
       assert.equal(asBearer.status, 401, 'a DPoP-bound token presented as Bearer');
-      const form = await httpForm(`${h.issuer}/oauth2/token`, {
-        grant_type: GrantType.clientCredentials,
-        ...clientAuth(h, BEARER_CLIENT, bearerKey),
-        resource: API,
+      await probe.expectBearerTokenRefused(h, {
+        clientId: BEARER_CLIENT,
+        key: bearerKey,
+        path: '/v1/charges',
       });
-      assert.equal(form.status, 200, JSON.stringify(form.body));
-      const bearer = await fetch(url('/v1/charges'), {
-        headers: { authorization: `Bearer ${form.body['access_token']}` },
-      });
-      assert.equal(bearer.status, 401, 'the route takes holder-bound tokens only');
       const del = await client.fetch(url('/v1/charges/ch_1'), { audience: API, method: 'DELETE' });
       assert.equal(del.status, 403);
       assert.equal((await client.fetch(url('/v1/refunds'), { audience: API })).status, 403);
       for (const p of ['/v1/charges/../refunds', '/v1/charges%2Fx', '/v1//charges'])
-        assert.equal((await rawGet(h.issuer, `/vendors/payments${p}`)).status, 400, p);
+        assert.equal((await rawRequest(h.issuer, 'GET', `/vendors/payments${p}`)).status, 400, p);
       assert.equal((await client.fetch(`${h.issuer}/vendors/nope/v1/x`, { audience: API })).status, 404);
     });
     assert.equal(n, 0);
   });
 
   it('refuses a revoked token before the vendor, at once', async () => {
-    const t = await client.requestToken({ audience: API });
-    const jti = JSON.parse(Buffer.from(t.access_token.split('.')[1]!, 'base64url').toString())['jti'];
-    const r = await h.admin('POST', '/revocations', { kind: 'jti', value: jti, reason: 'test' });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    const n = await reached(async () => {
-      const res = await fetch(url('/v1/charges'), {
-        headers: await presenting(t.access_token, 'GET', url('/v1/charges')),
-      });
-      assert.equal(res.status, 401);
+    await probe.expectRevokedRefused({
+      path: '/v1/charges',
+      revoke: async (jti) => {
+        const r = await h.admin('POST', '/revocations', { kind: 'jti', value: jti, reason: 'test' });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+      },
     });
-    assert.equal(n, 0);
-    const fresh = await client.requestToken({ audience: API });
-    const ok = await fetch(url('/v1/charges'), {
-      headers: await presenting(fresh.access_token, 'GET', url('/v1/charges')),
-    });
-    assert.equal(
-      ok.status,
-      200,
-      'the same request with a live token passes (the refusal was the revocation)',
-    );
   });
 
   it('refuses a replayed DPoP proof before the vendor', async () => {
@@ -292,11 +261,12 @@ describe('the vendor-key proxy inside writ serve, with vendor_proxy.policy', {
     const dir = mkdtempSync(join(tmpdir(), 'writ-serve-proxy-policy-'));
     const ca = makeCa(dir, 'ca');
     vendor = await startVendor(makeLocalhostServer(dir, 'vendor', ca));
-    mkdirSync(join(dir, 'vendors'), { recursive: true });
-    writeFileSync(join(dir, 'ca.pem'), ca.pem);
-    writeFileSync(
-      join(dir, 'vendors', 'payments.yaml'),
-      `upstream: { origin: "${vendor.origin}", ca_file: ca.pem }\nkey: payments\ninject: { header: { name: Authorization, value: "Bearer {key}" } }\naudience: ${API}\nallow: [{ methods: [GET, POST], paths: ["/v1/charges"] }]\n`,
+    writeVendorConfig(
+      dir,
+      {
+        payments: `upstream: { origin: "${vendor.origin}", ca_file: ca.pem }\nkey: payments\ninject: { header: { name: Authorization, value: "Bearer {key}" } }\naudience: ${API}\nallow: [{ methods: [GET, POST], paths: ["/v1/charges"] }]\n`,
+      },
+      { file: 'ca.pem', pem: ca.pem },
     );
     const docs = [
       classDoc({
@@ -307,13 +277,7 @@ describe('the vendor-key proxy inside writ serve, with vendor_proxy.policy', {
       }),
       workloadDoc(CLIENT, clientKey, ['sp-caller']),
       workloadDoc(PROXY, proxyKey, ['sp-caller'], { serves: [API] }),
-      rawDoc('exception', {
-        id: 'serve-payments-key',
-        covers: { kind: 'vendor_key', key: 'payments' },
-        owner: 'team-payments',
-        justification: 'the payments vendor only takes a static API key',
-        expires: '2099-12-31',
-      }),
+      vendorKeyException('serve-payments-key', 'payments'),
     ];
     h = await startHarness({
       listen: true,
@@ -335,13 +299,11 @@ describe('the vendor-key proxy inside writ serve, with vendor_proxy.policy', {
       docs,
     );
     assert.equal(applied.status, 200, JSON.stringify(applied.body));
-    const added = await h.admin('POST', '/vendor-keys', { name: 'payments', secret: KEY, proxies: [PROXY] });
-    assert.equal(added.status, 201, JSON.stringify(added.body));
+    await addVendorKey(h, 'payments', KEY, [PROXY]);
     client = workloadClient(h.issuer, CLIENT, clientKey);
   });
   after(async () => {
-    vendor.server.closeAllConnections();
-    await new Promise<void>((r) => vendor.server.close(() => r()));
+    await closeNow(vendor.server);
     await h.close();
   });
 
@@ -366,12 +328,9 @@ describe('the vendor-key proxy inside writ serve, with vendor_proxy.policy', {
 
 describe('vendor_proxy.workload at start', () => {
   it('refuses to start when the workload does not serve a route audience', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'writ-serve-proxy-bad-'));
-    mkdirSync(join(dir, 'vendors'), { recursive: true });
-    writeFileSync(
-      join(dir, 'vendors', 'mail.yaml'),
-      `upstream: { origin: "https://127.0.0.1:1" }\nkey: mail\ninject: { header: { name: X-Key, value: "{key}" } }\naudience: ${OTHER_API}\nallow: [{ methods: [GET], paths: ["/**"] }]\n`,
-    );
+    const dir = writeVendorConfig(mkdtempSync(join(tmpdir(), 'writ-serve-proxy-bad-')), {
+      mail: `upstream: { origin: "https://127.0.0.1:1" }\nkey: mail\ninject: { header: { name: X-Key, value: "{key}" } }\naudience: ${OTHER_API}\nallow: [{ methods: [GET], paths: ["/**"] }]\n`,
+    });
     await assert.rejects(
       startHarness({
         settings: { 'vendor_proxy.workload': PROXY },
@@ -385,19 +344,3 @@ describe('vendor_proxy.workload at start', () => {
     );
   });
 });
-
-/** A GET over a raw socket, for paths fetch would normalise. */
-function rawGet(origin: string, path: string): Promise<{ status: number }> {
-  const u = new URL(origin);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(u.port), u.hostname);
-    let text = '';
-    socket.setTimeout(10_000, () => socket.destroy(new Error('raw request timed out')));
-    socket.on('data', (c) => {
-      text += c.toString();
-    });
-    socket.on('error', reject);
-    socket.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]) }));
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
-  });
-}

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof, generateDpopKey } from '@writ/sdk/dpop';
@@ -21,6 +20,7 @@ import Fastify from 'fastify';
 import { Hono } from 'hono';
 import { classDoc, clientAuth, decodeClaims, httpForm, workloadDoc } from './helpers/dpop.js';
 import { testKey } from './helpers/harness.js';
+import { type RawAnswer, rawRequest } from './helpers/raw-request.js';
 import {
   API,
   eventually,
@@ -215,30 +215,9 @@ function challenges(res: Response): Map<string, string> {
  * A GET over a raw socket, for what fetch would not send: two DPoP header lines (fetch joins them), a
  * Host header of the caller's choosing (`host`).
  */
-function rawGet(
-  url: string,
-  headers: [string, string][],
-  host?: string,
-): Promise<{ status: number; head: string }> {
+function rawGet(url: string, headers: [string, string][], host?: string): Promise<RawAnswer> {
   const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(u.port), u.hostname);
-    let text = '';
-    socket.setTimeout(10_000, () => socket.destroy(new Error('raw request timed out')));
-    socket.on('data', (c) => {
-      text += c.toString();
-    });
-    socket.on('error', reject);
-    socket.on('end', () => {
-      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]), head: text.split('\r\n\r\n')[0]! });
-    });
-    const lines = [
-      `GET ${u.pathname}${u.search} HTTP/1.1`,
-      `Host: ${host ?? u.host}`,
-      ...headers.map(([k, v]) => `${k}: ${v}`),
-    ];
-    socket.write(`${lines.join('\r\n')}\r\nConnection: close\r\n\r\n`);
-  });
+  return rawRequest(u.origin, 'GET', `${u.pathname}${u.search}`, headers, host);
 }
 
 describe('verifier middleware', () => {
