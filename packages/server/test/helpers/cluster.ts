@@ -1,14 +1,21 @@
+import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, describe } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { WorkloadClient } from '@writ/sdk/client';
 import { CLIENT_ASSERTION_TYPE_JWT_BEARER, GrantType } from '@writ/sdk/wire';
 import pg from 'pg';
+import pino from 'pino';
+import { resolveSettings } from '../../src/config/settings.js';
+import { kekFromBytes } from '../../src/keys/kek.js';
+import { openPostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { createWrit, type Writ } from '../../src/writ.js';
 import { openAdminSession } from './admin-session.js';
 import { privateJwk, signJwt, type TestKey, testKey } from './harness.js';
 
@@ -35,8 +42,28 @@ export async function sql<R extends pg.QueryResultRow>(
   }
 }
 
+/**
+ * `describe(title, body)` where WRIT_TEST_POSTGRES_URL names a database; elsewhere the suite is skipped and
+ * `file` says so in the log.
+ */
+export function describeOnPostgres(file: string, title: string, body: () => void): void {
+  if (POSTGRES_URL === '') {
+    const reason = 'WRIT_TEST_POSTGRES_URL is not set';
+    console.log(`${file}: skipped: ${reason} (CI sets it to a throwaway database)`);
+    describe(title, { skip: reason }, () => {});
+  } else {
+    describe(title, body);
+  }
+}
+
+/** A database of its own and its removal. */
+export interface FreshDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
 /** A database of its own (its `public` schema is what `writ serve --store <url>` uses), and its removal. */
-export async function freshDatabase(base: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function freshDatabase(base: string): Promise<FreshDatabase> {
   const name = `writ_test_${randomBytes(6).toString('hex')}`;
   await sql(base, `CREATE DATABASE ${name}`);
   const u = new URL(base);
@@ -183,7 +210,6 @@ export async function startProxy(target: { host: string; port: number }): Promis
   };
 }
 
-/** The configuration every node applies at start (one directory, shared, like one Git checkout). */
 /** The token classes the cluster tests share: `items` (bearer tokens for the API) and `verifier` (event streams). */
 export function clusterClasses(api: string, events: string): Record<string, unknown>[] {
   const common = { max_ttl: '10m', default_ttl: '5m' };
@@ -206,6 +232,28 @@ export function clusterClasses(api: string, events: string): Record<string, unkn
   ];
 }
 
+/**
+ * The names one cluster test uses under its own `domain`: the issuer the nodes share, its event stream,
+ * the API its tokens are for, and workloads `spiffe://<domain>/<name>`.
+ */
+export interface ClusterNames {
+  issuer: string;
+  events: string;
+  api: string;
+  client(name: string): ClusterClient;
+}
+
+export function clusterNames(domain: string): ClusterNames {
+  const issuer = `http://writ.${domain}`;
+  return {
+    issuer,
+    events: `${issuer}/v1/events`,
+    api: `https://items.${domain}`,
+    client: (name) => clusterClient(domain, name),
+  };
+}
+
+/** The configuration every node applies at start (one directory, shared, like one Git checkout). */
 export interface ClusterConfig {
   dir: string;
   issuer: string;
@@ -243,6 +291,23 @@ export function writeClusterConfig(o: {
     `${JSON.stringify({ name: 'ops', jwks: { keys: [o.operatorKey.publicJwk] } })}\n`,
   );
   return { dir, issuer: o.issuer, operatorKey: o.operatorKey };
+}
+
+/** Settings and workloads beside the shared classes (`clusterClasses`) and a fresh operator key. */
+export interface ClusterSetup {
+  workloads: Parameters<typeof writeClusterConfig>[0]['workloads'];
+  settings?: Record<string, unknown>;
+}
+
+/** `writeClusterConfig` for the issuer and API of `names`, the `clusterClasses` and a fresh operator key. */
+export function clusterConfig(names: ClusterNames, o: ClusterSetup): ClusterConfig {
+  return writeClusterConfig({
+    issuer: names.issuer,
+    operatorKey: testKey(),
+    ...(o.settings ? { settings: o.settings } : {}),
+    classes: clusterClasses(names.api, names.events),
+    workloads: o.workloads,
+  });
 }
 
 /** One `writ serve` process. */
@@ -346,6 +411,108 @@ export async function startNode(o: {
     output,
     stop: () => done('SIGTERM'),
     kill: () => done('SIGKILL'),
+  };
+}
+
+/** `writ serve` nodes on one fresh database, started with one KEK and one config directory. */
+export interface Cluster {
+  db: FreshDatabase;
+  config: ClusterConfig;
+  /** The KEK every node shares (base64), for a node started later. */
+  kek: string;
+  /** In the order of their names; a node started later and pushed here is stopped with the rest. */
+  nodes: WritNode[];
+}
+
+/**
+ * A fresh database, a config directory (`clusterConfig`) and a node for each of `nodes`, started together
+ * or, with `oneAtATime`, one after the other. `prepare` adds files to the directory before any node reads
+ * it. Should a node not start, what was started is undone.
+ */
+export async function startCluster(
+  names: ClusterNames,
+  o: ClusterSetup & { nodes: string[]; prepare?: (config: ClusterConfig) => void; oneAtATime?: boolean },
+): Promise<Cluster> {
+  const db = await freshDatabase(POSTGRES_URL);
+  const cluster: Cluster = {
+    db,
+    config: clusterConfig(names, o),
+    kek: randomBytes(32).toString('base64'),
+    nodes: [],
+  };
+  const start = (name: string) =>
+    startNode({ name, storeUrl: db.url, kek: cluster.kek, config: cluster.config });
+  try {
+    o.prepare?.(cluster.config);
+    if (o.oneAtATime) {
+      for (const name of o.nodes) cluster.nodes.push(await start(name));
+    } else {
+      const started = await Promise.allSettled(o.nodes.map(start));
+      for (const s of started) if (s.status === 'fulfilled') cluster.nodes.push(s.value);
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+  } catch (err) {
+    await stopCluster(cluster);
+    throw err;
+  }
+  return cluster;
+}
+
+/** Stops every node, removes the config directory and drops the database (nothing where none started). */
+export async function stopCluster(c: Cluster | undefined): Promise<void> {
+  if (!c) return;
+  await Promise.all(c.nodes.map((n) => n.stop()));
+  rmSync(c.config.dir, { recursive: true, force: true });
+  await c.db.drop();
+}
+
+/** Two in-process nodes (`createWrit`) on one fresh database with one KEK. */
+export interface WritPair {
+  readonly db: FreshDatabase;
+  readonly a: Writ;
+  readonly b: Writ;
+}
+
+/**
+ * A `WritPair` for the tests of the enclosing `describe`, started in its `before` and closed in its
+ * `after`: both nodes on the default settings with `overrides` (logs silent). Read its parts in the tests.
+ */
+export function writPairForSuite(overrides: Parameters<typeof resolveSettings>[2] = {}): WritPair {
+  let db: FreshDatabase | undefined;
+  let a: Writ | undefined;
+  let b: Writ | undefined;
+  before(async () => {
+    const fresh = await freshDatabase(POSTGRES_URL);
+    db = fresh;
+    const settings = resolveSettings(undefined, {}, { 'log.level': 'silent', ...overrides });
+    const kek = randomBytes(32);
+    const node = async () =>
+      createWrit({
+        settings,
+        store: await openPostgresStore(fresh.url),
+        kek: kekFromBytes(kek, 'test'),
+        logger: pino({ level: 'silent' }),
+      });
+    a = await node();
+    b = await node();
+  });
+  after(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await db?.drop();
+  });
+  const started = <T>(part: T | undefined): T =>
+    part ?? assert.fail('the pair starts before the suite’s tests');
+  return {
+    get db() {
+      return started(db);
+    },
+    get a() {
+      return started(a);
+    },
+    get b() {
+      return started(b);
+    },
   };
 }
 
