@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { AdminOverview } from '@writ/sdk/wire';
 import { decodeJwt } from 'jose';
 import { type Harness, startHarness, WORKLOAD } from './helpers/harness.js';
 import { expectRefusal } from './helpers/refusals.js';
@@ -7,17 +8,6 @@ import { expectRefusal } from './helpers/refusals.js';
 // The console's overview (`GET /admin/v1/overview`) and revocation preview
 // (`POST /admin/v1/revocations/preview`): counts from the audit log and token records, behind the
 // same admin authentication as every admin route.
-
-interface Overview {
-  issued: number[];
-  refused: number[];
-  refusals_by_reason: Array<{ reason: string; count: number }>;
-  active_tokens: number;
-  recent_tokens: Array<{ jti: string; revoked: boolean }>;
-  revocations: { total: number };
-  workloads: Record<string, number>;
-  health: { store: string };
-}
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
@@ -39,7 +29,7 @@ describe('admin API: overview and revocation preview', () => {
   const overview = async () => {
     const r = await h.admin('GET', '/overview');
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body as unknown as Overview;
+    return r.body as unknown as AdminOverview;
   };
 
   it('counts issued, live and refused tokens, and lists the live ones newest first', async () => {

@@ -9,10 +9,9 @@ import { promisify } from 'node:util';
 import { WorkloadClient } from '@writ/sdk/client';
 import { createDpopProof } from '@writ/sdk/dpop';
 import { createVerifier, RequestRefusal, UsageReporter, type Verifier } from '@writ/sdk/verifier';
-import type { VerifierSignal } from '@writ/sdk/wire';
+import type { TokenTrace, VerifierSignal } from '@writ/sdk/wire';
 import type { AuditEvent } from '../src/audit/audit-event.js';
 import { tokenFingerprint } from '../src/tokens/access-token.js';
-import type { TokenTrace } from '../src/usage/trace.js';
 import { classDoc, decodeClaims, tokenOverHttp, workloadDoc } from './helpers/dpop.js';
 import {
   AUDIENCE,

@@ -1,3 +1,4 @@
+import type { AuditEvent } from '@writ/sdk/wire';
 import { useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import {
@@ -12,17 +13,6 @@ import {
   useResource,
   when,
 } from '../components.js';
-
-interface AuditEvent {
-  seq: number;
-  ts: number;
-  type: string;
-  outcome: string;
-  actor: string;
-  subject?: string;
-  jti?: string;
-  data: Record<string, unknown>;
-}
 
 export function AuditView() {
   const [form, setForm] = useState({ type: '', workload: '', jti: '' });

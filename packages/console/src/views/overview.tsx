@@ -1,3 +1,4 @@
+import type { AdminOverview, LiveCountsFrame } from '@writ/sdk/wire';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { TimeChart } from '../chart.js';
@@ -8,27 +9,19 @@ import { href } from '../route.js';
 const LIVE_POLL_MS = 30_000;
 const MINUTE = 60_000;
 
-/** One frame of `GET /admin/v1/events/live`: what happened since the last one. */
-interface LiveCounts {
-  at: number;
-  issued: number;
-  refused: number;
-  revoked: number;
-}
-
 /**
  * The live counters (docs/console.md, "Live counters"): open while the server streams them; closed (and
  * the page back to asking every 2 s) when the stream ends or fails.
  */
-function useLiveCounts(): { open: boolean; counts: LiveCounts[]; readUpTo: (now: number) => void } {
+function useLiveCountsFrame(): { open: boolean; counts: LiveCountsFrame[]; readUpTo: (now: number) => void } {
   const [open, setOpen] = useState(false);
-  const [counts, setCounts] = useState<LiveCounts[]>([]);
+  const [counts, setCounts] = useState<LiveCountsFrame[]>([]);
   useEffect(() => {
     if (typeof EventSource === 'undefined') return;
     const es = new EventSource('/admin/v1/events/live');
     es.addEventListener('hello', () => setOpen(true));
     es.addEventListener('counts', (e) => {
-      const d = JSON.parse((e as MessageEvent<string>).data) as LiveCounts;
+      const d = JSON.parse((e as MessageEvent<string>).data) as LiveCountsFrame;
       setCounts((c) => [...c.slice(-1000), d]);
     });
     es.addEventListener('end', () => {
@@ -43,7 +36,7 @@ function useLiveCounts(): { open: boolean; counts: LiveCounts[]; readUpTo: (now:
 }
 
 /** The overview with the counts that arrived since it was read added to its minutes. */
-function withLive(o: Overview, counts: LiveCounts[]): Overview {
+function withLive(o: AdminOverview, counts: LiveCountsFrame[]): AdminOverview {
   if (counts.length === 0) return o;
   const issued = [...o.issued];
   const refused = [...o.refused];
@@ -66,36 +59,10 @@ function withLive(o: Overview, counts: LiveCounts[]): Overview {
   };
 }
 
-/** `GET /admin/v1/overview` (docs/admin.md). */
-export interface Overview {
-  now: number;
-  window_minutes: number;
-  minutes: number[];
-  issued: number[];
-  refused: number[];
-  refusals_by_reason: Array<{ reason: string; count: number }>;
-  active_tokens: number;
-  recent_tokens: Array<{
-    jti: string;
-    sub: string;
-    aud: string;
-    cls: string;
-    iat: number;
-    exp: number;
-    revoked: boolean;
-  }>;
-  revocations: { total: number; in_window: number };
-  findings_open: number;
-  workloads: Record<string, number>;
-  verifiers: { subscribed_in_window: number; connected_here: number };
-  health: { store: string; store_ms: number | null; node: string; audit_head: number | null };
-  truncated: boolean;
-}
-
 export function OverviewView() {
-  const live = useLiveCounts();
+  const live = useLiveCountsFrame();
   const r = useResource(
-    () => api<Overview>('GET', '/admin/v1/overview'),
+    () => api<AdminOverview>('GET', '/admin/v1/overview'),
     [],
     live.open ? LIVE_POLL_MS : POLL_MS,
   );
@@ -193,8 +160,6 @@ export function OverviewView() {
               <Badge text={o.health.store} tone={o.health.store === 'ok' ? 'ok' : 'bad'} />
               {o.health.store_ms !== null ? ` ${o.health.store_ms} ms` : ''}
             </dd>
-            <dt>Node</dt>
-            <dd>{o.health.node}</dd>
             <dt>Audit head</dt>
             <dd>{o.health.audit_head ?? '—'}</dd>
             <dt>Workloads</dt>

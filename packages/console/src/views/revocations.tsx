@@ -1,26 +1,9 @@
+import type { Revocation, RevocationPreview } from '@writ/sdk/wire';
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { ActionButton, ErrorNote, Field, POLL_MS, Section, Table, useResource, when } from '../components.js';
 
 const KINDS = ['jti', 'tid', 'sub', 'client_id', 'cls', 'kid'] as const;
-
-interface Revocation {
-  seq: number;
-  kind: string;
-  value: string;
-  issued_before: number | null;
-  reason: string;
-  created_at: number;
-  actor?: string;
-}
-
-/** `POST /admin/v1/revocations/preview`. */
-interface Preview {
-  live_tokens: number;
-  examined: number;
-  truncated: boolean;
-  sample: string[];
-}
 
 export function RevocationsView() {
   const list = useResource(
@@ -31,7 +14,7 @@ export function RevocationsView() {
   const [kind, setKind] = useState<string>('sub');
   const [value, setValue] = useState('');
   const [reason, setReason] = useState('revoked from the console');
-  const [preview, setPreview] = useState<Preview | undefined>(undefined);
+  const [preview, setPreview] = useState<RevocationPreview | undefined>(undefined);
   const [previewError, setPreviewError] = useState<Error | undefined>(undefined);
   const predicate = () => ({ kind, value, reason });
   const doPreview = async (e: Event) => {
@@ -39,7 +22,7 @@ export function RevocationsView() {
     setPreview(undefined);
     setPreviewError(undefined);
     try {
-      setPreview(await api<Preview>('POST', '/admin/v1/revocations/preview', { kind, value }));
+      setPreview(await api<RevocationPreview>('POST', '/admin/v1/revocations/preview', { kind, value }));
     } catch (err) {
       setPreviewError(err as Error);
     }

@@ -1,3 +1,4 @@
+import type { AuditEvent, TokenTrace } from '@writ/sdk/wire';
 import { useState } from 'preact/hooks';
 import { admin, api, query } from '../api.js';
 import {
@@ -14,44 +15,6 @@ import {
 } from '../components.js';
 import type { Route } from '../route.js';
 import { href } from '../route.js';
-
-/** `GET /admin/v1/audit/trace/{jti}`. */
-interface Trace {
-  jti: string;
-  token: {
-    sub: string;
-    client_id: string;
-    cls: string;
-    aud: string;
-    scope: string;
-    tid: string | null;
-    iat: number;
-    exp: number;
-  } | null;
-  uses: Array<{
-    operation: string;
-    source: string;
-    decision: 'allow' | 'deny';
-    reason: string;
-    count: number;
-    first_seen: number;
-    last_seen: number;
-    user_agent: string | null;
-    reporter: string;
-  }>;
-  totals: { allow: number; deny: number };
-  revocations: Array<{ seq: number; kind: string; reason: string; created_at: number }>;
-  timeline: Array<{ at: number; what: string; detail: string }>;
-}
-
-interface AuditEvent {
-  seq: number;
-  ts?: number;
-  at?: number;
-  jti?: string;
-  subject?: string;
-  data?: Record<string, unknown>;
-}
 
 export function TraceView({ route }: { route: Route }) {
   const jti = route.params.get('jti') ?? '';
@@ -97,8 +60,8 @@ function TokenList({ workload, task }: { workload: string; task: string }) {
     );
     return a.events.map((e) => ({
       jti: e.jti ?? '',
-      at: e.ts ?? e.at ?? 0,
-      aud: String(e.data?.['aud'] ?? ''),
+      at: e.ts,
+      aud: String(e.data['aud'] ?? ''),
       sub: e.subject ?? '',
     }));
   }, [workload, task]);
@@ -121,7 +84,7 @@ function TokenList({ workload, task }: { workload: string; task: string }) {
 }
 
 function OneToken({ jti }: { jti: string }) {
-  const r = useResource(() => api<Trace>('GET', admin`/audit/trace/${jti}`), [jti], POLL_MS);
+  const r = useResource(() => api<TokenTrace>('GET', admin`/audit/trace/${jti}`), [jti], POLL_MS);
   const t = r.data;
   const [reason, setReason] = useState('revoked from the console');
   const revoked = (t?.revocations.length ?? 0) > 0;

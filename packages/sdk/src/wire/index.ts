@@ -1,3 +1,5 @@
+export * from './admin-overview.js';
+export * from './audit-event.js';
 export * from './claims.js';
 export * from './errors.js';
 export * from './events.js';
@@ -7,3 +9,4 @@ export * from './policy-bundle.js';
 export * from './policy-context.js';
 export * from './revocation.js';
 export * from './signals.js';
+export * from './token-trace.js';

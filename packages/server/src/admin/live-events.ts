@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { LiveCounts, LiveCountsFrame } from '@writ/sdk/wire';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditEvent } from '../audit/audit-event.js';
 import type { WritContext } from '../context.js';
@@ -23,12 +24,6 @@ const TOKEN_STREAM_MS = 10 * 60_000;
 /** A comment line this often keeps proxies from closing a quiet stream. */
 const KEEPALIVE_TICKS = 15;
 
-export interface LiveCounts {
-  issued: number;
-  refused: number;
-  revoked: number;
-}
-
 /** What one batch of audit events adds to the counters. */
 export function countEvents(events: AuditEvent[]): LiveCounts {
   const c = { issued: 0, refused: 0, revoked: 0 };
@@ -43,14 +38,8 @@ export function countEvents(events: AuditEvent[]): LiveCounts {
 /** One open stream as the node's reader sees it. */
 interface LiveStream {
   /** A frame for this read (undefined when nothing was counted): the stream checks its session, then sends it. */
-  deliver(frame: LiveFrame | undefined): Promise<void>;
+  deliver(frame: LiveCountsFrame | undefined): Promise<void>;
   end(reason: string): void;
-}
-
-interface LiveFrame extends LiveCounts {
-  at: number;
-  seq: number;
-  truncated: boolean;
 }
 
 /**
@@ -147,7 +136,7 @@ export class LiveFeed {
       }
       // Stopped (and maybe started again) while reading: this read is not the current reader's.
       if (this.#timer !== timer) return;
-      let frame: LiveFrame | undefined;
+      let frame: LiveCountsFrame | undefined;
       if (events.length > 0) {
         this.#after = events.at(-1)!.seq;
         const c = countEvents(events);

@@ -1,5 +1,10 @@
 import { revokedBy } from '@writ/sdk/verifier';
-import { REVOCATION_KINDS, type Revocation } from '@writ/sdk/wire';
+import {
+  type AdminOverview,
+  REVOCATION_KINDS,
+  type Revocation,
+  type RevocationPreview,
+} from '@writ/sdk/wire';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AuditEvent } from '../audit/audit-event.js';
@@ -77,11 +82,11 @@ export function registerOverviewRoutes(
   ctx: WritContext,
   body: <T extends z.ZodType>(schema: T, req: FastifyRequest) => z.output<T>,
 ): void {
-  admin.get('/overview', async () => {
+  admin.get('/overview', async (): Promise<AdminOverview> => {
     const now = ctx.clock.now();
     const from = Math.floor(now / MINUTE) * MINUTE - (OVERVIEW_MINUTES - 1) * MINUTE;
     const started = performance.now();
-    let store = 'ok';
+    let store: AdminOverview['health']['store'] = 'ok';
     try {
       await ctx.store.ping();
     } catch {
@@ -142,7 +147,7 @@ export function registerOverviewRoutes(
   });
 
   // How many live tokens a revocation would hit, before an operator confirms it (the console asks).
-  admin.post('/revocations/preview', async (req) => {
+  admin.post('/revocations/preview', async (req): Promise<RevocationPreview> => {
     const b = body(revocationPreviewBody, req);
     const now = ctx.clock.now();
     const predicate: Revocation = {

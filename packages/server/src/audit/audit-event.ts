@@ -1,19 +1,5 @@
-export interface AuditDraft {
-  ts: number;
-  type: string;
-  /** `challenged`: answered with what to retry with (a DPoP nonce); nothing failed. */
-  outcome: 'success' | 'refused' | 'challenged' | 'failure';
-  actor: string;
-  subject?: string | undefined;
-  jti?: string | undefined;
-  data: Record<string, unknown>;
-}
-
-export interface AuditEvent extends AuditDraft {
-  seq: number;
-  prevHash: string;
-  hash: string;
-}
+// The event itself is wire (the admin API returns it as stored): declared once in the SDK.
+export type { AuditDraft, AuditEvent } from '@writ/sdk/wire';
 
 export interface AuditQuery {
   afterSeq?: number;

@@ -1,51 +1,12 @@
 import { revokedBy } from '@writ/sdk/verifier';
-import type { Revocation } from '@writ/sdk/wire';
-import type { AuditEvent } from '../audit/audit-event.js';
+import type { AuditEvent, TokenTrace, TokenUse } from '@writ/sdk/wire';
 import type { AuditEventType } from '../audit/audit-types.js';
 import type { WritContext } from '../context.js';
 import { notFound } from '../errors.js';
 import type { IssuedToken } from '../tokens/issued-token.js';
 import type { UsageAggregate } from './usage-aggregate.js';
 
-/** One token's life: issued → used (where, how often, decisions) → revoked. */
-export interface TokenTrace {
-  jti: string;
-  token: {
-    sub: string;
-    client_id: string;
-    cls: string;
-    aud: string;
-    scope: string;
-    tid: string | null;
-    iat: number;
-    exp: number;
-    kid: string;
-  } | null;
-  /** The `token.issued` audit event. */
-  issued: AuditEvent | null;
-  uses: UsageView[];
-  totals: { allow: number; deny: number };
-  /** Stored revocations whose predicate covers this token, oldest first. */
-  revocations: Revocation[];
-  /** Every audit event naming the token, in order (issuance, introspections, revocation by jti, …). */
-  events: AuditEvent[];
-  /** The above merged by time (milliseconds), for reading top to bottom. */
-  timeline: Array<{ at: number; what: 'issued' | 'used' | 'revoked' | 'event'; detail: string }>;
-}
-
-export interface UsageView {
-  operation: string;
-  source: string;
-  decision: 'allow' | 'deny';
-  reason: string;
-  count: number;
-  first_seen: number;
-  last_seen: number;
-  user_agent: string | null;
-  reporter: string;
-}
-
-const view = (u: UsageAggregate): UsageView => ({
+const view = (u: UsageAggregate): TokenUse => ({
   operation: u.operation,
   source: u.source,
   decision: u.decision,

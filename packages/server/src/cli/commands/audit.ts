@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { TokenTrace } from '@writ/sdk/wire';
 import type { Command } from 'commander';
 import { readAuditAnchor } from '../../audit/anchor.js';
 import type { AuditCheckpoint, AuditEvent } from '../../audit/audit-event.js';
 import { verifyAuditChain } from '../../audit/verify.js';
 import { escapeControlCharacters as esc } from '../../control-characters.js';
 import { describeStore, openStore, type StoreLocation } from '../../store/open-store.js';
-import type { TokenTrace } from '../../usage/trace.js';
 import { type AdminClient, CliError } from '../client.js';
 import type { CommandContext } from '../command-context.js';
 import { STORE_CONFIG_OPTION_HELP, STORE_OPTION_HELP, storeFromOptions } from '../store-option.js';
