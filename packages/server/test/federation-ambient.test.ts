@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { detectAmbientIdentity, tokenFromFile, WorkloadClient, WritClientError } from '@writ/sdk/client';
 import { runWrit } from './helpers/cli.js';
 import { decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
-import { ciClassDoc, localIssuerDoc } from './helpers/federation.js';
+import { ciClassDoc, githubWorkloadDoc, localIssuerDoc } from './helpers/federation.js';
 import { configDocuments, type Harness, startHarness } from './helpers/harness.js';
 import {
   type ActionsEndpoint,
@@ -49,13 +49,7 @@ describe('ambient identity: no key file in CI or in a pod', () => {
         ciClassDoc(DEPLOY),
         localIssuerDoc('github', 'github-actions', github, h.issuer),
         localIssuerDoc('cluster', 'kubernetes', cluster, h.issuer),
-        rawDoc('workload', {
-          id: GH,
-          owner: 'ci',
-          environment: 'prod',
-          classes: ['ci'],
-          federation: ['github'],
-        }),
+        githubWorkloadDoc(GH),
         rawDoc('workload', {
           id: K8S,
           owner: 'pay',

@@ -5,8 +5,8 @@ import { applyConfig } from '../src/admin/operations.js';
 import { validateConfig } from '../src/config/config-dir.js';
 import type { Writ } from '../src/writ.js';
 import { describeOnPostgres, eventually } from './helpers/cluster.js';
-import { classDoc, decodeClaims, rawDoc } from './helpers/dpop.js';
-import { exchangeAt, githubPairForSuite, localIssuerDoc } from './helpers/federation.js';
+import { classDoc, decodeClaims } from './helpers/dpop.js';
+import { exchangeAt, githubPairForSuite, githubWorkloadDoc, localIssuerDoc } from './helpers/federation.js';
 import { githubClaims } from './helpers/oidc-issuer.js';
 
 const DEPLOY = 'https://deploy.cluster.test';
@@ -20,13 +20,7 @@ describeOnPostgres('federation-cluster', 'trusted issuers across nodes', () => {
     const bundle = validateConfig([
       classDoc({ name: 'ci', audiences: [DEPLOY], scopes: ['d'], default_scopes: ['d'] }),
       localIssuerDoc('github', 'github-actions', suite.github, 'https://writ.test'),
-      rawDoc('workload', {
-        id: GH,
-        owner: 'ci',
-        environment: 'prod',
-        classes: ['ci'],
-        federation: ['github'],
-      }),
+      githubWorkloadDoc(GH),
     ]);
     await applyConfig(a.ctx, bundle, 'operator:test', false);
     const token = await suite.github.mint(githubClaims(Math.floor(Date.now() / 1000)));

@@ -7,6 +7,7 @@ import { exportJWK, SignJWT } from 'jose';
 import { fakeClock } from '../src/clock.js';
 import { JwksUnavailableError, RemoteJwks } from '../src/federation/jwks.js';
 import { classDoc, count, dpopTokenRequest, lastEvent, rawDoc } from './helpers/dpop.js';
+import { githubWorkloadDoc } from './helpers/federation.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 import { githubClaims, type LocalIssuer, startLocalIssuer } from './helpers/oidc-issuer.js';
 
@@ -129,13 +130,7 @@ describe('an issuer whose JWKS is down', () => {
           audience: 'https://writ.test',
           trust_domain: 'test.writ',
         }),
-        rawDoc('workload', {
-          id: 'spiffe://test.writ/github/acme/deployer',
-          owner: 'ci',
-          environment: 'prod',
-          classes: ['ci'],
-          federation: ['github'],
-        }),
+        githubWorkloadDoc('spiffe://test.writ/github/acme/deployer'),
       ],
     });
   });

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { decodeClaims, introspect, rawDoc } from './helpers/dpop.js';
-import { ciClassDoc, localIssuerDoc } from './helpers/federation.js';
+import { decodeClaims, introspect } from './helpers/dpop.js';
+import { ciClassDoc, githubWorkloadDoc, localIssuerDoc } from './helpers/federation.js';
 import { configDocuments, type Harness, startHarness } from './helpers/harness.js';
 import {
   type ActionsEndpoint,
@@ -97,13 +97,7 @@ describe('the writ-exec composite action', () => {
         ...configDocuments({ workload: h.workloadKey, other: h.otherKey, operator: h.operatorKey }),
         ciClassDoc(DEPLOY),
         localIssuerDoc('github', 'github-actions', github, h.issuer),
-        rawDoc('workload', {
-          id: GH,
-          owner: 'ci',
-          environment: 'prod',
-          classes: ['ci'],
-          federation: ['github'],
-        }),
+        githubWorkloadDoc(GH),
       ],
       policies: null,
       dry_run: false,

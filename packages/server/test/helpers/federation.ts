@@ -38,6 +38,17 @@ export function ciClassDoc(audience: string) {
   });
 }
 
+/** A workload of the `ci` class (owner `ci`, `prod`) that the `github` issuer vouches for. */
+export function githubWorkloadDoc(id: string) {
+  return rawDoc('workload', {
+    id,
+    owner: 'ci',
+    environment: 'prod',
+    classes: ['ci'],
+    federation: ['github'],
+  });
+}
+
 /**
  * A jwt-bearer request at the token endpoint of the in-process node `w`: `assertion` (a token of a
  * trusted issuer) for an access token to `resource`, bound to `holder` by a DPoP proof.
