@@ -13,7 +13,7 @@ const MINUTE = 60_000;
  * The live counters (docs/console.md, "Live counters"): open while the server streams them; closed (and
  * the page back to asking every 2 s) when the stream ends or fails.
  */
-function useLiveCountsFrame(): { open: boolean; counts: LiveCountsFrame[]; readUpTo: (now: number) => void } {
+function useLiveCounts(): { open: boolean; counts: LiveCountsFrame[]; readUpTo: (now: number) => void } {
   const [open, setOpen] = useState(false);
   const [counts, setCounts] = useState<LiveCountsFrame[]>([]);
   useEffect(() => {
@@ -60,7 +60,7 @@ function withLive(o: AdminOverview, counts: LiveCountsFrame[]): AdminOverview {
 }
 
 export function OverviewView() {
-  const live = useLiveCountsFrame();
+  const live = useLiveCounts();
   const r = useResource(
     () => api<AdminOverview>('GET', '/admin/v1/overview'),
     [],
